@@ -1,0 +1,92 @@
+//! What every HTTP destination shares: a pooled client with explicit timeouts, and the usual
+//! reading of status codes (2xx delivered; 408, 425, 429 and 5xx retried, honouring
+//! `Retry-After`; any other status refused).
+
+use std::time::{Duration, SystemTime};
+
+use crate::Outcome;
+
+/// A pooled client whose every request carries a connect and a total timeout.
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("hcc-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The status code alone decides, for destinations whose body carries nothing more.
+pub fn classify_status(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap) -> Outcome {
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    let code = status.as_u16();
+    if matches!(code, 408 | 425 | 429) || status.is_server_error() {
+        return Outcome::Retry { reason: format!("upstream answered HTTP {code}"), after: retry_after(headers, SystemTime::now()) };
+    }
+    Outcome::reject(format!("upstream refused the message: HTTP {code}"))
+}
+
+/// Transport failures are always transient: the message itself was never judged.
+pub fn classify_error(err: &reqwest::Error) -> Outcome {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "answer could not be read"
+    } else {
+        "request failed"
+    };
+    Outcome::retry(format!("upstream {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    use super::*;
+
+    #[test]
+    fn status_codes_map_to_outcomes() {
+        let h = HeaderMap::new();
+        assert_eq!(classify_status(StatusCode::OK, &h), Outcome::Delivered);
+        assert_eq!(classify_status(StatusCode::NO_CONTENT, &h), Outcome::Delivered);
+        assert!(matches!(classify_status(StatusCode::SERVICE_UNAVAILABLE, &h), Outcome::Retry { .. }));
+        assert!(matches!(classify_status(StatusCode::TOO_MANY_REQUESTS, &h), Outcome::Retry { .. }));
+        assert!(matches!(classify_status(StatusCode::REQUEST_TIMEOUT, &h), Outcome::Retry { .. }));
+        assert!(matches!(classify_status(StatusCode::BAD_REQUEST, &h), Outcome::Reject { .. }));
+        assert!(matches!(classify_status(StatusCode::NOT_FOUND, &h), Outcome::Reject { .. }));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(7)));
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 25 Nov 2026 12:01:30 GMT"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(90)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("whenever"));
+        assert_eq!(retry_after(&h, now), None);
+        let out = classify_status(StatusCode::TOO_MANY_REQUESTS, &{
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+            h
+        });
+        assert_eq!(out, Outcome::Retry { reason: "upstream answered HTTP 429".into(), after: Some(Duration::from_secs(3)) });
+    }
+}

@@ -1,0 +1,52 @@
+//! Destinations of hcc-gateway. An adapter does two things only: it builds the upstream request
+//! for one message, and it classifies the answer as an [`Outcome`]. Queueing, retries, backoff,
+//! the breaker and dead letters belong to the gateway's delivery engine, which drives every
+//! adapter the same way. Adding a destination means adding one module here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub mod http;
+pub mod webhook;
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination has the message.
+    Delivered,
+    /// A transient failure: try again later, not before `after` when the upstream said so.
+    Retry { reason: String, after: Option<Duration> },
+    /// The destination refused the message itself; retrying cannot help.
+    Reject { reason: String },
+}
+
+impl Outcome {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry { reason: reason.into(), after: None }
+    }
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Outcome::Reject { reason: reason.into() }
+    }
+}
+
+/// One message as the engine hands it to an adapter.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub ordering_key: &'a str,
+    pub payload: &'a [u8],
+    /// 1 on the first attempt.
+    pub attempt: u32,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A destination. Implementations must bound every upstream call with a timeout shorter than
+/// the engine's lease; the engine enforces an outer bound as well.
+pub trait Adapter: Send + Sync + 'static {
+    /// The destination's name; it is also the queue's name.
+    fn destination(&self) -> &str;
+    fn deliver<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Outcome>;
+}

@@ -1,0 +1,203 @@
+//! Layered configuration for hcc-gateway, exactly as the contract orders it:
+//! `config/default.toml`, then `config/$HCC_ENV.toml` (`HCC_ENV` defaults to `local`), then
+//! environment variables `HCC__SECTION__KEY`. `HCC_CONFIG_DIR` moves the folder.
+//!
+//! Any key `name_file` is read from that file into `name`, so secrets can live in mounted files
+//! instead of the environment. Every problem names the key it is about.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod settings;
+pub use settings::*;
+
+/// The API keys `config/local.toml` ships with. They are public, so production refuses them.
+pub const DEV_KEYS: [&str; 3] = ["dev-centre-key", "dev-operator-key", "dev-admin-key"];
+
+/// One thing wrong with the configuration, tied to the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration problems:\n{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid(p) => p,
+        }
+    }
+    fn one(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid(vec![Problem { key: key.into(), message: message.into() }])
+    }
+}
+
+/// Where to read the configuration from. `from_process_env` is what the binaries use; tests
+/// build one by hand so they never depend on the environment they run in.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub dir: PathBuf,
+    pub env_name: String,
+    pub vars: HashMap<String, String>,
+}
+
+impl Source {
+    pub fn from_process_env() -> Self {
+        let dir = std::env::var("HCC_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|_| "config".into());
+        let env_name = std::env::var("HCC_ENV").unwrap_or_else(|_| "local".to_string());
+        let vars = std::env::vars().filter(|(k, _)| k.starts_with("HCC__")).collect();
+        Source { dir, env_name, vars }
+    }
+}
+
+/// Loads, resolves `*_file` secrets, deserializes and validates.
+pub fn load(source: &Source) -> Result<Settings, ConfigError> {
+    let env_name = source.env_name.trim().to_ascii_lowercase();
+    if env_name.is_empty() || !env_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError::one("HCC_ENV", "must be a plain name such as local or production"));
+    }
+    let default_file = source.dir.join("default.toml");
+    if !default_file.is_file() {
+        return Err(ConfigError::one(
+            "HCC_CONFIG_DIR",
+            format!("{} not found (set HCC_CONFIG_DIR to the config folder)", default_file.display()),
+        ));
+    }
+    let raw = config::Config::builder()
+        .add_source(config::File::from(default_file))
+        .add_source(config::File::from(source.dir.join(format!("{env_name}.toml"))).required(false))
+        .add_source(
+            config::Environment::with_prefix("HCC")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(source.vars.clone().into_iter().collect())),
+        )
+        .build()
+        .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    let mut table = raw
+        .try_deserialize::<BTreeMap<String, config::Value>>()
+        .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    resolve_secret_files(&mut table, "")?;
+    let resolved = config::Config::builder()
+        .add_source(TableSource(table))
+        .build()
+        .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    let settings: Settings = resolved.try_deserialize().map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    let problems = settings.problems(env_name == "production");
+    if problems.is_empty() { Ok(settings.with_env(env_name)) } else { Err(ConfigError::Invalid(problems)) }
+}
+
+/// The key a `config` error is about, when it says; otherwise the whole configuration.
+fn key_of(e: &config::ConfigError) -> String {
+    let text = e.to_string();
+    // config's messages end with "for key `a.b`" or "in `file`"; fall back to a generic label.
+    if let Some(start) = text.find("for key `") {
+        let rest = &text[start + 9..];
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_string();
+        }
+    }
+    match e {
+        config::ConfigError::Type { key: Some(k), .. } => k.clone(),
+        config::ConfigError::NotFound(k) => k.clone(),
+        _ => "configuration".to_string(),
+    }
+}
+
+fn resolve_secret_files(table: &mut BTreeMap<String, config::Value>, prefix: &str) -> Result<(), ConfigError> {
+    let file_keys: Vec<String> = table.keys().filter(|k| k.ends_with("_file")).cloned().collect();
+    for file_key in file_keys {
+        let full = format!("{prefix}{file_key}");
+        let Some(value) = table.remove(&file_key) else { continue };
+        let path = value.into_string().map_err(|e| ConfigError::one(full.clone(), e.to_string()))?;
+        if path.is_empty() {
+            continue;
+        }
+        let text = std::fs::read_to_string(Path::new(&path))
+            .map_err(|e| ConfigError::one(full.clone(), format!("cannot read {path}: {e}")))?;
+        let target = file_key.trim_end_matches("_file").to_string();
+        table.insert(target, config::Value::from(text.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    for (k, v) in table.iter_mut() {
+        if let config::ValueKind::Table(inner) = &mut v.kind {
+            let mut sub: BTreeMap<String, config::Value> = std::mem::take(inner).into_iter().collect();
+            resolve_secret_files(&mut sub, &format!("{prefix}{k}."))?;
+            *inner = sub.into_iter().collect();
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct TableSource(BTreeMap<String, config::Value>);
+
+impl config::Source for TableSource {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        Ok(self.0.clone().into_iter().collect())
+    }
+}
+
+/// A value that must never be printed: `Debug` shows `<redacted>`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() { f.write_str("Secret(<empty>)") } else { f.write_str("Secret(<redacted>)") }
+    }
+}
+
+pub(crate) fn check_addr(problems: &mut Vec<Problem>, key: &str, value: &str) {
+    if value.parse::<SocketAddr>().is_err() {
+        problems.push(Problem { key: key.into(), message: format!("{value:?} is not an address like 127.0.0.1:8080") });
+    }
+}
+
+pub(crate) fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
+    let ok = schemes.iter().any(|s| {
+        value.strip_prefix(s).and_then(|r| r.strip_prefix("://")).is_some_and(|rest| !rest.is_empty())
+    });
+    if !ok {
+        problems.push(Problem { key: key.into(), message: format!("must be a {} URL", schemes.join(" or ")) });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,343 @@
+//! The typed configuration. Every field has the default `config/default.toml` documents, so a
+//! missing section is never a crash; `Settings::problems` catches what types cannot.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::{DEV_KEYS, Problem, Secret, check_addr, check_url};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub queue: QueueSettings,
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+    /// Per-destination overrides of `delivery`, e.g. `[destinations.dvcqg] concurrency = 32`.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestinationOverrides>,
+    #[serde(default)]
+    pub dvcqg: DvcqgSettings,
+    #[serde(default)]
+    pub paygov: PaygovSettings,
+    #[serde(default)]
+    pub vnpay: VnpaySettings,
+    #[serde(default)]
+    pub banks: BTreeMap<String, BankSettings>,
+    #[serde(default)]
+    pub centre: CentreSettings,
+    #[serde(default)]
+    pub signing: SigningSettings,
+    #[serde(default)]
+    pub trust: TrustSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Set by the loader from `HCC_ENV`, never read from a file.
+    #[serde(skip)]
+    pub env_name: String,
+}
+
+macro_rules! defaults {
+    ($ty:ident { $($field:ident : $value:expr),* $(,)? }) => {
+        impl Default for $ty {
+            fn default() -> Self { $ty { $($field: $value),* } }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace_secs: u64,
+    pub workers: usize,
+}
+defaults!(ServerSettings { bind: "127.0.0.1:8080".into(), body_limit_bytes: 1024 * 1024, shutdown_grace_secs: 20, workers: 0 });
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+defaults!(LogSettings { format: LogFormat::Text, level: "info".into() });
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackendKind {
+    Redis,
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    pub backend: QueueBackendKind,
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub idempotency_ttl_secs: u64,
+    pub delivered_retention_secs: u64,
+    pub poll_interval_ms: u64,
+    pub reaper_interval_ms: u64,
+}
+defaults!(QueueSettings {
+    backend: QueueBackendKind::Redis,
+    redis_url: Secret::new("redis://127.0.0.1:6379/0"),
+    key_prefix: "hcc".into(),
+    pool_size: 32,
+    idempotency_ttl_secs: 86_400,
+    delivered_retention_secs: 7 * 86_400,
+    poll_interval_ms: 100,
+    reaper_interval_ms: 1_000,
+});
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub concurrency: usize,
+    pub upstream_timeout_ms: u64,
+    pub lease_ms: u64,
+    pub max_age_secs: u64,
+    /// 0 means no limit: `max_age_secs` alone decides.
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub breaker_failure_threshold: u32,
+    pub breaker_cooldown_ms: u64,
+}
+defaults!(DeliverySettings {
+    concurrency: 32,
+    upstream_timeout_ms: 10_000,
+    lease_ms: 30_000,
+    max_age_secs: 72 * 3600,
+    max_attempts: 0,
+    backoff_base_ms: 1_000,
+    backoff_max_ms: 600_000,
+    breaker_failure_threshold: 10,
+    breaker_cooldown_ms: 30_000,
+});
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DestinationOverrides {
+    pub concurrency: Option<usize>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub lease_ms: Option<u64>,
+    pub max_age_secs: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub breaker_failure_threshold: Option<u32>,
+    pub breaker_cooldown_ms: Option<u64>,
+}
+
+impl Settings {
+    /// `delivery` with the overrides of `[destinations.<name>]` applied.
+    pub fn delivery_for(&self, destination: &str) -> DeliverySettings {
+        let mut d = self.delivery.clone();
+        if let Some(o) = self.destinations.get(destination) {
+            macro_rules! over { ($($f:ident),*) => { $(if let Some(v) = o.$f { d.$f = v; })* } }
+            over!(concurrency, upstream_timeout_ms, lease_ms, max_age_secs, max_attempts, backoff_base_ms, backoff_max_ms, breaker_failure_threshold, breaker_cooldown_ms);
+        }
+        d
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DvcqgSettings {
+    pub base_url: String,
+    pub username: String,
+    pub password: Secret,
+    pub madonvi: String,
+    pub auth_path: String,
+    pub integration_path: String,
+    pub share_path: String,
+}
+defaults!(DvcqgSettings {
+    base_url: String::new(),
+    username: String::new(),
+    password: Secret::default(),
+    madonvi: String::new(),
+    auth_path: "/auth".into(),
+    integration_path: "/integration".into(),
+    share_path: "/share".into(),
+});
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaygovSettings {
+    pub base_url: String,
+    pub partner_code: String,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VnpaySettings {
+    pub tmn_code: String,
+    pub hash_secret: Secret,
+    pub pay_url: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BankSettings {
+    /// Path to the bank's signing certificate (PEM).
+    pub cert: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CentreSettings {
+    pub webhook_url: String,
+    pub webhook_secret: Secret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSettings {
+    pub pkcs12: String,
+    pub pkcs12_password: Secret,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustSettings {
+    pub ca_dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Centre,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Centre => "centre",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    /// Who holds the key; it appears in the audit log, the key never does.
+    pub name: String,
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub keys: Vec<ApiKeyEntry>,
+}
+
+impl Settings {
+    pub(crate) fn with_env(mut self, env_name: String) -> Self {
+        self.env_name = env_name;
+        self
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env_name == "production"
+    }
+
+    /// Everything types cannot say: addresses, URLs, ranges, and production's stricter rules.
+    pub fn problems(&self, production: bool) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut push = |key: &str, message: &str| p.push(Problem { key: key.into(), message: message.into() });
+        if self.server.body_limit_bytes < 1024 {
+            push("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.queue.key_prefix.is_empty() || self.queue.key_prefix.contains(['{', '}', ' ']) {
+            push("queue.key_prefix", "must be non-empty, without braces or spaces");
+        }
+        if self.queue.pool_size == 0 {
+            push("queue.pool_size", "must be at least 1");
+        }
+        if self.queue.idempotency_ttl_secs < 86_400 {
+            push("queue.idempotency_ttl_secs", "must be at least 86400 (24 h): the contract keeps keys that long");
+        }
+        let mut names: Vec<&str> = vec!["delivery"];
+        names.extend(self.destinations.keys().map(String::as_str));
+        for name in names {
+            let d = self.delivery_for(name);
+            let section = if name == "delivery" { "delivery".to_string() } else { format!("destinations.{name}") };
+            if d.concurrency == 0 {
+                push(&format!("{section}.concurrency"), "must be at least 1");
+            }
+            if d.upstream_timeout_ms == 0 {
+                push(&format!("{section}.upstream_timeout_ms"), "must be above 0: no request goes without a timeout");
+            }
+            if d.lease_ms <= d.upstream_timeout_ms {
+                push(&format!("{section}.lease_ms"), "must be longer than upstream_timeout_ms, or two workers could deliver one message at once");
+            }
+            if d.backoff_base_ms == 0 || d.backoff_max_ms < d.backoff_base_ms {
+                push(&format!("{section}.backoff_max_ms"), "needs 0 < backoff_base_ms <= backoff_max_ms");
+            }
+            if d.breaker_failure_threshold == 0 {
+                push(&format!("{section}.breaker_failure_threshold"), "must be at least 1");
+            }
+        }
+        let mut p2 = Vec::new();
+        check_addr(&mut p2, "server.bind", &self.server.bind);
+        if self.queue.backend == QueueBackendKind::Redis {
+            check_url(&mut p2, "queue.redis_url", self.queue.redis_url.expose(), &["redis", "rediss", "redis+unix", "unix"]);
+        }
+        for (key, url) in [("dvcqg.base_url", &self.dvcqg.base_url), ("paygov.base_url", &self.paygov.base_url), ("vnpay.pay_url", &self.vnpay.pay_url), ("centre.webhook_url", &self.centre.webhook_url)] {
+            if !url.is_empty() {
+                check_url(&mut p2, key, url, &["http", "https"]);
+            }
+        }
+        for id in self.banks.keys() {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+                p2.push(Problem { key: format!("banks.{id}"), message: "bank ids are lowercase [a-z0-9_-]+".into() });
+            }
+        }
+        for (i, k) in self.auth.keys.iter().enumerate() {
+            let valid_hex = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            if !valid_hex {
+                p2.push(Problem { key: format!("auth.keys[{i}].sha256"), message: "must be 64 lowercase hex digits (sha256sum of the key)".into() });
+            }
+        }
+        if production {
+            if self.queue.backend == QueueBackendKind::Memory {
+                p2.push(Problem { key: "queue.backend".into(), message: "memory is not durable and is refused when HCC_ENV=production; use redis".into() });
+            }
+            let dev_hashes: Vec<String> = DEV_KEYS.iter().map(|k| hcc_signing::sha256_hex(k.as_bytes())).collect();
+            for (i, k) in self.auth.keys.iter().enumerate() {
+                if dev_hashes.iter().any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes())) {
+                    p2.push(Problem { key: format!("auth.keys[{i}]"), message: format!("{:?} uses a published development key, refused when HCC_ENV=production", k.name) });
+                }
+            }
+            if self.auth.keys.is_empty() {
+                p2.push(Problem { key: "auth.keys".into(), message: "no API keys configured".into() });
+            }
+        }
+        p.extend(p2);
+        p
+    }
+}
