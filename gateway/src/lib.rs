@@ -1,1 +1,9 @@
-//! placeholder
+//! hcc-gateway: the HTTP API, the delivery engine and the operator CLI, as a library so the
+//! binary, the demo and the end-to-end tests all build the same [`app::Application`].
+
+pub mod app;
+pub mod engine;
+pub mod http;
+pub mod redact;
+pub mod telemetry;
+pub mod timefmt;

@@ -1,1 +1,66 @@
-fn main(){}
+//! The `hcc-gateway` binary: the service and its operator commands.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hcc_gateway::app::{Application, Workers};
+
+#[derive(Parser)]
+#[command(name = "hcc-gateway", version, about = "Connects public administrative service centres to the national portal, payment providers and banks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the delivery workers.
+    Serve {
+        /// Serve the API only, without delivery workers.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration; print every problem; exit non-zero on any.
+    Check,
+}
+
+fn load_settings() -> anyhow::Result<hcc_config::Settings> {
+    Ok(hcc_config::load(&hcc_config::Source::from_process_env())?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config { command: ConfigCommand::Check } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
+            Ok(s) => {
+                println!("configuration OK (HCC_ENV={}, queue.backend={:?}, {} API keys)", s.env_name, s.queue.backend, s.auth.keys.len());
+                Ok(())
+            }
+            Err(e) => {
+                for p in e.problems() {
+                    eprintln!("{p}");
+                }
+                std::process::exit(1);
+            }
+        },
+        Command::Serve { no_workers } => {
+            let settings = load_settings()?;
+            hcc_gateway::telemetry::init(&settings.log);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+            rt.block_on(async move {
+                let workers = if no_workers { Workers::Off } else { Workers::On };
+                let app = Application::build(settings, workers).await?;
+                app.run_until_signalled().await?;
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Builds the whole service from its settings (queue, engine, adapters, HTTP server) the same
+//! way for the binary, the demo and the tests, in the manner of zero2prod's
+//! `Application::build`: bind first (port 0 picks a free port), then run until told to stop.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use hcc_adapters::Adapter;
+use hcc_config::{QueueBackendKind, Settings};
+
+use crate::engine::queue::{MemoryQueue, Queue, QueueError, RedisQueue};
+use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
+use crate::http::{self, auth::Keyring, body::BodyLimit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("{key}: {message}")]
+    Setting { key: &'static str, message: String },
+}
+
+/// Whether this process runs delivery workers. Tests of the API alone, and operators who split
+/// API and workers, run without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    On,
+    Off,
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    engine: Option<Engine>,
+    handle: EngineHandle,
+    grace: Duration,
+}
+
+pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
+    Ok(match settings.queue.backend {
+        QueueBackendKind::Redis => Queue::Redis(RedisQueue::new(settings.queue.redis_url.expose(), settings.queue.pool_size, &settings.queue.key_prefix)?),
+        QueueBackendKind::Memory => Queue::Memory(MemoryQueue::new()),
+    })
+}
+
+/// The adapters the settings call for. A destination whose settings are empty is left out.
+pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, BuildError> {
+    let mut out: Vec<Arc<dyn Adapter>> = Vec::new();
+    if !settings.centre.webhook_url.is_empty() {
+        let secret = hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose())
+            .map_err(|e| BuildError::Setting { key: "centre.webhook_secret", message: e.to_string() })?;
+        let timeout = Duration::from_millis(settings.delivery_for(hcc_adapters::webhook::DESTINATION).upstream_timeout_ms);
+        let adapter = hcc_adapters::webhook::WebhookAdapter::new(settings.centre.webhook_url.clone(), secret, timeout)
+            .map_err(|e| BuildError::Setting { key: "centre.webhook_url", message: e.to_string() })?;
+        out.push(Arc::new(adapter));
+    }
+    Ok(out)
+}
+
+impl Application {
+    pub async fn build(settings: Settings, workers: Workers) -> Result<Self, BuildError> {
+        let queue = build_queue(&settings)?;
+        let adapters = build_adapters(&settings)?;
+        Self::build_with(settings, queue, adapters, workers).await
+    }
+
+    /// Like `build`, with the queue and adapters given: the demo and tests plug in their own.
+    pub async fn build_with(settings: Settings, queue: Queue, adapters: Vec<Arc<dyn Adapter>>, workers: Workers) -> Result<Self, BuildError> {
+        startup_checks(&queue).await;
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
+        for adapter in adapters {
+            let cfg = LaneConfig::from_settings(&settings, adapter.destination());
+            builder = builder.destination(adapter, cfg);
+        }
+        let (engine, handle) = match workers {
+            Workers::On => {
+                let e = builder.start();
+                let h = e.handle();
+                (Some(e), h)
+            }
+            Workers::Off => (None, builder.handle()),
+        };
+        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?.port();
+        let server = http_server(&settings, handle.clone(), listener).map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?;
+        tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
+        Ok(Application { port, server, engine, handle, grace: Duration::from_secs(settings.server.shutdown_grace_secs) })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, lets in-flight requests and
+    /// deliveries finish (or hands deliveries back after the grace period), and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let server_handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            r = &mut server => Some(r),
+            _ = shutdown => None,
+        };
+        tracing::info!("shutting down: no new requests, finishing in-flight work");
+        server_handle.stop(true).await;
+        if let Some(engine) = self.engine {
+            engine.shutdown(self.grace).await;
+        }
+        tracing::info!("stopped");
+        match served {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(std::io::Error::other(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        self.run(shutdown_signal()).await
+    }
+
+    /// For crash tests in one process: stop answering and drop the workers without settling
+    /// anything, as `kill -9` would.
+    pub async fn crash(self) {
+        if let Some(e) = self.engine {
+            e.abort();
+        }
+        self.server.handle().stop(false).await;
+    }
+}
+
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn startup_checks(queue: &Queue) {
+    match queue {
+        Queue::Memory(_) => tracing::warn!(
+            "queue.backend = memory: the embedded queue is NOT durable; everything queued is lost when this process stops. Use redis in production."
+        ),
+        Queue::Redis(r) => match r.durability_warnings().await {
+            Ok(w) => {
+                for line in w {
+                    tracing::error!("DURABILITY AT RISK: {line}");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "Redis is not reachable at start-up; /readyz answers 503 until it is"),
+        },
+    }
+}
+
+fn http_server(settings: &Settings, handle: EngineHandle, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
+    let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
+    let handle = web::Data::new(handle);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(keyring.clone())
+            .app_data(limit.clone())
+            .app_data(handle.clone())
+            .wrap(actix_web::middleware::from_fn(http::request_id))
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_grace_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,344 @@
+//! The delivery engine: one engine drives every destination. For each destination ("lane") a
+//! claim loop takes due messages from the queue in batches under a lease, hands each to the
+//! destination's adapter, and settles the outcome: delivered, retried later on the backoff
+//! schedule, or dead-lettered. A reaper returns the leases of lost workers to the queue. The
+//! circuit breaker, the concurrency limit and graceful shutdown live here too, so an adapter
+//! never has to think about any of them.
+
+pub mod breaker;
+pub mod policy;
+pub mod queue;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use hcc_adapters::{Adapter, Delivery, Outcome};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::breaker::{Breaker, BreakerState, Gate};
+use self::policy::RetryPolicy;
+use self::queue::{Claimed, Queue, Settlement, now_ms};
+
+/// How one destination is driven.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    pub concurrency: usize,
+    pub upstream_timeout: Duration,
+    pub lease: Duration,
+    pub max_age: Duration,
+    /// 0 = no limit.
+    pub max_attempts: u32,
+    pub policy: RetryPolicy,
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    pub retention_secs: u64,
+    pub poll_interval: Duration,
+}
+
+impl LaneConfig {
+    pub fn from_settings(s: &hcc_config::Settings, destination: &str) -> Self {
+        let d = s.delivery_for(destination);
+        LaneConfig {
+            concurrency: d.concurrency,
+            upstream_timeout: Duration::from_millis(d.upstream_timeout_ms),
+            lease: Duration::from_millis(d.lease_ms),
+            max_age: Duration::from_secs(d.max_age_secs),
+            max_attempts: d.max_attempts,
+            policy: RetryPolicy { base: Duration::from_millis(d.backoff_base_ms), max: Duration::from_millis(d.backoff_max_ms) },
+            breaker_threshold: d.breaker_failure_threshold,
+            breaker_cooldown: Duration::from_millis(d.breaker_cooldown_ms),
+            retention_secs: s.queue.delivered_retention_secs,
+            poll_interval: Duration::from_millis(s.queue.poll_interval_ms),
+        }
+    }
+}
+
+struct Lane {
+    name: String,
+    cfg: LaneConfig,
+    adapter: Arc<dyn Adapter>,
+    breaker: Mutex<Breaker>,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+}
+
+impl Lane {
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the HTTP side needs of the engine: the queue, the destinations' names, a way to wake a
+/// lane after an enqueue, and the breakers' states. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub queue: Queue,
+    lanes: Arc<BTreeMap<String, Arc<Lane>>>,
+}
+
+impl EngineHandle {
+    pub fn destinations(&self) -> impl Iterator<Item = &str> {
+        self.lanes.keys().map(String::as_str)
+    }
+
+    pub fn has_destination(&self, name: &str) -> bool {
+        self.lanes.contains_key(name)
+    }
+
+    /// Wakes the destination's claim loop: a message was just enqueued here. Other processes
+    /// find it by polling.
+    pub fn wake(&self, destination: &str) {
+        if let Some(l) = self.lanes.get(destination) {
+            l.wake.notify_one();
+        }
+    }
+
+    pub fn breaker_state(&self, destination: &str) -> Option<BreakerState> {
+        self.lanes.get(destination).map(|l| l.breaker().state(Instant::now()))
+    }
+
+    pub fn retention_secs(&self, destination: &str) -> u64 {
+        self.lanes.get(destination).map_or(7 * 86_400, |l| l.cfg.retention_secs)
+    }
+}
+
+pub struct EngineBuilder {
+    queue: Queue,
+    lanes: BTreeMap<String, Arc<Lane>>,
+    reaper_interval: Duration,
+}
+
+impl EngineBuilder {
+    pub fn new(queue: Queue, reaper_interval: Duration) -> Self {
+        EngineBuilder { queue, lanes: BTreeMap::new(), reaper_interval }
+    }
+
+    pub fn destination(mut self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
+        let name = adapter.destination().to_string();
+        let lane = Lane {
+            name: name.clone(),
+            breaker: Mutex::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown)),
+            permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            wake: Notify::new(),
+            cfg,
+            adapter,
+        };
+        self.lanes.insert(name, Arc::new(lane));
+        self
+    }
+
+    /// The handle without workers: an API-only process, or tests that drive the queue by hand.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle { queue: self.queue.clone(), lanes: Arc::new(self.lanes.clone()) }
+    }
+
+    /// Starts a claim loop per destination and the reaper.
+    pub fn start(self) -> Engine {
+        let handle = self.handle();
+        let stop = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut loops = Vec::new();
+        for lane in handle.lanes.values() {
+            loops.push(tokio::spawn(claim_loop(handle.queue.clone(), lane.clone(), stop.clone(), hard_stop.clone(), tracker.clone())));
+        }
+        loops.push(tokio::spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
+        Engine { handle, stop, hard_stop, tracker, loops }
+    }
+}
+
+pub struct Engine {
+    handle: EngineHandle,
+    stop: CancellationToken,
+    hard_stop: CancellationToken,
+    tracker: TaskTracker,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Stops claiming, lets in-flight deliveries finish for up to `grace`, then hands back
+    /// whatever is still running (its attempt does not count) and returns.
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop.cancel();
+        for l in self.loops {
+            let _ = l.await;
+        }
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(grace_secs = grace.as_secs(), "deliveries still running after the grace period; handing them back");
+            self.hard_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+        }
+    }
+
+    /// Simulates a crash for tests: the workers vanish without settling anything, as if the
+    /// process were killed. Their leases expire and the reaper of another engine takes over.
+    pub fn abort(self) {
+        for l in &self.loops {
+            l.abort();
+        }
+        self.stop.cancel();
+        self.hard_stop.cancel();
+    }
+}
+
+async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {
+    let mut error_pause = Duration::from_millis(100);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            p = lane.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let gate = lane.breaker().gate(Instant::now());
+        let want = match gate {
+            Gate::Closed => 1 + lane.permits.available_permits(),
+            Gate::Probe => 1,
+            Gate::Wait(d) => {
+                drop(first);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(d.min(Duration::from_secs(1))) => continue,
+                }
+            }
+        };
+        let now = now_ms();
+        let lease_until = now + lane.cfg.lease.as_millis() as i64;
+        match queue.claim(&lane.name, want, lease_until, now).await {
+            Ok(batch) if batch.is_empty() => {
+                if gate == Gate::Probe {
+                    lane.breaker().probe_unused();
+                }
+                drop(first);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = lane.wake.notified() => {}
+                    _ = tokio::time::sleep(lane.cfg.poll_interval) => {}
+                }
+            }
+            Ok(batch) => {
+                error_pause = Duration::from_millis(100);
+                let mut first = Some(first);
+                for claimed in batch {
+                    // Only this loop takes permits, and it asked for no more than were free.
+                    let permit = match first.take() {
+                        Some(p) => p,
+                        None => match lane.permits.clone().try_acquire_owned() {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        },
+                    };
+                    tracker.spawn(deliver(queue.clone(), lane.clone(), claimed, permit, hard_stop.clone()));
+                }
+            }
+            Err(e) => {
+                if gate == Gate::Probe {
+                    lane.breaker().probe_unused();
+                }
+                drop(first);
+                tracing::warn!(destination = %lane.name, error = %e, "cannot claim from the queue");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(error_pause) => {}
+                }
+                error_pause = (error_pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Turns an adapter's outcome into a settlement: the retry schedule, the age and attempt
+/// limits, and the breaker's bookkeeping all happen here and nowhere else.
+fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
+    match outcome {
+        Outcome::Delivered => {
+            lane.breaker().on_success();
+            Settlement::Delivered
+        }
+        Outcome::Reject { reason } => {
+            // The destination is healthy: it judged the data.
+            lane.breaker().on_success();
+            Settlement::Dead { error: reason }
+        }
+        Outcome::Retry { reason, after } => {
+            lane.breaker().on_failure(Instant::now());
+            let cfg = &lane.cfg;
+            if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
+                return Settlement::Dead { error: format!("gave up after {} attempts; last error: {reason}", c.attempts) };
+            }
+            let delay = cfg.policy.next_delay(c.attempts, after);
+            let at = now + delay.as_millis() as i64;
+            if at - c.age_from > cfg.max_age.as_millis() as i64 {
+                let hours = (now - c.age_from) as f64 / 3_600_000.0;
+                return Settlement::Dead { error: format!("gave up after {hours:.1} h and {} attempts; last error: {reason}", c.attempts) };
+            }
+            Settlement::Retry { at, error: reason }
+        }
+    }
+}
+
+async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
+    let started = Instant::now();
+    let delivery = Delivery { id: &c.id, kind: &c.kind, ordering_key: &c.ordering_key, payload: &c.payload, attempt: c.attempts };
+    // The adapter has its own timeouts; this outer bound keeps a stuck adapter from outliving
+    // its lease, after which another worker may take the message.
+    let bound = lane.cfg.lease.saturating_sub(Duration::from_millis(500)).max(lane.cfg.upstream_timeout);
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
+        _ = hard_stop.cancelled() => None,
+    };
+    let now = now_ms();
+    let settlement = match outcome {
+        Some(o) => decide(&lane, &c, o, now),
+        None => Settlement::Release,
+    };
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match &settlement {
+        Settlement::Delivered => tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered"),
+        Settlement::Retry { at, error } => tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry"),
+        Settlement::Dead { error } => tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered"),
+        Settlement::Release => tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown"),
+    }
+    // Redis may blink; try the settlement a few times. If it still fails the lease runs out and
+    // the message is delivered again: at least once, never lost.
+    let settle = || queue.settle(&lane.name, &c, &settlement, now, lane.cfg.retention_secs);
+    let result = settle
+        .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_secs(2)).with_max_times(6))
+        .await;
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(destination = %lane.name, id = %c.id, "lease was lost before settlement; another worker owns the message now"),
+        Err(e) => tracing::error!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease"),
+    }
+    drop(permit);
+    // The next message of this key may be due now.
+    lane.wake.notify_one();
+}
+
+async fn reaper(handle: EngineHandle, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        for name in handle.lanes.keys() {
+            match handle.queue.reap(name, now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(destination = %name, returned = n, "returned expired leases to the queue");
+                    handle.wake(name);
+                }
+                Err(e) => tracing::warn!(destination = %name, error = %e, "reaper cannot reach the queue"),
+            }
+        }
+    }
+}

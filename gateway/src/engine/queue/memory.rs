@@ -1,0 +1,340 @@
+//! The embedded, single-process backend. It keeps the Redis backend's semantics exactly (the
+//! conformance suite runs against both), under one mutex. Nothing here survives the process.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    inner: Arc<Mutex<HashMap<String, State>>>,
+}
+
+#[derive(Default)]
+struct State {
+    msgs: HashMap<String, Msg>,
+    keys: HashMap<String, VecDeque<String>>,
+    /// (due time, ordering key), plus the reverse map to move an entry.
+    due: BTreeSet<(Millis, String)>,
+    due_at: HashMap<String, Millis>,
+    leases: HashMap<String, Millis>,
+    dead: BTreeSet<(Millis, String)>,
+    idem: HashMap<String, (String, String, Millis)>,
+    paused: bool,
+    accepted: u64,
+    delivered_total: u64,
+    discarded_total: u64,
+}
+
+struct Msg {
+    kind: String,
+    okey: String,
+    payload: Option<Vec<u8>>,
+    status: MessageStatus,
+    attempts: u32,
+    created: Millis,
+    age_from: Millis,
+    next: Option<Millis>,
+    delivered: Option<Millis>,
+    error: Option<String>,
+    token: Option<String>,
+    died: Option<Millis>,
+    expires: Option<Millis>,
+}
+
+impl State {
+    fn set_due(&mut self, okey: &str, at: Millis) {
+        if let Some(old) = self.due_at.insert(okey.to_string(), at) {
+            self.due.remove(&(old, okey.to_string()));
+        }
+        self.due.insert((at, okey.to_string()));
+    }
+
+    fn unset_due(&mut self, okey: &str) {
+        if let Some(old) = self.due_at.remove(okey) {
+            self.due.remove(&(old, okey.to_string()));
+        }
+    }
+
+    fn head_is(&self, okey: &str, id: &str) -> bool {
+        self.keys.get(okey).and_then(|l| l.front()).is_some_and(|h| h == id)
+    }
+
+    fn pop_head(&mut self, okey: &str, id: &str, now: Millis) {
+        if let Some(list) = self.keys.get_mut(okey) {
+            if list.front().is_some_and(|h| h == id) {
+                list.pop_front();
+            } else {
+                list.retain(|x| x != id);
+            }
+            if list.is_empty() {
+                self.keys.remove(okey);
+            } else {
+                self.set_due(okey, now);
+            }
+        }
+    }
+
+    fn purge_expired(&mut self, now: Millis) {
+        self.msgs.retain(|_, m| m.expires.is_none_or(|e| e > now));
+        self.idem.retain(|_, (_, _, e)| *e > now);
+    }
+
+    fn record(&self, queue: &str, id: &str) -> Option<MessageRecord> {
+        let m = self.msgs.get(id)?;
+        let mut status = m.status;
+        if status == MessageStatus::Queued || status == MessageStatus::Retrying {
+            let head = self.keys.get(&m.okey).and_then(|l| l.front());
+            if let Some(h) = head
+                && h != id
+                && self.msgs.get(h).is_some_and(|hm| hm.status == MessageStatus::Dead)
+            {
+                status = MessageStatus::Blocked;
+            }
+        }
+        Some(MessageRecord {
+            id: id.to_string(),
+            kind: m.kind.clone(),
+            destination: queue.to_string(),
+            ordering_key: m.okey.clone(),
+            status,
+            attempts: m.attempts,
+            created_at: m.created,
+            next_attempt_at: m.next,
+            delivered_at: m.delivered,
+            last_error: m.error.clone(),
+        })
+    }
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, State>> {
+        // A panic while holding the lock leaves plain data behind, still consistent enough to
+        // serve; refusing all further work would be worse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with<T>(&self, queue: &str, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut all = self.lock();
+        f(all.entry(queue.to_string()).or_default())
+    }
+
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+        Ok(self.with(queue, |s| {
+            let id = uuid::Uuid::now_v7().to_string();
+            if let Some(i) = idem {
+                let k = format!("{}:{}", i.scope, i.key);
+                if let Some((pid, fp, exp)) = s.idem.get(&k)
+                    && *exp > now
+                {
+                    return if *fp == i.fingerprint { Enqueued::Replayed(pid.clone()) } else { Enqueued::Conflict };
+                }
+                s.idem.insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
+            }
+            s.msgs.insert(
+                id.clone(),
+                Msg {
+                    kind: msg.kind,
+                    okey: msg.ordering_key.clone(),
+                    payload: Some(msg.payload),
+                    status: MessageStatus::Queued,
+                    attempts: 0,
+                    created: now,
+                    age_from: now,
+                    next: None,
+                    delivered: None,
+                    error: None,
+                    token: None,
+                    died: None,
+                    expires: None,
+                },
+            );
+            let list = s.keys.entry(msg.ordering_key.clone()).or_default();
+            list.push_back(id.clone());
+            if list.len() == 1 {
+                s.set_due(&msg.ordering_key, now);
+            }
+            s.accepted += 1;
+            Enqueued::Accepted(id)
+        }))
+    }
+
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+        Ok(self.with(queue, |s| {
+            if s.paused {
+                return Vec::new();
+            }
+            let token = uuid::Uuid::new_v4().to_string();
+            let okeys: Vec<String> = s.due.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, k)| k.clone()).collect();
+            let mut out = Vec::with_capacity(okeys.len());
+            for okey in okeys {
+                s.unset_due(&okey);
+                let Some(id) = s.keys.get(&okey).and_then(|l| l.front()).cloned() else { continue };
+                let Some(m) = s.msgs.get_mut(&id) else { continue };
+                m.attempts += 1;
+                m.status = MessageStatus::InFlight;
+                m.token = Some(token.clone());
+                s.leases.insert(id.clone(), lease_until);
+                let m = &s.msgs[&id];
+                out.push(Claimed {
+                    id,
+                    kind: m.kind.clone(),
+                    ordering_key: okey,
+                    payload: m.payload.clone().unwrap_or_default(),
+                    attempts: m.attempts,
+                    created_at: m.created,
+                    age_from: m.age_from,
+                    token: token.clone(),
+                });
+            }
+            out
+        }))
+    }
+
+    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+        Ok(self.with(queue, |s| {
+            let holds = s.leases.contains_key(&c.id) && s.msgs.get(&c.id).is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
+            if !holds {
+                return false;
+            }
+            s.leases.remove(&c.id);
+            let okey = c.ordering_key.clone();
+            let Some(m) = s.msgs.get_mut(&c.id) else { return false };
+            m.token = None;
+            match how {
+                Settlement::Delivered => {
+                    m.status = MessageStatus::Delivered;
+                    m.delivered = Some(now);
+                    m.next = None;
+                    m.payload = None;
+                    m.expires = Some(now + retention_secs as i64 * 1000);
+                    s.delivered_total += 1;
+                    s.pop_head(&okey, &c.id, now);
+                }
+                Settlement::Retry { at, error } => {
+                    m.status = MessageStatus::Retrying;
+                    m.next = Some(*at);
+                    m.error = Some(error.clone());
+                    s.set_due(&okey, *at);
+                }
+                Settlement::Dead { error } => {
+                    m.status = MessageStatus::Dead;
+                    m.next = None;
+                    m.error = Some(error.clone());
+                    m.died = Some(now);
+                    s.dead.insert((now, c.id.clone()));
+                }
+                Settlement::Release => {
+                    m.attempts = m.attempts.saturating_sub(1);
+                    m.status = if m.attempts > 0 { MessageStatus::Retrying } else { MessageStatus::Queued };
+                    s.set_due(&okey, now);
+                }
+            }
+            true
+        }))
+    }
+
+    pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, QueueError> {
+        Ok(self.with(queue, |s| {
+            s.purge_expired(now);
+            let expired: Vec<String> = s.leases.iter().filter(|(_, until)| **until <= now).map(|(id, _)| id.clone()).collect();
+            for id in &expired {
+                s.leases.remove(id);
+                if let Some(m) = s.msgs.get_mut(id) {
+                    m.status = MessageStatus::Retrying;
+                    m.token = None;
+                    m.error = Some("lease expired: the worker was lost mid-delivery".into());
+                    let okey = m.okey.clone();
+                    if s.head_is(&okey, id) {
+                        s.set_due(&okey, now);
+                    }
+                }
+            }
+            expired.len()
+        }))
+    }
+
+    pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, QueueError> {
+        Ok(self.with(queue, |s| s.record(queue, id)))
+    }
+
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
+        Ok(self.with(queue, |s| s.dead.iter().skip(offset).take(limit).filter_map(|(_, id)| s.record(queue, id)).collect()))
+    }
+
+    pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, QueueError> {
+        Ok(self.with(queue, |s| {
+            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else { return false };
+            if !s.dead.remove(&(died, id.to_string())) {
+                return false;
+            }
+            let Some(m) = s.msgs.get_mut(id) else { return false };
+            m.status = MessageStatus::Queued;
+            m.attempts = 0;
+            m.age_from = now;
+            m.died = None;
+            let okey = m.okey.clone();
+            s.set_due(&okey, now);
+            true
+        }))
+    }
+
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+        Ok(self.with(queue, |s| {
+            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else { return false };
+            if !s.dead.remove(&(died, id.to_string())) {
+                return false;
+            }
+            let Some(m) = s.msgs.get_mut(id) else { return false };
+            m.status = MessageStatus::Discarded;
+            m.payload = None;
+            m.died = None;
+            m.expires = Some(now + retention_secs as i64 * 1000);
+            let okey = m.okey.clone();
+            s.discarded_total += 1;
+            s.pop_head(&okey, id, now);
+            true
+        }))
+    }
+
+    pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, QueueError> {
+        Ok(self.with(queue, |s| {
+            let ready_keys = s.due.iter().take_while(|(at, _)| *at <= now).count() as u64;
+            let scheduled = s.due.len() as u64 - ready_keys;
+            let oldest = s.due.iter().next().filter(|(at, _)| *at <= now).map(|(at, _)| (now - at) as f64 / 1000.0).unwrap_or(0.0);
+            let blocked: u64 = s
+                .dead
+                .iter()
+                .filter_map(|(_, id)| s.msgs.get(id))
+                .map(|m| s.keys.get(&m.okey).map_or(0, |l| l.len() as u64).saturating_sub(1))
+                .sum();
+            let pending = s.accepted - s.delivered_total - s.discarded_total;
+            let in_flight = s.leases.len() as u64;
+            let dead = s.dead.len() as u64;
+            QueueStats {
+                ready: pending.saturating_sub(in_flight + dead + blocked + scheduled),
+                scheduled,
+                in_flight,
+                dead,
+                blocked,
+                delivered_total: s.delivered_total,
+                oldest_ready_age_seconds: oldest,
+                paused: s.paused,
+            }
+        }))
+    }
+
+    pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
+        self.with(queue, |s| s.paused = paused);
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,510 @@
+//! The production backend: Redis through a deadpool connection pool. Every state change is one
+//! Lua script, so a crash between two commands cannot leave a message half-moved, and two
+//! gateway processes on one Redis see one consistent queue.
+//!
+//! Keys of queue `q` under prefix `p` all carry the hash tag `{q}`:
+//! `p:{q}:m:<id>` (hash: the message and its payload), `p:{q}:k:<ordering key>` (list of ids),
+//! `p:{q}:due` (zset: ordering key -> when its head may be claimed), `p:{q}:lease` (zset:
+//! id -> lease deadline), `p:{q}:dead` (zset: id -> time of death), `p:{q}:idem:<scope>:<key>`,
+//! `p:{q}:paused`, `p:{q}:stats` (counters). Scripts derive per-message keys from the prefix
+//! passed in ARGV; they always fall in the declared keys' slot because of the shared tag.
+
+use std::sync::Arc;
+
+use deadpool_redis::{Config, Pool, Runtime};
+use redis::{Script, Value};
+
+use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+
+#[derive(Clone)]
+pub struct RedisQueue {
+    pool: Pool,
+    prefix: Arc<str>,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    settle: Script,
+    reap: Script,
+    get: Script,
+    replay: Script,
+    discard: Script,
+    stats: Script,
+}
+
+const ENQUEUE: &str = r#"
+-- KEYS: msg, key list, due, stats [, idem]; ARGV: id, kind, okey, payload, now, fingerprint, ttl
+if #KEYS == 5 then
+  local prev = redis.call('GET', KEYS[5])
+  if prev then
+    local sep = string.find(prev, '\n', 1, true)
+    local pid = string.sub(prev, 1, sep - 1)
+    if string.sub(prev, sep + 1) == ARGV[6] then return {1, pid} end
+    return {2, pid}
+  end
+  redis.call('SET', KEYS[5], ARGV[1] .. '\n' .. ARGV[6], 'EX', ARGV[7])
+end
+redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'okey', ARGV[3], 'payload', ARGV[4], 'status', 'queued',
+  'attempts', 0, 'created', ARGV[5], 'agefrom', ARGV[5])
+if redis.call('RPUSH', KEYS[2], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+end
+redis.call('HINCRBY', KEYS[4], 'accepted', 1)
+return {0, ARGV[1]}
+"#;
+
+const CLAIM: &str = r#"
+-- KEYS: due, lease, paused; ARGV: now, lease_until, max, base, token
+if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+local okeys = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, okey in ipairs(okeys) do
+  redis.call('ZREM', KEYS[1], okey)
+  local id = redis.call('LINDEX', ARGV[4] .. 'k:' .. okey, 0)
+  if id then
+    local mk = ARGV[4] .. 'm:' .. id
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    local attempts = redis.call('HINCRBY', mk, 'attempts', 1)
+    redis.call('HSET', mk, 'status', 'in_flight', 'token', ARGV[5])
+    local f = redis.call('HMGET', mk, 'kind', 'payload', 'created', 'agefrom')
+    out[#out + 1] = {id, okey, f[1] or '', f[2] or '', attempts, f[3] or '0', f[4] or '0'}
+  end
+end
+return out
+"#;
+
+const SETTLE: &str = r#"
+-- KEYS: msg, key list, due, lease, dead, stats
+-- ARGV: id, token, mode, now, at, error, okey, retention_secs
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] then return 0 end
+if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then return 0 end
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[1], 'token')
+local mode = ARGV[3]
+local function next_of_key()
+  if redis.call('LINDEX', KEYS[2], 0) == ARGV[1] then
+    redis.call('LPOP', KEYS[2])
+  else
+    redis.call('LREM', KEYS[2], 1, ARGV[1])
+  end
+  if redis.call('LLEN', KEYS[2]) > 0 then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7]) end
+end
+if mode == 'delivered' then
+  redis.call('HSET', KEYS[1], 'status', 'delivered', 'delivered', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'payload', 'next')
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
+  redis.call('HINCRBY', KEYS[6], 'delivered_total', 1)
+  next_of_key()
+elseif mode == 'retry' then
+  redis.call('HSET', KEYS[1], 'status', 'retrying', 'next', ARGV[5], 'err', ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[7])
+elseif mode == 'dead' then
+  redis.call('HSET', KEYS[1], 'status', 'dead', 'err', ARGV[6])
+  redis.call('HDEL', KEYS[1], 'next')
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+else
+  local a = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HSET', KEYS[1], 'status', a > 0 and 'retrying' or 'queued')
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[7])
+end
+return 1
+"#;
+
+const REAP: &str = r#"
+-- KEYS: lease, due; ARGV: now, base
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1000)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local mk = ARGV[2] .. 'm:' .. id
+  local okey = redis.call('HGET', mk, 'okey')
+  if okey then
+    redis.call('HSET', mk, 'status', 'retrying', 'err', 'lease expired: the worker was lost mid-delivery')
+    redis.call('HDEL', mk, 'token')
+    if redis.call('LINDEX', ARGV[2] .. 'k:' .. okey, 0) == id then
+      redis.call('ZADD', KEYS[2], ARGV[1], okey)
+    end
+  end
+end
+return #ids
+"#;
+
+const GET: &str = r#"
+-- KEYS: msg; ARGV: base, id. Adds the status of the key's head, to tell blocked from queued.
+local f = redis.call('HMGET', KEYS[1], 'kind', 'okey', 'status', 'attempts', 'created', 'next', 'delivered', 'err')
+if not f[3] then return nil end
+local head_status = ''
+local head = redis.call('LINDEX', ARGV[1] .. 'k:' .. f[2], 0)
+if head and head ~= ARGV[2] then
+  head_status = redis.call('HGET', ARGV[1] .. 'm:' .. head, 'status') or ''
+end
+return {f[1], f[2], f[3], f[4], f[5], f[6] or '', f[7] or '', f[8] or '', head_status}
+"#;
+
+const REPLAY: &str = r#"
+-- KEYS: msg, dead, due; ARGV: id, now
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'agefrom', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[2], redis.call('HGET', KEYS[1], 'okey'))
+return 1
+"#;
+
+const DISCARD: &str = r#"
+-- KEYS: msg, dead, due, stats; ARGV: id, now, base, retention_secs
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+local okey = redis.call('HGET', KEYS[1], 'okey')
+redis.call('HSET', KEYS[1], 'status', 'discarded')
+redis.call('HDEL', KEYS[1], 'payload')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'discarded_total', 1)
+local lk = ARGV[3] .. 'k:' .. okey
+redis.call('LREM', lk, 1, ARGV[1])
+if redis.call('LLEN', lk) > 0 then redis.call('ZADD', KEYS[3], ARGV[2], okey) end
+return 1
+"#;
+
+const STATS: &str = r#"
+-- KEYS: due, lease, dead, stats, paused; ARGV: now, base
+local ready_keys = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+local all_keys = redis.call('ZCARD', KEYS[1])
+local in_flight = redis.call('ZCARD', KEYS[2])
+local dead = redis.call('ZCARD', KEYS[3])
+local blocked = 0
+if dead > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    local okey = redis.call('HGET', ARGV[2] .. 'm:' .. id, 'okey')
+    if okey then
+      local n = redis.call('LLEN', ARGV[2] .. 'k:' .. okey)
+      if n > 1 then blocked = blocked + n - 1 end
+    end
+  end
+end
+local c = redis.call('HMGET', KEYS[4], 'accepted', 'delivered_total', 'discarded_total')
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local oldest_at = ''
+if oldest[2] then oldest_at = oldest[2] end
+return {ready_keys, all_keys - ready_keys, in_flight, dead, blocked,
+  tonumber(c[1] or 0), tonumber(c[2] or 0), tonumber(c[3] or 0), oldest_at,
+  redis.call('EXISTS', KEYS[5])}
+"#;
+
+fn unavailable(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str) -> QueueError {
+    QueueError::Corrupt(what.to_string())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+fn opt_ms(v: &Value) -> Option<Millis> {
+    text(v).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
+}
+
+impl RedisQueue {
+    /// Builds the pool; connections are made lazily, so this succeeds with Redis down.
+    pub fn new(url: &str, pool_size: usize, prefix: &str) -> Result<Self, QueueError> {
+        let mut cfg = Config::from_url(url);
+        cfg.pool = Some(deadpool_redis::PoolConfig {
+            max_size: pool_size,
+            timeouts: deadpool_redis::Timeouts {
+                wait: Some(std::time::Duration::from_secs(5)),
+                create: Some(std::time::Duration::from_secs(2)),
+                recycle: Some(std::time::Duration::from_secs(2)),
+            },
+            ..Default::default()
+        });
+        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        Ok(RedisQueue {
+            pool,
+            prefix: prefix.into(),
+            scripts: Arc::new(Scripts {
+                enqueue: Script::new(ENQUEUE),
+                claim: Script::new(CLAIM),
+                settle: Script::new(SETTLE),
+                reap: Script::new(REAP),
+                get: Script::new(GET),
+                replay: Script::new(REPLAY),
+                discard: Script::new(DISCARD),
+                stats: Script::new(STATS),
+            }),
+        })
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// `p:{q}:` — every key of queue `q` starts with it.
+    fn base(&self, queue: &str) -> String {
+        format!("{}:{{{}}}:", self.prefix, queue)
+    }
+
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.key(format!("{base}m:{id}")).key(format!("{base}k:{}", msg.ordering_key)).key(format!("{base}due")).key(format!("{base}stats"));
+        let (fp, ttl) = match idem {
+            Some(i) => {
+                inv.key(format!("{base}idem:{}:{}", i.scope, i.key));
+                (i.fingerprint.as_str(), i.ttl_secs)
+            }
+            None => ("", 0),
+        };
+        inv.arg(&id).arg(&msg.kind).arg(&msg.ordering_key).arg(&msg.payload).arg(now).arg(fp).arg(ttl);
+        let (code, rid): (i64, String) = inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)?;
+        Ok(match code {
+            0 => Enqueued::Accepted(rid),
+            1 => Enqueued::Replayed(rid),
+            _ => Enqueued::Conflict,
+        })
+    }
+
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+        let base = self.base(queue);
+        let token = uuid::Uuid::new_v4().to_string();
+        let rows: Vec<(String, String, String, Vec<u8>, i64, i64, i64)> = self
+            .scripts
+            .claim
+            .key(format!("{base}due"))
+            .key(format!("{base}lease"))
+            .key(format!("{base}paused"))
+            .arg(now)
+            .arg(lease_until)
+            .arg(max)
+            .arg(&base)
+            .arg(&token)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, ordering_key, kind, payload, attempts, created_at, age_from)| Claimed {
+                id,
+                kind,
+                ordering_key,
+                payload,
+                attempts: attempts.max(0) as u32,
+                created_at,
+                age_from,
+                token: token.clone(),
+            })
+            .collect())
+    }
+
+    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+        let base = self.base(queue);
+        let (mode, at, error) = match how {
+            Settlement::Delivered => ("delivered", 0, ""),
+            Settlement::Retry { at, error } => ("retry", *at, error.as_str()),
+            Settlement::Dead { error } => ("dead", 0, error.as_str()),
+            Settlement::Release => ("release", 0, ""),
+        };
+        let done: i64 = self
+            .scripts
+            .settle
+            .key(format!("{base}m:{}", c.id))
+            .key(format!("{base}k:{}", c.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}lease"))
+            .key(format!("{base}dead"))
+            .key(format!("{base}stats"))
+            .arg(&c.id)
+            .arg(&c.token)
+            .arg(mode)
+            .arg(now)
+            .arg(at)
+            .arg(error)
+            .arg(&c.ordering_key)
+            .arg(retention_secs.max(1))
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
+    }
+
+    pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, QueueError> {
+        let base = self.base(queue);
+        let n: i64 = self
+            .scripts
+            .reap
+            .key(format!("{base}lease"))
+            .key(format!("{base}due"))
+            .arg(now)
+            .arg(&base)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(n.max(0) as usize)
+    }
+
+    pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, QueueError> {
+        let base = self.base(queue);
+        let v: Value = self.scripts.get.key(format!("{base}m:{id}")).arg(&base).arg(id).invoke_async(&mut self.conn().await?).await.map_err(unavailable)?;
+        let Value::Array(f) = v else { return Ok(None) };
+        if f.len() != 9 {
+            return Err(corrupt("message record"));
+        }
+        let mut status = text(&f[2]).and_then(|s| MessageStatus::parse(&s)).ok_or_else(|| corrupt("message status"))?;
+        let head_status = text(&f[8]).unwrap_or_default();
+        if matches!(status, MessageStatus::Queued | MessageStatus::Retrying) && head_status == "dead" {
+            status = MessageStatus::Blocked;
+        }
+        Ok(Some(MessageRecord {
+            id: id.to_string(),
+            kind: text(&f[0]).unwrap_or_default(),
+            destination: queue.to_string(),
+            ordering_key: text(&f[1]).unwrap_or_default(),
+            status,
+            attempts: int(&f[3]).unwrap_or(0).max(0) as u32,
+            created_at: int(&f[4]).unwrap_or(0),
+            next_attempt_at: opt_ms(&f[5]),
+            delivered_at: opt_ms(&f[6]),
+            last_error: text(&f[7]).filter(|s| !s.is_empty()),
+        }))
+    }
+
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
+        let base = self.base(queue);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{base}dead"))
+            .arg(offset)
+            .arg((offset + limit).saturating_sub(1))
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if limit == 0 {
+                break;
+            }
+            if let Some(r) = self.get(queue, &id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, QueueError> {
+        let base = self.base(queue);
+        let n: i64 = self
+            .scripts
+            .replay
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}dead"))
+            .key(format!("{base}due"))
+            .arg(id)
+            .arg(now)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+        let base = self.base(queue);
+        let n: i64 = self
+            .scripts
+            .discard
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}dead"))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(id)
+            .arg(now)
+            .arg(&base)
+            .arg(retention_secs.max(1))
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, QueueError> {
+        let base = self.base(queue);
+        let v: Vec<Value> = self
+            .scripts
+            .stats
+            .key(format!("{base}due"))
+            .key(format!("{base}lease"))
+            .key(format!("{base}dead"))
+            .key(format!("{base}stats"))
+            .key(format!("{base}paused"))
+            .arg(now)
+            .arg(&base)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        if v.len() != 10 {
+            return Err(corrupt("queue stats"));
+        }
+        let n = |i: usize| int(&v[i]).unwrap_or(0).max(0) as u64;
+        let (ready_keys, scheduled, in_flight, dead, blocked) = (n(0), n(1), n(2), n(3), n(4));
+        let pending = n(5).saturating_sub(n(6) + n(7));
+        let oldest = text(&v[8]).and_then(|s| s.parse::<f64>().ok()).filter(|at| *at as i64 <= now).map(|at| (now as f64 - at) / 1000.0).unwrap_or(0.0);
+        let _ = ready_keys;
+        Ok(QueueStats {
+            ready: pending.saturating_sub(in_flight + dead + blocked + scheduled),
+            scheduled,
+            in_flight,
+            dead,
+            blocked,
+            delivered_total: n(6),
+            oldest_ready_age_seconds: oldest,
+            paused: n(9) == 1,
+        })
+    }
+
+    pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
+        let key = format!("{}paused", self.base(queue));
+        let mut conn = self.conn().await?;
+        if paused {
+            redis::cmd("SET").arg(&key).arg(1).query_async::<()>(&mut conn).await.map_err(unavailable)
+        } else {
+            redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await.map_err(unavailable)
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        redis::cmd("PING").query_async::<()>(&mut self.conn().await?).await.map_err(unavailable)
+    }
+
+    /// Reads the settings the durability promise depends on. Returns warnings to log loudly.
+    pub async fn durability_warnings(&self) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.conn().await?;
+        let mut warnings = Vec::new();
+        let mut read = async |name: &str| -> Option<String> {
+            let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut conn).await.ok()?;
+            pair.get(1).cloned()
+        };
+        match read("appendonly").await {
+            Some(v) if v == "yes" => {}
+            Some(v) => warnings.push(format!("Redis appendonly is {v:?}: a Redis restart loses accepted messages; set appendonly yes")),
+            None => warnings.push("cannot read Redis appendonly (CONFIG GET refused); make sure it is yes".into()),
+        }
+        match read("maxmemory-policy").await {
+            Some(v) if v == "noeviction" => {}
+            Some(v) => warnings.push(format!("Redis maxmemory-policy is {v:?}: Redis may evict queued messages; set noeviction")),
+            None => warnings.push("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction".into()),
+        }
+        Ok(warnings)
+    }
+}
