@@ -39,6 +39,17 @@ pub fn classify_status(status: reqwest::StatusCode, headers: &reqwest::header::H
     Outcome::reject(format!("upstream refused the message: HTTP {code}"))
 }
 
+/// Reads the whole answer before judging it: a connection that breaks after the status line
+/// leaves the outcome unknown, so it is a retry, never a delivery.
+pub async fn classify_response(resp: reqwest::Response) -> Outcome {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    match resp.bytes().await {
+        Ok(_) => classify_status(status, &headers),
+        Err(e) => classify_error(&e),
+    }
+}
+
 /// Transport failures are always transient: the message itself was never judged.
 pub fn classify_error(err: &reqwest::Error) -> Outcome {
     let what = if err.is_timeout() {

@@ -45,7 +45,7 @@ impl Adapter for WebhookAdapter {
                 .send()
                 .await;
             match sent {
-                Ok(resp) => http::classify_status(resp.status(), resp.headers()),
+                Ok(resp) => http::classify_response(resp).await,
                 Err(e) => http::classify_error(&e),
             }
         })

@@ -126,15 +126,6 @@ impl Application {
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         self.run(shutdown_signal()).await
     }
-
-    /// For crash tests in one process: stop answering and drop the workers without settling
-    /// anything, as `kill -9` would.
-    pub async fn crash(self) {
-        if let Some(e) = self.engine {
-            e.abort();
-        }
-        self.server.handle().stop(false).await;
-    }
 }
 
 pub async fn shutdown_signal() {

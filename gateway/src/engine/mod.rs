@@ -179,16 +179,6 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
         }
     }
-
-    /// Simulates a crash for tests: the workers vanish without settling anything, as if the
-    /// process were killed. Their leases expire and the reaper of another engine takes over.
-    pub fn abort(self) {
-        for l in &self.loops {
-            l.abort();
-        }
-        self.stop.cancel();
-        self.hard_stop.cancel();
-    }
 }
 
 async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {

@@ -1,0 +1,47 @@
+//! Faults a mock can inject, set through `POST /_mock/faults`: a share of requests that fail
+//! with a status code or a dropped connection, and random added latency.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Share of requests that fail, 0.0..=1.0.
+    pub fail_rate: f64,
+    /// The status of a failed request; 0 drops the connection instead of answering.
+    pub fail_status: u16,
+    /// Of the failures, the share that drop the connection regardless of `fail_status`.
+    pub drop_rate: f64,
+    /// Each request waits a random time up to this long.
+    pub max_latency_ms: u64,
+    /// Fixed latency added to every request.
+    pub latency_ms: u64,
+}
+
+/// What to do with one request.
+pub enum Injected {
+    Pass,
+    Fail(u16),
+    Drop,
+}
+
+impl Faults {
+    pub fn latency(&self) -> Duration {
+        let extra = if self.max_latency_ms > 0 { fastrand::u64(0..=self.max_latency_ms) } else { 0 };
+        Duration::from_millis(self.latency_ms + extra)
+    }
+
+    pub fn roll(&self) -> Injected {
+        if self.fail_rate > 0.0 && fastrand::f64() < self.fail_rate {
+            if self.fail_status == 0 || (self.drop_rate > 0.0 && fastrand::f64() < self.drop_rate) {
+                Injected::Drop
+            } else {
+                Injected::Fail(self.fail_status)
+            }
+        } else {
+            Injected::Pass
+        }
+    }
+}
