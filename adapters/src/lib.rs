@@ -7,8 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod dvcqg;
+pub mod fields;
 pub mod http;
 pub mod webhook;
+
+pub use fields::FieldError;
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,17 +20,25 @@ pub enum Outcome {
     /// The destination has the message.
     Delivered,
     /// A transient failure: try again later, not before `after` when the upstream said so.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// The destination refused the message itself; retrying cannot help.
     Reject { reason: String },
 }
 
 impl Outcome {
     pub fn retry(reason: impl Into<String>) -> Self {
-        Outcome::Retry { reason: reason.into(), after: None }
+        Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
     }
     pub fn reject(reason: impl Into<String>) -> Self {
-        Outcome::Reject { reason: reason.into() }
+        Outcome::Reject {
+            reason: reason.into(),
+        }
     }
 }
 

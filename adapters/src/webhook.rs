@@ -17,8 +17,16 @@ pub struct WebhookAdapter {
 }
 
 impl WebhookAdapter {
-    pub fn new(url: impl Into<String>, secret: WebhookSecret, timeout: Duration) -> reqwest::Result<Self> {
-        Ok(WebhookAdapter { client: http::client(timeout)?, url: url.into(), secret })
+    pub fn new(
+        url: impl Into<String>,
+        secret: WebhookSecret,
+        timeout: Duration,
+    ) -> reqwest::Result<Self> {
+        Ok(WebhookAdapter {
+            client: http::client(timeout)?,
+            url: url.into(),
+            secret,
+        })
     }
 }
 
@@ -29,7 +37,10 @@ impl Adapter for WebhookAdapter {
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|t| t.as_secs() as i64).unwrap_or(0);
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|t| t.as_secs() as i64)
+                .unwrap_or(0);
             let signature = match self.secret.sign(d.id, ts, d.payload) {
                 Ok(s) => s,
                 Err(e) => return Outcome::retry(format!("cannot sign the webhook: {e}")),

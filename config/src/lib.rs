@@ -38,7 +38,11 @@ pub enum ConfigError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ConfigError {
@@ -48,7 +52,10 @@ impl ConfigError {
         }
     }
     fn one(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid(vec![Problem { key: key.into(), message: message.into() }])
+        ConfigError::Invalid(vec![Problem {
+            key: key.into(),
+            message: message.into(),
+        }])
     }
 }
 
@@ -63,24 +70,42 @@ pub struct Source {
 
 impl Source {
     pub fn from_process_env() -> Self {
-        let dir = std::env::var("HCC_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|_| "config".into());
+        let dir = std::env::var("HCC_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| "config".into());
         let env_name = std::env::var("HCC_ENV").unwrap_or_else(|_| "local".to_string());
-        let vars = std::env::vars().filter(|(k, _)| k.starts_with("HCC__")).collect();
-        Source { dir, env_name, vars }
+        let vars = std::env::vars()
+            .filter(|(k, _)| k.starts_with("HCC__"))
+            .collect();
+        Source {
+            dir,
+            env_name,
+            vars,
+        }
     }
 }
 
 /// Loads, resolves `*_file` secrets, deserializes and validates.
 pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     let env_name = source.env_name.trim().to_ascii_lowercase();
-    if env_name.is_empty() || !env_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ConfigError::one("HCC_ENV", "must be a plain name such as local or production"));
+    if env_name.is_empty()
+        || !env_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::one(
+            "HCC_ENV",
+            "must be a plain name such as local or production",
+        ));
     }
     let default_file = source.dir.join("default.toml");
     if !default_file.is_file() {
         return Err(ConfigError::one(
             "HCC_CONFIG_DIR",
-            format!("{} not found (set HCC_CONFIG_DIR to the config folder)", default_file.display()),
+            format!(
+                "{} not found (set HCC_CONFIG_DIR to the config folder)",
+                default_file.display()
+            ),
         ));
     }
     let raw = config::Config::builder()
@@ -103,9 +128,15 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .add_source(TableSource(table))
         .build()
         .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
-    let settings: Settings = resolved.try_deserialize().map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    let settings: Settings = resolved
+        .try_deserialize()
+        .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
     let problems = settings.problems(env_name == "production");
-    if problems.is_empty() { Ok(settings.with_env(env_name)) } else { Err(ConfigError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(settings.with_env(env_name))
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
 }
 
 /// The key a `config` error is about, when it says; otherwise the whole configuration.
@@ -125,23 +156,38 @@ fn key_of(e: &config::ConfigError) -> String {
     }
 }
 
-fn resolve_secret_files(table: &mut BTreeMap<String, config::Value>, prefix: &str) -> Result<(), ConfigError> {
-    let file_keys: Vec<String> = table.keys().filter(|k| k.ends_with("_file")).cloned().collect();
+fn resolve_secret_files(
+    table: &mut BTreeMap<String, config::Value>,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    let file_keys: Vec<String> = table
+        .keys()
+        .filter(|k| k.ends_with("_file"))
+        .cloned()
+        .collect();
     for file_key in file_keys {
         let full = format!("{prefix}{file_key}");
-        let Some(value) = table.remove(&file_key) else { continue };
-        let path = value.into_string().map_err(|e| ConfigError::one(full.clone(), e.to_string()))?;
+        let Some(value) = table.remove(&file_key) else {
+            continue;
+        };
+        let path = value
+            .into_string()
+            .map_err(|e| ConfigError::one(full.clone(), e.to_string()))?;
         if path.is_empty() {
             continue;
         }
         let text = std::fs::read_to_string(Path::new(&path))
             .map_err(|e| ConfigError::one(full.clone(), format!("cannot read {path}: {e}")))?;
         let target = file_key.trim_end_matches("_file").to_string();
-        table.insert(target, config::Value::from(text.trim_end_matches(['\r', '\n']).to_string()));
+        table.insert(
+            target,
+            config::Value::from(text.trim_end_matches(['\r', '\n']).to_string()),
+        );
     }
     for (k, v) in table.iter_mut() {
         if let config::ValueKind::Table(inner) = &mut v.kind {
-            let mut sub: BTreeMap<String, config::Value> = std::mem::take(inner).into_iter().collect();
+            let mut sub: BTreeMap<String, config::Value> =
+                std::mem::take(inner).into_iter().collect();
             resolve_secret_files(&mut sub, &format!("{prefix}{k}."))?;
             *inner = sub.into_iter().collect();
         }
@@ -180,22 +226,35 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() { f.write_str("Secret(<empty>)") } else { f.write_str("Secret(<redacted>)") }
+        if self.0.is_empty() {
+            f.write_str("Secret(<empty>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
     }
 }
 
 pub(crate) fn check_addr(problems: &mut Vec<Problem>, key: &str, value: &str) {
     if value.parse::<SocketAddr>().is_err() {
-        problems.push(Problem { key: key.into(), message: format!("{value:?} is not an address like 127.0.0.1:8080") });
+        problems.push(Problem {
+            key: key.into(),
+            message: format!("{value:?} is not an address like 127.0.0.1:8080"),
+        });
     }
 }
 
 pub(crate) fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
     let ok = schemes.iter().any(|s| {
-        value.strip_prefix(s).and_then(|r| r.strip_prefix("://")).is_some_and(|rest| !rest.is_empty())
+        value
+            .strip_prefix(s)
+            .and_then(|r| r.strip_prefix("://"))
+            .is_some_and(|rest| !rest.is_empty())
     });
     if !ok {
-        problems.push(Problem { key: key.into(), message: format!("must be a {} URL", schemes.join(" or ")) });
+        problems.push(Problem {
+            key: key.into(),
+            message: format!("must be a {} URL", schemes.join(" or ")),
+        });
     }
 }
 

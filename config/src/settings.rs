@@ -58,7 +58,12 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     pub workers: usize,
 }
-defaults!(ServerSettings { bind: "127.0.0.1:8080".into(), body_limit_bytes: 1024 * 1024, shutdown_grace_secs: 20, workers: 0 });
+defaults!(ServerSettings {
+    bind: "127.0.0.1:8080".into(),
+    body_limit_bytes: 1024 * 1024,
+    shutdown_grace_secs: 20,
+    workers: 0
+});
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -73,7 +78,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
 }
-defaults!(LogSettings { format: LogFormat::Text, level: "info".into() });
+defaults!(LogSettings {
+    format: LogFormat::Text,
+    level: "info".into()
+});
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -151,7 +159,17 @@ impl Settings {
         let mut d = self.delivery.clone();
         if let Some(o) = self.destinations.get(destination) {
             macro_rules! over { ($($f:ident),*) => { $(if let Some(v) = o.$f { d.$f = v; })* } }
-            over!(concurrency, upstream_timeout_ms, lease_ms, max_age_secs, max_attempts, backoff_base_ms, backoff_max_ms, breaker_failure_threshold, breaker_cooldown_ms);
+            over!(
+                concurrency,
+                upstream_timeout_ms,
+                lease_ms,
+                max_age_secs,
+                max_attempts,
+                backoff_base_ms,
+                backoff_max_ms,
+                breaker_failure_threshold,
+                breaker_cooldown_ms
+            );
         }
         d
     }
@@ -268,73 +286,137 @@ impl Settings {
     /// Everything types cannot say: addresses, URLs, ranges, and production's stricter rules.
     pub fn problems(&self, production: bool) -> Vec<Problem> {
         let mut p = Vec::new();
-        let mut push = |key: &str, message: &str| p.push(Problem { key: key.into(), message: message.into() });
+        let mut push = |key: &str, message: &str| {
+            p.push(Problem {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
         if self.server.body_limit_bytes < 1024 {
             push("server.body_limit_bytes", "must be at least 1024");
         }
         if self.queue.key_prefix.is_empty() || self.queue.key_prefix.contains(['{', '}', ' ']) {
-            push("queue.key_prefix", "must be non-empty, without braces or spaces");
+            push(
+                "queue.key_prefix",
+                "must be non-empty, without braces or spaces",
+            );
         }
         if self.queue.pool_size == 0 {
             push("queue.pool_size", "must be at least 1");
         }
         if self.queue.idempotency_ttl_secs < 86_400 {
-            push("queue.idempotency_ttl_secs", "must be at least 86400 (24 h): the contract keeps keys that long");
+            push(
+                "queue.idempotency_ttl_secs",
+                "must be at least 86400 (24 h): the contract keeps keys that long",
+            );
         }
         let mut names: Vec<&str> = vec!["delivery"];
         names.extend(self.destinations.keys().map(String::as_str));
         for name in names {
             let d = self.delivery_for(name);
-            let section = if name == "delivery" { "delivery".to_string() } else { format!("destinations.{name}") };
+            let section = if name == "delivery" {
+                "delivery".to_string()
+            } else {
+                format!("destinations.{name}")
+            };
             if d.concurrency == 0 {
                 push(&format!("{section}.concurrency"), "must be at least 1");
             }
             if d.upstream_timeout_ms == 0 {
-                push(&format!("{section}.upstream_timeout_ms"), "must be above 0: no request goes without a timeout");
+                push(
+                    &format!("{section}.upstream_timeout_ms"),
+                    "must be above 0: no request goes without a timeout",
+                );
             }
             if d.lease_ms <= d.upstream_timeout_ms {
-                push(&format!("{section}.lease_ms"), "must be longer than upstream_timeout_ms, or two workers could deliver one message at once");
+                push(
+                    &format!("{section}.lease_ms"),
+                    "must be longer than upstream_timeout_ms, or two workers could deliver one message at once",
+                );
             }
             if d.backoff_base_ms == 0 || d.backoff_max_ms < d.backoff_base_ms {
-                push(&format!("{section}.backoff_max_ms"), "needs 0 < backoff_base_ms <= backoff_max_ms");
+                push(
+                    &format!("{section}.backoff_max_ms"),
+                    "needs 0 < backoff_base_ms <= backoff_max_ms",
+                );
             }
             if d.breaker_failure_threshold == 0 {
-                push(&format!("{section}.breaker_failure_threshold"), "must be at least 1");
+                push(
+                    &format!("{section}.breaker_failure_threshold"),
+                    "must be at least 1",
+                );
             }
         }
         let mut p2 = Vec::new();
         check_addr(&mut p2, "server.bind", &self.server.bind);
         if self.queue.backend == QueueBackendKind::Redis {
-            check_url(&mut p2, "queue.redis_url", self.queue.redis_url.expose(), &["redis", "rediss", "redis+unix", "unix"]);
+            check_url(
+                &mut p2,
+                "queue.redis_url",
+                self.queue.redis_url.expose(),
+                &["redis", "rediss", "redis+unix", "unix"],
+            );
         }
-        for (key, url) in [("dvcqg.base_url", &self.dvcqg.base_url), ("paygov.base_url", &self.paygov.base_url), ("vnpay.pay_url", &self.vnpay.pay_url), ("centre.webhook_url", &self.centre.webhook_url)] {
+        for (key, url) in [
+            ("dvcqg.base_url", &self.dvcqg.base_url),
+            ("paygov.base_url", &self.paygov.base_url),
+            ("vnpay.pay_url", &self.vnpay.pay_url),
+            ("centre.webhook_url", &self.centre.webhook_url),
+        ] {
             if !url.is_empty() {
                 check_url(&mut p2, key, url, &["http", "https"]);
             }
         }
         for id in self.banks.keys() {
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-                p2.push(Problem { key: format!("banks.{id}"), message: "bank ids are lowercase [a-z0-9_-]+".into() });
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            {
+                p2.push(Problem {
+                    key: format!("banks.{id}"),
+                    message: "bank ids are lowercase [a-z0-9_-]+".into(),
+                });
             }
         }
         for (i, k) in self.auth.keys.iter().enumerate() {
-            let valid_hex = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            let valid_hex = k.sha256.len() == 64
+                && k.sha256
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
             if !valid_hex {
-                p2.push(Problem { key: format!("auth.keys[{i}].sha256"), message: "must be 64 lowercase hex digits (sha256sum of the key)".into() });
+                p2.push(Problem {
+                    key: format!("auth.keys[{i}].sha256"),
+                    message: "must be 64 lowercase hex digits (sha256sum of the key)".into(),
+                });
             }
         }
         if production {
             if self.queue.backend == QueueBackendKind::Memory {
-                p2.push(Problem { key: "queue.backend".into(), message: "memory is not durable and is refused when HCC_ENV=production; use redis".into() });
+                p2.push(Problem {
+                    key: "queue.backend".into(),
+                    message:
+                        "memory is not durable and is refused when HCC_ENV=production; use redis"
+                            .into(),
+                });
             }
-            let dev_hashes: Vec<String> = DEV_KEYS.iter().map(|k| hcc_signing::sha256_hex(k.as_bytes())).collect();
+            let dev_hashes: Vec<String> = DEV_KEYS
+                .iter()
+                .map(|k| hcc_signing::sha256_hex(k.as_bytes()))
+                .collect();
             for (i, k) in self.auth.keys.iter().enumerate() {
-                if dev_hashes.iter().any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes())) {
+                if dev_hashes
+                    .iter()
+                    .any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes()))
+                {
                     p2.push(Problem { key: format!("auth.keys[{i}]"), message: format!("{:?} uses a published development key, refused when HCC_ENV=production", k.name) });
                 }
             }
             if self.auth.keys.is_empty() {
-                p2.push(Problem { key: "auth.keys".into(), message: "no API keys configured".into() });
+                p2.push(Problem {
+                    key: "auth.keys".into(),
+                    message: "no API keys configured".into(),
+                });
             }
         }
         p.extend(p2);

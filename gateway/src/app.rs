@@ -18,7 +18,10 @@ use crate::http::{self, auth::Keyring, body::BodyLimit};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
     #[error("{key}: {message}")]
@@ -43,7 +46,11 @@ pub struct Application {
 
 pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
     Ok(match settings.queue.backend {
-        QueueBackendKind::Redis => Queue::Redis(RedisQueue::new(settings.queue.redis_url.expose(), settings.queue.pool_size, &settings.queue.key_prefix)?),
+        QueueBackendKind::Redis => Queue::Redis(RedisQueue::new(
+            settings.queue.redis_url.expose(),
+            settings.queue.pool_size,
+            &settings.queue.key_prefix,
+        )?),
         QueueBackendKind::Memory => Queue::Memory(MemoryQueue::new()),
     })
 }
@@ -52,11 +59,48 @@ pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
 pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, BuildError> {
     let mut out: Vec<Arc<dyn Adapter>> = Vec::new();
     if !settings.centre.webhook_url.is_empty() {
-        let secret = hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose())
-            .map_err(|e| BuildError::Setting { key: "centre.webhook_secret", message: e.to_string() })?;
-        let timeout = Duration::from_millis(settings.delivery_for(hcc_adapters::webhook::DESTINATION).upstream_timeout_ms);
-        let adapter = hcc_adapters::webhook::WebhookAdapter::new(settings.centre.webhook_url.clone(), secret, timeout)
-            .map_err(|e| BuildError::Setting { key: "centre.webhook_url", message: e.to_string() })?;
+        let secret =
+            hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose())
+                .map_err(|e| BuildError::Setting {
+                    key: "centre.webhook_secret",
+                    message: e.to_string(),
+                })?;
+        let timeout = Duration::from_millis(
+            settings
+                .delivery_for(hcc_adapters::webhook::DESTINATION)
+                .upstream_timeout_ms,
+        );
+        let adapter = hcc_adapters::webhook::WebhookAdapter::new(
+            settings.centre.webhook_url.clone(),
+            secret,
+            timeout,
+        )
+        .map_err(|e| BuildError::Setting {
+            key: "centre.webhook_url",
+            message: e.to_string(),
+        })?;
+        out.push(Arc::new(adapter));
+    }
+    if !settings.dvcqg.base_url.is_empty() {
+        let d = &settings.dvcqg;
+        let cfg = hcc_adapters::dvcqg::DvcqgConfig {
+            base_url: d.base_url.clone(),
+            auth_path: d.auth_path.clone(),
+            integration_path: d.integration_path.clone(),
+            username: d.username.clone(),
+            password: d.password.expose().to_string(),
+            madonvi: d.madonvi.clone(),
+            timeout: Duration::from_millis(
+                settings
+                    .delivery_for(hcc_adapters::dvcqg::DESTINATION)
+                    .upstream_timeout_ms,
+            ),
+        };
+        let adapter =
+            hcc_adapters::dvcqg::DvcqgAdapter::new(cfg).map_err(|e| BuildError::Setting {
+                key: "dvcqg.base_url",
+                message: e.to_string(),
+            })?;
         out.push(Arc::new(adapter));
     }
     Ok(out)
@@ -70,9 +114,17 @@ impl Application {
     }
 
     /// Like `build`, with the queue and adapters given: the demo and tests plug in their own.
-    pub async fn build_with(settings: Settings, queue: Queue, adapters: Vec<Arc<dyn Adapter>>, workers: Workers) -> Result<Self, BuildError> {
+    pub async fn build_with(
+        settings: Settings,
+        queue: Queue,
+        adapters: Vec<Arc<dyn Adapter>>,
+        workers: Workers,
+    ) -> Result<Self, BuildError> {
         startup_checks(&queue).await;
-        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
+        let mut builder = EngineBuilder::new(
+            queue,
+            Duration::from_millis(settings.queue.reaper_interval_ms),
+        );
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
             builder = builder.destination(adapter, cfg);
@@ -85,11 +137,32 @@ impl Application {
             }
             Workers::Off => (None, builder.handle()),
         };
-        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?.port();
-        let server = http_server(&settings, handle.clone(), listener).map_err(|source| BuildError::Bind { addr: settings.server.bind.clone(), source })?;
+        let listener =
+            TcpListener::bind(&settings.server.bind).map_err(|source| BuildError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| BuildError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            })?
+            .port();
+        let server = http_server(&settings, handle.clone(), listener).map_err(|source| {
+            BuildError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            }
+        })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
-        Ok(Application { port, server, engine, handle, grace: Duration::from_secs(settings.server.shutdown_grace_secs) })
+        Ok(Application {
+            port,
+            server,
+            engine,
+            handle,
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -161,20 +234,30 @@ async fn startup_checks(queue: &Queue) {
                     tracing::error!("DURABILITY AT RISK: {line}");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "Redis is not reachable at start-up; /readyz answers 503 until it is"),
+            Err(e) => {
+                tracing::error!(error = %e, "Redis is not reachable at start-up; /readyz answers 503 until it is")
+            }
         },
     }
 }
 
-fn http_server(settings: &Settings, handle: EngineHandle, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+fn http_server(
+    settings: &Settings,
+    handle: EngineHandle,
+    listener: TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
     let handle = web::Data::new(handle);
+    let idem_ttl = web::Data::new(http::dossiers::IdempotencyTtl(
+        settings.queue.idempotency_ttl_secs,
+    ));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(keyring.clone())
             .app_data(limit.clone())
             .app_data(handle.clone())
+            .app_data(idem_ttl.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use hcc_gateway::app::{Application, Workers};
 
 #[derive(Parser)]
-#[command(name = "hcc-gateway", version, about = "Connects public administrative service centres to the national portal, payment providers and banks")]
+#[command(
+    name = "hcc-gateway",
+    version,
+    about = "Connects public administrative service centres to the national portal, payment providers and banks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,9 +43,16 @@ fn load_settings() -> anyhow::Result<hcc_config::Settings> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config { command: ConfigCommand::Check } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
             Ok(s) => {
-                println!("configuration OK (HCC_ENV={}, queue.backend={:?}, {} API keys)", s.env_name, s.queue.backend, s.auth.keys.len());
+                println!(
+                    "configuration OK (HCC_ENV={}, queue.backend={:?}, {} API keys)",
+                    s.env_name,
+                    s.queue.backend,
+                    s.auth.keys.len()
+                );
                 Ok(())
             }
             Err(e) => {
@@ -54,9 +65,16 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { no_workers } => {
             let settings = load_settings()?;
             hcc_gateway::telemetry::init(&settings.log);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
             rt.block_on(async move {
-                let workers = if no_workers { Workers::Off } else { Workers::On };
+                let workers = if no_workers {
+                    Workers::Off
+                } else {
+                    Workers::On
+                };
                 let app = Application::build(settings, workers).await?;
                 app.run_until_signalled().await?;
                 Ok(())

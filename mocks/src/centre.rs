@@ -55,7 +55,11 @@ pub struct CentreState {
 
 impl CentreState {
     pub fn new(secret: WebhookSecret) -> Self {
-        CentreState { inner: Arc::default(), secret: Arc::new(secret), epoch: Instant::now() }
+        CentreState {
+            inner: Arc::default(),
+            secret: Arc::new(secret),
+            epoch: Instant::now(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -98,21 +102,43 @@ pub fn spawn(bind: &str, secret: WebhookSecret) -> std::io::Result<(crate::Runni
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
-async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreState>) -> HttpResponse {
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<CentreState>,
+) -> HttpResponse {
     let id = header(&req, "webhook-id").to_string();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    if let Err(e) = state.secret.verify(&id, header(&req, "webhook-timestamp"), header(&req, "webhook-signature"), &body, now) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if let Err(e) = state.secret.verify(
+        &id,
+        header(&req, "webhook-timestamp"),
+        header(&req, "webhook-signature"),
+        &body,
+        now,
+    ) {
         state.lock().counters.bad_signatures += 1;
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": e.to_string()}));
     }
     let json: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(_) => return HttpResponse::BadRequest().json(serde_json::json!({"error": "body is not JSON"})),
+        Err(_) => {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "body is not JSON"}));
+        }
     };
-    let key = json.get("ordering_key").and_then(|v| v.as_str()).map(str::to_string);
+    let key = json
+        .get("ordering_key")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let (faults, started_us) = {
         let mut s = state.lock();
         let started_us = state.now_us();
@@ -150,8 +176,10 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreStat
         Injected::Pass => {}
         Injected::Fail(code) => {
             s.counters.failed_by_fault += 1;
-            let status = actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
-            return HttpResponse::build(status).json(serde_json::json!({"error": "injected failure"}));
+            let status = actix_web::http::StatusCode::from_u16(code)
+                .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+            return HttpResponse::build(status)
+                .json(serde_json::json!({"error": "injected failure"}));
         }
         Injected::Drop => {
             s.counters.failed_by_fault += 1;
@@ -167,15 +195,24 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreStat
         s.counters.duplicates += 1;
     }
     s.counters.received += 1;
-    s.received.push(Received { webhook_id: id, body: json, started_us, finished_us });
+    s.received.push(Received {
+        webhook_id: id,
+        body: json,
+        started_us,
+        finished_us,
+    });
     HttpResponse::NoContent().finish()
 }
 
 /// Headers go out, then the connection breaks before the body: the client cannot know whether
 /// the request was processed. Clients must treat it as a failure.
 pub fn dropped_connection() -> HttpResponse {
-    let broken = futures_util::stream::once(async { Err::<web::Bytes, _>(std::io::Error::other("connection dropped by mock")) });
-    HttpResponse::Ok().content_type("application/json").streaming(broken)
+    let broken = futures_util::stream::once(async {
+        Err::<web::Bytes, _>(std::io::Error::other("connection dropped by mock"))
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(broken)
 }
 
 async fn list(state: web::Data<CentreState>) -> HttpResponse {
@@ -194,6 +231,9 @@ async fn set_faults(state: web::Data<CentreState>, f: web::Json<Faults>) -> Http
 async fn reset(state: web::Data<CentreState>) -> HttpResponse {
     let mut s = state.lock();
     let faults = s.faults.clone();
-    *s = Inner { faults, ..Default::default() };
+    *s = Inner {
+        faults,
+        ..Default::default()
+    };
     HttpResponse::NoContent().finish()
 }

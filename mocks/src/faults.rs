@@ -29,7 +29,11 @@ pub enum Injected {
 
 impl Faults {
     pub fn latency(&self) -> Duration {
-        let extra = if self.max_latency_ms > 0 { fastrand::u64(0..=self.max_latency_ms) } else { 0 };
+        let extra = if self.max_latency_ms > 0 {
+            fastrand::u64(0..=self.max_latency_ms)
+        } else {
+            0
+        };
         Duration::from_millis(self.latency_ms + extra)
     }
 

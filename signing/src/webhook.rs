@@ -43,7 +43,10 @@ impl std::fmt::Debug for WebhookSecret {
 
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<Self, WebhookError> {
-        let b64 = text.trim().strip_prefix("whsec_").ok_or(WebhookError::BadSecret)?;
+        let b64 = text
+            .trim()
+            .strip_prefix("whsec_")
+            .ok_or(WebhookError::BadSecret)?;
         let key = STANDARD.decode(b64).map_err(|_| WebhookError::BadSecret)?;
         if key.is_empty() {
             return Err(WebhookError::BadSecret);
@@ -77,7 +80,10 @@ impl WebhookSecret {
         body: &[u8],
         now_secs: i64,
     ) -> Result<(), WebhookError> {
-        let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookError::BadTimestamp)?;
+        let ts: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| WebhookError::BadTimestamp)?;
         if (now_secs - ts).abs() > TOLERANCE_SECS {
             return Err(WebhookError::TimestampOutOfTolerance);
         }
@@ -91,7 +97,11 @@ impl WebhookSecret {
                 matched |= ct_eq(&sig, &expected);
             }
         }
-        if matched { Ok(()) } else { Err(WebhookError::NoMatchingSignature) }
+        if matched {
+            Ok(())
+        } else {
+            Err(WebhookError::NoMatchingSignature)
+        }
     }
 }
 
@@ -116,7 +126,10 @@ mod tests {
     fn verifies_any_of_several_signatures() {
         let secret = WebhookSecret::parse(SECRET).unwrap();
         let header = format!("v1,bm90LXRoaXM= {EXPECTED}");
-        assert_eq!(secret.verify(ID, &TS.to_string(), &header, BODY, TS + 10), Ok(()));
+        assert_eq!(
+            secret.verify(ID, &TS.to_string(), &header, BODY, TS + 10),
+            Ok(())
+        );
     }
 
     #[test]
@@ -131,7 +144,13 @@ mod tests {
             secret.verify(ID, &ts, EXPECTED, BODY, TS + TOLERANCE_SECS + 1),
             Err(WebhookError::TimestampOutOfTolerance)
         );
-        assert_eq!(secret.verify(ID, "soon", EXPECTED, BODY, TS), Err(WebhookError::BadTimestamp));
-        assert_eq!(WebhookSecret::parse("MfKQ9r8").unwrap_err(), WebhookError::BadSecret);
+        assert_eq!(
+            secret.verify(ID, "soon", EXPECTED, BODY, TS),
+            Err(WebhookError::BadTimestamp)
+        );
+        assert_eq!(
+            WebhookSecret::parse("MfKQ9r8").unwrap_err(),
+            WebhookError::BadSecret
+        );
     }
 }

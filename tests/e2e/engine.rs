@@ -26,7 +26,10 @@ fn lane(concurrency: usize) -> LaneConfig {
         lease: Duration::from_millis(3000),
         max_age: Duration::from_secs(3600),
         max_attempts: 0,
-        policy: RetryPolicy { base: Duration::from_millis(20), max: Duration::from_millis(300) },
+        policy: RetryPolicy {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(300),
+        },
         breaker_threshold: 1000,
         breaker_cooldown: Duration::from_millis(300),
         retention_secs: 3600,
@@ -35,8 +38,15 @@ fn lane(concurrency: usize) -> LaneConfig {
 }
 
 fn engine(queue: Queue, sink_url: &str, cfg: LaneConfig) -> Engine {
-    let adapter = WebhookAdapter::new(format!("{sink_url}/webhooks"), secret(), cfg.upstream_timeout).unwrap();
-    EngineBuilder::new(queue, Duration::from_millis(100)).destination(Arc::new(adapter), cfg).start()
+    let adapter = WebhookAdapter::new(
+        format!("{sink_url}/webhooks"),
+        secret(),
+        cfg.upstream_timeout,
+    )
+    .unwrap();
+    EngineBuilder::new(queue, Duration::from_millis(100))
+        .destination(Arc::new(adapter), cfg)
+        .start()
 }
 
 fn redis_queue(url: &str, prefix: &str) -> Queue {
@@ -44,8 +54,23 @@ fn redis_queue(url: &str, prefix: &str) -> Queue {
 }
 
 async fn enqueue(q: &Queue, key: &str, seq: u32) -> String {
-    let payload = serde_json::json!({"ordering_key": key, "seq": seq}).to_string().into_bytes();
-    match q.enqueue("centre", NewMessage { kind: "test.event".into(), ordering_key: key.into(), payload }, None, now_ms()).await.unwrap() {
+    let payload = serde_json::json!({"ordering_key": key, "seq": seq})
+        .to_string()
+        .into_bytes();
+    match q
+        .enqueue(
+            "centre",
+            NewMessage {
+                kind: "test.event".into(),
+                ordering_key: key.into(),
+                payload,
+            },
+            None,
+            now_ms(),
+        )
+        .await
+        .unwrap()
+    {
         Enqueued::Accepted(id) => id,
         other => panic!("{other:?}"),
     }
@@ -57,14 +82,22 @@ fn sequences(received: &[Received]) -> HashMap<String, Vec<u64>> {
     sorted.sort_by_key(|r| r.finished_us);
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     for r in sorted {
-        let key = r.body["ordering_key"].as_str().unwrap_or_default().to_string();
-        out.entry(key).or_default().push(r.body["seq"].as_u64().unwrap_or(u64::MAX));
+        let key = r.body["ordering_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        out.entry(key)
+            .or_default()
+            .push(r.body["seq"].as_u64().unwrap_or(u64::MAX));
     }
     out
 }
 
 async fn wait_unique(state: &CentreState, n: u64, limit: Duration) {
-    eventually(&format!("{n} unique webhooks"), limit, || async { (state.counters().unique >= n).then_some(()) }).await;
+    eventually(&format!("{n} unique webhooks"), limit, || async {
+        (state.counters().unique >= n).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,13 +107,19 @@ async fn crashed_worker_message_is_delivered_once_more_after_its_lease() {
     let q = redis_queue(&redis_url(), &prefix);
     let id = enqueue(&q, "dossier-1", 1).await;
     // A worker takes the message under a 1.5 s lease and dies without acking: nothing settles it.
-    let taken = q.claim("centre", 10, now_ms() + 1500, now_ms()).await.unwrap();
+    let taken = q
+        .claim("centre", 10, now_ms() + 1500, now_ms())
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
     drop(taken);
     let started = std::time::Instant::now();
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
     wait_unique(&state, 1, Duration::from_secs(15)).await;
-    assert!(started.elapsed() >= Duration::from_millis(1000), "delivered before the lease ran out");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "delivered before the lease ran out"
+    );
     let rec = q.get("centre", &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Delivered);
     assert_eq!(rec.attempts, 2);
@@ -119,22 +158,42 @@ async fn two_engines_on_one_redis_deliver_10000_messages_in_order_without_overla
     let c = state.counters();
     assert_eq!(c.unique, 10_000);
     assert_eq!(c.duplicates, 0, "no message delivered twice");
-    assert_eq!(c.concurrent_same_id, 0, "no message delivered by both engines at once");
-    assert_eq!(c.concurrent_same_key, 0, "one key never had two deliveries in flight");
+    assert_eq!(
+        c.concurrent_same_id, 0,
+        "no message delivered by both engines at once"
+    );
+    assert_eq!(
+        c.concurrent_same_key, 0,
+        "one key never had two deliveries in flight"
+    );
     let seqs = sequences(&state.received());
     assert_eq!(seqs.len(), 500);
     for (key, s) in seqs {
         assert_eq!(s, (0..20).collect::<Vec<u64>>(), "order broken for {key}");
     }
     let stats = q.stats("centre", now_ms()).await.unwrap();
-    assert_eq!((stats.ready, stats.in_flight, stats.dead, stats.delivered_total), (0, 0, 0, 10_000));
+    assert_eq!(
+        (
+            stats.ready,
+            stats.in_flight,
+            stats.dead,
+            stats.delivered_total
+        ),
+        (0, 0, 0, 10_000)
+    );
     sink.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_destination_gets_everything_in_order_through_retries() {
     let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
-    state.set_faults(Faults { fail_rate: 0.3, fail_status: 503, drop_rate: 0.3, max_latency_ms: 20, latency_ms: 0 });
+    state.set_faults(Faults {
+        fail_rate: 0.3,
+        fail_status: 503,
+        drop_rate: 0.3,
+        max_latency_ms: 20,
+        latency_ms: 0,
+    });
     let prefix = unique_prefix();
     let q = redis_queue(&redis_url(), &prefix);
     for seq in 0..15 {
@@ -175,13 +234,21 @@ async fn breaker_opens_on_a_dead_destination_and_the_backlog_drains_when_it_retu
     let e = engine(redis_queue(&redis_url(), &prefix), &sink_url, cfg);
     let handle = e.handle();
     eventually("breaker open", Duration::from_secs(10), || async {
-        matches!(handle.breaker_state("centre"), Some(hcc_gateway::engine::breaker::BreakerState::Open)).then_some(())
+        matches!(
+            handle.breaker_state("centre"),
+            Some(hcc_gateway::engine::breaker::BreakerState::Open)
+        )
+        .then_some(())
     })
     .await;
     let attempts = |q: Queue, heads: Vec<String>| async move {
         let mut total = 0;
         for id in heads {
-            total += q.get("centre", &id).await.unwrap().map_or(0, |r| r.attempts);
+            total += q
+                .get("centre", &id)
+                .await
+                .unwrap()
+                .map_or(0, |r| r.attempts);
         }
         total
     };
@@ -190,11 +257,19 @@ async fn breaker_opens_on_a_dead_destination_and_the_backlog_drains_when_it_retu
     let before = attempts(q.clone(), heads.clone()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = attempts(q.clone(), heads.clone()).await;
-    assert!(after - before <= 5, "attempts kept coming while the breaker was open: {before} -> {after}");
+    assert!(
+        after - before <= 5,
+        "attempts kept coming while the breaker was open: {before} -> {after}"
+    );
     let stats = q.stats("centre", now_ms()).await.unwrap();
-    assert_eq!((stats.dead, stats.delivered_total), (0, 0), "a down destination is retried, never dead-lettered");
+    assert_eq!(
+        (stats.dead, stats.delivered_total),
+        (0, 0),
+        "a down destination is retried, never dead-lettered"
+    );
     // Bring the destination back on the same address.
-    let (back, state2) = hcc_mocks::centre::spawn(sink_url.trim_start_matches("http://"), secret()).unwrap();
+    let (back, state2) =
+        hcc_mocks::centre::spawn(sink_url.trim_start_matches("http://"), secret()).unwrap();
     wait_unique(&state2, 20, Duration::from_secs(30)).await;
     for (key, s) in sequences(&state2.received()) {
         assert_eq!(s, (0..10).collect::<Vec<u64>>(), "order broken for {key}");
@@ -220,7 +295,10 @@ async fn accepted_messages_survive_a_redis_crash_with_aof() {
     wait_unique(&state, 50, Duration::from_secs(30)).await;
     e.shutdown(Duration::from_secs(5)).await;
     for id in ids {
-        assert_eq!(q.get("centre", &id).await.unwrap().map(|r| r.status), Some(MessageStatus::Delivered));
+        assert_eq!(
+            q.get("centre", &id).await.unwrap().map(|r| r.status),
+            Some(MessageStatus::Delivered)
+        );
     }
     sink.stop().await;
 }
@@ -228,17 +306,24 @@ async fn accepted_messages_survive_a_redis_crash_with_aof() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_deliveries() {
     let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
-    state.set_faults(Faults { latency_ms: 800, ..Default::default() });
+    state.set_faults(Faults {
+        latency_ms: 800,
+        ..Default::default()
+    });
     let prefix = unique_prefix();
     let q = redis_queue(&redis_url(), &prefix);
     let id = enqueue(&q, "k", 0).await;
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
     eventually("in flight", Duration::from_secs(5), || async {
-        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
+        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight))
+            .then_some(())
     })
     .await;
     e.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(q.get("centre", &id).await.unwrap().map(|r| r.status), Some(MessageStatus::Delivered));
+    assert_eq!(
+        q.get("centre", &id).await.unwrap().map(|r| r.status),
+        Some(MessageStatus::Delivered)
+    );
     assert_eq!(state.counters().received, 1);
     sink.stop().await;
 }
@@ -246,18 +331,25 @@ async fn graceful_shutdown_finishes_in_flight_deliveries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_hands_back_deliveries_that_outlast_the_grace_period() {
     let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
-    state.set_faults(Faults { latency_ms: 1500, ..Default::default() });
+    state.set_faults(Faults {
+        latency_ms: 1500,
+        ..Default::default()
+    });
     let prefix = unique_prefix();
     let q = redis_queue(&redis_url(), &prefix);
     let id = enqueue(&q, "k", 0).await;
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
     eventually("in flight", Duration::from_secs(5), || async {
-        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
+        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight))
+            .then_some(())
     })
     .await;
     e.shutdown(Duration::from_millis(100)).await;
     let rec = q.get("centre", &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Queued, "handed back, not lost");
-    assert_eq!(rec.attempts, 0, "a handed-back delivery does not count as an attempt");
+    assert_eq!(
+        rec.attempts, 0,
+        "a handed-back delivery does not count as an attempt"
+    );
     sink.stop().await;
 }

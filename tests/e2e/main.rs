@@ -1,6 +1,8 @@
 //! End-to-end tests, one binary: the gateway and the mocks over real HTTP on 127.0.0.1, and a
 //! real Redis (127.0.0.1:6379, or `HCC_TEST_REDIS_URL`; tests that stop Redis start their own).
 
+mod crash;
+mod dossiers;
 mod engine;
 mod queue_conformance;
 mod service;

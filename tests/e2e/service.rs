@@ -9,36 +9,86 @@ use hcc_tests::{OPERATOR_KEY, PrivateRedis, eventually, settings, spawn_app};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_redis_down_and_back_without_a_restart() {
     let mut redis = PrivateRedis::start();
-    let app = spawn_app(settings(QueueBackendKind::Redis, &[("HCC__QUEUE__REDIS_URL", redis.url())]), Workers::On).await;
+    let app = spawn_app(
+        settings(
+            QueueBackendKind::Redis,
+            &[("HCC__QUEUE__REDIS_URL", redis.url())],
+        ),
+        Workers::On,
+    )
+    .await;
     let status = |app: &hcc_tests::TestApp| {
         let req = app.client.get(app.url("/readyz"));
         async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
     };
     assert_eq!(status(&app).await, 200);
     redis.kill();
-    eventually("503 while Redis is down", Duration::from_secs(15), || async { (status(&app).await == 503).then_some(()) }).await;
+    eventually(
+        "503 while Redis is down",
+        Duration::from_secs(15),
+        || async { (status(&app).await == 503).then_some(()) },
+    )
+    .await;
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "alive, just not ready");
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "alive, just not ready"
+    );
     redis.restart();
-    eventually("200 once Redis is back", Duration::from_secs(15), || async { (status(&app).await == 200).then_some(()) }).await;
+    eventually(
+        "200 once Redis is back",
+        Duration::from_secs(15),
+        || async { (status(&app).await == 200).then_some(()) },
+    )
+    .await;
     app.stop().await;
 }
 
 #[tokio::test]
 async fn openapi_and_unknown_routes() {
     let app = spawn_app(settings(QueueBackendKind::Memory, &[]), Workers::Off).await;
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap_or_default().starts_with("3."));
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.")
+    );
     let r = app.client.get(app.url("/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], 404);
     assert!(r#type(&body).ends_with("/not-found"));
-    let r = app.client.get(app.url("/v1/messages/0190f0e0-0000-7000-8000-000000000000")).bearer_auth(OPERATOR_KEY).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/v1/messages/0190f0e0-0000-7000-8000-000000000000"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = app.client.get(app.url("/v1/messages/x")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/v1/messages/x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }

@@ -21,7 +21,10 @@ pub fn redis_url() -> String {
 }
 
 pub fn workspace_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// A prefix no other test uses, so tests share one Redis without meeting.
@@ -37,7 +40,14 @@ pub fn settings(backend: QueueBackendKind, overrides: &[(&str, String)]) -> Sett
         ("HCC__SERVER__WORKERS", "2".into()),
         ("HCC__SERVER__SHUTDOWN_GRACE_SECS", "5".into()),
         ("HCC__LOG__LEVEL", "warn".into()),
-        ("HCC__QUEUE__BACKEND", match backend { QueueBackendKind::Redis => "redis", QueueBackendKind::Memory => "memory" }.into()),
+        (
+            "HCC__QUEUE__BACKEND",
+            match backend {
+                QueueBackendKind::Redis => "redis",
+                QueueBackendKind::Memory => "memory",
+            }
+            .into(),
+        ),
         ("HCC__QUEUE__REDIS_URL", redis_url()),
         ("HCC__QUEUE__KEY_PREFIX", unique_prefix()),
         ("HCC__QUEUE__POLL_INTERVAL_MS", "20".into()),
@@ -57,7 +67,11 @@ pub fn settings(backend: QueueBackendKind, overrides: &[(&str, String)]) -> Sett
     for (k, v) in overrides {
         vars.insert(k.to_string(), v.clone());
     }
-    let source = Source { dir: workspace_dir().join("config"), env_name: "local".into(), vars };
+    let source = Source {
+        dir: workspace_dir().join("config"),
+        env_name: "local".into(),
+        vars,
+    };
     match hcc_config::load(&source) {
         Ok(s) => s,
         Err(e) => panic!("test settings are invalid: {e}"),
@@ -93,7 +107,10 @@ pub fn start(app: Application) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         handle,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
         stop: Some(tx),
         joined: Some(joined),
     }
@@ -150,10 +167,21 @@ impl PrivateRedis {
 
     /// Starts one with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("hcc-redis-{port}-{}", uuid::Uuid::new_v4().simple()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hcc-redis-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         let _ = std::fs::create_dir_all(&dir);
-        let mut r = PrivateRedis { port, dir, extra: extra.iter().map(|s| s.to_string()).collect(), child: None };
+        let mut r = PrivateRedis {
+            port,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
         r.restart();
         r
     }
@@ -165,7 +193,18 @@ impl PrivateRedis {
     /// Starts it (again) with AOF on, as production runs it, and waits until it answers.
     pub fn restart(&mut self) {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -206,6 +245,115 @@ impl Drop for PrivateRedis {
 pub fn binary(name: &str) -> PathBuf {
     // Tests live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     dir.join(name)
+}
+
+/// The fixture dossier of `shared/fixtures/`, with its code and status replaced.
+pub fn dossier(ma: &str, status: u8) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../../shared/fixtures/dossier.json"))
+            .unwrap_or_default();
+    v["MaHoSo"] = serde_json::json!(ma);
+    v["TrangThaiHoSo"] = serde_json::json!(status);
+    v
+}
+
+/// The fixture progress entry, for dossier `ma` at status `status`, `minute` minutes in.
+pub fn progress(ma: &str, status: u8, minute: u32) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../../shared/fixtures/progress.json"))
+            .unwrap_or_default();
+    v["MaHoSo"] = serde_json::json!(ma);
+    v["TrangThai"] = serde_json::json!(status);
+    v["ThoiDiemXuLy"] = serde_json::json!(format!(
+        "202411{:02}{:02}{:02}00",
+        26 + minute / 1440,
+        (minute / 60) % 24,
+        minute % 60
+    ));
+    v
+}
+
+/// One update of a dossier's life, as the centre would send it.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A sync at a status; the second number tells repeated statuses apart (5 → 4 → ... 4).
+    Sync(u8, u32),
+    Progress(u8, u32),
+}
+
+/// The life-cycle 1 → 2 → 4 → 5 → 4 → 9 → 10 with progress entries: ten updates.
+pub fn life_cycle() -> Vec<Update> {
+    use Update::*;
+    vec![
+        Sync(1, 0),
+        Sync(2, 1),
+        Progress(4, 1),
+        Sync(4, 2),
+        Progress(5, 2),
+        Sync(5, 3),
+        Sync(4, 4),
+        Progress(9, 3),
+        Sync(9, 5),
+        Sync(10, 6),
+    ]
+}
+
+impl Update {
+    pub fn path_and_body(&self, ma: &str) -> (String, serde_json::Value) {
+        match self {
+            Update::Sync(s, step) => {
+                let mut d = dossier(ma, *s);
+                d["GhiChu"] = serde_json::json!(format!("bước {step}"));
+                ("/v1/dossiers".into(), d)
+            }
+            Update::Progress(s, m) => (format!("/v1/dossiers/{ma}/progress"), progress(ma, *s, *m)),
+        }
+    }
+
+    /// (service, status) as the portal should see it.
+    pub fn expected(&self) -> (&'static str, u8) {
+        match self {
+            Update::Sync(s, _) => ("DongBoHoSoMC", *s),
+            Update::Progress(s, _) => ("CapNhatTienDoHoSoMC", *s),
+        }
+    }
+}
+
+/// Posts an update until the gateway accepts it (202), reusing one Idempotency-Key, as a
+/// careful client would; gives up after `limit`. Returns the message id.
+pub async fn post_until_accepted(
+    client: &reqwest::Client,
+    base: &str,
+    ma: &str,
+    u: &Update,
+    key: &str,
+    limit: Duration,
+) -> String {
+    let (path, body) = u.path_and_body(ma);
+    let deadline = Instant::now() + limit;
+    loop {
+        let sent = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(CENTRE_KEY)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await;
+        if let Ok(r) = sent
+            && r.status() == 202
+            && let Ok(v) = r.json::<serde_json::Value>().await
+        {
+            return v["id"].as_str().unwrap_or_default().to_string();
+        }
+        if Instant::now() > deadline {
+            panic!("update {u:?} of {ma} was never accepted");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

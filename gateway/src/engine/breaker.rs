@@ -48,19 +48,29 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        Breaker { threshold: threshold.max(1), cooldown, failures: 0, opened_at: None, probing: false }
+        Breaker {
+            threshold: threshold.max(1),
+            cooldown,
+            failures: 0,
+            opened_at: None,
+            probing: false,
+        }
     }
 
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.opened_at {
             None => BreakerState::Closed,
-            Some(at) if self.probing || now.duration_since(at) >= self.cooldown => BreakerState::HalfOpen,
+            Some(at) if self.probing || now.duration_since(at) >= self.cooldown => {
+                BreakerState::HalfOpen
+            }
             Some(_) => BreakerState::Open,
         }
     }
 
     pub fn gate(&mut self, now: Instant) -> Gate {
-        let Some(at) = self.opened_at else { return Gate::Closed };
+        let Some(at) = self.opened_at else {
+            return Gate::Closed;
+        };
         if self.probing {
             // The probe is out; wait for its verdict.
             return Gate::Wait(Duration::from_millis(50));
@@ -108,11 +118,20 @@ mod tests {
         assert_eq!(b.state(t0), BreakerState::Closed);
         b.on_failure(t0);
         assert_eq!(b.state(t0), BreakerState::Open);
-        assert_eq!(b.gate(t0 + Duration::from_secs(4)), Gate::Wait(Duration::from_secs(6)));
+        assert_eq!(
+            b.gate(t0 + Duration::from_secs(4)),
+            Gate::Wait(Duration::from_secs(6))
+        );
         assert_eq!(b.gate(t0 + Duration::from_secs(10)), Gate::Probe);
-        assert_eq!(b.state(t0 + Duration::from_secs(10)), BreakerState::HalfOpen);
+        assert_eq!(
+            b.state(t0 + Duration::from_secs(10)),
+            BreakerState::HalfOpen
+        );
         // Only one probe at a time.
-        assert!(matches!(b.gate(t0 + Duration::from_secs(10)), Gate::Wait(_)));
+        assert!(matches!(
+            b.gate(t0 + Duration::from_secs(10)),
+            Gate::Wait(_)
+        ));
     }
 
     #[test]
@@ -122,7 +141,10 @@ mod tests {
         b.on_failure(t0);
         assert_eq!(b.gate(t0 + Duration::from_secs(1)), Gate::Probe);
         b.on_failure(t0 + Duration::from_secs(1));
-        assert_eq!(b.state(t0 + Duration::from_millis(1500)), BreakerState::Open);
+        assert_eq!(
+            b.state(t0 + Duration::from_millis(1500)),
+            BreakerState::Open
+        );
         assert_eq!(b.gate(t0 + Duration::from_secs(2)), Gate::Probe);
         b.on_success();
         assert_eq!(b.state(t0 + Duration::from_secs(2)), BreakerState::Closed);

@@ -49,7 +49,10 @@ impl LaneConfig {
             lease: Duration::from_millis(d.lease_ms),
             max_age: Duration::from_secs(d.max_age_secs),
             max_attempts: d.max_attempts,
-            policy: RetryPolicy { base: Duration::from_millis(d.backoff_base_ms), max: Duration::from_millis(d.backoff_max_ms) },
+            policy: RetryPolicy {
+                base: Duration::from_millis(d.backoff_base_ms),
+                max: Duration::from_millis(d.backoff_max_ms),
+            },
             breaker_threshold: d.breaker_failure_threshold,
             breaker_cooldown: Duration::from_millis(d.breaker_cooldown_ms),
             retention_secs: s.queue.delivered_retention_secs,
@@ -99,11 +102,15 @@ impl EngineHandle {
     }
 
     pub fn breaker_state(&self, destination: &str) -> Option<BreakerState> {
-        self.lanes.get(destination).map(|l| l.breaker().state(Instant::now()))
+        self.lanes
+            .get(destination)
+            .map(|l| l.breaker().state(Instant::now()))
     }
 
     pub fn retention_secs(&self, destination: &str) -> u64 {
-        self.lanes.get(destination).map_or(7 * 86_400, |l| l.cfg.retention_secs)
+        self.lanes
+            .get(destination)
+            .map_or(7 * 86_400, |l| l.cfg.retention_secs)
     }
 }
 
@@ -115,7 +122,11 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     pub fn new(queue: Queue, reaper_interval: Duration) -> Self {
-        EngineBuilder { queue, lanes: BTreeMap::new(), reaper_interval }
+        EngineBuilder {
+            queue,
+            lanes: BTreeMap::new(),
+            reaper_interval,
+        }
     }
 
     pub fn destination(mut self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
@@ -134,7 +145,10 @@ impl EngineBuilder {
 
     /// The handle without workers: an API-only process, or tests that drive the queue by hand.
     pub fn handle(&self) -> EngineHandle {
-        EngineHandle { queue: self.queue.clone(), lanes: Arc::new(self.lanes.clone()) }
+        EngineHandle {
+            queue: self.queue.clone(),
+            lanes: Arc::new(self.lanes.clone()),
+        }
     }
 
     /// Starts a claim loop per destination and the reaper.
@@ -145,10 +159,26 @@ impl EngineBuilder {
         let tracker = TaskTracker::new();
         let mut loops = Vec::new();
         for lane in handle.lanes.values() {
-            loops.push(tokio::spawn(claim_loop(handle.queue.clone(), lane.clone(), stop.clone(), hard_stop.clone(), tracker.clone())));
+            loops.push(tokio::spawn(claim_loop(
+                handle.queue.clone(),
+                lane.clone(),
+                stop.clone(),
+                hard_stop.clone(),
+                tracker.clone(),
+            )));
         }
-        loops.push(tokio::spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
-        Engine { handle, stop, hard_stop, tracker, loops }
+        loops.push(tokio::spawn(reaper(
+            handle.clone(),
+            self.reaper_interval,
+            stop.clone(),
+        )));
+        Engine {
+            handle,
+            stop,
+            hard_stop,
+            tracker,
+            loops,
+        }
     }
 }
 
@@ -173,15 +203,27 @@ impl Engine {
             let _ = l.await;
         }
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(grace_secs = grace.as_secs(), "deliveries still running after the grace period; handing them back");
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "deliveries still running after the grace period; handing them back"
+            );
             self.hard_stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
         }
     }
 }
 
-async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {
+async fn claim_loop(
+    queue: Queue,
+    lane: Arc<Lane>,
+    stop: CancellationToken,
+    hard_stop: CancellationToken,
+    tracker: TaskTracker,
+) {
     let mut error_pause = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
@@ -227,7 +269,13 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
                             Err(_) => break,
                         },
                     };
-                    tracker.spawn(deliver(queue.clone(), lane.clone(), claimed, permit, hard_stop.clone()));
+                    tracker.spawn(deliver(
+                        queue.clone(),
+                        lane.clone(),
+                        claimed,
+                        permit,
+                        hard_stop.clone(),
+                    ));
                 }
             }
             Err(e) => {
@@ -263,25 +311,51 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
             lane.breaker().on_failure(Instant::now());
             let cfg = &lane.cfg;
             if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
-                return Settlement::Dead { error: format!("gave up after {} attempts; last error: {reason}", c.attempts) };
+                return Settlement::Dead {
+                    error: format!(
+                        "gave up after {} attempts; last error: {reason}",
+                        c.attempts
+                    ),
+                };
             }
             let delay = cfg.policy.next_delay(c.attempts, after);
             let at = now + delay.as_millis() as i64;
             if at - c.age_from > cfg.max_age.as_millis() as i64 {
                 let hours = (now - c.age_from) as f64 / 3_600_000.0;
-                return Settlement::Dead { error: format!("gave up after {hours:.1} h and {} attempts; last error: {reason}", c.attempts) };
+                return Settlement::Dead {
+                    error: format!(
+                        "gave up after {hours:.1} h and {} attempts; last error: {reason}",
+                        c.attempts
+                    ),
+                };
             }
             Settlement::Retry { at, error: reason }
         }
     }
 }
 
-async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
+async fn deliver(
+    queue: Queue,
+    lane: Arc<Lane>,
+    c: Claimed,
+    permit: OwnedSemaphorePermit,
+    hard_stop: CancellationToken,
+) {
     let started = Instant::now();
-    let delivery = Delivery { id: &c.id, kind: &c.kind, ordering_key: &c.ordering_key, payload: &c.payload, attempt: c.attempts };
+    let delivery = Delivery {
+        id: &c.id,
+        kind: &c.kind,
+        ordering_key: &c.ordering_key,
+        payload: &c.payload,
+        attempt: c.attempts,
+    };
     // The adapter has its own timeouts; this outer bound keeps a stuck adapter from outliving
     // its lease, after which another worker may take the message.
-    let bound = lane.cfg.lease.saturating_sub(Duration::from_millis(500)).max(lane.cfg.upstream_timeout);
+    let bound = lane
+        .cfg
+        .lease
+        .saturating_sub(Duration::from_millis(500))
+        .max(lane.cfg.upstream_timeout);
     let outcome = tokio::select! {
         r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
         _ = hard_stop.cancelled() => None,
@@ -293,21 +367,38 @@ async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemapho
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match &settlement {
-        Settlement::Delivered => tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered"),
-        Settlement::Retry { at, error } => tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry"),
-        Settlement::Dead { error } => tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered"),
-        Settlement::Release => tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown"),
+        Settlement::Delivered => {
+            tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered")
+        }
+        Settlement::Retry { at, error } => {
+            tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry")
+        }
+        Settlement::Dead { error } => {
+            tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered")
+        }
+        Settlement::Release => {
+            tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown")
+        }
     }
     // Redis may blink; try the settlement a few times. If it still fails the lease runs out and
     // the message is delivered again: at least once, never lost.
     let settle = || queue.settle(&lane.name, &c, &settlement, now, lane.cfg.retention_secs);
     let result = settle
-        .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_secs(2)).with_max_times(6))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(6),
+        )
         .await;
     match result {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(destination = %lane.name, id = %c.id, "lease was lost before settlement; another worker owns the message now"),
-        Err(e) => tracing::error!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease"),
+        Ok(false) => {
+            tracing::warn!(destination = %lane.name, id = %c.id, "lease was lost before settlement; another worker owns the message now")
+        }
+        Err(e) => {
+            tracing::error!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease")
+        }
     }
     drop(permit);
     // The next message of this key may be due now.
@@ -327,7 +418,9 @@ async fn reaper(handle: EngineHandle, every: Duration, stop: CancellationToken) 
                     tracing::warn!(destination = %name, returned = n, "returned expired leases to the queue");
                     handle.wake(name);
                 }
-                Err(e) => tracing::warn!(destination = %name, error = %e, "reaper cannot reach the queue"),
+                Err(e) => {
+                    tracing::warn!(destination = %name, error = %e, "reaper cannot reach the queue")
+                }
             }
         }
     }

@@ -39,7 +39,10 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
-    const P: RetryPolicy = RetryPolicy { base: Duration::from_millis(100), max: Duration::from_secs(10) };
+    const P: RetryPolicy = RetryPolicy {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(10),
+    };
 
     #[test]
     fn grows_exponentially_up_to_the_cap() {

@@ -32,7 +32,10 @@ impl Keyring {
         let mut found = None;
         for (name, role, hash) in &self.entries {
             if hcc_signing::ct_eq(&digest, hash) && found.is_none() {
-                found = Some(Caller { name: name.clone(), role: *role });
+                found = Some(Caller {
+                    name: name.clone(),
+                    role: *role,
+                });
             }
         }
         found
@@ -48,7 +51,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
-        if allowed.contains(&self.role) { Ok(()) } else { Err(ApiError::Forbidden) }
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 }
 
@@ -62,7 +69,10 @@ impl FromRequest for Caller {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         ready(match (keyring, presented) {
             (Some(k), Some(p)) if !p.is_empty() => k.authenticate(p).ok_or(ApiError::Unauthorized),

@@ -19,7 +19,11 @@ impl JsonBytes {
     /// Parses into any type; syntax errors are 400 with serde's position but not the input.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.0).map_err(|e| {
-            let what = if e.to_string().contains("recursion limit") { "JSON nested too deeply".to_string() } else { format!("malformed JSON at line {} column {}", e.line(), e.column()) };
+            let what = if e.to_string().contains("recursion limit") {
+                "JSON nested too deeply".to_string()
+            } else {
+                format!("malformed JSON at line {} column {}", e.line(), e.column())
+            };
             ApiError::BadRequest(what)
         })
     }
@@ -34,8 +38,14 @@ pub(crate) fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-pub(crate) async fn read_limited(req: &HttpRequest, payload: &mut Payload) -> Result<web::Bytes, ApiError> {
-    let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(1024 * 1024);
+pub(crate) async fn read_limited(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Result<web::Bytes, ApiError> {
+    let limit = req
+        .app_data::<web::Data<BodyLimit>>()
+        .map(|l| l.0)
+        .unwrap_or(1024 * 1024);
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)

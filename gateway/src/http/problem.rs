@@ -7,11 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 /// One field that failed validation, named by its JSON Pointer (`/DanhSachLePhi/0/Gia`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
+pub use hcc_adapters::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,6 +29,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the queue backend is unavailable; nothing was accepted, try again")]
     Unavailable,
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("an internal error occurred")]
     Internal,
 }
@@ -54,12 +52,15 @@ impl ApiError {
             ApiError::Unauthorized => ("unauthorized", "Unauthorized"),
             ApiError::Forbidden => ("forbidden", "Forbidden"),
             ApiError::BadRequest(_) => ("malformed-request", "Malformed request"),
-            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
+            ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
             ApiError::Internal => ("internal", "Internal error"),
         }
     }
@@ -76,7 +77,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

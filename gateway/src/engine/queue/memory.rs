@@ -4,7 +4,10 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+use super::{
+    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError,
+    QueueStats, Settlement,
+};
 
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
@@ -58,7 +61,10 @@ impl State {
     }
 
     fn head_is(&self, okey: &str, id: &str) -> bool {
-        self.keys.get(okey).and_then(|l| l.front()).is_some_and(|h| h == id)
+        self.keys
+            .get(okey)
+            .and_then(|l| l.front())
+            .is_some_and(|h| h == id)
     }
 
     fn pop_head(&mut self, okey: &str, id: &str, now: Millis) {
@@ -88,7 +94,10 @@ impl State {
             let head = self.keys.get(&m.okey).and_then(|l| l.front());
             if let Some(h) = head
                 && h != id
-                && self.msgs.get(h).is_some_and(|hm| hm.status == MessageStatus::Dead)
+                && self
+                    .msgs
+                    .get(h)
+                    .is_some_and(|hm| hm.status == MessageStatus::Dead)
             {
                 status = MessageStatus::Blocked;
             }
@@ -124,7 +133,13 @@ impl MemoryQueue {
         f(all.entry(queue.to_string()).or_default())
     }
 
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        msg: NewMessage,
+        idem: Option<&Idempotency>,
+        now: Millis,
+    ) -> Result<Enqueued, QueueError> {
         Ok(self.with(queue, |s| {
             let id = uuid::Uuid::now_v7().to_string();
             if let Some(i) = idem {
@@ -132,9 +147,20 @@ impl MemoryQueue {
                 if let Some((pid, fp, exp)) = s.idem.get(&k)
                     && *exp > now
                 {
-                    return if *fp == i.fingerprint { Enqueued::Replayed(pid.clone()) } else { Enqueued::Conflict };
+                    return if *fp == i.fingerprint {
+                        Enqueued::Replayed(pid.clone())
+                    } else {
+                        Enqueued::Conflict
+                    };
                 }
-                s.idem.insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
+                s.idem.insert(
+                    k,
+                    (
+                        id.clone(),
+                        i.fingerprint.clone(),
+                        now + i.ttl_secs as i64 * 1000,
+                    ),
+                );
             }
             s.msgs.insert(
                 id.clone(),
@@ -164,18 +190,34 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, QueueError> {
         Ok(self.with(queue, |s| {
             if s.paused {
                 return Vec::new();
             }
             let token = uuid::Uuid::new_v4().to_string();
-            let okeys: Vec<String> = s.due.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, k)| k.clone()).collect();
+            let okeys: Vec<String> = s
+                .due
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .take(max)
+                .map(|(_, k)| k.clone())
+                .collect();
             let mut out = Vec::with_capacity(okeys.len());
             for okey in okeys {
                 s.unset_due(&okey);
-                let Some(id) = s.keys.get(&okey).and_then(|l| l.front()).cloned() else { continue };
-                let Some(m) = s.msgs.get_mut(&id) else { continue };
+                let Some(id) = s.keys.get(&okey).and_then(|l| l.front()).cloned() else {
+                    continue;
+                };
+                let Some(m) = s.msgs.get_mut(&id) else {
+                    continue;
+                };
                 m.attempts += 1;
                 m.status = MessageStatus::InFlight;
                 m.token = Some(token.clone());
@@ -196,15 +238,27 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn settle(
+        &self,
+        queue: &str,
+        c: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         Ok(self.with(queue, |s| {
-            let holds = s.leases.contains_key(&c.id) && s.msgs.get(&c.id).is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
+            let holds = s.leases.contains_key(&c.id)
+                && s.msgs
+                    .get(&c.id)
+                    .is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
             if !holds {
                 return false;
             }
             s.leases.remove(&c.id);
             let okey = c.ordering_key.clone();
-            let Some(m) = s.msgs.get_mut(&c.id) else { return false };
+            let Some(m) = s.msgs.get_mut(&c.id) else {
+                return false;
+            };
             m.token = None;
             match how {
                 Settlement::Delivered => {
@@ -231,7 +285,11 @@ impl MemoryQueue {
                 }
                 Settlement::Release => {
                     m.attempts = m.attempts.saturating_sub(1);
-                    m.status = if m.attempts > 0 { MessageStatus::Retrying } else { MessageStatus::Queued };
+                    m.status = if m.attempts > 0 {
+                        MessageStatus::Retrying
+                    } else {
+                        MessageStatus::Queued
+                    };
                     s.set_due(&okey, now);
                 }
             }
@@ -242,7 +300,12 @@ impl MemoryQueue {
     pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, QueueError> {
         Ok(self.with(queue, |s| {
             s.purge_expired(now);
-            let expired: Vec<String> = s.leases.iter().filter(|(_, until)| **until <= now).map(|(id, _)| id.clone()).collect();
+            let expired: Vec<String> = s
+                .leases
+                .iter()
+                .filter(|(_, until)| **until <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
             for id in &expired {
                 s.leases.remove(id);
                 if let Some(m) = s.msgs.get_mut(id) {
@@ -263,17 +326,33 @@ impl MemoryQueue {
         Ok(self.with(queue, |s| s.record(queue, id)))
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
-        Ok(self.with(queue, |s| s.dead.iter().skip(offset).take(limit).filter_map(|(_, id)| s.record(queue, id)).collect()))
+    pub async fn list_dead(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, QueueError> {
+        Ok(self.with(queue, |s| {
+            s.dead
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .filter_map(|(_, id)| s.record(queue, id))
+                .collect()
+        }))
     }
 
     pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, QueueError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else { return false };
+            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
+                return false;
+            };
             if !s.dead.remove(&(died, id.to_string())) {
                 return false;
             }
-            let Some(m) = s.msgs.get_mut(id) else { return false };
+            let Some(m) = s.msgs.get_mut(id) else {
+                return false;
+            };
             m.status = MessageStatus::Queued;
             m.attempts = 0;
             m.age_from = now;
@@ -284,13 +363,23 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn discard(
+        &self,
+        queue: &str,
+        id: &str,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else { return false };
+            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
+                return false;
+            };
             if !s.dead.remove(&(died, id.to_string())) {
                 return false;
             }
-            let Some(m) = s.msgs.get_mut(id) else { return false };
+            let Some(m) = s.msgs.get_mut(id) else {
+                return false;
+            };
             m.status = MessageStatus::Discarded;
             m.payload = None;
             m.died = None;
@@ -306,12 +395,23 @@ impl MemoryQueue {
         Ok(self.with(queue, |s| {
             let ready_keys = s.due.iter().take_while(|(at, _)| *at <= now).count() as u64;
             let scheduled = s.due.len() as u64 - ready_keys;
-            let oldest = s.due.iter().next().filter(|(at, _)| *at <= now).map(|(at, _)| (now - at) as f64 / 1000.0).unwrap_or(0.0);
+            let oldest = s
+                .due
+                .iter()
+                .next()
+                .filter(|(at, _)| *at <= now)
+                .map(|(at, _)| (now - at) as f64 / 1000.0)
+                .unwrap_or(0.0);
             let blocked: u64 = s
                 .dead
                 .iter()
                 .filter_map(|(_, id)| s.msgs.get(id))
-                .map(|m| s.keys.get(&m.okey).map_or(0, |l| l.len() as u64).saturating_sub(1))
+                .map(|m| {
+                    s.keys
+                        .get(&m.okey)
+                        .map_or(0, |l| l.len() as u64)
+                        .saturating_sub(1)
+                })
                 .sum();
             let pending = s.accepted - s.delivered_total - s.discarded_total;
             let in_flight = s.leases.len() as u64;

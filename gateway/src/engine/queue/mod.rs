@@ -80,8 +80,13 @@ pub struct Claimed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
     Delivered,
-    Retry { at: Millis, error: String },
-    Dead { error: String },
+    Retry {
+        at: Millis,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
     /// Handed back unattempted (shutdown): the attempt does not count.
     Release,
 }
@@ -169,18 +174,37 @@ impl Queue {
         }
     }
 
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        msg: NewMessage,
+        idem: Option<&Idempotency>,
+        now: Millis,
+    ) -> Result<Enqueued, QueueError> {
         dispatch!(self, q => q.enqueue(queue, msg, idem, now).await)
     }
 
     /// Claims up to `max` due heads. Nothing when the queue is paused.
-    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, QueueError> {
         dispatch!(self, q => q.claim(queue, max, lease_until, now).await)
     }
 
     /// Settles a claimed message. `Ok(false)` means the lease was lost (it expired and the
     /// message went back to the queue): the settlement is ignored.
-    pub async fn settle(&self, queue: &str, claimed: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn settle(
+        &self,
+        queue: &str,
+        claimed: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         dispatch!(self, q => q.settle(queue, claimed, how, now, retention_secs).await)
     }
 
@@ -193,7 +217,12 @@ impl Queue {
         dispatch!(self, q => q.get(queue, id).await)
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, QueueError> {
         dispatch!(self, q => q.list_dead(queue, offset, limit).await)
     }
 
@@ -203,7 +232,13 @@ impl Queue {
     }
 
     /// Drops a dead message for good and unblocks its key.
-    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn discard(
+        &self,
+        queue: &str,
+        id: &str,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         dispatch!(self, q => q.discard(queue, id, now, retention_secs).await)
     }
 

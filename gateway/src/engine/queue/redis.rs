@@ -14,7 +14,10 @@ use std::sync::Arc;
 use deadpool_redis::{Config, Pool, Runtime};
 use redis::{Script, Value};
 
-use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+use super::{
+    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError,
+    QueueStats, Settlement,
+};
 
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -189,6 +192,10 @@ return {ready_keys, all_keys - ready_keys, in_flight, dead, blocked,
   redis.call('EXISTS', KEYS[5])}
 "#;
 
+/// One claimed message as the claim script returns it:
+/// id, ordering key, kind, payload, attempts, created, age_from.
+type ClaimRow = (String, String, String, Vec<u8>, i64, i64, i64);
+
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
 }
@@ -215,7 +222,9 @@ fn int(v: &Value) -> Option<i64> {
 }
 
 fn opt_ms(v: &Value) -> Option<Millis> {
-    text(v).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
+    text(v)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
 }
 
 impl RedisQueue {
@@ -231,7 +240,9 @@ impl RedisQueue {
             },
             ..Default::default()
         });
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
         Ok(RedisQueue {
             pool,
             prefix: prefix.into(),
@@ -257,11 +268,20 @@ impl RedisQueue {
         format!("{}:{{{}}}:", self.prefix, queue)
     }
 
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        msg: NewMessage,
+        idem: Option<&Idempotency>,
+        now: Millis,
+    ) -> Result<Enqueued, QueueError> {
         let base = self.base(queue);
         let id = uuid::Uuid::now_v7().to_string();
         let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.key(format!("{base}m:{id}")).key(format!("{base}k:{}", msg.ordering_key)).key(format!("{base}due")).key(format!("{base}stats"));
+        inv.key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", msg.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"));
         let (fp, ttl) = match idem {
             Some(i) => {
                 inv.key(format!("{base}idem:{}:{}", i.scope, i.key));
@@ -269,8 +289,17 @@ impl RedisQueue {
             }
             None => ("", 0),
         };
-        inv.arg(&id).arg(&msg.kind).arg(&msg.ordering_key).arg(&msg.payload).arg(now).arg(fp).arg(ttl);
-        let (code, rid): (i64, String) = inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)?;
+        inv.arg(&id)
+            .arg(&msg.kind)
+            .arg(&msg.ordering_key)
+            .arg(&msg.payload)
+            .arg(now)
+            .arg(fp)
+            .arg(ttl);
+        let (code, rid): (i64, String) = inv
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
         Ok(match code {
             0 => Enqueued::Accepted(rid),
             1 => Enqueued::Replayed(rid),
@@ -278,10 +307,16 @@ impl RedisQueue {
         })
     }
 
-    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_until: Millis,
+        now: Millis,
+    ) -> Result<Vec<Claimed>, QueueError> {
         let base = self.base(queue);
         let token = uuid::Uuid::new_v4().to_string();
-        let rows: Vec<(String, String, String, Vec<u8>, i64, i64, i64)> = self
+        let rows: Vec<ClaimRow> = self
             .scripts
             .claim
             .key(format!("{base}due"))
@@ -297,20 +332,29 @@ impl RedisQueue {
             .map_err(unavailable)?;
         Ok(rows
             .into_iter()
-            .map(|(id, ordering_key, kind, payload, attempts, created_at, age_from)| Claimed {
-                id,
-                kind,
-                ordering_key,
-                payload,
-                attempts: attempts.max(0) as u32,
-                created_at,
-                age_from,
-                token: token.clone(),
-            })
+            .map(
+                |(id, ordering_key, kind, payload, attempts, created_at, age_from)| Claimed {
+                    id,
+                    kind,
+                    ordering_key,
+                    payload,
+                    attempts: attempts.max(0) as u32,
+                    created_at,
+                    age_from,
+                    token: token.clone(),
+                },
+            )
             .collect())
     }
 
-    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn settle(
+        &self,
+        queue: &str,
+        c: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         let base = self.base(queue);
         let (mode, at, error) = match how {
             Settlement::Delivered => ("delivered", 0, ""),
@@ -358,14 +402,26 @@ impl RedisQueue {
 
     pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, QueueError> {
         let base = self.base(queue);
-        let v: Value = self.scripts.get.key(format!("{base}m:{id}")).arg(&base).arg(id).invoke_async(&mut self.conn().await?).await.map_err(unavailable)?;
+        let v: Value = self
+            .scripts
+            .get
+            .key(format!("{base}m:{id}"))
+            .arg(&base)
+            .arg(id)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
         let Value::Array(f) = v else { return Ok(None) };
         if f.len() != 9 {
             return Err(corrupt("message record"));
         }
-        let mut status = text(&f[2]).and_then(|s| MessageStatus::parse(&s)).ok_or_else(|| corrupt("message status"))?;
+        let mut status = text(&f[2])
+            .and_then(|s| MessageStatus::parse(&s))
+            .ok_or_else(|| corrupt("message status"))?;
         let head_status = text(&f[8]).unwrap_or_default();
-        if matches!(status, MessageStatus::Queued | MessageStatus::Retrying) && head_status == "dead" {
+        if matches!(status, MessageStatus::Queued | MessageStatus::Retrying)
+            && head_status == "dead"
+        {
             status = MessageStatus::Blocked;
         }
         Ok(Some(MessageRecord {
@@ -382,7 +438,12 @@ impl RedisQueue {
         }))
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(
+        &self,
+        queue: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, QueueError> {
         let base = self.base(queue);
         let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(format!("{base}dead"))
@@ -419,7 +480,13 @@ impl RedisQueue {
         Ok(n == 1)
     }
 
-    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn discard(
+        &self,
+        queue: &str,
+        id: &str,
+        now: Millis,
+        retention_secs: u64,
+    ) -> Result<bool, QueueError> {
         let base = self.base(queue);
         let n: i64 = self
             .scripts
@@ -459,7 +526,11 @@ impl RedisQueue {
         let n = |i: usize| int(&v[i]).unwrap_or(0).max(0) as u64;
         let (ready_keys, scheduled, in_flight, dead, blocked) = (n(0), n(1), n(2), n(3), n(4));
         let pending = n(5).saturating_sub(n(6) + n(7));
-        let oldest = text(&v[8]).and_then(|s| s.parse::<f64>().ok()).filter(|at| *at as i64 <= now).map(|at| (now as f64 - at) / 1000.0).unwrap_or(0.0);
+        let oldest = text(&v[8])
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|at| *at as i64 <= now)
+            .map(|at| (now as f64 - at) / 1000.0)
+            .unwrap_or(0.0);
         let _ = ready_keys;
         Ok(QueueStats {
             ready: pending.saturating_sub(in_flight + dead + blocked + scheduled),
@@ -477,14 +548,26 @@ impl RedisQueue {
         let key = format!("{}paused", self.base(queue));
         let mut conn = self.conn().await?;
         if paused {
-            redis::cmd("SET").arg(&key).arg(1).query_async::<()>(&mut conn).await.map_err(unavailable)
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
         } else {
-            redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await.map_err(unavailable)
+            redis::cmd("DEL")
+                .arg(&key)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
         }
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
-        redis::cmd("PING").query_async::<()>(&mut self.conn().await?).await.map_err(unavailable)
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)
     }
 
     /// Reads the settings the durability promise depends on. Returns warnings to log loudly.
@@ -492,7 +575,12 @@ impl RedisQueue {
         let mut conn = self.conn().await?;
         let mut warnings = Vec::new();
         let mut read = async |name: &str| -> Option<String> {
-            let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut conn).await.ok()?;
+            let pair: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
             pair.get(1).cloned()
         };
         match read("appendonly").await {

@@ -1,0 +1,548 @@
+//! The portal's data, parsed at the edge: `MaHoSo`, the status codes, portal dates, and the
+//! dossier and progress objects with their nested lists. A value of these types is valid; code
+//! past the API never re-checks. Each object also keeps the original JSON, unknown fields
+//! included, because centres send more than the notes list and the portal should get it all.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::fields::{FieldError, Fields, boolean, int_in, non_empty_text, text};
+
+/// A dossier code (agency id + receipt date + sequence, e.g. `000.00.22.H46-241125-0001`).
+/// The exact format varies by province, so the rule is conservative: 1–100 characters of
+/// letters, digits and `.-_/`, which keeps it safe in URLs, Redis keys and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MaHoSo(String);
+
+impl MaHoSo {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 100 {
+            return Err("must be 1 to 100 characters".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+        {
+            return Err("may contain only letters, digits and . - _ /".into());
+        }
+        Ok(MaHoSo(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MaHoSo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn ma_ho_so(v: &Value) -> Result<MaHoSo, String> {
+    MaHoSo::parse(v.as_str().ok_or("must be a string")?)
+}
+
+/// `TrangThaiHoSo` / progress `TrangThai`: the ten status codes of the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DossierStatus {
+    MoiDangKy = 1,
+    DuocTiepNhan = 2,
+    KhongDuocTiepNhan = 3,
+    DangXuLy = 4,
+    YeuCauBoSungGiayTo = 5,
+    YeuCauThucHienNghiaVuTaiChinh = 6,
+    CongDanYeuCauRutHoSo = 7,
+    DungXuLy = 8,
+    DaXuLyXong = 9,
+    DaTraKetQua = 10,
+}
+
+impl DossierStatus {
+    pub fn from_code(code: i64) -> Option<Self> {
+        use DossierStatus::*;
+        Some(match code {
+            1 => MoiDangKy,
+            2 => DuocTiepNhan,
+            3 => KhongDuocTiepNhan,
+            4 => DangXuLy,
+            5 => YeuCauBoSungGiayTo,
+            6 => YeuCauThucHienNghiaVuTaiChinh,
+            7 => CongDanYeuCauRutHoSo,
+            8 => DungXuLy,
+            9 => DaXuLyXong,
+            10 => DaTraKetQua,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+fn status(v: &Value) -> Result<DossierStatus, String> {
+    let n = int_in(1, 10)(v).map_err(|_| "must be a status code from 1 to 10".to_string())?;
+    DossierStatus::from_code(n).ok_or_else(|| "must be a status code from 1 to 10".into())
+}
+
+/// A portal date-time, `yyyyMMddHHmmss` in Asia/Ho_Chi_Minh (UTC+7, no daylight saving), and
+/// only real calendar times: `20241340250000` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortalDateTime {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+impl PortalDateTime {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("must be yyyyMMddHHmmss (14 digits)".into());
+        }
+        let n = |a: usize, b: usize| s[a..b].parse::<u16>().unwrap_or(u16::MAX);
+        let (year, month, day, hour, minute, second) = (
+            n(0, 4),
+            n(4, 6) as u8,
+            n(6, 8) as u8,
+            n(8, 10) as u8,
+            n(10, 12) as u8,
+            n(12, 14) as u8,
+        );
+        if !(1900..=2999).contains(&year) {
+            return Err("year must be between 1900 and 2999".into());
+        }
+        if !(1..=12).contains(&month) {
+            return Err("is not a real date: month must be 01 to 12".into());
+        }
+        if day == 0 || day > days_in_month(year, month) {
+            return Err("is not a real date: no such day in that month".into());
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err("is not a real time: hours 00-23, minutes and seconds 00-59".into());
+        }
+        Ok(PortalDateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        })
+    }
+}
+
+impl fmt::Display for PortalDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
+fn date(v: &Value) -> Result<PortalDateTime, String> {
+    PortalDateTime::parse(v.as_str().ok_or("must be a string yyyyMMddHHmmss")?)
+}
+
+/// An empty string is how many centres say "no date yet"; anything else must be a real date.
+fn optional_date(f: &mut Fields<'_>, name: &str) -> Option<PortalDateTime> {
+    if f.get(name).and_then(Value::as_str) == Some("") {
+        return None;
+    }
+    f.optional(name, date)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoaiDoiTuong {
+    CongDan = 1,
+    DoanhNghiep = 2,
+}
+
+fn loai_doi_tuong(v: &Value) -> Result<LoaiDoiTuong, String> {
+    match v.as_i64() {
+        Some(1) => Ok(LoaiDoiTuong::CongDan),
+        Some(2) => Ok(LoaiDoiTuong::DoanhNghiep),
+        _ => Err("must be 1 (citizen) or 2 (business)".into()),
+    }
+}
+
+/// An amount of đồng: a whole, non-negative number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Amount(u64);
+
+impl Amount {
+    pub fn vnd(self) -> u64 {
+        self.0
+    }
+}
+
+fn amount(v: &Value) -> Result<Amount, String> {
+    if let Some(n) = v.as_u64() {
+        return Ok(Amount(n));
+    }
+    match v.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Ok(Amount(f as u64)),
+        _ => Err("must be a whole, non-negative amount in VND".into()),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaiLieuNop {
+    pub tep_dinh_kem_id: Option<String>,
+    pub ten_tep_dinh_kem: Option<String>,
+    pub is_deleted: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GiayToKetQua {
+    pub ten_giay_to: Option<String>,
+    pub giay_to_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LePhi {
+    pub ten_phi_le_phi: Option<String>,
+    pub ma_phi_le_phi: Option<String>,
+    pub hinh_thuc_thu: Option<i64>,
+    pub gia: Amount,
+    pub loai_phi_le_phi: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TepDinhKemKhac {
+    pub ten_giay_to: Option<String>,
+    pub so_luong: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HoSoBoSung {
+    pub ho_so_bo_sung_id: Option<String>,
+    pub ngay_bo_sung: Option<PortalDateTime>,
+    pub ngay_tiep_nhan_bo_sung: Option<PortalDateTime>,
+    pub ngay_hen_tra_moi: Option<PortalDateTime>,
+}
+
+fn le_phi_list(f: &mut Fields<'_>, name: &str) -> Vec<LePhi> {
+    f.list(name, |i| {
+        i.texts(&["TenPhiLePhi", "MaPhiLePhi"]);
+        let gia = i.required("Gia", amount);
+        Some(LePhi {
+            ten_phi_le_phi: i.optional("TenPhiLePhi", text),
+            ma_phi_le_phi: i.optional("MaPhiLePhi", text),
+            hinh_thuc_thu: i.optional("HinhThucThu", int_in(0, 99)),
+            loai_phi_le_phi: i.optional("LoaiPhiLePhi", int_in(1, 2)),
+            gia: gia?,
+        })
+    })
+}
+
+/// A dossier as `DongBoHoSoMC` takes it.
+#[derive(Debug, Clone)]
+pub struct Dossier {
+    pub ma_ho_so: MaHoSo,
+    pub ma_tthc: String,
+    pub trang_thai: DossierStatus,
+    pub ngay_tiep_nhan: PortalDateTime,
+    pub ngay_hen_tra: Option<PortalDateTime>,
+    pub ngay_tra: Option<PortalDateTime>,
+    pub ngay_ket_thuc_xu_ly: Option<PortalDateTime>,
+    pub loai_doi_tuong: Option<LoaiDoiTuong>,
+    pub hinh_thuc: Option<i64>,
+    pub tai_lieu_nop: Vec<TaiLieuNop>,
+    pub giay_to_ket_qua: Vec<GiayToKetQua>,
+    pub le_phi: Vec<LePhi>,
+    pub tep_dinh_kem_khac: Vec<TepDinhKemKhac>,
+    pub ho_so_bo_sung: Vec<HoSoBoSung>,
+    /// The object as received, unknown fields included: what the portal is sent.
+    pub raw: Map<String, Value>,
+}
+
+const DOSSIER_TEXTS: &[&str] = &[
+    "TenTTHC",
+    "MaLinhVuc",
+    "TenLinhVuc",
+    "SoBienNhan",
+    "ChuHoSo",
+    "MaDoiTuong",
+    "ThongTinKhac",
+    "Email",
+    "Fax",
+    "SoDienThoai",
+    "TrichYeuHoSo",
+    "ThongTinTra",
+    "DonViXuLy",
+    "GhiChu",
+];
+
+fn as_object(v: &Value) -> Result<&Map<String, Value>, Vec<FieldError>> {
+    v.as_object().ok_or_else(|| {
+        vec![FieldError {
+            field: String::new(),
+            message: "the body must be a JSON object".into(),
+        }]
+    })
+}
+
+impl Dossier {
+    pub fn parse(v: &Value) -> Result<Self, Vec<FieldError>> {
+        let obj = as_object(v)?;
+        let mut errors = Vec::new();
+        let mut f = Fields::new(obj, String::new(), &mut errors);
+        let ma_ho_so = f.required("MaHoSo", ma_ho_so);
+        let ma_tthc = f.required("MaTTHC", non_empty_text(100));
+        let trang_thai = f.required("TrangThaiHoSo", status);
+        let ngay_tiep_nhan = f.required("NgayTiepNhan", date);
+        let ngay_hen_tra = optional_date(&mut f, "NgayHenTra");
+        let ngay_tra = optional_date(&mut f, "NgayTra");
+        let ngay_ket_thuc_xu_ly = optional_date(&mut f, "NgayKetThucXuLy");
+        let loai_doi_tuong = f.optional("LoaiDoiTuong", loai_doi_tuong);
+        let hinh_thuc = f.optional("HinhThuc", int_in(0, 1));
+        f.texts(DOSSIER_TEXTS);
+        let tai_lieu_nop = f.list("TaiLieuNop", |i| {
+            i.texts(&["MaThanhPhanHoSo", "DuongDanTaiTepTin"]);
+            Some(TaiLieuNop {
+                tep_dinh_kem_id: i.optional("TepDinhKemId", text),
+                ten_tep_dinh_kem: i.optional("TenTepDinhKem", text),
+                is_deleted: i.optional("IsDeleted", boolean),
+            })
+        });
+        let giay_to_ket_qua = f.list("DanhSachGiayToKetQua", |i| {
+            i.texts(&["MaThanhPhanHoSo", "DuongDanTepTinKetQua"]);
+            Some(GiayToKetQua {
+                ten_giay_to: i.optional("TenGiayTo", text),
+                giay_to_id: i.optional("GiayToId", text),
+            })
+        });
+        let le_phi = le_phi_list(&mut f, "DanhSachLePhi");
+        let tep_dinh_kem_khac = f.list("DanhSachTepDinhKemKhac", |i| {
+            i.texts(&["LoaiGiayTo"]);
+            Some(TepDinhKemKhac {
+                ten_giay_to: i.optional("TenGiayTo", text),
+                so_luong: i.optional("SoLuong", int_in(0, 100_000)),
+            })
+        });
+        let ho_so_bo_sung = f.list("DanhSachHoSoBoSung", |i| {
+            i.texts(&[
+                "NguoiYeuCauBoSung",
+                "NoiDungBoSung",
+                "NguoiTiepNhanBoSung",
+                "ThongTinTiepNhan",
+            ]);
+            i.optional("TrangThaiBoSung", int_in(0, 99));
+            optional_date(i, "NgayHenTraTruoc");
+            i.list("DanhSachGiayToBoSung", |_| Some(()));
+            le_phi_list(i, "DanhSachLePhiBoSung");
+            Some(HoSoBoSung {
+                ho_so_bo_sung_id: i.optional("HoSoBoSungId", text),
+                ngay_bo_sung: optional_date(i, "NgayBoSung"),
+                ngay_tiep_nhan_bo_sung: optional_date(i, "NgayTiepNhanBoSung"),
+                ngay_hen_tra_moi: optional_date(i, "NgayHenTraMoi"),
+            })
+        });
+        match (ma_ho_so, ma_tthc, trang_thai, ngay_tiep_nhan) {
+            (Some(ma_ho_so), Some(ma_tthc), Some(trang_thai), Some(ngay_tiep_nhan))
+                if errors.is_empty() =>
+            {
+                Ok(Dossier {
+                    ma_ho_so,
+                    ma_tthc,
+                    trang_thai,
+                    ngay_tiep_nhan,
+                    ngay_hen_tra,
+                    ngay_tra,
+                    ngay_ket_thuc_xu_ly,
+                    loai_doi_tuong,
+                    hinh_thuc,
+                    tai_lieu_nop,
+                    giay_to_ket_qua,
+                    le_phi,
+                    tep_dinh_kem_khac,
+                    ho_so_bo_sung,
+                    raw: obj.clone(),
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A processing-progress entry as `CapNhatTienDoHoSoMC` takes it.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub ma_ho_so: MaHoSo,
+    pub trang_thai: DossierStatus,
+    pub thoi_diem_xu_ly: PortalDateTime,
+    pub ngay_bat_dau: Option<PortalDateTime>,
+    pub ngay_ket_thuc_theo_quy_dinh: Option<PortalDateTime>,
+    pub raw: Map<String, Value>,
+}
+
+impl Progress {
+    /// `path_ma_ho_so` is the dossier the URL names; the body must agree with it or leave
+    /// `MaHoSo` out, in which case it is filled in.
+    pub fn parse(v: &Value, path_ma_ho_so: &MaHoSo) -> Result<Self, Vec<FieldError>> {
+        let obj = as_object(v)?;
+        let mut errors = Vec::new();
+        let mut f = Fields::new(obj, String::new(), &mut errors);
+        let body_ma = f.optional("MaHoSo", ma_ho_so);
+        if body_ma.as_ref().is_some_and(|m| m != path_ma_ho_so) {
+            f.error("MaHoSo", "does not match the dossier in the URL");
+        }
+        let trang_thai = f.required("TrangThai", status);
+        let thoi_diem_xu_ly = f.required("ThoiDiemXuLy", date);
+        let ngay_bat_dau = optional_date(&mut f, "NgayBatDau");
+        let ngay_ket_thuc_theo_quy_dinh = optional_date(&mut f, "NgayKetThucTheoQuyDinh");
+        f.texts(&["NguoiXuLy", "ChucDanh", "PhongBanXuLy", "NoiDungXuLy"]);
+        match (trang_thai, thoi_diem_xu_ly) {
+            (Some(trang_thai), Some(thoi_diem_xu_ly)) if errors.is_empty() => {
+                let mut raw = obj.clone();
+                raw.insert(
+                    "MaHoSo".into(),
+                    Value::String(path_ma_ho_so.as_str().to_string()),
+                );
+                Ok(Progress {
+                    ma_ho_so: path_ma_ho_so.clone(),
+                    trang_thai,
+                    thoi_diem_xu_ly,
+                    ngay_bat_dau,
+                    ngay_ket_thuc_theo_quy_dinh,
+                    raw,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../../../../shared/fixtures/dossier.json")).unwrap()
+    }
+
+    fn fields_of(r: Result<Dossier, Vec<FieldError>>) -> Vec<String> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_fixture_parses_and_keeps_unknown_fields() {
+        let mut v = fixture();
+        v["TruongMoiCuaTinh"] = json!({"x": 1});
+        let d = Dossier::parse(&v).unwrap();
+        assert_eq!(d.ma_ho_so.as_str(), "000.00.22.H46-241125-0001");
+        assert_eq!(d.trang_thai, DossierStatus::DuocTiepNhan);
+        assert_eq!(d.ngay_tiep_nhan.to_string(), "20241125083000");
+        assert_eq!(d.le_phi[0].gia.vnd(), 100_000);
+        assert_eq!(d.loai_doi_tuong, Some(LoaiDoiTuong::CongDan));
+        assert_eq!(d.raw["TruongMoiCuaTinh"], json!({"x": 1}));
+    }
+
+    #[test]
+    fn errors_name_their_field_paths() {
+        let mut v = fixture();
+        v.as_object_mut().unwrap().remove("MaHoSo");
+        v["TrangThaiHoSo"] = json!(11);
+        v["NgayTiepNhan"] = json!("20241340250000");
+        v["DanhSachLePhi"][0]["Gia"] = json!(-5);
+        v["LoaiDoiTuong"] = json!(3);
+        let fields = fields_of(Dossier::parse(&v));
+        assert_eq!(
+            fields,
+            vec![
+                "/MaHoSo",
+                "/TrangThaiHoSo",
+                "/NgayTiepNhan",
+                "/LoaiDoiTuong",
+                "/DanhSachLePhi/0/Gia"
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_must_be_real() {
+        assert!(PortalDateTime::parse("20240229120000").is_ok());
+        assert!(PortalDateTime::parse("20230229120000").is_err());
+        assert!(PortalDateTime::parse("20241340250000").is_err());
+        assert!(PortalDateTime::parse("20241131000000").is_err());
+        assert!(PortalDateTime::parse("20241130240000").is_err());
+        assert!(PortalDateTime::parse("20241130236000").is_err());
+        assert!(PortalDateTime::parse("2024113023000").is_err());
+        assert!(PortalDateTime::parse("2024-11-30 23:00").is_err());
+        assert!(PortalDateTime::parse("20241130235959").is_ok());
+    }
+
+    #[test]
+    fn statuses_are_one_to_ten() {
+        for n in 1..=10 {
+            assert_eq!(
+                DossierStatus::from_code(n).map(|s| s.code() as i64),
+                Some(n)
+            );
+        }
+        assert!(DossierStatus::from_code(0).is_none());
+        assert!(DossierStatus::from_code(11).is_none());
+        assert!(status(&json!("4")).is_err());
+    }
+
+    #[test]
+    fn ma_ho_so_is_conservative() {
+        assert!(MaHoSo::parse("000.00.22.H46-241125-0001").is_ok());
+        assert!(MaHoSo::parse("").is_err());
+        assert!(MaHoSo::parse("a b").is_err());
+        assert!(MaHoSo::parse("x\ny").is_err());
+        assert!(MaHoSo::parse(&"9".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn progress_takes_its_dossier_from_the_url() {
+        let v: Value =
+            serde_json::from_str(include_str!("../../../../shared/fixtures/progress.json"))
+                .unwrap();
+        let ma = MaHoSo::parse("000.00.22.H46-241125-0001").unwrap();
+        let p = Progress::parse(&v, &ma).unwrap();
+        assert_eq!(p.trang_thai, DossierStatus::DangXuLy);
+        let other = MaHoSo::parse("OTHER-1").unwrap();
+        let errs = Progress::parse(&v, &other).unwrap_err();
+        assert_eq!(errs[0].field, "/MaHoSo");
+        let mut no_ma = v.clone();
+        no_ma.as_object_mut().unwrap().remove("MaHoSo");
+        assert_eq!(
+            Progress::parse(&no_ma, &ma).unwrap().raw["MaHoSo"],
+            json!("000.00.22.H46-241125-0001")
+        );
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        assert!(Dossier::parse(&json!([1, 2])).is_err());
+        assert!(
+            fields_of(Dossier::parse(&json!({"TaiLieuNop": "x"})))
+                .contains(&"/TaiLieuNop".to_string())
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! `mock-portal`: the National Public Service Portal as `shared/domain/dvcqg.md` describes it,
+//! written from those notes alone. Auth, integration and share endpoints; sessions that expire;
+//! strict checks of what arrives, refused the way the portal refuses (`error_code` and a
+//! message); injected faults; and an inspection API that lists arrivals per `MaHoSo` and
+//! counts duplicates and statuses that went backwards.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::faults::{Faults, Injected};
+
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    pub username: String,
+    pub password: String,
+    pub madonvi: String,
+    pub session_lifetime: Duration,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            username: "hcc-dev".into(),
+            password: "hcc-dev-password".into(),
+            madonvi: "000.00.22.H46".into(),
+            session_lifetime: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// One accepted item, in arrival order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Arrival {
+    pub service: String,
+    pub ma_ho_so: String,
+    pub status: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_updating: Option<String>,
+    pub item: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PortalCounters {
+    pub logins: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    pub duplicates: u64,
+    /// A status change the life-cycle does not allow (e.g. 10 then 4), or progress whose
+    /// `ThoiDiemXuLy` went back in time: what crossed wires would look like.
+    pub backwards: u64,
+    pub stale_session_answers: u64,
+    pub failed_by_fault: u64,
+    pub lookups: u64,
+}
+
+struct Inner {
+    cfg: PortalConfig,
+    sessions: HashMap<String, Instant>,
+    catalogue: HashSet<String>,
+    faults: Faults,
+    arrivals: Vec<Arrival>,
+    last_status: HashMap<String, u8>,
+    last_progress_time: HashMap<String, String>,
+    seen_items: HashSet<String>,
+    dossiers: HashMap<String, Value>,
+    counters: PortalCounters,
+}
+
+#[derive(Clone)]
+pub struct PortalState {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// Catalogue codes the mock knows from the start (the fixture's, and a few more).
+pub const DEFAULT_CATALOGUE: &[&str] = &[
+    "1.004227.000.00.00.H46",
+    "1.001612.000.00.00.H46",
+    "2.000889.000.00.00.H46",
+    "1.003003.000.00.00.H46",
+];
+
+impl PortalState {
+    pub fn new(cfg: PortalConfig) -> Self {
+        PortalState {
+            inner: Arc::new(Mutex::new(Inner {
+                cfg,
+                sessions: HashMap::new(),
+                catalogue: DEFAULT_CATALOGUE.iter().map(|s| s.to_string()).collect(),
+                faults: Faults::default(),
+                arrivals: Vec::new(),
+                last_status: HashMap::new(),
+                last_progress_time: HashMap::new(),
+                seen_items: HashSet::new(),
+                dossiers: HashMap::new(),
+                counters: PortalCounters::default(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn counters(&self) -> PortalCounters {
+        self.lock().counters.clone()
+    }
+
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.lock().arrivals.clone()
+    }
+
+    /// Arrivals of one dossier, in order.
+    pub fn arrivals_of(&self, ma: &str) -> Vec<Arrival> {
+        self.lock()
+            .arrivals
+            .iter()
+            .filter(|a| a.ma_ho_so == ma)
+            .cloned()
+            .collect()
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        self.lock().faults = f;
+    }
+
+    pub fn set_session_lifetime(&self, d: Duration) {
+        self.lock().cfg.session_lifetime = d;
+    }
+
+    pub fn expire_sessions(&self) {
+        self.lock().sessions.clear();
+    }
+}
+
+/// The life-cycle's allowed moves; anything else seen on the wire counts as "backwards".
+fn allowed(from: u8, to: u8) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            (1, 2 | 3 | 7)
+                | (2, 4..=9)
+                | (4, 5..=9)
+                | (5, 4 | 7 | 8)
+                | (6, 4 | 7 | 8 | 9)
+                | (9, 6 | 10)
+        )
+}
+
+/// `yyyyMMddHHmmss`, a real calendar time.
+fn real_date(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let p = |a: usize, b: usize| s[a..b].parse::<u32>().unwrap_or(99);
+    let (y, mo, d, h, mi, se) = (p(0, 4), p(4, 6), p(6, 8), p(8, 10), p(10, 12), p(12, 14));
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    (1..=12).contains(&mo) && d >= 1 && d <= days[(mo - 1) as usize] && h < 24 && mi < 60 && se < 60
+}
+
+fn refused(code: i64, message: &str) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"error_code": code, "message": message}))
+}
+
+/// The portal's ways of saying "stale session", chosen at random so clients must know them all.
+fn stale_session() -> HttpResponse {
+    match fastrand::u8(0..4) {
+        0 => HttpResponse::Unauthorized().json(json!({"message": "Unauthorized"})),
+        1 => refused(401, "Unauthorized"),
+        2 => refused(-1, "Session expired"),
+        _ => refused(99, "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"),
+    }
+}
+
+pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state.clone()))
+            .app_data(web::PayloadConfig::new(8 * 1024 * 1024))
+            .route("/auth", web::post().to(auth))
+            .route("/integration", web::post().to(integration))
+            .route("/share", web::post().to(share))
+            .route("/_mock/faults", web::post().to(set_faults))
+            .route("/_mock/sessions", web::post().to(set_sessions))
+            .route("/_mock/catalogue", web::post().to(add_catalogue))
+            .route("/_mock/received", web::get().to(received))
+            .route("/_mock/stats", web::get().to(stats));
+    }
+}
+
+pub fn spawn(bind: &str, state: PortalState) -> std::io::Result<crate::Running> {
+    crate::spawn_server(bind, routes(state))
+}
+
+/// Faults apply to the portal's own endpoints, never to the control API.
+async fn inject(state: &PortalState) -> Option<HttpResponse> {
+    let faults = state.lock().faults.clone();
+    let latency = faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match faults.roll() {
+        Injected::Pass => None,
+        Injected::Fail(code) => {
+            state.lock().counters.failed_by_fault += 1;
+            let status = actix_web::http::StatusCode::from_u16(code)
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+            Some(HttpResponse::build(status).json(json!({"message": "injected failure"})))
+        }
+        Injected::Drop => {
+            state.lock().counters.failed_by_fault += 1;
+            Some(crate::centre::dropped_connection())
+        }
+    }
+}
+
+fn json_body(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+async fn auth(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = inject(&state).await {
+        return r;
+    }
+    let Some(b) = json_body(&body) else {
+        return refused(1, "Dữ liệu không hợp lệ");
+    };
+    let mut s = state.lock();
+    let ok = b.get("username").and_then(Value::as_str) == Some(s.cfg.username.as_str())
+        && b.get("password").and_then(Value::as_str) == Some(s.cfg.password.as_str());
+    if !ok {
+        return refused(1, "Sai tên đăng nhập hoặc mật khẩu");
+    }
+    let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let until = Instant::now() + s.cfg.session_lifetime;
+    s.sessions.insert(token.clone(), until);
+    s.counters.logins += 1;
+    HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "session": token}))
+}
+
+/// Checks the envelope every operation shares; `Err` is the answer to give.
+fn envelope(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<String, Box<HttpResponse>> {
+    let session = b.get("session").and_then(Value::as_str).unwrap_or("");
+    let live = s
+        .sessions
+        .get(session)
+        .is_some_and(|until| *until > Instant::now());
+    if !live {
+        s.counters.stale_session_answers += 1;
+        return Err(Box::new(stale_session()));
+    }
+    if b.get("madonvi").and_then(Value::as_str) != Some(s.cfg.madonvi.as_str()) {
+        s.counters.refused += 1;
+        return Err(Box::new(refused(3, "Mã đơn vị không hợp lệ")));
+    }
+    b.get("service")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Box::new(refused(4, "Thiếu tên dịch vụ (service)")))
+}
+
+async fn integration(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = inject(&state).await {
+        return r;
+    }
+    let Some(b) = json_body(&body) else {
+        return refused(1, "Dữ liệu không hợp lệ: không phải JSON");
+    };
+    let mut s = state.lock();
+    let service = match envelope(&mut s, &b) {
+        Ok(sv) => sv,
+        Err(r) => return *r,
+    };
+    let answer = match service.as_str() {
+        "DongBoHoSoMC" => sync(&mut s, &b),
+        "CapNhatTienDoHoSoMC" => progress(&mut s, &b),
+        "TraCuuHoSo" => return lookup(&mut s, &b),
+        _ => Err(format!("Dịch vụ {service} không được hỗ trợ")),
+    };
+    match answer {
+        Ok(n) => HttpResponse::Ok()
+            .json(json!({"error_code": 0, "message": format!("Đồng bộ thành công {n} bản ghi")})),
+        Err(message) => {
+            s.counters.refused += 1;
+            refused(2, &message)
+        }
+    }
+}
+
+fn data_items(b: &serde_json::Map<String, Value>) -> Result<&Vec<Value>, String> {
+    match b.get("data") {
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_object) => Ok(a),
+        _ => Err("Dữ liệu không hợp lệ: data phải là danh sách đối tượng".into()),
+    }
+}
+
+fn record(
+    s: &mut Inner,
+    service: &str,
+    ma: &str,
+    status: u8,
+    is_updating: Option<String>,
+    item: &Value,
+) {
+    let fingerprint = format!("{service}|{item}");
+    if !s.seen_items.insert(fingerprint) {
+        s.counters.duplicates += 1;
+    }
+    if let Some(prev) = s.last_status.insert(ma.to_string(), status)
+        && !allowed(prev, status)
+    {
+        s.counters.backwards += 1;
+    }
+    s.counters.accepted += 1;
+    s.arrivals.push(Arrival {
+        service: service.into(),
+        ma_ho_so: ma.into(),
+        status,
+        is_updating,
+        item: item.clone(),
+    });
+}
+
+fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, String> {
+    let updating = match b.get("isUpdating").and_then(Value::as_str) {
+        Some("True") => true,
+        Some("False") => false,
+        _ => return Err("isUpdating phải là \"True\" hoặc \"False\"".into()),
+    };
+    let items = data_items(b)?;
+    // Check every item before storing any: the portal takes a batch whole or not at all.
+    let mut checked = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ma = item
+            .get("MaHoSo")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .ok_or(format!("data[{i}]: thiếu MaHoSo"))?;
+        let tthc = item.get("MaTTHC").and_then(Value::as_str).unwrap_or("");
+        if !s.catalogue.contains(tthc) {
+            return Err(format!(
+                "data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại"
+            ));
+        }
+        let status = item
+            .get("TrangThaiHoSo")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=10).contains(n))
+            .ok_or(format!("data[{i}]: TrangThaiHoSo không hợp lệ"))?;
+        if !real_date(item.get("NgayTiepNhan").unwrap_or(&Value::Null)) {
+            return Err(format!(
+                "data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss"
+            ));
+        }
+        if let Some(l) = item.get("LoaiDoiTuong")
+            && !matches!(l.as_u64(), Some(1 | 2))
+        {
+            return Err(format!("data[{i}]: LoaiDoiTuong không hợp lệ"));
+        }
+        let exists = s.dossiers.contains_key(ma);
+        if updating && !exists {
+            return Err(format!("Hồ sơ {ma} không tồn tại, không thể cập nhật"));
+        }
+        if !updating && exists {
+            return Err(format!("Hồ sơ {ma} đã tồn tại"));
+        }
+        checked.push((ma.to_string(), status as u8, item.clone()));
+    }
+    let n = checked.len();
+    for (ma, status, item) in checked {
+        s.dossiers.insert(ma.clone(), item.clone());
+        record(
+            s,
+            "DongBoHoSoMC",
+            &ma,
+            status,
+            Some(if updating { "True" } else { "False" }.into()),
+            &item,
+        );
+    }
+    Ok(n)
+}
+
+fn progress(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, String> {
+    let items = data_items(b)?;
+    let mut checked = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ma = item.get("MaHoSo").and_then(Value::as_str).unwrap_or("");
+        if !s.dossiers.contains_key(ma) {
+            return Err(format!("data[{i}]: Hồ sơ {ma} không tồn tại"));
+        }
+        let status = item
+            .get("TrangThai")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=10).contains(n))
+            .ok_or(format!("data[{i}]: TrangThai không hợp lệ"))?;
+        let at = item.get("ThoiDiemXuLy").unwrap_or(&Value::Null);
+        if !real_date(at) {
+            return Err(format!(
+                "data[{i}]: ThoiDiemXuLy không đúng định dạng yyyyMMddHHmmss"
+            ));
+        }
+        checked.push((
+            ma.to_string(),
+            status as u8,
+            at.as_str().unwrap_or("").to_string(),
+            item.clone(),
+        ));
+    }
+    let n = checked.len();
+    for (ma, status, at, item) in checked {
+        if let Some(prev) = s.last_progress_time.insert(ma.clone(), at.clone())
+            && prev > at
+        {
+            s.counters.backwards += 1;
+        }
+        record(s, "CapNhatTienDoHoSoMC", &ma, status, None, &item);
+    }
+    Ok(n)
+}
+
+fn lookup(s: &mut Inner, b: &serde_json::Map<String, Value>) -> HttpResponse {
+    s.counters.lookups += 1;
+    let ma = b.get("mahoso").and_then(Value::as_str).unwrap_or("");
+    match s.dossiers.get(ma) {
+        Some(d) => {
+            HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "data": d}))
+        }
+        None => refused(2, "Không tìm thấy hồ sơ"),
+    }
+}
+
+async fn share(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = inject(&state).await {
+        return r;
+    }
+    let Some(b) = json_body(&body) else {
+        return refused(1, "Dữ liệu không hợp lệ");
+    };
+    let mut s = state.lock();
+    let service = match envelope(&mut s, &b) {
+        Ok(sv) => sv,
+        Err(r) => return *r,
+    };
+    match service.as_str() {
+        "LayDanhSachTTHC" => {
+            let mut codes: Vec<&String> = s.catalogue.iter().collect();
+            codes.sort();
+            HttpResponse::Ok().json(json!({"error_code": 0, "data": codes.iter().map(|c| json!({"MaTTHC": c})).collect::<Vec<_>>()}))
+        }
+        "LayThuTuc" => {
+            let code = b.get("maTTHC").and_then(Value::as_str).unwrap_or("");
+            if s.catalogue.contains(code) {
+                HttpResponse::Ok().json(json!({"error_code": 0, "data": {"MaTTHC": code}}))
+            } else {
+                refused(2, "Không tìm thấy thủ tục")
+            }
+        }
+        "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => {
+            HttpResponse::Ok().json(json!({"error_code": 0, "data": []}))
+        }
+        other => refused(4, &format!("Dịch vụ {other} không được hỗ trợ")),
+    }
+}
+
+async fn set_faults(state: web::Data<PortalState>, f: web::Json<Faults>) -> HttpResponse {
+    state.set_faults(f.into_inner());
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct Sessions {
+    lifetime_ms: Option<u64>,
+    #[serde(default)]
+    expire_all: bool,
+}
+
+async fn set_sessions(state: web::Data<PortalState>, b: web::Json<Sessions>) -> HttpResponse {
+    if let Some(ms) = b.lifetime_ms {
+        state.set_session_lifetime(Duration::from_millis(ms));
+    }
+    if b.expire_all {
+        state.expire_sessions();
+    }
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct Catalogue {
+    add: Vec<String>,
+}
+
+async fn add_catalogue(state: web::Data<PortalState>, b: web::Json<Catalogue>) -> HttpResponse {
+    state.lock().catalogue.extend(b.into_inner().add);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct ReceivedQuery {
+    #[serde(rename = "MaHoSo")]
+    ma_ho_so: Option<String>,
+}
+
+async fn received(state: web::Data<PortalState>, q: web::Query<ReceivedQuery>) -> HttpResponse {
+    match &q.ma_ho_so {
+        Some(ma) => HttpResponse::Ok().json(state.arrivals_of(ma)),
+        None => HttpResponse::Ok().json(state.arrivals()),
+    }
+}
+
+async fn stats(state: web::Data<PortalState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.counters())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_moves() {
+        assert!(real_date(&json!("20240229235959")));
+        assert!(!real_date(&json!("20241340250000")));
+        assert!(!real_date(&json!(20240229235959u64)));
+        assert!(allowed(5, 4) && allowed(9, 10) && allowed(4, 4));
+        assert!(!allowed(10, 4) && !allowed(9, 4));
+    }
+}
