@@ -45,11 +45,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A field that must be present (and not null), parsed by `parse`.
-    pub fn required<T>(
-        &mut self,
-        name: &str,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn required<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
         match self.obj.get(name) {
             None | Some(Value::Null) => {
                 self.error(name, "is required");
@@ -60,23 +56,14 @@ impl<'a> Fields<'a> {
     }
 
     /// A field that may be absent or null; parsed when present.
-    pub fn optional<T>(
-        &mut self,
-        name: &str,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
         match self.obj.get(name) {
             None | Some(Value::Null) => None,
             Some(v) => self.run(name, v, parse),
         }
     }
 
-    fn run<T>(
-        &mut self,
-        name: &str,
-        v: &Value,
-        parse: impl FnOnce(&Value) -> Result<T, String>,
-    ) -> Option<T> {
+    fn run<T>(&mut self, name: &str, v: &Value, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
         match parse(v) {
             Ok(t) => Some(t),
             Err(m) => {
@@ -87,11 +74,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional list of objects, each read by `item`.
-    pub fn list<T>(
-        &mut self,
-        name: &str,
-        mut item: impl FnMut(&mut Fields<'_>) -> Option<T>,
-    ) -> Vec<T> {
+    pub fn list<T>(&mut self, name: &str, mut item: impl FnMut(&mut Fields<'_>) -> Option<T>) -> Vec<T> {
         let Some(v) = self.obj.get(name) else {
             return Vec::new();
         };
@@ -131,9 +114,7 @@ impl<'a> Fields<'a> {
 }
 
 pub fn text(v: &Value) -> Result<String, String> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "must be a string".to_string())
+    v.as_str().map(str::to_string).ok_or_else(|| "must be a string".to_string())
 }
 
 pub fn non_empty_text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
@@ -153,9 +134,7 @@ pub fn non_empty_text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
 /// A whole number in `range`; JSON numbers only (`2`, not `"2"` nor `2.5`).
 pub fn int_in(lo: i64, hi: i64) -> impl Fn(&Value) -> Result<i64, String> {
     move |v| {
-        let n = v
-            .as_i64()
-            .ok_or_else(|| format!("must be a whole number from {lo} to {hi}"))?;
+        let n = v.as_i64().ok_or_else(|| format!("must be a whole number from {lo} to {hi}"))?;
         if (lo..=hi).contains(&n) {
             Ok(n)
         } else {
@@ -165,6 +144,5 @@ pub fn int_in(lo: i64, hi: i64) -> impl Fn(&Value) -> Result<i64, String> {
 }
 
 pub fn boolean(v: &Value) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| "must be true or false".to_string())
+    v.as_bool().ok_or_else(|| "must be true or false".to_string())
 }

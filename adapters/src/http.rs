@@ -19,11 +19,7 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
 
 /// `Retry-After` as delta-seconds or an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -32,10 +28,7 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Opt
 }
 
 /// The status code alone decides, for destinations whose body carries nothing more.
-pub fn classify_status(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-) -> Outcome {
+pub fn classify_status(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap) -> Outcome {
     if status.is_success() {
         return Outcome::Delivered;
     }
@@ -85,45 +78,24 @@ mod tests {
     fn status_codes_map_to_outcomes() {
         let h = HeaderMap::new();
         assert_eq!(classify_status(StatusCode::OK, &h), Outcome::Delivered);
-        assert_eq!(
-            classify_status(StatusCode::NO_CONTENT, &h),
-            Outcome::Delivered
-        );
+        assert_eq!(classify_status(StatusCode::NO_CONTENT, &h), Outcome::Delivered);
         assert!(matches!(
             classify_status(StatusCode::SERVICE_UNAVAILABLE, &h),
             Outcome::Retry { .. }
         ));
-        assert!(matches!(
-            classify_status(StatusCode::TOO_MANY_REQUESTS, &h),
-            Outcome::Retry { .. }
-        ));
-        assert!(matches!(
-            classify_status(StatusCode::REQUEST_TIMEOUT, &h),
-            Outcome::Retry { .. }
-        ));
-        assert!(matches!(
-            classify_status(StatusCode::BAD_REQUEST, &h),
-            Outcome::Reject { .. }
-        ));
-        assert!(matches!(
-            classify_status(StatusCode::NOT_FOUND, &h),
-            Outcome::Reject { .. }
-        ));
+        assert!(matches!(classify_status(StatusCode::TOO_MANY_REQUESTS, &h), Outcome::Retry { .. }));
+        assert!(matches!(classify_status(StatusCode::REQUEST_TIMEOUT, &h), Outcome::Retry { .. }));
+        assert!(matches!(classify_status(StatusCode::BAD_REQUEST, &h), Outcome::Reject { .. }));
+        assert!(matches!(classify_status(StatusCode::NOT_FOUND, &h), Outcome::Reject { .. }));
     }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(
-            retry_after(&h, SystemTime::now()),
-            Some(Duration::from_secs(7))
-        );
+        assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(7)));
         let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 25 Nov 2026 12:01:30 GMT"),
-        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 25 Nov 2026 12:01:30 GMT"));
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(90)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("whenever"));
         assert_eq!(retry_after(&h, now), None);

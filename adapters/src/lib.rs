@@ -20,10 +20,7 @@ pub enum Outcome {
     /// The destination has the message.
     Delivered,
     /// A transient failure: try again later, not before `after` when the upstream said so.
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
+    Retry { reason: String, after: Option<Duration> },
     /// The destination refused the message itself; retrying cannot help.
     Reject { reason: String },
 }
@@ -36,9 +33,7 @@ impl Outcome {
         }
     }
     pub fn reject(reason: impl Into<String>) -> Self {
-        Outcome::Reject {
-            reason: reason.into(),
-        }
+        Outcome::Reject { reason: reason.into() }
     }
 }
 

@@ -17,11 +17,7 @@ pub struct WebhookAdapter {
 }
 
 impl WebhookAdapter {
-    pub fn new(
-        url: impl Into<String>,
-        secret: WebhookSecret,
-        timeout: Duration,
-    ) -> reqwest::Result<Self> {
+    pub fn new(url: impl Into<String>, secret: WebhookSecret, timeout: Duration) -> reqwest::Result<Self> {
         Ok(WebhookAdapter {
             client: http::client(timeout)?,
             url: url.into(),

@@ -38,11 +38,7 @@ pub enum ConfigError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  - {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
 }
 
 impl ConfigError {
@@ -74,38 +70,22 @@ impl Source {
             .map(PathBuf::from)
             .unwrap_or_else(|_| "config".into());
         let env_name = std::env::var("HCC_ENV").unwrap_or_else(|_| "local".to_string());
-        let vars = std::env::vars()
-            .filter(|(k, _)| k.starts_with("HCC__"))
-            .collect();
-        Source {
-            dir,
-            env_name,
-            vars,
-        }
+        let vars = std::env::vars().filter(|(k, _)| k.starts_with("HCC__")).collect();
+        Source { dir, env_name, vars }
     }
 }
 
 /// Loads, resolves `*_file` secrets, deserializes and validates.
 pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     let env_name = source.env_name.trim().to_ascii_lowercase();
-    if env_name.is_empty()
-        || !env_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ConfigError::one(
-            "HCC_ENV",
-            "must be a plain name such as local or production",
-        ));
+    if env_name.is_empty() || !env_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError::one("HCC_ENV", "must be a plain name such as local or production"));
     }
     let default_file = source.dir.join("default.toml");
     if !default_file.is_file() {
         return Err(ConfigError::one(
             "HCC_CONFIG_DIR",
-            format!(
-                "{} not found (set HCC_CONFIG_DIR to the config folder)",
-                default_file.display()
-            ),
+            format!("{} not found (set HCC_CONFIG_DIR to the config folder)", default_file.display()),
         ));
     }
     let raw = config::Config::builder()
@@ -156,38 +136,25 @@ fn key_of(e: &config::ConfigError) -> String {
     }
 }
 
-fn resolve_secret_files(
-    table: &mut BTreeMap<String, config::Value>,
-    prefix: &str,
-) -> Result<(), ConfigError> {
-    let file_keys: Vec<String> = table
-        .keys()
-        .filter(|k| k.ends_with("_file"))
-        .cloned()
-        .collect();
+fn resolve_secret_files(table: &mut BTreeMap<String, config::Value>, prefix: &str) -> Result<(), ConfigError> {
+    let file_keys: Vec<String> = table.keys().filter(|k| k.ends_with("_file")).cloned().collect();
     for file_key in file_keys {
         let full = format!("{prefix}{file_key}");
         let Some(value) = table.remove(&file_key) else {
             continue;
         };
-        let path = value
-            .into_string()
-            .map_err(|e| ConfigError::one(full.clone(), e.to_string()))?;
+        let path = value.into_string().map_err(|e| ConfigError::one(full.clone(), e.to_string()))?;
         if path.is_empty() {
             continue;
         }
-        let text = std::fs::read_to_string(Path::new(&path))
-            .map_err(|e| ConfigError::one(full.clone(), format!("cannot read {path}: {e}")))?;
+        let text =
+            std::fs::read_to_string(Path::new(&path)).map_err(|e| ConfigError::one(full.clone(), format!("cannot read {path}: {e}")))?;
         let target = file_key.trim_end_matches("_file").to_string();
-        table.insert(
-            target,
-            config::Value::from(text.trim_end_matches(['\r', '\n']).to_string()),
-        );
+        table.insert(target, config::Value::from(text.trim_end_matches(['\r', '\n']).to_string()));
     }
     for (k, v) in table.iter_mut() {
         if let config::ValueKind::Table(inner) = &mut v.kind {
-            let mut sub: BTreeMap<String, config::Value> =
-                std::mem::take(inner).into_iter().collect();
+            let mut sub: BTreeMap<String, config::Value> = std::mem::take(inner).into_iter().collect();
             resolve_secret_files(&mut sub, &format!("{prefix}{k}."))?;
             *inner = sub.into_iter().collect();
         }

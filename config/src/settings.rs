@@ -296,10 +296,7 @@ impl Settings {
             push("server.body_limit_bytes", "must be at least 1024");
         }
         if self.queue.key_prefix.is_empty() || self.queue.key_prefix.contains(['{', '}', ' ']) {
-            push(
-                "queue.key_prefix",
-                "must be non-empty, without braces or spaces",
-            );
+            push("queue.key_prefix", "must be non-empty, without braces or spaces");
         }
         if self.queue.pool_size == 0 {
             push("queue.pool_size", "must be at least 1");
@@ -335,16 +332,10 @@ impl Settings {
                 );
             }
             if d.backoff_base_ms == 0 || d.backoff_max_ms < d.backoff_base_ms {
-                push(
-                    &format!("{section}.backoff_max_ms"),
-                    "needs 0 < backoff_base_ms <= backoff_max_ms",
-                );
+                push(&format!("{section}.backoff_max_ms"), "needs 0 < backoff_base_ms <= backoff_max_ms");
             }
             if d.breaker_failure_threshold == 0 {
-                push(
-                    &format!("{section}.breaker_failure_threshold"),
-                    "must be at least 1",
-                );
+                push(&format!("{section}.breaker_failure_threshold"), "must be at least 1");
             }
         }
         let mut p2 = Vec::new();
@@ -380,10 +371,7 @@ impl Settings {
             }
         }
         for (i, k) in self.auth.keys.iter().enumerate() {
-            let valid_hex = k.sha256.len() == 64
-                && k.sha256
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            let valid_hex = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
             if !valid_hex {
                 p2.push(Problem {
                     key: format!("auth.keys[{i}].sha256"),
@@ -395,21 +383,16 @@ impl Settings {
             if self.queue.backend == QueueBackendKind::Memory {
                 p2.push(Problem {
                     key: "queue.backend".into(),
-                    message:
-                        "memory is not durable and is refused when HCC_ENV=production; use redis"
-                            .into(),
+                    message: "memory is not durable and is refused when HCC_ENV=production; use redis".into(),
                 });
             }
-            let dev_hashes: Vec<String> = DEV_KEYS
-                .iter()
-                .map(|k| hcc_signing::sha256_hex(k.as_bytes()))
-                .collect();
+            let dev_hashes: Vec<String> = DEV_KEYS.iter().map(|k| hcc_signing::sha256_hex(k.as_bytes())).collect();
             for (i, k) in self.auth.keys.iter().enumerate() {
-                if dev_hashes
-                    .iter()
-                    .any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes()))
-                {
-                    p2.push(Problem { key: format!("auth.keys[{i}]"), message: format!("{:?} uses a published development key, refused when HCC_ENV=production", k.name) });
+                if dev_hashes.iter().any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes())) {
+                    p2.push(Problem {
+                        key: format!("auth.keys[{i}]"),
+                        message: format!("{:?} uses a published development key, refused when HCC_ENV=production", k.name),
+                    });
                 }
             }
             if self.auth.keys.is_empty() {

@@ -7,10 +7,7 @@ fn source(env_name: &str, vars: &[(&str, &str)]) -> Source {
     Source {
         dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         env_name: env_name.into(),
-        vars: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<HashMap<_, _>>(),
+        vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
     }
 }
 
@@ -48,27 +45,16 @@ fn secrets_can_come_from_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("pw");
     std::fs::write(&file, "from-a-file\n").unwrap();
-    let s = load(&source(
-        "local",
-        &[("HCC__DVCQG__PASSWORD_FILE", file.to_str().unwrap())],
-    ))
-    .unwrap();
+    let s = load(&source("local", &[("HCC__DVCQG__PASSWORD_FILE", file.to_str().unwrap())])).unwrap();
     assert_eq!(s.dvcqg.password.expose(), "from-a-file");
-    let err = load(&source(
-        "local",
-        &[("HCC__PAYGOV__SECRET_FILE", "/nonexistent/secret")],
-    ))
-    .unwrap_err();
+    let err = load(&source("local", &[("HCC__PAYGOV__SECRET_FILE", "/nonexistent/secret")])).unwrap_err();
     assert_eq!(err.problems()[0].key, "paygov.secret_file");
 }
 
 #[test]
 fn bad_values_name_their_key() {
     let err = load(&source("local", &[("HCC__DELIVERY__CONCURRENCY", "many")])).unwrap_err();
-    assert!(
-        err.problems()[0].key.contains("delivery.concurrency"),
-        "{err}"
-    );
+    assert!(err.problems()[0].key.contains("delivery.concurrency"), "{err}");
     let err = load(&source("local", &[("HCC__SERVER__BIND", "nowhere")])).unwrap_err();
     assert_eq!(err.problems()[0].key, "server.bind");
     let err = load(&source("local", &[("HCC__DELIVERY__LEASE_MS", "5000")])).unwrap_err();
@@ -88,9 +74,7 @@ fn production_refuses_dev_keys_and_memory_queue() {
         dir.join("default.toml"),
     )
     .unwrap();
-    let local =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("local.toml"))
-            .unwrap();
+    let local = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("local.toml")).unwrap();
     std::fs::write(dir.join("production.toml"), local).unwrap();
     let src = Source {
         dir,
@@ -100,10 +84,7 @@ fn production_refuses_dev_keys_and_memory_queue() {
     let err = load(&src).unwrap_err();
     let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
     assert!(keys.contains(&"queue.backend"), "{keys:?}");
-    assert!(
-        keys.contains(&"auth.keys[0]") && keys.contains(&"auth.keys[2]"),
-        "{keys:?}"
-    );
+    assert!(keys.contains(&"auth.keys[0]") && keys.contains(&"auth.keys[2]"), "{keys:?}");
 }
 
 #[test]
@@ -116,11 +97,7 @@ fn secrets_do_not_print() {
 
 #[test]
 fn destination_overrides_apply_to_one_destination() {
-    let s = load(&source(
-        "local",
-        &[("HCC__DESTINATIONS__DVCQG__CONCURRENCY", "3")],
-    ))
-    .unwrap();
+    let s = load(&source("local", &[("HCC__DESTINATIONS__DVCQG__CONCURRENCY", "3")])).unwrap();
     assert_eq!(s.delivery_for("dvcqg").concurrency, 3);
     assert_eq!(s.delivery_for("centre").concurrency, s.delivery.concurrency);
 }

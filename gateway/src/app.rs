@@ -18,10 +18,7 @@ use crate::http::{self, auth::Keyring, body::BodyLimit};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
     #[error("{key}: {message}")]
@@ -60,24 +57,16 @@ pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Buil
     let mut out: Vec<Arc<dyn Adapter>> = Vec::new();
     if !settings.centre.webhook_url.is_empty() {
         let secret =
-            hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose())
-                .map_err(|e| BuildError::Setting {
-                    key: "centre.webhook_secret",
-                    message: e.to_string(),
-                })?;
-        let timeout = Duration::from_millis(
-            settings
-                .delivery_for(hcc_adapters::webhook::DESTINATION)
-                .upstream_timeout_ms,
-        );
-        let adapter = hcc_adapters::webhook::WebhookAdapter::new(
-            settings.centre.webhook_url.clone(),
-            secret,
-            timeout,
-        )
-        .map_err(|e| BuildError::Setting {
-            key: "centre.webhook_url",
-            message: e.to_string(),
+            hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose()).map_err(|e| BuildError::Setting {
+                key: "centre.webhook_secret",
+                message: e.to_string(),
+            })?;
+        let timeout = Duration::from_millis(settings.delivery_for(hcc_adapters::webhook::DESTINATION).upstream_timeout_ms);
+        let adapter = hcc_adapters::webhook::WebhookAdapter::new(settings.centre.webhook_url.clone(), secret, timeout).map_err(|e| {
+            BuildError::Setting {
+                key: "centre.webhook_url",
+                message: e.to_string(),
+            }
         })?;
         out.push(Arc::new(adapter));
     }
@@ -90,17 +79,12 @@ pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Buil
             username: d.username.clone(),
             password: d.password.expose().to_string(),
             madonvi: d.madonvi.clone(),
-            timeout: Duration::from_millis(
-                settings
-                    .delivery_for(hcc_adapters::dvcqg::DESTINATION)
-                    .upstream_timeout_ms,
-            ),
+            timeout: Duration::from_millis(settings.delivery_for(hcc_adapters::dvcqg::DESTINATION).upstream_timeout_ms),
         };
-        let adapter =
-            hcc_adapters::dvcqg::DvcqgAdapter::new(cfg).map_err(|e| BuildError::Setting {
-                key: "dvcqg.base_url",
-                message: e.to_string(),
-            })?;
+        let adapter = hcc_adapters::dvcqg::DvcqgAdapter::new(cfg).map_err(|e| BuildError::Setting {
+            key: "dvcqg.base_url",
+            message: e.to_string(),
+        })?;
         out.push(Arc::new(adapter));
     }
     Ok(out)
@@ -121,10 +105,7 @@ impl Application {
         workers: Workers,
     ) -> Result<Self, BuildError> {
         startup_checks(&queue).await;
-        let mut builder = EngineBuilder::new(
-            queue,
-            Duration::from_millis(settings.queue.reaper_interval_ms),
-        );
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
             builder = builder.destination(adapter, cfg);
@@ -137,11 +118,10 @@ impl Application {
             }
             Workers::Off => (None, builder.handle()),
         };
-        let listener =
-            TcpListener::bind(&settings.server.bind).map_err(|source| BuildError::Bind {
-                addr: settings.server.bind.clone(),
-                source,
-            })?;
+        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| BuildError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
+        })?;
         let port = listener
             .local_addr()
             .map_err(|source| BuildError::Bind {
@@ -149,11 +129,9 @@ impl Application {
                 source,
             })?
             .port();
-        let server = http_server(&settings, handle.clone(), listener).map_err(|source| {
-            BuildError::Bind {
-                addr: settings.server.bind.clone(),
-                source,
-            }
+        let server = http_server(&settings, handle.clone(), listener).map_err(|source| BuildError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
         })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
@@ -241,17 +219,11 @@ async fn startup_checks(queue: &Queue) {
     }
 }
 
-fn http_server(
-    settings: &Settings,
-    handle: EngineHandle,
-    listener: TcpListener,
-) -> std::io::Result<actix_web::dev::Server> {
+fn http_server(settings: &Settings, handle: EngineHandle, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
     let handle = web::Data::new(handle);
-    let idem_ttl = web::Data::new(http::dossiers::IdempotencyTtl(
-        settings.queue.idempotency_ttl_secs,
-    ));
+    let idem_ttl = web::Data::new(http::dossiers::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(keyring.clone())

@@ -23,6 +23,18 @@ enum Command {
         #[arg(long)]
         no_workers: bool,
     },
+    /// Gateway and mocks in one process: a province's centre syncing dossiers, live progress.
+    Demo {
+        /// Use this Redis instead of the embedded queue, e.g. redis://127.0.0.1:6379/0.
+        #[arg(long)]
+        redis: Option<String>,
+        /// Exit when done: 0 when everything was delivered in order, non-zero otherwise.
+        #[arg(long)]
+        once: bool,
+        /// How many dossiers the centre syncs.
+        #[arg(long, default_value_t = 300)]
+        dossiers: usize,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -62,6 +74,14 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
+        Command::Demo { redis, once, dossiers } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(hcc_gateway::demo::run(hcc_gateway::demo::DemoOptions { redis, once, dossiers }))?;
+            Ok(())
+        }
         Command::Serve { no_workers } => {
             let settings = load_settings()?;
             hcc_gateway::telemetry::init(&settings.log);
@@ -70,11 +90,7 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
-                let workers = if no_workers {
-                    Workers::Off
-                } else {
-                    Workers::On
-                };
+                let workers = if no_workers { Workers::Off } else { Workers::On };
                 let app = Application::build(settings, workers).await?;
                 app.run_until_signalled().await?;
                 Ok(())

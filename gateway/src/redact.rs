@@ -32,10 +32,7 @@ mod tests {
 
     #[test]
     fn masks_cccd_and_cmnd_but_not_short_numbers_or_dates() {
-        assert_eq!(
-            m("SoCMNDNguoiNop 001203004567 invalid"),
-            "SoCMNDNguoiNop **********67 invalid"
-        );
+        assert_eq!(m("SoCMNDNguoiNop 001203004567 invalid"), "SoCMNDNguoiNop **********67 invalid");
         assert_eq!(m("cmnd=123456789"), "cmnd=*******89");
         assert_eq!(m("HTTP 503 after 3 attempts"), "HTTP 503 after 3 attempts");
         assert_eq!(m("date 20241125083000"), "date 20241125083000");

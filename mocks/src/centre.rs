@@ -102,17 +102,10 @@ pub fn spawn(bind: &str, secret: WebhookSecret) -> std::io::Result<(crate::Runni
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-async fn receive(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<CentreState>,
-) -> HttpResponse {
+async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreState>) -> HttpResponse {
     let id = header(&req, "webhook-id").to_string();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,14 +124,10 @@ async fn receive(
     let json: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
-            return HttpResponse::BadRequest()
-                .json(serde_json::json!({"error": "body is not JSON"}));
+            return HttpResponse::BadRequest().json(serde_json::json!({"error": "body is not JSON"}));
         }
     };
-    let key = json
-        .get("ordering_key")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let key = json.get("ordering_key").and_then(|v| v.as_str()).map(str::to_string);
     let (faults, started_us) = {
         let mut s = state.lock();
         let started_us = state.now_us();
@@ -176,10 +165,8 @@ async fn receive(
         Injected::Pass => {}
         Injected::Fail(code) => {
             s.counters.failed_by_fault += 1;
-            let status = actix_web::http::StatusCode::from_u16(code)
-                .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
-            return HttpResponse::build(status)
-                .json(serde_json::json!({"error": "injected failure"}));
+            let status = actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+            return HttpResponse::build(status).json(serde_json::json!({"error": "injected failure"}));
         }
         Injected::Drop => {
             s.counters.failed_by_fault += 1;
@@ -207,12 +194,8 @@ async fn receive(
 /// Headers go out, then the connection breaks before the body: the client cannot know whether
 /// the request was processed. Clients must treat it as a failure.
 pub fn dropped_connection() -> HttpResponse {
-    let broken = futures_util::stream::once(async {
-        Err::<web::Bytes, _>(std::io::Error::other("connection dropped by mock"))
-    });
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .streaming(broken)
+    let broken = futures_util::stream::once(async { Err::<web::Bytes, _>(std::io::Error::other("connection dropped by mock")) });
+    HttpResponse::Ok().content_type("application/json").streaming(broken)
 }
 
 async fn list(state: web::Data<CentreState>) -> HttpResponse {

@@ -32,13 +32,12 @@ where
 {
     let listener = TcpListener::bind(bind)?;
     let addr = listener.local_addr()?;
-    let server =
-        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
-            .workers(2)
-            .disable_signals()
-            .shutdown_timeout(1)
-            .listen(listener)?
-            .run();
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
     let handle = server.handle();
     tokio::spawn(server);
     Ok(Running { addr, handle })

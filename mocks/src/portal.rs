@@ -116,12 +116,7 @@ impl PortalState {
 
     /// Arrivals of one dossier, in order.
     pub fn arrivals_of(&self, ma: &str) -> Vec<Arrival> {
-        self.lock()
-            .arrivals
-            .iter()
-            .filter(|a| a.ma_ho_so == ma)
-            .cloned()
-            .collect()
+        self.lock().arrivals.iter().filter(|a| a.ma_ho_so == ma).cloned().collect()
     }
 
     pub fn set_faults(&self, f: Faults) {
@@ -130,6 +125,10 @@ impl PortalState {
 
     pub fn set_session_lifetime(&self, d: Duration) {
         self.lock().cfg.session_lifetime = d;
+    }
+
+    pub fn add_catalogue(&self, code: &str) {
+        self.lock().catalogue.insert(code.to_string());
     }
 
     pub fn expire_sessions(&self) {
@@ -142,12 +141,7 @@ fn allowed(from: u8, to: u8) -> bool {
     from == to
         || matches!(
             (from, to),
-            (1, 2 | 3 | 7)
-                | (2, 4..=9)
-                | (4, 5..=9)
-                | (5, 4 | 7 | 8)
-                | (6, 4 | 7 | 8 | 9)
-                | (9, 6 | 10)
+            (1, 2 | 3 | 7) | (2, 4..=9) | (4, 5..=9) | (5, 4 | 7 | 8) | (6, 4 | 7 | 8 | 9) | (9, 6 | 10)
         )
 }
 
@@ -160,20 +154,7 @@ fn real_date(v: &Value) -> bool {
     let p = |a: usize, b: usize| s[a..b].parse::<u32>().unwrap_or(99);
     let (y, mo, d, h, mi, se) = (p(0, 4), p(4, 6), p(6, 8), p(8, 10), p(10, 12), p(12, 14));
     let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     (1..=12).contains(&mo) && d >= 1 && d <= days[(mo - 1) as usize] && h < 24 && mi < 60 && se < 60
 }
 
@@ -221,8 +202,7 @@ async fn inject(state: &PortalState) -> Option<HttpResponse> {
         Injected::Pass => None,
         Injected::Fail(code) => {
             state.lock().counters.failed_by_fault += 1;
-            let status = actix_web::http::StatusCode::from_u16(code)
-                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+            let status = actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
             Some(HttpResponse::build(status).json(json!({"message": "injected failure"})))
         }
         Injected::Drop => {
@@ -262,10 +242,7 @@ async fn auth(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
 /// Checks the envelope every operation shares; `Err` is the answer to give.
 fn envelope(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<String, Box<HttpResponse>> {
     let session = b.get("session").and_then(Value::as_str).unwrap_or("");
-    let live = s
-        .sessions
-        .get(session)
-        .is_some_and(|until| *until > Instant::now());
+    let live = s.sessions.get(session).is_some_and(|until| *until > Instant::now());
     if !live {
         s.counters.stale_session_answers += 1;
         return Err(Box::new(stale_session()));
@@ -299,8 +276,7 @@ async fn integration(state: web::Data<PortalState>, body: web::Bytes) -> HttpRes
         _ => Err(format!("Dịch vụ {service} không được hỗ trợ")),
     };
     match answer {
-        Ok(n) => HttpResponse::Ok()
-            .json(json!({"error_code": 0, "message": format!("Đồng bộ thành công {n} bản ghi")})),
+        Ok(n) => HttpResponse::Ok().json(json!({"error_code": 0, "message": format!("Đồng bộ thành công {n} bản ghi")})),
         Err(message) => {
             s.counters.refused += 1;
             refused(2, &message)
@@ -315,14 +291,7 @@ fn data_items(b: &serde_json::Map<String, Value>) -> Result<&Vec<Value>, String>
     }
 }
 
-fn record(
-    s: &mut Inner,
-    service: &str,
-    ma: &str,
-    status: u8,
-    is_updating: Option<String>,
-    item: &Value,
-) {
+fn record(s: &mut Inner, service: &str, ma: &str, status: u8, is_updating: Option<String>, item: &Value) {
     let fingerprint = format!("{service}|{item}");
     if !s.seen_items.insert(fingerprint) {
         s.counters.duplicates += 1;
@@ -359,9 +328,7 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Stri
             .ok_or(format!("data[{i}]: thiếu MaHoSo"))?;
         let tthc = item.get("MaTTHC").and_then(Value::as_str).unwrap_or("");
         if !s.catalogue.contains(tthc) {
-            return Err(format!(
-                "data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại"
-            ));
+            return Err(format!("data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại"));
         }
         let status = item
             .get("TrangThaiHoSo")
@@ -369,9 +336,7 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Stri
             .filter(|n| (1..=10).contains(n))
             .ok_or(format!("data[{i}]: TrangThaiHoSo không hợp lệ"))?;
         if !real_date(item.get("NgayTiepNhan").unwrap_or(&Value::Null)) {
-            return Err(format!(
-                "data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss"
-            ));
+            return Err(format!("data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss"));
         }
         if let Some(l) = item.get("LoaiDoiTuong")
             && !matches!(l.as_u64(), Some(1 | 2))
@@ -417,16 +382,9 @@ fn progress(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, 
             .ok_or(format!("data[{i}]: TrangThai không hợp lệ"))?;
         let at = item.get("ThoiDiemXuLy").unwrap_or(&Value::Null);
         if !real_date(at) {
-            return Err(format!(
-                "data[{i}]: ThoiDiemXuLy không đúng định dạng yyyyMMddHHmmss"
-            ));
+            return Err(format!("data[{i}]: ThoiDiemXuLy không đúng định dạng yyyyMMddHHmmss"));
         }
-        checked.push((
-            ma.to_string(),
-            status as u8,
-            at.as_str().unwrap_or("").to_string(),
-            item.clone(),
-        ));
+        checked.push((ma.to_string(), status as u8, at.as_str().unwrap_or("").to_string(), item.clone()));
     }
     let n = checked.len();
     for (ma, status, at, item) in checked {
@@ -444,9 +402,7 @@ fn lookup(s: &mut Inner, b: &serde_json::Map<String, Value>) -> HttpResponse {
     s.counters.lookups += 1;
     let ma = b.get("mahoso").and_then(Value::as_str).unwrap_or("");
     match s.dossiers.get(ma) {
-        Some(d) => {
-            HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "data": d}))
-        }
+        Some(d) => HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "data": d})),
         None => refused(2, "Không tìm thấy hồ sơ"),
     }
 }
@@ -477,9 +433,7 @@ async fn share(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse 
                 refused(2, "Không tìm thấy thủ tục")
             }
         }
-        "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => {
-            HttpResponse::Ok().json(json!({"error_code": 0, "data": []}))
-        }
+        "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => HttpResponse::Ok().json(json!({"error_code": 0, "data": []})),
         other => refused(4, &format!("Dịch vụ {other} không được hỗ trợ")),
     }
 }

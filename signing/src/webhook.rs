@@ -43,10 +43,7 @@ impl std::fmt::Debug for WebhookSecret {
 
 impl WebhookSecret {
     pub fn parse(text: &str) -> Result<Self, WebhookError> {
-        let b64 = text
-            .trim()
-            .strip_prefix("whsec_")
-            .ok_or(WebhookError::BadSecret)?;
+        let b64 = text.trim().strip_prefix("whsec_").ok_or(WebhookError::BadSecret)?;
         let key = STANDARD.decode(b64).map_err(|_| WebhookError::BadSecret)?;
         if key.is_empty() {
             return Err(WebhookError::BadSecret);
@@ -72,18 +69,8 @@ impl WebhookSecret {
 
     /// Checks the headers of a received webhook. `signatures` is the whole header value, which
     /// may hold several space-separated signatures during key rotation.
-    pub fn verify(
-        &self,
-        id: &str,
-        timestamp: &str,
-        signatures: &str,
-        body: &[u8],
-        now_secs: i64,
-    ) -> Result<(), WebhookError> {
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| WebhookError::BadTimestamp)?;
+    pub fn verify(&self, id: &str, timestamp: &str, signatures: &str, body: &[u8], now_secs: i64) -> Result<(), WebhookError> {
+        let ts: i64 = timestamp.trim().parse().map_err(|_| WebhookError::BadTimestamp)?;
         if (now_secs - ts).abs() > TOLERANCE_SECS {
             return Err(WebhookError::TimestampOutOfTolerance);
         }
@@ -97,11 +84,7 @@ impl WebhookSecret {
                 matched |= ct_eq(&sig, &expected);
             }
         }
-        if matched {
-            Ok(())
-        } else {
-            Err(WebhookError::NoMatchingSignature)
-        }
+        if matched { Ok(()) } else { Err(WebhookError::NoMatchingSignature) }
     }
 }
 
@@ -126,10 +109,7 @@ mod tests {
     fn verifies_any_of_several_signatures() {
         let secret = WebhookSecret::parse(SECRET).unwrap();
         let header = format!("v1,bm90LXRoaXM= {EXPECTED}");
-        assert_eq!(
-            secret.verify(ID, &TS.to_string(), &header, BODY, TS + 10),
-            Ok(())
-        );
+        assert_eq!(secret.verify(ID, &TS.to_string(), &header, BODY, TS + 10), Ok(()));
     }
 
     #[test]
@@ -144,13 +124,7 @@ mod tests {
             secret.verify(ID, &ts, EXPECTED, BODY, TS + TOLERANCE_SECS + 1),
             Err(WebhookError::TimestampOutOfTolerance)
         );
-        assert_eq!(
-            secret.verify(ID, "soon", EXPECTED, BODY, TS),
-            Err(WebhookError::BadTimestamp)
-        );
-        assert_eq!(
-            WebhookSecret::parse("MfKQ9r8").unwrap_err(),
-            WebhookError::BadSecret
-        );
+        assert_eq!(secret.verify(ID, "soon", EXPECTED, BODY, TS), Err(WebhookError::BadTimestamp));
+        assert_eq!(WebhookSecret::parse("MfKQ9r8").unwrap_err(), WebhookError::BadSecret);
     }
 }

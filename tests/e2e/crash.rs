@@ -78,10 +78,7 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
     let mut child = serve(port, &prefix, &portal.url());
     wait_ready(port).await;
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let dossiers: Vec<String> = (0..100).map(|i| format!("CRASH-{i:03}")).collect();
     let mut producers = Vec::new();
     for chunk in dossiers.chunks(10) {
@@ -91,15 +88,7 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
                 for ma in &chunk {
                     // Retries with the same key ride through the crash; a request that was
                     // accepted just before it is replayed, not queued twice.
-                    post_until_accepted(
-                        &client,
-                        &base,
-                        ma,
-                        u,
-                        &format!("{ma}-{i}"),
-                        Duration::from_secs(60),
-                    )
-                    .await;
+                    post_until_accepted(&client, &base, ma, u, &format!("{ma}-{i}"), Duration::from_secs(60)).await;
                 }
             }
         }));
@@ -118,36 +107,21 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
     for p in producers {
         p.await.unwrap();
     }
-    eventually(
-        "every update at the portal",
-        Duration::from_secs(180),
-        || async {
-            let per: usize = dossiers
-                .iter()
-                .map(|ma| {
-                    let mut v: Vec<(String, u8)> = state
-                        .arrivals_of(ma)
-                        .into_iter()
-                        .map(|a| (a.service, a.status))
-                        .collect();
-                    v.dedup();
-                    v.len()
-                })
-                .sum();
-            (per >= 1000).then_some(())
-        },
-    )
+    eventually("every update at the portal", Duration::from_secs(180), || async {
+        let per: usize = dossiers
+            .iter()
+            .map(|ma| {
+                let mut v: Vec<(String, u8)> = state.arrivals_of(ma).into_iter().map(|a| (a.service, a.status)).collect();
+                v.dedup();
+                v.len()
+            })
+            .sum();
+        (per >= 1000).then_some(())
+    })
     .await;
-    let want: Vec<(String, u8)> = life_cycle()
-        .iter()
-        .map(|u| (u.expected().0.to_string(), u.expected().1))
-        .collect();
+    let want: Vec<(String, u8)> = life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect();
     for ma in &dossiers {
-        let mut got: Vec<(String, u8)> = state
-            .arrivals_of(ma)
-            .into_iter()
-            .map(|a| (a.service, a.status))
-            .collect();
+        let mut got: Vec<(String, u8)> = state.arrivals_of(ma).into_iter().map(|a| (a.service, a.status)).collect();
         got.dedup();
         assert_eq!(got, want, "dossier {ma}");
     }

@@ -37,18 +37,11 @@ async fn message_status(app: &TestApp, id: &str) -> Value {
 
 /// The portal's view of one dossier: (service, status) in arrival order.
 fn seen(state: &PortalState, ma: &str) -> Vec<(String, u8)> {
-    state
-        .arrivals_of(ma)
-        .into_iter()
-        .map(|a| (a.service, a.status))
-        .collect()
+    state.arrivals_of(ma).into_iter().map(|a| (a.service, a.status)).collect()
 }
 
 fn expected() -> Vec<(String, u8)> {
-    life_cycle()
-        .iter()
-        .map(|u| (u.expected().0.to_string(), u.expected().1))
-        .collect()
+    life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect()
 }
 
 /// Drops immediate repeats: at-least-once delivery may hand the portal the same item twice in
@@ -65,17 +58,7 @@ async fn happy_path_whole_life_reaches_the_portal_in_order() {
     let ma = "000.00.22.H46-241125-0001";
     let mut ids = Vec::new();
     for (i, u) in life_cycle().iter().enumerate() {
-        ids.push(
-            post_until_accepted(
-                &app.client,
-                &app.address,
-                ma,
-                u,
-                &format!("k{i}"),
-                Duration::from_secs(5),
-            )
-            .await,
-        );
+        ids.push(post_until_accepted(&app.client, &app.address, ma, u, &format!("k{i}"), Duration::from_secs(5)).await);
     }
     eventually("all delivered", Duration::from_secs(20), || async {
         for id in &ids {
@@ -88,11 +71,7 @@ async fn happy_path_whole_life_reaches_the_portal_in_order() {
     .await;
     assert_eq!(seen(&state, ma), expected());
     let arrivals = state.arrivals_of(ma);
-    assert_eq!(
-        arrivals[0].is_updating.as_deref(),
-        Some("False"),
-        "first sync creates the dossier"
-    );
+    assert_eq!(arrivals[0].is_updating.as_deref(), Some("False"), "first sync creates the dossier");
     assert!(
         arrivals
             .iter()
@@ -124,15 +103,8 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
         latency_ms: 0,
     });
     state.set_session_lifetime(Duration::from_secs(2));
-    let app = gateway(
-        &p.url(),
-        &[("HCC__DELIVERY__CONCURRENCY", "32".into())],
-        Workers::On,
-    )
-    .await;
-    let dossiers: Vec<String> = (0..200)
-        .map(|i| format!("000.00.22.H46-241125-{i:04}"))
-        .collect();
+    let app = gateway(&p.url(), &[("HCC__DELIVERY__CONCURRENCY", "32".into())], Workers::On).await;
+    let dossiers: Vec<String> = (0..200).map(|i| format!("000.00.22.H46-241125-{i:04}")).collect();
     let mut producers = Vec::new();
     for chunk in dossiers.chunks(25) {
         let (client, base, chunk) = (app.client.clone(), app.address.clone(), chunk.to_vec());
@@ -140,15 +112,7 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
             // Interleave dossiers, each one's updates in order.
             for (i, u) in life_cycle().iter().enumerate() {
                 for ma in &chunk {
-                    post_until_accepted(
-                        &client,
-                        &base,
-                        ma,
-                        u,
-                        &format!("{ma}-{i}"),
-                        Duration::from_secs(30),
-                    )
-                    .await;
+                    post_until_accepted(&client, &base, ma, u, &format!("{ma}-{i}"), Duration::from_secs(30)).await;
                 }
             }
         }));
@@ -156,11 +120,9 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
     for p in producers {
         p.await.unwrap();
     }
-    eventually(
-        "2000 updates at the portal",
-        Duration::from_secs(240),
-        || async { (state.counters().accepted >= 2000).then_some(()) },
-    )
+    eventually("2000 updates at the portal", Duration::from_secs(240), || async {
+        (state.counters().accepted >= 2000).then_some(())
+    })
     .await;
     for ma in &dossiers {
         assert_eq!(dedup(seen(&state, ma)), expected(), "dossier {ma}");
@@ -183,31 +145,15 @@ async fn portal_rejection_dead_letters_and_blocks_only_that_dossier() {
     let app = gateway(&p.url(), &[], Workers::On).await;
     let mut bad = dossier("BAD-1", 1);
     bad["MaTTHC"] = json!("9.999999.000.00.00.H46");
-    let post = |path: &str, body: &Value| {
-        app.client
-            .post(app.url(path))
-            .bearer_auth(CENTRE_KEY)
-            .json(body)
-            .send()
-    };
-    let bad_id: Value = post("/v1/dossiers", &bad)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: &str, body: &Value| app.client.post(app.url(path)).bearer_auth(CENTRE_KEY).json(body).send();
+    let bad_id: Value = post("/v1/dossiers", &bad).await.unwrap().json().await.unwrap();
     let next_id: Value = post("/v1/dossiers/BAD-1/progress", &progress("BAD-1", 2, 1))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let good_id: Value = post("/v1/dossiers", &dossier("GOOD-1", 1))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let good_id: Value = post("/v1/dossiers", &dossier("GOOD-1", 1)).await.unwrap().json().await.unwrap();
     let bad_id = bad_id["id"].as_str().unwrap().to_string();
     let m = eventually("dead", Duration::from_secs(15), || async {
         let m = message_status(&app, &bad_id).await;
@@ -219,10 +165,7 @@ async fn portal_rejection_dead_letters_and_blocks_only_that_dossier() {
         "the portal's reason is kept: {m}"
     );
     assert_eq!(m["attempts"], 1, "a refusal is not retried");
-    assert_eq!(
-        message_status(&app, next_id["id"].as_str().unwrap()).await["status"],
-        "blocked"
-    );
+    assert_eq!(message_status(&app, next_id["id"].as_str().unwrap()).await["status"], "blocked");
     let good = good_id["id"].as_str().unwrap().to_string();
     eventually("other dossiers flow", Duration::from_secs(15), || async {
         (message_status(&app, &good).await["status"] == "delivered").then_some(())
@@ -230,10 +173,7 @@ async fn portal_rejection_dead_letters_and_blocks_only_that_dossier() {
     .await;
     // Still blocked a while later: nothing behind a dead message moves.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        message_status(&app, next_id["id"].as_str().unwrap()).await["status"],
-        "blocked"
-    );
+    assert_eq!(message_status(&app, next_id["id"].as_str().unwrap()).await["status"], "blocked");
     assert!(seen(&state, "BAD-1").is_empty());
     app.stop().await;
     p.stop().await;
@@ -257,15 +197,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     let mut first_ids = Vec::new();
     for (i, u) in life_cycle().iter().enumerate() {
         for ma in &dossiers {
-            let id = post_until_accepted(
-                &app.client,
-                &app.address,
-                ma,
-                u,
-                &format!("{ma}-{i}"),
-                Duration::from_secs(5),
-            )
-            .await;
+            let id = post_until_accepted(&app.client, &app.address, ma, u, &format!("{ma}-{i}"), Duration::from_secs(5)).await;
             if i == 0 {
                 first_ids.push(id);
             }
@@ -278,9 +210,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     let attempts = || async {
         let mut n = 0;
         for id in &first_ids {
-            n += message_status(&app, id).await["attempts"]
-                .as_u64()
-                .unwrap_or(0);
+            n += message_status(&app, id).await["attempts"].as_u64().unwrap_or(0);
         }
         n
     };
@@ -301,15 +231,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     for ma in &dossiers {
         assert_eq!(dedup(seen(&state, ma)), expected(), "dossier {ma}");
     }
-    assert_eq!(
-        app.handle
-            .queue
-            .stats("dvcqg", now_ms())
-            .await
-            .unwrap()
-            .dead,
-        0
-    );
+    assert_eq!(app.handle.queue.stats("dvcqg", now_ms()).await.unwrap().dead, 0);
     app.stop().await;
     back.stop().await;
 }
@@ -333,26 +255,8 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
     let good = dossier("X-1", 1);
     // Authentication and roles.
     problem(c.post(&url).json(&good).send().await.unwrap(), 401).await;
-    problem(
-        c.post(&url)
-            .bearer_auth("not-a-key")
-            .json(&good)
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
-    problem(
-        c.post(&url)
-            .bearer_auth(OPERATOR_KEY)
-            .json(&good)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
+    problem(c.post(&url).bearer_auth("not-a-key").json(&good).send().await.unwrap(), 401).await;
+    problem(c.post(&url).bearer_auth(OPERATOR_KEY).json(&good).send().await.unwrap(), 403).await;
     // Transport-level problems.
     problem(
         c.post(&url)
@@ -376,10 +280,7 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
         415,
     )
     .await;
-    let big = format!(
-        "{{\"MaHoSo\": \"X\", \"pad\": \"{}\"}}",
-        "x".repeat(5 * 1024 * 1024)
-    );
+    let big = format!("{{\"MaHoSo\": \"X\", \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
     problem(
         c.post(&url)
             .bearer_auth(CENTRE_KEY)
@@ -419,21 +320,9 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
         (bad_date, "/NgayTiepNhan"),
         (bad_fee, "/DanhSachLePhi/0/Gia"),
     ] {
-        let v = problem(
-            c.post(&url)
-                .bearer_auth(CENTRE_KEY)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        let v = problem(c.post(&url).bearer_auth(CENTRE_KEY).json(&body).send().await.unwrap(), 422).await;
         assert_eq!(v["errors"][0]["field"], field, "{v}");
-        assert!(
-            !v.to_string().contains("Nguyễn Thị Lan"),
-            "no echo of the payload"
-        );
+        assert!(!v.to_string().contains("Nguyễn Thị Lan"), "no echo of the payload");
     }
     let v = problem(
         c.post(app.url("/v1/dossiers/X-1/progress"))
@@ -494,10 +383,7 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() 
     let location = first.headers()["location"].to_str().unwrap().to_string();
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
-    assert_eq!(
-        location,
-        format!("/v1/messages/{}", first["id"].as_str().unwrap())
-    );
+    assert_eq!(location, format!("/v1/messages/{}", first["id"].as_str().unwrap()));
     assert_eq!(first["status"], "queued");
     assert_eq!(first["ordering_key"], "I-1");
     // The same body laid out differently is the same request.
@@ -517,15 +403,7 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() 
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     problem(send(dossier("I-1", 2)).await.unwrap(), 409).await;
-    assert_eq!(
-        app.handle
-            .queue
-            .stats("dvcqg", now_ms())
-            .await
-            .unwrap()
-            .ready,
-        1
-    );
+    assert_eq!(app.handle.queue.stats("dvcqg", now_ms()).await.unwrap().ready, 1);
     app.stop().await;
     p.stop().await;
 }

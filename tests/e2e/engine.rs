@@ -38,12 +38,7 @@ fn lane(concurrency: usize) -> LaneConfig {
 }
 
 fn engine(queue: Queue, sink_url: &str, cfg: LaneConfig) -> Engine {
-    let adapter = WebhookAdapter::new(
-        format!("{sink_url}/webhooks"),
-        secret(),
-        cfg.upstream_timeout,
-    )
-    .unwrap();
+    let adapter = WebhookAdapter::new(format!("{sink_url}/webhooks"), secret(), cfg.upstream_timeout).unwrap();
     EngineBuilder::new(queue, Duration::from_millis(100))
         .destination(Arc::new(adapter), cfg)
         .start()
@@ -54,9 +49,7 @@ fn redis_queue(url: &str, prefix: &str) -> Queue {
 }
 
 async fn enqueue(q: &Queue, key: &str, seq: u32) -> String {
-    let payload = serde_json::json!({"ordering_key": key, "seq": seq})
-        .to_string()
-        .into_bytes();
+    let payload = serde_json::json!({"ordering_key": key, "seq": seq}).to_string().into_bytes();
     match q
         .enqueue(
             "centre",
@@ -82,13 +75,8 @@ fn sequences(received: &[Received]) -> HashMap<String, Vec<u64>> {
     sorted.sort_by_key(|r| r.finished_us);
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     for r in sorted {
-        let key = r.body["ordering_key"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        out.entry(key)
-            .or_default()
-            .push(r.body["seq"].as_u64().unwrap_or(u64::MAX));
+        let key = r.body["ordering_key"].as_str().unwrap_or_default().to_string();
+        out.entry(key).or_default().push(r.body["seq"].as_u64().unwrap_or(u64::MAX));
     }
     out
 }
@@ -107,10 +95,7 @@ async fn crashed_worker_message_is_delivered_once_more_after_its_lease() {
     let q = redis_queue(&redis_url(), &prefix);
     let id = enqueue(&q, "dossier-1", 1).await;
     // A worker takes the message under a 1.5 s lease and dies without acking: nothing settles it.
-    let taken = q
-        .claim("centre", 10, now_ms() + 1500, now_ms())
-        .await
-        .unwrap();
+    let taken = q.claim("centre", 10, now_ms() + 1500, now_ms()).await.unwrap();
     assert_eq!(taken.len(), 1);
     drop(taken);
     let started = std::time::Instant::now();
@@ -158,29 +143,15 @@ async fn two_engines_on_one_redis_deliver_10000_messages_in_order_without_overla
     let c = state.counters();
     assert_eq!(c.unique, 10_000);
     assert_eq!(c.duplicates, 0, "no message delivered twice");
-    assert_eq!(
-        c.concurrent_same_id, 0,
-        "no message delivered by both engines at once"
-    );
-    assert_eq!(
-        c.concurrent_same_key, 0,
-        "one key never had two deliveries in flight"
-    );
+    assert_eq!(c.concurrent_same_id, 0, "no message delivered by both engines at once");
+    assert_eq!(c.concurrent_same_key, 0, "one key never had two deliveries in flight");
     let seqs = sequences(&state.received());
     assert_eq!(seqs.len(), 500);
     for (key, s) in seqs {
         assert_eq!(s, (0..20).collect::<Vec<u64>>(), "order broken for {key}");
     }
     let stats = q.stats("centre", now_ms()).await.unwrap();
-    assert_eq!(
-        (
-            stats.ready,
-            stats.in_flight,
-            stats.dead,
-            stats.delivered_total
-        ),
-        (0, 0, 0, 10_000)
-    );
+    assert_eq!((stats.ready, stats.in_flight, stats.dead, stats.delivered_total), (0, 0, 0, 10_000));
     sink.stop().await;
 }
 
@@ -244,11 +215,7 @@ async fn breaker_opens_on_a_dead_destination_and_the_backlog_drains_when_it_retu
     let attempts = |q: Queue, heads: Vec<String>| async move {
         let mut total = 0;
         for id in heads {
-            total += q
-                .get("centre", &id)
-                .await
-                .unwrap()
-                .map_or(0, |r| r.attempts);
+            total += q.get("centre", &id).await.unwrap().map_or(0, |r| r.attempts);
         }
         total
     };
@@ -268,8 +235,7 @@ async fn breaker_opens_on_a_dead_destination_and_the_backlog_drains_when_it_retu
         "a down destination is retried, never dead-lettered"
     );
     // Bring the destination back on the same address.
-    let (back, state2) =
-        hcc_mocks::centre::spawn(sink_url.trim_start_matches("http://"), secret()).unwrap();
+    let (back, state2) = hcc_mocks::centre::spawn(sink_url.trim_start_matches("http://"), secret()).unwrap();
     wait_unique(&state2, 20, Duration::from_secs(30)).await;
     for (key, s) in sequences(&state2.received()) {
         assert_eq!(s, (0..10).collect::<Vec<u64>>(), "order broken for {key}");
@@ -315,8 +281,7 @@ async fn graceful_shutdown_finishes_in_flight_deliveries() {
     let id = enqueue(&q, "k", 0).await;
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
     eventually("in flight", Duration::from_secs(5), || async {
-        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight))
-            .then_some(())
+        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
     })
     .await;
     e.shutdown(Duration::from_secs(5)).await;
@@ -340,16 +305,12 @@ async fn shutdown_hands_back_deliveries_that_outlast_the_grace_period() {
     let id = enqueue(&q, "k", 0).await;
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
     eventually("in flight", Duration::from_secs(5), || async {
-        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight))
-            .then_some(())
+        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
     })
     .await;
     e.shutdown(Duration::from_millis(100)).await;
     let rec = q.get("centre", &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Queued, "handed back, not lost");
-    assert_eq!(
-        rec.attempts, 0,
-        "a handed-back delivery does not count as an attempt"
-    );
+    assert_eq!(rec.attempts, 0, "a handed-back delivery does not count as an attempt");
     sink.stop().await;
 }

@@ -2,7 +2,9 @@
 //! real Redis (127.0.0.1:6379, or `HCC_TEST_REDIS_URL`; tests that stop Redis start their own).
 
 mod crash;
+mod demo;
 mod dossiers;
 mod engine;
+mod ops;
 mod queue_conformance;
 mod service;

@@ -1,10 +1,7 @@
 //! One conformance suite for the queue, run against both backends: the memory backend must
 //! behave exactly like Redis. Times are passed in explicitly, so no test depends on the clock.
 
-use hcc_gateway::engine::queue::{
-    Claimed, Enqueued, Idempotency, MemoryQueue, MessageStatus, NewMessage, Queue, RedisQueue,
-    Settlement,
-};
+use hcc_gateway::engine::queue::{Claimed, Enqueued, Idempotency, MemoryQueue, MessageStatus, NewMessage, Queue, RedisQueue, Settlement};
 use hcc_tests::{redis_url, unique_prefix};
 
 const Q: &str = "conformance";
@@ -80,30 +77,16 @@ async fn enqueue_claim_ack(q: Queue) {
     assert_eq!(got[0].attempts, 1);
     assert_eq!(got[0].payload, msg("A", 1).payload);
     assert_eq!(status(&q, &id).await, MessageStatus::InFlight);
-    assert!(
-        claim(&q, 10, T0).await.is_empty(),
-        "an in-flight message is not claimable"
-    );
-    assert!(
-        q.settle(Q, &got[0], &Settlement::Delivered, T0 + 5, KEEP)
-            .await
-            .unwrap()
-    );
+    assert!(claim(&q, 10, T0).await.is_empty(), "an in-flight message is not claimable");
+    assert!(q.settle(Q, &got[0], &Settlement::Delivered, T0 + 5, KEEP).await.unwrap());
     let rec = q.get(Q, &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Delivered);
     assert_eq!(rec.delivered_at, Some(T0 + 5));
     assert!(claim(&q, 10, T0 + 10).await.is_empty());
     let s = q.stats(Q, T0 + 10).await.unwrap();
-    assert_eq!(
-        (s.ready, s.in_flight, s.dead, s.delivered_total),
-        (0, 0, 0, 1)
-    );
+    assert_eq!((s.ready, s.in_flight, s.dead, s.delivered_total), (0, 0, 0, 1));
     // Settling twice is refused: the lease is gone.
-    assert!(
-        !q.settle(Q, &got[0], &Settlement::Delivered, T0 + 11, KEEP)
-            .await
-            .unwrap()
-    );
+    assert!(!q.settle(Q, &got[0], &Settlement::Delivered, T0 + 11, KEEP).await.unwrap());
 }
 
 async fn retry_is_scheduled(q: Queue) {
@@ -129,16 +112,10 @@ async fn retry_is_scheduled(q: Queue) {
     assert_eq!(rec.last_error.as_deref(), Some("HTTP 503"));
     let s = q.stats(Q, T0 + 1).await.unwrap();
     assert_eq!((s.scheduled, s.ready), (1, 0));
-    assert!(
-        claim(&q, 1, T0 + 499).await.is_empty(),
-        "not before its time"
-    );
+    assert!(claim(&q, 1, T0 + 499).await.is_empty(), "not before its time");
     let again = claim(&q, 1, T0 + 500).await;
     assert_eq!(again.len(), 1);
-    assert_eq!(
-        again[0].attempts, 2,
-        "the attempt count survives in the queue, not in a worker"
-    );
+    assert_eq!(again[0].attempts, 2, "the attempt count survives in the queue, not in a worker");
 }
 
 async fn per_key_fifo_one_at_a_time(q: Queue) {
@@ -157,27 +134,16 @@ async fn per_key_fifo_one_at_a_time(q: Queue) {
         if batch.is_empty() {
             break;
         }
-        let keys: std::collections::HashSet<_> =
-            batch.iter().map(|c| c.ordering_key.clone()).collect();
+        let keys: std::collections::HashSet<_> = batch.iter().map(|c| c.ordering_key.clone()).collect();
         assert_eq!(keys.len(), batch.len(), "one message per key at a time");
         // Settle in reverse to show order does not depend on settlement order across keys.
         for c in batch.iter().rev() {
-            seen.entry(c.ordering_key.clone())
-                .or_default()
-                .push(c.id.clone());
-            assert!(
-                q.settle(Q, c, &Settlement::Delivered, now, KEEP)
-                    .await
-                    .unwrap()
-            );
+            seen.entry(c.ordering_key.clone()).or_default().push(c.id.clone());
+            assert!(q.settle(Q, c, &Settlement::Delivered, now, KEEP).await.unwrap());
         }
     }
     for (key, ids) in expected {
-        assert_eq!(
-            seen.get(key),
-            Some(&ids),
-            "key {key} delivered out of order"
-        );
+        assert_eq!(seen.get(key), Some(&ids), "key {key} delivered out of order");
     }
 }
 
@@ -187,13 +153,8 @@ async fn concurrent_claimers_never_share_a_key(q: Queue) {
             put(&q, &format!("k{key}"), n, T0).await;
         }
     }
-    let holding = std::sync::Arc::new(std::sync::Mutex::new(
-        std::collections::HashSet::<String>::new(),
-    ));
-    let order = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        String,
-        Vec<u64>,
-    >::new()));
+    let holding = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::<String>::new()));
+    let order = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, Vec<u64>>::new()));
     let mut tasks = Vec::new();
     for worker in 0..4 {
         let (q, holding, order) = (q.clone(), holding.clone(), order.clone());
@@ -218,11 +179,7 @@ async fn concurrent_claimers_never_share_a_key(q: Queue) {
                 tokio::task::yield_now().await;
                 for c in &batch {
                     holding.lock().unwrap().remove(&c.ordering_key);
-                    assert!(
-                        q.settle(Q, c, &Settlement::Delivered, now, KEEP)
-                            .await
-                            .unwrap()
-                    );
+                    assert!(q.settle(Q, c, &Settlement::Delivered, now, KEEP).await.unwrap());
                 }
                 if batch.is_empty() && q.stats(Q, now).await.unwrap().ready == 0 {
                     break;
@@ -247,23 +204,14 @@ async fn idempotency_keys(q: Queue) {
         fingerprint: fp.into(),
         ttl_secs: 86_400,
     };
-    let first = q
-        .enqueue(Q, msg("A", 1), Some(&idem("fp1")), T0)
-        .await
-        .unwrap();
-    let Enqueued::Accepted(id) = first else {
-        panic!("{first:?}")
-    };
+    let first = q.enqueue(Q, msg("A", 1), Some(&idem("fp1")), T0).await.unwrap();
+    let Enqueued::Accepted(id) = first else { panic!("{first:?}") };
     assert_eq!(
-        q.enqueue(Q, msg("A", 1), Some(&idem("fp1")), T0 + 1)
-            .await
-            .unwrap(),
+        q.enqueue(Q, msg("A", 1), Some(&idem("fp1")), T0 + 1).await.unwrap(),
         Enqueued::Replayed(id.clone())
     );
     assert_eq!(
-        q.enqueue(Q, msg("A", 2), Some(&idem("fp2")), T0 + 2)
-            .await
-            .unwrap(),
+        q.enqueue(Q, msg("A", 2), Some(&idem("fp2")), T0 + 2).await.unwrap(),
         Enqueued::Conflict
     );
     // Another scope may use the same key.
@@ -272,9 +220,7 @@ async fn idempotency_keys(q: Queue) {
         ..idem("fp1")
     };
     assert!(matches!(
-        q.enqueue(Q, msg("A", 1), Some(&other), T0 + 3)
-            .await
-            .unwrap(),
+        q.enqueue(Q, msg("A", 1), Some(&other), T0 + 3).await.unwrap(),
         Enqueued::Accepted(_)
     ));
     let s = q.stats(Q, T0 + 4).await.unwrap();
@@ -309,38 +255,22 @@ async fn dead_letter_blocks_its_key(q: Queue) {
         "nothing behind a dead message is delivered"
     );
     let s = q.stats(Q, T0 + 30).await.unwrap();
-    assert_eq!(
-        (s.dead, s.blocked, s.ready, s.delivered_total),
-        (1, 1, 0, 1)
-    );
+    assert_eq!((s.dead, s.blocked, s.ready, s.delivered_total), (1, 1, 0, 1));
     let dead = q.list_dead(Q, 0, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, m1);
-    assert_eq!(
-        dead[0].last_error.as_deref(),
-        Some("portal refused: invalid MaTTHC")
-    );
+    assert_eq!(dead[0].last_error.as_deref(), Some("portal refused: invalid MaTTHC"));
 }
 
 async fn replay_unblocks(q: Queue) {
     let (m1, m2) = kill_head(&q).await;
     assert!(q.replay(Q, &m1, T0 + 100).await.unwrap());
-    assert!(
-        !q.replay(Q, &m1, T0 + 100).await.unwrap(),
-        "only dead messages replay"
-    );
+    assert!(!q.replay(Q, &m1, T0 + 100).await.unwrap(), "only dead messages replay");
     let c = claim(&q, 10, T0 + 100).await;
     assert_eq!(c.len(), 1);
-    assert_eq!(
-        c[0].id, m1,
-        "the replayed message goes first, before the one it blocked"
-    );
+    assert_eq!(c[0].id, m1, "the replayed message goes first, before the one it blocked");
     assert_eq!(c[0].attempts, 1, "a replay starts a fresh budget");
-    assert!(
-        q.settle(Q, &c[0], &Settlement::Delivered, T0 + 101, KEEP)
-            .await
-            .unwrap()
-    );
+    assert!(q.settle(Q, &c[0], &Settlement::Delivered, T0 + 101, KEEP).await.unwrap());
     let c = claim(&q, 10, T0 + 102).await;
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].id, m2);
@@ -351,21 +281,11 @@ async fn discard_unblocks_and_never_returns(q: Queue) {
     let (m1, m2) = kill_head(&q).await;
     assert!(q.discard(Q, &m1, T0 + 100, KEEP).await.unwrap());
     assert!(!q.discard(Q, &m1, T0 + 100, KEEP).await.unwrap());
-    assert!(
-        !q.replay(Q, &m1, T0 + 100).await.unwrap(),
-        "a discarded message cannot come back"
-    );
+    assert!(!q.replay(Q, &m1, T0 + 100).await.unwrap(), "a discarded message cannot come back");
     assert_eq!(status(&q, &m1).await, MessageStatus::Discarded);
     let c = claim(&q, 10, T0 + 101).await;
-    assert_eq!(
-        c.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        vec![m2.clone()]
-    );
-    assert!(
-        q.settle(Q, &c[0], &Settlement::Delivered, T0 + 102, KEEP)
-            .await
-            .unwrap()
-    );
+    assert_eq!(c.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![m2.clone()]);
+    assert!(q.settle(Q, &c[0], &Settlement::Delivered, T0 + 102, KEEP).await.unwrap());
     assert!(claim(&q, 10, T0 + 10_000_000).await.is_empty());
     let s = q.stats(Q, T0 + 103).await.unwrap();
     assert_eq!((s.ready, s.dead, s.blocked), (0, 0, 0));
@@ -382,16 +302,10 @@ async fn lease_expiry_returns_the_message(q: Queue) {
     let again = claim(&q, 1, T0 + 101).await.remove(0);
     assert_eq!((again.id.as_str(), again.attempts), (id.as_str(), 2));
     assert!(
-        !q.settle(Q, &lost, &Settlement::Delivered, T0 + 102, KEEP)
-            .await
-            .unwrap(),
+        !q.settle(Q, &lost, &Settlement::Delivered, T0 + 102, KEEP).await.unwrap(),
         "the lost worker's late ack is ignored"
     );
-    assert!(
-        q.settle(Q, &again, &Settlement::Delivered, T0 + 103, KEEP)
-            .await
-            .unwrap()
-    );
+    assert!(q.settle(Q, &again, &Settlement::Delivered, T0 + 103, KEEP).await.unwrap());
 }
 
 async fn pause_stops_claims(q: Queue) {
@@ -406,11 +320,7 @@ async fn pause_stops_claims(q: Queue) {
 async fn release_does_not_count_an_attempt(q: Queue) {
     let id = put(&q, "A", 1, T0).await;
     let c = claim(&q, 1, T0).await.remove(0);
-    assert!(
-        q.settle(Q, &c, &Settlement::Release, T0 + 1, KEEP)
-            .await
-            .unwrap()
-    );
+    assert!(q.settle(Q, &c, &Settlement::Release, T0 + 1, KEEP).await.unwrap());
     assert_eq!(status(&q, &id).await, MessageStatus::Queued);
     let c = claim(&q, 1, T0 + 2).await.remove(0);
     assert_eq!(c.attempts, 1);

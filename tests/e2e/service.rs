@@ -10,10 +10,7 @@ use hcc_tests::{OPERATOR_KEY, PrivateRedis, eventually, settings, spawn_app};
 async fn readyz_follows_redis_down_and_back_without_a_restart() {
     let mut redis = PrivateRedis::start();
     let app = spawn_app(
-        settings(
-            QueueBackendKind::Redis,
-            &[("HCC__QUEUE__REDIS_URL", redis.url())],
-        ),
+        settings(QueueBackendKind::Redis, &[("HCC__QUEUE__REDIS_URL", redis.url())]),
         Workers::On,
     )
     .await;
@@ -23,30 +20,21 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
     };
     assert_eq!(status(&app).await, 200);
     redis.kill();
-    eventually(
-        "503 while Redis is down",
-        Duration::from_secs(15),
-        || async { (status(&app).await == 503).then_some(()) },
-    )
+    eventually("503 while Redis is down", Duration::from_secs(15), || async {
+        (status(&app).await == 503).then_some(())
+    })
     .await;
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
         200,
         "alive, just not ready"
     );
     redis.restart();
-    eventually(
-        "200 once Redis is back",
-        Duration::from_secs(15),
-        || async { (status(&app).await == 200).then_some(()) },
-    )
+    eventually("200 once Redis is back", Duration::from_secs(15), || async {
+        (status(&app).await == 200).then_some(())
+    })
     .await;
     app.stop().await;
 }
@@ -54,21 +42,8 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
 #[tokio::test]
 async fn openapi_and_unknown_routes() {
     let app = spawn_app(settings(QueueBackendKind::Memory, &[]), Workers::Off).await;
-    let doc: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        doc["openapi"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("3.")
-    );
+    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap_or_default().starts_with("3."));
     let r = app.client.get(app.url("/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
@@ -83,12 +58,7 @@ async fn openapi_and_unknown_routes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = app
-        .client
-        .get(app.url("/v1/messages/x"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/v1/messages/x")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }

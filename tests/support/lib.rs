@@ -171,10 +171,7 @@ impl PrivateRedis {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hcc-redis-{port}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = std::env::temp_dir().join(format!("hcc-redis-{port}-{}", uuid::Uuid::new_v4().simple()));
         let _ = std::fs::create_dir_all(&dir);
         let mut r = PrivateRedis {
             port,
@@ -245,19 +242,13 @@ impl Drop for PrivateRedis {
 pub fn binary(name: &str) -> PathBuf {
     // Tests live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let dir = exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
     dir.join(name)
 }
 
 /// The fixture dossier of `shared/fixtures/`, with its code and status replaced.
 pub fn dossier(ma: &str, status: u8) -> serde_json::Value {
-    let mut v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../shared/fixtures/dossier.json"))
-            .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../../shared/fixtures/dossier.json")).unwrap_or_default();
     v["MaHoSo"] = serde_json::json!(ma);
     v["TrangThaiHoSo"] = serde_json::json!(status);
     v
@@ -265,9 +256,7 @@ pub fn dossier(ma: &str, status: u8) -> serde_json::Value {
 
 /// The fixture progress entry, for dossier `ma` at status `status`, `minute` minutes in.
 pub fn progress(ma: &str, status: u8, minute: u32) -> serde_json::Value {
-    let mut v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../shared/fixtures/progress.json"))
-            .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../../shared/fixtures/progress.json")).unwrap_or_default();
     v["MaHoSo"] = serde_json::json!(ma);
     v["TrangThai"] = serde_json::json!(status);
     v["ThoiDiemXuLy"] = serde_json::json!(format!(
@@ -327,14 +316,7 @@ impl Update {
 
 /// Posts an update until the gateway accepts it (202), reusing one Idempotency-Key, as a
 /// careful client would; gives up after `limit`. Returns the message id.
-pub async fn post_until_accepted(
-    client: &reqwest::Client,
-    base: &str,
-    ma: &str,
-    u: &Update,
-    key: &str,
-    limit: Duration,
-) -> String {
+pub async fn post_until_accepted(client: &reqwest::Client, base: &str, ma: &str, u: &Update, key: &str, limit: Duration) -> String {
     let (path, body) = u.path_and_body(ma);
     let deadline = Instant::now() + limit;
     loop {

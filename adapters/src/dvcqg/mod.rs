@@ -186,17 +186,12 @@ impl DvcqgAdapter {
             .map_err(|e| failed(http::classify_error(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| failed(http::classify_error(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| failed(http::classify_error(&e)))?;
         match status.as_u16() {
             200..=299 => {}
             401 => return Err(PostError::Unauthorized),
             403 => {
-                return Err(failed(alarm(
-                    "the LGSP answered 403: this account may not call the portal",
-                )));
+                return Err(failed(alarm("the LGSP answered 403: this account may not call the portal")));
             }
             429 | 408 | 425 | 500..=599 => {
                 return Err(failed(Outcome::Retry {
@@ -213,8 +208,7 @@ impl DvcqgAdapter {
         if bytes.len() > MAX_ANSWER_BYTES {
             return Err(failed(Outcome::retry("the portal's answer is too large")));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|_| failed(Outcome::retry("the portal's answer is not JSON")))
+        serde_json::from_slice(&bytes).map_err(|_| failed(Outcome::retry("the portal's answer is not JSON")))
     }
 
     /// A fresh session, fetched once however many workers ask at the same moment.
@@ -229,16 +223,11 @@ impl DvcqgAdapter {
         let answer = match self.post_json(&self.auth_url, &body).await {
             Ok(v) => v,
             Err(PostError::Unauthorized) => {
-                return Err(alarm(
-                    "the portal refused the gateway's credentials (HTTP 401 on login)",
-                ));
+                return Err(alarm("the portal refused the gateway's credentials (HTTP 401 on login)"));
             }
             Err(other) => return Err(other.into()),
         };
-        let token = answer
-            .get("session")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
+        let token = answer.get("session").and_then(Value::as_str).filter(|s| !s.is_empty());
         match token {
             Some(t) if success_code(&answer) => {
                 *slot = Some(t.to_string());
@@ -270,10 +259,7 @@ impl DvcqgAdapter {
             body.insert("madonvi".into(), Value::String(self.cfg.madonvi.clone()));
             body.insert("service".into(), Value::String(service.into()));
             body.extend(fields.clone());
-            let expired = match self
-                .post_json(&self.integration_url, &Value::Object(body))
-                .await
-            {
+            let expired = match self.post_json(&self.integration_url, &Value::Object(body)).await {
                 Ok(answer) if success_code(&answer) => return Ok(Answer::Ok(answer)),
                 Ok(answer) => {
                     let (code, message) = (code_text(&answer), message_of(&answer));
@@ -286,11 +272,7 @@ impl DvcqgAdapter {
                 Err(other) => return Err(other.into()),
             };
             if expired && round == 0 {
-                tracing::info!(
-                    destination = DESTINATION,
-                    service,
-                    "portal session expired; renewing"
-                );
+                tracing::info!(destination = DESTINATION, service, "portal session expired; renewing");
                 session = self.login(Some(&session)).await?;
             }
         }
@@ -311,9 +293,7 @@ impl DvcqgAdapter {
                 Some(_) => true,
             }),
             Answer::Refused { message, .. } if is_not_found(&message) => Ok(false),
-            Answer::Refused { code, message } => Err(Outcome::retry(format!(
-                "TraCuuHoSo failed: error_code {code} {message}"
-            ))),
+            Answer::Refused { code, message } => Err(Outcome::retry(format!("TraCuuHoSo failed: error_code {code} {message}"))),
         }
     }
 
@@ -328,19 +308,14 @@ impl DvcqgAdapter {
             }
         };
         let mut fields = Map::new();
-        fields.insert(
-            "isUpdating".into(),
-            Value::String(if exists { "True" } else { "False" }.into()),
-        );
+        fields.insert("isUpdating".into(), Value::String(if exists { "True" } else { "False" }.into()));
         fields.insert("data".into(), Value::Array(vec![item]));
         match self.call("DongBoHoSoMC", fields).await {
             Ok(Answer::Ok(_)) => {
                 self.known.insert(ma);
                 Outcome::Delivered
             }
-            Ok(Answer::Refused { code, message }) => Outcome::reject(format!(
-                "portal refused DongBoHoSoMC (error_code {code}): {message}"
-            )),
+            Ok(Answer::Refused { code, message }) => Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}")),
             Err(o) => o,
         }
     }
@@ -350,9 +325,9 @@ impl DvcqgAdapter {
         fields.insert("data".into(), Value::Array(vec![item]));
         match self.call("CapNhatTienDoHoSoMC", fields).await {
             Ok(Answer::Ok(_)) => Outcome::Delivered,
-            Ok(Answer::Refused { code, message }) => Outcome::reject(format!(
-                "portal refused CapNhatTienDoHoSoMC (error_code {code}): {message}"
-            )),
+            Ok(Answer::Refused { code, message }) => {
+                Outcome::reject(format!("portal refused CapNhatTienDoHoSoMC (error_code {code}): {message}"))
+            }
             Err(o) => o,
         }
     }
@@ -401,10 +376,7 @@ mod tests {
         assert!(is_session_expiry("5", "Phiên làm việc đã hết hạn"));
         assert!(is_session_expiry("5", "Invalid token"));
         assert!(is_session_expiry("5", "session het han"));
-        assert!(!is_session_expiry(
-            "2",
-            "Mã thủ tục hành chính không tồn tại"
-        ));
+        assert!(!is_session_expiry("2", "Mã thủ tục hành chính không tồn tại"));
     }
 
     #[test]

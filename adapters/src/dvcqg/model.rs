@@ -20,10 +20,7 @@ impl MaHoSo {
         if s.is_empty() || s.len() > 100 {
             return Err("must be 1 to 100 characters".into());
         }
-        if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
-        {
+        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')) {
             return Err("may contain only letters, digits and . - _ /".into());
         }
         Ok(MaHoSo(s.to_string()))
@@ -339,12 +336,7 @@ impl Dossier {
             })
         });
         let ho_so_bo_sung = f.list("DanhSachHoSoBoSung", |i| {
-            i.texts(&[
-                "NguoiYeuCauBoSung",
-                "NoiDungBoSung",
-                "NguoiTiepNhanBoSung",
-                "ThongTinTiepNhan",
-            ]);
+            i.texts(&["NguoiYeuCauBoSung", "NoiDungBoSung", "NguoiTiepNhanBoSung", "ThongTinTiepNhan"]);
             i.optional("TrangThaiBoSung", int_in(0, 99));
             optional_date(i, "NgayHenTraTruoc");
             i.list("DanhSachGiayToBoSung", |_| Some(()));
@@ -357,27 +349,23 @@ impl Dossier {
             })
         });
         match (ma_ho_so, ma_tthc, trang_thai, ngay_tiep_nhan) {
-            (Some(ma_ho_so), Some(ma_tthc), Some(trang_thai), Some(ngay_tiep_nhan))
-                if errors.is_empty() =>
-            {
-                Ok(Dossier {
-                    ma_ho_so,
-                    ma_tthc,
-                    trang_thai,
-                    ngay_tiep_nhan,
-                    ngay_hen_tra,
-                    ngay_tra,
-                    ngay_ket_thuc_xu_ly,
-                    loai_doi_tuong,
-                    hinh_thuc,
-                    tai_lieu_nop,
-                    giay_to_ket_qua,
-                    le_phi,
-                    tep_dinh_kem_khac,
-                    ho_so_bo_sung,
-                    raw: obj.clone(),
-                })
-            }
+            (Some(ma_ho_so), Some(ma_tthc), Some(trang_thai), Some(ngay_tiep_nhan)) if errors.is_empty() => Ok(Dossier {
+                ma_ho_so,
+                ma_tthc,
+                trang_thai,
+                ngay_tiep_nhan,
+                ngay_hen_tra,
+                ngay_tra,
+                ngay_ket_thuc_xu_ly,
+                loai_doi_tuong,
+                hinh_thuc,
+                tai_lieu_nop,
+                giay_to_ket_qua,
+                le_phi,
+                tep_dinh_kem_khac,
+                ho_so_bo_sung,
+                raw: obj.clone(),
+            }),
             _ => Err(errors),
         }
     }
@@ -413,10 +401,7 @@ impl Progress {
         match (trang_thai, thoi_diem_xu_ly) {
             (Some(trang_thai), Some(thoi_diem_xu_ly)) if errors.is_empty() => {
                 let mut raw = obj.clone();
-                raw.insert(
-                    "MaHoSo".into(),
-                    Value::String(path_ma_ho_so.as_str().to_string()),
-                );
+                raw.insert("MaHoSo".into(), Value::String(path_ma_ho_so.as_str().to_string()));
                 Ok(Progress {
                     ma_ho_so: path_ma_ho_so.clone(),
                     trang_thai,
@@ -442,11 +427,7 @@ mod tests {
     }
 
     fn fields_of(r: Result<Dossier, Vec<FieldError>>) -> Vec<String> {
-        r.err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.field)
-            .collect()
+        r.err().unwrap_or_default().into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -499,10 +480,7 @@ mod tests {
     #[test]
     fn statuses_are_one_to_ten() {
         for n in 1..=10 {
-            assert_eq!(
-                DossierStatus::from_code(n).map(|s| s.code() as i64),
-                Some(n)
-            );
+            assert_eq!(DossierStatus::from_code(n).map(|s| s.code() as i64), Some(n));
         }
         assert!(DossierStatus::from_code(0).is_none());
         assert!(DossierStatus::from_code(11).is_none());
@@ -520,9 +498,7 @@ mod tests {
 
     #[test]
     fn progress_takes_its_dossier_from_the_url() {
-        let v: Value =
-            serde_json::from_str(include_str!("../../../../shared/fixtures/progress.json"))
-                .unwrap();
+        let v: Value = serde_json::from_str(include_str!("../../../../shared/fixtures/progress.json")).unwrap();
         let ma = MaHoSo::parse("000.00.22.H46-241125-0001").unwrap();
         let p = Progress::parse(&v, &ma).unwrap();
         assert_eq!(p.trang_thai, DossierStatus::DangXuLy);
@@ -540,9 +516,6 @@ mod tests {
     #[test]
     fn non_objects_are_refused() {
         assert!(Dossier::parse(&json!([1, 2])).is_err());
-        assert!(
-            fields_of(Dossier::parse(&json!({"TaiLieuNop": "x"})))
-                .contains(&"/TaiLieuNop".to_string())
-        );
+        assert!(fields_of(Dossier::parse(&json!({"TaiLieuNop": "x"}))).contains(&"/TaiLieuNop".to_string()));
     }
 }

@@ -60,9 +60,7 @@ impl Breaker {
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.opened_at {
             None => BreakerState::Closed,
-            Some(at) if self.probing || now.duration_since(at) >= self.cooldown => {
-                BreakerState::HalfOpen
-            }
+            Some(at) if self.probing || now.duration_since(at) >= self.cooldown => BreakerState::HalfOpen,
             Some(_) => BreakerState::Open,
         }
     }
@@ -118,20 +116,11 @@ mod tests {
         assert_eq!(b.state(t0), BreakerState::Closed);
         b.on_failure(t0);
         assert_eq!(b.state(t0), BreakerState::Open);
-        assert_eq!(
-            b.gate(t0 + Duration::from_secs(4)),
-            Gate::Wait(Duration::from_secs(6))
-        );
+        assert_eq!(b.gate(t0 + Duration::from_secs(4)), Gate::Wait(Duration::from_secs(6)));
         assert_eq!(b.gate(t0 + Duration::from_secs(10)), Gate::Probe);
-        assert_eq!(
-            b.state(t0 + Duration::from_secs(10)),
-            BreakerState::HalfOpen
-        );
+        assert_eq!(b.state(t0 + Duration::from_secs(10)), BreakerState::HalfOpen);
         // Only one probe at a time.
-        assert!(matches!(
-            b.gate(t0 + Duration::from_secs(10)),
-            Gate::Wait(_)
-        ));
+        assert!(matches!(b.gate(t0 + Duration::from_secs(10)), Gate::Wait(_)));
     }
 
     #[test]
@@ -141,10 +130,7 @@ mod tests {
         b.on_failure(t0);
         assert_eq!(b.gate(t0 + Duration::from_secs(1)), Gate::Probe);
         b.on_failure(t0 + Duration::from_secs(1));
-        assert_eq!(
-            b.state(t0 + Duration::from_millis(1500)),
-            BreakerState::Open
-        );
+        assert_eq!(b.state(t0 + Duration::from_millis(1500)), BreakerState::Open);
         assert_eq!(b.gate(t0 + Duration::from_secs(2)), Gate::Probe);
         b.on_success();
         assert_eq!(b.state(t0 + Duration::from_secs(2)), BreakerState::Closed);

@@ -102,15 +102,11 @@ impl EngineHandle {
     }
 
     pub fn breaker_state(&self, destination: &str) -> Option<BreakerState> {
-        self.lanes
-            .get(destination)
-            .map(|l| l.breaker().state(Instant::now()))
+        self.lanes.get(destination).map(|l| l.breaker().state(Instant::now()))
     }
 
     pub fn retention_secs(&self, destination: &str) -> u64 {
-        self.lanes
-            .get(destination)
-            .map_or(7 * 86_400, |l| l.cfg.retention_secs)
+        self.lanes.get(destination).map_or(7 * 86_400, |l| l.cfg.retention_secs)
     }
 }
 
@@ -167,11 +163,7 @@ impl EngineBuilder {
                 tracker.clone(),
             )));
         }
-        loops.push(tokio::spawn(reaper(
-            handle.clone(),
-            self.reaper_interval,
-            stop.clone(),
-        )));
+        loops.push(tokio::spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
         Engine {
             handle,
             stop,
@@ -203,10 +195,7 @@ impl Engine {
             let _ = l.await;
         }
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
             tracing::warn!(
                 grace_secs = grace.as_secs(),
                 "deliveries still running after the grace period; handing them back"
@@ -217,13 +206,7 @@ impl Engine {
     }
 }
 
-async fn claim_loop(
-    queue: Queue,
-    lane: Arc<Lane>,
-    stop: CancellationToken,
-    hard_stop: CancellationToken,
-    tracker: TaskTracker,
-) {
+async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {
     let mut error_pause = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
@@ -269,13 +252,7 @@ async fn claim_loop(
                             Err(_) => break,
                         },
                     };
-                    tracker.spawn(deliver(
-                        queue.clone(),
-                        lane.clone(),
-                        claimed,
-                        permit,
-                        hard_stop.clone(),
-                    ));
+                    tracker.spawn(deliver(queue.clone(), lane.clone(), claimed, permit, hard_stop.clone()));
                 }
             }
             Err(e) => {
@@ -312,10 +289,7 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
             let cfg = &lane.cfg;
             if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
                 return Settlement::Dead {
-                    error: format!(
-                        "gave up after {} attempts; last error: {reason}",
-                        c.attempts
-                    ),
+                    error: format!("gave up after {} attempts; last error: {reason}", c.attempts),
                 };
             }
             let delay = cfg.policy.next_delay(c.attempts, after);
@@ -323,10 +297,7 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
             if at - c.age_from > cfg.max_age.as_millis() as i64 {
                 let hours = (now - c.age_from) as f64 / 3_600_000.0;
                 return Settlement::Dead {
-                    error: format!(
-                        "gave up after {hours:.1} h and {} attempts; last error: {reason}",
-                        c.attempts
-                    ),
+                    error: format!("gave up after {hours:.1} h and {} attempts; last error: {reason}", c.attempts),
                 };
             }
             Settlement::Retry { at, error: reason }
@@ -334,13 +305,7 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
     }
 }
 
-async fn deliver(
-    queue: Queue,
-    lane: Arc<Lane>,
-    c: Claimed,
-    permit: OwnedSemaphorePermit,
-    hard_stop: CancellationToken,
-) {
+async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
     let started = Instant::now();
     let delivery = Delivery {
         id: &c.id,

@@ -38,14 +38,11 @@ pub(crate) fn is_json(req: &HttpRequest) -> bool {
         .unwrap_or(false)
 }
 
-pub(crate) async fn read_limited(
-    req: &HttpRequest,
-    payload: &mut Payload,
-) -> Result<web::Bytes, ApiError> {
-    let limit = req
-        .app_data::<web::Data<BodyLimit>>()
-        .map(|l| l.0)
-        .unwrap_or(1024 * 1024);
+pub(crate) async fn read_limited<S, E>(req: &HttpRequest, payload: &mut S) -> Result<web::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+{
+    let limit = req.app_data::<web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(1024 * 1024);
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)

@@ -18,10 +18,7 @@ use crate::engine::queue::{Enqueued, Idempotency, NewMessage, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/dossiers", web::post().to(post_dossier))
-        .route(
-            "/v1/dossiers/{ma_ho_so}/progress",
-            web::post().to(post_progress),
-        );
+        .route("/v1/dossiers/{ma_ho_so}/progress", web::post().to(post_progress));
 }
 
 /// How long idempotency keys are kept; set from `queue.idempotency_ttl_secs`.
@@ -67,9 +64,7 @@ pub(crate) async fn accept(
     // serde_json's map is ordered by key, so the fingerprint ignores field order and spacing:
     // the same dossier sent twice is the same body.
     let payload = serde_json::to_vec(object).map_err(|_| ApiError::Internal)?;
-    let ttl = req
-        .app_data::<web::Data<IdempotencyTtl>>()
-        .map_or(86_400, |t| t.0);
+    let ttl = req.app_data::<web::Data<IdempotencyTtl>>().map_or(86_400, |t| t.0);
     let idem = key.map(|key| Idempotency {
         scope: format!("{kind}:{}", caller.name),
         key,
@@ -81,17 +76,11 @@ pub(crate) async fn accept(
         ordering_key: ordering_key.into(),
         payload,
     };
-    let (id, replayed) = match engine
-        .queue
-        .enqueue(destination, msg, idem.as_ref(), now_ms())
-        .await?
-    {
+    let (id, replayed) = match engine.queue.enqueue(destination, msg, idem.as_ref(), now_ms()).await? {
         Enqueued::Accepted(id) => (id, false),
         Enqueued::Replayed(id) => (id, true),
         Enqueued::Conflict => {
-            return Err(ApiError::Conflict(
-                "this Idempotency-Key was used with a different body".into(),
-            ));
+            return Err(ApiError::Conflict("this Idempotency-Key was used with a different body".into()));
         }
     };
     if !replayed {

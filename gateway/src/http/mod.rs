@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod dossiers;
+pub mod ops;
 pub mod problem;
 
 use actix_web::body::MessageBody;
@@ -29,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/openapi.json", web::get().to(openapi))
         .route("/v1/messages/{id}", web::get().to(get_message))
-        .configure(dossiers::routes);
+        .configure(dossiers::routes)
+        .configure(ops::routes);
 }
 
 /// Unknown routes answer problem+json too.
@@ -39,20 +41,12 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 
 /// Gives each request an id (the caller's `X-Request-Id` when it is sane), opens a tracing span
 /// carrying it, logs one line per request, and returns the id in the answer.
-pub async fn request_id(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let incoming = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         .map(str::to_string);
     let id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().to_string();
@@ -64,14 +58,9 @@ pub async fn request_id(
     match res {
         Ok(mut r) => {
             let status = r.status().as_u16();
-            tracing::info!(
-                status,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "request"
-            );
+            tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
             if let Ok(v) = HeaderValue::from_str(&id) {
-                r.headers_mut()
-                    .insert(HeaderName::from_static("x-request-id"), v);
+                r.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
             }
             Ok(r)
         }
@@ -88,14 +77,11 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
     engine.queue.ping().await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"status": "ready", "queue": engine.queue.backend_name()})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "queue": engine.queue.backend_name()})))
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
+    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
 }
 
 /// A message's state as the API shows it: RFC 3339 times, identity numbers masked.
@@ -130,11 +116,7 @@ impl From<MessageRecord> for MessageView {
     }
 }
 
-async fn get_message(
-    caller: Caller,
-    engine: web::Data<EngineHandle>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_message(caller: Caller, engine: web::Data<EngineHandle>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let id = id.into_inner();
     if uuid::Uuid::parse_str(&id).is_err() {

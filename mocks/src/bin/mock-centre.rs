@@ -4,18 +4,12 @@ use clap::Parser;
 use hcc_signing::webhook::WebhookSecret;
 
 #[derive(Parser)]
-#[command(
-    about = "A stand-in centre that receives and verifies Standard Webhooks from hcc-gateway"
-)]
+#[command(about = "A stand-in centre that receives and verifies Standard Webhooks from hcc-gateway")]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:9103")]
     bind: String,
     /// The shared secret, `whsec_<base64>` (the local profile's by default).
-    #[arg(
-        long,
-        env = "MOCK_CENTRE_SECRET",
-        default_value = "whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA=="
-    )]
+    #[arg(long, env = "MOCK_CENTRE_SECRET", default_value = "whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")]
     secret: String,
 }
 

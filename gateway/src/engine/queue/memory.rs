@@ -4,10 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{
-    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError,
-    QueueStats, Settlement,
-};
+use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
 
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
@@ -61,10 +58,7 @@ impl State {
     }
 
     fn head_is(&self, okey: &str, id: &str) -> bool {
-        self.keys
-            .get(okey)
-            .and_then(|l| l.front())
-            .is_some_and(|h| h == id)
+        self.keys.get(okey).and_then(|l| l.front()).is_some_and(|h| h == id)
     }
 
     fn pop_head(&mut self, okey: &str, id: &str, now: Millis) {
@@ -94,10 +88,7 @@ impl State {
             let head = self.keys.get(&m.okey).and_then(|l| l.front());
             if let Some(h) = head
                 && h != id
-                && self
-                    .msgs
-                    .get(h)
-                    .is_some_and(|hm| hm.status == MessageStatus::Dead)
+                && self.msgs.get(h).is_some_and(|hm| hm.status == MessageStatus::Dead)
             {
                 status = MessageStatus::Blocked;
             }
@@ -133,13 +124,7 @@ impl MemoryQueue {
         f(all.entry(queue.to_string()).or_default())
     }
 
-    pub async fn enqueue(
-        &self,
-        queue: &str,
-        msg: NewMessage,
-        idem: Option<&Idempotency>,
-        now: Millis,
-    ) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
         Ok(self.with(queue, |s| {
             let id = uuid::Uuid::now_v7().to_string();
             if let Some(i) = idem {
@@ -153,14 +138,8 @@ impl MemoryQueue {
                         Enqueued::Conflict
                     };
                 }
-                s.idem.insert(
-                    k,
-                    (
-                        id.clone(),
-                        i.fingerprint.clone(),
-                        now + i.ttl_secs as i64 * 1000,
-                    ),
-                );
+                s.idem
+                    .insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
             }
             s.msgs.insert(
                 id.clone(),
@@ -190,13 +169,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn claim(
-        &self,
-        queue: &str,
-        max: usize,
-        lease_until: Millis,
-        now: Millis,
-    ) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
         Ok(self.with(queue, |s| {
             if s.paused {
                 return Vec::new();
@@ -238,19 +211,9 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn settle(
-        &self,
-        queue: &str,
-        c: &Claimed,
-        how: &Settlement,
-        now: Millis,
-        retention_secs: u64,
-    ) -> Result<bool, QueueError> {
+    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
         Ok(self.with(queue, |s| {
-            let holds = s.leases.contains_key(&c.id)
-                && s.msgs
-                    .get(&c.id)
-                    .is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
+            let holds = s.leases.contains_key(&c.id) && s.msgs.get(&c.id).is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
             if !holds {
                 return false;
             }
@@ -326,12 +289,7 @@ impl MemoryQueue {
         Ok(self.with(queue, |s| s.record(queue, id)))
     }
 
-    pub async fn list_dead(
-        &self,
-        queue: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
         Ok(self.with(queue, |s| {
             s.dead
                 .iter()
@@ -363,13 +321,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn discard(
-        &self,
-        queue: &str,
-        id: &str,
-        now: Millis,
-        retention_secs: u64,
-    ) -> Result<bool, QueueError> {
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
         Ok(self.with(queue, |s| {
             let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
                 return false;
@@ -406,12 +358,7 @@ impl MemoryQueue {
                 .dead
                 .iter()
                 .filter_map(|(_, id)| s.msgs.get(id))
-                .map(|m| {
-                    s.keys
-                        .get(&m.okey)
-                        .map_or(0, |l| l.len() as u64)
-                        .saturating_sub(1)
-                })
+                .map(|m| s.keys.get(&m.okey).map_or(0, |l| l.len() as u64).saturating_sub(1))
                 .sum();
             let pending = s.accepted - s.delivered_total - s.discarded_total;
             let in_flight = s.leases.len() as u64;

@@ -174,24 +174,12 @@ impl Queue {
         }
     }
 
-    pub async fn enqueue(
-        &self,
-        queue: &str,
-        msg: NewMessage,
-        idem: Option<&Idempotency>,
-        now: Millis,
-    ) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
         dispatch!(self, q => q.enqueue(queue, msg, idem, now).await)
     }
 
     /// Claims up to `max` due heads. Nothing when the queue is paused.
-    pub async fn claim(
-        &self,
-        queue: &str,
-        max: usize,
-        lease_until: Millis,
-        now: Millis,
-    ) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
         dispatch!(self, q => q.claim(queue, max, lease_until, now).await)
     }
 
@@ -217,12 +205,7 @@ impl Queue {
         dispatch!(self, q => q.get(queue, id).await)
     }
 
-    pub async fn list_dead(
-        &self,
-        queue: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
         dispatch!(self, q => q.list_dead(queue, offset, limit).await)
     }
 
@@ -232,13 +215,7 @@ impl Queue {
     }
 
     /// Drops a dead message for good and unblocks its key.
-    pub async fn discard(
-        &self,
-        queue: &str,
-        id: &str,
-        now: Millis,
-        retention_secs: u64,
-    ) -> Result<bool, QueueError> {
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
         dispatch!(self, q => q.discard(queue, id, now, retention_secs).await)
     }
 

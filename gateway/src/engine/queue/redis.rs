@@ -14,10 +14,7 @@ use std::sync::Arc;
 use deadpool_redis::{Config, Pool, Runtime};
 use redis::{Script, Value};
 
-use super::{
-    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError,
-    QueueStats, Settlement,
-};
+use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
 
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -222,9 +219,7 @@ fn int(v: &Value) -> Option<i64> {
 }
 
 fn opt_ms(v: &Value) -> Option<Millis> {
-    text(v)
-        .filter(|s| !s.is_empty())
-        .and_then(|s| s.parse().ok())
+    text(v).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
 }
 
 impl RedisQueue {
@@ -240,9 +235,7 @@ impl RedisQueue {
             },
             ..Default::default()
         });
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
+        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
         Ok(RedisQueue {
             pool,
             prefix: prefix.into(),
@@ -268,13 +261,7 @@ impl RedisQueue {
         format!("{}:{{{}}}:", self.prefix, queue)
     }
 
-    pub async fn enqueue(
-        &self,
-        queue: &str,
-        msg: NewMessage,
-        idem: Option<&Idempotency>,
-        now: Millis,
-    ) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
         let base = self.base(queue);
         let id = uuid::Uuid::now_v7().to_string();
         let mut inv = self.scripts.enqueue.prepare_invoke();
@@ -296,10 +283,7 @@ impl RedisQueue {
             .arg(now)
             .arg(fp)
             .arg(ttl);
-        let (code, rid): (i64, String) = inv
-            .invoke_async(&mut self.conn().await?)
-            .await
-            .map_err(unavailable)?;
+        let (code, rid): (i64, String) = inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)?;
         Ok(match code {
             0 => Enqueued::Accepted(rid),
             1 => Enqueued::Replayed(rid),
@@ -307,13 +291,7 @@ impl RedisQueue {
         })
     }
 
-    pub async fn claim(
-        &self,
-        queue: &str,
-        max: usize,
-        lease_until: Millis,
-        now: Millis,
-    ) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
         let base = self.base(queue);
         let token = uuid::Uuid::new_v4().to_string();
         let rows: Vec<ClaimRow> = self
@@ -332,29 +310,20 @@ impl RedisQueue {
             .map_err(unavailable)?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, ordering_key, kind, payload, attempts, created_at, age_from)| Claimed {
-                    id,
-                    kind,
-                    ordering_key,
-                    payload,
-                    attempts: attempts.max(0) as u32,
-                    created_at,
-                    age_from,
-                    token: token.clone(),
-                },
-            )
+            .map(|(id, ordering_key, kind, payload, attempts, created_at, age_from)| Claimed {
+                id,
+                kind,
+                ordering_key,
+                payload,
+                attempts: attempts.max(0) as u32,
+                created_at,
+                age_from,
+                token: token.clone(),
+            })
             .collect())
     }
 
-    pub async fn settle(
-        &self,
-        queue: &str,
-        c: &Claimed,
-        how: &Settlement,
-        now: Millis,
-        retention_secs: u64,
-    ) -> Result<bool, QueueError> {
+    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
         let base = self.base(queue);
         let (mode, at, error) = match how {
             Settlement::Delivered => ("delivered", 0, ""),
@@ -419,9 +388,7 @@ impl RedisQueue {
             .and_then(|s| MessageStatus::parse(&s))
             .ok_or_else(|| corrupt("message status"))?;
         let head_status = text(&f[8]).unwrap_or_default();
-        if matches!(status, MessageStatus::Queued | MessageStatus::Retrying)
-            && head_status == "dead"
-        {
+        if matches!(status, MessageStatus::Queued | MessageStatus::Retrying) && head_status == "dead" {
             status = MessageStatus::Blocked;
         }
         Ok(Some(MessageRecord {
@@ -438,12 +405,7 @@ impl RedisQueue {
         }))
     }
 
-    pub async fn list_dead(
-        &self,
-        queue: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
         let base = self.base(queue);
         let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(format!("{base}dead"))
@@ -480,13 +442,7 @@ impl RedisQueue {
         Ok(n == 1)
     }
 
-    pub async fn discard(
-        &self,
-        queue: &str,
-        id: &str,
-        now: Millis,
-        retention_secs: u64,
-    ) -> Result<bool, QueueError> {
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
         let base = self.base(queue);
         let n: i64 = self
             .scripts
@@ -555,11 +511,7 @@ impl RedisQueue {
                 .await
                 .map_err(unavailable)
         } else {
-            redis::cmd("DEL")
-                .arg(&key)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(unavailable)
+            redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await.map_err(unavailable)
         }
     }
 
@@ -575,22 +527,21 @@ impl RedisQueue {
         let mut conn = self.conn().await?;
         let mut warnings = Vec::new();
         let mut read = async |name: &str| -> Option<String> {
-            let pair: Vec<String> = redis::cmd("CONFIG")
-                .arg("GET")
-                .arg(name)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
+            let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut conn).await.ok()?;
             pair.get(1).cloned()
         };
         match read("appendonly").await {
             Some(v) if v == "yes" => {}
-            Some(v) => warnings.push(format!("Redis appendonly is {v:?}: a Redis restart loses accepted messages; set appendonly yes")),
+            Some(v) => warnings.push(format!(
+                "Redis appendonly is {v:?}: a Redis restart loses accepted messages; set appendonly yes"
+            )),
             None => warnings.push("cannot read Redis appendonly (CONFIG GET refused); make sure it is yes".into()),
         }
         match read("maxmemory-policy").await {
             Some(v) if v == "noeviction" => {}
-            Some(v) => warnings.push(format!("Redis maxmemory-policy is {v:?}: Redis may evict queued messages; set noeviction")),
+            Some(v) => warnings.push(format!(
+                "Redis maxmemory-policy is {v:?}: Redis may evict queued messages; set noeviction"
+            )),
             None => warnings.push("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction".into()),
         }
         Ok(warnings)

@@ -1,0 +1,298 @@
+//! `hcc-gateway demo`: the whole thing in one process, for a newcomer. A province's centre
+//! (the mocks' portal and centre in-process, the embedded queue unless `--redis`) syncs a few
+//! hundred dossiers through their life-cycle; halfway the portal starts failing and recovers.
+//! A live line shows progress; a summary closes. `--once` exits 0 only when every update
+//! reached the portal in order and nothing is dead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hcc_config::{QueueBackendKind, Settings};
+use hcc_mocks::faults::Faults;
+use hcc_mocks::portal::{PortalConfig, PortalState};
+use serde_json::{Value, json};
+
+use crate::app::{Application, BuildError, Workers};
+use crate::engine::queue::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub redis: Option<String>,
+    pub once: bool,
+    pub dossiers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start: {0}")]
+    Build(#[from] BuildError),
+    #[error("cannot start a mock: {0}")]
+    Mock(#[from] std::io::Error),
+    #[error("the demo did not complete: {0}")]
+    Incomplete(String),
+}
+
+/// The statuses one dossier goes through, and whether each step also sends a progress entry.
+const LIFE: &[(u8, bool)] = &[(1, false), (2, false), (4, true), (5, true), (4, true), (9, true), (10, false)];
+
+fn dossier_body(ma: &str, status: u8, step: usize) -> Value {
+    json!({
+        "MaHoSo": ma,
+        "MaTTHC": "1.004227.000.00.00.H46",
+        "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất lần đầu",
+        "MaLinhVuc": "G09-TN01",
+        "ChuHoSo": "Công dân mẫu",
+        "LoaiDoiTuong": 1,
+        "NgayTiepNhan": "20241125083000",
+        "NgayHenTra": "20241209170000",
+        "TrangThaiHoSo": status,
+        "DonViXuLy": "Trung tâm Phục vụ hành chính công tỉnh Quảng Ninh",
+        "GhiChu": format!("bước {step}"),
+        "DanhSachLePhi": [{"TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "MaPhiLePhi": "LP01", "HinhThucThu": 2, "Gia": 100000, "LoaiPhiLePhi": 2}]
+    })
+}
+
+fn progress_body(ma: &str, status: u8, step: usize) -> Value {
+    json!({
+        "MaHoSo": ma,
+        "NguoiXuLy": "Chuyên viên một cửa",
+        "ChucDanh": "Chuyên viên",
+        "ThoiDiemXuLy": format!("202411261{:01}{:02}00", step % 10, step * 7 % 60),
+        "PhongBanXuLy": "Phòng Tài nguyên và Môi trường",
+        "NoiDungXuLy": "Xử lý hồ sơ",
+        "TrangThai": status,
+    })
+}
+
+fn demo_settings(opts: &DemoOptions, portal: &str, centre: &str) -> Result<Settings, DemoError> {
+    let mut source = hcc_config::Source::from_process_env();
+    source.vars.insert("HCC__DVCQG__BASE_URL".into(), portal.into());
+    source.vars.insert("HCC__CENTRE__WEBHOOK_URL".into(), format!("{centre}/webhooks"));
+    // The mocks' injected connection drops make actix log errors; they are the scenario, not news.
+    source
+        .vars
+        .entry("HCC__LOG__LEVEL".into())
+        .or_insert_with(|| "warn,actix_http=off".into());
+    source.vars.insert("HCC__DELIVERY__BACKOFF_BASE_MS".into(), "100".into());
+    source.vars.insert("HCC__DELIVERY__BACKOFF_MAX_MS".into(), "2000".into());
+    source.vars.insert("HCC__DELIVERY__BREAKER_COOLDOWN_MS".into(), "1500".into());
+    if let Some(url) = &opts.redis {
+        source.vars.insert("HCC__QUEUE__BACKEND".into(), "redis".into());
+        source.vars.insert("HCC__QUEUE__REDIS_URL".into(), url.clone());
+        source.vars.insert(
+            "HCC__QUEUE__KEY_PREFIX".into(),
+            format!("hcc-demo-{}", uuid::Uuid::new_v4().simple()),
+        );
+    }
+    let settings = hcc_config::load(&source).map_err(|e| DemoError::Incomplete(e.to_string()))?;
+    Ok(settings)
+}
+
+pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    let portal_state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", portal_state.clone())?;
+    let centre_secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")
+        .map_err(|e| DemoError::Incomplete(e.to_string()))?;
+    let (centre, _centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", centre_secret)?;
+    let settings = demo_settings(&opts, &portal.url(), &centre.url())?;
+    crate::telemetry::init(&settings.log);
+    let backend = settings.queue.backend;
+    let app = match Application::build(settings.clone(), Workers::On).await {
+        Ok(a) => a,
+        Err(BuildError::Bind { .. }) => {
+            let mut s = settings;
+            s.server.bind = "127.0.0.1:0".into();
+            Application::build(s, Workers::On).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let port = app.port();
+    let handle = app.handle();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let base = format!("http://127.0.0.1:{port}");
+    println!(
+        "hcc-gateway demo: a provincial centre syncing {} dossiers with the national portal",
+        opts.dossiers
+    );
+    println!(
+        "  queue backend : {}",
+        if backend == QueueBackendKind::Memory {
+            "memory (embedded, not durable)"
+        } else {
+            "redis"
+        }
+    );
+    println!("  gateway       : {base}");
+    println!("  queues (JSON) : {base}/v1/queues   (Authorization: Bearer dev-operator-key)");
+    println!("  mock portal   : {}/_mock/stats", portal.url());
+    println!();
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| DemoError::Incomplete(e.to_string()))?;
+    let total_updates: usize = opts.dossiers * LIFE.iter().map(|(_, p)| if *p { 2 } else { 1 }).sum::<usize>();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    // Eight service desks post their dossiers' updates concurrently; each dossier's in order.
+    let mut desks = Vec::new();
+    for desk in 0..8usize {
+        let (client, base, accepted) = (client.clone(), base.clone(), accepted.clone());
+        let mine: Vec<String> = (0..opts.dossiers)
+            .filter(|i| i % 8 == desk)
+            .map(|i| format!("000.00.22.H46-241125-{i:04}"))
+            .collect();
+        desks.push(tokio::spawn(async move {
+            for (step, (status, with_progress)) in LIFE.iter().enumerate() {
+                for ma in &mine {
+                    if *with_progress {
+                        post(
+                            &client,
+                            &format!("{base}/v1/dossiers/{ma}/progress"),
+                            &progress_body(ma, *status, step),
+                            &format!("{ma}-p{step}"),
+                        )
+                        .await;
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    post(
+                        &client,
+                        &format!("{base}/v1/dossiers"),
+                        &dossier_body(ma, *status, step),
+                        &format!("{ma}-s{step}"),
+                    )
+                    .await;
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    let mut outage: Option<Instant> = None;
+    let mut recovered = false;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = String::new();
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let stats = handle.queue.stats("dvcqg", now_ms()).await.unwrap_or_default();
+        let acc = accepted.load(Ordering::Relaxed);
+        if outage.is_none() && acc as usize >= total_updates / 3 {
+            portal_state.set_faults(Faults {
+                fail_rate: 0.8,
+                fail_status: 503,
+                drop_rate: 0.3,
+                max_latency_ms: 50,
+                latency_ms: 0,
+            });
+            outage = Some(Instant::now());
+        }
+        if let Some(t) = outage
+            && !recovered
+            && t.elapsed() > Duration::from_secs(4)
+        {
+            portal_state.set_faults(Faults::default());
+            recovered = true;
+        }
+        let phase = match (outage, recovered) {
+            (None, _) => "portal healthy",
+            (Some(_), false) => "PORTAL FAILING",
+            (Some(_), true) => "portal recovered",
+        };
+        let breaker = handle
+            .breaker_state("dvcqg")
+            .map(|b| format!("{b:?}").to_lowercase())
+            .unwrap_or_default();
+        let line = format!(
+            "accepted {acc:>5}/{total_updates} | delivered {:>5} | waiting {:>5} | retrying {:>3} | in flight {:>3} | dead {} | breaker {breaker:<9} | {phase}",
+            stats.delivered_total, stats.ready, stats.scheduled, stats.in_flight, stats.dead
+        );
+        if line != last {
+            eprint!("\r{line}");
+            last = line;
+        }
+        if stats.delivered_total as usize >= total_updates && acc as usize >= total_updates {
+            break Ok(());
+        }
+        if stats.dead > 0 {
+            break Err(format!("{} message(s) dead", stats.dead));
+        }
+        if Instant::now() > deadline {
+            break Err("not everything was delivered within 5 minutes".into());
+        }
+    };
+    eprintln!();
+    for d in desks {
+        let _ = d.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let portal_counts = portal_state.counters();
+    let in_order = (0..opts.dossiers).all(|i| {
+        let ma = format!("000.00.22.H46-241125-{i:04}");
+        let mut seen: Vec<u8> = portal_state
+            .arrivals_of(&ma)
+            .iter()
+            .filter(|a| a.service == "DongBoHoSoMC")
+            .map(|a| a.status)
+            .collect();
+        seen.dedup();
+        seen == LIFE.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+    });
+    println!();
+    println!("Summary");
+    println!("  updates accepted      : {total_updates} ({} dossiers)", opts.dossiers);
+    println!(
+        "  delivered to portal   : {} in {elapsed:.1} s ({:.0}/s)",
+        portal_counts.accepted,
+        portal_counts.accepted as f64 / elapsed
+    );
+    println!(
+        "  portal failures faced : {} (injected 503s and dropped connections)",
+        portal_counts.failed_by_fault
+    );
+    println!("  portal logins         : {}", portal_counts.logins);
+    println!(
+        "  per-dossier order     : {}",
+        if in_order && portal_counts.backwards == 0 {
+            "kept (no status went backwards)"
+        } else {
+            "BROKEN"
+        }
+    );
+    println!("  payments              : not part of this build yet");
+    let result = match outcome {
+        Ok(()) if in_order && portal_counts.backwards == 0 => Ok(()),
+        Ok(()) => Err(DemoError::Incomplete("order was not kept".into())),
+        Err(e) => Err(DemoError::Incomplete(e)),
+    };
+    if !opts.once && result.is_ok() {
+        println!();
+        println!("Still serving at {base}; press Ctrl-C to stop.");
+        crate::app::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    portal.stop().await;
+    centre.stop().await;
+    result
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value, key: &str) {
+    // A desk retries until the gateway has it, with the same idempotency key.
+    for _ in 0..100 {
+        let sent = client
+            .post(url)
+            .bearer_auth("dev-centre-key")
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await;
+        if matches!(sent, Ok(ref r) if r.status() == 202) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

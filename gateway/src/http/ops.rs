@@ -1,0 +1,194 @@
+//! The operators' API: queue statistics per destination, dead letters (list, replay one or
+//! all, discard), and pause/resume. Operators read; only admins act.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hcc_config::Role;
+use serde::{Deserialize, Serialize};
+
+use super::MessageView;
+use super::auth::Caller;
+use super::body::{is_json, read_limited};
+use super::problem::ApiError;
+use crate::engine::EngineHandle;
+use crate::engine::breaker::BreakerState;
+use crate::engine::queue::{QueueStats, now_ms};
+
+const READ: &[Role] = &[Role::Operator, Role::Admin];
+const ACT: &[Role] = &[Role::Admin];
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/queues", web::get().to(list_queues))
+        .route("/v1/queues/{name}/dead", web::get().to(list_dead))
+        .route("/v1/queues/{name}/dead/replay", web::post().to(replay_all))
+        .route("/v1/queues/{name}/dead/{id}/replay", web::post().to(replay_one))
+        .route("/v1/queues/{name}/dead/{id}", web::delete().to(discard_one))
+        .route("/v1/queues/{name}/pause", web::post().to(pause))
+        .route("/v1/queues/{name}/resume", web::post().to(resume));
+}
+
+#[derive(Serialize)]
+pub struct QueueView {
+    pub name: String,
+    pub destination: String,
+    #[serde(flatten)]
+    pub stats: QueueStats,
+    pub breaker: Option<BreakerState>,
+}
+
+pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiError> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for name in engine.destinations() {
+        let stats = engine.queue.stats(name, now).await?;
+        out.push(QueueView {
+            name: name.to_string(),
+            destination: name.to_string(),
+            stats,
+            breaker: engine.breaker_state(name),
+        });
+    }
+    Ok(out)
+}
+
+async fn list_queues(caller: Caller, engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
+    caller.require(READ)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"queues": queue_views(&engine).await?})))
+}
+
+fn known<'a>(engine: &EngineHandle, name: &'a str) -> Result<&'a str, ApiError> {
+    if engine.has_destination(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::NotFound(format!("no queue named {name}")))
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+async fn list_dead(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    name: web::Path<String>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(READ)?;
+    let name = known(&engine, &name)?;
+    let records = engine.queue.list_dead(name, page.offset, page.limit.min(1000)).await?;
+    let items: Vec<MessageView> = records.into_iter().map(MessageView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "dead": items})))
+}
+
+async fn replay_one(caller: Caller, engine: web::Data<EngineHandle>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    caller.require(ACT)?;
+    let (name, id) = path.into_inner();
+    let name = known(&engine, &name)?;
+    if !engine.queue.replay(name, &id, now_ms()).await? {
+        return Err(ApiError::NotFound("no dead letter with this id".into()));
+    }
+    engine.wake(name);
+    tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter replayed");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "queued"})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayFilter {
+    /// Only dead letters whose last error contains this text.
+    error_contains: Option<String>,
+    /// Only dead letters of this kind.
+    kind: Option<String>,
+}
+
+/// An empty body replays every dead letter; a filter that does not parse replays none, since
+/// guessing would replay too much.
+async fn replay_all(
+    req: HttpRequest,
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    name: web::Path<String>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(ACT)?;
+    let name = known(&engine, &name)?;
+    let body = read_limited(&req, &mut payload).await?;
+    let filter: ReplayFilter = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayFilter::default()
+    } else if !is_json(&req) {
+        return Err(ApiError::UnsupportedMediaType("application/json"));
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::BadRequest("the filter must be {\"kind\": ..., \"error_contains\": ...}".into()))?
+    };
+    let mut replayed = Vec::new();
+    // Pages from the start each time: replayed letters leave the list.
+    let mut offset = 0;
+    loop {
+        let page = engine.queue.list_dead(name, offset, 500).await?;
+        if page.is_empty() {
+            break;
+        }
+        let mut kept = 0;
+        for r in page {
+            let kind_ok = filter.kind.as_deref().is_none_or(|k| k == r.kind);
+            let err_ok = filter
+                .error_contains
+                .as_deref()
+                .is_none_or(|t| r.last_error.as_deref().unwrap_or("").contains(t));
+            if kind_ok && err_ok && engine.queue.replay(name, &r.id, now_ms()).await? {
+                replayed.push(r.id);
+            } else {
+                kept += 1;
+            }
+        }
+        offset += kept;
+    }
+    engine.wake(name);
+    tracing::info!(operator = %caller.name, queue = name, count = replayed.len(), "dead letters replayed");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"replayed": replayed.len(), "ids": replayed})))
+}
+
+async fn discard_one(caller: Caller, engine: web::Data<EngineHandle>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    caller.require(ACT)?;
+    let (name, id) = path.into_inner();
+    let name = known(&engine, &name)?;
+    if !engine.queue.discard(name, &id, now_ms(), engine.retention_secs(name)).await? {
+        return Err(ApiError::NotFound("no dead letter with this id".into()));
+    }
+    engine.wake(name);
+    tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter discarded");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "discarded"})))
+}
+
+async fn set_paused(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    name: web::Path<String>,
+    paused: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(ACT)?;
+    let name = known(&engine, &name)?;
+    engine.queue.set_paused(name, paused).await?;
+    if !paused {
+        engine.wake(name);
+    }
+    tracing::info!(operator = %caller.name, queue = name, paused, "queue paused state changed");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "paused": paused})))
+}
+
+async fn pause(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(caller, engine, name, true).await
+}
+
+async fn resume(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(caller, engine, name, false).await
+}
