@@ -44,6 +44,23 @@ async fn openapi_and_unknown_routes() {
     let app = spawn_app(settings(QueueBackendKind::Memory, &[]), Workers::Off).await;
     let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap_or_default().starts_with("3."));
+    // Every route the gateway serves is described.
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/v1/dossiers", "post"),
+        ("/v1/dossiers/{MaHoSo}/progress", "post"),
+        ("/v1/messages/{id}", "get"),
+        ("/v1/queues", "get"),
+        ("/v1/queues/{name}/dead", "get"),
+        ("/v1/queues/{name}/dead/replay", "post"),
+        ("/v1/queues/{name}/dead/{id}/replay", "post"),
+        ("/v1/queues/{name}/dead/{id}", "delete"),
+        ("/v1/queues/{name}/pause", "post"),
+        ("/v1/queues/{name}/resume", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in /openapi.json");
+    }
     let r = app.client.get(app.url("/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");

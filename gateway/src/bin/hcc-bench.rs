@@ -1,0 +1,383 @@
+//! `hcc-bench`: the figures the issues ask for, printed as a table and as JSON. Not a test: it
+//! asserts nothing. Everything runs in this one process on loopback (gateway, mocks, load
+//! client), against the Redis given, so the figures are what one small machine does alone.
+//!
+//! Phases: a raw Redis baseline (`redis-benchmark -t lpush -c 64`), HTTP ingest at N
+//! concurrent connections, delivery of a pre-filled queue to an HTTP sink that answers at once,
+//! end to end (HTTP in, portal out), and the drain of a portal backlog after an outage.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use hcc_adapters::Adapter;
+use hcc_gateway::app::{Application, Workers};
+use hcc_gateway::engine::queue::{Enqueued, NewMessage, Queue, RedisQueue, now_ms};
+use hcc_gateway::engine::{EngineBuilder, LaneConfig};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "Measures hcc-gateway on this machine: ingest, delivery, end-to-end, backlog drain, with a raw Redis baseline")]
+struct Args {
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    redis: String,
+    /// Requests for the ingest phase (the end-to-end phase sends a fifth of it).
+    #[arg(long, default_value_t = 50_000)]
+    requests: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Messages in the delivery phase.
+    #[arg(long, default_value_t = 50_000)]
+    deliveries: usize,
+    /// Messages in the backlog-drain phase.
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+    /// Delivery workers per destination.
+    #[arg(long, default_value_t = 64)]
+    workers: usize,
+    /// Also write the JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn redis_host_port(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("redis://")?;
+    let hostport = rest.split('/').next()?;
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "6379"));
+    Some((host.to_string(), port.to_string()))
+}
+
+fn redis_baseline(url: &str) -> Option<f64> {
+    let (host, port) = redis_host_port(url)?;
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port, "-t", "lpush", "-c", "64", "-n", "200000", "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "LPUSH: 123456.79 requests per second, p50=0.263 msec"
+    let line = text.split(['\r', '\n']).rev().find(|l| l.contains("LPUSH:"))?;
+    line.split("LPUSH:").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+fn dossier(ma: &str, status: u8) -> Value {
+    json!({"MaHoSo": ma, "MaTTHC": "1.004227.000.00.00.H46", "TrangThaiHoSo": status, "NgayTiepNhan": "20241125083000", "ChuHoSo": "Bench", "LoaiDoiTuong": 1,
+           "DanhSachLePhi": [{"TenPhiLePhi": "Lệ phí", "MaPhiLePhi": "LP01", "HinhThucThu": 2, "Gia": 100000, "LoaiPhiLePhi": 2}]})
+}
+
+fn settings(redis: &str, prefix: &str, portal: &str, workers: usize) -> anyhow::Result<hcc_config::Settings> {
+    let mut src = hcc_config::Source::from_process_env();
+    for (k, v) in [
+        ("HCC__SERVER__BIND", "127.0.0.1:0".to_string()),
+        ("HCC__QUEUE__BACKEND", "redis".into()),
+        ("HCC__QUEUE__REDIS_URL", redis.into()),
+        ("HCC__QUEUE__KEY_PREFIX", prefix.into()),
+        ("HCC__QUEUE__POOL_SIZE", "64".into()),
+        ("HCC__DVCQG__BASE_URL", portal.into()),
+        ("HCC__CENTRE__WEBHOOK_URL", String::new()),
+        ("HCC__DELIVERY__CONCURRENCY", workers.to_string()),
+        ("HCC__LOG__LEVEL", "error".into()),
+    ] {
+        src.vars.insert(k.into(), v);
+    }
+    Ok(hcc_config::load(&src)?)
+}
+
+/// Posts `n` dossiers at `concurrency`; returns (elapsed, sorted latencies in ms, ids).
+async fn load(base: &str, n: usize, concurrency: usize, tag: &str) -> anyhow::Result<(Duration, Vec<f64>, Vec<String>)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, url, tag) = (client.clone(), next.clone(), format!("{base}/v1/dossiers"), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let body = dossier(&format!("{tag}-{:05}", i % 10_000), 1 + (i / 10_000 % 2) as u8);
+                let t = Instant::now();
+                let r = client.post(&url).bearer_auth("dev-centre-key").json(&body).send().await;
+                let ok = match r {
+                    Ok(r) if r.status() == 202 => r.json::<Value>().await.ok(),
+                    _ => None,
+                };
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                if let Some(v) = ok {
+                    ids.push(v["id"].as_str().unwrap_or_default().to_string());
+                }
+            }
+            (lat, ids)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    for t in tasks {
+        let (l, i) = t.await?;
+        lat.extend(l);
+        ids.extend(i);
+    }
+    let elapsed = started.elapsed();
+    lat.sort_by(f64::total_cmp);
+    Ok((elapsed, lat, ids))
+}
+
+async fn wait_delivered(queue: &Queue, dest: &str, n: u64, limit: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let s = queue.stats(dest, now_ms()).await?;
+        if s.delivered_total >= n {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            anyhow::bail!("only {} of {n} delivered after {limit:?}", s.delivered_total);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type PayloadFn = dyn Fn(usize) -> (String, Vec<u8>) + Send + Sync;
+
+async fn fill(queue: &Queue, dest: &str, kind: &str, n: usize, payload: Arc<PayloadFn>) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for part in 0..16 {
+        let (queue, dest, kind, payload) = (queue.clone(), dest.to_string(), kind.to_string(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (part..n).step_by(16) {
+                let (key, body) = payload(i);
+                match queue
+                    .enqueue(
+                        &dest,
+                        NewMessage {
+                            kind: kind.clone(),
+                            ordering_key: key,
+                            payload: body,
+                        },
+                        None,
+                        now_ms(),
+                    )
+                    .await
+                {
+                    Ok(Enqueued::Accepted(_)) => {}
+                    other => return Err(anyhow::anyhow!("enqueue failed: {other:?}")),
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Starts the engine on every destination the settings configure.
+fn engine_for(queue: &Queue, s: &hcc_config::Settings, extra: Option<Arc<dyn Adapter>>) -> anyhow::Result<hcc_gateway::engine::Engine> {
+    let mut adapters = hcc_gateway::app::build_adapters(s)?;
+    adapters.extend(extra);
+    let mut builder = EngineBuilder::new(queue.clone(), Duration::from_secs(1));
+    for ad in adapters {
+        let cfg = LaneConfig::from_settings(s, ad.destination());
+        builder = builder.destination(ad, cfg);
+    }
+    Ok(builder.start())
+}
+
+async fn serve(
+    s: hcc_config::Settings,
+    workers: Workers,
+) -> anyhow::Result<(
+    String,
+    hcc_gateway::engine::EngineHandle,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let app = Application::build(s, workers).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
+    Ok((base, handle, tx, server))
+}
+
+fn fresh_prefix() -> String {
+    format!("bench-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    eprintln!("hcc-bench on {cores} cores, Redis at {}", a.redis);
+
+    eprintln!("[1/5] raw Redis baseline (redis-benchmark -t lpush -c 64)");
+    let baseline = redis_baseline(&a.redis);
+
+    let portal_state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", portal_state.clone())?;
+    let mut prefixes = Vec::new();
+
+    eprintln!(
+        "[2/5] HTTP ingest: {} dossiers at {} connections, no workers",
+        a.requests, a.concurrency
+    );
+    prefixes.push(fresh_prefix());
+    let (base, _, tx, server) = serve(settings(&a.redis, &prefixes[0], &portal.url(), a.workers)?, Workers::Off).await?;
+    let (ingest_t, ingest_lat, ingest_ids) = load(&base, a.requests, a.concurrency, "ING").await?;
+    let _ = tx.send(());
+    let _ = server.await;
+    let ingest_rate = ingest_ids.len() as f64 / ingest_t.as_secs_f64();
+
+    eprintln!(
+        "[3/5] delivery: {} queued webhooks to an HTTP sink that answers at once, {} workers",
+        a.deliveries, a.workers
+    );
+    let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
+    let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
+    prefixes.push(fresh_prefix());
+    let dq = Queue::Redis(RedisQueue::new(&a.redis, 64, &prefixes[1])?);
+    fill(
+        &dq,
+        "centre",
+        "bench.event",
+        a.deliveries,
+        Arc::new(|i| (format!("k{}", i % 5000), format!("{{\"seq\":{i}}}").into_bytes())),
+    )
+    .await?;
+    let ds = settings(&a.redis, &prefixes[1], "", a.workers)?;
+    let sink_adapter: Arc<dyn Adapter> = Arc::new(hcc_adapters::webhook::WebhookAdapter::new(
+        format!("{}/webhooks", sink.url()),
+        secret,
+        Duration::from_secs(10),
+    )?);
+    let engine = engine_for(&dq, &ds, Some(sink_adapter))?;
+    let delivery_t = wait_delivered(&dq, "centre", a.deliveries as u64, Duration::from_secs(600)).await?;
+    engine.shutdown(Duration::from_secs(5)).await;
+    let delivery_rate = a.deliveries as f64 / delivery_t.as_secs_f64();
+
+    let e2e_n = a.requests / 5;
+    eprintln!("[4/5] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
+    prefixes.push(fresh_prefix());
+    let (base, handle, tx, server) = serve(settings(&a.redis, &prefixes[2], &portal.url(), a.workers)?, Workers::On).await?;
+    let started = Instant::now();
+    let (_, e2e_http_lat, e2e_ids) = load(&base, e2e_n, a.concurrency, "E2E").await?;
+    wait_delivered(&handle.queue, "dvcqg", e2e_ids.len() as u64, Duration::from_secs(600)).await?;
+    let e2e_t = started.elapsed();
+    let mut e2e_lat = Vec::new();
+    for id in e2e_ids.iter().step_by((e2e_ids.len() / 2000).max(1)) {
+        if let Some(r) = handle.queue.get("dvcqg", id).await?
+            && let Some(d) = r.delivered_at
+        {
+            e2e_lat.push((d - r.created_at) as f64);
+        }
+    }
+    e2e_lat.sort_by(f64::total_cmp);
+    let _ = tx.send(());
+    let _ = server.await;
+    let e2e_rate = e2e_ids.len() as f64 / e2e_t.as_secs_f64();
+
+    eprintln!(
+        "[5/5] backlog drain: {} portal updates queued during an outage, then the portal returns",
+        a.backlog
+    );
+    prefixes.push(fresh_prefix());
+    let bq = Queue::Redis(RedisQueue::new(&a.redis, 64, &prefixes[3])?);
+    fill(
+        &bq,
+        "dvcqg",
+        "dossier.sync",
+        a.backlog,
+        Arc::new(|i| {
+            let ma = format!("BKL-{:06}", i % 20_000);
+            let body = serde_json::to_vec(&dossier(&ma, 1 + (i / 20_000 % 2) as u8)).unwrap_or_default();
+            (ma, body)
+        }),
+    )
+    .await?;
+    let engine = engine_for(&bq, &settings(&a.redis, &prefixes[3], &portal.url(), a.workers)?, None)?;
+    let drain_t = wait_delivered(&bq, "dvcqg", a.backlog as u64, Duration::from_secs(1200)).await?;
+    engine.shutdown(Duration::from_secs(5)).await;
+    portal.stop().await;
+    sink.stop().await;
+
+    let p = |v: &[f64], q: f64| percentile(v, q);
+    let report = json!({
+        "machine": {"cores": cores, "note": "gateway, mocks and load client share this one process and these cores"},
+        "redis_lpush_baseline_rps": baseline,
+        "ingest": {"requests": a.requests, "accepted": ingest_ids.len(), "concurrency": a.concurrency, "rate_per_s": ingest_rate,
+                   "p50_ms": p(&ingest_lat, 0.5), "p99_ms": p(&ingest_lat, 0.99)},
+        "delivery": {"messages": a.deliveries, "workers": a.workers, "rate_per_s": delivery_rate, "seconds": delivery_t.as_secs_f64()},
+        "end_to_end": {"dossiers": e2e_ids.len(), "rate_per_s": e2e_rate, "http_p50_ms": p(&e2e_http_lat, 0.5), "http_p99_ms": p(&e2e_http_lat, 0.99),
+                       "accept_to_portal_p50_ms": p(&e2e_lat, 0.5), "accept_to_portal_p99_ms": p(&e2e_lat, 0.99)},
+        "backlog_drain": {"messages": a.backlog, "seconds": drain_t.as_secs_f64(), "rate_per_s": a.backlog as f64 / drain_t.as_secs_f64()},
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    println!();
+    println!("{:<46} {:>12}", "figure", "value");
+    println!(
+        "{:<46} {:>12}",
+        "redis-benchmark -t lpush -c 64 (ops/s)",
+        baseline.map_or("n/a".into(), |b| format!("{b:.0}"))
+    );
+    println!(
+        "{:<46} {:>12.0}",
+        format!("ingest over HTTP, c={} (msg/s)", a.concurrency),
+        ingest_rate
+    );
+    println!("{:<46} {:>12.2}", "ingest p50 (ms)", p(&ingest_lat, 0.5));
+    println!("{:<46} {:>12.2}", "ingest p99 (ms)", p(&ingest_lat, 0.99));
+    println!("{:<46} {:>12.0}", "delivery to an HTTP sink (msg/s)", delivery_rate);
+    println!("{:<46} {:>12.0}", "end to end, HTTP in -> portal (dossiers/s)", e2e_rate);
+    println!("{:<46} {:>12.1}", "end to end, accepted -> at portal p50 (ms)", p(&e2e_lat, 0.5));
+    println!("{:<46} {:>12.1}", "end to end, accepted -> at portal p99 (ms)", p(&e2e_lat, 0.99));
+    println!(
+        "{:<46} {:>12.1}",
+        format!("drain a {} backlog (s)", a.backlog),
+        drain_t.as_secs_f64()
+    );
+    println!("{:<46} {:>12.1}", "peak RSS, whole bench process (MiB)", peak_rss_mib());
+    println!();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if let Some(path) = a.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    // Leave Redis as we found it.
+    if let Some((host, port)) = redis_host_port(&a.redis) {
+        for prefix in prefixes {
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("redis-cli -h {host} -p {port} --scan --pattern '{prefix}:*' | xargs -r -n 500 redis-cli -h {host} -p {port} del >/dev/null"))
+                .status();
+        }
+    }
+    Ok(())
+}
