@@ -2,7 +2,11 @@
 //! HMAC, and the Standard Webhooks signature. Nothing here is hand-rolled cryptography; this
 //! crate only gives the rest of the workspace one narrow, typed door to openssl.
 
+pub mod cms;
+pub mod devpki;
+pub mod pki;
 pub mod webhook;
+pub mod xml;
 
 use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::PKey;

@@ -8,3 +8,4 @@ mod engine;
 mod ops;
 mod queue_conformance;
 mod service;
+mod signatures;

@@ -1,0 +1,197 @@
+//! A development PKI: a root CA, the gateway's signing certificate (PEM and PKCS#12) and a
+//! bank's certificate, for the demo and the tests (`hcc-gateway keys dev DIR`). Also the
+//! certificate factory the tests use to make the awkward ones: expired, self-signed, EC.
+
+use std::path::{Path, PathBuf};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::{X509, X509NameBuilder};
+
+use crate::pki::Identity;
+
+pub const DEV_PKCS12_PASSWORD: &str = "dev-p12-password";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa2048,
+    EcP256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ca,
+    /// digitalSignature + nonRepudiation.
+    Signer,
+    /// keyEncipherment only: a certificate that must not sign.
+    EnciphermentOnly,
+}
+
+pub struct CertSpec<'a> {
+    pub common_name: &'a str,
+    pub key: KeyKind,
+    pub role: Role,
+    /// Validity relative to now, in days (negative = in the past).
+    pub from_days: i64,
+    pub to_days: i64,
+}
+
+fn err(e: openssl::error::ErrorStack) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+pub fn new_key(kind: KeyKind) -> Result<PKey<Private>, openssl::error::ErrorStack> {
+    match kind {
+        KeyKind::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
+        KeyKind::EcP256 => {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+            PKey::from_ec_key(EcKey::generate(&group)?)
+        }
+    }
+}
+
+fn days_from_now(days: i64) -> Result<Asn1Time, openssl::error::ErrorStack> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Asn1Time::from_unix(now + days * 86_400)
+}
+
+/// Issues a certificate; `issuer` None makes it self-signed.
+pub fn issue(spec: &CertSpec<'_>, issuer: Option<(&X509, &PKey<Private>)>) -> Result<(PKey<Private>, X509), openssl::error::ErrorStack> {
+    let key = new_key(spec.key)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COUNTRYNAME, "VN")?;
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "hcc-gateway development")?;
+    name.append_entry_by_nid(Nid::COMMONNAME, spec.common_name)?;
+    let name = name.build();
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))?;
+    b.set_pubkey(&key)?;
+    let (from, to) = (days_from_now(spec.from_days)?, days_from_now(spec.to_days)?);
+    b.set_not_before(&from)?;
+    b.set_not_after(&to)?;
+    match spec.role {
+        Role::Ca => {
+            b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+            b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        }
+        Role::Signer => {
+            b.append_extension(BasicConstraints::new().build()?)?;
+            b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+        }
+        Role::EnciphermentOnly => {
+            b.append_extension(BasicConstraints::new().build()?)?;
+            b.append_extension(KeyUsage::new().critical().key_encipherment().build()?)?;
+        }
+    }
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))?;
+    b.append_extension(ski)?;
+    let signing_key = issuer.map_or(&key, |(_, k)| k);
+    b.sign(signing_key, MessageDigest::sha256())?;
+    Ok((key, b.build()))
+}
+
+pub struct DevPki {
+    pub root_key: PKey<Private>,
+    pub root: X509,
+    pub gateway: Identity,
+    pub bank: Identity,
+}
+
+impl DevPki {
+    pub fn generate() -> Result<Self, openssl::error::ErrorStack> {
+        let (root_key, root) = issue(
+            &CertSpec {
+                common_name: "HCC Dev Root CA",
+                key: KeyKind::Rsa2048,
+                role: Role::Ca,
+                from_days: -1,
+                to_days: 3650,
+            },
+            None,
+        )?;
+        let (gk, gc) = issue(
+            &CertSpec {
+                common_name: "hcc-gateway (dev)",
+                key: KeyKind::Rsa2048,
+                role: Role::Signer,
+                from_days: -1,
+                to_days: 825,
+            },
+            Some((&root, &root_key)),
+        )?;
+        let (bk, bc) = issue(
+            &CertSpec {
+                common_name: "Dev Bank host-to-host",
+                key: KeyKind::Rsa2048,
+                role: Role::Signer,
+                from_days: -1,
+                to_days: 825,
+            },
+            Some((&root, &root_key)),
+        )?;
+        Ok(DevPki {
+            gateway: Identity {
+                key: gk,
+                cert: gc,
+                chain: vec![root.clone()],
+            },
+            bank: Identity {
+                key: bk,
+                cert: bc,
+                chain: vec![root.clone()],
+            },
+            root_key,
+            root,
+        })
+    }
+
+    /// Writes `root.pem`, `trust/root.pem`, `gateway.pem`, `gateway.key`, `gateway.p12`
+    /// (password [`DEV_PKCS12_PASSWORD`]), `bank.pem`, `bank.key`. Returns the paths.
+    pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir.join("trust"))?;
+        let mut written = Vec::new();
+        let mut put = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes)?;
+            written.push(p);
+            Ok(())
+        };
+        let root_pem = self.root.to_pem().map_err(err)?;
+        put("root.pem", &root_pem)?;
+        put("trust/root.pem", &root_pem)?;
+        put("gateway.pem", &self.gateway.cert.to_pem().map_err(err)?)?;
+        put("gateway.key", &self.gateway.key.private_key_to_pem_pkcs8().map_err(err)?)?;
+        put("gateway.p12", &self.gateway_pkcs12(DEV_PKCS12_PASSWORD).map_err(err)?)?;
+        put("bank.pem", &self.bank.cert.to_pem().map_err(err)?)?;
+        put("bank.key", &self.bank.key.private_key_to_pem_pkcs8().map_err(err)?)?;
+        Ok(written)
+    }
+
+    pub fn gateway_pkcs12(&self, password: &str) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut ca = openssl::stack::Stack::new()?;
+        ca.push(self.root.clone())?;
+        Pkcs12::builder()
+            .name("hcc-gateway")
+            .pkey(&self.gateway.key)
+            .cert(&self.gateway.cert)
+            .ca(ca)
+            .build2(password)?
+            .to_der()
+    }
+}
