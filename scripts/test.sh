@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs and starts what the tests need (Redis),
+# The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
+# xmlsec1 and openssl, the judges of the signature tests),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
 set -euo pipefail
@@ -8,6 +9,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -105,6 +105,7 @@ impl Application {
         workers: Workers,
     ) -> Result<Self, BuildError> {
         startup_checks(&queue).await;
+        let signing = signing_state(&settings)?;
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -129,7 +130,7 @@ impl Application {
                 source,
             })?
             .port();
-        let server = http_server(&settings, handle.clone(), listener).map_err(|source| BuildError::Bind {
+        let server = http_server(&settings, handle.clone(), signing, listener).map_err(|source| BuildError::Bind {
             addr: settings.server.bind.clone(),
             source,
         })?;
@@ -219,7 +220,57 @@ async fn startup_checks(queue: &Queue) {
     }
 }
 
-fn http_server(settings: &Settings, handle: EngineHandle, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+/// Loads the signing identity and the trust store. A wrong password, an expired certificate or
+/// one the trust store does not vouch for stops start-up with a message naming the key.
+pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningState, BuildError> {
+    let trust = if settings.trust.ca_dir.is_empty() {
+        None
+    } else {
+        let t = hcc_signing::pki::TrustStore::from_dir(std::path::Path::new(&settings.trust.ca_dir)).map_err(|e| BuildError::Setting {
+            key: "trust.ca_dir",
+            message: e.to_string(),
+        })?;
+        if t.is_empty() {
+            return Err(BuildError::Setting {
+                key: "trust.ca_dir",
+                message: "holds no certificates".into(),
+            });
+        }
+        Some(t)
+    };
+    let identity = if settings.signing.pkcs12.is_empty() {
+        None
+    } else {
+        let id = hcc_signing::pki::Identity::from_pkcs12_file(
+            std::path::Path::new(&settings.signing.pkcs12),
+            settings.signing.pkcs12_password.expose(),
+        )
+        .map_err(|e| BuildError::Setting {
+            key: "signing.pkcs12",
+            message: e.to_string(),
+        })?;
+        match &trust {
+            Some(t) => t.check(&id.cert, &id.chain).map_err(|e| BuildError::Setting {
+                key: "signing.pkcs12",
+                message: e.to_string(),
+            })?,
+            None => hcc_signing::pki::check_key_usage(&id.cert).map_err(|e| BuildError::Setting {
+                key: "signing.pkcs12",
+                message: e.to_string(),
+            })?,
+        }
+        Some(id)
+    };
+    Ok(http::signatures::SigningState { identity, trust })
+}
+
+fn http_server(
+    settings: &Settings,
+    handle: EngineHandle,
+    signing: http::signatures::SigningState,
+    listener: TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
     let handle = web::Data::new(handle);
@@ -230,6 +281,7 @@ fn http_server(settings: &Settings, handle: EngineHandle, listener: TcpListener)
             .app_data(limit.clone())
             .app_data(handle.clone())
             .app_data(idem_ttl.clone())
+            .app_data(signing.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

@@ -35,11 +35,23 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         dossiers: usize,
     },
+    /// Key material commands.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a development PKI to DIR: a root CA, the gateway's certificate (PEM and PKCS#12)
+    /// and a bank's certificate. Never for production.
+    Dev { dir: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +86,22 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
+        Command::Keys {
+            command: KeysCommand::Dev { dir },
+        } => {
+            let pki = hcc_signing::devpki::DevPki::generate().context("cannot generate keys")?;
+            let written = pki.write(&dir).with_context(|| format!("cannot write to {}", dir.display()))?;
+            for p in &written {
+                println!("wrote {}", p.display());
+            }
+            println!();
+            println!("To use them:");
+            println!("  HCC__SIGNING__PKCS12={}", dir.join("gateway.p12").display());
+            println!("  HCC__SIGNING__PKCS12_PASSWORD={}", hcc_signing::devpki::DEV_PKCS12_PASSWORD);
+            println!("  HCC__TRUST__CA_DIR={}", dir.join("trust").display());
+            println!("  HCC__BANKS__DEVBANK__CERT={}", dir.join("bank.pem").display());
+            Ok(())
+        }
         Command::Demo { redis, once, dossiers } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

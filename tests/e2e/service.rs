@@ -58,6 +58,8 @@ async fn openapi_and_unknown_routes() {
         ("/v1/queues/{name}/dead/{id}", "delete"),
         ("/v1/queues/{name}/pause", "post"),
         ("/v1/queues/{name}/resume", "post"),
+        ("/v1/signatures", "post"),
+        ("/v1/signatures/verify", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in /openapi.json");
     }

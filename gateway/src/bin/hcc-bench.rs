@@ -36,6 +36,9 @@ struct Args {
     /// Delivery workers per destination.
     #[arg(long, default_value_t = 64)]
     workers: usize,
+    /// Only the signature figures (sign/verify per second), nothing that needs Redis.
+    #[arg(long)]
+    signatures_only: bool,
     /// Also write the JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -233,10 +236,121 @@ fn fresh_prefix() -> String {
     format!("bench-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Calls `f` repeatedly for about a second; returns calls per second.
+fn per_second(mut f: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(1) || n < 10 {
+        f();
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `openssl speed rsa2048` on this machine: (sign/s, verify/s).
+fn openssl_speed_rsa2048() -> Option<(f64, f64)> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rsa 2048 bits 0.000700s 0.000021s   1428.6  47619.0"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("rsa 2048") || l.trim_start().starts_with("rsa  2048"))?;
+    let nums: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let n = nums.len();
+    (n >= 2).then(|| (nums[n - 2], nums[n - 1]))
+}
+
+fn signature_figures() -> anyhow::Result<Value> {
+    use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
+    use hcc_signing::pki::{Identity, TrustStore};
+    use hcc_signing::xml::dsig::{XmlTrust, sign_enveloped, verify_enveloped};
+    let pki = DevPki::generate()?;
+    let trust = TrustStore::from_certs(vec![pki.root.clone()])?;
+    let (ek, ec) = issue(
+        &CertSpec {
+            common_name: "bench EC",
+            key: KeyKind::EcP256,
+            role: Role::Signer,
+            from_days: -1,
+            to_days: 30,
+        },
+        Some((&pki.root, &pki.root_key)),
+    )?;
+    let ec_id = Identity {
+        key: ek,
+        cert: ec,
+        chain: vec![],
+    };
+    let mut entries = String::new();
+    let mut i = 0;
+    while entries.len() < 1900 {
+        entries.push_str(&format!("<Ntry><NtryRef>{i}</NtryRef><Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><RmtInf>HCC24112600{i:02}</RmtInf></Ntry>"));
+        i += 1;
+    }
+    let xml = format!(
+        "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\"><BkToCstmrDbtCdtNtfctn>{entries}</BkToCstmrDbtCdtNtfctn></Document>"
+    );
+    let content = xml.as_bytes().to_vec();
+    let mut out = serde_json::Map::new();
+    for (name, id) in [("rsa2048", &pki.gateway), ("p256", &ec_id)] {
+        let sig = hcc_signing::cms::sign_detached(id, &content)?;
+        out.insert(
+            format!("cms_sign_{name}_per_s"),
+            json!(per_second(|| {
+                let _ = hcc_signing::cms::sign_detached(id, &content);
+            })),
+        );
+        out.insert(
+            format!("cms_verify_{name}_per_s"),
+            json!(per_second(|| {
+                let _ = hcc_signing::cms::verify_detached(&sig, &content, &trust);
+            })),
+        );
+    }
+    let signed = sign_enveloped(&content, &pki.gateway)?;
+    out.insert(
+        "xmldsig_sign_rsa2048_per_s".into(),
+        json!(per_second(|| {
+            let _ = sign_enveloped(&content, &pki.gateway);
+        })),
+    );
+    out.insert(
+        "xmldsig_verify_rsa2048_per_s".into(),
+        json!(per_second(|| {
+            let _ = verify_enveloped(&signed, &XmlTrust::Store(&trust));
+        })),
+    );
+    out.insert("document_bytes".into(), json!(content.len()));
+    if let Some((s, v)) = openssl_speed_rsa2048() {
+        out.insert("openssl_speed_rsa2048_sign_per_s".into(), json!(s));
+        out.insert("openssl_speed_rsa2048_verify_per_s".into(), json!(v));
+    }
+    Ok(Value::Object(out))
+}
+
+fn print_signatures(v: &Value) {
+    println!("{:<46} {:>12}", "signature figure (one core)", "per second");
+    if let Some(m) = v.as_object() {
+        for (k, val) in m {
+            println!("{:<46} {:>12.0}", k, val.as_f64().unwrap_or(0.0));
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    if a.signatures_only {
+        let sigs = signature_figures()?;
+        print_signatures(&sigs);
+        println!("{}", serde_json::to_string_pretty(&json!({"signatures": sigs}))?);
+        return Ok(());
+    }
     eprintln!("hcc-bench on {cores} cores, Redis at {}", a.redis);
 
     eprintln!("[1/5] raw Redis baseline (redis-benchmark -t lpush -c 64)");
@@ -329,8 +443,11 @@ async fn main() -> anyhow::Result<()> {
     portal.stop().await;
     sink.stop().await;
 
+    eprintln!("[+] signatures: CMS and XML-DSig on a 2 KB document");
+    let sigs = signature_figures()?;
     let p = |v: &[f64], q: f64| percentile(v, q);
     let report = json!({
+        "signatures": sigs,
         "machine": {"cores": cores, "note": "gateway, mocks and load client share this one process and these cores"},
         "redis_lpush_baseline_rps": baseline,
         "ingest": {"requests": a.requests, "accepted": ingest_ids.len(), "concurrency": a.concurrency, "rate_per_s": ingest_rate,
@@ -365,6 +482,8 @@ async fn main() -> anyhow::Result<()> {
         drain_t.as_secs_f64()
     );
     println!("{:<46} {:>12.1}", "peak RSS, whole bench process (MiB)", peak_rss_mib());
+    println!();
+    print_signatures(&report["signatures"]);
     println!();
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = a.json {

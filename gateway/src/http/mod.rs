@@ -6,6 +6,7 @@ pub mod body;
 pub mod dossiers;
 pub mod ops;
 pub mod problem;
+pub mod signatures;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -31,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi))
         .route("/v1/messages/{id}", web::get().to(get_message))
         .configure(dossiers::routes)
-        .configure(ops::routes);
+        .configure(ops::routes)
+        .configure(signatures::routes);
 }
 
 /// Unknown routes answer problem+json too.

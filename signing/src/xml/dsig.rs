@@ -185,6 +185,58 @@ fn base64(text: &str, what: &'static str) -> Result<Vec<u8>, DsigError> {
 }
 
 pub fn verify_enveloped(xml: &[u8], trust: &XmlTrust<'_>) -> Result<VerifiedXml, DsigError> {
+    verify_with(xml, |embedded| authorised_certificate(trust, embedded))
+}
+
+/// What the signature API reports: is the signature valid for the key in `KeyInfo`, and
+/// does that key's certificate chain to the trust store. Only `trusted` means anything for
+/// acting on the document; `valid` alone says the bytes are intact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub valid: bool,
+    pub trusted: bool,
+    pub signer: Option<SignerInfo>,
+    pub reason: Option<String>,
+}
+
+pub fn report(xml: &[u8], store: &TrustStore) -> Report {
+    let mut candidate: Option<(X509, Vec<X509>)> = None;
+    let checked = verify_with(xml, |embedded| {
+        let first = embedded.first().ok_or(DsigError::Missing("an X509Certificate in KeyInfo"))?;
+        candidate = Some((first.clone(), embedded[1..].to_vec()));
+        Ok(first.clone())
+    });
+    match (checked, candidate) {
+        (Ok(v), Some((cert, rest))) => match store.check(&cert, &rest) {
+            Ok(()) => Report {
+                valid: true,
+                trusted: true,
+                signer: Some(v.signer),
+                reason: None,
+            },
+            Err(e) => Report {
+                valid: true,
+                trusted: false,
+                signer: Some(v.signer),
+                reason: Some(format!("signature is valid but not trusted: {e}")),
+            },
+        },
+        (Err(e), cert) => Report {
+            valid: false,
+            trusted: false,
+            signer: cert.map(|(c, _)| signer_info(&c)),
+            reason: Some(e.to_string()),
+        },
+        (Ok(_), None) => Report {
+            valid: false,
+            trusted: false,
+            signer: None,
+            reason: Some("no certificate".into()),
+        },
+    }
+}
+
+fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigError>) -> Result<VerifiedXml, DsigError> {
     let doc = dom::parse(xml)?;
     let signatures = find_signatures(&doc);
     let (depth, sig) = match signatures.as_slice() {
@@ -263,7 +315,7 @@ pub fn verify_enveloped(xml: &[u8], trust: &XmlTrust<'_>) -> Result<VerifiedXml,
         },
         Err(_) => Vec::new(),
     };
-    let signer_cert = authorised_certificate(trust, &embedded)?;
+    let signer_cert = authorise(&embedded)?;
     let public: PKey<Public> = signer_cert.public_key().map_err(|_| DsigError::BadCertificate)?;
 
     let actual = sha256(&c14n::document(&doc, Some(sig)));

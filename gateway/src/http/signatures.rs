@@ -1,0 +1,169 @@
+//! `POST /v1/signatures?format=cms|xmldsig` and `POST /v1/signatures/verify` (role centre):
+//! the gateway signs with its configured identity and verifies against its configured trust
+//! store. The bodies are bounded like every other; XML with a DOCTYPE is refused.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hcc_config::Role;
+use hcc_signing::pki::{Identity, SignerInfo, TrustStore};
+use hcc_signing::xml::dom::XmlError;
+use hcc_signing::xml::dsig::{self, DsigError};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::body::{is_json, read_limited};
+use super::problem::{ApiError, FieldError};
+
+/// The gateway's signing identity and trust store, when configured.
+#[derive(Default)]
+pub struct SigningState {
+    pub identity: Option<Identity>,
+    pub trust: Option<TrustStore>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/signatures", web::post().to(sign))
+        .route("/v1/signatures/verify", web::post().to(verify));
+}
+
+fn is_xml(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/xml" || m == "text/xml" || m.ends_with("+xml")
+        })
+        .unwrap_or(false)
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+fn xml_problem(e: &XmlError) -> ApiError {
+    ApiError::BadRequest(e.to_string())
+}
+
+async fn sign(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<SigningState>,
+    q: web::Query<FormatQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Centre])?;
+    let format = q.format.as_deref().unwrap_or("");
+    if format != "cms" && format != "xmldsig" {
+        return Err(ApiError::BadRequest("format must be cms or xmldsig".into()));
+    }
+    if format == "xmldsig" && !is_xml(&req) {
+        return Err(ApiError::UnsupportedMediaType("application/xml"));
+    }
+    let identity = state
+        .identity
+        .as_ref()
+        .ok_or_else(|| ApiError::NotConfigured("no signing identity: set signing.pkcs12".into()))?;
+    let body = read_limited(&req, &mut payload).await?;
+    if format == "cms" {
+        let der = hcc_signing::cms::sign_detached(identity, &body).map_err(|e| {
+            tracing::error!(error = %e, "CMS signing failed");
+            ApiError::Internal
+        })?;
+        return Ok(HttpResponse::Ok().content_type("application/pkcs7-signature").body(der));
+    }
+    match dsig::sign_enveloped(&body, identity) {
+        Ok(signed) => Ok(HttpResponse::Ok().content_type("application/xml; charset=utf-8").body(signed)),
+        Err(DsigError::Xml(e)) => Err(xml_problem(&e)),
+        Err(DsigError::Sign(m)) if m.contains("already signed") => {
+            Err(ApiError::Conflict("the document already carries a signature".into()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "XML signing failed");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CmsVerifyRequest {
+    content_base64: String,
+    signature_base64: String,
+}
+
+#[derive(Serialize)]
+struct VerifyAnswer {
+    valid: bool,
+    trusted: bool,
+    signer: Option<SignerInfo>,
+    reason: Option<String>,
+}
+
+fn decode(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
+    STANDARD.decode(value.trim()).map_err(|_| {
+        ApiError::Validation(vec![FieldError {
+            field: format!("/{field}"),
+            message: "is not valid base64".into(),
+        }])
+    })
+}
+
+async fn verify(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<SigningState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Centre])?;
+    let json = is_json(&req);
+    if !json && !is_xml(&req) {
+        return Err(ApiError::UnsupportedMediaType(
+            "application/json (CMS) or application/xml (XML-DSig)",
+        ));
+    }
+    let trust = state
+        .trust
+        .as_ref()
+        .ok_or_else(|| ApiError::NotConfigured("no trust store: set trust.ca_dir".into()))?;
+    let body = read_limited(&req, &mut payload).await?;
+    let answer = if json {
+        let r: CmsVerifyRequest = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected {{\"content_base64\", \"signature_base64\"}}: {}",
+                e.to_string().split(" at line").next().unwrap_or("")
+            ))
+        })?;
+        let content = decode("content_base64", &r.content_base64)?;
+        let signature = decode("signature_base64", &r.signature_base64)?;
+        match hcc_signing::cms::verify_detached(&signature, &content, trust) {
+            Ok(v) => VerifyAnswer {
+                valid: v.valid,
+                trusted: v.trusted,
+                signer: v.signer,
+                reason: v.reason,
+            },
+            Err(e) => VerifyAnswer {
+                valid: false,
+                trusted: false,
+                signer: None,
+                reason: Some(e.to_string()),
+            },
+        }
+    } else {
+        if let Err(e) = hcc_signing::xml::dom::parse(&body) {
+            return Err(xml_problem(&e));
+        }
+        let r = dsig::report(&body, trust);
+        VerifyAnswer {
+            valid: r.valid,
+            trusted: r.trusted,
+            signer: r.signer,
+            reason: r.reason,
+        }
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
