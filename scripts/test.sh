@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
-# xmlsec1 and openssl, the judges of the signature tests),
+# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
 set -euo pipefail
@@ -16,6 +16,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# An independent Standard Webhooks verifier for the webhook tests.
+if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
+  echo "==> installing the standardwebhooks Python package"
+  python3 -m pip install -q standardwebhooks
 fi
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

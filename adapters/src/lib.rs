@@ -10,6 +10,7 @@ use std::time::Duration;
 pub mod dvcqg;
 pub mod fields;
 pub mod http;
+pub mod payments;
 pub mod webhook;
 
 pub use fields::FieldError;

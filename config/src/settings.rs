@@ -196,13 +196,28 @@ defaults!(DvcqgSettings {
     share_path: "/share".into(),
 });
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaygovSettings {
     pub base_url: String,
     pub partner_code: String,
     pub secret: Secret,
+    /// The whole deadline of a synchronous INIT, retries included.
+    pub init_deadline_ms: u64,
+    /// Reconciliation: how often, and which pending payments (by age) are queried.
+    pub reconcile_interval_secs: u64,
+    pub reconcile_min_age_secs: u64,
+    pub reconcile_max_age_secs: u64,
 }
+defaults!(PaygovSettings {
+    base_url: String::new(),
+    partner_code: String::new(),
+    secret: Secret::default(),
+    init_deadline_ms: 8_000,
+    reconcile_interval_secs: 300,
+    reconcile_min_age_secs: 1_800,
+    reconcile_max_age_secs: 3 * 86_400,
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -210,6 +225,8 @@ pub struct VnpaySettings {
     pub tmn_code: String,
     pub hash_secret: Secret,
     pub pay_url: String,
+    /// Where VNPAY sends the citizen back after paying (the centre's page).
+    pub return_url: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

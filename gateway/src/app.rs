@@ -39,6 +39,7 @@ pub struct Application {
     engine: Option<Engine>,
     handle: EngineHandle,
     grace: Duration,
+    reconcile_stop: tokio_util::sync::CancellationToken,
 }
 
 pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
@@ -106,6 +107,14 @@ impl Application {
     ) -> Result<Self, BuildError> {
         startup_checks(&queue).await;
         let signing = signing_state(&settings)?;
+        let payments = if settings.paygov.base_url.is_empty() && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                crate::payments::Payments::from_settings(&settings, queue.clone())
+                    .map_err(|(key, message)| BuildError::Setting { key, message })?,
+            ))
+        };
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -130,7 +139,20 @@ impl Application {
                 source,
             })?
             .port();
-        let server = http_server(&settings, handle.clone(), signing, listener).map_err(|source| BuildError::Bind {
+        let reconcile_stop = tokio_util::sync::CancellationToken::new();
+        if let (Some(p), Workers::On) = (&payments, workers)
+            && !settings.paygov.base_url.is_empty()
+        {
+            let g = &settings.paygov;
+            tokio::spawn(crate::payments::reconcile_loop(
+                p.clone(),
+                Duration::from_secs(g.reconcile_interval_secs.max(1)),
+                Duration::from_secs(g.reconcile_min_age_secs),
+                Duration::from_secs(g.reconcile_max_age_secs),
+                reconcile_stop.clone(),
+            ));
+        }
+        let server = http_server(&settings, handle.clone(), signing, payments, listener).map_err(|source| BuildError::Bind {
             addr: settings.server.bind.clone(),
             source,
         })?;
@@ -141,6 +163,7 @@ impl Application {
             engine,
             handle,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            reconcile_stop,
         })
     }
 
@@ -163,6 +186,7 @@ impl Application {
         };
         tracing::info!("shutting down: no new requests, finishing in-flight work");
         server_handle.stop(true).await;
+        self.reconcile_stop.cancel();
         if let Some(engine) = self.engine {
             engine.shutdown(self.grace).await;
         }
@@ -268,8 +292,10 @@ fn http_server(
     settings: &Settings,
     handle: EngineHandle,
     signing: http::signatures::SigningState,
+    payments: Option<Arc<crate::payments::Payments>>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let payments = web::Data::new(payments);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
@@ -282,6 +308,7 @@ fn http_server(
             .app_data(handle.clone())
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
+            .app_data(payments.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

@@ -5,6 +5,7 @@ pub mod app;
 pub mod demo;
 pub mod engine;
 pub mod http;
+pub mod payments;
 pub mod redact;
 pub mod telemetry;
 pub mod timefmt;

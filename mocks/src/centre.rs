@@ -17,6 +17,10 @@ use crate::faults::{Faults, Injected};
 #[derive(Debug, Clone, Serialize)]
 pub struct Received {
     pub webhook_id: String,
+    pub timestamp: String,
+    pub signature: String,
+    /// The body exactly as it came, for verifiers of other makes.
+    pub raw: String,
     pub body: serde_json::Value,
     /// Microseconds since the mock started, when the request arrived and when it was answered.
     pub started_us: u64,
@@ -184,6 +188,9 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreStat
     s.counters.received += 1;
     s.received.push(Received {
         webhook_id: id,
+        timestamp: header(&req, "webhook-timestamp").to_string(),
+        signature: header(&req, "webhook-signature").to_string(),
+        raw: String::from_utf8_lossy(&body).into_owned(),
         body: json,
         started_us,
         finished_us,

@@ -3,8 +3,10 @@
 //! adapter's mistake is caught instead of mirrored. Every mock keeps its state in memory, has
 //! a `/_mock/...` control and inspection API, and prints `listening on http://ADDR` when ready.
 
+pub mod bank;
 pub mod centre;
 pub mod faults;
+pub mod paygov;
 pub mod portal;
 
 use std::net::{SocketAddr, TcpListener};

@@ -20,6 +20,8 @@ pub struct PortalConfig {
     pub password: String,
     pub madonvi: String,
     pub session_lifetime: Duration,
+    pub paygov_partner: String,
+    pub paygov_secret: String,
 }
 
 impl Default for PortalConfig {
@@ -29,6 +31,8 @@ impl Default for PortalConfig {
             password: "hcc-dev-password".into(),
             madonvi: "000.00.22.H46".into(),
             session_lifetime: Duration::from_secs(30 * 60),
+            paygov_partner: "HCC-DEV".into(),
+            paygov_secret: "paygov-dev-secret".into(),
         }
     }
 }
@@ -74,6 +78,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct PortalState {
     inner: Arc<Mutex<Inner>>,
+    /// The payment platform the portal also plays.
+    pub paygov: crate::paygov::PaygovState,
 }
 
 /// Catalogue codes the mock knows from the start (the fixture's, and a few more).
@@ -87,6 +93,7 @@ pub const DEFAULT_CATALOGUE: &[&str] = &[
 impl PortalState {
     pub fn new(cfg: PortalConfig) -> Self {
         PortalState {
+            paygov: crate::paygov::PaygovState::new(&cfg.paygov_partner, &cfg.paygov_secret),
             inner: Arc::new(Mutex::new(Inner {
                 cfg,
                 sessions: HashMap::new(),
@@ -183,7 +190,8 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/sessions", web::post().to(set_sessions))
             .route("/_mock/catalogue", web::post().to(add_catalogue))
             .route("/_mock/received", web::get().to(received))
-            .route("/_mock/stats", web::get().to(stats));
+            .route("/_mock/stats", web::get().to(stats))
+            .configure(crate::paygov::routes(state.paygov.clone()));
     }
 }
 

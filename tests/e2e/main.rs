@@ -6,6 +6,7 @@ mod demo;
 mod dossiers;
 mod engine;
 mod ops;
+mod payments;
 mod queue_conformance;
 mod service;
 mod signatures;

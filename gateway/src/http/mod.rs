@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod dossiers;
 pub mod ops;
+pub mod payments;
 pub mod problem;
 pub mod signatures;
 
@@ -33,7 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/messages/{id}", web::get().to(get_message))
         .configure(dossiers::routes)
         .configure(ops::routes)
-        .configure(signatures::routes);
+        .configure(signatures::routes)
+        .configure(payments::routes);
 }
 
 /// Unknown routes answer problem+json too.

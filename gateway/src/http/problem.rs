@@ -31,6 +31,10 @@ pub enum ApiError {
     Unavailable,
     #[error("{0}")]
     NotConfigured(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("the signature does not verify: {0}")]
+    BadSignature(String),
     #[error("an internal error occurred")]
     Internal,
 }
@@ -59,6 +63,8 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
             ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
+            ApiError::Upstream(_) => ("upstream-failed", "Bad gateway"),
+            ApiError::BadSignature(_) => ("bad-signature", "Unauthorized"),
             ApiError::Internal => ("internal", "Internal error"),
         }
     }
@@ -76,6 +82,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

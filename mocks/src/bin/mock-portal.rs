@@ -16,6 +16,10 @@ struct Args {
     password: String,
     #[arg(long, default_value = "000.00.22.H46")]
     madonvi: String,
+    #[arg(long, default_value = "HCC-DEV")]
+    paygov_partner: String,
+    #[arg(long, env = "MOCK_PAYGOV_SECRET", default_value = "paygov-dev-secret")]
+    paygov_secret: String,
     /// How long a portal session lives.
     #[arg(long, default_value_t = 1_800_000)]
     session_lifetime_ms: u64,
@@ -29,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
         password: a.password,
         madonvi: a.madonvi,
         session_lifetime: Duration::from_millis(a.session_lifetime_ms),
+        paygov_partner: a.paygov_partner,
+        paygov_secret: a.paygov_secret,
     });
     let running = hcc_mocks::portal::spawn(&a.bind, state)?;
     println!("listening on {}", running.url());

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
 use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
 
 #[derive(Clone, Default)]
@@ -22,6 +23,9 @@ struct State {
     dead: BTreeSet<(Millis, String)>,
     idem: HashMap<String, (String, String, Millis)>,
     paused: bool,
+    payments: HashMap<String, PaymentRecord>,
+    /// Applied provider transactions and reversals, with their outcome.
+    payment_tx: HashMap<String, String>,
     accepted: u64,
     delivered_total: u64,
     discarded_total: u64,
@@ -74,6 +78,33 @@ impl State {
                 self.set_due(okey, now);
             }
         }
+    }
+
+    fn push(&mut self, id: String, msg: NewMessage, now: Millis) {
+        self.msgs.insert(
+            id.clone(),
+            Msg {
+                kind: msg.kind,
+                okey: msg.ordering_key.clone(),
+                payload: Some(msg.payload),
+                status: MessageStatus::Queued,
+                attempts: 0,
+                created: now,
+                age_from: now,
+                next: None,
+                delivered: None,
+                error: None,
+                token: None,
+                died: None,
+                expires: None,
+            },
+        );
+        let list = self.keys.entry(msg.ordering_key.clone()).or_default();
+        list.push_back(id);
+        if list.len() == 1 {
+            self.set_due(&msg.ordering_key, now);
+        }
+        self.accepted += 1;
     }
 
     fn purge_expired(&mut self, now: Millis) {
@@ -141,30 +172,7 @@ impl MemoryQueue {
                 s.idem
                     .insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
             }
-            s.msgs.insert(
-                id.clone(),
-                Msg {
-                    kind: msg.kind,
-                    okey: msg.ordering_key.clone(),
-                    payload: Some(msg.payload),
-                    status: MessageStatus::Queued,
-                    attempts: 0,
-                    created: now,
-                    age_from: now,
-                    next: None,
-                    delivered: None,
-                    error: None,
-                    token: None,
-                    died: None,
-                    expires: None,
-                },
-            );
-            let list = s.keys.entry(msg.ordering_key.clone()).or_default();
-            list.push_back(id.clone());
-            if list.len() == 1 {
-                s.set_due(&msg.ordering_key, now);
-            }
-            s.accepted += 1;
+            s.push(id.clone(), msg, now);
             Enqueued::Accepted(id)
         }))
     }
@@ -379,6 +387,105 @@ impl MemoryQueue {
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
         self.with(queue, |s| s.paused = paused);
         Ok(())
+    }
+
+    pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
+        Ok(self.with(queue, |s| {
+            if s.payments.contains_key(&p.reference) {
+                return false;
+            }
+            s.payments.insert(p.reference.clone(), p.clone());
+            true
+        }))
+    }
+
+    pub async fn payment_set_url(&self, queue: &str, reference: &str, url: &str) -> Result<(), QueueError> {
+        self.with(queue, |s| {
+            if let Some(p) = s.payments.get_mut(reference) {
+                p.payment_url = url.to_string();
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn payment_get(&self, queue: &str, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
+        Ok(self.with(queue, |s| s.payments.get(reference).cloned()))
+    }
+
+    pub async fn payment_confirm(
+        &self,
+        queue: &str,
+        c: &Confirmation,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ConfirmOutcome, QueueError> {
+        let outcome = self.with(queue, |s| {
+            let tx_key = format!("{}:{}", c.provider, c.transaction);
+            let Some(p) = s.payments.get_mut(&c.reference) else {
+                return "unknown".to_string();
+            };
+            if let Some(before) = s.payment_tx.get(&tx_key) {
+                return format!("duplicate:{before}");
+            }
+            if p.status != PaymentState::Pending {
+                return format!("already:{}", p.status.as_str());
+            }
+            let state = if !c.paid {
+                PaymentState::Failed
+            } else if p.amount != c.amount {
+                PaymentState::AmountMismatch
+            } else {
+                PaymentState::Paid
+            };
+            p.status = state;
+            p.provider_transaction = Some(c.transaction.clone());
+            p.provider_time = Some(c.provider_time.clone());
+            p.settled_at = Some(now);
+            s.payment_tx.insert(tx_key, state.as_str().to_string());
+            if state == PaymentState::Paid {
+                s.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
+            }
+            state.as_str().to_string()
+        });
+        super::parse_confirm(&outcome)
+    }
+
+    pub async fn payment_reverse(
+        &self,
+        queue: &str,
+        reference: &str,
+        reversal_key: &str,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ReverseOutcome, QueueError> {
+        Ok(self.with(queue, |s| {
+            let Some(p) = s.payments.get_mut(reference) else {
+                return ReverseOutcome::Unknown;
+            };
+            if s.payment_tx.contains_key(reversal_key) || p.status != PaymentState::Paid {
+                return ReverseOutcome::Ignored;
+            }
+            p.status = PaymentState::Pending;
+            p.provider_transaction = None;
+            p.provider_time = None;
+            p.settled_at = None;
+            s.payment_tx.insert(reversal_key.to_string(), "reversed".into());
+            s.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
+            ReverseOutcome::Reversed
+        }))
+    }
+
+    pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
+        Ok(self.with(queue, |s| {
+            let mut v: Vec<(Millis, String)> = s
+                .payments
+                .values()
+                .filter(|p| p.status == PaymentState::Pending && p.created_at >= from && p.created_at <= to)
+                .map(|p| (p.created_at, p.reference.clone()))
+                .collect();
+            v.sort();
+            v.into_iter().take(limit).map(|(_, r)| r).collect()
+        }))
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {

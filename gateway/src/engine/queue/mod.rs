@@ -12,11 +12,13 @@
 //! A dead head stays at the head, so everything behind it is `blocked` until an operator acts.
 
 mod memory;
+pub mod payments;
 mod redis;
 
 use serde::Serialize;
 
 pub use self::memory::MemoryQueue;
+use self::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
 pub use self::redis::RedisQueue;
 
 /// Unix time in milliseconds.
@@ -230,4 +232,59 @@ impl Queue {
     pub async fn ping(&self) -> Result<(), QueueError> {
         dispatch!(self, q => q.ping().await)
     }
+
+    /// Stores a new pending payment; `false` if the reference exists.
+    pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
+        dispatch!(self, q => q.payment_create(queue, p).await)
+    }
+
+    pub async fn payment_set_url(&self, queue: &str, reference: &str, url: &str) -> Result<(), QueueError> {
+        dispatch!(self, q => q.payment_set_url(queue, reference, url).await)
+    }
+
+    pub async fn payment_get(&self, queue: &str, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
+        dispatch!(self, q => q.payment_get(queue, reference).await)
+    }
+
+    /// Applies a confirmation by the matching rules, atomically with queueing `event` when the
+    /// payment becomes paid.
+    pub async fn payment_confirm(
+        &self,
+        queue: &str,
+        c: &Confirmation,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ConfirmOutcome, QueueError> {
+        dispatch!(self, q => q.payment_confirm(queue, c, event, now).await)
+    }
+
+    /// Undoes a paid payment (a bank reversal), once per `reversal_key`, queueing `event`.
+    pub async fn payment_reverse(
+        &self,
+        queue: &str,
+        reference: &str,
+        reversal_key: &str,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ReverseOutcome, QueueError> {
+        dispatch!(self, q => q.payment_reverse(queue, reference, reversal_key, event, now).await)
+    }
+
+    pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
+        dispatch!(self, q => q.payments_pending(queue, from, to, limit).await)
+    }
+}
+
+/// The payment scripts' answers, shared by both backends.
+pub(crate) fn parse_confirm(s: &str) -> Result<ConfirmOutcome, QueueError> {
+    let state = |x: &str| PaymentState::parse(x).ok_or_else(|| QueueError::Corrupt(format!("payment outcome {s}")));
+    Ok(match s {
+        "unknown" => ConfirmOutcome::Unknown,
+        "paid" => ConfirmOutcome::Paid,
+        "failed" => ConfirmOutcome::Failed,
+        "amount_mismatch" => ConfirmOutcome::AmountMismatch,
+        _ if s.starts_with("duplicate:") => ConfirmOutcome::Duplicate(state(&s[10..])?),
+        _ if s.starts_with("already:") => ConfirmOutcome::AlreadySettled(state(&s[8..])?),
+        _ => return Err(QueueError::Corrupt(format!("payment outcome {s}"))),
+    })
 }

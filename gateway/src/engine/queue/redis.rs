@@ -16,7 +16,10 @@ use deadpool_redis::{Config, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Script, Value};
 
-use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+use super::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
+use super::{
+    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement, parse_confirm,
+};
 
 /// How many multiplexed connections the queue shares among all its callers.
 const SHARED_CONNECTIONS: usize = 4;
@@ -31,6 +34,9 @@ pub struct RedisQueue {
 
 struct Scripts {
     enqueue: Script,
+    pay_create: Script,
+    pay_confirm: Script,
+    pay_reverse: Script,
     claim: Script,
     settle: Script,
     reap: Script,
@@ -39,6 +45,19 @@ struct Scripts {
     discard: Script,
     stats: Script,
 }
+
+/// Stores a message and puts it in its key's FIFO: shared by the enqueue script and the payment
+/// scripts, which queue their event in the same atomic step.
+const PUSH_FN: &str = r#"
+local function push(mk, lk, due, stats, id, kind, okey, payload, now)
+  redis.call('HSET', mk, 'kind', kind, 'okey', okey, 'payload', payload, 'status', 'queued',
+    'attempts', 0, 'created', now, 'agefrom', now)
+  if redis.call('RPUSH', lk, id) == 1 then
+    redis.call('ZADD', due, now, okey)
+  end
+  redis.call('HINCRBY', stats, 'accepted', 1)
+end
+"#;
 
 const ENQUEUE: &str = r#"
 -- KEYS: msg, key list, due, stats [, idem]; ARGV: id, kind, okey, payload, now, fingerprint, ttl
@@ -52,13 +71,51 @@ if #KEYS == 5 then
   end
   redis.call('SET', KEYS[5], ARGV[1] .. '\n' .. ARGV[6], 'EX', ARGV[7])
 end
-redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'okey', ARGV[3], 'payload', ARGV[4], 'status', 'queued',
-  'attempts', 0, 'created', ARGV[5], 'agefrom', ARGV[5])
-if redis.call('RPUSH', KEYS[2], ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
-end
-redis.call('HINCRBY', KEYS[4], 'accepted', 1)
+push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return {0, ARGV[1]}
+"#;
+
+const PAY_CREATE: &str = r#"
+-- KEYS: pay, pending; ARGV: ref, mahoso, amount, provider, fees, payer, url, now
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'fees', ARGV[5],
+  'payer', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8])
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+return 1
+"#;
+
+const PAY_CONFIRM: &str = r#"
+-- KEYS: pay, paytx, pending, msg, key list, due, stats
+-- ARGV: ref, txn, amount, paid, ptime, now, id, kind, okey, payload
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+local before = redis.call('GET', KEYS[2])
+if before then return 'duplicate:' .. before end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'pending' then return 'already:' .. state end
+local outcome = 'paid'
+if ARGV[4] ~= '1' then outcome = 'failed'
+elseif redis.call('HGET', KEYS[1], 'amount') ~= ARGV[3] then outcome = 'amount_mismatch' end
+redis.call('SET', KEYS[2], outcome)
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6])
+if outcome == 'paid' then
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[6])
+end
+return outcome
+"#;
+
+const PAY_REVERSE: &str = r#"
+-- KEYS: pay, paytx (of the reversal), pending, msg, key list, due, stats
+-- ARGV: ref, now, id, kind, okey, payload
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'ignored' end
+if redis.call('HGET', KEYS[1], 'state') ~= 'paid' then return 'ignored' end
+redis.call('SET', KEYS[2], 'reversed')
+redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('HDEL', KEYS[1], 'txn', 'ptime', 'settled')
+redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'created'), ARGV[1])
+push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[2])
+return 'reversed'
 "#;
 
 const CLAIM: &str = r#"
@@ -326,7 +383,10 @@ impl RedisQueue {
             }),
             prefix: prefix.into(),
             scripts: Arc::new(Scripts {
-                enqueue: Script::new(ENQUEUE),
+                enqueue: Script::new(&format!("{PUSH_FN}{ENQUEUE}")),
+                pay_create: Script::new(PAY_CREATE),
+                pay_confirm: Script::new(&format!("{PUSH_FN}{PAY_CONFIRM}")),
+                pay_reverse: Script::new(&format!("{PUSH_FN}{PAY_REVERSE}")),
                 claim: Script::new(CLAIM),
                 settle: Script::new(SETTLE),
                 reap: Script::new(REAP),
@@ -624,6 +684,151 @@ impl RedisQueue {
     pub async fn ping(&self) -> Result<(), QueueError> {
         redis::cmd("PING")
             .query_async::<()>(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
+        let base = self.base(queue);
+        let n: i64 = self
+            .scripts
+            .pay_create
+            .key(format!("{base}pay:{}", p.reference))
+            .key(format!("{base}pay:pending"))
+            .arg(&p.reference)
+            .arg(&p.ma_ho_so)
+            .arg(p.amount)
+            .arg(&p.provider)
+            .arg(&p.fees_json)
+            .arg(&p.payer_json)
+            .arg(&p.payment_url)
+            .arg(p.created_at)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
+    pub async fn payment_set_url(&self, queue: &str, reference: &str, url: &str) -> Result<(), QueueError> {
+        let key = format!("{}pay:{reference}", self.base(queue));
+        redis::cmd("HSET")
+            .arg(&key)
+            .arg("url")
+            .arg(url)
+            .query_async::<()>(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn payment_get(&self, queue: &str, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
+        let key = format!("{}pay:{reference}", self.base(queue));
+        let map: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+        Ok(Some(PaymentRecord {
+            reference: reference.to_string(),
+            ma_ho_so: get("mahoso"),
+            amount: get("amount").parse().unwrap_or(0),
+            provider: get("provider"),
+            status: PaymentState::parse(&get("state")).ok_or_else(|| corrupt("payment state"))?,
+            payment_url: get("url"),
+            fees_json: get("fees"),
+            payer_json: get("payer"),
+            created_at: get("created").parse().unwrap_or(0),
+            provider_transaction: map.get("txn").cloned(),
+            provider_time: map.get("ptime").cloned(),
+            settled_at: map.get("settled").and_then(|s| s.parse().ok()),
+        }))
+    }
+
+    pub async fn payment_confirm(
+        &self,
+        queue: &str,
+        c: &Confirmation,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ConfirmOutcome, QueueError> {
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let out: String = self
+            .scripts
+            .pay_confirm
+            .key(format!("{base}pay:{}", c.reference))
+            .key(format!("{base}paytx:{}:{}", c.provider, c.transaction))
+            .key(format!("{base}pay:pending"))
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", event.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(&c.reference)
+            .arg(&c.transaction)
+            .arg(c.amount)
+            .arg(if c.paid { "1" } else { "0" })
+            .arg(&c.provider_time)
+            .arg(now)
+            .arg(&id)
+            .arg(&event.kind)
+            .arg(&event.ordering_key)
+            .arg(&event.payload)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        parse_confirm(&out)
+    }
+
+    pub async fn payment_reverse(
+        &self,
+        queue: &str,
+        reference: &str,
+        reversal_key: &str,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<ReverseOutcome, QueueError> {
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let out: String = self
+            .scripts
+            .pay_reverse
+            .key(format!("{base}pay:{reference}"))
+            .key(format!("{base}paytx:{reversal_key}"))
+            .key(format!("{base}pay:pending"))
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", event.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(reference)
+            .arg(now)
+            .arg(&id)
+            .arg(&event.kind)
+            .arg(&event.ordering_key)
+            .arg(&event.payload)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(match out.as_str() {
+            "unknown" => ReverseOutcome::Unknown,
+            "reversed" => ReverseOutcome::Reversed,
+            _ => ReverseOutcome::Ignored,
+        })
+    }
+
+    /// References of pending payments created between `from` and `to`.
+    pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
+        redis::cmd("ZRANGE")
+            .arg(format!("{}pay:pending", self.base(queue)))
+            .arg(from)
+            .arg(to)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn().await?)
             .await
             .map_err(unavailable)
     }
