@@ -65,8 +65,17 @@ fn progress_body(ma: &str, status: u8, step: usize) -> Value {
     })
 }
 
-fn demo_settings(opts: &DemoOptions, portal: &str, centre: &str) -> Result<Settings, DemoError> {
+fn demo_settings(opts: &DemoOptions, portal: &str, centre: &str, pki: &std::path::Path) -> Result<Settings, DemoError> {
     let mut source = hcc_config::Source::from_process_env();
+    let path = |f: &str| pki.join(f).to_string_lossy().into_owned();
+    source.vars.insert("HCC__PAYGOV__BASE_URL".into(), format!("{portal}/paygov"));
+    source.vars.insert("HCC__BANKS__DEMOBANK__CERT".into(), path("bank.pem"));
+    source.vars.insert("HCC__TRUST__CA_DIR".into(), path("trust"));
+    source.vars.insert("HCC__SIGNING__PKCS12".into(), path("gateway.p12"));
+    source.vars.insert(
+        "HCC__SIGNING__PKCS12_PASSWORD".into(),
+        hcc_signing::devpki::DEV_PKCS12_PASSWORD.into(),
+    );
     source.vars.insert("HCC__DVCQG__BASE_URL".into(), portal.into());
     source.vars.insert("HCC__CENTRE__WEBHOOK_URL".into(), format!("{centre}/webhooks"));
     // The mocks' injected connection drops make actix log errors; they are the scenario, not news.
@@ -94,8 +103,37 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let portal = hcc_mocks::portal::spawn("127.0.0.1:0", portal_state.clone())?;
     let centre_secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")
         .map_err(|e| DemoError::Incomplete(e.to_string()))?;
-    let (centre, _centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", centre_secret)?;
-    let settings = demo_settings(&opts, &portal.url(), &centre.url())?;
+    let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", centre_secret)?;
+    let pki_dir = std::env::temp_dir().join(format!("hcc-demo-{}", uuid::Uuid::new_v4().simple()));
+    let pki = hcc_signing::devpki::DevPki::generate().map_err(|e| DemoError::Incomplete(e.to_string()))?;
+    pki.write(&pki_dir)?;
+    let (sk, sc) = hcc_signing::devpki::issue(
+        &hcc_signing::devpki::CertSpec {
+            common_name: "Stranger Bank",
+            key: hcc_signing::devpki::KeyKind::Rsa2048,
+            role: hcc_signing::devpki::Role::Signer,
+            from_days: -1,
+            to_days: 30,
+        },
+        None,
+    )
+    .map_err(|e| DemoError::Incomplete(e.to_string()))?;
+    let bank_state = hcc_mocks::bank::BankState::new(
+        "HCCDEV01",
+        "vnpay-dev-hash-secret",
+        hcc_signing::pki::Identity {
+            key: pki.bank.key.clone(),
+            cert: pki.bank.cert.clone(),
+            chain: vec![],
+        },
+        hcc_signing::pki::Identity {
+            key: sk,
+            cert: sc,
+            chain: vec![],
+        },
+    );
+    let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state)?;
+    let settings = demo_settings(&opts, &portal.url(), &centre.url(), &pki_dir)?;
     crate::telemetry::init(&settings.log);
     let backend = settings.queue.backend;
     let app = match Application::build(settings.clone(), Workers::On).await {
@@ -172,6 +210,38 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         }));
     }
 
+    // Citizens pay fees for one dossier in ten, a third through each route.
+    let fees_total = opts.dossiers.div_ceil(10);
+    let confirmed = Arc::new(AtomicU64::new(0));
+    let payers = {
+        let (client, base, confirmed) = (client.clone(), base.clone(), confirmed.clone());
+        let (portal_url, bank_url) = (portal.url(), bank.url());
+        tokio::spawn(async move {
+            for i in 0..fees_total {
+                let ma = format!("000.00.22.H46-241125-{:04}", i * 10);
+                let route = ["paygov", "vnpay", "bank"][i % 3];
+                if let Some(reference) = pay_fee(&client, &base, &ma, route, &portal_url, &bank_url).await {
+                    for _ in 0..50 {
+                        let status = client
+                            .get(format!("{base}/v1/payments/{reference}"))
+                            .bearer_auth("dev-centre-key")
+                            .send()
+                            .await
+                            .ok();
+                        let paid = match status {
+                            Some(r) => r.json::<Value>().await.ok().is_some_and(|v| v["status"] == "paid"),
+                            None => false,
+                        };
+                        if paid {
+                            confirmed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+    };
     let mut outage: Option<Instant> = None;
     let mut recovered = false;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -206,15 +276,21 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             .breaker_state("dvcqg")
             .map(|b| format!("{b:?}").to_lowercase())
             .unwrap_or_default();
+        let paid = confirmed.load(Ordering::Relaxed);
+        let webhooks = centre_state.counters().unique;
         let line = format!(
-            "accepted {acc:>5}/{total_updates} | delivered {:>5} | waiting {:>5} | retrying {:>3} | in flight {:>3} | dead {} | breaker {breaker:<9} | {phase}",
-            stats.delivered_total, stats.ready, stats.scheduled, stats.in_flight, stats.dead
+            "accepted {acc:>5}/{total_updates} | delivered {:>5} | waiting {:>5} | retrying {:>3} | dead {} | breaker {breaker:<9} | fees paid {paid:>3}/{fees_total} | {phase}",
+            stats.delivered_total, stats.ready, stats.scheduled, stats.dead
         );
         if line != last {
             eprint!("\r{line}");
             last = line;
         }
-        if stats.delivered_total as usize >= total_updates && acc as usize >= total_updates {
+        if stats.delivered_total as usize >= total_updates
+            && acc as usize >= total_updates
+            && paid as usize >= fees_total
+            && webhooks as usize >= fees_total
+        {
             break Ok(());
         }
         if stats.dead > 0 {
@@ -228,6 +304,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     for d in desks {
         let _ = d.await;
     }
+    let _ = payers.await;
+    let centre_counts = centre_state.counters();
     let elapsed = started.elapsed().as_secs_f64();
     let portal_counts = portal_state.counters();
     let in_order = (0..opts.dossiers).all(|i| {
@@ -262,7 +340,14 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             "BROKEN"
         }
     );
-    println!("  payments              : not part of this build yet");
+    println!(
+        "  fees paid             : {}/{fees_total} (PayGov callback, VNPAY IPN, bank camt.054 in turn)",
+        confirmed.load(Ordering::Relaxed)
+    );
+    println!(
+        "  webhooks to the centre: {} received, {} with a bad signature, {} duplicates",
+        centre_counts.unique, centre_counts.bad_signatures, centre_counts.duplicates
+    );
     let result = match outcome {
         Ok(()) if in_order && portal_counts.backwards == 0 => Ok(()),
         Ok(()) => Err(DemoError::Incomplete("order was not kept".into())),
@@ -277,7 +362,45 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let _ = server.await;
     portal.stop().await;
     centre.stop().await;
+    bank.stop().await;
+    let _ = std::fs::remove_dir_all(&pki_dir);
     result
+}
+
+/// One fee through one route: the centre asks the gateway for a payment, then the mock
+/// provider pays it and confirms through its own channel. Returns the reference.
+async fn pay_fee(client: &reqwest::Client, base: &str, ma: &str, route: &str, portal: &str, bank: &str) -> Option<String> {
+    let provider = if route == "vnpay" { "vnpay" } else { "paygov" };
+    let body = json!({"MaHoSo": ma, "SoTien": 100000, "provider": provider,
+        "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": 100000}],
+        "payer": {"HoTen": "Công dân mẫu"}});
+    let created: Value = client
+        .post(format!("{base}/v1/payments"))
+        .bearer_auth("dev-centre-key")
+        .json(&body)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let reference = created["MaThamChieu"].as_str()?.to_string();
+    let (url, control) = match route {
+        "paygov" => (
+            format!("{portal}/_mock/paygov/pay"),
+            json!({"MaThamChieu": reference, "callback_urls": [format!("{base}/v1/callbacks/paygov")]}),
+        ),
+        "vnpay" => (
+            format!("{bank}/_mock/vnpay/pay"),
+            json!({"TxnRef": reference, "amount_vnd": 100000, "ipn_url": format!("{base}/v1/callbacks/vnpay/ipn")}),
+        ),
+        _ => (
+            format!("{bank}/_mock/bank/credit"),
+            json!({"reference": reference, "amount_vnd": 100000, "url": format!("{base}/v1/callbacks/banks/demobank/camt054")}),
+        ),
+    };
+    client.post(url).json(&control).send().await.ok()?;
+    Some(reference)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value, key: &str) {

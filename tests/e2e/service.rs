@@ -60,6 +60,11 @@ async fn openapi_and_unknown_routes() {
         ("/v1/queues/{name}/resume", "post"),
         ("/v1/signatures", "post"),
         ("/v1/signatures/verify", "post"),
+        ("/v1/payments", "post"),
+        ("/v1/payments/{MaThamChieu}", "get"),
+        ("/v1/callbacks/paygov", "post"),
+        ("/v1/callbacks/vnpay/ipn", "get"),
+        ("/v1/callbacks/banks/{bank_id}/camt054", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in /openapi.json");
     }
