@@ -10,19 +10,22 @@ pub mod vnpay;
 /// Vietnam's civil time (UTC+7, no daylight saving) as `yyyyMMddHHmmss`, from Unix seconds.
 pub fn vn_timestamp(unix_secs: i64) -> String {
     let t = unix_secs + 7 * 3600;
-    let days = t.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     let sod = t.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A payment reference (`MaThamChieu`): `HCC`, the date, and eight random characters, unique per
