@@ -107,15 +107,16 @@ impl Application {
     ) -> Result<Self, BuildError> {
         startup_checks(&queue).await;
         let signing = signing_state(&settings)?;
+        let telemetry = crate::observe::Telemetry::start(queue.clone());
         let payments = if settings.paygov.base_url.is_empty() && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
             None
         } else {
             Some(Arc::new(
-                crate::payments::Payments::from_settings(&settings, queue.clone())
+                crate::payments::Payments::from_settings(&settings, queue.clone(), telemetry.clone())
                     .map_err(|(key, message)| BuildError::Setting { key, message })?,
             ))
         };
-        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms));
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
             builder = builder.destination(adapter, cfg);
@@ -152,7 +153,7 @@ impl Application {
                 reconcile_stop.clone(),
             ));
         }
-        let server = http_server(&settings, handle.clone(), signing, payments, listener).map_err(|source| BuildError::Bind {
+        let server = http_server(&settings, handle.clone(), signing, payments, telemetry, listener).map_err(|source| BuildError::Bind {
             addr: settings.server.bind.clone(),
             source,
         })?;
@@ -293,8 +294,10 @@ fn http_server(
     handle: EngineHandle,
     signing: http::signatures::SigningState,
     payments: Option<Arc<crate::payments::Payments>>,
+    telemetry: Arc<crate::observe::Telemetry>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let telemetry = web::Data::from(telemetry);
     let payments = web::Data::new(payments);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
@@ -309,6 +312,7 @@ fn http_server(
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
             .app_data(payments.clone())
+            .app_data(telemetry.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

@@ -2,9 +2,11 @@
 //! binary, the demo and the end-to-end tests all build the same [`app::Application`].
 
 pub mod app;
+pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod http;
+pub mod observe;
 pub mod payments;
 pub mod redact;
 pub mod telemetry;

@@ -35,6 +35,18 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         dossiers: usize,
     },
+    /// Queue statistics of a running gateway, as a table.
+    Queues {
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// Dead letters of a running gateway: list, replay, discard.
+    Dead {
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
     /// Key material commands.
     Keys {
         #[command(subcommand)]
@@ -44,6 +56,29 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadCommand {
+    /// List the dead letters of a queue.
+    List {
+        #[arg(long, default_value = "dvcqg")]
+        queue: String,
+    },
+    /// Replay one dead letter, or all of them with --all.
+    Replay {
+        #[arg(long, default_value = "dvcqg")]
+        queue: String,
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Discard one dead letter for good.
+    Discard {
+        #[arg(long, default_value = "dvcqg")]
+        queue: String,
+        id: String,
     },
 }
 
@@ -64,9 +99,45 @@ fn load_settings() -> anyhow::Result<hcc_config::Settings> {
     Ok(hcc_config::load(&hcc_config::Source::from_process_env())?)
 }
 
+type CliFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, hcc_gateway::cli::CliError>>>>;
+
+/// Runs one operator command against the gateway at `url`; errors go to stderr, exit 1.
+fn operator(url: &str, f: impl FnOnce(hcc_gateway::cli::Client) -> CliFuture) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = hcc_gateway::cli::Client::new(url, std::env::var("HCC_API_KEY").ok()).map(f);
+    let outcome = match result {
+        Ok(fut) => rt.block_on(fut),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Queues { url } => operator(&url, |c| Box::pin(async move { c.queues().await })),
+        Command::Dead { url, command } => match command {
+            DeadCommand::List { queue } => operator(&url, |c| Box::pin(async move { c.dead_list(&queue).await })),
+            DeadCommand::Replay { queue, id, all } => {
+                if id.is_none() && !all {
+                    anyhow::bail!("give a dead letter's ID, or --all to replay every one");
+                }
+                operator(&url, |c| Box::pin(async move { c.dead_replay(&queue, id.as_deref()).await }))
+            }
+            DeadCommand::Discard { queue, id } => operator(&url, |c| Box::pin(async move { c.dead_discard(&queue, &id).await })),
+        },
         Command::Config {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
 use crate::engine::queue::{Millis, NewMessage, Queue, QueueError, now_ms};
+use crate::observe::Telemetry;
 
 /// Payments and their events live beside the centre's webhook queue.
 pub const EVENTS_QUEUE: &str = hcc_adapters::webhook::DESTINATION;
@@ -78,10 +79,11 @@ pub struct Payments {
     init_deadline: Duration,
     /// Configured banks' signing certificates, by bank id.
     pub banks: BTreeMap<String, X509>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Payments {
-    pub fn from_settings(s: &Settings, queue: Queue) -> Result<Self, (&'static str, String)> {
+    pub fn from_settings(s: &Settings, queue: Queue, telemetry: Arc<Telemetry>) -> Result<Self, (&'static str, String)> {
         let paygov = (!s.paygov.base_url.is_empty()).then(|| PaygovConfig {
             base_url: s.paygov.base_url.clone(),
             partner_code: s.paygov.partner_code.clone(),
@@ -108,6 +110,7 @@ impl Payments {
             vnpay,
             init_deadline,
             banks,
+            telemetry,
         })
     }
 
@@ -198,6 +201,13 @@ impl Payments {
                 self.queue.payment_set_url(EVENTS_QUEUE, &reference, &record.payment_url).await?;
             }
         }
+        self.telemetry.payment_state("pending");
+        self.telemetry.audit(
+            "centre",
+            "payment.create",
+            &reference,
+            &format!("{} {} VND via {}", record.ma_ho_so, record.amount, record.provider),
+        );
         Ok(record)
     }
 
@@ -248,11 +258,32 @@ impl Payments {
     pub async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, QueueError> {
         let Some(record) = self.get(&c.reference).await? else {
             tracing::warn!(audit = true, provider = %c.provider, reference = %c.reference, "confirmation for an unknown reference refused");
+            self.telemetry.audit(
+                &format!("provider:{}", c.provider),
+                "payment.confirmation_refused",
+                &c.reference,
+                "unknown reference",
+            );
             return Ok(ConfirmOutcome::Unknown);
         };
         let event = event("payment.confirmed", &record, c, now_ms());
         let outcome = self.queue.payment_confirm(EVENTS_QUEUE, c, &event, now_ms()).await?;
         tracing::info!(audit = true, provider = %c.provider, reference = %c.reference, transaction = %c.transaction, outcome = ?outcome, "payment confirmation applied");
+        let state = match outcome {
+            ConfirmOutcome::Paid => Some("paid"),
+            ConfirmOutcome::Failed => Some("failed"),
+            ConfirmOutcome::AmountMismatch => Some("amount_mismatch"),
+            _ => None,
+        };
+        if let Some(s) = state {
+            self.telemetry.payment_state(s);
+        }
+        self.telemetry.audit(
+            &format!("provider:{}", c.provider),
+            "payment.confirmation",
+            &c.reference,
+            &format!("transaction {}: {outcome:?}", c.transaction),
+        );
         if outcome == ConfirmOutcome::AmountMismatch {
             tracing::warn!(alarm = true, reference = %c.reference, expected = record.amount, received = c.amount, "payment amount mismatch: a person must look at it");
         }
@@ -277,6 +308,15 @@ impl Payments {
             .payment_reverse(EVENTS_QUEUE, reference, reversal_key, &event, now_ms())
             .await?;
         tracing::info!(audit = true, provider, reference, outcome = ?outcome, "payment reversal applied");
+        self.telemetry.audit(
+            &format!("provider:{provider}"),
+            "payment.reversal",
+            reference,
+            &format!("{outcome:?}"),
+        );
+        if outcome == ReverseOutcome::Reversed {
+            self.telemetry.payment_state("pending");
+        }
         Ok(outcome)
     }
 

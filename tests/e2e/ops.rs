@@ -185,3 +185,161 @@ async fn replay_all_with_a_filter() {
     app.stop().await;
     portal.stop().await;
 }
+
+fn cli(args: &[&str], url: &str, key: Option<&str>) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(binary("hcc-gateway"));
+    cmd.args(args).env("HCC_URL", url).env_remove("HCC_API_KEY");
+    if let Some(k) = key {
+        cmd.env("HCC_API_KEY", k);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run hcc-gateway: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
+    let state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let app = spawn_app(
+        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
+        Workers::On,
+    )
+    .await;
+    let a = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-A")).await;
+    let b = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-B")).await;
+    let after_b = accept(&app, "/v1/dossiers", &dossier("CLI-B", 2)).await;
+    wait_status(&app, &a, "dead").await;
+    wait_status(&app, &b, "dead").await;
+    let url = app.address.clone();
+    let (url2, a2, b2) = (url.clone(), a.clone(), b.clone());
+    let checks = tokio::task::spawn_blocking(move || {
+        let (ok, table, _) = cli(&["queues"], &url2, Some(OPERATOR_KEY));
+        assert!(ok && table.contains("dvcqg") && table.contains("BREAKER"), "{table}");
+        let (ok, list, _) = cli(&["dead", "list", "--queue", "dvcqg"], &url2, Some(OPERATOR_KEY));
+        assert!(ok && list.contains(&a2) && list.contains(&b2), "{list}");
+        let (ok, _, err) = cli(&["dead", "replay", "--queue", "dvcqg", &a2], &url2, Some(OPERATOR_KEY));
+        assert!(!ok && err.contains("403"), "{err}");
+        let (ok, _, err) = cli(&["queues"], &url2, Some("wrong-key"));
+        assert!(!ok && err.contains("refused the API key"), "{err}");
+        let (ok, _, err) = cli(&["queues"], "http://127.0.0.1:9", Some(OPERATOR_KEY));
+        assert!(!ok && err.contains("cannot reach the gateway"), "{err}");
+        let (ok, _, err) = cli(&["queues"], &url2, None);
+        assert!(!ok && err.contains("HCC_API_KEY"), "{err}");
+    });
+    checks.await.unwrap();
+    state.add_catalogue("1.999999.000.00.00.H46");
+    let (url2, a2, b2) = (url.clone(), a.clone(), b.clone());
+    tokio::task::spawn_blocking(move || {
+        let (ok, out, err) = cli(&["dead", "replay", "--queue", "dvcqg", &a2], &url2, Some(ADMIN_KEY));
+        assert!(ok && out.contains("replayed"), "{out}{err}");
+        let (ok, out, err) = cli(&["dead", "discard", "--queue", "dvcqg", &b2], &url2, Some(ADMIN_KEY));
+        assert!(ok && out.contains("discarded"), "{out}{err}");
+    })
+    .await
+    .unwrap();
+    wait_status(&app, &a, "delivered").await;
+    wait_status(&app, &after_b, "delivered").await;
+    assert_eq!(status_of(&app, &b).await, "discarded");
+    // The audit log names who did it, and records delivery attempts.
+    let log = eventually("audit lines", Duration::from_secs(5), || async {
+        let (_, v) = get(&app, "/v1/audit?limit=200", OPERATOR_KEY).await;
+        let entries = v["entries"].as_array().cloned().unwrap_or_default();
+        let has = |actor: &str, action: &str| entries.iter().any(|e| e["actor"] == actor && e["action"] == action);
+        (has("dev-admin", "dead.replay")
+            && has("dev-admin", "dead.discard")
+            && has("engine", "delivery.dead")
+            && has("engine", "delivery.delivered"))
+        .then_some(entries)
+    })
+    .await;
+    assert!(log.iter().any(|e| e["target"].as_str().unwrap_or("").contains(&a)));
+    assert_eq!(get(&app, "/v1/audit", CENTRE_KEY).await.0, 403);
+    app.stop().await;
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_match_the_queue_api() {
+    let state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let app = spawn_app(
+        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
+        Workers::On,
+    )
+    .await;
+    // A known workload: 5 delivered, 1 dead blocking 2 more.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(accept(&app, "/v1/dossiers", &dossier(&format!("M-{i}"), 1)).await);
+    }
+    let dead = accept(&app, "/v1/dossiers", &unknown_procedure("M-DEAD")).await;
+    for s in [2, 4] {
+        accept(&app, "/v1/dossiers/M-DEAD/progress", &progress("M-DEAD", s, s as u32)).await;
+    }
+    for id in &ids {
+        wait_status(&app, id, "delivered").await;
+    }
+    wait_status(&app, &dead, "dead").await;
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+    let gauge = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let (_, queues) = get(&app, "/v1/queues", OPERATOR_KEY).await;
+    let q = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "dvcqg")
+        .unwrap()
+        .clone();
+    for state_name in ["ready", "scheduled", "in_flight", "dead", "blocked"] {
+        assert_eq!(
+            gauge("hcc_queue_messages", &[("queue", "dvcqg"), ("state", state_name)]),
+            q[state_name].as_f64().unwrap(),
+            "{state_name}"
+        );
+    }
+    assert_eq!(gauge("hcc_queue_messages", &[("queue", "dvcqg"), ("state", "dead")]), 1.0);
+    assert_eq!(gauge("hcc_queue_messages", &[("queue", "dvcqg"), ("state", "blocked")]), 2.0);
+    assert_eq!(
+        gauge("hcc_delivery_attempts_total", &[("destination", "dvcqg"), ("outcome", "delivered")]),
+        5.0
+    );
+    assert_eq!(
+        gauge("hcc_delivery_attempts_total", &[("destination", "dvcqg"), ("outcome", "dead")]),
+        1.0
+    );
+    assert_eq!(gauge("hcc_breaker_state", &[("destination", "dvcqg")]), 0.0);
+    assert_eq!(
+        gauge(
+            "hcc_http_requests_total",
+            &[("route", "/v1/dossiers"), ("method", "POST"), ("status", "202")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        gauge(
+            "hcc_http_requests_total",
+            &[("route", "/v1/dossiers/:ma_ho_so/progress"), ("method", "POST"), ("status", "202")]
+        ),
+        2.0
+    );
+    assert!(text.contains("hcc_delivery_duration_seconds_bucket"));
+    assert!(text.contains("hcc_queue_oldest_ready_age_seconds"));
+    app.stop().await;
+    portal.stop().await;
+}

@@ -63,6 +63,7 @@ impl LaneConfig {
 
 struct Lane {
     name: String,
+    observer: Option<Arc<dyn Observer>>,
     cfg: LaneConfig,
     adapter: Arc<dyn Adapter>,
     breaker: Mutex<Breaker>,
@@ -74,6 +75,11 @@ impl Lane {
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Sees every settled attempt: metrics and the audit log hang here, outside the engine.
+pub trait Observer: Send + Sync {
+    fn attempt(&self, destination: &str, claimed: &Claimed, settlement: &Settlement, elapsed: Duration);
 }
 
 /// What the HTTP side needs of the engine: the queue, the destinations' names, a way to wake a
@@ -114,6 +120,7 @@ pub struct EngineBuilder {
     queue: Queue,
     lanes: BTreeMap<String, Arc<Lane>>,
     reaper_interval: Duration,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl EngineBuilder {
@@ -122,13 +129,21 @@ impl EngineBuilder {
             queue,
             lanes: BTreeMap::new(),
             reaper_interval,
+            observer: None,
         }
+    }
+
+    /// Every later destination reports its attempts to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn destination(mut self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
         let name = adapter.destination().to_string();
         let lane = Lane {
             name: name.clone(),
+            observer: self.observer.clone(),
             breaker: Mutex::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown)),
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             wake: Notify::new(),
@@ -331,6 +346,9 @@ async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemapho
         None => Settlement::Release,
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    if let Some(o) = &lane.observer {
+        o.attempt(&lane.name, &c, &settlement, started.elapsed());
+    }
     match &settlement {
         Settlement::Delivered => {
             tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered")

@@ -32,6 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/openapi.json", web::get().to(openapi))
         .route("/v1/messages/{id}", web::get().to(get_message))
+        .route("/metrics", web::get().to(metrics))
+        .route("/v1/audit", web::get().to(audit))
         .configure(dossiers::routes)
         .configure(ops::routes)
         .configure(signatures::routes)
@@ -55,6 +57,7 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
     let id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().to_string();
     let path = req.path().to_string();
+    let telemetry = req.app_data::<web::Data<crate::observe::Telemetry>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = std::time::Instant::now();
     let res = tracing::Instrument::instrument(next.call(req), span.clone()).await;
@@ -63,6 +66,15 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
         Ok(mut r) => {
             let status = r.status().as_u16();
             tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+            if let Some(t) = &telemetry {
+                // The route pattern, not the path: ids must not explode the label space.
+                // Written `:param`, as braces inside label values trip some Prometheus tooling.
+                let route = r
+                    .request()
+                    .match_pattern()
+                    .map_or_else(|| "unmatched".into(), |p| p.replace('{', ":").replace('}', ""));
+                t.http_request(&route, &method, status);
+            }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 r.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
             }
@@ -82,6 +94,34 @@ async fn healthz() -> HttpResponse {
 async fn readyz(engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
     engine.queue.ping().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "queue": engine.queue.backend_name()})))
+}
+
+/// Prometheus text. Unauthenticated, as scrapers expect; it carries counts, never payloads.
+async fn metrics(engine: web::Data<EngineHandle>, telemetry: web::Data<crate::observe::Telemetry>) -> Result<HttpResponse, ApiError> {
+    let text = telemetry.render(&engine).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "hundred")]
+    limit: usize,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+/// Delivery attempts and operator actions, newest first.
+async fn audit(caller: Caller, engine: web::Data<EngineHandle>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Operator, Role::Admin])?;
+    let lines = engine.queue.audit_read(q.offset, q.limit.min(1000)).await?;
+    let entries: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"entries": entries})))
 }
 
 async fn openapi() -> HttpResponse {

@@ -12,6 +12,7 @@ use super::problem::ApiError;
 use crate::engine::EngineHandle;
 use crate::engine::breaker::BreakerState;
 use crate::engine::queue::{QueueStats, now_ms};
+use crate::observe::Telemetry;
 
 const READ: &[Role] = &[Role::Operator, Role::Admin];
 const ACT: &[Role] = &[Role::Admin];
@@ -88,7 +89,12 @@ async fn list_dead(
     Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "dead": items})))
 }
 
-async fn replay_one(caller: Caller, engine: web::Data<EngineHandle>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn replay_one(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(ACT)?;
     let (name, id) = path.into_inner();
     let name = known(&engine, &name)?;
@@ -97,6 +103,7 @@ async fn replay_one(caller: Caller, engine: web::Data<EngineHandle>, path: web::
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter replayed");
+    telemetry.audit(&caller.name, "dead.replay", &format!("{name}/{id}"), "");
     Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "queued"})))
 }
 
@@ -115,6 +122,7 @@ async fn replay_all(
     req: HttpRequest,
     caller: Caller,
     engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
     name: web::Path<String>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -154,10 +162,16 @@ async fn replay_all(
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, count = replayed.len(), "dead letters replayed");
+    telemetry.audit(&caller.name, "dead.replay_all", name, &format!("{} replayed", replayed.len()));
     Ok(HttpResponse::Ok().json(serde_json::json!({"replayed": replayed.len(), "ids": replayed})))
 }
 
-async fn discard_one(caller: Caller, engine: web::Data<EngineHandle>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn discard_one(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(ACT)?;
     let (name, id) = path.into_inner();
     let name = known(&engine, &name)?;
@@ -166,12 +180,14 @@ async fn discard_one(caller: Caller, engine: web::Data<EngineHandle>, path: web:
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter discarded");
+    telemetry.audit(&caller.name, "dead.discard", &format!("{name}/{id}"), "");
     Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "discarded"})))
 }
 
 async fn set_paused(
     caller: Caller,
     engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
     name: web::Path<String>,
     paused: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -182,13 +198,24 @@ async fn set_paused(
         engine.wake(name);
     }
     tracing::info!(operator = %caller.name, queue = name, paused, "queue paused state changed");
+    telemetry.audit(&caller.name, if paused { "queue.pause" } else { "queue.resume" }, name, "");
     Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "paused": paused})))
 }
 
-async fn pause(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    set_paused(caller, engine, name, true).await
+async fn pause(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(caller, engine, telemetry, name, true).await
 }
 
-async fn resume(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    set_paused(caller, engine, name, false).await
+async fn resume(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    telemetry: web::Data<Telemetry>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(caller, engine, telemetry, name, false).await
 }

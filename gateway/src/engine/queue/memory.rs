@@ -10,6 +10,7 @@ use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     inner: Arc<Mutex<HashMap<String, State>>>,
+    audit: Arc<Mutex<VecDeque<String>>>,
 }
 
 #[derive(Default)]
@@ -387,6 +388,20 @@ impl MemoryQueue {
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
         self.with(queue, |s| s.paused = paused);
         Ok(())
+    }
+
+    pub async fn audit_append(&self, lines: &[String], keep: usize) -> Result<(), QueueError> {
+        let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        for l in lines {
+            a.push_front(l.clone());
+        }
+        a.truncate(keep.max(1));
+        Ok(())
+    }
+
+    pub async fn audit_read(&self, offset: usize, limit: usize) -> Result<Vec<String>, QueueError> {
+        let a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(a.iter().skip(offset).take(limit).cloned().collect())
     }
 
     pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {

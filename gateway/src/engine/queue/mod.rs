@@ -233,6 +233,16 @@ impl Queue {
         dispatch!(self, q => q.ping().await)
     }
 
+    /// Appends audit lines (JSON) to the shared audit log, keeping the newest `keep`.
+    pub async fn audit_append(&self, lines: &[String], keep: usize) -> Result<(), QueueError> {
+        dispatch!(self, q => q.audit_append(lines, keep).await)
+    }
+
+    /// Audit lines, newest first.
+    pub async fn audit_read(&self, offset: usize, limit: usize) -> Result<Vec<String>, QueueError> {
+        dispatch!(self, q => q.audit_read(offset, limit).await)
+    }
+
     /// Stores a new pending payment; `false` if the reference exists.
     pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
         dispatch!(self, q => q.payment_create(queue, p).await)

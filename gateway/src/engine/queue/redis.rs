@@ -688,6 +688,31 @@ impl RedisQueue {
             .map_err(unavailable)
     }
 
+    fn audit_key(&self) -> String {
+        format!("{}:{{audit}}:log", self.prefix)
+    }
+
+    pub async fn audit_append(&self, lines: &[String], keep: usize) -> Result<(), QueueError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let key = self.audit_key();
+        let mut pipe = redis::pipe();
+        pipe.cmd("LPUSH").arg(&key).arg(lines).ignore();
+        pipe.cmd("LTRIM").arg(&key).arg(0).arg(keep.max(1) - 1).ignore();
+        pipe.query_async::<()>(&mut self.conn().await?).await.map_err(unavailable)
+    }
+
+    pub async fn audit_read(&self, offset: usize, limit: usize) -> Result<Vec<String>, QueueError> {
+        redis::cmd("LRANGE")
+            .arg(self.audit_key())
+            .arg(offset)
+            .arg((offset + limit.max(1)) - 1)
+            .query_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)
+    }
+
     pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
         let base = self.base(queue);
         let n: i64 = self

@@ -1,0 +1,137 @@
+//! The operator commands: `hcc-gateway queues` and `hcc-gateway dead list|replay|discard`,
+//! talking to a running gateway's JSON API with the key in `HCC_API_KEY`. Errors say what went
+//! wrong in an operator's terms: unreachable, key refused, no such queue or message.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("HCC_API_KEY is not set: export the operator's (or, to act, the admin's) API key")]
+    NoKey,
+    #[error("cannot reach the gateway at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the gateway refused the API key (HTTP 401): check HCC_API_KEY")]
+    BadKey,
+    #[error("this API key's role may not do this (HTTP 403): replay and discard need an admin key")]
+    WrongRole,
+    #[error("{0}")]
+    Api(String),
+}
+
+pub struct Client {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, key: Option<String>) -> Result<Self, CliError> {
+        let key = key.filter(|k| !k.is_empty()).ok_or(CliError::NoKey)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| CliError::Api(e.to_string()))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            http,
+        })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| CliError::Unreachable {
+                url: self.base.clone(),
+                reason: if e.is_connect() {
+                    "connection refused or no route".into()
+                } else {
+                    e.to_string()
+                },
+            })?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match status {
+            200..=299 => Ok(body),
+            401 => Err(CliError::BadKey),
+            403 => Err(CliError::WrongRole),
+            _ => Err(CliError::Api(format!(
+                "HTTP {status}: {}",
+                body["detail"].as_str().unwrap_or("no detail")
+            ))),
+        }
+    }
+
+    pub async fn queues(&self) -> Result<String, CliError> {
+        let v = self.call(reqwest::Method::GET, "/v1/queues").await?;
+        let mut out = format!(
+            "{:<10} {:>8} {:>9} {:>9} {:>6} {:>8} {:>10} {:>10} {:>7} {:>10}\n",
+            "QUEUE", "READY", "SCHEDULED", "IN_FLIGHT", "DEAD", "BLOCKED", "DELIVERED", "OLDEST(s)", "PAUSED", "BREAKER"
+        );
+        for q in v["queues"].as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!(
+                "{:<10} {:>8} {:>9} {:>9} {:>6} {:>8} {:>10} {:>10.1} {:>7} {:>10}\n",
+                q["name"].as_str().unwrap_or("?"),
+                q["ready"],
+                q["scheduled"],
+                q["in_flight"],
+                q["dead"],
+                q["blocked"],
+                q["delivered_total"],
+                q["oldest_ready_age_seconds"].as_f64().unwrap_or(0.0),
+                if q["paused"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+                q["breaker"].as_str().unwrap_or("-"),
+            ));
+        }
+        Ok(out)
+    }
+
+    pub async fn dead_list(&self, queue: &str) -> Result<String, CliError> {
+        let v = self.call(reqwest::Method::GET, &format!("/v1/queues/{queue}/dead")).await?;
+        let items = v["dead"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return Ok(format!("no dead letters in {queue}\n"));
+        }
+        let mut out = format!(
+            "{:<38} {:<18} {:<28} {:>8}  {}\n",
+            "ID", "KIND", "ORDERING KEY", "ATTEMPTS", "LAST ERROR"
+        );
+        for d in items {
+            out.push_str(&format!(
+                "{:<38} {:<18} {:<28} {:>8}  {}\n",
+                d["id"].as_str().unwrap_or("?"),
+                d["kind"].as_str().unwrap_or("?"),
+                d["ordering_key"].as_str().unwrap_or("?"),
+                d["attempts"],
+                d["last_error"].as_str().unwrap_or("")
+            ));
+        }
+        Ok(out)
+    }
+
+    pub async fn dead_replay(&self, queue: &str, id: Option<&str>) -> Result<String, CliError> {
+        match id {
+            Some(id) => {
+                self.call(reqwest::Method::POST, &format!("/v1/queues/{queue}/dead/{id}/replay"))
+                    .await?;
+                Ok(format!("replayed {id}\n"))
+            }
+            None => {
+                let v = self.call(reqwest::Method::POST, &format!("/v1/queues/{queue}/dead/replay")).await?;
+                Ok(format!("replayed {} dead letter(s)\n", v["replayed"]))
+            }
+        }
+    }
+
+    pub async fn dead_discard(&self, queue: &str, id: &str) -> Result<String, CliError> {
+        self.call(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}")).await?;
+        Ok(format!("discarded {id}\n"))
+    }
+}

@@ -1,0 +1,251 @@
+//! What operators see of the gateway besides the JSON API: Prometheus metrics and the audit
+//! log. Metrics live in a registry per application (no global state, so several gateways in
+//! one test process do not mix). Audit lines are queued to a background writer that appends
+//! them to the queue backend in batches, off the delivery hot path; the log keeps the newest
+//! `AUDIT_KEEP` lines.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::engine::queue::{Claimed, Queue, Settlement, now_ms};
+use crate::engine::{EngineHandle, Observer};
+use crate::redact::mask_identity_numbers;
+
+/// How many audit lines the log keeps.
+pub const AUDIT_KEEP: usize = 200_000;
+const AUDIT_BUFFER: usize = 50_000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Dest {
+    destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Attempt {
+    destination: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueState {
+    queue: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Http {
+    route: String,
+    method: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PaymentLabel {
+    state: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AuditLine {
+    pub at: String,
+    /// `engine`, an API key's name, or `provider:<name>`.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub detail: String,
+}
+
+pub struct Telemetry {
+    registry: Registry,
+    attempts: Family<Attempt, Counter>,
+    latency: Family<Dest, Histogram>,
+    depth: Family<QueueState, Gauge>,
+    oldest: Family<Dest, Gauge<f64, AtomicU64>>,
+    breaker: Family<Dest, Gauge>,
+    http: Family<Http, Counter>,
+    payments: Family<PaymentLabel, Counter>,
+    audit_dropped: Counter,
+    audit: mpsc::Sender<AuditLine>,
+}
+
+impl Telemetry {
+    /// Builds the registry and starts the audit writer on `queue`.
+    pub fn start(queue: Queue) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let attempts = Family::<Attempt, Counter>::default();
+        let latency = Family::<Dest, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        let depth = Family::<QueueState, Gauge>::default();
+        let oldest = Family::<Dest, Gauge<f64, AtomicU64>>::default();
+        let breaker = Family::<Dest, Gauge>::default();
+        let http = Family::<Http, Counter>::default();
+        let payments = Family::<PaymentLabel, Counter>::default();
+        let audit_dropped = Counter::default();
+        registry.register(
+            "hcc_delivery_attempts",
+            "Delivery attempts by destination and outcome",
+            attempts.clone(),
+        );
+        registry.register("hcc_delivery_duration_seconds", "Time one delivery attempt took", latency.clone());
+        registry.register("hcc_queue_messages", "Messages per queue and state", depth.clone());
+        registry.register(
+            "hcc_queue_oldest_ready_age_seconds",
+            "How long the oldest claimable message has waited",
+            oldest.clone(),
+        );
+        registry.register(
+            "hcc_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            breaker.clone(),
+        );
+        registry.register("hcc_http_requests", "HTTP requests by route, method and status", http.clone());
+        registry.register("hcc_payments", "Payments that entered each state (this process)", payments.clone());
+        registry.register(
+            "hcc_audit_dropped",
+            "Audit lines dropped because the writer fell behind",
+            audit_dropped.clone(),
+        );
+        let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
+        tokio::spawn(audit_writer(queue, rx));
+        Arc::new(Telemetry {
+            registry,
+            attempts,
+            latency,
+            depth,
+            oldest,
+            breaker,
+            http,
+            payments,
+            audit_dropped,
+            audit: tx,
+        })
+    }
+
+    pub fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) {
+        let line = AuditLine {
+            at: crate::timefmt::rfc3339_ms(now_ms()),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            detail: mask_identity_numbers(detail),
+        };
+        if self.audit.try_send(line).is_err() {
+            self.audit_dropped.inc();
+        }
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16) {
+        self.http
+            .get_or_create(&Http {
+                route: route.into(),
+                method: method.into(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn payment_state(&self, state: &str) {
+        self.payments.get_or_create(&PaymentLabel { state: state.into() }).inc();
+    }
+
+    /// The Prometheus text, with the queue gauges read fresh from the backend.
+    pub async fn render(&self, engine: &EngineHandle) -> Result<String, crate::engine::queue::QueueError> {
+        let now = now_ms();
+        for name in engine.destinations() {
+            let s = engine.queue.stats(name, now).await?;
+            for (state, n) in [
+                ("ready", s.ready),
+                ("scheduled", s.scheduled),
+                ("in_flight", s.in_flight),
+                ("dead", s.dead),
+                ("blocked", s.blocked),
+            ] {
+                self.depth
+                    .get_or_create(&QueueState {
+                        queue: name.into(),
+                        state: state.into(),
+                    })
+                    .set(n as i64);
+            }
+            self.depth
+                .get_or_create(&QueueState {
+                    queue: name.into(),
+                    state: "delivered_total".into(),
+                })
+                .set(s.delivered_total as i64);
+            self.oldest
+                .get_or_create(&Dest { destination: name.into() })
+                .set(s.oldest_ready_age_seconds);
+            if let Some(b) = engine.breaker_state(name) {
+                self.breaker
+                    .get_or_create(&Dest { destination: name.into() })
+                    .set(b.as_gauge() as i64);
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .map_err(|e| crate::engine::queue::QueueError::Corrupt(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+impl Observer for Telemetry {
+    fn attempt(&self, destination: &str, c: &Claimed, settlement: &Settlement, elapsed: Duration) {
+        let (outcome, detail) = match settlement {
+            Settlement::Delivered => ("delivered", String::new()),
+            Settlement::Retry { error, .. } => ("retry", error.clone()),
+            Settlement::Dead { error } => ("dead", error.clone()),
+            Settlement::Release => ("handed_back", String::new()),
+        };
+        self.attempts
+            .get_or_create(&Attempt {
+                destination: destination.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Dest {
+                destination: destination.into(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.audit(
+            "engine",
+            &format!("delivery.{outcome}"),
+            &format!("{destination}/{} attempt {}", c.id, c.attempts),
+            &detail,
+        );
+    }
+}
+
+async fn audit_writer(queue: Queue, mut rx: mpsc::Receiver<AuditLine>) {
+    let mut batch = Vec::with_capacity(512);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(l) => batch.push(l),
+                Err(_) => break,
+            }
+        }
+        let lines: Vec<String> = batch.drain(..).filter_map(|l| serde_json::to_string(&l).ok()).collect();
+        // Redis may blink: a few tries, then the batch is dropped with a warning rather than
+        // stalling every later line.
+        for attempt in 0..5 {
+            match queue.audit_append(&lines, AUDIT_KEEP).await {
+                Ok(()) => break,
+                Err(e) if attempt == 4 => tracing::warn!(error = %e, lines = lines.len(), "audit lines could not be written"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+            }
+        }
+    }
+}
