@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
-# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks),
+# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks; Chromium and
+# playwright-core for the dashboard test),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
 set -euo pipefail
@@ -11,11 +12,19 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Playwright's driver (no browser download: the tests use Debian's chromium).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "==> installing playwright-core for the dashboard test"
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
 # An independent Standard Webhooks verifier for the webhook tests.

@@ -153,10 +153,17 @@ impl Application {
                 reconcile_stop.clone(),
             ));
         }
-        let server = http_server(&settings, handle.clone(), signing, payments, telemetry, listener).map_err(|source| BuildError::Bind {
-            addr: settings.server.bind.clone(),
-            source,
-        })?;
+        let history = Arc::new(crate::observe::History::default());
+        tokio::spawn(crate::observe::sample_history(
+            history.clone(),
+            handle.clone(),
+            reconcile_stop.clone(),
+        ));
+        let server =
+            http_server(&settings, handle.clone(), signing, payments, telemetry, history, listener).map_err(|source| BuildError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
             port,
@@ -295,8 +302,10 @@ fn http_server(
     signing: http::signatures::SigningState,
     payments: Option<Arc<crate::payments::Payments>>,
     telemetry: Arc<crate::observe::Telemetry>,
+    history: Arc<crate::observe::History>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let history = web::Data::from(history);
     let telemetry = web::Data::from(telemetry);
     let payments = web::Data::new(payments);
     let signing = web::Data::new(signing);
@@ -313,6 +322,7 @@ fn http_server(
             .app_data(signing.clone())
             .app_data(payments.clone())
             .app_data(telemetry.clone())
+            .app_data(history.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

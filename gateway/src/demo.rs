@@ -165,7 +165,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         }
     );
     println!("  gateway       : {base}");
-    println!("  queues (JSON) : {base}/v1/queues   (Authorization: Bearer dev-operator-key)");
+    println!("  dashboard     : {base}/ops   (key: dev-operator-key to watch, dev-admin-key to act)");
+    println!("  metrics       : {base}/metrics");
     println!("  mock portal   : {}/_mock/stats", portal.url());
     println!();
 

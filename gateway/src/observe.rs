@@ -249,3 +249,68 @@ async fn audit_writer(queue: Queue, mut rx: mpsc::Receiver<AuditLine>) {
         }
     }
 }
+
+/// Queue depths sampled every `HISTORY_EVERY` for the last hour, for the dashboard's charts.
+/// Each process keeps its own; they all read the same shared queues.
+pub const HISTORY_EVERY: Duration = Duration::from_secs(15);
+const HISTORY_KEEP: usize = 240;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuePoint {
+    pub waiting: u64,
+    pub dead: u64,
+    pub oldest_ready_age_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub at: String,
+    pub queues: std::collections::BTreeMap<String, QueuePoint>,
+}
+
+#[derive(Default)]
+pub struct History {
+    samples: std::sync::Mutex<std::collections::VecDeque<Sample>>,
+}
+
+impl History {
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn take(&self, engine: &EngineHandle) {
+        let now = now_ms();
+        let mut queues = std::collections::BTreeMap::new();
+        for name in engine.destinations() {
+            if let Ok(s) = engine.queue.stats(name, now).await {
+                queues.insert(
+                    name.to_string(),
+                    QueuePoint {
+                        waiting: s.ready + s.scheduled + s.in_flight,
+                        dead: s.dead,
+                        oldest_ready_age_seconds: s.oldest_ready_age_seconds,
+                    },
+                );
+            }
+        }
+        if let Ok(mut s) = self.samples.lock() {
+            s.push_back(Sample {
+                at: crate::timefmt::rfc3339_ms(now),
+                queues,
+            });
+            while s.len() > HISTORY_KEEP {
+                s.pop_front();
+            }
+        }
+    }
+}
+
+pub async fn sample_history(history: Arc<History>, engine: EngineHandle, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        history.take(&engine).await;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(HISTORY_EVERY) => {}
+        }
+    }
+}

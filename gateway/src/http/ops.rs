@@ -19,6 +19,10 @@ const ACT: &[Role] = &[Role::Admin];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/queues", web::get().to(list_queues))
+        .route("/v1/queues/history", web::get().to(history))
+        .route("/ops", web::get().to(dashboard_page))
+        .route("/ops/app.js", web::get().to(dashboard_script))
+        .route("/ops/style.css", web::get().to(dashboard_style))
         .route("/v1/queues/{name}/dead", web::get().to(list_dead))
         .route("/v1/queues/{name}/dead/replay", web::post().to(replay_all))
         .route("/v1/queues/{name}/dead/{id}/replay", web::post().to(replay_one))
@@ -54,6 +58,40 @@ pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiErr
 async fn list_queues(caller: Caller, engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"queues": queue_views(&engine).await?})))
+}
+
+async fn history(caller: Caller, history: web::Data<crate::observe::History>) -> Result<HttpResponse, ApiError> {
+    caller.require(READ)?;
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({"interval_secs": crate::observe::HISTORY_EVERY.as_secs(), "samples": history.samples()})),
+    )
+}
+
+/// The dashboard is three static files compiled into the binary: nothing comes from the
+/// internet, and the policy header says so to the browser.
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body)
+}
+
+async fn dashboard_page() -> HttpResponse {
+    asset("text/html; charset=utf-8", include_str!("../../ops/index.html"))
+}
+
+async fn dashboard_script() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", include_str!("../../ops/app.js"))
+}
+
+async fn dashboard_style() -> HttpResponse {
+    asset("text/css; charset=utf-8", include_str!("../../ops/style.css"))
 }
 
 fn known<'a>(engine: &EngineHandle, name: &'a str) -> Result<&'a str, ApiError> {

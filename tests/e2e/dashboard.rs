@@ -1,0 +1,87 @@
+//! The `/ops` dashboard in a real headless Chromium (Playwright): enter a key, see a dead
+//! letter, click replay, see it go. The screenshots stay in `artifacts/`.
+
+use std::time::Duration;
+
+use hcc_config::QueueBackendKind;
+use hcc_gateway::app::Workers;
+use hcc_mocks::portal::{PortalConfig, PortalState};
+use hcc_tests::*;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
+    let state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let app = spawn_app(
+        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
+        Workers::On,
+    )
+    .await;
+    let mut bad = dossier("DASH-1", 1);
+    bad["MaTTHC"] = json!("1.888888.000.00.00.H46");
+    let r: Value = app
+        .client
+        .post(app.url("/v1/dossiers"))
+        .bearer_auth(CENTRE_KEY)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["id"].as_str().unwrap().to_string();
+    let status = |id: String| {
+        let req = app.client.get(app.url(&format!("/v1/messages/{id}"))).bearer_auth(OPERATOR_KEY);
+        async move {
+            req.send().await.unwrap().json::<Value>().await.unwrap()["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    eventually("dead", Duration::from_secs(15), || async {
+        (status(id.clone()).await == "dead").then_some(())
+    })
+    .await;
+    state.add_catalogue("1.888888.000.00.00.H46");
+
+    // The page and its assets come from the gateway, with a policy that forbids anything else.
+    let page = app.client.get(app.url("/ops")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+
+    let artifacts = workspace_dir().join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let script = workspace_dir().join("tests/browser/dashboard.mjs");
+    let (base, id2, shot2) = (app.address.clone(), id.clone(), shot.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(&base)
+            .arg(ADMIN_KEY)
+            .arg(&id2)
+            .arg(&shot2)
+            .current_dir(workspace_dir().join("tests/browser"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run node (see scripts/test.sh): {e}"));
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed: {log}");
+    assert!(shot.is_file(), "no screenshot");
+    eventually("delivered after the replay", Duration::from_secs(15), || async {
+        (status(id.clone()).await == "delivered").then_some(())
+    })
+    .await;
+    app.stop().await;
+    portal.stop().await;
+}
