@@ -269,11 +269,11 @@ async fn accepted_messages_survive_a_redis_crash_with_aof() {
     sink.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_finishes_in_flight_deliveries() {
+/// One message in flight to a sink that takes `latency_ms` to answer.
+async fn one_slow_delivery(latency_ms: u64) -> (hcc_mocks::Running, CentreState, Queue, String, Engine) {
     let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
     state.set_faults(Faults {
-        latency_ms: 800,
+        latency_ms,
         ..Default::default()
     });
     let prefix = unique_prefix();
@@ -284,6 +284,12 @@ async fn graceful_shutdown_finishes_in_flight_deliveries() {
         (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
     })
     .await;
+    (sink, state, q, id, e)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_in_flight_deliveries() {
+    let (sink, state, q, id, e) = one_slow_delivery(800).await;
     e.shutdown(Duration::from_secs(5)).await;
     assert_eq!(
         q.get("centre", &id).await.unwrap().map(|r| r.status),
@@ -295,19 +301,7 @@ async fn graceful_shutdown_finishes_in_flight_deliveries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_hands_back_deliveries_that_outlast_the_grace_period() {
-    let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
-    state.set_faults(Faults {
-        latency_ms: 1500,
-        ..Default::default()
-    });
-    let prefix = unique_prefix();
-    let q = redis_queue(&redis_url(), &prefix);
-    let id = enqueue(&q, "k", 0).await;
-    let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), lane(4));
-    eventually("in flight", Duration::from_secs(5), || async {
-        (q.get("centre", &id).await.unwrap().map(|r| r.status) == Some(MessageStatus::InFlight)).then_some(())
-    })
-    .await;
+    let (sink, _state, q, id, e) = one_slow_delivery(1500).await;
     e.shutdown(Duration::from_millis(100)).await;
     let rec = q.get("centre", &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Queued, "handed back, not lost");

@@ -29,13 +29,18 @@ impl JsonBytes {
     }
 }
 
+/// The request's media type, lowercase, without parameters.
+fn media_type(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get(actix_web::http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
 pub(crate) fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        .unwrap_or(false)
+    media_type(req).is_some_and(|m| m == "application/json")
+}
+
+pub(crate) fn is_xml(req: &HttpRequest) -> bool {
+    media_type(req).is_some_and(|m| m == "application/xml" || m == "text/xml" || m.ends_with("+xml"))
 }
 
 pub(crate) async fn read_limited<S, E>(req: &HttpRequest, payload: &mut S) -> Result<web::Bytes, ApiError>

@@ -41,10 +41,6 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(s.to_string()))
 }
 
-fn parse_json(body: &JsonBytes) -> Result<Value, ApiError> {
-    body.parse::<Value>()
-}
-
 /// Accepts one message for the portal: the shared tail of both endpoints.
 pub(crate) async fn accept(
     req: &HttpRequest,
@@ -102,7 +98,7 @@ async fn post_dossier(
     body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
-    let value = parse_json(&body)?;
+    let value: Value = body.parse()?;
     let dossier = Dossier::parse(&value).map_err(ApiError::Validation)?;
     accept(
         &req,
@@ -130,7 +126,7 @@ async fn post_progress(
             message: m,
         }])
     })?;
-    let value = parse_json(&body)?;
+    let value: Value = body.parse()?;
     let progress = Progress::parse(&value, &ma).map_err(ApiError::Validation)?;
     accept(
         &req,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::body::{JsonBytes, read_limited};
+use super::body::{JsonBytes, is_xml, read_limited};
 use super::problem::{ApiError, FieldError};
 use super::signatures::SigningState;
 use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentState, ReverseOutcome};
@@ -234,6 +234,9 @@ async fn camt054_callback(
         .banks
         .get(&bank_id)
         .ok_or_else(|| ApiError::NotFound(format!("no bank {bank_id:?} is configured")))?;
+    if !is_xml(&req) {
+        return Err(ApiError::UnsupportedMediaType("application/xml"));
+    }
     let body = read_limited(&req, &mut payload).await?;
     let verified = match dsig::verify_enveloped(
         &body,

@@ -12,7 +12,7 @@ use hcc_signing::xml::dsig::{self, DsigError};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::body::{is_json, read_limited};
+use super::body::{is_json, is_xml, read_limited};
 use super::problem::{ApiError, FieldError};
 
 /// The gateway's signing identity and trust store, when configured.
@@ -25,18 +25,6 @@ pub struct SigningState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/signatures", web::post().to(sign))
         .route("/v1/signatures/verify", web::post().to(verify));
-}
-
-fn is_xml(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/xml" || m == "text/xml" || m.ends_with("+xml")
-        })
-        .unwrap_or(false)
 }
 
 #[derive(Deserialize)]
