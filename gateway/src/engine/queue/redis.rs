@@ -873,6 +873,11 @@ impl RedisQueue {
             )),
             None => warnings.push("cannot read Redis appendonly (CONFIG GET refused); make sure it is yes".into()),
         }
+        if let Some(v) = read("appendfsync").await
+            && v != "always"
+        {
+            warnings.push(format!("Redis appendfsync is {v:?}: a crash of the Redis host can lose up to a second of accepted messages; set appendfsync always for the strict promise"));
+        }
         match read("maxmemory-policy").await {
             Some(v) if v == "noeviction" => {}
             Some(v) => warnings.push(format!(
