@@ -23,6 +23,8 @@ pub struct PaygovState {
     partner: String,
     secret: String,
     txs: Arc<Mutex<HashMap<String, Tx>>>,
+    /// The next this-many requests fail with `fail_status` (0 = a dropped connection).
+    fail: Arc<Mutex<(u32, u16)>>,
     client: reqwest::Client,
 }
 
@@ -80,6 +82,7 @@ impl PaygovState {
             partner: partner.into(),
             secret: secret.into(),
             txs: Arc::default(),
+            fail: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -100,7 +103,8 @@ pub fn routes(state: PaygovState) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state.clone()))
             .route("/paygov", web::post().to(endpoint))
-            .route("/_mock/paygov/pay", web::post().to(pay));
+            .route("/_mock/paygov/pay", web::post().to(pay))
+            .route("/_mock/paygov/faults", web::post().to(faults));
     }
 }
 
@@ -108,7 +112,36 @@ fn error(code: &str, text: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({"MaLoi": code, "MoTaLoi": text}))
 }
 
+#[derive(Deserialize)]
+struct FailNext {
+    fail_next: u32,
+    #[serde(default)]
+    status: u16,
+}
+
+async fn faults(state: web::Data<PaygovState>, f: web::Json<FailNext>) -> HttpResponse {
+    *state.fail.lock().unwrap_or_else(|p| p.into_inner()) = (f.fail_next, f.status);
+    HttpResponse::NoContent().finish()
+}
+
 async fn endpoint(state: web::Data<PaygovState>, body: web::Json<Value>) -> HttpResponse {
+    let injected = {
+        let mut f = state.fail.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0 > 0 {
+            f.0 -= 1;
+            Some(f.1)
+        } else {
+            None
+        }
+    };
+    match injected {
+        Some(0) => return crate::centre::dropped_connection(),
+        Some(code) => {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY))
+                .finish();
+        }
+        None => {}
+    }
     let Some(m) = body.as_object() else {
         return error("01", "Dữ liệu không hợp lệ");
     };

@@ -131,3 +131,47 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
     let _ = child.wait();
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_an_in_flight_delivery_and_exits_cleanly() {
+    let state = PortalState::new(PortalConfig::default());
+    // Every portal answer takes 300 ms, and a first sync makes three calls (login, TraCuuHoSo,
+    // DongBoHoSoMC): the delivery is in flight when SIGTERM arrives.
+    state.set_faults(Faults {
+        latency_ms: 300,
+        ..Default::default()
+    });
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let port = free_port();
+    let mut child = serve(port, &unique_prefix(), &portal.url());
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    post_until_accepted(
+        &client,
+        &format!("http://127.0.0.1:{port}"),
+        "TERM-1",
+        &Update::Sync(1, 0),
+        "term-1",
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        state.arrivals_of("TERM-1").is_empty(),
+        "SIGTERM must come while the delivery is in flight"
+    );
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(25), "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // The in-flight delivery was allowed to finish before the exit.
+    assert_eq!(state.arrivals_of("TERM-1").len(), 1);
+    portal.stop().await;
+}

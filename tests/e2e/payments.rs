@@ -526,3 +526,42 @@ async fn payment_requests_are_validated() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_retries_a_transient_failure_inside_its_deadline_and_reports_a_dead_provider() {
+    let e = env();
+    let app = e.gateway().await;
+    // Faults answer 204 with no body, so this posts directly rather than through `control`.
+    let set = |n: u32, status: u16| {
+        let url = format!("{}/_mock/paygov/faults", e.portal.url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({"fail_next": n, "status": status}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    set(1, 503).await;
+    let reference = create(&app, "paygov", 100_000).await;
+    assert!(e.paygov.paygov.known(&reference), "the retried INIT reached the platform");
+    set(1, 0).await;
+    create(&app, "paygov", 100_000).await;
+    // A provider that keeps failing: a clear 502 within the deadline.
+    set(100, 503).await;
+    let started = std::time::Instant::now();
+    let r = app
+        .client
+        .post(app.url("/v1/payments"))
+        .bearer_auth(CENTRE_KEY)
+        .json(&json!({"MaHoSo": "X-1", "SoTien": 100, "provider": "paygov"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(started.elapsed() < Duration::from_secs(9), "the deadline held");
+    let v: Value = r.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("did not answer"), "{v}");
+    app.stop().await;
+}

@@ -99,10 +99,18 @@ fn r#type(v: &serde_json::Value) -> &str {
 async fn start_up_warns_when_redis_cannot_keep_the_promise() {
     use hcc_gateway::engine::queue::RedisQueue;
     // The shared test Redis keeps nothing on disk: every warning fires.
-    let loose = RedisQueue::new(&hcc_tests::redis_url(), 2, "warn").unwrap().durability_warnings().await.unwrap();
+    let loose = RedisQueue::new(&hcc_tests::redis_url(), 2, "warn")
+        .unwrap()
+        .durability_warnings()
+        .await
+        .unwrap();
     assert!(loose.iter().any(|w| w.contains("appendonly")), "{loose:?}");
     // A Redis configured as production should be: no warning.
     let strict = PrivateRedis::start_with(&["--appendfsync", "always"]);
-    let none = RedisQueue::new(&strict.url(), 2, "warn").unwrap().durability_warnings().await.unwrap();
+    let none = RedisQueue::new(&strict.url(), 2, "warn")
+        .unwrap()
+        .durability_warnings()
+        .await
+        .unwrap();
     assert!(none.is_empty(), "{none:?}");
 }

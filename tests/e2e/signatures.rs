@@ -737,7 +737,11 @@ fn a_revoked_certificate_is_refused_when_the_trust_folder_holds_a_crl() {
     std::fs::write(d.join("root.key"), p.pki.root_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     std::fs::write(d.join("index.txt"), "").unwrap();
     std::fs::write(d.join("crlnumber"), "01\n").unwrap();
-    let cnf = format!("[ca]\ndefault_ca = d\n[d]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sha256\ndefault_crl_days = 30\n", s(&d.join("index.txt")), s(&d.join("crlnumber")));
+    let cnf = format!(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sha256\ndefault_crl_days = 30\n",
+        s(&d.join("index.txt")),
+        s(&d.join("crlnumber"))
+    );
     std::fs::write(d.join("ca.cnf"), cnf).unwrap();
     let (cnf_path, key_path, root_path) = (d.join("ca.cnf"), d.join("root.key"), d.join("root.pem"));
     let ca = |extra: &[&str]| {
@@ -752,7 +756,11 @@ fn a_revoked_certificate_is_refused_when_the_trust_folder_holds_a_crl() {
     assert!(ok, "{log}");
     let with_crl = TrustStore::from_dir(&d.join("trust")).unwrap();
     assert_eq!(with_crl.check(&p.pki.bank.cert, &[]), Err(CertError::Revoked));
-    assert_eq!(with_crl.check(&p.pki.gateway.cert, &[]), Ok(()), "an unrevoked certificate still passes");
+    assert_eq!(
+        with_crl.check(&p.pki.gateway.cert, &[]),
+        Ok(()),
+        "an unrevoked certificate still passes"
+    );
     // Without the CRL the same certificate passes: the refusal really comes from the CRL.
     std::fs::remove_file(&crl).unwrap();
     assert_eq!(TrustStore::from_dir(&d.join("trust")).unwrap().check(&p.pki.bank.cert, &[]), Ok(()));
