@@ -213,23 +213,98 @@ fn engine_for(queue: &Queue, s: &hcc_config::Settings, extra: Option<Arc<dyn Ada
     Ok(builder.start())
 }
 
-async fn serve(
-    s: hcc_config::Settings,
-    workers: Workers,
-) -> anyhow::Result<(
-    String,
-    hcc_gateway::engine::EngineHandle,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-)> {
-    let app = Application::build(s, workers).await?;
+/// A gateway under measurement: a separate `hcc-gateway serve` process when the binary sits
+/// beside this one (so its own peak memory can be read), otherwise in this process.
+struct Served {
+    base: String,
+    queue: Queue,
+    child: Option<std::process::Child>,
+    in_process: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Served {
+    /// The gateway process's peak resident memory, when it is a separate process.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+
+    async fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+        if let Some((tx, server)) = self.in_process.take() {
+            let _ = tx.send(());
+            let _ = server.await;
+        }
+    }
+}
+
+async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
+    let queue = Queue::Redis(RedisQueue::new(redis, 8, prefix)?);
+    let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
+    if sibling.is_file() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = std::process::Command::new(&sibling);
+        cmd.arg("serve");
+        if with_workers == Workers::Off {
+            cmd.arg("--no-workers");
+        }
+        let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        cmd.env("HCC_CONFIG_DIR", config_dir)
+            .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("HCC__QUEUE__BACKEND", "redis")
+            .env("HCC__QUEUE__REDIS_URL", redis)
+            .env("HCC__QUEUE__KEY_PREFIX", prefix)
+            .env("HCC__QUEUE__POOL_SIZE", "64")
+            .env("HCC__DVCQG__BASE_URL", portal)
+            .env("HCC__CENTRE__WEBHOOK_URL", "")
+            .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
+            .env("HCC__LOG__LEVEL", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            anyhow::ensure!(Instant::now() < deadline, "hcc-gateway serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        return Ok(Served {
+            base,
+            queue,
+            child: Some(child),
+            in_process: None,
+        });
+    }
+    let app = Application::build(settings(redis, prefix, portal, workers)?, with_workers).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {
         let _ = rx.await;
     }));
-    Ok((base, handle, tx, server))
+    Ok(Served {
+        base,
+        queue,
+        child: None,
+        in_process: Some((tx, server)),
+    })
 }
 
 fn fresh_prefix() -> String {
@@ -365,10 +440,11 @@ async fn main() -> anyhow::Result<()> {
         a.requests, a.concurrency
     );
     prefixes.push(fresh_prefix());
-    let (base, _, tx, server) = serve(settings(&a.redis, &prefixes[0], &portal.url(), a.workers)?, Workers::Off).await?;
-    let (ingest_t, ingest_lat, ingest_ids) = load(&base, a.requests, a.concurrency, "ING").await?;
-    let _ = tx.send(());
-    let _ = server.await;
+    let gw = serve(&a.redis, &prefixes[0], &portal.url(), a.workers, Workers::Off).await?;
+    let separate = gw.child.is_some();
+    let (ingest_t, ingest_lat, ingest_ids) = load(&gw.base, a.requests, a.concurrency, "ING").await?;
+    let ingest_peak = gw.peak_rss_mib();
+    gw.stop().await;
     let ingest_rate = ingest_ids.len() as f64 / ingest_t.as_secs_f64();
 
     eprintln!(
@@ -401,22 +477,22 @@ async fn main() -> anyhow::Result<()> {
     let e2e_n = a.requests / 5;
     eprintln!("[4/5] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
     prefixes.push(fresh_prefix());
-    let (base, handle, tx, server) = serve(settings(&a.redis, &prefixes[2], &portal.url(), a.workers)?, Workers::On).await?;
+    let gw = serve(&a.redis, &prefixes[2], &portal.url(), a.workers, Workers::On).await?;
     let started = Instant::now();
-    let (_, e2e_http_lat, e2e_ids) = load(&base, e2e_n, a.concurrency, "E2E").await?;
-    wait_delivered(&handle.queue, "dvcqg", e2e_ids.len() as u64, Duration::from_secs(600)).await?;
+    let (_, e2e_http_lat, e2e_ids) = load(&gw.base, e2e_n, a.concurrency, "E2E").await?;
+    wait_delivered(&gw.queue, "dvcqg", e2e_ids.len() as u64, Duration::from_secs(600)).await?;
     let e2e_t = started.elapsed();
     let mut e2e_lat = Vec::new();
     for id in e2e_ids.iter().step_by((e2e_ids.len() / 2000).max(1)) {
-        if let Some(r) = handle.queue.get("dvcqg", id).await?
+        if let Some(r) = gw.queue.get("dvcqg", id).await?
             && let Some(d) = r.delivered_at
         {
             e2e_lat.push((d - r.created_at) as f64);
         }
     }
     e2e_lat.sort_by(f64::total_cmp);
-    let _ = tx.send(());
-    let _ = server.await;
+    let e2e_peak = gw.peak_rss_mib();
+    gw.stop().await;
     let e2e_rate = e2e_ids.len() as f64 / e2e_t.as_secs_f64();
 
     eprintln!(
@@ -448,7 +524,7 @@ async fn main() -> anyhow::Result<()> {
     let p = |v: &[f64], q: f64| percentile(v, q);
     let report = json!({
         "signatures": sigs,
-        "machine": {"cores": cores, "note": "gateway, mocks and load client share this one process and these cores"},
+        "machine": {"cores": cores, "note": "gateway, mocks, load client and Redis share these cores"},
         "redis_lpush_baseline_rps": baseline,
         "ingest": {"requests": a.requests, "accepted": ingest_ids.len(), "concurrency": a.concurrency, "rate_per_s": ingest_rate,
                    "p50_ms": p(&ingest_lat, 0.5), "p99_ms": p(&ingest_lat, 0.99)},
@@ -457,6 +533,7 @@ async fn main() -> anyhow::Result<()> {
                        "accept_to_portal_p50_ms": p(&e2e_lat, 0.5), "accept_to_portal_p99_ms": p(&e2e_lat, 0.99)},
         "backlog_drain": {"messages": a.backlog, "seconds": drain_t.as_secs_f64(), "rate_per_s": a.backlog as f64 / drain_t.as_secs_f64()},
         "peak_rss_mib": peak_rss_mib(),
+        "gateway": {"separate_process": separate, "peak_rss_mib_ingest": ingest_peak, "peak_rss_mib_end_to_end": e2e_peak},
     });
     println!();
     println!("{:<46} {:>12}", "figure", "value");
@@ -481,7 +558,11 @@ async fn main() -> anyhow::Result<()> {
         format!("drain a {} backlog (s)", a.backlog),
         drain_t.as_secs_f64()
     );
-    println!("{:<46} {:>12.1}", "peak RSS, whole bench process (MiB)", peak_rss_mib());
+    if let (Some(i), Some(e)) = (ingest_peak, e2e_peak) {
+        println!("{:<46} {:>12.1}", "gateway peak RSS, ingest phase (MiB)", i);
+        println!("{:<46} {:>12.1}", "gateway peak RSS, end-to-end phase (MiB)", e);
+    }
+    println!("{:<46} {:>12.1}", "peak RSS, bench process (mocks, client) (MiB)", peak_rss_mib());
     println!();
     print_signatures(&report["signatures"]);
     println!();

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use self::breaker::{Breaker, BreakerState, Gate};
 use self::policy::RetryPolicy;
 use self::queue::{Claimed, Queue, Settlement, now_ms};
+use crate::redact::mask_identity_numbers;
 
 /// How one destination is driven.
 #[derive(Debug, Clone)]
@@ -354,10 +355,10 @@ async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemapho
             tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered")
         }
         Settlement::Retry { at, error } => {
-            tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry")
+            tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %mask_identity_numbers(error), "will retry")
         }
         Settlement::Dead { error } => {
-            tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered")
+            tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %mask_identity_numbers(error), "dead-lettered")
         }
         Settlement::Release => {
             tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown")
