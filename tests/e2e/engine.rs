@@ -308,3 +308,41 @@ async fn shutdown_hands_back_deliveries_that_outlast_the_grace_period() {
     assert_eq!(rec.attempts, 0, "a handed-back delivery does not count as an attempt");
     sink.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_keeps_failing_is_dead_lettered_by_attempts_or_by_age() {
+    let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
+    state.set_faults(Faults {
+        fail_rate: 1.0,
+        fail_status: 503,
+        ..Default::default()
+    });
+    for (max_attempts, max_age, expect) in [
+        (3, Duration::from_secs(3600), "gave up after 3 attempts"),
+        (0, Duration::from_millis(400), "gave up after"),
+    ] {
+        let prefix = unique_prefix();
+        let q = redis_queue(&redis_url(), &prefix);
+        let id = enqueue(&q, "k", 0).await;
+        let behind = enqueue(&q, "k", 1).await;
+        let mut cfg = lane(2);
+        cfg.max_attempts = max_attempts;
+        cfg.max_age = max_age;
+        let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), cfg);
+        let rec = eventually("dead", Duration::from_secs(15), || async {
+            q.get("centre", &id).await.unwrap().filter(|r| r.status == MessageStatus::Dead)
+        })
+        .await;
+        let err = rec.last_error.unwrap_or_default();
+        assert!(err.contains(expect) && err.contains("HTTP 503"), "{err}");
+        if max_attempts > 0 {
+            assert_eq!(rec.attempts, 3);
+        }
+        assert_eq!(
+            q.get("centre", &behind).await.unwrap().map(|r| r.status),
+            Some(MessageStatus::Blocked)
+        );
+        e.shutdown(Duration::from_secs(2)).await;
+    }
+    sink.stop().await;
+}

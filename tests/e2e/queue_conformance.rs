@@ -66,6 +66,7 @@ both!(
     lease_expiry_returns_the_message,
     pause_stops_claims,
     release_does_not_count_an_attempt,
+    delivered_records_expire_after_their_retention,
 );
 
 async fn enqueue_claim_ack(q: Queue) {
@@ -324,4 +325,20 @@ async fn release_does_not_count_an_attempt(q: Queue) {
     assert_eq!(status(&q, &id).await, MessageStatus::Queued);
     let c = claim(&q, 1, T0 + 2).await.remove(0);
     assert_eq!(c.attempts, 1);
+}
+
+async fn delivered_records_expire_after_their_retention(q: Queue) {
+    // Real time here: Redis expires keys on its own clock.
+    let now = hcc_gateway::engine::queue::now_ms();
+    let id = match q.enqueue(Q, msg("A", 1), None, now).await.unwrap() {
+        Enqueued::Accepted(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let c = q.claim(Q, 1, now + LEASE, now).await.unwrap().remove(0);
+    assert!(q.settle(Q, &c, &Settlement::Delivered, now, 1).await.unwrap());
+    assert_eq!(status(&q, &id).await, MessageStatus::Delivered, "kept for its retention");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let later = hcc_gateway::engine::queue::now_ms();
+    q.reap(Q, later).await.unwrap();
+    assert!(q.get(Q, &id).await.unwrap().is_none(), "gone after its retention");
 }
