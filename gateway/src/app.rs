@@ -281,16 +281,14 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
             key: "signing.pkcs12",
             message: e.to_string(),
         })?;
-        match &trust {
-            Some(t) => t.check(&id.cert, &id.chain).map_err(|e| BuildError::Setting {
-                key: "signing.pkcs12",
-                message: e.to_string(),
-            })?,
-            None => hcc_signing::pki::check_key_usage(&id.cert).map_err(|e| BuildError::Setting {
-                key: "signing.pkcs12",
-                message: e.to_string(),
-            })?,
-        }
+        let checked = match &trust {
+            Some(t) => t.check(&id.cert, &id.chain),
+            None => hcc_signing::pki::check_validity(&id.cert).and_then(|()| hcc_signing::pki::check_key_usage(&id.cert)),
+        };
+        checked.map_err(|e| BuildError::Setting {
+            key: "signing.pkcs12",
+            message: e.to_string(),
+        })?;
         Some(id)
     };
     Ok(http::signatures::SigningState { identity, trust })

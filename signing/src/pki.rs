@@ -223,6 +223,19 @@ impl TrustStore {
     }
 }
 
+/// Validity period alone, for a pinned certificate checked without a trust store.
+pub fn check_validity(cert: &X509Ref) -> Result<(), CertError> {
+    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| CertError::Other(e.to_string()))?;
+    let cmp = |t: &openssl::asn1::Asn1TimeRef| t.compare(&now).map_err(|e| CertError::Other(e.to_string()));
+    if cmp(cert.not_before())? == std::cmp::Ordering::Greater {
+        return Err(CertError::NotYetValid);
+    }
+    if cmp(cert.not_after())? == std::cmp::Ordering::Less {
+        return Err(CertError::Expired);
+    }
+    Ok(())
+}
+
 pub fn check_key_usage(cert: &X509Ref) -> Result<(), CertError> {
     match cert.key_usage() {
         None => Ok(()),

@@ -765,3 +765,44 @@ fn a_revoked_certificate_is_refused_when_the_trust_folder_holds_a_crl() {
     std::fs::remove_file(&crl).unwrap();
     assert_eq!(TrustStore::from_dir(&d.join("trust")).unwrap().check(&p.pki.bank.cert, &[]), Ok(()));
 }
+
+#[test]
+fn a_pinned_certificate_without_a_trust_store_must_still_be_in_date() {
+    let p = pki();
+    let (key, cert) = issue(
+        &CertSpec {
+            common_name: "expired pinned bank",
+            key: KeyKind::Rsa2048,
+            role: Role::Signer,
+            from_days: -60,
+            to_days: -1,
+        },
+        None,
+    )
+    .unwrap();
+    let xml = std::fs::read(workspace_dir().join("tests/fixtures/xml/02-camt054-v02.xml")).unwrap();
+    let signed = sign_enveloped(
+        &xml,
+        &Identity {
+            key,
+            cert: cert.clone(),
+            chain: vec![],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        verify_enveloped(&signed, &XmlTrust::Pinned { cert: &cert, store: None }).unwrap_err(),
+        DsigError::Certificate(CertError::Expired)
+    );
+    let fresh = sign_enveloped(&xml, &p.pki.bank).unwrap();
+    assert!(
+        verify_enveloped(
+            &fresh,
+            &XmlTrust::Pinned {
+                cert: &p.pki.bank.cert,
+                store: None
+            }
+        )
+        .is_ok()
+    );
+}

@@ -348,7 +348,10 @@ fn authorised_certificate(trust: &XmlTrust<'_>, embedded: &[X509]) -> Result<X50
             }
             match store {
                 Some(s) => s.check(cert, embedded).map_err(DsigError::Certificate)?,
-                None => crate::pki::check_key_usage(cert).map_err(DsigError::Certificate)?,
+                None => {
+                    crate::pki::check_validity(cert).map_err(DsigError::Certificate)?;
+                    crate::pki::check_key_usage(cert).map_err(DsigError::Certificate)?;
+                }
             }
             Ok((*cert).clone())
         }
