@@ -258,6 +258,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
                 drop_rate: 0.3,
                 max_latency_ms: 50,
                 latency_ms: 0,
+                ..Default::default()
             });
             outage = Some(Instant::now());
         }

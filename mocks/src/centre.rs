@@ -170,7 +170,11 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<CentreStat
         Injected::Fail(code) => {
             s.counters.failed_by_fault += 1;
             let status = actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
-            return HttpResponse::build(status).json(serde_json::json!({"error": "injected failure"}));
+            let mut resp = HttpResponse::build(status);
+            if let Some(secs) = faults.retry_after_secs {
+                resp.insert_header(("Retry-After", secs.to_string()));
+            }
+            return resp.json(serde_json::json!({"error": "injected failure"}));
         }
         Injected::Drop => {
             s.counters.failed_by_fault += 1;

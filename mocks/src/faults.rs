@@ -18,6 +18,8 @@ pub struct Faults {
     pub max_latency_ms: u64,
     /// Fixed latency added to every request.
     pub latency_ms: u64,
+    /// Sent as `Retry-After` (seconds) with injected failures.
+    pub retry_after_secs: Option<u64>,
 }
 
 /// What to do with one request.

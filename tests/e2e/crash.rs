@@ -70,6 +70,7 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
         drop_rate: 0.3,
         max_latency_ms: 40,
         latency_ms: 0,
+        ..Default::default()
     });
     state.set_session_lifetime(Duration::from_secs(3));
     let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();

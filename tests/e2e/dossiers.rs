@@ -101,6 +101,7 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
         drop_rate: 0.4,
         max_latency_ms: 25,
         latency_ms: 0,
+        ..Default::default()
     });
     state.set_session_lifetime(Duration::from_secs(2));
     let app = gateway(&p.url(), &[("HCC__DELIVERY__CONCURRENCY", "32".into())], Workers::On).await;

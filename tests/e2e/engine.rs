@@ -164,6 +164,7 @@ async fn flaky_destination_gets_everything_in_order_through_retries() {
         drop_rate: 0.3,
         max_latency_ms: 20,
         latency_ms: 0,
+        ..Default::default()
     });
     let prefix = unique_prefix();
     let q = redis_queue(&redis_url(), &prefix);
@@ -344,5 +345,35 @@ async fn a_message_that_keeps_failing_is_dead_lettered_by_attempts_or_by_age() {
         );
         e.shutdown(Duration::from_secs(2)).await;
     }
+    sink.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_from_the_destination_is_honoured() {
+    let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
+    state.set_faults(Faults {
+        fail_rate: 1.0,
+        fail_status: 429,
+        retry_after_secs: Some(3),
+        ..Default::default()
+    });
+    let prefix = unique_prefix();
+    let q = redis_queue(&redis_url(), &prefix);
+    let id = enqueue(&q, "k", 0).await;
+    let mut cfg = lane(2);
+    cfg.policy = RetryPolicy {
+        base: Duration::from_millis(20),
+        max: Duration::from_secs(10),
+    };
+    let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), cfg);
+    let rec = eventually("retrying", Duration::from_secs(10), || async {
+        q.get("centre", &id).await.unwrap().filter(|r| r.status == MessageStatus::Retrying)
+    })
+    .await;
+    // The backoff alone would wait 10-20 ms; the destination asked for 3 s.
+    let wait = rec.next_attempt_at.unwrap_or(0) - now_ms();
+    assert!(wait > 2_000, "next attempt in {wait} ms");
+    assert!(rec.last_error.unwrap_or_default().contains("429"));
+    e.shutdown(Duration::from_secs(2)).await;
     sink.stop().await;
 }
