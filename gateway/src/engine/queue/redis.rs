@@ -106,7 +106,7 @@ return outcome
 
 const PAY_REVERSE: &str = r#"
 -- KEYS: pay, paytx (of the reversal), pending, msg, key list, due, stats
--- ARGV: ref, now, id, kind, okey, payload
+-- ARGV: as PAY_CONFIRM's (ref, txn, amount, paid, ptime, now, id, kind, okey, payload)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'ignored' end
 if redis.call('HGET', KEYS[1], 'state') ~= 'paid' then return 'ignored' end
@@ -114,7 +114,7 @@ redis.call('SET', KEYS[2], 'reversed')
 redis.call('HSET', KEYS[1], 'state', 'pending')
 redis.call('HDEL', KEYS[1], 'txn', 'ptime', 'settled')
 redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'created'), ARGV[1])
-push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[2])
+push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[6])
 return 'reversed'
 "#;
 
@@ -772,6 +772,42 @@ impl RedisQueue {
         }))
     }
 
+    /// Runs a payment script: both take the same keys (the payment, the transaction marker,
+    /// the pending index, and the event's place in the queue) and the same arguments.
+    #[allow(clippy::too_many_arguments)]
+    async fn payment_step(
+        &self,
+        script: &Script,
+        queue: &str,
+        reference: &str,
+        tx_key: &str,
+        c: Option<&Confirmation>,
+        event: &NewMessage,
+        now: Millis,
+    ) -> Result<String, QueueError> {
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut inv = script.prepare_invoke();
+        inv.key(format!("{base}pay:{reference}"))
+            .key(format!("{base}paytx:{tx_key}"))
+            .key(format!("{base}pay:pending"))
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", event.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(reference)
+            .arg(c.map_or("", |c| c.transaction.as_str()))
+            .arg(c.map_or(0, |c| c.amount))
+            .arg(if c.is_some_and(|c| c.paid) { "1" } else { "0" })
+            .arg(c.map_or("", |c| c.provider_time.as_str()))
+            .arg(now)
+            .arg(&id)
+            .arg(&event.kind)
+            .arg(&event.ordering_key)
+            .arg(&event.payload);
+        inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)
+    }
+
     pub async fn payment_confirm(
         &self,
         queue: &str,
@@ -779,31 +815,10 @@ impl RedisQueue {
         event: &NewMessage,
         now: Millis,
     ) -> Result<ConfirmOutcome, QueueError> {
-        let base = self.base(queue);
-        let id = uuid::Uuid::now_v7().to_string();
-        let out: String = self
-            .scripts
-            .pay_confirm
-            .key(format!("{base}pay:{}", c.reference))
-            .key(format!("{base}paytx:{}:{}", c.provider, c.transaction))
-            .key(format!("{base}pay:pending"))
-            .key(format!("{base}m:{id}"))
-            .key(format!("{base}k:{}", event.ordering_key))
-            .key(format!("{base}due"))
-            .key(format!("{base}stats"))
-            .arg(&c.reference)
-            .arg(&c.transaction)
-            .arg(c.amount)
-            .arg(if c.paid { "1" } else { "0" })
-            .arg(&c.provider_time)
-            .arg(now)
-            .arg(&id)
-            .arg(&event.kind)
-            .arg(&event.ordering_key)
-            .arg(&event.payload)
-            .invoke_async(&mut self.conn().await?)
-            .await
-            .map_err(unavailable)?;
+        let tx_key = format!("{}:{}", c.provider, c.transaction);
+        let out = self
+            .payment_step(&self.scripts.pay_confirm, queue, &c.reference, &tx_key, Some(c), event, now)
+            .await?;
         parse_confirm(&out)
     }
 
@@ -815,27 +830,9 @@ impl RedisQueue {
         event: &NewMessage,
         now: Millis,
     ) -> Result<ReverseOutcome, QueueError> {
-        let base = self.base(queue);
-        let id = uuid::Uuid::now_v7().to_string();
-        let out: String = self
-            .scripts
-            .pay_reverse
-            .key(format!("{base}pay:{reference}"))
-            .key(format!("{base}paytx:{reversal_key}"))
-            .key(format!("{base}pay:pending"))
-            .key(format!("{base}m:{id}"))
-            .key(format!("{base}k:{}", event.ordering_key))
-            .key(format!("{base}due"))
-            .key(format!("{base}stats"))
-            .arg(reference)
-            .arg(now)
-            .arg(&id)
-            .arg(&event.kind)
-            .arg(&event.ordering_key)
-            .arg(&event.payload)
-            .invoke_async(&mut self.conn().await?)
-            .await
-            .map_err(unavailable)?;
+        let out = self
+            .payment_step(&self.scripts.pay_reverse, queue, reference, reversal_key, None, event, now)
+            .await?;
         Ok(match out.as_str() {
             "unknown" => ReverseOutcome::Unknown,
             "reversed" => ReverseOutcome::Reversed,
