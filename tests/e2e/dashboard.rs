@@ -4,20 +4,12 @@
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
-use hcc_gateway::app::Workers;
-use hcc_mocks::portal::{PortalConfig, PortalState};
 use hcc_tests::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
-    let state = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-    let app = spawn_app(
-        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
-        Workers::On,
-    )
-    .await;
+    let (portal, state, app) = with_portal(QueueBackendKind::Redis).await;
     let mut bad = dossier("DASH-1", 1);
     bad["MaTTHC"] = json!("1.888888.000.00.00.H46");
     let r: Value = app

@@ -7,15 +7,9 @@ use hcc_gateway::app::Workers;
 use hcc_gateway::engine::breaker::BreakerState;
 use hcc_gateway::engine::queue::now_ms;
 use hcc_mocks::faults::Faults;
-use hcc_mocks::portal::{PortalConfig, PortalState};
+use hcc_mocks::portal::PortalState;
 use hcc_tests::*;
 use serde_json::{Value, json};
-
-fn portal() -> (hcc_mocks::Running, PortalState) {
-    let state = PortalState::new(PortalConfig::default());
-    let running = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-    (running, state)
-}
 
 async fn gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
     let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];

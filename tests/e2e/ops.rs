@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
-use hcc_gateway::app::Workers;
-use hcc_mocks::portal::{PortalConfig, PortalState};
 use hcc_tests::*;
 use serde_json::{Value, json};
 
@@ -56,9 +54,7 @@ fn unknown_procedure(ma: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_and_discard_with_roles_and_queue_stats() {
     for backend in [QueueBackendKind::Redis, QueueBackendKind::Memory] {
-        let state = PortalState::new(PortalConfig::default());
-        let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-        let app = spawn_app(settings(backend, &[("HCC__DVCQG__BASE_URL", portal.url())]), Workers::On).await;
+        let (portal, state, app) = with_portal(backend).await;
         let dead_a = accept(&app, "/v1/dossiers", &unknown_procedure("OPS-A")).await;
         let next_a = accept(&app, "/v1/dossiers/OPS-A/progress", &progress("OPS-A", 2, 1)).await;
         let dead_b = accept(&app, "/v1/dossiers", &unknown_procedure("OPS-B")).await;
@@ -147,13 +143,7 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_all_with_a_filter() {
-    let state = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-    let app = spawn_app(
-        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
-        Workers::On,
-    )
-    .await;
+    let (portal, state, app) = with_portal(QueueBackendKind::Redis).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(accept(&app, "/v1/dossiers", &unknown_procedure(&format!("F-{i}"))).await);
@@ -202,13 +192,7 @@ fn cli(args: &[&str], url: &str, key: Option<&str>) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
-    let state = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-    let app = spawn_app(
-        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
-        Workers::On,
-    )
-    .await;
+    let (portal, state, app) = with_portal(QueueBackendKind::Redis).await;
     let a = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-A")).await;
     let b = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-B")).await;
     let after_b = accept(&app, "/v1/dossiers", &dossier("CLI-B", 2)).await;
@@ -264,13 +248,7 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_match_the_queue_api() {
-    let state = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
-    let app = spawn_app(
-        settings(QueueBackendKind::Redis, &[("HCC__DVCQG__BASE_URL", portal.url())]),
-        Workers::On,
-    )
-    .await;
+    let (portal, _state, app) = with_portal(QueueBackendKind::Redis).await;
     // A known workload: 5 delivered, 1 dead blocking 2 more.
     let mut ids = Vec::new();
     for i in 0..5 {

@@ -339,3 +339,19 @@ pub async fn post_until_accepted(client: &reqwest::Client, base: &str, ma: &str,
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A mock portal on a free port.
+pub fn portal() -> (hcc_mocks::Running, hcc_mocks::portal::PortalState) {
+    let state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
+    match hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()) {
+        Ok(running) => (running, state),
+        Err(e) => panic!("cannot start mock-portal: {e}"),
+    }
+}
+
+/// A mock portal and a gateway with workers that delivers to it.
+pub async fn with_portal(backend: QueueBackendKind) -> (hcc_mocks::Running, hcc_mocks::portal::PortalState, TestApp) {
+    let (running, state) = portal();
+    let app = spawn_app(settings(backend, &[("HCC__DVCQG__BASE_URL", running.url())]), Workers::On).await;
+    (running, state, app)
+}
