@@ -146,3 +146,93 @@ pub fn int_in(lo: i64, hi: i64) -> impl Fn(&Value) -> Result<i64, String> {
 pub fn boolean(v: &Value) -> Result<bool, String> {
     v.as_bool().ok_or_else(|| "must be true or false".to_string())
 }
+
+/// The longest digit string [`whole_in`] reads; beyond it no code of ours fits anyway, and the
+/// parse cannot overflow.
+const MAX_DIGITS: usize = 18;
+
+/// A whole number in `lo..=hi`, written as a JSON number (`4`) or as a string of ASCII digits
+/// (`"4"`): centres' software sends both, since the portal's own clients send strings. No sign,
+/// no spaces, no decimal point (`4.5`, `4.0`, `"4.0"`, `" 4"` and `true` are all refused);
+/// leading zeros are read as decimal (`"04"` is 4).
+pub fn whole_in(lo: i64, hi: i64) -> impl Fn(&Value) -> Result<i64, String> {
+    move |v| {
+        let refuse = || format!("must be a whole number from {lo} to {hi}, as a number or a string of digits");
+        let n = match v {
+            Value::Number(n) => n.as_i64().ok_or_else(refuse)?,
+            Value::String(s) if !s.is_empty() && s.len() <= MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse::<i64>().map_err(|_| refuse())?
+            }
+            _ => return Err(refuse()),
+        };
+        if (lo..=hi).contains(&n) { Ok(n) } else { Err(refuse()) }
+    }
+}
+
+/// A yes/no flag as a JSON boolean or as the words `"True"`/`"False"`, the form the portal's
+/// clients send. The words are read without regard to ASCII case (`"true"`, `"FALSE"`): both
+/// .NET's `bool.Parse` and Java's `Boolean.parseBoolean`, which centres' software is written
+/// in, ignore case, so the same meaning must not be refused for its spelling. Nothing else
+/// (`1`, `"yes"`, `" True"`) is a flag.
+pub fn flag(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err("must be true or false, as a boolean or the string \"True\" or \"False\"".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn whole_numbers_come_as_numbers_or_digit_strings() {
+        let f = whole_in(1, 10);
+        assert_eq!(f(&json!(4)), Ok(4));
+        assert_eq!(f(&json!("4")), Ok(4));
+        assert_eq!(f(&json!("10")), Ok(10));
+        assert_eq!(f(&json!("04")), Ok(4));
+        for bad in [
+            json!(0),
+            json!(11),
+            json!("11"),
+            json!("0"),
+            json!(4.5),
+            json!(4.0),
+            json!("4.0"),
+            json!("abc"),
+            json!(""),
+            json!(" 4"),
+            json!("4 "),
+            json!("+4"),
+            json!("-4"),
+            json!(-4),
+            json!(true),
+            json!(null),
+            json!([4]),
+            json!({"v": 4}),
+            json!("99999999999999999999"),
+            json!(u64::MAX),
+        ] {
+            assert!(f(&bad).is_err(), "{bad} must be refused");
+        }
+        assert_eq!(whole_in(0, 1)(&json!("0")), Ok(0));
+    }
+
+    #[test]
+    fn flags_come_as_booleans_or_words() {
+        assert_eq!(flag(&json!(true)), Ok(true));
+        assert_eq!(flag(&json!(false)), Ok(false));
+        assert_eq!(flag(&json!("True")), Ok(true));
+        assert_eq!(flag(&json!("False")), Ok(false));
+        assert_eq!(flag(&json!("true")), Ok(true));
+        assert_eq!(flag(&json!("FALSE")), Ok(false));
+        for bad in [json!(1), json!(0), json!("1"), json!("yes"), json!(" True"), json!(""), json!(null)] {
+            assert!(flag(&bad).is_err(), "{bad} must be refused");
+        }
+    }
+}

@@ -101,3 +101,32 @@ fn destination_overrides_apply_to_one_destination() {
     assert_eq!(s.delivery_for("dvcqg").concurrency, 3);
     assert_eq!(s.delivery_for("centre").concurrency, s.delivery.concurrency);
 }
+
+#[test]
+fn production_refuses_unsafe_secrets_by_key() {
+    let keys = |vars: &[(&str, &str)]| -> Vec<String> {
+        let mut all = vec![("HCC__QUEUE__BACKEND", "redis")];
+        all.extend_from_slice(vars);
+        let s = load(&source("local", &all)).unwrap();
+        s.problems(true).into_iter().map(|p| p.key).collect()
+    };
+    let base = keys(&[]);
+    assert!(!base.iter().any(|k| k == "paygov.secret" || k == "vnpay.hash_secret"), "{base:?}");
+    assert!(keys(&[("HCC__PAYGOV__SECRET", "")]).contains(&"paygov.secret".to_string()));
+    assert!(keys(&[("HCC__VNPAY__HASH_SECRET", " ")]).contains(&"vnpay.hash_secret".to_string()));
+    // 16 bytes of key.
+    assert!(keys(&[("HCC__CENTRE__WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==")]).contains(&"centre.webhook_secret".to_string()));
+    // 32 bytes of key.
+    assert!(
+        !keys(&[("HCC__CENTRE__WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")])
+            .contains(&"centre.webhook_secret".to_string())
+    );
+    assert!(keys(&[("HCC__BANKS__VCB__CERT", "/etc/hcc/vcb.pem")]).contains(&"trust.ca_dir".to_string()));
+    assert!(
+        !keys(&[
+            ("HCC__BANKS__VCB__CERT", "/etc/hcc/vcb.pem"),
+            ("HCC__TRUST__CA_DIR", "/etc/hcc/trust")
+        ])
+        .contains(&"trust.ca_dir".to_string())
+    );
+}

@@ -80,10 +80,14 @@ pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Buil
             username: d.username.clone(),
             password: d.password.expose().to_string(),
             madonvi: d.madonvi.clone(),
+            dstcode: d.dstcode.clone(),
             timeout: Duration::from_millis(settings.delivery_for(hcc_adapters::dvcqg::DESTINATION).upstream_timeout_ms),
         };
         let adapter = hcc_adapters::dvcqg::DvcqgAdapter::new(cfg).map_err(|e| BuildError::Setting {
-            key: "dvcqg.base_url",
+            key: match e {
+                hcc_adapters::dvcqg::BuildError::Dstcode => "dvcqg.dstcode",
+                hcc_adapters::dvcqg::BuildError::Client(_) => "dvcqg.base_url",
+            },
             message: e.to_string(),
         })?;
         out.push(Arc::new(adapter));
@@ -108,7 +112,8 @@ impl Application {
         startup_checks(&queue).await;
         let signing = signing_state(&settings)?;
         let telemetry = crate::observe::Telemetry::start(queue.clone());
-        let payments = if settings.paygov.base_url.is_empty() && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
+        let paygov_on = !settings.paygov.base_url.is_empty() || !settings.paygov.init_url.is_empty();
+        let payments = if !paygov_on && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
             None
         } else {
             Some(Arc::new(
@@ -141,17 +146,36 @@ impl Application {
             })?
             .port();
         let reconcile_stop = tokio_util::sync::CancellationToken::new();
-        if let (Some(p), Workers::On) = (&payments, workers)
-            && !settings.paygov.base_url.is_empty()
-        {
-            let g = &settings.paygov;
-            tokio::spawn(crate::payments::reconcile_loop(
-                p.clone(),
-                Duration::from_secs(g.reconcile_interval_secs.max(1)),
-                Duration::from_secs(g.reconcile_min_age_secs),
-                Duration::from_secs(g.reconcile_max_age_secs),
-                reconcile_stop.clone(),
-            ));
+        if let (Some(p), Workers::On) = (&payments, workers) {
+            use crate::payments::Provider;
+            let schedules = [
+                (
+                    Provider::Paygov,
+                    paygov_on,
+                    settings.paygov.reconcile_interval_secs,
+                    settings.paygov.reconcile_min_age_secs,
+                    settings.paygov.reconcile_max_age_secs,
+                ),
+                (
+                    Provider::Vnpay,
+                    !settings.vnpay.tmn_code.is_empty() && !settings.vnpay.api_url.is_empty(),
+                    settings.vnpay.reconcile_interval_secs,
+                    settings.vnpay.reconcile_min_age_secs,
+                    settings.vnpay.reconcile_max_age_secs,
+                ),
+            ];
+            for (provider, on, every, min_age, max_age) in schedules {
+                if on {
+                    tokio::spawn(crate::payments::reconcile_loop(
+                        p.clone(),
+                        provider,
+                        Duration::from_secs(every.max(1)),
+                        Duration::from_secs(min_age),
+                        Duration::from_secs(max_age),
+                        reconcile_stop.clone(),
+                    ));
+                }
+            }
         }
         let history = Arc::new(crate::observe::History::default());
         tokio::spawn(crate::observe::sample_history(

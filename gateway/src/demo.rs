@@ -65,10 +65,18 @@ fn progress_body(ma: &str, status: u8, step: usize) -> Value {
     })
 }
 
-fn demo_settings(opts: &DemoOptions, portal: &str, centre: &str, pki: &std::path::Path) -> Result<Settings, DemoError> {
+fn demo_settings(opts: &DemoOptions, portal: &str, bank: &str, centre: &str, pki: &std::path::Path) -> Result<Settings, DemoError> {
     let mut source = hcc_config::Source::from_process_env();
     let path = |f: &str| pki.join(f).to_string_lossy().into_owned();
-    source.vars.insert("HCC__PAYGOV__BASE_URL".into(), format!("{portal}/paygov"));
+    source.vars.insert("HCC__PAYGOV__BASE_URL".into(), String::new());
+    source.vars.insert("HCC__PAYGOV__INIT_URL".into(), format!("{portal}/paygov/init"));
+    source
+        .vars
+        .insert("HCC__PAYGOV__QUERY_URL".into(), format!("{portal}/paygov/query"));
+    source.vars.insert("HCC__VNPAY__PAY_URL".into(), format!("{bank}/vnpay/pay"));
+    source
+        .vars
+        .insert("HCC__VNPAY__API_URL".into(), format!("{bank}/merchant_webapi/api/transaction"));
     source.vars.insert("HCC__BANKS__DEMOBANK__CERT".into(), path("bank.pem"));
     source.vars.insert("HCC__TRUST__CA_DIR".into(), path("trust"));
     source.vars.insert("HCC__SIGNING__PKCS12".into(), path("gateway.p12"));
@@ -133,7 +141,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         },
     );
     let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state)?;
-    let settings = demo_settings(&opts, &portal.url(), &centre.url(), &pki_dir)?;
+    let settings = demo_settings(&opts, &portal.url(), &bank.url(), &centre.url(), &pki_dir)?;
     crate::telemetry::init(&settings.log);
     let backend = settings.queue.backend;
     let app = match Application::build(settings.clone(), Workers::On).await {
@@ -373,9 +381,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 /// provider pays it and confirms through its own channel. Returns the reference.
 async fn pay_fee(client: &reqwest::Client, base: &str, ma: &str, route: &str, portal: &str, bank: &str) -> Option<String> {
     let provider = if route == "vnpay" { "vnpay" } else { "paygov" };
-    let body = json!({"MaHoSo": ma, "SoTien": 100000, "provider": provider,
+    let body = json!({"MaHoSo": ma, "SoTien": 100000, "provider": provider, "MaDonVi": "000.00.22.H46",
+        "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
         "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": 100000}],
-        "payer": {"HoTen": "Công dân mẫu"}});
+        "HoTenNguoiNop": "Công dân mẫu", "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long, Quảng Ninh",
+        "IpNguoiNop": "198.51.100.23"});
     let created: Value = client
         .post(format!("{base}/v1/payments"))
         .bearer_auth("dev-centre-key")

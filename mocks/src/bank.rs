@@ -1,9 +1,44 @@
-//! `mock-bank`: VNPAY sending IPNs (`shared/domain/payments.md` §2) and a host-to-host bank
-//! sending signed camt.054 notifications (§3), written from the notes. Control calls make it
-//! pay: `POST /_mock/vnpay/pay` and `POST /_mock/bank/credit`, each able to send copies, to
-//! tamper, to use another amount, or (for the bank) to sign with a key the gateway does not know.
+//! `mock-bank`: a host-to-host bank sending signed camt.054 notifications, written from the
+//! payments notes (§3, "Reading camt.054 right" and "Signing of bank XML"), never from the
+//! gateway's adapter; beside it runs the VNPAY stand-in of [`crate::vnpay`].
+//!
+//! `POST /_mock/bank/credit` builds one notification with one entry and sends it to `url`
+//! (`copies` times, concurrently). The document is shaped like a real bank's: `BkTxCd` always,
+//! `TxDtls/Refs` with `AcctSvcrRef` and `TxId`, v08 (`Sts/Cd`, `TxDtls/Amt`, `Dbtr/Pty/Nm`) or
+//! v02 (`Sts`, `AmtDtls/TxAmt/Amt`, `Dbtr/Nm`). Control fields (JSON):
+//!
+//! - `reference`, `amount_vnd`: one transaction; or `transactions: [{reference, amount_vnd,
+//!   bank_ref?}]`: a batch entry (`NtryDtls/Btch` with `NbOfTxs`, `TtlAmt`; `Ntry/Amt` is the
+//!   total), each transaction with its own amount and references.
+//! - `url`: where to POST; absent, the document is only built and returned.
+//! - `reversal`: the bank takes a credit back, as ISO 20022 writes it: a **DBIT** entry with
+//!   `RvslInd` true that repeats the original's `EndToEndId`, `Refs/AcctSvcrRef` and `TxId` (the
+//!   original's bank reference is `original_bank_ref`, else the one this mock used when it sent
+//!   the credit for that reference, else `bank_ref`). `debit: false` with `reversal` makes it a
+//!   CRDT with `RvslInd` true instead (an earlier debit returned). `debit` alone: a plain debit.
+//! - `version`: `"08"` (default) or `"02"`. `status`: `BOOK` (default), `PDNG`, `INFO`.
+//! - `bank_ref`: the entry's `AcctSvcrRef` (and a single credit's transaction references);
+//!   random when absent.
+//! - `remittance`: where the reference goes: `"e2e"` (`EndToEndId`, v08 default), `"ustrd"`
+//!   (inside a text line, v02 default), `"ustrd_multiline"` (on the second `Ustrd` line),
+//!   `"ustrd_split"` (cut across two lines at a fixed width), `"strd"`
+//!   (`Strd/CdtrRefInf/Ref`, type `SCOR`). Except for `e2e`, `EndToEndId` is `NOTPROVIDED`.
+//! - `bktxcd`: `"domain"` (default: `Domn` PMNT/RCDT/DMCT, RRTN for a reversal, ICDT for a
+//!   debit) or `"proprietary"` (`Prtry`).
+//! - Signing: by default the bank key signs with exclusive C14N and rsa-sha256. Naming any of
+//!   `c14n` (`"exclusive"`, `"inclusive"`), `signature` (`"rsa-sha256"`, `"rsa-sha512"`) or
+//!   `digest` (`"sha256"`, `"sha512"`; default: that of `signature`) makes the mock sign as a
+//!   third party would, with **`xmlsec1 --sign`** on a template (so the gateway's own signing
+//!   code is not both the writer and the reader): inclusive uses the .NET shape (an unprefixed
+//!   `Signature`, only the enveloped transform). Those variants need `xmlsec1` installed.
+//! - `tamper` (change the entry amount after signing), `stranger` (sign with a key the gateway
+//!   does not know), `copies` (1..=100).
+//!
+//! The answer: `{"bank_ref", "document", "replies": [{"status", "body"} | {"error"}]}`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -11,35 +46,67 @@ use hcc_signing::pki::Identity;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const INC_C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
+const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+const SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
+
+const MAX_COPIES: usize = 100;
+const MAX_TRANSACTIONS: usize = 1000;
+/// Credits remembered (reference → bank reference) so that a reversal can repeat them.
+const MAX_REMEMBERED: usize = 10_000;
+/// How long `xmlsec1 --sign` may take.
+const XMLSEC_TIMEOUT: Duration = Duration::from_secs(20);
+/// Width at which `ustrd_split` cuts the remittance text.
+const SPLIT_WIDTH: usize = 35;
+
 #[derive(Clone)]
 pub struct BankState {
-    tmn_code: String,
-    hash_secret: String,
+    vnpay: crate::vnpay::VnpayState,
     bank: Arc<Identity>,
     /// Another bank's key, for "signed by the wrong bank".
     stranger: Arc<Identity>,
     client: reqwest::Client,
+    /// reference → the bank reference of the credit this mock sent for it.
+    credits: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl BankState {
     pub fn new(tmn_code: &str, hash_secret: &str, bank: Identity, stranger: Identity) -> Self {
         BankState {
-            tmn_code: tmn_code.into(),
-            hash_secret: hash_secret.into(),
+            vnpay: crate::vnpay::VnpayState::new(tmn_code, hash_secret),
             bank: Arc::new(bank),
             stranger: Arc::new(stranger),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            credits: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn remembered(&self, reference: &str) -> Option<String> {
+        self.credits.lock().ok()?.get(reference).cloned()
+    }
+
+    fn remember(&self, reference: &str, bank_ref: &str) {
+        if let Ok(mut m) = self.credits.lock() {
+            if m.len() >= MAX_REMEMBERED {
+                m.clear();
+            }
+            m.insert(reference.to_string(), bank_ref.to_string());
         }
     }
 }
 
 pub fn routes(state: BankState) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
+        crate::vnpay::routes(state.vnpay.clone())(cfg);
         cfg.app_data(web::Data::new(state.clone()))
-            .route("/_mock/vnpay/pay", web::post().to(vnpay_pay))
             .route("/_mock/bank/credit", web::post().to(credit));
     }
 }
@@ -52,181 +119,422 @@ fn one() -> usize {
     1
 }
 
-fn ok_code() -> String {
-    "00".into()
+fn v08() -> String {
+    "08".into()
 }
 
-#[derive(Deserialize)]
-struct VnpayPay {
-    #[serde(rename = "TxnRef")]
-    txn_ref: String,
+#[derive(Deserialize, Clone)]
+struct TxSpec {
+    reference: String,
     amount_vnd: u64,
-    ipn_url: String,
-    #[serde(default = "ok_code")]
-    response_code: String,
-    #[serde(default = "one")]
-    copies: usize,
-    #[serde(default)]
-    tamper: bool,
-}
-
-/// VNPAY's signature: every non-empty vnp_ field but the hash ones, sorted, form-encoded with
-/// `+` for spaces, HMAC-SHA512 in hex.
-fn vnpay_hash(params: &[(String, String)], secret: &str) -> String {
-    let mut p: Vec<&(String, String)> = params
-        .iter()
-        .filter(|(k, v)| !v.is_empty() && k.starts_with("vnp_") && !k.starts_with("vnp_SecureHash"))
-        .collect();
-    p.sort();
-    let data = p
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
-                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    hcc_signing::hmac_sha512(secret.as_bytes(), data.as_bytes())
-        .map(hex::encode)
-        .unwrap_or_default()
-}
-
-async fn vnpay_pay(state: web::Data<BankState>, r: web::Json<VnpayPay>) -> HttpResponse {
-    let txn = fastrand::u64(10_000_000..99_999_999).to_string();
-    let mut params: Vec<(String, String)> = [
-        ("vnp_TmnCode", state.tmn_code.clone()),
-        ("vnp_Amount", (r.amount_vnd * 100).to_string()),
-        ("vnp_BankCode", "NCB".into()),
-        ("vnp_BankTranNo", format!("VNP{txn}")),
-        ("vnp_CardType", "ATM".into()),
-        ("vnp_PayDate", crate::paygov::chrono_like_now()),
-        ("vnp_OrderInfo", "Thanh toan le phi ho so".into()),
-        ("vnp_TransactionNo", txn.clone()),
-        ("vnp_ResponseCode", r.response_code.clone()),
-        ("vnp_TransactionStatus", r.response_code.clone()),
-        ("vnp_TxnRef", r.txn_ref.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let hash = vnpay_hash(&params, &state.hash_secret);
-    if r.tamper {
-        params[1].1 = (r.amount_vnd * 100 + 100).to_string();
-    }
-    params.push(("vnp_SecureHashType".into(), "HmacSHA512".into()));
-    params.push(("vnp_SecureHash".into(), hash));
-    let query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter()).finish();
-    let url = format!("{}?{query}", r.ipn_url);
-    let mut replies = Vec::new();
-    let sends: Vec<_> = (0..r.copies)
-        .map(|_| {
-            let (c, u) = (state.client.clone(), url.clone());
-            tokio::spawn(async move {
-                c.get(&u)
-                    .send()
-                    .await
-                    .ok()
-                    .map(|r| async move { r.json::<Value>().await.unwrap_or(Value::Null) })
-            })
-        })
-        .collect();
-    for s in sends {
-        if let Ok(Some(f)) = s.await {
-            replies.push(f.await);
-        } else {
-            replies.push(Value::Null);
-        }
-    }
-    HttpResponse::Ok().json(json!({"vnp_TransactionNo": txn, "replies": replies}))
+    bank_ref: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Credit {
-    /// The payment reference to put in EndToEndId (v08) or the remittance information (v02).
-    reference: String,
-    amount_vnd: u64,
-    url: String,
+    reference: Option<String>,
+    amount_vnd: Option<u64>,
+    transactions: Option<Vec<TxSpec>>,
+    url: Option<String>,
     #[serde(default)]
     reversal: bool,
-    #[serde(default)]
-    debit: bool,
+    debit: Option<bool>,
     #[serde(default = "v08")]
     version: String,
+    status: Option<String>,
     #[serde(default)]
     tamper: bool,
     #[serde(default)]
     stranger: bool,
     #[serde(default = "one")]
     copies: usize,
-    /// The bank's own transaction reference; random when absent.
     bank_ref: Option<String>,
+    original_bank_ref: Option<String>,
+    remittance: Option<String>,
+    bktxcd: Option<String>,
+    c14n: Option<String>,
+    signature: Option<String>,
+    digest: Option<String>,
 }
 
-fn v08() -> String {
-    "08".into()
+/// How the document is signed.
+struct Signing {
+    /// `None`: the bank's usual signer (exclusive C14N, rsa-sha256). `Some`: xmlsec1 with
+    /// (SignedInfo C14N, signature method, digest method).
+    xmlsec: Option<(&'static str, &'static str, &'static str)>,
 }
 
-fn camt(c: &Credit, bank_ref: &str) -> String {
-    let (ind, rvsl) = (if c.debit { "DBIT" } else { "CRDT" }, if c.reversal { "true" } else { "false" });
-    if c.version == "02" {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.02\"><BkToCstmrDbtCdtNtfctn>\
-             <GrpHdr><MsgId>MSG{bank_ref}</MsgId><CreDtTm>2024-11-26T10:00:00</CreDtTm></GrpHdr><Ntfctn><Id>N{bank_ref}</Id>\
-             <Acct><Id><Othr><Id>0011004123456</Id></Othr></Id></Acct><Ntry><Amt Ccy=\"VND\">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>\
-             <Sts>BOOK</Sts><BookgDt><Dt>2024-11-26</Dt></BookgDt><AcctSvcrRef>{bank_ref}</AcctSvcrRef><NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>\
-             <RltdPties><Dbtr><Nm>NGUYEN THI LAN</Nm></Dbtr></RltdPties><RmtInf><Ustrd>Nop le phi {r}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry></Ntfctn>\
-             </BkToCstmrDbtCdtNtfctn></Document>",
-            amt = c.amount_vnd,
-            r = c.reference
-        )
-    } else {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\">\n  <BkToCstmrDbtCdtNtfctn>\n\
-             <GrpHdr><MsgId>MSG{bank_ref}</MsgId><CreDtTm>2024-11-26T10:00:00+07:00</CreDtTm></GrpHdr>\n<Ntfctn><Id>N{bank_ref}</Id>\
-             <Acct><Id><Othr><Id>0011004123456</Id></Othr></Id><Ccy>VND</Ccy></Acct>\n<Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd>\
-             <RvslInd>{rvsl}</RvslInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>2024-11-26T10:00:00+07:00</DtTm></BookgDt><AcctSvcrRef>{bank_ref}</AcctSvcrRef>\
-             <NtryDtls><TxDtls><Refs><EndToEndId>{r}</EndToEndId><TxId>{bank_ref}</TxId></Refs><Amt Ccy=\"VND\">{amt}</Amt>\
-             <RltdPties><Dbtr><Pty><Nm>NGUYEN THI LAN</Nm></Pty></Dbtr></RltdPties></TxDtls></NtryDtls></Ntry></Ntfctn>\n  </BkToCstmrDbtCdtNtfctn>\n</Document>\n",
-            amt = c.amount_vnd,
-            r = c.reference
-        )
+fn signing(c: &Credit) -> Result<Signing, String> {
+    if c.c14n.is_none() && c.signature.is_none() && c.digest.is_none() {
+        return Ok(Signing { xmlsec: None });
     }
+    let c14n = match c.c14n.as_deref().unwrap_or("exclusive") {
+        "exclusive" => EXC_C14N,
+        "inclusive" => INC_C14N,
+        other => return Err(format!("c14n {other:?}: exclusive or inclusive")),
+    };
+    let (sig, default_digest) = match c.signature.as_deref().unwrap_or("rsa-sha256") {
+        "rsa-sha256" => (RSA_SHA256, SHA256),
+        "rsa-sha512" => (RSA_SHA512, SHA512),
+        other => return Err(format!("signature {other:?}: rsa-sha256 or rsa-sha512")),
+    };
+    let digest = match c.digest.as_deref() {
+        None => default_digest,
+        Some("sha256") => SHA256,
+        Some("sha512") => SHA512,
+        Some(other) => return Err(format!("digest {other:?}: sha256 or sha512")),
+    };
+    Ok(Signing {
+        xmlsec: Some((c14n, sig, digest)),
+    })
 }
 
-async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpResponse {
-    let bank_ref = c
+/// One transaction as it will be written.
+struct Tx {
+    reference: String,
+    amount_vnd: u64,
+    /// `TxDtls/Refs/AcctSvcrRef` and `TxId`: the transaction's own bank reference, or for a
+    /// reversal the original credit's.
+    refs: String,
+}
+
+/// Everything the document needs, decided from the request.
+struct Shape {
+    v02: bool,
+    debit: bool,
+    reversal: bool,
+    status: String,
+    entry_ref: String,
+    txs: Vec<Tx>,
+    batch: bool,
+    remittance: String,
+    proprietary: bool,
+    created: String,
+    date: String,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `yyyyMMddHHmmss` (Vietnam time) to `(yyyy-MM-ddTHH:mm:ss+07:00, yyyy-MM-dd)`.
+fn iso_now() -> (String, String) {
+    let t = crate::paygov::chrono_like_now();
+    if t.len() != 14 {
+        return ("2026-11-25T10:00:00+07:00".into(), "2026-11-25".into());
+    }
+    let date = format!("{}-{}-{}", &t[0..4], &t[4..6], &t[6..8]);
+    (format!("{date}T{}:{}:{}+07:00", &t[8..10], &t[10..12], &t[12..14]), date)
+}
+
+fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
+    let v02 = match c.version.as_str() {
+        "08" => false,
+        "02" => true,
+        other => return Err(format!("version {other:?}: 08 or 02")),
+    };
+    // ISO 20022: RvslInd qualifies CdtDbtInd against the original booking, so the reversal of a
+    // credit is a DBIT entry.
+    let debit = c.debit.unwrap_or(c.reversal);
+    let status = c.status.clone().unwrap_or_else(|| "BOOK".into());
+    if !matches!(status.as_str(), "BOOK" | "PDNG" | "INFO") {
+        return Err(format!("status {status:?}: BOOK, PDNG or INFO"));
+    }
+    let entry_ref = c
         .bank_ref
         .clone()
         .unwrap_or_else(|| format!("FT{}", fastrand::u64(100_000_000..999_999_999)));
-    let xml = camt(&c, &bank_ref);
+    let (specs, batch) = match (&c.transactions, &c.reference, c.amount_vnd) {
+        (Some(t), _, _) if !t.is_empty() && t.len() <= MAX_TRANSACTIONS => (t.clone(), true),
+        (Some(_), _, _) => return Err(format!("transactions: 1 to {MAX_TRANSACTIONS}")),
+        (None, Some(r), Some(a)) => (
+            vec![TxSpec {
+                reference: r.clone(),
+                amount_vnd: a,
+                bank_ref: Some(entry_ref.clone()),
+            }],
+            false,
+        ),
+        (None, _, _) => return Err("give reference and amount_vnd, or transactions".into()),
+    };
+    let credit = !debit && !c.reversal;
+    let reversal_of_credit = debit && c.reversal;
+    let txs = specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let own = s.bank_ref.clone().unwrap_or_else(|| format!("{entry_ref}-{}", i + 1));
+            let refs = if reversal_of_credit {
+                c.original_bank_ref
+                    .clone()
+                    .filter(|_| !batch)
+                    .or_else(|| state.remembered(&s.reference))
+                    .unwrap_or(own)
+            } else {
+                own
+            };
+            Tx {
+                reference: s.reference,
+                amount_vnd: s.amount_vnd,
+                refs,
+            }
+        })
+        .collect::<Vec<_>>();
+    if credit {
+        for t in &txs {
+            state.remember(&t.reference, &t.refs);
+        }
+    }
+    let remittance = c.remittance.clone().unwrap_or_else(|| if v02 { "ustrd" } else { "e2e" }.into());
+    if !matches!(remittance.as_str(), "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd") {
+        return Err(format!(
+            "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split or strd"
+        ));
+    }
+    let proprietary = match c.bktxcd.as_deref().unwrap_or("domain") {
+        "domain" => false,
+        "proprietary" => true,
+        other => return Err(format!("bktxcd {other:?}: domain or proprietary")),
+    };
+    let (created, date) = iso_now();
+    Ok(Shape {
+        v02,
+        debit,
+        reversal: c.reversal,
+        status,
+        entry_ref,
+        txs,
+        batch,
+        remittance,
+        proprietary,
+        created,
+        date,
+    })
+}
+
+/// The bank transaction code (ISO external code sets: domain PMNT, family RCDT received /
+/// ICDT issued credit transfers; sub-family DMCT domestic, RRTN reversal).
+fn bktxcd(s: &Shape) -> String {
+    if s.proprietary {
+        return "<BkTxCd><Prtry><Cd>NTRF</Cd><Issr>MOCKBANK</Issr></Prtry></BkTxCd>".into();
+    }
+    let (fmly, sub) = match (s.debit, s.reversal) {
+        (true, true) => ("RCDT", "RRTN"),
+        (false, true) => ("ICDT", "RRTN"),
+        (true, false) => ("ICDT", "DMCT"),
+        (false, false) => ("RCDT", "DMCT"),
+    };
+    format!("<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{fmly}</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd>")
+}
+
+/// `RmtInf` and the `EndToEndId` value for one transaction.
+fn remittance(s: &Shape, reference: &str) -> (String, String) {
+    let r = esc(reference);
+    match s.remittance.as_str() {
+        "e2e" => (r, "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into()),
+        "ustrd" => (
+            "NOTPROVIDED".into(),
+            format!("<RmtInf><Ustrd>Nop {r} le phi cap GCN</Ustrd></RmtInf>"),
+        ),
+        "ustrd_multiline" => (
+            "NOTPROVIDED".into(),
+            format!("<RmtInf><Ustrd>NGUYEN THI LAN CHUYEN KHOAN QUA MOBILE BANKING</Ustrd><Ustrd>{r} le phi cap GCN</Ustrd></RmtInf>"),
+        ),
+        "ustrd_split" => {
+            // A bank that wraps long descriptions at a fixed width, mid-word.
+            let text: Vec<char> = format!("THANH TOAN LE PHI HO SO {reference} CAP GCN").chars().collect();
+            let lines: String = text
+                .chunks(SPLIT_WIDTH)
+                .map(|c| format!("<Ustrd>{}</Ustrd>", esc(&c.iter().collect::<String>())))
+                .collect();
+            ("NOTPROVIDED".into(), format!("<RmtInf>{lines}</RmtInf>"))
+        }
+        _ => (
+            "NOTPROVIDED".into(),
+            format!("<RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>{r}</Ref></CdtrRefInf></Strd></RmtInf>"),
+        ),
+    }
+}
+
+fn camt(s: &Shape) -> String {
+    let ns = if s.v02 { "02" } else { "08" };
+    let (ind, rvsl) = (if s.debit { "DBIT" } else { "CRDT" }, if s.reversal { "true" } else { "false" });
+    let total: u64 = s.txs.iter().map(|t| t.amount_vnd).sum();
+    let entry_ref = esc(&s.entry_ref);
+    let sts = if s.v02 {
+        format!("<Sts>{}</Sts>", s.status)
+    } else {
+        format!("<Sts><Cd>{}</Cd></Sts>", s.status)
+    };
+    let mut details = String::new();
+    if s.batch {
+        details.push_str(&format!(
+            "<Btch><NbOfTxs>{}</NbOfTxs><TtlAmt Ccy=\"VND\">{total}</TtlAmt><CdtDbtInd>{ind}</CdtDbtInd></Btch>",
+            s.txs.len()
+        ));
+    }
+    for t in &s.txs {
+        let (e2e, rmt) = remittance(s, &t.reference);
+        let refs = esc(&t.refs);
+        let amt = t.amount_vnd;
+        let (amount, party, agent) = if s.v02 {
+            (
+                format!("<AmtDtls><TxAmt><Amt Ccy=\"VND\">{amt}</Amt></TxAmt></AmtDtls>"),
+                "<RltdPties><Dbtr><Nm>NGUYEN THI LAN</Nm></Dbtr></RltdPties>",
+                "<RltdAgts><DbtrAgt><FinInstnId><BIC>BFTVVNVX</BIC></FinInstnId></DbtrAgt></RltdAgts>",
+            )
+        } else {
+            (
+                format!("<Amt Ccy=\"VND\">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd>"),
+                "<RltdPties><Dbtr><Pty><Nm>NGUYEN THI LAN</Nm></Pty></Dbtr></RltdPties>",
+                "<RltdAgts><DbtrAgt><FinInstnId><BICFI>BFTVVNVX</BICFI></FinInstnId></DbtrAgt></RltdAgts>",
+            )
+        };
+        details.push_str(&format!(
+            "\n          <TxDtls><Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>\
+             {amount}{party}{agent}{rmt}</TxDtls>"
+        ));
+    }
+    let (created, date) = (&s.created, &s.date);
+    let ntfctn_created = if s.v02 {
+        format!("<CreDtTm>{created}</CreDtTm>")
+    } else {
+        String::new()
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.{ns}\">\n  <BkToCstmrDbtCdtNtfctn>\n    \
+         <GrpHdr><MsgId>MSG{entry_ref}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>\n    \
+         <Ntfctn><Id>N{entry_ref}</Id>{ntfctn_created}<Acct><Id><Othr><Id>0011004123456</Id></Othr></Id><Ccy>VND</Ccy></Acct>\n      \
+         <Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{total}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>{sts}\
+         <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt><AcctSvcrRef>{entry_ref}</AcctSvcrRef>{bktxcd}\n        \
+         <NtryDtls>{details}\n        </NtryDtls></Ntry>\n    </Ntfctn>\n  </BkToCstmrDbtCdtNtfctn>\n</Document>\n",
+        bktxcd = bktxcd(s)
+    )
+}
+
+/// An unsigned XML-DSig template for `xmlsec1 --sign`, as the root's last child. Inclusive:
+/// the shape .NET's SignedXml writes (unprefixed, only the enveloped transform, so the
+/// reference is canonicalized by XML-DSig's default, inclusive C14N).
+fn template(c14n: &str, sig: &str, digest: &str) -> String {
+    let (p, decl, transform) = if c14n == INC_C14N {
+        ("", format!("xmlns=\"{DSIG_NS}\""), String::new())
+    } else {
+        (
+            "ds:",
+            format!("xmlns:ds=\"{DSIG_NS}\""),
+            format!("<ds:Transform Algorithm=\"{EXC_C14N}\"/>"),
+        )
+    };
+    format!(
+        "<{p}Signature {decl}><{p}SignedInfo><{p}CanonicalizationMethod Algorithm=\"{c14n}\"/><{p}SignatureMethod Algorithm=\"{sig}\"/>\
+         <{p}Reference URI=\"\"><{p}Transforms><{p}Transform Algorithm=\"{ENVELOPED}\"/>{transform}</{p}Transforms>\
+         <{p}DigestMethod Algorithm=\"{digest}\"/><{p}DigestValue/></{p}Reference></{p}SignedInfo><{p}SignatureValue/>\
+         <{p}KeyInfo><{p}X509Data/></{p}KeyInfo></{p}Signature>"
+    )
+}
+
+/// A scratch folder removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Signs with `xmlsec1 --sign`, the bank key and certificate written to a scratch folder.
+async fn xmlsec_sign(xml: &str, signer: &Identity, algorithms: (&str, &str, &str)) -> Result<String, String> {
+    let at = xml.rfind("</Document>").ok_or("the document has no </Document>")?;
+    let tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
+    let dir = Scratch(std::env::temp_dir().join(format!("mock-bank-{}-{}", std::process::id(), fastrand::u64(..))));
+    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let key = signer.key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
+    let cert = signer.cert.to_pem().map_err(|e| e.to_string())?;
+    let (key_path, cert_path, tmpl_path, out_path) = (
+        dir.0.join("key.pem"),
+        dir.0.join("cert.pem"),
+        dir.0.join("tmpl.xml"),
+        dir.0.join("out.xml"),
+    );
+    for (p, b) in [(&key_path, &key), (&cert_path, &cert), (&tmpl_path, &tmpl.clone().into_bytes())] {
+        std::fs::write(p, b).map_err(|e| e.to_string())?;
+    }
+    let keys = format!("{},{}", key_path.display(), cert_path.display());
+    let run = tokio::process::Command::new("xmlsec1")
+        .args(["--sign", "--privkey-pem", &keys, "--output"])
+        .arg(&out_path)
+        .arg(&tmpl_path)
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(XMLSEC_TIMEOUT, run).await {
+        Err(_) => return Err("xmlsec1 --sign timed out".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("this signing variant needs xmlsec1 (apt-get install -y xmlsec1), which is not installed".into());
+        }
+        Ok(Err(e)) => return Err(format!("cannot run xmlsec1: {e}")),
+        Ok(Ok(o)) => o,
+    };
+    if !out.status.success() {
+        return Err(format!("xmlsec1 --sign failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    std::fs::read_to_string(&out_path).map_err(|e| e.to_string())
+}
+
+async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpResponse {
+    let bad = |m: String| HttpResponse::BadRequest().json(json!({"error": m}));
+    if c.copies == 0 || c.copies > MAX_COPIES {
+        return bad(format!("copies: 1 to {MAX_COPIES}"));
+    }
+    let how = match signing(&c) {
+        Ok(h) => h,
+        Err(m) => return bad(m),
+    };
+    let s = match shape(&state, &c) {
+        Ok(s) => s,
+        Err(m) => return bad(m),
+    };
+    let xml = camt(&s);
     let signer = if c.stranger { &state.stranger } else { &state.bank };
-    let mut signed = match hcc_signing::xml::dsig::sign_enveloped(xml.as_bytes(), signer) {
-        Ok(s) => String::from_utf8_lossy(&s).into_owned(),
-        Err(e) => return HttpResponse::InternalServerError().json(json!({"error": e.to_string()})),
+    let signed = match how.xmlsec {
+        None => hcc_signing::xml::dsig::sign_enveloped(xml.as_bytes(), signer)
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .map_err(|e| e.to_string()),
+        Some(algorithms) => xmlsec_sign(&xml, signer, algorithms).await,
+    };
+    let mut signed = match signed {
+        Ok(s) => s,
+        Err(e) => return HttpResponse::InternalServerError().json(json!({"error": e})),
     };
     if c.tamper {
-        signed = signed.replacen(&format!(">{}</Amt>", c.amount_vnd), &format!(">{}</Amt>", c.amount_vnd * 10), 1);
+        let total: u64 = s.txs.iter().map(|t| t.amount_vnd).sum();
+        signed = signed.replacen(
+            &format!(">{total}</Amt>"),
+            &format!(">{}</Amt>", total.saturating_mul(10).max(1)),
+            1,
+        );
     }
     let mut replies = Vec::new();
-    let sends: Vec<_> = (0..c.copies)
-        .map(|_| {
-            let (client, url, body) = (state.client.clone(), c.url.clone(), signed.clone());
-            tokio::spawn(async move {
-                match client.post(&url).header("content-type", "application/xml").body(body).send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        json!({"status": status, "body": r.json::<Value>().await.unwrap_or(Value::Null)})
+    if let Some(url) = &c.url {
+        let sends: Vec<_> = (0..c.copies)
+            .map(|_| {
+                let (client, url, body) = (state.client.clone(), url.clone(), signed.clone());
+                tokio::spawn(async move {
+                    match client.post(&url).header("content-type", "application/xml").body(body).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            json!({"status": status, "body": r.json::<Value>().await.unwrap_or(Value::Null)})
+                        }
+                        Err(e) => json!({"error": e.to_string()}),
                     }
-                    Err(e) => json!({"error": e.to_string()}),
-                }
+                })
             })
-        })
-        .collect();
-    for s in sends {
-        replies.push(s.await.unwrap_or(Value::Null));
+            .collect();
+        for send in sends {
+            replies.push(send.await.unwrap_or(Value::Null));
+        }
     }
-    HttpResponse::Ok().json(json!({"bank_ref": bank_ref, "replies": replies}))
+    HttpResponse::Ok().json(json!({"bank_ref": s.entry_ref, "document": signed, "replies": replies}))
 }

@@ -8,6 +8,7 @@ pub mod centre;
 pub mod faults;
 pub mod paygov;
 pub mod portal;
+pub mod vnpay;
 
 use std::net::{SocketAddr, TcpListener};
 

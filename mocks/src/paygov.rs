@@ -1,8 +1,15 @@
-//! The national payment platform, as `shared/domain/payments.md` §1 describes it: INIT and
-//! QUERY at one endpoint, each message checked by `MaXacThuc` (SHA-256 of the fields joined
-//! with `|`, secret last), and a control call that "pays" a reference by sending the platform's
-//! confirmation to the one-stop system: once or several times, late, tampered, with another
-//! amount, or not at all (a lost callback, for reconciliation to find).
+//! The national payment platform, as the payments notes (§1 and its 2026-11 evidence) describe
+//! it, written from the notes and never from the gateway's adapter:
+//! - INIT at `/paygov/init` and QUERY (or GET_BILL) at `/paygov/query`, each message checked by
+//!   `MaXacThuc` (SHA-256 of the fields joined with `|`, secret last);
+//! - INIT refused when its receipt (`ThongTinBienLai`) lacks what public clients mark
+//!   mandatory, or when amounts come as JSON numbers where public clients send strings;
+//! - QUERY finds a payment only by its reference **and** the `ThoiGianGD` of its INIT;
+//! - INIT answered in either envelope seen in public clients, and a bearer token required when
+//!   configured (`POST /_mock/paygov/config`);
+//! - a control call that "pays" a reference by sending the platform's confirmation: once or
+//!   several times, late, tampered, with another amount, failed (`MaLoi` not `00`), a second
+//!   time with a new transaction (money paid twice), or not at all (a lost callback).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,14 +22,33 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone)]
 struct Tx {
     amount: u64,
+    /// `ThoiGianGD` of the INIT: QUERY must repeat it.
+    init_time: String,
     paid: Option<String>,
+    failed: bool,
 }
+
+/// Behaviour switched at run time through `POST /_mock/paygov/config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaygovBehaviour {
+    /// Answer INIT as `{"error_code": "0", "message": "<JSON text>"}` instead of plainly.
+    #[serde(default)]
+    pub wrapped_envelope: bool,
+    /// Require `Authorization: Bearer <token>` on INIT and QUERY.
+    #[serde(default)]
+    pub require_bearer: Option<String>,
+}
+
+/// At most this many INIT messages are kept for inspection.
+const KEPT_INITS: usize = 200;
 
 #[derive(Clone)]
 pub struct PaygovState {
     partner: String,
     secret: String,
     txs: Arc<Mutex<HashMap<String, Tx>>>,
+    behaviour: Arc<Mutex<PaygovBehaviour>>,
+    inits: Arc<Mutex<Vec<Value>>>,
     /// The next this-many requests fail with `fail_status` (0 = a dropped connection).
     fail: Arc<Mutex<(u32, u16)>>,
     client: reqwest::Client,
@@ -82,6 +108,8 @@ impl PaygovState {
             partner: partner.into(),
             secret: secret.into(),
             txs: Arc::default(),
+            behaviour: Arc::default(),
+            inits: Arc::default(),
             fail: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -97,13 +125,25 @@ impl PaygovState {
     pub fn known(&self, reference: &str) -> bool {
         self.lock().contains_key(reference)
     }
+
+    /// The INIT messages accepted so far, oldest first (the last [`KEPT_INITS`]).
+    pub fn inits(&self) -> Vec<Value> {
+        self.inits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn behaviour(&self) -> PaygovBehaviour {
+        self.behaviour.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 pub fn routes(state: PaygovState) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state.clone()))
-            .route("/paygov", web::post().to(endpoint))
+            .route("/paygov/init", web::post().to(init_endpoint))
+            .route("/paygov/query", web::post().to(query_endpoint))
             .route("/_mock/paygov/pay", web::post().to(pay))
+            .route("/_mock/paygov/config", web::post().to(configure))
+            .route("/_mock/paygov/inits", web::get().to(list_inits))
             .route("/_mock/paygov/faults", web::post().to(faults));
     }
 }
@@ -124,7 +164,93 @@ async fn faults(state: web::Data<PaygovState>, f: web::Json<FailNext>) -> HttpRe
     HttpResponse::NoContent().finish()
 }
 
-async fn endpoint(state: web::Data<PaygovState>, body: web::Json<Value>) -> HttpResponse {
+async fn configure(state: web::Data<PaygovState>, b: web::Json<PaygovBehaviour>) -> HttpResponse {
+    *state.behaviour.lock().unwrap_or_else(|p| p.into_inner()) = b.into_inner();
+    HttpResponse::NoContent().finish()
+}
+
+async fn list_inits(state: web::Data<PaygovState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.inits())
+}
+
+/// Which endpoint a message arrived at: each takes only its own kinds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Init,
+    Query,
+}
+
+async fn init_endpoint(req: actix_web::HttpRequest, state: web::Data<PaygovState>, body: web::Json<Value>) -> HttpResponse {
+    endpoint(req, state, body, Endpoint::Init).await
+}
+
+async fn query_endpoint(req: actix_web::HttpRequest, state: web::Data<PaygovState>, body: web::Json<Value>) -> HttpResponse {
+    endpoint(req, state, body, Endpoint::Query).await
+}
+
+/// What the receipt of an administrative-procedure fee (`MaDichVu` 2) must carry, as public
+/// clients send it; `None` when it is complete.
+fn receipt_problem(m: &Map<String, Value>) -> Option<String> {
+    let Some(Value::Object(r)) = m.get("ThongTinBienLai") else {
+        return Some("thiếu ThongTinBienLai".into());
+    };
+    let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::trim).unwrap_or("");
+    for k in [
+        "MaDichVu",
+        "MaTTHC",
+        "TenTTHC",
+        "TKThuHuong",
+        "MaNHThuHuong",
+        "TenTKThuHuong",
+        "NoiDungThanhToan",
+        "HoTenNguoiNop",
+        "SoCMNDNguoiNop",
+        "DiaChiNguoiNop",
+    ] {
+        if text(k).is_empty() {
+            return Some(format!("ThongTinBienLai thiếu {k}"));
+        }
+    }
+    if text("MaDichVu") == "2" {
+        for k in ["MaDonVi", "TenDonVi", "MaHoSo"] {
+            if text(k).is_empty() {
+                return Some(format!("MaDichVu 2 bắt buộc {k}"));
+            }
+        }
+    }
+    let Some(Value::Array(lines)) = r.get("PhiLePhi") else {
+        return Some("ThongTinBienLai thiếu PhiLePhi".into());
+    };
+    if lines.is_empty() {
+        return Some("PhiLePhi rỗng".into());
+    }
+    let mut total: u64 = 0;
+    for l in lines {
+        let kind = l.get("LoaiPhiLePhi").and_then(Value::as_str).unwrap_or("");
+        let amount = l.get("SoTien").and_then(Value::as_str).and_then(|x| x.parse::<u64>().ok());
+        let (Some(amount), "1" | "2") = (amount, kind) else {
+            return Some("PhiLePhi: LoaiPhiLePhi và SoTien phải là chuỗi (\"1\"/\"2\", số tiền)".into());
+        };
+        if l.get("MaPhiLePhi").and_then(Value::as_str).unwrap_or("").is_empty()
+            || l.get("TenPhiLePhi").and_then(Value::as_str).unwrap_or("").is_empty()
+        {
+            return Some("PhiLePhi thiếu MaPhiLePhi hoặc TenPhiLePhi".into());
+        }
+        total = total.saturating_add(amount);
+    }
+    if Some(total) != m.get("SoTien").and_then(Value::as_str).and_then(|x| x.parse().ok()) {
+        return Some("Tổng PhiLePhi khác SoTien".into());
+    }
+    None
+}
+
+async fn endpoint(req: actix_web::HttpRequest, state: web::Data<PaygovState>, body: web::Json<Value>, at: Endpoint) -> HttpResponse {
+    if let Some(token) = state.behaviour().require_bearer {
+        let sent = req.headers().get("authorization").and_then(|h| h.to_str().ok()).unwrap_or("");
+        if sent != format!("Bearer {token}") {
+            return HttpResponse::Unauthorized().json(json!({"error": "invalid bearer token"}));
+        }
+    }
     let injected = {
         let mut f = state.fail.lock().unwrap_or_else(|p| p.into_inner());
         if f.0 > 0 {
@@ -146,10 +272,10 @@ async fn endpoint(state: web::Data<PaygovState>, body: web::Json<Value>) -> Http
         return error("01", "Dữ liệu không hợp lệ");
     };
     let kind = s(m, "LoaiBanTin");
-    let fields = match kind.as_str() {
-        "INIT" => INIT,
-        "QUERY" | "GET_BILL" => QUERY,
-        _ => return error("01", "LoaiBanTin không hợp lệ"),
+    let fields = match (kind.as_str(), at) {
+        ("INIT", Endpoint::Init) => INIT,
+        ("QUERY" | "GET_BILL", Endpoint::Query) => QUERY,
+        _ => return error("01", "LoaiBanTin không hợp lệ tại địa chỉ này"),
     };
     if s(m, "MaXacThuc") != mac(m, fields, &state.secret) {
         return error("02", "Sai mã xác thực");
@@ -163,21 +289,54 @@ async fn endpoint(state: web::Data<PaygovState>, body: web::Json<Value>) -> Http
         return error("01", "ThoiGianGD phải là yyyyMMddHHmmss (24 giờ)");
     }
     if kind == "INIT" {
-        let Ok(amount) = s(m, "SoTien").parse::<u64>() else {
-            return error("01", "SoTien không hợp lệ");
+        // Public clients send SoTien as a string; the platform is only known to take that.
+        let Some(Ok(amount)) = m.get("SoTien").and_then(Value::as_str).map(str::parse::<u64>) else {
+            return error("01", "SoTien phải là chuỗi chữ số");
         };
+        if s(m, "MaNganHang").is_empty() {
+            return error("01", "MaNganHang không được để trống");
+        }
+        match s(m, "Ip").parse::<std::net::IpAddr>() {
+            Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => {}
+            _ => return error("01", "Ip phải là địa chỉ của máy chủ đối tác"),
+        }
+        if let Some(problem) = receipt_problem(m) {
+            return error("06", &problem);
+        }
         if reference.is_empty() || state.lock().contains_key(&reference) {
             return error("04", "MaThamChieu trùng hoặc trống");
         }
-        state.lock().insert(reference.clone(), Tx { amount, paid: None });
-        return HttpResponse::Ok().json(json!({"MaLoi": "00", "MoTaLoi": "Thành công", "MaThamChieu": reference, "UrlThanhToan": format!("https://paygov.example.vn/pay/{reference}")}));
+        state.lock().insert(
+            reference.clone(),
+            Tx {
+                amount,
+                init_time: time.clone(),
+                paid: None,
+                failed: false,
+            },
+        );
+        {
+            let mut kept = state.inits.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() >= KEPT_INITS {
+                kept.remove(0);
+            }
+            kept.push(body.clone());
+        }
+        let answer = json!({"MaLoi": "00", "MoTaLoi": "Thành công", "MaThamChieu": reference, "UrlThanhToan": format!("https://paygov.example.vn/pay/{reference}")});
+        return if state.behaviour().wrapped_envelope {
+            HttpResponse::Ok().json(json!({"error_code": "0", "message": answer.to_string()}))
+        } else {
+            HttpResponse::Ok().json(answer)
+        };
     }
-    let tx = state.lock().get(&reference).cloned();
+    // The platform finds a payment by its reference and the time of its INIT.
+    let tx = state.lock().get(&reference).filter(|t| t.init_time == time).cloned();
     match tx {
         None => error("05", "Không tìm thấy giao dịch"),
-        Some(Tx { paid: Some(txn), amount }) => {
-            HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": amount, "MaGiaoDich": txn}))
-        }
+        Some(Tx {
+            paid: Some(txn), amount, ..
+        }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": amount.to_string(), "MaGiaoDich": txn})),
+        Some(Tx { failed: true, .. }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "4"})),
         Some(Tx { paid: None, .. }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "3"})),
     }
 }
@@ -200,6 +359,13 @@ struct PayRequest {
     /// `false`: mark paid but never call back.
     #[serde(default = "yes")]
     notify: bool,
+    /// `MaLoi` of the confirmation: `00` paid, anything else a failed payment.
+    #[serde(default = "ok_code")]
+    ma_loi: String,
+}
+
+fn ok_code() -> String {
+    "00".into()
 }
 
 fn one() -> usize {
@@ -211,13 +377,23 @@ fn yes() -> bool {
 }
 
 async fn pay(state: web::Data<PaygovState>, r: web::Json<PayRequest>) -> HttpResponse {
-    let txn = format!("PG{}", fastrand::u64(10_000_000_000..99_999_999_999));
+    let paid = r.ma_loi == "00";
+    // A failed payment carries no bank transaction.
+    let txn = if paid {
+        format!("PG{}", fastrand::u64(10_000_000_000..99_999_999_999))
+    } else {
+        String::new()
+    };
     let amount = {
         let mut txs = state.lock();
         let Some(tx) = txs.get_mut(&r.reference) else {
             return HttpResponse::NotFound().json(json!({"error": "unknown MaThamChieu"}));
         };
-        tx.paid = Some(txn.clone());
+        if paid {
+            tx.paid = Some(txn.clone());
+        } else if tx.paid.is_none() {
+            tx.failed = true;
+        }
         tx.amount
     };
     if !r.notify || r.callback_urls.is_empty() {
@@ -227,7 +403,7 @@ async fn pay(state: web::Data<PaygovState>, r: web::Json<PayRequest>) -> HttpRes
     let now = chrono_like_now();
     for (k, v) in [
         ("LoaiBanTin", "PAYMENT"),
-        ("MaLoi", "00"),
+        ("MaLoi", r.ma_loi.as_str()),
         ("MaDoiTac", state.partner.as_str()),
         ("MaThamChieu", r.reference.as_str()),
         ("MaTienTe", "VND"),
@@ -288,4 +464,70 @@ pub fn chrono_like_now() -> String {
         sod % 3600 / 60,
         sod % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An INIT written out by hand from the notes, with its checksum string spelled out.
+    fn init_by_hand() -> Map<String, Value> {
+        let v = json!({
+            "LoaiBanTin": "INIT", "PhienBan": "1.0.6", "MaDoiTac": "HCC-DEV", "MaThamChieu": "HCC241126ABCDEFGH",
+            "SoTien": "100000", "LoaiHinhThanhToan": "PAY", "MaKenhThanhToan": "1", "MaThietBi": "1", "NgonNgu": "vi-VN",
+            "MaTienTe": "VND", "MaNganHang": "PAYMENT", "ThongTinGiaoDich": "Le phi ho so", "ThoiGianGD": "20241126133005",
+            "Ip": "203.0.113.10",
+            "ThongTinBienLai": {
+                "MaDichVu": "2", "MaDonVi": "000.00.22.H46", "TenDonVi": "Trung tâm PVHCC", "MaHoSo": "000.00.22.H46-241125-0001",
+                "MaTTHC": "1.004227", "TenTTHC": "Cấp GCN", "TKThuHuong": "0011004123456", "MaNHThuHuong": "970436",
+                "TenTKThuHuong": "VP UBND", "NoiDungThanhToan": "Le phi ho so", "HoTenNguoiNop": "Nguyễn Thị Lan",
+                "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long",
+                "PhiLePhi": [{"LoaiPhiLePhi": "2", "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí", "SoTien": "100000"}]
+            }
+        });
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_checksum_is_the_notes_field_order_with_the_secret_last() {
+        let m = init_by_hand();
+        let by_hand =
+            "INIT|1.0.6|HCC-DEV|HCC241126ABCDEFGH|100000|PAY|1|1|vi-VN|VND|PAYMENT|Le phi ho so|20241126133005|203.0.113.10|s3cret";
+        assert_eq!(mac(&m, INIT, "s3cret"), hcc_signing::sha256_hex(by_hand.as_bytes()));
+        let q =
+            json!({"LoaiBanTin": "QUERY", "PhienBan": "1.0.6", "MaDoiTac": "HCC-DEV", "MaThamChieu": "R1", "ThoiGianGD": "20241126133005"});
+        assert_eq!(
+            mac(q.as_object().unwrap(), QUERY, "s3cret"),
+            hcc_signing::sha256_hex(b"QUERY|1.0.6|HCC-DEV|R1|20241126133005|s3cret")
+        );
+    }
+
+    #[test]
+    fn a_receipt_missing_a_mandatory_field_is_refused() {
+        assert_eq!(receipt_problem(&init_by_hand()), None);
+        for k in [
+            "MaDichVu",
+            "MaDonVi",
+            "TenDonVi",
+            "MaHoSo",
+            "TKThuHuong",
+            "MaNHThuHuong",
+            "TenTKThuHuong",
+            "SoCMNDNguoiNop",
+            "PhiLePhi",
+        ] {
+            let mut m = init_by_hand();
+            if let Some(Value::Object(r)) = m.get_mut("ThongTinBienLai") {
+                r.remove(k);
+            }
+            assert!(receipt_problem(&m).is_some(), "{k} missing was accepted");
+        }
+        let mut m = init_by_hand();
+        m["ThongTinBienLai"]["PhiLePhi"][0]["SoTien"] = json!(100_000);
+        assert!(receipt_problem(&m).is_some(), "a number where clients send a string");
+        let mut m = init_by_hand();
+        m["ThongTinBienLai"]["PhiLePhi"][0]["SoTien"] = json!("90000");
+        assert!(receipt_problem(&m).is_some(), "fee lines that do not add up");
+        assert!(receipt_problem(&Map::new()).is_some());
+    }
 }

@@ -3,12 +3,27 @@
 //! strict checks of what arrives, refused the way the portal refuses (`error_code` and a
 //! message); injected faults; and an inspection API that lists arrivals per `MaHoSo` and
 //! counts duplicates and statuses that went backwards.
+//!
+//! Where the notes' evidence section says what public clients send, the mock takes only that:
+//! `TrangThaiHoSo`, progress `TrangThai`, `LoaiDoiTuong` and `HinhThuc` as strings of digits,
+//! `IsDeleted` as `"True"`/`"False"`. The real portal is only known to take those forms, so a
+//! JSON number or boolean there is refused like bad data (`error_code` 2 and a message): a
+//! client that slips back to numbers fails here rather than in production. `TraCuuHoSo`
+//! answers in `result`, an array, empty when the dossier is unknown. And the LGSP in front can
+//! be made to require a `dstcode` header: then any call without the right one, the login
+//! included, gets HTTP 403 (the LGSP's "no permission"), before the portal sees it.
+//!
+//! Control API (`/_mock/...`): `faults`, `sessions`, `catalogue`, `dstcode`
+//! (`{"required": "CODE"}` or `{"required": null}`), `lookup` (`{"answer": {...}}` makes every
+//! `TraCuuHoSo` answer exactly that, `{"answer": null}` restores the real answer), `dossiers`
+//! (POST a dossier object: the portal has it already, as if another system had created it);
+//! inspection: `received` (`?MaHoSo=`) and `stats`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -60,6 +75,8 @@ pub struct PortalCounters {
     pub stale_session_answers: u64,
     pub failed_by_fault: u64,
     pub lookups: u64,
+    /// Calls the LGSP turned away for a missing or wrong `dstcode` header.
+    pub dstcode_refused: u64,
 }
 
 struct Inner {
@@ -73,6 +90,10 @@ struct Inner {
     seen_items: HashSet<String>,
     dossiers: HashMap<String, Value>,
     counters: PortalCounters,
+    /// When set, the `dstcode` header every call must carry.
+    required_dstcode: Option<String>,
+    /// When set, what every `TraCuuHoSo` answers instead of the truth.
+    lookup_answer: Option<Value>,
 }
 
 #[derive(Clone)]
@@ -105,6 +126,8 @@ impl PortalState {
                 seen_items: HashSet::new(),
                 dossiers: HashMap::new(),
                 counters: PortalCounters::default(),
+                required_dstcode: None,
+                lookup_answer: None,
             })),
         }
     }
@@ -141,6 +164,29 @@ impl PortalState {
     pub fn expire_sessions(&self) {
         self.lock().sessions.clear();
     }
+
+    /// Makes the LGSP require `dstcode` on every call (`None`: no requirement, the default).
+    pub fn require_dstcode(&self, code: Option<String>) {
+        self.lock().required_dstcode = code;
+    }
+
+    /// Makes every `TraCuuHoSo` answer `answer` verbatim (HTTP 200); `None` restores the truth.
+    pub fn set_lookup_answer(&self, answer: Option<Value>) {
+        self.lock().lookup_answer = answer;
+    }
+
+    /// The portal has this dossier already, as if another system had synced it. It is not an
+    /// arrival: nothing came through the integration endpoint.
+    pub fn seed_dossier(&self, item: Value) -> Result<(), String> {
+        let ma = item
+            .get("MaHoSo")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+            .ok_or("MaHoSo is required")?
+            .to_string();
+        self.lock().dossiers.insert(ma, item);
+        Ok(())
+    }
 }
 
 /// The life-cycle's allowed moves; anything else seen on the wire counts as "backwards".
@@ -150,6 +196,42 @@ fn allowed(from: u8, to: u8) -> bool {
             (from, to),
             (1, 2 | 3 | 7) | (2, 4..=9) | (4, 5..=9) | (5, 4 | 7 | 8) | (6, 4 | 7 | 8 | 9) | (9, 6 | 10)
         )
+}
+
+/// A code public clients send as a string of digits: the canonical decimal of a number in
+/// `range` (`"4"`, not `4`, `"04"` or `"4.0"`). `Err` is the refusal's message.
+fn digit_code(item: &Value, name: &str, range: std::ops::RangeInclusive<u8>, i: usize) -> Result<Option<u8>, String> {
+    match item.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s
+            .parse::<u8>()
+            .ok()
+            .filter(|n| range.contains(n) && n.to_string() == *s)
+            .map(Some)
+            .ok_or(format!("data[{i}]: {name} không hợp lệ")),
+        Some(Value::Number(_)) => Err(format!("data[{i}]: {name} phải là chuỗi (\"4\"), không phải số")),
+        Some(_) => Err(format!("data[{i}]: {name} phải là chuỗi số")),
+    }
+}
+
+/// `TaiLieuNop[].IsDeleted`: `"True"` or `"False"`, the strings public clients send.
+fn tai_lieu_flags(item: &Value, i: usize) -> Result<(), String> {
+    let Some(Value::Array(files)) = item.get("TaiLieuNop") else {
+        return Ok(());
+    };
+    for (j, f) in files.iter().enumerate() {
+        match f.get("IsDeleted") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "True" || s == "False" => {}
+            Some(Value::Bool(_)) => {
+                return Err(format!(
+                    "data[{i}].TaiLieuNop[{j}]: IsDeleted phải là chuỗi \"True\"/\"False\", không phải kiểu boolean"
+                ));
+            }
+            Some(_) => return Err(format!("data[{i}].TaiLieuNop[{j}]: IsDeleted không hợp lệ")),
+        }
+    }
+    Ok(())
 }
 
 /// `yyyyMMddHHmmss`, a real calendar time.
@@ -189,6 +271,9 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/faults", web::post().to(set_faults))
             .route("/_mock/sessions", web::post().to(set_sessions))
             .route("/_mock/catalogue", web::post().to(add_catalogue))
+            .route("/_mock/dstcode", web::post().to(set_dstcode))
+            .route("/_mock/lookup", web::post().to(set_lookup))
+            .route("/_mock/dossiers", web::post().to(seed_dossier))
             .route("/_mock/received", web::get().to(received))
             .route("/_mock/stats", web::get().to(stats))
             .configure(crate::paygov::routes(state.paygov.clone()));
@@ -197,6 +282,18 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
 
 pub fn spawn(bind: &str, state: PortalState) -> std::io::Result<crate::Running> {
     crate::spawn_server(bind, routes(state))
+}
+
+/// The LGSP's gate: with a `dstcode` required, a call without exactly that header is turned
+/// away with 403 before the portal sees it (the login too).
+fn lgsp_gate(state: &PortalState, req: &HttpRequest) -> Option<HttpResponse> {
+    let mut s = state.lock();
+    let required = s.required_dstcode.as_deref()?;
+    if req.headers().get("dstcode").and_then(|v| v.to_str().ok()) == Some(required) {
+        return None;
+    }
+    s.counters.dstcode_refused += 1;
+    Some(HttpResponse::Forbidden().json(json!({"message": "Forbidden: missing or unknown dstcode"})))
 }
 
 /// Faults apply to the portal's own endpoints, never to the control API.
@@ -227,7 +324,10 @@ fn json_body(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-async fn auth(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+async fn auth(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = lgsp_gate(&state, &req) {
+        return r;
+    }
     if let Some(r) = inject(&state).await {
         return r;
     }
@@ -265,7 +365,10 @@ fn envelope(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<String,
         .ok_or_else(|| Box::new(refused(4, "Thiếu tên dịch vụ (service)")))
 }
 
-async fn integration(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+async fn integration(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = lgsp_gate(&state, &req) {
+        return r;
+    }
     if let Some(r) = inject(&state).await {
         return r;
     }
@@ -338,19 +441,13 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Stri
         if !s.catalogue.contains(tthc) {
             return Err(format!("data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại"));
         }
-        let status = item
-            .get("TrangThaiHoSo")
-            .and_then(Value::as_u64)
-            .filter(|n| (1..=10).contains(n))
-            .ok_or(format!("data[{i}]: TrangThaiHoSo không hợp lệ"))?;
+        let status = digit_code(item, "TrangThaiHoSo", 1..=10, i)?.ok_or(format!("data[{i}]: thiếu TrangThaiHoSo"))?;
         if !real_date(item.get("NgayTiepNhan").unwrap_or(&Value::Null)) {
             return Err(format!("data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss"));
         }
-        if let Some(l) = item.get("LoaiDoiTuong")
-            && !matches!(l.as_u64(), Some(1 | 2))
-        {
-            return Err(format!("data[{i}]: LoaiDoiTuong không hợp lệ"));
-        }
+        digit_code(item, "LoaiDoiTuong", 1..=2, i)?;
+        digit_code(item, "HinhThuc", 0..=1, i)?;
+        tai_lieu_flags(item, i)?;
         let exists = s.dossiers.contains_key(ma);
         if updating && !exists {
             return Err(format!("Hồ sơ {ma} không tồn tại, không thể cập nhật"));
@@ -358,7 +455,7 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Stri
         if !updating && exists {
             return Err(format!("Hồ sơ {ma} đã tồn tại"));
         }
-        checked.push((ma.to_string(), status as u8, item.clone()));
+        checked.push((ma.to_string(), status, item.clone()));
     }
     let n = checked.len();
     for (ma, status, item) in checked {
@@ -383,16 +480,12 @@ fn progress(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, 
         if !s.dossiers.contains_key(ma) {
             return Err(format!("data[{i}]: Hồ sơ {ma} không tồn tại"));
         }
-        let status = item
-            .get("TrangThai")
-            .and_then(Value::as_u64)
-            .filter(|n| (1..=10).contains(n))
-            .ok_or(format!("data[{i}]: TrangThai không hợp lệ"))?;
+        let status = digit_code(item, "TrangThai", 1..=10, i)?.ok_or(format!("data[{i}]: thiếu TrangThai"))?;
         let at = item.get("ThoiDiemXuLy").unwrap_or(&Value::Null);
         if !real_date(at) {
             return Err(format!("data[{i}]: ThoiDiemXuLy không đúng định dạng yyyyMMddHHmmss"));
         }
-        checked.push((ma.to_string(), status as u8, at.as_str().unwrap_or("").to_string(), item.clone()));
+        checked.push((ma.to_string(), status, at.as_str().unwrap_or("").to_string(), item.clone()));
     }
     let n = checked.len();
     for (ma, status, at, item) in checked {
@@ -406,16 +499,22 @@ fn progress(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, 
     Ok(n)
 }
 
+/// `TraCuuHoSo`: the dossier in `result`, an array, which is empty for an unknown dossier (the
+/// shape OpenCPS reads), unless the control API set another answer.
 fn lookup(s: &mut Inner, b: &serde_json::Map<String, Value>) -> HttpResponse {
     s.counters.lookups += 1;
-    let ma = b.get("mahoso").and_then(Value::as_str).unwrap_or("");
-    match s.dossiers.get(ma) {
-        Some(d) => HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "data": d})),
-        None => refused(2, "Không tìm thấy hồ sơ"),
+    if let Some(answer) = &s.lookup_answer {
+        return HttpResponse::Ok().json(answer);
     }
+    let ma = b.get("mahoso").and_then(Value::as_str).unwrap_or("");
+    let result: Vec<&Value> = s.dossiers.get(ma).into_iter().collect();
+    HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "result": result}))
 }
 
-async fn share(state: web::Data<PortalState>, body: web::Bytes) -> HttpResponse {
+async fn share(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = lgsp_gate(&state, &req) {
+        return r;
+    }
     if let Some(r) = inject(&state).await {
         return r;
     }
@@ -479,6 +578,33 @@ async fn add_catalogue(state: web::Data<PortalState>, b: web::Json<Catalogue>) -
 }
 
 #[derive(Deserialize)]
+struct Dstcode {
+    required: Option<String>,
+}
+
+async fn set_dstcode(state: web::Data<PortalState>, b: web::Json<Dstcode>) -> HttpResponse {
+    state.require_dstcode(b.into_inner().required.filter(|c| !c.is_empty()));
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct LookupAnswer {
+    answer: Option<Value>,
+}
+
+async fn set_lookup(state: web::Data<PortalState>, b: web::Json<LookupAnswer>) -> HttpResponse {
+    state.set_lookup_answer(b.into_inner().answer);
+    HttpResponse::NoContent().finish()
+}
+
+async fn seed_dossier(state: web::Data<PortalState>, b: web::Json<Value>) -> HttpResponse {
+    match state.seed_dossier(b.into_inner()) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(m) => HttpResponse::BadRequest().json(json!({"message": m})),
+    }
+}
+
+#[derive(Deserialize)]
 struct ReceivedQuery {
     #[serde(rename = "MaHoSo")]
     ma_ho_so: Option<String>,
@@ -506,5 +632,81 @@ mod tests {
         assert!(!real_date(&json!(20240229235959u64)));
         assert!(allowed(5, 4) && allowed(9, 10) && allowed(4, 4));
         assert!(!allowed(10, 4) && !allowed(9, 4));
+    }
+
+    #[test]
+    fn codes_must_be_the_strings_public_clients_send() {
+        let item = json!({"TrangThaiHoSo": "4", "HinhThuc": "0", "LoaiDoiTuong": 2, "TrangThai": "04"});
+        assert_eq!(digit_code(&item, "TrangThaiHoSo", 1..=10, 0), Ok(Some(4)));
+        assert_eq!(digit_code(&item, "HinhThuc", 0..=1, 0), Ok(Some(0)));
+        assert_eq!(digit_code(&item, "Absent", 0..=1, 0), Ok(None));
+        assert!(digit_code(&item, "LoaiDoiTuong", 1..=2, 0).unwrap_err().contains("không phải số"));
+        assert!(digit_code(&item, "TrangThai", 1..=10, 0).is_err(), "not the canonical form");
+        for bad in [json!("11"), json!("0"), json!("4.0"), json!(" 4"), json!(true), json!(4)] {
+            assert!(digit_code(&json!({"T": bad}), "T", 1..=10, 0).is_err(), "{bad}");
+        }
+        assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "False"}, {"IsDeleted": "True"}, {}]}), 0).is_ok());
+        assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": false}]}), 0).is_err());
+        assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "false"}]}), 0).is_err());
+    }
+
+    /// The portal over HTTP, in-process: the LGSP gate, the strict types, the look-up's shape.
+    #[actix_web::test]
+    async fn the_portal_over_http() {
+        use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+        let state = PortalState::new(PortalConfig::default());
+        let app = init_service(actix_web::App::new().configure(routes(state.clone()))).await;
+        let login = json!({"username": "hcc-dev", "password": "hcc-dev-password"});
+        state.require_dstcode(Some("LGSP-QN".into()));
+        for header in [None, Some("OTHER")] {
+            let mut req = TestRequest::post().uri("/auth").set_json(&login);
+            if let Some(h) = header {
+                req = req.insert_header(("dstcode", h));
+            }
+            assert_eq!(call_service(&app, req.to_request()).await.status(), 403, "dstcode {header:?}");
+        }
+        let post = |uri: &str, body: &Value| {
+            TestRequest::post()
+                .uri(uri)
+                .insert_header(("dstcode", "LGSP-QN"))
+                .set_json(body)
+                .to_request()
+        };
+        let answer: Value = read_body_json(call_service(&app, post("/auth", &login)).await).await;
+        let session = answer["session"].as_str().unwrap().to_string();
+        let call = |service: &str, extra: Value| {
+            let mut b = json!({"session": session, "madonvi": "000.00.22.H46", "service": service});
+            b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            post("/integration", &b)
+        };
+        let lookup: Value = read_body_json(call_service(&app, call("TraCuuHoSo", json!({"mahoso": "M-1"}))).await).await;
+        assert_eq!(lookup["result"], json!([]));
+        let item = json!({"MaHoSo": "M-1", "MaTTHC": "1.004227.000.00.00.H46", "TrangThaiHoSo": "1",
+            "NgayTiepNhan": "20241125083000", "LoaiDoiTuong": "1", "HinhThuc": "0",
+            "TaiLieuNop": [{"TepDinhKemId": "f-1", "IsDeleted": "False"}]});
+        for (field, number) in [("TrangThaiHoSo", json!(1)), ("LoaiDoiTuong", json!(1)), ("HinhThuc", json!(0))] {
+            let mut bad = item.clone();
+            bad[field] = number;
+            let a: Value =
+                read_body_json(call_service(&app, call("DongBoHoSoMC", json!({"isUpdating": "False", "data": [bad]}))).await).await;
+            assert_eq!(a["error_code"], 2, "{field} as a number: {a}");
+        }
+        let mut bad = item.clone();
+        bad["TaiLieuNop"][0]["IsDeleted"] = json!(false);
+        let a: Value = read_body_json(call_service(&app, call("DongBoHoSoMC", json!({"isUpdating": "False", "data": [bad]}))).await).await;
+        assert_eq!(a["error_code"], 2, "IsDeleted as a boolean: {a}");
+        let a: Value = read_body_json(call_service(&app, call("DongBoHoSoMC", json!({"isUpdating": "False", "data": [item]}))).await).await;
+        assert_eq!(a["error_code"], 0, "{a}");
+        let lookup: Value = read_body_json(call_service(&app, call("TraCuuHoSo", json!({"mahoso": "M-1"}))).await).await;
+        assert_eq!(lookup["result"][0]["MaHoSo"], "M-1");
+        let progress = json!({"MaHoSo": "M-1", "TrangThai": 2, "ThoiDiemXuLy": "20241126091500"});
+        let a: Value = read_body_json(call_service(&app, call("CapNhatTienDoHoSoMC", json!({"data": [progress]}))).await).await;
+        assert_eq!(a["error_code"], 2, "TrangThai as a number: {a}");
+        state.set_lookup_answer(Some(json!({"error_code": 0})));
+        let lookup: Value = read_body_json(call_service(&app, call("TraCuuHoSo", json!({"mahoso": "M-1"}))).await).await;
+        assert_eq!(lookup, json!({"error_code": 0}));
+        let c = state.counters();
+        assert_eq!((c.dstcode_refused, c.accepted, c.refused, c.logins), (2, 1, 5, 1));
+        assert_eq!(state.arrivals_of("M-1")[0].status, 1);
     }
 }

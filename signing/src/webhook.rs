@@ -51,6 +51,11 @@ impl WebhookSecret {
         Ok(WebhookSecret(key))
     }
 
+    /// The key's length in bytes (production refuses short keys).
+    pub fn key_len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The `v1,<base64>` value of a `webhook-signature` header.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, WebhookError> {
         let mac = self.mac(id, timestamp, body)?;

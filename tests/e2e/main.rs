@@ -1,6 +1,7 @@
 //! End-to-end tests, one binary: the gateway and the mocks over real HTTP on 127.0.0.1, and a
 //! real Redis (127.0.0.1:6379, or `HCC_TEST_REDIS_URL`; tests that stop Redis start their own).
 
+mod bank_xml;
 mod crash;
 mod dashboard;
 mod demo;
@@ -8,6 +9,7 @@ mod dossiers;
 mod engine;
 mod ops;
 mod payments;
+mod portal_wire;
 mod queue_conformance;
 mod service;
 mod signatures;

@@ -75,10 +75,13 @@ impl Env {
     fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
         let mut o = vec![
             ("HCC__QUEUE__KEY_PREFIX", self.prefix.clone()),
-            ("HCC__PAYGOV__BASE_URL", format!("{}/paygov", self.portal.url())),
+            ("HCC__PAYGOV__BASE_URL", String::new()),
+            ("HCC__PAYGOV__INIT_URL", format!("{}/paygov/init", self.portal.url())),
+            ("HCC__PAYGOV__QUERY_URL", format!("{}/paygov/query", self.portal.url())),
+            ("HCC__VNPAY__PAY_URL", format!("{}/vnpay/pay", self.bank.url())),
             (
-                "HCC__VNPAY__PAY_URL",
-                "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html".to_string(),
+                "HCC__VNPAY__API_URL",
+                format!("{}/merchant_webapi/api/transaction", self.bank.url()),
             ),
             (
                 "HCC__BANKS__DEVBANK__CERT",
@@ -120,14 +123,21 @@ impl Env {
     }
 }
 
+/// A contract v2 payment request for `amount`, in the portal's vocabulary.
+fn payment_body(provider: &str, amount: u64) -> Value {
+    json!({"MaHoSo": "000.00.22.H46-241125-0001", "SoTien": amount, "provider": provider, "MaDonVi": "000.00.22.H46",
+           "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
+           "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": amount}],
+           "HoTenNguoiNop": "Nguyễn Thị Lan", "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long, Quảng Ninh",
+           "IpNguoiNop": "198.51.100.23"})
+}
+
 async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
     let r = app
         .client
         .post(app.url("/v1/payments"))
         .bearer_auth(CENTRE_KEY)
-        .json(&json!({"MaHoSo": "000.00.22.H46-241125-0001", "SoTien": amount, "provider": provider,
-                      "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": amount}],
-                      "payer": {"HoTen": "Nguyễn Thị Lan"}}))
+        .json(&payment_body(provider, amount))
         .send()
         .await
         .unwrap();
@@ -188,8 +198,41 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     exactly_webhooks(&e.centre_state, 1).await;
     let w = &e.centre_state.received()[0];
     assert_eq!(w.body["type"], "payment.confirmed");
-    assert_eq!(w.body["MaThamChieu"], reference.as_str());
-    assert_eq!(w.body["SoTien"], 100_000);
+    assert!(w.body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{}", w.body);
+    assert_eq!(w.body["data"]["MaThamChieu"], reference.as_str());
+    assert_eq!(w.body["data"]["SoTien"], 100_000);
+    assert_eq!(w.body["data"]["MaDonVi"], "000.00.22.H46");
+    // What the platform received: the receipt in full, as public clients send it.
+    let init = e
+        .paygov
+        .paygov
+        .inits()
+        .into_iter()
+        .find(|m| m["MaThamChieu"] == reference.as_str())
+        .unwrap();
+    assert_eq!(init["SoTien"], "100000");
+    assert_eq!(init["MaNganHang"], "PAYMENT");
+    assert_eq!(init["Ip"], "203.0.113.10");
+    let receipt = &init["ThongTinBienLai"];
+    for (k, v) in [
+        ("MaDichVu", "2"),
+        ("MaDonVi", "000.00.22.H46"),
+        ("TenDonVi", "Trung tâm Phục vụ hành chính công tỉnh Quảng Ninh"),
+        ("MaHoSo", "000.00.22.H46-241125-0001"),
+        ("MaTTHC", "1.004227"),
+        ("TKThuHuong", "0011004123456"),
+        ("MaNHThuHuong", "970436"),
+        ("TenTKThuHuong", "VAN PHONG UBND TINH QUANG NINH"),
+        ("HoTenNguoiNop", "Nguyễn Thị Lan"),
+        ("SoCMNDNguoiNop", "022190000123"),
+    ] {
+        assert_eq!(receipt[k], v, "{k}");
+    }
+    assert_eq!(receipt["PhiLePhi"][0]["LoaiPhiLePhi"], "2");
+    assert_eq!(receipt["PhiLePhi"][0]["SoTien"], "100000");
+    // The identity number went to the platform and nowhere else.
+    let stored = payment(&app, &reference).await.to_string();
+    assert!(!stored.contains("022190000123"), "{stored}");
     app.stop().await;
 }
 
@@ -227,52 +270,198 @@ async fn vnpay_end_to_end_and_its_answer_codes() {
     app.stop().await;
 }
 
+/// The outcome the gateway gave each transaction of the document the mock bank sent.
+fn outcomes(r: &Value) -> Vec<String> {
+    r["replies"][0]["body"]["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|x| x["outcome"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bank_camt054_end_to_end_with_a_reversal() {
+async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
     let e = env();
-    let app = e.gateway().await;
+    // A second configured bank with the same certificate: same signature, another payer.
+    let app = spawn_app(
+        e.settings(&[("HCC__BANKS__OTHERBANK__CERT", e.dir.join("bank.pem").to_string_lossy().into_owned())]),
+        Workers::On,
+    )
+    .await;
     let reference = create(&app, "paygov", 200_000).await;
     let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
     let r = e
         .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1"}))
         .await;
     assert_eq!(r["replies"][0]["status"], 200, "{r}");
-    assert_eq!(r["replies"][0]["body"]["entries"][0]["outcome"], "paid", "{r}");
-    assert_eq!(payment(&app, &reference).await["status"], "paid");
-    exactly_webhooks(&e.centre_state, 1).await;
-    // Version 02, reference in the remittance text: the same payment again is a duplicate.
-    let r = e
-        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1", "version": "02"}))
-        .await;
-    assert!(
-        r["replies"][0]["body"]["entries"][0]["outcome"]
-            .as_str()
-            .unwrap()
-            .starts_with("duplicate"),
-        "{r}"
+    assert_eq!(outcomes(&r), ["paid"], "{r}");
+    let p = payment(&app, &reference).await;
+    assert_eq!(
+        (p["status"].as_str(), p["confirmed_by"].as_str()),
+        (Some("paid"), Some("bank:devbank"))
     );
-    // A debit is not a payment.
+    exactly_webhooks(&e.centre_state, 1).await;
+    // Version 02, reference in the remittance text, same bank transaction: a repeat.
     let r = e
-        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "debit": true}))
+        .bank_credit(
+            json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1", "version": "02", "remittance": "ustrd"}),
+        )
         .await;
-    assert_eq!(r["replies"][0]["body"]["entries"][0]["outcome"], "ignored_debit");
-    // The reversal undoes it, once.
+    assert!(outcomes(&r)[0].starts_with("duplicate"), "{r}");
+    // A plain debit is not a payment.
     let r = e
-        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "reversal": true, "bank_ref": "RV1", "copies": 2}))
+        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "debit": true, "bank_ref": "DB1"}))
         .await;
-    let outcomes: Vec<&str> = r["replies"]
+    assert_eq!(outcomes(&r), ["ignored_debit"]);
+    // None of these may un-pay the fee:
+    // - a CRDT with RvslInd (ISO: the return of an earlier debit);
+    // - a DBIT reversal of another amount;
+    // - a DBIT reversal naming another bank transaction;
+    // - a DBIT reversal from another bank.
+    for (body, want, at) in [
+        (
+            json!({"reference": reference, "amount_vnd": 200_000, "reversal": true, "debit": false, "bank_ref": "FT1"}),
+            "ignored_returned_debit",
+            &url,
+        ),
+        (
+            json!({"reference": reference, "amount_vnd": 20_000, "reversal": true, "bank_ref": "FT1"}),
+            "reversal_refused_mismatch",
+            &url,
+        ),
+        (
+            json!({"reference": reference, "amount_vnd": 200_000, "reversal": true, "bank_ref": "FT2", "original_bank_ref": "FT2"}),
+            "reversal_refused_mismatch",
+            &url,
+        ),
+        (
+            json!({"reference": reference, "amount_vnd": 200_000, "reversal": true, "bank_ref": "FT1"}),
+            "reversal_refused_mismatch",
+            &callback(&app, "/v1/callbacks/banks/otherbank/camt054"),
+        ),
+    ] {
+        let mut body = body;
+        body["url"] = json!(at);
+        let r = e.bank_credit(body.clone()).await;
+        assert_eq!(outcomes(&r), [want], "{body}: {r}");
+        let p = payment(&app, &reference).await;
+        assert_eq!(p["status"], "paid", "{body} left the fee paid");
+        assert_eq!(p["provider_transaction"], "FT1");
+    }
+    // The bank's own reversal of that credit: DBIT, RvslInd, same amount, same transaction. Once.
+    let r = e
+        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "reversal": true, "bank_ref": "FT1", "copies": 2}))
+        .await;
+    let mut seen: Vec<&str> = r["replies"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x["body"]["entries"][0]["outcome"].as_str().unwrap())
         .collect();
-    assert!(
-        outcomes.contains(&"reversed") && outcomes.contains(&"reversal_ignored"),
-        "{outcomes:?}"
-    );
-    assert_eq!(payment(&app, &reference).await["status"], "pending");
+    seen.sort();
+    assert_eq!(seen, ["reversal_duplicate", "reversed"], "{r}");
+    assert_eq!(payment(&app, &reference).await["status"], "reversed");
     exactly_webhooks(&e.centre_state, 2).await;
-    assert!(e.centre_state.received().iter().any(|w| w.body["type"] == "payment.reversed"));
+    let reversed: Vec<Value> = e
+        .centre_state
+        .received()
+        .into_iter()
+        .map(|w| w.body)
+        .filter(|b| b["type"] == "payment.reversed")
+        .collect();
+    assert_eq!(reversed.len(), 1);
+    assert_eq!(reversed[0]["data"]["MaThamChieu"], reference.as_str());
+    // A reversed fee is not paid again by a repeat of the old credit.
+    let r = e
+        .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1"}))
+        .await;
+    assert!(outcomes(&r)[0].starts_with("duplicate"), "{r}");
+    assert_eq!(payment(&app, &reference).await["status"], "reversed");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_entry_pays_each_fee_with_its_own_amount_wherever_the_reference_sits() {
+    let e = env();
+    let app = e.gateway().await;
+    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    let (a, b, c) = (
+        create(&app, "paygov", 50_000).await,
+        create(&app, "paygov", 70_000).await,
+        create(&app, "paygov", 30_000).await,
+    );
+    // One entry for 150,000 with three transactions, v08 and then v02 (whose amounts sit in
+    // AmtDtls): each fee is paid with its own amount, never the entry's total.
+    let r = e
+        .bank_credit(json!({"url": url, "transactions": [
+            {"reference": a, "amount_vnd": 50_000, "bank_ref": "BT-A"},
+            {"reference": b, "amount_vnd": 70_000, "bank_ref": "BT-B"},
+            {"reference": c, "amount_vnd": 30_000, "bank_ref": "BT-C"}]}))
+        .await;
+    assert_eq!(outcomes(&r), ["paid", "paid", "paid"], "{r}");
+    for x in [&a, &b, &c] {
+        assert_eq!(payment(&app, x).await["status"], "paid");
+    }
+    let (d, f) = (create(&app, "paygov", 40_000).await, create(&app, "paygov", 60_000).await);
+    let r = e
+        .bank_credit(json!({"url": url, "version": "02", "transactions": [
+            {"reference": d, "amount_vnd": 40_000, "bank_ref": "BT-D"},
+            {"reference": f, "amount_vnd": 60_000, "bank_ref": "BT-F"}]}))
+        .await;
+    assert_eq!(outcomes(&r), ["paid", "paid"], "{r}");
+    // The reference on the second line of the remittance, cut across two lines, and in
+    // structured remittance.
+    for (i, remittance) in ["ustrd_multiline", "ustrd_split", "strd"].iter().enumerate() {
+        let x = create(&app, "paygov", 10_000).await;
+        let r = e
+            .bank_credit(json!({"reference": x, "amount_vnd": 10_000, "url": url, "remittance": remittance, "bank_ref": format!("RM{i}")}))
+            .await;
+        assert_eq!(outcomes(&r), ["paid"], "{remittance}: {r}");
+    }
+    exactly_webhooks(&e.centre_state, 8).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_signing_like_dotnet_with_inclusive_c14n_and_rsa_sha512_is_accepted() {
+    let e = env();
+    let app = e.gateway().await;
+    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    for (i, (c14n, signature, digest)) in [
+        ("inclusive", "rsa-sha512", "sha512"),
+        ("inclusive", "rsa-sha256", "sha256"),
+        ("exclusive", "rsa-sha512", "sha256"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = create(&app, "paygov", 25_000).await;
+        // Signed by xmlsec1 from a template, not by our own code.
+        let r = e
+            .bank_credit(
+                json!({"reference": x, "amount_vnd": 25_000, "url": url, "bank_ref": format!("NET{i}"),
+                                "c14n": c14n, "signature": signature, "digest": digest}),
+            )
+            .await;
+        assert_eq!(outcomes(&r), ["paid"], "{c14n} {signature} {digest}: {r}");
+        let doc = r["document"].as_str().unwrap();
+        assert!(doc.contains(if c14n == "inclusive" {
+            "REC-xml-c14n-20010315"
+        } else {
+            "xml-exc-c14n"
+        }));
+        // Tampered after signing: 401 and nothing recorded.
+        let y = create(&app, "paygov", 25_000).await;
+        let r = e
+            .bank_credit(
+                json!({"reference": y, "amount_vnd": 25_000, "url": url, "bank_ref": format!("NETT{i}"),
+                                "c14n": c14n, "signature": signature, "digest": digest, "tamper": true}),
+            )
+            .await;
+        assert_eq!(r["replies"][0]["status"], 401, "{r}");
+        assert_eq!(payment(&app, &y).await["status"], "pending");
+    }
     app.stop().await;
 }
 
@@ -413,15 +602,27 @@ async fn a_lost_callback_is_found_by_reconciliation() {
     let e = env();
     let app = spawn_app(
         e.settings(&[
-            ("HCC__PAYGOV__RECONCILE_INTERVAL_SECS", "1".into()),
+            // Two seconds, so that "now" can never pass for the INIT's time by accident.
+            ("HCC__PAYGOV__RECONCILE_INTERVAL_SECS", "2".into()),
             ("HCC__PAYGOV__RECONCILE_MIN_AGE_SECS", "0".into()),
         ]),
         Workers::On,
     )
     .await;
     let reference = create(&app, "paygov", 75_000).await;
+    let init_time = e.paygov.paygov.inits().last().unwrap()["ThoiGianGD"].as_str().unwrap().to_string();
     let r = e.paygov_pay(json!({"MaThamChieu": reference, "notify": false})).await;
     assert_eq!(r["sent"], 0);
+    // The platform finds a payment only by its INIT's time: a QUERY with another time finds
+    // nothing (so the gateway's reconciliation below only works if it repeats the original).
+    let other_time = if init_time.ends_with('0') {
+        "20241126000001"
+    } else {
+        "20241126000000"
+    };
+    let q = hcc_adapters::payments::paygov::query_message("HCC-DEV", &reference, other_time, "paygov-dev-secret");
+    let answer = e.control(format!("{}/paygov/query", e.portal.url()), q).await;
+    assert_eq!(answer["MaLoi"], "05", "{answer}");
     wait_status(&app, &reference, "paid").await;
     assert_eq!(payment(&app, &reference).await["provider_transaction"], r["MaGiaoDich"]);
     exactly_webhooks(&e.centre_state, 1).await;
@@ -491,18 +692,69 @@ async fn payment_requests_are_validated() {
     let e = env();
     let app = e.gateway().await;
     let post = |body: Value| app.client.post(app.url("/v1/payments")).bearer_auth(CENTRE_KEY).json(&body).send();
+    let fields_of = |v: Value| -> Vec<String> {
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_string())
+            .collect()
+    };
     let r = post(json!({"MaHoSo": "X-1", "SoTien": 0, "provider": "cash"})).await.unwrap();
     assert_eq!(r.status(), 422);
-    let v: Value = r.json().await.unwrap();
-    let fields: Vec<&str> = v["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, vec!["/SoTien", "/provider"]);
-    let r = post(json!({"MaHoSo": "X-1", "SoTien": 100, "provider": "paygov", "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "a", "TenPhiLePhi": "b", "SoTien": 99}]})).await.unwrap();
-    assert_eq!(r.status(), 422);
+    assert_eq!(
+        fields_of(r.json().await.unwrap()),
+        vec!["/SoTien", "/provider", "/MaTTHC", "/TenTTHC", "/HoTenNguoiNop", "/PhiLePhi"]
+    );
+    // Each v2 field is parsed at the edge; every problem is named by its pointer.
+    for (field, value, pointer) in [
+        ("SoTien", json!("12a"), "/SoTien"),
+        ("SoTien", json!(-5), "/SoTien"),
+        ("MaDonVi", json!("999.99.99.X00"), "/MaDonVi"),
+        ("SoCMNDNguoiNop", json!("12345"), "/SoCMNDNguoiNop"),
+        ("SoCMNDNguoiNop", json!(22190000123_u64), "/SoCMNDNguoiNop"),
+        ("IpNguoiNop", json!("not-an-ip"), "/IpNguoiNop"),
+        ("HoTenNguoiNop", json!("Lan\nforged"), "/HoTenNguoiNop"),
+        ("PhiLePhi", json!([]), "/PhiLePhi"),
+        (
+            "PhiLePhi",
+            json!([{"LoaiPhiLePhi": 3, "MaPhiLePhi": "a", "TenPhiLePhi": "b", "SoTien": 100}]),
+            "/PhiLePhi/0/LoaiPhiLePhi",
+        ),
+        (
+            "PhiLePhi",
+            json!([{"LoaiPhiLePhi": "2", "MaPhiLePhi": "a", "TenPhiLePhi": "b", "SoTien": 99}]),
+            "/PhiLePhi",
+        ),
+        ("provider", json!("momo"), "/provider"),
+        ("payer", json!({"HoTen": "x"}), "/payer"),
+    ] {
+        let mut body = payment_body("paygov", 100);
+        body[field] = value;
+        let r = post(body).await.unwrap();
+        assert_eq!(r.status(), 422, "{field}");
+        let v: Value = r.json().await.unwrap();
+        assert!(!v.to_string().contains("22190000123"), "the identity number is never echoed: {v}");
+        assert!(fields_of(v).contains(&pointer.to_string()), "{field} -> {pointer}");
+    }
+    // Strings of digits are taken where centres send them.
+    let mut body = payment_body("paygov", 100);
+    body["SoTien"] = json!("100");
+    body["PhiLePhi"][0]["LoaiPhiLePhi"] = json!("2");
+    body["PhiLePhi"][0]["SoTien"] = json!("100");
+    assert_eq!(post(body).await.unwrap().status(), 201);
+    // Per provider: PayGov's receipt names the payer; VNPAY needs the citizen's address.
+    let mut body = payment_body("paygov", 100);
+    body.as_object_mut().unwrap().remove("SoCMNDNguoiNop");
+    assert_eq!(fields_of(post(body).await.unwrap().json().await.unwrap()), vec!["/SoCMNDNguoiNop"]);
+    let mut body = payment_body("vnpay", 100);
+    body.as_object_mut().unwrap().remove("IpNguoiNop");
+    body.as_object_mut().unwrap().remove("SoCMNDNguoiNop");
+    assert_eq!(fields_of(post(body).await.unwrap().json().await.unwrap()), vec!["/IpNguoiNop"]);
+    // With a single agency configured, MaDonVi may be left out.
+    let mut body = payment_body("paygov", 100);
+    body.as_object_mut().unwrap().remove("MaDonVi");
+    assert_eq!(post(body).await.unwrap().status(), 201);
     assert_eq!(
         app.client
             .post(app.url("/v1/payments"))
@@ -555,7 +807,7 @@ async fn init_retries_a_transient_failure_inside_its_deadline_and_reports_a_dead
         .client
         .post(app.url("/v1/payments"))
         .bearer_auth(CENTRE_KEY)
-        .json(&json!({"MaHoSo": "X-1", "SoTien": 100, "provider": "paygov"}))
+        .json(&payment_body("paygov", 100))
         .send()
         .await
         .unwrap();
@@ -563,5 +815,226 @@ async fn init_retries_a_transient_failure_inside_its_deadline_and_reports_a_dead
     assert!(started.elapsed() < Duration::from_secs(9), "the deadline held");
     let v: Value = r.json().await.unwrap();
     assert!(v["detail"].as_str().unwrap().contains("did not answer"), "{v}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paygov_takes_a_bearer_token_and_either_answer_envelope() {
+    let e = env();
+    let switched = reqwest::Client::new()
+        .post(format!("{}/_mock/paygov/config", e.portal.url()))
+        .json(&json!({"wrapped_envelope": true, "require_bearer": "tok-9f8e7d"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(switched.status().is_success());
+    let app = spawn_app(e.settings(&[("HCC__PAYGOV__BEARER_TOKEN", "tok-9f8e7d".into())]), Workers::On).await;
+    let reference = create(&app, "paygov", 30_000).await;
+    assert_eq!(
+        payment(&app, &reference).await["payment_url"],
+        format!("https://paygov.example.vn/pay/{reference}")
+    );
+    app.stop().await;
+    // Without the token the platform refuses, and the centre hears it clearly.
+    let app = e.gateway().await;
+    let r = app
+        .client
+        .post(app.url("/v1/payments"))
+        .bearer_auth(CENTRE_KEY)
+        .json(&payment_body("paygov", 30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_confirmation_is_recorded_and_never_pays() {
+    let e = env();
+    let app = e.gateway().await;
+    let reference = create(&app, "paygov", 60_000).await;
+    let r = e
+        .paygov_pay(
+            json!({"MaThamChieu": reference, "ma_loi": "24", "copies": 2, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}),
+        )
+        .await;
+    for reply in r["replies"].as_array().unwrap() {
+        assert_eq!(reply["MaLoi"], "24", "a failure is never answered 00: {r}");
+    }
+    assert_eq!(payment(&app, &reference).await["status"], "failed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(e.centre_state.counters().received, 0, "no webhook for a failure");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refund() {
+    let e = env();
+    let app = e.gateway().await;
+    let reference = create(&app, "paygov", 100_000).await;
+    let url = callback(&app, "/v1/callbacks/paygov");
+    let first = e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [url]})).await;
+    let second = e
+        .paygov_pay(json!({"MaThamChieu": reference, "copies": 3, "callback_urls": [url]}))
+        .await;
+    assert_ne!(first["MaGiaoDich"], second["MaGiaoDich"]);
+    assert!(second["replies"].as_array().unwrap().iter().all(|x| x["MaLoi"] == "00"), "{second}");
+    let p = payment(&app, &reference).await;
+    assert_eq!(p["status"], "paid");
+    assert_eq!(p["provider_transaction"], first["MaGiaoDich"], "the first payment stands");
+    assert_eq!(p["duplicates"], 1, "three copies of one transaction are one duplicate");
+    // The same fee credited by a bank as well is a third payment.
+    let bank = e
+        .bank_credit(json!({"reference": reference, "amount_vnd": 100_000, "url": callback(&app, "/v1/callbacks/banks/devbank/camt054"), "bank_ref": "FT777"}))
+        .await;
+    assert_eq!(bank["replies"][0]["body"]["entries"][0]["outcome"], "paid_twice", "{bank}");
+    exactly_webhooks(&e.centre_state, 3).await;
+    let hooks = e.centre_state.received();
+    let dups: Vec<&Value> = hooks.iter().map(|w| &w.body).filter(|b| b["type"] == "payment.duplicate").collect();
+    assert_eq!(dups.len(), 2, "{hooks:?}");
+    assert!(dups.iter().all(|d| d["data"]["standing_transaction"] == first["MaGiaoDich"]));
+    assert!(dups.iter().any(|d| d["data"]["provider_transaction"] == second["MaGiaoDich"]));
+    assert!(dups.iter().any(|d| d["data"]["confirmed_by"] == "bank:devbank"));
+    // Operators see it in the audit log and the metrics.
+    let audit: Value = eventually("the audit line", Duration::from_secs(10), || async {
+        let a: Value = app
+            .client
+            .get(app.url("/v1/audit"))
+            .bearer_auth(OPERATOR_KEY)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        a.to_string().contains("payment.duplicate").then_some(a)
+    })
+    .await;
+    assert!(audit.to_string().contains(&reference));
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("state=\"duplicate\"") && l.trim_end().ends_with(" 2")),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+/// Loads the payment page as the citizen's browser would: the mock VNPAY checks the URL the
+/// gateway signed (merchant, signature, `vnp_IpAddr`, `vnp_ExpireDate`) and records the order.
+async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
+    let url = payment(app, reference).await["payment_url"].as_str().unwrap().to_string();
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200, "the mock VNPAY refused the gateway's URL: {url}");
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vnpay_url_carries_the_citizens_address_and_an_expiry() {
+    let e = env();
+    let app = spawn_app(e.settings(&[("HCC__VNPAY__EXPIRE_MINUTES", "20".into())]), Workers::On).await;
+    let reference = create(&app, "vnpay", 80_000).await;
+    let url = payment(&app, &reference).await["payment_url"].as_str().unwrap().to_string();
+    let query: std::collections::HashMap<String, String> = reqwest::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["vnp_IpAddr"], "198.51.100.23", "the citizen's address, not the server's");
+    let created = &query["vnp_CreateDate"];
+    let expires = &query["vnp_ExpireDate"];
+    let minutes = |t: &str| -> i64 {
+        let n = |a: usize, b: usize| t[a..b].parse::<i64>().unwrap();
+        // Days are the same or the next; enough for a 20-minute difference.
+        n(6, 8) * 1440 + n(8, 10) * 60 + n(10, 12)
+    };
+    assert_eq!(minutes(expires) - minutes(created), 20, "{created} -> {expires}");
+    assert_eq!(&created[12..14], &expires[12..14]);
+    let page = open_vnpay_page(&app, &reference).await;
+    assert_eq!(page["code"], "00", "{page}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_vnpay_ipn_is_found_by_querydr_whose_signed_answer_is_checked() {
+    let e = env();
+    let app = spawn_app(
+        e.settings(&[
+            ("HCC__VNPAY__RECONCILE_INTERVAL_SECS", "1".into()),
+            ("HCC__VNPAY__RECONCILE_MIN_AGE_SECS", "0".into()),
+        ]),
+        Workers::On,
+    )
+    .await;
+    let control = |body: Value| e.control(format!("{}/_mock/vnpay/querydr", e.bank.url()), body);
+    // First the answers are tampered with after signing: the gateway must not believe them.
+    control(json!({"tamper": true})).await;
+    let reference = create(&app, "vnpay", 90_000).await;
+    let page = open_vnpay_page(&app, &reference).await;
+    let r = e.vnpay_pay(json!({"TxnRef": reference, "lose_ipn": true})).await;
+    assert_eq!(r["ipn_sent"], false, "{r}");
+    eventually("querydr asked twice", Duration::from_secs(10), || async {
+        let q: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (q.as_array()?.len() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(payment(&app, &reference).await["status"], "pending", "a forged answer pays nothing");
+    // Honest answers: paid, with VNPAY's transaction.
+    control(json!({})).await;
+    wait_status(&app, &reference, "paid").await;
+    assert_eq!(payment(&app, &reference).await["provider_transaction"], r["vnp_TransactionNo"]);
+    let queries: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let asked = &queries[0]["request"];
+    assert_eq!(asked["vnp_Command"], "querydr");
+    assert_eq!(
+        asked["vnp_TransactionDate"], page["vnp_CreateDate"],
+        "the payment's own create date"
+    );
+    assert_eq!(asked["vnp_IpAddr"], "203.0.113.10", "the server's address");
+    exactly_webhooks(&e.centre_state, 1).await;
+    // Another amount in a signed answer is never paid.
+    control(json!({"amount_vnd": 1_000})).await;
+    let other = create(&app, "vnpay", 40_000).await;
+    open_vnpay_page(&app, &other).await;
+    e.vnpay_pay(json!({"TxnRef": other, "lose_ipn": true})).await;
+    wait_status(&app, &other, "amount_mismatch").await;
+    app.stop().await;
+}
+
+/// The hostile review's replay: a genuine, signed success IPN with empty copies of the deciding
+/// keys put in front. It must not turn a paid order into a failed one, nor record an empty
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_ipn_with_injected_empty_parameters_is_refused() {
+    let e = env();
+    let app = e.gateway().await;
+    let reference = create(&app, "vnpay", 110_000).await;
+    open_vnpay_page(&app, &reference).await;
+    let ipn_url = callback(&app, "/v1/callbacks/vnpay/ipn");
+    let first = e.vnpay_pay(json!({"TxnRef": reference, "ipn_url": ipn_url})).await;
+    assert_eq!(first["replies"][0]["RspCode"], "00", "{first}");
+    for prefix in [
+        "vnp_ResponseCode=&vnp_TransactionNo=",
+        "vnp_ResponseCode=24&",
+        "vnp_TxnRef=HCC241126OTHER001&",
+        "junk=1&junk=2&",
+    ] {
+        let r = e
+            .vnpay_pay(json!({"TxnRef": reference, "ipn_url": ipn_url, "query_prefix": prefix}))
+            .await;
+        assert_eq!(r["replies"][0]["RspCode"], "97", "{prefix}: {r}");
+    }
+    let p = payment(&app, &reference).await;
+    assert_eq!(p["status"], "paid");
+    assert_eq!(p["provider_transaction"], first["vnp_TransactionNo"]);
+    exactly_webhooks(&e.centre_state, 1).await;
     app.stop().await;
 }

@@ -246,9 +246,9 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The fixture dossier of `shared/fixtures/`, with its code and status replaced.
+/// The fixture dossier of `tests/fixtures/`, with its code and status replaced.
 pub fn dossier(ma: &str, status: u8) -> serde_json::Value {
-    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../../shared/fixtures/dossier.json")).unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("../fixtures/dossier.json")).unwrap_or_default();
     v["MaHoSo"] = serde_json::json!(ma);
     v["TrangThaiHoSo"] = serde_json::json!(status);
     v
@@ -256,7 +256,7 @@ pub fn dossier(ma: &str, status: u8) -> serde_json::Value {
 
 /// The fixture progress entry, for dossier `ma` at status `status`, `minute` minutes in.
 pub fn progress(ma: &str, status: u8, minute: u32) -> serde_json::Value {
-    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../../shared/fixtures/progress.json")).unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("../fixtures/progress.json")).unwrap_or_default();
     v["MaHoSo"] = serde_json::json!(ma);
     v["TrangThai"] = serde_json::json!(status);
     v["ThoiDiemXuLy"] = serde_json::json!(format!(

@@ -5,6 +5,12 @@
 //! Classification: transport errors, timeouts, 5xx and 429 are retried; LGSP 401/403 and a
 //! refused login are configuration faults, retried with an alarm and never blamed on the
 //! message; any other non-zero `error_code` is the portal refusing the data, a rejection.
+//!
+//! What the adapter relies on from the portal, and why (public clients, OpenCPS first), is in
+//! `docs/dvcqg.md`: objects go out in the public clients' wire form ([`model::to_wire`]); the
+//! `dstcode` header rides on every call when configured; and `TraCuuHoSo` is read from
+//! `result` or `data`, an answer that shows neither a hit nor a miss being retried with an
+//! alarm rather than guessed.
 
 pub mod model;
 
@@ -12,6 +18,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use reqwest::header::HeaderValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::RwLock;
 
@@ -34,12 +41,25 @@ pub struct DvcqgConfig {
     pub username: String,
     pub password: String,
     pub madonvi: String,
+    /// The `dstcode` header the LGSP routes on; empty: not sent.
+    pub dstcode: String,
     pub timeout: Duration,
+}
+
+/// Why the adapter could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot build the portal's HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("dvcqg.dstcode must be visible ASCII without spaces: it is sent as an HTTP header")]
+    Dstcode,
 }
 
 pub struct DvcqgAdapter {
     client: reqwest::Client,
     cfg: DvcqgConfig,
+    /// The `dstcode` header, checked once here; `None` when not configured.
+    dstcode: Option<HeaderValue>,
     auth_url: String,
     integration_url: String,
     /// The portal session, shared by every worker of this process.
@@ -99,10 +119,11 @@ impl From<PostError> for Outcome {
     }
 }
 
-/// What one portal call came to, before it becomes an [`Outcome`].
+/// What one portal call came to, before it becomes an [`Outcome`]. A refusal keeps the whole
+/// answer: `TraCuuHoSo` is read from its lists whatever `error_code` says.
 enum Answer {
     Ok(Value),
-    Refused { code: String, message: String },
+    Refused { code: String, message: String, body: Value },
 }
 
 fn success_code(v: &Value) -> bool {
@@ -156,16 +177,81 @@ fn is_not_found(message: &str) -> bool {
     .any(|w| m.contains(w))
 }
 
+/// What a `TraCuuHoSo` answer says about the dossier.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    Found,
+    Missing,
+    /// Neither a hit nor a miss; the reason, without the answer's data.
+    Unclear(String),
+}
+
+/// The lists a `TraCuuHoSo` answer may carry its hits in: OpenCPS reads `result`; some
+/// DVCQG-hosted look-ups answer in `data`.
+const LOOKUP_LISTS: [&str; 2] = ["result", "data"];
+
+/// Reads a `TraCuuHoSo` answer as OpenCPS does, and no further:
+/// - a non-empty array in `result` or `data` is a hit, whatever `error_code` says;
+/// - otherwise an empty array there is a miss, unless the answer is an error;
+/// - an error whose message says the dossier was not found is a miss;
+/// - anything else (no list at all, `null` or an object where the list should be, an error
+///   that is not "not found", `{"error_code": 0}` alone) shows neither, and is not guessed:
+///   a wrong guess would send `isUpdating` the portal then refuses, or worse, accepts.
+fn classify_lookup(answer: &Value) -> Lookup {
+    let lists: Vec<&Vec<Value>> = LOOKUP_LISTS.iter().filter_map(|k| answer.get(*k)?.as_array()).collect();
+    if lists.iter().any(|l| !l.is_empty()) {
+        return Lookup::Found;
+    }
+    let is_error = answer.get("error_code").is_some() && !success_code(answer);
+    let message = message_of(answer);
+    if !lists.is_empty() && !is_error {
+        return Lookup::Missing;
+    }
+    if is_error && is_not_found(&message) {
+        return Lookup::Missing;
+    }
+    let shape: Vec<String> = LOOKUP_LISTS
+        .iter()
+        .map(|k| match answer.get(*k) {
+            None => format!("no {k}"),
+            Some(Value::Array(_)) => format!("{k} empty"),
+            Some(Value::Null) => format!("{k} null"),
+            Some(Value::Object(_)) => format!("{k} an object"),
+            Some(_) => format!("{k} not a list"),
+        })
+        .collect();
+    Lookup::Unclear(format!(
+        "the portal's TraCuuHoSo answer shows neither a hit nor a miss (error_code {}, {}{}{})",
+        code_text(answer),
+        shape.join(", "),
+        if message.is_empty() { "" } else { ": " },
+        message
+    ))
+}
+
 fn alarm(what: &str) -> Outcome {
     tracing::error!(alarm = true, destination = DESTINATION, "{what}");
     Outcome::retry(format!("configuration fault (alarm raised): {what}"))
 }
 
+/// The `dstcode` header value, or `None` when the setting is empty. An LGSP routing code is
+/// a short code; anything but visible ASCII is a typo that would break every call.
+fn dstcode_header(dstcode: &str) -> Result<Option<HeaderValue>, BuildError> {
+    if dstcode.is_empty() {
+        return Ok(None);
+    }
+    if !dstcode.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(BuildError::Dstcode);
+    }
+    HeaderValue::from_str(dstcode).map(Some).map_err(|_| BuildError::Dstcode)
+}
+
 impl DvcqgAdapter {
-    pub fn new(cfg: DvcqgConfig) -> reqwest::Result<Self> {
+    pub fn new(cfg: DvcqgConfig) -> Result<Self, BuildError> {
         let base = cfg.base_url.trim_end_matches('/');
         Ok(DvcqgAdapter {
             client: http::client(cfg.timeout)?,
+            dstcode: dstcode_header(&cfg.dstcode)?,
             auth_url: format!("{base}{}", cfg.auth_path),
             integration_url: format!("{base}{}", cfg.integration_path),
             cfg,
@@ -174,16 +260,15 @@ impl DvcqgAdapter {
         })
     }
 
+    /// Every call goes through here, the login included, so the `dstcode` header the LGSP
+    /// routes on is on all of them.
     async fn post_json(&self, url: &str, body: &Value) -> Result<Value, PostError> {
         let failed = |o: Outcome| PostError::Failed(o);
-        let resp = self
-            .client
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| failed(http::classify_error(&e)))?;
+        let mut req = self.client.post(url).header(reqwest::header::ACCEPT, "application/json");
+        if let Some(dstcode) = &self.dstcode {
+            req = req.header("dstcode", dstcode.clone());
+        }
+        let resp = req.json(body).send().await.map_err(|e| failed(http::classify_error(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(|e| failed(http::classify_error(&e)))?;
@@ -264,7 +349,11 @@ impl DvcqgAdapter {
                 Ok(answer) => {
                     let (code, message) = (code_text(&answer), message_of(&answer));
                     if !is_session_expiry(&code, &message) {
-                        return Ok(Answer::Refused { code, message });
+                        return Ok(Answer::Refused {
+                            code,
+                            message,
+                            body: answer,
+                        });
                     }
                     true
                 }
@@ -281,19 +370,29 @@ impl DvcqgAdapter {
         ))
     }
 
+    /// Whether the portal already has the dossier. A stale session was renewed inside
+    /// [`Self::call`]; an answer that shows neither a hit nor a miss is retried with an alarm,
+    /// because the portal's answers have changed shape or the look-up is failing, and either
+    /// needs a person.
     async fn exists_on_portal(&self, ma: &str) -> Result<bool, Outcome> {
         let mut fields = Map::new();
         fields.insert("mahoso".into(), Value::String(ma.into()));
-        match self.call("TraCuuHoSo", fields).await? {
-            Answer::Ok(v) => Ok(match v.get("data") {
-                None | Some(Value::Null) => false,
-                Some(Value::Array(a)) => !a.is_empty(),
-                Some(Value::Object(o)) => !o.is_empty(),
-                Some(Value::String(s)) => !s.is_empty(),
-                Some(_) => true,
-            }),
-            Answer::Refused { message, .. } if is_not_found(&message) => Ok(false),
-            Answer::Refused { code, message } => Err(Outcome::retry(format!("TraCuuHoSo failed: error_code {code} {message}"))),
+        let answer = match self.call("TraCuuHoSo", fields).await? {
+            Answer::Ok(v) | Answer::Refused { body: v, .. } => v,
+        };
+        match classify_lookup(&answer) {
+            Lookup::Found => Ok(true),
+            Lookup::Missing => Ok(false),
+            Lookup::Unclear(why) => {
+                tracing::error!(
+                    alarm = true,
+                    destination = DESTINATION,
+                    service = "TraCuuHoSo",
+                    ma_ho_so = ma,
+                    "{why}"
+                );
+                Err(Outcome::retry(format!("{why}; isUpdating is not guessed (alarm raised)")))
+            }
         }
     }
 
@@ -315,7 +414,9 @@ impl DvcqgAdapter {
                 self.known.insert(ma);
                 Outcome::Delivered
             }
-            Ok(Answer::Refused { code, message }) => Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}")),
+            Ok(Answer::Refused { code, message, .. }) => {
+                Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}"))
+            }
             Err(o) => o,
         }
     }
@@ -325,7 +426,7 @@ impl DvcqgAdapter {
         fields.insert("data".into(), Value::Array(vec![item]));
         match self.call("CapNhatTienDoHoSoMC", fields).await {
             Ok(Answer::Ok(_)) => Outcome::Delivered,
-            Ok(Answer::Refused { code, message }) => {
+            Ok(Answer::Refused { code, message, .. }) => {
                 Outcome::reject(format!("portal refused CapNhatTienDoHoSoMC (error_code {code}): {message}"))
             }
             Err(o) => o,
@@ -342,10 +443,14 @@ impl Adapter for DvcqgAdapter {
         Box::pin(async move {
             // The API stored a validated object; anything else is a bug upstream of here, and
             // retrying would not fix it.
-            let item: Value = match serde_json::from_slice(d.payload) {
-                Ok(v @ Value::Object(_)) => v,
+            let mut item = match serde_json::from_slice(d.payload) {
+                Ok(Value::Object(m)) => m,
                 _ => return Outcome::reject("stored payload is not a JSON object"),
             };
+            // The API stores what the centre sent; the wire form is made here, on every
+            // attempt, so messages queued in any form go out in the public clients' form.
+            model::to_wire(&mut item);
+            let item = Value::Object(item);
             match d.kind {
                 KIND_SYNC => self.sync(d, item).await,
                 KIND_PROGRESS => self.progress(item).await,
@@ -377,6 +482,62 @@ mod tests {
         assert!(is_session_expiry("5", "Invalid token"));
         assert!(is_session_expiry("5", "session het han"));
         assert!(!is_session_expiry("2", "Mã thủ tục hành chính không tồn tại"));
+    }
+
+    #[test]
+    fn lookups_read_result_or_data_and_never_guess() {
+        use Lookup::*;
+        let hit = json!([{"MaHoSo": "000.00.22.H46-241125-0001"}]);
+        assert_eq!(classify_lookup(&json!({"result": []})), Missing);
+        assert_eq!(classify_lookup(&json!({"result": hit})), Found);
+        assert_eq!(classify_lookup(&json!({"data": hit})), Found);
+        assert_eq!(classify_lookup(&json!({"data": []})), Missing);
+        assert_eq!(
+            classify_lookup(&json!({"error_code": 0, "message": "Thành công", "result": []})),
+            Missing
+        );
+        assert_eq!(classify_lookup(&json!({"error_code": "00", "result": hit})), Found);
+        assert_eq!(classify_lookup(&json!({"error_code": 0, "result": [], "data": hit})), Found);
+        // Like OpenCPS, error_code does not hide a hit.
+        assert_eq!(classify_lookup(&json!({"error_code": 2, "message": "Lỗi", "result": hit})), Found);
+        // A known "not found" refusal is a miss; other refusals are not.
+        assert_eq!(
+            classify_lookup(&json!({"error_code": 2, "message": "Không tìm thấy hồ sơ"})),
+            Missing
+        );
+        assert_eq!(
+            classify_lookup(&json!({"error_code": 2, "message": "Không tìm thấy hồ sơ", "result": []})),
+            Missing
+        );
+        for unclear in [
+            json!({"error_code": 0}),
+            json!({"error_code": 0, "message": "Thành công"}),
+            json!({}),
+            json!({"result": null}),
+            json!({"result": {}}),
+            json!({"result": {"MaHoSo": "X"}}),
+            json!({"data": "X"}),
+            json!({"error_code": 0, "data": 1}),
+            json!({"error_code": 5, "message": "Lỗi hệ thống"}),
+            json!({"error_code": 5, "message": "Lỗi hệ thống", "result": []}),
+            json!([]),
+        ] {
+            assert!(matches!(classify_lookup(&unclear), Unclear(_)), "{unclear} must be neither");
+        }
+        let Unclear(why) = classify_lookup(&json!({"error_code": 0, "result": {"ChuHoSo": "Nguyễn Thị Lan"}})) else {
+            panic!("unclear expected");
+        };
+        assert!(why.contains("result an object") && why.contains("no data"), "{why}");
+        assert!(!why.contains("Nguyễn"), "the answer's data is not echoed: {why}");
+    }
+
+    #[test]
+    fn dstcode_is_checked_once() {
+        assert!(dstcode_header("").unwrap().is_none());
+        assert_eq!(dstcode_header("000.00.00.H46").unwrap().unwrap(), "000.00.00.H46");
+        assert!(dstcode_header("a b").is_err());
+        assert!(dstcode_header("x\r\ny").is_err());
+        assert!(dstcode_header("mã").is_err());
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! dossier and progress objects with their nested lists. A value of these types is valid; code
 //! past the API never re-checks. Each object also keeps the original JSON, unknown fields
 //! included, because centres send more than the notes list and the portal should get it all.
+//!
+//! Codes and flags are read in either form a centre's software sends (`4` or `"4"`, `false` or
+//! `"False"`), and [`to_wire`] is the one place that rewrites an object into the form the
+//! portal's public clients send (`"4"`, `"False"`); see `docs/dvcqg.md`.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::fields::{FieldError, Fields, boolean, int_in, non_empty_text, text};
+use crate::fields::{FieldError, Fields, flag, non_empty_text, text, whole_in};
 
 /// A dossier code (agency id + receipt date + sequence, e.g. `000.00.22.H46-241125-0001`).
 /// The exact format varies by province, so the rule is conservative: 1–100 characters of
@@ -78,11 +82,18 @@ impl DossierStatus {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// A status as a stored object carries it (`4` or `"4"`): for code that reads payloads
+    /// the API accepted, in whichever form.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        status(v).ok()
+    }
 }
 
 fn status(v: &Value) -> Result<DossierStatus, String> {
-    let n = int_in(1, 10)(v).map_err(|_| "must be a status code from 1 to 10".to_string())?;
-    DossierStatus::from_code(n).ok_or_else(|| "must be a status code from 1 to 10".into())
+    let refuse = || "must be a status code from 1 to 10, as a number or a string of digits".to_string();
+    let n = whole_in(1, 10)(v).map_err(|_| refuse())?;
+    DossierStatus::from_code(n).ok_or_else(refuse)
 }
 
 /// A portal date-time, `yyyyMMddHHmmss` in Asia/Ho_Chi_Minh (UTC+7, no daylight saving), and
@@ -173,10 +184,10 @@ pub enum LoaiDoiTuong {
 }
 
 fn loai_doi_tuong(v: &Value) -> Result<LoaiDoiTuong, String> {
-    match v.as_i64() {
-        Some(1) => Ok(LoaiDoiTuong::CongDan),
-        Some(2) => Ok(LoaiDoiTuong::DoanhNghiep),
-        _ => Err("must be 1 (citizen) or 2 (business)".into()),
+    match whole_in(1, 2)(v) {
+        Ok(1) => Ok(LoaiDoiTuong::CongDan),
+        Ok(2) => Ok(LoaiDoiTuong::DoanhNghiep),
+        _ => Err("must be 1 (citizen) or 2 (business), as a number or a string of digits".into()),
     }
 }
 
@@ -243,8 +254,8 @@ fn le_phi_list(f: &mut Fields<'_>, name: &str) -> Vec<LePhi> {
         Some(LePhi {
             ten_phi_le_phi: i.optional("TenPhiLePhi", text),
             ma_phi_le_phi: i.optional("MaPhiLePhi", text),
-            hinh_thuc_thu: i.optional("HinhThucThu", int_in(0, 99)),
-            loai_phi_le_phi: i.optional("LoaiPhiLePhi", int_in(1, 2)),
+            hinh_thuc_thu: i.optional("HinhThucThu", whole_in(0, 99)),
+            loai_phi_le_phi: i.optional("LoaiPhiLePhi", whole_in(1, 2)),
             gia: gia?,
         })
     })
@@ -267,7 +278,8 @@ pub struct Dossier {
     pub le_phi: Vec<LePhi>,
     pub tep_dinh_kem_khac: Vec<TepDinhKemKhac>,
     pub ho_so_bo_sung: Vec<HoSoBoSung>,
-    /// The object as received, unknown fields included: what the portal is sent.
+    /// The object as received, unknown fields included: what is queued, and what the portal
+    /// is sent once [`to_wire`] has put its codes and flags in the portal's form.
     pub raw: Map<String, Value>,
 }
 
@@ -310,14 +322,14 @@ impl Dossier {
         let ngay_tra = optional_date(&mut f, "NgayTra");
         let ngay_ket_thuc_xu_ly = optional_date(&mut f, "NgayKetThucXuLy");
         let loai_doi_tuong = f.optional("LoaiDoiTuong", loai_doi_tuong);
-        let hinh_thuc = f.optional("HinhThuc", int_in(0, 1));
+        let hinh_thuc = f.optional("HinhThuc", whole_in(0, 1));
         f.texts(DOSSIER_TEXTS);
         let tai_lieu_nop = f.list("TaiLieuNop", |i| {
             i.texts(&["MaThanhPhanHoSo", "DuongDanTaiTepTin"]);
             Some(TaiLieuNop {
                 tep_dinh_kem_id: i.optional("TepDinhKemId", text),
                 ten_tep_dinh_kem: i.optional("TenTepDinhKem", text),
-                is_deleted: i.optional("IsDeleted", boolean),
+                is_deleted: i.optional("IsDeleted", flag),
             })
         });
         let giay_to_ket_qua = f.list("DanhSachGiayToKetQua", |i| {
@@ -332,12 +344,12 @@ impl Dossier {
             i.texts(&["LoaiGiayTo"]);
             Some(TepDinhKemKhac {
                 ten_giay_to: i.optional("TenGiayTo", text),
-                so_luong: i.optional("SoLuong", int_in(0, 100_000)),
+                so_luong: i.optional("SoLuong", whole_in(0, 100_000)),
             })
         });
         let ho_so_bo_sung = f.list("DanhSachHoSoBoSung", |i| {
             i.texts(&["NguoiYeuCauBoSung", "NoiDungBoSung", "NguoiTiepNhanBoSung", "ThongTinTiepNhan"]);
-            i.optional("TrangThaiBoSung", int_in(0, 99));
+            i.optional("TrangThaiBoSung", whole_in(0, 99));
             optional_date(i, "NgayHenTraTruoc");
             i.list("DanhSachGiayToBoSung", |_| Some(()));
             le_phi_list(i, "DanhSachLePhiBoSung");
@@ -416,6 +428,42 @@ impl Progress {
     }
 }
 
+/// Codes public clients send as strings of digits: the dossier's `TrangThaiHoSo`,
+/// `LoaiDoiTuong` and `HinhThuc`, and the progress entry's `TrangThai` (no object has both
+/// status names, so one list serves both kinds).
+const WIRE_DIGIT_FIELDS: &[&str] = &["TrangThaiHoSo", "TrangThai", "LoaiDoiTuong", "HinhThuc"];
+
+/// Rewrites a dossier or progress object, in place, into the form the portal's public clients
+/// send: the codes in [`WIRE_DIGIT_FIELDS`] as decimal strings (`4` and `"04"` become `"4"`)
+/// and `TaiLieuNop[].IsDeleted` as `"True"`/`"False"`. The portal is only known to take those
+/// forms. Everything else is left exactly as the centre sent it, including the numeric fields
+/// of the lists (`LoaiPhiLePhi`, `HinhThucThu`, `SoLuong`, `TrangThaiBoSung`, `Gia`), whose
+/// wire form no public client shows (OpenCPS sends those lists empty).
+///
+/// The adapter calls this on every object just before sending, so messages queued before it
+/// existed, in the numeric form, go out right too; the API stores what the centre sent. It is
+/// idempotent, and a value it cannot read (impossible after [`Dossier::parse`] or
+/// [`Progress::parse`]) is left untouched for the portal to judge.
+pub fn to_wire(item: &mut Map<String, Value>) {
+    let digits = whole_in(0, i64::MAX);
+    for name in WIRE_DIGIT_FIELDS {
+        if let Some(v) = item.get_mut(*name)
+            && let Ok(n) = digits(v)
+        {
+            *v = Value::String(n.to_string());
+        }
+    }
+    if let Some(Value::Array(files)) = item.get_mut("TaiLieuNop") {
+        for file in files.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(v) = file.get_mut("IsDeleted")
+                && let Ok(b) = flag(v)
+            {
+                *v = Value::String(if b { "True" } else { "False" }.into());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -423,7 +471,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Value {
-        serde_json::from_str(include_str!("../../../../shared/fixtures/dossier.json")).unwrap()
+        serde_json::from_str(include_str!("../../../tests/fixtures/dossier.json")).unwrap()
     }
 
     fn fields_of(r: Result<Dossier, Vec<FieldError>>) -> Vec<String> {
@@ -484,7 +532,140 @@ mod tests {
         }
         assert!(DossierStatus::from_code(0).is_none());
         assert!(DossierStatus::from_code(11).is_none());
-        assert!(status(&json!("4")).is_err());
+        assert_eq!(status(&json!("4")), Ok(DossierStatus::DangXuLy));
+        assert_eq!(DossierStatus::from_json(&json!("10")), Some(DossierStatus::DaTraKetQua));
+        assert_eq!(DossierStatus::from_json(&json!(10)), Some(DossierStatus::DaTraKetQua));
+        for bad in [
+            json!("abc"),
+            json!(4.5),
+            json!("11"),
+            json!(true),
+            json!("0"),
+            json!(""),
+            json!("4.0"),
+        ] {
+            assert!(status(&bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The fixture as a centre whose software writes every code as a string would send it.
+    fn stringly_fixture() -> Value {
+        let mut v = fixture();
+        v["TrangThaiHoSo"] = json!("4");
+        v["LoaiDoiTuong"] = json!("2");
+        v["HinhThuc"] = json!("1");
+        v["TaiLieuNop"][0]["IsDeleted"] = json!("True");
+        v["DanhSachLePhi"][0]["HinhThucThu"] = json!("2");
+        v["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!("1");
+        v["DanhSachTepDinhKemKhac"] = json!([{"TenGiayTo": "Bản sao CCCD", "SoLuong": "2", "LoaiGiayTo": "BS"}]);
+        v["DanhSachHoSoBoSung"] = json!([{"HoSoBoSungId": "bs-1", "TrangThaiBoSung": "1", "NgayBoSung": ""}]);
+        v
+    }
+
+    #[test]
+    fn codes_and_flags_are_read_as_numbers_or_strings() {
+        let n = Dossier::parse(&fixture()).unwrap();
+        assert_eq!(
+            (n.trang_thai, n.loai_doi_tuong, n.hinh_thuc, n.tai_lieu_nop[0].is_deleted),
+            (DossierStatus::DuocTiepNhan, Some(LoaiDoiTuong::CongDan), Some(0), Some(false))
+        );
+        assert_eq!((n.le_phi[0].hinh_thuc_thu, n.le_phi[0].loai_phi_le_phi), (Some(2), Some(2)));
+        let s = Dossier::parse(&stringly_fixture()).unwrap();
+        assert_eq!(
+            (s.trang_thai, s.loai_doi_tuong, s.hinh_thuc, s.tai_lieu_nop[0].is_deleted),
+            (DossierStatus::DangXuLy, Some(LoaiDoiTuong::DoanhNghiep), Some(1), Some(true))
+        );
+        assert_eq!((s.le_phi[0].hinh_thuc_thu, s.le_phi[0].loai_phi_le_phi), (Some(2), Some(1)));
+        assert_eq!(s.tep_dinh_kem_khac[0].so_luong, Some(2));
+        // What is stored is what the centre sent; only the wire form changes it.
+        assert_eq!(s.raw["TrangThaiHoSo"], json!("4"));
+        assert_eq!(n.raw["TrangThaiHoSo"], json!(2));
+        let mut lower = fixture();
+        lower["TaiLieuNop"][0]["IsDeleted"] = json!("false");
+        assert_eq!(Dossier::parse(&lower).unwrap().tai_lieu_nop[0].is_deleted, Some(false));
+        let mut p: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
+        let ma = MaHoSo::parse("000.00.22.H46-241125-0001").unwrap();
+        p["TrangThai"] = json!("9");
+        assert_eq!(Progress::parse(&p, &ma).unwrap().trang_thai, DossierStatus::DaXuLyXong);
+    }
+
+    #[test]
+    fn other_forms_of_codes_and_flags_are_refused_with_their_paths() {
+        for bad in [json!("abc"), json!(4.5), json!("11"), json!(true), json!(" 4"), json!([4])] {
+            let mut v = fixture();
+            v["TrangThaiHoSo"] = bad.clone();
+            assert_eq!(fields_of(Dossier::parse(&v)), vec!["/TrangThaiHoSo"], "TrangThaiHoSo {bad}");
+        }
+        let mut v = stringly_fixture();
+        v["LoaiDoiTuong"] = json!("3");
+        v["HinhThuc"] = json!(true);
+        v["TaiLieuNop"][0]["IsDeleted"] = json!("yes");
+        v["DanhSachLePhi"][0]["HinhThucThu"] = json!("hai");
+        v["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!(1.5);
+        v["DanhSachTepDinhKemKhac"][0]["SoLuong"] = json!("-1");
+        v["DanhSachHoSoBoSung"][0]["TrangThaiBoSung"] = json!("1.0");
+        assert_eq!(
+            fields_of(Dossier::parse(&v)),
+            vec![
+                "/LoaiDoiTuong",
+                "/HinhThuc",
+                "/TaiLieuNop/0/IsDeleted",
+                "/DanhSachLePhi/0/HinhThucThu",
+                "/DanhSachLePhi/0/LoaiPhiLePhi",
+                "/DanhSachTepDinhKemKhac/0/SoLuong",
+                "/DanhSachHoSoBoSung/0/TrangThaiBoSung",
+            ]
+        );
+        let mut tai_lieu = fixture();
+        tai_lieu["TaiLieuNop"][0]["IsDeleted"] = json!(0);
+        assert_eq!(fields_of(Dossier::parse(&tai_lieu)), vec!["/TaiLieuNop/0/IsDeleted"]);
+        let mut p: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
+        p["TrangThai"] = json!("abc");
+        let errs = Progress::parse(&p, &MaHoSo::parse("000.00.22.H46-241125-0001").unwrap()).unwrap_err();
+        assert_eq!(errs.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), vec!["/TrangThai"]);
+    }
+
+    fn wire(v: &Value) -> Value {
+        let mut m = v.as_object().unwrap().clone();
+        to_wire(&mut m);
+        Value::Object(m)
+    }
+
+    #[test]
+    fn the_wire_form_is_strings_whatever_the_centre_sent() {
+        let from_numbers = wire(&fixture());
+        assert_eq!(from_numbers["TrangThaiHoSo"], json!("2"));
+        assert_eq!(from_numbers["LoaiDoiTuong"], json!("1"));
+        assert_eq!(from_numbers["HinhThuc"], json!("0"));
+        assert_eq!(from_numbers["TaiLieuNop"][0]["IsDeleted"], json!("False"));
+        // Fields with no known wire form, and everything unknown, pass as the centre sent them.
+        assert_eq!(from_numbers["DanhSachLePhi"][0], fixture()["DanhSachLePhi"][0]);
+        assert_eq!(from_numbers["ChuHoSo"], json!("Nguyễn Thị Lan"));
+        let mut expected = fixture();
+        for (k, w) in [("TrangThaiHoSo", "2"), ("LoaiDoiTuong", "1"), ("HinhThuc", "0")] {
+            expected[k] = json!(w);
+        }
+        expected["TaiLieuNop"][0]["IsDeleted"] = json!("False");
+        assert_eq!(from_numbers, expected, "nothing else changes");
+
+        let mut sent = stringly_fixture();
+        sent["TrangThaiHoSo"] = json!("04");
+        sent["TaiLieuNop"][0]["IsDeleted"] = json!("true");
+        let from_strings = wire(&sent);
+        assert_eq!(from_strings["TrangThaiHoSo"], json!("4"));
+        assert_eq!(from_strings["LoaiDoiTuong"], json!("2"));
+        assert_eq!(from_strings["HinhThuc"], json!("1"));
+        assert_eq!(from_strings["TaiLieuNop"][0]["IsDeleted"], json!("True"));
+        assert_eq!(from_strings["DanhSachTepDinhKemKhac"][0]["SoLuong"], json!("2"));
+        assert_eq!(wire(&from_strings), from_strings, "idempotent");
+
+        let mut p: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
+        assert_eq!(wire(&p)["TrangThai"], json!("4"));
+        p["TrangThai"] = json!("10");
+        assert_eq!(wire(&p)["TrangThai"], json!("10"));
+        // A value it cannot read is the portal's to judge, not silently rewritten.
+        let odd = json!({"TrangThaiHoSo": "bốn", "HinhThuc": null, "TaiLieuNop": [{"IsDeleted": "có"}, 7]});
+        assert_eq!(wire(&odd), odd);
     }
 
     #[test]
@@ -498,7 +679,7 @@ mod tests {
 
     #[test]
     fn progress_takes_its_dossier_from_the_url() {
-        let v: Value = serde_json::from_str(include_str!("../../../../shared/fixtures/progress.json")).unwrap();
+        let v: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
         let ma = MaHoSo::parse("000.00.22.H46-241125-0001").unwrap();
         let p = Progress::parse(&v, &ma).unwrap();
         assert_eq!(p.trang_thai, DossierStatus::DangXuLy);

@@ -1,27 +1,70 @@
 //! Bank-to-customer debit/credit notifications (ISO 20022 camt.054, versions 001.02 and
-//! 001.08), read from a document whose signature has already been verified. Each entry becomes
-//! one [`Entry`]: whether it is a booked credit, a reversal, its amount, the bank's transaction
-//! reference, and the payment reference found in `EndToEndId` or the remittance information.
+//! 001.08), read from a document whose signature has already been verified. Each transaction
+//! becomes one [`Transaction`]: one per `Ntry/NtryDtls/TxDtls`, or one for an entry without
+//! details. The reading follows ISO 20022's definitions (docs/bank-xml.md):
+//!
+//! - `RvslInd` qualifies the entry's `CdtDbtInd` against the *original* booking: the reversal of
+//!   a fee credit is a DBIT entry with `RvslInd` true. It is an `xs:boolean`.
+//! - A batch entry (`NtryDtls/Btch`) carries several `TxDtls`, each with its own amount and
+//!   references; `Ntry/Amt` is then their total and is never any one transaction's amount.
+//! - The payment reference may sit in `Refs/EndToEndId`, in any `RmtInf/Ustrd` line (long texts
+//!   are split across lines) or in any `RmtInf/Strd/CdtrRefInf/Ref`.
+//! - The bank's identity for a transaction is `TxDtls/Refs/AcctSvcrRef`, `TxDtls/Refs/TxId`, or
+//!   (for an entry with one transaction) `Ntry/AcctSvcrRef`; `NtryRef` is only a sequence number
+//!   inside one notification and is never used.
+//!
+//! What a transaction does to a payment is decided by the caller.
+
+use std::collections::BTreeSet;
 
 use hcc_signing::xml::c14n::element_ns;
 use hcc_signing::xml::dom::{Document, Element};
 
-use super::find_reference;
-
 pub const NS_V02: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.02";
 pub const NS_V08: &str = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
 
+/// Transactions read from one document at most: a notification is a few entries, and a
+/// caller-grown list is always bounded.
+pub const MAX_TRANSACTIONS: usize = 10_000;
+/// Distinct references counted per transaction at most; one is all a payment may name.
+pub const MAX_REFERENCES: usize = 100;
+/// Length of a reference of the gateway's shape ([`super::new_reference`]).
+const REFERENCE_LEN: usize = 17;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Credit,
+    Debit,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Transaction {
+    /// Index of the `Ntry` in the document (counted across `Ntfctn`), from 0.
+    pub entry: usize,
+    /// Index of the `TxDtls` inside its `Ntry` (counted across its `NtryDtls`); 0 when the entry
+    /// has none.
     pub index: usize,
-    pub credit: bool,
-    pub booked: bool,
+    /// The entry's `CdtDbtInd`.
+    pub direction: Direction,
+    /// The entry's `RvslInd` (`true`/`1`); absent means false.
     pub reversal: bool,
+    /// The entry's status is `BOOK` (v02 `Sts`, v08 `Sts/Cd`).
+    pub booked: bool,
+    /// Whole đồng, from the transaction's own `Amt`; else, for an entry with at most one
+    /// transaction, `Ntry/Amt`; else `AmtDtls/TxAmt/Amt` (where v02 puts a transaction's own
+    /// amount). `None` when fractional, unreadable or missing.
     pub amount_vnd: Option<u64>,
+    /// The `Ccy` of the amount used ("" when none was).
     pub currency: String,
-    /// The bank's own reference for the movement (AcctSvcrRef, TxId, NtryRef, in that order).
-    pub bank_reference: String,
+    /// The bank's identity for the transaction: `TxDtls/Refs/AcctSvcrRef`, else
+    /// `TxDtls/Refs/TxId`, else `Ntry/AcctSvcrRef` for an entry with at most one transaction.
+    /// Never `NtryRef`; `NOTPROVIDED` counts as absent.
+    pub bank_transaction: Option<String>,
+    /// The first reference of the gateway's shape found, upper-cased.
     pub reference: Option<String>,
+    /// How many distinct references of the gateway's shape were found (at most
+    /// [`MAX_REFERENCES`]): more than one makes the transaction ambiguous.
+    pub references_found: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,76 +73,251 @@ pub enum CamtError {
     NotCamt054,
     #[error("the notification has no BkToCstmrDbtCdtNtfctn")]
     Missing,
+    #[error("the notification carries more than {0} transactions")]
+    TooManyTransactions(usize),
+    #[error("entry {entry}: {field} {value:?} is not valid")]
+    Invalid { entry: usize, field: &'static str, value: String },
+    #[error("entry {entry}: {field} appears more than once")]
+    Repeated { entry: usize, field: &'static str },
+    #[error("entry {entry}, transaction {index}: CdtDbtInd {value} contradicts the entry's")]
+    DirectionConflict { entry: usize, index: usize, value: String },
 }
 
-fn child<'a>(e: &'a Element, name: &str) -> Option<&'a Element> {
-    e.child_elements().find(|c| c.local == name)
+fn children<'a>(e: &'a Element, name: &'a str) -> impl Iterator<Item = &'a Element> {
+    e.child_elements().filter(move |c| c.local == name)
 }
 
-fn path<'a>(e: &'a Element, names: &[&str]) -> Option<&'a Element> {
-    names.iter().try_fold(e, |cur, n| child(cur, n))
+/// The child `name`, which the schema allows at most once: a repeat is refused rather than
+/// guessed at.
+fn single<'a>(e: &'a Element, name: &'static str, entry: usize) -> Result<Option<&'a Element>, CamtError> {
+    let mut it = children(e, name);
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(CamtError::Repeated { entry, field: name });
+    }
+    Ok(first)
 }
 
-fn text_at(e: &Element, names: &[&str]) -> String {
-    path(e, names).map(|x| x.text().trim().to_string()).unwrap_or_default()
+fn path<'a>(e: &'a Element, names: &[&'static str], entry: usize) -> Result<Option<&'a Element>, CamtError> {
+    let mut cur = e;
+    for n in names {
+        match single(cur, n, entry)? {
+            Some(c) => cur = c,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn text(e: &Element) -> String {
+    e.text().trim().to_string()
+}
+
+/// A reference value, or `None` when empty or the ISO placeholder `NOTPROVIDED` (used by banks
+/// for a reference they do not have: as an identity it would merge unrelated transactions).
+fn identity(e: Option<&Element>) -> Option<String> {
+    let t = text(e?);
+    (!t.is_empty() && !t.eq_ignore_ascii_case("NOTPROVIDED")).then_some(t)
 }
 
 /// Whole đồng; camt amounts are decimals, VND has no minor unit.
 fn vnd(text: &str) -> Option<u64> {
     let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    if !frac.chars().all(|c| c == '0') {
+    if !frac.chars().all(|c| c == '0') || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     whole.parse().ok()
 }
 
-pub fn entries(doc: &Document) -> Result<Vec<Entry>, CamtError> {
+fn direction(value: &str, entry: usize) -> Result<Direction, CamtError> {
+    match value {
+        "CRDT" => Ok(Direction::Credit),
+        "DBIT" => Ok(Direction::Debit),
+        other => Err(CamtError::Invalid {
+            entry,
+            field: "CdtDbtInd",
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// `xs:boolean`: `true`/`1`, `false`/`0`, surrounding whitespace collapsed. Anything else is
+/// refused: guessing a reversal flag either way can move money.
+fn boolean(value: &str, entry: usize) -> Result<bool, CamtError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(CamtError::Invalid {
+            entry,
+            field: "RvslInd",
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// Collects whole-word occurrences of references of the gateway's shape in `text`.
+struct References {
+    first: Vec<String>,
+    seen: BTreeSet<String>,
+}
+
+impl References {
+    fn new() -> Self {
+        References {
+            first: Vec::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// A match must be a whole word: no letter or digit (in any script) right before or after.
+    /// The shape itself is [`super::find_reference`]'s, asked of exactly the candidate.
+    fn scan(&mut self, text: &str) {
+        let upper = text.to_ascii_uppercase();
+        let mut from = 0;
+        while self.seen.len() < MAX_REFERENCES {
+            let Some(pos) = upper[from..].find("HCC") else { break };
+            let start = from + pos;
+            from = start + 1;
+            let end = start + REFERENCE_LEN;
+            if end > upper.len() || !upper.is_char_boundary(end) {
+                continue;
+            }
+            let before = upper[..start].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+            let after = upper[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            if !(before && after) {
+                continue;
+            }
+            if let Some(r) = super::find_reference(&upper[start..end])
+                && r.len() == REFERENCE_LEN
+                && self.seen.insert(r.clone())
+            {
+                self.first.push(r);
+            }
+        }
+    }
+}
+
+/// The references a transaction names: `Refs/EndToEndId`, each `RmtInf/Ustrd` line, the
+/// `Ustrd` lines joined with nothing (a bank that cuts a long text at a fixed width may split a
+/// reference across two lines), and each `RmtInf/Strd/CdtrRefInf/Ref`.
+fn references(tx: &Element, entry: usize) -> Result<References, CamtError> {
+    let mut found = References::new();
+    if let Some(e2e) = path(tx, &["Refs", "EndToEndId"], entry)? {
+        found.scan(&e2e.text());
+    }
+    if let Some(rmt) = single(tx, "RmtInf", entry)? {
+        let lines: Vec<String> = children(rmt, "Ustrd").map(|u| u.text()).collect();
+        for line in &lines {
+            found.scan(line);
+        }
+        if lines.len() > 1 {
+            found.scan(&lines.concat());
+        }
+        for strd in children(rmt, "Strd") {
+            if let Some(r) = path(strd, &["CdtrRefInf", "Ref"], entry)? {
+                found.scan(&r.text());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// An amount element's value and currency.
+fn amount(e: &Element) -> (Option<u64>, String) {
+    (vnd(&e.text()), e.attr("Ccy").unwrap_or("").trim().to_string())
+}
+
+pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
     let root = &doc.root;
     let ns = element_ns(root, &root.ns_decls).to_string();
     if root.local != "Document" || (ns != NS_V02 && ns != NS_V08) {
         return Err(CamtError::NotCamt054);
     }
-    let body = child(root, "BkToCstmrDbtCdtNtfctn").ok_or(CamtError::Missing)?;
+    let mut bodies = children(root, "BkToCstmrDbtCdtNtfctn");
+    let body = bodies.next().ok_or(CamtError::Missing)?;
+    if bodies.next().is_some() {
+        return Err(CamtError::Repeated {
+            entry: 0,
+            field: "BkToCstmrDbtCdtNtfctn",
+        });
+    }
     let mut out = Vec::new();
-    for ntfctn in body.child_elements().filter(|e| e.local == "Ntfctn") {
-        for ntry in ntfctn.child_elements().filter(|e| e.local == "Ntry") {
-            let amt = child(ntry, "Amt");
-            let status = child(ntry, "Sts")
-                .map(|s| child(s, "Cd").map(|c| c.text()).unwrap_or_else(|| s.text()))
-                .unwrap_or_default();
-            let details: Vec<&Element> = child(ntry, "NtryDtls")
-                .map(|d| d.child_elements().filter(|t| t.local == "TxDtls").collect())
-                .unwrap_or_default();
-            let mut reference = None;
-            let mut tx_id = String::new();
-            for tx in &details {
-                let candidates = [
-                    text_at(tx, &["Refs", "EndToEndId"]),
-                    text_at(tx, &["RmtInf", "Ustrd"]),
-                    text_at(tx, &["RmtInf", "Strd", "CdtrRefInf", "Ref"]),
-                ];
-                reference = reference.or_else(|| candidates.iter().find_map(|c| find_reference(c)));
-                if tx_id.is_empty() {
-                    tx_id = [text_at(tx, &["Refs", "AcctSvcrRef"]), text_at(tx, &["Refs", "TxId"])]
-                        .into_iter()
-                        .find(|s| !s.is_empty())
-                        .unwrap_or_default();
+    let entries = children(body, "Ntfctn").flat_map(|n| children(n, "Ntry"));
+    for (entry, ntry) in entries.enumerate() {
+        let ind = single(ntry, "CdtDbtInd", entry)?.map(text).unwrap_or_default();
+        let dir = direction(&ind, entry)?;
+        let reversal = match single(ntry, "RvslInd", entry)? {
+            Some(r) => boolean(&text(r), entry)?,
+            None => false,
+        };
+        let status = match single(ntry, "Sts", entry)? {
+            // v08: Sts/Cd (or Sts/Prtry, which is not BOOK); v02: the code itself.
+            Some(s) => match single(s, "Cd", entry)? {
+                Some(cd) => text(cd),
+                None if s.child_elements().next().is_some() => String::new(),
+                None => text(s),
+            },
+            None => String::new(),
+        };
+        let booked = status == "BOOK";
+        let entry_amount = single(ntry, "Amt", entry)?;
+        let entry_ref = single(ntry, "AcctSvcrRef", entry)?;
+        let details: Vec<&Element> = children(ntry, "NtryDtls").flat_map(|d| children(d, "TxDtls")).collect();
+        if out.len() + details.len().max(1) > MAX_TRANSACTIONS {
+            return Err(CamtError::TooManyTransactions(MAX_TRANSACTIONS));
+        }
+        let single_tx = details.len() <= 1;
+        if details.is_empty() {
+            let (amount_vnd, currency) = entry_amount.map(amount).unwrap_or_default();
+            out.push(Transaction {
+                entry,
+                index: 0,
+                direction: dir,
+                reversal,
+                booked,
+                amount_vnd,
+                currency,
+                bank_transaction: identity(entry_ref),
+                reference: None,
+                references_found: 0,
+            });
+            continue;
+        }
+        for (index, tx) in details.into_iter().enumerate() {
+            if let Some(own) = single(tx, "CdtDbtInd", entry)? {
+                let own = text(own);
+                if direction(&own, entry)? != dir {
+                    return Err(CamtError::DirectionConflict { entry, index, value: own });
                 }
             }
-            let bank_reference = [text_at(ntry, &["AcctSvcrRef"]), tx_id, text_at(ntry, &["NtryRef"])]
-                .into_iter()
-                .find(|s| !s.is_empty())
-                .unwrap_or_default();
-            out.push(Entry {
-                index: out.len(),
-                credit: text_at(ntry, &["CdtDbtInd"]) == "CRDT",
-                booked: status.trim() == "BOOK",
-                reversal: text_at(ntry, &["RvslInd"]) == "true",
-                amount_vnd: amt.and_then(|a| vnd(&a.text())),
-                currency: amt.and_then(|a| a.attr("Ccy")).unwrap_or("").to_string(),
-                bank_reference,
-                reference,
+            let own_amount = single(tx, "Amt", entry)?;
+            let used = match own_amount {
+                Some(a) => Some(a),
+                None if single_tx => entry_amount,
+                None => path(tx, &["AmtDtls", "TxAmt", "Amt"], entry)?,
+            };
+            let (amount_vnd, currency) = used.map(amount).unwrap_or_default();
+            let bank_transaction = match identity(path(tx, &["Refs", "AcctSvcrRef"], entry)?) {
+                Some(r) => Some(r),
+                None => match identity(path(tx, &["Refs", "TxId"], entry)?) {
+                    Some(r) => Some(r),
+                    None if single_tx => identity(entry_ref),
+                    None => None,
+                },
+            };
+            let found = references(tx, entry)?;
+            out.push(Transaction {
+                entry,
+                index,
+                direction: dir,
+                reversal,
+                booked,
+                amount_vnd,
+                currency,
+                bank_transaction,
+                reference: found.first.first().cloned(),
+                references_found: found.seen.len(),
             });
         }
     }
@@ -110,22 +328,428 @@ pub fn entries(doc: &Document) -> Result<Vec<Entry>, CamtError> {
 mod tests {
     use super::*;
 
+    fn parse(xml: &str) -> Document {
+        hcc_signing::xml::dom::parse(xml.as_bytes()).unwrap()
+    }
+
+    /// A v08 document around `entries` (each a whole `<Ntry>`).
+    fn v08(entries: &str) -> Document {
+        parse(&format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"{NS_V08}\"><BkToCstmrDbtCdtNtfctn>\
+             <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-25T10:00:00+07:00</CreDtTm></GrpHdr>\
+             <Ntfctn><Id>N1</Id><Acct><Id><Othr><Id>0011004123456</Id></Othr></Id><Ccy>VND</Ccy></Acct>{entries}</Ntfctn>\
+             </BkToCstmrDbtCdtNtfctn></Document>"
+        ))
+    }
+
+    const BKTXCD: &str = "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>DMCT</SubFmlyCd></Fmly></Domn></BkTxCd>";
+
+    fn entry(head: &str, txs: &str) -> String {
+        format!("<Ntry><NtryRef>7</NtryRef>{head}<BookgDt><Dt>2026-11-25</Dt></BookgDt>{BKTXCD}<NtryDtls>{txs}</NtryDtls></Ntry>")
+    }
+
     #[test]
     fn both_versions_read_alike() {
         let v08 = hcc_signing::xml::dom::parse(include_bytes!("../../../tests/fixtures/xml/01-camt054-v08.xml")).unwrap();
-        let e = entries(&v08).unwrap();
-        assert_eq!(e.len(), 1);
-        assert!(e[0].credit && e[0].booked && !e[0].reversal);
-        assert_eq!(e[0].amount_vnd, Some(100_000));
-        assert_eq!(e[0].bank_reference, "FT24331ABC");
-        assert_eq!(e[0].reference, None, "the fixture's EndToEndId is not one of ours");
+        let t = transactions(&v08).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].entry, t[0].index), (0, 0));
+        assert!(t[0].direction == Direction::Credit && t[0].booked && !t[0].reversal);
+        assert_eq!(t[0].amount_vnd, Some(100_000));
+        assert_eq!(t[0].currency, "VND");
+        assert_eq!(t[0].bank_transaction.as_deref(), Some("FT24331ABC"), "TxDtls/Refs/TxId");
+        assert_eq!(t[0].reference, None, "the fixture's EndToEndId is not one of ours");
         let v02 = hcc_signing::xml::dom::parse(include_bytes!("../../../tests/fixtures/xml/02-camt054-v02.xml")).unwrap();
-        let e = entries(&v02).unwrap();
-        assert!(e[0].booked && e[0].credit);
-        assert_eq!(e[0].amount_vnd, Some(250_000));
+        let t = transactions(&v02).unwrap();
+        assert!(t[0].booked && t[0].direction == Direction::Credit);
+        assert_eq!(t[0].amount_vnd, Some(250_000), "a single transaction falls back to Ntry/Amt");
         assert_eq!(vnd("100.00"), Some(100));
         assert_eq!(vnd("100.50"), None);
-        let other = hcc_signing::xml::dom::parse(b"<Document xmlns=\"urn:other\"/>").unwrap();
-        assert_eq!(entries(&other).unwrap_err(), CamtError::NotCamt054);
+        assert_eq!(vnd("-100"), None);
+        assert_eq!(vnd("1e5"), None);
+        assert_eq!(vnd(""), None);
+        let other = parse("<Document xmlns=\"urn:other\"/>");
+        assert_eq!(transactions(&other).unwrap_err(), CamtError::NotCamt054);
+    }
+
+    /// The hand-written fixtures (tests/fixtures/xml/13..15), read field by field.
+    #[test]
+    fn the_real_shaped_fixtures_read_as_written() {
+        let read = |bytes: &[u8]| transactions(&hcc_signing::xml::dom::parse(bytes).unwrap()).unwrap();
+        let row = |t: &Transaction| {
+            (
+                t.entry,
+                t.index,
+                t.direction,
+                t.reversal,
+                t.booked,
+                t.amount_vnd,
+                t.currency.clone(),
+                t.bank_transaction.clone(),
+                t.reference.clone(),
+                t.references_found,
+            )
+        };
+        let s = |x: &str| Some(x.to_string());
+        let batch = read(include_bytes!("../../../tests/fixtures/xml/13-camt054-v08-batch.xml"));
+        assert_eq!(
+            batch.iter().map(row).collect::<Vec<_>>(),
+            vec![
+                (
+                    0,
+                    0,
+                    Direction::Credit,
+                    false,
+                    true,
+                    Some(100_000),
+                    "VND".into(),
+                    s("FT26329A0001"),
+                    s("HCC261125AB12CD34"),
+                    1
+                ),
+                (
+                    0,
+                    1,
+                    Direction::Credit,
+                    false,
+                    true,
+                    Some(250_000),
+                    "VND".into(),
+                    s("FT26329A0002"),
+                    s("HCC261125EF56GH78"),
+                    1
+                ),
+                (
+                    0,
+                    2,
+                    Direction::Credit,
+                    false,
+                    true,
+                    Some(50_000),
+                    "VND".into(),
+                    s("FT26329A0003"),
+                    s("HCC261125JK9MN2PQ"),
+                    1
+                ),
+            ]
+        );
+        let reversal = read(include_bytes!("../../../tests/fixtures/xml/14-camt054-v08-reversal.xml"));
+        assert_eq!(
+            reversal.iter().map(row).collect::<Vec<_>>(),
+            vec![
+                // The bank takes the fee credit back: the original's identity and reference.
+                (
+                    0,
+                    0,
+                    Direction::Debit,
+                    true,
+                    true,
+                    Some(100_000),
+                    "VND".into(),
+                    s("FT26329A0001"),
+                    s("HCC261125AB12CD34"),
+                    1
+                ),
+                // An earlier debit (a fee) returned: no details, the entry's own reference.
+                (
+                    1,
+                    0,
+                    Direction::Credit,
+                    true,
+                    true,
+                    Some(20_000),
+                    "VND".into(),
+                    s("RV26330B0002"),
+                    None,
+                    0
+                ),
+            ]
+        );
+        let v02 = read(include_bytes!("../../../tests/fixtures/xml/15-camt054-v02-batch.xml"));
+        assert_eq!(
+            v02.iter().map(row).collect::<Vec<_>>(),
+            vec![
+                // The reference is cut across two Ustrd lines.
+                (
+                    0,
+                    0,
+                    Direction::Credit,
+                    false,
+                    true,
+                    Some(100_000),
+                    "VND".into(),
+                    s("B915-1"),
+                    s("HCC261125QR34ST56"),
+                    1
+                ),
+                // Two references in one transaction: ambiguous.
+                (
+                    0,
+                    1,
+                    Direction::Credit,
+                    false,
+                    true,
+                    Some(200_000),
+                    "VND".into(),
+                    s("B915-2"),
+                    s("HCC261125UV78WX92"),
+                    2
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_entry_gives_each_transaction_its_own_amount_and_references() {
+        let txs = "<TxDtls><Refs><AcctSvcrRef>FT1</AcctSvcrRef><EndToEndId>HCC261125AAAA1111</EndToEndId></Refs><Amt Ccy=\"VND\">100000</Amt></TxDtls>\
+                   <TxDtls><Refs><TxId>TX2</TxId></Refs><Amt Ccy=\"VND\">250000</Amt><RmtInf><Ustrd>Nop le phi HCC261125BBBB2222</Ustrd></RmtInf></TxDtls>\
+                   <TxDtls><Amt Ccy=\"VND\">50000.00</Amt><RmtInf><Strd><CdtrRefInf><Ref>HCC261125CCCC3333</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>";
+        let doc = v08(&format!(
+            "<Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">400000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>2026-11-25</Dt></BookgDt><AcctSvcrRef>BATCH-9</AcctSvcrRef>{BKTXCD}\
+             <NtryDtls><Btch><NbOfTxs>3</NbOfTxs><TtlAmt Ccy=\"VND\">400000</TtlAmt><CdtDbtInd>CRDT</CdtDbtInd></Btch>{txs}</NtryDtls></Ntry>"
+        ));
+        let t = transactions(&doc).unwrap();
+        assert_eq!(t.len(), 3);
+        let got: Vec<_> = t
+            .iter()
+            .map(|t| {
+                (
+                    t.entry,
+                    t.index,
+                    t.amount_vnd,
+                    t.bank_transaction.as_deref(),
+                    t.reference.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, Some(100_000), Some("FT1"), Some("HCC261125AAAA1111")),
+                (0, 1, Some(250_000), Some("TX2"), Some("HCC261125BBBB2222")),
+                // No reference of its own: never the batch's AcctSvcrRef.
+                (0, 2, Some(50_000), None, Some("HCC261125CCCC3333")),
+            ]
+        );
+        assert!(
+            t.iter()
+                .all(|t| t.amount_vnd != Some(400_000) && t.booked && t.references_found == 1)
+        );
+        // Without their own amounts, batch transactions have none (never the total).
+        let bare = v08(&entry(
+            "<Amt Ccy=\"VND\">300000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>",
+            "<TxDtls><Refs><EndToEndId>HCC261125AAAA1111</EndToEndId></Refs></TxDtls><TxDtls><Refs><EndToEndId>HCC261125BBBB2222</EndToEndId></Refs></TxDtls>",
+        ));
+        let t = transactions(&bare).unwrap();
+        assert!(t.iter().all(|t| t.amount_vnd.is_none() && t.currency.is_empty()), "{t:?}");
+        // v02 keeps a batch transaction's own amount in AmtDtls/TxAmt/Amt.
+        let v02 = parse(&format!(
+            "<Document xmlns=\"{NS_V02}\"><BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>M</MsgId><CreDtTm>2026-11-25T10:00:00</CreDtTm></GrpHdr>\
+             <Ntfctn><Id>N</Id><CreDtTm>2026-11-25T10:00:00</CreDtTm><Acct><Id><Othr><Id>1</Id></Othr></Id></Acct>\
+             <Ntry><Amt Ccy=\"VND\">300000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts><BkTxCd><Prtry><Cd>NTRF+166</Cd></Prtry></BkTxCd>\
+             <NtryDtls><Btch><NbOfTxs>2</NbOfTxs></Btch>\
+             <TxDtls><Refs><AcctSvcrRef>A</AcctSvcrRef></Refs><AmtDtls><TxAmt><Amt Ccy=\"VND\">100000</Amt></TxAmt></AmtDtls></TxDtls>\
+             <TxDtls><Refs><AcctSvcrRef>B</AcctSvcrRef></Refs><AmtDtls><TxAmt><Amt Ccy=\"VND\">200000</Amt></TxAmt></AmtDtls></TxDtls>\
+             </NtryDtls></Ntry></Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
+        ));
+        let t = transactions(&v02).unwrap();
+        assert_eq!(
+            t.iter().map(|t| t.amount_vnd).collect::<Vec<_>>(),
+            vec![Some(100_000), Some(200_000)]
+        );
+        assert!(t.iter().all(|t| t.booked));
+    }
+
+    #[test]
+    fn reversals_are_read_against_the_original_booking() {
+        let tx = "<TxDtls><Refs><AcctSvcrRef>FT1</AcctSvcrRef><EndToEndId>HCC261125AAAA1111</EndToEndId><TxId>FT1</TxId></Refs>\
+                  <Amt Ccy=\"VND\">100000</Amt></TxDtls>";
+        let doc = v08(&format!(
+            "{}{}{}{}",
+            entry(
+                "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>1</RvslInd><Sts><Cd>BOOK</Cd></Sts>",
+                tx
+            ),
+            entry(
+                "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd> true </RvslInd><Sts><Cd>BOOK</Cd></Sts>",
+                tx
+            ),
+            entry(
+                "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd>0</RvslInd><Sts><Cd>PDNG</Cd></Sts>",
+                tx
+            ),
+            entry(
+                "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Prtry>BOOK</Prtry></Sts>",
+                tx
+            ),
+        ));
+        let t = transactions(&doc).unwrap();
+        let got: Vec<_> = t.iter().map(|t| (t.entry, t.direction, t.reversal, t.booked)).collect();
+        assert_eq!(
+            got,
+            vec![
+                // DBIT + RvslInd: the bank takes back a credit.
+                (0, Direction::Debit, true, true),
+                // CRDT + RvslInd: an earlier debit returned.
+                (1, Direction::Credit, true, true),
+                (2, Direction::Credit, false, false),
+                (3, Direction::Debit, false, false),
+            ]
+        );
+        // The reversal repeats the original's identity and reference.
+        assert_eq!(t[0].bank_transaction.as_deref(), Some("FT1"));
+        assert_eq!(t[0].reference.as_deref(), Some("HCC261125AAAA1111"));
+        // Not an xs:boolean, not a direction, a repeated flag: refused, never guessed.
+        for (head, err) in [
+            (
+                "<CdtDbtInd>DBIT</CdtDbtInd><RvslInd>yes</RvslInd>",
+                CamtError::Invalid {
+                    entry: 0,
+                    field: "RvslInd",
+                    value: "yes".into(),
+                },
+            ),
+            (
+                "<CdtDbtInd>TRUE</CdtDbtInd>",
+                CamtError::Invalid {
+                    entry: 0,
+                    field: "CdtDbtInd",
+                    value: "TRUE".into(),
+                },
+            ),
+            (
+                "<CdtDbtInd>DBIT</CdtDbtInd><RvslInd>false</RvslInd><RvslInd>true</RvslInd>",
+                CamtError::Repeated {
+                    entry: 0,
+                    field: "RvslInd",
+                },
+            ),
+        ] {
+            let doc = v08(&entry(&format!("<Amt Ccy=\"VND\">1</Amt>{head}<Sts><Cd>BOOK</Cd></Sts>"), tx));
+            assert_eq!(transactions(&doc).unwrap_err(), err);
+        }
+        // A transaction whose own CdtDbtInd contradicts its entry's.
+        let doc = v08(&entry(
+            "<Amt Ccy=\"VND\">1</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd><Sts><Cd>BOOK</Cd></Sts>",
+            "<TxDtls><Amt Ccy=\"VND\">1</Amt><CdtDbtInd>CRDT</CdtDbtInd></TxDtls>",
+        ));
+        assert_eq!(
+            transactions(&doc).unwrap_err(),
+            CamtError::DirectionConflict {
+                entry: 0,
+                index: 0,
+                value: "CRDT".into()
+            }
+        );
+    }
+
+    fn one(txs: &str) -> Transaction {
+        let doc = v08(&entry(
+            "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><AcctSvcrRef>ENTRY-1</AcctSvcrRef>",
+            txs,
+        ));
+        let mut t = transactions(&doc).unwrap();
+        assert_eq!(t.len(), 1);
+        t.remove(0)
+    }
+
+    #[test]
+    fn references_are_found_on_any_remittance_line_as_whole_words() {
+        let t = one(
+            "<TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs><RmtInf><Ustrd>NGUYEN THI LAN CK</Ustrd>\
+             <Ustrd>HCC261125AB12CD34 le phi cap GCN</Ustrd></RmtInf></TxDtls>",
+        );
+        assert_eq!(t.reference.as_deref(), Some("HCC261125AB12CD34"));
+        assert_eq!(t.references_found, 1);
+        // Single transaction: the entry's amount and identity.
+        assert_eq!((t.amount_vnd, t.currency.as_str()), (Some(100_000), "VND"));
+        assert_eq!(t.bank_transaction.as_deref(), Some("ENTRY-1"));
+        // Split by a fixed-width cut across two lines.
+        let t = one("<TxDtls><RmtInf><Ustrd>Thanh toan le phi ho so HCC261125AB</Ustrd><Ustrd>12CD34 ngay 25/11</Ustrd></RmtInf></TxDtls>");
+        assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 1));
+        // Structured creditor reference, lower case.
+        let t = one(
+            "<TxDtls><RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>hcc261125ab12cd34</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>",
+        );
+        assert_eq!(t.reference.as_deref(), Some("HCC261125AB12CD34"));
+        // Not a whole word: glued to letters or digits, in any script.
+        for text in [
+            "XHCC261125AB12CD34",
+            "HCC261125AB12CD345",
+            "HCC261125AB12CD34đ",
+            "đHCC261125AB12CD34",
+            "HCC2611",
+        ] {
+            let t = one(&format!("<TxDtls><RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls>"));
+            assert_eq!(t.reference, None, "{text}");
+        }
+        // The same reference twice is one; two different ones are ambiguous.
+        let t = one(
+            "<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs><RmtInf><Ustrd>hcc261125ab12cd34</Ustrd></RmtInf></TxDtls>",
+        );
+        assert_eq!(t.references_found, 1);
+        let t = one(
+            "<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs><RmtInf><Ustrd>le phi</Ustrd><Ustrd>HCC261125ZZ99YY88</Ustrd></RmtInf></TxDtls>",
+        );
+        assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 2));
+        let t = one(
+            "<TxDtls><RmtInf><Ustrd>x</Ustrd><Strd><CdtrRefInf><Ref>HCC261125AB12CD34</Ref></CdtrRefInf></Strd>\
+             <Strd><CdtrRefInf><Ref>HCC261125ZZ99YY88</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>",
+        );
+        assert_eq!(t.references_found, 2);
+    }
+
+    #[test]
+    fn the_bank_identity_is_never_the_entry_sequence_number() {
+        // Only NtryRef: no identity.
+        let doc = v08(&entry(
+            "<Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>",
+            "<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs></TxDtls>",
+        ));
+        assert_eq!(transactions(&doc).unwrap()[0].bank_transaction, None);
+        // TxDtls AcctSvcrRef before TxId before Ntry/AcctSvcrRef; NOTPROVIDED is no identity.
+        let t = one("<TxDtls><Refs><AcctSvcrRef>A1</AcctSvcrRef><TxId>T1</TxId></Refs></TxDtls>");
+        assert_eq!(t.bank_transaction.as_deref(), Some("A1"));
+        let t = one("<TxDtls><Refs><AcctSvcrRef> </AcctSvcrRef><TxId>T1</TxId></Refs></TxDtls>");
+        assert_eq!(t.bank_transaction.as_deref(), Some("T1"));
+        let t = one("<TxDtls><Refs><TxId>NOTPROVIDED</TxId></Refs></TxDtls>");
+        assert_eq!(t.bank_transaction.as_deref(), Some("ENTRY-1"));
+        // An entry without details is one transaction.
+        let doc = v08(
+            "<Ntry><NtryRef>3</NtryRef><Amt Ccy=\"VND\">5000</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BkTxCd><Prtry><Cd>FEE</Cd></Prtry></BkTxCd></Ntry>",
+        );
+        let t = transactions(&doc).unwrap();
+        assert_eq!((t.len(), t[0].amount_vnd, t[0].bank_transaction.clone()), (1, Some(5000), None));
+    }
+
+    #[test]
+    fn entries_are_counted_across_notifications_and_bounded() {
+        let e = entry(
+            "<Amt Ccy=\"VND\">1</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>",
+            "<TxDtls><Amt Ccy=\"VND\">1</Amt></TxDtls>",
+        );
+        let doc = parse(&format!(
+            "<Document xmlns=\"{NS_V08}\"><BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>M</MsgId><CreDtTm>2026-11-25T10:00:00</CreDtTm></GrpHdr>\
+             <Ntfctn><Id>A</Id>{e}{e}</Ntfctn><Ntfctn><Id>B</Id>{e}</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
+        ));
+        let t = transactions(&doc).unwrap();
+        assert_eq!(
+            t.iter().map(|t| (t.entry, t.index)).collect::<Vec<_>>(),
+            vec![(0, 0), (1, 0), (2, 0)]
+        );
+        let many = "<TxDtls><Amt Ccy=\"VND\">1</Amt></TxDtls>".repeat(MAX_TRANSACTIONS + 1);
+        let doc = v08(&entry(
+            "<Amt Ccy=\"VND\">1</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>",
+            &many,
+        ));
+        assert_eq!(transactions(&doc).unwrap_err(), CamtError::TooManyTransactions(MAX_TRANSACTIONS));
+        let exactly = "<TxDtls><Amt Ccy=\"VND\">1</Amt></TxDtls>".repeat(MAX_TRANSACTIONS);
+        let doc = v08(&entry(
+            "<Amt Ccy=\"VND\">1</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>",
+            &exactly,
+        ));
+        assert_eq!(transactions(&doc).unwrap().len(), MAX_TRANSACTIONS);
     }
 }

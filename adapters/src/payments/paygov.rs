@@ -52,79 +52,196 @@ pub const CONFIRM_FIELDS: &[&str] = &[
 ];
 pub const QUERY_FIELDS: &[&str] = &["LoaiBanTin", "PhienBan", "MaDoiTac", "MaThamChieu", "ThoiGianGD"];
 
-/// One fee line of a payment, as the receipt lists it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct FeeLine {
-    #[serde(rename = "LoaiPhiLePhi")]
-    pub loai: u8,
-    #[serde(rename = "MaPhiLePhi")]
-    pub ma: String,
-    #[serde(rename = "TenPhiLePhi")]
-    pub ten: String,
-    #[serde(rename = "SoTien")]
-    pub so_tien: u64,
+/// `LoaiPhiLePhi`: 1 = phí (a service charge), 2 = lệ phí (a state fee).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeeKind {
+    Phi = 1,
+    LePhi = 2,
 }
+
+/// One fee line of a payment, as the receipt lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeLine {
+    pub kind: FeeKind,
+    pub code: String,
+    pub name: String,
+    pub amount: u64,
+}
+
+impl FeeLine {
+    /// The receipt's form: amounts and kinds as strings, as public clients send them.
+    pub fn wire(&self) -> Value {
+        json!({"LoaiPhiLePhi": (self.kind as u8).to_string(), "MaPhiLePhi": self.code, "TenPhiLePhi": self.name, "SoTien": self.amount.to_string()})
+    }
+}
+
+/// The receiving agency and the account the fee is paid into (configuration, per agency).
+#[derive(Debug, Clone)]
+pub struct Beneficiary<'a> {
+    pub ma_don_vi: &'a str,
+    pub ten_don_vi: &'a str,
+    pub tk_thu_huong: &'a str,
+    pub ma_nh_thu_huong: &'a str,
+    pub ten_tk_thu_huong: &'a str,
+}
+
+/// The citizen who pays, as the receipt names them. Sent to the platform once, never kept.
+#[derive(Debug, Clone)]
+pub struct Payer<'a> {
+    pub ho_ten: &'a str,
+    pub so_cmnd: &'a str,
+    pub dia_chi: &'a str,
+}
+
+/// `MaDichVu` 2: fees of an administrative procedure (then `MaDonVi`, `TenDonVi` and `MaHoSo`
+/// are mandatory).
+pub const MA_DICH_VU_TTHC: &str = "2";
 
 pub struct InitRequest<'a> {
     pub partner_code: &'a str,
     pub reference: &'a str,
     pub amount: u64,
     pub description: &'a str,
+    /// `ThoiGianGD`: keep it; QUERY must repeat it.
     pub timestamp: &'a str,
+    /// `MaNganHang` (configuration, never empty) and `Ip` (this server's address).
+    pub bank_code: &'a str,
+    pub server_ip: &'a str,
     pub ma_ho_so: &'a str,
+    pub ma_tthc: &'a str,
+    pub ten_tthc: &'a str,
+    pub beneficiary: Beneficiary<'a>,
     pub fees: &'a [FeeLine],
-    pub payer_name: &'a str,
+    pub payer: Payer<'a>,
+}
+
+fn insert_strings(m: &mut Map<String, Value>, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        m.insert((*k).into(), Value::String((*v).into()));
+    }
 }
 
 pub fn init_message(r: &InitRequest<'_>, secret: &str) -> Value {
     let mut m = Map::new();
-    for (k, v) in [
-        ("LoaiBanTin", "INIT"),
-        ("PhienBan", VERSION),
-        ("MaDoiTac", r.partner_code),
-        ("MaThamChieu", r.reference),
-        ("LoaiHinhThanhToan", "PAY"),
-        ("MaKenhThanhToan", "1"),
-        ("MaThietBi", "1"),
-        ("NgonNgu", "vi-VN"),
-        ("MaTienTe", "VND"),
-        ("MaNganHang", ""),
-        ("ThongTinGiaoDich", r.description),
-        ("ThoiGianGD", r.timestamp),
-        ("Ip", "127.0.0.1"),
-    ] {
-        m.insert(k.into(), Value::String(v.into()));
-    }
-    m.insert("SoTien".into(), json!(r.amount));
-    m.insert(
-        "ThongTinBienLai".into(),
-        json!({"MaHoSo": r.ma_ho_so, "PhiLePhi": r.fees, "NoiDungThanhToan": r.description, "HoTenNguoiNop": r.payer_name}),
+    let amount = r.amount.to_string();
+    insert_strings(
+        &mut m,
+        &[
+            ("LoaiBanTin", "INIT"),
+            ("PhienBan", VERSION),
+            ("MaDoiTac", r.partner_code),
+            ("MaThamChieu", r.reference),
+            ("SoTien", &amount),
+            ("LoaiHinhThanhToan", "PAY"),
+            ("MaKenhThanhToan", "1"),
+            ("MaThietBi", "1"),
+            ("NgonNgu", "vi-VN"),
+            ("MaTienTe", "VND"),
+            ("MaNganHang", r.bank_code),
+            ("ThongTinGiaoDich", r.description),
+            ("ThoiGianGD", r.timestamp),
+            ("Ip", r.server_ip),
+        ],
     );
+    let b = &r.beneficiary;
+    let mut receipt = Map::new();
+    insert_strings(
+        &mut receipt,
+        &[
+            ("MaDichVu", MA_DICH_VU_TTHC),
+            ("MaDonVi", b.ma_don_vi),
+            ("TenDonVi", b.ten_don_vi),
+            ("MaHoSo", r.ma_ho_so),
+            ("MaTTHC", r.ma_tthc),
+            ("TenTTHC", r.ten_tthc),
+            ("TKThuHuong", b.tk_thu_huong),
+            ("MaNHThuHuong", b.ma_nh_thu_huong),
+            ("TenTKThuHuong", b.ten_tk_thu_huong),
+            ("NoiDungThanhToan", r.description),
+            ("HoTenNguoiNop", r.payer.ho_ten),
+            ("SoCMNDNguoiNop", r.payer.so_cmnd),
+            ("DiaChiNguoiNop", r.payer.dia_chi),
+        ],
+    );
+    receipt.insert("PhiLePhi".into(), Value::Array(r.fees.iter().map(FeeLine::wire).collect()));
+    m.insert("ThongTinBienLai".into(), Value::Object(receipt));
     let mac = checksum(&m, INIT_FIELDS, secret);
     m.insert("MaXacThuc".into(), Value::String(mac));
     Value::Object(m)
 }
 
-pub fn query_message(partner_code: &str, reference: &str, timestamp: &str, secret: &str) -> Value {
+/// QUERY for a payment, with the `ThoiGianGD` its INIT carried: the platform finds a payment
+/// by reference and that time, not the time of the query.
+pub fn query_message(partner_code: &str, reference: &str, original_time: &str, secret: &str) -> Value {
     let mut m = Map::new();
-    for (k, v) in [
-        ("LoaiBanTin", "QUERY"),
-        ("PhienBan", VERSION),
-        ("MaDoiTac", partner_code),
-        ("MaThamChieu", reference),
-        ("ThoiGianGD", timestamp),
-    ] {
-        m.insert(k.into(), Value::String(v.into()));
-    }
+    insert_strings(
+        &mut m,
+        &[
+            ("LoaiBanTin", "QUERY"),
+            ("PhienBan", VERSION),
+            ("MaDoiTac", partner_code),
+            ("MaThamChieu", reference),
+            ("ThoiGianGD", original_time),
+        ],
+    );
     let mac = checksum(&m, QUERY_FIELDS, secret);
     m.insert("MaXacThuc".into(), Value::String(mac));
     Value::Object(m)
+}
+
+/// Unwraps the platform's two answer envelopes: the plain `{"MaLoi": ...}` and
+/// `{"error_code": "0", "message": "<JSON text>"}` (the answer as a JSON string). A non-zero
+/// `error_code` is the platform's refusal, kept as text.
+pub fn unwrap_answer(v: &Value) -> Result<Map<String, Value>, String> {
+    let m = v.as_object().ok_or("the answer is not a JSON object")?;
+    if m.contains_key("MaLoi") {
+        return Ok(m.clone());
+    }
+    let Some(code) = m.get("error_code") else {
+        return Err("the answer has neither MaLoi nor error_code".into());
+    };
+    let ok = match code {
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::String(s) => matches!(s.trim(), "0" | "00"),
+        _ => false,
+    };
+    let message = m.get("message").and_then(Value::as_str).unwrap_or("");
+    if !ok {
+        return Err(format!("error_code {code}: {}", message.chars().take(200).collect::<String>()));
+    }
+    match serde_json::from_str::<Value>(message) {
+        Ok(Value::Object(inner)) => Ok(inner),
+        _ => match m.get("message").or_else(|| m.get("data")) {
+            Some(Value::Object(inner)) => Ok(inner.clone()),
+            _ => Err("error_code 0 without an answer in message".into()),
+        },
+    }
+}
+
+/// INIT's answer: the payment page, or why not.
+pub fn parse_init_answer(v: &Value) -> Result<String, String> {
+    let m = unwrap_answer(v)?;
+    match (field(&m, "MaLoi").as_str(), m.get("UrlThanhToan").and_then(Value::as_str)) {
+        ("00", Some(u)) if u.starts_with("https://") || u.starts_with("http://") => Ok(u.to_string()),
+        ("00", _) => Err("MaLoi 00 without a usable UrlThanhToan".into()),
+        (code, _) => Err(format!(
+            "MaLoi {code} {}",
+            m.get("MoTaLoi")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )),
+    }
 }
 
 /// A confirmation whose checksum holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
     pub reference: String,
+    /// `MaLoi` as received: `00` is paid, anything else a failure that never pays.
+    pub ma_loi: String,
     pub paid: bool,
     pub amount: u64,
     pub transaction: String,
@@ -160,13 +277,25 @@ pub fn parse_confirmation(v: &Value, partner_code: &str, secret: &str) -> Result
         return Err(ConfirmationError::Field("MaThamChieu"));
     }
     let amount = field(m, "SoTien").parse::<u64>().map_err(|_| ConfirmationError::Field("SoTien"))?;
+    let ma_loi = field(m, "MaLoi");
+    if ma_loi.is_empty() {
+        return Err(ConfirmationError::Field("MaLoi"));
+    }
+    let paid = ma_loi == "00";
     let transaction = field(m, "MaGiaoDich");
-    if transaction.is_empty() {
+    // A failed payment may come without a bank transaction; a paid one never does.
+    if paid && transaction.is_empty() {
         return Err(ConfirmationError::Field("MaGiaoDich"));
     }
+    let transaction = if transaction.is_empty() {
+        format!("no-transaction:{}", field(m, "ThoiGianGD"))
+    } else {
+        transaction
+    };
     Ok(Confirmation {
         reference,
-        paid: field(m, "MaLoi") == "00",
+        ma_loi,
+        paid,
         amount,
         transaction,
         time: field(m, "ThoiGianGD"),
@@ -175,9 +304,11 @@ pub fn parse_confirmation(v: &Value, partner_code: &str, secret: &str) -> Result
     })
 }
 
-/// The reply to a confirmation: `00` or `99`, echoing the incoming checksum as public clients do.
-pub fn reply(success: bool, description: &str, partner_code: &str, reference: &str, time: &str, echoed_checksum: &str) -> Value {
-    json!({"MaLoi": if success { "00" } else { "99" }, "MoTaLoi": description, "MaDoiTac": partner_code, "MaThamChieu": reference, "ThoiGianGD": time, "MaXacThuc": echoed_checksum})
+/// The reply to a confirmation, echoing the incoming checksum as public clients do. `ma_loi`
+/// is `00` (taken), `99` (refused or not taken), or, for a confirmation of a failed payment,
+/// its own `MaLoi` echoed (one public client's choice): never `00` for a failure.
+pub fn reply(ma_loi: &str, description: &str, partner_code: &str, reference: &str, time: &str, echoed_checksum: &str) -> Value {
+    json!({"MaLoi": ma_loi, "MoTaLoi": description, "MaDoiTac": partner_code, "MaThamChieu": reference, "ThoiGianGD": time, "MaXacThuc": echoed_checksum})
 }
 
 /// QUERY's answer: `TrangThaiGD` 1 = paid, 3 = pending, 4 = failed.
@@ -188,13 +319,22 @@ pub enum QueryState {
     Failed,
 }
 
+/// QUERY's answer, trusted only when `MaLoi` is `00`; `None` when it says nothing usable (the
+/// payment stays pending and is asked about again).
 pub fn parse_query_answer(v: &Value) -> Option<QueryState> {
-    let m = v.as_object()?;
-    match field(m, "TrangThaiGD").as_str() {
-        "1" => Some(QueryState::Paid {
-            amount: field(m, "SoTien").parse().ok()?,
-            transaction: field(m, "MaGiaoDich"),
-        }),
+    let m = unwrap_answer(v).ok()?;
+    if field(&m, "MaLoi") != "00" {
+        return None;
+    }
+    match field(&m, "TrangThaiGD").as_str() {
+        "1" => {
+            let transaction = field(&m, "MaGiaoDich");
+            (!transaction.is_empty()).then_some(())?;
+            Some(QueryState::Paid {
+                amount: field(&m, "SoTien").parse().ok()?,
+                transaction,
+            })
+        }
         "3" => Some(QueryState::Pending),
         "4" => Some(QueryState::Failed),
         _ => None,
@@ -257,6 +397,148 @@ mod tests {
         assert_eq!(
             parse_confirmation(&confirmation("s", 5), "P2", "s").unwrap_err(),
             ConfirmationError::WrongPartner
+        );
+    }
+
+    fn sample_init() -> Value {
+        let fees = [
+            FeeLine {
+                kind: FeeKind::LePhi,
+                code: "LP01".into(),
+                name: "Lệ phí cấp giấy chứng nhận".into(),
+                amount: 80_000,
+            },
+            FeeLine {
+                kind: FeeKind::Phi,
+                code: "P02".into(),
+                name: "Phí thẩm định".into(),
+                amount: 20_000,
+            },
+        ];
+        init_message(
+            &InitRequest {
+                partner_code: "HCC-DEV",
+                reference: "HCC241126ABCDEFGH",
+                amount: 100_000,
+                description: "Thanh toan phi, le phi ho so 000.00.22.H46-241125-0001",
+                timestamp: "20241126133005",
+                bank_code: "PAYMENT",
+                server_ip: "203.0.113.10",
+                ma_ho_so: "000.00.22.H46-241125-0001",
+                ma_tthc: "1.004227",
+                ten_tthc: "Cấp giấy chứng nhận quyền sử dụng đất",
+                beneficiary: Beneficiary {
+                    ma_don_vi: "000.00.22.H46",
+                    ten_don_vi: "Trung tâm Phục vụ hành chính công tỉnh Quảng Ninh",
+                    tk_thu_huong: "0011004123456",
+                    ma_nh_thu_huong: "970436",
+                    ten_tk_thu_huong: "VAN PHONG UBND TINH QUANG NINH",
+                },
+                fees: &fees,
+                payer: Payer {
+                    ho_ten: "Nguyễn Thị Lan",
+                    so_cmnd: "022190000123",
+                    dia_chi: "Hạ Long, Quảng Ninh",
+                },
+            },
+            "paygov-dev-secret",
+        )
+    }
+
+    /// The checksum string written out by hand from the notes' field order.
+    #[test]
+    fn init_carries_the_receipt_and_a_checksum_over_the_notes_field_order() {
+        let m = sample_init();
+        let by_hand = "INIT|1.0.6|HCC-DEV|HCC241126ABCDEFGH|100000|PAY|1|1|vi-VN|VND|PAYMENT|\
+                       Thanh toan phi, le phi ho so 000.00.22.H46-241125-0001|20241126133005|203.0.113.10|paygov-dev-secret";
+        assert_eq!(m["MaXacThuc"], json!(hcc_signing::sha256_hex(by_hand.as_bytes())));
+        assert_eq!(m["SoTien"], json!("100000"), "amounts travel as strings");
+        let r = &m["ThongTinBienLai"];
+        for (k, v) in [
+            ("MaDichVu", "2"),
+            ("MaDonVi", "000.00.22.H46"),
+            ("TenDonVi", "Trung tâm Phục vụ hành chính công tỉnh Quảng Ninh"),
+            ("MaHoSo", "000.00.22.H46-241125-0001"),
+            ("MaTTHC", "1.004227"),
+            ("TenTTHC", "Cấp giấy chứng nhận quyền sử dụng đất"),
+            ("TKThuHuong", "0011004123456"),
+            ("MaNHThuHuong", "970436"),
+            ("TenTKThuHuong", "VAN PHONG UBND TINH QUANG NINH"),
+            ("HoTenNguoiNop", "Nguyễn Thị Lan"),
+            ("SoCMNDNguoiNop", "022190000123"),
+            ("DiaChiNguoiNop", "Hạ Long, Quảng Ninh"),
+        ] {
+            assert_eq!(r[k], json!(v), "{k}");
+        }
+        assert_eq!(
+            r["PhiLePhi"][0],
+            json!({"LoaiPhiLePhi": "2", "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": "80000"})
+        );
+        assert_eq!(r["PhiLePhi"][1]["LoaiPhiLePhi"], json!("1"));
+    }
+
+    #[test]
+    fn query_repeats_the_original_time_and_its_checksum_is_pinned() {
+        let q = query_message("HCC-DEV", "HCC241126ABCDEFGH", "20241126133005", "paygov-dev-secret");
+        let by_hand = "QUERY|1.0.6|HCC-DEV|HCC241126ABCDEFGH|20241126133005|paygov-dev-secret";
+        assert_eq!(q["MaXacThuc"], json!(hcc_signing::sha256_hex(by_hand.as_bytes())));
+        assert_eq!(q["ThoiGianGD"], json!("20241126133005"));
+    }
+
+    #[test]
+    fn both_answer_envelopes_are_understood() {
+        let plain = json!({"MaLoi": "00", "UrlThanhToan": "https://pay.example/x"});
+        assert_eq!(parse_init_answer(&plain).unwrap(), "https://pay.example/x");
+        let wrapped = json!({"error_code": "0", "message": "{\"MaLoi\":\"00\",\"UrlThanhToan\":\"https://pay.example/y\"}"});
+        assert_eq!(parse_init_answer(&wrapped).unwrap(), "https://pay.example/y");
+        assert!(parse_init_answer(&json!({"error_code": "1", "message": "Sai ma doi tac"})).is_err());
+        assert!(parse_init_answer(&json!({"MaLoi": "02", "MoTaLoi": "Sai mã xác thực"})).is_err());
+        assert!(parse_init_answer(&json!({"MaLoi": "00"})).is_err());
+        assert!(parse_init_answer(&json!({"MaLoi": "00", "UrlThanhToan": "javascript:alert(1)"})).is_err());
+    }
+
+    #[test]
+    fn query_answers_are_trusted_only_with_maloi_00() {
+        assert_eq!(
+            parse_query_answer(&json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": "5000", "MaGiaoDich": "T9"})),
+            Some(QueryState::Paid {
+                amount: 5000,
+                transaction: "T9".into()
+            })
+        );
+        assert_eq!(
+            parse_query_answer(&json!({"MaLoi": "05", "TrangThaiGD": "1", "SoTien": "5000", "MaGiaoDich": "T9"})),
+            None
+        );
+        assert_eq!(parse_query_answer(&json!({"TrangThaiGD": "1", "SoTien": "5000"})), None);
+        assert_eq!(
+            parse_query_answer(&json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": "5000"})),
+            None
+        );
+        assert_eq!(
+            parse_query_answer(&json!({"MaLoi": "00", "TrangThaiGD": "4"})),
+            Some(QueryState::Failed)
+        );
+        let wrapped = json!({"error_code": 0, "message": "{\"MaLoi\":\"00\",\"TrangThaiGD\":\"3\"}"});
+        assert_eq!(parse_query_answer(&wrapped), Some(QueryState::Pending));
+    }
+
+    #[test]
+    fn a_failed_confirmation_never_pays_and_may_lack_a_transaction() {
+        let mut v = confirmation("s", 100_000);
+        v["MaLoi"] = json!("24");
+        v["MaGiaoDich"] = json!("");
+        let m = v.as_object().unwrap().clone();
+        v["MaXacThuc"] = json!(checksum(&m, CONFIRM_FIELDS, "s"));
+        let c = parse_confirmation(&v, "P1", "s").unwrap();
+        assert!(!c.paid);
+        assert_eq!(c.ma_loi, "24");
+        v["MaLoi"] = json!("00");
+        let m = v.as_object().unwrap().clone();
+        v["MaXacThuc"] = json!(checksum(&m, CONFIRM_FIELDS, "s"));
+        assert_eq!(
+            parse_confirmation(&v, "P1", "s").unwrap_err(),
+            ConfirmationError::Field("MaGiaoDich")
         );
     }
 }

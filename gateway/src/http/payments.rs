@@ -5,20 +5,23 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::dvcqg::model::MaHoSo;
-use hcc_adapters::payments::paygov::{self, FeeLine};
+use std::net::IpAddr;
+
+use hcc_adapters::fields::{Fields, non_empty_text};
+use hcc_adapters::payments::paygov::{self, FeeKind, FeeLine};
 use hcc_adapters::payments::{camt054, vnpay};
 use hcc_config::Role;
 use hcc_signing::xml::dom::XmlError;
 use hcc_signing::xml::dsig::{self, DsigError, XmlTrust};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{JsonBytes, is_xml, read_limited};
 use super::problem::{ApiError, FieldError};
 use super::signatures::SigningState;
-use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentState, ReverseOutcome};
-use crate::payments::{NewPayment, PaymentError, Payments, Provider};
+use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
+use crate::payments::{NewPayment, Payer, PaymentError, Payments, Provider};
+use crate::redact::Escaped;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/payments", web::post().to(create))
@@ -34,80 +37,179 @@ fn payments(p: &web::Data<Option<std::sync::Arc<Payments>>>) -> Result<&Payments
         .ok_or_else(|| ApiError::NotConfigured("payments are not configured".into()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    #[serde(rename = "MaHoSo")]
-    ma_ho_so: Value,
-    #[serde(rename = "SoTien")]
-    so_tien: Value,
-    provider: Value,
-    #[serde(rename = "PhiLePhi", default)]
-    fees: Vec<FeeLine>,
-    #[serde(default)]
-    payer: Value,
+/// The fields of `POST /v1/payments` (contract v2), in the portal's vocabulary.
+const PAYMENT_FIELDS: &[&str] = &[
+    "MaHoSo",
+    "SoTien",
+    "provider",
+    "MaDonVi",
+    "MaTTHC",
+    "TenTTHC",
+    "PhiLePhi",
+    "HoTenNguoiNop",
+    "SoCMNDNguoiNop",
+    "DiaChiNguoiNop",
+    "IpNguoiNop",
+];
+/// A receipt lists a handful of fees; a caller cannot grow the list without bound.
+const MAX_FEE_LINES: usize = 50;
+/// The largest amount taken, in đồng (a trillion: far above any fee, far below overflow).
+const MAX_AMOUNT: u64 = 1_000_000_000_000;
+
+/// A whole, positive amount of đồng: a JSON number or a string of digits, as centres send it.
+fn amount(v: &Value) -> Result<u64, String> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        _ => None,
+    };
+    n.filter(|n| (1..=MAX_AMOUNT).contains(n))
+        .ok_or_else(|| "must be a whole, positive amount in VND (a number or a string of digits)".to_string())
+}
+
+/// Text for a receipt: trimmed, non-empty, at most `max` characters, no control characters.
+fn receipt_text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
+    move |v| {
+        let t = non_empty_text(max)(v)?;
+        if t.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(t)
+    }
+}
+
+/// A CMND (9 digits) or CCCD (12 digits). The message never repeats the value.
+fn identity_number(v: &Value) -> Result<String, String> {
+    match v.as_str() {
+        Some(s) if (s.len() == 9 || s.len() == 12) && s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.to_string()),
+        _ => Err("must be a CMND (9 digits) or CCCD (12 digits) number, as a string".into()),
+    }
+}
+
+fn fee_kind(v: &Value) -> Result<FeeKind, String> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(1) => Ok(FeeKind::Phi),
+        Some(2) => Ok(FeeKind::LePhi),
+        _ => Err("must be 1 (phí) or 2 (lệ phí)".into()),
+    }
+}
+
+/// Parses a payment request into a [`NewPayment`], reporting every problem by JSON Pointer.
+fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<FieldError>> {
+    let Some(obj) = v.as_object() else {
+        return Err(vec![FieldError {
+            field: String::new(),
+            message: "the body must be a JSON object".into(),
+        }]);
+    };
+    let mut errors = Vec::new();
+    for k in obj.keys().filter(|k| !PAYMENT_FIELDS.contains(&k.as_str())).take(10) {
+        errors.push(FieldError {
+            field: format!("/{}", k.replace('~', "~0").replace('/', "~1").chars().take(64).collect::<String>()),
+            message: "is not a field of a payment request".into(),
+        });
+    }
+    let mut f = Fields::new(obj, String::new(), &mut errors);
+    let ma_ho_so = f.required("MaHoSo", |v| MaHoSo::parse(v.as_str().ok_or("must be a dossier code")?));
+    let so_tien = f.required("SoTien", amount);
+    let provider = f.required("provider", |v| {
+        v.as_str()
+            .and_then(Provider::parse)
+            .ok_or_else(|| "must be paygov or vnpay".to_string())
+    });
+    let ma_don_vi = f.optional("MaDonVi", receipt_text(50));
+    let ma_tthc = f.required("MaTTHC", receipt_text(100));
+    let ten_tthc = f.required("TenTTHC", receipt_text(500));
+    let ho_ten = f.required("HoTenNguoiNop", receipt_text(200));
+    let dia_chi = f.optional("DiaChiNguoiNop", receipt_text(500));
+    let so_cmnd = f.optional("SoCMNDNguoiNop", identity_number);
+    let ip = f.optional("IpNguoiNop", |v| {
+        v.as_str()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .ok_or_else(|| "must be an IPv4 or IPv6 address".to_string())
+    });
+    let fee_count = match f.get("PhiLePhi") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Array(a)) => a.len(),
+        Some(_) => usize::MAX,
+    };
+    let mut fees = Vec::new();
+    if fee_count == 0 {
+        f.error("PhiLePhi", "is required: at least one fee line");
+    } else if fee_count != usize::MAX && fee_count > MAX_FEE_LINES {
+        f.error("PhiLePhi", format!("must have at most {MAX_FEE_LINES} fee lines"));
+    } else {
+        fees = f.list("PhiLePhi", |i| {
+            let kind = i.required("LoaiPhiLePhi", fee_kind);
+            let code = i.required("MaPhiLePhi", receipt_text(50));
+            let name = i.required("TenPhiLePhi", receipt_text(500));
+            let amount = i.required("SoTien", amount);
+            Some(FeeLine {
+                kind: kind?,
+                code: code?,
+                name: name?,
+                amount: amount?,
+            })
+        });
+        if fees.len() == fee_count && so_tien.is_some() && Some(fees.iter().map(|l| l.amount).sum::<u64>()) != so_tien {
+            f.error("PhiLePhi", "the fee lines must add up to SoTien");
+        }
+    }
+    let agency = match payments.agency(ma_don_vi.as_deref()) {
+        Ok(a) => Some(a.clone()),
+        Err(m) => {
+            f.error("MaDonVi", m);
+            None
+        }
+    };
+    match provider {
+        Some(Provider::Paygov) => {
+            // The platform's receipt for MaDichVu 2 names the payer in full.
+            if so_cmnd.is_none() && f.get("SoCMNDNguoiNop").is_none() {
+                f.error("SoCMNDNguoiNop", "is required for PayGov: the receipt names the payer");
+            }
+            if dia_chi.is_none() && f.get("DiaChiNguoiNop").is_none() {
+                f.error("DiaChiNguoiNop", "is required for PayGov: the receipt names the payer");
+            }
+        }
+        Some(Provider::Vnpay) if ip.is_none() && f.get("IpNguoiNop").is_none() => {
+            f.error("IpNguoiNop", "is required for VNPAY: the citizen's IP address");
+        }
+        _ => {}
+    }
+    match (ma_ho_so, so_tien, provider, agency, ma_tthc, ten_tthc, ho_ten) {
+        (Some(ma_ho_so), Some(amount), Some(provider), Some(agency), Some(ma_tthc), Some(ten_tthc), Some(ho_ten)) if errors.is_empty() => {
+            Ok(NewPayment {
+                ma_ho_so,
+                amount,
+                provider,
+                agency,
+                ma_tthc,
+                ten_tthc,
+                fees,
+                payer: Payer {
+                    ho_ten,
+                    so_cmnd,
+                    dia_chi,
+                    ip,
+                },
+            })
+        }
+        _ => Err(errors),
+    }
 }
 
 async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, body: JsonBytes) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
     let payments = payments(&p)?;
-    let req: CreateRequest = serde_json::from_slice(&body.0).map_err(|e| {
-        let m = e.to_string();
-        if e.is_data() {
-            ApiError::Validation(vec![FieldError {
-                field: String::new(),
-                message: m.split(" at line").next().unwrap_or("").to_string(),
-            }])
-        } else {
-            ApiError::BadRequest("malformed JSON".into())
-        }
-    })?;
-    let mut errors = Vec::new();
-    let ma = req.ma_ho_so.as_str().map(MaHoSo::parse);
-    if !matches!(ma, Some(Ok(_))) {
-        errors.push(FieldError {
-            field: "/MaHoSo".into(),
-            message: "must be a dossier code".into(),
-        });
-    }
-    let amount = req.so_tien.as_u64().filter(|n| *n > 0 && *n < 1_000_000_000_000);
-    if amount.is_none() {
-        errors.push(FieldError {
-            field: "/SoTien".into(),
-            message: "must be a whole, positive amount in VND".into(),
-        });
-    }
-    let provider = match req.provider.as_str() {
-        Some("paygov") => Some(Provider::Paygov),
-        Some("vnpay") => Some(Provider::Vnpay),
-        _ => {
-            errors.push(FieldError {
-                field: "/provider".into(),
-                message: "must be paygov or vnpay".into(),
-            });
-            None
-        }
-    };
-    if !req.fees.is_empty() && Some(req.fees.iter().map(|f| f.so_tien).sum::<u64>()) != amount {
-        errors.push(FieldError {
-            field: "/PhiLePhi".into(),
-            message: "the fee lines must add up to SoTien".into(),
-        });
-    }
-    let (Some(Ok(ma)), Some(amount), Some(provider), true) = (ma, amount, provider, errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
-    let payer = if req.payer.is_null() { json!({}) } else { req.payer };
-    match payments
-        .create(NewPayment {
-            ma_ho_so: ma.to_string(),
-            amount,
-            provider,
-            fees: req.fees,
-            payer,
-        })
-        .await
-    {
+    let v: Value = serde_json::from_slice(&body.0).map_err(|_| ApiError::BadRequest("malformed JSON".into()))?;
+    let new = parse_payment(&v, payments).map_err(ApiError::Validation)?;
+    match payments.create(new).await {
         Ok(r) => Ok(HttpResponse::Created()
             .insert_header((actix_web::http::header::LOCATION, format!("/v1/payments/{}", r.reference)))
             .json(json!({"MaThamChieu": r.reference, "payment_url": r.payment_url, "status": "pending"}))),
@@ -149,7 +251,7 @@ async fn paygov_callback(
         Err(e) => {
             tracing::warn!(audit = true, provider = "paygov", error = %e, "confirmation refused");
             return Ok(HttpResponse::Ok().json(paygov::reply(
-                false,
+                "99",
                 &e.to_string(),
                 partner,
                 &text("MaThamChieu"),
@@ -158,67 +260,110 @@ async fn paygov_callback(
             )));
         }
     };
-    let outcome = payments
-        .confirm(&Confirmation {
-            reference: c.reference.clone(),
-            provider: "paygov".into(),
-            transaction: c.transaction.clone(),
-            amount: c.amount,
-            paid: c.paid,
-            provider_time: c.time.clone(),
-        })
-        .await?;
-    let (ok, description) = match outcome {
-        ConfirmOutcome::Paid | ConfirmOutcome::Duplicate(PaymentState::Paid) => (true, "Thành công"),
-        ConfirmOutcome::Failed | ConfirmOutcome::Duplicate(PaymentState::Failed) => (true, "Đã ghi nhận giao dịch không thành công"),
-        ConfirmOutcome::AlreadySettled(PaymentState::Paid) => (true, "Giao dịch đã được xác nhận trước đó"),
-        ConfirmOutcome::Unknown => (false, "Không tìm thấy mã tham chiếu"),
-        ConfirmOutcome::AmountMismatch | ConfirmOutcome::Duplicate(PaymentState::AmountMismatch) => (false, "Số tiền không khớp"),
-        ConfirmOutcome::AlreadySettled(_) | ConfirmOutcome::Duplicate(_) => (false, "Giao dịch không còn chờ thanh toán"),
+    let confirmation = Confirmation {
+        reference: c.reference.clone(),
+        provider: "paygov".into(),
+        transaction: c.transaction.clone(),
+        amount: c.amount,
+        paid: c.paid,
+        provider_time: c.time.clone(),
     };
-    Ok(HttpResponse::Ok().json(paygov::reply(ok, description, partner, &c.reference, &c.time, &c.checksum)))
+    let reply = |code: &str, description: &str| {
+        HttpResponse::Ok().json(paygov::reply(code, description, partner, &c.reference, &c.time, &c.checksum))
+    };
+    let outcome = match payments.confirm(&confirmation).await {
+        Ok(o) => o,
+        Err(e) => {
+            // The platform hears "not taken" and sends again; nothing was recorded.
+            tracing::error!(provider = "paygov", error = %e, "confirmation could not be stored");
+            return Ok(reply("99", "Lỗi hệ thống, vui lòng gửi lại"));
+        }
+    };
+    Ok(match outcome {
+        ConfirmOutcome::Paid | ConfirmOutcome::Duplicate(PaymentState::Paid) => reply("00", "Thành công"),
+        ConfirmOutcome::AlreadySettled(PaymentState::Paid) | ConfirmOutcome::PaidTwice => reply("00", "Giao dịch đã được ghi nhận"),
+        // A failure is recorded but is never answered with 00: the platform's own code goes back.
+        ConfirmOutcome::Failed | ConfirmOutcome::Duplicate(PaymentState::Failed) => {
+            reply(&c.ma_loi, "Đã ghi nhận giao dịch không thành công")
+        }
+        ConfirmOutcome::Unknown => reply("99", "Không tìm thấy mã tham chiếu"),
+        ConfirmOutcome::AmountMismatch | ConfirmOutcome::Duplicate(PaymentState::AmountMismatch) => reply("99", "Số tiền không khớp"),
+        ConfirmOutcome::AlreadySettled(_) | ConfirmOutcome::Duplicate(_) | ConfirmOutcome::Stale => {
+            reply("99", "Giao dịch không còn chờ thanh toán")
+        }
+    })
 }
 
 fn rsp(code: &str, message: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({"RspCode": code, "Message": message}))
 }
 
-/// VNPAY's order of checks: signature, order, amount, then apply only if still pending.
+/// VNPAY's order of checks: signature (over exactly the parameters read; a repeated key is a
+/// forgery), merchant, order, amount, then apply only if still pending. Every answer, a storage
+/// error included, is HTTP 200 with an `RspCode`, as VNPAY expects.
 async fn vnpay_ipn(req: HttpRequest, p: web::Data<Option<std::sync::Arc<Payments>>>) -> Result<HttpResponse, ApiError> {
     let payments = payments(&p)?;
-    let secret = payments
-        .vnpay_secret()
+    let (tmn_code, secret) = payments
+        .vnpay_merchant()
         .ok_or_else(|| ApiError::NotConfigured("vnpay is not configured".into()))?;
-    let ipn = match vnpay::verify_ipn(req.query_string(), secret) {
+    let ipn = match vnpay::verify_ipn(req.query_string(), tmn_code, secret) {
         Ok(i) => i,
-        Err(vnpay::IpnError::BadSignature) => {
-            tracing::warn!(audit = true, provider = "vnpay", "IPN with an invalid signature refused");
-            return Ok(rsp("97", "Invalid signature"));
+        Err(e) => {
+            tracing::warn!(audit = true, provider = "vnpay", error = %Escaped(&e.to_string()), "IPN refused");
+            let code = e.rsp_code();
+            return Ok(rsp(code, if code == "97" { "Invalid signature" } else { "Invalid request" }));
         }
-        Err(e) => return Ok(rsp("99", &e.to_string())),
     };
+    match vnpay_apply(payments, &ipn).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::error!(provider = "vnpay", error = %e, "IPN could not be stored; VNPAY will send it again");
+            Ok(rsp("99", "Unknown error"))
+        }
+    }
+}
+
+async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::engine::queue::QueueError> {
     let Some(record) = payments.get(&ipn.reference).await? else {
-        tracing::warn!(audit = true, provider = "vnpay", reference = %ipn.reference, "IPN for an unknown order refused");
+        tracing::warn!(audit = true, provider = "vnpay", reference = %Escaped(&ipn.reference), "IPN for an unknown order refused");
         return Ok(rsp("01", "Order not found"));
     };
-    let c = Confirmation {
-        reference: ipn.reference.clone(),
-        provider: "vnpay".into(),
-        transaction: ipn.transaction.clone(),
-        amount: ipn.amount_vnd,
-        paid: ipn.paid,
-        provider_time: ipn.pay_date.clone(),
-    };
     if record.amount != ipn.amount_vnd {
-        payments.confirm(&c).await?;
+        if ipn.paid {
+            payments.confirm(&vnpay_confirmation(ipn)).await?;
+        }
         return Ok(rsp("04", "Invalid amount"));
     }
-    Ok(match payments.confirm(&c).await? {
+    match ipn.outcome {
+        vnpay::Outcome::Paid | vnpay::Outcome::Failed => {}
+        // Neither paid nor failed (a missing code, or "in progress"): nothing is decided here;
+        // VNPAY sends again and reconciliation asks.
+        vnpay::Outcome::Pending | vnpay::Outcome::Undecided => return Ok(rsp("99", "Transaction not final")),
+    }
+    Ok(match payments.confirm(&vnpay_confirmation(ipn)).await? {
         ConfirmOutcome::Paid | ConfirmOutcome::Failed => rsp("00", "Confirm Success"),
         ConfirmOutcome::Unknown => rsp("01", "Order not found"),
         ConfirmOutcome::AmountMismatch => rsp("04", "Invalid amount"),
-        ConfirmOutcome::Duplicate(_) | ConfirmOutcome::AlreadySettled(_) => rsp("02", "Order already confirmed"),
+        ConfirmOutcome::Duplicate(_) | ConfirmOutcome::AlreadySettled(_) | ConfirmOutcome::PaidTwice | ConfirmOutcome::Stale => {
+            rsp("02", "Order already confirmed")
+        }
     })
+}
+
+fn vnpay_confirmation(ipn: &vnpay::Ipn) -> Confirmation {
+    let transaction = if ipn.transaction.is_empty() {
+        format!("no-transaction:{}:{}", ipn.response_code, ipn.pay_date)
+    } else {
+        ipn.transaction.clone()
+    };
+    Confirmation {
+        reference: ipn.reference.clone(),
+        provider: "vnpay".into(),
+        transaction,
+        amount: ipn.amount_vnd,
+        paid: ipn.paid,
+        provider_time: ipn.pay_date.clone(),
+    }
 }
 
 async fn camt054_callback(
@@ -257,60 +402,91 @@ async fn camt054_callback(
             return Err(ApiError::BadSignature(e.to_string()));
         }
     };
-    let entries = camt054::entries(&verified.document).map_err(|e| {
+    let transactions = camt054::transactions(&verified.document).map_err(|e| {
         ApiError::Validation(vec![FieldError {
             field: "/Document".into(),
             message: e.to_string(),
         }])
     })?;
     let provider = format!("bank:{bank_id}");
-    let mut outcomes = Vec::new();
-    for e in entries {
-        let outcome = if !e.credit {
-            "ignored_debit".to_string()
-        } else if !e.booked {
-            "ignored_not_booked".to_string()
-        } else if e.currency != "VND" || e.amount_vnd.is_none() {
-            "ignored_not_vnd".to_string()
-        } else if let Some(reference) = &e.reference {
-            let amount = e.amount_vnd.unwrap_or(0);
-            let key = if e.bank_reference.is_empty() {
-                format!("{reference}:{}", e.index)
-            } else {
-                e.bank_reference.clone()
-            };
-            if e.reversal {
-                match payments
-                    .reverse(reference, &format!("{provider}:reversal:{key}"), &provider, amount)
-                    .await?
-                {
-                    ReverseOutcome::Reversed => "reversed",
-                    ReverseOutcome::Ignored => "reversal_ignored",
-                    ReverseOutcome::Unknown => "unknown_reference",
-                }
-                .to_string()
-            } else {
-                let c = Confirmation {
-                    reference: reference.clone(),
-                    provider: provider.clone(),
-                    transaction: key,
-                    amount,
-                    paid: true,
-                    provider_time: String::new(),
-                };
-                match payments.confirm(&c).await? {
-                    ConfirmOutcome::Paid => "paid".to_string(),
-                    ConfirmOutcome::Duplicate(s) => format!("duplicate ({})", s.as_str()),
-                    ConfirmOutcome::AlreadySettled(s) => format!("already_{}", s.as_str()),
-                    ConfirmOutcome::Unknown => "unknown_reference".to_string(),
-                    ConfirmOutcome::AmountMismatch => "amount_mismatch".to_string(),
-                    ConfirmOutcome::Failed => "failed".to_string(),
-                }
-            }
-        } else {
-            "no_reference".to_string()
-        };
-        outcomes.push(json!({"entry": e.index, "MaThamChieu": e.reference, "bank_reference": e.bank_reference, "amount": e.amount_vnd, "outcome": outcome}));
+    let mut outcomes = Vec::with_capacity(transactions.len());
+    for t in &transactions {
+        let outcome = apply_bank_transaction(payments, &provider, t).await?;
+        outcomes.push(json!({"entry": t.entry, "transaction": t.index, "MaThamChieu": t.reference, "bank_transaction": t.bank_transaction, "amount": t.amount_vnd, "outcome": outcome}));
     }
     Ok(HttpResponse::Ok().json(json!({"bank": bank_id, "signer": verified.signer.subject, "entries": outcomes})))
+}
+
+/// What one camt.054 transaction does, by ISO 20022's reading (docs/bank-xml.md): a booked VND
+/// credit naming one of our references pays it; a booked DBIT with `RvslInd` reverses the
+/// credit it names; everything else (a CRDT reversal returns an earlier debit, other debits,
+/// pending entries, other currencies) never touches a fee.
+async fn apply_bank_transaction(payments: &Payments, provider: &str, t: &camt054::Transaction) -> Result<String, ApiError> {
+    use camt054::Direction;
+    let kind = match (t.direction, t.reversal) {
+        (Direction::Credit, false) => "credit",
+        (Direction::Debit, true) => "reversal",
+        (Direction::Credit, true) => return Ok("ignored_returned_debit".into()),
+        (Direction::Debit, false) => return Ok("ignored_debit".into()),
+    };
+    if !t.booked {
+        return Ok("ignored_not_booked".into());
+    }
+    let (Some(amount), "VND") = (t.amount_vnd, t.currency.as_str()) else {
+        return Ok("ignored_not_vnd".into());
+    };
+    let Some(reference) = &t.reference else {
+        return Ok("no_reference".into());
+    };
+    if t.references_found > 1 {
+        tracing::warn!(
+            alarm = true,
+            provider,
+            entry = t.entry,
+            "a bank transaction names several payments: a person must split it"
+        );
+        return Ok("ambiguous_reference".into());
+    }
+    // The bank's own reference is the transaction's identity; without one, the entry's place in
+    // this notification is the best there is (a repeat of the same document is still one).
+    let identity = t
+        .bank_transaction
+        .clone()
+        .unwrap_or_else(|| format!("{reference}:{}:{}", t.entry, t.index));
+    if kind == "reversal" {
+        let outcome = payments
+            .reverse(&Reversal {
+                reference: reference.clone(),
+                provider: provider.to_string(),
+                key: identity,
+                amount,
+                original_transaction: t.bank_transaction.clone(),
+            })
+            .await?;
+        return Ok(match outcome {
+            ReverseOutcome::Reversed => "reversed",
+            ReverseOutcome::Duplicate => "reversal_duplicate",
+            ReverseOutcome::NotPaid => "reversal_ignored_not_paid",
+            ReverseOutcome::Mismatch(_) => "reversal_refused_mismatch",
+            ReverseOutcome::Unknown => "unknown_reference",
+        }
+        .into());
+    }
+    let c = Confirmation {
+        reference: reference.clone(),
+        provider: provider.to_string(),
+        transaction: identity,
+        amount,
+        paid: true,
+        provider_time: String::new(),
+    };
+    Ok(match payments.confirm(&c).await? {
+        ConfirmOutcome::Paid => "paid".to_string(),
+        ConfirmOutcome::PaidTwice => "paid_twice".to_string(),
+        ConfirmOutcome::Duplicate(s) => format!("duplicate ({})", s.as_str()),
+        ConfirmOutcome::AlreadySettled(s) => format!("already_{}", s.as_str()),
+        ConfirmOutcome::Unknown => "unknown_reference".to_string(),
+        ConfirmOutcome::AmountMismatch => "amount_mismatch".to_string(),
+        ConfirmOutcome::Failed | ConfirmOutcome::Stale => "failed".to_string(),
+    })
 }

@@ -1,6 +1,7 @@
 //! `mock-bank --bind ADDR --keys DIR`: VNPAY (IPN sender) and a host-to-host bank (signed
 //! camt.054 sender). `DIR` is what `hcc-gateway keys dev DIR` wrote; the bank signs with
-//! `bank.key`/`bank.pem` from it.
+//! `bank.key`/`bank.pem` from it. The bank's inclusive-C14N, rsa-sha512 and sha512 signing
+//! variants are made by `xmlsec1 --sign`, which must then be installed (`mocks/src/bank.rs`).
 
 use std::path::PathBuf;
 

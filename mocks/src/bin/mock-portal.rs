@@ -23,6 +23,9 @@ struct Args {
     /// How long a portal session lives.
     #[arg(long, default_value_t = 1_800_000)]
     session_lifetime_ms: u64,
+    /// Refuse (HTTP 403, as an LGSP) every call without this `dstcode` header.
+    #[arg(long)]
+    required_dstcode: Option<String>,
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         paygov_partner: a.paygov_partner,
         paygov_secret: a.paygov_secret,
     });
+    state.require_dstcode(a.required_dstcode);
     let running = hcc_mocks::portal::spawn(&a.bind, state)?;
     println!("listening on {}", running.url());
     tokio::signal::ctrl_c().await?;

@@ -1,22 +1,84 @@
-//! Exclusive XML Canonicalization 1.0, without comments
-//! (<http://www.w3.org/2001/10/xml-exc-c14n#>), over the tree of [`super::dom`].
+//! XML Canonicalization without comments, in its two flavours, over the tree of [`super::dom`]:
+//! exclusive C14N 1.0 (<http://www.w3.org/2001/10/xml-exc-c14n#>, what the gateway signs with)
+//! and inclusive C14N 1.0 (<http://www.w3.org/TR/2001/REC-xml-c14n-20010315>, the .NET
+//! default, which banks' signers may use and the gateway must verify).
 //!
-//! The rules that matter, and that implementations get wrong: a namespace declaration is
-//! output only on an element that visibly uses it (its own prefix or an attribute's) and only
-//! if the nearest output ancestor did not already output the same binding; `xmlns=""` appears
-//! only to undo a default namespace an output ancestor rendered; declarations are sorted by
-//! prefix (default first) and attributes by (namespace URI, local name), unqualified first;
-//! empty elements become start-end pairs; comments go; text and attribute values are escaped
-//! with the specification's own small sets.
+//! The rules that matter, and that implementations get wrong:
+//! - **Exclusive:** a namespace declaration is output only on an element that visibly uses it
+//!   (its own prefix or an attribute's) and only if the nearest output ancestor did not already
+//!   output the same binding; `xmlns=""` appears only to undo a default namespace an output
+//!   ancestor rendered; `xml:*` attributes of ancestors are not inherited.
+//! - **Inclusive:** the apex of the output (the root of a whole document, or `SignedInfo` inside
+//!   a signature) renders *every* namespace in scope, including those declared on ancestors
+//!   that are not output (a camt.054 `Document`'s default namespace lands on `SignedInfo`), and
+//!   inherits the `xml:*` attributes (`xml:lang`, `xml:space`, ...) of those ancestors unless it
+//!   has its own. Below the apex an element renders a declaration only where it changes what
+//!   its parent had in scope (`xmlns=""` only to undo a non-empty default). An unused
+//!   declaration is kept, unlike in exclusive.
+//! - **Both:** declarations are sorted by prefix (default first) and attributes by (namespace
+//!   URI, local name), unqualified first; empty elements become start-end pairs; comments go;
+//!   text and attribute values are escaped with the specification's own small sets; the `xml`
+//!   prefix is never declared.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::dom::{Document, Element, Node};
+use super::dom::{Attr, Document, Element, Node};
 
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// Exclusive XML Canonicalization 1.0, without comments.
+pub const EXCLUSIVE: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+/// Canonical XML 1.0 (inclusive), without comments.
+pub const INCLUSIVE: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+
+/// Which canonicalization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Exclusive,
+    Inclusive,
+}
+
+impl Method {
+    /// The method named by an `Algorithm` URI; `None` for anything else (including the
+    /// `#WithComments` variants, which the gateway does not accept).
+    pub fn from_uri(uri: &str) -> Option<Method> {
+        match uri {
+            EXCLUSIVE => Some(Method::Exclusive),
+            INCLUSIVE => Some(Method::Inclusive),
+            _ => None,
+        }
+    }
+
+    pub fn uri(self) -> &'static str {
+        match self {
+            Method::Exclusive => EXCLUSIVE,
+            Method::Inclusive => INCLUSIVE,
+        }
+    }
+}
 
 /// Namespace bindings in scope, innermost last.
 pub type Scope = Vec<(String, String)>;
+
+/// What an apex element inherits from its ancestors that are not part of the output: their
+/// namespace declarations and, for inclusive C14N, their `xml:*` attributes. Push the
+/// ancestors outermost first.
+#[derive(Debug, Clone, Default)]
+pub struct Ancestry {
+    pub namespaces: Scope,
+    /// (local name, value) of `xml:*` attributes, outermost first; the innermost wins.
+    pub xml_attrs: Vec<(String, String)>,
+}
+
+impl Ancestry {
+    pub fn push(&mut self, e: &Element) {
+        self.namespaces.extend(e.ns_decls.iter().cloned());
+        for a in &e.attrs {
+            if a.prefix.as_deref() == Some("xml") {
+                self.xml_attrs.push((a.local.clone(), a.value.clone()));
+            }
+        }
+    }
+}
 
 fn lookup<'a>(scope: &'a [(String, String)], prefix: &str) -> Option<&'a str> {
     scope.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.as_str())
@@ -63,20 +125,69 @@ fn pi(target: &str, data: &str, out: &mut String) {
     out.push_str("?>");
 }
 
+/// Namespace bindings in scope as a map from prefix to a stack of URIs, innermost last: a
+/// lookup costs the same however many declarations are in scope, so a document with many of
+/// them cannot make canonicalization quadratic.
+#[derive(Debug, Default)]
+pub(crate) struct Bindings {
+    map: HashMap<String, Vec<String>>,
+}
+
+impl Bindings {
+    pub(crate) fn from_scope(scope: &[(String, String)]) -> Self {
+        let mut b = Bindings::default();
+        for (p, u) in scope {
+            b.push(p, u);
+        }
+        b
+    }
+
+    pub(crate) fn push(&mut self, prefix: &str, uri: &str) {
+        self.map.entry(prefix.to_string()).or_default().push(uri.to_string());
+    }
+
+    pub(crate) fn pop(&mut self, prefix: &str) {
+        if let Some(v) = self.map.get_mut(prefix) {
+            v.pop();
+        }
+    }
+
+    pub(crate) fn get(&self, prefix: &str) -> Option<&str> {
+        self.map.get(prefix).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Pushes an element's own declarations.
+    pub(crate) fn enter(&mut self, e: &Element) {
+        for (p, u) in &e.ns_decls {
+            self.push(p, u);
+        }
+    }
+
+    /// Undoes [`Bindings::enter`].
+    pub(crate) fn leave(&mut self, e: &Element) {
+        for (p, _) in e.ns_decls.iter().rev() {
+            self.pop(p);
+        }
+    }
+
+    /// The namespace URI of `e` (its own declarations already entered).
+    pub(crate) fn element_ns(&self, e: &Element) -> &str {
+        self.get(e.prefix.as_deref().unwrap_or("")).unwrap_or("")
+    }
+}
+
 struct Canon<'x> {
+    method: Method,
     exclude: Option<&'x Element>,
+    /// `xml:*` attributes the apex inherits (inclusive only).
+    inherited_xml: &'x [(String, String)],
     out: String,
 }
 
 impl Canon<'_> {
-    fn element(&mut self, e: &Element, scope: &mut Scope, rendered: &mut Scope) {
-        if self.exclude.is_some_and(|x| std::ptr::eq(x, e)) {
-            return;
-        }
-        let scope_mark = scope.len();
-        let rendered_mark = rendered.len();
-        scope.extend(e.ns_decls.iter().cloned());
-
+    /// Exclusive: the visibly used prefixes whose binding differs from what an output ancestor
+    /// rendered. Records them in `rendered` (and in `pushed`, to undo).
+    fn exclusive_decls(e: &Element, scope: &Bindings, rendered: &mut Bindings, pushed: &mut Vec<String>) -> Vec<(String, String)> {
         let mut used = BTreeSet::new();
         used.insert(e.prefix.clone().unwrap_or_default());
         for a in &e.attrs {
@@ -89,15 +200,57 @@ impl Canon<'_> {
             if p == "xml" {
                 continue;
             }
-            let uri = lookup(scope, &p).unwrap_or("").to_string();
-            let before = lookup(rendered, &p).unwrap_or("");
+            let uri = scope.get(&p).unwrap_or("").to_string();
             if p.is_empty() || !uri.is_empty() {
-                if uri != before {
+                if uri != rendered.get(&p).unwrap_or("") {
                     decls.push((p.clone(), uri.clone()));
                 }
-                rendered.push((p, uri));
+                rendered.push(&p, &uri);
+                pushed.push(p);
             }
         }
+        decls
+    }
+
+    /// Inclusive: at the apex every binding in scope (an empty default is no binding); below
+    /// it, the element's own declarations that change what its parent, which is always output,
+    /// had in scope. Called before the element's own declarations are entered.
+    fn inclusive_decls(e: &Element, parent: &Bindings, apex: bool) -> Vec<(String, String)> {
+        let mut decls: BTreeMap<String, String> = BTreeMap::new();
+        if apex {
+            for (p, stack) in &parent.map {
+                if let Some(u) = stack.last() {
+                    decls.insert(p.clone(), u.clone());
+                }
+            }
+            for (p, u) in &e.ns_decls {
+                decls.insert(p.clone(), u.clone());
+            }
+            decls.retain(|p, u| p != "xml" && !u.is_empty());
+        } else {
+            for (p, u) in &e.ns_decls {
+                if p != "xml" && (p.is_empty() || !u.is_empty()) && parent.get(p).unwrap_or("") != u {
+                    decls.insert(p.clone(), u.clone());
+                }
+            }
+        }
+        decls.into_iter().collect()
+    }
+
+    fn element(&mut self, e: &Element, scope: &mut Bindings, rendered: &mut Bindings, apex: bool) {
+        if self.exclude.is_some_and(|x| std::ptr::eq(x, e)) {
+            return;
+        }
+        let inclusive = match self.method {
+            Method::Inclusive => Some(Self::inclusive_decls(e, scope, apex)),
+            Method::Exclusive => None,
+        };
+        scope.enter(e);
+        let mut pushed = Vec::new();
+        let decls = match inclusive {
+            Some(d) => d,
+            None => Self::exclusive_decls(e, scope, rendered, &mut pushed),
+        };
 
         let qname = e.qname();
         self.out.push('<');
@@ -113,14 +266,30 @@ impl Canon<'_> {
             escape_attr(uri, &mut self.out);
             self.out.push('"');
         }
+        // Inclusive C14N of a document subset: the apex carries the xml:* attributes of its
+        // omitted ancestors, unless it has its own of the same name.
+        let mut inherited: Vec<Attr> = Vec::new();
+        if apex && self.method == Method::Inclusive {
+            for (local, value) in self.inherited_xml.iter().rev() {
+                let own = e.attrs.iter().any(|a| a.prefix.as_deref() == Some("xml") && &a.local == local);
+                if !own && !inherited.iter().any(|a| &a.local == local) {
+                    inherited.push(Attr {
+                        prefix: Some("xml".into()),
+                        local: local.clone(),
+                        value: value.clone(),
+                    });
+                }
+            }
+        }
         let mut attrs: Vec<(&str, &str, String, &str)> = e
             .attrs
             .iter()
+            .chain(inherited.iter())
             .map(|a| {
                 let ns = match a.prefix.as_deref() {
                     None => "",
                     Some("xml") => XML_NS,
-                    Some(p) => lookup(scope, p).unwrap_or(""),
+                    Some(p) => scope.get(p).unwrap_or(""),
                 };
                 let q = match &a.prefix {
                     Some(p) => format!("{p}:{}", a.local),
@@ -140,7 +309,7 @@ impl Canon<'_> {
         self.out.push('>');
         for child in &e.children {
             match child {
-                Node::Element(c) => self.element(c, scope, rendered),
+                Node::Element(c) => self.element(c, scope, rendered, false),
                 Node::Text(t) => escape_text(t, &mut self.out),
                 Node::Comment(_) => {}
                 Node::Pi { target, data } => pi(target, data, &mut self.out),
@@ -149,15 +318,20 @@ impl Canon<'_> {
         self.out.push_str("</");
         self.out.push_str(&qname);
         self.out.push('>');
-        scope.truncate(scope_mark);
-        rendered.truncate(rendered_mark);
+        for p in pushed.iter().rev() {
+            rendered.pop(p);
+        }
+        scope.leave(e);
     }
 }
 
-/// The canonical form of a whole document, leaving out `exclude` (the enveloped signature).
-pub fn document(doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
+/// The canonical form of a whole document (`URI=""`), leaving out `exclude` (the enveloped
+/// signature), by `method`.
+pub fn document_with(method: Method, doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
     let mut c = Canon {
+        method,
         exclude,
+        inherited_xml: &[],
         out: String::new(),
     };
     for n in &doc.prolog {
@@ -166,7 +340,7 @@ pub fn document(doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
             c.out.push('\n');
         }
     }
-    c.element(&doc.root, &mut Vec::new(), &mut Vec::new());
+    c.element(&doc.root, &mut Bindings::default(), &mut Bindings::default(), true);
     for n in &doc.epilog {
         if let Node::Pi { target, data } = n {
             c.out.push('\n');
@@ -176,14 +350,31 @@ pub fn document(doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
     c.out.into_bytes()
 }
 
-/// The canonical form of the subtree at `e`, whose ancestors declared `ancestors_scope`.
-pub fn subtree(e: &Element, ancestors_scope: &[(String, String)], exclude: Option<&Element>) -> Vec<u8> {
+/// The canonical form of the subtree at `e` (a document subset whose apex is `e`), whose
+/// omitted ancestors are described by `ancestry`, by `method`.
+pub fn subtree_with(method: Method, e: &Element, ancestry: &Ancestry, exclude: Option<&Element>) -> Vec<u8> {
     let mut c = Canon {
+        method,
         exclude,
+        inherited_xml: &ancestry.xml_attrs,
         out: String::new(),
     };
-    c.element(e, &mut ancestors_scope.to_vec(), &mut Vec::new());
+    c.element(e, &mut Bindings::from_scope(&ancestry.namespaces), &mut Bindings::default(), true);
     c.out.into_bytes()
+}
+
+/// Exclusive canonical form of a whole document, leaving out `exclude`.
+pub fn document(doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
+    document_with(Method::Exclusive, doc, exclude)
+}
+
+/// Exclusive canonical form of the subtree at `e`, whose ancestors declared `ancestors_scope`.
+pub fn subtree(e: &Element, ancestors_scope: &[(String, String)], exclude: Option<&Element>) -> Vec<u8> {
+    let ancestry = Ancestry {
+        namespaces: ancestors_scope.to_vec(),
+        xml_attrs: Vec::new(),
+    };
+    subtree_with(Method::Exclusive, e, &ancestry, exclude)
 }
 
 #[cfg(test)]
@@ -193,6 +384,10 @@ mod tests {
 
     fn canon(src: &str) -> String {
         String::from_utf8(document(&parse(src.as_bytes()).unwrap(), None)).unwrap()
+    }
+
+    fn inclusive(src: &str) -> String {
+        String::from_utf8(document_with(Method::Inclusive, &parse(src.as_bytes()).unwrap(), None)).unwrap()
     }
 
     #[test]
@@ -237,6 +432,114 @@ mod tests {
         assert_eq!(
             String::from_utf8(subtree(s, &scope, None)).unwrap(),
             "<ds:S xmlns:ds=\"urn:ds\"><ds:I a=\"1\"></ds:I></ds:S>"
+        );
+    }
+
+    /// Canonical XML 1.0, section 3.3 "Start and End Tags", without the DTD (the gateway
+    /// refuses DOCTYPEs, so e9 has no defaulted attribute).
+    #[test]
+    fn inclusive_section_3_3_start_and_end_tags() {
+        let input = r#"<doc>
+   <e1   />
+   <e2   ></e2>
+   <e3   name = "elem3"   id="elem3"   />
+   <e4   name="elem4"   id="elem4"   ></e4>
+   <e5 a:attr="out" b:attr="sorted" attr2="all" attr="I'm"
+      xmlns:b="http://www.ietf.org"
+      xmlns:a="http://www.w3.org"
+      xmlns="http://example.org"/>
+   <e6 xmlns="" xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="" xmlns:a="http://www.w3.org">
+            <e9 xmlns="" xmlns:a="http://www.ietf.org"/>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        let expected = r#"<doc>
+   <e1></e1>
+   <e2></e2>
+   <e3 id="elem3" name="elem3"></e3>
+   <e4 id="elem4" name="elem4"></e4>
+   <e5 xmlns="http://example.org" xmlns:a="http://www.w3.org" xmlns:b="http://www.ietf.org" attr="I'm" attr2="all" b:attr="sorted" a:attr="out"></e5>
+   <e6 xmlns:a="http://www.w3.org">
+      <e7 xmlns="http://www.ietf.org">
+         <e8 xmlns="">
+            <e9 xmlns:a="http://www.ietf.org"></e9>
+         </e8>
+      </e7>
+   </e6>
+</doc>"#;
+        assert_eq!(inclusive(input), expected);
+    }
+
+    #[test]
+    fn inclusive_keeps_unused_declarations_where_exclusive_drops_them() {
+        let src = "<a xmlns:x=\"urn:x\" xmlns:y=\"urn:y\"><x:b xmlns:x=\"urn:x\"/><c xmlns:y=\"urn:other\"/></a>";
+        assert_eq!(
+            inclusive(src),
+            "<a xmlns:x=\"urn:x\" xmlns:y=\"urn:y\"><x:b></x:b><c xmlns:y=\"urn:other\"></c></a>"
+        );
+        assert_eq!(canon(src), "<a><x:b xmlns:x=\"urn:x\"></x:b><c></c></a>");
+        // An explicit declaration of the xml prefix is never output, and xmlns="" at the apex
+        // undoes nothing.
+        assert_eq!(
+            inclusive("<a xmlns=\"\" xmlns:xml=\"http://www.w3.org/XML/1998/namespace\" xml:lang=\"vi\"/>"),
+            "<a xml:lang=\"vi\"></a>"
+        );
+    }
+
+    /// SignedInfo inside ds:Signature inside a camt.054 Document: the inclusive apex carries
+    /// every namespace of its ancestors (the Document's default one too) and their xml:*
+    /// attributes; the exclusive one carries only what it uses.
+    #[test]
+    fn an_inclusive_subset_inherits_namespaces_and_xml_attributes() {
+        let src = "<Document xmlns=\"urn:camt\" xmlns:xsi=\"urn:xsi\" xml:lang=\"vi\" xml:space=\"default\">\
+                   <ds:Signature xmlns:ds=\"urn:ds\" xml:space=\"preserve\">\
+                   <ds:SignedInfo Id=\"si\"><ds:M A=\"1\"/><x xmlns=\"\"/></ds:SignedInfo></ds:Signature></Document>";
+        let d = parse(src.as_bytes()).unwrap();
+        let sig = d.root.child_elements().next().unwrap();
+        let si = sig.child_elements().next().unwrap();
+        let mut ancestry = Ancestry::default();
+        ancestry.push(&d.root);
+        ancestry.push(sig);
+        assert_eq!(
+            String::from_utf8(subtree_with(Method::Inclusive, si, &ancestry, None)).unwrap(),
+            "<ds:SignedInfo xmlns=\"urn:camt\" xmlns:ds=\"urn:ds\" xmlns:xsi=\"urn:xsi\" Id=\"si\" xml:lang=\"vi\" xml:space=\"preserve\">\
+             <ds:M A=\"1\"></ds:M><x xmlns=\"\"></x></ds:SignedInfo>"
+        );
+        assert_eq!(
+            String::from_utf8(subtree_with(Method::Exclusive, si, &ancestry, None)).unwrap(),
+            "<ds:SignedInfo xmlns:ds=\"urn:ds\" Id=\"si\"><ds:M A=\"1\"></ds:M><x></x></ds:SignedInfo>"
+        );
+        // The apex's own xml:* attribute wins over an ancestor's.
+        let own = parse(b"<r xml:lang=\"vi\"><s xml:lang=\"en\"/></r>").unwrap();
+        let mut a = Ancestry::default();
+        a.push(&own.root);
+        let s = own.root.child_elements().next().unwrap();
+        assert_eq!(
+            String::from_utf8(subtree_with(Method::Inclusive, s, &a, None)).unwrap(),
+            "<s xml:lang=\"en\"></s>"
+        );
+    }
+
+    #[test]
+    fn the_excluded_signature_leaves_its_surrounding_text() {
+        let src = "<r xmlns=\"urn:r\">\n  <a/>\n  <ds:Signature xmlns:ds=\"urn:ds\"><ds:X/></ds:Signature>\n</r>";
+        let d = parse(src.as_bytes()).unwrap();
+        let sig = d.root.child_elements().nth(1).unwrap();
+        for m in [Method::Exclusive, Method::Inclusive] {
+            assert_eq!(
+                String::from_utf8(document_with(m, &d, Some(sig))).unwrap(),
+                "<r xmlns=\"urn:r\">\n  <a></a>\n  \n</r>",
+                "{m:?}"
+            );
+        }
+        assert_eq!(Method::from_uri(INCLUSIVE), Some(Method::Inclusive));
+        assert_eq!(Method::from_uri(EXCLUSIVE), Some(Method::Exclusive));
+        assert_eq!(
+            Method::from_uri("http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments"),
+            None
         );
     }
 }

@@ -12,6 +12,10 @@ use quick_xml::events::{BytesStart, Event};
 pub const MAX_XML_BYTES: usize = 4 * 1024 * 1024;
 /// Elements nested deeper than this are refused.
 pub const MAX_DEPTH: usize = 256;
+/// Namespace declarations in scope at any one element (its own and its ancestors') beyond
+/// this are refused: real documents have a handful, and canonicalization and signature
+/// lookups must not be made to scan thousands per element.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum XmlError {
@@ -167,6 +171,8 @@ pub fn parse(bytes: &[u8]) -> Result<Document, XmlError> {
     let mut root: Option<Element> = None;
     let mut root_end = 0;
     let mut root_empty = false;
+    let mut in_scope = 0usize;
+    let too_many = || malformed(format!("more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"));
     loop {
         let before = reader.buffer_position() as usize;
         let ev = reader.read_event().map_err(malformed)?;
@@ -183,10 +189,18 @@ pub fn parse(bytes: &[u8]) -> Result<Document, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
-                stack.push(element(&s)?);
+                let e = element(&s)?;
+                in_scope += e.ns_decls.len();
+                if in_scope > MAX_NAMESPACES_IN_SCOPE {
+                    return Err(too_many());
+                }
+                stack.push(e);
             }
             Event::Empty(s) => {
                 let e = element(&s)?;
+                if in_scope + e.ns_decls.len() > MAX_NAMESPACES_IN_SCOPE {
+                    return Err(too_many());
+                }
                 match stack.last_mut() {
                     Some(top) => top.children.push(Node::Element(e)),
                     None if root.is_none() => {
@@ -201,6 +215,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, XmlError> {
                 let Some(done) = stack.pop() else {
                     return Err(malformed("unbalanced end tag"));
                 };
+                in_scope = in_scope.saturating_sub(done.ns_decls.len());
                 match stack.last_mut() {
                     Some(top) => top.children.push(Node::Element(done)),
                     None => {
@@ -310,5 +325,20 @@ mod tests {
         assert!(parse(b"text").is_err());
         let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
         assert_eq!(parse(deep.as_bytes()).unwrap_err(), XmlError::TooDeep);
+    }
+
+    #[test]
+    fn namespace_declarations_in_scope_are_bounded_not_their_total() {
+        let decls = |n: usize| (0..n).map(|i| format!(" xmlns:p{i}=\"urn:{i}\"")).collect::<String>();
+        let at_limit = format!("<r{}/>", decls(MAX_NAMESPACES_IN_SCOPE));
+        assert!(parse(at_limit.as_bytes()).is_ok());
+        let over = format!("<r{}><c xmlns:x=\"urn:x\"/></r>", decls(MAX_NAMESPACES_IN_SCOPE));
+        assert!(matches!(parse(over.as_bytes()).unwrap_err(), XmlError::Malformed(m) if m.contains("namespace")));
+        // Siblings each declaring their own namespace do not add up.
+        let siblings = format!(
+            "<r>{}</r>",
+            "<c xmlns=\"urn:c\"><d xmlns:y=\"urn:y\"/></c>".repeat(3 * MAX_NAMESPACES_IN_SCOPE)
+        );
+        assert!(parse(siblings.as_bytes()).is_ok());
     }
 }

@@ -1,11 +1,20 @@
-//! Enveloped XML-DSig: exclusive C14N 1.0, RSA-SHA256, SHA-256 digests, the signer's X.509
-//! certificate in `KeyInfo`, as banks sign ISO 20022 documents and as `xmlsec1` checks them.
+//! Enveloped XML-DSig, as banks sign ISO 20022 documents and as `xmlsec1` checks them.
+//!
+//! **Signing** (the contract): exclusive C14N 1.0, RSA-SHA256, SHA-256 digests, the signer's
+//! X.509 certificate in `KeyInfo`.
+//!
+//! **Verifying** accepts a little more, because banks' signers differ (docs/bank-xml.md):
+//! `SignedInfo` canonicalized by exclusive C14N or inclusive C14N 1.0 (the .NET default);
+//! `rsa-sha256` or `rsa-sha512`; `sha256` or `sha512` digests; and a reference whose transforms
+//! are the enveloped-signature transform, optionally followed by one C14N transform (without one,
+//! XML-DSig converts the node-set to octets with inclusive C14N 1.0). Nothing else: no
+//! `#WithComments`, no XPath, no `InclusiveNamespaces` parameters, no SHA-1.
 //!
 //! Verification is strict about what it accepts, because the verified element must be the
 //! element that is processed: exactly one signature, a direct child of the document root; one
-//! reference, to the whole document (`URI=""`) or to the root's own ID; no duplicate IDs; only
-//! the algorithms above. The signing key comes from configuration (a pinned certificate or a
-//! certificate that chains to the trust store), never from the message alone.
+//! reference, to the whole document (`URI=""`) or to the root's own ID; no duplicate IDs. The
+//! signing key comes from configuration (a pinned certificate or a certificate that chains to
+//! the trust store), never from the message alone.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -14,15 +23,21 @@ use openssl::pkey::{PKey, Public};
 use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
 
-use super::c14n::{self, Scope, element_ns};
+use super::c14n::{self, Ancestry, Bindings, Method, Scope};
 use super::dom::{self, Document, Element, XmlError};
 use crate::pki::{CertError, Identity, SignerInfo, TrustStore, signer_info};
 
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
-pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const EXC_C14N: &str = c14n::EXCLUSIVE;
+/// Canonical XML 1.0 (inclusive), accepted when verifying.
+pub const C14N: &str = c14n::INCLUSIVE;
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+/// Accepted when verifying.
+pub const RSA_SHA512: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512";
 pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+/// Accepted when verifying.
+pub const SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum DsigError {
@@ -91,7 +106,7 @@ pub fn sign_enveloped(xml: &[u8], id: &Identity) -> Result<Vec<u8>, DsigError> {
         ));
     }
     let doc = dom::parse(xml)?;
-    if find_signatures(&doc).iter().any(|_| true) {
+    if !find_signatures(&doc).is_empty() {
         return Err(DsigError::Sign("the document is already signed".into()));
     }
     let digest = STANDARD.encode(sha256(&c14n::document(&doc, None)));
@@ -131,19 +146,18 @@ pub fn sign_enveloped(xml: &[u8], id: &Identity) -> Result<Vec<u8>, DsigError> {
 
 /// Every `ds:Signature` in the document with its depth (0 = the root itself).
 fn find_signatures(doc: &Document) -> Vec<(usize, &Element)> {
-    fn walk<'a>(e: &'a Element, depth: usize, scope: &mut Scope, out: &mut Vec<(usize, &'a Element)>) {
-        let mark = scope.len();
-        scope.extend(e.ns_decls.iter().cloned());
-        if e.local == "Signature" && element_ns(e, scope) == DSIG_NS {
+    fn walk<'a>(e: &'a Element, depth: usize, scope: &mut Bindings, out: &mut Vec<(usize, &'a Element)>) {
+        scope.enter(e);
+        if e.local == "Signature" && scope.element_ns(e) == DSIG_NS {
             out.push((depth, e));
         }
         for c in e.child_elements() {
             walk(c, depth + 1, scope, out);
         }
-        scope.truncate(mark);
+        scope.leave(e);
     }
     let mut out = Vec::new();
-    walk(&doc.root, 0, &mut Vec::new(), &mut out);
+    walk(&doc.root, 0, &mut Bindings::default(), &mut out);
     out
 }
 
@@ -160,19 +174,34 @@ fn collect_ids<'a>(e: &'a Element, seen: &mut std::collections::HashSet<&'a str>
 }
 
 /// The one child element named `local` in the signature namespace.
+/// The namespace URI of `c`, a child of an element whose bindings are `scope`: its own
+/// declarations first, without copying the scope.
+fn child_ns<'a>(c: &'a Element, scope: &'a Scope) -> &'a str {
+    let prefix = c.prefix.as_deref().unwrap_or("");
+    c.ns_decls
+        .iter()
+        .rev()
+        .chain(scope.iter().rev())
+        .find(|(p, _)| p == prefix)
+        .map(|(_, u)| u.as_str())
+        .unwrap_or("")
+}
+
+/// The one child element named `local` in the signature namespace, with its scope.
 fn child<'a>(e: &'a Element, scope: &Scope, local: &'static str) -> Result<(&'a Element, Scope), DsigError> {
     let mut found = None;
     for c in e.child_elements() {
-        let mut s = scope.clone();
-        s.extend(c.ns_decls.iter().cloned());
-        if c.local == local && element_ns(c, &s) == DSIG_NS {
+        if c.local == local && child_ns(c, scope) == DSIG_NS {
             if found.is_some() {
                 return Err(DsigError::Missing(local));
             }
-            found = Some((c, s));
+            found = Some(c);
         }
     }
-    found.ok_or(DsigError::Missing(local))
+    let c = found.ok_or(DsigError::Missing(local))?;
+    let mut s = scope.clone();
+    s.extend(c.ns_decls.iter().cloned());
+    Ok((c, s))
 }
 
 fn algorithm(e: &Element) -> &str {
@@ -236,6 +265,89 @@ pub fn report(xml: &[u8], store: &TrustStore) -> Report {
     }
 }
 
+/// A digest algorithm accepted when verifying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hash {
+    Sha256,
+    Sha512,
+}
+
+impl Hash {
+    fn md(self) -> MessageDigest {
+        match self {
+            Hash::Sha256 => MessageDigest::sha256(),
+            Hash::Sha512 => MessageDigest::sha512(),
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Result<Vec<u8>, DsigError> {
+        openssl::hash::hash(self.md(), data)
+            .map(|d| d.to_vec())
+            .map_err(|e| DsigError::Sign(e.to_string()))
+    }
+}
+
+fn signature_method(uri: &str) -> Result<Hash, DsigError> {
+    match uri {
+        RSA_SHA256 => Ok(Hash::Sha256),
+        RSA_SHA512 => Ok(Hash::Sha512),
+        other => Err(DsigError::UnsupportedAlgorithm(other.into())),
+    }
+}
+
+fn digest_method(uri: &str) -> Result<Hash, DsigError> {
+    match uri {
+        SHA256 => Ok(Hash::Sha256),
+        SHA512 => Ok(Hash::Sha512),
+        other => Err(DsigError::UnsupportedAlgorithm(other.into())),
+    }
+}
+
+/// A canonicalization method element (`CanonicalizationMethod` or a `Transform`) without
+/// parameters: `InclusiveNamespaces` and the like change the output and are not supported,
+/// so they are refused rather than ignored.
+fn c14n_method(e: &Element) -> Result<Method, DsigError> {
+    let method = Method::from_uri(algorithm(e)).ok_or_else(|| DsigError::UnsupportedAlgorithm(algorithm(e).into()))?;
+    if e.child_elements().next().is_some() {
+        return Err(DsigError::UnsupportedAlgorithm(
+            "canonicalization parameters (e.g. InclusiveNamespaces)".into(),
+        ));
+    }
+    Ok(method)
+}
+
+/// The reference's transforms: the enveloped-signature transform first, then at most one
+/// canonicalization. Without one, XML-DSig turns the node-set into octets with inclusive C14N.
+fn reference_c14n(reference: &Element, ref_scope: &Scope) -> Result<Method, DsigError> {
+    let (transforms, t_scope) =
+        child(reference, ref_scope, "Transforms").map_err(|_| DsigError::Missing("the enveloped-signature transform"))?;
+    if !transforms.child_elements().any(|t| algorithm(t) == ENVELOPED) {
+        return Err(DsigError::Missing("the enveloped-signature transform"));
+    }
+    let mut enveloped = false;
+    let mut method = None;
+    for t in transforms.child_elements() {
+        if t.local != "Transform" || child_ns(t, &t_scope) != DSIG_NS {
+            return Err(DsigError::UnsupportedAlgorithm(format!("transform element {}", t.qname())));
+        }
+        if algorithm(t) == ENVELOPED && !enveloped && method.is_none() {
+            if t.child_elements().next().is_some() {
+                return Err(DsigError::UnsupportedAlgorithm("enveloped-signature transform parameters".into()));
+            }
+            enveloped = true;
+        } else if enveloped && method.is_none() && Method::from_uri(algorithm(t)).is_some() {
+            method = Some(c14n_method(t)?);
+        } else {
+            // Anything else, a repeat, or an order other than enveloped-then-C14N.
+            return Err(DsigError::UnsupportedAlgorithm(format!("transform {} here", algorithm(t))));
+        }
+    }
+    if !enveloped {
+        return Err(DsigError::Missing("the enveloped-signature transform"));
+    }
+    Ok(method.unwrap_or(Method::Inclusive))
+}
+
 fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigError>) -> Result<VerifiedXml, DsigError> {
     let doc = dom::parse(xml)?;
     let signatures = find_signatures(&doc);
@@ -252,53 +364,25 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     let mut scope: Scope = doc.root.ns_decls.clone();
     scope.extend(sig.ns_decls.iter().cloned());
     let (signed_info, si_scope) = child(sig, &scope, "SignedInfo")?;
-    let (c14n_method, _) = child(signed_info, &si_scope, "CanonicalizationMethod")?;
-    if algorithm(c14n_method) != EXC_C14N {
-        return Err(DsigError::UnsupportedAlgorithm(algorithm(c14n_method).into()));
-    }
+    let (c14n_el, _) = child(signed_info, &si_scope, "CanonicalizationMethod")?;
+    let si_method = c14n_method(c14n_el)?;
     let (sig_method, _) = child(signed_info, &si_scope, "SignatureMethod")?;
-    if algorithm(sig_method) != RSA_SHA256 {
-        return Err(DsigError::UnsupportedAlgorithm(algorithm(sig_method).into()));
-    }
+    let sig_hash = signature_method(algorithm(sig_method))?;
     let references: Vec<&Element> = signed_info.child_elements().filter(|c| c.local == "Reference").collect();
     let [reference] = references.as_slice() else {
         return Err(DsigError::ReferenceCount);
     };
     let uri = reference.attr("URI").unwrap_or("");
     let root_id = ["Id", "ID", "id"].iter().find_map(|k| doc.root.attr(k));
-    let covers_root = uri.is_empty() || uri.strip_prefix('#').is_some_and(|id| Some(id) == root_id);
-    if !covers_root {
+    let by_id = uri.strip_prefix('#').is_some_and(|id| Some(id) == root_id);
+    if !uri.is_empty() && !by_id {
         return Err(DsigError::ReferenceNotRoot(uri.to_string()));
     }
     let mut ref_scope = si_scope.clone();
     ref_scope.extend(reference.ns_decls.iter().cloned());
-    let mut enveloped = false;
-    if let Ok((transforms, t_scope)) = child(reference, &ref_scope, "Transforms") {
-        for t in transforms.child_elements() {
-            let mut s = t_scope.clone();
-            s.extend(t.ns_decls.iter().cloned());
-            if t.local != "Transform" || element_ns(t, &s) != DSIG_NS {
-                return Err(DsigError::UnsupportedAlgorithm(format!("transform element {}", t.qname())));
-            }
-            if t.child_elements().next().is_some() {
-                return Err(DsigError::UnsupportedAlgorithm(
-                    "transform parameters (e.g. InclusiveNamespaces)".into(),
-                ));
-            }
-            match algorithm(t) {
-                ENVELOPED => enveloped = true,
-                EXC_C14N => {}
-                other => return Err(DsigError::UnsupportedAlgorithm(other.into())),
-            }
-        }
-    }
-    if !enveloped {
-        return Err(DsigError::Missing("the enveloped-signature transform"));
-    }
-    let (digest_method, _) = child(reference, &ref_scope, "DigestMethod")?;
-    if algorithm(digest_method) != SHA256 {
-        return Err(DsigError::UnsupportedAlgorithm(algorithm(digest_method).into()));
-    }
+    let ref_method = reference_c14n(reference, &ref_scope)?;
+    let (digest_el, _) = child(reference, &ref_scope, "DigestMethod")?;
+    let digest_hash = digest_method(algorithm(digest_el))?;
     let (digest_value, _) = child(reference, &ref_scope, "DigestValue")?;
     let claimed_digest = base64(&digest_value.text(), "DigestValue")?;
     let (sig_value, _) = child(sig, &scope, "SignatureValue")?;
@@ -317,19 +401,35 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     };
     let signer_cert = authorise(&embedded)?;
     let public: PKey<Public> = signer_cert.public_key().map_err(|_| DsigError::BadCertificate)?;
-
-    let actual = sha256(&c14n::document(&doc, Some(sig)));
-    if !crate::ct_eq(&actual, &claimed_digest) {
-        return Err(DsigError::DigestMismatch);
+    if public.rsa().is_err() {
+        return Err(DsigError::UnsupportedAlgorithm("an RSA signature method with a non-RSA key".into()));
     }
-    let canonical_si = c14n::subtree(signed_info, &scope, None);
-    let mut verifier = Verifier::new(MessageDigest::sha256(), &public).map_err(|_| DsigError::SignatureMismatch)?;
+
+    // The signature over SignedInfo first: it is small, and a document whose SignedInfo the
+    // configured key did not sign is refused before its (possibly large) content is
+    // canonicalized.
+    let mut ancestry = Ancestry::default();
+    ancestry.push(&doc.root);
+    ancestry.push(sig);
+    let canonical_si = c14n::subtree_with(si_method, signed_info, &ancestry, None);
+    let mut verifier = Verifier::new(sig_hash.md(), &public).map_err(|_| DsigError::SignatureMismatch)?;
     let ok = verifier
         .update(&canonical_si)
         .and_then(|_| verifier.verify(&signature))
         .unwrap_or(false);
     if !ok {
         return Err(DsigError::SignatureMismatch);
+    }
+    // URI="" is the whole document without comments (processing instructions outside the root
+    // included); "#id" is the root element's subtree only. Either way without the signature.
+    let content = if by_id {
+        c14n::subtree_with(ref_method, &doc.root, &Ancestry::default(), Some(sig))
+    } else {
+        c14n::document_with(ref_method, &doc, Some(sig))
+    };
+    let actual = digest_hash.digest(&content)?;
+    if !crate::ct_eq(&actual, &claimed_digest) {
+        return Err(DsigError::DigestMismatch);
     }
     let signer = signer_info(&signer_cert);
     Ok(VerifiedXml { signer, document: doc })
@@ -360,5 +460,302 @@ fn authorised_certificate(trust: &XmlTrust<'_>, embedded: &[X509]) -> Result<X50
             store.check(first, &embedded[1..]).map_err(DsigError::Certificate)?;
             Ok(first.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Interoperability with `xmlsec1`, the reference implementation: documents it signs with
+    //! the algorithms banks use (inclusive C14N, rsa-sha512, sha512 digests, an unprefixed .NET
+    //! style `Signature`) verify here, and one changed byte makes them fail.
+
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::*;
+    use crate::devpki::DevPki;
+
+    const DOC_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.08\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xml:lang=\"vi\"{ID}>\n\
+  <BkToCstmrDbtCdtNtfctn>\n\
+    <GrpHdr><MsgId>VCB20261125000001</MsgId><CreDtTm>2026-11-25T09:15:00+07:00</CreDtTm></GrpHdr>\n\
+    <Ntfctn><Id>N1</Id><Acct><Id><Othr><Id>0011004123456</Id></Othr></Id><Ccy>VND</Ccy></Acct>\n\
+      <Ntry><Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\n\
+        <BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>DMCT</SubFmlyCd></Fmly></Domn></BkTxCd>\n\
+        <NtryDtls><TxDtls><Refs><AcctSvcrRef>FT26329ABC</AcctSvcrRef><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs>\n\
+          <Amt Ccy=\"VND\">100000</Amt><RmtInf><Ustrd>HCC261125AB12CD34 lệ phí cấp GCN &amp; &lt;hồ sơ&gt;</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>\n\
+    </Ntfctn>\n\
+  </BkToCstmrDbtCdtNtfctn>\n";
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn setup() -> (Dir, DevPki, TrustStore) {
+        let mut r = [0u8; 8];
+        crate::random_bytes(&mut r).unwrap();
+        let dir = std::env::temp_dir().join(format!("hcc-dsig-{}-{}", std::process::id(), hex::encode(r)));
+        let pki = DevPki::generate().unwrap();
+        pki.write(&dir).unwrap();
+        let trust = TrustStore::from_dir(&dir.join("trust")).unwrap();
+        (Dir(dir), pki, trust)
+    }
+
+    fn xmlsec1(args: &[&str]) -> (bool, String) {
+        let out = Command::new("xmlsec1")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run xmlsec1 (apt-get install -y xmlsec1): {e}"));
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
+    /// An unsigned signature template for xmlsec1: `si` canonicalizes SignedInfo, `transform`
+    /// follows the enveloped transform (None: no C14N transform at all).
+    fn template(prefix: &str, si: &str, sig: &str, transform: Option<&str>, digest: &str, uri: &str) -> String {
+        let (p, decl) = if prefix.is_empty() {
+            (String::new(), format!("xmlns=\"{DSIG_NS}\""))
+        } else {
+            (format!("{prefix}:"), format!("xmlns:{prefix}=\"{DSIG_NS}\""))
+        };
+        let t = transform
+            .map(|t| format!("\n        <{p}Transform Algorithm=\"{t}\"/>"))
+            .unwrap_or_default();
+        format!(
+            "<{p}Signature {decl}>\n  <{p}SignedInfo>\n    <{p}CanonicalizationMethod Algorithm=\"{si}\"/>\n    \
+             <{p}SignatureMethod Algorithm=\"{sig}\"/>\n    <{p}Reference URI=\"{uri}\">\n      <{p}Transforms>\n        \
+             <{p}Transform Algorithm=\"{ENVELOPED}\"/>{t}\n      </{p}Transforms>\n      <{p}DigestMethod Algorithm=\"{digest}\"/>\n      \
+             <{p}DigestValue/>\n    </{p}Reference>\n  </{p}SignedInfo>\n  <{p}SignatureValue/>\n  \
+             <{p}KeyInfo><{p}X509Data/></{p}KeyInfo>\n</{p}Signature>"
+        )
+    }
+
+    fn xmlsec_sign(dir: &Path, name: &str, doc: &str, extra: &[&str]) -> Vec<u8> {
+        let tmpl = dir.join(format!("{name}.tmpl.xml"));
+        let out = dir.join(format!("{name}.signed.xml"));
+        std::fs::write(&tmpl, doc).unwrap();
+        let keys = format!("{},{}", dir.join("bank.key").display(), dir.join("bank.pem").display());
+        let mut args = vec!["--sign", "--privkey-pem", &keys];
+        args.extend_from_slice(extra);
+        let (out_s, tmpl_s) = (out.display().to_string(), tmpl.display().to_string());
+        args.extend_from_slice(&["--output", &out_s, &tmpl_s]);
+        let (ok, log) = xmlsec1(&args);
+        assert!(ok, "xmlsec1 could not sign {name}: {log}");
+        std::fs::read(out).unwrap()
+    }
+
+    fn tamper(doc: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let s = String::from_utf8(doc.to_vec()).unwrap();
+        assert!(s.contains(from), "{from:?} is not in the document");
+        s.replacen(from, to, 1).into_bytes()
+    }
+
+    #[test]
+    fn documents_signed_by_xmlsec1_verify_with_every_accepted_algorithm() {
+        let (dir, pki, trust) = setup();
+        let pinned = XmlTrust::Pinned {
+            cert: &pki.bank.cert,
+            store: Some(&trust),
+        };
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+        let cases: [Case<'_>; 7] = [
+            // (name, prefix, SignedInfo C14N, signature, reference C14N transform, digest)
+            ("inc-sha512", "ds", C14N, RSA_SHA512, Some(C14N), SHA512),
+            ("inc-sha512-no-c14n-transform", "ds", C14N, RSA_SHA512, None, SHA256),
+            ("inc-dotnet-unprefixed", "", C14N, RSA_SHA256, None, SHA256),
+            ("inc-unprefixed-sha512", "", C14N, RSA_SHA512, Some(C14N), SHA512),
+            ("exc-sha256", "ds", EXC_C14N, RSA_SHA256, Some(EXC_C14N), SHA256),
+            ("exc-unprefixed-sha512", "", EXC_C14N, RSA_SHA512, Some(EXC_C14N), SHA512),
+            ("mixed", "ds", C14N, RSA_SHA256, Some(EXC_C14N), SHA512),
+        ];
+        for (name, prefix, si, sig, transform, digest) in cases {
+            let doc = format!(
+                "{}{}</Document>\n",
+                DOC_HEAD.replace("{ID}", ""),
+                template(prefix, si, sig, transform, digest, "")
+            );
+            let signed = xmlsec_sign(&dir.0, name, &doc, &[]);
+            let v = verify_enveloped(&signed, &pinned).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(v.signer.subject.contains("Dev Bank"), "{name}");
+            assert_eq!(v.document.root.local, "Document");
+            verify_enveloped(&signed, &XmlTrust::Store(&trust)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // One byte of content changed: the digest no longer matches.
+            let amount = tamper(&signed, ">100000</Amt>", ">900000</Amt>");
+            assert_eq!(verify_enveloped(&amount, &pinned).unwrap_err(), DsigError::DigestMismatch, "{name}");
+            let remittance = tamper(&signed, "lệ phí", "lệ phi");
+            assert_eq!(
+                verify_enveloped(&remittance, &pinned).unwrap_err(),
+                DsigError::DigestMismatch,
+                "{name}"
+            );
+            // The root's xml:lang is signed content (and, inclusive, inherited into the canonical
+            // SignedInfo, which is checked by every inclusive case verifying at all).
+            let lang = tamper(&signed, "xml:lang=\"vi\"", "xml:lang=\"en\"");
+            let err = verify_enveloped(&lang, &pinned).unwrap_err();
+            assert!(
+                matches!(err, DsigError::DigestMismatch | DsigError::SignatureMismatch),
+                "{name}: {err}"
+            );
+            // SignedInfo changed while the content is intact (a space inside it): the digest
+            // still matches, the signature value no longer does.
+            let text = String::from_utf8(signed.clone()).unwrap();
+            let si = format!(
+                "<{}SignedInfo>",
+                if prefix.is_empty() { String::new() } else { format!("{prefix}:") }
+            );
+            let forged = text.replacen(&si, &format!("{si} "), 1);
+            assert_ne!(forged, text, "{name}");
+            assert_eq!(
+                verify_enveloped(forged.as_bytes(), &pinned).unwrap_err(),
+                DsigError::SignatureMismatch,
+                "{name}"
+            );
+            // xmlsec1 agrees with itself on the untampered document, and refuses the tampered one.
+            let path = dir.0.join(format!("{name}.check.xml"));
+            let root = dir.0.join("root.pem").display().to_string();
+            std::fs::write(&path, &signed).unwrap();
+            let (ok, log) = xmlsec1(&["--verify", "--trusted-pem", &root, &path.display().to_string()]);
+            assert!(ok, "{name}: {log}");
+            std::fs::write(&path, &amount).unwrap();
+            assert!(
+                !xmlsec1(&["--verify", "--trusted-pem", &root, &path.display().to_string()]).0,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reference_to_the_root_id_verifies_without_the_prolog() {
+        let (dir, pki, _) = setup();
+        let pinned = XmlTrust::Pinned {
+            cert: &pki.bank.cert,
+            store: None,
+        };
+        let doc = format!(
+            "<?xml version=\"1.0\"?>\n<?bank batch=\"7\"?>\n{}{}</Document>\n",
+            DOC_HEAD
+                .replace("{ID}", " Id=\"doc1\"")
+                .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+            template("ds", C14N, RSA_SHA512, None, SHA512, "#doc1")
+        );
+        let signed = xmlsec_sign(&dir.0, "by-id", &doc, &["--id-attr:Id", "Document"]);
+        verify_enveloped(&signed, &pinned).unwrap();
+        // The processing instruction before the root is outside "#doc1": changing it is harmless.
+        verify_enveloped(&tamper(&signed, "batch=\"7\"", "batch=\"8\""), &pinned).unwrap();
+        assert_eq!(
+            verify_enveloped(&tamper(&signed, ">100000</Amt>", ">100001</Amt>"), &pinned).unwrap_err(),
+            DsigError::DigestMismatch
+        );
+    }
+
+    #[test]
+    fn the_gateway_still_signs_exclusive_rsa_sha256_and_xmlsec1_agrees() {
+        let (dir, pki, trust) = setup();
+        let doc = format!("{}</Document>\n", DOC_HEAD.replace("{ID}", ""));
+        let signed = sign_enveloped(doc.as_bytes(), &pki.gateway).unwrap();
+        let text = String::from_utf8(signed.clone()).unwrap();
+        assert!(text.contains(&format!("<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>")));
+        assert!(text.contains(&format!("<ds:SignatureMethod Algorithm=\"{RSA_SHA256}\"/>")));
+        assert!(text.contains(&format!("<ds:DigestMethod Algorithm=\"{SHA256}\"/>")));
+        verify_enveloped(&signed, &XmlTrust::Store(&trust)).unwrap();
+        let path = dir.0.join("ours.xml");
+        std::fs::write(&path, &signed).unwrap();
+        let root = dir.0.join("root.pem").display().to_string();
+        let (ok, log) = xmlsec1(&["--verify", "--trusted-pem", &root, &path.display().to_string()]);
+        assert!(ok, "{log}");
+    }
+
+    #[test]
+    fn what_is_not_accepted_is_refused_by_name() {
+        let (dir, pki, _) = setup();
+        let pinned = XmlTrust::Pinned {
+            cert: &pki.bank.cert,
+            store: None,
+        };
+        let signed = xmlsec_sign(
+            &dir.0,
+            "base",
+            &format!(
+                "{}{}</Document>\n",
+                DOC_HEAD.replace("{ID}", ""),
+                template("ds", C14N, RSA_SHA512, Some(C14N), SHA512, "")
+            ),
+            &[],
+        );
+        verify_enveloped(&signed, &pinned).unwrap();
+        let unsupported = |from: &str, to: &str| match verify_enveloped(&tamper(&signed, from, to), &pinned).unwrap_err() {
+            DsigError::UnsupportedAlgorithm(a) => a,
+            other => panic!("{to}: {other}"),
+        };
+        // SHA-1 and the with-comments variants are not accepted.
+        let sha1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+        assert_eq!(unsupported(RSA_SHA512, sha1), sha1);
+        let with_comments = format!("{C14N}#WithComments");
+        assert_eq!(
+            unsupported(
+                &format!("CanonicalizationMethod Algorithm=\"{C14N}\""),
+                &format!("CanonicalizationMethod Algorithm=\"{with_comments}\"")
+            ),
+            with_comments
+        );
+        assert_eq!(
+            unsupported(SHA512, "http://www.w3.org/2000/09/xmldsig#sha1"),
+            "http://www.w3.org/2000/09/xmldsig#sha1"
+        );
+        // A C14N transform before the enveloped one, two C14N transforms, an XPath transform.
+        let enveloped = format!("<ds:Transform Algorithm=\"{ENVELOPED}\"/>");
+        let c14n_t = format!("<ds:Transform Algorithm=\"{C14N}\"/>");
+        unsupported(&format!("{enveloped}\n        {c14n_t}"), &format!("{c14n_t}{enveloped}"));
+        unsupported(&c14n_t, &format!("{c14n_t}{c14n_t}"));
+        unsupported(
+            &c14n_t,
+            "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/>",
+        );
+        // Parameters that would change the canonical form are refused, not ignored.
+        unsupported(
+            &format!("CanonicalizationMethod Algorithm=\"{C14N}\"/>"),
+            &format!(
+                "CanonicalizationMethod Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"xsi\"/></ds:CanonicalizationMethod>"
+            ),
+        );
+        // No enveloped transform at all.
+        assert_eq!(
+            verify_enveloped(&tamper(&signed, &enveloped, ""), &pinned).unwrap_err(),
+            DsigError::Missing("the enveloped-signature transform")
+        );
+        // A reference to something that is not the root.
+        assert_eq!(
+            verify_enveloped(&tamper(&signed, "URI=\"\"", "URI=\"#other\""), &pinned).unwrap_err(),
+            DsigError::ReferenceNotRoot("#other".into())
+        );
+        // An EC certificate pinned for an RSA signature method.
+        let (key, cert) = crate::devpki::issue(
+            &crate::devpki::CertSpec {
+                common_name: "EC bank",
+                key: crate::devpki::KeyKind::EcP256,
+                role: crate::devpki::Role::Signer,
+                from_days: -1,
+                to_days: 30,
+            },
+            None,
+        )
+        .unwrap();
+        drop(key);
+        let no_keyinfo = String::from_utf8(signed.clone()).unwrap();
+        let (a, b) = (no_keyinfo.find("<ds:KeyInfo>").unwrap(), no_keyinfo.find("</ds:KeyInfo>").unwrap());
+        let no_keyinfo = format!("{}{}", &no_keyinfo[..a], &no_keyinfo[b + "</ds:KeyInfo>".len()..]);
+        // Without KeyInfo the pinned certificate still decides...
+        verify_enveloped(no_keyinfo.as_bytes(), &pinned).unwrap();
+        // ...and an EC one cannot check an RSA signature.
+        assert!(matches!(
+            verify_enveloped(no_keyinfo.as_bytes(), &XmlTrust::Pinned { cert: &cert, store: None }).unwrap_err(),
+            DsigError::UnsupportedAlgorithm(_)
+        ));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
+use super::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
 
 #[derive(Clone, Default)]
@@ -431,18 +431,29 @@ impl MemoryQueue {
         &self,
         queue: &str,
         c: &Confirmation,
-        event: &NewMessage,
+        standing: &str,
+        events: &PaymentEvents,
         now: Millis,
     ) -> Result<ConfirmOutcome, QueueError> {
+        // The same rules as the Redis script PAY_CONFIRM, step for step.
         let outcome = self.with(queue, |s| {
-            let tx_key = format!("{}:{}", c.provider, c.transaction);
+            let tx_key = c.transaction_key();
             let Some(p) = s.payments.get_mut(&c.reference) else {
                 return "unknown".to_string();
             };
             if let Some(before) = s.payment_tx.get(&tx_key) {
                 return format!("duplicate:{before}");
             }
-            if p.status != PaymentState::Pending {
+            if p.status == PaymentState::Paid && c.paid {
+                if p.provider_transaction.as_deref().unwrap_or("") != standing {
+                    return "stale".to_string();
+                }
+                p.duplicates += 1;
+                s.payment_tx.insert(tx_key, "paid_twice".into());
+                s.push(uuid::Uuid::now_v7().to_string(), events.duplicate.clone(), now);
+                return "paid_twice".to_string();
+            }
+            if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
                 return format!("already:{}", p.status.as_str());
             }
             let state = if !c.paid {
@@ -455,39 +466,47 @@ impl MemoryQueue {
             p.status = state;
             p.provider_transaction = Some(c.transaction.clone());
             p.provider_time = Some(c.provider_time.clone());
+            p.confirmed_by = Some(c.provider.clone());
             p.settled_at = Some(now);
             s.payment_tx.insert(tx_key, state.as_str().to_string());
             if state == PaymentState::Paid {
-                s.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
+                s.push(uuid::Uuid::now_v7().to_string(), events.confirmed.clone(), now);
             }
             state.as_str().to_string()
         });
         super::parse_confirm(&outcome)
     }
 
-    pub async fn payment_reverse(
-        &self,
-        queue: &str,
-        reference: &str,
-        reversal_key: &str,
-        event: &NewMessage,
-        now: Millis,
-    ) -> Result<ReverseOutcome, QueueError> {
-        Ok(self.with(queue, |s| {
-            let Some(p) = s.payments.get_mut(reference) else {
-                return ReverseOutcome::Unknown;
+    pub async fn payment_reverse(&self, queue: &str, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, QueueError> {
+        // The same rules as the Redis script PAY_REVERSE.
+        let out = self.with(queue, |s| {
+            let key = format!("{}:reversal:{}", r.provider, r.key);
+            let Some(p) = s.payments.get_mut(&r.reference) else {
+                return "unknown";
             };
-            if s.payment_tx.contains_key(reversal_key) || p.status != PaymentState::Paid {
-                return ReverseOutcome::Ignored;
+            if s.payment_tx.contains_key(&key) {
+                return "duplicate";
             }
-            p.status = PaymentState::Pending;
-            p.provider_transaction = None;
-            p.provider_time = None;
-            p.settled_at = None;
-            s.payment_tx.insert(reversal_key.to_string(), "reversed".into());
+            if p.status != PaymentState::Paid {
+                return "not_paid";
+            }
+            if p.confirmed_by.as_deref() != Some(r.provider.as_str()) {
+                return "other_provider";
+            }
+            if p.amount != r.amount {
+                return "other_amount";
+            }
+            if let Some(t) = &r.original_transaction
+                && p.provider_transaction.as_ref() != Some(t)
+            {
+                return "other_transaction";
+            }
+            p.status = PaymentState::Reversed;
+            s.payment_tx.insert(key, "reversed".into());
             s.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
-            ReverseOutcome::Reversed
-        }))
+            "reversed"
+        });
+        ReverseOutcome::parse(out).ok_or_else(|| QueueError::Corrupt(format!("payment reversal outcome {out}")))
     }
 
     pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {

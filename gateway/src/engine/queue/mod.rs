@@ -18,7 +18,7 @@ mod redis;
 use serde::Serialize;
 
 pub use self::memory::MemoryQueue;
-use self::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
+use self::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 pub use self::redis::RedisQueue;
 
 /// Unix time in milliseconds.
@@ -256,28 +256,23 @@ impl Queue {
         dispatch!(self, q => q.payment_get(queue, reference).await)
     }
 
-    /// Applies a confirmation by the matching rules, atomically with queueing `event` when the
-    /// payment becomes paid.
+    /// Applies a confirmation by the matching rules (`payments.rs`), atomically with queueing
+    /// the event it calls for. `standing` is the transaction the caller saw standing.
     pub async fn payment_confirm(
         &self,
         queue: &str,
         c: &Confirmation,
-        event: &NewMessage,
+        standing: &str,
+        events: &PaymentEvents,
         now: Millis,
     ) -> Result<ConfirmOutcome, QueueError> {
-        dispatch!(self, q => q.payment_confirm(queue, c, event, now).await)
+        dispatch!(self, q => q.payment_confirm(queue, c, standing, events, now).await)
     }
 
-    /// Undoes a paid payment (a bank reversal), once per `reversal_key`, queueing `event`.
-    pub async fn payment_reverse(
-        &self,
-        queue: &str,
-        reference: &str,
-        reversal_key: &str,
-        event: &NewMessage,
-        now: Millis,
-    ) -> Result<ReverseOutcome, QueueError> {
-        dispatch!(self, q => q.payment_reverse(queue, reference, reversal_key, event, now).await)
+    /// Undoes a paid payment (a provider's reversal) when it matches, once per reversal,
+    /// queueing `event`.
+    pub async fn payment_reverse(&self, queue: &str, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, QueueError> {
+        dispatch!(self, q => q.payment_reverse(queue, r, event, now).await)
     }
 
     pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
@@ -293,6 +288,9 @@ pub(crate) fn parse_confirm(s: &str) -> Result<ConfirmOutcome, QueueError> {
         "paid" => ConfirmOutcome::Paid,
         "failed" => ConfirmOutcome::Failed,
         "amount_mismatch" => ConfirmOutcome::AmountMismatch,
+        "paid_twice" => ConfirmOutcome::PaidTwice,
+        "stale" => ConfirmOutcome::Stale,
+        "duplicate:paid_twice" => ConfirmOutcome::Duplicate(PaymentState::Paid),
         _ if s.starts_with("duplicate:") => ConfirmOutcome::Duplicate(state(&s[10..])?),
         _ if s.starts_with("already:") => ConfirmOutcome::AlreadySettled(state(&s[8..])?),
         _ => return Err(QueueError::Corrupt(format!("payment outcome {s}"))),

@@ -1,6 +1,18 @@
 //! Payment records, kept in the queue backend beside the centre's webhook queue (same Redis
-//! hash tag), so that confirming a payment and queueing its `payment.confirmed` event are one
+//! hash tag), so that confirming a payment and queueing its event for the centre are one
 //! atomic step: two copies of a callback on two gateway processes make one event.
+//!
+//! The matching rules, the same in both backends:
+//! - a provider transaction (provider + its transaction id) is applied once; a repeat gets the
+//!   first answer again and changes nothing;
+//! - `pending` (or `failed`, since a provider's later word that money arrived outranks its
+//!   earlier failure) becomes `paid` on a paid confirmation of the right amount, with one
+//!   `payment.confirmed` event, or `amount_mismatch` for a person to look at;
+//! - a second, different paid transaction for a `paid` payment is money paid twice: the first
+//!   stands, and one `payment.duplicate` event tells the centre to refund;
+//! - a reversal undoes a `paid` payment only when it comes from the provider that paid it, for
+//!   the same amount, naming the same transaction where it names one; the payment becomes
+//!   `reversed` with one `payment.reversed` event.
 
 use serde::Serialize;
 
@@ -13,6 +25,7 @@ pub enum PaymentState {
     Paid,
     Failed,
     AmountMismatch,
+    Reversed,
 }
 
 impl PaymentState {
@@ -22,6 +35,7 @@ impl PaymentState {
             PaymentState::Paid => "paid",
             PaymentState::Failed => "failed",
             PaymentState::AmountMismatch => "amount_mismatch",
+            PaymentState::Reversed => "reversed",
         }
     }
 
@@ -31,6 +45,7 @@ impl PaymentState {
             "paid" => Self::Paid,
             "failed" => Self::Failed,
             "amount_mismatch" => Self::AmountMismatch,
+            "reversed" => Self::Reversed,
             _ => return None,
         })
     }
@@ -47,17 +62,26 @@ pub struct PaymentRecord {
     pub provider: String,
     pub status: PaymentState,
     pub payment_url: String,
-    /// Fee lines and payer as JSON text, stored as given.
+    /// The receiving agency (`MaDonVi`) and the fee lines as JSON text. The payer's name,
+    /// address and identity number go to the provider once and are not kept.
+    #[serde(rename = "MaDonVi")]
+    pub agency: String,
     #[serde(skip)]
     pub fees_json: String,
     #[serde(skip)]
-    pub payer_json: String,
-    #[serde(skip)]
     pub created_at: Millis,
+    /// The time the provider was told at creation (`ThoiGianGD` of INIT, `vnp_CreateDate`):
+    /// the provider finds the payment by reference and this time when it is queried.
+    #[serde(skip)]
+    pub provider_created: String,
     pub provider_transaction: Option<String>,
     pub provider_time: Option<String>,
+    /// Which route's confirmation made it paid (`paygov`, `vnpay`, `bank:<id>`).
+    pub confirmed_by: Option<String>,
     #[serde(skip)]
     pub settled_at: Option<Millis>,
+    /// Paid transactions that arrived after the one that stands: money to refund.
+    pub duplicates: u32,
 }
 
 /// A provider's word on a payment, already authenticated by its route.
@@ -72,6 +96,24 @@ pub struct Confirmation {
     pub provider_time: String,
 }
 
+impl Confirmation {
+    /// The transaction's identity for de-duplication. A failure is kept apart from a success
+    /// with the same transaction id, so that a provider's "failed, then paid" is not mistaken
+    /// for a repeat.
+    pub fn transaction_key(&self) -> String {
+        let suffix = if self.paid { "" } else { ":failed" };
+        format!("{}:{}{suffix}", self.provider, self.transaction)
+    }
+}
+
+/// The events a confirmation may queue for the centre: `payment.confirmed` when it pays,
+/// `payment.duplicate` when it pays a second time. At most one of them is queued.
+pub struct PaymentEvents {
+    pub ordering_key: String,
+    pub confirmed: NewMessage,
+    pub duplicate: NewMessage,
+}
+
 /// What the matching rules made of a confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmOutcome {
@@ -82,25 +124,58 @@ pub enum ConfirmOutcome {
     Duplicate(PaymentState),
     /// The payment was already settled by another transaction; nothing happens.
     AlreadySettled(PaymentState),
+    /// A second, different paid transaction for a paid payment: the first stands and one
+    /// `payment.duplicate` event is queued.
+    PaidTwice,
     /// The amount differs: marked for a person to look at, never paid.
     AmountMismatch,
     /// First valid confirmation: paid, one event queued.
     Paid,
     /// The provider says the payment failed.
     Failed,
+    /// Another transaction paid it since the caller read it: read again and retry.
+    Stale,
+}
+
+/// A provider's reversal of a payment it made (a bank's DBIT entry with `RvslInd`).
+#[derive(Debug, Clone)]
+pub struct Reversal {
+    pub reference: String,
+    /// The route that must have paid it (`bank:<id>`).
+    pub provider: String,
+    /// The reversal's own identity, so that a repeat of it changes nothing.
+    pub key: String,
+    pub amount: u64,
+    /// The original transaction it names, when it names one.
+    pub original_transaction: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReverseOutcome {
     Unknown,
-    /// A paid payment is pending again; an event tells the centre.
+    /// The paid payment is now `reversed`; an event tells the centre.
     Reversed,
-    /// Nothing to undo (not paid, or this reversal was applied before).
-    Ignored,
+    /// This reversal was applied before.
+    Duplicate,
+    /// Nothing to undo: the payment is not paid.
+    NotPaid,
+    /// It does not match the payment that stands (another payer route, amount or transaction):
+    /// nothing changes.
+    Mismatch(&'static str),
 }
 
-/// The event queued with a state change, for the centre's webhook queue.
-pub struct Event {
-    pub queue: String,
-    pub message: NewMessage,
+impl ReverseOutcome {
+    /// The scripts' answers, shared by both backends.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "unknown" => Self::Unknown,
+            "reversed" => Self::Reversed,
+            "duplicate" => Self::Duplicate,
+            "not_paid" => Self::NotPaid,
+            "other_provider" => Self::Mismatch("another route paid it"),
+            "other_amount" => Self::Mismatch("another amount was paid"),
+            "other_transaction" => Self::Mismatch("it names another transaction"),
+            _ => return None,
+        })
+    }
 }

@@ -16,7 +16,7 @@ use deadpool_redis::{Config, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Script, Value};
 
-use super::payments::{ConfirmOutcome, Confirmation, PaymentRecord, PaymentState, ReverseOutcome};
+use super::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use super::{
     Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement, parse_confirm,
 };
@@ -76,45 +76,58 @@ return {0, ARGV[1]}
 "#;
 
 const PAY_CREATE: &str = r#"
--- KEYS: pay, pending; ARGV: ref, mahoso, amount, provider, fees, payer, url, now
+-- KEYS: pay, pending; ARGV: ref, mahoso, amount, provider, agency, fees, url, now, provider_created
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'fees', ARGV[5],
-  'payer', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8])
+redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'agency', ARGV[5],
+  'fees', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8], 'pcreated', ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
 return 1
 "#;
 
+/// The matching rules of `payments.rs` (module docs there). `stale` means the payment was
+/// paid by another transaction after the caller read it: the caller reads again and retries,
+/// so that a `payment.duplicate` event always names the transaction that stands.
 const PAY_CONFIRM: &str = r#"
 -- KEYS: pay, paytx, pending, msg, key list, due, stats
--- ARGV: ref, txn, amount, paid, ptime, now, id, kind, okey, payload
+-- ARGV: ref, txn, amount, paid, ptime, now, id, okey, by, standing txn,
+--       confirmed kind, confirmed payload, duplicate kind, duplicate payload
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
 local before = redis.call('GET', KEYS[2])
 if before then return 'duplicate:' .. before end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'pending' then return 'already:' .. state end
+if state == 'paid' and ARGV[4] == '1' then
+  if (redis.call('HGET', KEYS[1], 'txn') or '') ~= ARGV[10] then return 'stale' end
+  redis.call('SET', KEYS[2], 'paid_twice')
+  redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[13], ARGV[8], ARGV[14], ARGV[6])
+  return 'paid_twice'
+end
+if state ~= 'pending' and not (state == 'failed' and ARGV[4] == '1') then return 'already:' .. state end
 local outcome = 'paid'
 if ARGV[4] ~= '1' then outcome = 'failed'
 elseif redis.call('HGET', KEYS[1], 'amount') ~= ARGV[3] then outcome = 'amount_mismatch' end
 redis.call('SET', KEYS[2], outcome)
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6])
+redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6], 'by', ARGV[9])
 if outcome == 'paid' then
-  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[6])
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[11], ARGV[8], ARGV[12], ARGV[6])
 end
 return outcome
 "#;
 
 const PAY_REVERSE: &str = r#"
--- KEYS: pay, paytx (of the reversal), pending, msg, key list, due, stats
--- ARGV: as PAY_CONFIRM's (ref, txn, amount, paid, ptime, now, id, kind, okey, payload)
+-- KEYS: pay, paytx (of the reversal), msg, key list, due, stats
+-- ARGV: ref, by, amount, original txn ('' when not named), now, id, okey, kind, payload
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'ignored' end
-if redis.call('HGET', KEYS[1], 'state') ~= 'paid' then return 'ignored' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+local p = redis.call('HMGET', KEYS[1], 'state', 'by', 'amount', 'txn')
+if p[1] ~= 'paid' then return 'not_paid' end
+if p[2] ~= ARGV[2] then return 'other_provider' end
+if p[3] ~= ARGV[3] then return 'other_amount' end
+if ARGV[4] ~= '' and p[4] ~= ARGV[4] then return 'other_transaction' end
 redis.call('SET', KEYS[2], 'reversed')
-redis.call('HSET', KEYS[1], 'state', 'pending')
-redis.call('HDEL', KEYS[1], 'txn', 'ptime', 'settled')
-redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'created'), ARGV[1])
-push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[6])
+redis.call('HSET', KEYS[1], 'state', 'reversed', 'reversed', ARGV[5])
+push(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[6], ARGV[8], ARGV[7], ARGV[9], ARGV[5])
 return 'reversed'
 "#;
 
@@ -724,10 +737,11 @@ impl RedisQueue {
             .arg(&p.ma_ho_so)
             .arg(p.amount)
             .arg(&p.provider)
+            .arg(&p.agency)
             .arg(&p.fees_json)
-            .arg(&p.payer_json)
             .arg(&p.payment_url)
             .arg(p.created_at)
+            .arg(&p.provider_created)
             .invoke_async(&mut self.conn().await?)
             .await
             .map_err(unavailable)?;
@@ -763,81 +777,85 @@ impl RedisQueue {
             provider: get("provider"),
             status: PaymentState::parse(&get("state")).ok_or_else(|| corrupt("payment state"))?,
             payment_url: get("url"),
+            agency: get("agency"),
             fees_json: get("fees"),
-            payer_json: get("payer"),
             created_at: get("created").parse().unwrap_or(0),
+            provider_created: get("pcreated"),
             provider_transaction: map.get("txn").cloned(),
             provider_time: map.get("ptime").cloned(),
+            confirmed_by: map.get("by").cloned(),
             settled_at: map.get("settled").and_then(|s| s.parse().ok()),
+            duplicates: get("duplicates").parse().unwrap_or(0),
         }))
     }
 
-    /// Runs a payment script: both take the same keys (the payment, the transaction marker,
-    /// the pending index, and the event's place in the queue) and the same arguments.
-    #[allow(clippy::too_many_arguments)]
-    async fn payment_step(
-        &self,
-        script: &Script,
-        queue: &str,
-        reference: &str,
-        tx_key: &str,
-        c: Option<&Confirmation>,
-        event: &NewMessage,
-        now: Millis,
-    ) -> Result<String, QueueError> {
-        let base = self.base(queue);
-        let id = uuid::Uuid::now_v7().to_string();
-        let mut inv = script.prepare_invoke();
-        inv.key(format!("{base}pay:{reference}"))
-            .key(format!("{base}paytx:{tx_key}"))
-            .key(format!("{base}pay:pending"))
-            .key(format!("{base}m:{id}"))
-            .key(format!("{base}k:{}", event.ordering_key))
-            .key(format!("{base}due"))
-            .key(format!("{base}stats"))
-            .arg(reference)
-            .arg(c.map_or("", |c| c.transaction.as_str()))
-            .arg(c.map_or(0, |c| c.amount))
-            .arg(if c.is_some_and(|c| c.paid) { "1" } else { "0" })
-            .arg(c.map_or("", |c| c.provider_time.as_str()))
-            .arg(now)
-            .arg(&id)
-            .arg(&event.kind)
-            .arg(&event.ordering_key)
-            .arg(&event.payload);
-        inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)
-    }
-
+    /// Applies a confirmation (see [`PAY_CONFIRM`]); `standing` is the transaction the caller
+    /// saw standing, `events` the confirmed and the duplicate event, one of which may be queued.
     pub async fn payment_confirm(
         &self,
         queue: &str,
         c: &Confirmation,
-        event: &NewMessage,
+        standing: &str,
+        events: &PaymentEvents,
         now: Millis,
     ) -> Result<ConfirmOutcome, QueueError> {
-        let tx_key = format!("{}:{}", c.provider, c.transaction);
-        let out = self
-            .payment_step(&self.scripts.pay_confirm, queue, &c.reference, &tx_key, Some(c), event, now)
-            .await?;
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let out: String = self
+            .scripts
+            .pay_confirm
+            .key(format!("{base}pay:{}", c.reference))
+            .key(format!("{base}paytx:{}", c.transaction_key()))
+            .key(format!("{base}pay:pending"))
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", events.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(&c.reference)
+            .arg(&c.transaction)
+            .arg(c.amount)
+            .arg(if c.paid { "1" } else { "0" })
+            .arg(&c.provider_time)
+            .arg(now)
+            .arg(&id)
+            .arg(&events.ordering_key)
+            .arg(&c.provider)
+            .arg(standing)
+            .arg(&events.confirmed.kind)
+            .arg(&events.confirmed.payload)
+            .arg(&events.duplicate.kind)
+            .arg(&events.duplicate.payload)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
         parse_confirm(&out)
     }
 
-    pub async fn payment_reverse(
-        &self,
-        queue: &str,
-        reference: &str,
-        reversal_key: &str,
-        event: &NewMessage,
-        now: Millis,
-    ) -> Result<ReverseOutcome, QueueError> {
-        let out = self
-            .payment_step(&self.scripts.pay_reverse, queue, reference, reversal_key, None, event, now)
-            .await?;
-        Ok(match out.as_str() {
-            "unknown" => ReverseOutcome::Unknown,
-            "reversed" => ReverseOutcome::Reversed,
-            _ => ReverseOutcome::Ignored,
-        })
+    pub async fn payment_reverse(&self, queue: &str, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, QueueError> {
+        let base = self.base(queue);
+        let id = uuid::Uuid::now_v7().to_string();
+        let out: String = self
+            .scripts
+            .pay_reverse
+            .key(format!("{base}pay:{}", r.reference))
+            .key(format!("{base}paytx:{}:reversal:{}", r.provider, r.key))
+            .key(format!("{base}m:{id}"))
+            .key(format!("{base}k:{}", event.ordering_key))
+            .key(format!("{base}due"))
+            .key(format!("{base}stats"))
+            .arg(&r.reference)
+            .arg(&r.provider)
+            .arg(r.amount)
+            .arg(r.original_transaction.as_deref().unwrap_or(""))
+            .arg(now)
+            .arg(&id)
+            .arg(&event.ordering_key)
+            .arg(&event.kind)
+            .arg(&event.payload)
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        ReverseOutcome::parse(&out).ok_or_else(|| corrupt("payment reversal outcome"))
     }
 
     /// References of pending payments created between `from` and `to`.

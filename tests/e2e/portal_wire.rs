@@ -1,0 +1,284 @@
+//! What crosses the wire to the portal, end to end (centre → gateway → mock-portal over HTTP,
+//! Redis queue): codes and flags taken in either form and sent as public clients send them,
+//! the `TraCuuHoSo` answer read from `result` and never guessed, and the LGSP's `dstcode`.
+//! The mock refuses numbers where public clients send strings, so a regression in the wire
+//! form shows up here as a dead letter, not as a quiet success.
+
+use std::time::Duration;
+
+use hcc_config::QueueBackendKind;
+use hcc_gateway::app::Workers;
+use hcc_gateway::engine::queue::now_ms;
+use hcc_mocks::portal::PortalState;
+use hcc_tests::*;
+use serde_json::{Value, json};
+
+async fn gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
+    let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];
+    o.extend(extra.iter().cloned());
+    spawn_app(settings(QueueBackendKind::Redis, &o), workers).await
+}
+
+async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(CENTRE_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Posts and expects 202; returns the message id.
+async fn accepted(app: &TestApp, path: &str, body: &Value) -> String {
+    let r = post(app, path, body).await;
+    assert_eq!(r.status(), 202, "{path}");
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn message(app: &TestApp, id: &str) -> Value {
+    app.client
+        .get(app.url(&format!("/v1/messages/{id}")))
+        .bearer_auth(CENTRE_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn all_delivered(app: &TestApp, ids: &[String]) {
+    eventually("all delivered", Duration::from_secs(20), || async {
+        for id in ids {
+            let m = message(app, id).await;
+            if m["status"] != "delivered" {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// Waits until a message has failed at least `n` attempts and returns its record.
+async fn attempted(app: &TestApp, id: &str, n: u64) -> Value {
+    eventually(&format!("{n} attempts of {id}"), Duration::from_secs(20), || async {
+        let m = message(app, id).await;
+        (m["attempts"].as_u64().unwrap_or(0) >= n).then_some(m)
+    })
+    .await
+}
+
+/// A control call to the mock portal.
+async fn control(client: &reqwest::Client, portal_url: &str, path: &str, body: Value) {
+    let r = client.post(format!("{portal_url}/_mock/{path}")).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "/_mock/{path}: {}", r.status());
+}
+
+/// The fixture as a centre whose software writes every code and flag as a string sends it.
+fn stringly(ma: &str, status: &str) -> Value {
+    let mut d = dossier(ma, 1);
+    d["TrangThaiHoSo"] = json!(status);
+    d["LoaiDoiTuong"] = json!("1");
+    d["HinhThuc"] = json!("0");
+    d["TaiLieuNop"][0]["IsDeleted"] = json!("False");
+    d["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!("2");
+    d
+}
+
+fn items(state: &PortalState, ma: &str) -> Vec<Value> {
+    state.arrivals_of(ma).into_iter().map(|a| a.item).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_and_strings_from_the_centre_reach_the_portal_as_strings() {
+    let (p, state) = portal();
+    let app = gateway(&p.url(), &[], Workers::On).await;
+    let (numeric, textual) = ("WIRE-N", "WIRE-S");
+    // Each dossier moves 2 → 4, a change the life-cycle allows.
+    let mut with_flag = dossier(numeric, 2);
+    with_flag["TaiLieuNop"][0]["IsDeleted"] = json!(true);
+    let mut progress_text = progress(textual, 4, 1);
+    progress_text["TrangThai"] = json!("4");
+    let ids = vec![
+        accepted(&app, "/v1/dossiers", &with_flag).await,
+        accepted(&app, &format!("/v1/dossiers/{numeric}/progress"), &progress(numeric, 4, 1)).await,
+        accepted(&app, "/v1/dossiers", &stringly(textual, "2")).await,
+        accepted(&app, &format!("/v1/dossiers/{textual}/progress"), &progress_text).await,
+        accepted(&app, "/v1/dossiers", &stringly(textual, "4")).await,
+    ];
+    all_delivered(&app, &ids).await;
+    let n = items(&state, numeric);
+    assert_eq!(n.len(), 2);
+    assert_eq!(
+        (
+            &n[0]["TrangThaiHoSo"],
+            &n[0]["LoaiDoiTuong"],
+            &n[0]["HinhThuc"],
+            &n[0]["TaiLieuNop"][0]["IsDeleted"]
+        ),
+        (&json!("2"), &json!("1"), &json!("0"), &json!("True"))
+    );
+    assert_eq!(n[1]["TrangThai"], json!("4"));
+    // A field with no known wire form goes as the centre sent it.
+    assert_eq!(n[0]["DanhSachLePhi"][0]["LoaiPhiLePhi"], json!(2));
+    let s = items(&state, textual);
+    assert_eq!(s.len(), 3);
+    assert_eq!(
+        (
+            &s[0]["TrangThaiHoSo"],
+            &s[0]["LoaiDoiTuong"],
+            &s[0]["HinhThuc"],
+            &s[0]["TaiLieuNop"][0]["IsDeleted"]
+        ),
+        (&json!("2"), &json!("1"), &json!("0"), &json!("False"))
+    );
+    assert_eq!((&s[1]["TrangThai"], &s[2]["TrangThaiHoSo"]), (&json!("4"), &json!("4")));
+    assert_eq!(s[0]["DanhSachLePhi"][0]["LoaiPhiLePhi"], json!("2"));
+    let c = state.counters();
+    assert_eq!((c.refused, c.backwards), (0, 0), "{c:?}");
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued() {
+    let (p, _state) = portal();
+    let app = gateway(&p.url(), &[], Workers::Off).await;
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    for bad in [json!("abc"), json!(4.5), json!("11"), json!(true), json!("4.0"), json!(" 4")] {
+        let mut d = dossier("BAD-FORM", 1);
+        d["TrangThaiHoSo"] = bad;
+        cases.push((d, "/TrangThaiHoSo"));
+    }
+    for (field, bad, pointer) in [
+        ("LoaiDoiTuong", json!("3"), "/LoaiDoiTuong"),
+        ("HinhThuc", json!("2"), "/HinhThuc"),
+        ("HinhThuc", json!(false), "/HinhThuc"),
+    ] {
+        let mut d = dossier("BAD-FORM", 1);
+        d[field] = bad;
+        cases.push((d, pointer));
+    }
+    let mut d = dossier("BAD-FORM", 1);
+    d["TaiLieuNop"][0]["IsDeleted"] = json!("yes");
+    cases.push((d, "/TaiLieuNop/0/IsDeleted"));
+    let mut d = dossier("BAD-FORM", 1);
+    d["TaiLieuNop"][0]["IsDeleted"] = json!(0);
+    cases.push((d, "/TaiLieuNop/0/IsDeleted"));
+    let mut d = dossier("BAD-FORM", 1);
+    d["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!("ba");
+    cases.push((d, "/DanhSachLePhi/0/LoaiPhiLePhi"));
+    for (body, pointer) in &cases {
+        let r = post(&app, "/v1/dossiers", body).await;
+        assert_eq!(r.status(), 422, "{pointer}");
+        let v: Value = r.json().await.unwrap();
+        let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+        assert_eq!(fields, vec![*pointer], "{v}");
+    }
+    for bad in [json!("abc"), json!(4.5), json!("11"), json!(true)] {
+        let mut pr = progress("BAD-FORM", 4, 1);
+        pr["TrangThai"] = bad;
+        let r = post(&app, "/v1/dossiers/BAD-FORM/progress", &pr).await;
+        assert_eq!(r.status(), 422);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errors"][0]["field"], "/TrangThai", "{v}");
+    }
+    let s = app.handle.queue.stats("dvcqg", now_ms()).await.unwrap();
+    assert_eq!(
+        (s.ready, s.in_flight, s.scheduled, s.dead, s.delivered_total),
+        (0, 0, 0, 0, 0),
+        "nothing was queued"
+    );
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dossier_already_on_the_portal_is_updated_not_created() {
+    let (p, state) = portal();
+    // Another system created it: the portal has it, the gateway never sent it.
+    control(&reqwest::Client::new(), &p.url(), "dossiers", stringly("PRE-1", "2")).await;
+    let app = gateway(&p.url(), &[], Workers::On).await;
+    let id = accepted(&app, "/v1/dossiers", &dossier("PRE-1", 4)).await;
+    all_delivered(&app, &[id]).await;
+    let a = state.arrivals_of("PRE-1");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].is_updating.as_deref(), Some("True"), "the look-up's result said it exists");
+    assert_eq!(a[0].item["TrangThaiHoSo"], json!("4"));
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_up_answer_that_shows_neither_hit_nor_miss_is_retried_never_guessed() {
+    let (p, state) = portal();
+    let client = reqwest::Client::new();
+    state.seed_dossier(stringly("ODD-OLD", "2")).unwrap();
+    // Success, and no list at all: neither a hit nor a miss.
+    control(
+        &client,
+        &p.url(),
+        "lookup",
+        json!({"answer": {"error_code": 0, "message": "Thành công"}}),
+    )
+    .await;
+    let app = gateway(&p.url(), &[], Workers::On).await;
+    let old = accepted(&app, "/v1/dossiers", &dossier("ODD-OLD", 4)).await;
+    let new = accepted(&app, "/v1/dossiers", &dossier("ODD-NEW", 1)).await;
+    for id in [&old, &new] {
+        let m = attempted(&app, id, 3).await;
+        assert_ne!(m["status"], "delivered");
+        assert_ne!(m["status"], "dead", "an unclear answer is not the message's fault: {m}");
+        let err = m["last_error"].as_str().unwrap_or_default();
+        assert!(err.contains("neither a hit nor a miss") && err.contains("alarm"), "{m}");
+    }
+    assert!(state.arrivals_of("ODD-OLD").is_empty() && state.arrivals_of("ODD-NEW").is_empty());
+    assert!(state.counters().lookups >= 6);
+    // An answer in a list shape that is not a list is no better.
+    control(
+        &client,
+        &p.url(),
+        "lookup",
+        json!({"answer": {"error_code": 0, "result": {"MaHoSo": "ODD-OLD"}}}),
+    )
+    .await;
+    let before = message(&app, &old).await["attempts"].as_u64().unwrap_or(0);
+    attempted(&app, &old, before + 2).await;
+    assert!(state.arrivals_of("ODD-OLD").is_empty());
+    // The real answer again: each goes out with the right isUpdating.
+    control(&client, &p.url(), "lookup", json!({"answer": null})).await;
+    all_delivered(&app, &[old, new]).await;
+    assert_eq!(state.arrivals_of("ODD-OLD")[0].is_updating.as_deref(), Some("True"));
+    assert_eq!(state.arrivals_of("ODD-NEW")[0].is_updating.as_deref(), Some("False"));
+    assert_eq!(state.counters().refused, 0);
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lgsp_dstcode_rides_on_every_call_when_configured() {
+    let (p, state) = portal();
+    control(&reqwest::Client::new(), &p.url(), "dstcode", json!({"required": "000.00.00.H46"})).await;
+    let with = gateway(&p.url(), &[("HCC__DVCQG__DSTCODE", "000.00.00.H46".into())], Workers::On).await;
+    let without = gateway(&p.url(), &[], Workers::On).await;
+    let ok = accepted(&with, "/v1/dossiers", &dossier("DST-WITH", 1)).await;
+    let ok_progress = accepted(&with, "/v1/dossiers/DST-WITH/progress", &progress("DST-WITH", 2, 1)).await;
+    let refused = accepted(&without, "/v1/dossiers", &dossier("DST-WITHOUT", 1)).await;
+    all_delivered(&with, &[ok, ok_progress]).await;
+    let m = attempted(&without, &refused, 3).await;
+    assert_ne!(m["status"], "delivered");
+    assert_ne!(m["status"], "dead", "a configuration fault is not the message's fault: {m}");
+    assert!(m["last_error"].as_str().unwrap_or_default().contains("403"), "{m}");
+    assert!(state.arrivals_of("DST-WITHOUT").is_empty());
+    let c = state.counters();
+    // The gateway without the header never got past the LGSP, not even to log in.
+    assert_eq!(c.logins, 1, "{c:?}");
+    assert!(c.dstcode_refused >= 3, "{c:?}");
+    assert_eq!(state.arrivals_of("DST-WITH").len(), 2);
+    with.stop().await;
+    without.stop().await;
+    p.stop().await;
+}
