@@ -1,14 +1,21 @@
-//! What every HTTP destination shares: a pooled client with explicit timeouts, and the usual
-//! reading of status codes (2xx delivered; 408, 425, 429 and 5xx retried, honouring
-//! `Retry-After`; any other status refused).
+//! What every HTTP destination shares: a pooled client with explicit timeouts that never follows
+//! a redirect, and the usual reading of status codes (2xx delivered; 408, 425, 429 and 5xx
+//! retried, honouring `Retry-After`; a redirect retried with an alarm; any other status refused).
+//!
+//! Redirects are not followed because every destination is configured by URL: a redirect is
+//! either a misconfiguration (`http` to `https`, a moved path) or an upstream, or whoever sits in
+//! front of it, steering the gateway's requests (bodies, bearer tokens, the portal session) to
+//! an address nobody configured. Either way a person must look.
 
 use std::time::{Duration, SystemTime};
 
 use crate::Outcome;
 
-/// A pooled client whose every request carries a connect and a total timeout.
+/// A pooled client whose every request carries a connect and a total timeout, and which
+/// answers a redirect with the redirect itself (a 3xx response), never by following it.
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(60))
@@ -33,6 +40,19 @@ pub fn classify_status(status: reqwest::StatusCode, headers: &reqwest::header::H
         return Outcome::Delivered;
     }
     let code = status.as_u16();
+    if status.is_redirection() {
+        // Not the message's fault, so it is kept and retried; the Location is attacker-
+        // controllable text and is neither followed nor logged.
+        tracing::error!(
+            alarm = true,
+            status = code,
+            "upstream answered a redirect, which is not followed: check the configured URL"
+        );
+        return Outcome::Retry {
+            reason: format!("upstream answered a redirect (HTTP {code}), which is not followed"),
+            after: None,
+        };
+    }
     if matches!(code, 408 | 425 | 429) || status.is_server_error() {
         return Outcome::Retry {
             reason: format!("upstream answered HTTP {code}"),
@@ -87,6 +107,47 @@ mod tests {
         assert!(matches!(classify_status(StatusCode::REQUEST_TIMEOUT, &h), Outcome::Retry { .. }));
         assert!(matches!(classify_status(StatusCode::BAD_REQUEST, &h), Outcome::Reject { .. }));
         assert!(matches!(classify_status(StatusCode::NOT_FOUND, &h), Outcome::Reject { .. }));
+        for redirect in [
+            StatusCode::MOVED_PERMANENTLY,
+            StatusCode::FOUND,
+            StatusCode::TEMPORARY_REDIRECT,
+            StatusCode::PERMANENT_REDIRECT,
+        ] {
+            assert_eq!(
+                classify_status(redirect, &h),
+                Outcome::Retry {
+                    reason: format!("upstream answered a redirect (HTTP {}), which is not followed", redirect.as_u16()),
+                    after: None
+                }
+            );
+        }
+    }
+
+    /// A local server answering every request with a redirect to a second one; the client
+    /// must hand back the 302 and the second server must never hear a request.
+    #[tokio::test]
+    async fn the_client_never_follows_a_redirect() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target_addr = target.local_addr().unwrap();
+        let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let redirector_addr = redirector.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = redirector.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{target_addr}/stolen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        let c = client(Duration::from_secs(5)).unwrap();
+        let resp = c.post(format!("http://{redirector_addr}/")).body("secret").send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::FOUND);
+        assert!(matches!(classify_response(resp).await, Outcome::Retry { .. }));
+        let reached = tokio::time::timeout(Duration::from_millis(300), target.accept()).await;
+        assert!(reached.is_err(), "the redirect target was called");
     }
 
     #[test]

@@ -126,7 +126,21 @@ pub struct DeliverySettings {
     /// 0 means no limit: `max_age_secs` alone decides.
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
+    /// The retry cap while the destination as a whole is failing.
     pub backoff_max_ms: u64,
+    /// The retry cap while other deliveries to the destination succeed (at most
+    /// `backoff_max_ms`): one message's failures are then the destination's noise.
+    pub backoff_healthy_max_ms: u64,
+    /// The breaker opens when at least this percentage of the attempts in the window failed ...
+    pub breaker_failure_rate_percent: u32,
+    /// ... and the window holds at least this many attempts.
+    pub breaker_min_calls: u32,
+    /// The breaker's sliding window.
+    pub breaker_window_ms: u64,
+    /// Attempts let through while half-open; a majority of them succeeding closes the breaker.
+    pub breaker_half_open_probes: u32,
+    /// Optional second rule: this many failures in a row open the breaker whatever the rate.
+    /// 0 (the default) = off. Before the rate rule this was the only rule (default 10).
     pub breaker_failure_threshold: u32,
     pub breaker_cooldown_ms: u64,
 }
@@ -138,7 +152,12 @@ defaults!(DeliverySettings {
     max_attempts: 0,
     backoff_base_ms: 1_000,
     backoff_max_ms: 600_000,
-    breaker_failure_threshold: 10,
+    backoff_healthy_max_ms: 30_000,
+    breaker_failure_rate_percent: 50,
+    breaker_min_calls: 40,
+    breaker_window_ms: 10_000,
+    breaker_half_open_probes: 3,
+    breaker_failure_threshold: 0,
     breaker_cooldown_ms: 30_000,
 });
 
@@ -152,6 +171,11 @@ pub struct DestinationOverrides {
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,
     pub backoff_max_ms: Option<u64>,
+    pub backoff_healthy_max_ms: Option<u64>,
+    pub breaker_failure_rate_percent: Option<u32>,
+    pub breaker_min_calls: Option<u32>,
+    pub breaker_window_ms: Option<u64>,
+    pub breaker_half_open_probes: Option<u32>,
     pub breaker_failure_threshold: Option<u32>,
     pub breaker_cooldown_ms: Option<u64>,
 }
@@ -170,6 +194,11 @@ impl Settings {
                 max_attempts,
                 backoff_base_ms,
                 backoff_max_ms,
+                backoff_healthy_max_ms,
+                breaker_failure_rate_percent,
+                breaker_min_calls,
+                breaker_window_ms,
+                breaker_half_open_probes,
                 breaker_failure_threshold,
                 breaker_cooldown_ms
             );
@@ -449,8 +478,24 @@ impl Settings {
             if d.backoff_base_ms == 0 || d.backoff_max_ms < d.backoff_base_ms {
                 push(&format!("{section}.backoff_max_ms"), "needs 0 < backoff_base_ms <= backoff_max_ms");
             }
-            if d.breaker_failure_threshold == 0 {
-                push(&format!("{section}.breaker_failure_threshold"), "must be at least 1");
+            if d.backoff_healthy_max_ms == 0 {
+                push(
+                    &format!("{section}.backoff_healthy_max_ms"),
+                    "must be above 0 (set it to backoff_max_ms for a single cap)",
+                );
+            }
+            if !(1..=100).contains(&d.breaker_failure_rate_percent) {
+                push(&format!("{section}.breaker_failure_rate_percent"), "must be between 1 and 100");
+            }
+            if d.breaker_min_calls == 0 {
+                push(&format!("{section}.breaker_min_calls"), "must be at least 1");
+            }
+            // Ten buckets of at least 10 ms each.
+            if d.breaker_window_ms < 100 {
+                push(&format!("{section}.breaker_window_ms"), "must be at least 100");
+            }
+            if d.breaker_half_open_probes == 0 {
+                push(&format!("{section}.breaker_half_open_probes"), "must be at least 1");
             }
         }
         let mut p2 = Vec::new();

@@ -130,3 +130,104 @@ fn production_refuses_unsafe_secrets_by_key() {
         .contains(&"trust.ca_dir".to_string())
     );
 }
+
+#[test]
+fn breaker_and_backoff_keys_have_defaults_and_per_destination_overrides() {
+    let s = load(&source(
+        "local",
+        &[
+            ("HCC__DESTINATIONS__DVCQG__BREAKER_FAILURE_RATE_PERCENT", "60"),
+            ("HCC__DESTINATIONS__DVCQG__BREAKER_MIN_CALLS", "60"),
+            ("HCC__DESTINATIONS__DVCQG__BREAKER_WINDOW_MS", "20000"),
+            ("HCC__DESTINATIONS__DVCQG__BREAKER_HALF_OPEN_PROBES", "5"),
+            ("HCC__DESTINATIONS__DVCQG__BACKOFF_HEALTHY_MAX_MS", "15000"),
+        ],
+    ))
+    .unwrap();
+    let d = s.delivery_for("centre");
+    assert_eq!(
+        (
+            d.breaker_failure_rate_percent,
+            d.breaker_min_calls,
+            d.breaker_window_ms,
+            d.breaker_half_open_probes,
+            d.breaker_failure_threshold,
+            d.breaker_cooldown_ms,
+            d.backoff_healthy_max_ms,
+            d.backoff_max_ms
+        ),
+        (50, 40, 10_000, 3, 0, 30_000, 30_000, 600_000)
+    );
+    let p = s.delivery_for("dvcqg");
+    assert_eq!(
+        (
+            p.breaker_failure_rate_percent,
+            p.breaker_min_calls,
+            p.breaker_window_ms,
+            p.breaker_half_open_probes,
+            p.backoff_healthy_max_ms
+        ),
+        (60, 60, 20_000, 5, 15_000)
+    );
+}
+
+#[test]
+fn default_toml_states_the_built_in_delivery_defaults() {
+    // A section left out of a file falls back to the built-in defaults; default.toml documents
+    // them, so the two must agree.
+    let s = load(&source("local", &[])).unwrap();
+    let d = DeliverySettings::default();
+    assert_eq!(
+        (
+            s.delivery.backoff_healthy_max_ms,
+            s.delivery.breaker_failure_rate_percent,
+            s.delivery.breaker_min_calls,
+            s.delivery.breaker_window_ms,
+            s.delivery.breaker_half_open_probes,
+            s.delivery.breaker_failure_threshold,
+            s.delivery.breaker_cooldown_ms
+        ),
+        (
+            d.backoff_healthy_max_ms,
+            d.breaker_failure_rate_percent,
+            d.breaker_min_calls,
+            d.breaker_window_ms,
+            d.breaker_half_open_probes,
+            d.breaker_failure_threshold,
+            d.breaker_cooldown_ms
+        )
+    );
+}
+
+#[test]
+fn the_streak_key_of_older_configs_is_still_accepted() {
+    // Older configs (and the test harness) set the consecutive-failures rule; it stays a valid,
+    // optional second rule.
+    let s = load(&source("local", &[("HCC__DELIVERY__BREAKER_FAILURE_THRESHOLD", "50")])).unwrap();
+    assert_eq!(s.delivery.breaker_failure_threshold, 50);
+    let s = load(&source("local", &[("HCC__DESTINATIONS__CENTRE__BREAKER_FAILURE_THRESHOLD", "0")])).unwrap();
+    assert_eq!(s.delivery_for("centre").breaker_failure_threshold, 0);
+}
+
+#[test]
+fn bad_breaker_and_backoff_values_name_their_key() {
+    for (var, key) in [
+        (
+            "HCC__DELIVERY__BREAKER_FAILURE_RATE_PERCENT",
+            "delivery.breaker_failure_rate_percent",
+        ),
+        ("HCC__DELIVERY__BREAKER_MIN_CALLS", "delivery.breaker_min_calls"),
+        ("HCC__DELIVERY__BREAKER_WINDOW_MS", "delivery.breaker_window_ms"),
+        ("HCC__DELIVERY__BREAKER_HALF_OPEN_PROBES", "delivery.breaker_half_open_probes"),
+        ("HCC__DELIVERY__BACKOFF_HEALTHY_MAX_MS", "delivery.backoff_healthy_max_ms"),
+        (
+            "HCC__DESTINATIONS__DVCQG__BREAKER_HALF_OPEN_PROBES",
+            "destinations.dvcqg.breaker_half_open_probes",
+        ),
+    ] {
+        let err = load(&source("local", &[(var, "0")])).unwrap_err();
+        assert_eq!(err.problems()[0].key, key, "{err}");
+    }
+    let err = load(&source("local", &[("HCC__DELIVERY__BREAKER_FAILURE_RATE_PERCENT", "101")])).unwrap_err();
+    assert_eq!(err.problems()[0].key, "delivery.breaker_failure_rate_percent");
+}

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::redact::Escaped;
+
+/// A string from the gateway's answer, safe for a terminal: a stored text may predate the
+/// gateway's own cleaning, or come from a gateway of another version, and a newline or an ANSI
+/// escape in it would forge rows of the table or rewrite the operator's screen.
+fn shown(v: &Value, default: &str) -> String {
+    Escaped(v.as_str().unwrap_or(default)).to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("HCC_API_KEY is not set: export the operator's (or, to act, the admin's) API key")]
@@ -62,10 +71,7 @@ impl Client {
             200..=299 => Ok(body),
             401 => Err(CliError::BadKey),
             403 => Err(CliError::WrongRole),
-            _ => Err(CliError::Api(format!(
-                "HTTP {status}: {}",
-                body["detail"].as_str().unwrap_or("no detail")
-            ))),
+            _ => Err(CliError::Api(format!("HTTP {status}: {}", shown(&body["detail"], "no detail")))),
         }
     }
 
@@ -78,7 +84,7 @@ impl Client {
         for q in v["queues"].as_array().cloned().unwrap_or_default() {
             out.push_str(&format!(
                 "{:<10} {:>8} {:>9} {:>9} {:>6} {:>8} {:>10} {:>10.1} {:>7} {:>10}\n",
-                q["name"].as_str().unwrap_or("?"),
+                shown(&q["name"], "?"),
                 q["ready"],
                 q["scheduled"],
                 q["in_flight"],
@@ -87,7 +93,7 @@ impl Client {
                 q["delivered_total"],
                 q["oldest_ready_age_seconds"].as_f64().unwrap_or(0.0),
                 if q["paused"].as_bool().unwrap_or(false) { "yes" } else { "no" },
-                q["breaker"].as_str().unwrap_or("-"),
+                shown(&q["breaker"], "-"),
             ));
         }
         Ok(out)
@@ -106,11 +112,11 @@ impl Client {
         for d in items {
             out.push_str(&format!(
                 "{:<38} {:<18} {:<28} {:>8}  {}\n",
-                d["id"].as_str().unwrap_or("?"),
-                d["kind"].as_str().unwrap_or("?"),
-                d["ordering_key"].as_str().unwrap_or("?"),
+                shown(&d["id"], "?"),
+                shown(&d["kind"], "?"),
+                shown(&d["ordering_key"], "?"),
                 d["attempts"],
-                d["last_error"].as_str().unwrap_or("")
+                shown(&d["last_error"], "")
             ));
         }
         Ok(out)
@@ -133,5 +139,19 @@ impl Client {
     pub async fn dead_discard(&self, queue: &str, id: &str) -> Result<String, CliError> {
         self.call(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}")).await?;
         Ok(format!("discarded {id}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    #[test]
+    fn strings_from_the_gateway_cannot_forge_rows_or_rewrite_the_screen() {
+        assert_eq!(
+            super::shown(&json!("refused\nfake-id  dossier.sync\u{1b}[2J CCCD 001 203 004 567"), "?"),
+            "refused\\nfake-id  dossier.sync\\u{1b}[2J CCCD *** *** *** *67"
+        );
+        assert_eq!(super::shown(&Value::Null, "?"), "?");
     }
 }

@@ -144,11 +144,14 @@ impl Telemetry {
         }
     }
 
+    /// Counts one answered request. `route` must come from a bounded set (a route pattern or
+    /// `unmatched`); the method is the caller's token, so only the standard methods keep their
+    /// name and any other is `other`: invented methods must not grow the series without limit.
     pub fn http_request(&self, route: &str, method: &str, status: u16) {
         self.http
             .get_or_create(&Http {
                 route: route.into(),
-                method: method.into(),
+                method: http_method_label(method).into(),
                 status: status.to_string(),
             })
             .inc();
@@ -224,6 +227,23 @@ impl Observer for Telemetry {
             &format!("{destination}/{} attempt {}", c.id, c.attempts),
             &detail,
         );
+    }
+}
+
+/// The `method` label: the methods of RFC 9110 and PATCH by name, anything else `other`.
+/// Method tokens are case-sensitive, so `get` is `other` too.
+pub fn http_method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "other",
     }
 }
 
@@ -311,6 +331,21 @@ pub async fn sample_history(history: Arc<History>, engine: EngineHandle, stop: t
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(HISTORY_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_method_label;
+
+    #[test]
+    fn only_standard_methods_keep_their_name() {
+        for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+            assert_eq!(http_method_label(m), m);
+        }
+        for m in ["get", "BREW", "PROPFIND", "X-1", ""] {
+            assert_eq!(http_method_label(m), "other");
         }
     }
 }

@@ -13,10 +13,11 @@ use std::net::IpAddr;
 use backon::{ExponentialBuilder, Retryable};
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::paygov::{self, FeeLine, QueryState};
-use hcc_adapters::payments::{new_reference, vn_timestamp, vnpay};
+use hcc_adapters::payments::{check_payment_url, is_reference, new_reference, vn_timestamp, vnpay};
 use hcc_config::Settings;
 use openssl::x509::X509;
 use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
@@ -28,6 +29,11 @@ use crate::redact::Escaped;
 pub const EVENTS_QUEUE: &str = hcc_adapters::webhook::DESTINATION;
 /// At most this many pending payments are queried per provider per reconciliation round.
 const RECONCILE_BATCH: usize = 500;
+/// camt.054 signature verifications running at once for one bank, at most. A real bank sends a
+/// notification at a time; verification (parse, canonicalisation, RSA) is the costly part of an
+/// endpoint anyone can call, so a flood under one bank id waits its turn instead of taking every
+/// core. See docs/bank-xml.md.
+pub const BANK_VERIFICATIONS: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -135,6 +141,8 @@ pub struct Payments {
     init_deadline: Duration,
     /// Configured banks' signing certificates, by bank id.
     pub banks: BTreeMap<String, X509>,
+    /// Per configured bank, the permits for concurrent camt.054 verifications.
+    bank_verifications: BTreeMap<String, Arc<Semaphore>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -156,6 +164,12 @@ impl Payments {
             partner_code: s.paygov.partner_code.clone(),
             secret: s.paygov.secret.expose().to_string(),
         });
+        if !s.vnpay.tmn_code.is_empty()
+            && let Err(e) = check_payment_url(&s.vnpay.pay_url)
+        {
+            // Citizens are sent there; the same rule as a provider's own payment URL.
+            return Err(("vnpay.pay_url", format!("vnpay.pay_url: {e}")));
+        }
         let vnpay = (!s.vnpay.tmn_code.is_empty()).then(|| VnpayConfig {
             tmn_code: s.vnpay.tmn_code.clone(),
             hash_secret: s.vnpay.hash_secret.expose().to_string(),
@@ -183,6 +197,10 @@ impl Payments {
             let cert = X509::from_pem(&pem).map_err(|_| ("banks.<id>.cert", format!("banks.{id}.cert: not a PEM certificate")))?;
             banks.insert(id.clone(), cert);
         }
+        let bank_verifications = banks
+            .keys()
+            .map(|id| (id.clone(), Arc::new(Semaphore::new(BANK_VERIFICATIONS))))
+            .collect();
         let init_deadline = Duration::from_millis(s.paygov.init_deadline_ms);
         let client = hcc_adapters::http::client(init_deadline / 2).map_err(|e| ("paygov.base_url", e.to_string()))?;
         Ok(Payments {
@@ -193,8 +211,16 @@ impl Payments {
             agencies,
             init_deadline,
             banks,
+            bank_verifications,
             telemetry,
         })
+    }
+
+    /// A permit to verify one camt.054 document of `bank`, or `None` when that bank's
+    /// [`BANK_VERIFICATIONS`] permits are all taken (or the bank is not configured). Never
+    /// waits: a caller that would queue is refused at once and told when to come back.
+    pub fn try_bank_verification(&self, bank: &str) -> Option<OwnedSemaphorePermit> {
+        self.bank_verifications.get(bank)?.clone().try_acquire_owned().ok()
     }
 
     pub fn paygov_partner(&self) -> Option<(&str, &str)> {
@@ -222,7 +248,12 @@ impl Payments {
         }
     }
 
+    /// The payment `reference` names. A value that is not of the gateway's reference shape
+    /// names no payment and never reaches the store, whose key space holds more than payments.
     pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
+        if !is_reference(reference) {
+            return Ok(None);
+        }
         self.queue.payment_get(EVENTS_QUEUE, reference).await
     }
 
@@ -343,6 +374,16 @@ impl Payments {
             let status = resp.status().as_u16();
             if resp.status().is_server_error() || status == 429 {
                 return Err(PaymentError::Unreachable(format!("HTTP {status}")));
+            }
+            if resp.status().is_redirection() {
+                // The client follows no redirect; the Location is not ours to trust or log.
+                tracing::error!(
+                    alarm = true,
+                    provider = "paygov",
+                    status,
+                    "PayGov INIT answered a redirect, which is not followed: check paygov.init_url"
+                );
+                return Err(PaymentError::Refused(format!("HTTP {status} (a redirect, not followed)")));
             }
             if !resp.status().is_success() {
                 return Err(PaymentError::Refused(format!("HTTP {status}")));
@@ -551,7 +592,12 @@ impl Payments {
         )
         .ok()?;
         let answer = match self.client.post(&v.api_url).json(&body).send().await {
-            Ok(r) => r.json::<Value>().await.ok()?,
+            // Only a 2xx answer is read: a redirect or an error page says nothing.
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok()?,
+            Ok(r) => {
+                tracing::warn!(reference = %record.reference, status = r.status().as_u16(), "VNPAY querydr answered without success; asking again next round");
+                return None;
+            }
             Err(e) => {
                 tracing::warn!(reference = %record.reference, error = %e, "VNPAY querydr failed");
                 return None;
@@ -595,7 +641,12 @@ impl Payments {
         let g = self.paygov.as_ref()?;
         let msg = paygov::query_message(&g.partner_code, &record.reference, &record.provider_created, &g.secret);
         let answer = match self.paygov_post(g, &g.query_url, &msg).send().await {
-            Ok(r) => r.json::<Value>().await.ok(),
+            // Only a 2xx answer is read: a redirect or an error page says nothing.
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+            Ok(r) => {
+                tracing::warn!(reference = %record.reference, status = r.status().as_u16(), "PayGov QUERY answered without success");
+                None
+            }
             Err(e) => {
                 tracing::warn!(reference = %record.reference, error = %e, "PayGov QUERY failed");
                 None

@@ -30,6 +30,18 @@ pub enum Injected {
 }
 
 impl Faults {
+    /// A flaky upstream: `status_rate` of requests answered 503, `drop_rate` dropped, both
+    /// shares of all requests (0.2 and 0.1 make the 30% of calls failing).
+    pub fn flaky(status_rate: f64, drop_rate: f64) -> Self {
+        let fail_rate = (status_rate + drop_rate).clamp(0.0, 1.0);
+        Faults {
+            fail_rate,
+            fail_status: 503,
+            drop_rate: if fail_rate > 0.0 { drop_rate / fail_rate } else { 0.0 },
+            ..Faults::default()
+        }
+    }
+
     pub fn latency(&self) -> Duration {
         let extra = if self.max_latency_ms > 0 {
             fastrand::u64(0..=self.max_latency_ms)
@@ -49,5 +61,29 @@ impl Faults {
         } else {
             Injected::Pass
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flaky_faults_fail_the_shares_asked_for() {
+        let f = Faults::flaky(0.2, 0.1);
+        let (mut fail, mut drop) = (0u32, 0u32);
+        for _ in 0..20_000 {
+            match f.roll() {
+                Injected::Pass => {}
+                Injected::Fail(s) => {
+                    assert_eq!(s, 503);
+                    fail += 1;
+                }
+                Injected::Drop => drop += 1,
+            }
+        }
+        assert!((3_500..4_500).contains(&fail), "{fail} answered 503 of 20000");
+        assert!((1_600..2_400).contains(&drop), "{drop} dropped of 20000");
+        assert!(matches!(Faults::flaky(0.0, 0.0).roll(), Injected::Pass));
     }
 }

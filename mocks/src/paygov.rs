@@ -9,7 +9,11 @@
 //!   configured (`POST /_mock/paygov/config`);
 //! - a control call that "pays" a reference by sending the platform's confirmation: once or
 //!   several times, late, tampered, with another amount, failed (`MaLoi` not `00`), a second
-//!   time with a new transaction (money paid twice), or not at all (a lost callback).
+//!   time with a new transaction (money paid twice), or not at all (a lost callback);
+//! - for the hostile tests, a platform (or whatever sits in front of it) gone bad, through
+//!   `POST /_mock/paygov/config`: INIT answered with a redirect, a payment page that is not
+//!   `https`, or a QUERY amount written loosely (`+`, leading zeros). `GET /_mock/paygov/queries`
+//!   counts the QUERY messages answered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +41,16 @@ pub struct PaygovBehaviour {
     /// Require `Authorization: Bearer <token>` on INIT and QUERY.
     #[serde(default)]
     pub require_bearer: Option<String>,
+    /// Answer INIT with `302 Found` and this `Location` instead of an answer (nothing is
+    /// recorded): what a hijacked proxy in front of the platform would do.
+    #[serde(default)]
+    pub init_redirect: Option<String>,
+    /// Answer a taken INIT with exactly this `UrlThanhToan` (`http://...`, `javascript:...`).
+    #[serde(default)]
+    pub init_payment_url: Option<String>,
+    /// Answer a paid QUERY with exactly this `SoTien` text (`"0100000"`, `"+100000"`).
+    #[serde(default)]
+    pub query_amount_text: Option<String>,
 }
 
 /// At most this many INIT messages are kept for inspection.
@@ -49,6 +63,8 @@ pub struct PaygovState {
     txs: Arc<Mutex<HashMap<String, Tx>>>,
     behaviour: Arc<Mutex<PaygovBehaviour>>,
     inits: Arc<Mutex<Vec<Value>>>,
+    /// QUERY messages answered (checksum and partner good).
+    queries: Arc<std::sync::atomic::AtomicU64>,
     /// The next this-many requests fail with `fail_status` (0 = a dropped connection).
     fail: Arc<Mutex<(u32, u16)>>,
     client: reqwest::Client,
@@ -110,6 +126,7 @@ impl PaygovState {
             txs: Arc::default(),
             behaviour: Arc::default(),
             inits: Arc::default(),
+            queries: Arc::default(),
             fail: Arc::default(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -144,6 +161,7 @@ pub fn routes(state: PaygovState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/paygov/pay", web::post().to(pay))
             .route("/_mock/paygov/config", web::post().to(configure))
             .route("/_mock/paygov/inits", web::get().to(list_inits))
+            .route("/_mock/paygov/queries", web::get().to(count_queries))
             .route("/_mock/paygov/faults", web::post().to(faults));
     }
 }
@@ -171,6 +189,10 @@ async fn configure(state: web::Data<PaygovState>, b: web::Json<PaygovBehaviour>)
 
 async fn list_inits(state: web::Data<PaygovState>) -> HttpResponse {
     HttpResponse::Ok().json(state.inits())
+}
+
+async fn count_queries(state: web::Data<PaygovState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"queries": state.queries.load(std::sync::atomic::Ordering::SeqCst)}))
 }
 
 /// Which endpoint a message arrived at: each takes only its own kinds.
@@ -268,6 +290,12 @@ async fn endpoint(req: actix_web::HttpRequest, state: web::Data<PaygovState>, bo
         }
         None => {}
     }
+    let behaviour = state.behaviour();
+    if let (Some(location), Endpoint::Init) = (&behaviour.init_redirect, at) {
+        return HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, location.as_str()))
+            .finish();
+    }
     let Some(m) = body.as_object() else {
         return error("01", "Dữ liệu không hợp lệ");
     };
@@ -322,20 +350,28 @@ async fn endpoint(req: actix_web::HttpRequest, state: web::Data<PaygovState>, bo
             }
             kept.push(body.clone());
         }
-        let answer = json!({"MaLoi": "00", "MoTaLoi": "Thành công", "MaThamChieu": reference, "UrlThanhToan": format!("https://paygov.example.vn/pay/{reference}")});
-        return if state.behaviour().wrapped_envelope {
+        let url = behaviour
+            .init_payment_url
+            .clone()
+            .unwrap_or_else(|| format!("https://paygov.example.vn/pay/{reference}"));
+        let answer = json!({"MaLoi": "00", "MoTaLoi": "Thành công", "MaThamChieu": reference, "UrlThanhToan": url});
+        return if behaviour.wrapped_envelope {
             HttpResponse::Ok().json(json!({"error_code": "0", "message": answer.to_string()}))
         } else {
             HttpResponse::Ok().json(answer)
         };
     }
+    state.queries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // The platform finds a payment by its reference and the time of its INIT.
     let tx = state.lock().get(&reference).filter(|t| t.init_time == time).cloned();
     match tx {
         None => error("05", "Không tìm thấy giao dịch"),
         Some(Tx {
             paid: Some(txn), amount, ..
-        }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": amount.to_string(), "MaGiaoDich": txn})),
+        }) => {
+            let amount = behaviour.query_amount_text.clone().unwrap_or_else(|| amount.to_string());
+            HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": amount, "MaGiaoDich": txn}))
+        }
         Some(Tx { failed: true, .. }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "4"})),
         Some(Tx { paid: None, .. }) => HttpResponse::Ok().json(json!({"MaLoi": "00", "TrangThaiGD": "3"})),
     }

@@ -68,6 +68,8 @@ pub struct PortalCounters {
     pub logins: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Writes applied more than once: the same service with the same item (its `MaHoSo`
+    /// included) accepted again. A client that repeats a write the portal applied shows here.
     pub duplicates: u64,
     /// A status change the life-cycle does not allow (e.g. 10 then 4), or progress whose
     /// `ThoiDiemXuLy` went back in time: what crossed wires would look like.
@@ -142,6 +144,25 @@ impl PortalState {
 
     pub fn arrivals(&self) -> Vec<Arrival> {
         self.lock().arrivals.clone()
+    }
+
+    /// Writes accepted more than once, as (service, `MaHoSo`, times), sorted: what made
+    /// `duplicates` count, named.
+    pub fn repeated_writes(&self) -> Vec<(String, String, usize)> {
+        let mut times: HashMap<(String, String), (String, usize)> = HashMap::new();
+        for a in &self.lock().arrivals {
+            let e = times
+                .entry((a.service.clone(), a.item.to_string()))
+                .or_insert_with(|| (a.ma_ho_so.clone(), 0));
+            e.1 += 1;
+        }
+        let mut out: Vec<(String, String, usize)> = times
+            .into_iter()
+            .filter(|(_, (_, n))| *n > 1)
+            .map(|((service, _), (ma, n))| (service, ma, n))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Arrivals of one dossier, in order.

@@ -8,8 +8,8 @@
 //! - `POST /_mock/vnpay/pay`: "the citizen paid": marks the order in the mock's ledger and sends
 //!   the signed IPN to `ipn_url` by HTTP GET (or loses it, for reconciliation to find).
 //! - `POST /merchant_webapi/api/transaction`: `querydr`, answered from the ledger, signed.
-//! - `POST /_mock/vnpay/querydr` bends the next answers (tampered, another amount, another code,
-//!   an HTTP failure); `GET /_mock/vnpay/queries` and `GET /_mock/vnpay/orders` show what the mock
+//! - `POST /_mock/vnpay/querydr` bends the next answers (tampered, another amount, an amount
+//!   written loosely, another code, an HTTP failure); `GET /_mock/vnpay/queries` and `GET /_mock/vnpay/orders` show what the mock
 //!   received and knows.
 //!
 //! Error page codes of `GET /vnpay/pay` (VNPAY shows `Payment/Error.html?code=NN`): `72` unknown
@@ -75,6 +75,9 @@ struct AnswerControl {
     transaction_status: Option<String>,
     /// Send `vnp_Amount` as a JSON number (signed as its decimal digits).
     amount_as_number: bool,
+    /// Answer (and sign) exactly this `vnp_Amount` text (`"015000000"`, `"+15000000"`): a
+    /// loosely written amount, which VNPAY itself never sends.
+    amount_text: Option<String>,
     /// Answer with this HTTP status and no body.
     http_status: Option<u16>,
     /// How many answers this applies to; absent = until the next control call.
@@ -496,6 +499,9 @@ fn signed_answer(state: &VnpayState, mut fields: HashMap<&'static str, String>, 
     if fields.get("vnp_ResponseCode").map(String::as_str) == Some("00") {
         if let Some(a) = control.amount_vnd {
             fields.insert("vnp_Amount", a.saturating_mul(100).to_string());
+        }
+        if let Some(t) = &control.amount_text {
+            fields.insert("vnp_Amount", t.clone());
         }
         if let Some(s) = &control.transaction_status {
             fields.insert("vnp_TransactionStatus", s.clone());

@@ -184,6 +184,8 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
         &[
             ("HCC__DELIVERY__BREAKER_FAILURE_THRESHOLD", "5".into()),
             ("HCC__DELIVERY__BREAKER_COOLDOWN_MS", "1000".into()),
+            // One probe per cool-down, so the count of attempts below says the breaker held.
+            ("HCC__DELIVERY__BREAKER_HALF_OPEN_PROBES", "1".into()),
         ],
         Workers::On,
     )

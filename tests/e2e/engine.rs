@@ -1,12 +1,14 @@
 //! The delivery engine against real Redis and a real HTTP destination (mock-centre): crash
 //! recovery through leases, two engines sharing one Redis, a Redis restart with AOF, retries
-//! through a faulty destination, and the breaker.
+//! through a faulty destination, and the breaker: it stays closed at 30% failures and opens
+//! within seconds on a destination that fails every call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hcc_adapters::webhook::WebhookAdapter;
+use hcc_gateway::engine::breaker::{BreakerConfig, BreakerState};
 use hcc_gateway::engine::policy::RetryPolicy;
 use hcc_gateway::engine::queue::{Enqueued, MessageStatus, NewMessage, Queue, RedisQueue, now_ms};
 use hcc_gateway::engine::{Engine, EngineBuilder, LaneConfig};
@@ -29,9 +31,14 @@ fn lane(concurrency: usize) -> LaneConfig {
         policy: RetryPolicy {
             base: Duration::from_millis(20),
             max: Duration::from_millis(300),
+            healthy_max: Duration::from_millis(300),
         },
-        breaker_threshold: 1000,
-        breaker_cooldown: Duration::from_millis(300),
+        // Out of the way unless a test asks for it: no window ever holds this many calls.
+        breaker: BreakerConfig {
+            min_calls: u32::MAX,
+            cooldown: Duration::from_millis(300),
+            ..BreakerConfig::default()
+        },
         retention_secs: 3600,
         poll_interval: Duration::from_millis(20),
     }
@@ -201,16 +208,16 @@ async fn breaker_opens_on_a_dead_destination_and_the_backlog_drains_when_it_retu
         }
     }
     let mut cfg = lane(8);
-    cfg.breaker_threshold = 3;
-    cfg.breaker_cooldown = Duration::from_millis(1000);
+    cfg.breaker = BreakerConfig {
+        min_calls: 10,
+        cooldown: Duration::from_millis(1000),
+        half_open_probes: 1,
+        ..BreakerConfig::default()
+    };
     let e = engine(redis_queue(&redis_url(), &prefix), &sink_url, cfg);
     let handle = e.handle();
     eventually("breaker open", Duration::from_secs(10), || async {
-        matches!(
-            handle.breaker_state("centre"),
-            Some(hcc_gateway::engine::breaker::BreakerState::Open)
-        )
-        .then_some(())
+        matches!(handle.breaker_state("centre"), Some(BreakerState::Open)).then_some(())
     })
     .await;
     let attempts = |q: Queue, heads: Vec<String>| async move {
@@ -364,6 +371,7 @@ async fn retry_after_from_the_destination_is_honoured() {
     cfg.policy = RetryPolicy {
         base: Duration::from_millis(20),
         max: Duration::from_secs(10),
+        healthy_max: Duration::from_secs(10),
     };
     let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), cfg);
     let rec = eventually("retrying", Duration::from_secs(10), || async {
@@ -374,6 +382,124 @@ async fn retry_after_from_the_destination_is_honoured() {
     let wait = rec.next_attempt_at.unwrap_or(0) - now_ms();
     assert!(wait > 2_000, "next attempt in {wait} ms");
     assert!(rec.last_error.unwrap_or_default().contains("429"));
+    e.shutdown(Duration::from_secs(2)).await;
+    sink.stop().await;
+}
+
+/// The breaker of the two tests below: ≥ 50% failures, as by default, but of at least 100
+/// calls. At the default 20, a window of 20 calls at 30% failures holds 10 or more failures
+/// about 5% of the time (see the breaker's unit tests), which would make a test of "stays
+/// closed" fail once in twenty runs; at 100 the chance is below 1e-4, and a dead destination
+/// still gives 100 calls in well under 5 s at this lane's backoff (20-300 ms, 16 keys).
+fn rate_breaker() -> BreakerConfig {
+    BreakerConfig {
+        failure_rate_percent: 50,
+        min_calls: 100,
+        window: Duration::from_secs(10),
+        cooldown: Duration::from_secs(1),
+        half_open_probes: 3,
+        consecutive_failures: 0,
+    }
+}
+
+/// Samples the breaker every few milliseconds until stopped: (states seen other than closed,
+/// the most calls its window held).
+fn watch_breaker(
+    handle: hcc_gateway::engine::EngineHandle,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<(Vec<BreakerState>, u32)>) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut most_calls = 0;
+        // Bounded: at most 10 minutes of 5 ms samples, far beyond any test's own deadline.
+        for _ in 0..120_000 {
+            if stopped.try_recv().is_ok() {
+                break;
+            }
+            if let Some(state) = handle.breaker_state("centre").filter(|s| *s != BreakerState::Closed) {
+                seen.push(state);
+            }
+            most_calls = most_calls.max(handle.breaker_window("centre").map_or(0, |(calls, _)| calls));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (seen, most_calls)
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_failing_30_percent_of_calls_keeps_flowing_with_the_breaker_closed() {
+    let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
+    state.set_faults(Faults {
+        fail_rate: 0.3,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let prefix = unique_prefix();
+    let q = redis_queue(&redis_url(), &prefix);
+    for seq in 0..20 {
+        for key in 0..16 {
+            enqueue(&q, &format!("k{key}"), seq).await;
+        }
+    }
+    let mut cfg = lane(16);
+    cfg.breaker = rate_breaker();
+    let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), cfg);
+    let (stop, watcher) = watch_breaker(e.handle());
+    wait_unique(&state, 320, Duration::from_secs(120)).await;
+    let _ = stop.send(());
+    let (seen, most_calls) = watcher.await.unwrap();
+    e.shutdown(Duration::from_secs(5)).await;
+    let c = state.counters();
+    assert!(c.failed_by_fault > 50, "the faults were exercised: {}", c.failed_by_fault);
+    // Not vacuous: the window held enough calls for the rate rule to judge.
+    assert!(most_calls >= 100, "the window never held 100 calls (at most {most_calls})");
+    assert!(
+        seen.is_empty(),
+        "the breaker left closed at 30% failures: {:?}",
+        &seen[..seen.len().min(5)]
+    );
+    for (key, s) in sequences(&state.received()) {
+        assert_eq!(s, (0..20).collect::<Vec<u64>>(), "order broken for {key}");
+    }
+    assert_eq!(q.stats("centre", now_ms()).await.unwrap().dead, 0);
+    sink.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_failing_every_call_trips_the_breaker_within_5_s() {
+    let (sink, state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret()).unwrap();
+    state.set_faults(Faults {
+        fail_rate: 1.0,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let prefix = unique_prefix();
+    let q = redis_queue(&redis_url(), &prefix);
+    for seq in 0..5 {
+        for key in 0..16 {
+            enqueue(&q, &format!("k{key}"), seq).await;
+        }
+    }
+    let mut cfg = lane(16);
+    cfg.breaker = rate_breaker();
+    let e = engine(redis_queue(&redis_url(), &prefix), &sink.url(), cfg);
+    let handle = e.handle();
+    // The spec's bound, measured from the engine's start (generous: the engine needs some 20
+    // calls a second; this lane makes several times that).
+    eventually("breaker open within 5 s", Duration::from_secs(5), || async {
+        matches!(handle.breaker_state("centre"), Some(BreakerState::Open)).then_some(())
+    })
+    .await;
+    let (calls, failures) = handle.breaker_window("centre").unwrap_or_default();
+    assert!(calls >= 100 && failures == calls, "opened on {failures} failures of {calls} calls");
+    let stats = q.stats("centre", now_ms()).await.unwrap();
+    assert_eq!(
+        (stats.dead, stats.delivered_total),
+        (0, 0),
+        "a failing destination is retried, not dead-lettered"
+    );
+    assert!(state.counters().failed_by_fault >= 100);
     e.shutdown(Duration::from_secs(2)).await;
     sink.stop().await;
 }

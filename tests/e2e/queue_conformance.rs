@@ -1,6 +1,9 @@
 //! One conformance suite for the queue, run against both backends: the memory backend must
 //! behave exactly like Redis. Times are passed in explicitly, so no test depends on the clock.
 
+use hcc_gateway::engine::queue::payments::{
+    ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+};
 use hcc_gateway::engine::queue::{Claimed, Enqueued, Idempotency, MemoryQueue, MessageStatus, NewMessage, Queue, RedisQueue, Settlement};
 use hcc_tests::{redis_url, unique_prefix};
 
@@ -67,6 +70,10 @@ both!(
     pause_stops_claims,
     release_does_not_count_an_attempt,
     delivered_records_expire_after_their_retention,
+    counters_follow_every_transition,
+    counters_stay_exact_across_a_thousand_dead_letters,
+    payment_reference_pending_is_a_reference_like_any_other,
+    payment_markers_of_each_kind_stay_apart,
 );
 
 async fn enqueue_claim_ack(q: Queue) {
@@ -341,4 +348,258 @@ async fn delivered_records_expire_after_their_retention(q: Queue) {
     let later = hcc_gateway::engine::queue::now_ms();
     q.reap(Q, later).await.unwrap();
     assert!(q.get(Q, &id).await.unwrap().is_none(), "gone after its retention");
+}
+
+/// `(dead, blocked)` as `stats` reports them, after checking that the maintained counters equal
+/// a count from scratch over the dead letters.
+async fn counters(q: &Queue, now: i64) -> (u64, u64) {
+    let audit = q.audit_counters(Q).await.unwrap();
+    assert!(audit.exact(), "maintained counters differ from a recount: {audit:?}");
+    let s = q.stats(Q, now).await.unwrap();
+    assert_eq!((s.dead, s.blocked), (audit.counted_dead, audit.counted_blocked), "{s:?}");
+    (s.dead, s.blocked)
+}
+
+fn dead(error: &str) -> Settlement {
+    Settlement::Dead { error: error.into() }
+}
+
+/// Claims the heads due at `now` and settles each as `how` says (by its ordering key).
+async fn settle_heads(q: &Queue, now: i64, how: impl Fn(&str) -> Settlement) -> Vec<String> {
+    let mut ids = Vec::new();
+    for c in claim(q, 100, now).await {
+        assert!(q.settle(Q, &c, &how(&c.ordering_key), now, KEEP).await.unwrap());
+        ids.push(c.id);
+    }
+    ids
+}
+
+async fn counters_follow_every_transition(q: Queue) {
+    let a1 = put(&q, "A", 1, T0).await;
+    let a2 = put(&q, "A", 2, T0).await;
+    put(&q, "A", 3, T0).await;
+    let b1 = put(&q, "B", 1, T0).await;
+    let c1 = put(&q, "C", 1, T0).await;
+    let c2 = put(&q, "C", 2, T0).await;
+    assert_eq!(counters(&q, T0).await, (0, 0));
+
+    // A and B die, C waits for a retry.
+    settle_heads(&q, T0 + 10, |k| match k {
+        "C" => Settlement::Retry {
+            at: T0 + 50,
+            error: "HTTP 503".into(),
+        },
+        _ => dead("refused"),
+    })
+    .await;
+    assert_eq!(counters(&q, T0 + 11).await, (2, 2), "A2 and A3 wait behind dead A1");
+    assert_eq!(status(&q, &a2).await, MessageStatus::Blocked);
+    let s = q.stats(Q, T0 + 11).await.unwrap();
+    assert_eq!((s.ready, s.scheduled), (1, 1), "C2 is ready behind C1, which is scheduled");
+
+    // Queued behind a dead head: blocked at once. A new key is not.
+    put(&q, "A", 4, T0 + 20).await;
+    let b2 = put(&q, "B", 2, T0 + 20).await;
+    put(&q, "D", 1, T0 + 20).await;
+    assert_eq!(counters(&q, T0 + 21).await, (2, 4));
+    assert_eq!(status(&q, &b2).await, MessageStatus::Blocked);
+
+    // C dies on its retry, D is delivered.
+    settle_heads(
+        &q,
+        T0 + 60,
+        |k| if k == "C" { dead("refused again") } else { Settlement::Delivered },
+    )
+    .await;
+    assert_eq!(counters(&q, T0 + 61).await, (3, 5));
+
+    // A lost lease and a release change nothing about dead letters.
+    let e1 = put(&q, "E", 1, T0 + 62).await;
+    put(&q, "E", 2, T0 + 62).await;
+    let lost = q.claim(Q, 10, T0 + 70, T0 + 63).await.unwrap();
+    assert_eq!(lost.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![e1.as_str()]);
+    assert_eq!(q.reap(Q, T0 + 70).await.unwrap(), 1);
+    assert_eq!(counters(&q, T0 + 71).await, (3, 5));
+    let e = claim(&q, 10, T0 + 72).await.remove(0);
+    assert!(q.settle(Q, &e, &Settlement::Release, T0 + 73, KEEP).await.unwrap());
+    assert_eq!(counters(&q, T0 + 74).await, (3, 5));
+
+    // A replay unblocks A's three followers; a second replay is refused and counts nothing.
+    assert!(q.replay(Q, &a1, T0 + 100).await.unwrap());
+    assert!(!q.replay(Q, &a1, T0 + 100).await.unwrap());
+    assert_eq!(counters(&q, T0 + 101).await, (2, 2));
+    assert_eq!(status(&q, &a2).await, MessageStatus::Queued);
+
+    // A discard unblocks B2, which then dies itself, with B3 queued behind it.
+    assert!(q.discard(Q, &b1, T0 + 110, KEEP).await.unwrap());
+    assert!(!q.discard(Q, &b1, T0 + 110, KEEP).await.unwrap());
+    assert_eq!(counters(&q, T0 + 111).await, (1, 1), "only C2 is still blocked");
+    assert_eq!(status(&q, &b2).await, MessageStatus::Queued);
+    settle_heads(&q, T0 + 120, |k| if k == "B" { dead("refused") } else { Settlement::Delivered }).await;
+    assert_eq!(counters(&q, T0 + 121).await, (2, 1), "B2 is dead with nothing behind it");
+    put(&q, "B", 3, T0 + 122).await;
+    assert_eq!(counters(&q, T0 + 123).await, (2, 2));
+
+    assert!(q.discard(Q, &c1, T0 + 130, KEEP).await.unwrap());
+    assert_eq!(status(&q, &c2).await, MessageStatus::Queued);
+    assert_eq!(counters(&q, T0 + 131).await, (1, 1));
+    assert!(q.replay(Q, &b2, T0 + 132).await.unwrap());
+    assert_eq!(counters(&q, T0 + 133).await, (0, 0));
+
+    // Everything left is delivered (twelve accepted, two discarded); the queue ends empty.
+    for round in 0..20 {
+        if settle_heads(&q, T0 + 200 + round, |_| Settlement::Delivered).await.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(counters(&q, T0 + 300).await, (0, 0));
+    let s = q.stats(Q, T0 + 300).await.unwrap();
+    assert_eq!((s.ready, s.scheduled, s.in_flight, s.delivered_total), (0, 0, 0, 10), "{s:?}");
+}
+
+async fn counters_stay_exact_across_a_thousand_dead_letters(q: Queue) {
+    const KEYS: usize = 1000;
+    for k in 0..KEYS {
+        put(&q, &format!("k{k}"), 0, T0).await;
+    }
+    let mut heads = std::collections::HashMap::new();
+    for round in 0..5 {
+        let batch = q.claim(Q, KEYS, T0 + LEASE, T0 + 1 + round).await.unwrap();
+        for c in &batch {
+            assert!(q.settle(Q, c, &dead("refused"), T0 + 2, KEEP).await.unwrap());
+            heads.insert(c.ordering_key.clone(), c.id.clone());
+        }
+        if heads.len() == KEYS {
+            break;
+        }
+    }
+    assert_eq!(counters(&q, T0 + 3).await, (1000, 0));
+    // One follower behind each of k0..k599, a second one behind k0..k99.
+    for k in 0..600 {
+        put(&q, &format!("k{k}"), 1, T0 + 4).await;
+    }
+    for k in 0..100 {
+        put(&q, &format!("k{k}"), 2, T0 + 4).await;
+    }
+    assert_eq!(counters(&q, T0 + 5).await, (1000, 700));
+    // Replay k0..k199 (300 followers), discard k200..k399 (200 followers).
+    for k in 0..200 {
+        assert!(q.replay(Q, &heads[&format!("k{k}")], T0 + 6).await.unwrap());
+    }
+    for k in 200..400 {
+        assert!(q.discard(Q, &heads[&format!("k{k}")], T0 + 6, KEEP).await.unwrap());
+    }
+    assert_eq!(counters(&q, T0 + 7).await, (600, 200));
+    let s = q.stats(Q, T0 + 7).await.unwrap();
+    assert_eq!(s.ready, 700, "200 replayed heads, their 300 followers, 200 followers now heads");
+}
+
+fn payment(reference: &str, amount: u64, created_at: i64) -> PaymentRecord {
+    PaymentRecord {
+        reference: reference.into(),
+        ma_ho_so: "000.00.22.H46-241126-0001".into(),
+        amount,
+        provider: "vnpay".into(),
+        status: PaymentState::Pending,
+        payment_url: String::new(),
+        agency: "000.00.22.H46".into(),
+        fees_json: "[]".into(),
+        created_at,
+        provider_created: "20241126100000".into(),
+        provider_transaction: None,
+        provider_time: None,
+        confirmed_by: None,
+        settled_at: None,
+        duplicates: 0,
+    }
+}
+
+fn events(reference: &str) -> PaymentEvents {
+    PaymentEvents {
+        ordering_key: reference.into(),
+        confirmed: msg(reference, 1),
+        duplicate: msg(reference, 2),
+    }
+}
+
+fn confirmation(reference: &str, provider: &str, transaction: &str, paid: bool, amount: u64) -> Confirmation {
+    Confirmation {
+        reference: reference.into(),
+        provider: provider.into(),
+        transaction: transaction.into(),
+        amount,
+        paid,
+        provider_time: "20241126100500".into(),
+    }
+}
+
+/// A reference spelled like the pending index is a payment of its own: it neither overwrites
+/// the index nor is taken for it, and the index keeps every pending payment.
+async fn payment_reference_pending_is_a_reference_like_any_other(q: Queue) {
+    assert!(q.payment_create(Q, &payment("HCC241126EARLY234", 100_000, T0)).await.unwrap());
+    assert!(
+        q.payment_create(Q, &payment("pending", 200_000, T0 + 1)).await.unwrap(),
+        "a payment named `pending` is a new payment"
+    );
+    assert!(q.payment_create(Q, &payment("HCC241126LATER234", 300_000, T0 + 2)).await.unwrap());
+    assert!(!q.payment_create(Q, &payment("pending", 1, T0 + 3)).await.unwrap(), "it exists");
+    let all = vec!["HCC241126EARLY234", "pending", "HCC241126LATER234"];
+    assert_eq!(q.payments_pending(Q, T0, T0 + 10, 10).await.unwrap(), all);
+    let p = q.payment_get(Q, "pending").await.unwrap().expect("the payment named pending");
+    assert_eq!((p.amount, p.status), (200_000, PaymentState::Pending));
+
+    let outcome = q
+        .payment_confirm(
+            Q,
+            &confirmation("pending", "vnpay", "14000001", true, 200_000),
+            "",
+            &events("pending"),
+            T0 + 5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ConfirmOutcome::Paid);
+    assert_eq!(
+        q.payments_pending(Q, T0, T0 + 10, 10).await.unwrap(),
+        vec!["HCC241126EARLY234", "HCC241126LATER234"]
+    );
+    assert_eq!(q.payment_get(Q, "pending").await.unwrap().unwrap().status, PaymentState::Paid);
+    let early = q.payment_get(Q, "HCC241126EARLY234").await.unwrap().unwrap();
+    assert_eq!((early.amount, early.status), (100_000, PaymentState::Pending));
+}
+
+/// A transaction id cannot pass for another kind of marker: a failure `T` and a success
+/// `T:failed` are two transactions, and a bank credit whose id reads `reversal:K` does not
+/// stand in for the bank's reversal `K`.
+async fn payment_markers_of_each_kind_stay_apart(q: Queue) {
+    assert!(q.payment_create(Q, &payment("HCC241126FAIL2345", 100_000, T0)).await.unwrap());
+    let failed = confirmation("HCC241126FAIL2345", "vnpay", "T", false, 100_000);
+    let ev = events("HCC241126FAIL2345");
+    assert_eq!(
+        q.payment_confirm(Q, &failed, "", &ev, T0 + 1).await.unwrap(),
+        ConfirmOutcome::Failed
+    );
+    let paid = confirmation("HCC241126FAIL2345", "vnpay", "T:failed", true, 100_000);
+    assert_eq!(q.payment_confirm(Q, &paid, "", &ev, T0 + 2).await.unwrap(), ConfirmOutcome::Paid);
+
+    assert!(q.payment_create(Q, &payment("HCC241126BANK2345", 100_000, T0)).await.unwrap());
+    let credit = confirmation("HCC241126BANK2345", "bank:devbank", "reversal:K", true, 100_000);
+    let ev = events("HCC241126BANK2345");
+    assert_eq!(q.payment_confirm(Q, &credit, "", &ev, T0 + 3).await.unwrap(), ConfirmOutcome::Paid);
+    let reversal = Reversal {
+        reference: "HCC241126BANK2345".into(),
+        provider: "bank:devbank".into(),
+        key: "K".into(),
+        amount: 100_000,
+        original_transaction: None,
+    };
+    assert_eq!(
+        q.payment_reverse(Q, &reversal, &msg("HCC241126BANK2345", 3), T0 + 4).await.unwrap(),
+        ReverseOutcome::Reversed
+    );
+    assert_eq!(
+        q.payment_reverse(Q, &reversal, &msg("HCC241126BANK2345", 3), T0 + 5).await.unwrap(),
+        ReverseOutcome::Duplicate,
+        "the reversal itself is still applied once"
+    );
 }

@@ -11,13 +11,21 @@
 //! `dstcode` header rides on every call when configured; and `TraCuuHoSo` is read from
 //! `result` or `data`, an answer that shows neither a hit nor a miss being retried with an
 //! alarm rather than guessed.
+//!
+//! One attempt has one time budget, the configured timeout, counted from the start of
+//! [`Adapter::deliver`]: every request gets what is left of it, so login, look-up and write
+//! together stay under the engine's lease. Inside it the idempotent sub-calls (the login and
+//! `TraCuuHoSo`) are tried again after a short jittered pause when they fail transiently, so one
+//! lost look-up does not cost the whole attempt and the engine's backoff; the writes are never
+//! repeated that way (see [`Attempt`] and `docs/dvcqg.md`).
 
 pub mod model;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::RwLock;
@@ -32,6 +40,13 @@ pub const KIND_PROGRESS: &str = "dossier.progress";
 const KNOWN_CAPACITY: usize = 100_000;
 /// Answers are small JSON documents; anything bigger is not the portal.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// Tries of an idempotent sub-call inside one attempt, the first included. Three tries turn a
+/// 30% fault rate per call into under 3% per sub-call.
+const SUBCALL_TRIES: usize = 3;
+/// The pause before trying a sub-call again: short, because the attempt's budget is small,
+/// and jittered, so workers that failed together do not retry together.
+const SUBCALL_MIN_PAUSE: Duration = Duration::from_millis(50);
+const SUBCALL_MAX_PAUSE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone)]
 pub struct DvcqgConfig {
@@ -62,8 +77,11 @@ pub struct DvcqgAdapter {
     dstcode: Option<HeaderValue>,
     auth_url: String,
     integration_url: String,
-    /// The portal session, shared by every worker of this process.
-    session: RwLock<Option<String>>,
+    /// The portal session, shared by every worker of this process, and when it was issued.
+    session: RwLock<Option<Session>>,
+    /// The youngest age at which the portal has called a session of ours stale: its session
+    /// lifetime, learned (see [`Session::is_due`]).
+    lifetime: Mutex<Option<Duration>>,
     known: KnownDossiers,
 }
 
@@ -103,20 +121,108 @@ impl KnownDossiers {
     }
 }
 
+/// A session token and when the portal issued it.
+#[derive(Clone)]
+struct Session {
+    token: String,
+    issued: Instant,
+}
+
+/// A session is renewed ahead of time once it reaches this share of the learned lifetime.
+const RENEW_AT_PERCENT: u32 = 75;
+/// Sessions refused younger than this teach nothing about the lifetime (a portal restart, a
+/// revoked session): renewing more often than this would only add logins.
+const MIN_LEARNED_LIFETIME: Duration = Duration::from_secs(1);
+
+impl Session {
+    /// Whether to log in before using it. The portal does not say how long a session lasts;
+    /// the adapter learns it from the ages at which sessions were refused as stale. A write
+    /// sent on a stale session is refused and must be sent again after a login, a second
+    /// chance for a fault to fail the attempt; a login ahead of time is retried safely
+    /// instead, and for a portal whose sessions last 30 minutes it costs one login in 22.
+    fn is_due(&self, lifetime: Option<Duration>) -> bool {
+        lifetime.is_some_and(|l| self.issued.elapsed() >= l * RENEW_AT_PERCENT / 100)
+    }
+}
+
+/// Why a call failed, and whether trying the same request again may help: the request was
+/// not heard, not processed, or its answer was lost (transport errors, timeouts, 408, 425, 429,
+/// 5xx). Only idempotent sub-calls act on `transient`; refusals and configuration faults are
+/// never transient.
+struct Failure {
+    outcome: Outcome,
+    transient: bool,
+}
+
+impl Failure {
+    fn transient(outcome: Outcome) -> Self {
+        Failure { outcome, transient: true }
+    }
+    fn fault(outcome: Outcome) -> Self {
+        Failure { outcome, transient: false }
+    }
+}
+
 /// Why a POST did not give a JSON answer. HTTP 401 is kept apart: from an operation it means
 /// the session is stale, from the login that the credentials are wrong.
 enum PostError {
     Unauthorized,
-    Failed(Outcome),
+    Failed(Failure),
 }
 
-impl From<PostError> for Outcome {
-    fn from(e: PostError) -> Self {
-        match e {
-            PostError::Unauthorized => alarm("the LGSP answered 401"),
-            PostError::Failed(o) => o,
+impl PostError {
+    fn is_transient(&self) -> bool {
+        matches!(self, PostError::Failed(Failure { transient: true, .. }))
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PostError::Failed(Failure {
+                outcome: Outcome::Retry { after, .. },
+                ..
+            }) => *after,
+            _ => None,
         }
     }
+}
+
+/// One delivery attempt's time budget: the configured timeout, from the start of `deliver`.
+/// The engine's lease is longer than that timeout (the configuration checks it), so an attempt
+/// ends before another worker may take the message.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    deadline: Instant,
+    budget: Duration,
+}
+
+impl Attempt {
+    fn starting_now(budget: Duration) -> Self {
+        Attempt {
+            deadline: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    /// What is left for the next request; `None` once the budget is spent.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// The pause before a sub-call is tried again, or `None` to give up: after the pause half
+    /// the budget must remain, for the repeated sub-call and the write that follows. A
+    /// `Retry-After` from the portal lengthens the pause, so it is honoured or the attempt ends.
+    fn pause(&self, backoff: Option<Duration>, retry_after: Option<Duration>) -> Option<Duration> {
+        let pause = backoff?.max(retry_after.unwrap_or_default());
+        (Instant::now() + pause + self.budget / 2 <= self.deadline).then_some(pause)
+    }
+}
+
+/// The in-attempt retry of an idempotent sub-call: [`SUBCALL_TRIES`] tries, jittered pauses.
+fn subcall_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(SUBCALL_MIN_PAUSE)
+        .with_max_delay(SUBCALL_MAX_PAUSE)
+        .with_max_times(SUBCALL_TRIES - 1)
+        .with_jitter()
 }
 
 /// What one portal call came to, before it becomes an [`Outcome`]. A refusal keeps the whole
@@ -256,66 +362,87 @@ impl DvcqgAdapter {
             integration_url: format!("{base}{}", cfg.integration_path),
             cfg,
             session: RwLock::new(None),
+            lifetime: Mutex::new(None),
             known: KnownDossiers::new(),
         })
     }
 
     /// Every call goes through here, the login included, so the `dstcode` header the LGSP
-    /// routes on is on all of them.
-    async fn post_json(&self, url: &str, body: &Value) -> Result<Value, PostError> {
-        let failed = |o: Outcome| PostError::Failed(o);
-        let mut req = self.client.post(url).header(reqwest::header::ACCEPT, "application/json");
+    /// routes on is on all of them, and each gets what is left of the attempt's budget.
+    async fn post_json(&self, url: &str, body: &Value, attempt: Attempt) -> Result<Value, PostError> {
+        let transient = |o: Outcome| PostError::Failed(Failure::transient(o));
+        let fault = |o: Outcome| PostError::Failed(Failure::fault(o));
+        let Some(left) = attempt.remaining() else {
+            return Err(fault(Outcome::retry("the attempt's time budget is spent")));
+        };
+        let mut req = self
+            .client
+            .post(url)
+            .timeout(left)
+            .header(reqwest::header::ACCEPT, "application/json");
         if let Some(dstcode) = &self.dstcode {
             req = req.header("dstcode", dstcode.clone());
         }
-        let resp = req.json(body).send().await.map_err(|e| failed(http::classify_error(&e)))?;
+        let resp = req.json(body).send().await.map_err(|e| transient(http::classify_error(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| failed(http::classify_error(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| transient(http::classify_error(&e)))?;
         match status.as_u16() {
             200..=299 => {}
             401 => return Err(PostError::Unauthorized),
             403 => {
-                return Err(failed(alarm("the LGSP answered 403: this account may not call the portal")));
+                return Err(fault(alarm("the LGSP answered 403: this account may not call the portal")));
             }
             429 | 408 | 425 | 500..=599 => {
-                return Err(failed(Outcome::Retry {
+                return Err(transient(Outcome::Retry {
                     reason: format!("portal answered HTTP {}", status.as_u16()),
                     after: http::retry_after(&headers, SystemTime::now()),
                 }));
             }
             other => {
-                return Err(failed(alarm(&format!(
+                return Err(fault(alarm(&format!(
                     "the portal answered HTTP {other}: check dvcqg.base_url and the paths"
                 ))));
             }
         }
         if bytes.len() > MAX_ANSWER_BYTES {
-            return Err(failed(Outcome::retry("the portal's answer is too large")));
+            return Err(fault(Outcome::retry("the portal's answer is too large")));
         }
-        serde_json::from_slice(&bytes).map_err(|_| failed(Outcome::retry("the portal's answer is not JSON")))
+        serde_json::from_slice(&bytes).map_err(|_| fault(Outcome::retry("the portal's answer is not JSON")))
     }
 
-    /// A fresh session, fetched once however many workers ask at the same moment.
-    async fn login(&self, stale: Option<&str>) -> Result<String, Outcome> {
+    /// A fresh session, fetched once however many workers ask at the same moment. The login
+    /// changes nothing on the portal, so a transient failure is tried again inside the attempt.
+    async fn login(&self, stale: Option<&str>, attempt: Attempt) -> Result<String, Outcome> {
         let mut slot = self.session.write().await;
-        if let Some(current) = slot.as_deref()
-            && Some(current) != stale
+        if let Some(current) = slot.as_ref()
+            && Some(current.token.as_str()) != stale
+            && !current.is_due(self.learned_lifetime())
         {
-            return Ok(current.to_string());
+            return Ok(current.token.clone());
         }
         let body = json!({"username": self.cfg.username, "password": self.cfg.password});
-        let answer = match self.post_json(&self.auth_url, &body).await {
+        let answer = (|| self.post_json(&self.auth_url, &body, attempt))
+            .retry(subcall_backoff())
+            .sleep(tokio::time::sleep)
+            .when(PostError::is_transient)
+            .adjust(|e, backoff| attempt.pause(backoff, e.retry_after()))
+            .notify(|_, pause| tracing::debug!(destination = DESTINATION, ?pause, "portal login failed; trying again"))
+            .await;
+        let answer = match answer {
             Ok(v) => v,
             Err(PostError::Unauthorized) => {
                 return Err(alarm("the portal refused the gateway's credentials (HTTP 401 on login)"));
             }
-            Err(other) => return Err(other.into()),
+            Err(PostError::Failed(f)) => return Err(f.outcome),
         };
         let token = answer.get("session").and_then(Value::as_str).filter(|s| !s.is_empty());
         match token {
             Some(t) if success_code(&answer) => {
-                *slot = Some(t.to_string());
+                *slot = Some(Session {
+                    token: t.to_string(),
+                    issued: Instant::now(),
+                });
                 tracing::info!(destination = DESTINATION, "portal session established");
                 Ok(t.to_string())
             }
@@ -327,24 +454,56 @@ impl DvcqgAdapter {
         }
     }
 
-    async fn current_session(&self) -> Result<String, Outcome> {
-        if let Some(s) = self.session.read().await.clone() {
-            return Ok(s);
+    async fn current_session(&self, attempt: Attempt) -> Result<String, Outcome> {
+        // Bound first: the read guard must be gone before `login` takes the write lock.
+        let current = self.session.read().await.clone();
+        if let Some(s) = current {
+            if !s.is_due(self.learned_lifetime()) {
+                return Ok(s.token);
+            }
+            return self.login(Some(&s.token), attempt).await;
         }
-        self.login(None).await
+        self.login(None, attempt).await
     }
 
-    /// One operation. A stale session is renewed once and the call repeated at once, inside the
-    /// same attempt; a fresh session refused the same way is a configuration fault.
-    async fn call(&self, service: &str, fields: Map<String, Value>) -> Result<Answer, Outcome> {
-        let mut session = self.current_session().await?;
+    fn learned_lifetime(&self) -> Option<Duration> {
+        self.lifetime.lock().map(|l| *l).unwrap_or(None)
+    }
+
+    /// The portal called `token` stale: its age bounds the session lifetime from above.
+    async fn learn_lifetime(&self, token: &str) {
+        let age = match self.session.read().await.as_ref() {
+            Some(s) if s.token == token => s.issued.elapsed(),
+            _ => return,
+        };
+        if age < MIN_LEARNED_LIFETIME {
+            return;
+        }
+        if let Ok(mut l) = self.lifetime.lock()
+            && l.is_none_or(|known| age < known)
+        {
+            *l = Some(age);
+            tracing::info!(destination = DESTINATION, lifetime = ?age, "portal sessions last at most this long; renewing ahead of it");
+        }
+    }
+
+    /// One operation, sent once. A stale session is renewed once and the call repeated at once,
+    /// inside the same attempt; a fresh session refused the same way is a configuration fault.
+    ///
+    /// The repeat is safe for a write too: it happens only when the portal answered that the
+    /// session is stale (HTTP 401, or an `error_code` saying so), that is when it refused the
+    /// call and applied nothing. A call whose answer is lost or is a 5xx is never repeated
+    /// here; it comes back as a transient [`Failure`], which only the look-up tries again.
+    /// A login failure has had its own tries already and is not transient for the caller.
+    async fn call(&self, service: &str, fields: &Map<String, Value>, attempt: Attempt) -> Result<Answer, Failure> {
+        let mut session = self.current_session(attempt).await.map_err(Failure::fault)?;
         for round in 0..2 {
             let mut body = Map::new();
             body.insert("session".into(), Value::String(session.clone()));
             body.insert("madonvi".into(), Value::String(self.cfg.madonvi.clone()));
             body.insert("service".into(), Value::String(service.into()));
             body.extend(fields.clone());
-            let expired = match self.post_json(&self.integration_url, &Value::Object(body)).await {
+            match self.post_json(&self.integration_url, &Value::Object(body), attempt).await {
                 Ok(answer) if success_code(&answer) => return Ok(Answer::Ok(answer)),
                 Ok(answer) => {
                     let (code, message) = (code_text(&answer), message_of(&answer));
@@ -355,29 +514,45 @@ impl DvcqgAdapter {
                             body: answer,
                         });
                     }
-                    true
                 }
-                Err(PostError::Unauthorized) => true,
-                Err(other) => return Err(other.into()),
-            };
-            if expired && round == 0 {
+                Err(PostError::Unauthorized) => {}
+                Err(PostError::Failed(f)) => return Err(f),
+            }
+            // Here the portal refused the call for a stale session, and nothing else.
+            if round == 0 {
                 tracing::info!(destination = DESTINATION, service, "portal session expired; renewing");
-                session = self.login(Some(&session)).await?;
+                self.learn_lifetime(&session).await;
+                session = self.login(Some(&session), attempt).await.map_err(Failure::fault)?;
             }
         }
-        Err(alarm(
+        Err(Failure::fault(alarm(
             "the portal refused a freshly issued session (or the LGSP answered 401): check dvcqg.username and dvcqg.password",
-        ))
+        )))
     }
 
     /// Whether the portal already has the dossier. A stale session was renewed inside
-    /// [`Self::call`]; an answer that shows neither a hit nor a miss is retried with an alarm,
+    /// [`Self::call`]; the look-up changes nothing, so a transient failure is tried again inside
+    /// the attempt. An answer that shows neither a hit nor a miss is retried with an alarm,
     /// because the portal's answers have changed shape or the look-up is failing, and either
     /// needs a person.
-    async fn exists_on_portal(&self, ma: &str) -> Result<bool, Outcome> {
+    async fn exists_on_portal(&self, ma: &str, attempt: Attempt) -> Result<bool, Outcome> {
         let mut fields = Map::new();
         fields.insert("mahoso".into(), Value::String(ma.into()));
-        let answer = match self.call("TraCuuHoSo", fields).await? {
+        let answer = (|| self.call("TraCuuHoSo", &fields, attempt))
+            .retry(subcall_backoff())
+            .sleep(tokio::time::sleep)
+            .when(|f: &Failure| f.transient)
+            .adjust(|f, backoff| {
+                let after = match &f.outcome {
+                    Outcome::Retry { after, .. } => *after,
+                    _ => None,
+                };
+                attempt.pause(backoff, after)
+            })
+            .notify(|_, pause| tracing::debug!(destination = DESTINATION, ?pause, "TraCuuHoSo failed; trying again"))
+            .await
+            .map_err(|f| f.outcome)?;
+        let answer = match answer {
             Answer::Ok(v) | Answer::Refused { body: v, .. } => v,
         };
         match classify_lookup(&answer) {
@@ -396,12 +571,15 @@ impl DvcqgAdapter {
         }
     }
 
-    async fn sync(&self, d: Delivery<'_>, item: Value) -> Outcome {
+    /// The writes are sent once per attempt (apart from the stale-session repeat in
+    /// [`Self::call`]): a write whose answer was lost may have been applied, and only the
+    /// engine, with its backoff and dead-letter rules, decides to send it again.
+    async fn sync(&self, d: Delivery<'_>, item: Value, attempt: Attempt) -> Outcome {
         let ma = d.ordering_key;
         let exists = if self.known.contains(ma) {
             true
         } else {
-            match self.exists_on_portal(ma).await {
+            match self.exists_on_portal(ma, attempt).await {
                 Ok(e) => e,
                 Err(o) => return o,
             }
@@ -409,7 +587,7 @@ impl DvcqgAdapter {
         let mut fields = Map::new();
         fields.insert("isUpdating".into(), Value::String(if exists { "True" } else { "False" }.into()));
         fields.insert("data".into(), Value::Array(vec![item]));
-        match self.call("DongBoHoSoMC", fields).await {
+        match self.call("DongBoHoSoMC", &fields, attempt).await {
             Ok(Answer::Ok(_)) => {
                 self.known.insert(ma);
                 Outcome::Delivered
@@ -417,19 +595,19 @@ impl DvcqgAdapter {
             Ok(Answer::Refused { code, message, .. }) => {
                 Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}"))
             }
-            Err(o) => o,
+            Err(f) => f.outcome,
         }
     }
 
-    async fn progress(&self, item: Value) -> Outcome {
+    async fn progress(&self, item: Value, attempt: Attempt) -> Outcome {
         let mut fields = Map::new();
         fields.insert("data".into(), Value::Array(vec![item]));
-        match self.call("CapNhatTienDoHoSoMC", fields).await {
+        match self.call("CapNhatTienDoHoSoMC", &fields, attempt).await {
             Ok(Answer::Ok(_)) => Outcome::Delivered,
             Ok(Answer::Refused { code, message, .. }) => {
                 Outcome::reject(format!("portal refused CapNhatTienDoHoSoMC (error_code {code}): {message}"))
             }
-            Err(o) => o,
+            Err(f) => f.outcome,
         }
     }
 }
@@ -441,6 +619,7 @@ impl Adapter for DvcqgAdapter {
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
+            let attempt = Attempt::starting_now(self.cfg.timeout);
             // The API stored a validated object; anything else is a bug upstream of here, and
             // retrying would not fix it.
             let mut item = match serde_json::from_slice(d.payload) {
@@ -452,8 +631,8 @@ impl Adapter for DvcqgAdapter {
             model::to_wire(&mut item);
             let item = Value::Object(item);
             match d.kind {
-                KIND_SYNC => self.sync(d, item).await,
-                KIND_PROGRESS => self.progress(item).await,
+                KIND_SYNC => self.sync(d, item, attempt).await,
+                KIND_PROGRESS => self.progress(item, attempt).await,
                 other => Outcome::reject(format!("the portal adapter does not handle {other}")),
             }
         })
@@ -548,5 +727,234 @@ mod tests {
         }
         assert!(!k.contains("0"));
         assert!(k.contains(&(KNOWN_CAPACITY + 9).to_string()));
+    }
+
+    /// A scripted portal on loopback: each request is answered by `script(service, n)`, `n`
+    /// counting that service's calls from 1 (the login is service `"login"`); every request
+    /// is recorded. One request per connection, so a dropped answer is one lost call.
+    mod scripted {
+        use std::sync::{Arc, Mutex};
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        pub enum Reply {
+            Json(u16, serde_json::Value),
+            /// The request was read, then the connection closes with no answer.
+            Drop,
+        }
+
+        pub type Script = Arc<dyn Fn(&str, usize) -> Reply + Send + Sync>;
+
+        pub async fn serve(script: Script) -> (String, Arc<Mutex<Vec<String>>>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+            let log = seen.clone();
+            tokio::spawn(async move {
+                while let Ok((mut sock, _)) = listener.accept().await {
+                    let (script, log) = (script.clone(), log.clone());
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 8192];
+                        let (head_end, length) = loop {
+                            let n = sock.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                                let length = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                                    .unwrap_or(0);
+                                break (i + 4, length);
+                            }
+                        };
+                        while buf.len() < head_end + length {
+                            let n = sock.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or_default();
+                        let service = body["service"].as_str().unwrap_or("login").to_string();
+                        let n = {
+                            let mut l = log.lock().unwrap();
+                            l.push(service.clone());
+                            l.iter().filter(|s| **s == service).count()
+                        };
+                        match script(&service, n) {
+                            Reply::Drop => {}
+                            Reply::Json(status, v) => {
+                                let text = v.to_string();
+                                let answer = format!(
+                                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                                    text.len()
+                                );
+                                let _ = sock.write_all(answer.as_bytes()).await;
+                            }
+                        }
+                    });
+                }
+            });
+            (url, seen)
+        }
+    }
+
+    use std::sync::Arc;
+
+    use scripted::Reply;
+
+    fn ok(v: Value) -> Reply {
+        Reply::Json(200, v)
+    }
+
+    /// A portal that answers every call well, except where `fault` says otherwise.
+    fn portal_with(fault: impl Fn(&str, usize) -> Option<Reply> + Send + Sync + 'static) -> scripted::Script {
+        Arc::new(move |service: &str, n: usize| {
+            if let Some(r) = fault(service, n) {
+                return r;
+            }
+            match service {
+                "login" => ok(json!({"error_code": 0, "session": "S-1"})),
+                "TraCuuHoSo" => ok(json!({"error_code": 0, "result": []})),
+                _ => ok(json!({"error_code": 0, "message": "Thành công"})),
+            }
+        })
+    }
+
+    fn adapter(url: &str, timeout: Duration) -> DvcqgAdapter {
+        DvcqgAdapter::new(DvcqgConfig {
+            base_url: url.into(),
+            auth_path: "/auth".into(),
+            integration_path: "/integration".into(),
+            username: "u".into(),
+            password: "p".into(),
+            madonvi: "000.00.22.H46".into(),
+            dstcode: String::new(),
+            timeout,
+        })
+        .unwrap()
+    }
+
+    async fn deliver(a: &DvcqgAdapter, kind: &str) -> Outcome {
+        let payload = json!({"MaHoSo": "M-1", "TrangThaiHoSo": 1, "TrangThai": 1}).to_string();
+        a.deliver(Delivery {
+            id: "m-1",
+            kind,
+            ordering_key: "M-1",
+            payload: payload.as_bytes(),
+            attempt: 1,
+        })
+        .await
+    }
+
+    fn count(seen: &std::sync::Mutex<Vec<String>>, service: &str) -> usize {
+        seen.lock().unwrap().iter().filter(|s| *s == service).count()
+    }
+
+    #[tokio::test]
+    async fn a_failing_lookup_is_tried_again_and_the_write_goes_once() {
+        let (url, seen) = scripted::serve(portal_with(|service, n| match (service, n) {
+            ("TraCuuHoSo", 1) => Some(Reply::Json(503, json!({"message": "busy"}))),
+            ("TraCuuHoSo", 2) => Some(Reply::Drop),
+            _ => None,
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
+        assert_eq!(count(&seen, "TraCuuHoSo"), 3);
+        assert_eq!(count(&seen, "DongBoHoSoMC"), 1, "{:?}", seen.lock().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_failing_login_is_tried_again() {
+        let (url, seen) = scripted::serve(portal_with(|service, n| {
+            (service == "login" && n == 1).then(|| Reply::Json(502, json!({"message": "bad gateway"})))
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
+        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_answer_is_lost_is_not_sent_again_in_the_attempt() {
+        for (service, kind) in [("DongBoHoSoMC", KIND_SYNC), ("CapNhatTienDoHoSoMC", KIND_PROGRESS)] {
+            for reply in [|| Reply::Drop, || Reply::Json(503, json!({})), || Reply::Json(429, json!({}))] {
+                let (url, seen) = scripted::serve(portal_with(move |s, _| (s == service).then(reply))).await;
+                let a = adapter(&url, Duration::from_secs(5));
+                assert!(matches!(deliver(&a, kind).await, Outcome::Retry { .. }));
+                assert_eq!(count(&seen, service), 1, "{service} was repeated: {:?}", seen.lock().unwrap());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_for_a_stale_session_is_repeated_once_after_a_login() {
+        let (url, seen) = scripted::serve(portal_with(|service, n| {
+            (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": -1, "message": "Session expired"})))
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
+        assert_eq!((count(&seen, "login"), count(&seen, "DongBoHoSoMC")), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_not_tried_again_and_transient_faults_only_so_often() {
+        let (url, seen) = scripted::serve(portal_with(|service, _| {
+            (service == "TraCuuHoSo").then(|| Reply::Json(403, json!({"message": "Forbidden"})))
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
+        assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (1, 0));
+
+        let (url, seen) = scripted::serve(portal_with(|service, _| (service == "TraCuuHoSo").then_some(Reply::Drop))).await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
+        assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (SUBCALL_TRIES, 0));
+    }
+
+    #[tokio::test]
+    async fn retries_stay_inside_the_attempts_budget() {
+        // Tries stop once less than half the budget would be left after the pause; a
+        // Retry-After longer than that ends the attempt instead of being waited out.
+        let (url, seen) = scripted::serve(portal_with(|service, _| (service == "login").then(|| Reply::Json(503, json!({}))))).await;
+        let a = adapter(&url, Duration::from_millis(600));
+        let started = Instant::now();
+        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
+        assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+        assert!(count(&seen, "login") >= 1);
+        let attempt = Attempt::starting_now(Duration::from_millis(600));
+        assert_eq!(attempt.pause(Some(Duration::from_millis(50)), Some(Duration::from_secs(3))), None);
+        assert_eq!(attempt.pause(None, None), None);
+        assert!(attempt.pause(Some(Duration::from_millis(50)), None).is_some());
+    }
+
+    #[tokio::test]
+    async fn sessions_are_renewed_ahead_of_the_lifetime_the_portal_showed() {
+        // The portal calls the first session stale on its second write (at 1.2 s or more).
+        let (url, seen) = scripted::serve(Arc::new(|service: &str, n: usize| match (service, n) {
+            ("login", n) => ok(json!({"error_code": 0, "session": format!("S-{n}")})),
+            ("CapNhatTienDoHoSoMC", 2) => ok(json!({"error_code": -1, "message": "Session expired"})),
+            _ => ok(json!({"error_code": 0})),
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
+        let learned = a.learned_lifetime().unwrap();
+        assert!(learned >= Duration::from_millis(1200), "{learned:?}");
+        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (2, 3));
+        // Past three quarters of that, the next write goes on a fresh session, not a stale one.
+        tokio::time::sleep(learned * 3 / 4).await;
+        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
+        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (3, 4));
     }
 }

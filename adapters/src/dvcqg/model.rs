@@ -13,9 +13,18 @@ use serde_json::{Map, Value};
 
 use crate::fields::{FieldError, Fields, flag, non_empty_text, text, whole_in};
 
-/// A dossier code (agency id + receipt date + sequence, e.g. `000.00.22.H46-241125-0001`).
-/// The exact format varies by province, so the rule is conservative: 1–100 characters of
-/// letters, digits and `.-_/`, which keeps it safe in URLs, Redis keys and logs.
+/// A dossier code (`MaHoSo`). Decree 61/2018 gives it as agency code, receipt date and sequence
+/// (`000.00.22.H46-241125-0001`), but provinces' one-stop software writes it differently, and
+/// every code a province issues must stay valid, so no province's shape is demanded. What is
+/// refused is what makes a code unsafe where it travels (a URL path segment, Redis keys, logs):
+/// - 1 to 100 characters, each an ASCII letter, an ASCII digit, `.`, `-` or `_`;
+/// - no path separator (`/`, `\`): the code is one segment of
+///   `/v1/dossiers/{MaHoSo}/progress`, where a `/` cannot be routed and `%2F` is read differently
+///   by every proxy on the way;
+/// - not a dot segment (`.` or `..`), and at least one letter or digit (so `-`, `___` or `...`
+///   are no codes at all).
+///
+/// `docs/dvcqg.md` states the same pattern for centres.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MaHoSo(String);
 
@@ -24,8 +33,17 @@ impl MaHoSo {
         if s.is_empty() || s.len() > 100 {
             return Err("must be 1 to 100 characters".into());
         }
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')) {
-            return Err("may contain only letters, digits and . - _ /".into());
+        if s.contains(['/', '\\']) {
+            return Err("must not contain a path separator (/ or \\)".into());
+        }
+        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+            return Err("may contain only letters, digits and . - _".into());
+        }
+        if s == "." || s == ".." {
+            return Err("must not be a dot segment (. or ..)".into());
+        }
+        if !s.chars().any(|c| c.is_ascii_alphanumeric()) {
+            return Err("must contain at least one letter or digit".into());
         }
         Ok(MaHoSo(s.to_string()))
     }
@@ -201,13 +219,18 @@ impl Amount {
     }
 }
 
+/// The largest `Gia` taken: below 10^15 đồng, whether sent as an integer or as a whole float
+/// (`1e5`), so the two forms have one bound and any later sum of fees stays far from overflow.
+const MAX_GIA: u64 = 999_999_999_999_999;
+
 fn amount(v: &Value) -> Result<Amount, String> {
+    let refuse = || "must be a whole, non-negative amount in VND, below 10^15".to_string();
     if let Some(n) = v.as_u64() {
-        return Ok(Amount(n));
+        return if n <= MAX_GIA { Ok(Amount(n)) } else { Err(refuse()) };
     }
     match v.as_f64() {
         Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Ok(Amount(f as u64)),
-        _ => Err("must be a whole, non-negative amount in VND".into()),
+        _ => Err(refuse()),
     }
 }
 
@@ -513,6 +536,23 @@ mod tests {
     }
 
     #[test]
+    fn fee_prices_have_one_bound_in_either_form() {
+        for (gia, ok) in [
+            (json!(999_999_999_999_999u64), true),
+            (json!(1e14), true),
+            (json!(1_000_000_000_000_000u64), false),
+            (json!(u64::MAX), false),
+            (json!(1e15), false),
+            (json!(1e300), false),
+            (json!(0.5), false),
+        ] {
+            let mut v = fixture();
+            v["DanhSachLePhi"][0]["Gia"] = gia.clone();
+            assert_eq!(Dossier::parse(&v).is_ok(), ok, "{gia}");
+        }
+    }
+
+    #[test]
     fn dates_must_be_real() {
         assert!(PortalDateTime::parse("20240229120000").is_ok());
         assert!(PortalDateTime::parse("20230229120000").is_err());
@@ -670,10 +710,43 @@ mod tests {
 
     #[test]
     fn ma_ho_so_is_conservative() {
-        assert!(MaHoSo::parse("000.00.22.H46-241125-0001").is_ok());
-        assert!(MaHoSo::parse("").is_err());
-        assert!(MaHoSo::parse("a b").is_err());
-        assert!(MaHoSo::parse("x\ny").is_err());
+        // Codes as provinces' software issues them: the Decree 61 form and its variants.
+        for ok in [
+            "000.00.22.H46-241125-0001",
+            "000.00.22.H46-20241125-0001",
+            "H46.22.08-241126-0001",
+            "G22.386-241125-000123",
+            "000.00.01.H01_241125_0001",
+            "HS-2024-001",
+            "QN241125000001",
+            "a",
+            "7",
+            ".env",
+            "1..2",
+            "-x-",
+        ] {
+            assert!(MaHoSo::parse(ok).is_ok(), "{ok}");
+        }
+        assert!(MaHoSo::parse(&"9".repeat(100)).is_ok());
+        for (bad, why) in [
+            ("", "1 to 100"),
+            ("a b", "only letters"),
+            ("x\ny", "only letters"),
+            ("000.00.22.H46/241125/0001", "path separator"),
+            ("../../admin", "path separator"),
+            ("..\\..\\admin", "path separator"),
+            ("/", "path separator"),
+            (".", "dot segment"),
+            ("..", "dot segment"),
+            ("...", "letter or digit"),
+            ("-", "letter or digit"),
+            ("_-_.", "letter or digit"),
+            ("HS%2F1", "only letters"),
+            ("HỒSƠ-1", "only letters"),
+        ] {
+            let e = MaHoSo::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
         assert!(MaHoSo::parse(&"9".repeat(101)).is_err());
     }
 

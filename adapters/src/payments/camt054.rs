@@ -228,6 +228,121 @@ fn amount(e: &Element) -> (Option<u64>, String) {
     (vnd(&e.text()), e.attr("Ccy").unwrap_or("").trim().to_string())
 }
 
+/// How far into a body [`check_root`] looks for the root's start tag. A real prolog is an XML
+/// declaration and perhaps a comment; the root's start tag carries a few namespaces.
+pub const ROOT_SCAN_LIMIT: usize = 16 * 1024;
+
+/// Why a body was refused before any parsing, canonicalisation or signature work.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RootError {
+    #[error("the body is not an XML document (no root element within its first {ROOT_SCAN_LIMIT} bytes)")]
+    NotXml,
+    #[error("a DOCTYPE is not accepted")]
+    Doctype,
+    #[error("the root element is not a camt.054.001.02 or camt.054.001.08 Document")]
+    NotCamt054,
+}
+
+/// A cheap look at the body before anything expensive: skips the prolog (XML declaration,
+/// processing instructions, comments, whitespace), refuses a DOCTYPE, and reads only the root's
+/// start tag, which must be `Document` in the camt.054 v02 or v08 namespace, declared on that
+/// tag (a root inherits nothing). Its cost is bounded by [`ROOT_SCAN_LIMIT`] whatever the body
+/// holds, so an unauthenticated caller cannot make the gateway parse, canonicalise or verify a
+/// document that could never be a bank notification. The full parse still checks everything
+/// again; this only refuses early.
+pub fn check_root(body: &[u8]) -> Result<(), RootError> {
+    let b = &body[..body.len().min(ROOT_SCAN_LIMIT)];
+    let mut i = if b.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let find = |from: usize, pat: &[u8]| b[from..].windows(pat.len()).position(|w| w == pat).map(|p| from + p);
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    // The prolog.
+    loop {
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<?") {
+            i = find(i + 2, b"?>").ok_or(RootError::NotXml)? + 2;
+        } else if rest.starts_with(b"<!--") {
+            i = find(i + 4, b"-->").ok_or(RootError::NotXml)? + 3;
+        } else if rest.starts_with(b"<!") {
+            return Err(RootError::Doctype);
+        } else if rest.starts_with(b"<") {
+            i += 1;
+            break;
+        } else {
+            return Err(RootError::NotXml);
+        }
+    }
+    // The root's qualified name.
+    let start = i;
+    while i < b.len() && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
+        i += 1;
+    }
+    if i == b.len() {
+        return Err(RootError::NotXml);
+    }
+    let name = &b[start..i];
+    let (prefix, local) = match name.iter().position(|&c| c == b':') {
+        Some(p) => (&name[..p], &name[p + 1..]),
+        None => (&b""[..], name),
+    };
+    if local != b"Document" {
+        return Err(RootError::NotCamt054);
+    }
+    // Its attributes, up to the end of the start tag; only the namespace of its prefix matters.
+    let mut ns: Option<&[u8]> = None;
+    loop {
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        match b.get(i) {
+            None => return Err(RootError::NotXml),
+            Some(b'>') => break,
+            Some(b'/') if b.get(i + 1) == Some(&b'>') => break,
+            Some(_) => {}
+        }
+        let attr_start = i;
+        while i < b.len() && !is_space(b[i]) && b[i] != b'=' && b[i] != b'>' {
+            i += 1;
+        }
+        let attr = &b[attr_start..i];
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') || attr.is_empty() {
+            return Err(RootError::NotXml);
+        }
+        i += 1;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        let quote = match b.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return Err(RootError::NotXml),
+        };
+        let value_start = i + 1;
+        let value_end = b[value_start..]
+            .iter()
+            .position(|&c| c == quote)
+            .map(|p| value_start + p)
+            .ok_or(RootError::NotXml)?;
+        i = value_end + 1;
+        let declares = if prefix.is_empty() {
+            attr == b"xmlns"
+        } else {
+            attr.strip_prefix(b"xmlns:") == Some(prefix)
+        };
+        if declares {
+            ns = Some(&b[value_start..value_end]);
+        }
+    }
+    match ns {
+        Some(n) if n == NS_V02.as_bytes() || n == NS_V08.as_bytes() => Ok(()),
+        _ => Err(RootError::NotCamt054),
+    }
+}
+
 pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
     let root = &doc.root;
     let ns = element_ns(root, &root.ns_decls).to_string();
@@ -327,6 +442,56 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_is_checked_before_anything_is_parsed() {
+        let v08 = format!("<Document xmlns=\"{NS_V08}\"><BkToCstmrDbtCdtNtfctn/></Document>");
+        assert_eq!(check_root(v08.as_bytes()), Ok(()));
+        for ok in [
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- from the bank -->\n{v08}"),
+            format!("\u{feff}<?xml version='1.0'?><Document xml:lang=\"vi\" xmlns='{NS_V02}' Id=\"a>b\">"),
+            format!("<camt:Document xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:camt=\"{NS_V08}\">"),
+            format!("<Document\n  xmlns = \"{NS_V08}\"\n>"),
+        ] {
+            assert_eq!(check_root(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            (String::new(), RootError::NotXml),
+            ("{\"json\": true}".to_string(), RootError::NotXml),
+            ("   ".to_string(), RootError::NotXml),
+            ("<!DOCTYPE Document [<!ENTITY a \"b\">]><Document/>".to_string(), RootError::Doctype),
+            ("<?xml version=\"1.0\"?><!-- never closed".to_string(), RootError::NotXml),
+            (
+                format!("<Envelope xmlns=\"{NS_V08}\"><Document/></Envelope>"),
+                RootError::NotCamt054,
+            ),
+            (
+                "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pain.001.001.09\">".to_string(),
+                RootError::NotCamt054,
+            ),
+            ("<Document>".to_string(), RootError::NotCamt054),
+            (format!("<camt:Document xmlns=\"{NS_V08}\">"), RootError::NotCamt054),
+            (format!("<x:Document xmlns:camt=\"{NS_V08}\">"), RootError::NotCamt054),
+            (format!("<Document xmlns=\"{NS_V08}\""), RootError::NotXml),
+            (format!("<Document xmlns={NS_V08}>"), RootError::NotXml),
+        ] {
+            assert_eq!(check_root(bad.as_bytes()), Err(why), "{bad}");
+        }
+        for fixture in [
+            &include_bytes!("../../../tests/fixtures/xml/01-camt054-v08.xml")[..],
+            &include_bytes!("../../../tests/fixtures/xml/02-camt054-v02.xml")[..],
+            &include_bytes!("../../../tests/fixtures/xml/13-camt054-v08-batch.xml")[..],
+            &include_bytes!("../../../tests/fixtures/xml/14-camt054-v08-reversal.xml")[..],
+            &include_bytes!("../../../tests/fixtures/xml/15-camt054-v02-batch.xml")[..],
+        ] {
+            assert_eq!(check_root(fixture), Ok(()), "{}", String::from_utf8_lossy(&fixture[..200]));
+        }
+        // Bounded: a prolog longer than the limit is refused unread, however the body goes on.
+        let long = format!("<!--{}-->{v08}", "x".repeat(ROOT_SCAN_LIMIT));
+        assert_eq!(check_root(long.as_bytes()), Err(RootError::NotXml));
+        let attrs = format!("<Document xmlns=\"{NS_V08}\" {}>", "a=\"b\" ".repeat(ROOT_SCAN_LIMIT / 4));
+        assert_eq!(check_root(attrs.as_bytes()), Err(RootError::NotXml));
+    }
 
     fn parse(xml: &str) -> Document {
         hcc_signing::xml::dom::parse(xml.as_bytes()).unwrap()

@@ -218,12 +218,16 @@ pub fn unwrap_answer(v: &Value) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// INIT's answer: the payment page, or why not.
+/// INIT's answer: the payment page, or why not. The page is where the citizen's browser is
+/// sent, so it must pass [`super::check_payment_url`] (https, or http to loopback only).
 pub fn parse_init_answer(v: &Value) -> Result<String, String> {
     let m = unwrap_answer(v)?;
     match (field(&m, "MaLoi").as_str(), m.get("UrlThanhToan").and_then(Value::as_str)) {
-        ("00", Some(u)) if u.starts_with("https://") || u.starts_with("http://") => Ok(u.to_string()),
-        ("00", _) => Err("MaLoi 00 without a usable UrlThanhToan".into()),
+        ("00", Some(u)) => match super::check_payment_url(u) {
+            Ok(u) => Ok(u.to_string()),
+            Err(e) => Err(format!("MaLoi 00 but UrlThanhToan refused: {e}")),
+        },
+        ("00", None) => Err("MaLoi 00 without a usable UrlThanhToan".into()),
         (code, _) => Err(format!(
             "MaLoi {code} {}",
             m.get("MoTaLoi")
@@ -272,11 +276,12 @@ pub fn parse_confirmation(v: &Value, partner_code: &str, secret: &str) -> Result
     if field(m, "MaDoiTac") != partner_code {
         return Err(ConfirmationError::WrongPartner);
     }
+    // Only a reference of the gateway's own shape is ever looked up.
     let reference = field(m, "MaThamChieu");
-    if reference.is_empty() {
+    if !super::is_reference(&reference) {
         return Err(ConfirmationError::Field("MaThamChieu"));
     }
-    let amount = field(m, "SoTien").parse::<u64>().map_err(|_| ConfirmationError::Field("SoTien"))?;
+    let amount = super::strict_amount(&field(m, "SoTien")).ok_or(ConfirmationError::Field("SoTien"))?;
     let ma_loi = field(m, "MaLoi");
     if ma_loi.is_empty() {
         return Err(ConfirmationError::Field("MaLoi"));
@@ -331,7 +336,7 @@ pub fn parse_query_answer(v: &Value) -> Option<QueryState> {
             let transaction = field(&m, "MaGiaoDich");
             (!transaction.is_empty()).then_some(())?;
             Some(QueryState::Paid {
-                amount: field(&m, "SoTien").parse().ok()?,
+                amount: super::strict_amount(&field(&m, "SoTien"))?,
                 transaction,
             })
         }
@@ -365,7 +370,7 @@ mod tests {
             ("LoaiBanTin", "CONFIRM"),
             ("MaLoi", "00"),
             ("MaDoiTac", "P1"),
-            ("MaThamChieu", "R1"),
+            ("MaThamChieu", "HCC241126ABCDEFGH"),
             ("MaTienTe", "VND"),
             ("MaGiaoDich", "T1"),
             ("MaNganHang", "VCB"),
@@ -521,6 +526,87 @@ mod tests {
         );
         let wrapped = json!({"error_code": 0, "message": "{\"MaLoi\":\"00\",\"TrangThaiGD\":\"3\"}"});
         assert_eq!(parse_query_answer(&wrapped), Some(QueryState::Pending));
+    }
+
+    /// Re-signs a confirmation after a field was changed, as the platform (or anyone holding
+    /// the secret) would: the checks below are about shape, not the checksum.
+    fn resigned(mut v: Value, key: &str, value: Value) -> Value {
+        v[key] = value;
+        let m = v.as_object().unwrap().clone();
+        v["MaXacThuc"] = json!(checksum(&m, CONFIRM_FIELDS, "s"));
+        v
+    }
+
+    #[test]
+    fn a_signed_confirmation_with_a_loose_amount_or_reference_is_refused() {
+        // The checksum string of one, written out by hand: the amount is hashed as its text.
+        let v = resigned(confirmation("s", 100_000), "SoTien", json!("0100000"));
+        let by_hand = "CONFIRM|00|P1|HCC241126ABCDEFGH|0100000|VND|T1|VCB|20241126133005|le phi|s";
+        assert_eq!(v["MaXacThuc"], json!(hcc_signing::sha256_hex(by_hand.as_bytes())));
+        assert_eq!(parse_confirmation(&v, "P1", "s").unwrap_err(), ConfirmationError::Field("SoTien"));
+        for amount in [
+            json!("+100000"),
+            json!("-100000"),
+            json!(" 100000"),
+            json!("100000.0"),
+            json!(100000.0),
+            json!(-5),
+            json!(""),
+        ] {
+            let v = resigned(confirmation("s", 100_000), "SoTien", amount.clone());
+            assert_eq!(
+                parse_confirmation(&v, "P1", "s").unwrap_err(),
+                ConfirmationError::Field("SoTien"),
+                "{amount}"
+            );
+        }
+        // A JSON integer is hashed and read as its decimal digits.
+        let v = resigned(confirmation("s", 100_000), "SoTien", json!(100000));
+        assert_eq!(parse_confirmation(&v, "P1", "s").unwrap().amount, 100_000);
+        for reference in [
+            "pending",
+            "",
+            "R1",
+            "hcc241126abcdefgh",
+            "HCC241126ABCDEFGH:x",
+            "../HCC241126ABCDEFGH",
+        ] {
+            let v = resigned(confirmation("s", 100_000), "MaThamChieu", json!(reference));
+            assert_eq!(
+                parse_confirmation(&v, "P1", "s").unwrap_err(),
+                ConfirmationError::Field("MaThamChieu"),
+                "{reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_amounts_are_strict_digit_strings() {
+        for amount in ["+5000", "05000", "-5000", "5000.0", " 5000"] {
+            assert_eq!(
+                parse_query_answer(&json!({"MaLoi": "00", "TrangThaiGD": "1", "SoTien": amount, "MaGiaoDich": "T9"})),
+                None,
+                "{amount}"
+            );
+        }
+    }
+
+    #[test]
+    fn init_answers_give_only_a_safe_payment_page() {
+        for url in [
+            "http://paygov.example.vn/pay/x",
+            "javascript:alert(document.cookie)",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "//attacker.example/pay",
+            "https://user:pw@paygov.example.vn/pay",
+        ] {
+            let e = parse_init_answer(&json!({"MaLoi": "00", "UrlThanhToan": url})).unwrap_err();
+            assert!(e.contains("UrlThanhToan refused"), "{url}: {e}");
+        }
+        assert_eq!(
+            parse_init_answer(&json!({"MaLoi": "00", "UrlThanhToan": "http://127.0.0.1:9101/pay/x"})).unwrap(),
+            "http://127.0.0.1:9101/pay/x"
+        );
     }
 
     #[test]

@@ -69,17 +69,10 @@ fn is_timestamp(s: &str) -> bool {
     (1..=12).contains(&n(4..6)) && (1..=31).contains(&n(6..8)) && n(8..10) < 24 && n(10..12) < 60 && n(12..14) < 60
 }
 
-/// Digits only (Rust's integer parser would also take a leading `+`).
-fn digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// `vnp_Amount` (×100) to VND: digits, positive, a whole number of đồng.
+/// `vnp_Amount` (×100) to VND: a strict digit string ([`super::strict_amount`]: no sign, no
+/// leading zero), positive, a whole number of đồng.
 fn amount_vnd(raw: &str) -> Option<u64> {
-    digits(raw)
+    super::strict_amount(raw)
         .filter(|a| *a > 0 && *a <= MAX_AMOUNT_X100 && a.is_multiple_of(100))
         .map(|a| a / 100)
 }
@@ -241,6 +234,8 @@ pub enum IpnError {
     WrongMerchant,
     #[error("vnp_TxnRef is missing")]
     MissingReference,
+    #[error("vnp_TxnRef is not a payment reference of this gateway's shape")]
+    NotOurReference,
     #[error("vnp_Amount is missing or not a whole number of VND ×100")]
     InvalidAmount,
     #[error("{0} is missing or invalid")]
@@ -254,7 +249,7 @@ impl IpnError {
     pub fn rsp_code(&self) -> &'static str {
         match self {
             IpnError::TooLarge | IpnError::RepeatedKey(_) | IpnError::BadSignature => "97",
-            IpnError::WrongMerchant | IpnError::MissingReference => "01",
+            IpnError::WrongMerchant | IpnError::MissingReference | IpnError::NotOurReference => "01",
             IpnError::InvalidAmount => "04",
             IpnError::Field(_) => "99",
         }
@@ -290,7 +285,9 @@ pub fn verify_ipn(query: &str, tmn_code: &str, secret: &str) -> Result<Ipn, IpnE
     if signed("vnp_TmnCode") != Some(tmn_code) || tmn_code.is_empty() {
         return Err(IpnError::WrongMerchant);
     }
-    let reference = signed("vnp_TxnRef").ok_or(IpnError::MissingReference)?.to_string();
+    let reference = signed("vnp_TxnRef").ok_or(IpnError::MissingReference)?;
+    // Only a reference of the gateway's own shape is ever looked up.
+    let reference = super::parse_reference(reference).ok_or(IpnError::NotOurReference)?.to_string();
     let amount_vnd = signed("vnp_Amount").and_then(amount_vnd).ok_or(IpnError::InvalidAmount)?;
     let response_code = signed("vnp_ResponseCode").unwrap_or("").to_string();
     let transaction_status = signed("vnp_TransactionStatus").unwrap_or("").to_string();
@@ -575,7 +572,9 @@ mod tests {
         assert!(!is_timestamp("20241326133005"));
         assert!(!is_timestamp("2024112613300"));
         assert!(!is_timestamp("2024112613300x"));
-        assert_eq!(digits("+5"), None);
+        assert_eq!(amount_vnd("+15000000"), None);
+        assert_eq!(amount_vnd("015000000"), None);
+        assert_eq!(amount_vnd("-15000000"), None);
         assert_eq!(amount_vnd("15000000"), Some(150_000));
         assert_eq!(amount_vnd("15000050"), None);
         assert_eq!(amount_vnd("0"), None);
@@ -789,6 +788,28 @@ mod tests {
         assert_eq!((e.clone(), e.rsp_code()), (IpnError::InvalidAmount, "04"));
     }
 
+    #[test]
+    fn a_signed_ipn_with_a_loose_amount_or_a_foreign_reference_is_refused() {
+        // Signed over exactly these strings: the amount with a leading zero is what was hashed.
+        let zero = "vnp_Amount=015000000&vnp_ResponseCode=00&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=1\
+            &vnp_TransactionStatus=00&vnp_TxnRef=HCC241126ABCDEFGH";
+        let e = verify_ipn(&format!("{zero}&vnp_SecureHash={}", hmac(zero)), "HCCDEV01", SECRET).unwrap_err();
+        assert_eq!((e.clone(), e.rsp_code()), (IpnError::InvalidAmount, "04"));
+        // `+` is a space in a query string; `%2B` is the sign itself.
+        let plus = "vnp_Amount=%2B15000000&vnp_ResponseCode=00&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=1\
+            &vnp_TransactionStatus=00&vnp_TxnRef=HCC241126ABCDEFGH";
+        let e = verify_ipn(&format!("{plus}&vnp_SecureHash={}", hmac(plus)), "HCCDEV01", SECRET).unwrap_err();
+        assert_eq!(e, IpnError::InvalidAmount);
+        for reference in ["pending", "HCC241126ABCDEFG", "hcc241126abcdefgh", "HCC241126ABCDEF%2FH"] {
+            let q = format!(
+                "vnp_Amount=15000000&vnp_ResponseCode=00&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=1\
+                 &vnp_TransactionStatus=00&vnp_TxnRef={reference}"
+            );
+            let e = verify_ipn(&format!("{q}&vnp_SecureHash={}", hmac(&q)), "HCCDEV01", SECRET).unwrap_err();
+            assert_eq!((e.clone(), e.rsp_code()), (IpnError::NotOurReference, "01"), "{reference}");
+        }
+    }
+
     // --- querydr --------------------------------------------------------------------------
 
     #[test]
@@ -901,6 +922,39 @@ mod tests {
         let mut f = v.clone();
         f["vnp_Amount"] = json!(15000000.0);
         assert_eq!(parse(&f).unwrap_err(), QueryDrError::FieldType("vnp_Amount"));
+    }
+
+    #[test]
+    fn a_signed_querydr_amount_with_a_sign_or_a_leading_zero_is_refused() {
+        for (amount, signed) in [
+            (
+                "015000000",
+                "r8|querydr|00|QueryDR Success|HCCDEV01|HCC241126ABCDEFGH|015000000|NCB|20241126133505|1|01|00|x||",
+            ),
+            (
+                "+15000000",
+                "r8|querydr|00|QueryDR Success|HCCDEV01|HCC241126ABCDEFGH|+15000000|NCB|20241126133505|1|01|00|x||",
+            ),
+        ] {
+            let v = json!({
+                "vnp_ResponseId": "r8", "vnp_Command": "querydr", "vnp_ResponseCode": "00",
+                "vnp_Message": "QueryDR Success", "vnp_TmnCode": "HCCDEV01", "vnp_TxnRef": "HCC241126ABCDEFGH",
+                "vnp_Amount": amount, "vnp_BankCode": "NCB", "vnp_PayDate": "20241126133505", "vnp_TransactionNo": "1",
+                "vnp_TransactionType": "01", "vnp_TransactionStatus": "00", "vnp_OrderInfo": "x",
+                "vnp_SecureHash": hmac(signed),
+            });
+            assert_eq!(parse(&v).unwrap_err(), QueryDrError::Field("vnp_Amount"), "{amount}");
+        }
+        // A negative JSON integer is rendered "-15000000" for the signature, and refused.
+        let signed = "r9|querydr|00|QueryDR Success|HCCDEV01|HCC241126ABCDEFGH|-15000000|NCB|20241126133505|1|01|00|x||";
+        let v = json!({
+            "vnp_ResponseId": "r9", "vnp_Command": "querydr", "vnp_ResponseCode": "00",
+            "vnp_Message": "QueryDR Success", "vnp_TmnCode": "HCCDEV01", "vnp_TxnRef": "HCC241126ABCDEFGH",
+            "vnp_Amount": -15000000, "vnp_BankCode": "NCB", "vnp_PayDate": "20241126133505", "vnp_TransactionNo": "1",
+            "vnp_TransactionType": "01", "vnp_TransactionStatus": "00", "vnp_OrderInfo": "x",
+            "vnp_SecureHash": hmac(signed),
+        });
+        assert_eq!(parse(&v).unwrap_err(), QueryDrError::Field("vnp_Amount"));
     }
 
     #[test]

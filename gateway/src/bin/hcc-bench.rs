@@ -4,7 +4,10 @@
 //!
 //! Phases: a raw Redis baseline (`redis-benchmark -t lpush -c 64`), HTTP ingest at N
 //! concurrent connections, delivery of a pre-filled queue to an HTTP sink that answers at once,
-//! end to end (HTTP in, portal out), and the drain of a portal backlog after an outage.
+//! end to end (HTTP in, portal out), the drain of a portal backlog after an outage, and a flaky
+//! portal (20% 503, 10% dropped connections, 3 s sessions: 420 updates over 60 dossiers, five
+//! runs, the time from the last acceptance to the last delivery). `--only flaky` runs that
+//! phase alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +45,22 @@ struct Args {
     /// Also write the JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Run one phase alone.
+    #[arg(long, value_enum)]
+    only: Option<Phase>,
+    /// Runs of the flaky-portal phase.
+    #[arg(long, default_value_t = 5)]
+    flaky_runs: usize,
+    /// How long one flaky-portal run may take to deliver everything before it is reported as
+    /// unfinished (seconds).
+    #[arg(long, default_value_t = 600)]
+    flaky_limit_secs: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// The flaky portal: 30% faults, 3 s sessions, 420 updates over 60 dossiers.
+    Flaky,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -416,6 +435,166 @@ fn print_signatures(v: &Value) {
     }
 }
 
+/// Dossiers and updates of the flaky-portal phase (issue 15): 60 dossiers, 7 updates each.
+const FLAKY_DOSSIERS: usize = 60;
+/// Each dossier's life in the flaky phase: (status, whether it is a progress entry).
+const FLAKY_LIFE: &[(u8, bool)] = &[(1, false), (2, false), (4, true), (4, false), (9, true), (9, false), (10, false)];
+
+fn flaky_update(ma: &str, step: usize) -> (String, Value) {
+    let (status, is_progress) = FLAKY_LIFE[step];
+    if is_progress {
+        let body = json!({"MaHoSo": ma, "NguoiXuLy": "Bench", "ChucDanh": "Chuyên viên", "NoiDungXuLy": "Xử lý hồ sơ",
+                          "ThoiDiemXuLy": format!("2024112609{:02}00", step), "TrangThai": status});
+        (format!("/v1/dossiers/{ma}/progress"), body)
+    } else {
+        let mut body = dossier(ma, status);
+        body["GhiChu"] = json!(format!("bước {step}"));
+        ("/v1/dossiers".into(), body)
+    }
+}
+
+/// Posts one update until the gateway accepts it, with one Idempotency-Key; its message id.
+async fn post_accepted(client: &reqwest::Client, base: &str, path: &str, body: &Value, key: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = client
+            .post(format!("{base}{path}"))
+            .bearer_auth("dev-centre-key")
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await;
+        if let Ok(r) = sent
+            && r.status() == 202
+            && let Ok(v) = r.json::<Value>().await
+        {
+            return Ok(v["id"].as_str().unwrap_or_default().to_string());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{path} ({key}) was not accepted within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One flaky-portal run's figure.
+struct FlakyRun {
+    /// Last acceptance to last delivery, from the messages' records; `None`: not all were
+    /// delivered within the limit.
+    seconds: Option<f64>,
+    delivered: u64,
+    portal: hcc_mocks::portal::PortalCounters,
+}
+
+/// One run: a fresh portal at 30% faults with 3 s sessions, a fresh gateway, 420 updates
+/// posted at once (ten producers, each dossier's updates in order), then the wait.
+async fn flaky_run(redis: &str, workers: usize, limit: Duration, prefix: &str) -> anyhow::Result<FlakyRun> {
+    let state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig {
+        session_lifetime: Duration::from_secs(3),
+        ..hcc_mocks::portal::PortalConfig::default()
+    });
+    state.set_faults(hcc_mocks::faults::Faults::flaky(0.2, 0.1));
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone())?;
+    let gw = serve(redis, prefix, &portal.url(), workers, Workers::On).await?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let tag = &prefix[prefix.len() - 6..];
+    let dossiers: Vec<String> = (0..FLAKY_DOSSIERS).map(|i| format!("FLK{tag}-{i:03}")).collect();
+    let mut producers = Vec::new();
+    for chunk in dossiers.chunks(FLAKY_DOSSIERS / 10) {
+        let (client, base, chunk) = (client.clone(), gw.base.clone(), chunk.to_vec());
+        producers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for step in 0..FLAKY_LIFE.len() {
+                for ma in &chunk {
+                    let (path, body) = flaky_update(ma, step);
+                    ids.push(post_accepted(&client, &base, &path, &body, &format!("{ma}-{step}")).await?);
+                }
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let mut ids = Vec::new();
+    for p in producers {
+        ids.extend(p.await??);
+    }
+    let total = ids.len() as u64;
+    let finished = wait_delivered(&gw.queue, "dvcqg", total, limit).await.is_ok();
+    let mut last_created = 0;
+    let mut last_delivered = 0;
+    for id in &ids {
+        if let Some(r) = gw.queue.get("dvcqg", id).await? {
+            last_created = last_created.max(r.created_at);
+            last_delivered = last_delivered.max(r.delivered_at.unwrap_or_default());
+        }
+    }
+    let delivered = gw.queue.stats("dvcqg", now_ms()).await?.delivered_total;
+    gw.stop().await;
+    portal.stop().await;
+    Ok(FlakyRun {
+        seconds: finished.then(|| (last_delivered - last_created) as f64 / 1000.0),
+        delivered,
+        portal: state.counters(),
+    })
+}
+
+/// The flaky-portal phase: `runs` runs; min/median/max of the time from the last acceptance
+/// to the last delivery. An unfinished run counts as the limit, and is flagged.
+async fn flaky_phase(redis: &str, workers: usize, runs: usize, limit: Duration, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
+    let total = FLAKY_DOSSIERS * FLAKY_LIFE.len();
+    let mut times = Vec::new();
+    let mut detail = Vec::new();
+    for run in 1..=runs {
+        prefixes.push(fresh_prefix());
+        let prefix = prefixes.last().cloned().unwrap_or_default();
+        let r = flaky_run(redis, workers, limit, &prefix).await?;
+        let c = &r.portal;
+        match r.seconds {
+            Some(t) => eprintln!("    run {run}/{runs}: last acceptance -> last delivery {t:.1} s"),
+            None => eprintln!("    run {run}/{runs}: only {} of {total} delivered after {limit:?}", r.delivered),
+        }
+        times.push(r.seconds.unwrap_or(limit.as_secs_f64()));
+        detail.push(
+            json!({"seconds": r.seconds, "delivered": r.delivered, "portal_logins": c.logins, "portal_failed_by_fault": c.failed_by_fault,
+                           "portal_stale_session_answers": c.stale_session_answers, "portal_lookups": c.lookups,
+                           "portal_duplicates": c.duplicates, "portal_backwards": c.backwards}),
+        );
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(
+        json!({"updates": total, "dossiers": FLAKY_DOSSIERS, "fail_503_share": 0.2, "drop_share": 0.1, "session_lifetime_s": 3,
+              "workers": workers, "runs": runs, "limit_s": limit.as_secs(),
+              "unfinished_runs": detail.iter().filter(|d| d["seconds"].is_null()).count(),
+              "last_acceptance_to_last_delivery_s": {"min": sorted.first(), "median": percentile(&sorted, 0.5), "max": sorted.last(), "each": times},
+              "per_run": detail}),
+    )
+}
+
+fn print_flaky(v: &Value) {
+    let t = &v["last_acceptance_to_last_delivery_s"];
+    let f = |k: &str| t[k].as_f64().unwrap_or(0.0);
+    println!(
+        "{:<46} {:>12}",
+        format!("flaky portal, {} runs: last accept -> last delivery (s)", v["runs"]),
+        format!("{:.1}/{:.1}/{:.1}", f("min"), f("median"), f("max"))
+    );
+    println!(
+        "{:<46} {:>12}",
+        "  (min/median/max; unfinished runs)",
+        v["unfinished_runs"].to_string()
+    );
+}
+
+fn cleanup(redis: &str, prefixes: &[String]) {
+    // Leave Redis as we found it.
+    if let Some((host, port)) = redis_host_port(redis) {
+        for prefix in prefixes {
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("redis-cli -h {host} -p {port} --scan --pattern '{prefix}:*' | xargs -r -n 500 redis-cli -h {host} -p {port} del >/dev/null"))
+                .status();
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
@@ -427,8 +606,27 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("hcc-bench on {cores} cores, Redis at {}", a.redis);
+    let flaky_limit = Duration::from_secs(a.flaky_limit_secs);
+    if a.only == Some(Phase::Flaky) {
+        eprintln!(
+            "[flaky] 420 updates over 60 dossiers to a portal at 30% faults with 3 s sessions, {} runs",
+            a.flaky_runs
+        );
+        let mut prefixes = Vec::new();
+        let flaky = flaky_phase(&a.redis, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await;
+        cleanup(&a.redis, &prefixes);
+        let report = json!({"machine": {"cores": cores}, "flaky_portal": flaky?});
+        println!();
+        print_flaky(&report["flaky_portal"]);
+        println!();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = a.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(());
+    }
 
-    eprintln!("[1/5] raw Redis baseline (redis-benchmark -t lpush -c 64)");
+    eprintln!("[1/6] raw Redis baseline (redis-benchmark -t lpush -c 64)");
     let baseline = redis_baseline(&a.redis);
 
     let portal_state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
@@ -436,7 +634,7 @@ async fn main() -> anyhow::Result<()> {
     let mut prefixes = Vec::new();
 
     eprintln!(
-        "[2/5] HTTP ingest: {} dossiers at {} connections, no workers",
+        "[2/6] HTTP ingest: {} dossiers at {} connections, no workers",
         a.requests, a.concurrency
     );
     prefixes.push(fresh_prefix());
@@ -448,7 +646,7 @@ async fn main() -> anyhow::Result<()> {
     let ingest_rate = ingest_ids.len() as f64 / ingest_t.as_secs_f64();
 
     eprintln!(
-        "[3/5] delivery: {} queued webhooks to an HTTP sink that answers at once, {} workers",
+        "[3/6] delivery: {} queued webhooks to an HTTP sink that answers at once, {} workers",
         a.deliveries, a.workers
     );
     let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
@@ -475,7 +673,7 @@ async fn main() -> anyhow::Result<()> {
     let delivery_rate = a.deliveries as f64 / delivery_t.as_secs_f64();
 
     let e2e_n = a.requests / 5;
-    eprintln!("[4/5] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
+    eprintln!("[4/6] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
     prefixes.push(fresh_prefix());
     let gw = serve(&a.redis, &prefixes[2], &portal.url(), a.workers, Workers::On).await?;
     let started = Instant::now();
@@ -496,7 +694,7 @@ async fn main() -> anyhow::Result<()> {
     let e2e_rate = e2e_ids.len() as f64 / e2e_t.as_secs_f64();
 
     eprintln!(
-        "[5/5] backlog drain: {} portal updates queued during an outage, then the portal returns",
+        "[5/6] backlog drain: {} portal updates queued during an outage, then the portal returns",
         a.backlog
     );
     prefixes.push(fresh_prefix());
@@ -519,6 +717,12 @@ async fn main() -> anyhow::Result<()> {
     portal.stop().await;
     sink.stop().await;
 
+    eprintln!(
+        "[6/6] flaky portal: 420 updates over 60 dossiers, 30% faults, 3 s sessions, {} runs",
+        a.flaky_runs
+    );
+    let flaky = flaky_phase(&a.redis, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await?;
+
     eprintln!("[+] signatures: CMS and XML-DSig on a 2 KB document");
     let sigs = signature_figures()?;
     let p = |v: &[f64], q: f64| percentile(v, q);
@@ -532,6 +736,7 @@ async fn main() -> anyhow::Result<()> {
         "end_to_end": {"dossiers": e2e_ids.len(), "rate_per_s": e2e_rate, "http_p50_ms": p(&e2e_http_lat, 0.5), "http_p99_ms": p(&e2e_http_lat, 0.99),
                        "accept_to_portal_p50_ms": p(&e2e_lat, 0.5), "accept_to_portal_p99_ms": p(&e2e_lat, 0.99)},
         "backlog_drain": {"messages": a.backlog, "seconds": drain_t.as_secs_f64(), "rate_per_s": a.backlog as f64 / drain_t.as_secs_f64()},
+        "flaky_portal": flaky,
         "peak_rss_mib": peak_rss_mib(),
         "gateway": {"separate_process": separate, "peak_rss_mib_ingest": ingest_peak, "peak_rss_mib_end_to_end": e2e_peak},
     });
@@ -558,6 +763,7 @@ async fn main() -> anyhow::Result<()> {
         format!("drain a {} backlog (s)", a.backlog),
         drain_t.as_secs_f64()
     );
+    print_flaky(&report["flaky_portal"]);
     if let (Some(i), Some(e)) = (ingest_peak, e2e_peak) {
         println!("{:<46} {:>12.1}", "gateway peak RSS, ingest phase (MiB)", i);
         println!("{:<46} {:>12.1}", "gateway peak RSS, end-to-end phase (MiB)", e);
@@ -570,14 +776,6 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = a.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    // Leave Redis as we found it.
-    if let Some((host, port)) = redis_host_port(&a.redis) {
-        for prefix in prefixes {
-            let _ = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("redis-cli -h {host} -p {port} --scan --pattern '{prefix}:*' | xargs -r -n 500 redis-cli -h {host} -p {port} del >/dev/null"))
-                .status();
-        }
-    }
+    cleanup(&a.redis, &prefixes);
     Ok(())
 }

@@ -20,10 +20,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::breaker::{Breaker, BreakerState, Gate};
-use self::policy::RetryPolicy;
+use self::breaker::{Breaker, BreakerConfig, BreakerState, Gate};
+use self::policy::{DestinationHealth, RetryPolicy};
 use self::queue::{Claimed, Queue, Settlement, now_ms};
-use crate::redact::mask_identity_numbers;
+use crate::redact;
+
+/// Longest reason a message keeps for its last error, in characters: a portal's answer may be
+/// long, and the reason is stored, listed and logged with every attempt.
+const MAX_ERROR_CHARS: usize = 1024;
 
 /// How one destination is driven.
 #[derive(Debug, Clone)]
@@ -35,8 +39,7 @@ pub struct LaneConfig {
     /// 0 = no limit.
     pub max_attempts: u32,
     pub policy: RetryPolicy,
-    pub breaker_threshold: u32,
-    pub breaker_cooldown: Duration,
+    pub breaker: BreakerConfig,
     pub retention_secs: u64,
     pub poll_interval: Duration,
 }
@@ -53,9 +56,16 @@ impl LaneConfig {
             policy: RetryPolicy {
                 base: Duration::from_millis(d.backoff_base_ms),
                 max: Duration::from_millis(d.backoff_max_ms),
+                healthy_max: Duration::from_millis(d.backoff_healthy_max_ms),
             },
-            breaker_threshold: d.breaker_failure_threshold,
-            breaker_cooldown: Duration::from_millis(d.breaker_cooldown_ms),
+            breaker: BreakerConfig {
+                failure_rate_percent: d.breaker_failure_rate_percent,
+                min_calls: d.breaker_min_calls,
+                window: Duration::from_millis(d.breaker_window_ms),
+                cooldown: Duration::from_millis(d.breaker_cooldown_ms),
+                half_open_probes: d.breaker_half_open_probes,
+                consecutive_failures: d.breaker_failure_threshold,
+            },
             retention_secs: s.queue.delivered_retention_secs,
             poll_interval: Duration::from_millis(s.queue.poll_interval_ms),
         }
@@ -112,6 +122,11 @@ impl EngineHandle {
         self.lanes.get(destination).map(|l| l.breaker().state(Instant::now()))
     }
 
+    /// Attempts and failures in the destination's breaker window, as this process saw them.
+    pub fn breaker_window(&self, destination: &str) -> Option<(u32, u32)> {
+        self.lanes.get(destination).map(|l| l.breaker().window_counts(Instant::now()))
+    }
+
     pub fn retention_secs(&self, destination: &str) -> u64 {
         self.lanes.get(destination).map_or(7 * 86_400, |l| l.cfg.retention_secs)
     }
@@ -145,7 +160,7 @@ impl EngineBuilder {
         let lane = Lane {
             name: name.clone(),
             observer: self.observer.clone(),
-            breaker: Mutex::new(Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown)),
+            breaker: Mutex::new(Breaker::new(cfg.breaker)),
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             wake: Notify::new(),
             cfg,
@@ -233,7 +248,7 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
         let gate = lane.breaker().gate(Instant::now());
         let want = match gate {
             Gate::Closed => 1 + lane.permits.available_permits(),
-            Gate::Probe => 1,
+            Gate::Probe(n) => (n as usize).min(1 + lane.permits.available_permits()),
             Gate::Wait(d) => {
                 drop(first);
                 tokio::select! {
@@ -246,8 +261,8 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
         let lease_until = now + lane.cfg.lease.as_millis() as i64;
         match queue.claim(&lane.name, want, lease_until, now).await {
             Ok(batch) if batch.is_empty() => {
-                if gate == Gate::Probe {
-                    lane.breaker().probe_unused();
+                if let Gate::Probe(n) = gate {
+                    lane.breaker().probes_unused(n);
                 }
                 drop(first);
                 tokio::select! {
@@ -259,6 +274,8 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
             Ok(batch) => {
                 error_pause = Duration::from_millis(100);
                 let mut first = Some(first);
+                let probe = matches!(gate, Gate::Probe(_));
+                let mut spawned = 0u32;
                 for claimed in batch {
                     // Only this loop takes permits, and it asked for no more than were free.
                     let permit = match first.take() {
@@ -268,12 +285,19 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
                             Err(_) => break,
                         },
                     };
-                    tracker.spawn(deliver(queue.clone(), lane.clone(), claimed, permit, hard_stop.clone()));
+                    spawned += 1;
+                    tracker.spawn(deliver(queue.clone(), lane.clone(), claimed, probe, permit, hard_stop.clone()));
+                }
+                // Probes the breaker offered but no delivery carries (fewer due messages or
+                // permits than probes) go back, or the half-open breaker would wait for
+                // verdicts that never come.
+                if let Gate::Probe(n) = gate {
+                    lane.breaker().probes_unused(n.saturating_sub(spawned));
                 }
             }
             Err(e) => {
-                if gate == Gate::Probe {
-                    lane.breaker().probe_unused();
+                if let Gate::Probe(n) = gate {
+                    lane.breaker().probes_unused(n);
                 }
                 drop(first);
                 tracing::warn!(destination = %lane.name, error = %e, "cannot claim from the queue");
@@ -288,27 +312,57 @@ async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard
 }
 
 /// Turns an adapter's outcome into a settlement: the retry schedule, the age and attempt
-/// limits, and the breaker's bookkeeping all happen here and nowhere else.
-fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
+/// limits, and the breaker's bookkeeping all happen here and nowhere else. `probe` says the
+/// attempt was let through a half-open breaker.
+///
+/// A retry waits on the short cap while other attempts to the destination are succeeding (the
+/// breaker is closed and its window holds a success), on the long cap otherwise; see
+/// [`policy`].
+///
+/// An adapter's reason may quote its destination's answer (a portal's message, a centre's
+/// body), which is outside text: it can hold a citizen's ID number or a newline. It is cleaned
+/// here, once, before it becomes the message's `last_error` or dead-letter reason, so that the
+/// API views, the audit log and the logs all show the masked, escaped text.
+fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, now: i64) -> Settlement {
+    let outcome = match outcome {
+        Outcome::Reject { reason } => Outcome::Reject {
+            reason: redact::clean(&reason, MAX_ERROR_CHARS),
+        },
+        Outcome::Retry { reason, after } => Outcome::Retry {
+            reason: redact::clean(&reason, MAX_ERROR_CHARS),
+            after,
+        },
+        Outcome::Delivered => Outcome::Delivered,
+    };
     match outcome {
         Outcome::Delivered => {
-            lane.breaker().on_success();
+            lane.breaker().on_success(Instant::now(), probe);
             Settlement::Delivered
         }
         Outcome::Reject { reason } => {
             // The destination is healthy: it judged the data.
-            lane.breaker().on_success();
+            lane.breaker().on_success(Instant::now(), probe);
             Settlement::Dead { error: reason }
         }
         Outcome::Retry { reason, after } => {
-            lane.breaker().on_failure(Instant::now());
+            // Judged after this failure is counted: if it opens the breaker, the long cap applies.
+            let health = {
+                let mut b = lane.breaker();
+                let t = Instant::now();
+                b.on_failure(t, probe);
+                if b.destination_succeeding(t) {
+                    DestinationHealth::Succeeding
+                } else {
+                    DestinationHealth::Failing
+                }
+            };
             let cfg = &lane.cfg;
             if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
                 return Settlement::Dead {
                     error: format!("gave up after {} attempts; last error: {reason}", c.attempts),
                 };
             }
-            let delay = cfg.policy.next_delay(c.attempts, after);
+            let delay = cfg.policy.next_delay(c.attempts, health, after);
             let at = now + delay.as_millis() as i64;
             if at - c.age_from > cfg.max_age.as_millis() as i64 {
                 let hours = (now - c.age_from) as f64 / 3_600_000.0;
@@ -321,7 +375,7 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, now: i64) -> Settlement {
     }
 }
 
-async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
+async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, probe: bool, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
     let started = Instant::now();
     let delivery = Delivery {
         id: &c.id,
@@ -343,7 +397,7 @@ async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemapho
     };
     let now = now_ms();
     let settlement = match outcome {
-        Some(o) => decide(&lane, &c, o, now),
+        Some(o) => decide(&lane, &c, o, probe, now),
         None => Settlement::Release,
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -355,10 +409,10 @@ async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, permit: OwnedSemapho
             tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered")
         }
         Settlement::Retry { at, error } => {
-            tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %mask_identity_numbers(error), "will retry")
+            tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry")
         }
         Settlement::Dead { error } => {
-            tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %mask_identity_numbers(error), "dead-lettered")
+            tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered")
         }
         Settlement::Release => {
             tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown")
@@ -407,5 +461,128 @@ async fn reaper(handle: EngineHandle, every: Duration, stop: CancellationToken) 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+
+    impl Adapter for Nowhere {
+        fn destination(&self) -> &str {
+            "nowhere"
+        }
+        fn deliver<'a>(&'a self, _: Delivery<'a>) -> hcc_adapters::BoxFuture<'a, Outcome> {
+            Box::pin(async { Outcome::Delivered })
+        }
+    }
+
+    fn lane(max_attempts: u32) -> Lane {
+        let cfg = LaneConfig {
+            concurrency: 1,
+            upstream_timeout: Duration::from_secs(1),
+            lease: Duration::from_secs(5),
+            max_age: Duration::from_secs(3600),
+            max_attempts,
+            policy: RetryPolicy {
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(100),
+                healthy_max: Duration::from_millis(100),
+            },
+            breaker: BreakerConfig {
+                cooldown: Duration::from_secs(1),
+                ..BreakerConfig::default()
+            },
+            retention_secs: 60,
+            poll_interval: Duration::from_millis(10),
+        };
+        Lane {
+            name: "nowhere".into(),
+            observer: None,
+            breaker: Mutex::new(Breaker::new(cfg.breaker)),
+            permits: Arc::new(Semaphore::new(1)),
+            wake: Notify::new(),
+            cfg,
+            adapter: Arc::new(Nowhere),
+        }
+    }
+
+    fn claimed(attempts: u32) -> Claimed {
+        Claimed {
+            id: "0190f3a2-7b4c-7def-8123-456789012345".into(),
+            kind: "dossier.sync".into(),
+            ordering_key: "000.00.22.H46-241125-0001".into(),
+            payload: b"{}".to_vec(),
+            attempts,
+            created_at: 0,
+            age_from: 0,
+            token: "t".into(),
+        }
+    }
+
+    const PORTAL: &str = "portal refused (error_code 2): CCCD 001 203 004 567 sai\n2026-11-25T00:00:00Z  INFO forged";
+    const CLEAN: &str = "portal refused (error_code 2): CCCD *** *** *** *67 sai\\n2026-11-25T00:00:00Z  INFO forged";
+
+    #[test]
+    fn outside_reasons_are_masked_and_escaped_before_they_are_stored() {
+        let now = 1_000;
+        assert_eq!(
+            decide(&lane(0), &claimed(1), Outcome::reject(PORTAL), false, now),
+            Settlement::Dead { error: CLEAN.into() }
+        );
+        match decide(&lane(0), &claimed(1), Outcome::retry(PORTAL), false, now) {
+            Settlement::Retry { error, .. } => assert_eq!(error, CLEAN),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decide(&lane(3), &claimed(3), Outcome::retry(PORTAL), false, now),
+            Settlement::Dead {
+                error: format!("gave up after 3 attempts; last error: {CLEAN}")
+            }
+        );
+        match decide(&lane(0), &claimed(1), Outcome::reject("x".repeat(5000)), false, now) {
+            Settlement::Dead { error } => assert_eq!(error.chars().count(), MAX_ERROR_CHARS + 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The wait a retry of attempt 8 gets from `decide` on `lane`.
+    fn retry_wait(lane: &Lane) -> i64 {
+        let now = 1_000;
+        match decide(lane, &claimed(8), Outcome::retry("HTTP 503"), false, now) {
+            Settlement::Retry { at, .. } => at - now,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retries_wait_on_the_short_cap_while_the_destination_succeeds() {
+        let mut l = lane(0);
+        l.cfg.policy = RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(600),
+            healthy_max: Duration::from_secs(30),
+        };
+        l.breaker = Mutex::new(Breaker::new(l.cfg.breaker));
+        // No success seen yet: the destination may be down, the long cap applies (attempt 8:
+        // 128 s ceiling, so at least 64 s).
+        assert!(retry_wait(&l) >= 64_000);
+        // Others get through: the same message waits at most 30 s (20 failures after 30
+        // successes are 40%, under the breaker's 50%).
+        for _ in 0..30 {
+            l.breaker().on_success(Instant::now(), false);
+        }
+        for _ in 0..20 {
+            let w = retry_wait(&l);
+            assert!((15_000..=30_000).contains(&w), "{w}");
+        }
+        // The destination as a whole fails: the breaker opens, and the long cap is back.
+        for _ in 0..40 {
+            retry_wait(&l);
+        }
+        assert_eq!(l.breaker().state(Instant::now()), BreakerState::Open);
+        assert!(retry_wait(&l) >= 64_000);
     }
 }

@@ -1,12 +1,17 @@
 //! The body of a JSON request: content type checked (415), size limited while reading (413,
 //! and a `Content-Length` over the limit is refused before a byte is read), parsed with
 //! serde_json's nesting limit so a JSON bomb is a 400, not a stack overflow.
+//!
+//! Bodies are parsed into a [`Value`] only, never straight into a typed struct: serde's type
+//! errors quote the offending value (`invalid type: string "001203004567"`) and cannot name
+//! where it was. Handlers read the value field by field (`hcc_adapters::fields`), which names
+//! every problem by JSON Pointer and quotes nothing.
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
-use super::problem::ApiError;
+use super::problem::{ApiError, FieldError};
 
 /// The configured body limit, shared through app data.
 #[derive(Clone, Copy)]
@@ -16,17 +21,41 @@ pub struct BodyLimit(pub usize);
 pub struct JsonBytes(pub web::Bytes);
 
 impl JsonBytes {
-    /// Parses into any type; syntax errors are 400 with serde's position but not the input.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.0).map_err(|e| {
-            let what = if e.to_string().contains("recursion limit") {
-                "JSON nested too deeply".to_string()
-            } else {
-                format!("malformed JSON at line {} column {}", e.line(), e.column())
-            };
-            ApiError::BadRequest(what)
-        })
+    /// The body as a JSON value; see [`json_value`].
+    pub fn value(&self) -> Result<Value, ApiError> {
+        json_value(&self.0)
     }
+}
+
+/// Parses a JSON document; a syntax error is a 400 with serde's position but not the input.
+pub(crate) fn json_value(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.to_string().contains("recursion limit") {
+            "JSON nested too deeply".to_string()
+        } else {
+            format!("malformed JSON at line {} column {}", e.line(), e.column())
+        };
+        ApiError::BadRequest(what)
+    })
+}
+
+/// The value as an object that has no members but `allowed`. An unknown member is reported
+/// without its name, which is the caller's text.
+pub(crate) fn object_of<'a>(v: &'a Value, allowed: &[&str]) -> Result<&'a Map<String, Value>, ApiError> {
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: String::new(),
+            message: "the body must be a JSON object".into(),
+        }]));
+    };
+    let unknown = obj.keys().filter(|k| !allowed.contains(&k.as_str())).count();
+    if unknown > 0 {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: String::new(),
+            message: format!("{unknown} unknown member(s); the members are {}", allowed.join(", ")),
+        }]));
+    }
+    Ok(obj)
 }
 
 /// The request's media type, lowercase, without parameters.

@@ -98,7 +98,7 @@ async fn post_dossier(
     body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
-    let value: Value = body.parse()?;
+    let value = body.value()?;
     let dossier = Dossier::parse(&value).map_err(ApiError::Validation)?;
     accept(
         &req,
@@ -126,7 +126,7 @@ async fn post_progress(
             message: m,
         }])
     })?;
-    let value: Value = body.parse()?;
+    let value = body.value()?;
     let progress = Progress::parse(&value, &ma).map_err(ApiError::Validation)?;
     accept(
         &req,

@@ -1,5 +1,11 @@
 //! The HTTP API on actix-web: routing, the request-id middleware, and the handlers that are not
 //! about one business area (health, readiness, OpenAPI, message status).
+//!
+//! Every error is problem+json, including those actix makes itself: query-string and path
+//! parameters that do not parse are answered by [`query_error`] and [`path_error`], a known
+//! path asked with another method is a 405 with `Allow` (the methods come from the OpenAPI
+//! document, the one list of what each path serves), and the middleware turns any other error
+//! that is not ours into the same shape.
 
 pub mod auth;
 pub mod body;
@@ -9,16 +15,21 @@ pub mod payments;
 pub mod problem;
 pub mod signatures;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::future::{Ready, ready};
+use std::sync::LazyLock;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ResourceDef, ServiceRequest, ServiceResponse};
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use hcc_config::Role;
 use serde::Serialize;
 
 use self::auth::Caller;
-use self::problem::ApiError;
+use self::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
 use crate::engine::queue::MessageRecord;
 use crate::redact::mask_identity_numbers;
@@ -34,20 +45,227 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/messages/{id}", web::get().to(get_message))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/audit", web::get().to(audit))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
         .configure(dossiers::routes)
         .configure(ops::routes)
         .configure(signatures::routes)
         .configure(payments::routes);
 }
 
-/// Unknown routes answer problem+json too.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+/// The default service: a path the OpenAPI document knows, asked with a method it does not
+/// serve, is a 405 naming the methods it does; any other path is a 404.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = allowed_methods(req.path());
+    if !allowed.is_empty() && !allowed.contains(req.method()) {
+        return Err(ApiError::MethodNotAllowed(allowed));
+    }
     Err(ApiError::NotFound("no such resource".into()))
+}
+
+/// Each documented path with the methods it serves, read once from the OpenAPI document.
+static ROUTE_METHODS: LazyLock<Vec<(ResourceDef, Vec<Method>)>> = LazyLock::new(|| {
+    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+    let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .map(|(path, ops)| {
+            let methods = ops
+                .as_object()
+                .map(|o| {
+                    o.keys()
+                        .filter_map(|k| Method::from_bytes(k.to_ascii_uppercase().as_bytes()).ok())
+                        .filter(|m| METHOD_ORDER.contains(m))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (ResourceDef::new(path.as_str()), methods)
+        })
+        .collect()
+});
+
+/// The methods a path answers, in a fixed order, or none for an unknown path. When several
+/// templates match, the most concrete wins, as OpenAPI matches them: `/v1/queues/q/dead/replay`
+/// is `/v1/queues/{name}/dead/replay` (POST), not `/v1/queues/{name}/dead/{id}` (DELETE).
+pub fn allowed_methods(path: &str) -> Vec<Method> {
+    let params = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
+    let Some(fewest) = ROUTE_METHODS
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .map(|(def, _)| params(def))
+        .min()
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<Method> = Vec::new();
+    for (_, methods) in ROUTE_METHODS.iter().filter(|(def, _)| params(def) == fewest && def.is_match(path)) {
+        for m in methods {
+            if !found.contains(m) {
+                found.push(m.clone());
+            }
+        }
+    }
+    found.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m));
+    found
+}
+
+const METHOD_ORDER: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+/// A serde message names a field only in a few shapes (`missing field `x``), and then the
+/// name is one of ours, not the caller's; any other message may quote the caller's value and
+/// is not repeated.
+fn named_field(message: &str) -> Option<&str> {
+    for prefix in ["missing field `", "duplicate field `"] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return rest
+                .split('`')
+                .next()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        }
+    }
+    None
+}
+
+/// A query string that does not fit the handler's parameters: 400 problem+json.
+pub fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let QueryPayloadError::Deserialize(inner) = &e else {
+        return ApiError::BadRequest("the query string could not be read".into()).into();
+    };
+    let text = inner.to_string();
+    let error = match named_field(&text) {
+        Some(name) => FieldError {
+            field: format!("{name} (query)"),
+            message: if text.starts_with("missing") {
+                "is required"
+            } else {
+                "is given more than once"
+            }
+            .into(),
+        },
+        None => FieldError {
+            field: String::new(),
+            message: "the query string does not fit this endpoint's parameters; see /openapi.json".into(),
+        },
+    };
+    ApiError::InvalidParameters(vec![error]).into()
+}
+
+/// Path parameters that do not parse: 400 problem+json, without repeating the path.
+pub fn path_error(_: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::InvalidParameters(vec![FieldError {
+        field: String::new(),
+        message: "a path parameter does not have the expected form; see /openapi.json".into(),
+    }])
+    .into()
+}
+
+/// `offset` and `limit` of a list endpoint, read from the query string and range-checked here,
+/// so a value the backend cannot take (an offset past `i64::MAX` is an error in Redis) is the
+/// caller's 400 and not our 503. Other parameters are ignored, as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: usize = 100;
+    pub const MAX_LIMIT: usize = 1000;
+    /// Far past any list the gateway keeps, and far below where `offset + limit` or Redis's
+    /// 64-bit indexes could overflow.
+    pub const MAX_OFFSET: usize = 1_000_000_000;
+
+    pub fn from_query(query: &str) -> Result<Page, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| ApiError::BadRequest("the query string could not be read".into()))?
+            .into_inner();
+        let mut offset = None;
+        let mut limit = None;
+        let mut errors = Vec::new();
+        for (name, value) in &pairs {
+            let (slot, lo, hi) = match name.as_str() {
+                "offset" => (&mut offset, 0, Self::MAX_OFFSET),
+                "limit" => (&mut limit, 1, Self::MAX_LIMIT),
+                _ => continue,
+            };
+            let field = format!("{name} (query)");
+            if slot.is_some() {
+                errors.push(FieldError {
+                    field,
+                    message: "is given more than once".into(),
+                });
+                continue;
+            }
+            // Digits only: no sign, no spaces, no exponent; the value itself is not repeated.
+            match value.parse::<usize>() {
+                Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) && (lo..=hi).contains(&n) => *slot = Some(n),
+                _ => {
+                    *slot = Some(lo);
+                    errors.push(FieldError {
+                        field,
+                        message: format!("must be a whole number from {lo} to {hi}"),
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidParameters(errors));
+        }
+        Ok(Page {
+            offset: offset.unwrap_or(0),
+            limit: limit.unwrap_or(Self::DEFAULT_LIMIT),
+        })
+    }
+}
+
+impl FromRequest for Page {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Page::from_query(req.query_string()))
+    }
+}
+
+/// An error response that actix made from an error that is not an [`ApiError`] (an extractor
+/// without an error handler, a payload error) is answered as problem+json with the same status;
+/// its text is not repeated, as it may quote the request.
+fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let foreign = res.response().error().is_some_and(|e| e.as_error::<ApiError>().is_none());
+    if !foreign {
+        return res;
+    }
+    let status = res.status();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let slug = if status.is_server_error() {
+        "internal"
+    } else {
+        "malformed-request"
+    };
+    let detail = if status.is_server_error() {
+        "an internal error occurred".to_string()
+    } else {
+        "the request could not be processed".to_string()
+    };
+    let (req, _) = res.into_parts();
+    ServiceResponse::new(req, problem::problem(status, slug, reason, detail, None))
 }
 
 /// Gives each request an id (the caller's `X-Request-Id` when it is sane), opens a tracing span
 /// carrying it, logs one line per request, and returns the id in the answer.
-pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let incoming = req
         .headers()
         .get("x-request-id")
@@ -63,12 +281,14 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
     let res = tracing::Instrument::instrument(next.call(req), span.clone()).await;
     let _enter = span.enter();
     match res {
-        Ok(mut r) => {
+        Ok(r) => {
+            let mut r = as_problem(r.map_into_boxed_body());
             let status = r.status().as_u16();
             tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
             if let Some(t) = &telemetry {
-                // The route pattern, not the path: ids must not explode the label space.
-                // Written `:param`, as braces inside label values trip some Prometheus tooling.
+                // The route pattern, not the path: ids must not explode the label space, and
+                // every path no route matches shares `unmatched`. Written `:param`, as braces
+                // inside label values trip some Prometheus tooling.
                 let route = r
                     .request()
                     .match_pattern()
@@ -104,22 +324,10 @@ async fn metrics(engine: web::Data<EngineHandle>, telemetry: web::Data<crate::ob
         .body(text))
 }
 
-#[derive(serde::Deserialize)]
-struct AuditQuery {
-    #[serde(default)]
-    offset: usize,
-    #[serde(default = "hundred")]
-    limit: usize,
-}
-
-fn hundred() -> usize {
-    100
-}
-
 /// Delivery attempts and operator actions, newest first.
-async fn audit(caller: Caller, engine: web::Data<EngineHandle>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+async fn audit(caller: Caller, engine: web::Data<EngineHandle>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator, Role::Admin])?;
-    let lines = engine.queue.audit_read(q.offset, q.limit.min(1000)).await?;
+    let lines = engine.queue.audit_read(page.offset, page.limit).await?;
     let entries: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"entries": entries})))
 }
@@ -172,4 +380,83 @@ async fn get_message(caller: Caller, engine: web::Data<EngineHandle>, id: web::P
         }
     }
     Err(ApiError::NotFound("no message with this id".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test as actix_test};
+
+    use super::*;
+
+    #[test]
+    fn pages_are_digits_in_range() {
+        assert_eq!(Page::from_query("").ok(), Some(Page { offset: 0, limit: 100 }));
+        assert_eq!(
+            Page::from_query("offset=1000000000&limit=1000&_=x").ok(),
+            Some(Page {
+                offset: 1_000_000_000,
+                limit: 1000
+            })
+        );
+        assert_eq!(Page::from_query("limit=1").ok(), Some(Page { offset: 0, limit: 1 }));
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=999999999999",
+            "limit=abc",
+            "limit=",
+            "limit=+5",
+            "limit=%205",
+            "offset=-1",
+            "offset=1000000001",
+            "offset=18446744073709551615",
+            "offset=99999999999999999999999",
+            "offset=1&offset=2",
+        ] {
+            match Page::from_query(bad) {
+                Err(ApiError::InvalidParameters(e)) => assert!(!e.is_empty(), "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_allowed_methods_come_from_the_openapi_document() {
+        assert_eq!(allowed_methods("/v1/dossiers"), vec![Method::POST]);
+        assert_eq!(allowed_methods("/healthz"), vec![Method::GET]);
+        // `/dead/replay` is more concrete than `/dead/{id}`.
+        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
+        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
+        assert!(allowed_methods("/nothing/here").is_empty());
+        assert!(allowed_methods("/healthz/").is_empty());
+    }
+
+    #[test]
+    fn only_our_own_field_names_are_taken_from_serde_messages() {
+        assert_eq!(named_field("missing field `format`"), Some("format"));
+        assert_eq!(named_field("duplicate field `format`"), Some("format"));
+        assert_eq!(named_field("unknown variant `001203004567`, expected one of"), None);
+        assert_eq!(named_field("invalid digit found in string"), None);
+    }
+
+    async fn echoing() -> Result<HttpResponse, actix_web::Error> {
+        Err(actix_web::error::ErrorBadRequest("you sent 001203004567"))
+    }
+
+    #[actix_web::test]
+    async fn errors_that_are_not_ours_become_problems_without_their_text() {
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(request_id))
+                .route("/echo", web::get().to(echoing)),
+        )
+        .await;
+        let res = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/echo").to_request()).await;
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.headers().get("content-type").unwrap(), "application/problem+json");
+        let body = actix_test::read_body(res).await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("001203004567"), "{text}");
+        assert!(text.contains("malformed-request"), "{text}");
+    }
 }

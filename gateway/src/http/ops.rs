@@ -2,13 +2,14 @@
 //! all, discard), and pause/resume. Operators read; only admins act.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use hcc_adapters::fields::{Fields, text};
 use hcc_config::Role;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::MessageView;
 use super::auth::Caller;
-use super::body::{is_json, read_limited};
+use super::body::{is_json, json_value, object_of, read_limited};
 use super::problem::ApiError;
+use super::{MessageView, Page};
 use crate::engine::EngineHandle;
 use crate::engine::breaker::BreakerState;
 use crate::engine::queue::{QueueStats, now_ms};
@@ -24,7 +25,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ops/app.js", web::get().to(dashboard_script))
         .route("/ops/style.css", web::get().to(dashboard_style))
         .route("/v1/queues/{name}/dead", web::get().to(list_dead))
-        .route("/v1/queues/{name}/dead/replay", web::post().to(replay_all))
+        // A resource of its own, ahead of `/dead/{id}`: another method on it is a 405, not a
+        // discard of a dead letter called `replay`.
+        .service(
+            web::resource("/v1/queues/{name}/dead/replay")
+                .route(web::post().to(replay_all))
+                .default_service(web::to(super::not_found)),
+        )
         .route("/v1/queues/{name}/dead/{id}/replay", web::post().to(replay_one))
         .route("/v1/queues/{name}/dead/{id}", web::delete().to(discard_one))
         .route("/v1/queues/{name}/pause", web::post().to(pause))
@@ -98,31 +105,15 @@ fn known<'a>(engine: &EngineHandle, name: &'a str) -> Result<&'a str, ApiError> 
     if engine.has_destination(name) {
         Ok(name)
     } else {
-        Err(ApiError::NotFound(format!("no queue named {name}")))
+        // The name is the caller's text: not repeated back.
+        Err(ApiError::NotFound("no queue with this name".into()))
     }
 }
 
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    offset: usize,
-    #[serde(default = "default_limit")]
-    limit: usize,
-}
-
-fn default_limit() -> usize {
-    100
-}
-
-async fn list_dead(
-    caller: Caller,
-    engine: web::Data<EngineHandle>,
-    name: web::Path<String>,
-    page: web::Query<Page>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_dead(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
     let name = known(&engine, &name)?;
-    let records = engine.queue.list_dead(name, page.offset, page.limit.min(1000)).await?;
+    let records = engine.queue.list_dead(name, page.offset, page.limit).await?;
     let items: Vec<MessageView> = records.into_iter().map(MessageView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "dead": items})))
 }
@@ -145,13 +136,32 @@ async fn replay_one(
     Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "queued"})))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct ReplayFilter {
     /// Only dead letters whose last error contains this text.
     error_contains: Option<String>,
     /// Only dead letters of this kind.
     kind: Option<String>,
+}
+
+impl ReplayFilter {
+    /// `{"kind": ..., "error_contains": ...}`, both optional strings, nothing else; read field
+    /// by field so a wrong type is named by its pointer and not quoted.
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let v = json_value(body)?;
+        let obj = object_of(&v, &["kind", "error_contains"])?;
+        let mut errors = Vec::new();
+        let mut f = Fields::new(obj, String::new(), &mut errors);
+        let filter = ReplayFilter {
+            error_contains: f.optional("error_contains", text),
+            kind: f.optional("kind", text),
+        };
+        if errors.is_empty() {
+            Ok(filter)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
 }
 
 /// An empty body replays every dead letter; a filter that does not parse replays none, since
@@ -172,8 +182,7 @@ async fn replay_all(
     } else if !is_json(&req) {
         return Err(ApiError::UnsupportedMediaType("application/json"));
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| ApiError::BadRequest("the filter must be {\"kind\": ..., \"error_contains\": ...}".into()))?
+        ReplayFilter::parse(&body)?
     };
     let mut replayed = Vec::new();
     // Pages from the start each time: replayed letters leave the list.

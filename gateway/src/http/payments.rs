@@ -2,6 +2,14 @@
 //! and the providers' callbacks, which carry no API key: their checksum or signature is their
 //! authentication, checked before anything else is read. Each callback answers in its
 //! provider's own terms.
+//!
+//! Every route that names a payment checks the reference's shape
+//! (`hcc_adapters::payments::is_reference`) before any look-up, so nothing a caller writes in a
+//! path or a callback reaches the store's key space unless it is a reference the gateway could
+//! have made. The camt.054 endpoint, which anyone can call, refuses what can never be a bank
+//! notification (unknown bank, wrong content type, too large, another root element) before any
+//! parsing or signature work, and verifies at most `BANK_VERIFICATIONS` documents per bank at
+//! once.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::dvcqg::model::MaHoSo;
@@ -9,7 +17,7 @@ use std::net::IpAddr;
 
 use hcc_adapters::fields::{Fields, non_empty_text};
 use hcc_adapters::payments::paygov::{self, FeeKind, FeeLine};
-use hcc_adapters::payments::{camt054, vnpay};
+use hcc_adapters::payments::{camt054, is_reference, vnpay};
 use hcc_config::Role;
 use hcc_signing::xml::dom::XmlError;
 use hcc_signing::xml::dsig::{self, DsigError, XmlTrust};
@@ -55,6 +63,15 @@ const PAYMENT_FIELDS: &[&str] = &[
 const MAX_FEE_LINES: usize = 50;
 /// The largest amount taken, in đồng (a trillion: far above any fee, far below overflow).
 const MAX_AMOUNT: u64 = 1_000_000_000_000;
+/// Seconds a bank is asked to wait when its verifications are all taken (`Retry-After`).
+const BANK_BUSY_RETRY_SECS: u64 = 1;
+
+/// The fee lines' total, or `None` when it would not fit in a `u64`: an overflow is refused,
+/// never wrapped. With [`MAX_FEE_LINES`] lines of at most [`MAX_AMOUNT`] it cannot overflow
+/// today; the check keeps that true if either bound is ever raised.
+fn fee_total(fees: &[FeeLine]) -> Option<u64> {
+    fees.iter().try_fold(0u64, |total, l| total.checked_add(l.amount))
+}
 
 /// A whole, positive amount of đồng: a JSON number or a string of digits, as centres send it.
 fn amount(v: &Value) -> Result<u64, String> {
@@ -156,8 +173,12 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
                 amount: amount?,
             })
         });
-        if fees.len() == fee_count && so_tien.is_some() && Some(fees.iter().map(|l| l.amount).sum::<u64>()) != so_tien {
-            f.error("PhiLePhi", "the fee lines must add up to SoTien");
+        if fees.len() == fee_count && so_tien.is_some() {
+            match fee_total(&fees) {
+                None => f.error("PhiLePhi", "the fee lines add up to more than any amount this gateway takes"),
+                Some(total) if Some(total) != so_tien => f.error("PhiLePhi", "the fee lines must add up to SoTien"),
+                Some(_) => {}
+            }
         }
     }
     let agency = match payments.agency(ma_don_vi.as_deref()) {
@@ -227,6 +248,11 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let payments = payments(&p)?;
+    // A malformed reference names no payment: the same 404 as an unknown one, answered without
+    // a look-up (so `/v1/payments/pending` can never read an internal key).
+    if !is_reference(&reference) {
+        return Err(ApiError::NotFound("no payment with this MaThamChieu".into()));
+    }
     match payments.get(&reference).await? {
         Some(r) => Ok(HttpResponse::Ok().json(r)),
         None => Err(ApiError::NotFound("no payment with this MaThamChieu".into())),
@@ -366,6 +392,26 @@ fn vnpay_confirmation(ipn: &vnpay::Ipn) -> Confirmation {
     }
 }
 
+/// `503` with `Retry-After` and a problem+json body: this bank's verifications are all taken.
+/// 503 rather than 429 because the limit is the gateway's capacity, shared by everyone who
+/// claims that bank id, not a rate the real bank exceeded; host-to-host senders retry a 503.
+fn bank_busy() -> HttpResponse {
+    let problem = json!({
+        "type": "https://hcc-gateway.dev/problems/busy",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "this bank's notifications are being verified at full capacity; nothing was read, send it again",
+    });
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/problem+json")
+        .insert_header((actix_web::http::header::RETRY_AFTER, BANK_BUSY_RETRY_SECS.to_string()))
+        .body(problem.to_string())
+}
+
+/// The order is the cost: the bank id (a map look-up), the content type (a header), the size
+/// (declared, then counted while reading), the root element ([`camt054::check_root`], a bounded
+/// scan of the first bytes), a permit for this bank, and only then parsing, canonicalisation
+/// and the signature, off the async workers.
 async fn camt054_callback(
     req: HttpRequest,
     p: web::Data<Option<std::sync::Arc<Payments>>>,
@@ -375,21 +421,41 @@ async fn camt054_callback(
 ) -> Result<HttpResponse, ApiError> {
     let payments = payments(&p)?;
     let bank_id = bank_id.into_inner();
-    let cert = payments
-        .banks
-        .get(&bank_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no bank {bank_id:?} is configured")))?;
+    let Some(cert) = payments.banks.get(&bank_id).cloned() else {
+        // The id is the caller's text: it is not repeated back.
+        return Err(ApiError::NotFound("no bank with this id is configured".into()));
+    };
     if !is_xml(&req) {
         return Err(ApiError::UnsupportedMediaType("application/xml"));
     }
     let body = read_limited(&req, &mut payload).await?;
-    let verified = match dsig::verify_enveloped(
-        &body,
-        &XmlTrust::Pinned {
-            cert,
-            store: signing.trust.as_ref(),
-        },
-    ) {
+    match camt054::check_root(&body) {
+        Ok(()) => {}
+        Err(e @ (camt054::RootError::NotXml | camt054::RootError::Doctype)) => return Err(ApiError::BadRequest(e.to_string())),
+        Err(e @ camt054::RootError::NotCamt054) => {
+            return Err(ApiError::Validation(vec![FieldError {
+                field: "/Document".into(),
+                message: e.to_string(),
+            }]));
+        }
+    }
+    let Some(permit) = payments.try_bank_verification(&bank_id) else {
+        tracing::warn!(bank = %Escaped(&bank_id), "camt.054 refused unread: this bank's verifications are all taken");
+        return Ok(bank_busy());
+    };
+    let verified = web::block(move || {
+        let _permit = permit;
+        dsig::verify_enveloped(
+            &body,
+            &XmlTrust::Pinned {
+                cert: &cert,
+                store: signing.trust.as_ref(),
+            },
+        )
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    let verified = match verified {
         Ok(v) => v,
         Err(DsigError::Xml(
             e @ (XmlError::Doctype | XmlError::Malformed(_) | XmlError::NotUtf8 | XmlError::UnknownEntity(_) | XmlError::TooDeep),
@@ -398,7 +464,7 @@ async fn camt054_callback(
         }
         Err(DsigError::Xml(XmlError::TooLarge(n))) => return Err(ApiError::PayloadTooLarge(n)),
         Err(e) => {
-            tracing::warn!(audit = true, bank = %bank_id, error = %e, "camt.054 refused: signature or certificate");
+            tracing::warn!(audit = true, bank = %Escaped(&bank_id), error = %e, "camt.054 refused: signature or certificate");
             return Err(ApiError::BadSignature(e.to_string()));
         }
     };
@@ -489,4 +555,32 @@ async fn apply_bank_transaction(payments: &Payments, provider: &str, t: &camt054
         ConfirmOutcome::AmountMismatch => "amount_mismatch".to_string(),
         ConfirmOutcome::Failed | ConfirmOutcome::Stale => "failed".to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(amount: u64) -> FeeLine {
+        FeeLine {
+            kind: FeeKind::LePhi,
+            code: "LP01".into(),
+            name: "Lệ phí".into(),
+            amount,
+        }
+    }
+
+    #[test]
+    fn fee_lines_are_summed_without_wrapping() {
+        assert_eq!(fee_total(&[]), Some(0));
+        assert_eq!(fee_total(&[line(80_000), line(20_000)]), Some(100_000));
+        assert_eq!(fee_total(&[line(u64::MAX - 1), line(1)]), Some(u64::MAX));
+        // u64::MAX + 1 wraps to 0 and 2 × 2^63 wraps to 0: both would "add up" to a tiny SoTien.
+        assert_eq!(fee_total(&[line(u64::MAX), line(1)]), None);
+        assert_eq!(fee_total(&[line(1 << 63), line(1 << 63)]), None);
+        assert_eq!(fee_total(&[line(u64::MAX), line(u64::MAX), line(2)]), None);
+        // The largest request the edge takes is far from overflow.
+        let most = vec![line(MAX_AMOUNT); MAX_FEE_LINES];
+        assert_eq!(fee_total(&most), Some(MAX_AMOUNT * MAX_FEE_LINES as u64));
+    }
 }

@@ -1,8 +1,10 @@
 //! Every error the API gives is an RFC 9457 `application/problem+json` document: `type`,
 //! `title`, `status`, `detail`, and `errors` with field paths for validation. Nothing echoes a
-//! payload back, and internal errors say only that they happened.
+//! payload back, and internal errors say only that they happened. A problem lists at most
+//! [`MAX_FIELD_ERRORS`] fields and then says how many more there were, so a body built to fail
+//! everywhere cannot make the answer larger than the question.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -23,6 +25,12 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
+    /// Query-string or path parameters that do not parse or are out of range (400).
+    #[error("the request has invalid parameters")]
+    InvalidParameters(Vec<FieldError>),
+    /// A known path asked with a method it does not serve; the methods it does serve.
+    #[error("this resource does not support the method; see the Allow header")]
+    MethodNotAllowed(Vec<Method>),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -59,6 +67,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::Validation(_) => ("validation", "Validation failed"),
+            ApiError::InvalidParameters(_) => ("invalid-parameters", "Invalid parameters"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
@@ -79,6 +89,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidParameters(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -90,25 +102,59 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (slug, title) = self.slug_and_title();
-        let status = self.status_code();
-        let kind = format!("https://hcc-gateway.dev/problems/{slug}");
-        let body = Problem {
-            kind: &kind,
-            title,
-            status: status.as_u16(),
-            detail: self.to_string(),
-            errors: match self {
-                ApiError::Validation(e) => Some(e),
-                _ => None,
-            },
+        let errors = match self {
+            ApiError::Validation(e) | ApiError::InvalidParameters(e) => Some(capped(e)),
+            _ => None,
         };
-        let mut resp = HttpResponse::build(status);
-        resp.content_type("application/problem+json");
-        if matches!(self, ApiError::Unauthorized) {
-            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        let mut resp = problem(self.status_code(), slug, title, self.to_string(), errors.as_deref());
+        match self {
+            ApiError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed(allowed) => {
+                let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                if let Ok(v) = header::HeaderValue::from_str(&list) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            _ => {}
         }
-        resp.body(serde_json::to_string(&body).unwrap_or_default())
+        resp
     }
+}
+
+/// At most this many field errors are listed; one more entry says how many were left out.
+pub const MAX_FIELD_ERRORS: usize = 100;
+
+/// The first [`MAX_FIELD_ERRORS`] errors and, when there were more, a last entry with an empty
+/// field saying how many more. Every validation answer passes through here.
+fn capped(errors: &[FieldError]) -> Vec<FieldError> {
+    let mut out: Vec<FieldError> = errors.iter().take(MAX_FIELD_ERRORS).cloned().collect();
+    let more = errors.len().saturating_sub(MAX_FIELD_ERRORS);
+    if more > 0 {
+        out.push(FieldError {
+            field: String::new(),
+            message: format!("and {more} more {}", if more == 1 { "error" } else { "errors" }),
+        });
+    }
+    out
+}
+
+/// A problem+json answer. `pub(crate)` so errors that are not ours (actix's extractor errors)
+/// can be answered in the same shape.
+pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: String, errors: Option<&[FieldError]>) -> HttpResponse {
+    let kind = format!("https://hcc-gateway.dev/problems/{slug}");
+    let body = Problem {
+        kind: &kind,
+        title,
+        status: status.as_u16(),
+        detail,
+        errors,
+    };
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .body(serde_json::to_string(&body).unwrap_or_default())
 }
 
 impl From<crate::engine::queue::QueueError> for ApiError {
@@ -118,5 +164,56 @@ impl From<crate::engine::queue::QueueError> for ApiError {
             crate::engine::queue::QueueError::Unavailable(_) => ApiError::Unavailable,
             crate::engine::queue::QueueError::Corrupt(_) => ApiError::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    fn errors(n: usize) -> Vec<FieldError> {
+        (0..n)
+            .map(|i| FieldError {
+                field: format!("/TaiLieuNop/{i}"),
+                message: "must be an object".into(),
+            })
+            .collect()
+    }
+
+    async fn body_of(e: ApiError) -> serde_json::Value {
+        let bytes = to_bytes(e.error_response().into_body()).await.unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn at_most_a_hundred_field_errors_and_a_count_of_the_rest() {
+        for (n, listed, last) in [
+            (0, 0, None),
+            (100, 100, Some("/TaiLieuNop/99")),
+            (101, 101, Some("")),
+            (500_000, 101, Some("")),
+        ] {
+            let v = body_of(ApiError::Validation(errors(n))).await;
+            let list = v["errors"].as_array().unwrap();
+            assert_eq!(list.len(), listed, "{n}");
+            if let Some(last) = last {
+                assert_eq!(list[list.len() - 1]["field"], last, "{n}");
+            }
+        }
+        let v = body_of(ApiError::Validation(errors(500_000))).await;
+        assert_eq!(v["errors"][100]["message"], "and 499900 more errors");
+        let v = body_of(ApiError::InvalidParameters(errors(101))).await;
+        assert_eq!(v["errors"][100]["message"], "and 1 more error");
+        assert_eq!(v["status"], 400);
+    }
+
+    #[actix_web::test]
+    async fn a_405_names_the_allowed_methods() {
+        let r = ApiError::MethodNotAllowed(vec![Method::GET, Method::POST]).error_response();
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers().get(header::ALLOW).unwrap(), "GET, POST");
+        assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
     }
 }

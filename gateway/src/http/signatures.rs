@@ -5,6 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hcc_adapters::fields::{Fields, text};
 use hcc_config::Role;
 use hcc_signing::pki::{Identity, SignerInfo, TrustStore};
 use hcc_signing::xml::dom::XmlError;
@@ -12,7 +13,7 @@ use hcc_signing::xml::dsig::{self, DsigError};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::body::{is_json, is_xml, read_limited};
+use super::body::{is_json, is_xml, json_value, object_of, read_limited};
 use super::problem::{ApiError, FieldError};
 
 /// The gateway's signing identity and trust store, when configured.
@@ -76,11 +77,29 @@ async fn sign(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `{"content_base64", "signature_base64"}`, both required strings and nothing else.
 struct CmsVerifyRequest {
     content_base64: String,
     signature_base64: String,
+}
+
+impl CmsVerifyRequest {
+    /// Read field by field, so a wrong type is named by its pointer and not quoted.
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let v = json_value(body)?;
+        let obj = object_of(&v, &["content_base64", "signature_base64"])?;
+        let mut errors = Vec::new();
+        let mut f = Fields::new(obj, String::new(), &mut errors);
+        let content_base64 = f.required("content_base64", text);
+        let signature_base64 = f.required("signature_base64", text);
+        match (content_base64, signature_base64) {
+            (Some(content_base64), Some(signature_base64)) => Ok(CmsVerifyRequest {
+                content_base64,
+                signature_base64,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -119,12 +138,7 @@ async fn verify(
         .ok_or_else(|| ApiError::NotConfigured("no trust store: set trust.ca_dir".into()))?;
     let body = read_limited(&req, &mut payload).await?;
     let answer = if json {
-        let r: CmsVerifyRequest = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "expected {{\"content_base64\", \"signature_base64\"}}: {}",
-                e.to_string().split(" at line").next().unwrap_or("")
-            ))
-        })?;
+        let r = CmsVerifyRequest::parse(&body)?;
         let content = decode("content_base64", &r.content_base64)?;
         let signature = decode("signature_base64", &r.signature_base64)?;
         match hcc_signing::cms::verify_detached(&signature, &content, trust) {

@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
-use super::{Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement};
+use super::{
+    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement,
+};
 
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
@@ -30,6 +32,9 @@ struct State {
     accepted: u64,
     delivered_total: u64,
     discarded_total: u64,
+    /// Messages queued behind a dead head, kept by the operations that change it, as the
+    /// Redis scripts keep theirs: `stats` never walks the dead letters.
+    blocked: u64,
 }
 
 struct Msg {
@@ -60,6 +65,11 @@ impl State {
         if let Some(old) = self.due_at.remove(okey) {
             self.due.remove(&(old, okey.to_string()));
         }
+    }
+
+    /// How many messages wait behind the head of `okey`.
+    fn behind(&self, okey: &str) -> u64 {
+        self.keys.get(okey).map_or(0, |l| l.len() as u64).saturating_sub(1)
     }
 
     fn head_is(&self, okey: &str, id: &str) -> bool {
@@ -104,6 +114,12 @@ impl State {
         list.push_back(id);
         if list.len() == 1 {
             self.set_due(&msg.ordering_key, now);
+        } else if list
+            .front()
+            .and_then(|h| self.msgs.get(h))
+            .is_some_and(|h| h.status == MessageStatus::Dead)
+        {
+            self.blocked += 1;
         }
         self.accepted += 1;
     }
@@ -254,6 +270,7 @@ impl MemoryQueue {
                     m.error = Some(error.clone());
                     m.died = Some(now);
                     s.dead.insert((now, c.id.clone()));
+                    s.blocked += s.behind(&okey);
                 }
                 Settlement::Release => {
                     m.attempts = m.attempts.saturating_sub(1);
@@ -325,6 +342,7 @@ impl MemoryQueue {
             m.age_from = now;
             m.died = None;
             let okey = m.okey.clone();
+            s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.set_due(&okey, now);
             true
         }))
@@ -347,6 +365,7 @@ impl MemoryQueue {
             m.expires = Some(now + retention_secs as i64 * 1000);
             let okey = m.okey.clone();
             s.discarded_total += 1;
+            s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.pop_head(&okey, id, now);
             true
         }))
@@ -363,12 +382,7 @@ impl MemoryQueue {
                 .filter(|(at, _)| *at <= now)
                 .map(|(at, _)| (now - at) as f64 / 1000.0)
                 .unwrap_or(0.0);
-            let blocked: u64 = s
-                .dead
-                .iter()
-                .filter_map(|(_, id)| s.msgs.get(id))
-                .map(|m| s.keys.get(&m.okey).map_or(0, |l| l.len() as u64).saturating_sub(1))
-                .sum();
+            let blocked = s.blocked;
             let pending = s.accepted - s.delivered_total - s.discarded_total;
             let in_flight = s.leases.len() as u64;
             let dead = s.dead.len() as u64;
@@ -381,6 +395,19 @@ impl MemoryQueue {
                 delivered_total: s.delivered_total,
                 oldest_ready_age_seconds: oldest,
                 paused: s.paused,
+            }
+        }))
+    }
+
+    /// The counters beside a count from scratch over the dead letters, as Redis's `RECOUNT`.
+    pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, QueueError> {
+        Ok(self.with(queue, |s| {
+            let dead_msgs = || s.dead.iter().filter_map(|(_, id)| s.msgs.get(id));
+            CounterAudit {
+                dead: s.dead.len() as u64,
+                blocked: s.blocked,
+                counted_dead: dead_msgs().filter(|m| m.status == MessageStatus::Dead).count() as u64,
+                counted_blocked: dead_msgs().map(|m| s.behind(&m.okey)).sum(),
             }
         }))
     }
@@ -480,7 +507,7 @@ impl MemoryQueue {
     pub async fn payment_reverse(&self, queue: &str, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, QueueError> {
         // The same rules as the Redis script PAY_REVERSE.
         let out = self.with(queue, |s| {
-            let key = format!("{}:reversal:{}", r.provider, r.key);
+            let key = r.marker();
             let Some(p) = s.payments.get_mut(&r.reference) else {
                 return "unknown";
             };

@@ -10,6 +10,11 @@
 //! of a list may be in flight; when it settles, the next id becomes due. A `due` set holds the
 //! ordering keys whose head may be claimed at a given time, which is how retries are scheduled.
 //! A dead head stays at the head, so everything behind it is `blocked` until an operator acts.
+//!
+//! Statistics come from counters kept by the operations that change them (a message dying,
+//! one queued behind a dead head, a replay, a discard), never from walking the dead letters:
+//! `stats` is what every scrape of `/metrics` pays for. [`Queue::audit_counters`] recounts
+//! from scratch to check them.
 
 mod memory;
 pub mod payments;
@@ -151,6 +156,23 @@ pub struct QueueStats {
     pub paused: bool,
 }
 
+/// The maintained `dead` and `blocked` counters beside a count of them from scratch, over every
+/// dead letter. `stats` reads only the maintained ones; the two agree unless something other
+/// than the queue's own operations changed the stored data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CounterAudit {
+    pub dead: u64,
+    pub blocked: u64,
+    pub counted_dead: u64,
+    pub counted_blocked: u64,
+}
+
+impl CounterAudit {
+    pub fn exact(&self) -> bool {
+        self.dead == self.counted_dead && self.blocked == self.counted_blocked
+    }
+}
+
 /// The queue backend the engine and the API share. An enum rather than a trait object: there
 /// are exactly two, and static dispatch keeps the hot path free of boxing.
 #[derive(Clone)]
@@ -221,8 +243,17 @@ impl Queue {
         dispatch!(self, q => q.discard(queue, id, now, retention_secs).await)
     }
 
+    /// Reads maintained counters: constant work per queue, however many messages are dead or
+    /// blocked, because `/metrics` (unauthenticated) and `/v1/queues` call it on every request.
     pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, QueueError> {
         dispatch!(self, q => q.stats(queue, now).await)
+    }
+
+    /// Recounts `dead` and `blocked` from scratch and shows them beside the maintained
+    /// counters, changing nothing. O(dead letters): for tests and for checking a deployment,
+    /// never for a scrape.
+    pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, QueueError> {
+        dispatch!(self, q => q.audit_counters(queue).await)
     }
 
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {

@@ -97,12 +97,16 @@ pub struct Confirmation {
 }
 
 impl Confirmation {
-    /// The transaction's identity for de-duplication. A failure is kept apart from a success
-    /// with the same transaction id, so that a provider's "failed, then paid" is not mistaken
-    /// for a repeat.
+    /// The transaction's identity for de-duplication: `paid:` or `failed:`, the provider, the
+    /// provider's transaction id. A failure is kept apart from a success with the same
+    /// transaction id, so that a provider's "failed, then paid" is not mistaken for a repeat.
+    /// The kind comes first, where no transaction id can forge it (as a `:failed` suffix
+    /// could be), and it is never `reversal:` ([`Reversal::marker`]). The provider is a route
+    /// name (`paygov`, `vnpay`, `bank:<id>` with `<id>` in `[a-z0-9_-]+`), so it ends at a
+    /// known colon.
     pub fn transaction_key(&self) -> String {
-        let suffix = if self.paid { "" } else { ":failed" };
-        format!("{}:{}{suffix}", self.provider, self.transaction)
+        let kind = if self.paid { "paid" } else { "failed" };
+        format!("{kind}:{}:{}", self.provider, self.transaction)
     }
 }
 
@@ -148,6 +152,14 @@ pub struct Reversal {
     pub amount: u64,
     /// The original transaction it names, when it names one.
     pub original_transaction: Option<String>,
+}
+
+impl Reversal {
+    /// The reversal's identity for de-duplication, apart from every confirmation's
+    /// ([`Confirmation::transaction_key`]).
+    pub fn marker(&self) -> String {
+        format!("reversal:{}:{}", self.provider, self.key)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

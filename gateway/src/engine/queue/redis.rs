@@ -2,12 +2,35 @@
 //! Lua script, so a crash between two commands cannot leave a message half-moved, and two
 //! gateway processes on one Redis see one consistent queue.
 //!
-//! Keys of queue `q` under prefix `p` all carry the hash tag `{q}`:
-//! `p:{q}:m:<id>` (hash: the message and its payload), `p:{q}:k:<ordering key>` (list of ids),
-//! `p:{q}:due` (zset: ordering key -> when its head may be claimed), `p:{q}:lease` (zset:
-//! id -> lease deadline), `p:{q}:dead` (zset: id -> time of death), `p:{q}:idem:<scope>:<key>`,
-//! `p:{q}:paused`, `p:{q}:stats` (counters). Scripts derive per-message keys from the prefix
-//! passed in ARGV; they always fall in the declared keys' slot because of the shared tag.
+//! Keys of queue `q` under prefix `p` all carry the hash tag `{q}`, so Redis Cluster keeps a
+//! queue in one slot. Every name is either fixed or begins with a fixed family prefix that no
+//! other name begins with, so no outside text (a message id, an ordering key, a payment
+//! reference) can name another key:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `p:{q}:m:<id>` | hash | a message and its payload |
+//! | `p:{q}:k:<ordering key>` | list | the key's FIFO of message ids; the head is the one that may be in flight |
+//! | `p:{q}:due` | zset | ordering key -> when its head may be claimed |
+//! | `p:{q}:lease` | zset | message id -> lease deadline |
+//! | `p:{q}:dead` | zset | message id -> time of death |
+//! | `p:{q}:idem:<scope>:<key>` | string | `<id>\n<fingerprint>` of an idempotency key |
+//! | `p:{q}:paused` | string | present while the queue is paused |
+//! | `p:{q}:stats` | hash | counters: `accepted`, `delivered_total`, `discarded_total`, `blocked`, `counters_v` |
+//! | `p:{q}:payment:r:<reference>` | hash | a payment record |
+//! | `p:{q}:payment:pending` | zset | reference -> creation time, of pending payments |
+//! | `p:{q}:payment:tx:<kind>:<provider>:<id>` | string | an applied provider transaction (`paid`, `failed`) or reversal (`reversal`), with its outcome |
+//!
+//! `p:{audit}:log` (list) is the shared audit log. Scripts derive per-message keys from the
+//! prefix passed in ARGV; they always fall in the declared keys' slot because of the shared tag.
+//!
+//! Statistics are read from counters, never by walking the queue: `dead` is the cardinality of
+//! `dead`, `blocked` (messages queued behind a dead head) is kept by the scripts that change it.
+//! A scrape is therefore a fixed handful of O(1)/O(log n) reads, however many dead letters
+//! there are. `counters_v` marks a queue whose `blocked` was counted from scratch once; a
+//! queue without it (data from before the counters, or an operator who deleted the field to
+//! force it) is recounted on its next stats read. Payment data under the older `pay:` and
+//! `paytx:` names is not migrated: the product had no production data when they changed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +41,8 @@ use redis::{Script, Value};
 
 use super::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use super::{
-    Claimed, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement, parse_confirm,
+    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement,
+    parse_confirm,
 };
 
 /// How many multiplexed connections the queue shares among all its callers.
@@ -44,6 +68,7 @@ struct Scripts {
     replay: Script,
     discard: Script,
     stats: Script,
+    recount: Script,
 }
 
 /// Stores a message and puts it in its key's FIFO: shared by the enqueue script and the payment
@@ -54,6 +79,13 @@ local function push(mk, lk, due, stats, id, kind, okey, payload, now)
     'attempts', 0, 'created', now, 'agefrom', now)
   if redis.call('RPUSH', lk, id) == 1 then
     redis.call('ZADD', due, now, okey)
+  else
+    -- Queued behind a dead head, the message is blocked: counted here, so that stats never
+    -- has to look for it. The head's hash is this message's key with the head's id.
+    local head = redis.call('LINDEX', lk, 0)
+    if redis.call('HGET', string.sub(mk, 1, #mk - #id) .. head, 'status') == 'dead' then
+      redis.call('HINCRBY', stats, 'blocked', 1)
+    end
   end
   redis.call('HINCRBY', stats, 'accepted', 1)
 end
@@ -76,7 +108,7 @@ return {0, ARGV[1]}
 "#;
 
 const PAY_CREATE: &str = r#"
--- KEYS: pay, pending; ARGV: ref, mahoso, amount, provider, agency, fees, url, now, provider_created
+-- KEYS: payment, pending index; ARGV: ref, mahoso, amount, provider, agency, fees, url, now, provider_created
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'agency', ARGV[5],
   'fees', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8], 'pcreated', ARGV[9])
@@ -88,7 +120,7 @@ return 1
 /// paid by another transaction after the caller read it: the caller reads again and retries,
 /// so that a `payment.duplicate` event always names the transaction that stands.
 const PAY_CONFIRM: &str = r#"
--- KEYS: pay, paytx, pending, msg, key list, due, stats
+-- KEYS: payment, tx marker, pending index, msg, key list, due, stats
 -- ARGV: ref, txn, amount, paid, ptime, now, id, okey, by, standing txn,
 --       confirmed kind, confirmed payload, duplicate kind, duplicate payload
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
@@ -116,7 +148,7 @@ return outcome
 "#;
 
 const PAY_REVERSE: &str = r#"
--- KEYS: pay, paytx (of the reversal), msg, key list, due, stats
+-- KEYS: payment, reversal marker, msg, key list, due, stats
 -- ARGV: ref, by, amount, original txn ('' when not named), now, id, okey, kind, payload
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
@@ -180,6 +212,9 @@ elseif mode == 'dead' then
   redis.call('HSET', KEYS[1], 'status', 'dead', 'err', ARGV[6])
   redis.call('HDEL', KEYS[1], 'next')
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
+  -- Everything queued behind it is blocked from now on.
+  local behind = redis.call('LLEN', KEYS[2]) - 1
+  if behind > 0 then redis.call('HINCRBY', KEYS[6], 'blocked', behind) end
 else
   local a = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   redis.call('HSET', KEYS[1], 'status', a > 0 and 'retrying' or 'queued')
@@ -219,10 +254,14 @@ return {f[1], f[2], f[3], f[4], f[5], f[6] or '', f[7] or '', f[8] or '', head_s
 "#;
 
 const REPLAY: &str = r#"
--- KEYS: msg, dead, due; ARGV: id, now
+-- KEYS: msg, dead, due, stats; ARGV: id, now, base
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+local okey = redis.call('HGET', KEYS[1], 'okey')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'agefrom', ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[2], redis.call('HGET', KEYS[1], 'okey'))
+redis.call('ZADD', KEYS[3], ARGV[2], okey)
+-- The messages behind it wait for it again, as queued, no longer blocked.
+local behind = redis.call('LLEN', ARGV[3] .. 'k:' .. okey) - 1
+if behind > 0 then redis.call('HINCRBY', KEYS[4], 'blocked', -behind) end
 return 1
 "#;
 
@@ -235,34 +274,54 @@ redis.call('HDEL', KEYS[1], 'payload')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('HINCRBY', KEYS[4], 'discarded_total', 1)
 local lk = ARGV[3] .. 'k:' .. okey
+-- The next message becomes the head, queued: nothing of this key is blocked any more.
+local behind = redis.call('LLEN', lk) - 1
+if behind > 0 then redis.call('HINCRBY', KEYS[4], 'blocked', -behind) end
 redis.call('LREM', lk, 1, ARGV[1])
 if redis.call('LLEN', lk) > 0 then redis.call('ZADD', KEYS[3], ARGV[2], okey) end
 return 1
 "#;
 
+/// What `/metrics` and `/v1/queues` read on every scrape, so it must not grow with the queue:
+/// cardinalities and counters only, a fixed number of O(1) or O(log n) reads, no loop. The
+/// `blocked` counter is kept by the scripts that change it (a death, a message queued behind a
+/// dead head, a replay, a discard); `counters_v` says it has been counted once from scratch
+/// (see [`RECOUNT`]), which [`RedisQueue::stats`] makes sure of.
 const STATS: &str = r#"
--- KEYS: due, lease, dead, stats, paused; ARGV: now, base
+-- KEYS: due, lease, dead, stats, paused; ARGV: now
 local ready_keys = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
 local all_keys = redis.call('ZCARD', KEYS[1])
 local in_flight = redis.call('ZCARD', KEYS[2])
 local dead = redis.call('ZCARD', KEYS[3])
-local blocked = 0
-if dead > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-    local okey = redis.call('HGET', ARGV[2] .. 'm:' .. id, 'okey')
-    if okey then
-      local n = redis.call('LLEN', ARGV[2] .. 'k:' .. okey)
-      if n > 1 then blocked = blocked + n - 1 end
-    end
-  end
-end
-local c = redis.call('HMGET', KEYS[4], 'accepted', 'delivered_total', 'discarded_total')
+local c = redis.call('HMGET', KEYS[4], 'accepted', 'delivered_total', 'discarded_total', 'blocked', 'counters_v')
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local oldest_at = ''
 if oldest[2] then oldest_at = oldest[2] end
-return {ready_keys, all_keys - ready_keys, in_flight, dead, blocked,
+return {ready_keys, all_keys - ready_keys, in_flight, dead, tonumber(c[4] or 0),
   tonumber(c[1] or 0), tonumber(c[2] or 0), tonumber(c[3] or 0), oldest_at,
-  redis.call('EXISTS', KEYS[5])}
+  redis.call('EXISTS', KEYS[5]), tonumber(c[5] or 0)}
+"#;
+
+/// Counts dead and blocked messages from scratch, over every dead letter: O(dead letters),
+/// never on a scrape. It runs once for a queue whose data predates the counters (no
+/// `counters_v`), and for [`RedisQueue::audit_counters`]. With ARGV[2] = '1' it writes the
+/// count into the `blocked` counter and sets `counters_v`.
+const RECOUNT: &str = r#"
+-- KEYS: dead, stats; ARGV: base, repair
+local dead, blocked = 0, 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[1] .. 'm:' .. id, 'okey', 'status')
+  if f[2] == 'dead' then dead = dead + 1 end
+  if f[1] then
+    local behind = redis.call('LLEN', ARGV[1] .. 'k:' .. f[1]) - 1
+    if behind > 0 then blocked = blocked + behind end
+  end
+end
+local kept = tonumber(redis.call('HGET', KEYS[2], 'blocked') or 0)
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[2], 'blocked', blocked, 'counters_v', 1)
+end
+return {redis.call('ZCARD', KEYS[1]), kept, dead, blocked}
 "#;
 
 /// One claimed message as the claim script returns it:
@@ -345,6 +404,23 @@ impl ConnectionLike for SharedConn {
     }
 }
 
+/// A payment record: `payment:r:` is a prefix no internal key has, so no reference, whatever
+/// its text, can name the pending index or a marker.
+fn payment_key(base: &str, reference: &str) -> String {
+    format!("{base}payment:r:{reference}")
+}
+
+/// The index of pending payments (zset: reference -> creation time).
+fn payments_pending_key(base: &str) -> String {
+    format!("{base}payment:pending")
+}
+
+/// An applied provider transaction or reversal; `marker` begins with its kind (`paid:`,
+/// `failed:`, `reversal:`), see [`Confirmation::transaction_key`] and [`Reversal::marker`].
+fn payment_marker_key(base: &str, marker: &str) -> String {
+    format!("{base}payment:tx:{marker}")
+}
+
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
 }
@@ -372,6 +448,31 @@ fn int(v: &Value) -> Option<i64> {
 
 fn opt_ms(v: &Value) -> Option<Millis> {
     text(v).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
+}
+
+/// The statistics from [`STATS`]'s answer (eleven values).
+fn stats_from(v: &[Value], now: Millis) -> Result<QueueStats, QueueError> {
+    if v.len() != 11 {
+        return Err(corrupt("queue stats"));
+    }
+    let n = |i: usize| int(&v[i]).unwrap_or(0).max(0) as u64;
+    let (scheduled, in_flight, dead, blocked) = (n(1), n(2), n(3), n(4));
+    let pending = n(5).saturating_sub(n(6) + n(7));
+    let oldest = text(&v[8])
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|at| *at as i64 <= now)
+        .map(|at| (now as f64 - at) / 1000.0)
+        .unwrap_or(0.0);
+    Ok(QueueStats {
+        ready: pending.saturating_sub(in_flight + dead + blocked + scheduled),
+        scheduled,
+        in_flight,
+        dead,
+        blocked,
+        delivered_total: n(6),
+        oldest_ready_age_seconds: oldest,
+        paused: n(9) == 1,
+    })
 }
 
 impl RedisQueue {
@@ -407,6 +508,7 @@ impl RedisQueue {
                 replay: Script::new(REPLAY),
                 discard: Script::new(DISCARD),
                 stats: Script::new(STATS),
+                recount: Script::new(RECOUNT),
             }),
         })
     }
@@ -613,8 +715,10 @@ impl RedisQueue {
             .key(format!("{base}m:{id}"))
             .key(format!("{base}dead"))
             .key(format!("{base}due"))
+            .key(format!("{base}stats"))
             .arg(id)
             .arg(now)
+            .arg(&base)
             .invoke_async(&mut self.conn().await?)
             .await
             .map_err(unavailable)?;
@@ -640,7 +744,20 @@ impl RedisQueue {
         Ok(n == 1)
     }
 
+    /// Reads the counters ([`STATS`]): constant work however many dead letters there are.
+    /// The first read of a queue whose data predates the counters counts them once from
+    /// scratch ([`RECOUNT`]) and reads again.
     pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, QueueError> {
+        let v = self.read_stats(queue, now).await?;
+        if int(&v[10]).unwrap_or(0) >= 1 {
+            return stats_from(&v, now);
+        }
+        self.recount(queue, true).await?;
+        let v = self.read_stats(queue, now).await?;
+        stats_from(&v, now)
+    }
+
+    async fn read_stats(&self, queue: &str, now: Millis) -> Result<Vec<Value>, QueueError> {
         let base = self.base(queue);
         let v: Vec<Value> = self
             .scripts
@@ -651,32 +768,44 @@ impl RedisQueue {
             .key(format!("{base}stats"))
             .key(format!("{base}paused"))
             .arg(now)
-            .arg(&base)
             .invoke_async(&mut self.conn().await?)
             .await
             .map_err(unavailable)?;
-        if v.len() != 10 {
+        if v.len() != 11 {
             return Err(corrupt("queue stats"));
         }
-        let n = |i: usize| int(&v[i]).unwrap_or(0).max(0) as u64;
-        let (ready_keys, scheduled, in_flight, dead, blocked) = (n(0), n(1), n(2), n(3), n(4));
-        let pending = n(5).saturating_sub(n(6) + n(7));
-        let oldest = text(&v[8])
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|at| *at as i64 <= now)
-            .map(|at| (now as f64 - at) / 1000.0)
-            .unwrap_or(0.0);
-        let _ = ready_keys;
-        Ok(QueueStats {
-            ready: pending.saturating_sub(in_flight + dead + blocked + scheduled),
-            scheduled,
-            in_flight,
-            dead,
-            blocked,
-            delivered_total: n(6),
-            oldest_ready_age_seconds: oldest,
-            paused: n(9) == 1,
+        Ok(v)
+    }
+
+    /// Runs [`RECOUNT`]; with `repair`, the count replaces the maintained counter.
+    async fn recount(&self, queue: &str, repair: bool) -> Result<CounterAudit, QueueError> {
+        let base = self.base(queue);
+        let v: Vec<i64> = self
+            .scripts
+            .recount
+            .key(format!("{base}dead"))
+            .key(format!("{base}stats"))
+            .arg(&base)
+            .arg(if repair { "1" } else { "0" })
+            .invoke_async(&mut self.conn().await?)
+            .await
+            .map_err(unavailable)?;
+        let [dead, blocked, counted_dead, counted_blocked] = v[..] else {
+            return Err(corrupt("counter recount"));
+        };
+        let n = |x: i64| x.max(0) as u64;
+        Ok(CounterAudit {
+            dead: n(dead),
+            blocked: n(blocked),
+            counted_dead: n(counted_dead),
+            counted_blocked: n(counted_blocked),
         })
+    }
+
+    /// The maintained counters beside a count from scratch, changing nothing. O(dead letters):
+    /// for tests and for an operator checking a deployment, never for a scrape.
+    pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, QueueError> {
+        self.recount(queue, false).await
     }
 
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
@@ -731,8 +860,8 @@ impl RedisQueue {
         let n: i64 = self
             .scripts
             .pay_create
-            .key(format!("{base}pay:{}", p.reference))
-            .key(format!("{base}pay:pending"))
+            .key(payment_key(&base, &p.reference))
+            .key(payments_pending_key(&base))
             .arg(&p.reference)
             .arg(&p.ma_ho_so)
             .arg(p.amount)
@@ -749,7 +878,7 @@ impl RedisQueue {
     }
 
     pub async fn payment_set_url(&self, queue: &str, reference: &str, url: &str) -> Result<(), QueueError> {
-        let key = format!("{}pay:{reference}", self.base(queue));
+        let key = payment_key(&self.base(queue), reference);
         redis::cmd("HSET")
             .arg(&key)
             .arg("url")
@@ -760,7 +889,7 @@ impl RedisQueue {
     }
 
     pub async fn payment_get(&self, queue: &str, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
-        let key = format!("{}pay:{reference}", self.base(queue));
+        let key = payment_key(&self.base(queue), reference);
         let map: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
             .arg(&key)
             .query_async(&mut self.conn().await?)
@@ -804,9 +933,9 @@ impl RedisQueue {
         let out: String = self
             .scripts
             .pay_confirm
-            .key(format!("{base}pay:{}", c.reference))
-            .key(format!("{base}paytx:{}", c.transaction_key()))
-            .key(format!("{base}pay:pending"))
+            .key(payment_key(&base, &c.reference))
+            .key(payment_marker_key(&base, &c.transaction_key()))
+            .key(payments_pending_key(&base))
             .key(format!("{base}m:{id}"))
             .key(format!("{base}k:{}", events.ordering_key))
             .key(format!("{base}due"))
@@ -837,8 +966,8 @@ impl RedisQueue {
         let out: String = self
             .scripts
             .pay_reverse
-            .key(format!("{base}pay:{}", r.reference))
-            .key(format!("{base}paytx:{}:reversal:{}", r.provider, r.key))
+            .key(payment_key(&base, &r.reference))
+            .key(payment_marker_key(&base, &r.marker()))
             .key(format!("{base}m:{id}"))
             .key(format!("{base}k:{}", event.ordering_key))
             .key(format!("{base}due"))
@@ -861,7 +990,7 @@ impl RedisQueue {
     /// References of pending payments created between `from` and `to`.
     pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
         redis::cmd("ZRANGE")
-            .arg(format!("{}pay:pending", self.base(queue)))
+            .arg(payments_pending_key(&self.base(queue)))
             .arg(from)
             .arg(to)
             .arg("BYSCORE")
@@ -901,5 +1030,55 @@ impl RedisQueue {
             None => warnings.push("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction".into()),
         }
         Ok(warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script's code, without its comments (which may name anything).
+    fn code(script: &str) -> String {
+        script
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn stats_reads_only_counters_and_declared_keys() {
+        let code = code(STATS);
+        // No loop, no scan, no walk of a list or of the dead letters: a fixed number of reads.
+        for banned in [
+            "for ", "while ", "repeat", "SCAN", "KEYS'", "LRANGE", "LLEN", "LINDEX", "ARGV[2]", "'m:'", "'k:'",
+        ] {
+            assert!(!code.contains(banned), "STATS must not contain {banned:?}:\n{code}");
+        }
+        // Every command names a declared key, never one derived from stored data.
+        let calls: Vec<&str> = code.split("redis.call(").skip(1).collect();
+        assert_eq!(calls.len(), 7, "{code}");
+        for call in &calls {
+            let args = call.split_once(", ").map(|(_, rest)| rest).unwrap_or_default();
+            assert!(args.starts_with("KEYS["), "a call on an undeclared key: {call}");
+        }
+        // The one range read is a single element: the oldest due entry.
+        assert_eq!(code.matches("'ZRANGE'").count(), 1);
+        assert!(code.contains("'ZRANGE', KEYS[1], 0, 0, 'WITHSCORES'"));
+    }
+
+    #[test]
+    fn no_reference_names_another_key() {
+        let base = "p:{centre}:";
+        let fixed = ["due", "lease", "dead", "paused", "stats"].map(|k| format!("{base}{k}"));
+        for reference in ["pending", "", ":pending", "../pending", "tx:paid:vnpay:1", "r:pending", "stats"] {
+            let key = payment_key(base, reference);
+            assert_ne!(key, payments_pending_key(base), "{reference:?}");
+            assert!(!fixed.contains(&key), "{reference:?}");
+            assert!(!key.starts_with(&format!("{base}payment:tx:")), "{reference:?}");
+            assert!(!key.starts_with(&format!("{base}m:")) && !key.starts_with(&format!("{base}k:")));
+        }
+        assert!(!payments_pending_key(base).starts_with(&format!("{base}payment:r:")));
+        assert!(!payments_pending_key(base).starts_with(&format!("{base}payment:tx:")));
     }
 }
