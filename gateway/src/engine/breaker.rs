@@ -109,7 +109,15 @@ pub struct Breaker {
     buckets: [Bucket; BUCKETS],
     streak: u32,
     mode: Mode,
+    /// When an attempt last succeeded while closed: the memory behind "the destination is up".
+    last_success: Option<Instant>,
 }
+
+/// How long one success keeps a closed destination counted as up. Longer than the window on
+/// purpose: at the tail of a backlog only a few messages remain, and a noisy portal can fail a
+/// lone message several times in a row; judging from the 10 s window alone would then put it on
+/// the long cap (minutes) although the portal took everything else a moment ago.
+const UP_MEMORY: Duration = Duration::from_secs(300);
 
 impl Breaker {
     pub fn new(cfg: BreakerConfig) -> Self {
@@ -126,6 +134,7 @@ impl Breaker {
             buckets: [Bucket::default(); BUCKETS],
             streak: 0,
             mode: Mode::Closed,
+            last_success: None,
         }
     }
 
@@ -142,11 +151,16 @@ impl Breaker {
         }
     }
 
-    /// True when the breaker is closed and at least one attempt succeeded within the window:
-    /// the destination is up, so one message's failures are noise, not the destination's state.
+    /// True when the breaker is closed and an attempt succeeded recently (within the window,
+    /// or within [`UP_MEMORY`] of the last success): the destination is up, so one message's
+    /// failures are noise, not the destination's state. An open or half-open breaker, or a
+    /// destination with no success for [`UP_MEMORY`], is failing.
     pub fn destination_succeeding(&self, now: Instant) -> bool {
         let (calls, failures) = self.window_counts(now);
-        self.mode == Mode::Closed && calls > failures
+        let recent = self
+            .last_success
+            .is_some_and(|t| now.saturating_duration_since(t) <= UP_MEMORY.max(self.cfg.window));
+        self.mode == Mode::Closed && (calls > failures || recent)
     }
 
     /// Attempts and failures in the window ending at `now`.
@@ -202,6 +216,7 @@ impl Breaker {
         match self.mode {
             Mode::Closed => {
                 self.streak = 0;
+                self.last_success = Some(now);
                 self.count(now, false);
             }
             Mode::HalfOpen { admitted, ok, failed } if probe => {
@@ -520,8 +535,11 @@ mod tests {
         assert!(!b.destination_succeeding(t0));
         b.on_success(t0 + ms(100), false);
         assert!(b.destination_succeeding(t0 + ms(100)));
-        // Ten seconds on, that success has left the window.
-        assert!(!b.destination_succeeding(t0 + Duration::from_secs(11)));
+        // Ten seconds on, that success has left the window, but the destination is still
+        // remembered as up (the tail of a backlog at a noisy portal)...
+        assert!(b.destination_succeeding(t0 + Duration::from_secs(11)));
+        // ...until UP_MEMORY passes with no success.
+        assert!(!b.destination_succeeding(t0 + UP_MEMORY + Duration::from_secs(1)));
         trip(&mut b, t0 + Duration::from_secs(20));
         assert!(!b.destination_succeeding(t0 + Duration::from_secs(30)));
     }
