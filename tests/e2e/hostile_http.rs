@@ -34,32 +34,8 @@ async fn quiet_gateway(ca_dir: Option<&str>) -> (TestApp, String) {
     (spawn_app(s, Workers::Off).await, prefix)
 }
 
-/// Every key under `prefix` with its `DUMP`: equal snapshots mean byte-for-byte equal data.
 async fn snapshot(prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut out = BTreeMap::new();
-    let mut cursor: u64 = 0;
-    for _ in 0..10_000 {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for k in keys {
-            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query_async(&mut conn).await.unwrap();
-            out.insert(k, dump);
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    out
+    redis_snapshot(&redis_url(), prefix).await
 }
 
 /// Some stored state to guard: two accepted dossiers.

@@ -62,32 +62,8 @@ async fn seed_dead_letters(q: &Queue, keys: usize, behind: usize) -> Vec<String>
     dead.into_values().collect()
 }
 
-/// Every key under `prefix` with its `DUMP`: equal snapshots mean byte-for-byte equal data.
 async fn snapshot(url: &str, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut out = BTreeMap::new();
-    let mut cursor: u64 = 0;
-    for _ in 0..100_000 {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for k in keys {
-            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query_async(&mut conn).await.unwrap();
-            out.insert(k, dump);
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    out
+    redis_snapshot(url, prefix).await
 }
 
 /// A `MONITOR` connection: every command Redis runs, including those inside Lua scripts.

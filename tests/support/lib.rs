@@ -355,3 +355,41 @@ pub async fn with_portal(backend: QueueBackendKind) -> (hcc_mocks::Running, hcc_
     let app = spawn_app(settings(backend, &[("HCC__DVCQG__BASE_URL", running.url())]), Workers::On).await;
     (running, state, app)
 }
+
+/// Every key under `prefix` with its `DUMP`, from the Redis at `url`: equal snapshots mean
+/// byte-for-byte equal stored state. Bounded by a count of SCAN rounds.
+pub async fn redis_snapshot(url: &str, prefix: &str) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let client = redis::Client::open(url).unwrap_or_else(|e| panic!("bad Redis URL {url}: {e}"));
+    let mut conn = match client.get_multiplexed_async_connection().await {
+        Ok(c) => c,
+        Err(e) => panic!("cannot reach Redis at {url}: {e}"),
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let mut cursor: u64 = 0;
+    for _ in 0..100_000 {
+        let (next, keys): (u64, Vec<Vec<u8>>) = match redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => panic!("SCAN failed: {e}"),
+        };
+        for k in keys {
+            let dump: Vec<u8> = match redis::cmd("DUMP").arg(&k).query_async(&mut conn).await {
+                Ok(d) => d,
+                Err(e) => panic!("DUMP failed: {e}"),
+            };
+            out.insert(k, dump);
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    out
+}
