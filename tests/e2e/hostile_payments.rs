@@ -8,94 +8,41 @@
 //! written out in full, never with the adapter's code.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_mocks::bank::BankState;
-use hcc_mocks::portal::{PortalConfig, PortalState};
-use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
-use hcc_signing::pki::Identity;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
 const PAYGOV_SECRET: &str = "paygov-dev-secret";
-const VNPAY_SECRET: &str = "vnpay-dev-hash-secret";
 const PROBLEMS: &str = "https://hcc-gateway.dev/problems/";
 
 struct Env {
-    dir: PathBuf,
-    portal: hcc_mocks::Running,
-    paygov: PortalState,
-    bank: hcc_mocks::Running,
+    mocks: PaymentMocks,
     prefix: String,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Env {
+    type Target = PaymentMocks;
+    fn deref(&self) -> &PaymentMocks {
+        &self.mocks
     }
 }
 
 fn env() -> Env {
-    let dir = std::env::temp_dir().join(format!("hcc-hostile-{}", uuid::Uuid::new_v4().simple()));
-    let pki = DevPki::generate().unwrap();
-    pki.write(&dir).unwrap();
-    let paygov = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", paygov.clone()).unwrap();
-    let (key, cert) = issue(
-        &CertSpec {
-            common_name: "Stranger Bank",
-            key: KeyKind::Rsa2048,
-            role: Role::Signer,
-            from_days: -1,
-            to_days: 30,
-        },
-        Some((&pki.root, &pki.root_key)),
-    )
-    .unwrap();
-    let bank_state = BankState::new(
-        "HCCDEV01",
-        VNPAY_SECRET,
-        Identity {
-            key: pki.bank.key.clone(),
-            cert: pki.bank.cert.clone(),
-            chain: vec![],
-        },
-        Identity { key, cert, chain: vec![] },
-    );
-    let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state).unwrap();
     Env {
-        dir,
-        portal,
-        paygov,
-        bank,
+        mocks: payment_mocks("hostile"),
         prefix: unique_prefix(),
     }
 }
 
 impl Env {
     fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
-        let mut o = vec![
-            ("HCC__QUEUE__KEY_PREFIX", self.prefix.clone()),
-            ("HCC__PAYGOV__BASE_URL", String::new()),
-            ("HCC__PAYGOV__INIT_URL", format!("{}/paygov/init", self.portal.url())),
-            ("HCC__PAYGOV__QUERY_URL", format!("{}/paygov/query", self.portal.url())),
-            ("HCC__PAYGOV__INIT_DEADLINE_MS", "3000".into()),
-            ("HCC__VNPAY__PAY_URL", format!("{}/vnpay/pay", self.bank.url())),
-            (
-                "HCC__VNPAY__API_URL",
-                format!("{}/merchant_webapi/api/transaction", self.bank.url()),
-            ),
-            (
-                "HCC__BANKS__DEVBANK__CERT",
-                self.dir.join("bank.pem").to_string_lossy().into_owned(),
-            ),
-            ("HCC__TRUST__CA_DIR", self.dir.join("trust").to_string_lossy().into_owned()),
-        ];
+        let mut o = self.mocks.overrides(&self.prefix);
+        o.push(("HCC__PAYGOV__INIT_DEADLINE_MS", "3000".into()));
         o.extend(extra.iter().cloned());
         settings(QueueBackendKind::Redis, &o)
     }

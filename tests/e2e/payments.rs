@@ -1,70 +1,34 @@
 //! Payments end to end: the gateway, mock-portal playing PayGov, mock-bank playing VNPAY and a
 //! host-to-host bank, and mock-centre receiving the signed webhooks.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_mocks::bank::BankState;
 use hcc_mocks::centre::CentreState;
-use hcc_mocks::portal::{PortalConfig, PortalState};
-use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
-use hcc_signing::pki::Identity;
 use hcc_signing::webhook::WebhookSecret;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
 struct Env {
-    dir: PathBuf,
-    portal: hcc_mocks::Running,
-    paygov: PortalState,
-    bank: hcc_mocks::Running,
+    mocks: PaymentMocks,
     centre: hcc_mocks::Running,
     centre_state: CentreState,
     prefix: String,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Env {
+    type Target = PaymentMocks;
+    fn deref(&self) -> &PaymentMocks {
+        &self.mocks
     }
 }
 
 fn env() -> Env {
-    let dir = std::env::temp_dir().join(format!("hcc-pay-{}", uuid::Uuid::new_v4().simple()));
-    let pki = DevPki::generate().unwrap();
-    pki.write(&dir).unwrap();
-    let paygov = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", paygov.clone()).unwrap();
-    let (key, cert) = issue(
-        &CertSpec {
-            common_name: "Stranger Bank",
-            key: KeyKind::Rsa2048,
-            role: Role::Signer,
-            from_days: -1,
-            to_days: 30,
-        },
-        Some((&pki.root, &pki.root_key)),
-    )
-    .unwrap();
-    let bank_state = BankState::new(
-        "HCCDEV01",
-        "vnpay-dev-hash-secret",
-        Identity {
-            key: pki.bank.key.clone(),
-            cert: pki.bank.cert.clone(),
-            chain: vec![],
-        },
-        Identity { key, cert, chain: vec![] },
-    );
-    let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state).unwrap();
+    let mocks = payment_mocks("pay");
     let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
     Env {
-        dir,
-        portal,
-        paygov,
-        bank,
+        mocks,
         centre,
         centre_state,
         prefix: unique_prefix(),
@@ -73,23 +37,8 @@ fn env() -> Env {
 
 impl Env {
     fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
-        let mut o = vec![
-            ("HCC__QUEUE__KEY_PREFIX", self.prefix.clone()),
-            ("HCC__PAYGOV__BASE_URL", String::new()),
-            ("HCC__PAYGOV__INIT_URL", format!("{}/paygov/init", self.portal.url())),
-            ("HCC__PAYGOV__QUERY_URL", format!("{}/paygov/query", self.portal.url())),
-            ("HCC__VNPAY__PAY_URL", format!("{}/vnpay/pay", self.bank.url())),
-            (
-                "HCC__VNPAY__API_URL",
-                format!("{}/merchant_webapi/api/transaction", self.bank.url()),
-            ),
-            (
-                "HCC__BANKS__DEVBANK__CERT",
-                self.dir.join("bank.pem").to_string_lossy().into_owned(),
-            ),
-            ("HCC__TRUST__CA_DIR", self.dir.join("trust").to_string_lossy().into_owned()),
-            ("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", self.centre.url())),
-        ];
+        let mut o = self.mocks.overrides(&self.prefix);
+        o.push(("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", self.centre.url())));
         o.extend(extra.iter().cloned());
         settings(QueueBackendKind::Redis, &o)
     }

@@ -393,3 +393,77 @@ pub async fn redis_snapshot(url: &str, prefix: &str) -> std::collections::BTreeM
     }
     out
 }
+
+/// The counterparts of the payment tests, on random ports: a development PKI on disk, the mock
+/// portal (which plays PayGov), and the mock bank (VNPAY and a host-to-host bank that signs with
+/// the PKI's bank key, or with a stranger's key the gateway does not trust).
+pub struct PaymentMocks {
+    pub dir: PathBuf,
+    pub portal: hcc_mocks::Running,
+    pub paygov: hcc_mocks::portal::PortalState,
+    pub bank: hcc_mocks::Running,
+}
+
+impl Drop for PaymentMocks {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The VNPAY hash secret the mock bank and `config/local.toml` share.
+pub const VNPAY_SECRET: &str = "vnpay-dev-hash-secret";
+
+pub fn payment_mocks(tag: &str) -> PaymentMocks {
+    use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
+    use hcc_signing::pki::Identity;
+    let dir = std::env::temp_dir().join(format!("hcc-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    let pki = DevPki::generate().unwrap_or_else(|e| panic!("dev PKI: {e}"));
+    pki.write(&dir).unwrap_or_else(|e| panic!("dev PKI: {e}"));
+    let paygov = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
+    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", paygov.clone()).unwrap_or_else(|e| panic!("mock portal: {e}"));
+    let (key, cert) = issue(
+        &CertSpec {
+            common_name: "Stranger Bank",
+            key: KeyKind::Rsa2048,
+            role: Role::Signer,
+            from_days: -1,
+            to_days: 30,
+        },
+        Some((&pki.root, &pki.root_key)),
+    )
+    .unwrap_or_else(|e| panic!("stranger certificate: {e}"));
+    let bank_state = hcc_mocks::bank::BankState::new(
+        "HCCDEV01",
+        VNPAY_SECRET,
+        Identity {
+            key: pki.bank.key.clone(),
+            cert: pki.bank.cert.clone(),
+            chain: vec![],
+        },
+        Identity { key, cert, chain: vec![] },
+    );
+    let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state).unwrap_or_else(|e| panic!("mock bank: {e}"));
+    PaymentMocks { dir, portal, paygov, bank }
+}
+
+impl PaymentMocks {
+    /// Settings that point the gateway at these mocks (bank `devbank`), under `prefix`.
+    pub fn overrides(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("HCC__QUEUE__KEY_PREFIX", prefix.to_string()),
+            ("HCC__PAYGOV__BASE_URL", String::new()),
+            ("HCC__PAYGOV__INIT_URL", format!("{}/paygov/init", self.portal.url())),
+            ("HCC__PAYGOV__QUERY_URL", format!("{}/paygov/query", self.portal.url())),
+            ("HCC__VNPAY__PAY_URL", format!("{}/vnpay/pay", self.bank.url())),
+            (
+                "HCC__VNPAY__API_URL",
+                format!("{}/merchant_webapi/api/transaction", self.bank.url()),
+            ),
+            (
+                "HCC__BANKS__DEVBANK__CERT",
+                self.dir.join("bank.pem").to_string_lossy().into_owned(),
+            ),
+            ("HCC__TRUST__CA_DIR", self.dir.join("trust").to_string_lossy().into_owned()),
+        ]
+    }
+}
