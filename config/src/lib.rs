@@ -104,6 +104,14 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
         .try_deserialize::<BTreeMap<String, config::Value>>()
         .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
     resolve_secret_files(&mut table, "")?;
+    // Sections the core does not type are kept raw for the destination or payment provider that
+    // owns them (`Section::parse`); which of them are claimed is the registry's to say.
+    let mut sections = BTreeMap::new();
+    for name in table.keys().filter(|k| !CORE_SECTIONS.contains(&k.as_str())).cloned().collect::<Vec<_>>() {
+        if let Some(value) = table.remove(&name) {
+            sections.insert(name.clone(), Section { name, value });
+        }
+    }
     let resolved = config::Config::builder()
         .add_source(TableSource(table))
         .build()
@@ -111,6 +119,8 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     let settings: Settings = resolved
         .try_deserialize()
         .map_err(|e| ConfigError::one(key_of(&e), e.to_string()))?;
+    let mut settings = settings;
+    settings.sections = sections;
     let problems = settings.problems(env_name == "production");
     if problems.is_empty() {
         Ok(settings.with_env(env_name))
@@ -171,6 +181,72 @@ impl config::Source for TableSource {
     }
     fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
         Ok(self.0.clone().into_iter().collect())
+    }
+}
+
+/// The top-level sections the core types itself. Every other section belongs to a destination
+/// or a payment provider, which types it with [`Section::parse`].
+pub const CORE_SECTIONS: &[&str] = &[
+    "server",
+    "log",
+    "queue",
+    "delivery",
+    "destinations",
+    "signing",
+    "trust",
+    "auth",
+    // Typed here until their owners (adapters) take them over.
+    "dvcqg",
+    "paygov",
+    "vnpay",
+    "banks",
+    "agencies",
+    "centre",
+];
+
+/// One top-level section of the configuration, as loaded (files, then environment, with
+/// `*_file` secrets resolved), for the module that owns it to type.
+#[derive(Debug, Clone)]
+pub struct Section {
+    name: String,
+    value: config::Value,
+}
+
+impl Section {
+    /// A section built from TOML text, for unit tests of an owner's parsing.
+    pub fn from_toml(name: &str, text: &str) -> Result<Section, Problem> {
+        let value = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<config::Value>())
+            .map_err(|e| Problem {
+                key: name.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Section {
+            name: name.to_string(),
+            value,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The section as `T`. Values from the environment arrive as strings and are converted as
+    /// for the core's own sections; an error names the key (`section.field`).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, Problem> {
+        self.value.clone().try_deserialize().map_err(|e| {
+            let inner = key_of(&e);
+            Problem {
+                key: if inner == "configuration" {
+                    self.name.clone()
+                } else {
+                    format!("{}.{inner}", self.name)
+                },
+                message: e.to_string(),
+            }
+        })
     }
 }
 

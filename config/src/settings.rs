@@ -40,6 +40,9 @@ pub struct Settings {
     pub trust: TrustSettings,
     #[serde(default)]
     pub auth: AuthSettings,
+    /// Sections the core does not type (see [`crate::CORE_SECTIONS`]), by name.
+    #[serde(skip)]
+    pub sections: BTreeMap<String, crate::Section>,
     /// Set by the loader from `HCC_ENV`, never read from a file.
     #[serde(skip)]
     pub env_name: String,
@@ -421,6 +424,23 @@ impl Settings {
     pub(crate) fn with_env(mut self, env_name: String) -> Self {
         self.env_name = env_name;
         self
+    }
+
+    /// A section the core does not type, for the destination or provider that owns it.
+    pub fn section(&self, name: &str) -> Option<&crate::Section> {
+        self.sections.get(name)
+    }
+
+    /// Sections no owner claimed: a misspelt section name must not be silently ignored.
+    pub fn unclaimed_sections(&self, claimed: &[&str]) -> Vec<Problem> {
+        self.sections
+            .keys()
+            .filter(|name| !claimed.contains(&name.as_str()))
+            .map(|name| Problem {
+                key: name.clone(),
+                message: "no destination or payment provider takes a section of this name".into(),
+            })
+            .collect()
     }
 
     pub fn is_production(&self) -> bool {

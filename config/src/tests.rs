@@ -231,3 +231,27 @@ fn bad_breaker_and_backoff_values_name_their_key() {
     let err = load(&source("local", &[("HCC__DELIVERY__BREAKER_FAILURE_RATE_PERCENT", "101")])).unwrap_err();
     assert_eq!(err.problems()[0].key, "delivery.breaker_failure_rate_percent");
 }
+
+#[test]
+fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Echo {
+        url: String,
+        limit: u32,
+    }
+    // From the environment every value is a string: the owner's types still apply.
+    let s = load(&source("local", &[("HCC__ECHO__URL", "http://x"), ("HCC__ECHO__LIMIT", "7")])).expect("loads");
+    let echo: Echo = s.section("echo").expect("kept").parse().expect("parses");
+    assert_eq!((echo.url.as_str(), echo.limit), ("http://x", 7));
+    assert_eq!(s.unclaimed_sections(&["echo"]), vec![]);
+    let unclaimed = s.unclaimed_sections(&[]);
+    assert_eq!(unclaimed.len(), 1);
+    assert_eq!(unclaimed[0].key, "echo");
+    // A wrong type names the key inside the section.
+    let bad = crate::Section::from_toml("echo", "url = \"u\"\nlimit = \"many\"\n").expect("toml");
+    let err = bad.parse::<Echo>().expect_err("limit is not a number");
+    assert!(err.key.starts_with("echo"), "{err:?}");
+    let unknown = crate::Section::from_toml("echo", "url = \"u\"\nlimit = 1\nlimt = 2\n").expect("toml");
+    assert!(unknown.parse::<Echo>().is_err());
+}
