@@ -40,6 +40,8 @@ pub struct Application {
     handle: EngineHandle,
     grace: Duration,
     reconcile_stop: tokio_util::sync::CancellationToken,
+    /// Stops the dashboard's history sampler, whose only reader is the HTTP server.
+    history_stop: tokio_util::sync::CancellationToken,
 }
 
 pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
@@ -178,10 +180,11 @@ impl Application {
             }
         }
         let history = Arc::new(crate::observe::History::default());
+        let history_stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn(crate::observe::sample_history(
             history.clone(),
             handle.clone(),
-            reconcile_stop.clone(),
+            history_stop.clone(),
         ));
         let server =
             http_server(&settings, handle.clone(), signing, payments, telemetry, history, listener).map_err(|source| BuildError::Bind {
@@ -196,6 +199,7 @@ impl Application {
             handle,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
             reconcile_stop,
+            history_stop,
         })
     }
 
@@ -218,6 +222,9 @@ impl Application {
         };
         tracing::info!("shutting down: no new requests, finishing in-flight work");
         server_handle.stop(true).await;
+        // The server was the history's only reader; stopping the sampler before the engine
+        // also spares the store its reads while the engine hands back in-flight deliveries.
+        self.history_stop.cancel();
         self.reconcile_stop.cancel();
         if let Some(engine) = self.engine {
             engine.shutdown(self.grace).await;

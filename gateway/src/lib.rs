@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;
 pub mod http;

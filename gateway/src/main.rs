@@ -24,6 +24,8 @@ enum Command {
         no_workers: bool,
     },
     /// Gateway and mocks in one process: a province's centre syncing dossiers, live progress.
+    // Only with the `demo` feature (on by default): a production build has no mock code.
+    #[cfg(feature = "demo")]
     Demo {
         /// Use this Redis instead of the embedded queue, e.g. redis://127.0.0.1:6379/0.
         #[arg(long)]
@@ -173,6 +175,7 @@ fn main() -> anyhow::Result<()> {
             println!("  HCC__BANKS__DEVBANK__CERT={}", dir.join("bank.pem").display());
             Ok(())
         }
+        #[cfg(feature = "demo")]
         Command::Demo { redis, once, dossiers } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -68,6 +68,8 @@ pub enum PaymentError {
     Unreachable(String),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Randomness(#[from] hcc_adapters::payments::RandomnessError),
 }
 
 /// The citizen who pays. The identity number and address go to PayGov's receipt once and are
@@ -262,7 +264,7 @@ impl Payments {
     /// provider that refuses marks it failed.
     pub async fn create(&self, p: NewPayment) -> Result<PaymentRecord, PaymentError> {
         let now = now_ms();
-        let reference = new_reference(now / 1000);
+        let reference = new_reference(now / 1000)?;
         let timestamp = vn_timestamp(now / 1000);
         let description = format!("Thanh toan phi, le phi ho so {}", p.ma_ho_so);
         let fees_json = Value::Array(p.fees.iter().map(FeeLine::wire).collect()).to_string();

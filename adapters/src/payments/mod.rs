@@ -34,13 +34,19 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /// Length of a reference: `HCC`, six digits of date, eight of [`ALPHABET`].
 pub const REFERENCE_LEN: usize = 17;
 
+/// The system's random generator failed. A reference made without it (all zeros, say) would
+/// collide with the next one and could name someone else's payment, so none is made.
+#[derive(Debug, thiserror::Error)]
+#[error("the random generator failed, so no payment reference was made: {0}")]
+pub struct RandomnessError(#[from] hcc_signing::CryptoError);
+
 /// A payment reference (`MaThamChieu`): `HCC`, the date, and eight random characters, unique per
 /// attempt. Its shape lets it be found inside a bank's free-text remittance information.
-pub fn new_reference(unix_secs: i64) -> String {
+pub fn new_reference(unix_secs: i64) -> Result<String, RandomnessError> {
     let mut random = [0u8; 8];
-    let _ = hcc_signing::random_bytes(&mut random);
+    hcc_signing::random_bytes(&mut random)?;
     let tail: String = random.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
-    format!("HCC{}{tail}", &vn_timestamp(unix_secs)[2..8])
+    Ok(format!("HCC{}{tail}", &vn_timestamp(unix_secs)[2..8]))
 }
 
 /// Whether `s` is exactly a reference [`new_reference`] could have made: `HCC`, six digits,
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn references_are_found_in_free_text() {
-        let r = new_reference(1_732_602_605);
+        let r = new_reference(1_732_602_605).unwrap();
         assert!(r.starts_with("HCC241126") && r.len() == 17, "{r}");
         assert_eq!(find_reference(&format!("Thanh toan le phi {r} ho so 000.00.22")), Some(r.clone()));
         assert_eq!(find_reference(&r.to_lowercase()), Some(r));
@@ -158,7 +164,7 @@ mod tests {
     #[test]
     fn references_are_checked_by_shape_before_any_look_up() {
         for _ in 0..50 {
-            let r = new_reference(1_732_602_605);
+            let r = new_reference(1_732_602_605).unwrap();
             assert!(is_reference(&r), "{r}");
             assert_eq!(parse_reference(&r), Some(r.as_str()));
         }

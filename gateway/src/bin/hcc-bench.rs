@@ -331,14 +331,15 @@ fn fresh_prefix() -> String {
 }
 
 /// Calls `f` repeatedly for about a second; returns calls per second.
-fn per_second(mut f: impl FnMut()) -> f64 {
+/// Stops at the first failure: a signature that failed fast would flatter the figure.
+fn per_second(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < Duration::from_secs(1) || n < 10 {
-        f();
+        f()?;
         n += 1;
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// `openssl speed rsa2048` on this machine: (sign/s, verify/s).
@@ -395,28 +396,33 @@ fn signature_figures() -> anyhow::Result<Value> {
         out.insert(
             format!("cms_sign_{name}_per_s"),
             json!(per_second(|| {
-                let _ = hcc_signing::cms::sign_detached(id, &content);
-            })),
+                hcc_signing::cms::sign_detached(id, &content)?;
+                Ok(())
+            })?),
         );
         out.insert(
             format!("cms_verify_{name}_per_s"),
             json!(per_second(|| {
-                let _ = hcc_signing::cms::verify_detached(&sig, &content, &trust);
-            })),
+                let v = hcc_signing::cms::verify_detached(&sig, &content, &trust)?;
+                anyhow::ensure!(v.valid && v.trusted, "the bench's own CMS signature does not verify: {v:?}");
+                Ok(())
+            })?),
         );
     }
     let signed = sign_enveloped(&content, &pki.gateway)?;
     out.insert(
         "xmldsig_sign_rsa2048_per_s".into(),
         json!(per_second(|| {
-            let _ = sign_enveloped(&content, &pki.gateway);
-        })),
+            sign_enveloped(&content, &pki.gateway)?;
+            Ok(())
+        })?),
     );
     out.insert(
         "xmldsig_verify_rsa2048_per_s".into(),
         json!(per_second(|| {
-            let _ = verify_enveloped(&signed, &XmlTrust::Store(&trust));
-        })),
+            verify_enveloped(&signed, &XmlTrust::Store(&trust))?;
+            Ok(())
+        })?),
     );
     out.insert("document_bytes".into(), json!(content.len()));
     if let Some((s, v)) = openssl_speed_rsa2048() {

@@ -238,6 +238,10 @@ async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, 
         Err(PaymentError::Refused(m)) => Err(ApiError::Upstream(format!("the provider refused the payment: {m}"))),
         Err(PaymentError::Unreachable(m)) => Err(ApiError::Upstream(format!("the provider did not answer: {m}"))),
         Err(PaymentError::Queue(e)) => Err(e.into()),
+        Err(PaymentError::Randomness(e)) => {
+            tracing::error!(error = %e, "payment not created");
+            Err(ApiError::Internal)
+        }
     }
 }
 
