@@ -58,8 +58,10 @@ async fn schemathesis_finds_nothing_with_any_key_or_none() {
         let started = Instant::now();
         let mut cmd = tokio::process::Command::new("schemathesis");
         cmd.args(["--no-color", "run", &schema, "--checks", CHECKS])
-            .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "15", "--max-time", "25"])
-            .args(["--workers", "2", "--request-timeout", "10"])
+            .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "15", "--max-time", "20"])
+            // One worker: with several, the coverage phase's code generation trips a CPython 3.11
+            // thread-safety bug ("AST constructor recursion depth mismatch") on the large bodies.
+            .args(["--workers", "1", "--request-timeout", "10"])
             .arg("--report-dir")
             .arg(reports.join(role.replace(' ', "-")))
             .current_dir(&reports)
