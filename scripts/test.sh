@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
-# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks; Chromium and
-# playwright-core for the dashboard test),
+# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks; schemathesis,
+# the outside judge of the OpenAPI document; Chromium and playwright-core for the dashboard test),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
 set -euo pipefail
@@ -32,6 +32,15 @@ if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
   echo "==> installing the standardwebhooks Python package"
   python3 -m pip install -q standardwebhooks
 fi
+
+# schemathesis fuzzes the live gateway against its OpenAPI document (tests/e2e/schema.rs); here
+# a missing tool fails that test instead of skipping it.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$(schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  echo "==> installing schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export HCC_REQUIRE_TOOLS=1
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "==> starting redis-server on 127.0.0.1:6379"

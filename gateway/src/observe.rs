@@ -275,14 +275,14 @@ async fn audit_writer(queue: Queue, mut rx: mpsc::Receiver<AuditLine>) {
 pub const HISTORY_EVERY: Duration = Duration::from_secs(15);
 const HISTORY_KEEP: usize = 240;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueuePoint {
     pub waiting: u64,
     pub dead: u64,
     pub oldest_ready_age_seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sample {
     pub at: String,
     pub queues: std::collections::BTreeMap<String, QueuePoint>,

@@ -21,7 +21,7 @@ use serde::Serialize;
 /// The sliding window is this many buckets of `window / BUCKETS` each.
 pub const BUCKETS: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     Closed,

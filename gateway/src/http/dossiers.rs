@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::dvcqg::model::{Dossier, MaHoSo, Progress};
 use hcc_adapters::dvcqg::{DESTINATION, KIND_PROGRESS, KIND_SYNC};
 use hcc_config::Role;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::JsonBytes;
@@ -20,6 +20,87 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/dossiers", web::post().to(post_dossier))
         .route("/v1/dossiers/{ma_ho_so}/progress", web::post().to(post_progress));
 }
+
+// ---- The portal's bodies as documented. This block, and the annotations of the two handlers
+// below, move with the routes to the portal adapter's route descriptors.
+
+/// The JSON Schemas of the portal bodies, which are read field by field (`Dossier::parse`,
+/// `Progress::parse`).
+pub(crate) fn body_schemas() -> Vec<(String, Value)> {
+    let date = json!({"$ref": "#/components/schemas/PortalDate"});
+    let number_or_digits = |schema: Value, digits: &str| json!({"oneOf": [schema, {"type": "string", "pattern": digits}], "description": "a number or a string of digits; sent to the portal as a string"});
+    let list = json!({"type": ["array", "null"], "items": {"type": "object"}, "description": "null is read as an empty list"});
+    vec![
+        (
+            "MaHoSo".into(),
+            json!({"type": "string", "pattern": MA_HO_SO_PATTERN, "description": "1 to 100 letters, digits and . - _, at least one letter or digit, not . or .."}),
+        ),
+        (
+            "PortalDate".into(),
+            json!({"type": "string", "pattern": "^[0-9]{14}$", "description": "yyyyMMddHHmmss, Asia/Ho_Chi_Minh, a real calendar time, years 1900 to 2999"}),
+        ),
+        (
+            "Dossier".into(),
+            json!({
+                "type": "object",
+                "description": "One dossier as the portal's DongBoHoSoMC takes it. Unknown fields are passed through.",
+                "required": ["MaHoSo", "MaTTHC", "TrangThaiHoSo", "NgayTiepNhan"],
+                "additionalProperties": true,
+                "properties": {
+                    "MaHoSo": {"$ref": "#/components/schemas/MaHoSo"},
+                    "MaTTHC": {"type": "string", "pattern": "\\S", "maxLength": 100},
+                    "TrangThaiHoSo": number_or_digits(json!({"type": "integer", "minimum": 1, "maximum": 10}), "^0{0,16}([1-9]|10)$"),
+                    "NgayTiepNhan": date, "NgayHenTra": date, "NgayTra": date, "NgayKetThucXuLy": date,
+                    "LoaiDoiTuong": number_or_digits(json!({"type": "integer", "enum": [1, 2]}), "^0{0,17}[12]$"),
+                    "HinhThuc": number_or_digits(json!({"type": "integer", "enum": [0, 1]}), "^0{0,17}[01]$"),
+                    "TaiLieuNop": list, "DanhSachGiayToKetQua": list, "DanhSachTepDinhKemKhac": list, "DanhSachHoSoBoSung": list,
+                    "DanhSachLePhi": {"type": ["array", "null"], "description": "null is read as an empty list", "items": {
+                        "type": "object", "required": ["Gia"], "properties": {
+                            "TenPhiLePhi": {"type": "string"}, "MaPhiLePhi": {"type": "string"},
+                            "HinhThucThu": number_or_digits(json!({"type": "integer", "minimum": 0, "maximum": 99}), "^0{0,16}[0-9]{1,2}$"),
+                            "Gia": {"type": "integer", "minimum": 0},
+                            "LoaiPhiLePhi": number_or_digits(json!({"type": "integer", "enum": [1, 2]}), "^0{0,17}[12]$")
+                        }
+                    }}
+                }
+            }),
+        ),
+        (
+            "Progress".into(),
+            json!({
+                "type": "object",
+                "description": "One progress entry as CapNhatTienDoHoSoMC takes it; MaHoSo may be omitted (taken from the URL).",
+                "required": ["TrangThai", "ThoiDiemXuLy"],
+                "additionalProperties": true,
+                "properties": {
+                    "MaHoSo": {"$ref": "#/components/schemas/MaHoSo"},
+                    "NguoiXuLy": {"type": "string"}, "ChucDanh": {"type": "string"}, "PhongBanXuLy": {"type": "string"}, "NoiDungXuLy": {"type": "string"},
+                    "ThoiDiemXuLy": date, "NgayBatDau": date, "NgayKetThucTheoQuyDinh": date,
+                    "TrangThai": number_or_digits(json!({"type": "integer", "minimum": 1, "maximum": 10}), "^0{0,16}([1-9]|10)$")
+                }
+            }),
+        ),
+        (
+            "Accepted".into(),
+            json!({
+                "type": "object",
+                "required": ["id", "kind", "ordering_key", "status"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "kind": {"type": "string", "enum": [KIND_SYNC, KIND_PROGRESS]},
+                    "ordering_key": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued"]}
+                }
+            }),
+        ),
+    ]
+}
+
+/// `MaHoSo` as [`MaHoSo::parse`] takes it, less the rules a pattern cannot say simply (not a
+/// dot segment, at least one letter or digit).
+pub const MA_HO_SO_PATTERN: &str = "^[A-Za-z0-9._-]{1,100}$";
+
+// ---- End of the portal's bodies.
 
 /// How long idempotency keys are kept; set from `queue.idempotency_ttl_secs`.
 #[derive(Clone, Copy)]
@@ -42,7 +123,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 /// Accepts one message for the portal: the shared tail of both endpoints.
-pub(crate) async fn accept(
+async fn accept(
     req: &HttpRequest,
     caller: &Caller,
     engine: &EngineHandle,
@@ -91,6 +172,20 @@ pub(crate) async fn accept(
     Ok(resp.json(serde_json::json!({"id": id, "kind": kind, "ordering_key": ordering_key, "status": "queued"})))
 }
 
+/// Queues one dossier for the portal (`DongBoHoSoMC`), in order with its progress.
+///
+/// Roles: centre.
+#[utoipa::path(post, path = "/v1/dossiers", tag = "dossiers", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "The same key and body within the retention answer the first acceptance again")),
+    request_body(content = ref("#/components/schemas/Dossier"), content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued; `Location` names the message", body = ref("#/components/schemas/Accepted"), content_type = "application/json",
+            headers(("Location" = String, description = "/v1/messages/{id}"), ("Idempotent-Replayed" = String, description = "`true` when this is an earlier acceptance answered again"))),
+        (status = 400), (status = 401), (status = 403),
+        (status = 409, description = "This Idempotency-Key was used with a different body"),
+        (status = 413), (status = 415), (status = 422),
+        (status = 503, description = "The portal destination is not configured, or the queue backend is unavailable"),
+    ))]
 async fn post_dossier(
     req: HttpRequest,
     caller: Caller,
@@ -112,6 +207,25 @@ async fn post_dossier(
     .await
 }
 
+/// Queues one progress entry of a dossier for the portal (`CapNhatTienDoHoSoMC`).
+///
+/// Roles: centre.
+#[utoipa::path(post, path = "/v1/dossiers/{MaHoSo}/progress", tag = "dossiers", security(("bearer" = [])),
+    params(
+        ("MaHoSo" = String, Path, pattern = "^[A-Za-z0-9._-]{1,100}$", description = "The dossier"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "The same key and body within the retention answer the first acceptance again"),
+    ),
+    request_body(content = ref("#/components/schemas/Progress"), content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued; `Location` names the message", body = ref("#/components/schemas/Accepted"), content_type = "application/json",
+            headers(("Location" = String, description = "/v1/messages/{id}"), ("Idempotent-Replayed" = String, description = "`true` when this is an earlier acceptance answered again"))),
+        (status = 400), (status = 401), (status = 403),
+        (status = 404, description = "The path does not name a dossier (an empty segment)"),
+        (status = 409, description = "This Idempotency-Key was used with a different body"),
+        (status = 413), (status = 415),
+        (status = 422, description = "Invalid fields, or a MaHoSo in the path that is not one"),
+        (status = 503, description = "The portal destination is not configured, or the queue backend is unavailable"),
+    ))]
 async fn post_progress(
     req: HttpRequest,
     caller: Caller,

@@ -10,32 +10,31 @@
 pub mod auth;
 pub mod body;
 pub mod dossiers;
+pub mod openapi;
 pub mod ops;
 pub mod payments;
 pub mod problem;
 pub mod signatures;
 
 use std::future::{Ready, ready};
-use std::sync::LazyLock;
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{Payload, ResourceDef, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use hcc_config::Role;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use self::auth::Caller;
+use self::openapi::ApiDocument;
 use self::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
 use crate::engine::queue::MessageRecord;
 use crate::redact::mask_identity_numbers;
 use crate::timefmt::rfc3339_ms;
-
-const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Registers every route. `extra` lets later areas (dossiers, payments) add theirs.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -56,72 +55,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The default service: a path the OpenAPI document knows, asked with a method it does not
 /// serve, is a 405 naming the methods it does; any other path is a 404.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allowed = allowed_methods(req.path());
+    let allowed = api_document(&req).allowed_methods(req.path());
     if !allowed.is_empty() && !allowed.contains(req.method()) {
         return Err(ApiError::MethodNotAllowed(allowed));
     }
     Err(ApiError::NotFound("no such resource".into()))
 }
 
-/// Each documented path with the methods it serves, read once from the OpenAPI document.
-static ROUTE_METHODS: LazyLock<Vec<(ResourceDef, Vec<Method>)>> = LazyLock::new(|| {
-    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
-    let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) else {
-        return Vec::new();
-    };
-    paths
-        .iter()
-        .map(|(path, ops)| {
-            let methods = ops
-                .as_object()
-                .map(|o| {
-                    o.keys()
-                        .filter_map(|k| Method::from_bytes(k.to_ascii_uppercase().as_bytes()).ok())
-                        .filter(|m| METHOD_ORDER.contains(m))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (ResourceDef::new(path.as_str()), methods)
-        })
-        .collect()
-});
-
-/// The methods a path answers, in a fixed order, or none for an unknown path. When several
-/// templates match, the most concrete wins, as OpenAPI matches them: `/v1/queues/q/dead/replay`
-/// is `/v1/queues/{name}/dead/replay` (POST), not `/v1/queues/{name}/dead/{id}` (DELETE).
-pub fn allowed_methods(path: &str) -> Vec<Method> {
-    let params = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
-    let Some(fewest) = ROUTE_METHODS
-        .iter()
-        .filter(|(def, _)| def.is_match(path))
-        .map(|(def, _)| params(def))
-        .min()
-    else {
-        return Vec::new();
-    };
-    let mut found: Vec<Method> = Vec::new();
-    for (_, methods) in ROUTE_METHODS.iter().filter(|(def, _)| params(def) == fewest && def.is_match(path)) {
-        for m in methods {
-            if !found.contains(m) {
-                found.push(m.clone());
-            }
-        }
-    }
-    found.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m));
-    found
+/// The document the server was built with, or the core one.
+fn api_document(req: &HttpRequest) -> &ApiDocument {
+    req.app_data::<web::Data<ApiDocument>>().map_or(&*openapi::CORE, |d| d.get_ref())
 }
-
-const METHOD_ORDER: [Method; 9] = [
-    Method::GET,
-    Method::HEAD,
-    Method::POST,
-    Method::PUT,
-    Method::PATCH,
-    Method::DELETE,
-    Method::OPTIONS,
-    Method::CONNECT,
-    Method::TRACE,
-];
 
 /// A serde message names a field only in a few shapes (`missing field `x``), and then the
 /// name is one of ours, not the caller's; any other message may quote the caller's value and
@@ -230,6 +174,19 @@ impl Page {
     }
 }
 
+/// The query parameters [`Page`] reads, for the document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a description only: the values are read by Page::from_query")]
+pub struct PageParams {
+    /// Entries to skip.
+    #[param(minimum = 0, maximum = 1_000_000_000)]
+    offset: Option<u64>,
+    /// Entries to return, 100 when not given.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+}
+
 impl FromRequest for Page {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
@@ -307,16 +264,41 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// The health and readiness answers.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (alive) or `ready`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The queue backend, on readiness only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "redis")]
+    pub queue: Option<&'static str>,
 }
 
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "Alive", body = Status)))]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status { status: "ok", queue: None })
+}
+
+/// Ready: the queue backend answers.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, description = "Ready", body = Status), (status = 503, description = "The queue backend is unavailable")))]
 async fn readyz(engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
     engine.queue.ping().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "queue": engine.queue.backend_name()})))
+    Ok(HttpResponse::Ok().json(Status {
+        status: "ready",
+        queue: Some(engine.queue.backend_name()),
+    }))
 }
 
 /// Prometheus text. Unauthenticated, as scrapers expect; it carries counts, never payloads.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+        (status = 503, description = "The queue backend is unavailable"),
+    ))]
 async fn metrics(engine: web::Data<EngineHandle>, telemetry: web::Data<crate::observe::Telemetry>) -> Result<HttpResponse, ApiError> {
     let text = telemetry.render(&engine).await?;
     Ok(HttpResponse::Ok()
@@ -324,29 +306,53 @@ async fn metrics(engine: web::Data<EngineHandle>, telemetry: web::Data<crate::ob
         .body(text))
 }
 
+/// The audit log, newest first: delivery attempts and operator actions.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    /// One object per entry, as written.
+    pub entries: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// Delivery attempts and operator actions, newest first.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/audit", tag = "operations", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, description = "A page of the audit log", body = AuditPage),
+        (status = 400), (status = 401), (status = 403), (status = 503),
+    ))]
 async fn audit(caller: Caller, engine: web::Data<EngineHandle>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator, Role::Admin])?;
     let lines = engine.queue.audit_read(page.offset, page.limit).await?;
-    let entries: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"entries": entries})))
+    let entries = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    Ok(HttpResponse::Ok().json(AuditPage { entries }))
 }
 
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
+/// This document, generated from the code at start.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
+async fn openapi(req: HttpRequest) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(api_document(&req).json())
 }
 
 /// A message's state as the API shows it: RFC 3339 times, identity numbers masked.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Message)]
 pub struct MessageView {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(example = "dossier.sync")]
     pub kind: String,
+    #[schema(example = "dvcqg")]
     pub destination: String,
     pub ordering_key: String,
     pub status: crate::engine::queue::MessageStatus,
     pub attempts: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     pub delivered_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -368,6 +374,17 @@ impl From<MessageRecord> for MessageView {
     }
 }
 
+/// One message's delivery state.
+///
+/// Roles: centre, operator, admin.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The id the message was accepted under")),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = 401), (status = 403),
+        (status = 404, description = "No message with this id (an id that is not a UUID names none)"),
+        (status = 503),
+    ))]
 async fn get_message(caller: Caller, engine: web::Data<EngineHandle>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let id = id.into_inner();
@@ -418,17 +435,6 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn the_allowed_methods_come_from_the_openapi_document() {
-        assert_eq!(allowed_methods("/v1/dossiers"), vec![Method::POST]);
-        assert_eq!(allowed_methods("/healthz"), vec![Method::GET]);
-        // `/dead/replay` is more concrete than `/dead/{id}`.
-        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
-        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
-        assert!(allowed_methods("/nothing/here").is_empty());
-        assert!(allowed_methods("/healthz/").is_empty());
     }
 
     #[test]

@@ -5,6 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::fields::{Fields, text};
 use hcc_config::Role;
 use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::{is_json, json_value, object_of, read_limited};
@@ -38,13 +40,68 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/queues/{name}/resume", web::post().to(resume));
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Queue)]
 pub struct QueueView {
     pub name: String,
     pub destination: String,
     #[serde(flatten)]
     pub stats: QueueStats,
+    /// This process's circuit breaker for the destination.
     pub breaker: Option<BreakerState>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryView {
+    pub interval_secs: u64,
+    /// Oldest first, the last hour at most.
+    pub samples: Vec<crate::observe::Sample>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadList {
+    pub queue: String,
+    pub dead: Vec<MessageView>,
+}
+
+/// What became of one dead letter.
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterAction {
+    pub id: String,
+    /// `queued` (replayed) or `discarded`.
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    pub replayed: usize,
+    pub ids: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PausedState {
+    pub queue: String,
+    pub paused: bool,
+}
+
+/// The body [`ReplayFilter::parse`] reads.
+pub(crate) fn body_schemas() -> Vec<(String, Value)> {
+    vec![(
+        "ReplayFilter".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "kind": {"type": "string", "description": "only dead letters of this kind"},
+                "error_contains": {"type": "string", "description": "only dead letters whose last error contains this text"}
+            }
+        }),
+    )]
 }
 
 pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiError> {
@@ -62,17 +119,29 @@ pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiErr
     Ok(out)
 }
 
+/// Each destination's queue: depths, age of the oldest ready message, pause and breaker.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/queues", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, description = "The queues", body = QueueList), (status = 401), (status = 403), (status = 503)))]
 async fn list_queues(caller: Caller, engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"queues": queue_views(&engine).await?})))
+    Ok(HttpResponse::Ok().json(QueueList {
+        queues: queue_views(&engine).await?,
+    }))
 }
 
+/// Queue depths sampled by this process over the last hour, for the dashboard.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/queues/history", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, description = "The samples", body = HistoryView), (status = 401), (status = 403)))]
 async fn history(caller: Caller, history: web::Data<crate::observe::History>) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({"interval_secs": crate::observe::HISTORY_EVERY.as_secs(), "samples": history.samples()})),
-    )
+    Ok(HttpResponse::Ok().json(HistoryView {
+        interval_secs: crate::observe::HISTORY_EVERY.as_secs(),
+        samples: history.samples(),
+    }))
 }
 
 /// The dashboard is three static files compiled into the binary: nothing comes from the
@@ -89,14 +158,20 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The operators' dashboard (it asks for a key itself).
+#[utoipa::path(get, path = "/ops", tag = "operations", responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 async fn dashboard_page() -> HttpResponse {
     asset("text/html; charset=utf-8", include_str!("../../ops/index.html"))
 }
 
+/// The dashboard's script.
+#[utoipa::path(get, path = "/ops/app.js", tag = "operations", responses((status = 200, description = "The script", content_type = "text/javascript", body = String)))]
 async fn dashboard_script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", include_str!("../../ops/app.js"))
 }
 
+/// The dashboard's style sheet.
+#[utoipa::path(get, path = "/ops/style.css", tag = "operations", responses((status = 200, description = "The style sheet", content_type = "text/css", body = String)))]
 async fn dashboard_style() -> HttpResponse {
     asset("text/css; charset=utf-8", include_str!("../../ops/style.css"))
 }
@@ -110,14 +185,38 @@ fn known<'a>(engine: &EngineHandle, name: &'a str) -> Result<&'a str, ApiError> 
     }
 }
 
+/// A page of a queue's dead letters.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/queues/{name}/dead", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination, e.g. `dvcqg`"), super::PageParams),
+    responses(
+        (status = 200, description = "The dead letters", body = DeadList),
+        (status = 400), (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name"),
+        (status = 503),
+    ))]
 async fn list_dead(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
     let name = known(&engine, &name)?;
     let records = engine.queue.list_dead(name, page.offset, page.limit).await?;
-    let items: Vec<MessageView> = records.into_iter().map(MessageView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "dead": items})))
+    Ok(HttpResponse::Ok().json(DeadList {
+        queue: name.to_string(),
+        dead: records.into_iter().map(MessageView::from).collect(),
+    }))
 }
 
+/// Queues one dead letter again.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/v1/queues/{name}/dead/{id}/replay", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination"), ("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 200, description = "Queued again", body = DeadLetterAction),
+        (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name, or no dead letter with this id"),
+        (status = 503),
+    ))]
 async fn replay_one(
     caller: Caller,
     engine: web::Data<EngineHandle>,
@@ -133,7 +232,7 @@ async fn replay_one(
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter replayed");
     telemetry.audit(&caller.name, "dead.replay", &format!("{name}/{id}"), "");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "queued"})))
+    Ok(HttpResponse::Ok().json(DeadLetterAction { id, status: "queued" }))
 }
 
 #[derive(Default)]
@@ -166,6 +265,20 @@ impl ReplayFilter {
 
 /// An empty body replays every dead letter; a filter that does not parse replays none, since
 /// guessing would replay too much.
+/// Queues every dead letter again, or those the filter picks.
+///
+/// An empty body replays every dead letter; a filter that does not parse replays none.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/v1/queues/{name}/dead/replay", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination")),
+    request_body(content = ref("#/components/schemas/ReplayFilter"), content_type = "application/json", description = "Optional filter"),
+    responses(
+        (status = 200, description = "The ones queued again", body = Replayed),
+        (status = 400), (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name"),
+        (status = 413), (status = 415), (status = 422), (status = 503),
+    ))]
 async fn replay_all(
     req: HttpRequest,
     caller: Caller,
@@ -210,9 +323,24 @@ async fn replay_all(
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, count = replayed.len(), "dead letters replayed");
     telemetry.audit(&caller.name, "dead.replay_all", name, &format!("{} replayed", replayed.len()));
-    Ok(HttpResponse::Ok().json(serde_json::json!({"replayed": replayed.len(), "ids": replayed})))
+    Ok(HttpResponse::Ok().json(Replayed {
+        replayed: replayed.len(),
+        ids: replayed,
+    }))
 }
 
+/// Discards one dead letter (kept for the retention time, then gone); what waited behind it
+/// in its ordering key goes on.
+///
+/// Roles: admin.
+#[utoipa::path(delete, path = "/v1/queues/{name}/dead/{id}", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination"), ("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 200, description = "Discarded", body = DeadLetterAction),
+        (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name, or no dead letter with this id"),
+        (status = 503),
+    ))]
 async fn discard_one(
     caller: Caller,
     engine: web::Data<EngineHandle>,
@@ -228,7 +356,7 @@ async fn discard_one(
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter discarded");
     telemetry.audit(&caller.name, "dead.discard", &format!("{name}/{id}"), "");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"id": id, "status": "discarded"})))
+    Ok(HttpResponse::Ok().json(DeadLetterAction { id, status: "discarded" }))
 }
 
 async fn set_paused(
@@ -246,9 +374,21 @@ async fn set_paused(
     }
     tracing::info!(operator = %caller.name, queue = name, paused, "queue paused state changed");
     telemetry.audit(&caller.name, if paused { "queue.pause" } else { "queue.resume" }, name, "");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"queue": name, "paused": paused})))
+    Ok(HttpResponse::Ok().json(PausedState {
+        queue: name.to_string(),
+        paused,
+    }))
 }
 
+/// Stops delivery to a destination; messages are still accepted.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/v1/queues/{name}/pause", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination")),
+    responses(
+        (status = 200, description = "Paused", body = PausedState),
+        (status = 401), (status = 403), (status = 404, description = "No queue with this name"), (status = 503),
+    ))]
 async fn pause(
     caller: Caller,
     engine: web::Data<EngineHandle>,
@@ -258,6 +398,15 @@ async fn pause(
     set_paused(caller, engine, telemetry, name, true).await
 }
 
+/// Resumes delivery to a destination.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/v1/queues/{name}/resume", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination")),
+    responses(
+        (status = 200, description = "Resumed", body = PausedState),
+        (status = 401), (status = 403), (status = 404, description = "No queue with this name"), (status = 503),
+    ))]
 async fn resume(
     caller: Caller,
     engine: web::Data<EngineHandle>,

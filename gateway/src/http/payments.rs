@@ -39,6 +39,104 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/callbacks/banks/{bank_id}/camt054", web::post().to(camt054_callback));
 }
 
+/// The JSON Schemas of the bodies read and written here as JSON values (by field, or in a
+/// provider's terms), for the OpenAPI document.
+pub(crate) fn body_schemas() -> Vec<(String, Value)> {
+    let amount = json!({"oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+        {"type": "string", "pattern": "^[0-9]{1,15}$"}
+    ], "description": "whole đồng, a number or a string of digits"});
+    let reference = json!({"type": "string", "pattern": REFERENCE_PATTERN});
+    vec![
+        (
+            "PaymentRequest".into(),
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["MaHoSo", "SoTien", "provider", "MaTTHC", "TenTTHC", "PhiLePhi", "HoTenNguoiNop"],
+                "description": "SoCMNDNguoiNop and DiaChiNguoiNop are required for paygov, IpNguoiNop for vnpay; the fee lines add up to SoTien",
+                "properties": {
+                    "MaHoSo": {"$ref": "#/components/schemas/MaHoSo"},
+                    "SoTien": amount,
+                    "provider": {"type": "string", "enum": ["paygov", "vnpay"]},
+                    "MaDonVi": {"type": "string", "maxLength": 50, "description": "required when several agencies are configured"},
+                    "MaTTHC": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "TenTTHC": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "PhiLePhi": {"type": "array", "minItems": 1, "maxItems": MAX_FEE_LINES, "items": {
+                        "type": "object",
+                        "required": ["LoaiPhiLePhi", "MaPhiLePhi", "TenPhiLePhi", "SoTien"],
+                        "properties": {
+                            "LoaiPhiLePhi": {"oneOf": [{"type": "integer", "enum": [1, 2]}, {"type": "string", "enum": ["1", "2"]}], "description": "1 phí, 2 lệ phí"},
+                            "MaPhiLePhi": {"type": "string", "minLength": 1, "maxLength": 50},
+                            "TenPhiLePhi": {"type": "string", "minLength": 1, "maxLength": 500},
+                            "SoTien": amount
+                        }
+                    }},
+                    "HoTenNguoiNop": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "SoCMNDNguoiNop": {"type": "string", "pattern": "^([0-9]{9}|[0-9]{12})$"},
+                    "DiaChiNguoiNop": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "IpNguoiNop": {"type": "string", "description": "the citizen's IPv4 or IPv6 address"}
+                }
+            }),
+        ),
+        (
+            "PaymentCreated".into(),
+            json!({
+                "type": "object",
+                "required": ["MaThamChieu", "payment_url", "status"],
+                "properties": {
+                    "MaThamChieu": reference,
+                    "payment_url": {"type": "string", "format": "uri"},
+                    "status": {"type": "string", "enum": ["pending"]}
+                }
+            }),
+        ),
+        (
+            "PaygovReply".into(),
+            json!({
+                "type": "object",
+                "description": "PayGov's answer format: MaLoi 00 is taken, anything else is not",
+                "required": ["MaLoi", "MoTaLoi", "MaDoiTac", "MaThamChieu", "ThoiGianGD", "MaXacThuc"],
+                "properties": {
+                    "MaLoi": {"type": "string"}, "MoTaLoi": {"type": "string"}, "MaDoiTac": {"type": "string"},
+                    "MaThamChieu": {"type": "string"}, "ThoiGianGD": {"type": "string"}, "MaXacThuc": {"type": "string"}
+                }
+            }),
+        ),
+        (
+            "VnpayAnswer".into(),
+            json!({
+                "type": "object",
+                "description": "VNPAY's IPN answer format: RspCode 00 is taken",
+                "required": ["RspCode", "Message"],
+                "properties": {"RspCode": {"type": "string", "pattern": "^[0-9]{2}$"}, "Message": {"type": "string"}}
+            }),
+        ),
+        (
+            "BankNotificationResult".into(),
+            json!({
+                "type": "object",
+                "required": ["bank", "signer", "entries"],
+                "properties": {
+                    "bank": {"type": "string"},
+                    "signer": {"type": "string"},
+                    "entries": {"type": "array", "items": {"type": "object", "required": ["entry", "transaction", "outcome"], "properties": {
+                        "entry": {"type": "integer", "minimum": 0},
+                        "transaction": {"type": "integer", "minimum": 0},
+                        "MaThamChieu": {"type": ["string", "null"]},
+                        "bank_transaction": {"type": ["string", "null"]},
+                        "amount": {"type": ["integer", "null"], "minimum": 0},
+                        "outcome": {"type": "string"}
+                    }}}
+                }
+            }),
+        ),
+    ]
+}
+
+/// `MaThamChieu` as [`is_reference`] takes it: `HCC`, six digits, eight of the alphabet.
+pub const REFERENCE_PATTERN: &str = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$";
+
 fn payments(p: &web::Data<Option<std::sync::Arc<Payments>>>) -> Result<&Payments, ApiError> {
     p.get_ref()
         .as_deref()
@@ -225,6 +323,17 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
     }
 }
 
+/// Creates a payment with a provider and answers where the citizen pays.
+///
+/// Roles: centre.
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", security(("bearer" = [])),
+    request_body(content = ref("#/components/schemas/PaymentRequest"), content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = ref("#/components/schemas/PaymentCreated"), content_type = "application/json",
+            headers(("Location" = String, description = "/v1/payments/{MaThamChieu}"))),
+        (status = 400), (status = 401), (status = 403), (status = 413), (status = 415), (status = 422),
+        (status = 502), (status = 503, description = "Payments or this provider are not configured, or the queue backend is unavailable"),
+    ))]
 async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, body: JsonBytes) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
     let payments = payments(&p)?;
@@ -245,6 +354,16 @@ async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, 
     }
 }
 
+/// One payment's state.
+///
+/// Roles: centre, operator, admin.
+#[utoipa::path(get, path = "/v1/payments/{MaThamChieu}", tag = "payments", security(("bearer" = [])),
+    params(("MaThamChieu" = String, Path, pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$", description = "The payment's reference")),
+    responses(
+        (status = 200, description = "The payment", body = crate::engine::queue::payments::PaymentRecord),
+        (status = 401), (status = 403), (status = 404, description = "No payment with this MaThamChieu"),
+        (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
+    ))]
 async fn get(
     caller: Caller,
     p: web::Data<Option<std::sync::Arc<Payments>>>,
@@ -263,6 +382,15 @@ async fn get(
     }
 }
 
+/// PayGov's payment confirmation. No API key: its checksum is its authentication. Every
+/// answer the platform should read is a 200 in its own terms (`MaLoi`).
+#[utoipa::path(post, path = "/v1/callbacks/paygov", tag = "callbacks",
+    request_body(content = Object, content_type = "application/json", description = "PayGov's confirmation"),
+    responses(
+        (status = 200, description = "PayGov's answer", body = ref("#/components/schemas/PaygovReply"), content_type = "application/json"),
+        (status = 400, description = "The body is not JSON"), (status = 413),
+        (status = 503, description = "PayGov is not configured"),
+    ))]
 async fn paygov_callback(
     req: HttpRequest,
     p: web::Data<Option<std::sync::Arc<Payments>>>,
@@ -331,6 +459,19 @@ fn rsp(code: &str, message: &str) -> HttpResponse {
 /// VNPAY's order of checks: signature (over exactly the parameters read; a repeated key is a
 /// forgery), merchant, order, amount, then apply only if still pending. Every answer, a storage
 /// error included, is HTTP 200 with an `RspCode`, as VNPAY expects.
+/// VNPAY's IPN. No API key: its `vnp_SecureHash` is its authentication. Every answer is a
+/// 200 in VNPAY's terms (`RspCode`).
+#[utoipa::path(get, path = "/v1/callbacks/vnpay/ipn", tag = "callbacks",
+    params(
+        ("vnp_TxnRef" = Option<String>, Query, description = "The payment's MaThamChieu"),
+        ("vnp_Amount" = Option<String>, Query, description = "The amount in đồng × 100"),
+        ("vnp_ResponseCode" = Option<String>, Query),
+        ("vnp_SecureHash" = Option<String>, Query, description = "HMAC-SHA512 over the other vnp_ parameters"),
+    ),
+    responses(
+        (status = 200, description = "VNPAY's answer", body = ref("#/components/schemas/VnpayAnswer"), content_type = "application/json"),
+        (status = 503, description = "VNPAY is not configured"),
+    ))]
 async fn vnpay_ipn(req: HttpRequest, p: web::Data<Option<std::sync::Arc<Payments>>>) -> Result<HttpResponse, ApiError> {
     let payments = payments(&p)?;
     let (tmn_code, secret) = payments
@@ -416,6 +557,19 @@ fn bank_busy() -> HttpResponse {
 /// (declared, then counted while reading), the root element ([`camt054::check_root`], a bounded
 /// scan of the first bytes), a permit for this bank, and only then parsing, canonicalisation
 /// and the signature, off the async workers.
+/// A bank's signed ISO 20022 camt.054 notification. No API key: its XML-DSig signature by the
+/// bank's pinned certificate is its authentication.
+#[utoipa::path(post, path = "/v1/callbacks/banks/{bank_id}/camt054", tag = "callbacks",
+    params(("bank_id" = String, Path, description = "A configured bank")),
+    request_body(content = String, content_type = "application/xml", description = "A signed camt.054 document"),
+    responses(
+        (status = 200, description = "What each transaction did", body = ref("#/components/schemas/BankNotificationResult"), content_type = "application/json"),
+        (status = 400, description = "Not well-formed XML, or it has a DOCTYPE"),
+        (status = 401, description = "The signature or the signer's certificate does not verify"),
+        (status = 404, description = "No bank with this id is configured"),
+        (status = 413), (status = 415), (status = 422),
+        (status = 503, description = "Payments are not configured, this bank's verifications are all taken (`Retry-After`), or the queue backend is unavailable"),
+    ))]
 async fn camt054_callback(
     req: HttpRequest,
     p: web::Data<Option<std::sync::Arc<Payments>>>,

@@ -47,15 +47,37 @@ pub enum ApiError {
     Internal,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem, the body of every error; its schema is the document's `Problem`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct Problem<'a> {
+    /// `https://hcc-gateway.dev/problems/<slug>`
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     kind: &'a str,
     title: &'a str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong, in words; never a quote of the request.
     detail: String,
+    /// The fields that failed, at most 100; when there were more, a last entry with an empty
+    /// field says how many more. Messages never quote the value sent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldErrorSchema>>, max_items = 101)]
     errors: Option<&'a [FieldError]>,
+}
+
+/// The schema of [`FieldError`] (defined in the adapters, which know no OpenAPI).
+#[derive(utoipa::ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code, reason = "a schema only: the values are FieldErrors")]
+pub(crate) struct FieldErrorSchema {
+    /// JSON Pointer into the body (`/DanhSachLePhi/0/Gia`); a query or path parameter is named
+    /// with its place (`limit (query)`); empty for the body as a whole or for the count of
+    /// errors left out.
+    field: String,
+    message: String,
 }
 
 impl ApiError {

@@ -11,6 +11,7 @@ use hcc_signing::pki::{Identity, SignerInfo, TrustStore};
 use hcc_signing::xml::dom::XmlError;
 use hcc_signing::xml::dsig::{self, DsigError};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{is_json, is_xml, json_value, object_of, read_limited};
@@ -37,6 +38,25 @@ fn xml_problem(e: &XmlError) -> ApiError {
     ApiError::BadRequest(e.to_string())
 }
 
+/// Signs the body with the gateway's identity: a detached CMS signature (`format=cms`, any
+/// body) or an enveloped XML-DSig signature (`format=xmldsig`, an XML body).
+///
+/// Roles: centre.
+#[utoipa::path(post, path = "/v1/signatures", tag = "signatures", security(("bearer" = [])),
+    params(("format" = String, Query, pattern = "^(cms|xmldsig)$", description = "`cms` or `xmldsig`")),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (String = "application/xml"),
+    ), description = "The content to sign"),
+    responses(
+        (status = 200, description = "The signature (CMS, DER) or the signed document", content(
+            (Vec<u8> = "application/pkcs7-signature"),
+            (String = "application/xml"),
+        )),
+        (status = 400), (status = 401), (status = 403),
+        (status = 409, description = "The XML document already carries a signature"),
+        (status = 413), (status = 415), (status = 503, description = "No signing identity is configured"),
+    ))]
 async fn sign(
     req: HttpRequest,
     caller: Caller,
@@ -102,12 +122,44 @@ impl CmsVerifyRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Verification)]
 struct VerifyAnswer {
+    /// The signature matches the content for the key it names.
     valid: bool,
+    /// The signer chains to the configured trust store (validity period, key usage, CRLs).
     trusted: bool,
+    #[schema(value_type = Option<SignerSchema>)]
     signer: Option<SignerInfo>,
     reason: Option<String>,
+}
+
+/// The schema of [`SignerInfo`] (defined in the signing crate, which knows no OpenAPI).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Signer)]
+#[allow(dead_code, reason = "a schema only: the values are SignerInfos")]
+struct SignerSchema {
+    subject: String,
+    issuer: String,
+    serial: String,
+    not_before: String,
+    not_after: String,
+}
+
+/// The JSON body [`CmsVerifyRequest::parse`] reads.
+pub(crate) fn body_schemas() -> Vec<(String, Value)> {
+    vec![(
+        "CmsVerifyRequest".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["content_base64", "signature_base64"],
+            "properties": {
+                "content_base64": {"type": "string", "contentEncoding": "base64"},
+                "signature_base64": {"type": "string", "contentEncoding": "base64", "description": "a detached CMS signature, DER"}
+            }
+        }),
+    )]
 }
 
 fn decode(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
@@ -119,6 +171,20 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
+/// Verifies a detached CMS signature (JSON body) or an enveloped XML-DSig signature (XML body)
+/// against the configured trust store.
+///
+/// Roles: centre.
+#[utoipa::path(post, path = "/v1/signatures/verify", tag = "signatures", security(("bearer" = [])),
+    request_body(content(
+        (ref("#/components/schemas/CmsVerifyRequest") = "application/json"),
+        (String = "application/xml"),
+    )),
+    responses(
+        (status = 200, description = "The verdict", body = VerifyAnswer),
+        (status = 400), (status = 401), (status = 403), (status = 413), (status = 415), (status = 422),
+        (status = 503, description = "No trust store is configured"),
+    ))]
 async fn verify(
     req: HttpRequest,
     caller: Caller,

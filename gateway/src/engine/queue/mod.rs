@@ -98,7 +98,7 @@ pub enum Settlement {
     Release,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Queued,
@@ -139,7 +139,7 @@ pub struct MessageRecord {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Accepted and waiting for a worker, including messages queued behind an earlier message
     /// of the same ordering key.

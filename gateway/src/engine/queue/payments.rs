@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::{Millis, NewMessage};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
     Pending,
@@ -51,14 +51,17 @@ impl PaymentState {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Payment)]
 pub struct PaymentRecord {
     #[serde(rename = "MaThamChieu")]
+    #[schema(pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$")]
     pub reference: String,
     #[serde(rename = "MaHoSo")]
     pub ma_ho_so: String,
     #[serde(rename = "SoTien")]
     pub amount: u64,
+    /// `paygov` or `vnpay`.
     pub provider: String,
     pub status: PaymentState,
     pub payment_url: String,

@@ -1,0 +1,344 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! response types' `ToSchema` derives, and computed once at start. It is the one list of what
+//! each path serves: the 405 fallback's `Allow` is read from it ([`ApiDocument::allowed_methods`]).
+//!
+//! The annotations name error statuses by code only; [`openapi_document`] gives each the shared
+//! `Problem` body as `application/problem+json` and a standard description, because every error
+//! is an [`super::problem::ApiError`] and has that one shape. Bodies that are read field by field
+//! (there is no Rust type to derive from; see `body.rs`) are JSON Schemas stated beside their
+//! parsers. Operations defined elsewhere (an adapter's ingest routes) join through
+//! [`ExtraOperation`].
+
+use std::sync::LazyLock;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::Method;
+use actix_web::web::Bytes;
+use serde_json::{Map, Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::problem::{FieldErrorSchema, Problem};
+
+/// The security scheme every keyed operation names.
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hcc-gateway",
+        version = "1",
+        description = "Connects public administrative service centres to the National Public Service Portal \
+            (DVCQG), payment providers and banks. Every accepted message is queued durably and retried until it \
+            lands. Keyed operations take an API key as a bearer token; each says which roles (centre, operator, \
+            admin) may call it: no key is 401, a key of another role 403. Every error is an RFC 9457 \
+            application/problem+json document; a path asked with a method it does not serve answers 405 with an \
+            Allow header, and a path no route serves answers 404."
+    ),
+    paths(
+        super::healthz,
+        super::readyz,
+        super::openapi,
+        super::metrics,
+        super::audit,
+        super::get_message,
+        super::ops::list_queues,
+        super::ops::history,
+        super::ops::dashboard_page,
+        super::ops::dashboard_script,
+        super::ops::dashboard_style,
+        super::ops::list_dead,
+        super::ops::replay_all,
+        super::ops::replay_one,
+        super::ops::discard_one,
+        super::ops::pause,
+        super::ops::resume,
+        super::signatures::sign,
+        super::signatures::verify,
+        super::payments::create,
+        super::payments::get,
+        super::payments::paygov_callback,
+        super::payments::vnpay_ipn,
+        super::payments::camt054_callback,
+        // The portal's ingest routes: these two move to the portal adapter's route descriptors
+        // (as `ExtraOperation`s) with the destination registry.
+        super::dossiers::post_dossier,
+        super::dossiers::post_progress,
+    ),
+    components(schemas(Problem, FieldErrorSchema)),
+    modifiers(&BearerKey)
+)]
+struct CoreApi;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`Authorization: Bearer <key>`); its role is centre, operator or admin.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// An operation described outside this module (an adapter's route), added to the document
+/// under `paths.<path>.<method>`, with the component schemas it refers to.
+#[derive(Debug, Clone)]
+pub struct ExtraOperation {
+    pub method: Method,
+    /// An OpenAPI path template, `{name}` for a parameter.
+    pub path: String,
+    /// An OpenAPI operation object. Error responses without content get the `Problem` body.
+    pub operation: Value,
+    /// `(name, schema)` for `#/components/schemas/<name>`.
+    pub schemas: Vec<(String, Value)>,
+}
+
+/// The whole document: the handlers annotated here, the JSON Schemas of bodies read field by
+/// field, then `extra`, with every error response given the shared problem body.
+pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
+    let mut doc = serde_json::to_value(CoreApi::openapi()).unwrap_or_else(|_| json!({}));
+    let mut schemas: Vec<(String, Value)> = Vec::new();
+    schemas.extend(super::dossiers::body_schemas());
+    schemas.extend(super::payments::body_schemas());
+    schemas.extend(super::ops::body_schemas());
+    schemas.extend(super::signatures::body_schemas());
+    for e in extra {
+        schemas.extend(e.schemas.iter().cloned());
+    }
+    let components = object_at(&mut doc, "components").map(|c| c.entry("schemas").or_insert_with(|| json!({})));
+    if let Some(components) = components.and_then(Value::as_object_mut) {
+        for (name, schema) in schemas {
+            components.insert(name, schema);
+        }
+    }
+    if let Some(paths) = object_at(&mut doc, "paths") {
+        for e in extra {
+            let item = paths.entry(e.path.clone()).or_insert_with(|| json!({}));
+            if let Some(item) = item.as_object_mut() {
+                item.insert(e.method.as_str().to_ascii_lowercase(), e.operation.clone());
+            }
+        }
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in item.values_mut() {
+                problem_bodies(operation);
+            }
+        }
+    }
+    doc
+}
+
+/// The member `key` of `v` as an object, made one when missing.
+fn object_at<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+    v.as_object_mut()?.entry(key).or_insert_with(|| json!({})).as_object_mut()
+}
+
+/// Each 4xx/5xx response without content gets the problem body, a description when it has
+/// none, and the headers [`super::problem::ApiError`] sends with it.
+fn problem_bodies(operation: &mut Value) {
+    let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let Some(code) = status.parse::<u16>().ok().filter(|c| *c >= 400) else {
+            continue;
+        };
+        let Some(r) = response.as_object_mut() else {
+            continue;
+        };
+        if r.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+            r.insert("description".into(), json!(standard_description(code)));
+        }
+        r.entry("content")
+            .or_insert_with(|| json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}));
+        let header = match code {
+            401 => Some(("WWW-Authenticate", "`Bearer`, when no valid key was given")),
+            405 => Some(("Allow", "the methods the path serves")),
+            _ => None,
+        };
+        if let Some((name, description)) = header {
+            let headers = r.entry("headers").or_insert_with(|| json!({}));
+            if let Some(h) = headers.as_object_mut() {
+                h.entry(name)
+                    .or_insert_with(|| json!({"description": description, "schema": {"type": "string"}}));
+            }
+        }
+    }
+}
+
+fn standard_description(code: u16) -> &'static str {
+    match code {
+        400 => "The request could not be read: malformed body, query string or header",
+        401 => "No valid API key",
+        403 => "The key's role may not do this",
+        404 => "No such resource",
+        405 => "The path does not serve this method",
+        409 => "Conflict with the current state",
+        413 => "The body is larger than the configured limit",
+        415 => "The body's content type is not one this operation takes",
+        422 => "The body has invalid fields, each named by JSON Pointer",
+        502 => "The provider refused or did not answer",
+        503 => "Not configured on this gateway, or the queue backend is unavailable; nothing was done",
+        _ => "Error",
+    }
+}
+
+/// The served document and the routing facts read from it, built once at start.
+pub struct ApiDocument {
+    json: Bytes,
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+}
+
+/// The document with no extra operations; what a server built without one serves.
+pub static CORE: LazyLock<ApiDocument> = LazyLock::new(|| ApiDocument::new(&[]));
+
+impl ApiDocument {
+    pub fn new(extra: &[ExtraOperation]) -> Self {
+        let doc = openapi_document(extra);
+        let routes = doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, ops)| {
+                        let methods = ops
+                            .as_object()
+                            .map(|o| {
+                                o.keys()
+                                    .filter_map(|k| Method::from_bytes(k.to_ascii_uppercase().as_bytes()).ok())
+                                    .filter(|m| METHOD_ORDER.contains(m))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (ResourceDef::new(path.as_str()), methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ApiDocument {
+            json: Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
+            routes,
+        }
+    }
+
+    /// The document as served.
+    pub fn json(&self) -> Bytes {
+        self.json.clone()
+    }
+
+    /// The methods a path answers, in a fixed order, or none for an unknown path. When several
+    /// templates match, the most concrete wins, as OpenAPI matches them:
+    /// `/v1/queues/q/dead/replay` is `/v1/queues/{name}/dead/replay` (POST), not
+    /// `/v1/queues/{name}/dead/{id}` (DELETE).
+    pub fn allowed_methods(&self, path: &str) -> Vec<Method> {
+        let params = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
+        let Some(fewest) = self
+            .routes
+            .iter()
+            .filter(|(def, _)| def.is_match(path))
+            .map(|(def, _)| params(def))
+            .min()
+        else {
+            return Vec::new();
+        };
+        let mut found: Vec<Method> = Vec::new();
+        for (_, methods) in self.routes.iter().filter(|(def, _)| params(def) == fewest && def.is_match(path)) {
+            for m in methods {
+                if !found.contains(m) {
+                    found.push(m.clone());
+                }
+            }
+        }
+        found.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m));
+        found
+    }
+}
+
+const METHOD_ORDER: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_response_is_a_problem_and_every_keyed_operation_names_its_roles() {
+        let doc = openapi_document(&[]);
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() > 20);
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}: no success");
+                for (status, r) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            r["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+                let keyed = op["security"].as_array().is_some_and(|s| !s.is_empty());
+                if keyed {
+                    assert!(responses.contains_key("401") && responses.contains_key("403"), "{method} {path}");
+                    let text = op["description"].as_str().unwrap_or_default();
+                    assert!(text.contains("Roles:"), "{method} {path} does not name its roles: {text}");
+                }
+            }
+        }
+        assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
+        assert!(doc["components"]["schemas"]["Problem"].is_object());
+        // Patterns where the gateway has them.
+        let progress = &doc["paths"]["/v1/dossiers/{MaHoSo}/progress"]["post"]["parameters"][0]["schema"];
+        assert_eq!(progress["pattern"], "^[A-Za-z0-9._-]{1,100}$");
+        let date = &doc["components"]["schemas"]["PortalDate"]["pattern"];
+        assert!(date.as_str().unwrap_or_default().contains("[0-9]"), "{date}");
+    }
+
+    #[test]
+    fn extra_operations_join_the_document_and_its_allowed_methods() {
+        let extra = ExtraOperation {
+            method: Method::PUT,
+            path: "/v1/elsewhere/{id}".into(),
+            operation: json!({"responses": {"204": {"description": "done"}, "404": {}}}),
+            schemas: vec![("Elsewhere".into(), json!({"type": "object"}))],
+        };
+        let doc = openapi_document(std::slice::from_ref(&extra));
+        let op = &doc["paths"]["/v1/elsewhere/{id}"]["put"];
+        assert_eq!(op["responses"]["404"]["description"], "No such resource");
+        assert!(op["responses"]["404"]["content"]["application/problem+json"].is_object());
+        assert_eq!(doc["components"]["schemas"]["Elsewhere"]["type"], "object");
+        let api = ApiDocument::new(&[extra]);
+        assert_eq!(api.allowed_methods("/v1/elsewhere/7"), vec![Method::PUT]);
+        assert!(CORE.allowed_methods("/v1/elsewhere/7").is_empty());
+    }
+
+    #[test]
+    fn the_allowed_methods_come_from_the_document() {
+        assert_eq!(CORE.allowed_methods("/v1/dossiers"), vec![Method::POST]);
+        assert_eq!(CORE.allowed_methods("/healthz"), vec![Method::GET]);
+        // `/dead/replay` is more concrete than `/dead/{id}`.
+        assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
+        assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
+        assert!(CORE.allowed_methods("/nothing/here").is_empty());
+        assert!(CORE.allowed_methods("/healthz/").is_empty());
+    }
+}
