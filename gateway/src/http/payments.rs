@@ -27,9 +27,9 @@ use super::auth::Caller;
 use super::body::{JsonBytes, is_xml, read_limited};
 use super::problem::{ApiError, FieldError};
 use super::signatures::SigningState;
-use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
 use crate::payments::{NewPayment, Payer, PaymentError, Payments, Provider};
 use crate::redact::Escaped;
+use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/payments", web::post().to(create))
@@ -349,7 +349,7 @@ async fn vnpay_ipn(req: HttpRequest, p: web::Data<Option<std::sync::Arc<Payments
     }
 }
 
-async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::engine::queue::QueueError> {
+async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::storage::StorageError> {
     let Some(record) = payments.get(&ipn.reference).await? else {
         tracing::warn!(audit = true, provider = "vnpay", reference = %Escaped(&ipn.reference), "IPN for an unknown order refused");
         return Ok(rsp("01", "Order not found"));
