@@ -236,12 +236,13 @@ pub(super) fn number<T: std::str::FromStr + TryFrom<i64>>(v: &Value, what: &str)
 }
 
 /// A counter that may never have been written (`''` from the script): 0 then; a present
-/// value must be a number.
+/// value must be a number. A negative one (`blocked` kept over data from before the counters,
+/// which the first stats read recounts) reads as 0.
 pub(super) fn counter(v: &Value, what: &str) -> Result<u64, StorageError> {
     match v {
         Value::BulkString(b) if b.is_empty() => Ok(0),
         Value::Nil => Ok(0),
-        other => number(other, what),
+        other => Ok(number::<i64>(other, what)?.max(0) as u64),
     }
 }
 
@@ -252,6 +253,16 @@ pub(super) fn opt_ms(v: &Value, what: &str) -> Result<Option<Millis>, StorageErr
         Ok(None)
     } else {
         s.parse().map(Some).map_err(|_| corrupt(format_args!("{what}: {s:?}")))
+    }
+}
+
+/// A reply that is one of two words: `yes` is true, `no` false, anything else corrupt.
+pub(super) fn one_of_two(v: &Value, what: &str, yes: &str, no: &str) -> Result<bool, StorageError> {
+    let answer: String = reply(v, what)?;
+    match answer {
+        a if a == yes => Ok(true),
+        a if a == no => Ok(false),
+        other => Err(corrupt(format_args!("{what} {other:?}"))),
     }
 }
 

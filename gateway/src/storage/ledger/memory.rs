@@ -72,13 +72,7 @@ impl MemoryLedger {
         Ok(self.with(|l, _| l.payments.get(reference).cloned()))
     }
 
-    pub async fn confirm(
-        &self,
-        c: &Confirmation,
-        standing: &str,
-        events: &PaymentEvents,
-        now: Millis,
-    ) -> Result<ConfirmOutcome, StorageError> {
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
         Ok(self.with(|l, q| {
             let marker = c.transaction_key();
             let Some(p) = l.payments.get_mut(&c.reference) else {
@@ -97,7 +91,7 @@ impl MemoryLedger {
                 }
                 p.duplicates += 1;
                 l.applied.insert(marker, Applied::PaidTwice);
-                q.push(uuid::Uuid::now_v7().to_string(), events.duplicate.clone(), now);
+                q.push(uuid::Uuid::now_v7().to_string(), ev.duplicate.clone(), now);
                 return ConfirmOutcome::PaidTwice;
             }
             if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
@@ -117,7 +111,7 @@ impl MemoryLedger {
             p.settled_at = Some(now);
             l.applied.insert(marker, Applied::Settled(state));
             if state == PaymentState::Paid {
-                q.push(uuid::Uuid::now_v7().to_string(), events.confirmed.clone(), now);
+                q.push(uuid::Uuid::now_v7().to_string(), ev.confirmed.clone(), now);
             }
             outcome
         }))

@@ -216,14 +216,8 @@ impl PaymentLedger {
 
     /// Applies a confirmation by the matching rules (module docs), atomically with queueing
     /// the event it calls for. `standing` is the transaction the caller saw standing.
-    pub async fn confirm(
-        &self,
-        c: &Confirmation,
-        standing: &str,
-        events: &PaymentEvents,
-        now: Millis,
-    ) -> Result<ConfirmOutcome, StorageError> {
-        dispatch!(self, PaymentLedger, l => l.confirm(c, standing, events, now).await)
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.confirm(c, standing, ev, now).await)
     }
 
     /// Undoes a paid payment (a provider's reversal) when it matches, once per reversal,

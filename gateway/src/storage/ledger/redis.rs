@@ -19,7 +19,7 @@ use redis::Script;
 
 use super::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use crate::storage::queue::redis::QueueKeys;
-use crate::storage::redis::{corrupt, reply};
+use crate::storage::redis::{corrupt, one_of_two, reply};
 use crate::storage::{Millis, NewMessage, RedisStore, StorageError};
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_create.lua")));
@@ -147,12 +147,7 @@ impl RedisLedger {
             .arg(&p.payment_url)
             .arg(p.created_at)
             .arg(&p.provider_created);
-        let answer: String = reply(&self.store.run(&inv).await?, "payment creation reply")?;
-        match answer.as_str() {
-            "created" => Ok(true),
-            "exists" => Ok(false),
-            other => Err(corrupt(format_args!("payment creation reply {other:?}"))),
-        }
+        one_of_two(&self.store.run(&inv).await?, "payment creation reply", "created", "exists")
     }
 
     /// `payment_set_url.lua`.
@@ -177,22 +172,16 @@ impl RedisLedger {
         record_from(reference, map).map(Some)
     }
 
-    /// `payment_confirm.lua`; `standing` is the transaction the caller saw standing, `events`
+    /// `payment_confirm.lua`; `standing` is the transaction the caller saw standing, `ev`
     /// the confirmed and the duplicate event, one of which may be queued.
-    pub async fn confirm(
-        &self,
-        c: &Confirmation,
-        standing: &str,
-        events: &PaymentEvents,
-        now: Millis,
-    ) -> Result<ConfirmOutcome, StorageError> {
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
         let id = uuid::Uuid::now_v7().to_string();
         let q = &self.events;
         let mut inv = CONFIRM.key(record_key(self.base(), &c.reference));
         inv.key(marker_key(self.base(), &c.transaction_key()))
             .key(pending_key(self.base()))
             .key(q.message(&id))
-            .key(q.ordering_key(&events.ordering_key))
+            .key(q.ordering_key(&ev.ordering_key))
             .key(q.named("due"))
             .key(q.named("stats"))
             .arg(&c.reference)
@@ -202,13 +191,13 @@ impl RedisLedger {
             .arg(&c.provider_time)
             .arg(now)
             .arg(&id)
-            .arg(&events.ordering_key)
+            .arg(&ev.ordering_key)
             .arg(&c.provider)
             .arg(standing)
-            .arg(&events.confirmed.kind)
-            .arg(&events.confirmed.payload)
-            .arg(&events.duplicate.kind)
-            .arg(&events.duplicate.payload);
+            .arg(&ev.confirmed.kind)
+            .arg(&ev.confirmed.payload)
+            .arg(&ev.duplicate.kind)
+            .arg(&ev.duplicate.payload);
         let answer: String = reply(&self.store.run(&inv).await?, "payment confirmation reply")?;
         confirm_outcome(&answer)
     }

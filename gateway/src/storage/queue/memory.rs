@@ -120,6 +120,17 @@ impl QueueState {
         self.accepted += 1;
     }
 
+    /// Takes `id` off the dead letters: its message, if it was dead (replay and discard).
+    fn take_dead(&mut self, id: &str) -> Option<&mut Msg> {
+        let died = self.msgs.get(id)?.died?;
+        if !self.dead.remove(&(died, id.to_string())) {
+            return None;
+        }
+        let m = self.msgs.get_mut(id)?;
+        m.died = None;
+        Some(m)
+    }
+
     fn purge_expired(&mut self, now: Millis) {
         self.msgs.retain(|_, m| m.expires.is_none_or(|e| e > now));
         self.idem.retain(|_, (_, _, e)| *e > now);
@@ -317,19 +328,12 @@ impl MemoryQueue {
 
     pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
-                return false;
-            };
-            if !s.dead.remove(&(died, id.to_string())) {
-                return false;
-            }
-            let Some(m) = s.msgs.get_mut(id) else {
+            let Some(m) = s.take_dead(id) else {
                 return false;
             };
             m.status = MessageStatus::Queued;
             m.attempts = 0;
             m.age_from = now;
-            m.died = None;
             let okey = m.okey.clone();
             s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.set_due(&okey, now);
@@ -339,18 +343,11 @@ impl MemoryQueue {
 
     pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
-                return false;
-            };
-            if !s.dead.remove(&(died, id.to_string())) {
-                return false;
-            }
-            let Some(m) = s.msgs.get_mut(id) else {
+            let Some(m) = s.take_dead(id) else {
                 return false;
             };
             m.status = MessageStatus::Discarded;
             m.payload = None;
-            m.died = None;
             m.expires = Some(now + retention_secs as i64 * 1000);
             let okey = m.okey.clone();
             s.discarded_total += 1;

@@ -31,7 +31,7 @@ use std::sync::LazyLock;
 use redis::{Script, Value};
 
 use super::{Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, QueueStats, Settlement};
-use crate::storage::redis::{corrupt, counter, number, opt_ms, reply, text};
+use crate::storage::redis::{corrupt, counter, number, one_of_two, opt_ms, reply, text};
 use crate::storage::{Millis, RedisStore, StorageError};
 
 static ENQUEUE: LazyLock<Script> =
@@ -183,12 +183,7 @@ impl RedisQueue {
             .arg(error)
             .arg(&c.ordering_key)
             .arg(retention_secs.max(1));
-        let answer: String = reply(&self.store.run(&inv).await?, "settle reply")?;
-        match answer.as_str() {
-            "settled" => Ok(true),
-            "lease_lost" => Ok(false),
-            other => Err(corrupt(format_args!("settle reply {other:?}"))),
-        }
+        one_of_two(&self.store.run(&inv).await?, "settle reply", "settled", "lease_lost")
     }
 
     /// `reap.lua`.
@@ -259,12 +254,7 @@ impl RedisQueue {
             .arg(id)
             .arg(now)
             .arg(&k.base);
-        let answer: String = reply(&self.store.run(&inv).await?, "replay reply")?;
-        match answer.as_str() {
-            "replayed" => Ok(true),
-            "not_dead" => Ok(false),
-            other => Err(corrupt(format_args!("replay reply {other:?}"))),
-        }
+        one_of_two(&self.store.run(&inv).await?, "replay reply", "replayed", "not_dead")
     }
 
     /// `discard.lua`.
@@ -278,12 +268,7 @@ impl RedisQueue {
             .arg(now)
             .arg(&k.base)
             .arg(retention_secs.max(1));
-        let answer: String = reply(&self.store.run(&inv).await?, "discard reply")?;
-        match answer.as_str() {
-            "discarded" => Ok(true),
-            "not_dead" => Ok(false),
-            other => Err(corrupt(format_args!("discard reply {other:?}"))),
-        }
+        one_of_two(&self.store.run(&inv).await?, "discard reply", "discarded", "not_dead")
     }
 
     /// Reads the counters (`stats.lua`): constant work however many dead letters there are.
