@@ -11,16 +11,16 @@ use actix_web::{App, HttpServer, web};
 use hcc_adapters::Adapter;
 use hcc_config::{QueueBackendKind, Settings};
 
-use crate::engine::queue::{MemoryQueue, Queue, QueueError, RedisQueue};
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
 use crate::http::{self, auth::Keyring, body::BodyLimit};
+use crate::storage::{StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
-    #[error("queue: {0}")]
-    Queue(#[from] QueueError),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
     #[error("{key}: {message}")]
     Setting { key: &'static str, message: String },
 }
@@ -44,14 +44,14 @@ pub struct Application {
     history_stop: tokio_util::sync::CancellationToken,
 }
 
-pub fn build_queue(settings: &Settings) -> Result<Queue, QueueError> {
+pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
     Ok(match settings.queue.backend {
-        QueueBackendKind::Redis => Queue::Redis(RedisQueue::new(
+        QueueBackendKind::Redis => Store::redis(
             settings.queue.redis_url.expose(),
             settings.queue.pool_size,
             &settings.queue.key_prefix,
-        )?),
-        QueueBackendKind::Memory => Queue::Memory(MemoryQueue::new()),
+        )?,
+        QueueBackendKind::Memory => Store::memory(),
     })
 }
 
@@ -99,33 +99,39 @@ pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Buil
 
 impl Application {
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, BuildError> {
-        let queue = build_queue(&settings)?;
+        let store = build_store(&settings)?;
         let adapters = build_adapters(&settings)?;
-        Self::build_with(settings, queue, adapters, workers).await
+        Self::build_with(settings, store, adapters, workers).await
     }
 
-    /// Like `build`, with the queue and adapters given: the demo and tests plug in their own.
+    /// Like `build`, with the store and adapters given: the demo and tests plug in their own.
     pub async fn build_with(
         settings: Settings,
-        queue: Queue,
+        store: Store,
         adapters: Vec<Arc<dyn Adapter>>,
         workers: Workers,
     ) -> Result<Self, BuildError> {
-        startup_checks(&queue).await;
+        startup_checks(&store).await;
         let signing = signing_state(&settings)?;
-        let telemetry = crate::observe::Telemetry::start(queue.clone());
+        let telemetry = crate::observe::Telemetry::start(store.audit_log());
         let paygov_on = !settings.paygov.base_url.is_empty() || !settings.paygov.init_url.is_empty();
         let payments = if !paygov_on && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
             None
         } else {
             Some(Arc::new(
-                crate::payments::Payments::from_settings(&settings, queue.clone(), telemetry.clone())
+                crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), telemetry.clone())
                     .map_err(|(key, message)| BuildError::Setting { key, message })?,
             ))
         };
-        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
+        let mut builder =
+            EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
+            // The payment events have a queue of their own (beside the ledger, in its slot),
+            // delivered to the centre like its other webhooks.
+            if payments.is_some() && adapter.destination() == hcc_adapters::webhook::DESTINATION {
+                builder = builder.lane(crate::payments::EVENTS_QUEUE, adapter.clone(), cfg.clone());
+            }
             builder = builder.destination(adapter, cfg);
         }
         let (engine, handle) = match workers {
@@ -265,12 +271,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn startup_checks(queue: &Queue) {
-    match queue {
-        Queue::Memory(_) => tracing::warn!(
+async fn startup_checks(store: &Store) {
+    match store {
+        Store::Memory(_) => tracing::warn!(
             "queue.backend = memory: the embedded queue is NOT durable; everything queued is lost when this process stops. Use redis in production."
         ),
-        Queue::Redis(r) => match r.durability_warnings().await {
+        Store::Redis(r) => match r.durability_warnings().await {
             Ok(w) => {
                 for line in w {
                     tracing::error!("DURABILITY AT RISK: {line}");

@@ -14,7 +14,7 @@ use hcc_mocks::portal::{PortalConfig, PortalState};
 use serde_json::{Value, json};
 
 use crate::app::{Application, BuildError, Workers};
-use crate::engine::queue::now_ms;
+use crate::storage::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {

@@ -10,5 +10,6 @@ pub mod http;
 pub mod observe;
 pub mod payments;
 pub mod redact;
+pub mod storage;
 pub mod telemetry;
 pub mod timefmt;

@@ -17,9 +17,9 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::engine::queue::{Claimed, Queue, Settlement, now_ms};
 use crate::engine::{EngineHandle, Observer};
 use crate::redact::mask_identity_numbers;
+use crate::storage::{AuditLog, Claimed, Settlement, StorageError, now_ms};
 
 /// How many audit lines the log keeps.
 pub const AUDIT_KEEP: usize = 200_000;
@@ -77,11 +77,12 @@ pub struct Telemetry {
     payments: Family<PaymentLabel, Counter>,
     audit_dropped: Counter,
     audit: mpsc::Sender<AuditLine>,
+    audit_log: AuditLog,
 }
 
 impl Telemetry {
-    /// Builds the registry and starts the audit writer on `queue`.
-    pub fn start(queue: Queue) -> Arc<Self> {
+    /// Builds the registry and starts the audit writer on `audit_log`.
+    pub fn start(audit_log: AuditLog) -> Arc<Self> {
         let mut registry = Registry::default();
         let attempts = Family::<Attempt, Counter>::default();
         let latency = Family::<Dest, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
@@ -116,7 +117,7 @@ impl Telemetry {
             audit_dropped.clone(),
         );
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
-        tokio::spawn(audit_writer(queue, rx));
+        tokio::spawn(audit_writer(audit_log.clone(), rx));
         Arc::new(Telemetry {
             registry,
             attempts,
@@ -128,7 +129,13 @@ impl Telemetry {
             payments,
             audit_dropped,
             audit: tx,
+            audit_log,
         })
+    }
+
+    /// The log the audit lines are written to, for reading them back.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit_log
     }
 
     pub fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) {
@@ -162,7 +169,7 @@ impl Telemetry {
     }
 
     /// The Prometheus text, with the queue gauges read fresh from the backend.
-    pub async fn render(&self, engine: &EngineHandle) -> Result<String, crate::engine::queue::QueueError> {
+    pub async fn render(&self, engine: &EngineHandle) -> Result<String, StorageError> {
         let now = now_ms();
         for name in engine.destinations() {
             let s = engine.queue.stats(name, now).await?;
@@ -196,8 +203,7 @@ impl Telemetry {
             }
         }
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .map_err(|e| crate::engine::queue::QueueError::Corrupt(e.to_string()))?;
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         Ok(out)
     }
 }
@@ -247,7 +253,7 @@ pub fn http_method_label(method: &str) -> &'static str {
     }
 }
 
-async fn audit_writer(queue: Queue, mut rx: mpsc::Receiver<AuditLine>) {
+async fn audit_writer(audit_log: AuditLog, mut rx: mpsc::Receiver<AuditLine>) {
     let mut batch = Vec::with_capacity(512);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -261,7 +267,7 @@ async fn audit_writer(queue: Queue, mut rx: mpsc::Receiver<AuditLine>) {
         // Redis may blink: a few tries, then the batch is dropped with a warning rather than
         // stalling every later line.
         for attempt in 0..5 {
-            match queue.audit_append(&lines, AUDIT_KEEP).await {
+            match audit_log.append(&lines, AUDIT_KEEP).await {
                 Ok(()) => break,
                 Err(e) if attempt == 4 => tracing::warn!(error = %e, lines = lines.len(), "audit lines could not be written"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,

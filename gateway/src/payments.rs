@@ -20,13 +20,14 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
-use crate::engine::queue::{Millis, NewMessage, Queue, QueueError, now_ms};
 use crate::observe::Telemetry;
 use crate::redact::Escaped;
+use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use crate::storage::{Millis, NewMessage, PaymentLedger, StorageError, now_ms};
 
-/// Payments and their events live beside the centre's webhook queue.
-pub const EVENTS_QUEUE: &str = hcc_adapters::webhook::DESTINATION;
+/// The queue of payment events (confirmed, reversed, duplicate), delivered by the centre's
+/// webhook; the ledger's keys share its hash tag.
+pub const EVENTS_QUEUE: &str = "payments";
 /// At most this many pending payments are queried per provider per reconciliation round.
 const RECONCILE_BATCH: usize = 500;
 /// camt.054 signature verifications running at once for one bank, at most. A real bank sends a
@@ -67,7 +68,7 @@ pub enum PaymentError {
     #[error("the provider did not answer in time: {0}")]
     Unreachable(String),
     #[error(transparent)]
-    Queue(#[from] QueueError),
+    Queue(#[from] StorageError),
     #[error(transparent)]
     Randomness(#[from] hcc_adapters::payments::RandomnessError),
 }
@@ -135,7 +136,7 @@ struct VnpayConfig {
 }
 
 pub struct Payments {
-    queue: Queue,
+    ledger: PaymentLedger,
     client: reqwest::Client,
     paygov: Option<PaygovConfig>,
     vnpay: Option<VnpayConfig>,
@@ -149,7 +150,7 @@ pub struct Payments {
 }
 
 impl Payments {
-    pub fn from_settings(s: &Settings, queue: Queue, telemetry: Arc<Telemetry>) -> Result<Self, (&'static str, String)> {
+    pub fn from_settings(s: &Settings, ledger: PaymentLedger, telemetry: Arc<Telemetry>) -> Result<Self, (&'static str, String)> {
         let or_base = |url: &str| {
             if url.is_empty() {
                 s.paygov.base_url.clone()
@@ -206,7 +207,7 @@ impl Payments {
         let init_deadline = Duration::from_millis(s.paygov.init_deadline_ms);
         let client = hcc_adapters::http::client(init_deadline / 2).map_err(|e| ("paygov.base_url", e.to_string()))?;
         Ok(Payments {
-            queue,
+            ledger,
             client,
             paygov,
             vnpay,
@@ -252,11 +253,11 @@ impl Payments {
 
     /// The payment `reference` names. A value that is not of the gateway's reference shape
     /// names no payment and never reaches the store, whose key space holds more than payments.
-    pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
+    pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {
         if !is_reference(reference) {
             return Ok(None);
         }
-        self.queue.payment_get(EVENTS_QUEUE, reference).await
+        self.ledger.get(reference).await
     }
 
     /// Creates a payment with its provider, synchronously. The record is stored (pending)
@@ -293,11 +294,11 @@ impl Payments {
                     .ip
                     .ok_or_else(|| PaymentError::Refused("VNPAY needs the citizen's IpNguoiNop".into()))?;
                 record.payment_url = self.vnpay_url(v, &reference, p.amount, &description, now / 1000, ip)?;
-                self.queue.payment_create(EVENTS_QUEUE, &record).await?;
+                self.ledger.create(&record).await?;
             }
             Provider::Paygov => {
                 let g = self.paygov.as_ref().ok_or(PaymentError::NotConfigured("paygov"))?;
-                self.queue.payment_create(EVENTS_QUEUE, &record).await?;
+                self.ledger.create(&record).await?;
                 let msg = paygov::init_message(
                     &paygov::InitRequest {
                         partner_code: &g.partner_code,
@@ -338,11 +339,11 @@ impl Payments {
                             provider_time: timestamp.clone(),
                         };
                         let events = events(&record, &failed, now_ms());
-                        let _ = self.queue.payment_confirm(EVENTS_QUEUE, &failed, "", &events, now_ms()).await;
+                        let _ = self.ledger.confirm(&failed, "", &events, now_ms()).await;
                         return Err(e);
                     }
                 }
-                self.queue.payment_set_url(EVENTS_QUEUE, &reference, &record.payment_url).await?;
+                self.ledger.set_url(&reference, &record.payment_url).await?;
             }
         }
         self.telemetry.payment_state("pending");
@@ -411,7 +412,7 @@ impl Payments {
 
     /// Applies a confirmation. The events are built from the stored record, so what the centre
     /// hears is what it asked for, plus the provider's transaction.
-    pub async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, QueueError> {
+    pub async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, StorageError> {
         // A payment paid by another transaction between our read and the script is read again,
         // so that a duplicate's event names the transaction that stands; bounded, since each
         // retry means another confirmation won a race that cannot repeat without end.
@@ -428,14 +429,14 @@ impl Payments {
             };
             let standing = record.provider_transaction.clone().unwrap_or_default();
             let events = events(&record, c, now_ms());
-            let outcome = self.queue.payment_confirm(EVENTS_QUEUE, c, &standing, &events, now_ms()).await?;
+            let outcome = self.ledger.confirm(c, &standing, &events, now_ms()).await?;
             if outcome == ConfirmOutcome::Stale {
                 continue;
             }
             self.observe_confirmation(c, &record, outcome);
             return Ok(outcome);
         }
-        Err(QueueError::Corrupt(format!(
+        Err(StorageError::Corrupt(format!(
             "payment {} keeps changing under a confirmation",
             c.reference
         )))
@@ -482,7 +483,7 @@ impl Payments {
     }
 
     /// Applies a provider's reversal of a payment it made.
-    pub async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, QueueError> {
+    pub async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, StorageError> {
         let Some(record) = self.get(&r.reference).await? else {
             return Ok(ReverseOutcome::Unknown);
         };
@@ -495,7 +496,7 @@ impl Payments {
             provider_time: String::new(),
         };
         let event = event("payment.reversed", &record, &c, now_ms(), None);
-        let outcome = self.queue.payment_reverse(EVENTS_QUEUE, r, &event, now_ms()).await?;
+        let outcome = self.ledger.reverse(r, &event, now_ms()).await?;
         tracing::info!(audit = true, provider = %r.provider, reference = %Escaped(&r.reference), outcome = ?outcome, "payment reversal applied");
         self.telemetry.audit(
             &format!("provider:{}", r.provider),
@@ -518,12 +519,11 @@ impl Payments {
 
     /// Asks the providers about pending payments between the configured ages and applies the
     /// answers by the same rules, because callbacks get lost.
-    pub async fn reconcile_once(&self, provider: Provider, min_age: Duration, max_age: Duration) -> Result<usize, QueueError> {
+    pub async fn reconcile_once(&self, provider: Provider, min_age: Duration, max_age: Duration) -> Result<usize, StorageError> {
         let now = now_ms();
         let refs = self
-            .queue
-            .payments_pending(
-                EVENTS_QUEUE,
+            .ledger
+            .pending(
                 now - max_age.as_millis() as Millis,
                 now - min_age.as_millis() as Millis,
                 RECONCILE_BATCH,

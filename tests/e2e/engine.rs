@@ -10,8 +10,8 @@ use std::time::Duration;
 use hcc_adapters::webhook::WebhookAdapter;
 use hcc_gateway::engine::breaker::{BreakerConfig, BreakerState};
 use hcc_gateway::engine::policy::RetryPolicy;
-use hcc_gateway::engine::queue::{Enqueued, MessageStatus, NewMessage, Queue, RedisQueue, now_ms};
 use hcc_gateway::engine::{Engine, EngineBuilder, LaneConfig};
+use hcc_gateway::storage::{Enqueued, MessageQueue as Queue, MessageStatus, NewMessage, Store, now_ms};
 use hcc_mocks::centre::{CentreState, Received};
 use hcc_mocks::faults::Faults;
 use hcc_signing::webhook::WebhookSecret;
@@ -52,7 +52,7 @@ fn engine(queue: Queue, sink_url: &str, cfg: LaneConfig) -> Engine {
 }
 
 fn redis_queue(url: &str, prefix: &str) -> Queue {
-    Queue::Redis(RedisQueue::new(url, 16, prefix).unwrap())
+    Store::redis(url, 16, prefix).unwrap().queue()
 }
 
 async fn enqueue(q: &Queue, key: &str, seq: u32) -> String {

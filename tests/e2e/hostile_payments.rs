@@ -320,7 +320,7 @@ async fn dossier_codes_refuse_separators_dot_segments_and_codes_without_letters(
         problem(r, 422, "validation").await;
     }
     assert_eq!(settled(&e.prefix).await, before, "nothing was queued or stored");
-    let stats = app.handle.queue.stats("dvcqg", hcc_gateway::engine::queue::now_ms()).await.unwrap();
+    let stats = app.handle.queue.stats("dvcqg", hcc_gateway::storage::now_ms()).await.unwrap();
     assert_eq!(stats.ready, 0);
     // Every form provinces' software issues stays valid.
     for ok in [

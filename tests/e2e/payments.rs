@@ -151,6 +151,34 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     assert_eq!(w.body["data"]["MaThamChieu"], reference.as_str());
     assert_eq!(w.body["data"]["SoTien"], 100_000);
     assert_eq!(w.body["data"]["MaDonVi"], "000.00.22.H46");
+    // The event went through a queue of its own, `payments`, delivered by the centre's webhook.
+    let queues: Value = app
+        .client
+        .get(app.url("/v1/queues"))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lanes: Vec<(&str, &str, u64)> = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap(),
+                q["destination"].as_str().unwrap(),
+                q["delivered_total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(lanes.contains(&("payments", "centre", 1)), "{lanes:?}");
+    assert!(
+        lanes.iter().any(|(name, dest, _)| *name == "centre" && *dest == "centre"),
+        "{lanes:?}"
+    );
     // What the platform received: the receipt in full, as public clients send it.
     let init = e
         .paygov

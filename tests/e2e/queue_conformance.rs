@@ -1,10 +1,11 @@
-//! One conformance suite for the queue, run against both backends: the memory backend must
-//! behave exactly like Redis. Times are passed in explicitly, so no test depends on the clock.
+//! One conformance suite for storage, run against both backends: the memory backend must
+//! behave exactly like Redis, for the message queues, the payment ledger and the audit log.
+//! Times are passed in explicitly, so no test depends on the clock.
 
-use hcc_gateway::engine::queue::payments::{
-    ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+use hcc_gateway::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use hcc_gateway::storage::{
+    Claimed, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, PaymentLedger, Settlement, StorageError, Store,
 };
-use hcc_gateway::engine::queue::{Claimed, Enqueued, Idempotency, MemoryQueue, MessageStatus, NewMessage, Queue, RedisQueue, Settlement};
 use hcc_tests::{redis_url, unique_prefix};
 
 const Q: &str = "conformance";
@@ -12,15 +13,22 @@ const T0: i64 = 1_700_000_000_000;
 const LEASE: i64 = 30_000;
 const KEEP: u64 = 3600;
 
-fn redis() -> Queue {
-    match RedisQueue::new(&redis_url(), 8, &unique_prefix()) {
-        Ok(q) => Queue::Redis(q),
-        Err(e) => panic!("redis queue: {e}"),
+/// The ledger's events queue, as the service names it.
+const EVENTS: &str = "payments";
+
+fn redis_at(prefix: &str) -> Store {
+    match Store::redis(&redis_url(), 8, prefix) {
+        Ok(s) => s,
+        Err(e) => panic!("redis store: {e}"),
     }
 }
 
-fn memory() -> Queue {
-    Queue::Memory(MemoryQueue::new())
+fn redis() -> Store {
+    redis_at(&unique_prefix())
+}
+
+fn memory() -> Store {
+    Store::memory()
 }
 
 fn msg(key: &str, n: u32) -> NewMessage {
@@ -50,11 +58,27 @@ async fn status(q: &Queue, id: &str) -> MessageStatus {
         .unwrap_or_else(|| panic!("no record for {id}"))
 }
 
+/// Each test gets a fresh store of each backend.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
-        mod on_memory { $( #[tokio::test] async fn $name() { super::$name(super::memory()).await } )* }
-        mod on_redis { $( #[tokio::test] async fn $name() { super::$name(super::redis()).await } )* }
+        mod on_memory { $( #[tokio::test] async fn $name() { super::$name(super::Backend(super::memory()).into()).await } )* }
+        mod on_redis { $( #[tokio::test] async fn $name() { super::$name(super::Backend(super::redis()).into()).await } )* }
     };
+}
+
+/// What a test takes: the queue alone, or the whole store (ledger and audit log tests).
+struct Backend(Store);
+
+impl From<Backend> for Queue {
+    fn from(b: Backend) -> Self {
+        b.0.queue()
+    }
+}
+
+impl From<Backend> for Store {
+    fn from(b: Backend) -> Self {
+        b.0
+    }
 }
 
 both!(
@@ -74,6 +98,10 @@ both!(
     counters_stay_exact_across_a_thousand_dead_letters,
     payment_reference_pending_is_a_reference_like_any_other,
     payment_markers_of_each_kind_stay_apart,
+    payment_events_go_to_the_events_queue_in_the_same_step,
+    a_reversal_queues_one_event_and_only_when_it_matches,
+    a_payment_url_is_set_only_on_a_payment,
+    audit_log_keeps_the_newest_lines_newest_first,
 );
 
 async fn enqueue_claim_ack(q: Queue) {
@@ -336,7 +364,7 @@ async fn release_does_not_count_an_attempt(q: Queue) {
 
 async fn delivered_records_expire_after_their_retention(q: Queue) {
     // Real time here: Redis expires keys on its own clock.
-    let now = hcc_gateway::engine::queue::now_ms();
+    let now = hcc_gateway::storage::now_ms();
     let id = match q.enqueue(Q, msg("A", 1), None, now).await.unwrap() {
         Enqueued::Accepted(id) => id,
         other => panic!("{other:?}"),
@@ -345,7 +373,7 @@ async fn delivered_records_expire_after_their_retention(q: Queue) {
     assert!(q.settle(Q, &c, &Settlement::Delivered, now, 1).await.unwrap());
     assert_eq!(status(&q, &id).await, MessageStatus::Delivered, "kept for its retention");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let later = hcc_gateway::engine::queue::now_ms();
+    let later = hcc_gateway::storage::now_ms();
     q.reap(Q, later).await.unwrap();
     assert!(q.get(Q, &id).await.unwrap().is_none(), "gone after its retention");
 }
@@ -535,22 +563,22 @@ fn confirmation(reference: &str, provider: &str, transaction: &str, paid: bool, 
 
 /// A reference spelled like the pending index is a payment of its own: it neither overwrites
 /// the index nor is taken for it, and the index keeps every pending payment.
-async fn payment_reference_pending_is_a_reference_like_any_other(q: Queue) {
-    assert!(q.payment_create(Q, &payment("HCC241126EARLY234", 100_000, T0)).await.unwrap());
+async fn payment_reference_pending_is_a_reference_like_any_other(s: Store) {
+    let l = s.ledger(EVENTS);
+    assert!(l.create(&payment("HCC241126EARLY234", 100_000, T0)).await.unwrap());
     assert!(
-        q.payment_create(Q, &payment("pending", 200_000, T0 + 1)).await.unwrap(),
+        l.create(&payment("pending", 200_000, T0 + 1)).await.unwrap(),
         "a payment named `pending` is a new payment"
     );
-    assert!(q.payment_create(Q, &payment("HCC241126LATER234", 300_000, T0 + 2)).await.unwrap());
-    assert!(!q.payment_create(Q, &payment("pending", 1, T0 + 3)).await.unwrap(), "it exists");
+    assert!(l.create(&payment("HCC241126LATER234", 300_000, T0 + 2)).await.unwrap());
+    assert!(!l.create(&payment("pending", 1, T0 + 3)).await.unwrap(), "it exists");
     let all = vec!["HCC241126EARLY234", "pending", "HCC241126LATER234"];
-    assert_eq!(q.payments_pending(Q, T0, T0 + 10, 10).await.unwrap(), all);
-    let p = q.payment_get(Q, "pending").await.unwrap().expect("the payment named pending");
+    assert_eq!(l.pending(T0, T0 + 10, 10).await.unwrap(), all);
+    let p = l.get("pending").await.unwrap().expect("the payment named pending");
     assert_eq!((p.amount, p.status), (200_000, PaymentState::Pending));
 
-    let outcome = q
-        .payment_confirm(
-            Q,
+    let outcome = l
+        .confirm(
             &confirmation("pending", "vnpay", "14000001", true, 200_000),
             "",
             &events("pending"),
@@ -560,32 +588,30 @@ async fn payment_reference_pending_is_a_reference_like_any_other(q: Queue) {
         .unwrap();
     assert_eq!(outcome, ConfirmOutcome::Paid);
     assert_eq!(
-        q.payments_pending(Q, T0, T0 + 10, 10).await.unwrap(),
+        l.pending(T0, T0 + 10, 10).await.unwrap(),
         vec!["HCC241126EARLY234", "HCC241126LATER234"]
     );
-    assert_eq!(q.payment_get(Q, "pending").await.unwrap().unwrap().status, PaymentState::Paid);
-    let early = q.payment_get(Q, "HCC241126EARLY234").await.unwrap().unwrap();
+    assert_eq!(l.get("pending").await.unwrap().unwrap().status, PaymentState::Paid);
+    let early = l.get("HCC241126EARLY234").await.unwrap().unwrap();
     assert_eq!((early.amount, early.status), (100_000, PaymentState::Pending));
 }
 
 /// A transaction id cannot pass for another kind of marker: a failure `T` and a success
 /// `T:failed` are two transactions, and a bank credit whose id reads `reversal:K` does not
 /// stand in for the bank's reversal `K`.
-async fn payment_markers_of_each_kind_stay_apart(q: Queue) {
-    assert!(q.payment_create(Q, &payment("HCC241126FAIL2345", 100_000, T0)).await.unwrap());
+async fn payment_markers_of_each_kind_stay_apart(s: Store) {
+    let l = s.ledger(EVENTS);
+    assert!(l.create(&payment("HCC241126FAIL2345", 100_000, T0)).await.unwrap());
     let failed = confirmation("HCC241126FAIL2345", "vnpay", "T", false, 100_000);
     let ev = events("HCC241126FAIL2345");
-    assert_eq!(
-        q.payment_confirm(Q, &failed, "", &ev, T0 + 1).await.unwrap(),
-        ConfirmOutcome::Failed
-    );
+    assert_eq!(l.confirm(&failed, "", &ev, T0 + 1).await.unwrap(), ConfirmOutcome::Failed);
     let paid = confirmation("HCC241126FAIL2345", "vnpay", "T:failed", true, 100_000);
-    assert_eq!(q.payment_confirm(Q, &paid, "", &ev, T0 + 2).await.unwrap(), ConfirmOutcome::Paid);
+    assert_eq!(l.confirm(&paid, "", &ev, T0 + 2).await.unwrap(), ConfirmOutcome::Paid);
 
-    assert!(q.payment_create(Q, &payment("HCC241126BANK2345", 100_000, T0)).await.unwrap());
+    assert!(l.create(&payment("HCC241126BANK2345", 100_000, T0)).await.unwrap());
     let credit = confirmation("HCC241126BANK2345", "bank:devbank", "reversal:K", true, 100_000);
     let ev = events("HCC241126BANK2345");
-    assert_eq!(q.payment_confirm(Q, &credit, "", &ev, T0 + 3).await.unwrap(), ConfirmOutcome::Paid);
+    assert_eq!(l.confirm(&credit, "", &ev, T0 + 3).await.unwrap(), ConfirmOutcome::Paid);
     let reversal = Reversal {
         reference: "HCC241126BANK2345".into(),
         provider: "bank:devbank".into(),
@@ -594,12 +620,259 @@ async fn payment_markers_of_each_kind_stay_apart(q: Queue) {
         original_transaction: None,
     };
     assert_eq!(
-        q.payment_reverse(Q, &reversal, &msg("HCC241126BANK2345", 3), T0 + 4).await.unwrap(),
+        l.reverse(&reversal, &msg("HCC241126BANK2345", 3), T0 + 4).await.unwrap(),
         ReverseOutcome::Reversed
     );
     assert_eq!(
-        q.payment_reverse(Q, &reversal, &msg("HCC241126BANK2345", 3), T0 + 5).await.unwrap(),
+        l.reverse(&reversal, &msg("HCC241126BANK2345", 3), T0 + 5).await.unwrap(),
         ReverseOutcome::Duplicate,
         "the reversal itself is still applied once"
     );
+}
+
+/// Every claimable message of the events queue, as (kind, ordering key), settled as delivered.
+async fn drain_events(q: &Queue, now: i64) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    loop {
+        let claimed = q.claim(EVENTS, 100, now + LEASE, now).await.unwrap();
+        if claimed.is_empty() {
+            return out;
+        }
+        for c in claimed {
+            out.push((c.kind.clone(), c.ordering_key.clone()));
+            assert!(q.settle(EVENTS, &c, &Settlement::Delivered, now, KEEP).await.unwrap());
+        }
+    }
+}
+
+fn kinds(events: &[(String, String)]) -> Vec<&str> {
+    events.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+/// A payment's events, with kinds of their own so the test can tell which one was queued.
+fn named_events(reference: &str) -> PaymentEvents {
+    let event = |kind: &str| NewMessage {
+        kind: kind.into(),
+        ordering_key: reference.into(),
+        payload: b"{}".to_vec(),
+    };
+    PaymentEvents {
+        ordering_key: reference.into(),
+        confirmed: event("payment.confirmed"),
+        duplicate: event("payment.duplicate"),
+    }
+}
+
+/// The ledger queues its events in the queue it was made with, in the same step as the change:
+/// one `payment.confirmed` for the first paid confirmation, nothing for a repeat, a failure or a
+/// wrong amount, one `payment.duplicate` for money paid twice, and `stale` (nothing queued)
+/// when the caller saw another transaction standing. The queue's counters stay exact.
+async fn payment_events_go_to_the_events_queue_in_the_same_step(s: Store) {
+    let (l, q) = (s.ledger(EVENTS), s.queue());
+    let reference = "HCC241126EVNT2345";
+    assert!(l.create(&payment(reference, 100_000, T0)).await.unwrap());
+    let ev = named_events(reference);
+    let other = payment("HCC241126WRNG2345", 100_000, T0);
+    assert!(l.create(&other).await.unwrap());
+    assert_eq!(
+        l.confirm(
+            &confirmation(&other.reference, "vnpay", "W", true, 99_999),
+            "",
+            &named_events(&other.reference),
+            T0 + 1
+        )
+        .await
+        .unwrap(),
+        ConfirmOutcome::AmountMismatch
+    );
+    assert_eq!(l.get(&other.reference).await.unwrap().unwrap().status, PaymentState::AmountMismatch);
+    let failed = confirmation(reference, "vnpay", "F", false, 100_000);
+    assert_eq!(l.confirm(&failed, "", &ev, T0 + 1).await.unwrap(), ConfirmOutcome::Failed);
+    assert!(
+        drain_events(&q, T0 + 1).await.is_empty(),
+        "a failure or a wrong amount queues nothing"
+    );
+
+    let paid = confirmation(reference, "vnpay", "P1", true, 100_000);
+    assert_eq!(l.confirm(&paid, "", &ev, T0 + 2).await.unwrap(), ConfirmOutcome::Paid);
+    assert_eq!(
+        l.confirm(&paid, "", &ev, T0 + 3).await.unwrap(),
+        ConfirmOutcome::Duplicate(PaymentState::Paid),
+        "a repeat gets the first answer"
+    );
+    let again = confirmation(reference, "vnpay", "P2", true, 100_000);
+    assert_eq!(
+        l.confirm(&again, "someone else", &ev, T0 + 3).await.unwrap(),
+        ConfirmOutcome::Stale,
+        "the caller saw another transaction standing"
+    );
+    assert_eq!(l.confirm(&again, "P1", &ev, T0 + 4).await.unwrap(), ConfirmOutcome::PaidTwice);
+    assert_eq!(
+        l.confirm(&again, "P1", &ev, T0 + 4).await.unwrap(),
+        ConfirmOutcome::Duplicate(PaymentState::Paid),
+        "money paid twice is answered once"
+    );
+    let third = confirmation(reference, "vnpay", "P3", true, 100_000);
+    assert_eq!(l.confirm(&third, "P1", &ev, T0 + 4).await.unwrap(), ConfirmOutcome::PaidTwice);
+    assert_eq!(
+        l.confirm(&failed, "", &ev, T0 + 4).await.unwrap(),
+        ConfirmOutcome::Duplicate(PaymentState::Failed)
+    );
+    let late_failure = confirmation(reference, "vnpay", "F2", false, 100_000);
+    assert_eq!(
+        l.confirm(&late_failure, "", &ev, T0 + 4).await.unwrap(),
+        ConfirmOutcome::AlreadySettled(PaymentState::Paid)
+    );
+
+    let p = l.get(reference).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.status,
+            p.provider_transaction.as_deref(),
+            p.confirmed_by.as_deref(),
+            p.duplicates,
+            p.settled_at
+        ),
+        (PaymentState::Paid, Some("P1"), Some("vnpay"), 2, Some(T0 + 2))
+    );
+    let stats = q.stats(EVENTS, T0 + 5).await.unwrap();
+    assert_eq!((stats.ready, stats.dead, stats.blocked), (3, 0, 0), "{stats:?}");
+    let events = drain_events(&q, T0 + 5).await;
+    assert_eq!(kinds(&events), ["payment.confirmed", "payment.duplicate", "payment.duplicate"]);
+    assert!(events.iter().all(|(_, okey)| okey == reference), "{events:?}");
+    assert_eq!(q.stats(EVENTS, T0 + 6).await.unwrap().delivered_total, 3);
+    assert!(q.audit_counters(EVENTS).await.unwrap().exact());
+    assert!(l.pending(T0, T0 + 10, 10).await.unwrap().is_empty(), "nothing is pending any more");
+}
+
+/// A reversal undoes only the payment that stands (same route, amount and transaction), once,
+/// with one `payment.reversed` event.
+async fn a_reversal_queues_one_event_and_only_when_it_matches(s: Store) {
+    let (l, q) = (s.ledger(EVENTS), s.queue());
+    let reference = "HCC241126RVRS2345";
+    let event = NewMessage {
+        kind: "payment.reversed".into(),
+        ordering_key: reference.into(),
+        payload: b"{}".to_vec(),
+    };
+    let reversal = |provider: &str, amount: u64, original: Option<&str>| Reversal {
+        reference: reference.into(),
+        provider: provider.into(),
+        key: "R1".into(),
+        amount,
+        original_transaction: original.map(Into::into),
+    };
+    let ok = reversal("bank:devbank", 100_000, Some("B1"));
+    assert_eq!(l.reverse(&ok, &event, T0).await.unwrap(), ReverseOutcome::Unknown);
+    assert!(l.create(&payment(reference, 100_000, T0)).await.unwrap());
+    assert_eq!(l.reverse(&ok, &event, T0 + 1).await.unwrap(), ReverseOutcome::NotPaid);
+    let credit = confirmation(reference, "bank:devbank", "B1", true, 100_000);
+    assert_eq!(
+        l.confirm(&credit, "", &named_events(reference), T0 + 2).await.unwrap(),
+        ConfirmOutcome::Paid
+    );
+    for (mismatch, why) in [
+        (reversal("bank:other", 100_000, Some("B1")), "another route paid it"),
+        (reversal("bank:devbank", 5, Some("B1")), "another amount was paid"),
+        (reversal("bank:devbank", 100_000, Some("B2")), "it names another transaction"),
+    ] {
+        assert_eq!(l.reverse(&mismatch, &event, T0 + 3).await.unwrap(), ReverseOutcome::Mismatch(why));
+    }
+    assert_eq!(l.get(reference).await.unwrap().unwrap().status, PaymentState::Paid);
+    assert_eq!(l.reverse(&ok, &event, T0 + 4).await.unwrap(), ReverseOutcome::Reversed);
+    assert_eq!(l.reverse(&ok, &event, T0 + 5).await.unwrap(), ReverseOutcome::Duplicate);
+    assert_eq!(l.get(reference).await.unwrap().unwrap().status, PaymentState::Reversed);
+    assert_eq!(kinds(&drain_events(&q, T0 + 6).await), ["payment.confirmed", "payment.reversed"]);
+}
+
+/// The payment page is set on a payment that exists, and on nothing else.
+async fn a_payment_url_is_set_only_on_a_payment(s: Store) {
+    let l = s.ledger(EVENTS);
+    l.set_url("HCC241126NONE2345", "https://pay.example/x").await.unwrap();
+    assert!(l.get("HCC241126NONE2345").await.unwrap().is_none(), "no payment appears");
+    assert!(l.create(&payment("HCC241126URLS2345", 100_000, T0)).await.unwrap());
+    l.set_url("HCC241126URLS2345", "https://pay.example/y").await.unwrap();
+    assert_eq!(
+        l.get("HCC241126URLS2345").await.unwrap().unwrap().payment_url,
+        "https://pay.example/y"
+    );
+}
+
+async fn audit_log_keeps_the_newest_lines_newest_first(s: Store) {
+    let log = s.audit_log();
+    assert!(log.read(0, 10).await.unwrap().is_empty());
+    let lines = |r: std::ops::Range<u32>| r.map(|i| format!("{{\"n\":{i}}}")).collect::<Vec<_>>();
+    log.append(&lines(0..3), 5).await.unwrap();
+    log.append(&[], 5).await.unwrap();
+    log.append(&lines(3..7), 5).await.unwrap();
+    let newest_first: Vec<String> = lines(2..7).into_iter().rev().collect();
+    assert_eq!(log.read(0, 10).await.unwrap(), newest_first, "the newest five, newest first");
+    assert_eq!(log.read(1, 2).await.unwrap(), newest_first[1..3]);
+    assert!(log.read(5, 10).await.unwrap().is_empty());
+}
+
+/// A stored value that does not parse is an error, never a default: an amount of `abc` must
+/// not read as a payment of 0 VND, nor a broken attempts count as 0 attempts.
+#[tokio::test]
+async fn corrupt_stored_values_are_errors_on_redis() {
+    let prefix = unique_prefix();
+    let s = redis_at(&prefix);
+    let (l, q) = (s.ledger(EVENTS), s.queue());
+    let reference = "HCC241126CRPT2345";
+    assert!(l.create(&payment(reference, 100_000, T0)).await.unwrap());
+    let id = put(&q, "A", 1, T0).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let payment_key = format!("{prefix}:{{{EVENTS}}}:payment:r:{reference}");
+    let () = redis::cmd("HSET")
+        .arg(&payment_key)
+        .arg("amount")
+        .arg("abc")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(l.get(reference).await, Err(StorageError::Corrupt(_))), "a corrupt amount");
+    let message_key = format!("{prefix}:{{{Q}}}:m:{id}");
+    let () = redis::cmd("HSET")
+        .arg(&message_key)
+        .arg("attempts")
+        .arg("many")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        matches!(q.get(Q, &id).await, Err(StorageError::Corrupt(_))),
+        "a corrupt attempts count"
+    );
+    let stats_key = format!("{prefix}:{{{Q}}}:stats");
+    let () = redis::cmd("HSET")
+        .arg(&stats_key)
+        .arg("blocked")
+        .arg("-x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(q.stats(Q, T0).await, Err(StorageError::Corrupt(_))), "a corrupt counter");
+}
+
+/// The ledger's events share its keys' hash tag: one slot for the script that writes both.
+#[tokio::test]
+async fn the_ledger_and_its_events_queue_share_one_hash_tag() {
+    let prefix = unique_prefix();
+    let s = redis_at(&prefix);
+    let l: PaymentLedger = s.ledger(EVENTS);
+    let reference = "HCC241126SLOT2345";
+    assert!(l.create(&payment(reference, 100_000, T0)).await.unwrap());
+    let paid = confirmation(reference, "vnpay", "S1", true, 100_000);
+    assert_eq!(
+        l.confirm(&paid, "", &named_events(reference), T0 + 1).await.unwrap(),
+        ConfirmOutcome::Paid
+    );
+    let keys = hcc_tests::redis_snapshot(&redis_url(), &prefix).await;
+    let names: Vec<String> = keys.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    assert!(names.len() >= 5, "{names:?}");
+    let tag = format!("{prefix}:{{{EVENTS}}}:");
+    assert!(names.iter().all(|k| k.starts_with(&tag)), "{names:?}");
+    assert!(names.iter().any(|k| k.starts_with(&format!("{tag}payment:r:"))), "{names:?}");
+    assert!(names.iter().any(|k| k.starts_with(&format!("{tag}m:"))), "{names:?}");
 }

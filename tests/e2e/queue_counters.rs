@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_gateway::engine::queue::{Claimed, Enqueued, NewMessage, Queue, RedisQueue, Settlement, now_ms};
+use hcc_gateway::storage::{Claimed, Enqueued, MessageQueue as Queue, NewMessage, Settlement, Store, now_ms};
 use hcc_tests::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -19,7 +19,7 @@ const DEST: &str = "dvcqg";
 const KEEP: u64 = 3600;
 
 fn redis_queue(url: &str, prefix: &str) -> Queue {
-    Queue::Redis(RedisQueue::new(url, 4, prefix).unwrap())
+    Store::redis(url, 4, prefix).unwrap().queue()
 }
 
 async fn put(q: &Queue, key: &str, now: i64) -> String {

@@ -97,9 +97,9 @@ fn r#type(v: &serde_json::Value) -> &str {
 
 #[tokio::test]
 async fn start_up_warns_when_redis_cannot_keep_the_promise() {
-    use hcc_gateway::engine::queue::RedisQueue;
+    use hcc_gateway::storage::RedisStore;
     // The shared test Redis keeps nothing on disk: every warning fires.
-    let loose = RedisQueue::new(&hcc_tests::redis_url(), 2, "warn")
+    let loose = RedisStore::new(&hcc_tests::redis_url(), 2, "warn")
         .unwrap()
         .durability_warnings()
         .await
@@ -107,7 +107,7 @@ async fn start_up_warns_when_redis_cannot_keep_the_promise() {
     assert!(loose.iter().any(|w| w.contains("appendonly")), "{loose:?}");
     // A Redis configured as production should be: no warning.
     let strict = PrivateRedis::start_with(&["--appendfsync", "always"]);
-    let none = RedisQueue::new(&strict.url(), 2, "warn")
+    let none = RedisStore::new(&strict.url(), 2, "warn")
         .unwrap()
         .durability_warnings()
         .await

@@ -16,8 +16,8 @@ use anyhow::Context;
 use clap::Parser;
 use hcc_adapters::Adapter;
 use hcc_gateway::app::{Application, Workers};
-use hcc_gateway::engine::queue::{Enqueued, NewMessage, Queue, RedisQueue, now_ms};
 use hcc_gateway::engine::{EngineBuilder, LaneConfig};
+use hcc_gateway::storage::{Enqueued, MessageQueue, NewMessage, Store, now_ms};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -171,7 +171,7 @@ async fn load(base: &str, n: usize, concurrency: usize, tag: &str) -> anyhow::Re
     Ok((elapsed, lat, ids))
 }
 
-async fn wait_delivered(queue: &Queue, dest: &str, n: u64, limit: Duration) -> anyhow::Result<Duration> {
+async fn wait_delivered(queue: &MessageQueue, dest: &str, n: u64, limit: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let s = queue.stats(dest, now_ms()).await?;
@@ -187,7 +187,7 @@ async fn wait_delivered(queue: &Queue, dest: &str, n: u64, limit: Duration) -> a
 
 type PayloadFn = dyn Fn(usize) -> (String, Vec<u8>) + Send + Sync;
 
-async fn fill(queue: &Queue, dest: &str, kind: &str, n: usize, payload: Arc<PayloadFn>) -> anyhow::Result<()> {
+async fn fill(queue: &MessageQueue, dest: &str, kind: &str, n: usize, payload: Arc<PayloadFn>) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for part in 0..16 {
         let (queue, dest, kind, payload) = (queue.clone(), dest.to_string(), kind.to_string(), payload.clone());
@@ -221,7 +221,11 @@ async fn fill(queue: &Queue, dest: &str, kind: &str, n: usize, payload: Arc<Payl
 }
 
 /// Starts the engine on every destination the settings configure.
-fn engine_for(queue: &Queue, s: &hcc_config::Settings, extra: Option<Arc<dyn Adapter>>) -> anyhow::Result<hcc_gateway::engine::Engine> {
+fn engine_for(
+    queue: &MessageQueue,
+    s: &hcc_config::Settings,
+    extra: Option<Arc<dyn Adapter>>,
+) -> anyhow::Result<hcc_gateway::engine::Engine> {
     let mut adapters = hcc_gateway::app::build_adapters(s)?;
     adapters.extend(extra);
     let mut builder = EngineBuilder::new(queue.clone(), Duration::from_secs(1));
@@ -236,7 +240,7 @@ fn engine_for(queue: &Queue, s: &hcc_config::Settings, extra: Option<Arc<dyn Ada
 /// beside this one (so its own peak memory can be read), otherwise in this process.
 struct Served {
     base: String,
-    queue: Queue,
+    queue: MessageQueue,
     child: Option<std::process::Child>,
     in_process: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
@@ -269,7 +273,7 @@ impl Served {
 }
 
 async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
-    let queue = Queue::Redis(RedisQueue::new(redis, 8, prefix)?);
+    let queue = Store::redis(redis, 8, prefix)?.queue();
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -658,7 +662,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
     let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
     prefixes.push(fresh_prefix());
-    let dq = Queue::Redis(RedisQueue::new(&a.redis, 64, &prefixes[1])?);
+    let dq = Store::redis(&a.redis, 64, &prefixes[1])?.queue();
     fill(
         &dq,
         "centre",
@@ -704,7 +708,7 @@ async fn main() -> anyhow::Result<()> {
         a.backlog
     );
     prefixes.push(fresh_prefix());
-    let bq = Queue::Redis(RedisQueue::new(&a.redis, 64, &prefixes[3])?);
+    let bq = Store::redis(&a.redis, 64, &prefixes[3])?.queue();
     fill(
         &bq,
         "dvcqg",

@@ -1,13 +1,12 @@
-//! The delivery engine: one engine drives every destination. For each destination ("lane") a
-//! claim loop takes due messages from the queue in batches under a lease, hands each to the
-//! destination's adapter, and settles the outcome: delivered, retried later on the backoff
+//! The delivery engine: one engine drives every destination. For each queue ("lane") a claim
+//! loop takes due messages in batches under a lease, hands each to the adapter that delivers
+//! that queue, and settles the outcome: delivered, retried later on the backoff
 //! schedule, or dead-lettered. A reaper returns the leases of lost workers to the queue. The
 //! circuit breaker, the concurrency limit and graceful shutdown live here too, so an adapter
 //! never has to think about any of them.
 
 pub mod breaker;
 pub mod policy;
-pub mod queue;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,8 +21,8 @@ use tokio_util::task::TaskTracker;
 
 use self::breaker::{Breaker, BreakerConfig, BreakerState, Gate};
 use self::policy::{DestinationHealth, RetryPolicy};
-use self::queue::{Claimed, Queue, Settlement, now_ms};
 use crate::redact;
+use crate::storage::{Claimed, MessageQueue, Settlement, now_ms};
 
 /// Longest reason a message keeps for its last error, in characters: a portal's answer may be
 /// long, and the reason is stored, listed and logged with every attempt.
@@ -73,6 +72,8 @@ impl LaneConfig {
 }
 
 struct Lane {
+    /// The queue this lane drains; usually the adapter's destination name, but not always
+    /// (the payment events queue is delivered by the centre's webhook).
     name: String,
     observer: Option<Arc<dyn Observer>>,
     cfg: LaneConfig,
@@ -93,21 +94,28 @@ pub trait Observer: Send + Sync {
     fn attempt(&self, destination: &str, claimed: &Claimed, settlement: &Settlement, elapsed: Duration);
 }
 
-/// What the HTTP side needs of the engine: the queue, the destinations' names, a way to wake a
-/// lane after an enqueue, and the breakers' states. Cheap to clone.
+/// What the HTTP side needs of the engine: the queues, their lanes' names, a way to wake a
+/// lane after an enqueue, and the breakers' states. Cheap to clone. Lanes are named by their
+/// queue; [`EngineHandle::destination_of`] names the adapter that delivers one.
 #[derive(Clone)]
 pub struct EngineHandle {
-    pub queue: Queue,
+    pub queue: MessageQueue,
     lanes: Arc<BTreeMap<String, Arc<Lane>>>,
 }
 
 impl EngineHandle {
+    /// The names of the queues that have a lane.
     pub fn destinations(&self) -> impl Iterator<Item = &str> {
         self.lanes.keys().map(String::as_str)
     }
 
     pub fn has_destination(&self, name: &str) -> bool {
         self.lanes.contains_key(name)
+    }
+
+    /// The destination (adapter) that delivers queue `queue`.
+    pub fn destination_of(&self, queue: &str) -> Option<&str> {
+        self.lanes.get(queue).map(|l| l.adapter.destination())
     }
 
     /// Wakes the destination's claim loop: a message was just enqueued here. Other processes
@@ -133,14 +141,14 @@ impl EngineHandle {
 }
 
 pub struct EngineBuilder {
-    queue: Queue,
+    queue: MessageQueue,
     lanes: BTreeMap<String, Arc<Lane>>,
     reaper_interval: Duration,
     observer: Option<Arc<dyn Observer>>,
 }
 
 impl EngineBuilder {
-    pub fn new(queue: Queue, reaper_interval: Duration) -> Self {
+    pub fn new(queue: MessageQueue, reaper_interval: Duration) -> Self {
         EngineBuilder {
             queue,
             lanes: BTreeMap::new(),
@@ -155,8 +163,16 @@ impl EngineBuilder {
         self
     }
 
-    pub fn destination(mut self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
+    /// A lane for the queue named after the adapter's destination.
+    pub fn destination(self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
         let name = adapter.destination().to_string();
+        self.lane(&name, adapter, cfg)
+    }
+
+    /// A lane that drains queue `queue_name` through `adapter`, whatever the adapter's
+    /// destination is called.
+    pub fn lane(mut self, queue_name: &str, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
+        let name = queue_name.to_string();
         let lane = Lane {
             name: name.clone(),
             observer: self.observer.clone(),
@@ -237,7 +253,7 @@ impl Engine {
     }
 }
 
-async fn claim_loop(queue: Queue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {
+async fn claim_loop(queue: MessageQueue, lane: Arc<Lane>, stop: CancellationToken, hard_stop: CancellationToken, tracker: TaskTracker) {
     let mut error_pause = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
@@ -375,7 +391,14 @@ fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, now: i64) -> 
     }
 }
 
-async fn deliver(queue: Queue, lane: Arc<Lane>, c: Claimed, probe: bool, permit: OwnedSemaphorePermit, hard_stop: CancellationToken) {
+async fn deliver(
+    queue: MessageQueue,
+    lane: Arc<Lane>,
+    c: Claimed,
+    probe: bool,
+    permit: OwnedSemaphorePermit,
+    hard_stop: CancellationToken,
+) {
     let started = Instant::now();
     let delivery = Delivery {
         id: &c.id,

@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::body::JsonBytes;
 use super::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
-use crate::engine::queue::{Enqueued, Idempotency, NewMessage, now_ms};
+use crate::storage::{Enqueued, Idempotency, NewMessage, now_ms};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/dossiers", web::post().to(post_dossier))

@@ -32,8 +32,8 @@ use self::auth::Caller;
 use self::openapi::ApiDocument;
 use self::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
-use crate::engine::queue::MessageRecord;
 use crate::redact::mask_identity_numbers;
+use crate::storage::MessageRecord;
 use crate::timefmt::rfc3339_ms;
 
 /// Registers every route. `extra` lets later areas (dossiers, payments) add theirs.
@@ -321,9 +321,9 @@ pub struct AuditPage {
         (status = 200, description = "A page of the audit log", body = AuditPage),
         (status = 400), (status = 401), (status = 403), (status = 503),
     ))]
-async fn audit(caller: Caller, engine: web::Data<EngineHandle>, page: Page) -> Result<HttpResponse, ApiError> {
+async fn audit(caller: Caller, telemetry: web::Data<crate::observe::Telemetry>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator, Role::Admin])?;
-    let lines = engine.queue.audit_read(page.offset, page.limit).await?;
+    let lines = telemetry.audit_log().read(page.offset, page.limit).await?;
     let entries = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     Ok(HttpResponse::Ok().json(AuditPage { entries }))
 }
@@ -346,7 +346,7 @@ pub struct MessageView {
     #[schema(example = "dvcqg")]
     pub destination: String,
     pub ordering_key: String,
-    pub status: crate::engine::queue::MessageStatus,
+    pub status: crate::storage::MessageStatus,
     pub attempts: u32,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -391,8 +391,10 @@ async fn get_message(caller: Caller, engine: web::Data<EngineHandle>, id: web::P
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(ApiError::NotFound("no message with this id".into()));
     }
-    for dest in engine.destinations() {
-        if let Some(r) = engine.queue.get(dest, &id).await? {
+    for queue in engine.destinations() {
+        if let Some(mut r) = engine.queue.get(queue, &id).await? {
+            // The record knows its queue; the API names who delivers it.
+            r.destination = engine.destination_of(queue).unwrap_or(queue).to_string();
             return Ok(HttpResponse::Ok().json(MessageView::from(r)));
         }
     }

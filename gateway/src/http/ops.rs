@@ -14,8 +14,8 @@ use super::problem::ApiError;
 use super::{MessageView, Page};
 use crate::engine::EngineHandle;
 use crate::engine::breaker::BreakerState;
-use crate::engine::queue::{QueueStats, now_ms};
 use crate::observe::Telemetry;
+use crate::storage::{QueueStats, now_ms};
 
 const READ: &[Role] = &[Role::Operator, Role::Admin];
 const ACT: &[Role] = &[Role::Admin];
@@ -111,7 +111,7 @@ pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiErr
         let stats = engine.queue.stats(name, now).await?;
         out.push(QueueView {
             name: name.to_string(),
-            destination: name.to_string(),
+            destination: engine.destination_of(name).unwrap_or(name).to_string(),
             stats,
             breaker: engine.breaker_state(name),
         });

@@ -27,9 +27,9 @@ use super::auth::Caller;
 use super::body::{JsonBytes, is_xml, read_limited};
 use super::problem::{ApiError, FieldError};
 use super::signatures::SigningState;
-use crate::engine::queue::payments::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
 use crate::payments::{NewPayment, Payer, PaymentError, Payments, Provider};
 use crate::redact::Escaped;
+use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/payments", web::post().to(create))
@@ -360,7 +360,7 @@ async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, 
 #[utoipa::path(get, path = "/v1/payments/{MaThamChieu}", tag = "payments", security(("bearer" = [])),
     params(("MaThamChieu" = String, Path, pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$", description = "The payment's reference")),
     responses(
-        (status = 200, description = "The payment", body = crate::engine::queue::payments::PaymentRecord),
+        (status = 200, description = "The payment", body = crate::storage::ledger::PaymentRecord),
         (status = 401), (status = 403), (status = 404, description = "No payment with this MaThamChieu"),
         (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
     ))]
@@ -494,7 +494,7 @@ async fn vnpay_ipn(req: HttpRequest, p: web::Data<Option<std::sync::Arc<Payments
     }
 }
 
-async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::engine::queue::QueueError> {
+async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::storage::StorageError> {
     let Some(record) = payments.get(&ipn.reference).await? else {
         tracing::warn!(audit = true, provider = "vnpay", reference = %Escaped(&ipn.reference), "IPN for an unknown order refused");
         return Ok(rsp("01", "Order not found"));

@@ -179,12 +179,12 @@ pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: Strin
         .body(serde_json::to_string(&body).unwrap_or_default())
 }
 
-impl From<crate::engine::queue::QueueError> for ApiError {
-    fn from(e: crate::engine::queue::QueueError) -> Self {
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
         tracing::error!(error = %e, "queue backend error");
         match e {
-            crate::engine::queue::QueueError::Unavailable(_) => ApiError::Unavailable,
-            crate::engine::queue::QueueError::Corrupt(_) => ApiError::Internal,
+            crate::storage::StorageError::Unavailable(_) => ApiError::Unavailable,
+            crate::storage::StorageError::Corrupt(_) => ApiError::Internal,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! Payment records, kept in the queue backend beside the centre's webhook queue (same Redis
-//! hash tag), so that confirming a payment and queueing its event for the centre are one
-//! atomic step: two copies of a callback on two gateway processes make one event.
+//! The payment ledger: payment records and the provider transactions applied to them. A ledger
+//! is made with the name of its events queue (`payments`), and its Redis keys share that
+//! queue's hash tag, so that confirming a payment and queueing its event are one atomic step in
+//! one Redis Cluster slot: two copies of a callback on two gateway processes make one event.
+//! The ledger is named after no destination; whoever delivers the events queue (the centre's
+//! webhook) is the engine's business.
 //!
 //! The matching rules, the same in both backends:
 //! - a provider transaction (provider + its transaction id) is applied once; a repeat gets the
@@ -14,9 +17,14 @@
 //!   the same amount, naming the same transaction where it names one; the payment becomes
 //!   `reversed` with one `payment.reversed` event.
 
+pub(super) mod memory;
+pub(super) mod redis;
+
 use serde::Serialize;
 
-use super::{Millis, NewMessage};
+use self::memory::MemoryLedger;
+use self::redis::RedisLedger;
+use super::{Millis, NewMessage, StorageError, Store, dispatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -179,18 +187,50 @@ pub enum ReverseOutcome {
     Mismatch(&'static str),
 }
 
-impl ReverseOutcome {
-    /// The scripts' answers, shared by both backends.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "unknown" => Self::Unknown,
-            "reversed" => Self::Reversed,
-            "duplicate" => Self::Duplicate,
-            "not_paid" => Self::NotPaid,
-            "other_provider" => Self::Mismatch("another route paid it"),
-            "other_amount" => Self::Mismatch("another amount was paid"),
-            "other_transaction" => Self::Mismatch("it names another transaction"),
-            _ => return None,
-        })
+/// The payment ledger. Cheap to clone.
+#[derive(Clone)]
+pub enum PaymentLedger {
+    Redis(RedisLedger),
+    Memory(MemoryLedger),
+}
+
+impl PaymentLedger {
+    /// The ledger whose events go to the queue `events_queue`.
+    pub fn new(store: &Store, events_queue: &str) -> Self {
+        match store {
+            Store::Redis(s) => PaymentLedger::Redis(RedisLedger::new(s.clone(), events_queue)),
+            Store::Memory(s) => PaymentLedger::Memory(MemoryLedger::new(s.clone(), events_queue)),
+        }
+    }
+
+    /// Stores a new pending payment; `false` if the reference exists.
+    pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.create(p).await)
+    }
+
+    /// Sets the payment page of an existing payment; nothing for an unknown reference.
+    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
+        dispatch!(self, PaymentLedger, l => l.set_url(reference, url).await)
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.get(reference).await)
+    }
+
+    /// Applies a confirmation by the matching rules (module docs), atomically with queueing
+    /// the event it calls for. `standing` is the transaction the caller saw standing.
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.confirm(c, standing, ev, now).await)
+    }
+
+    /// Undoes a paid payment (a provider's reversal) when it matches, once per reversal,
+    /// queueing `event`.
+    pub async fn reverse(&self, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.reverse(r, event, now).await)
+    }
+
+    /// References of pending payments created between `from` and `to`, oldest first.
+    pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.pending(from, to, limit).await)
     }
 }

@@ -1,22 +1,19 @@
-//! The embedded, single-process backend. It keeps the Redis backend's semantics exactly (the
-//! conformance suite runs against both), under one mutex. Nothing here survives the process.
+//! The queues of the embedded store. They keep the Redis backend's semantics exactly (the
+//! conformance suite runs against both), under the store's one mutex.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::payments::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
-use super::{
-    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, Millis, NewMessage, QueueError, QueueStats, Settlement,
-};
+use super::{Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, QueueStats, Settlement};
+use crate::storage::{MemoryStore, Millis, StorageError};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryQueue {
-    inner: Arc<Mutex<HashMap<String, State>>>,
-    audit: Arc<Mutex<VecDeque<String>>>,
+    store: MemoryStore,
 }
 
+/// One queue's state.
 #[derive(Default)]
-struct State {
+pub(in crate::storage) struct QueueState {
     msgs: HashMap<String, Msg>,
     keys: HashMap<String, VecDeque<String>>,
     /// (due time, ordering key), plus the reverse map to move an entry.
@@ -26,9 +23,6 @@ struct State {
     dead: BTreeSet<(Millis, String)>,
     idem: HashMap<String, (String, String, Millis)>,
     paused: bool,
-    payments: HashMap<String, PaymentRecord>,
-    /// Applied provider transactions and reversals, with their outcome.
-    payment_tx: HashMap<String, String>,
     accepted: u64,
     delivered_total: u64,
     discarded_total: u64,
@@ -53,7 +47,7 @@ struct Msg {
     expires: Option<Millis>,
 }
 
-impl State {
+impl QueueState {
     fn set_due(&mut self, okey: &str, at: Millis) {
         if let Some(old) = self.due_at.insert(okey.to_string(), at) {
             self.due.remove(&(old, okey.to_string()));
@@ -91,7 +85,9 @@ impl State {
         }
     }
 
-    fn push(&mut self, id: String, msg: NewMessage, now: Millis) {
+    /// Stores a message and puts it in its key's FIFO: enqueue, and the ledger queueing its
+    /// events in the same step (as `lua/lib/push.lua`).
+    pub(in crate::storage) fn push(&mut self, id: String, msg: NewMessage, now: Millis) {
         self.msgs.insert(
             id.clone(),
             Msg {
@@ -122,6 +118,17 @@ impl State {
             self.blocked += 1;
         }
         self.accepted += 1;
+    }
+
+    /// Takes `id` off the dead letters: its message, if it was dead (replay and discard).
+    fn take_dead(&mut self, id: &str) -> Option<&mut Msg> {
+        let died = self.msgs.get(id)?.died?;
+        if !self.dead.remove(&(died, id.to_string())) {
+            return None;
+        }
+        let m = self.msgs.get_mut(id)?;
+        m.died = None;
+        Some(m)
     }
 
     fn purge_expired(&mut self, now: Millis) {
@@ -157,22 +164,15 @@ impl State {
 }
 
 impl MemoryQueue {
-    pub fn new() -> Self {
-        Self::default()
+    pub(super) fn new(store: MemoryStore) -> Self {
+        MemoryQueue { store }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, State>> {
-        // A panic while holding the lock leaves plain data behind, still consistent enough to
-        // serve; refusing all further work would be worse.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn with<T>(&self, queue: &str, f: impl FnOnce(&mut QueueState) -> T) -> T {
+        f(self.store.lock().queues.entry(queue.to_string()).or_default())
     }
 
-    fn with<T>(&self, queue: &str, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut all = self.lock();
-        f(all.entry(queue.to_string()).or_default())
-    }
-
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, StorageError> {
         Ok(self.with(queue, |s| {
             let id = uuid::Uuid::now_v7().to_string();
             if let Some(i) = idem {
@@ -194,7 +194,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, QueueError> {
+    pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, StorageError> {
         Ok(self.with(queue, |s| {
             if s.paused {
                 return Vec::new();
@@ -236,7 +236,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
             let holds = s.leases.contains_key(&c.id) && s.msgs.get(&c.id).is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
             if !holds {
@@ -286,7 +286,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, QueueError> {
+    pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, StorageError> {
         Ok(self.with(queue, |s| {
             s.purge_expired(now);
             let expired: Vec<String> = s
@@ -311,11 +311,11 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, QueueError> {
+    pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, StorageError> {
         Ok(self.with(queue, |s| s.record(queue, id)))
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, QueueError> {
+    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, StorageError> {
         Ok(self.with(queue, |s| {
             s.dead
                 .iter()
@@ -326,21 +326,14 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, QueueError> {
+    pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
-                return false;
-            };
-            if !s.dead.remove(&(died, id.to_string())) {
-                return false;
-            }
-            let Some(m) = s.msgs.get_mut(id) else {
+            let Some(m) = s.take_dead(id) else {
                 return false;
             };
             m.status = MessageStatus::Queued;
             m.attempts = 0;
             m.age_from = now;
-            m.died = None;
             let okey = m.okey.clone();
             s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.set_due(&okey, now);
@@ -348,20 +341,13 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, QueueError> {
+    pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
-            let Some(died) = s.msgs.get(id).and_then(|m| m.died) else {
-                return false;
-            };
-            if !s.dead.remove(&(died, id.to_string())) {
-                return false;
-            }
-            let Some(m) = s.msgs.get_mut(id) else {
+            let Some(m) = s.take_dead(id) else {
                 return false;
             };
             m.status = MessageStatus::Discarded;
             m.payload = None;
-            m.died = None;
             m.expires = Some(now + retention_secs as i64 * 1000);
             let okey = m.okey.clone();
             s.discarded_total += 1;
@@ -371,7 +357,7 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, QueueError> {
+    pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, StorageError> {
         Ok(self.with(queue, |s| {
             let ready_keys = s.due.iter().take_while(|(at, _)| *at <= now).count() as u64;
             let scheduled = s.due.len() as u64 - ready_keys;
@@ -400,7 +386,7 @@ impl MemoryQueue {
     }
 
     /// The counters beside a count from scratch over the dead letters, as Redis's `RECOUNT`.
-    pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, QueueError> {
+    pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, StorageError> {
         Ok(self.with(queue, |s| {
             let dead_msgs = || s.dead.iter().filter_map(|(_, id)| s.msgs.get(id));
             CounterAudit {
@@ -412,144 +398,8 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
+    pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StorageError> {
         self.with(queue, |s| s.paused = paused);
-        Ok(())
-    }
-
-    pub async fn audit_append(&self, lines: &[String], keep: usize) -> Result<(), QueueError> {
-        let mut a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        for l in lines {
-            a.push_front(l.clone());
-        }
-        a.truncate(keep.max(1));
-        Ok(())
-    }
-
-    pub async fn audit_read(&self, offset: usize, limit: usize) -> Result<Vec<String>, QueueError> {
-        let a = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(a.iter().skip(offset).take(limit).cloned().collect())
-    }
-
-    pub async fn payment_create(&self, queue: &str, p: &PaymentRecord) -> Result<bool, QueueError> {
-        Ok(self.with(queue, |s| {
-            if s.payments.contains_key(&p.reference) {
-                return false;
-            }
-            s.payments.insert(p.reference.clone(), p.clone());
-            true
-        }))
-    }
-
-    pub async fn payment_set_url(&self, queue: &str, reference: &str, url: &str) -> Result<(), QueueError> {
-        self.with(queue, |s| {
-            if let Some(p) = s.payments.get_mut(reference) {
-                p.payment_url = url.to_string();
-            }
-        });
-        Ok(())
-    }
-
-    pub async fn payment_get(&self, queue: &str, reference: &str) -> Result<Option<PaymentRecord>, QueueError> {
-        Ok(self.with(queue, |s| s.payments.get(reference).cloned()))
-    }
-
-    pub async fn payment_confirm(
-        &self,
-        queue: &str,
-        c: &Confirmation,
-        standing: &str,
-        events: &PaymentEvents,
-        now: Millis,
-    ) -> Result<ConfirmOutcome, QueueError> {
-        // The same rules as the Redis script PAY_CONFIRM, step for step.
-        let outcome = self.with(queue, |s| {
-            let tx_key = c.transaction_key();
-            let Some(p) = s.payments.get_mut(&c.reference) else {
-                return "unknown".to_string();
-            };
-            if let Some(before) = s.payment_tx.get(&tx_key) {
-                return format!("duplicate:{before}");
-            }
-            if p.status == PaymentState::Paid && c.paid {
-                if p.provider_transaction.as_deref().unwrap_or("") != standing {
-                    return "stale".to_string();
-                }
-                p.duplicates += 1;
-                s.payment_tx.insert(tx_key, "paid_twice".into());
-                s.push(uuid::Uuid::now_v7().to_string(), events.duplicate.clone(), now);
-                return "paid_twice".to_string();
-            }
-            if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
-                return format!("already:{}", p.status.as_str());
-            }
-            let state = if !c.paid {
-                PaymentState::Failed
-            } else if p.amount != c.amount {
-                PaymentState::AmountMismatch
-            } else {
-                PaymentState::Paid
-            };
-            p.status = state;
-            p.provider_transaction = Some(c.transaction.clone());
-            p.provider_time = Some(c.provider_time.clone());
-            p.confirmed_by = Some(c.provider.clone());
-            p.settled_at = Some(now);
-            s.payment_tx.insert(tx_key, state.as_str().to_string());
-            if state == PaymentState::Paid {
-                s.push(uuid::Uuid::now_v7().to_string(), events.confirmed.clone(), now);
-            }
-            state.as_str().to_string()
-        });
-        super::parse_confirm(&outcome)
-    }
-
-    pub async fn payment_reverse(&self, queue: &str, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, QueueError> {
-        // The same rules as the Redis script PAY_REVERSE.
-        let out = self.with(queue, |s| {
-            let key = r.marker();
-            let Some(p) = s.payments.get_mut(&r.reference) else {
-                return "unknown";
-            };
-            if s.payment_tx.contains_key(&key) {
-                return "duplicate";
-            }
-            if p.status != PaymentState::Paid {
-                return "not_paid";
-            }
-            if p.confirmed_by.as_deref() != Some(r.provider.as_str()) {
-                return "other_provider";
-            }
-            if p.amount != r.amount {
-                return "other_amount";
-            }
-            if let Some(t) = &r.original_transaction
-                && p.provider_transaction.as_ref() != Some(t)
-            {
-                return "other_transaction";
-            }
-            p.status = PaymentState::Reversed;
-            s.payment_tx.insert(key, "reversed".into());
-            s.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
-            "reversed"
-        });
-        ReverseOutcome::parse(out).ok_or_else(|| QueueError::Corrupt(format!("payment reversal outcome {out}")))
-    }
-
-    pub async fn payments_pending(&self, queue: &str, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, QueueError> {
-        Ok(self.with(queue, |s| {
-            let mut v: Vec<(Millis, String)> = s
-                .payments
-                .values()
-                .filter(|p| p.status == PaymentState::Pending && p.created_at >= from && p.created_at <= to)
-                .map(|p| (p.created_at, p.reference.clone()))
-                .collect();
-            v.sort();
-            v.into_iter().take(limit).map(|(_, r)| r).collect()
-        }))
-    }
-
-    pub async fn ping(&self) -> Result<(), QueueError> {
         Ok(())
     }
 }

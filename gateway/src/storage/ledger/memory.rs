@@ -1,0 +1,162 @@
+//! The ledger in the embedded store: the same matching rules as the Redis scripts
+//! (`payment_confirm.lua`, `payment_reverse.lua`), step for step, under the store's one mutex,
+//! which also holds the events queue the rules write to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use crate::storage::memory::MemoryState;
+use crate::storage::queue::memory::QueueState;
+use crate::storage::{MemoryStore, Millis, NewMessage, StorageError};
+
+/// One ledger's state.
+#[derive(Default)]
+pub(in crate::storage) struct LedgerState {
+    payments: HashMap<String, PaymentRecord>,
+    /// Applied provider transactions and reversals, by their marker, with what they did.
+    applied: HashMap<String, Applied>,
+}
+
+/// What an applied transaction did: the answer a repeat of it gets.
+#[derive(Clone, Copy)]
+enum Applied {
+    Settled(PaymentState),
+    PaidTwice,
+    Reversed,
+}
+
+#[derive(Clone)]
+pub struct MemoryLedger {
+    store: MemoryStore,
+    events: Arc<str>,
+}
+
+impl MemoryLedger {
+    pub(super) fn new(store: MemoryStore, events_queue: &str) -> Self {
+        MemoryLedger {
+            store,
+            events: events_queue.into(),
+        }
+    }
+
+    /// Runs `f` on the ledger and its events queue, as one step.
+    fn with<T>(&self, f: impl FnOnce(&mut LedgerState, &mut QueueState) -> T) -> T {
+        let mut guard = self.store.lock();
+        let MemoryState { queues, ledgers, .. } = &mut *guard;
+        let ledger = ledgers.entry(self.events.to_string()).or_default();
+        let queue = queues.entry(self.events.to_string()).or_default();
+        f(ledger, queue)
+    }
+
+    pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
+        Ok(self.with(|l, _| {
+            if l.payments.contains_key(&p.reference) {
+                return false;
+            }
+            l.payments.insert(p.reference.clone(), p.clone());
+            true
+        }))
+    }
+
+    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
+        self.with(|l, _| {
+            if let Some(p) = l.payments.get_mut(reference) {
+                p.payment_url = url.to_string();
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {
+        Ok(self.with(|l, _| l.payments.get(reference).cloned()))
+    }
+
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
+        Ok(self.with(|l, q| {
+            let marker = c.transaction_key();
+            let Some(p) = l.payments.get_mut(&c.reference) else {
+                return ConfirmOutcome::Unknown;
+            };
+            match l.applied.get(&marker) {
+                Some(Applied::Settled(s)) => return ConfirmOutcome::Duplicate(*s),
+                Some(Applied::PaidTwice) => return ConfirmOutcome::Duplicate(PaymentState::Paid),
+                // A reversal's marker never equals a confirmation's (`Reversal::marker`).
+                Some(Applied::Reversed) => return ConfirmOutcome::Duplicate(PaymentState::Reversed),
+                None => {}
+            }
+            if p.status == PaymentState::Paid && c.paid {
+                if p.provider_transaction.as_deref().unwrap_or("") != standing {
+                    return ConfirmOutcome::Stale;
+                }
+                p.duplicates += 1;
+                l.applied.insert(marker, Applied::PaidTwice);
+                q.push(uuid::Uuid::now_v7().to_string(), ev.duplicate.clone(), now);
+                return ConfirmOutcome::PaidTwice;
+            }
+            if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
+                return ConfirmOutcome::AlreadySettled(p.status);
+            }
+            let (state, outcome) = if !c.paid {
+                (PaymentState::Failed, ConfirmOutcome::Failed)
+            } else if p.amount != c.amount {
+                (PaymentState::AmountMismatch, ConfirmOutcome::AmountMismatch)
+            } else {
+                (PaymentState::Paid, ConfirmOutcome::Paid)
+            };
+            p.status = state;
+            p.provider_transaction = Some(c.transaction.clone());
+            p.provider_time = Some(c.provider_time.clone());
+            p.confirmed_by = Some(c.provider.clone());
+            p.settled_at = Some(now);
+            l.applied.insert(marker, Applied::Settled(state));
+            if state == PaymentState::Paid {
+                q.push(uuid::Uuid::now_v7().to_string(), ev.confirmed.clone(), now);
+            }
+            outcome
+        }))
+    }
+
+    pub async fn reverse(&self, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, StorageError> {
+        Ok(self.with(|l, q| {
+            let marker = r.marker();
+            let Some(p) = l.payments.get_mut(&r.reference) else {
+                return ReverseOutcome::Unknown;
+            };
+            if l.applied.contains_key(&marker) {
+                return ReverseOutcome::Duplicate;
+            }
+            if p.status != PaymentState::Paid {
+                return ReverseOutcome::NotPaid;
+            }
+            if p.confirmed_by.as_deref() != Some(r.provider.as_str()) {
+                return ReverseOutcome::Mismatch("another route paid it");
+            }
+            if p.amount != r.amount {
+                return ReverseOutcome::Mismatch("another amount was paid");
+            }
+            if let Some(t) = &r.original_transaction
+                && p.provider_transaction.as_ref() != Some(t)
+            {
+                return ReverseOutcome::Mismatch("it names another transaction");
+            }
+            p.status = PaymentState::Reversed;
+            l.applied.insert(marker, Applied::Reversed);
+            q.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
+            ReverseOutcome::Reversed
+        }))
+    }
+
+    pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self.with(|l, _| {
+            let mut v: Vec<(Millis, String)> = l
+                .payments
+                .values()
+                .filter(|p| p.status == PaymentState::Pending && p.created_at >= from && p.created_at <= to)
+                .map(|p| (p.created_at, p.reference.clone()))
+                .collect();
+            v.sort();
+            v.into_iter().take(limit).map(|(_, r)| r).collect()
+        }))
+    }
+}

@@ -1,0 +1,320 @@
+//! The ledger in Redis. Its keys carry the hash tag of its events queue `l` (`payments`), so a
+//! confirmation and the event it queues are one script in one slot. Each script has exactly
+//! one wrapper here; a reply it does not know is `Corrupt`.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `p:{l}:payment:r:<reference>` | hash | a payment record |
+//! | `p:{l}:payment:pending` | zset | reference -> creation time, of pending payments |
+//! | `p:{l}:payment:tx:<kind>:<provider>:<id>` | string | an applied provider transaction (`paid`, `failed`) or reversal (`reversal`), with its outcome |
+//!
+//! `payment:` is a family no queue key begins with (`m:`, `k:`, `due`, …, see `queue::redis`),
+//! and `payment:r:` one no other ledger key begins with, so no reference, whatever its text,
+//! names the pending index, a marker or a message.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use crate::storage::queue::redis::QueueKeys;
+use crate::storage::redis::{corrupt, one_of_two, reply};
+use crate::storage::{Millis, NewMessage, RedisStore, StorageError};
+
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_create.lua")));
+static SET_URL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_url.lua")));
+static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/lib/push.lua"),
+        include_str!("../lua/payment_confirm.lua")
+    ))
+});
+static REVERSE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/lib/push.lua"),
+        include_str!("../lua/payment_reverse.lua")
+    ))
+});
+
+#[derive(Clone)]
+pub struct RedisLedger {
+    store: RedisStore,
+    /// The events queue's keys; the ledger's own are under the same base.
+    events: std::sync::Arc<QueueKeys>,
+}
+
+/// A payment record's key.
+fn record_key(base: &str, reference: &str) -> String {
+    format!("{base}payment:r:{reference}")
+}
+
+/// The index of pending payments (zset: reference -> creation time).
+fn pending_key(base: &str) -> String {
+    format!("{base}payment:pending")
+}
+
+/// An applied provider transaction or reversal; `marker` begins with its kind (`paid:`,
+/// `failed:`, `reversal:`), see [`Confirmation::transaction_key`] and [`Reversal::marker`].
+fn marker_key(base: &str, marker: &str) -> String {
+    format!("{base}payment:tx:{marker}")
+}
+
+/// `payment_confirm.lua`'s answer.
+fn confirm_outcome(s: &str) -> Result<ConfirmOutcome, StorageError> {
+    let unknown = || corrupt(format_args!("payment confirmation reply {s:?}"));
+    let state = |x: &str| PaymentState::parse(x).ok_or_else(unknown);
+    Ok(match s {
+        "unknown" => ConfirmOutcome::Unknown,
+        "paid" => ConfirmOutcome::Paid,
+        "failed" => ConfirmOutcome::Failed,
+        "amount_mismatch" => ConfirmOutcome::AmountMismatch,
+        "paid_twice" => ConfirmOutcome::PaidTwice,
+        "stale" => ConfirmOutcome::Stale,
+        "duplicate:paid_twice" => ConfirmOutcome::Duplicate(PaymentState::Paid),
+        _ => match (s.strip_prefix("duplicate:"), s.strip_prefix("already:")) {
+            (Some(before), _) => ConfirmOutcome::Duplicate(state(before)?),
+            (_, Some(now)) => ConfirmOutcome::AlreadySettled(state(now)?),
+            _ => return Err(unknown()),
+        },
+    })
+}
+
+/// `payment_reverse.lua`'s answer.
+fn reverse_outcome(s: &str) -> Result<ReverseOutcome, StorageError> {
+    Ok(match s {
+        "unknown" => ReverseOutcome::Unknown,
+        "reversed" => ReverseOutcome::Reversed,
+        "duplicate" => ReverseOutcome::Duplicate,
+        "not_paid" => ReverseOutcome::NotPaid,
+        "other_provider" => ReverseOutcome::Mismatch("another route paid it"),
+        "other_amount" => ReverseOutcome::Mismatch("another amount was paid"),
+        "other_transaction" => ReverseOutcome::Mismatch("it names another transaction"),
+        _ => return Err(corrupt(format_args!("payment reversal reply {s:?}"))),
+    })
+}
+
+fn num<T: std::str::FromStr>(v: String, field: &str) -> Result<T, StorageError> {
+    v.parse().map_err(|_| corrupt(format_args!("payment {field} {v:?}")))
+}
+
+/// A payment record from its stored hash: a missing or unparsable field is corrupt, never a
+/// default.
+fn record_from(reference: &str, mut map: HashMap<String, String>) -> Result<PaymentRecord, StorageError> {
+    let mut take = |k: &str| map.remove(k);
+    let required = |v: Option<String>, k: &str| v.ok_or_else(|| corrupt(format_args!("payment {k} missing")));
+    let status = required(take("state"), "state")?;
+    Ok(PaymentRecord {
+        reference: reference.to_string(),
+        ma_ho_so: required(take("mahoso"), "mahoso")?,
+        amount: num(required(take("amount"), "amount")?, "amount")?,
+        provider: required(take("provider"), "provider")?,
+        status: PaymentState::parse(&status).ok_or_else(|| corrupt(format_args!("payment state {status:?}")))?,
+        payment_url: required(take("url"), "url")?,
+        agency: required(take("agency"), "agency")?,
+        fees_json: required(take("fees"), "fees")?,
+        created_at: num(required(take("created"), "created")?, "created")?,
+        provider_created: required(take("pcreated"), "pcreated")?,
+        provider_transaction: take("txn"),
+        provider_time: take("ptime"),
+        confirmed_by: take("by"),
+        settled_at: take("settled").map(|v| num(v, "settled")).transpose()?,
+        // Written by the first duplicate only: absent is none.
+        duplicates: take("duplicates").map_or(Ok(0), |v| num(v, "duplicates"))?,
+    })
+}
+
+impl RedisLedger {
+    pub(super) fn new(store: RedisStore, events_queue: &str) -> Self {
+        let events = std::sync::Arc::new(QueueKeys::new(&store, events_queue));
+        RedisLedger { store, events }
+    }
+
+    fn base(&self) -> &str {
+        &self.events.base
+    }
+
+    /// `payment_create.lua`.
+    pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
+        let mut inv = CREATE.key(record_key(self.base(), &p.reference));
+        inv.key(pending_key(self.base()))
+            .arg(&p.reference)
+            .arg(&p.ma_ho_so)
+            .arg(p.amount)
+            .arg(&p.provider)
+            .arg(&p.agency)
+            .arg(&p.fees_json)
+            .arg(&p.payment_url)
+            .arg(p.created_at)
+            .arg(&p.provider_created);
+        one_of_two(&self.store.run(&inv).await?, "payment creation reply", "created", "exists")
+    }
+
+    /// `payment_set_url.lua`.
+    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
+        let mut inv = SET_URL.key(record_key(self.base(), reference));
+        inv.arg(url);
+        let answer: String = reply(&self.store.run(&inv).await?, "payment URL reply")?;
+        match answer.as_str() {
+            "set" | "unknown" => Ok(()),
+            other => Err(corrupt(format_args!("payment URL reply {other:?}"))),
+        }
+    }
+
+    pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {
+        let map: HashMap<String, String> = self
+            .store
+            .cmd(redis::cmd("HGETALL").arg(record_key(self.base(), reference)))
+            .await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        record_from(reference, map).map(Some)
+    }
+
+    /// `payment_confirm.lua`; `standing` is the transaction the caller saw standing, `ev`
+    /// the confirmed and the duplicate event, one of which may be queued.
+    pub async fn confirm(&self, c: &Confirmation, standing: &str, ev: &PaymentEvents, now: Millis) -> Result<ConfirmOutcome, StorageError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let q = &self.events;
+        let mut inv = CONFIRM.key(record_key(self.base(), &c.reference));
+        inv.key(marker_key(self.base(), &c.transaction_key()))
+            .key(pending_key(self.base()))
+            .key(q.message(&id))
+            .key(q.ordering_key(&ev.ordering_key))
+            .key(q.named("due"))
+            .key(q.named("stats"))
+            .arg(&c.reference)
+            .arg(&c.transaction)
+            .arg(c.amount)
+            .arg(if c.paid { "1" } else { "0" })
+            .arg(&c.provider_time)
+            .arg(now)
+            .arg(&id)
+            .arg(&ev.ordering_key)
+            .arg(&c.provider)
+            .arg(standing)
+            .arg(&ev.confirmed.kind)
+            .arg(&ev.confirmed.payload)
+            .arg(&ev.duplicate.kind)
+            .arg(&ev.duplicate.payload);
+        let answer: String = reply(&self.store.run(&inv).await?, "payment confirmation reply")?;
+        confirm_outcome(&answer)
+    }
+
+    /// `payment_reverse.lua`.
+    pub async fn reverse(&self, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, StorageError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let q = &self.events;
+        let mut inv = REVERSE.key(record_key(self.base(), &r.reference));
+        inv.key(marker_key(self.base(), &r.marker()))
+            .key(q.message(&id))
+            .key(q.ordering_key(&event.ordering_key))
+            .key(q.named("due"))
+            .key(q.named("stats"))
+            .arg(&r.reference)
+            .arg(&r.provider)
+            .arg(r.amount)
+            .arg(r.original_transaction.as_deref().unwrap_or(""))
+            .arg(now)
+            .arg(&id)
+            .arg(&event.ordering_key)
+            .arg(&event.kind)
+            .arg(&event.payload);
+        let answer: String = reply(&self.store.run(&inv).await?, "payment reversal reply")?;
+        reverse_outcome(&answer)
+    }
+
+    pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        self.store
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(pending_key(self.base()))
+                    .arg(from)
+                    .arg(to)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit),
+            )
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_reference_names_another_key() {
+        let base = "p:{payments}:";
+        let fixed = ["due", "lease", "dead", "paused", "stats"].map(|k| format!("{base}{k}"));
+        for reference in ["pending", "", ":pending", "../pending", "tx:paid:vnpay:1", "r:pending", "stats"] {
+            let key = record_key(base, reference);
+            assert_ne!(key, pending_key(base), "{reference:?}");
+            assert!(!fixed.contains(&key), "{reference:?}");
+            assert!(!key.starts_with(&format!("{base}payment:tx:")), "{reference:?}");
+            assert!(!key.starts_with(&format!("{base}m:")) && !key.starts_with(&format!("{base}k:")));
+        }
+        assert!(!pending_key(base).starts_with(&format!("{base}payment:r:")));
+        assert!(!pending_key(base).starts_with(&format!("{base}payment:tx:")));
+    }
+
+    #[test]
+    fn replies_the_wrappers_do_not_know_are_corrupt() {
+        assert_eq!(
+            confirm_outcome("duplicate:paid_twice").ok(),
+            Some(ConfirmOutcome::Duplicate(PaymentState::Paid))
+        );
+        assert_eq!(
+            confirm_outcome("already:reversed").ok(),
+            Some(ConfirmOutcome::AlreadySettled(PaymentState::Reversed))
+        );
+        for bad in ["", "PAID", "duplicate:", "already:nonsense", "paid ", "1"] {
+            assert!(matches!(confirm_outcome(bad), Err(StorageError::Corrupt(_))), "{bad:?}");
+        }
+        assert!(matches!(reverse_outcome("reversed"), Ok(ReverseOutcome::Reversed)));
+        assert!(matches!(reverse_outcome("0"), Err(StorageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn corrupt_stored_fields_are_errors_not_zero() {
+        let good = || -> HashMap<String, String> {
+            [
+                ("state", "pending"),
+                ("mahoso", "000.00.00.H00-241126-0001"),
+                ("amount", "100000"),
+                ("provider", "vnpay"),
+                ("url", ""),
+                ("agency", "000.00.00.H00"),
+                ("fees", "[]"),
+                ("created", "1732600000000"),
+                ("pcreated", "20241126120000"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        let r = record_from("R", good()).expect("a whole record");
+        assert_eq!(
+            (r.amount, r.created_at, r.duplicates, r.settled_at),
+            (100_000, 1_732_600_000_000, 0, None)
+        );
+        for (field, value) in [
+            ("amount", "abc"),
+            ("amount", "-1"),
+            ("amount", ""),
+            ("created", "yesterday"),
+            ("duplicates", "x"),
+            ("settled", "soon"),
+            ("state", "lost"),
+        ] {
+            let mut m = good();
+            m.insert(field.into(), value.into());
+            assert!(matches!(record_from("R", m), Err(StorageError::Corrupt(_))), "{field}={value:?}");
+        }
+        let mut m = good();
+        m.remove("amount");
+        assert!(matches!(record_from("R", m), Err(StorageError::Corrupt(_))), "missing amount");
+    }
+}

@@ -1,0 +1,48 @@
+-- payment_confirm: applies a provider's confirmation by the matching rules of storage/ledger,
+-- atomically with queueing the event it calls for. (Concatenated after lib/push.lua.)
+-- The ledger `l` and its events queue share one hash tag, so all keys are in one slot.
+-- KEYS[1] payment hash         p:{l}:payment:r:<reference>
+-- KEYS[2] transaction marker   p:{l}:payment:tx:<paid|failed>:<provider>:<transaction>
+-- KEYS[3] pending zset         p:{l}:payment:pending
+-- KEYS[4] event message hash   p:{l}:m:<id>
+-- KEYS[5] event key list       p:{l}:k:<okey>
+-- KEYS[6] events due zset      p:{l}:due
+-- KEYS[7] events counters hash p:{l}:stats
+-- ARGV[1] reference
+-- ARGV[2] provider transaction id
+-- ARGV[3] amount (VND)
+-- ARGV[4] '1' when the provider says paid, '0' when it says failed
+-- ARGV[5] provider time
+-- ARGV[6] now (Unix ms)
+-- ARGV[7] event message id
+-- ARGV[8] event ordering key
+-- ARGV[9] confirming route (provider)
+-- ARGV[10] the transaction the caller saw standing ('' for none)
+-- ARGV[11] payment.confirmed event kind,  ARGV[12] its payload
+-- ARGV[13] payment.duplicate event kind,  ARGV[14] its payload
+-- Returns 'unknown' | 'stale' | 'paid' | 'failed' | 'amount_mismatch' | 'paid_twice'
+--   | 'duplicate:<earlier answer>' | 'already:<state>'.
+-- 'stale': another transaction paid it since the caller read it; the caller reads again, so
+-- that a payment.duplicate event always names the transaction that stands.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+local before = redis.call('GET', KEYS[2])
+if before then return 'duplicate:' .. before end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'paid' and ARGV[4] == '1' then
+  if (redis.call('HGET', KEYS[1], 'txn') or '') ~= ARGV[10] then return 'stale' end
+  redis.call('SET', KEYS[2], 'paid_twice')
+  redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[13], ARGV[8], ARGV[14], ARGV[6])
+  return 'paid_twice'
+end
+if state ~= 'pending' and not (state == 'failed' and ARGV[4] == '1') then return 'already:' .. (state or '') end
+local outcome = 'paid'
+if ARGV[4] ~= '1' then outcome = 'failed'
+elseif redis.call('HGET', KEYS[1], 'amount') ~= ARGV[3] then outcome = 'amount_mismatch' end
+redis.call('SET', KEYS[2], outcome)
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6], 'by', ARGV[9])
+if outcome == 'paid' then
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[11], ARGV[8], ARGV[12], ARGV[6])
+end
+return outcome

@@ -1,0 +1,18 @@
+-- payment_create: stores a new pending payment unless its reference exists.
+-- KEYS[1] payment hash  p:{l}:payment:r:<reference>
+-- KEYS[2] pending zset  p:{l}:payment:pending
+-- ARGV[1] reference
+-- ARGV[2] MaHoSo
+-- ARGV[3] amount (VND)
+-- ARGV[4] provider
+-- ARGV[5] agency (MaDonVi)
+-- ARGV[6] fee lines (JSON)
+-- ARGV[7] payment URL
+-- ARGV[8] now (Unix ms)
+-- ARGV[9] the creation time told to the provider
+-- Returns 'created' | 'exists'.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'agency', ARGV[5],
+  'fees', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8], 'pcreated', ARGV[9])
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+return 'created'

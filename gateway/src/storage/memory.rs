@@ -1,0 +1,32 @@
+//! The embedded, single-process store: the state of every queue, ledger and the audit log
+//! under one mutex, so that a ledger step and the event it queues are one atomic step, as
+//! they are in one Redis script. Nothing here survives the process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::ledger::memory::LedgerState;
+use super::queue::memory::QueueState;
+
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryState>>,
+}
+
+#[derive(Default)]
+pub(super) struct MemoryState {
+    /// By queue name.
+    pub queues: HashMap<String, QueueState>,
+    /// By the name of the ledger's events queue.
+    pub ledgers: HashMap<String, LedgerState>,
+    /// Newest first.
+    pub audit: VecDeque<String>,
+}
+
+impl MemoryStore {
+    pub(super) fn lock(&self) -> MutexGuard<'_, MemoryState> {
+        // A panic while holding the lock leaves plain data behind, still consistent enough to
+        // serve; refusing all further work would be worse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
