@@ -107,7 +107,12 @@ pub fn load(source: &Source) -> Result<Settings, ConfigError> {
     // Sections the core does not type are kept raw for the destination or payment provider that
     // owns them (`Section::parse`); which of them are claimed is the registry's to say.
     let mut sections = BTreeMap::new();
-    for name in table.keys().filter(|k| !CORE_SECTIONS.contains(&k.as_str())).cloned().collect::<Vec<_>>() {
+    for name in table
+        .keys()
+        .filter(|k| !CORE_SECTIONS.contains(&k.as_str()))
+        .cloned()
+        .collect::<Vec<_>>()
+    {
         if let Some(value) = table.remove(&name) {
             sections.insert(name.clone(), Section { name, value });
         }
