@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::{
-    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, Payer, PaymentOrder, PaymentProvider, PendingPayment,
-    PROVIDERS, ProviderKind, ReversalNotice, Settlement, State, is_reference, new_reference, vn_timestamp,
+    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
+    PendingPayment, ProviderKind, ReversalNotice, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
@@ -558,3 +558,87 @@ pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: Can
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::queue::MemoryQueue;
+
+    async fn ledger_with(amount: u64) -> (Payments, String) {
+        let queue = Queue::Memory(MemoryQueue::new());
+        let payments = Payments {
+            queue: queue.clone(),
+            providers: HashMap::new(),
+            agencies: vec![],
+            telemetry: Telemetry::start(queue.clone()),
+        };
+        let now = now_ms();
+        let reference = new_reference(now / 1000);
+        let record = PaymentRecord {
+            reference: reference.clone(),
+            ma_ho_so: "000.00.22.H46-241126-0001".into(),
+            amount,
+            provider: "test".into(),
+            status: PaymentState::Pending,
+            payment_url: String::new(),
+            agency: "000.00.22.H46".into(),
+            fees_json: "[]".into(),
+            created_at: now,
+            provider_created: vn_timestamp(now / 1000),
+            provider_transaction: None,
+            provider_time: None,
+            confirmed_by: None,
+            settled_at: None,
+            duplicates: 0,
+        };
+        assert!(queue.payment_create(EVENTS_QUEUE, &record).await.expect("stored"));
+        // The same reference twice is refused by the store, which `create` turns into an error.
+        assert!(!queue.payment_create(EVENTS_QUEUE, &record).await.expect("answered"));
+        (payments, reference)
+    }
+
+    fn settled(reference: &str, amount: u64, paid: bool, amounts: AmountRule) -> Notice {
+        Notice::Settled(Settlement {
+            reference: reference.into(),
+            source: "test".into(),
+            transaction: format!("T-{amount}-{paid}"),
+            amount,
+            paid,
+            time: String::new(),
+            amounts,
+        })
+    }
+
+    async fn status(p: &Payments, reference: &str) -> PaymentState {
+        p.get(reference).await.expect("read").expect("stored").status
+    }
+
+    #[tokio::test]
+    async fn an_order_first_notice_for_another_amount_changes_nothing_unless_it_says_paid() {
+        let (p, r) = ledger_with(100_000).await;
+        let failed = settled(&r, 90_000, false, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&failed).await.expect("applied"), Applied::OrderAmountDiffers);
+        assert_eq!(status(&p, &r).await, PaymentState::Pending, "a failure for another amount is not ours");
+        let undecided = Notice::Undecided {
+            reference: r.clone(),
+            amount: 100_000,
+        };
+        assert_eq!(p.apply(&undecided).await.expect("applied"), Applied::NotFinal);
+        let paid = settled(&r, 90_000, true, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&paid).await.expect("applied"), Applied::OrderAmountDiffers);
+        assert_eq!(status(&p, &r).await, PaymentState::AmountMismatch, "money that arrived is recorded for a person");
+    }
+
+    #[tokio::test]
+    async fn the_ledger_rule_records_a_failure_whatever_its_amount_and_pays_once() {
+        let (p, r) = ledger_with(100_000).await;
+        assert_eq!(
+            p.apply(&settled(&r, 1, false, AmountRule::Ledger)).await.expect("applied"),
+            Applied::Failed
+        );
+        let paid = settled(&r, 100_000, true, AmountRule::Ledger);
+        assert_eq!(p.apply(&paid).await.expect("applied"), Applied::Paid, "a failed payment may still be paid");
+        assert_eq!(p.apply(&paid).await.expect("applied"), Applied::Duplicate(State::Paid));
+        let unknown = settled("HCC241126ABCDEFGH", 100_000, true, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&unknown).await.expect("applied"), Applied::Unknown);
+    }
+}

@@ -751,7 +751,10 @@ impl PaymentProvider for Banks {
             match check_root(&body) {
                 Ok(()) => {}
                 Err(e @ (RootError::NotXml | RootError::Doctype)) => {
-                    return Err(Refused::new(Reply::Problem(CallbackProblem::Malformed(e.to_string())), e.to_string()));
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::Malformed(e.to_string())),
+                        e.to_string(),
+                    ));
                 }
                 Err(e @ RootError::NotCamt054) => return Err(invalid(e.to_string())),
             }
@@ -783,10 +786,16 @@ impl PaymentProvider for Banks {
                 Err(DsigError::Xml(
                     e @ (XmlError::Doctype | XmlError::Malformed(_) | XmlError::NotUtf8 | XmlError::UnknownEntity(_) | XmlError::TooDeep),
                 )) => {
-                    return Err(Refused::new(Reply::Problem(CallbackProblem::Malformed(e.to_string())), e.to_string()));
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::Malformed(e.to_string())),
+                        e.to_string(),
+                    ));
                 }
                 Err(DsigError::Xml(XmlError::TooLarge(n))) => {
-                    return Err(Refused::new(Reply::Problem(CallbackProblem::TooLarge(n)), "the document is too large"));
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::TooLarge(n)),
+                        "the document is too large",
+                    ));
                 }
                 Err(e) => {
                     return Err(Refused::new(

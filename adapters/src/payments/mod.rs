@@ -1,8 +1,8 @@
 //! The payment providers' protocols (`docs/paygov.md`, `docs/vnpay.md`, `docs/bank-xml.md`):
-//! the national payment platform (PayGov), VNPAY, and banks' ISO 20022 camt.054 notifications. Each module builds and checks
-//! its provider's messages, owns its settings section and implements [`PaymentProvider`]; what a
-//! confirmation does to a payment is decided in one place in the gateway, the same for every
-//! route and for reconciliation.
+//! the national payment platform (PayGov), VNPAY, and banks' ISO 20022 camt.054 notifications.
+//! Each module builds and checks its provider's messages, owns its settings section and
+//! implements [`PaymentProvider`]; what a notice does to a payment is decided in one place in
+//! the gateway, the same for every route and for reconciliation.
 //!
 //! A provider speaks to the gateway in [`Notice`]s (paid, failed, undecided, reversal) and hears
 //! back what the gateway's matching rules made of each ([`Applied`]). It never sees the store,

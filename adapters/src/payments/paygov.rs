@@ -633,7 +633,8 @@ impl PaymentProvider for Paygov {
                 amounts: AmountRule::Ledger,
             });
             let answer = move |outcomes: Result<&[Applied], StoreFailed>| {
-                let answer = |code: &str, description: &str| Reply::Json(reply(code, description, &partner, &c.reference, &c.time, &c.checksum));
+                let answer =
+                    |code: &str, description: &str| Reply::Json(reply(code, description, &partner, &c.reference, &c.time, &c.checksum));
                 // The platform hears "not taken" and sends again; nothing was recorded.
                 let Ok([outcome]) = outcomes else {
                     return answer("99", "Lỗi hệ thống, vui lòng gửi lại");
@@ -1011,7 +1012,11 @@ mod tests {
         assert_eq!(keys(ON, true, 1), vec!["paygov.secret"]);
         assert_eq!(keys(&format!("{ON}secret = \" \"\n"), true, 1), vec!["paygov.secret"]);
         assert_eq!(keys(&format!("{ON}secret = \"s3cret\"\n"), true, 1), Vec::<String>::new());
-        assert_eq!(keys(ON, false, 1), Vec::<String>::new(), "outside production an empty secret is allowed");
+        assert_eq!(
+            keys(ON, false, 1),
+            Vec::<String>::new(),
+            "outside production an empty secret is allowed"
+        );
         assert_eq!(keys("secret = \"\"\n", true, 0), Vec::<String>::new(), "off: nothing to forge");
     }
 
@@ -1024,7 +1029,13 @@ mod tests {
         );
         assert_eq!(
             k,
-            vec!["paygov.init_url", "paygov.query_url", "paygov.bank_code", "paygov.server_ip", "agencies"]
+            vec![
+                "paygov.init_url",
+                "paygov.query_url",
+                "paygov.bank_code",
+                "paygov.server_ip",
+                "agencies"
+            ]
         );
         // A URL is checked even while PayGov is off.
         assert_eq!(keys("query_url = \"nowhere\"\n", false, 0), vec!["paygov.query_url"]);
@@ -1040,7 +1051,11 @@ mod tests {
             trust_ca_dir: "",
             agencies: 1,
         };
-        assert!((KIND.build)(Some(&section("partner_code = \"P\"\n")), &ctx).expect("valid").is_none());
+        assert!(
+            (KIND.build)(Some(&section("partner_code = \"P\"\n")), &ctx)
+                .expect("valid")
+                .is_none()
+        );
         assert!((KIND.build)(None, &ctx).expect("valid").is_none());
         let built = (KIND.build)(Some(&section(ON)), &ctx).expect("valid").expect("on");
         assert_eq!(built.id(), "paygov");

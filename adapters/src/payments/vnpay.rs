@@ -1390,7 +1390,10 @@ mod tests {
     #[test]
     fn production_refuses_an_empty_hash_secret_only_while_vnpay_is_on() {
         assert_eq!(build(ON, true).err(), Some(vec!["vnpay.hash_secret".to_string()]));
-        assert_eq!(build(&format!("{ON}hash_secret = \"\\t\"\n"), true).err(), Some(vec!["vnpay.hash_secret".to_string()]));
+        assert_eq!(
+            build(&format!("{ON}hash_secret = \"\\t\"\n"), true).err(),
+            Some(vec!["vnpay.hash_secret".to_string()])
+        );
         assert!(build(&format!("{ON}hash_secret = \"{SECRET}\"\n"), true).is_ok());
         assert!(build(ON, false).is_ok());
         assert!(matches!(build("hash_secret = \"\"\n", true), Ok(None)), "off: nothing to forge");
@@ -1399,7 +1402,11 @@ mod tests {
     #[test]
     fn settings_are_checked_by_key() {
         assert_eq!(
-            build(&format!("{ON}expire_minutes = 0\napi_url = \"https://v/api\"\nserver_ip = \"here\"\n"), false).err(),
+            build(
+                &format!("{ON}expire_minutes = 0\napi_url = \"https://v/api\"\nserver_ip = \"here\"\n"),
+                false
+            )
+            .err(),
             Some(vec!["vnpay.expire_minutes".to_string(), "vnpay.server_ip".to_string()])
         );
         assert_eq!(
@@ -1418,15 +1425,23 @@ mod tests {
     fn vnpay_reconciles_only_with_a_merchant_api() {
         let without = build(ON, false).expect("valid").expect("on");
         assert!(without.creator().is_some() && without.reconciler().is_none());
-        let with = build(&format!("{ON}api_url = \"https://v/api\"\nserver_ip = \"203.0.113.10\"\nreconcile_interval_secs = 7\n"), false)
-            .expect("valid")
-            .expect("on");
-        assert_eq!(with.reconciler().map(|r| r.schedule().every), Some(std::time::Duration::from_secs(7)));
+        let with = build(
+            &format!("{ON}api_url = \"https://v/api\"\nserver_ip = \"203.0.113.10\"\nreconcile_interval_secs = 7\n"),
+            false,
+        )
+        .expect("valid")
+        .expect("on");
+        assert_eq!(
+            with.reconciler().map(|r| r.schedule().every),
+            Some(std::time::Duration::from_secs(7))
+        );
     }
 
     #[tokio::test]
     async fn a_forged_ipn_is_refused_with_rsp_code_97_and_nothing_to_apply() {
-        let vnpay = build(&format!("{ON}hash_secret = \"{SECRET}\"\n"), false).expect("valid").expect("on");
+        let vnpay = build(&format!("{ON}hash_secret = \"{SECRET}\"\n"), false)
+            .expect("valid")
+            .expect("on");
         let head = CallbackHead {
             route: "/v1/callbacks/vnpay/ipn",
             params: vec![],

@@ -8,7 +8,8 @@
 //! path or a callback reaches the store's key space unless it is a reference the gateway could
 //! have made. A provider refuses what is cheap to refuse first: `admit` before the body is read
 //! (which caller, which content type), then the body's size here, then its own checks (the
-//! banks' camt.054 root element and per-bank verification permits) before any costly work.
+//! root-element scan and per-caller verification permits of a signed notification) before any
+//! costly work.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -236,11 +237,7 @@ async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonB
     }
 }
 
-async fn get(
-    caller: Caller,
-    p: web::Data<Option<Arc<Payments>>>,
-    reference: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let payments = payments(&p)?;
     // A malformed reference names no payment: the same 404 as an unknown one, answered without
@@ -374,7 +371,14 @@ mod tests {
         for kind in PROVIDERS {
             for route in kind.routes {
                 let documented = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
-                assert_eq!(documented, &route.operation(), "{} {} ({})", route.method.as_str(), route.path, kind.id);
+                assert_eq!(
+                    documented,
+                    &route.operation(),
+                    "{} {} ({})",
+                    route.method.as_str(),
+                    route.path,
+                    kind.id
+                );
             }
         }
     }
