@@ -669,6 +669,9 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
             .parse()
             .map_err(|_| vec![problem("vnpay.server_ip", "is not an IP address")])?;
         Some(Querydr {
+            tmn_code: s.tmn_code.clone(),
+            hash_secret: s.hash_secret.clone(),
+            api_url: s.api_url.clone(),
             server_ip,
             schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs),
             client: provider_client("vnpay.api_url", QUERY_TIMEOUT)?,
@@ -684,7 +687,11 @@ pub struct Vnpay {
     querydr: Option<Querydr>,
 }
 
+/// VNPAY's merchant API, for reconciliation.
 struct Querydr {
+    tmn_code: String,
+    hash_secret: Secret,
+    api_url: String,
     server_ip: IpAddr,
     schedule: Schedule,
     client: reqwest::Client,
@@ -694,27 +701,26 @@ fn rsp(code: &str, message: &str) -> Reply {
     Reply::Json(json!({"RspCode": code, "Message": message}))
 }
 
-impl Vnpay {
+impl Querydr {
     /// `querydr` for one payment, with the `vnp_CreateDate` of its payment URL. The answer's
     /// signature is checked before anything in it is believed; only a paid answer or a
     /// definite failure says anything.
-    async fn query_one(&self, q: &Querydr, payment: &PendingPayment) -> Option<Notice> {
-        let s = &self.settings;
+    async fn query_one(&self, payment: &PendingPayment) -> Option<Notice> {
         let now = super::unix_now();
         let body = querydr_request(
             &QueryDrRequest {
-                tmn_code: &s.tmn_code,
+                tmn_code: &self.tmn_code,
                 txn_ref: &payment.reference,
                 order_info: &format!("Truy van giao dich {}", payment.reference),
                 transaction_date: &payment.provider_created,
                 now,
-                server_ip: q.server_ip,
+                server_ip: self.server_ip,
                 request_id: None,
             },
-            s.hash_secret.expose(),
+            self.hash_secret.expose(),
         )
         .ok()?;
-        let answer = match q.client.post(&s.api_url).json(&body).send().await {
+        let answer = match self.client.post(&self.api_url).json(&body).send().await {
             // Only a 2xx answer is read: a redirect or an error page says nothing.
             Ok(r) if r.status().is_success() => r.json::<Value>().await.ok()?,
             Ok(r) => {
@@ -737,7 +743,7 @@ impl Vnpay {
                 amounts: AmountRule::Ledger,
             }))
         };
-        match parse_querydr_answer(&answer, &payment.reference, &s.tmn_code, s.hash_secret.expose()) {
+        match parse_querydr_answer(&answer, &payment.reference, &self.tmn_code, self.hash_secret.expose()) {
             Ok(QueryDr::Paid {
                 amount_vnd,
                 transaction,
@@ -772,7 +778,7 @@ impl PaymentProvider for Vnpay {
     }
 
     fn reconciler(&self) -> Option<&dyn Reconciler> {
-        self.querydr.as_ref().map(|_| self as &dyn Reconciler)
+        self.querydr.as_ref().map(|q| q as &dyn Reconciler)
     }
 
     /// VNPAY's order of checks: signature (over exactly the parameters read; a repeated key is
@@ -859,16 +865,13 @@ impl PaymentCreator for Vnpay {
     }
 }
 
-impl Reconciler for Vnpay {
+impl Reconciler for Querydr {
     fn schedule(&self) -> Schedule {
-        self.querydr.as_ref().map_or(Schedule::from_secs(0, 0, 0), |q| q.schedule)
+        self.schedule
     }
 
     fn query<'a>(&'a self, payment: &'a PendingPayment) -> BoxFuture<'a, Option<Notice>> {
-        Box::pin(async move {
-            let q = self.querydr.as_ref()?;
-            self.query_one(q, payment).await
-        })
+        Box::pin(self.query_one(payment))
     }
 }
 
