@@ -23,12 +23,6 @@ pub struct Settings {
     pub destinations: BTreeMap<String, DestinationOverrides>,
     #[serde(default)]
     pub dvcqg: DvcqgSettings,
-    #[serde(default)]
-    pub paygov: PaygovSettings,
-    #[serde(default)]
-    pub vnpay: VnpaySettings,
-    #[serde(default)]
-    pub banks: BTreeMap<String, BankSettings>,
     /// Receiving agencies and their beneficiary accounts, for PayGov receipts.
     #[serde(default)]
     pub agencies: BTreeMap<String, AgencySettings>,
@@ -234,74 +228,6 @@ defaults!(DvcqgSettings {
     dstcode: String::new(),
 });
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PaygovSettings {
-    pub base_url: String,
-    /// INIT and QUERY endpoints; each defaults to `base_url` when empty.
-    pub init_url: String,
-    pub query_url: String,
-    /// Sent as `Authorization: Bearer` when non-empty.
-    pub bearer_token: Secret,
-    /// `MaNganHang` in INIT (never empty on the wire).
-    pub bank_code: String,
-    /// `Ip` in INIT: this server's own address as the platform knows it.
-    pub server_ip: String,
-    pub partner_code: String,
-    pub secret: Secret,
-    /// The whole deadline of a synchronous INIT, retries included.
-    pub init_deadline_ms: u64,
-    /// Reconciliation: how often, and which pending payments (by age) are queried.
-    pub reconcile_interval_secs: u64,
-    pub reconcile_min_age_secs: u64,
-    pub reconcile_max_age_secs: u64,
-}
-defaults!(PaygovSettings {
-    base_url: String::new(),
-    init_url: String::new(),
-    query_url: String::new(),
-    bearer_token: Secret::default(),
-    bank_code: "PAYMENT".into(),
-    server_ip: String::new(),
-    partner_code: String::new(),
-    secret: Secret::default(),
-    init_deadline_ms: 8_000,
-    reconcile_interval_secs: 300,
-    reconcile_min_age_secs: 1_800,
-    reconcile_max_age_secs: 3 * 86_400,
-});
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VnpaySettings {
-    pub tmn_code: String,
-    pub hash_secret: Secret,
-    pub pay_url: String,
-    /// Where VNPAY sends the citizen back after paying (the centre's page).
-    pub return_url: String,
-    /// The merchant API (`querydr`), e.g. `https://.../merchant_webapi/api/transaction`.
-    pub api_url: String,
-    /// The payment URL's lifetime (`vnp_ExpireDate` = creation + this).
-    pub expire_minutes: u64,
-    /// `vnp_IpAddr` of the server in `querydr` requests.
-    pub server_ip: String,
-    pub reconcile_interval_secs: u64,
-    pub reconcile_min_age_secs: u64,
-    pub reconcile_max_age_secs: u64,
-}
-defaults!(VnpaySettings {
-    tmn_code: String::new(),
-    hash_secret: Secret::default(),
-    pay_url: String::new(),
-    return_url: String::new(),
-    api_url: String::new(),
-    expire_minutes: 15,
-    server_ip: String::new(),
-    reconcile_interval_secs: 300,
-    reconcile_min_age_secs: 900,
-    reconcile_max_age_secs: 3 * 86_400,
-});
-
 /// A receiving agency (`MaDonVi`) and the account fees for it are paid into.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -311,13 +237,6 @@ pub struct AgencySettings {
     pub tk_thu_huong: String,
     pub ma_nh_thu_huong: String,
     pub ten_tk_thu_huong: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BankSettings {
-    /// Path to the bank's signing certificate (PEM).
-    pub cert: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -378,9 +297,8 @@ pub struct AuthSettings {
 const MIN_WEBHOOK_KEY_BYTES: usize = 24;
 
 impl Settings {
-    /// Secrets a production deployment must not run with: an empty secret for a configured
-    /// provider (anyone could forge its callbacks), a short webhook key, and a pinned bank
-    /// certificate with no trust store (no chain, no CRL check).
+    /// Secrets a production deployment must not run with: a short webhook key. (The payment
+    /// providers refuse their own unsafe secrets when they parse their sections.)
     fn unsafe_secrets(&self) -> Vec<Problem> {
         let mut p = Vec::new();
         let mut push = |key: &str, message: &str| {
@@ -389,19 +307,6 @@ impl Settings {
                 message: message.into(),
             })
         };
-        let paygov_on = !self.paygov.base_url.is_empty() || !self.paygov.init_url.is_empty();
-        if paygov_on && self.paygov.secret.expose().trim().is_empty() {
-            push(
-                "paygov.secret",
-                "is empty while PayGov is configured: anyone could forge its confirmations",
-            );
-        }
-        if !self.vnpay.tmn_code.is_empty() && self.vnpay.hash_secret.expose().trim().is_empty() {
-            push(
-                "vnpay.hash_secret",
-                "is empty while VNPAY is configured: anyone could forge its IPNs",
-            );
-        }
         if !self.centre.webhook_url.is_empty() {
             match hcc_signing::webhook::WebhookSecret::parse(self.centre.webhook_secret.expose()) {
                 Ok(s) if s.key_len() >= MIN_WEBHOOK_KEY_BYTES => {}
@@ -411,12 +316,6 @@ impl Settings {
                 ),
                 Err(_) => push("centre.webhook_secret", "must be written whsec_<base64>"),
             }
-        }
-        if !self.banks.is_empty() && self.trust.ca_dir.trim().is_empty() {
-            push(
-                "trust.ca_dir",
-                "is empty while bank certificates are pinned: without it no chain or CRL is checked",
-            );
         }
         p
     }
@@ -530,27 +429,10 @@ impl Settings {
         }
         for (key, url) in [
             ("dvcqg.base_url", &self.dvcqg.base_url),
-            ("paygov.base_url", &self.paygov.base_url),
-            ("paygov.init_url", &self.paygov.init_url),
-            ("paygov.query_url", &self.paygov.query_url),
-            ("vnpay.api_url", &self.vnpay.api_url),
-            ("vnpay.pay_url", &self.vnpay.pay_url),
             ("centre.webhook_url", &self.centre.webhook_url),
         ] {
             if !url.is_empty() {
                 check_url(&mut p2, key, url, &["http", "https"]);
-            }
-        }
-        for id in self.banks.keys() {
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-            {
-                p2.push(Problem {
-                    key: format!("banks.{id}"),
-                    message: "bank ids are lowercase [a-z0-9_-]+".into(),
-                });
             }
         }
         for (id, a) in &self.agencies {
@@ -578,38 +460,6 @@ impl Settings {
                     });
                 }
             }
-        }
-        if !self.paygov.base_url.is_empty() || !self.paygov.init_url.is_empty() {
-            if self.paygov.bank_code.trim().is_empty() {
-                p2.push(Problem {
-                    key: "paygov.bank_code".into(),
-                    message: "must not be empty: it is MaNganHang in every INIT".into(),
-                });
-            }
-            if self.paygov.server_ip.parse::<std::net::IpAddr>().is_err() {
-                p2.push(Problem {
-                    key: "paygov.server_ip".into(),
-                    message: "must be this server's IP address as the platform sees it (Ip in INIT)".into(),
-                });
-            }
-            if self.agencies.is_empty() {
-                p2.push(Problem {
-                    key: "agencies".into(),
-                    message: "PayGov needs at least one receiving agency with its beneficiary account".into(),
-                });
-            }
-        }
-        if !self.vnpay.tmn_code.is_empty() && !(1..=1440).contains(&self.vnpay.expire_minutes) {
-            p2.push(Problem {
-                key: "vnpay.expire_minutes".into(),
-                message: "must be between 1 and 1440".into(),
-            });
-        }
-        if !self.vnpay.api_url.is_empty() && self.vnpay.server_ip.parse::<std::net::IpAddr>().is_err() {
-            p2.push(Problem {
-                key: "vnpay.server_ip".into(),
-                message: "must be this server's IP address (vnp_IpAddr of querydr)".into(),
-            });
         }
         for (i, k) in self.auth.keys.iter().enumerate() {
             let valid_hex = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));

@@ -23,6 +23,9 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("{key}: {message}")]
     Setting { key: &'static str, message: String },
+    /// Problems found in settings sections their owners parse (the payment providers').
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Settings(Vec<hcc_config::Problem>),
 }
 
 /// Whether this process runs delivery workers. Tests of the API alone, and operators who split
@@ -114,15 +117,13 @@ impl Application {
         startup_checks(&store).await;
         let signing = signing_state(&settings)?;
         let telemetry = crate::observe::Telemetry::start(store.audit_log());
-        let paygov_on = !settings.paygov.base_url.is_empty() || !settings.paygov.init_url.is_empty();
-        let payments = if !paygov_on && settings.vnpay.tmn_code.is_empty() && settings.banks.is_empty() {
-            None
-        } else {
-            Some(Arc::new(
-                crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), telemetry.clone())
-                    .map_err(|(key, message)| BuildError::Setting { key, message })?,
-            ))
-        };
+        let unclaimed = settings.unclaimed_sections(&crate::payments::claimed_sections());
+        if !unclaimed.is_empty() {
+            return Err(BuildError::Settings(unclaimed));
+        }
+        let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), telemetry.clone())
+            .map_err(BuildError::Settings)?
+            .map(Arc::new);
         let mut builder =
             EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
         for adapter in adapters {
@@ -155,34 +156,8 @@ impl Application {
             .port();
         let reconcile_stop = tokio_util::sync::CancellationToken::new();
         if let (Some(p), Workers::On) = (&payments, workers) {
-            use crate::payments::Provider;
-            let schedules = [
-                (
-                    Provider::Paygov,
-                    paygov_on,
-                    settings.paygov.reconcile_interval_secs,
-                    settings.paygov.reconcile_min_age_secs,
-                    settings.paygov.reconcile_max_age_secs,
-                ),
-                (
-                    Provider::Vnpay,
-                    !settings.vnpay.tmn_code.is_empty() && !settings.vnpay.api_url.is_empty(),
-                    settings.vnpay.reconcile_interval_secs,
-                    settings.vnpay.reconcile_min_age_secs,
-                    settings.vnpay.reconcile_max_age_secs,
-                ),
-            ];
-            for (provider, on, every, min_age, max_age) in schedules {
-                if on {
-                    tokio::spawn(crate::payments::reconcile_loop(
-                        p.clone(),
-                        provider,
-                        Duration::from_secs(every.max(1)),
-                        Duration::from_secs(min_age),
-                        Duration::from_secs(max_age),
-                        reconcile_stop.clone(),
-                    ));
-                }
+            for id in p.reconciling() {
+                tokio::spawn(crate::payments::reconcile_loop(p.clone(), id, reconcile_stop.clone()));
             }
         }
         let history = Arc::new(crate::observe::History::default());

@@ -144,6 +144,15 @@ fn main() -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
             Ok(s) => {
+                // The sections the core keeps raw are checked by their owners, as at start-up.
+                let mut problems = s.unclaimed_sections(&hcc_gateway::payments::claimed_sections());
+                problems.extend(hcc_gateway::payments::settings_problems(&s));
+                if !problems.is_empty() {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    std::process::exit(1);
+                }
                 println!(
                     "configuration OK (HCC_ENV={}, queue.backend={:?}, {} API keys)",
                     s.env_name,

@@ -1,23 +1,20 @@
-//! Non-cash fee payments: creating a payment with a provider, and applying providers'
-//! confirmations by one set of matching rules whatever the route (PayGov callback, VNPAY IPN,
-//! bank camt.054, reconciliation). The state lives in the queue backend; the first valid
-//! confirmation marks the payment paid and queues one `payment.confirmed` event for the centre
-//! in the same atomic step.
+//! Non-cash fee payments: creating a payment with a provider, and applying providers' notices
+//! by one set of matching rules whatever brought them (a callback of any provider, or
+//! reconciliation). The providers are the registry's (`hcc_adapters::payments::PROVIDERS`),
+//! built from their own settings sections; nothing here names one. The state lives in the
+//! queue backend; the first valid confirmation marks the payment paid and queues one
+//! `payment.confirmed` event for the centre in the same atomic step.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use std::net::IpAddr;
-
-use backon::{ExponentialBuilder, Retryable};
 use hcc_adapters::dvcqg::model::MaHoSo;
-use hcc_adapters::payments::paygov::{self, FeeLine, QueryState};
-use hcc_adapters::payments::{check_payment_url, is_reference, new_reference, vn_timestamp, vnpay};
-use hcc_config::Settings;
-use openssl::x509::X509;
+use hcc_adapters::payments::{
+    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
+    PendingPayment, ProviderKind, ReversalNotice, Settlement, State, is_reference, new_reference, vn_timestamp,
+};
+use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::Telemetry;
@@ -25,39 +22,11 @@ use crate::redact::Escaped;
 use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use crate::storage::{Millis, NewMessage, PaymentLedger, StorageError, now_ms};
 
-/// The queue of payment events (confirmed, reversed, duplicate), delivered by the centre's
-/// webhook; the ledger's keys share its hash tag.
+/// The queue the ledger's events wait in for the centre's webhook destination; the ledger's
+/// keys share its hash tag.
 pub const EVENTS_QUEUE: &str = "payments";
 /// At most this many pending payments are queried per provider per reconciliation round.
 const RECONCILE_BATCH: usize = 500;
-/// camt.054 signature verifications running at once for one bank, at most. A real bank sends a
-/// notification at a time; verification (parse, canonicalisation, RSA) is the costly part of an
-/// endpoint anyone can call, so a flood under one bank id waits its turn instead of taking every
-/// core. See docs/bank-xml.md.
-pub const BANK_VERIFICATIONS: usize = 4;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Paygov,
-    Vnpay,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Paygov => "paygov",
-            Provider::Vnpay => "vnpay",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "paygov" => Some(Provider::Paygov),
-            "vnpay" => Some(Provider::Vnpay),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
@@ -67,26 +36,21 @@ pub enum PaymentError {
     Refused(String),
     #[error("the provider did not answer in time: {0}")]
     Unreachable(String),
+    /// The store already holds a payment under the reference just drawn: nothing was created.
+    #[error("the store already holds a payment with reference {0}")]
+    ReferenceTaken(String),
     #[error(transparent)]
     Queue(#[from] StorageError),
     #[error(transparent)]
     Randomness(#[from] hcc_adapters::payments::RandomnessError),
 }
 
-/// The citizen who pays. The identity number and address go to PayGov's receipt once and are
-/// never stored or logged.
-#[derive(Clone)]
-pub struct Payer {
-    pub ho_ten: String,
-    pub so_cmnd: Option<String>,
-    pub dia_chi: Option<String>,
-    /// The citizen's address as the centre saw it (`vnp_IpAddr`).
-    pub ip: Option<IpAddr>,
-}
-
-impl std::fmt::Debug for Payer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payer").field("so_cmnd", &"[masked]").finish_non_exhaustive()
+impl From<CreateError> for PaymentError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Refused(m) => PaymentError::Refused(m),
+            CreateError::Unreachable(m) => PaymentError::Unreachable(m),
+        }
     }
 }
 
@@ -95,7 +59,8 @@ impl std::fmt::Debug for Payer {
 pub struct NewPayment {
     pub ma_ho_so: MaHoSo,
     pub amount: u64,
-    pub provider: Provider,
+    /// The id of a provider that creates payments ([`creating_kind`]).
+    pub provider: &'static str,
     /// The configured agency (`agencies.<id>`) the fee is paid to.
     pub agency: Agency,
     pub ma_tthc: String,
@@ -104,84 +69,64 @@ pub struct NewPayment {
     pub payer: Payer,
 }
 
-/// A receiving agency and its beneficiary account, from configuration.
-#[derive(Debug, Clone)]
-pub struct Agency {
-    pub id: String,
-    pub ma_don_vi: String,
-    pub ten_don_vi: String,
-    pub tk_thu_huong: String,
-    pub ma_nh_thu_huong: String,
-    pub ten_tk_thu_huong: String,
+/// The registry's provider of this id that creates payments, configured or not.
+pub fn creating_kind(id: &str) -> Option<&'static ProviderKind> {
+    PROVIDERS.iter().find(|k| k.id == id && k.creates.is_some())
 }
 
-struct PaygovConfig {
-    init_url: String,
-    query_url: String,
-    bearer_token: String,
-    bank_code: String,
-    server_ip: String,
-    partner_code: String,
-    secret: String,
+/// The registry's provider whose callback route this is (method, path template).
+pub fn callback_kind(method: &str, route: &str) -> Option<&'static ProviderKind> {
+    PROVIDERS
+        .iter()
+        .find(|k| k.routes.iter().any(|r| r.method.as_str() == method && r.path == route))
 }
 
-struct VnpayConfig {
-    tmn_code: String,
-    hash_secret: String,
-    pay_url: String,
-    return_url: String,
-    api_url: String,
-    expire_minutes: u64,
-    server_ip: String,
+/// The settings sections the payment providers claim.
+pub fn claimed_sections() -> Vec<&'static str> {
+    PROVIDERS.iter().map(|k| k.id).collect()
+}
+
+/// Builds every provider its section turns on; every problem of every section is reported.
+fn build_providers(s: &Settings) -> Result<HashMap<&'static str, Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let ctx = BuildContext {
+        production: s.is_production(),
+        trust_ca_dir: &s.trust.ca_dir,
+        agencies: s.agencies.len(),
+    };
+    let mut providers = HashMap::new();
+    let mut problems = Vec::new();
+    for kind in PROVIDERS {
+        match (kind.build)(s.section(kind.id), &ctx) {
+            Ok(Some(p)) => {
+                providers.insert(kind.id, p);
+            }
+            Ok(None) => {}
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() { Ok(providers) } else { Err(problems) }
+}
+
+/// What `hcc-gateway config check` adds to the core's checks: every provider's section, built
+/// as the service would build it.
+pub fn settings_problems(s: &Settings) -> Vec<Problem> {
+    build_providers(s).err().unwrap_or_default()
 }
 
 pub struct Payments {
     ledger: PaymentLedger,
-    client: reqwest::Client,
-    paygov: Option<PaygovConfig>,
-    vnpay: Option<VnpayConfig>,
+    providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
     agencies: Vec<Agency>,
-    init_deadline: Duration,
-    /// Configured banks' signing certificates, by bank id.
-    pub banks: BTreeMap<String, X509>,
-    /// Per configured bank, the permits for concurrent camt.054 verifications.
-    bank_verifications: BTreeMap<String, Arc<Semaphore>>,
     telemetry: Arc<Telemetry>,
 }
 
 impl Payments {
-    pub fn from_settings(s: &Settings, ledger: PaymentLedger, telemetry: Arc<Telemetry>) -> Result<Self, (&'static str, String)> {
-        let or_base = |url: &str| {
-            if url.is_empty() {
-                s.paygov.base_url.clone()
-            } else {
-                url.to_string()
-            }
-        };
-        let paygov = (!s.paygov.base_url.is_empty() || !s.paygov.init_url.is_empty()).then(|| PaygovConfig {
-            init_url: or_base(&s.paygov.init_url),
-            query_url: or_base(&s.paygov.query_url),
-            bearer_token: s.paygov.bearer_token.expose().to_string(),
-            bank_code: s.paygov.bank_code.clone(),
-            server_ip: s.paygov.server_ip.clone(),
-            partner_code: s.paygov.partner_code.clone(),
-            secret: s.paygov.secret.expose().to_string(),
-        });
-        if !s.vnpay.tmn_code.is_empty()
-            && let Err(e) = check_payment_url(&s.vnpay.pay_url)
-        {
-            // Citizens are sent there; the same rule as a provider's own payment URL.
-            return Err(("vnpay.pay_url", format!("vnpay.pay_url: {e}")));
+    /// The payments of these settings, or `None` when no provider is configured.
+    pub fn from_settings(s: &Settings, ledger: PaymentLedger, telemetry: Arc<Telemetry>) -> Result<Option<Self>, Vec<Problem>> {
+        let providers = build_providers(s)?;
+        if providers.is_empty() {
+            return Ok(None);
         }
-        let vnpay = (!s.vnpay.tmn_code.is_empty()).then(|| VnpayConfig {
-            tmn_code: s.vnpay.tmn_code.clone(),
-            hash_secret: s.vnpay.hash_secret.expose().to_string(),
-            pay_url: s.vnpay.pay_url.clone(),
-            return_url: s.vnpay.return_url.clone(),
-            api_url: s.vnpay.api_url.clone(),
-            expire_minutes: s.vnpay.expire_minutes,
-            server_ip: s.vnpay.server_ip.clone(),
-        });
         let agencies = s
             .agencies
             .iter()
@@ -194,45 +139,29 @@ impl Payments {
                 ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
             })
             .collect();
-        let mut banks = BTreeMap::new();
-        for (id, b) in &s.banks {
-            let pem = std::fs::read(&b.cert).map_err(|e| ("banks.<id>.cert", format!("banks.{id}.cert: cannot read {}: {e}", b.cert)))?;
-            let cert = X509::from_pem(&pem).map_err(|_| ("banks.<id>.cert", format!("banks.{id}.cert: not a PEM certificate")))?;
-            banks.insert(id.clone(), cert);
-        }
-        let bank_verifications = banks
-            .keys()
-            .map(|id| (id.clone(), Arc::new(Semaphore::new(BANK_VERIFICATIONS))))
-            .collect();
-        let init_deadline = Duration::from_millis(s.paygov.init_deadline_ms);
-        let client = hcc_adapters::http::client(init_deadline / 2).map_err(|e| ("paygov.base_url", e.to_string()))?;
-        Ok(Payments {
+        Ok(Some(Payments {
             ledger,
-            client,
-            paygov,
-            vnpay,
+            providers,
             agencies,
-            init_deadline,
-            banks,
-            bank_verifications,
             telemetry,
-        })
+        }))
     }
 
-    /// A permit to verify one camt.054 document of `bank`, or `None` when that bank's
-    /// [`BANK_VERIFICATIONS`] permits are all taken (or the bank is not configured). Never
-    /// waits: a caller that would queue is refused at once and told when to come back.
-    pub fn try_bank_verification(&self, bank: &str) -> Option<OwnedSemaphorePermit> {
-        self.bank_verifications.get(bank)?.clone().try_acquire_owned().ok()
+    /// The configured provider of this id.
+    pub fn provider(&self, id: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.providers.get(id)
     }
 
-    pub fn paygov_partner(&self) -> Option<(&str, &str)> {
-        self.paygov.as_ref().map(|p| (p.partner_code.as_str(), p.secret.as_str()))
-    }
-
-    /// VNPAY's merchant code and hash secret, for checking IPNs.
-    pub fn vnpay_merchant(&self) -> Option<(&str, &str)> {
-        self.vnpay.as_ref().map(|v| (v.tmn_code.as_str(), v.hash_secret.as_str()))
+    /// The ids of the configured providers that can be asked about a payment.
+    pub fn reconciling(&self) -> Vec<&'static str> {
+        let mut ids: Vec<&'static str> = self
+            .providers
+            .iter()
+            .filter(|(_, p)| p.reconciler().is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The agency a request names by `MaDonVi`; with none named, the only one configured.
@@ -264,6 +193,11 @@ impl Payments {
     /// before the provider hears of it, so a confirmation can never find it missing; a
     /// provider that refuses marks it failed.
     pub async fn create(&self, p: NewPayment) -> Result<PaymentRecord, PaymentError> {
+        let creator = self
+            .providers
+            .get(p.provider)
+            .and_then(|c| c.creator())
+            .ok_or(PaymentError::NotConfigured(p.provider))?;
         let now = now_ms();
         let reference = new_reference(now / 1000)?;
         let timestamp = vn_timestamp(now / 1000);
@@ -273,7 +207,7 @@ impl Payments {
             reference: reference.clone(),
             ma_ho_so: p.ma_ho_so.to_string(),
             amount: p.amount,
-            provider: p.provider.as_str().into(),
+            provider: p.provider.into(),
             status: PaymentState::Pending,
             payment_url: String::new(),
             agency: p.agency.ma_don_vi.clone(),
@@ -286,66 +220,42 @@ impl Payments {
             settled_at: None,
             duplicates: 0,
         };
-        match p.provider {
-            Provider::Vnpay => {
-                let v = self.vnpay.as_ref().ok_or(PaymentError::NotConfigured("vnpay"))?;
-                let ip = p
-                    .payer
-                    .ip
-                    .ok_or_else(|| PaymentError::Refused("VNPAY needs the citizen's IpNguoiNop".into()))?;
-                record.payment_url = self.vnpay_url(v, &reference, p.amount, &description, now / 1000, ip)?;
-                self.ledger.create(&record).await?;
-            }
-            Provider::Paygov => {
-                let g = self.paygov.as_ref().ok_or(PaymentError::NotConfigured("paygov"))?;
-                self.ledger.create(&record).await?;
-                let msg = paygov::init_message(
-                    &paygov::InitRequest {
-                        partner_code: &g.partner_code,
-                        reference: &reference,
-                        amount: p.amount,
-                        description: &description,
-                        timestamp: &timestamp,
-                        bank_code: &g.bank_code,
-                        server_ip: &g.server_ip,
-                        ma_ho_so: p.ma_ho_so.as_str(),
-                        ma_tthc: &p.ma_tthc,
-                        ten_tthc: &p.ten_tthc,
-                        beneficiary: paygov::Beneficiary {
-                            ma_don_vi: &p.agency.ma_don_vi,
-                            ten_don_vi: &p.agency.ten_don_vi,
-                            tk_thu_huong: &p.agency.tk_thu_huong,
-                            ma_nh_thu_huong: &p.agency.ma_nh_thu_huong,
-                            ten_tk_thu_huong: &p.agency.ten_tk_thu_huong,
-                        },
-                        fees: &p.fees,
-                        payer: paygov::Payer {
-                            ho_ten: &p.payer.ho_ten,
-                            so_cmnd: p.payer.so_cmnd.as_deref().unwrap_or(""),
-                            dia_chi: p.payer.dia_chi.as_deref().unwrap_or(""),
-                        },
-                    },
-                    &g.secret,
-                );
-                match self.init(g, &msg).await {
-                    Ok(url) => record.payment_url = url,
-                    Err(e) => {
-                        let failed = Confirmation {
-                            reference: reference.clone(),
-                            provider: "paygov".into(),
-                            transaction: format!("init:{reference}"),
-                            amount: p.amount,
-                            paid: false,
-                            provider_time: timestamp.clone(),
-                        };
-                        let events = events(&record, &failed, now_ms());
-                        let _ = self.ledger.confirm(&failed, "", &events, now_ms()).await;
-                        return Err(e);
-                    }
+        if !self.ledger.create(&record).await? {
+            tracing::error!(alarm = true, reference = %reference, "a new payment reference is already taken: nothing created");
+            return Err(PaymentError::ReferenceTaken(reference));
+        }
+        let order = PaymentOrder {
+            reference: &reference,
+            amount: p.amount,
+            description: &description,
+            created_unix: now / 1000,
+            created: &timestamp,
+            ma_ho_so: p.ma_ho_so.as_str(),
+            ma_tthc: &p.ma_tthc,
+            ten_tthc: &p.ten_tthc,
+            agency: &p.agency,
+            fees: &p.fees,
+            payer: &p.payer,
+        };
+        match creator.create(&order).await {
+            Ok(url) => record.payment_url = url,
+            Err(e) => {
+                let failed = Confirmation {
+                    reference: reference.clone(),
+                    provider: p.provider.into(),
+                    transaction: format!("init:{reference}"),
+                    amount: p.amount,
+                    paid: false,
+                    provider_time: timestamp.clone(),
+                };
+                let events = events(&record, &failed, now_ms());
+                if let Err(q) = self.ledger.confirm(&failed, "", &events, now_ms()).await {
+                    tracing::error!(reference = %reference, error = %q, "a refused payment could not be marked failed; it stays pending until reconciled");
                 }
-                self.ledger.set_url(&reference, &record.payment_url).await?;
+                return Err(e.into());
             }
         }
+        self.ledger.set_url(&reference, &record.payment_url).await?;
         self.telemetry.payment_state("pending");
         self.telemetry.audit(
             "centre",
@@ -356,75 +266,74 @@ impl Payments {
         Ok(record)
     }
 
-    /// A POST to the platform, with the bearer token when one is configured.
-    fn paygov_post(&self, g: &PaygovConfig, url: &str, msg: &Value) -> reqwest::RequestBuilder {
-        let req = self.client.post(url).json(msg);
-        if g.bearer_token.is_empty() {
-            req
-        } else {
-            req.bearer_auth(&g.bearer_token)
+    /// Applies notices in order, by the one set of matching rules; stops at the first storage
+    /// failure (each notice is idempotent, and the provider sends again).
+    pub async fn apply_all(&self, notices: &[Notice]) -> Result<Vec<Applied>, StorageError> {
+        let mut out = Vec::with_capacity(notices.len());
+        for n in notices {
+            out.push(self.apply(n).await?);
+        }
+        Ok(out)
+    }
+
+    /// What one notice does to its payment. Every callback and every reconciliation answer
+    /// comes through here.
+    pub async fn apply(&self, notice: &Notice) -> Result<Applied, StorageError> {
+        match notice {
+            Notice::Settled(s) => {
+                let c = confirmation(s);
+                if s.amounts == AmountRule::OrderFirst {
+                    match self.get(&s.reference).await? {
+                        None => {
+                            self.refuse_unknown(&s.source, &s.reference);
+                            return Ok(Applied::Unknown);
+                        }
+                        Some(r) if r.amount != s.amount => {
+                            // Paid with another amount: recorded for a person, never paid.
+                            if s.paid {
+                                self.confirm(&c).await?;
+                            }
+                            return Ok(Applied::OrderAmountDiffers);
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(applied(self.confirm(&c).await?))
+            }
+            Notice::Undecided { reference, amount } => Ok(match self.get(reference).await? {
+                None => Applied::Unknown,
+                Some(r) if r.amount != *amount => Applied::OrderAmountDiffers,
+                Some(_) => Applied::NotFinal,
+            }),
+            Notice::Reversal(r) => Ok(match self.reverse(&reversal(r)).await? {
+                ReverseOutcome::Unknown => Applied::Unknown,
+                ReverseOutcome::Reversed => Applied::Reversed,
+                ReverseOutcome::Duplicate => Applied::ReversalDuplicate,
+                ReverseOutcome::NotPaid => Applied::ReversalNotPaid,
+                ReverseOutcome::Mismatch(_) => Applied::ReversalMismatch,
+            }),
         }
     }
 
-    /// INIT with a deadline; a transient failure is retried within it.
-    async fn init(&self, g: &PaygovConfig, msg: &Value) -> Result<String, PaymentError> {
-        let attempt = || async {
-            let resp = self
-                .paygov_post(g, &g.init_url, msg)
-                .send()
-                .await
-                .map_err(|e| PaymentError::Unreachable(e.to_string()))?;
-            let status = resp.status().as_u16();
-            if resp.status().is_server_error() || status == 429 {
-                return Err(PaymentError::Unreachable(format!("HTTP {status}")));
-            }
-            if resp.status().is_redirection() {
-                // The client follows no redirect; the Location is not ours to trust or log.
-                tracing::error!(
-                    alarm = true,
-                    provider = "paygov",
-                    status,
-                    "PayGov INIT answered a redirect, which is not followed: check paygov.init_url"
-                );
-                return Err(PaymentError::Refused(format!("HTTP {status} (a redirect, not followed)")));
-            }
-            if !resp.status().is_success() {
-                return Err(PaymentError::Refused(format!("HTTP {status}")));
-            }
-            let v: Value = resp.json().await.map_err(|e| PaymentError::Unreachable(e.to_string()))?;
-            paygov::parse_init_answer(&v).map_err(PaymentError::Refused)
-        };
-        let retried = attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_times(2),
-            )
-            .when(|e| matches!(e, PaymentError::Unreachable(_)));
-        match tokio::time::timeout(self.init_deadline, retried).await {
-            Ok(r) => r,
-            Err(_) => Err(PaymentError::Unreachable(format!(
-                "no answer within {} ms",
-                self.init_deadline.as_millis()
-            ))),
-        }
+    fn refuse_unknown(&self, source: &str, reference: &str) {
+        tracing::warn!(audit = true, provider = %source, reference = %Escaped(reference), "confirmation for an unknown reference refused");
+        self.telemetry.audit(
+            &format!("provider:{source}"),
+            "payment.confirmation_refused",
+            reference,
+            "unknown reference",
+        );
     }
 
     /// Applies a confirmation. The events are built from the stored record, so what the centre
     /// hears is what it asked for, plus the provider's transaction.
-    pub async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, StorageError> {
+    async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, StorageError> {
         // A payment paid by another transaction between our read and the script is read again,
         // so that a duplicate's event names the transaction that stands; bounded, since each
         // retry means another confirmation won a race that cannot repeat without end.
         for _ in 0..4 {
             let Some(record) = self.get(&c.reference).await? else {
-                tracing::warn!(audit = true, provider = %c.provider, reference = %Escaped(&c.reference), "confirmation for an unknown reference refused");
-                self.telemetry.audit(
-                    &format!("provider:{}", c.provider),
-                    "payment.confirmation_refused",
-                    &c.reference,
-                    "unknown reference",
-                );
+                self.refuse_unknown(&c.provider, &c.reference);
                 return Ok(ConfirmOutcome::Unknown);
             };
             let standing = record.provider_transaction.clone().unwrap_or_default();
@@ -483,7 +392,7 @@ impl Payments {
     }
 
     /// Applies a provider's reversal of a payment it made.
-    pub async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, StorageError> {
+    async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, StorageError> {
         let Some(record) = self.get(&r.reference).await? else {
             return Ok(ReverseOutcome::Unknown);
         };
@@ -517,167 +426,84 @@ impl Payments {
         Ok(outcome)
     }
 
-    /// Asks the providers about pending payments between the configured ages and applies the
-    /// answers by the same rules, because callbacks get lost.
-    pub async fn reconcile_once(&self, provider: Provider, min_age: Duration, max_age: Duration) -> Result<usize, StorageError> {
+    /// Asks one provider about its pending payments between its configured ages and applies
+    /// the answers by the same rules, because callbacks get lost.
+    pub async fn reconcile_once(&self, id: &str) -> Result<usize, StorageError> {
+        let Some(reconciler) = self.providers.get(id).and_then(|p| p.reconciler()) else {
+            return Ok(0);
+        };
+        let schedule = reconciler.schedule();
         let now = now_ms();
         let refs = self
             .ledger
             .pending(
-                now - max_age.as_millis() as Millis,
-                now - min_age.as_millis() as Millis,
+                now - schedule.max_age.as_millis() as Millis,
+                now - schedule.min_age.as_millis() as Millis,
                 RECONCILE_BATCH,
             )
             .await?;
         let mut applied = 0;
         for reference in refs {
             let Some(record) = self.get(&reference).await? else { continue };
-            if record.provider != provider.as_str() || record.status != PaymentState::Pending {
+            if record.provider != id || record.status != PaymentState::Pending {
                 continue;
             }
-            let answer = match provider {
-                Provider::Paygov => self.query_paygov(&record).await,
-                Provider::Vnpay => self.query_vnpay(&record).await,
+            let pending = PendingPayment {
+                reference: record.reference,
+                amount: record.amount,
+                provider_created: record.provider_created,
             };
-            let Some(c) = answer else { continue };
-            self.confirm(&c).await?;
+            let Some(notice) = reconciler.query(&pending).await else { continue };
+            self.apply(&notice).await?;
             applied += 1;
         }
         Ok(applied)
     }
+}
 
-    /// VNPAY's payment page for the citizen, signed, expiring after `vnpay.expire_minutes`.
-    fn vnpay_url(
-        &self,
-        v: &VnpayConfig,
-        reference: &str,
-        amount: u64,
-        description: &str,
-        created_unix: i64,
-        ip: IpAddr,
-    ) -> Result<String, PaymentError> {
-        vnpay::payment_url(
-            &vnpay::PaymentRequest {
-                pay_url: &v.pay_url,
-                tmn_code: &v.tmn_code,
-                reference,
-                amount_vnd: amount,
-                order_info: description,
-                created_at: created_unix,
-                expire_minutes: v.expire_minutes,
-                return_url: &v.return_url,
-                citizen_ip: ip,
-            },
-            &v.hash_secret,
-        )
-        .map(|u| u.url)
-        .map_err(|e| PaymentError::Refused(e.to_string()))
+fn confirmation(s: &Settlement) -> Confirmation {
+    Confirmation {
+        reference: s.reference.clone(),
+        provider: s.source.clone(),
+        transaction: s.transaction.clone(),
+        amount: s.amount,
+        paid: s.paid,
+        provider_time: s.time.clone(),
     }
+}
 
-    /// VNPAY's `querydr` for one payment, with the `vnp_CreateDate` of its payment URL. The
-    /// answer's signature is checked before anything in it is believed; only a paid answer or a
-    /// definite failure changes the payment.
-    async fn query_vnpay(&self, record: &PaymentRecord) -> Option<Confirmation> {
-        let v = self.vnpay.as_ref().filter(|v| !v.api_url.is_empty())?;
-        let server_ip: IpAddr = v.server_ip.parse().ok()?;
-        let body = vnpay::querydr_request(
-            &vnpay::QueryDrRequest {
-                tmn_code: &v.tmn_code,
-                txn_ref: &record.reference,
-                order_info: &format!("Truy van giao dich {}", record.reference),
-                transaction_date: &record.provider_created,
-                now: now_ms() / 1000,
-                server_ip,
-                request_id: None,
-            },
-            &v.hash_secret,
-        )
-        .ok()?;
-        let answer = match self.client.post(&v.api_url).json(&body).send().await {
-            // Only a 2xx answer is read: a redirect or an error page says nothing.
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok()?,
-            Ok(r) => {
-                tracing::warn!(reference = %record.reference, status = r.status().as_u16(), "VNPAY querydr answered without success; asking again next round");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(reference = %record.reference, error = %e, "VNPAY querydr failed");
-                return None;
-            }
-        };
-        match vnpay::parse_querydr_answer(&answer, &record.reference, &v.tmn_code, &v.hash_secret) {
-            Ok(vnpay::QueryDr::Paid {
-                amount_vnd,
-                transaction,
-                pay_date,
-                ..
-            }) => Some(Confirmation {
-                reference: record.reference.clone(),
-                provider: "vnpay".into(),
-                transaction,
-                amount: amount_vnd,
-                paid: true,
-                provider_time: pay_date,
-            }),
-            Ok(vnpay::QueryDr::Failed { transaction_status }) => Some(Confirmation {
-                reference: record.reference.clone(),
-                provider: "vnpay".into(),
-                transaction: format!("querydr-failed:{transaction_status}"),
-                amount: record.amount,
-                paid: false,
-                provider_time: vn_timestamp(now_ms() / 1000),
-            }),
-            Ok(other) => {
-                tracing::debug!(reference = %record.reference, answer = ?other, "VNPAY querydr: not settled yet");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(alarm = true, reference = %record.reference, error = %e, "VNPAY querydr answer refused; asking again next round");
-                None
-            }
-        }
+fn reversal(r: &ReversalNotice) -> Reversal {
+    Reversal {
+        reference: r.reference.clone(),
+        provider: r.source.clone(),
+        key: r.key.clone(),
+        amount: r.amount,
+        original_transaction: r.original_transaction.clone(),
     }
+}
 
-    /// PayGov's QUERY for one payment, with the time its INIT carried.
-    async fn query_paygov(&self, record: &PaymentRecord) -> Option<Confirmation> {
-        let g = self.paygov.as_ref()?;
-        let msg = paygov::query_message(&g.partner_code, &record.reference, &record.provider_created, &g.secret);
-        let answer = match self.paygov_post(g, &g.query_url, &msg).send().await {
-            // Only a 2xx answer is read: a redirect or an error page says nothing.
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
-            Ok(r) => {
-                tracing::warn!(reference = %record.reference, status = r.status().as_u16(), "PayGov QUERY answered without success");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(reference = %record.reference, error = %e, "PayGov QUERY failed");
-                None
-            }
-        };
-        let now = vn_timestamp(now_ms() / 1000);
-        match answer.as_ref().and_then(paygov::parse_query_answer) {
-            Some(QueryState::Paid { amount, transaction }) => Some(Confirmation {
-                reference: record.reference.clone(),
-                provider: "paygov".into(),
-                transaction,
-                amount,
-                paid: true,
-                provider_time: now,
-            }),
-            Some(QueryState::Failed) => Some(Confirmation {
-                reference: record.reference.clone(),
-                provider: "paygov".into(),
-                transaction: format!("query-failed:{}", record.reference),
-                amount: record.amount,
-                paid: false,
-                provider_time: now,
-            }),
-            Some(QueryState::Pending) => None,
-            None => {
-                tracing::warn!(reference = %record.reference, "PayGov QUERY gave no trustworthy answer (MaLoi not 00); asking again next round");
-                None
-            }
-        }
+fn state(s: PaymentState) -> State {
+    match s {
+        PaymentState::Pending => State::Pending,
+        PaymentState::Paid => State::Paid,
+        PaymentState::Failed => State::Failed,
+        PaymentState::AmountMismatch => State::AmountMismatch,
+        PaymentState::Reversed => State::Reversed,
+    }
+}
+
+fn applied(o: ConfirmOutcome) -> Applied {
+    match o {
+        ConfirmOutcome::Unknown => Applied::Unknown,
+        ConfirmOutcome::Duplicate(s) => Applied::Duplicate(state(s)),
+        ConfirmOutcome::AlreadySettled(s) => Applied::AlreadySettled(state(s)),
+        ConfirmOutcome::PaidTwice => Applied::PaidTwice,
+        ConfirmOutcome::AmountMismatch => Applied::AmountMismatch,
+        ConfirmOutcome::Paid => Applied::Paid,
+        ConfirmOutcome::Failed => Applied::Failed,
+        // `confirm` reads again on Stale and never returns it; were it to, another transaction
+        // paid the payment meanwhile.
+        ConfirmOutcome::Stale => Applied::AlreadySettled(State::Paid),
     }
 }
 
@@ -717,23 +543,117 @@ fn events(record: &PaymentRecord, c: &Confirmation, now: Millis) -> PaymentEvent
 }
 
 /// The periodic reconciliation job of one provider; stops with `stop`.
-pub async fn reconcile_loop(
-    payments: Arc<Payments>,
-    provider: Provider,
-    every: Duration,
-    min_age: Duration,
-    max_age: Duration,
-    stop: CancellationToken,
-) {
+pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: CancellationToken) {
+    let Some(every) = payments.provider(id).and_then(|p| p.reconciler()).map(|r| r.schedule().every) else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        match payments.reconcile_once(provider, min_age, max_age).await {
+        match payments.reconcile_once(id).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(provider = provider.as_str(), applied = n, "reconciliation applied provider answers"),
-            Err(e) => tracing::warn!(provider = provider.as_str(), error = %e, "reconciliation cannot reach the queue"),
+            Ok(n) => tracing::info!(provider = id, applied = n, "reconciliation applied provider answers"),
+            Err(e) => tracing::warn!(provider = id, error = %e, "reconciliation cannot reach the queue"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Store;
+
+    async fn ledger_with(amount: u64) -> (Payments, String) {
+        let store = Store::memory();
+        let ledger = store.ledger(EVENTS_QUEUE);
+        let payments = Payments {
+            ledger: ledger.clone(),
+            providers: HashMap::new(),
+            agencies: vec![],
+            telemetry: Telemetry::start(store.audit_log()),
+        };
+        let now = now_ms();
+        let reference = new_reference(now / 1000).expect("randomness");
+        let record = PaymentRecord {
+            reference: reference.clone(),
+            ma_ho_so: "000.00.22.H46-241126-0001".into(),
+            amount,
+            provider: "test".into(),
+            status: PaymentState::Pending,
+            payment_url: String::new(),
+            agency: "000.00.22.H46".into(),
+            fees_json: "[]".into(),
+            created_at: now,
+            provider_created: vn_timestamp(now / 1000),
+            provider_transaction: None,
+            provider_time: None,
+            confirmed_by: None,
+            settled_at: None,
+            duplicates: 0,
+        };
+        assert!(ledger.create(&record).await.expect("stored"));
+        // The same reference twice is refused by the store, which `create` turns into an error.
+        assert!(!ledger.create(&record).await.expect("answered"));
+        (payments, reference)
+    }
+
+    fn settled(reference: &str, amount: u64, paid: bool, amounts: AmountRule) -> Notice {
+        Notice::Settled(Settlement {
+            reference: reference.into(),
+            source: "test".into(),
+            transaction: format!("T-{amount}-{paid}"),
+            amount,
+            paid,
+            time: String::new(),
+            amounts,
+        })
+    }
+
+    async fn status(p: &Payments, reference: &str) -> PaymentState {
+        p.get(reference).await.expect("read").expect("stored").status
+    }
+
+    #[tokio::test]
+    async fn an_order_first_notice_for_another_amount_changes_nothing_unless_it_says_paid() {
+        let (p, r) = ledger_with(100_000).await;
+        let failed = settled(&r, 90_000, false, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&failed).await.expect("applied"), Applied::OrderAmountDiffers);
+        assert_eq!(
+            status(&p, &r).await,
+            PaymentState::Pending,
+            "a failure for another amount is not ours"
+        );
+        let undecided = Notice::Undecided {
+            reference: r.clone(),
+            amount: 100_000,
+        };
+        assert_eq!(p.apply(&undecided).await.expect("applied"), Applied::NotFinal);
+        let paid = settled(&r, 90_000, true, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&paid).await.expect("applied"), Applied::OrderAmountDiffers);
+        assert_eq!(
+            status(&p, &r).await,
+            PaymentState::AmountMismatch,
+            "money that arrived is recorded for a person"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_ledger_rule_records_a_failure_whatever_its_amount_and_pays_once() {
+        let (p, r) = ledger_with(100_000).await;
+        assert_eq!(
+            p.apply(&settled(&r, 1, false, AmountRule::Ledger)).await.expect("applied"),
+            Applied::Failed
+        );
+        let paid = settled(&r, 100_000, true, AmountRule::Ledger);
+        assert_eq!(
+            p.apply(&paid).await.expect("applied"),
+            Applied::Paid,
+            "a failed payment may still be paid"
+        );
+        assert_eq!(p.apply(&paid).await.expect("applied"), Applied::Duplicate(State::Paid));
+        let unknown = settled("HCC241126ABCDEFGH", 100_000, true, AmountRule::OrderFirst);
+        assert_eq!(p.apply(&unknown).await.expect("applied"), Applied::Unknown);
     }
 }

@@ -13,9 +13,26 @@
 //!   (for an entry with one transaction) `Ntry/AcctSvcrRef`; `NtryRef` is only a sequence number
 //!   inside one notification and is never used.
 //!
-//! What a transaction does to a payment is decided by the caller.
+//! The [`Banks`] provider turns each transaction into a notice (or says why it touches no
+//! fee); what a notice does to a payment is decided by the gateway.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use hcc_config::{Problem, Section};
+use hcc_signing::pki::TrustStore;
+use hcc_signing::xml::dom::XmlError;
+use hcc_signing::xml::dsig::{self, DsigError, XmlTrust};
+use openssl::x509::X509;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::{
+    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, Notice, Parsed, PaymentCreator,
+    PaymentProvider, ProviderKind, Reconciler, Refused, Reply, ReversalNotice, Settlement, StoreFailed, parse_section, problem,
+};
+use crate::BoxFuture;
 
 use hcc_signing::xml::c14n::element_ns;
 use hcc_signing::xml::dom::{Document, Element};
@@ -437,6 +454,541 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider: the banks that send camt.054
+//
+// One provider for every configured bank, rather than one per bank: the banks share one
+// protocol, one settings section (`[banks.<id>]`), one route template with the bank's id in it,
+// and a provider id must be fixed before configuration is read (it names the registry entry and
+// the section). Each bank is still its own source of confirmations (`bank:<id>`), with its own
+// pinned certificate and its own verification permits.
+
+pub const ID: &str = "banks";
+
+/// camt.054 signature verifications running at once for one bank, at most. A real bank sends a
+/// notification at a time; verification (parse, canonicalisation, RSA) is the costly part of an
+/// endpoint anyone can call, so a flood under one bank id waits its turn instead of taking every
+/// core. See docs/bank-xml.md.
+pub const BANK_VERIFICATIONS: usize = 4;
+/// Seconds a bank is asked to wait when its verifications are all taken (`Retry-After`).
+const BANK_BUSY_RETRY_SECS: u64 = 1;
+
+/// One `[banks.<id>]` section.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BankSettings {
+    /// Path to the bank's signing certificate (PEM).
+    pub cert: String,
+}
+
+/// The `[banks]` section: every bank that sends camt.054, by id.
+pub type BanksSettings = BTreeMap<String, BankSettings>;
+
+/// Everything the types cannot say, by key. Production refuses pinned bank certificates with
+/// no trust store: then no chain and no CRL is checked.
+pub fn banks_problems(banks: &BanksSettings, ctx: &BuildContext<'_>) -> Vec<Problem> {
+    let mut p = Vec::new();
+    for id in banks.keys() {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            p.push(problem(format!("banks.{id}"), "bank ids are lowercase [a-z0-9_-]+"));
+        }
+    }
+    if ctx.production && !banks.is_empty() && ctx.trust_ca_dir.trim().is_empty() {
+        p.push(problem(
+            "trust.ca_dir",
+            "is empty while bank certificates are pinned: without it no chain or CRL is checked",
+        ));
+    }
+    p
+}
+
+/// The banks as the registry lists them.
+pub const KIND: ProviderKind = ProviderKind {
+    id: ID,
+    routes: &[CallbackRoute {
+        method: CallbackMethod::Post,
+        path: "/v1/callbacks/banks/{bank_id}/camt054",
+        operation: CAMT054_OPERATION,
+    }],
+    creates: None,
+    build: build_provider,
+};
+
+const CAMT054_OPERATION: &str = r##"{
+    "summary": "A bank's signed ISO 20022 camt.054 notification (authenticated by its XML-DSig signature, no API key)",
+    "description": "The order is the cost: the bank id, the content type, the size, the root element, a permit for this bank, and only then parsing, canonicalisation and the signature by the bank's pinned certificate.",
+    "tags": [
+        "callbacks"
+    ],
+    "parameters": [
+        {
+            "in": "path",
+            "name": "bank_id",
+            "required": true,
+            "description": "A configured bank",
+            "schema": {
+                "type": "string"
+            }
+        }
+    ],
+    "requestBody": {
+        "required": true,
+        "description": "A signed camt.054 document",
+        "content": {
+            "application/xml": {
+                "schema": {
+                    "type": "string"
+                }
+            }
+        }
+    },
+    "responses": {
+        "200": {
+            "description": "What each transaction did",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": [
+                            "bank",
+                            "signer",
+                            "entries"
+                        ],
+                        "properties": {
+                            "bank": {
+                                "type": "string"
+                            },
+                            "signer": {
+                                "type": "string"
+                            },
+                            "entries": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": [
+                                        "entry",
+                                        "transaction",
+                                        "outcome"
+                                    ],
+                                    "properties": {
+                                        "entry": {
+                                            "type": "integer",
+                                            "minimum": 0
+                                        },
+                                        "transaction": {
+                                            "type": "integer",
+                                            "minimum": 0
+                                        },
+                                        "MaThamChieu": {
+                                            "type": [
+                                                "string",
+                                                "null"
+                                            ]
+                                        },
+                                        "bank_transaction": {
+                                            "type": [
+                                                "string",
+                                                "null"
+                                            ]
+                                        },
+                                        "amount": {
+                                            "type": [
+                                                "integer",
+                                                "null"
+                                            ],
+                                            "minimum": 0
+                                        },
+                                        "outcome": {
+                                            "type": "string"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "400": {
+            "description": "Not well-formed XML, or it has a DOCTYPE",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "401": {
+            "description": "The signature or the signer's certificate does not verify",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "404": {
+            "description": "No bank with this id is configured",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "413": {
+            "description": "The body is larger than the configured limit",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "415": {
+            "description": "The body is not application/xml",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "422": {
+            "description": "Not a camt.054 document, or one that cannot be read",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        },
+        "503": {
+            "description": "Banks are not configured, this bank's verifications are all taken (Retry-After), or the queue backend is unavailable",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        }
+    }
+}"##;
+
+fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let settings: BanksSettings = parse_section(section)?;
+    let problems = banks_problems(&settings, ctx);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if settings.is_empty() {
+        return Ok(None);
+    }
+    let mut banks = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (id, b) in &settings {
+        let key = format!("banks.{id}.cert");
+        match std::fs::read(&b.cert) {
+            Ok(pem) => match X509::from_pem(&pem) {
+                Ok(cert) => {
+                    banks.insert(
+                        id.clone(),
+                        Bank {
+                            cert,
+                            verifications: Arc::new(Semaphore::new(BANK_VERIFICATIONS)),
+                        },
+                    );
+                }
+                Err(_) => problems.push(problem(key, "not a PEM certificate")),
+            },
+            Err(e) => problems.push(problem(key, format!("cannot read {}: {e}", b.cert))),
+        }
+    }
+    // The same store the signature API checks with: a pinned certificate must also chain to it.
+    let trust = if ctx.trust_ca_dir.is_empty() {
+        None
+    } else {
+        match TrustStore::from_dir(Path::new(ctx.trust_ca_dir)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(problem("trust.ca_dir", e.to_string()));
+                None
+            }
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Some(Arc::new(Banks {
+        banks,
+        trust: trust.map(Arc::new),
+    })))
+}
+
+struct Bank {
+    cert: X509,
+    /// The permits for this bank's concurrent verifications.
+    verifications: Arc<Semaphore>,
+}
+
+/// The configured banks.
+pub struct Banks {
+    banks: BTreeMap<String, Bank>,
+    trust: Option<Arc<TrustStore>>,
+}
+
+/// Whether the media type is XML's.
+fn is_xml(media_type: Option<&str>) -> bool {
+    media_type.is_some_and(|m| m == "application/xml" || m == "text/xml" || m.ends_with("+xml"))
+}
+
+fn invalid(message: String) -> Refused {
+    Refused::new(
+        Reply::Problem(CallbackProblem::Invalid {
+            pointer: "/Document".into(),
+            message: message.clone(),
+        }),
+        message,
+    )
+}
+
+/// What one transaction is, before anything is applied.
+enum Entry {
+    /// It never touches a fee; the outcome says why.
+    Ignored(&'static str),
+    /// Its notice is the one at this index.
+    Notice(usize, Kind),
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Credit,
+    Reversal,
+}
+
+/// What one camt.054 transaction does, by ISO 20022's reading (docs/bank-xml.md): a booked VND
+/// credit naming one of our references pays it; a booked DBIT with `RvslInd` reverses the
+/// credit it names; everything else (a CRDT reversal returns an earlier debit, other debits,
+/// pending entries, other currencies) never touches a fee.
+fn notice_of(source: &str, t: &Transaction) -> Result<(Kind, Notice), &'static str> {
+    let kind = match (t.direction, t.reversal) {
+        (Direction::Credit, false) => Kind::Credit,
+        (Direction::Debit, true) => Kind::Reversal,
+        (Direction::Credit, true) => return Err("ignored_returned_debit"),
+        (Direction::Debit, false) => return Err("ignored_debit"),
+    };
+    if !t.booked {
+        return Err("ignored_not_booked");
+    }
+    let (Some(amount), "VND") = (t.amount_vnd, t.currency.as_str()) else {
+        return Err("ignored_not_vnd");
+    };
+    let Some(reference) = &t.reference else {
+        return Err("no_reference");
+    };
+    if t.references_found > 1 {
+        tracing::warn!(
+            alarm = true,
+            provider = source,
+            entry = t.entry,
+            "a bank transaction names several payments: a person must split it"
+        );
+        return Err("ambiguous_reference");
+    }
+    // The bank's own reference is the transaction's identity; without one, the entry's place in
+    // this notification is the best there is (a repeat of the same document is still one).
+    let identity = t
+        .bank_transaction
+        .clone()
+        .unwrap_or_else(|| format!("{reference}:{}:{}", t.entry, t.index));
+    let notice = match kind {
+        Kind::Reversal => Notice::Reversal(ReversalNotice {
+            reference: reference.clone(),
+            source: source.to_string(),
+            key: identity,
+            amount,
+            original_transaction: t.bank_transaction.clone(),
+        }),
+        Kind::Credit => Notice::Settled(Settlement {
+            reference: reference.clone(),
+            source: source.to_string(),
+            transaction: identity,
+            amount,
+            paid: true,
+            time: String::new(),
+            amounts: AmountRule::Ledger,
+        }),
+    };
+    Ok((kind, notice))
+}
+
+/// The outcome the bank reads for one applied transaction.
+fn outcome_text(kind: Kind, applied: Applied) -> String {
+    match (kind, applied) {
+        (_, Applied::Unknown) => "unknown_reference".into(),
+        (Kind::Reversal, Applied::Reversed) => "reversed".into(),
+        (Kind::Reversal, Applied::ReversalDuplicate) => "reversal_duplicate".into(),
+        (Kind::Reversal, Applied::ReversalNotPaid) => "reversal_ignored_not_paid".into(),
+        (Kind::Reversal, _) => "reversal_refused_mismatch".into(),
+        (Kind::Credit, Applied::Paid) => "paid".into(),
+        (Kind::Credit, Applied::PaidTwice) => "paid_twice".into(),
+        (Kind::Credit, Applied::Duplicate(s)) => format!("duplicate ({})", s.as_str()),
+        (Kind::Credit, Applied::AlreadySettled(s)) => format!("already_{}", s.as_str()),
+        (Kind::Credit, Applied::AmountMismatch | Applied::OrderAmountDiffers) => "amount_mismatch".into(),
+        (Kind::Credit, _) => "failed".into(),
+    }
+}
+
+impl PaymentProvider for Banks {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn creator(&self) -> Option<&dyn PaymentCreator> {
+        None
+    }
+
+    fn reconciler(&self) -> Option<&dyn Reconciler> {
+        None
+    }
+
+    /// The order is the cost: the bank id (a map look-up) and the content type (a header)
+    /// here; the size while the gateway reads the body; then, in [`Self::parse`], the root
+    /// element ([`check_root`], a bounded scan of the first bytes), a permit for this bank, and
+    /// only then parsing, canonicalisation and the signature, off the async workers.
+    fn admit(&self, head: &CallbackHead<'_>) -> Result<(), Refused> {
+        if !head.param("bank_id").is_some_and(|id| self.banks.contains_key(id)) {
+            // The id is the caller's text: it is not repeated back.
+            return Err(Refused::new(
+                Reply::Problem(CallbackProblem::NotFound("no bank with this id is configured".into())),
+                "no bank with this id is configured",
+            ));
+        }
+        if !is_xml(head.media_type.as_deref()) {
+            return Err(Refused::new(
+                Reply::Problem(CallbackProblem::MediaType("application/xml")),
+                "the body is not XML",
+            ));
+        }
+        Ok(())
+    }
+
+    fn parse<'a>(&'a self, head: CallbackHead<'a>, body: Vec<u8>) -> BoxFuture<'a, Result<Parsed, Refused>> {
+        Box::pin(async move {
+            let bank_id = head.param("bank_id").unwrap_or_default().to_string();
+            let not_found = || {
+                Refused::new(
+                    Reply::Problem(CallbackProblem::NotFound("no bank with this id is configured".into())),
+                    "no bank with this id is configured",
+                )
+            };
+            let bank = self.banks.get(&bank_id).ok_or_else(not_found)?;
+            match check_root(&body) {
+                Ok(()) => {}
+                Err(e @ (RootError::NotXml | RootError::Doctype)) => {
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::Malformed(e.to_string())),
+                        e.to_string(),
+                    ));
+                }
+                Err(e @ RootError::NotCamt054) => return Err(invalid(e.to_string())),
+            }
+            let Ok(permit) = bank.verifications.clone().try_acquire_owned() else {
+                return Err(Refused::new(
+                    Reply::Problem(CallbackProblem::Busy {
+                        retry_after_secs: BANK_BUSY_RETRY_SECS,
+                        detail: "this bank's notifications are being verified at full capacity; nothing was read, send it again",
+                    }),
+                    "refused unread: this bank's verifications are all taken",
+                ));
+            };
+            let cert = bank.cert.clone();
+            let trust = self.trust.clone();
+            let verified = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                dsig::verify_enveloped(
+                    &body,
+                    &XmlTrust::Pinned {
+                        cert: &cert,
+                        store: trust.as_deref(),
+                    },
+                )
+            })
+            .await
+            .map_err(|_| Refused::new(Reply::Problem(CallbackProblem::Internal), "the verification did not finish"))?;
+            let verified = match verified {
+                Ok(v) => v,
+                Err(DsigError::Xml(
+                    e @ (XmlError::Doctype | XmlError::Malformed(_) | XmlError::NotUtf8 | XmlError::UnknownEntity(_) | XmlError::TooDeep),
+                )) => {
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::Malformed(e.to_string())),
+                        e.to_string(),
+                    ));
+                }
+                Err(DsigError::Xml(XmlError::TooLarge(n))) => {
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::TooLarge(n)),
+                        "the document is too large",
+                    ));
+                }
+                Err(e) => {
+                    return Err(Refused::new(
+                        Reply::Problem(CallbackProblem::BadSignature(e.to_string())),
+                        format!("signature or certificate: {e}"),
+                    ));
+                }
+            };
+            let transactions = transactions(&verified.document).map_err(|e| invalid(e.to_string()))?;
+            let source = format!("bank:{bank_id}");
+            let mut notices = Vec::new();
+            let mut entries = Vec::with_capacity(transactions.len());
+            for t in &transactions {
+                entries.push(match notice_of(&source, t) {
+                    Ok((kind, notice)) => {
+                        notices.push(notice);
+                        Entry::Notice(notices.len() - 1, kind)
+                    }
+                    Err(why) => Entry::Ignored(why),
+                });
+            }
+            let signer = verified.signer.subject.clone();
+            let answer = move |outcomes: Result<&[Applied], StoreFailed>| {
+                let Ok(applied) = outcomes else {
+                    return Reply::StoreFailed;
+                };
+                let mut out = Vec::with_capacity(transactions.len());
+                for (t, e) in transactions.iter().zip(&entries) {
+                    let outcome = match e {
+                        Entry::Ignored(why) => (*why).to_string(),
+                        Entry::Notice(i, kind) => match applied.get(*i) {
+                            Some(a) => outcome_text(*kind, *a),
+                            None => return Reply::StoreFailed,
+                        },
+                    };
+                    out.push(json!({"entry": t.entry, "transaction": t.index, "MaThamChieu": t.reference, "bank_transaction": t.bank_transaction, "amount": t.amount_vnd, "outcome": outcome}));
+                }
+                Reply::Json(json!({"bank": bank_id, "signer": signer, "entries": out}))
+            };
+            Ok(Parsed {
+                notices,
+                reply: Box::new(answer),
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -916,5 +1468,40 @@ mod tests {
             &exactly,
         ));
         assert_eq!(transactions(&doc).unwrap().len(), MAX_TRANSACTIONS);
+    }
+
+    fn banks_keys(text: &str, production: bool, trust_ca_dir: &str) -> Vec<String> {
+        let ctx = BuildContext {
+            production,
+            trust_ca_dir,
+            agencies: 0,
+        };
+        let section = Section::from_toml("banks", text).expect("toml");
+        match (KIND.build)(Some(&section), &ctx) {
+            Ok(_) => vec![],
+            Err(p) => p.into_iter().map(|p| p.key).collect(),
+        }
+    }
+
+    #[test]
+    fn production_refuses_pinned_banks_without_a_trust_store() {
+        let missing = "[vcb]\ncert = \"/nonexistent/vcb.pem\"\n";
+        let keys = banks_keys(missing, true, "");
+        assert_eq!(keys, vec!["trust.ca_dir"]);
+        // Outside production the next problem is the certificate itself, by key.
+        assert_eq!(banks_keys(missing, false, ""), vec!["banks.vcb.cert"]);
+        assert_eq!(banks_keys("[VCB]\ncert = \"x\"\n", false, ""), vec!["banks.VCB"]);
+        assert_eq!(banks_keys("", true, ""), Vec::<String>::new(), "no bank: nothing pinned");
+    }
+
+    #[test]
+    fn banks_never_create_payments_and_are_not_asked() {
+        assert!(KIND.creates.is_none());
+        let ctx = BuildContext {
+            production: false,
+            trust_ca_dir: "",
+            agencies: 0,
+        };
+        assert!((KIND.build)(None, &ctx).expect("valid").is_none());
     }
 }

@@ -1,11 +1,463 @@
-//! The payment providers' protocols (`shared/domain/payments.md`): the national payment
-//! platform (PayGov), VNPAY, and banks' ISO 20022 camt.054 notifications. Each module builds
-//! and checks its provider's messages; what a confirmation does to a payment is decided in one
-//! place in the gateway, the same for every route.
+//! The payment providers' protocols (`docs/paygov.md`, `docs/vnpay.md`, `docs/bank-xml.md`):
+//! the national payment platform (PayGov), VNPAY, and banks' ISO 20022 camt.054 notifications.
+//! Each module builds and checks its provider's messages, owns its settings section and
+//! implements [`PaymentProvider`]; what a notice does to a payment is decided in one place in
+//! the gateway, the same for every route and for reconciliation.
+//!
+//! A provider speaks to the gateway in [`Notice`]s (paid, failed, undecided, reversal) and hears
+//! back what the gateway's matching rules made of each ([`Applied`]). It never sees the store,
+//! so the rules cannot be applied twice or differently by two providers. Adding a provider is a
+//! module here, its mock, and one line in [`PROVIDERS`].
 
 pub mod camt054;
 pub mod paygov;
 pub mod vnpay;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hcc_config::{Problem, Section};
+use serde_json::{Value, json};
+
+use crate::BoxFuture;
+
+/// Every payment provider this gateway can speak to: the one list the gateway builds from,
+/// registers callback routes from and reconciles from.
+pub const PROVIDERS: &[ProviderKind] = &[paygov::KIND, vnpay::KIND, camt054::KIND];
+
+/// A provider as the registry knows it before configuration: its id (also the name of its
+/// settings section), its callback routes, and how to build it from its section.
+pub struct ProviderKind {
+    /// `"paygov"`, `"vnpay"`, `"banks"`: what `POST /v1/payments` names in `provider`, what a
+    /// payment record stores, and the settings section's name.
+    pub id: &'static str,
+    /// The routes its callbacks arrive on. They exist whether or not it is configured, so an
+    /// unconfigured provider's callback is answered "not configured", not "no such resource".
+    pub routes: &'static [CallbackRoute],
+    /// For a provider that creates payments, the request fields it needs beyond the common
+    /// ones; `None` for one that only confirms (banks).
+    pub creates: Option<&'static [RequiredField]>,
+    /// Parses and checks its section; `Ok(None)` when the section leaves it off.
+    pub build: BuildFn,
+}
+
+/// A provider's build: its section (absent when the configuration has none) to the provider,
+/// `None` when the section leaves it off, or every problem found.
+pub type BuildFn = fn(Option<&Section>, &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>>;
+
+/// A field of `POST /v1/payments` a provider needs, and the message when it is missing.
+pub struct RequiredField {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+/// What a provider's build may need from outside its own section.
+pub struct BuildContext<'a> {
+    /// `HCC_ENV=production`: secrets that anyone could guess are refused.
+    pub production: bool,
+    /// `trust.ca_dir`: the CA certificates a signature must chain to; empty when none.
+    pub trust_ca_dir: &'a str,
+    /// How many receiving agencies (`agencies.<id>`) are configured.
+    pub agencies: usize,
+}
+
+/// A payment provider: creates payments (when it does), turns its callbacks into [`Notice`]s
+/// and answers them in its own terms, and answers reconciliation queries (when it can).
+pub trait PaymentProvider: Send + Sync + 'static {
+    fn id(&self) -> &'static str;
+
+    /// `None` for a provider that never creates a payment (a bank only notifies).
+    fn creator(&self) -> Option<&dyn PaymentCreator>;
+
+    /// `None` for a provider that cannot be asked about a payment, or is configured not to be.
+    fn reconciler(&self) -> Option<&dyn Reconciler>;
+
+    /// The cheap checks on a callback before its body is read (which caller, which content
+    /// type): a refusal here costs nothing but a look-up.
+    fn admit(&self, head: &CallbackHead<'_>) -> Result<(), Refused> {
+        let _ = head;
+        Ok(())
+    }
+
+    /// Authenticates and reads one callback. `Err` is answered as it is, with nothing applied.
+    fn parse<'a>(&'a self, head: CallbackHead<'a>, body: Vec<u8>) -> BoxFuture<'a, Result<Parsed, Refused>>;
+}
+
+/// Creating a payment with a provider.
+pub trait PaymentCreator: Send + Sync {
+    /// The URL the citizen is sent to pay. The payment is stored (pending) before this is
+    /// called, so a confirmation can never find it missing.
+    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<String, CreateError>>;
+}
+
+/// Asking a provider about one pending payment, because callbacks get lost.
+pub trait Reconciler: Send + Sync {
+    fn schedule(&self) -> Schedule;
+    /// What the provider says of the payment; `None` when it says nothing trustworthy or
+    /// nothing final yet (asked again next round).
+    fn query<'a>(&'a self, payment: &'a PendingPayment) -> BoxFuture<'a, Option<Notice>>;
+}
+
+/// How often a provider is asked, and about payments of which ages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub every: Duration,
+    pub min_age: Duration,
+    pub max_age: Duration,
+}
+
+impl Schedule {
+    /// From a section's `reconcile_*_secs` keys; a zero interval is taken as one second.
+    pub fn from_secs(every: u64, min_age: u64, max_age: u64) -> Self {
+        Schedule {
+            every: Duration::from_secs(every.max(1)),
+            min_age: Duration::from_secs(min_age),
+            max_age: Duration::from_secs(max_age),
+        }
+    }
+}
+
+/// A stored pending payment, as a reconciler needs it.
+#[derive(Debug, Clone)]
+pub struct PendingPayment {
+    pub reference: String,
+    pub amount: u64,
+    /// The provider-facing creation time (`yyyyMMddHHmmss`, Vietnam time) its creation carried.
+    pub provider_created: String,
+}
+
+/// A payment to create, parsed at the edge: every field here is valid.
+pub struct PaymentOrder<'a> {
+    pub reference: &'a str,
+    pub amount: u64,
+    /// `Thanh toan phi, le phi ho so <MaHoSo>`: ASCII, as every provider takes it.
+    pub description: &'a str,
+    /// Creation time, Unix seconds, and the same as `yyyyMMddHHmmss` in Vietnam time.
+    pub created_unix: i64,
+    pub created: &'a str,
+    pub ma_ho_so: &'a str,
+    pub ma_tthc: &'a str,
+    pub ten_tthc: &'a str,
+    pub agency: &'a Agency,
+    pub fees: &'a [FeeLine],
+    pub payer: &'a Payer,
+}
+
+/// Why a provider did not create a payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("the provider refused the payment: {0}")]
+    Refused(String),
+    #[error("the provider did not answer in time: {0}")]
+    Unreachable(String),
+}
+
+/// A receiving agency and its beneficiary account, from configuration (`agencies.<id>`).
+#[derive(Debug, Clone)]
+pub struct Agency {
+    pub id: String,
+    pub ma_don_vi: String,
+    pub ten_don_vi: String,
+    pub tk_thu_huong: String,
+    pub ma_nh_thu_huong: String,
+    pub ten_tk_thu_huong: String,
+}
+
+/// The citizen who pays. The identity number and address go to a provider's receipt once and
+/// are never stored or logged.
+#[derive(Clone)]
+pub struct Payer {
+    pub ho_ten: String,
+    pub so_cmnd: Option<String>,
+    pub dia_chi: Option<String>,
+    /// The citizen's address as the centre saw it (`IpNguoiNop`).
+    pub ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Payer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payer").field("so_cmnd", &"[masked]").finish_non_exhaustive()
+    }
+}
+
+/// `LoaiPhiLePhi`: 1 = phí (a service charge), 2 = lệ phí (a state fee).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeeKind {
+    Phi = 1,
+    LePhi = 2,
+}
+
+/// One fee line of a payment, as the receipt lists it (`PhiLePhi`, the portal's vocabulary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeLine {
+    pub kind: FeeKind,
+    pub code: String,
+    pub name: String,
+    pub amount: u64,
+}
+
+impl FeeLine {
+    /// The receipt's form: amounts and kinds as strings, as public clients send them.
+    pub fn wire(&self) -> Value {
+        json!({"LoaiPhiLePhi": (self.kind as u8).to_string(), "MaPhiLePhi": self.code, "TenPhiLePhi": self.name, "SoTien": self.amount.to_string()})
+    }
+}
+
+/// A callback route: its method, its path template (actix syntax, `{name}` for a parameter),
+/// and its OpenAPI Operation object.
+pub struct CallbackRoute {
+    pub method: CallbackMethod,
+    pub path: &'static str,
+    /// The OpenAPI Operation object, as JSON text.
+    pub operation: &'static str,
+}
+
+impl CallbackRoute {
+    /// The Operation object; a text that does not parse (a bug caught by the providers' tests)
+    /// gives `null`.
+    pub fn operation(&self) -> Value {
+        serde_json::from_str(self.operation).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackMethod {
+    Get,
+    Post,
+}
+
+impl CallbackMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackMethod::Get => "GET",
+            CallbackMethod::Post => "POST",
+        }
+    }
+}
+
+/// What a provider sees of a callback request before and while reading it.
+#[derive(Debug, Clone)]
+pub struct CallbackHead<'a> {
+    /// The route's path template, as in [`CallbackRoute::path`].
+    pub route: &'a str,
+    /// The path parameters by name, as matched.
+    pub params: Vec<(&'a str, String)>,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// The media type, lowercase, without parameters.
+    pub media_type: Option<String>,
+}
+
+impl CallbackHead<'_> {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A callback refused: the answer, and why (for the audit log, written escaped by the
+/// gateway: it may quote the caller's text).
+#[derive(Debug)]
+pub struct Refused {
+    pub reply: Reply,
+    pub why: String,
+}
+
+impl Refused {
+    pub fn new(reply: Reply, why: impl Into<String>) -> Self {
+        Refused { reply, why: why.into() }
+    }
+}
+
+/// A provider's answer to its caller. The gateway renders it over HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `200` with this JSON body, in the provider's own terms.
+    Json(Value),
+    /// A problem+json answer.
+    Problem(CallbackProblem),
+    /// Answer as the gateway answers a storage failure (`503` or `500`).
+    StoreFailed,
+}
+
+/// The problem answers a provider gives before anything is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackProblem {
+    /// `400`: not a message of this protocol at all.
+    Malformed(String),
+    /// `422`: a document of the right kind that cannot be read, at this JSON Pointer.
+    Invalid { pointer: String, message: String },
+    /// `415`: the body must be of this media type.
+    MediaType(&'static str),
+    /// `413`: larger than this many bytes.
+    TooLarge(usize),
+    /// `401`: the signature or its certificate does not hold.
+    BadSignature(String),
+    /// `404`: nothing here for this caller (the message never repeats the caller's text).
+    NotFound(String),
+    /// `503` with `Retry-After`: the gateway's capacity for this caller is taken; nothing read.
+    Busy { retry_after_secs: u64, detail: &'static str },
+    /// `500`: the provider's own failure.
+    Internal,
+}
+
+/// A callback read and authenticated: its notices, and how to answer once they are applied.
+pub struct Parsed {
+    pub notices: Vec<Notice>,
+    /// Builds the answer from what each notice came to, in order, or from the storage failure
+    /// that stopped the gateway (earlier notices may have been applied; every notice is
+    /// idempotent, and the caller sends again).
+    pub reply: ReplyFn,
+}
+
+/// How a provider answers once its notices are applied (see [`Parsed::reply`]).
+pub type ReplyFn = Box<dyn FnOnce(Result<&[Applied], StoreFailed>) -> Reply + Send>;
+
+/// The store could not be reached or read while notices were applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFailed;
+
+/// What a provider says about one payment, in the gateway's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Money arrived (or, if `paid` is false, the attempt failed and never pays).
+    Settled(Settlement),
+    /// Neither paid nor failed yet. Nothing changes; the gateway still says whether the payment
+    /// is known and whether the amount is its amount ([`Applied::NotFinal`]).
+    Undecided { reference: String, amount: u64 },
+    /// A paid fee taken back (a bank's DBIT entry with `RvslInd`).
+    Reversal(ReversalNotice),
+}
+
+/// A provider's word that a payment was paid, or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub reference: String,
+    /// Who says so: the provider's id, or `bank:<id>` for one bank.
+    pub source: String,
+    /// The provider's transaction: its identity for de-duplication.
+    pub transaction: String,
+    pub amount: u64,
+    pub paid: bool,
+    /// The provider's time of it, as it gave it ("" when none).
+    pub time: String,
+    pub amounts: AmountRule,
+}
+
+/// How a settlement's amount is matched with the payment's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountRule {
+    /// The ledger's rule: a paid amount that differs is recorded as `amount_mismatch` for a
+    /// person and never pays; a failure is recorded whatever amount it names.
+    Ledger,
+    /// The amount is the order's, and the protocol checks it before anything else (VNPAY's
+    /// IPN): a notice for another amount changes nothing ([`Applied::OrderAmountDiffers`]),
+    /// except that a paid one is still recorded as `amount_mismatch` for a person.
+    OrderFirst,
+}
+
+/// A provider's reversal of a payment it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalNotice {
+    pub reference: String,
+    /// The route that must have paid it (`bank:<id>`).
+    pub source: String,
+    /// The reversal's own identity, so that a repeat of it changes nothing.
+    pub key: String,
+    pub amount: u64,
+    /// The original transaction it names, when it names one.
+    pub original_transaction: Option<String>,
+}
+
+/// A payment's state, as the gateway stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Paid,
+    Failed,
+    AmountMismatch,
+    Reversed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Paid => "paid",
+            State::Failed => "failed",
+            State::AmountMismatch => "amount_mismatch",
+            State::Reversed => "reversed",
+        }
+    }
+}
+
+/// What the gateway's matching rules made of one [`Notice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// No such payment: refused, nothing stored.
+    Unknown,
+    /// First valid confirmation: paid, the centre is told.
+    Paid,
+    /// Recorded as failed; never pays.
+    Failed,
+    /// A paid amount that differs: recorded for a person to look at, never paid.
+    AmountMismatch,
+    /// A second, different paid transaction for a paid payment: the first stands, the centre
+    /// is told to refund.
+    PaidTwice,
+    /// This transaction was applied before, with this result: nothing happens.
+    Duplicate(State),
+    /// The payment was already settled by another transaction: nothing happens.
+    AlreadySettled(State),
+    /// [`AmountRule::OrderFirst`] or [`Notice::Undecided`]: the notice is for another amount
+    /// than the payment's; nothing changed but a paid one's `amount_mismatch` record.
+    OrderAmountDiffers,
+    /// [`Notice::Undecided`] for a known payment of this amount: nothing changed.
+    NotFinal,
+    /// The paid payment is now reversed; the centre is told.
+    Reversed,
+    /// This reversal was applied before.
+    ReversalDuplicate,
+    /// Nothing to undo: the payment is not paid.
+    ReversalNotPaid,
+    /// The reversal does not match the payment that stands: nothing changed.
+    ReversalMismatch,
+}
+
+/// Parses a provider's section into `T`, or says which key is wrong.
+pub fn parse_section<T: serde::de::DeserializeOwned + Default>(section: Option<&Section>) -> Result<T, Vec<Problem>> {
+    match section {
+        Some(s) => s.parse().map_err(|p| vec![p]),
+        None => Ok(T::default()),
+    }
+}
+
+/// Checks that `value` is an `http`/`https` URL with something after the scheme, as the core
+/// checks its own URLs.
+pub fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str) {
+    let ok = ["http", "https"].iter().any(|s| {
+        value
+            .strip_prefix(s)
+            .and_then(|r| r.strip_prefix("://"))
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    if !ok {
+        problems.push(problem(key, "must be a http or https URL"));
+    }
+}
+
+/// One problem with a key.
+pub fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// A shared HTTP client for a provider's calls, every request bounded by `timeout`.
+pub(crate) fn provider_client(key: &str, timeout: Duration) -> Result<reqwest::Client, Vec<Problem>> {
+    crate::http::client(timeout).map_err(|e| vec![problem(key, e.to_string())])
+}
 
 /// Vietnam's civil time (UTC+7, no daylight saving) as `yyyyMMddHHmmss`, from Unix seconds.
 pub fn vn_timestamp(unix_secs: i64) -> String {
@@ -13,6 +465,13 @@ pub fn vn_timestamp(unix_secs: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     let sod = t.rem_euclid(86_400);
     format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// Now, Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -236,5 +695,21 @@ mod tests {
             check_payment_url(&format!("https://paygov.example.vn/{}", "a".repeat(2100))),
             Err(PaymentUrlError::Text)
         );
+    }
+
+    #[test]
+    fn the_registry_names_each_provider_once_with_documented_routes() {
+        let mut ids: Vec<&str> = PROVIDERS.iter().map(|k| k.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), PROVIDERS.len());
+        for kind in PROVIDERS {
+            assert!(!kind.routes.is_empty(), "{} has a callback route", kind.id);
+            for r in kind.routes {
+                let op = r.operation();
+                assert!(op["responses"]["200"].is_object(), "{} {}: {op}", r.method.as_str(), r.path);
+                assert!(r.path.starts_with("/v1/callbacks/"), "{}", r.path);
+            }
+        }
     }
 }

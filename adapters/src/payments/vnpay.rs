@@ -16,7 +16,18 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use hcc_config::{Problem, Secret, Section};
 use serde_json::{Map, Value, json};
+
+use super::{
+    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackRoute, CreateError, Notice, Parsed, PaymentCreator,
+    PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, Reconciler, Refused, Reply, RequiredField, Schedule, Settlement,
+    StoreFailed, check_http_url, parse_section, problem, provider_client,
+};
+use crate::BoxFuture;
 
 pub const VERSION: &str = "2.1.0";
 
@@ -535,6 +546,409 @@ pub fn parse_querydr_answer(answer: &Value, txn_ref: &str, tmn_code: &str, secre
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The provider: settings, the payment URL, the IPN, querydr
+
+/// How long one `querydr` call may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The `[vnpay]` section. VNPAY is on when `tmn_code` is set.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VnpaySettings {
+    pub tmn_code: String,
+    pub hash_secret: Secret,
+    pub pay_url: String,
+    /// Where VNPAY sends the citizen back after paying (the centre's page).
+    pub return_url: String,
+    /// The merchant API (`querydr`), e.g. `https://.../merchant_webapi/api/transaction`; empty:
+    /// no reconciliation.
+    pub api_url: String,
+    /// The payment URL's lifetime (`vnp_ExpireDate` = creation + this).
+    pub expire_minutes: u64,
+    /// `vnp_IpAddr` of the server in `querydr` requests.
+    pub server_ip: String,
+    pub reconcile_interval_secs: u64,
+    pub reconcile_min_age_secs: u64,
+    pub reconcile_max_age_secs: u64,
+}
+
+impl Default for VnpaySettings {
+    fn default() -> Self {
+        VnpaySettings {
+            tmn_code: String::new(),
+            hash_secret: Secret::default(),
+            pay_url: String::new(),
+            return_url: String::new(),
+            api_url: String::new(),
+            expire_minutes: 15,
+            server_ip: String::new(),
+            reconcile_interval_secs: 300,
+            reconcile_min_age_secs: 900,
+            reconcile_max_age_secs: 3 * 86_400,
+        }
+    }
+}
+
+impl VnpaySettings {
+    pub fn is_on(&self) -> bool {
+        !self.tmn_code.is_empty()
+    }
+
+    /// Everything its types cannot say, by key; production refuses an empty hash secret, with
+    /// which anyone could forge an IPN.
+    pub fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
+        let mut p = Vec::new();
+        for (key, url) in [("vnpay.api_url", &self.api_url), ("vnpay.pay_url", &self.pay_url)] {
+            if !url.is_empty() {
+                check_http_url(&mut p, key, url);
+            }
+        }
+        if self.is_on() && !(1..=1440).contains(&self.expire_minutes) {
+            p.push(problem("vnpay.expire_minutes", "must be between 1 and 1440"));
+        }
+        if !self.api_url.is_empty() && self.server_ip.parse::<IpAddr>().is_err() {
+            p.push(problem(
+                "vnpay.server_ip",
+                "must be this server's IP address (vnp_IpAddr of querydr)",
+            ));
+        }
+        if ctx.production && self.is_on() && self.hash_secret.expose().trim().is_empty() {
+            p.push(problem(
+                "vnpay.hash_secret",
+                "is empty while VNPAY is configured: anyone could forge its IPNs",
+            ));
+        }
+        p
+    }
+}
+
+pub const ID: &str = "vnpay";
+
+/// VNPAY as the registry lists it.
+pub const KIND: ProviderKind = ProviderKind {
+    id: ID,
+    routes: &[CallbackRoute {
+        method: CallbackMethod::Get,
+        path: "/v1/callbacks/vnpay/ipn",
+        operation: IPN_OPERATION,
+    }],
+    creates: Some(&[RequiredField {
+        field: "IpNguoiNop",
+        message: "is required for VNPAY: the citizen's IP address",
+    }]),
+    build: build_provider,
+};
+
+const IPN_OPERATION: &str = r##"{
+    "summary": "VNPAY's IPN (authenticated by vnp_SecureHash, no API key)",
+    "description": "Checks in VNPAY's order: signature over exactly the parameters read (a repeated key is a forgery), merchant, order, amount, then applies only while pending. Every answer, a storage error included, is a 200 in VNPAY's terms (RspCode).",
+    "tags": [
+        "callbacks"
+    ],
+    "parameters": [
+        {
+            "in": "query",
+            "name": "vnp_TxnRef",
+            "required": false,
+            "description": "The payment's MaThamChieu",
+            "schema": {
+                "type": "string"
+            }
+        },
+        {
+            "in": "query",
+            "name": "vnp_Amount",
+            "required": false,
+            "description": "The amount in đồng × 100",
+            "schema": {
+                "type": "string"
+            }
+        },
+        {
+            "in": "query",
+            "name": "vnp_ResponseCode",
+            "required": false,
+            "schema": {
+                "type": "string"
+            }
+        },
+        {
+            "in": "query",
+            "name": "vnp_SecureHash",
+            "required": false,
+            "description": "HMAC-SHA512 over the other vnp_ parameters",
+            "schema": {
+                "type": "string"
+            }
+        }
+    ],
+    "responses": {
+        "200": {
+            "description": "VNPAY's answer",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "description": "RspCode 00 is taken",
+                        "required": [
+                            "RspCode",
+                            "Message"
+                        ],
+                        "properties": {
+                            "RspCode": {
+                                "type": "string",
+                                "pattern": "^[0-9]{2}$"
+                            },
+                            "Message": {
+                                "type": "string"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "503": {
+            "description": "VNPAY is not configured",
+            "content": {
+                "application/problem+json": {
+                    "schema": {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+                }
+            }
+        }
+    }
+}"##;
+
+fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let s: VnpaySettings = parse_section(section)?;
+    let problems = s.problems(ctx);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if !s.is_on() {
+        return Ok(None);
+    }
+    // Citizens are sent there; the same rule as a provider's own payment URL.
+    if let Err(e) = super::check_payment_url(&s.pay_url) {
+        return Err(vec![problem("vnpay.pay_url", e.to_string())]);
+    }
+    let querydr = if s.api_url.is_empty() {
+        None
+    } else {
+        // Checked by `problems` above.
+        let server_ip = s
+            .server_ip
+            .parse()
+            .map_err(|_| vec![problem("vnpay.server_ip", "is not an IP address")])?;
+        Some(Querydr {
+            tmn_code: s.tmn_code.clone(),
+            hash_secret: s.hash_secret.clone(),
+            api_url: s.api_url.clone(),
+            server_ip,
+            schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs),
+            client: provider_client("vnpay.api_url", QUERY_TIMEOUT)?,
+        })
+    };
+    Ok(Some(Arc::new(Vnpay { settings: s, querydr })))
+}
+
+/// VNPAY, configured.
+pub struct Vnpay {
+    settings: VnpaySettings,
+    /// Present when `api_url` is set.
+    querydr: Option<Querydr>,
+}
+
+/// VNPAY's merchant API, for reconciliation.
+struct Querydr {
+    tmn_code: String,
+    hash_secret: Secret,
+    api_url: String,
+    server_ip: IpAddr,
+    schedule: Schedule,
+    client: reqwest::Client,
+}
+
+fn rsp(code: &str, message: &str) -> Reply {
+    Reply::Json(json!({"RspCode": code, "Message": message}))
+}
+
+impl Querydr {
+    /// `querydr` for one payment, with the `vnp_CreateDate` of its payment URL. The answer's
+    /// signature is checked before anything in it is believed; only a paid answer or a
+    /// definite failure says anything.
+    async fn query_one(&self, payment: &PendingPayment) -> Option<Notice> {
+        let now = super::unix_now();
+        let body = querydr_request(
+            &QueryDrRequest {
+                tmn_code: &self.tmn_code,
+                txn_ref: &payment.reference,
+                order_info: &format!("Truy van giao dich {}", payment.reference),
+                transaction_date: &payment.provider_created,
+                now,
+                server_ip: self.server_ip,
+                request_id: None,
+            },
+            self.hash_secret.expose(),
+        )
+        .ok()?;
+        let answer = match self.client.post(&self.api_url).json(&body).send().await {
+            // Only a 2xx answer is read: a redirect or an error page says nothing.
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok()?,
+            Ok(r) => {
+                tracing::warn!(reference = %payment.reference, status = r.status().as_u16(), "VNPAY querydr answered without success; asking again next round");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(reference = %payment.reference, error = %e, "VNPAY querydr failed");
+                return None;
+            }
+        };
+        let settled = |transaction: String, amount: u64, paid: bool, time: String| {
+            Some(Notice::Settled(Settlement {
+                reference: payment.reference.clone(),
+                source: ID.into(),
+                transaction,
+                amount,
+                paid,
+                time,
+                amounts: AmountRule::Ledger,
+            }))
+        };
+        match parse_querydr_answer(&answer, &payment.reference, &self.tmn_code, self.hash_secret.expose()) {
+            Ok(QueryDr::Paid {
+                amount_vnd,
+                transaction,
+                pay_date,
+                ..
+            }) => settled(transaction, amount_vnd, true, pay_date),
+            Ok(QueryDr::Failed { transaction_status }) => settled(
+                format!("querydr-failed:{transaction_status}"),
+                payment.amount,
+                false,
+                super::vn_timestamp(now),
+            ),
+            Ok(other) => {
+                tracing::debug!(reference = %payment.reference, answer = ?other, "VNPAY querydr: not settled yet");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(alarm = true, reference = %payment.reference, error = %e, "VNPAY querydr answer refused; asking again next round");
+                None
+            }
+        }
+    }
+}
+
+impl PaymentProvider for Vnpay {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn creator(&self) -> Option<&dyn PaymentCreator> {
+        Some(self)
+    }
+
+    fn reconciler(&self) -> Option<&dyn Reconciler> {
+        self.querydr.as_ref().map(|q| q as &dyn Reconciler)
+    }
+
+    /// VNPAY's order of checks: signature (over exactly the parameters read; a repeated key is
+    /// a forgery), merchant, then, by the gateway, order and amount, and only then the outcome,
+    /// applied only if still pending. Every answer, a storage error included, is HTTP 200 with
+    /// an `RspCode`, as VNPAY expects.
+    fn parse<'a>(&'a self, head: CallbackHead<'a>, _body: Vec<u8>) -> BoxFuture<'a, Result<Parsed, Refused>> {
+        Box::pin(async move {
+            let ipn = verify_ipn(head.query, &self.settings.tmn_code, self.settings.hash_secret.expose()).map_err(|e| {
+                let code = e.rsp_code();
+                let message = if code == "97" { "Invalid signature" } else { "Invalid request" };
+                Refused::new(rsp(code, message), e.to_string())
+            })?;
+            let notice = match ipn.outcome {
+                Outcome::Paid | Outcome::Failed => Notice::Settled(Settlement {
+                    reference: ipn.reference.clone(),
+                    source: ID.into(),
+                    transaction: if ipn.transaction.is_empty() {
+                        format!("no-transaction:{}:{}", ipn.response_code, ipn.pay_date)
+                    } else {
+                        ipn.transaction.clone()
+                    },
+                    amount: ipn.amount_vnd,
+                    paid: ipn.paid,
+                    time: ipn.pay_date.clone(),
+                    amounts: AmountRule::OrderFirst,
+                }),
+                // Neither paid nor failed (a missing code, or "in progress"): nothing is decided
+                // here; VNPAY sends again and reconciliation asks.
+                Outcome::Pending | Outcome::Undecided => Notice::Undecided {
+                    reference: ipn.reference.clone(),
+                    amount: ipn.amount_vnd,
+                },
+            };
+            let answer = |outcomes: Result<&[Applied], StoreFailed>| {
+                let Ok([outcome]) = outcomes else {
+                    return rsp("99", "Unknown error");
+                };
+                match outcome {
+                    Applied::Paid | Applied::Failed => rsp("00", "Confirm Success"),
+                    Applied::Unknown => rsp("01", "Order not found"),
+                    Applied::AmountMismatch | Applied::OrderAmountDiffers => rsp("04", "Invalid amount"),
+                    Applied::NotFinal => rsp("99", "Transaction not final"),
+                    Applied::Duplicate(_) | Applied::AlreadySettled(_) | Applied::PaidTwice => rsp("02", "Order already confirmed"),
+                    Applied::Reversed | Applied::ReversalDuplicate | Applied::ReversalNotPaid | Applied::ReversalMismatch => {
+                        rsp("99", "Unknown error")
+                    }
+                }
+            };
+            Ok(Parsed {
+                notices: vec![notice],
+                reply: Box::new(answer),
+            })
+        })
+    }
+}
+
+impl PaymentCreator for Vnpay {
+    /// VNPAY's payment page for the citizen, signed, expiring after `vnpay.expire_minutes`.
+    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<String, CreateError>> {
+        Box::pin(async move {
+            let s = &self.settings;
+            let ip = order
+                .payer
+                .ip
+                .ok_or_else(|| CreateError::Refused("VNPAY needs the citizen's IpNguoiNop".into()))?;
+            payment_url(
+                &PaymentRequest {
+                    pay_url: &s.pay_url,
+                    tmn_code: &s.tmn_code,
+                    reference: order.reference,
+                    amount_vnd: order.amount,
+                    order_info: order.description,
+                    created_at: order.created_unix,
+                    expire_minutes: s.expire_minutes,
+                    return_url: &s.return_url,
+                    citizen_ip: ip,
+                },
+                s.hash_secret.expose(),
+            )
+            .map(|u| u.url)
+            .map_err(|e| CreateError::Refused(e.to_string()))
+        })
+    }
+}
+
+impl Reconciler for Querydr {
+    fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    fn query<'a>(&'a self, payment: &'a PendingPayment) -> BoxFuture<'a, Option<Notice>> {
+        Box::pin(self.query_one(payment))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1036,5 +1450,84 @@ mod tests {
             "vnp_SecureHash": hmac(anon),
         });
         assert_eq!(parse(&v).unwrap_err(), QueryDrError::WrongReference);
+    }
+
+    fn build(text: &str, production: bool) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<String>> {
+        let ctx = BuildContext {
+            production,
+            trust_ca_dir: "",
+            agencies: 1,
+        };
+        let section = Section::from_toml("vnpay", text).expect("toml");
+        (KIND.build)(Some(&section), &ctx).map_err(|p| p.into_iter().map(|p| p.key).collect())
+    }
+
+    const ON: &str = "tmn_code = \"HCCDEV01\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\n";
+
+    #[test]
+    fn production_refuses_an_empty_hash_secret_only_while_vnpay_is_on() {
+        assert_eq!(build(ON, true).err(), Some(vec!["vnpay.hash_secret".to_string()]));
+        assert_eq!(
+            build(&format!("{ON}hash_secret = \"\\t\"\n"), true).err(),
+            Some(vec!["vnpay.hash_secret".to_string()])
+        );
+        assert!(build(&format!("{ON}hash_secret = \"{SECRET}\"\n"), true).is_ok());
+        assert!(build(ON, false).is_ok());
+        assert!(matches!(build("hash_secret = \"\"\n", true), Ok(None)), "off: nothing to forge");
+    }
+
+    #[test]
+    fn settings_are_checked_by_key() {
+        assert_eq!(
+            build(
+                &format!("{ON}expire_minutes = 0\napi_url = \"https://v/api\"\nserver_ip = \"here\"\n"),
+                false
+            )
+            .err(),
+            Some(vec!["vnpay.expire_minutes".to_string(), "vnpay.server_ip".to_string()])
+        );
+        assert_eq!(
+            build("api_url = \"nowhere\"\nserver_ip = \"203.0.113.10\"\n", false).err(),
+            Some(vec!["vnpay.api_url".to_string()])
+        );
+        // Citizens are sent to pay_url: plain http only to this machine.
+        assert_eq!(
+            build("tmn_code = \"T\"\npay_url = \"http://vnpay.example.vn/pay\"\n", false).err(),
+            Some(vec!["vnpay.pay_url".to_string()])
+        );
+        assert!(build("tmn_code = \"T\"\npay_url = \"http://127.0.0.1:9102/vnpay/pay\"\n", false).is_ok());
+    }
+
+    #[test]
+    fn vnpay_reconciles_only_with_a_merchant_api() {
+        let without = build(ON, false).expect("valid").expect("on");
+        assert!(without.creator().is_some() && without.reconciler().is_none());
+        let with = build(
+            &format!("{ON}api_url = \"https://v/api\"\nserver_ip = \"203.0.113.10\"\nreconcile_interval_secs = 7\n"),
+            false,
+        )
+        .expect("valid")
+        .expect("on");
+        assert_eq!(
+            with.reconciler().map(|r| r.schedule().every),
+            Some(std::time::Duration::from_secs(7))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forged_ipn_is_refused_with_rsp_code_97_and_nothing_to_apply() {
+        let vnpay = build(&format!("{ON}hash_secret = \"{SECRET}\"\n"), false)
+            .expect("valid")
+            .expect("on");
+        let head = CallbackHead {
+            route: "/v1/callbacks/vnpay/ipn",
+            params: vec![],
+            query: "vnp_TxnRef=HCC241126ABCDEFGH&vnp_Amount=10000000&vnp_TmnCode=HCCDEV01&vnp_SecureHash=00",
+            media_type: None,
+        };
+        let Err(refused) = vnpay.parse(head, vec![]).await else {
+            panic!("a forged IPN was taken");
+        };
+        assert_eq!(refused.reply, Reply::Json(json!({"RspCode": "97", "Message": "Invalid signature"})));
     }
 }

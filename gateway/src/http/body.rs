@@ -59,7 +59,7 @@ pub(crate) fn object_of<'a>(v: &'a Value, allowed: &[&str]) -> Result<&'a Map<St
 }
 
 /// The request's media type, lowercase, without parameters.
-fn media_type(req: &HttpRequest) -> Option<String> {
+pub(crate) fn media_type(req: &HttpRequest) -> Option<String> {
     let v = req.headers().get(actix_web::http::header::CONTENT_TYPE)?.to_str().ok()?;
     Some(v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }

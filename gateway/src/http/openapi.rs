@@ -57,9 +57,6 @@ pub const BEARER: &str = "bearer";
         super::signatures::verify,
         super::payments::create,
         super::payments::get,
-        super::payments::paygov_callback,
-        super::payments::vnpay_ipn,
-        super::payments::camt054_callback,
         // The portal's ingest routes: these two move to the portal adapter's route descriptors
         // (as `ExtraOperation`s) with the destination registry.
         super::dossiers::post_dossier,
@@ -111,7 +108,11 @@ pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
     schemas.extend(super::payments::body_schemas());
     schemas.extend(super::ops::body_schemas());
     schemas.extend(super::signatures::body_schemas());
-    for e in extra {
+    // The payment providers' callback routes are registered whatever is configured (an
+    // unconfigured provider's callback is told so), so they are always in the document.
+    let callbacks = super::payments::callback_operations();
+    let extra: Vec<&ExtraOperation> = callbacks.iter().chain(extra).collect();
+    for e in &extra {
         schemas.extend(e.schemas.iter().cloned());
     }
     let components = object_at(&mut doc, "components").map(|c| c.entry("schemas").or_insert_with(|| json!({})));
@@ -121,7 +122,7 @@ pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
         }
     }
     if let Some(paths) = object_at(&mut doc, "paths") {
-        for e in extra {
+        for e in &extra {
             let item = paths.entry(e.path.clone()).or_insert_with(|| json!({}));
             if let Some(item) = item.as_object_mut() {
                 item.insert(e.method.as_str().to_ascii_lowercase(), e.operation.clone());

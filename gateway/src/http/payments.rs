@@ -1,42 +1,45 @@
 //! Payments over HTTP: `POST /v1/payments` and `GET /v1/payments/{MaThamChieu}` (role centre),
 //! and the providers' callbacks, which carry no API key: their checksum or signature is their
-//! authentication, checked before anything else is read. Each callback answers in its
-//! provider's own terms.
+//! authentication, checked by the provider before anything else is read. One handler serves
+//! every provider's callback routes; each answers in its provider's own terms.
 //!
 //! Every route that names a payment checks the reference's shape
 //! (`hcc_adapters::payments::is_reference`) before any look-up, so nothing a caller writes in a
 //! path or a callback reaches the store's key space unless it is a reference the gateway could
-//! have made. The camt.054 endpoint, which anyone can call, refuses what can never be a bank
-//! notification (unknown bank, wrong content type, too large, another root element) before any
-//! parsing or signature work, and verifies at most `BANK_VERIFICATIONS` documents per bank at
-//! once.
+//! have made. A provider refuses what is cheap to refuse first: `admit` before the body is read
+//! (which caller, which content type), then the body's size here, then its own checks (the
+//! root-element scan and per-caller verification permits of a signed notification) before any
+//! costly work.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::dvcqg::model::MaHoSo;
-use std::net::IpAddr;
-
 use hcc_adapters::fields::{Fields, non_empty_text};
-use hcc_adapters::payments::paygov::{self, FeeKind, FeeLine};
-use hcc_adapters::payments::{camt054, is_reference, vnpay};
+use hcc_adapters::payments::{
+    CallbackHead, CallbackMethod, CallbackProblem, FeeKind, FeeLine, PROVIDERS, Payer, Refused, Reply, StoreFailed, is_reference,
+};
 use hcc_config::Role;
-use hcc_signing::xml::dom::XmlError;
-use hcc_signing::xml::dsig::{self, DsigError, XmlTrust};
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::body::{JsonBytes, is_xml, read_limited};
+use super::body::{JsonBytes, media_type, read_limited};
 use super::problem::{ApiError, FieldError};
-use super::signatures::SigningState;
-use crate::payments::{NewPayment, Payer, PaymentError, Payments, Provider};
+use crate::payments::{NewPayment, PaymentError, Payments, creating_kind};
 use crate::redact::Escaped;
-use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentState, Reversal, ReverseOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/payments", web::post().to(create))
-        .route("/v1/payments/{reference}", web::get().to(get))
-        .route("/v1/callbacks/paygov", web::post().to(paygov_callback))
-        .route("/v1/callbacks/vnpay/ipn", web::get().to(vnpay_ipn))
-        .route("/v1/callbacks/banks/{bank_id}/camt054", web::post().to(camt054_callback));
+        .route("/v1/payments/{reference}", web::get().to(get));
+    // Every provider's routes, configured or not: an unconfigured provider's callback is told so.
+    for route in PROVIDERS.iter().flat_map(|k| k.routes) {
+        let method = match route.method {
+            CallbackMethod::Get => web::get(),
+            CallbackMethod::Post => web::post(),
+        };
+        cfg.route(route.path, method.to(callback));
+    }
 }
 
 /// The JSON Schemas of the bodies read and written here as JSON values (by field, or in a
@@ -47,6 +50,8 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
         {"type": "string", "pattern": "^[0-9]{1,15}$"}
     ], "description": "whole đồng, a number or a string of digits"});
     let reference = json!({"type": "string", "pattern": REFERENCE_PATTERN});
+    // The providers a payment can be created with, from the registry.
+    let creating_ids: Vec<&str> = PROVIDERS.iter().filter(|k| k.creates.is_some()).map(|k| k.id).collect();
     vec![
         (
             "PaymentRequest".into(),
@@ -54,11 +59,11 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["MaHoSo", "SoTien", "provider", "MaTTHC", "TenTTHC", "PhiLePhi", "HoTenNguoiNop"],
-                "description": "SoCMNDNguoiNop and DiaChiNguoiNop are required for paygov, IpNguoiNop for vnpay; the fee lines add up to SoTien",
+                "description": "Each provider may require more of the payer's fields (PayGov's receipt names the payer, VNPAY needs IpNguoiNop); the fee lines add up to SoTien",
                 "properties": {
                     "MaHoSo": {"$ref": "#/components/schemas/MaHoSo"},
                     "SoTien": amount,
-                    "provider": {"type": "string", "enum": ["paygov", "vnpay"]},
+                    "provider": {"type": "string", "enum": creating_ids},
                     "MaDonVi": {"type": "string", "maxLength": 50, "description": "required when several agencies are configured"},
                     "MaTTHC": {"type": "string", "minLength": 1, "maxLength": 100},
                     "TenTTHC": {"type": "string", "minLength": 1, "maxLength": 500},
@@ -91,53 +96,30 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
                 }
             }),
         ),
-        (
-            "PaygovReply".into(),
-            json!({
-                "type": "object",
-                "description": "PayGov's answer format: MaLoi 00 is taken, anything else is not",
-                "required": ["MaLoi", "MoTaLoi", "MaDoiTac", "MaThamChieu", "ThoiGianGD", "MaXacThuc"],
-                "properties": {
-                    "MaLoi": {"type": "string"}, "MoTaLoi": {"type": "string"}, "MaDoiTac": {"type": "string"},
-                    "MaThamChieu": {"type": "string"}, "ThoiGianGD": {"type": "string"}, "MaXacThuc": {"type": "string"}
-                }
-            }),
-        ),
-        (
-            "VnpayAnswer".into(),
-            json!({
-                "type": "object",
-                "description": "VNPAY's IPN answer format: RspCode 00 is taken",
-                "required": ["RspCode", "Message"],
-                "properties": {"RspCode": {"type": "string", "pattern": "^[0-9]{2}$"}, "Message": {"type": "string"}}
-            }),
-        ),
-        (
-            "BankNotificationResult".into(),
-            json!({
-                "type": "object",
-                "required": ["bank", "signer", "entries"],
-                "properties": {
-                    "bank": {"type": "string"},
-                    "signer": {"type": "string"},
-                    "entries": {"type": "array", "items": {"type": "object", "required": ["entry", "transaction", "outcome"], "properties": {
-                        "entry": {"type": "integer", "minimum": 0},
-                        "transaction": {"type": "integer", "minimum": 0},
-                        "MaThamChieu": {"type": ["string", "null"]},
-                        "bank_transaction": {"type": ["string", "null"]},
-                        "amount": {"type": ["integer", "null"], "minimum": 0},
-                        "outcome": {"type": "string"}
-                    }}}
-                }
-            }),
-        ),
     ]
 }
 
 /// `MaThamChieu` as [`is_reference`] takes it: `HCC`, six digits, eight of the alphabet.
 pub const REFERENCE_PATTERN: &str = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$";
 
-fn payments(p: &web::Data<Option<std::sync::Arc<Payments>>>) -> Result<&Payments, ApiError> {
+/// Every provider's callback routes as OpenAPI operations, described by the providers.
+pub(crate) fn callback_operations() -> Vec<super::openapi::ExtraOperation> {
+    PROVIDERS
+        .iter()
+        .flat_map(|k| k.routes)
+        .map(|route| super::openapi::ExtraOperation {
+            method: match route.method {
+                CallbackMethod::Get => actix_web::http::Method::GET,
+                CallbackMethod::Post => actix_web::http::Method::POST,
+            },
+            path: route.path.to_string(),
+            operation: route.operation(),
+            schemas: Vec::new(),
+        })
+        .collect()
+}
+
+fn payments(p: &web::Data<Option<Arc<Payments>>>) -> Result<&Payments, ApiError> {
     p.get_ref()
         .as_deref()
         .ok_or_else(|| ApiError::NotConfigured("payments are not configured".into()))
@@ -161,8 +143,6 @@ const PAYMENT_FIELDS: &[&str] = &[
 const MAX_FEE_LINES: usize = 50;
 /// The largest amount taken, in đồng (a trillion: far above any fee, far below overflow).
 const MAX_AMOUNT: u64 = 1_000_000_000_000;
-/// Seconds a bank is asked to wait when its verifications are all taken (`Retry-After`).
-const BANK_BUSY_RETRY_SECS: u64 = 1;
 
 /// The fee lines' total, or `None` when it would not fit in a `u64`: an overflow is refused,
 /// never wrapped. With [`MAX_FEE_LINES`] lines of at most [`MAX_AMOUNT`] it cannot overflow
@@ -233,9 +213,10 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
     let ma_ho_so = f.required("MaHoSo", |v| MaHoSo::parse(v.as_str().ok_or("must be a dossier code")?));
     let so_tien = f.required("SoTien", amount);
     let provider = f.required("provider", |v| {
-        v.as_str()
-            .and_then(Provider::parse)
-            .ok_or_else(|| "must be paygov or vnpay".to_string())
+        v.as_str().and_then(creating_kind).ok_or_else(|| {
+            let ids: Vec<&str> = PROVIDERS.iter().filter(|k| k.creates.is_some()).map(|k| k.id).collect();
+            format!("must be {}", ids.join(" or "))
+        })
     });
     let ma_don_vi = f.optional("MaDonVi", receipt_text(50));
     let ma_tthc = f.required("MaTTHC", receipt_text(100));
@@ -286,21 +267,14 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
             None
         }
     };
-    match provider {
-        Some(Provider::Paygov) => {
-            // The platform's receipt for MaDichVu 2 names the payer in full.
-            if so_cmnd.is_none() && f.get("SoCMNDNguoiNop").is_none() {
-                f.error("SoCMNDNguoiNop", "is required for PayGov: the receipt names the payer");
-            }
-            if dia_chi.is_none() && f.get("DiaChiNguoiNop").is_none() {
-                f.error("DiaChiNguoiNop", "is required for PayGov: the receipt names the payer");
-            }
+    // The fields this provider needs beyond the common ones; a field given but invalid has
+    // its own error already.
+    for required in provider.and_then(|k| k.creates).unwrap_or_default() {
+        if f.get(required.field).is_none() {
+            f.error(required.field, required.message);
         }
-        Some(Provider::Vnpay) if ip.is_none() && f.get("IpNguoiNop").is_none() => {
-            f.error("IpNguoiNop", "is required for VNPAY: the citizen's IP address");
-        }
-        _ => {}
     }
+    let provider = provider.map(|k| k.id);
     match (ma_ho_so, so_tien, provider, agency, ma_tthc, ten_tthc, ho_ten) {
         (Some(ma_ho_so), Some(amount), Some(provider), Some(agency), Some(ma_tthc), Some(ten_tthc), Some(ho_ten)) if errors.is_empty() => {
             Ok(NewPayment {
@@ -334,7 +308,7 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
         (status = 400), (status = 401), (status = 403), (status = 413), (status = 415), (status = 422),
         (status = 502), (status = 503, description = "Payments or this provider are not configured, or the queue backend is unavailable"),
     ))]
-async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, body: JsonBytes) -> Result<HttpResponse, ApiError> {
+async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonBytes) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
     let payments = payments(&p)?;
     let v: Value = serde_json::from_slice(&body.0).map_err(|_| ApiError::BadRequest("malformed JSON".into()))?;
@@ -346,11 +320,12 @@ async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, 
         Err(PaymentError::NotConfigured(what)) => Err(ApiError::NotConfigured(format!("the {what} provider is not configured"))),
         Err(PaymentError::Refused(m)) => Err(ApiError::Upstream(format!("the provider refused the payment: {m}"))),
         Err(PaymentError::Unreachable(m)) => Err(ApiError::Upstream(format!("the provider did not answer: {m}"))),
-        Err(PaymentError::Queue(e)) => Err(e.into()),
+        Err(PaymentError::ReferenceTaken(_)) => Err(ApiError::Internal),
         Err(PaymentError::Randomness(e)) => {
             tracing::error!(error = %e, "payment not created");
             Err(ApiError::Internal)
         }
+        Err(PaymentError::Queue(e)) => Err(e.into()),
     }
 }
 
@@ -364,11 +339,7 @@ async fn create(caller: Caller, p: web::Data<Option<std::sync::Arc<Payments>>>, 
         (status = 401), (status = 403), (status = 404, description = "No payment with this MaThamChieu"),
         (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
     ))]
-async fn get(
-    caller: Caller,
-    p: web::Data<Option<std::sync::Arc<Payments>>>,
-    reference: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let payments = payments(&p)?;
     // A malformed reference names no payment: the same 404 as an unknown one, answered without
@@ -382,337 +353,89 @@ async fn get(
     }
 }
 
-/// PayGov's payment confirmation. No API key: its checksum is its authentication. Every
-/// answer the platform should read is a 200 in its own terms (`MaLoi`).
-#[utoipa::path(post, path = "/v1/callbacks/paygov", tag = "callbacks",
-    request_body(content = Object, content_type = "application/json", description = "PayGov's confirmation"),
-    responses(
-        (status = 200, description = "PayGov's answer", body = ref("#/components/schemas/PaygovReply"), content_type = "application/json"),
-        (status = 400, description = "The body is not JSON"), (status = 413),
-        (status = 503, description = "PayGov is not configured"),
-    ))]
-async fn paygov_callback(
-    req: HttpRequest,
-    p: web::Data<Option<std::sync::Arc<Payments>>>,
-    mut payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+/// Every provider's callback, on each of its routes. The provider reads and authenticates
+/// the request; the notices it gives are applied by `Payments::apply`, the one set of
+/// matching rules; the provider answers in its own terms.
+async fn callback(req: HttpRequest, p: web::Data<Option<Arc<Payments>>>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let payments = payments(&p)?;
-    let (partner, secret) = payments
-        .paygov_partner()
-        .ok_or_else(|| ApiError::NotConfigured("paygov is not configured".into()))?;
-    let body = read_limited(&req, &mut payload).await?;
-    let v: Value = serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("the confirmation is not JSON".into()))?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let echo = text("MaXacThuc");
-    let c = match paygov::parse_confirmation(&v, partner, secret) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(audit = true, provider = "paygov", error = %e, "confirmation refused");
-            return Ok(HttpResponse::Ok().json(paygov::reply(
-                "99",
-                &e.to_string(),
-                partner,
-                &text("MaThamChieu"),
-                &text("ThoiGianGD"),
-                &echo,
-            )));
-        }
+    let route = req.match_pattern().unwrap_or_default();
+    let Some(kind) = crate::payments::callback_kind(req.method().as_str(), &route) else {
+        return Err(ApiError::NotFound("no such resource".into()));
     };
-    let confirmation = Confirmation {
-        reference: c.reference.clone(),
-        provider: "paygov".into(),
-        transaction: c.transaction.clone(),
-        amount: c.amount,
-        paid: c.paid,
-        provider_time: c.time.clone(),
+    let provider = payments
+        .provider(kind.id)
+        .ok_or_else(|| ApiError::NotConfigured(format!("{} is not configured", kind.id)))?;
+    let head = CallbackHead {
+        route: &route,
+        params: req.match_info().iter().map(|(k, v)| (k, v.to_string())).collect(),
+        query: req.query_string(),
+        media_type: media_type(&req),
     };
-    let reply = |code: &str, description: &str| {
-        HttpResponse::Ok().json(paygov::reply(code, description, partner, &c.reference, &c.time, &c.checksum))
-    };
-    let outcome = match payments.confirm(&confirmation).await {
-        Ok(o) => o,
-        Err(e) => {
-            // The platform hears "not taken" and sends again; nothing was recorded.
-            tracing::error!(provider = "paygov", error = %e, "confirmation could not be stored");
-            return Ok(reply("99", "Lỗi hệ thống, vui lòng gửi lại"));
-        }
-    };
-    Ok(match outcome {
-        ConfirmOutcome::Paid | ConfirmOutcome::Duplicate(PaymentState::Paid) => reply("00", "Thành công"),
-        ConfirmOutcome::AlreadySettled(PaymentState::Paid) | ConfirmOutcome::PaidTwice => reply("00", "Giao dịch đã được ghi nhận"),
-        // A failure is recorded but is never answered with 00: the platform's own code goes back.
-        ConfirmOutcome::Failed | ConfirmOutcome::Duplicate(PaymentState::Failed) => {
-            reply(&c.ma_loi, "Đã ghi nhận giao dịch không thành công")
-        }
-        ConfirmOutcome::Unknown => reply("99", "Không tìm thấy mã tham chiếu"),
-        ConfirmOutcome::AmountMismatch | ConfirmOutcome::Duplicate(PaymentState::AmountMismatch) => reply("99", "Số tiền không khớp"),
-        ConfirmOutcome::AlreadySettled(_) | ConfirmOutcome::Duplicate(_) | ConfirmOutcome::Stale => {
-            reply("99", "Giao dịch không còn chờ thanh toán")
-        }
-    })
-}
-
-fn rsp(code: &str, message: &str) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"RspCode": code, "Message": message}))
-}
-
-/// VNPAY's order of checks: signature (over exactly the parameters read; a repeated key is a
-/// forgery), merchant, order, amount, then apply only if still pending. Every answer, a storage
-/// error included, is HTTP 200 with an `RspCode`, as VNPAY expects.
-/// VNPAY's IPN. No API key: its `vnp_SecureHash` is its authentication. Every answer is a
-/// 200 in VNPAY's terms (`RspCode`).
-#[utoipa::path(get, path = "/v1/callbacks/vnpay/ipn", tag = "callbacks",
-    params(
-        ("vnp_TxnRef" = Option<String>, Query, description = "The payment's MaThamChieu"),
-        ("vnp_Amount" = Option<String>, Query, description = "The amount in đồng × 100"),
-        ("vnp_ResponseCode" = Option<String>, Query),
-        ("vnp_SecureHash" = Option<String>, Query, description = "HMAC-SHA512 over the other vnp_ parameters"),
-    ),
-    responses(
-        (status = 200, description = "VNPAY's answer", body = ref("#/components/schemas/VnpayAnswer"), content_type = "application/json"),
-        (status = 503, description = "VNPAY is not configured"),
-    ))]
-async fn vnpay_ipn(req: HttpRequest, p: web::Data<Option<std::sync::Arc<Payments>>>) -> Result<HttpResponse, ApiError> {
-    let payments = payments(&p)?;
-    let (tmn_code, secret) = payments
-        .vnpay_merchant()
-        .ok_or_else(|| ApiError::NotConfigured("vnpay is not configured".into()))?;
-    let ipn = match vnpay::verify_ipn(req.query_string(), tmn_code, secret) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!(audit = true, provider = "vnpay", error = %Escaped(&e.to_string()), "IPN refused");
-            let code = e.rsp_code();
-            return Ok(rsp(code, if code == "97" { "Invalid signature" } else { "Invalid request" }));
-        }
-    };
-    match vnpay_apply(payments, &ipn).await {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            tracing::error!(provider = "vnpay", error = %e, "IPN could not be stored; VNPAY will send it again");
-            Ok(rsp("99", "Unknown error"))
-        }
+    if let Err(refused) = provider.admit(&head) {
+        return refusal(kind.id, refused);
     }
-}
-
-async fn vnpay_apply(payments: &Payments, ipn: &vnpay::Ipn) -> Result<HttpResponse, crate::storage::StorageError> {
-    let Some(record) = payments.get(&ipn.reference).await? else {
-        tracing::warn!(audit = true, provider = "vnpay", reference = %Escaped(&ipn.reference), "IPN for an unknown order refused");
-        return Ok(rsp("01", "Order not found"));
-    };
-    if record.amount != ipn.amount_vnd {
-        if ipn.paid {
-            payments.confirm(&vnpay_confirmation(ipn)).await?;
-        }
-        return Ok(rsp("04", "Invalid amount"));
-    }
-    match ipn.outcome {
-        vnpay::Outcome::Paid | vnpay::Outcome::Failed => {}
-        // Neither paid nor failed (a missing code, or "in progress"): nothing is decided here;
-        // VNPAY sends again and reconciliation asks.
-        vnpay::Outcome::Pending | vnpay::Outcome::Undecided => return Ok(rsp("99", "Transaction not final")),
-    }
-    Ok(match payments.confirm(&vnpay_confirmation(ipn)).await? {
-        ConfirmOutcome::Paid | ConfirmOutcome::Failed => rsp("00", "Confirm Success"),
-        ConfirmOutcome::Unknown => rsp("01", "Order not found"),
-        ConfirmOutcome::AmountMismatch => rsp("04", "Invalid amount"),
-        ConfirmOutcome::Duplicate(_) | ConfirmOutcome::AlreadySettled(_) | ConfirmOutcome::PaidTwice | ConfirmOutcome::Stale => {
-            rsp("02", "Order already confirmed")
-        }
-    })
-}
-
-fn vnpay_confirmation(ipn: &vnpay::Ipn) -> Confirmation {
-    let transaction = if ipn.transaction.is_empty() {
-        format!("no-transaction:{}:{}", ipn.response_code, ipn.pay_date)
+    // Only a POST carries a body; a GET's is never read.
+    let body = if req.method() == actix_web::http::Method::POST {
+        read_limited(&req, &mut payload).await?.to_vec()
     } else {
-        ipn.transaction.clone()
+        Vec::new()
     };
-    Confirmation {
-        reference: ipn.reference.clone(),
-        provider: "vnpay".into(),
-        transaction,
-        amount: ipn.amount_vnd,
-        paid: ipn.paid,
-        provider_time: ipn.pay_date.clone(),
+    let parsed = match provider.parse(head, body).await {
+        Ok(parsed) => parsed,
+        Err(refused) => return refusal(kind.id, refused),
+    };
+    let applied = payments.apply_all(&parsed.notices).await;
+    let reply = (parsed.reply)(applied.as_deref().map_err(|_| StoreFailed));
+    match (reply, applied) {
+        (Reply::StoreFailed, Err(e)) => Err(e.into()),
+        (Reply::StoreFailed, Ok(_)) => Err(ApiError::Internal),
+        (reply, Err(e)) => {
+            tracing::error!(provider = kind.id, error = %e, "a callback could not be stored; the provider will send it again");
+            render(reply)
+        }
+        (reply, Ok(_)) => render(reply),
     }
 }
 
-/// `503` with `Retry-After` and a problem+json body: this bank's verifications are all taken.
-/// 503 rather than 429 because the limit is the gateway's capacity, shared by everyone who
-/// claims that bank id, not a rate the real bank exceeded; host-to-host senders retry a 503.
-fn bank_busy() -> HttpResponse {
+/// A callback refused before anything was applied: written to the audit log (the reason may
+/// quote the caller, so it is escaped), answered as the provider says.
+fn refusal(provider: &str, refused: Refused) -> Result<HttpResponse, ApiError> {
+    tracing::warn!(audit = true, provider, why = %Escaped(&refused.why), "callback refused");
+    render(refused.reply)
+}
+
+fn render(reply: Reply) -> Result<HttpResponse, ApiError> {
+    match reply {
+        Reply::Json(v) => Ok(HttpResponse::Ok().json(v)),
+        Reply::StoreFailed => Err(ApiError::Unavailable),
+        Reply::Problem(p) => Err(match p {
+            CallbackProblem::Malformed(m) => ApiError::BadRequest(m),
+            CallbackProblem::Invalid { pointer, message } => ApiError::Validation(vec![FieldError { field: pointer, message }]),
+            CallbackProblem::MediaType(t) => ApiError::UnsupportedMediaType(t),
+            CallbackProblem::TooLarge(n) => ApiError::PayloadTooLarge(n),
+            CallbackProblem::BadSignature(m) => ApiError::BadSignature(m),
+            CallbackProblem::NotFound(m) => ApiError::NotFound(m),
+            CallbackProblem::Busy { retry_after_secs, detail } => return Ok(busy(retry_after_secs, detail)),
+            CallbackProblem::Internal => ApiError::Internal,
+        }),
+    }
+}
+
+/// `503` with `Retry-After` and a problem+json body: the gateway's capacity for this caller is
+/// taken. 503 rather than 429 because the limit is the gateway's capacity, shared by everyone
+/// who claims that caller's id, not a rate the real caller exceeded; host-to-host senders
+/// retry a 503.
+fn busy(retry_after_secs: u64, detail: &str) -> HttpResponse {
     let problem = json!({
         "type": "https://hcc-gateway.dev/problems/busy",
         "title": "Service unavailable",
         "status": 503,
-        "detail": "this bank's notifications are being verified at full capacity; nothing was read, send it again",
+        "detail": detail,
     });
     HttpResponse::ServiceUnavailable()
         .content_type("application/problem+json")
-        .insert_header((actix_web::http::header::RETRY_AFTER, BANK_BUSY_RETRY_SECS.to_string()))
+        .insert_header((actix_web::http::header::RETRY_AFTER, retry_after_secs.to_string()))
         .body(problem.to_string())
-}
-
-/// The order is the cost: the bank id (a map look-up), the content type (a header), the size
-/// (declared, then counted while reading), the root element ([`camt054::check_root`], a bounded
-/// scan of the first bytes), a permit for this bank, and only then parsing, canonicalisation
-/// and the signature, off the async workers.
-/// A bank's signed ISO 20022 camt.054 notification. No API key: its XML-DSig signature by the
-/// bank's pinned certificate is its authentication.
-#[utoipa::path(post, path = "/v1/callbacks/banks/{bank_id}/camt054", tag = "callbacks",
-    params(("bank_id" = String, Path, description = "A configured bank")),
-    request_body(content = String, content_type = "application/xml", description = "A signed camt.054 document"),
-    responses(
-        (status = 200, description = "What each transaction did", body = ref("#/components/schemas/BankNotificationResult"), content_type = "application/json"),
-        (status = 400, description = "Not well-formed XML, or it has a DOCTYPE"),
-        (status = 401, description = "The signature or the signer's certificate does not verify"),
-        (status = 404, description = "No bank with this id is configured"),
-        (status = 413), (status = 415), (status = 422),
-        (status = 503, description = "Payments are not configured, this bank's verifications are all taken (`Retry-After`), or the queue backend is unavailable"),
-    ))]
-async fn camt054_callback(
-    req: HttpRequest,
-    p: web::Data<Option<std::sync::Arc<Payments>>>,
-    signing: web::Data<SigningState>,
-    bank_id: web::Path<String>,
-    mut payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let payments = payments(&p)?;
-    let bank_id = bank_id.into_inner();
-    let Some(cert) = payments.banks.get(&bank_id).cloned() else {
-        // The id is the caller's text: it is not repeated back.
-        return Err(ApiError::NotFound("no bank with this id is configured".into()));
-    };
-    if !is_xml(&req) {
-        return Err(ApiError::UnsupportedMediaType("application/xml"));
-    }
-    let body = read_limited(&req, &mut payload).await?;
-    match camt054::check_root(&body) {
-        Ok(()) => {}
-        Err(e @ (camt054::RootError::NotXml | camt054::RootError::Doctype)) => return Err(ApiError::BadRequest(e.to_string())),
-        Err(e @ camt054::RootError::NotCamt054) => {
-            return Err(ApiError::Validation(vec![FieldError {
-                field: "/Document".into(),
-                message: e.to_string(),
-            }]));
-        }
-    }
-    let Some(permit) = payments.try_bank_verification(&bank_id) else {
-        tracing::warn!(bank = %Escaped(&bank_id), "camt.054 refused unread: this bank's verifications are all taken");
-        return Ok(bank_busy());
-    };
-    let verified = web::block(move || {
-        let _permit = permit;
-        dsig::verify_enveloped(
-            &body,
-            &XmlTrust::Pinned {
-                cert: &cert,
-                store: signing.trust.as_ref(),
-            },
-        )
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?;
-    let verified = match verified {
-        Ok(v) => v,
-        Err(DsigError::Xml(
-            e @ (XmlError::Doctype | XmlError::Malformed(_) | XmlError::NotUtf8 | XmlError::UnknownEntity(_) | XmlError::TooDeep),
-        )) => {
-            return Err(ApiError::BadRequest(e.to_string()));
-        }
-        Err(DsigError::Xml(XmlError::TooLarge(n))) => return Err(ApiError::PayloadTooLarge(n)),
-        Err(e) => {
-            tracing::warn!(audit = true, bank = %Escaped(&bank_id), error = %e, "camt.054 refused: signature or certificate");
-            return Err(ApiError::BadSignature(e.to_string()));
-        }
-    };
-    let transactions = camt054::transactions(&verified.document).map_err(|e| {
-        ApiError::Validation(vec![FieldError {
-            field: "/Document".into(),
-            message: e.to_string(),
-        }])
-    })?;
-    let provider = format!("bank:{bank_id}");
-    let mut outcomes = Vec::with_capacity(transactions.len());
-    for t in &transactions {
-        let outcome = apply_bank_transaction(payments, &provider, t).await?;
-        outcomes.push(json!({"entry": t.entry, "transaction": t.index, "MaThamChieu": t.reference, "bank_transaction": t.bank_transaction, "amount": t.amount_vnd, "outcome": outcome}));
-    }
-    Ok(HttpResponse::Ok().json(json!({"bank": bank_id, "signer": verified.signer.subject, "entries": outcomes})))
-}
-
-/// What one camt.054 transaction does, by ISO 20022's reading (docs/bank-xml.md): a booked VND
-/// credit naming one of our references pays it; a booked DBIT with `RvslInd` reverses the
-/// credit it names; everything else (a CRDT reversal returns an earlier debit, other debits,
-/// pending entries, other currencies) never touches a fee.
-async fn apply_bank_transaction(payments: &Payments, provider: &str, t: &camt054::Transaction) -> Result<String, ApiError> {
-    use camt054::Direction;
-    let kind = match (t.direction, t.reversal) {
-        (Direction::Credit, false) => "credit",
-        (Direction::Debit, true) => "reversal",
-        (Direction::Credit, true) => return Ok("ignored_returned_debit".into()),
-        (Direction::Debit, false) => return Ok("ignored_debit".into()),
-    };
-    if !t.booked {
-        return Ok("ignored_not_booked".into());
-    }
-    let (Some(amount), "VND") = (t.amount_vnd, t.currency.as_str()) else {
-        return Ok("ignored_not_vnd".into());
-    };
-    let Some(reference) = &t.reference else {
-        return Ok("no_reference".into());
-    };
-    if t.references_found > 1 {
-        tracing::warn!(
-            alarm = true,
-            provider,
-            entry = t.entry,
-            "a bank transaction names several payments: a person must split it"
-        );
-        return Ok("ambiguous_reference".into());
-    }
-    // The bank's own reference is the transaction's identity; without one, the entry's place in
-    // this notification is the best there is (a repeat of the same document is still one).
-    let identity = t
-        .bank_transaction
-        .clone()
-        .unwrap_or_else(|| format!("{reference}:{}:{}", t.entry, t.index));
-    if kind == "reversal" {
-        let outcome = payments
-            .reverse(&Reversal {
-                reference: reference.clone(),
-                provider: provider.to_string(),
-                key: identity,
-                amount,
-                original_transaction: t.bank_transaction.clone(),
-            })
-            .await?;
-        return Ok(match outcome {
-            ReverseOutcome::Reversed => "reversed",
-            ReverseOutcome::Duplicate => "reversal_duplicate",
-            ReverseOutcome::NotPaid => "reversal_ignored_not_paid",
-            ReverseOutcome::Mismatch(_) => "reversal_refused_mismatch",
-            ReverseOutcome::Unknown => "unknown_reference",
-        }
-        .into());
-    }
-    let c = Confirmation {
-        reference: reference.clone(),
-        provider: provider.to_string(),
-        transaction: identity,
-        amount,
-        paid: true,
-        provider_time: String::new(),
-    };
-    Ok(match payments.confirm(&c).await? {
-        ConfirmOutcome::Paid => "paid".to_string(),
-        ConfirmOutcome::PaidTwice => "paid_twice".to_string(),
-        ConfirmOutcome::Duplicate(s) => format!("duplicate ({})", s.as_str()),
-        ConfirmOutcome::AlreadySettled(s) => format!("already_{}", s.as_str()),
-        ConfirmOutcome::Unknown => "unknown_reference".to_string(),
-        ConfirmOutcome::AmountMismatch => "amount_mismatch".to_string(),
-        ConfirmOutcome::Failed | ConfirmOutcome::Stale => "failed".to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -740,5 +463,49 @@ mod tests {
         // The largest request the edge takes is far from overflow.
         let most = vec![line(MAX_AMOUNT); MAX_FEE_LINES];
         assert_eq!(fee_total(&most), Some(MAX_AMOUNT * MAX_FEE_LINES as u64));
+    }
+
+    #[test]
+    fn every_callback_route_is_documented_as_its_provider_describes_it() {
+        // The 405/Allow table is read from the OpenAPI document: a callback route missing there
+        // would answer 404 to a wrong method, and one described differently would mislead.
+        let doc = super::super::openapi::openapi_document(&[]);
+        for kind in PROVIDERS {
+            for route in kind.routes {
+                let documented = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+                let described = route.operation();
+                assert!(
+                    described.is_object(),
+                    "{} {}: the operation does not parse",
+                    route.method.as_str(),
+                    route.path
+                );
+                assert_eq!(
+                    documented["summary"],
+                    described["summary"],
+                    "{} {} ({})",
+                    route.method.as_str(),
+                    route.path,
+                    kind.id
+                );
+                // Every status the provider describes is documented (the document may add to
+                // an error response, never drop one).
+                for status in described["responses"].as_object().into_iter().flat_map(|r| r.keys()) {
+                    assert!(
+                        documented["responses"].get(status).is_some(),
+                        "{} {}: {status}",
+                        route.method.as_str(),
+                        route.path
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_providers_that_create_payments_are_named_in_a_request() {
+        assert!(creating_kind("paygov").is_some() && creating_kind("vnpay").is_some());
+        assert!(creating_kind("banks").is_none(), "banks only notify");
+        assert!(creating_kind("cash").is_none());
     }
 }
