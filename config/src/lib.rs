@@ -196,20 +196,25 @@ pub const CORE_SECTIONS: &[&str] = &[
     "trust",
     "auth",
     // Typed here until their owners (adapters) take them over.
-    "dvcqg",
     "paygov",
     "vnpay",
     "banks",
     "agencies",
-    "centre",
 ];
 
 /// One top-level section of the configuration, as loaded (files, then environment, with
-/// `*_file` secrets resolved), for the module that owns it to type.
-#[derive(Debug, Clone)]
+/// `*_file` secrets resolved), for the module that owns it to type. `Debug` shows the name
+/// only: the raw values hold the section's secrets, which only its owner's types can mark.
+#[derive(Clone)]
 pub struct Section {
     name: String,
     value: config::Value,
+}
+
+impl fmt::Debug for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Section").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 impl Section {
@@ -286,7 +291,8 @@ pub(crate) fn check_addr(problems: &mut Vec<Problem>, key: &str, value: &str) {
     }
 }
 
-pub(crate) fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
+/// A problem unless `value` is a URL of one of `schemes` with something after `://`.
+pub fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
     let ok = schemes.iter().any(|s| {
         value
             .strip_prefix(s)

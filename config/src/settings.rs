@@ -22,8 +22,6 @@ pub struct Settings {
     #[serde(default)]
     pub destinations: BTreeMap<String, DestinationOverrides>,
     #[serde(default)]
-    pub dvcqg: DvcqgSettings,
-    #[serde(default)]
     pub paygov: PaygovSettings,
     #[serde(default)]
     pub vnpay: VnpaySettings,
@@ -32,8 +30,6 @@ pub struct Settings {
     /// Receiving agencies and their beneficiary accounts, for PayGov receipts.
     #[serde(default)]
     pub agencies: BTreeMap<String, AgencySettings>,
-    #[serde(default)]
-    pub centre: CentreSettings,
     #[serde(default)]
     pub signing: SigningSettings,
     #[serde(default)]
@@ -212,30 +208,6 @@ impl Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DvcqgSettings {
-    pub base_url: String,
-    pub username: String,
-    pub password: Secret,
-    pub madonvi: String,
-    pub auth_path: String,
-    pub integration_path: String,
-    pub share_path: String,
-    /// The `dstcode` header the LGSP routes on, sent on every call when non-empty.
-    pub dstcode: String,
-}
-defaults!(DvcqgSettings {
-    base_url: String::new(),
-    username: String::new(),
-    password: Secret::default(),
-    madonvi: String::new(),
-    auth_path: "/auth".into(),
-    integration_path: "/integration".into(),
-    share_path: "/share".into(),
-    dstcode: String::new(),
-});
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct PaygovSettings {
     pub base_url: String,
     /// INIT and QUERY endpoints; each defaults to `base_url` when empty.
@@ -322,13 +294,6 @@ pub struct BankSettings {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CentreSettings {
-    pub webhook_url: String,
-    pub webhook_secret: Secret,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct SigningSettings {
     pub pkcs12: String,
     pub pkcs12_password: Secret,
@@ -374,12 +339,9 @@ pub struct AuthSettings {
     pub keys: Vec<ApiKeyEntry>,
 }
 
-/// The shortest webhook key production takes, in bytes.
-const MIN_WEBHOOK_KEY_BYTES: usize = 24;
-
 impl Settings {
     /// Secrets a production deployment must not run with: an empty secret for a configured
-    /// provider (anyone could forge its callbacks), a short webhook key, and a pinned bank
+    /// provider (anyone could forge its callbacks) and a pinned bank
     /// certificate with no trust store (no chain, no CRL check).
     fn unsafe_secrets(&self) -> Vec<Problem> {
         let mut p = Vec::new();
@@ -401,16 +363,6 @@ impl Settings {
                 "vnpay.hash_secret",
                 "is empty while VNPAY is configured: anyone could forge its IPNs",
             );
-        }
-        if !self.centre.webhook_url.is_empty() {
-            match hcc_signing::webhook::WebhookSecret::parse(self.centre.webhook_secret.expose()) {
-                Ok(s) if s.key_len() >= MIN_WEBHOOK_KEY_BYTES => {}
-                Ok(_) => push(
-                    "centre.webhook_secret",
-                    "is shorter than 24 bytes; write at least 24 random bytes as whsec_<base64>",
-                ),
-                Err(_) => push("centre.webhook_secret", "must be written whsec_<base64>"),
-            }
         }
         if !self.banks.is_empty() && self.trust.ca_dir.trim().is_empty() {
             push(
@@ -529,13 +481,11 @@ impl Settings {
             );
         }
         for (key, url) in [
-            ("dvcqg.base_url", &self.dvcqg.base_url),
             ("paygov.base_url", &self.paygov.base_url),
             ("paygov.init_url", &self.paygov.init_url),
             ("paygov.query_url", &self.paygov.query_url),
             ("vnpay.api_url", &self.vnpay.api_url),
             ("vnpay.pay_url", &self.vnpay.pay_url),
-            ("centre.webhook_url", &self.centre.webhook_url),
         ] {
             if !url.is_empty() {
                 check_url(&mut p2, key, url, &["http", "https"]);

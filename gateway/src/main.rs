@@ -142,6 +142,15 @@ fn main() -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
             Ok(s) => {
+                // The destinations' sections are typed and checked by their owners: build each
+                // (nothing is started) and report every problem, as the loader does.
+                let problems = hcc_gateway::app::check_sections(&s, &hcc_adapters::registry::standard());
+                if !problems.is_empty() {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    std::process::exit(1);
+                }
                 println!(
                     "configuration OK (HCC_ENV={}, queue.backend={:?}, {} API keys)",
                     s.env_name,

@@ -16,5 +16,6 @@ mod payments;
 mod portal_wire;
 mod queue_conformance;
 mod queue_counters;
+mod registry;
 mod service;
 mod signatures;

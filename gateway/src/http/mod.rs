@@ -6,17 +6,20 @@
 //! path asked with another method is a 405 with `Allow` (the methods come from the OpenAPI
 //! document, the one list of what each path serves), and the middleware turns any other error
 //! that is not ours into the same shape.
+//!
+//! The document is `openapi.json` with the operations of the registered destinations' ingest
+//! routes merged in ([`ApiDoc`]), so a destination's routes are documented, and answer 405
+//! rightly, without the core naming them.
 
 pub mod auth;
 pub mod body;
-pub mod dossiers;
+pub mod ingest;
 pub mod ops;
 pub mod payments;
 pub mod problem;
 pub mod signatures;
 
 use std::future::{Ready, ready};
-use std::sync::LazyLock;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ResourceDef, ServiceRequest, ServiceResponse};
@@ -47,7 +50,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/audit", web::get().to(audit))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .configure(dossiers::routes)
         .configure(ops::routes)
         .configure(signatures::routes)
         .configure(payments::routes);
@@ -55,17 +57,70 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The default service: a path the OpenAPI document knows, asked with a method it does not
 /// serve, is a 405 naming the methods it does; any other path is a 404.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allowed = allowed_methods(req.path());
+pub async fn not_found(req: HttpRequest, doc: web::Data<ApiDoc>) -> Result<HttpResponse, ApiError> {
+    let allowed = doc.allowed_methods(req.path());
     if !allowed.is_empty() && !allowed.contains(req.method()) {
         return Err(ApiError::MethodNotAllowed(allowed));
     }
     Err(ApiError::NotFound("no such resource".into()))
 }
 
-/// Each documented path with the methods it serves, read once from the OpenAPI document.
-static ROUTE_METHODS: LazyLock<Vec<(ResourceDef, Vec<Method>)>> = LazyLock::new(|| {
-    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+/// The API document this gateway serves, and what it says each path serves.
+pub struct ApiDoc {
+    json: String,
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+}
+
+impl ApiDoc {
+    /// `openapi.json` with `operations` (`path`, `method`, Operation object) merged in; one
+    /// given for a path and method the file has already replaces the file's.
+    pub fn with_operations<'a>(operations: impl IntoIterator<Item = (&'a str, &'a str, serde_json::Value)>) -> ApiDoc {
+        let mut doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        if let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) {
+            for (path, method, operation) in operations {
+                let item = paths.entry(path).or_insert_with(|| serde_json::json!({}));
+                if let Some(item) = item.as_object_mut() {
+                    item.insert(method.to_ascii_lowercase(), operation);
+                }
+            }
+        }
+        let routes = route_methods(&doc);
+        ApiDoc {
+            json: doc.to_string(),
+            routes,
+        }
+    }
+
+    /// The methods a path answers, in a fixed order, or none for an unknown path. When several
+    /// templates match, the most concrete wins, as OpenAPI matches them:
+    /// `/v1/queues/q/dead/replay` is `/v1/queues/{name}/dead/replay` (POST), not
+    /// `/v1/queues/{name}/dead/{id}` (DELETE).
+    pub fn allowed_methods(&self, path: &str) -> Vec<Method> {
+        let params = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
+        let Some(fewest) = self
+            .routes
+            .iter()
+            .filter(|(def, _)| def.is_match(path))
+            .map(|(def, _)| params(def))
+            .min()
+        else {
+            return Vec::new();
+        };
+        let mut found: Vec<Method> = Vec::new();
+        for (_, methods) in self.routes.iter().filter(|(def, _)| params(def) == fewest && def.is_match(path)) {
+            for m in methods {
+                if !found.contains(m) {
+                    found.push(m.clone());
+                }
+            }
+        }
+        found.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m));
+        found
+    }
+}
+
+/// Each documented path with the methods it serves.
+fn route_methods(doc: &serde_json::Value) -> Vec<(ResourceDef, Vec<Method>)> {
     let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) else {
         return Vec::new();
     };
@@ -84,31 +139,6 @@ static ROUTE_METHODS: LazyLock<Vec<(ResourceDef, Vec<Method>)>> = LazyLock::new(
             (ResourceDef::new(path.as_str()), methods)
         })
         .collect()
-});
-
-/// The methods a path answers, in a fixed order, or none for an unknown path. When several
-/// templates match, the most concrete wins, as OpenAPI matches them: `/v1/queues/q/dead/replay`
-/// is `/v1/queues/{name}/dead/replay` (POST), not `/v1/queues/{name}/dead/{id}` (DELETE).
-pub fn allowed_methods(path: &str) -> Vec<Method> {
-    let params = |def: &ResourceDef| def.pattern().map_or(0, |p| p.matches('{').count());
-    let Some(fewest) = ROUTE_METHODS
-        .iter()
-        .filter(|(def, _)| def.is_match(path))
-        .map(|(def, _)| params(def))
-        .min()
-    else {
-        return Vec::new();
-    };
-    let mut found: Vec<Method> = Vec::new();
-    for (_, methods) in ROUTE_METHODS.iter().filter(|(def, _)| params(def) == fewest && def.is_match(path)) {
-        for m in methods {
-            if !found.contains(m) {
-                found.push(m.clone());
-            }
-        }
-    }
-    found.sort_by_key(|m| METHOD_ORDER.iter().position(|o| o == m));
-    found
 }
 
 const METHOD_ORDER: [Method; 9] = [
@@ -332,8 +362,8 @@ async fn audit(caller: Caller, engine: web::Data<EngineHandle>, page: Page) -> R
     Ok(HttpResponse::Ok().json(serde_json::json!({"entries": entries})))
 }
 
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(OPENAPI)
+async fn openapi(doc: web::Data<ApiDoc>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(doc.json.clone())
 }
 
 /// A message's state as the API shows it: RFC 3339 times, identity numbers masked.
@@ -422,13 +452,20 @@ mod tests {
 
     #[test]
     fn the_allowed_methods_come_from_the_openapi_document() {
-        assert_eq!(allowed_methods("/v1/dossiers"), vec![Method::POST]);
-        assert_eq!(allowed_methods("/healthz"), vec![Method::GET]);
+        let base = ApiDoc::with_operations([]);
+        assert!(base.allowed_methods("/v1/things/x").is_empty());
+        let doc = ApiDoc::with_operations([
+            ("/v1/things/{id}", "post", serde_json::json!({"summary": "a thing"})),
+            ("/healthz", "delete", serde_json::json!({"summary": "merged beside GET"})),
+        ]);
+        assert_eq!(doc.allowed_methods("/v1/things/x"), vec![Method::POST]);
+        assert_eq!(doc.allowed_methods("/healthz"), vec![Method::GET, Method::DELETE]);
+        assert!(doc.json.contains("a thing"));
         // `/dead/replay` is more concrete than `/dead/{id}`.
-        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
-        assert_eq!(allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
-        assert!(allowed_methods("/nothing/here").is_empty());
-        assert!(allowed_methods("/healthz/").is_empty());
+        assert_eq!(doc.allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
+        assert_eq!(doc.allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
+        assert!(doc.allowed_methods("/nothing/here").is_empty());
+        assert!(doc.allowed_methods("/healthz/").is_empty());
     }
 
     #[test]
