@@ -8,11 +8,12 @@
 //! the route's 400/422, then 503 when the destination is not configured here, then the
 //! `Idempotency-Key`'s 400, then 409 or 202. 202 is sent only once the queue has the message.
 
-use std::collections::HashMap;
+use std::fmt;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::registry::{IngestError, IngestRequest, IngestRoute};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::auth::Caller;
 use super::body::JsonBytes;
@@ -32,12 +33,54 @@ pub fn routes(cfg: &mut web::ServiceConfig, routes: &[Route]) {
                 move |req: HttpRequest,
                       caller: Caller,
                       engine: web::Data<EngineHandle>,
-                      path: web::Path<HashMap<String, String>>,
+                      path: web::Path<PathParams>,
                       body: JsonBytes| {
                     ingest(destination, route, req, caller, engine, path.into_inner(), body)
                 },
             ),
         );
+    }
+}
+
+/// A route's path parameters by name, percent-decoded as `web::Path` decodes them (actix's own
+/// path deserializer reads them), so a route sees what a handler taking `web::Path<String>`
+/// saw.
+pub struct PathParams(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PathParams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // actix gives parameter names as identifiers only, as for a struct's fields.
+        struct Name(String);
+        impl<'de> Deserialize<'de> for Name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Text;
+                impl Visitor<'_> for Text {
+                    type Value = Name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a path parameter's name")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+                        Ok(Name(v.to_string()))
+                    }
+                }
+                d.deserialize_identifier(Text)
+            }
+        }
+        struct Params;
+        impl<'de> Visitor<'de> for Params {
+            type Value = PathParams;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("path parameters")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PathParams, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Name(name)) = map.next_key()? {
+                    out.push((name, map.next_value::<String>()?));
+                }
+                Ok(PathParams(out))
+            }
+        }
+        d.deserialize_map(Params)
     }
 }
 
@@ -67,7 +110,7 @@ async fn ingest(
     req: HttpRequest,
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    path: HashMap<String, String>,
+    path: PathParams,
     body: JsonBytes,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(route.roles)?;
@@ -77,7 +120,7 @@ async fn ingest(
         Err(other) => other.to_string(),
         Ok(_) => String::new(),
     };
-    let params: Vec<(&str, &str)> = path.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let params: Vec<(&str, &str)> = path.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let request = IngestRequest::new(&params, parsed.as_ref().map_err(|_| malformed.as_str()));
     let accepted = (route.parse)(&request).map_err(|e| match e {
         IngestError::Malformed(why) => ApiError::BadRequest(why),
