@@ -316,13 +316,19 @@ mod tests {
         for (_, route) in r.ingest_routes() {
             let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();
             assert_eq!(shape(route.path), shape(route.openapi_path), "{}", route.path);
-            assert_eq!((route.operation)()["responses"]["202"]["content"]["application/json"]["schema"]["properties"]["kind"]["enum"][0], route.kind);
+            assert_eq!(
+                (route.operation)()["responses"]["202"]["content"]["application/json"]["schema"]["properties"]["kind"]["enum"][0],
+                route.kind
+            );
         }
     }
 
     #[test]
     fn a_spec_of_the_same_name_replaces_the_earlier_one() {
-        let r = Registry::empty().with(spec("a", false)).with(spec("b", false)).with(spec("a", true));
+        let r = Registry::empty()
+            .with(spec("a", false))
+            .with(spec("b", false))
+            .with(spec("a", true));
         assert_eq!(r.names(), vec!["b", "a"]);
         assert_eq!(r.event_sink(), Some("a"));
     }

@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(problems(true, &with(SHORT)), Err(vec!["centre.webhook_secret".to_string()]));
         assert_eq!(problems(true, &with(LONG)), Ok(true));
         assert_eq!(problems(false, &with(SHORT)), Ok(true));
-        assert_eq!(problems(false, &with("not-a-secret")), Err(vec!["centre.webhook_secret".to_string()]));
+        assert_eq!(
+            problems(false, &with("not-a-secret")),
+            Err(vec!["centre.webhook_secret".to_string()])
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ struct PortalLogin {
 }
 
 fn portal_login(s: &Settings) -> PortalLogin {
-    s.section("dvcqg").expect("default.toml has a dvcqg section").parse().expect("parses")
+    s.section("dvcqg")
+        .expect("default.toml has a dvcqg section")
+        .parse()
+        .expect("parses")
 }
 
 fn source(env_name: &str, vars: &[(&str, &str)]) -> Source {

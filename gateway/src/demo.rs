@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hcc_config::{QueueBackendKind, Settings};
-use hcc_mocks::faults::Faults;
 use hcc_mocks::dvcqg::{PortalConfig, PortalState};
+use hcc_mocks::faults::Faults;
 use serde_json::{Value, json};
 
 use crate::app::{Application, BuildError, Workers};

@@ -4,8 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hcc_mocks::faults::Faults;
 use hcc_mocks::dvcqg::{PortalConfig, PortalState};
+use hcc_mocks::faults::Faults;
 use hcc_tests::*;
 
 fn free_port() -> u16 {

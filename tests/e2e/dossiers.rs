@@ -6,8 +6,8 @@ use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::engine::breaker::BreakerState;
 use hcc_gateway::engine::queue::now_ms;
-use hcc_mocks::faults::Faults;
 use hcc_mocks::dvcqg::PortalState;
+use hcc_mocks::faults::Faults;
 use hcc_tests::*;
 use serde_json::{Value, json};
 

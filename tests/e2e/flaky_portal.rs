@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_mocks::faults::Faults;
 use hcc_mocks::dvcqg::{PortalConfig, PortalState};
+use hcc_mocks::faults::Faults;
 use hcc_tests::*;
 
 const DOSSIERS: usize = 60;

@@ -159,7 +159,10 @@ mod mock_echo {
         if req.headers().get("x-echo-token").and_then(|v| v.to_str().ok()) != Some(state.token.as_str()) {
             return HttpResponse::Unauthorized().finish();
         }
-        let Some(text) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["text"].as_str().map(str::to_string)) else {
+        let Some(text) = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["text"].as_str().map(str::to_string))
+        else {
             return HttpResponse::BadRequest().finish();
         };
         if text == "refuse" {
@@ -228,10 +231,17 @@ async fn a_destination_added_with_one_registry_line_is_served_documented_and_del
         assert_eq!(r.status(), 202, "{text}");
         let location = r.headers()["location"].to_str().unwrap().to_string();
         let v: Value = r.json().await.unwrap();
-        assert_eq!((v["kind"].as_str(), v["ordering_key"].as_str(), v["status"].as_str()), (Some(echo::KIND), Some(topic), Some("queued")));
+        assert_eq!(
+            (v["kind"].as_str(), v["ordering_key"].as_str(), v["status"].as_str()),
+            (Some(echo::KIND), Some(topic), Some("queued"))
+        );
         locations.push(location);
     }
-    let expected = vec![("news".to_string(), "first".to_string()), ("news".into(), "second".into()), ("news".into(), "third".into())];
+    let expected = vec![
+        ("news".to_string(), "first".to_string()),
+        ("news".into(), "second".into()),
+        ("news".into(), "third".into()),
+    ];
     eventually("the echo service has the notes", Duration::from_secs(15), || {
         let state = state.clone();
         let expected = expected.clone();
@@ -262,7 +272,13 @@ async fn a_destination_added_with_one_registry_line_is_served_documented_and_del
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "the route's roles apply");
-    let r = app.client.post(app.url("/v1/echoes/news")).json(&json!({"text": "x"})).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/v1/echoes/news"))
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Idempotency-Key works as on every ingest route.
     let send = |text: &'static str| {
@@ -275,7 +291,10 @@ async fn a_destination_added_with_one_registry_line_is_served_documented_and_del
     };
     let first: Value = send("once").await.unwrap().json().await.unwrap();
     let again = send("once").await.unwrap();
-    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(
+        again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
     assert_eq!(send("other").await.unwrap().status(), 409);
 
@@ -301,7 +320,9 @@ async fn a_section_nobody_claims_and_a_bad_one_are_refused_by_key() {
     }
     // Registered, its own checks name its keys.
     let bad = settings(QueueBackendKind::Memory, &[("HCC__ECHO__URL", "ftp://echo".to_string())]);
-    let err = Application::build_with_registry(bad, registry::standard().with(echo::spec()), Workers::Off).await.err();
+    let err = Application::build_with_registry(bad, registry::standard().with(echo::spec()), Workers::Off)
+        .await
+        .err();
     match err {
         Some(BuildError::Settings(p)) => {
             let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();

@@ -54,8 +54,7 @@ fn parse_progress(req: &IngestRequest<'_>) -> Result<Ingest, IngestError> {
 /// [`MaHoSo::parse`] as a pattern: 1 to 100 of `[A-Za-z0-9._-]`, at least one letter or digit
 /// (which also rules out the dot segments).
 const MA_HO_SO_PATTERN: &str = "^(?=.*[A-Za-z0-9])[A-Za-z0-9._-]{1,100}$";
-const MA_HO_SO_RULE: &str =
-    "1 to 100 letters, digits and . - _, at least one letter or digit (no path separators, no dot segments)";
+const MA_HO_SO_RULE: &str = "1 to 100 letters, digits and . - _, at least one letter or digit (no path separators, no dot segments)";
 
 /// [`super::model::PortalDateTime::parse`] as a pattern: `yyyyMMddHHmmss`, a real calendar
 /// time (leap days included) in the years 1900 to 2999.
@@ -209,7 +208,10 @@ mod tests {
             Err(IngestError::Invalid(e)) => assert_eq!(e[0].field, "MaHoSo (path)"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(run(&ROUTES[1], &[("ma_ho_so", "H46-1")], Err("malformed JSON")), Err(IngestError::Malformed(_))));
+        assert!(matches!(
+            run(&ROUTES[1], &[("ma_ho_so", "H46-1")], Err("malformed JSON")),
+            Err(IngestError::Malformed(_))
+        ));
     }
 
     #[test]

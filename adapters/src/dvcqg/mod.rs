@@ -739,7 +739,10 @@ mod tests {
             built("base_url = \"portal.example\"\ndstcode = \"a b\"\n"),
             Err(vec!["dvcqg.base_url".to_string(), "dvcqg.dstcode".to_string()])
         );
-        assert!(built("base_url = \"http://portal.example\"\nbase_uri = \"x\"\n").is_err(), "unknown key");
+        assert!(
+            built("base_url = \"http://portal.example\"\nbase_uri = \"x\"\n").is_err(),
+            "unknown key"
+        );
         // A password is a secret from the section on: it never prints.
         let s: DvcqgSettings = hcc_config::Section::from_toml(DESTINATION, "password = \"hunter2\"\n")
             .expect("toml")

@@ -30,11 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, routes: &[Route]) {
         cfg.route(
             route.path,
             web::post().to(
-                move |req: HttpRequest,
-                      caller: Caller,
-                      engine: web::Data<EngineHandle>,
-                      path: web::Path<PathParams>,
-                      body: JsonBytes| {
+                move |req: HttpRequest, caller: Caller, engine: web::Data<EngineHandle>, path: web::Path<PathParams>, body: JsonBytes| {
                     ingest(destination, route, req, caller, engine, path.into_inner(), body)
                 },
             ),
