@@ -36,12 +36,17 @@ pub enum BuildError {
 /// own them; claiming them here keeps them from being reported as unclaimed meanwhile.
 const PAYMENT_SECTIONS: &[&str] = &["paygov", "vnpay", "banks", "agencies"];
 
+/// Sections no destination of `registry` and no payment provider claims.
+fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
+    let mut claimed = registry.names();
+    claimed.extend_from_slice(PAYMENT_SECTIONS);
+    settings.unclaimed_sections(&claimed)
+}
+
 /// Everything wrong with the sections the registry's destinations own, and every section no
 /// destination or payment provider claims, all at once (for `config check` and start-up).
 pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
-    let mut claimed = registry.names();
-    claimed.extend_from_slice(PAYMENT_SECTIONS);
-    let mut problems = settings.unclaimed_sections(&claimed);
+    let mut problems = unclaimed_sections(settings, registry);
     if let Err(p) = registry.build(settings) {
         problems.extend(p);
     }
@@ -96,9 +101,7 @@ impl Application {
     /// Like `build_with_registry`, with the queue given. Every section is checked before
     /// anything starts: those nobody claims, and each destination's own.
     pub async fn build_with(settings: Settings, queue: Queue, registry: Registry, workers: Workers) -> Result<Self, BuildError> {
-        let mut claimed = registry.names();
-        claimed.extend_from_slice(PAYMENT_SECTIONS);
-        let mut problems = settings.unclaimed_sections(&claimed);
+        let mut problems = unclaimed_sections(&settings, &registry);
         let adapters = registry.build(&settings).unwrap_or_else(|p| {
             problems.extend(p);
             Vec::new()
