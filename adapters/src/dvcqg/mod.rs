@@ -82,6 +82,8 @@ impl Default for DvcqgSettings {
     }
 }
 
+const DSTCODE_RULE: &str = "must be visible ASCII without spaces: it is sent as an HTTP header";
+
 /// The portal destination: its section, its build, and the dossier routes.
 pub fn spec() -> DestinationSpec {
     DestinationSpec {
@@ -100,7 +102,7 @@ fn build(ctx: &BuildContext<'_>) -> Built {
     let mut problems = Vec::new();
     ctx.check_http_url(&mut problems, "base_url", &s.base_url);
     if dstcode_header(&s.dstcode).is_err() {
-        problems.push(ctx.problem("dstcode", BuildError::Dstcode.to_string()));
+        problems.push(ctx.problem("dstcode", DSTCODE_RULE));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -116,11 +118,10 @@ fn build(ctx: &BuildContext<'_>) -> Built {
         timeout: ctx.timeout(),
     };
     DvcqgAdapter::new(cfg).map(|a| Some(Arc::new(a) as Arc<dyn Adapter>)).map_err(|e| {
-        let key = match e {
-            BuildError::Dstcode => "dstcode",
-            BuildError::Client(_) => "base_url",
-        };
-        vec![ctx.problem(key, e.to_string())]
+        vec![match e {
+            BuildError::Dstcode => ctx.problem("dstcode", DSTCODE_RULE),
+            BuildError::Client(_) => ctx.problem("base_url", e.to_string()),
+        }]
     })
 }
 
