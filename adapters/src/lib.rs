@@ -1,7 +1,8 @@
 //! Destinations of hcc-gateway. An adapter does two things only: it builds the upstream request
 //! for one message, and it classifies the answer as an [`Outcome`]. Queueing, retries, backoff,
 //! the breaker and dead letters belong to the gateway's delivery engine, which drives every
-//! adapter the same way. Adding a destination means adding one module here.
+//! adapter the same way. Adding a destination means adding one module here and one line in
+//! [`registry::standard`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ pub mod dvcqg;
 pub mod fields;
 pub mod http;
 pub mod payments;
+pub mod registry;
 pub mod webhook;
 
 pub use fields::FieldError;

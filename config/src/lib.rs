@@ -202,14 +202,11 @@ pub const CORE_SECTIONS: &[&str] = &[
     "auth",
     // Receiving agencies are the payments core's, whatever the provider.
     "agencies",
-    // Typed here until their owners (adapters) take them over.
-    "dvcqg",
-    "centre",
 ];
 
 /// One top-level section of the configuration, as loaded (files, then environment, with
-/// `*_file` secrets resolved), for the module that owns it to type. `Debug` shows its name
-/// only: its values are untyped, so which of them are secrets is not known here.
+/// `*_file` secrets resolved), for the module that owns it to type. `Debug` shows the name
+/// only: the raw values hold the section's secrets, which only its owner's types can mark.
 #[derive(Clone)]
 pub struct Section {
     name: String,
@@ -296,7 +293,8 @@ pub(crate) fn check_addr(problems: &mut Vec<Problem>, key: &str, value: &str) {
     }
 }
 
-pub(crate) fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
+/// A problem unless `value` is a URL of one of `schemes` with something after `://`.
+pub fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &[&str]) {
     let ok = schemes.iter().any(|s| {
         value
             .strip_prefix(s)

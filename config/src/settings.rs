@@ -21,13 +21,9 @@ pub struct Settings {
     /// Per-destination overrides of `delivery`, e.g. `[destinations.dvcqg] concurrency = 32`.
     #[serde(default)]
     pub destinations: BTreeMap<String, DestinationOverrides>,
-    #[serde(default)]
-    pub dvcqg: DvcqgSettings,
     /// Receiving agencies and their beneficiary accounts, for PayGov receipts.
     #[serde(default)]
     pub agencies: BTreeMap<String, AgencySettings>,
-    #[serde(default)]
-    pub centre: CentreSettings,
     #[serde(default)]
     pub signing: SigningSettings,
     #[serde(default)]
@@ -204,30 +200,6 @@ impl Settings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DvcqgSettings {
-    pub base_url: String,
-    pub username: String,
-    pub password: Secret,
-    pub madonvi: String,
-    pub auth_path: String,
-    pub integration_path: String,
-    pub share_path: String,
-    /// The `dstcode` header the LGSP routes on, sent on every call when non-empty.
-    pub dstcode: String,
-}
-defaults!(DvcqgSettings {
-    base_url: String::new(),
-    username: String::new(),
-    password: Secret::default(),
-    madonvi: String::new(),
-    auth_path: "/auth".into(),
-    integration_path: "/integration".into(),
-    share_path: "/share".into(),
-    dstcode: String::new(),
-});
-
 /// A receiving agency (`MaDonVi`) and the account fees for it are paid into.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -237,13 +209,6 @@ pub struct AgencySettings {
     pub tk_thu_huong: String,
     pub ma_nh_thu_huong: String,
     pub ten_tk_thu_huong: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CentreSettings {
-    pub webhook_url: String,
-    pub webhook_secret: Secret,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -293,33 +258,7 @@ pub struct AuthSettings {
     pub keys: Vec<ApiKeyEntry>,
 }
 
-/// The shortest webhook key production takes, in bytes.
-const MIN_WEBHOOK_KEY_BYTES: usize = 24;
-
 impl Settings {
-    /// Secrets a production deployment must not run with: a short webhook key. (The payment
-    /// providers refuse their own unsafe secrets when they parse their sections.)
-    fn unsafe_secrets(&self) -> Vec<Problem> {
-        let mut p = Vec::new();
-        let mut push = |key: &str, message: &str| {
-            p.push(Problem {
-                key: key.into(),
-                message: message.into(),
-            })
-        };
-        if !self.centre.webhook_url.is_empty() {
-            match hcc_signing::webhook::WebhookSecret::parse(self.centre.webhook_secret.expose()) {
-                Ok(s) if s.key_len() >= MIN_WEBHOOK_KEY_BYTES => {}
-                Ok(_) => push(
-                    "centre.webhook_secret",
-                    "is shorter than 24 bytes; write at least 24 random bytes as whsec_<base64>",
-                ),
-                Err(_) => push("centre.webhook_secret", "must be written whsec_<base64>"),
-            }
-        }
-        p
-    }
-
     pub(crate) fn with_env(mut self, env_name: String) -> Self {
         self.env_name = env_name;
         self
@@ -427,14 +366,6 @@ impl Settings {
                 &["redis", "rediss", "redis+unix", "unix"],
             );
         }
-        for (key, url) in [
-            ("dvcqg.base_url", &self.dvcqg.base_url),
-            ("centre.webhook_url", &self.centre.webhook_url),
-        ] {
-            if !url.is_empty() {
-                check_url(&mut p2, key, url, &["http", "https"]);
-            }
-        }
         for (id, a) in &self.agencies {
             let id_ok = !id.is_empty()
                 && id
@@ -492,7 +423,6 @@ impl Settings {
                     message: "no API keys configured".into(),
                 });
             }
-            p2.extend(self.unsafe_secrets());
         }
         p.extend(p2);
         p

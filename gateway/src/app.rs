@@ -1,6 +1,10 @@
 //! Builds the whole service from its settings (queue, engine, adapters, HTTP server) the same
 //! way for the binary, the demo and the tests, in the manner of zero2prod's
 //! `Application::build`: bind first (port 0 picks a free port), then run until told to stop.
+//!
+//! The destinations come from a [`Registry`]: each one is built from its own settings section,
+//! gets a lane in the engine, and has its ingest routes served and documented. Nothing here
+//! names one.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -9,7 +13,8 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use hcc_adapters::Adapter;
-use hcc_config::{QueueBackendKind, Settings};
+use hcc_adapters::registry::{self, Registry};
+use hcc_config::{Problem, QueueBackendKind, Settings};
 
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
 use crate::http::{self, auth::Keyring, body::BodyLimit};
@@ -23,9 +28,26 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("{key}: {message}")]
     Setting { key: &'static str, message: String },
-    /// Problems found in settings sections their owners parse (the payment providers').
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Settings(Vec<hcc_config::Problem>),
+    #[error("configuration problems:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Settings(Vec<Problem>),
+}
+
+/// Sections no destination of `registry` and no payment provider claims.
+fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
+    let mut claimed = registry.names();
+    claimed.extend(crate::payments::claimed_sections());
+    settings.unclaimed_sections(&claimed)
+}
+
+/// Everything wrong with the sections the registry's destinations and the payment providers
+/// own, and every section nobody claims, all at once (for `config check` and start-up).
+pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
+    let mut problems = unclaimed_sections(settings, registry);
+    if let Err(p) = registry.build(settings) {
+        problems.extend(p);
+    }
+    problems.extend(crate::payments::settings_problems(settings));
+    problems
 }
 
 /// Whether this process runs delivery workers. Tests of the API alone, and operators who split
@@ -58,79 +80,49 @@ pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
     })
 }
 
-/// The adapters the settings call for. A destination whose settings are empty is left out.
-pub fn build_adapters(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, BuildError> {
-    let mut out: Vec<Arc<dyn Adapter>> = Vec::new();
-    if !settings.centre.webhook_url.is_empty() {
-        let secret =
-            hcc_signing::webhook::WebhookSecret::parse(settings.centre.webhook_secret.expose()).map_err(|e| BuildError::Setting {
-                key: "centre.webhook_secret",
-                message: e.to_string(),
-            })?;
-        let timeout = Duration::from_millis(settings.delivery_for(hcc_adapters::webhook::DESTINATION).upstream_timeout_ms);
-        let adapter = hcc_adapters::webhook::WebhookAdapter::new(settings.centre.webhook_url.clone(), secret, timeout).map_err(|e| {
-            BuildError::Setting {
-                key: "centre.webhook_url",
-                message: e.to_string(),
-            }
-        })?;
-        out.push(Arc::new(adapter));
-    }
-    if !settings.dvcqg.base_url.is_empty() {
-        let d = &settings.dvcqg;
-        let cfg = hcc_adapters::dvcqg::DvcqgConfig {
-            base_url: d.base_url.clone(),
-            auth_path: d.auth_path.clone(),
-            integration_path: d.integration_path.clone(),
-            username: d.username.clone(),
-            password: d.password.expose().to_string(),
-            madonvi: d.madonvi.clone(),
-            dstcode: d.dstcode.clone(),
-            timeout: Duration::from_millis(settings.delivery_for(hcc_adapters::dvcqg::DESTINATION).upstream_timeout_ms),
-        };
-        let adapter = hcc_adapters::dvcqg::DvcqgAdapter::new(cfg).map_err(|e| BuildError::Setting {
-            key: match e {
-                hcc_adapters::dvcqg::BuildError::Dstcode => "dvcqg.dstcode",
-                hcc_adapters::dvcqg::BuildError::Client(_) => "dvcqg.base_url",
-            },
-            message: e.to_string(),
-        })?;
-        out.push(Arc::new(adapter));
-    }
-    Ok(out)
+/// The adapters the settings switch on, or every problem with their sections.
+pub fn build_adapters(settings: &Settings, registry: &Registry) -> Result<Vec<Arc<dyn Adapter>>, BuildError> {
+    registry.build(settings).map_err(BuildError::Settings)
 }
 
 impl Application {
+    /// The gateway with the standard destinations ([`registry::standard`]).
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, BuildError> {
-        let store = build_store(&settings)?;
-        let adapters = build_adapters(&settings)?;
-        Self::build_with(settings, store, adapters, workers).await
+        Self::build_with_registry(settings, registry::standard(), workers).await
     }
 
-    /// Like `build`, with the store and adapters given: the demo and tests plug in their own.
-    pub async fn build_with(
-        settings: Settings,
-        store: Store,
-        adapters: Vec<Arc<dyn Adapter>>,
-        workers: Workers,
-    ) -> Result<Self, BuildError> {
+    /// The gateway with the destinations of `registry`: tests add their own.
+    pub async fn build_with_registry(settings: Settings, registry: Registry, workers: Workers) -> Result<Self, BuildError> {
+        let store = build_store(&settings)?;
+        Self::build_with(settings, store, registry, workers).await
+    }
+
+    /// Like `build_with_registry`, with the store given. Every section is checked before
+    /// anything starts: those nobody claims, and each destination's own (the payment
+    /// providers' are checked as payments are built, below).
+    pub async fn build_with(settings: Settings, store: Store, registry: Registry, workers: Workers) -> Result<Self, BuildError> {
+        let mut problems = unclaimed_sections(&settings, &registry);
+        let adapters = registry.build(&settings).unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
+        if !problems.is_empty() {
+            return Err(BuildError::Settings(problems));
+        }
         startup_checks(&store).await;
         let signing = signing_state(&settings)?;
         let telemetry = crate::observe::Telemetry::start(store.audit_log());
-        let unclaimed = settings.unclaimed_sections(&crate::payments::claimed_sections());
-        if !unclaimed.is_empty() {
-            return Err(BuildError::Settings(unclaimed));
-        }
         let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), telemetry.clone())
             .map_err(BuildError::Settings)?
             .map(Arc::new);
         let mut builder =
             EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
+        let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
             // The payment events have a queue of their own (beside the ledger, in its slot),
-            // delivered to the centre like its other webhooks.
-            if payments.is_some() && adapter.destination() == hcc_adapters::webhook::DESTINATION {
+            // delivered by the destination that takes the gateway's events to the centre.
+            if payments.is_some() && event_sink == Some(adapter.destination()) {
                 builder = builder.lane(crate::payments::EVENTS_QUEUE, adapter.clone(), cfg.clone());
             }
             builder = builder.destination(adapter, cfg);
@@ -167,11 +159,13 @@ impl Application {
             handle.clone(),
             history_stop.clone(),
         ));
-        let server =
-            http_server(&settings, handle.clone(), signing, payments, telemetry, history, listener).map_err(|source| BuildError::Bind {
+        let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
+        let server = http_server(&settings, handle.clone(), signing, payments, telemetry, history, ingest, listener).map_err(|source| {
+            BuildError::Bind {
                 addr: settings.server.bind.clone(),
                 source,
-            })?;
+            }
+        })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
             port,
@@ -306,6 +300,8 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
     Ok(http::signatures::SigningState { identity, trust })
 }
 
+// One argument per piece of shared state the handlers read.
+#[allow(clippy::too_many_arguments)]
 fn http_server(
     settings: &Settings,
     handle: EngineHandle,
@@ -313,8 +309,10 @@ fn http_server(
     payments: Option<Arc<crate::payments::Payments>>,
     telemetry: Arc<crate::observe::Telemetry>,
     history: Arc<crate::observe::History>,
+    ingest: Vec<http::ingest::Route>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let doc = web::Data::new(http::openapi::ApiDocument::new(&http::ingest::operations(&ingest)));
     let history = web::Data::from(history);
     let telemetry = web::Data::from(telemetry);
     let payments = web::Data::new(payments);
@@ -322,7 +320,7 @@ fn http_server(
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
     let handle = web::Data::new(handle);
-    let idem_ttl = web::Data::new(http::dossiers::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
+    let idem_ttl = web::Data::new(http::ingest::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(keyring.clone())
@@ -333,8 +331,10 @@ fn http_server(
             .app_data(payments.clone())
             .app_data(telemetry.clone())
             .app_data(history.clone())
+            .app_data(doc.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
+            .configure(|cfg| http::ingest::routes(cfg, &ingest))
             .default_service(web::to(http::not_found))
     })
     .disable_signals()

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hcc_config::{QueueBackendKind, Settings};
+use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_mocks::faults::Faults;
-use hcc_mocks::portal::{PortalConfig, PortalState};
 use serde_json::{Value, json};
 
 use crate::app::{Application, BuildError, Workers};
@@ -108,7 +108,7 @@ fn demo_settings(opts: &DemoOptions, portal: &str, bank: &str, centre: &str, pki
 
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let portal_state = PortalState::new(PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", portal_state.clone())?;
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", portal_state.clone())?;
     let centre_secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")
         .map_err(|e| DemoError::Incomplete(e.to_string()))?;
     let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", centre_secret)?;

@@ -144,9 +144,10 @@ fn main() -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
             Ok(s) => {
-                // The sections the core keeps raw are checked by their owners, as at start-up.
-                let mut problems = s.unclaimed_sections(&hcc_gateway::payments::claimed_sections());
-                problems.extend(hcc_gateway::payments::settings_problems(&s));
+                // The sections the core keeps raw are typed and checked by their owners, the
+                // destinations and the payment providers: build each (nothing is started) and
+                // report every problem, as start-up does.
+                let problems = hcc_gateway::app::check_sections(&s, &hcc_adapters::registry::standard());
                 if !problems.is_empty() {
                     for p in problems {
                         eprintln!("{p}");

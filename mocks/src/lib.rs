@@ -5,9 +5,9 @@
 
 pub mod bank;
 pub mod centre;
+pub mod dvcqg;
 pub mod faults;
 pub mod paygov;
-pub mod portal;
 pub mod vnpay;
 
 use std::net::{SocketAddr, TcpListener};

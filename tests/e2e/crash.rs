@@ -4,8 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_mocks::faults::Faults;
-use hcc_mocks::portal::{PortalConfig, PortalState};
 use hcc_tests::*;
 
 fn free_port() -> u16 {
@@ -73,7 +73,7 @@ async fn sigkill_mid_storm_loses_nothing_and_keeps_order() {
         ..Default::default()
     });
     state.set_session_lifetime(Duration::from_secs(3));
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
     let port = free_port();
     let prefix = unique_prefix();
     let mut child = serve(port, &prefix, &portal.url());
@@ -142,7 +142,7 @@ async fn sigterm_finishes_an_in_flight_delivery_and_exits_cleanly() {
         latency_ms: 300,
         ..Default::default()
     });
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
     let port = free_port();
     let mut child = serve(port, &unique_prefix(), &portal.url());
     wait_ready(port).await;

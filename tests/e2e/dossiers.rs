@@ -6,8 +6,8 @@ use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::engine::breaker::BreakerState;
 use hcc_gateway::storage::now_ms;
+use hcc_mocks::dvcqg::PortalState;
 use hcc_mocks::faults::Faults;
-use hcc_mocks::portal::PortalState;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
@@ -220,7 +220,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
         after - before <= 5,
         "attempts kept coming with the breaker open: {before} -> {after}"
     );
-    let back = hcc_mocks::portal::spawn(&portal_addr, state.clone()).unwrap();
+    let back = hcc_mocks::dvcqg::spawn(&portal_addr, state.clone()).unwrap();
     eventually("backlog drained", Duration::from_secs(60), || async {
         (state.counters().accepted >= 200).then_some(())
     })

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
+use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_mocks::faults::Faults;
-use hcc_mocks::portal::{PortalConfig, PortalState};
 use hcc_tests::*;
 
 const DOSSIERS: usize = 60;
@@ -38,7 +38,7 @@ fn flaky_portal() -> (hcc_mocks::Running, PortalState) {
         ..PortalConfig::default()
     });
     state.set_faults(Faults::flaky(0.2, 0.1));
-    match hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()) {
+    match hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()) {
         Ok(running) => (running, state),
         Err(e) => panic!("cannot start mock-portal: {e}"),
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use hcc_mocks::portal::{PortalConfig, PortalState};
+use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_signing::devpki::DevPki;
 use hcc_tests::*;
 use serde_json::{Value, json};
@@ -163,7 +163,7 @@ async fn hostile_run(format: &str) {
         forged("portal")
     );
     state.set_lookup_answer(Some(json!({"error_code": 7, "message": message})));
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
     let gw = serve(format, &portal.url());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     eventually("gateway ready", Duration::from_secs(20), || {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::storage::now_ms;
-use hcc_mocks::portal::PortalState;
+use hcc_mocks::dvcqg::PortalState;
 use hcc_tests::*;
 use serde_json::{Value, json};
 

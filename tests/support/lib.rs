@@ -341,16 +341,16 @@ pub async fn post_until_accepted(client: &reqwest::Client, base: &str, ma: &str,
 }
 
 /// A mock portal on a free port.
-pub fn portal() -> (hcc_mocks::Running, hcc_mocks::portal::PortalState) {
-    let state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
-    match hcc_mocks::portal::spawn("127.0.0.1:0", state.clone()) {
+pub fn portal() -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState) {
+    let state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
+    match hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()) {
         Ok(running) => (running, state),
         Err(e) => panic!("cannot start mock-portal: {e}"),
     }
 }
 
 /// A mock portal and a gateway with workers that delivers to it.
-pub async fn with_portal(backend: QueueBackendKind) -> (hcc_mocks::Running, hcc_mocks::portal::PortalState, TestApp) {
+pub async fn with_portal(backend: QueueBackendKind) -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState, TestApp) {
     let (running, state) = portal();
     let app = spawn_app(settings(backend, &[("HCC__DVCQG__BASE_URL", running.url())]), Workers::On).await;
     (running, state, app)
@@ -400,7 +400,7 @@ pub async fn redis_snapshot(url: &str, prefix: &str) -> std::collections::BTreeM
 pub struct PaymentMocks {
     pub dir: PathBuf,
     pub portal: hcc_mocks::Running,
-    pub paygov: hcc_mocks::portal::PortalState,
+    pub paygov: hcc_mocks::dvcqg::PortalState,
     pub bank: hcc_mocks::Running,
 }
 
@@ -419,8 +419,8 @@ pub fn payment_mocks(tag: &str) -> PaymentMocks {
     let dir = std::env::temp_dir().join(format!("hcc-{tag}-{}", uuid::Uuid::new_v4().simple()));
     let pki = DevPki::generate().unwrap_or_else(|e| panic!("dev PKI: {e}"));
     pki.write(&dir).unwrap_or_else(|e| panic!("dev PKI: {e}"));
-    let paygov = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", paygov.clone()).unwrap_or_else(|e| panic!("mock portal: {e}"));
+    let paygov = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", paygov.clone()).unwrap_or_else(|e| panic!("mock portal: {e}"));
     let (key, cert) = issue(
         &CertSpec {
             common_name: "Stranger Bank",

@@ -19,17 +19,21 @@
 //! lost look-up does not cost the whole attempt and the engine's backoff; the writes are never
 //! repeated that way (see [`Attempt`] and `docs/dvcqg.md`).
 
+mod ingest;
 pub mod model;
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
+use hcc_config::Secret;
 use reqwest::header::HeaderValue;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::RwLock;
 
+use crate::registry::{BuildContext, Built, DestinationSpec};
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "dvcqg";
@@ -48,13 +52,87 @@ const SUBCALL_TRIES: usize = 3;
 const SUBCALL_MIN_PAUSE: Duration = Duration::from_millis(50);
 const SUBCALL_MAX_PAUSE: Duration = Duration::from_millis(400);
 
+/// The `[dvcqg]` section. An empty `base_url` leaves the destination off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DvcqgSettings {
+    pub base_url: String,
+    pub username: String,
+    pub password: Secret,
+    pub madonvi: String,
+    pub auth_path: String,
+    pub integration_path: String,
+    pub share_path: String,
+    /// The `dstcode` header the LGSP routes on, sent on every call when non-empty.
+    pub dstcode: String,
+}
+
+impl Default for DvcqgSettings {
+    fn default() -> Self {
+        DvcqgSettings {
+            base_url: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            madonvi: String::new(),
+            auth_path: "/auth".into(),
+            integration_path: "/integration".into(),
+            share_path: "/share".into(),
+            dstcode: String::new(),
+        }
+    }
+}
+
+const DSTCODE_RULE: &str = "must be visible ASCII without spaces: it is sent as an HTTP header";
+
+/// The portal destination: its section, its build, and the dossier routes.
+pub fn spec() -> DestinationSpec {
+    DestinationSpec {
+        name: DESTINATION,
+        build,
+        ingest: &ingest::ROUTES,
+        event_sink: false,
+    }
+}
+
+fn build(ctx: &BuildContext<'_>) -> Built {
+    let s: DvcqgSettings = ctx.settings()?;
+    if s.base_url.is_empty() {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    ctx.check_http_url(&mut problems, "base_url", &s.base_url);
+    if dstcode_header(&s.dstcode).is_err() {
+        problems.push(ctx.problem("dstcode", DSTCODE_RULE));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let cfg = DvcqgConfig {
+        base_url: s.base_url,
+        auth_path: s.auth_path,
+        integration_path: s.integration_path,
+        username: s.username,
+        password: s.password,
+        madonvi: s.madonvi,
+        dstcode: s.dstcode,
+        timeout: ctx.timeout(),
+    };
+    DvcqgAdapter::new(cfg).map(|a| Some(Arc::new(a) as Arc<dyn Adapter>)).map_err(|e| {
+        vec![match e {
+            BuildError::Dstcode => ctx.problem("dstcode", DSTCODE_RULE),
+            BuildError::Client(_) => ctx.problem("base_url", e.to_string()),
+        }]
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct DvcqgConfig {
     pub base_url: String,
     pub auth_path: String,
     pub integration_path: String,
     pub username: String,
-    pub password: String,
+    /// Sent in the login body, the one place it is exposed.
+    pub password: Secret,
     pub madonvi: String,
     /// The `dstcode` header the LGSP routes on; empty: not sent.
     pub dstcode: String,
@@ -421,7 +499,7 @@ impl DvcqgAdapter {
         {
             return Ok(current.token.clone());
         }
-        let body = json!({"username": self.cfg.username, "password": self.cfg.password});
+        let body = json!({"username": self.cfg.username, "password": self.cfg.password.expose()});
         let answer = (|| self.post_json(&self.auth_url, &body, attempt))
             .retry(subcall_backoff())
             .sleep(tokio::time::sleep)
@@ -643,6 +721,37 @@ impl Adapter for DvcqgAdapter {
 mod tests {
     use super::*;
 
+    fn built(toml: &str) -> Result<bool, Vec<String>> {
+        let section = hcc_config::Section::from_toml(DESTINATION, toml).expect("toml");
+        let ctx = BuildContext {
+            name: DESTINATION,
+            section: Some(&section),
+            delivery: hcc_config::DeliverySettings::default(),
+            production: false,
+        };
+        build(&ctx).map(|a| a.is_some()).map_err(|p| p.into_iter().map(|p| p.key).collect())
+    }
+
+    #[test]
+    fn the_section_is_checked_by_key_and_an_empty_base_url_leaves_the_portal_off() {
+        assert_eq!(built("base_url = \"\"\n"), Ok(false));
+        assert_eq!(built("base_url = \"http://portal.example\"\npassword = \"pw\"\n"), Ok(true));
+        assert_eq!(
+            built("base_url = \"portal.example\"\ndstcode = \"a b\"\n"),
+            Err(vec!["dvcqg.base_url".to_string(), "dvcqg.dstcode".to_string()])
+        );
+        assert!(
+            built("base_url = \"http://portal.example\"\nbase_uri = \"x\"\n").is_err(),
+            "unknown key"
+        );
+        // A password is a secret from the section on: it never prints.
+        let s: DvcqgSettings = hcc_config::Section::from_toml(DESTINATION, "password = \"hunter2\"\n")
+            .expect("toml")
+            .parse()
+            .expect("parses");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
     #[test]
     fn success_codes_are_read_liberally() {
         assert!(success_code(&json!({"error_code": 0})));
@@ -832,7 +941,7 @@ mod tests {
             auth_path: "/auth".into(),
             integration_path: "/integration".into(),
             username: "u".into(),
-            password: "p".into(),
+            password: Secret::new("p"),
             madonvi: "000.00.22.H46".into(),
             dstcode: String::new(),
             timeout,

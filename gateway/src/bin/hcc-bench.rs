@@ -226,7 +226,7 @@ fn engine_for(
     s: &hcc_config::Settings,
     extra: Option<Arc<dyn Adapter>>,
 ) -> anyhow::Result<hcc_gateway::engine::Engine> {
-    let mut adapters = hcc_gateway::app::build_adapters(s)?;
+    let mut adapters = hcc_gateway::app::build_adapters(s, &hcc_adapters::registry::standard())?;
     adapters.extend(extra);
     let mut builder = EngineBuilder::new(queue.clone(), Duration::from_secs(1));
     for ad in adapters {
@@ -491,18 +491,18 @@ struct FlakyRun {
     /// delivered within the limit.
     seconds: Option<f64>,
     delivered: u64,
-    portal: hcc_mocks::portal::PortalCounters,
+    portal: hcc_mocks::dvcqg::PortalCounters,
 }
 
 /// One run: a fresh portal at 30% faults with 3 s sessions, a fresh gateway, 420 updates
 /// posted at once (ten producers, each dossier's updates in order), then the wait.
 async fn flaky_run(redis: &str, workers: usize, limit: Duration, prefix: &str) -> anyhow::Result<FlakyRun> {
-    let state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig {
+    let state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig {
         session_lifetime: Duration::from_secs(3),
-        ..hcc_mocks::portal::PortalConfig::default()
+        ..hcc_mocks::dvcqg::PortalConfig::default()
     });
     state.set_faults(hcc_mocks::faults::Faults::flaky(0.2, 0.1));
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", state.clone())?;
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone())?;
     let gw = serve(redis, prefix, &portal.url(), workers, Workers::On).await?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let tag = &prefix[prefix.len() - 6..];
@@ -639,8 +639,8 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("[1/6] raw Redis baseline (redis-benchmark -t lpush -c 64)");
     let baseline = redis_baseline(&a.redis);
 
-    let portal_state = hcc_mocks::portal::PortalState::new(hcc_mocks::portal::PortalConfig::default());
-    let portal = hcc_mocks::portal::spawn("127.0.0.1:0", portal_state.clone())?;
+    let portal_state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", portal_state.clone())?;
     let mut prefixes = Vec::new();
 
     eprintln!(

@@ -6,10 +6,14 @@
 //! path asked with another method is a 405 with `Allow` (the methods come from the OpenAPI
 //! document, the one list of what each path serves), and the middleware turns any other error
 //! that is not ours into the same shape.
+//!
+//! The document is generated from the handlers ([`openapi`]) with the operations of the
+//! registered destinations' ingest routes and of the payment providers' callbacks merged in, so
+//! their routes are documented, and answer 405 rightly, without the core naming them.
 
 pub mod auth;
 pub mod body;
-pub mod dossiers;
+pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod payments;
@@ -46,7 +50,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/audit", web::get().to(audit))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .configure(dossiers::routes)
         .configure(ops::routes)
         .configure(signatures::routes)
         .configure(payments::routes);

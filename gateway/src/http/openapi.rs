@@ -57,10 +57,6 @@ pub const BEARER: &str = "bearer";
         super::signatures::verify,
         super::payments::create,
         super::payments::get,
-        // The portal's ingest routes: these two move to the portal adapter's route descriptors
-        // (as `ExtraOperation`s) with the destination registry.
-        super::dossiers::post_dossier,
-        super::dossiers::post_progress,
     ),
     components(schemas(Problem, FieldErrorSchema)),
     modifiers(&BearerKey)
@@ -104,7 +100,6 @@ pub struct ExtraOperation {
 pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
     let mut doc = serde_json::to_value(CoreApi::openapi()).unwrap_or_else(|_| json!({}));
     let mut schemas: Vec<(String, Value)> = Vec::new();
-    schemas.extend(super::dossiers::body_schemas());
     schemas.extend(super::payments::body_schemas());
     schemas.extend(super::ops::body_schemas());
     schemas.extend(super::signatures::body_schemas());
@@ -307,11 +302,24 @@ mod tests {
         }
         assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
         assert!(doc["components"]["schemas"]["Problem"].is_object());
-        // Patterns where the gateway has them.
-        let progress = &doc["paths"]["/v1/dossiers/{MaHoSo}/progress"]["post"]["parameters"][0]["schema"];
-        assert_eq!(progress["pattern"], "^[A-Za-z0-9._-]{1,100}$");
-        let date = &doc["components"]["schemas"]["PortalDate"]["pattern"];
-        assert!(date.as_str().unwrap_or_default().contains("[0-9]"), "{date}");
+    }
+
+    /// The document of a gateway with the standard destinations.
+    fn standard() -> ApiDocument {
+        let routes: Vec<super::super::ingest::Route> = hcc_adapters::registry::standard().ingest_routes().collect();
+        ApiDocument::new(&super::super::ingest::operations(&routes))
+    }
+
+    #[test]
+    fn the_destinations_ingest_routes_join_with_their_patterns() {
+        let doc: Value = serde_json::from_slice(&standard().json()).expect("the document is JSON");
+        let progress = &doc["paths"]["/v1/dossiers/{MaHoSo}/progress"]["post"];
+        assert_eq!(progress["parameters"][0]["schema"]["pattern"], "^[A-Za-z0-9._-]{1,100}$");
+        assert!(progress["responses"]["422"]["content"]["application/problem+json"].is_object());
+        let text = doc.to_string();
+        assert!(text.contains("^[0-9]{14}$"), "dates carry their pattern");
+        assert_eq!(standard().allowed_methods("/v1/dossiers"), vec![Method::POST]);
+        assert!(CORE.allowed_methods("/v1/dossiers").is_empty(), "the core names no destination");
     }
 
     #[test]
@@ -334,7 +342,6 @@ mod tests {
 
     #[test]
     fn the_allowed_methods_come_from_the_document() {
-        assert_eq!(CORE.allowed_methods("/v1/dossiers"), vec![Method::POST]);
         assert_eq!(CORE.allowed_methods("/healthz"), vec![Method::GET]);
         // `/dead/replay` is more concrete than `/dead/{id}`.
         assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);

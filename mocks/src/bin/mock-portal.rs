@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use hcc_mocks::portal::{PortalConfig, PortalState};
+use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 
 #[derive(Parser)]
 #[command(about = "A stand-in National Public Service Portal for hcc-gateway tests and demos")]
@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         paygov_secret: a.paygov_secret,
     });
     state.require_dstcode(a.required_dstcode);
-    let running = hcc_mocks::portal::spawn(&a.bind, state)?;
+    let running = hcc_mocks::dvcqg::spawn(&a.bind, state)?;
     println!("listening on {}", running.url());
     tokio::signal::ctrl_c().await?;
     running.stop().await;

@@ -1,0 +1,359 @@
+//! The destination registry: the one list of destinations the gateway knows. Each destination
+//! module describes itself with a [`DestinationSpec`] (its name, which is also its queue's and
+//! its settings section's, how to build it from that section, and the routes through which the
+//! centre hands it messages), and [`standard`] lists them. The gateway's core builds, routes and
+//! documents whatever the registry holds, so it never names a destination; adding one is a
+//! module here, a mock in `mocks/`, and one line in [`standard`] (see
+//! `docs/adding-a-destination.md`).
+//!
+//! Ingest routes are part of the spec, not of the built adapter: a route is served (and
+//! documented) whether or not the destination is configured, and answers 503 when it is not,
+//! so a centre sees "not configured here" rather than "no such resource".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hcc_config::{DeliverySettings, Problem, Role, Section, Settings};
+use serde_json::{Map, Value, json};
+
+use crate::{Adapter, FieldError};
+
+/// What a destination's `build` gives: its adapter, `None` when its section leaves it off, or
+/// every problem with the section, each named `section.key`.
+pub type Built = Result<Option<Arc<dyn Adapter>>, Vec<Problem>>;
+
+/// One destination, as its module describes it.
+pub struct DestinationSpec {
+    /// The destination's name: its queue's name and its settings section's.
+    pub name: &'static str,
+    /// Builds the adapter from the destination's section.
+    pub build: fn(&BuildContext<'_>) -> Built,
+    /// The routes through which the centre hands this destination messages.
+    pub ingest: &'static [IngestRoute],
+    /// This destination delivers the gateway's own events (payment confirmations, ...) to the
+    /// centre. At most one destination in a registry says so.
+    pub event_sink: bool,
+}
+
+/// What a destination's `build` gets: its own section and the delivery settings that apply to
+/// it, nothing else of the configuration.
+pub struct BuildContext<'a> {
+    pub name: &'static str,
+    /// The destination's section; `None` when no file or variable mentions it.
+    pub section: Option<&'a Section>,
+    /// `delivery` with the destination's `[destinations.<name>]` overrides applied.
+    pub delivery: DeliverySettings,
+    /// `HCC_ENV=production`: refuse what is only fit for development.
+    pub production: bool,
+}
+
+impl<'a> BuildContext<'a> {
+    pub fn new(settings: &'a Settings, name: &'static str) -> Self {
+        BuildContext {
+            name,
+            section: settings.section(name),
+            delivery: settings.delivery_for(name),
+            production: settings.is_production(),
+        }
+    }
+
+    /// The section typed as `T`; `T::default()` when the section is absent.
+    pub fn settings<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, Vec<Problem>> {
+        match self.section {
+            Some(s) => s.parse().map_err(|p| vec![p]),
+            None => Ok(T::default()),
+        }
+    }
+
+    /// The bound on one delivery attempt.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery.upstream_timeout_ms)
+    }
+
+    /// A problem with `key` of this section (`dvcqg.dstcode`).
+    pub fn problem(&self, key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: format!("{}.{key}", self.name),
+            message: message.into(),
+        }
+    }
+
+    /// Adds a problem unless `value` is an http or https URL.
+    pub fn check_http_url(&self, problems: &mut Vec<Problem>, key: &str, value: &str) {
+        hcc_config::check_url(problems, &format!("{}.{key}", self.name), value, &["http", "https"]);
+    }
+}
+
+/// A `POST` route through which the centre hands a destination a message. The core does what
+/// every such route shares (authentication and the route's roles, the body's content type,
+/// size and JSON syntax, `Idempotency-Key`, queueing, the 202 answer); `parse` does the rest.
+pub struct IngestRoute {
+    /// The actix template, e.g. `/v1/dossiers/{ma_ho_so}/progress`; parameter names are also
+    /// what metrics show (`:ma_ho_so`).
+    pub path: &'static str,
+    /// The same path as the API document writes it, e.g. `/v1/dossiers/{MaHoSo}/progress`.
+    pub openapi_path: &'static str,
+    /// The kind of the messages it queues, e.g. `dossier.progress`.
+    pub kind: &'static str,
+    /// The roles that may call it.
+    pub roles: &'static [Role],
+    /// The request as the destination takes it: the ordering key and the payload to queue,
+    /// or what is wrong with it.
+    pub parse: fn(&IngestRequest<'_>) -> Result<Ingest, IngestError>,
+    /// Its OpenAPI 3.1 Operation object.
+    pub operation: fn() -> Value,
+}
+
+/// A request to an ingest route, as `parse` sees it: the path parameters, and the body, which
+/// the core has read and parsed as JSON, or could not. `parse` asks for each when it needs it,
+/// so a bad path parameter is reported before a bad body, whichever comes first in its checks.
+pub struct IngestRequest<'a> {
+    params: &'a [(&'a str, &'a str)],
+    body: Result<&'a Value, &'a str>,
+}
+
+impl<'a> IngestRequest<'a> {
+    /// `body` is the parsed JSON document, or why it is not one (no input quoted).
+    pub fn new(params: &'a [(&'a str, &'a str)], body: Result<&'a Value, &'a str>) -> Self {
+        IngestRequest { params, body }
+    }
+
+    /// A path parameter by the name the route's template gives it.
+    pub fn param(&self, name: &str) -> Result<&'a str, IngestError> {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(|| {
+            IngestError::Invalid(vec![FieldError {
+                field: format!("{name} (path)"),
+                message: "is required".into(),
+            }])
+        })
+    }
+
+    /// The body as a JSON value.
+    pub fn body(&self) -> Result<&'a Value, IngestError> {
+        self.body.map_err(|e| IngestError::Malformed(e.to_string()))
+    }
+}
+
+/// A message an ingest route accepted, to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingest {
+    /// Messages with one ordering key are delivered one at a time, in the order accepted.
+    pub ordering_key: String,
+    /// What the adapter gets back at delivery; its SHA-256 is the idempotency fingerprint.
+    pub payload: Vec<u8>,
+}
+
+impl Ingest {
+    /// A JSON object as the payload. serde_json's map is ordered by key, so the same object
+    /// sent with its members in another order or other spacing is the same payload.
+    pub fn json(ordering_key: &str, object: &Map<String, Value>) -> Result<Ingest, IngestError> {
+        Ok(Ingest {
+            ordering_key: ordering_key.to_string(),
+            payload: serde_json::to_vec(object).map_err(|_| IngestError::Unencodable)?,
+        })
+    }
+}
+
+/// Why an ingest route refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not JSON (400); the reason quotes no input.
+    #[error("{0}")]
+    Malformed(String),
+    /// Fields or path parameters that do not parse (422), each named.
+    #[error("the request has invalid fields")]
+    Invalid(Vec<FieldError>),
+    /// The accepted value could not be written back out (a bug, 500).
+    #[error("the payload could not be encoded")]
+    Unencodable,
+}
+
+impl From<Vec<FieldError>> for IngestError {
+    fn from(errors: Vec<FieldError>) -> Self {
+        IngestError::Invalid(errors)
+    }
+}
+
+/// The destinations a gateway knows, in the order they were added.
+#[derive(Default)]
+pub struct Registry {
+    specs: Vec<DestinationSpec>,
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Registry::default()
+    }
+
+    /// Adds a destination; one of the same name is replaced, so a test can swap one.
+    pub fn with(mut self, spec: DestinationSpec) -> Self {
+        self.specs.retain(|s| s.name != spec.name);
+        self.specs.push(spec);
+        self
+    }
+
+    pub fn specs(&self) -> &[DestinationSpec] {
+        &self.specs
+    }
+
+    /// The destinations' names, which are also the settings sections they claim.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.specs.iter().map(|s| s.name).collect()
+    }
+
+    /// The destination that carries the gateway's own events to the centre.
+    pub fn event_sink(&self) -> Option<&'static str> {
+        self.specs.iter().find(|s| s.event_sink).map(|s| s.name)
+    }
+
+    /// Every ingest route with the destination it feeds.
+    pub fn ingest_routes(&self) -> impl Iterator<Item = (&'static str, &'static IngestRoute)> + '_ {
+        self.specs.iter().flat_map(|s| s.ingest.iter().map(move |r| (s.name, r)))
+    }
+
+    /// Builds every destination the settings switch on, or reports every problem of every
+    /// section at once.
+    pub fn build(&self, settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Vec<Problem>> {
+        let mut adapters = Vec::new();
+        let mut problems = Vec::new();
+        for spec in &self.specs {
+            match (spec.build)(&BuildContext::new(settings, spec.name)) {
+                Ok(Some(a)) => adapters.push(a),
+                Ok(None) => {}
+                Err(p) => problems.extend(p),
+            }
+        }
+        if problems.is_empty() { Ok(adapters) } else { Err(problems) }
+    }
+}
+
+/// The destinations of hcc-gateway.
+pub fn standard() -> Registry {
+    Registry::empty().with(crate::dvcqg::spec()).with(crate::webhook::spec())
+}
+
+/// The OpenAPI Operation of an ingest route: the route's own `summary`, `description`, path
+/// `parameters` and request `body` schema, with what the core answers for every ingest route
+/// (the `Idempotency-Key` header, 202 with the message's `Location`, and the problems).
+pub fn ingest_operation(route_kind: &str, summary: &str, description: &str, path_parameters: Vec<Value>, body: Value) -> Value {
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    };
+    let mut parameters = path_parameters;
+    parameters.push(json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+        "description": "1 to 255 visible ASCII characters"
+    }));
+    json!({
+        "summary": summary,
+        "description": description,
+        "security": [{"bearer": []}],
+        "parameters": parameters,
+        "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "202": {
+                "description": "Queued; Location points at the message",
+                "headers": {
+                    "Location": {"schema": {"type": "string"}},
+                    "Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}
+                },
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["id", "kind", "ordering_key", "status"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"type": "string", "enum": [route_kind]},
+                        "ordering_key": {"type": "string"},
+                        "status": {"type": "string", "enum": ["queued"]}
+                    }
+                }}}
+            },
+            "400": problem("Malformed request"),
+            "401": problem("Missing or invalid API key"),
+            "403": problem("Wrong role"),
+            "409": problem("Idempotency-Key reused with a different body"),
+            "413": problem("Body over the limit"),
+            "415": problem("Wrong content type"),
+            "422": problem("Validation failed"),
+            "503": problem("Queue backend unavailable, or the destination is not configured here")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing(_: &BuildContext<'_>) -> Built {
+        Ok(None)
+    }
+
+    fn spec(name: &'static str, event_sink: bool) -> DestinationSpec {
+        DestinationSpec {
+            name,
+            build: nothing,
+            ingest: &[],
+            event_sink,
+        }
+    }
+
+    #[test]
+    fn the_standard_registry_names_each_destination_once_and_one_event_sink() {
+        let r = standard();
+        let mut names = r.names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), r.specs().len());
+        assert_eq!(r.specs().iter().filter(|s| s.event_sink).count(), 1);
+        assert_eq!(r.event_sink(), Some(crate::webhook::DESTINATION));
+        // Every ingest route's documented path is its template with other parameter names.
+        for (_, route) in r.ingest_routes() {
+            let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();
+            assert_eq!(shape(route.path), shape(route.openapi_path), "{}", route.path);
+            assert_eq!(
+                (route.operation)()["responses"]["202"]["content"]["application/json"]["schema"]["properties"]["kind"]["enum"][0],
+                route.kind
+            );
+        }
+    }
+
+    #[test]
+    fn a_spec_of_the_same_name_replaces_the_earlier_one() {
+        let r = Registry::empty()
+            .with(spec("a", false))
+            .with(spec("b", false))
+            .with(spec("a", true));
+        assert_eq!(r.names(), vec!["b", "a"]);
+        assert_eq!(r.event_sink(), Some("a"));
+    }
+
+    #[test]
+    fn a_request_gives_its_parameters_and_body_or_says_what_is_wrong() {
+        let body = json!({"x": 1});
+        let params = [("id", "7")];
+        let ok = IngestRequest::new(&params, Ok(&body));
+        assert_eq!(ok.param("id").ok(), Some("7"));
+        assert!(matches!(ok.param("other"), Err(IngestError::Invalid(e)) if e[0].field == "other (path)"));
+        assert_eq!(ok.body().ok(), Some(&body));
+        let bad = IngestRequest::new(&params, Err("malformed JSON at line 1 column 2"));
+        assert!(matches!(bad.body(), Err(IngestError::Malformed(m)) if m.contains("line 1")));
+    }
+
+    #[test]
+    fn the_payload_ignores_member_order() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": [2, 3]}"#).expect("json");
+        let b: Value = serde_json::from_str(r#"{"a":[2,3],"b":1}"#).expect("json");
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            panic!("objects")
+        };
+        let (a, b) = (Ingest::json("k", a).expect("encodes"), Ingest::json("k", b).expect("encodes"));
+        assert_eq!(a, b);
+        assert_eq!(a.payload, br#"{"a":[2,3],"b":1}"#);
+    }
+}
