@@ -549,9 +549,6 @@ pub fn parse_querydr_answer(answer: &Value, txn_ref: &str, tmn_code: &str, secre
 // ---------------------------------------------------------------------------------------------
 // The provider: settings, the payment URL, the IPN, querydr
 
-/// How long one `querydr` call may take.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(4);
-
 /// The `[vnpay]` section. VNPAY is on when `tmn_code` is set.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -568,6 +565,8 @@ pub struct VnpaySettings {
     pub expire_minutes: u64,
     /// `vnp_IpAddr` of the server in `querydr` requests.
     pub server_ip: String,
+    /// How long one `querydr` call may take.
+    pub query_timeout_ms: u64,
     pub reconcile_interval_secs: u64,
     pub reconcile_min_age_secs: u64,
     pub reconcile_max_age_secs: u64,
@@ -583,6 +582,7 @@ impl Default for VnpaySettings {
             api_url: String::new(),
             expire_minutes: 15,
             server_ip: String::new(),
+            query_timeout_ms: 4_000,
             reconcile_interval_secs: 300,
             reconcile_min_age_secs: 900,
             reconcile_max_age_secs: 3 * 86_400,
@@ -606,6 +606,9 @@ impl VnpaySettings {
         }
         if self.is_on() && !(1..=1440).contains(&self.expire_minutes) {
             p.push(problem("vnpay.expire_minutes", "must be between 1 and 1440"));
+        }
+        if self.is_on() && !(100..=60_000).contains(&self.query_timeout_ms) {
+            p.push(problem("vnpay.query_timeout_ms", "must be between 100 and 60000"));
         }
         if !self.api_url.is_empty() && self.server_ip.parse::<IpAddr>().is_err() {
             p.push(problem(
@@ -748,7 +751,7 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
             api_url: s.api_url.clone(),
             server_ip,
             schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs),
-            client: provider_client("vnpay.api_url", QUERY_TIMEOUT)?,
+            client: provider_client("vnpay.api_url", Duration::from_millis(s.query_timeout_ms))?,
         })
     };
     Ok(Some(Arc::new(Vnpay { settings: s, querydr })))
@@ -1489,6 +1492,10 @@ mod tests {
         assert_eq!(
             build("api_url = \"nowhere\"\nserver_ip = \"203.0.113.10\"\n", false).err(),
             Some(vec!["vnpay.api_url".to_string()])
+        );
+        assert_eq!(
+            build(&format!("{ON}query_timeout_ms = 0\n"), false).err(),
+            Some(vec!["vnpay.query_timeout_ms".to_string()])
         );
         // Citizens are sent to pay_url: plain http only to this machine.
         assert_eq!(
