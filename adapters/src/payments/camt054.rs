@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 
 use super::{
     AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, Notice, Parsed, PaymentCreator,
-    PaymentProvider, ProviderKind, Reconciler, Refused, Reply, ReversalNotice, Settlement, StoreFailed, parse_section, problem,
+    PaymentProvider, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, ReversalNotice, Settlement, StoreFailed, problem,
+    settings_if_on,
 };
 use crate::BoxFuture;
 
@@ -488,6 +489,17 @@ pub type BanksSettings = BTreeMap<String, BankSettings>;
 
 /// Everything the types cannot say, by key. Production refuses pinned bank certificates with
 /// no trust store: then no chain and no CRL is checked.
+impl ProviderSettings for BanksSettings {
+    /// Banks are on when at least one is configured.
+    fn is_on(&self) -> bool {
+        !self.is_empty()
+    }
+
+    fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
+        banks_problems(self, ctx)
+    }
+}
+
 pub fn banks_problems(banks: &BanksSettings, ctx: &BuildContext<'_>) -> Vec<Problem> {
     let mut p = Vec::new();
     for id in banks.keys() {
@@ -616,87 +628,33 @@ const CAMT054_OPERATION: &str = r##"{
             }
         },
         "400": {
-            "description": "Not well-formed XML, or it has a DOCTYPE",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "Not well-formed XML, or it has a DOCTYPE"
         },
         "401": {
-            "description": "The signature or the signer's certificate does not verify",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The signature or the signer's certificate does not verify"
         },
         "404": {
-            "description": "No bank with this id is configured",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "No bank with this id is configured"
         },
         "413": {
-            "description": "The body is larger than the configured limit",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The body is larger than the configured limit"
         },
         "415": {
-            "description": "The body is not application/xml",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The body is not application/xml"
         },
         "422": {
-            "description": "Not a camt.054 document, or one that cannot be read",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "Not a camt.054 document, or one that cannot be read"
         },
         "503": {
-            "description": "Banks are not configured, this bank's verifications are all taken (Retry-After), or the queue backend is unavailable",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "Banks are not configured, this bank's verifications are all taken (Retry-After), or the queue backend is unavailable"
         }
     }
 }"##;
 
 fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let settings: BanksSettings = parse_section(section)?;
-    let problems = banks_problems(&settings, ctx);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    if settings.is_empty() {
+    let Some(settings) = settings_if_on::<BanksSettings>(section, ctx)? else {
         return Ok(None);
-    }
+    };
     let mut banks = BTreeMap::new();
     let mut problems = Vec::new();
     for (id, b) in &settings {

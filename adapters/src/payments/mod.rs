@@ -424,6 +424,25 @@ pub enum Applied {
     ReversalMismatch,
 }
 
+/// A provider's settings section: whether it switches the provider on, and what is wrong with
+/// it by key.
+pub trait ProviderSettings: serde::de::DeserializeOwned + Default {
+    fn is_on(&self) -> bool;
+    fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem>;
+}
+
+/// The provider's settings when its section switches it on and has nothing wrong with it;
+/// `Ok(None)` when it is off; every problem by key otherwise. Every provider's `build` starts
+/// here.
+pub fn settings_if_on<T: ProviderSettings>(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<T>, Vec<Problem>> {
+    let s: T = parse_section(section)?;
+    let problems = s.problems(ctx);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(s.is_on().then_some(s))
+}
+
 /// Parses a provider's section into `T`, or says which key is wrong.
 pub fn parse_section<T: serde::de::DeserializeOwned + Default>(section: Option<&Section>) -> Result<T, Vec<Problem>> {
     match section {
@@ -435,15 +454,7 @@ pub fn parse_section<T: serde::de::DeserializeOwned + Default>(section: Option<&
 /// Checks that `value` is an `http`/`https` URL with something after the scheme, as the core
 /// checks its own URLs.
 pub fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str) {
-    let ok = ["http", "https"].iter().any(|s| {
-        value
-            .strip_prefix(s)
-            .and_then(|r| r.strip_prefix("://"))
-            .is_some_and(|rest| !rest.is_empty())
-    });
-    if !ok {
-        problems.push(problem(key, "must be a http or https URL"));
-    }
+    hcc_config::check_url(problems, key, value, &["http", "https"]);
 }
 
 /// One problem with a key.

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, CreateError, Notice, Parsed,
-    PaymentCreator, PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, Reconciler, Refused, Reply, RequiredField, Schedule,
-    Settlement, State, StoreFailed, check_http_url, parse_section, problem, provider_client,
+    PaymentCreator, PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply,
+    RequiredField, Schedule, Settlement, State, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
 use crate::BoxFuture;
 
@@ -383,14 +383,14 @@ impl Default for PaygovSettings {
     }
 }
 
-impl PaygovSettings {
-    pub fn is_on(&self) -> bool {
+impl ProviderSettings for PaygovSettings {
+    fn is_on(&self) -> bool {
         !self.base_url.is_empty() || !self.init_url.is_empty()
     }
 
     /// Everything its types cannot say, by key; production refuses an empty secret, with which
     /// anyone could forge a confirmation.
-    pub fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
+    fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
         let mut p = Vec::new();
         for (key, url) in [
             ("paygov.base_url", &self.base_url),
@@ -511,57 +511,24 @@ const CALLBACK_OPERATION: &str = r##"{
             }
         },
         "400": {
-            "description": "The body is not JSON",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The body is not JSON"
         },
         "413": {
-            "description": "The body is larger than the configured limit",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The body is larger than the configured limit"
         },
         "415": {
-            "description": "The body is not application/json",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "The body is not application/json"
         },
         "503": {
-            "description": "PayGov is not configured, or the queue backend is unavailable",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "PayGov is not configured, or the queue backend is unavailable"
         }
     }
 }"##;
 
 fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let s: PaygovSettings = parse_section(section)?;
-    let problems = s.problems(ctx);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    if !s.is_on() {
+    let Some(s) = settings_if_on::<PaygovSettings>(section, ctx)? else {
         return Ok(None);
-    }
+    };
     let init_deadline = Duration::from_millis(s.init_deadline_ms);
     let or_base = |url: &str| if url.is_empty() { s.base_url.clone() } else { url.to_string() };
     Ok(Some(Arc::new(Paygov {

@@ -24,8 +24,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackRoute, CreateError, Notice, Parsed, PaymentCreator,
-    PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, Reconciler, Refused, Reply, RequiredField, Schedule, Settlement,
-    StoreFailed, check_http_url, parse_section, problem, provider_client,
+    PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, RequiredField, Schedule,
+    Settlement, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
 use crate::BoxFuture;
 
@@ -590,14 +590,14 @@ impl Default for VnpaySettings {
     }
 }
 
-impl VnpaySettings {
-    pub fn is_on(&self) -> bool {
+impl ProviderSettings for VnpaySettings {
+    fn is_on(&self) -> bool {
         !self.tmn_code.is_empty()
     }
 
     /// Everything its types cannot say, by key; production refuses an empty hash secret, with
     /// which anyone could forge an IPN.
-    pub fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
+    fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
         let mut p = Vec::new();
         for (key, url) in [("vnpay.api_url", &self.api_url), ("vnpay.pay_url", &self.pay_url)] {
             if !url.is_empty() {
@@ -712,27 +712,15 @@ const IPN_OPERATION: &str = r##"{
             }
         },
         "503": {
-            "description": "VNPAY is not configured",
-            "content": {
-                "application/problem+json": {
-                    "schema": {
-                        "$ref": "#/components/schemas/Problem"
-                    }
-                }
-            }
+            "description": "VNPAY is not configured"
         }
     }
 }"##;
 
 fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let s: VnpaySettings = parse_section(section)?;
-    let problems = s.problems(ctx);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    if !s.is_on() {
+    let Some(s) = settings_if_on::<VnpaySettings>(section, ctx)? else {
         return Ok(None);
-    }
+    };
     // Citizens are sent there; the same rule as a provider's own payment URL.
     if let Err(e) = super::check_payment_url(&s.pay_url) {
         return Err(vec![problem("vnpay.pay_url", e.to_string())]);
