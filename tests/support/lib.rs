@@ -116,7 +116,256 @@ pub fn start(app: Application) -> TestApp {
     }
 }
 
+/// Who a request speaks for: the development keys of `config/local.toml`, no key at all, or
+/// any other bearer token (a wrong key, a key with odd bytes).
+#[derive(Debug, Clone, Copy)]
+pub enum Role<'a> {
+    Centre,
+    Operator,
+    Admin,
+    Anonymous,
+    Key(&'a str),
+}
+
+impl Role<'_> {
+    fn key(&self) -> Option<&str> {
+        match self {
+            Role::Centre => Some(CENTRE_KEY),
+            Role::Operator => Some(OPERATOR_KEY),
+            Role::Admin => Some(ADMIN_KEY),
+            Role::Anonymous => None,
+            Role::Key(k) => Some(k),
+        }
+    }
+}
+
+/// Sends a request; a transport failure fails the test with what was being sent.
+pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    match req.send().await {
+        Ok(r) => r,
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// The body as JSON; a body that is not JSON fails the test.
+pub async fn json(r: reqwest::Response) -> serde_json::Value {
+    let status = r.status();
+    match r.json().await {
+        Ok(v) => v,
+        Err(e) => panic!("answer {status} is not JSON: {e}"),
+    }
+}
+
+/// The status and the body as JSON (`null` when there is none or it is not JSON).
+pub async fn status_json(r: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Asserts a 202 and returns the accepted message's id.
+pub async fn accepted_id(r: reqwest::Response) -> String {
+    let status = r.status();
+    assert_eq!(status, 202, "{:?}", r.text().await);
+    json(r).await["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// A problem+json answer with the given status; returns its body.
+pub async fn problem(r: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v = json(r).await;
+    assert_eq!(v["status"], status);
+    assert!(v["title"].is_string() && v["type"].is_string() && v["detail"].is_string());
+    v
+}
+
 impl TestApp {
+    /// A request to `path` on this gateway, carrying `role`'s key.
+    pub fn request(&self, method: reqwest::Method, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match role.key() {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    pub fn get(&self, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, role)
+    }
+
+    pub fn post(&self, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path, role)
+    }
+
+    /// `POST path` with a JSON body as `role`.
+    pub async fn post_json(&self, path: &str, role: Role<'_>, body: &serde_json::Value) -> reqwest::Response {
+        send(self.post(path, role).json(body)).await
+    }
+
+    /// `POST path` with a raw body (and its content type, when one is sent) as `role`.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        role: Role<'_>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let req = self.post(path, role).body(body);
+        send(match content_type {
+            Some(ct) => req.header("content-type", ct),
+            None => req,
+        })
+        .await
+    }
+
+    /// `GET path` as `role`, read as JSON.
+    pub async fn get_json(&self, path: &str, role: Role<'_>) -> serde_json::Value {
+        json(send(self.get(path, role)).await).await
+    }
+
+    // --- Dossiers, as the centre sends them.
+
+    pub async fn post_dossier(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/dossiers", Role::Centre, body).await
+    }
+
+    pub async fn post_dossier_with_key(&self, body: &serde_json::Value, idempotency_key: &str) -> reqwest::Response {
+        send(self.post("/v1/dossiers", Role::Centre).header("Idempotency-Key", idempotency_key).json(body)).await
+    }
+
+    pub async fn post_progress(&self, ma: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json(&format!("/v1/dossiers/{ma}/progress"), Role::Centre, body).await
+    }
+
+    /// A message's record as the centre reads it.
+    pub async fn message(&self, id: &str) -> serde_json::Value {
+        self.get_json(&format!("/v1/messages/{id}"), Role::Centre).await
+    }
+
+    /// Waits (bounded) until message `id` has status `want`.
+    pub async fn wait_message(&self, id: &str, want: &str) {
+        eventually(&format!("{id} {want}"), Duration::from_secs(15), || async {
+            (self.message(id).await["status"] == want).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits (bounded) until every message in `ids` is delivered.
+    pub async fn all_delivered(&self, ids: &[String]) {
+        eventually("all delivered", Duration::from_secs(20), || async {
+            for id in ids {
+                if self.message(id).await["status"] != "delivered" {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+
+    // --- The operators' API.
+
+    pub async fn queues(&self, role: Role<'_>) -> reqwest::Response {
+        send(self.get("/v1/queues", role)).await
+    }
+
+    pub async fn dead(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
+        send(self.get(&format!("/v1/queues/{queue}/dead"), role)).await
+    }
+
+    pub async fn replay(&self, queue: &str, id: &str, role: Role<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/dead/{id}/replay"), role)).await
+    }
+
+    /// Replays every dead letter the filter (raw JSON text) selects.
+    pub async fn replay_all(&self, queue: &str, filter: &str, role: Role<'_>) -> reqwest::Response {
+        self.post_raw(&format!("/v1/queues/{queue}/dead/replay"), role, Some("application/json"), filter.to_string())
+            .await
+    }
+
+    pub async fn discard(&self, queue: &str, id: &str, role: Role<'_>) -> reqwest::Response {
+        send(self.request(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}"), role)).await
+    }
+
+    pub async fn pause(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/pause"), role)).await
+    }
+
+    pub async fn resume(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/resume"), role)).await
+    }
+
+    pub async fn audit(&self, role: Role<'_>) -> reqwest::Response {
+        send(self.get("/v1/audit", role)).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        match send(self.get("/metrics", Role::Anonymous)).await.text().await {
+            Ok(t) => t,
+            Err(e) => panic!("/metrics unreadable: {e}"),
+        }
+    }
+
+    pub async fn openapi(&self) -> serde_json::Value {
+        self.get_json("/openapi.json", Role::Anonymous).await
+    }
+
+    // --- Payments and the providers' callbacks (which carry no key).
+
+    pub async fn create_payment(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/payments", Role::Centre, body).await
+    }
+
+    pub async fn get_payment(&self, reference: &str) -> reqwest::Response {
+        send(self.get(&format!("/v1/payments/{reference}"), Role::Centre)).await
+    }
+
+    /// A payment's record as the centre reads it.
+    pub async fn payment(&self, reference: &str) -> serde_json::Value {
+        json(self.get_payment(reference).await).await
+    }
+
+    /// Waits (bounded) until payment `reference` has status `want`.
+    pub async fn wait_payment(&self, reference: &str, want: &str) {
+        eventually(&format!("payment {want}"), Duration::from_secs(15), || async {
+            (self.payment(reference).await["status"] == want).then_some(())
+        })
+        .await;
+    }
+
+    pub async fn paygov_callback(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/callbacks/paygov", Role::Anonymous, body).await
+    }
+
+    /// A VNPAY IPN with `query` (without the leading `?`).
+    pub async fn vnpay_ipn(&self, query: &str) -> reqwest::Response {
+        send(self.get(&format!("/v1/callbacks/vnpay/ipn?{query}"), Role::Anonymous)).await
+    }
+
+    /// A camt.054 document from bank `bank`.
+    pub async fn camt054(&self, bank: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw(&format!("/v1/callbacks/banks/{bank}/camt054"), Role::Anonymous, Some("application/xml"), xml)
+            .await
+    }
+
+    // --- Signatures.
+
+    /// Signs `bytes` in `format` (`cms`, `xmldsig`) as the centre.
+    pub async fn sign(&self, format: &str, content_type: Option<&str>, bytes: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw(&format!("/v1/signatures?format={format}"), Role::Centre, content_type, bytes).await
+    }
+
+    /// Verifies a CMS signature given as JSON (`content_base64`, `signature_base64`).
+    pub async fn verify(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/signatures/verify", Role::Centre, body).await
+    }
+
+    /// Verifies a signed XML document sent as itself.
+    pub async fn verify_xml(&self, content_type: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw("/v1/signatures/verify", Role::Centre, Some(content_type), xml).await
+    }
+
     /// Graceful shutdown, as on SIGTERM.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -347,6 +596,13 @@ pub fn portal() -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState) {
         Ok(running) => (running, state),
         Err(e) => panic!("cannot start mock-portal: {e}"),
     }
+}
+
+/// A gateway on Redis that delivers to the portal at `portal_url`, with extra overrides.
+pub async fn portal_gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
+    let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];
+    o.extend(extra.iter().cloned());
+    spawn_app(settings(QueueBackendKind::Redis, &o), workers).await
 }
 
 /// A mock portal and a gateway with workers that delivers to it.
