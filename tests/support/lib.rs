@@ -317,6 +317,21 @@ impl TestApp {
         self.post_json("/v1/payments", Role::Centre, body).await
     }
 
+    /// Creates a payment of `amount` through `provider`; asserts 201 and returns the answer.
+    pub async fn new_payment(&self, provider: &str, amount: u64) -> serde_json::Value {
+        let r = self.create_payment(&payment_body(provider, amount)).await;
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        json(r).await
+    }
+
+    /// Creates a payment of `amount` through `provider`; returns its reference.
+    pub async fn new_payment_reference(&self, provider: &str, amount: u64) -> String {
+        self.new_payment(provider, amount).await["MaThamChieu"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub async fn get_payment(&self, reference: &str) -> reqwest::Response {
         send(self.get(&format!("/v1/payments/{reference}"), Role::Centre)).await
     }
@@ -648,6 +663,15 @@ pub async fn redis_snapshot(url: &str, prefix: &str) -> std::collections::BTreeM
         }
     }
     out
+}
+
+/// A contract v2 payment request for `amount`, in the portal's vocabulary.
+pub fn payment_body(provider: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"MaHoSo": "000.00.22.H46-241125-0001", "SoTien": amount, "provider": provider, "MaDonVi": "000.00.22.H46",
+           "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
+           "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": amount}],
+           "HoTenNguoiNop": "Nguyễn Thị Lan", "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long, Quảng Ninh",
+           "IpNguoiNop": "198.51.100.23"})
 }
 
 /// The counterparts of the payment tests, on random ports: a development PKI on disk, the mock
