@@ -207,29 +207,29 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
     let url = "/v1/dossiers";
     let good = dossier("X-1", 1);
     // Authentication and roles.
-    problem(app.post_json(url, Role::Anonymous, &good).await, 401).await;
-    problem(app.post_json(url, Role::Key("not-a-key"), &good).await, 401).await;
-    problem(app.post_json(url, Role::Operator, &good).await, 403).await;
+    problem(app.post_json(url, Key::None, &good).await, 401).await;
+    problem(app.post_json(url, Key::Raw("not-a-key"), &good).await, 401).await;
+    problem(app.post_json(url, Key::Operator, &good).await, 403).await;
     // Transport-level problems.
     problem(
-        app.post_raw(url, Role::Centre, Some("application/json"), "{\"MaHoSo\": ").await,
+        app.post_raw(url, Key::Centre, Some("application/json"), "{\"MaHoSo\": ").await,
         400,
     )
     .await;
     problem(
-        app.post_raw(url, Role::Centre, Some("text/plain"), good.to_string()).await,
+        app.post_raw(url, Key::Centre, Some("text/plain"), good.to_string()).await,
         415,
     )
     .await;
     let big = format!("{{\"MaHoSo\": \"X\", \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
     problem(
-        app.post_raw(url, Role::Centre, Some("application/json"), big).await,
+        app.post_raw(url, Key::Centre, Some("application/json"), big).await,
         413,
     )
     .await;
     let bomb = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let v = problem(
-        app.post_raw(url, Role::Centre, Some("application/json"), bomb).await,
+        app.post_raw(url, Key::Centre, Some("application/json"), bomb).await,
         400,
     )
     .await;
@@ -294,7 +294,7 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() 
     // The same body laid out differently is the same request.
     let pretty = serde_json::to_string_pretty(&dossier("I-1", 1)).unwrap();
     let again = send(
-        app.post("/v1/dossiers", Role::Centre)
+        app.post("/v1/dossiers", Key::Centre)
             .header("Idempotency-Key", "centre-req-42")
             .header("content-type", "application/json; charset=utf-8")
             .body(pretty),

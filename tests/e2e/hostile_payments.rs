@@ -156,7 +156,7 @@ async fn malformed_payment_references_never_reach_the_store() {
         "pay%3Apending",
         &"H".repeat(5000),
     ] {
-        let r = send(app.get(&format!("/v1/payments/{bad}"), Role::Operator)).await;
+        let r = send(app.get(&format!("/v1/payments/{bad}"), Key::Operator)).await;
         let v = problem(r, 404, "not-found").await;
         assert_eq!(v["detail"], "no payment with this MaThamChieu", "{bad}");
     }
@@ -250,7 +250,7 @@ async fn dossier_codes_refuse_separators_dot_segments_and_codes_without_letters(
     let before = settled(&e.prefix).await;
     let post = |path: &str, body: Value| {
         send(
-            app.post(path, Role::Centre)
+            app.post(path, Key::Centre)
                 .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
                 .json(&body),
         )
@@ -524,7 +524,7 @@ async fn camt054_refusals_come_before_any_signature_work() {
     let e = env();
     let app = e.quiet_gateway().await;
     let before = settled(&e.prefix).await;
-    let post = |path: &str, ct: &str, body: Vec<u8>| send(app.post(path, Role::Anonymous).header("content-type", ct).body(body));
+    let post = |path: &str, ct: &str, body: Vec<u8>| send(app.post(path, Key::None).header("content-type", ct).body(body));
     let ns = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
     let v = problem(
         post(

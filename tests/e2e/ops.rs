@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// Accepts a dossier update at `path` (the sync or a progress path) and returns its id.
 async fn accept(app: &TestApp, path: &str, body: &Value) -> String {
-    accepted_id(app.post_json(path, Role::Centre, body).await).await
+    accepted_id(app.post_json(path, Key::Centre, body).await).await
 }
 
 async fn status_of(app: &TestApp, id: &str) -> String {
@@ -32,7 +32,7 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
         app.wait_message(&dead_a, "dead").await;
         app.wait_message(&dead_b, "dead").await;
 
-        let (code, queues) = status_json(app.queues(Role::Operator).await).await;
+        let (code, queues) = status_json(app.queues(Key::Operator).await).await;
         assert_eq!(code, 200);
         let q = queues["queues"]
             .as_array()
@@ -47,36 +47,36 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
             "{q}"
         );
         assert_eq!(q["breaker"], "closed");
-        assert_eq!(app.queues(Role::Centre).await.status(), 403);
+        assert_eq!(app.queues(Key::Centre).await.status(), 403);
 
-        let (code, dead) = status_json(app.dead("dvcqg", Role::Operator).await).await;
+        let (code, dead) = status_json(app.dead("dvcqg", Key::Operator).await).await;
         assert_eq!(code, 200);
         assert_eq!(dead["dead"].as_array().unwrap().len(), 2);
         assert!(dead["dead"][0]["last_error"].as_str().unwrap().contains("1.999999.000.00.00.H46"));
 
         // Operators look; admins act.
         assert_eq!(
-            app.replay("dvcqg", &dead_a, Role::Operator).await.status(),
+            app.replay("dvcqg", &dead_a, Key::Operator).await.status(),
             403
         );
-        let r = app.discard("dvcqg", &dead_b, Role::Operator).await;
+        let r = app.discard("dvcqg", &dead_b, Key::Operator).await;
         assert_eq!(r.status(), 403);
         assert_eq!(status_of(&app, &dead_a).await, "dead", "a refused action changes nothing");
 
         // The portal learns the procedure; the admin replays A and discards B.
         state.add_catalogue("1.999999.000.00.00.H46");
         assert_eq!(
-            app.replay("dvcqg", &dead_a, Role::Admin).await.status(),
+            app.replay("dvcqg", &dead_a, Key::Admin).await.status(),
             200
         );
         app.wait_message(&dead_a, "delivered").await;
         app.wait_message(&next_a, "delivered").await;
-        let r = app.discard("dvcqg", &dead_b, Role::Admin).await;
+        let r = app.discard("dvcqg", &dead_b, Key::Admin).await;
         assert_eq!(r.status(), 200);
         app.wait_message(&next_b, "delivered").await;
         assert_eq!(status_of(&app, &dead_b).await, "discarded");
         assert_eq!(
-            app.replay("dvcqg", &dead_b, Role::Admin).await.status(),
+            app.replay("dvcqg", &dead_b, Key::Admin).await.status(),
             404,
             "a discarded message never comes back"
         );
@@ -85,15 +85,15 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
         assert_eq!(b_at_portal, vec![2], "only the update after the discarded one reached the portal");
 
         // Pause holds new work; resume lets it go.
-        assert_eq!(app.pause("dvcqg", Role::Operator).await.status(), 403);
-        assert_eq!(app.pause("dvcqg", Role::Admin).await.status(), 200);
+        assert_eq!(app.pause("dvcqg", Key::Operator).await.status(), 403);
+        assert_eq!(app.pause("dvcqg", Key::Admin).await.status(), 200);
         let held = accept(&app, "/v1/dossiers", &dossier("OPS-C", 1)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(status_of(&app, &held).await, "queued");
-        assert_eq!(json(app.queues(Role::Operator).await).await["queues"][0]["paused"], true);
-        assert_eq!(app.resume("dvcqg", Role::Admin).await.status(), 200);
+        assert_eq!(json(app.queues(Key::Operator).await).await["queues"][0]["paused"], true);
+        assert_eq!(app.resume("dvcqg", Key::Admin).await.status(), 200);
         app.wait_message(&held, "delivered").await;
-        assert_eq!(app.pause("nope", Role::Admin).await.status(), 404);
+        assert_eq!(app.pause("nope", Key::Admin).await.status(), 404);
         app.stop().await;
         portal.stop().await;
     }
@@ -110,7 +110,7 @@ async fn replay_all_with_a_filter() {
         app.wait_message(id, "dead").await;
     }
     state.add_catalogue("1.999999.000.00.00.H46");
-    let filter = |body: &'static str| app.replay_all("dvcqg", body, Role::Admin);
+    let filter = |body: &'static str| app.replay_all("dvcqg", body, Key::Admin);
     assert_eq!(
         filter("{\"kind\": ").await.status(),
         400,
@@ -181,7 +181,7 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
     assert_eq!(status_of(&app, &b).await, "discarded");
     // The audit log names who did it, and records delivery attempts.
     let log = eventually("audit lines", Duration::from_secs(5), || async {
-        let (_, v) = status_json(send(app.get("/v1/audit?limit=200", Role::Operator)).await).await;
+        let (_, v) = status_json(send(app.get("/v1/audit?limit=200", Key::Operator)).await).await;
         let entries = v["entries"].as_array().cloned().unwrap_or_default();
         let has = |actor: &str, action: &str| entries.iter().any(|e| e["actor"] == actor && e["action"] == action);
         (has("dev-admin", "dead.replay")
@@ -192,7 +192,7 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
     })
     .await;
     assert!(log.iter().any(|e| e["target"].as_str().unwrap_or("").contains(&a)));
-    assert_eq!(app.audit(Role::Centre).await.status(), 403);
+    assert_eq!(app.audit(Key::Centre).await.status(), 403);
     app.stop().await;
     portal.stop().await;
 }
@@ -227,7 +227,7 @@ async fn metrics_parse_and_match_the_queue_api() {
             })
             .unwrap_or(f64::NAN)
     };
-    let queues = json(app.queues(Role::Operator).await).await;
+    let queues = json(app.queues(Key::Operator).await).await;
     let q = queues["queues"]
         .as_array()
         .unwrap()

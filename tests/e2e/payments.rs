@@ -111,7 +111,7 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     assert_eq!(w.body["data"]["SoTien"], 100_000);
     assert_eq!(w.body["data"]["MaDonVi"], "000.00.22.H46");
     // The event went through a queue of its own, `payments`, delivered by the centre's webhook.
-    let queues = json(app.queues(Role::Operator).await).await;
+    let queues = json(app.queues(Key::Operator).await).await;
     let lanes: Vec<(&str, &str, u64)> = queues["queues"]
         .as_array()
         .unwrap()
@@ -471,7 +471,7 @@ async fn rejected_confirmations_leave_everything_as_it_was() {
     // Garbage gets a problem, not a crash.
     let r = app.camt054("devbank", "<!DOCTYPE x [<!ENTITY a \"b\">]><x/>").await;
     assert_eq!(r.status(), 400);
-    let r = app.post_raw("/v1/callbacks/banks/nobank/camt054", Role::Anonymous, None, "<x/>").await;
+    let r = app.post_raw("/v1/callbacks/banks/nobank/camt054", Key::None, None, "<x/>").await;
     assert_eq!(r.status(), 404);
     assert_eq!(app.payment(&reference).await["status"], "pending");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -664,7 +664,7 @@ async fn payment_requests_are_validated() {
     body.as_object_mut().unwrap().remove("MaDonVi");
     assert_eq!(post(body).await.status(), 201);
     assert_eq!(
-        app.post_json("/v1/payments", Role::Operator, &json!({})).await.status(),
+        app.post_json("/v1/payments", Key::Operator, &json!({})).await.status(),
         403
     );
     assert_eq!(
@@ -779,7 +779,7 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
     assert!(dups.iter().any(|d| d["data"]["confirmed_by"] == "bank:devbank"));
     // Operators see it in the audit log and the metrics.
     let audit: Value = eventually("the audit line", Duration::from_secs(10), || async {
-        let a: Value = app.audit(Role::Operator).await.json().await.ok()?;
+        let a: Value = app.audit(Key::Operator).await.json().await.ok()?;
         a.to_string().contains("payment.duplicate").then_some(a)
     })
     .await;

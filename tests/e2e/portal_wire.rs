@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// Posts and expects 202; returns the message id.
 async fn accepted(app: &TestApp, path: &str, body: &Value) -> String {
-    accepted_id(app.post_json(path, Role::Centre, body).await).await
+    accepted_id(app.post_json(path, Key::Centre, body).await).await
 }
 
 /// Waits until a message has failed at least `n` attempts and returns its record.

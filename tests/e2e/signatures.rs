@@ -15,7 +15,7 @@ use hcc_tests::workspace_dir;
 mod api {
     use hcc_config::QueueBackendKind;
     use hcc_gateway::app::{Application, Workers};
-    use hcc_tests::{Role, json as read_json, settings, spawn_app};
+    use hcc_tests::{Key, json as read_json, settings, spawn_app};
     use serde_json::{Value, json};
 
     use super::*;
@@ -96,14 +96,14 @@ mod api {
         // Bad input.
         let doctype = b"<!DOCTYPE d [<!ENTITY e \"x\">]><d>&e;</d>".to_vec();
         for path in ["/v1/signatures?format=xmldsig", "/v1/signatures/verify"] {
-            let r = app.post_raw(path, Role::Centre, Some("application/xml"), doctype.clone()).await;
+            let r = app.post_raw(path, Key::Centre, Some("application/xml"), doctype.clone()).await;
             assert_eq!(r.status(), 400, "{path}");
             assert_eq!(r.headers()["content-type"], "application/problem+json");
             let body: Value = r.json().await.unwrap();
             assert!(body["detail"].as_str().unwrap().contains("DOCTYPE"));
         }
         assert_eq!(
-            app.post_raw("/v1/signatures", Role::Centre, None, "x").await.status(),
+            app.post_raw("/v1/signatures", Key::Centre, None, "x").await.status(),
             400
         );
         assert_eq!(
@@ -111,11 +111,11 @@ mod api {
             415
         );
         assert_eq!(
-            app.post_raw("/v1/signatures?format=cms", Role::Operator, None, "x").await.status(),
+            app.post_raw("/v1/signatures?format=cms", Key::Operator, None, "x").await.status(),
             403
         );
         assert_eq!(
-            app.post_raw("/v1/signatures?format=cms", Role::Anonymous, None, "x").await.status(),
+            app.post_raw("/v1/signatures?format=cms", Key::None, None, "x").await.status(),
             401
         );
         app.stop().await;

@@ -116,25 +116,25 @@ pub fn start(app: Application) -> TestApp {
     }
 }
 
-/// Who a request speaks for: the development keys of `config/local.toml`, no key at all, or
-/// any other bearer token (a wrong key, a key with odd bytes).
+/// The bearer key a request carries: a role's development key from `config/local.toml`, no
+/// key at all, or any other token (a wrong key, a key with odd bytes).
 #[derive(Debug, Clone, Copy)]
-pub enum Role<'a> {
+pub enum Key<'a> {
     Centre,
     Operator,
     Admin,
-    Anonymous,
-    Key(&'a str),
+    None,
+    Raw(&'a str),
 }
 
-impl Role<'_> {
-    fn key(&self) -> Option<&str> {
+impl Key<'_> {
+    fn token(&self) -> Option<&str> {
         match self {
-            Role::Centre => Some(CENTRE_KEY),
-            Role::Operator => Some(OPERATOR_KEY),
-            Role::Admin => Some(ADMIN_KEY),
-            Role::Anonymous => None,
-            Role::Key(k) => Some(k),
+            Key::Centre => Some(CENTRE_KEY),
+            Key::Operator => Some(OPERATOR_KEY),
+            Key::Admin => Some(ADMIN_KEY),
+            Key::None => None,
+            Key::Raw(k) => Some(k),
         }
     }
 }
@@ -180,37 +180,37 @@ pub async fn problem(r: reqwest::Response, status: u16) -> serde_json::Value {
 }
 
 impl TestApp {
-    /// A request to `path` on this gateway, carrying `role`'s key.
-    pub fn request(&self, method: reqwest::Method, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
+    /// A request to `path` on this gateway, carrying `key`.
+    pub fn request(&self, method: reqwest::Method, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
         let req = self.client.request(method, self.url(path));
-        match role.key() {
+        match key.token() {
             Some(k) => req.bearer_auth(k),
             None => req,
         }
     }
 
-    pub fn get(&self, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::GET, path, role)
+    pub fn get(&self, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, key)
     }
 
-    pub fn post(&self, path: &str, role: Role<'_>) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::POST, path, role)
+    pub fn post(&self, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path, key)
     }
 
-    /// `POST path` with a JSON body as `role`.
-    pub async fn post_json(&self, path: &str, role: Role<'_>, body: &serde_json::Value) -> reqwest::Response {
-        send(self.post(path, role).json(body)).await
+    /// `POST path` with a JSON body with `key`.
+    pub async fn post_json(&self, path: &str, key: Key<'_>, body: &serde_json::Value) -> reqwest::Response {
+        send(self.post(path, key).json(body)).await
     }
 
-    /// `POST path` with a raw body (and its content type, when one is sent) as `role`.
+    /// `POST path` with a raw body (and its content type, when one is sent) with `key`.
     pub async fn post_raw(
         &self,
         path: &str,
-        role: Role<'_>,
+        key: Key<'_>,
         content_type: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
-        let req = self.post(path, role).body(body);
+        let req = self.post(path, key).body(body);
         send(match content_type {
             Some(ct) => req.header("content-type", ct),
             None => req,
@@ -218,28 +218,28 @@ impl TestApp {
         .await
     }
 
-    /// `GET path` as `role`, read as JSON.
-    pub async fn get_json(&self, path: &str, role: Role<'_>) -> serde_json::Value {
-        json(send(self.get(path, role)).await).await
+    /// `GET path` with `key`, read as JSON.
+    pub async fn get_json(&self, path: &str, key: Key<'_>) -> serde_json::Value {
+        json(send(self.get(path, key)).await).await
     }
 
     // --- Dossiers, as the centre sends them.
 
     pub async fn post_dossier(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post_json("/v1/dossiers", Role::Centre, body).await
+        self.post_json("/v1/dossiers", Key::Centre, body).await
     }
 
     pub async fn post_dossier_with_key(&self, body: &serde_json::Value, idempotency_key: &str) -> reqwest::Response {
-        send(self.post("/v1/dossiers", Role::Centre).header("Idempotency-Key", idempotency_key).json(body)).await
+        send(self.post("/v1/dossiers", Key::Centre).header("Idempotency-Key", idempotency_key).json(body)).await
     }
 
     pub async fn post_progress(&self, ma: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.post_json(&format!("/v1/dossiers/{ma}/progress"), Role::Centre, body).await
+        self.post_json(&format!("/v1/dossiers/{ma}/progress"), Key::Centre, body).await
     }
 
     /// A message's record as the centre reads it.
     pub async fn message(&self, id: &str) -> serde_json::Value {
-        self.get_json(&format!("/v1/messages/{id}"), Role::Centre).await
+        self.get_json(&format!("/v1/messages/{id}"), Key::Centre).await
     }
 
     /// Waits (bounded) until message `id` has status `want`.
@@ -265,56 +265,58 @@ impl TestApp {
 
     // --- The operators' API.
 
-    pub async fn queues(&self, role: Role<'_>) -> reqwest::Response {
-        send(self.get("/v1/queues", role)).await
+    pub async fn queues(&self, key: Key<'_>) -> reqwest::Response {
+        send(self.get("/v1/queues", key)).await
     }
 
-    pub async fn dead(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
-        send(self.get(&format!("/v1/queues/{queue}/dead"), role)).await
+    pub async fn dead(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.get(&format!("/v1/queues/{queue}/dead"), key)).await
     }
 
-    pub async fn replay(&self, queue: &str, id: &str, role: Role<'_>) -> reqwest::Response {
-        send(self.post(&format!("/v1/queues/{queue}/dead/{id}/replay"), role)).await
+    pub async fn replay(&self, queue: &str, id: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/dead/{id}/replay"), key)).await
     }
 
     /// Replays every dead letter the filter (raw JSON text) selects.
-    pub async fn replay_all(&self, queue: &str, filter: &str, role: Role<'_>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/queues/{queue}/dead/replay"), role, Some("application/json"), filter.to_string())
+    pub async fn replay_all(&self, queue: &str, filter: &str, key: Key<'_>) -> reqwest::Response {
+        self.post_raw(&format!("/v1/queues/{queue}/dead/replay"), key, Some("application/json"), filter.to_string())
             .await
     }
 
-    pub async fn discard(&self, queue: &str, id: &str, role: Role<'_>) -> reqwest::Response {
-        send(self.request(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}"), role)).await
+    pub async fn discard(&self, queue: &str, id: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.request(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}"), key)).await
     }
 
-    pub async fn pause(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
-        send(self.post(&format!("/v1/queues/{queue}/pause"), role)).await
+    pub async fn pause(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/pause"), key)).await
     }
 
-    pub async fn resume(&self, queue: &str, role: Role<'_>) -> reqwest::Response {
-        send(self.post(&format!("/v1/queues/{queue}/resume"), role)).await
+    pub async fn resume(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/resume"), key)).await
     }
 
-    pub async fn audit(&self, role: Role<'_>) -> reqwest::Response {
-        send(self.get("/v1/audit", role)).await
+    pub async fn audit(&self, key: Key<'_>) -> reqwest::Response {
+        send(self.get("/v1/audit", key)).await
     }
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        match send(self.get("/metrics", Role::Anonymous)).await.text().await {
+        let r = send(self.get("/metrics", Key::None)).await;
+        assert_eq!(r.status(), 200, "/metrics");
+        match r.text().await {
             Ok(t) => t,
             Err(e) => panic!("/metrics unreadable: {e}"),
         }
     }
 
     pub async fn openapi(&self) -> serde_json::Value {
-        self.get_json("/openapi.json", Role::Anonymous).await
+        self.get_json("/openapi.json", Key::None).await
     }
 
     // --- Payments and the providers' callbacks (which carry no key).
 
     pub async fn create_payment(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post_json("/v1/payments", Role::Centre, body).await
+        self.post_json("/v1/payments", Key::Centre, body).await
     }
 
     /// Creates a payment of `amount` through `provider`; asserts 201 and returns the answer.
@@ -333,7 +335,7 @@ impl TestApp {
     }
 
     pub async fn get_payment(&self, reference: &str) -> reqwest::Response {
-        send(self.get(&format!("/v1/payments/{reference}"), Role::Centre)).await
+        send(self.get(&format!("/v1/payments/{reference}"), Key::Centre)).await
     }
 
     /// A payment's record as the centre reads it.
@@ -350,17 +352,17 @@ impl TestApp {
     }
 
     pub async fn paygov_callback(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post_json("/v1/callbacks/paygov", Role::Anonymous, body).await
+        self.post_json("/v1/callbacks/paygov", Key::None, body).await
     }
 
     /// A VNPAY IPN with `query` (without the leading `?`).
     pub async fn vnpay_ipn(&self, query: &str) -> reqwest::Response {
-        send(self.get(&format!("/v1/callbacks/vnpay/ipn?{query}"), Role::Anonymous)).await
+        send(self.get(&format!("/v1/callbacks/vnpay/ipn?{query}"), Key::None)).await
     }
 
     /// A camt.054 document from bank `bank`.
     pub async fn camt054(&self, bank: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/callbacks/banks/{bank}/camt054"), Role::Anonymous, Some("application/xml"), xml)
+        self.post_raw(&format!("/v1/callbacks/banks/{bank}/camt054"), Key::None, Some("application/xml"), xml)
             .await
     }
 
@@ -368,17 +370,17 @@ impl TestApp {
 
     /// Signs `bytes` in `format` (`cms`, `xmldsig`) as the centre.
     pub async fn sign(&self, format: &str, content_type: Option<&str>, bytes: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/signatures?format={format}"), Role::Centre, content_type, bytes).await
+        self.post_raw(&format!("/v1/signatures?format={format}"), Key::Centre, content_type, bytes).await
     }
 
     /// Verifies a CMS signature given as JSON (`content_base64`, `signature_base64`).
     pub async fn verify(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post_json("/v1/signatures/verify", Role::Centre, body).await
+        self.post_json("/v1/signatures/verify", Key::Centre, body).await
     }
 
     /// Verifies a signed XML document sent as itself.
     pub async fn verify_xml(&self, content_type: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.post_raw("/v1/signatures/verify", Role::Centre, Some(content_type), xml).await
+        self.post_raw("/v1/signatures/verify", Key::Centre, Some(content_type), xml).await
     }
 
     /// Graceful shutdown, as on SIGTERM.
