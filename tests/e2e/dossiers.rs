@@ -211,28 +211,12 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
     problem(app.post_json(url, Key::Raw("not-a-key"), &good).await, 401).await;
     problem(app.post_json(url, Key::Operator, &good).await, 403).await;
     // Transport-level problems.
-    problem(
-        app.post_raw(url, Key::Centre, Some("application/json"), "{\"MaHoSo\": ").await,
-        400,
-    )
-    .await;
-    problem(
-        app.post_raw(url, Key::Centre, Some("text/plain"), good.to_string()).await,
-        415,
-    )
-    .await;
+    problem(app.post_raw(url, Key::Centre, Some("application/json"), "{\"MaHoSo\": ").await, 400).await;
+    problem(app.post_raw(url, Key::Centre, Some("text/plain"), good.to_string()).await, 415).await;
     let big = format!("{{\"MaHoSo\": \"X\", \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
-    problem(
-        app.post_raw(url, Key::Centre, Some("application/json"), big).await,
-        413,
-    )
-    .await;
+    problem(app.post_raw(url, Key::Centre, Some("application/json"), big).await, 413).await;
     let bomb = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let v = problem(
-        app.post_raw(url, Key::Centre, Some("application/json"), bomb).await,
-        400,
-    )
-    .await;
+    let v = problem(app.post_raw(url, Key::Centre, Some("application/json"), bomb).await, 400).await;
     assert!(v["detail"].as_str().unwrap().contains("nested"));
     // Validation names the field.
     let mut missing = good.clone();
@@ -253,22 +237,10 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
         assert_eq!(v["errors"][0]["field"], field, "{v}");
         assert!(!v.to_string().contains("Nguyễn Thị Lan"), "no echo of the payload");
     }
-    let v = problem(
-        app.post_progress("X-1", &json!({"TrangThai": 4})).await,
-        422,
-    )
-    .await;
+    let v = problem(app.post_progress("X-1", &json!({"TrangThai": 4})).await, 422).await;
     assert_eq!(v["errors"][0]["field"], "/ThoiDiemXuLy");
-    problem(
-        app.post_progress("bad%20code", &progress("x", 4, 1)).await,
-        422,
-    )
-    .await;
-    problem(
-        app.post_dossier_with_key(&good, &"x".repeat(256)).await,
-        400,
-    )
-    .await;
+    problem(app.post_progress("bad%20code", &progress("x", 4, 1)).await, 422).await;
+    problem(app.post_dossier_with_key(&good, &"x".repeat(256)).await, 400).await;
     let s = app.handle.queue.stats("dvcqg", now_ms()).await.unwrap();
     assert_eq!(
         (s.ready, s.in_flight, s.scheduled, s.dead, s.delivered_total),

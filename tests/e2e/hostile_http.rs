@@ -185,7 +185,9 @@ async fn query_string_errors_are_problem_json() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
     let before = snapshot(&prefix).await;
-    let r = app.post_raw("/v1/signatures?format=cms&format=xmldsig", Key::Centre, None, "content").await;
+    let r = app
+        .post_raw("/v1/signatures?format=cms&format=xmldsig", Key::Centre, None, "content")
+        .await;
     let (status, ct, text) = answer(r).await;
     assert_eq!((status, ct.as_str()), (400, PROBLEM), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();

@@ -283,9 +283,7 @@ async fn dossier_codes_refuse_separators_dot_segments_and_codes_without_letters(
     ] {
         assert_eq!(post("/v1/dossiers", dossier(ok, 1)).await.status(), 202, "{ok}");
         assert_eq!(
-            post(&format!("/v1/dossiers/{ok}/progress"), progress(ok, 2, 1))
-                .await
-                .status(),
+            post(&format!("/v1/dossiers/{ok}/progress"), progress(ok, 2, 1)).await.status(),
             202,
             "{ok}"
         );
@@ -460,7 +458,11 @@ async fn reconciliation_answers_with_loose_amounts_pay_nothing() {
     // payments paid, with the callbacks lost.
     let page = app
         .client
-        .get(status_json(app.get_payment(&vnpay_ref).await).await.1["payment_url"].as_str().unwrap())
+        .get(
+            status_json(app.get_payment(&vnpay_ref).await).await.1["payment_url"]
+                .as_str()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -477,7 +479,11 @@ async fn reconciliation_answers_with_loose_amounts_pay_nothing() {
     .await;
     eventually("both providers asked twice", Duration::from_secs(15), || async {
         for r in [&paygov_ref, &vnpay_ref] {
-            assert_eq!(status_json(app.get_payment(r).await).await.1["status"], "pending", "a loose amount paid {r}");
+            assert_eq!(
+                status_json(app.get_payment(r).await).await.1["status"],
+                "pending",
+                "a loose amount paid {r}"
+            );
         }
         let q: Value = reqwest::get(format!("{}/_mock/paygov/queries", e.portal.url()))
             .await
@@ -495,7 +501,11 @@ async fn reconciliation_answers_with_loose_amounts_pay_nothing() {
     })
     .await;
     for r in [&paygov_ref, &vnpay_ref] {
-        assert_eq!(status_json(app.get_payment(r).await).await.1["status"], "pending", "a loose amount paid {r}");
+        assert_eq!(
+            status_json(app.get_payment(r).await).await.1["status"],
+            "pending",
+            "a loose amount paid {r}"
+        );
     }
     // Strict answers settle them: the refusal was the amount's writing.
     e.paygov_config(json!({})).await;

@@ -55,20 +55,14 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
         assert!(dead["dead"][0]["last_error"].as_str().unwrap().contains("1.999999.000.00.00.H46"));
 
         // Operators look; admins act.
-        assert_eq!(
-            app.replay("dvcqg", &dead_a, Key::Operator).await.status(),
-            403
-        );
+        assert_eq!(app.replay("dvcqg", &dead_a, Key::Operator).await.status(), 403);
         let r = app.discard("dvcqg", &dead_b, Key::Operator).await;
         assert_eq!(r.status(), 403);
         assert_eq!(status_of(&app, &dead_a).await, "dead", "a refused action changes nothing");
 
         // The portal learns the procedure; the admin replays A and discards B.
         state.add_catalogue("1.999999.000.00.00.H46");
-        assert_eq!(
-            app.replay("dvcqg", &dead_a, Key::Admin).await.status(),
-            200
-        );
+        assert_eq!(app.replay("dvcqg", &dead_a, Key::Admin).await.status(), 200);
         app.wait_message(&dead_a, "delivered").await;
         app.wait_message(&next_a, "delivered").await;
         let r = app.discard("dvcqg", &dead_b, Key::Admin).await;
@@ -111,11 +105,7 @@ async fn replay_all_with_a_filter() {
     }
     state.add_catalogue("1.999999.000.00.00.H46");
     let filter = |body: &'static str| app.replay_all("dvcqg", body, Key::Admin);
-    assert_eq!(
-        filter("{\"kind\": ").await.status(),
-        400,
-        "a broken filter replays nothing"
-    );
+    assert_eq!(filter("{\"kind\": ").await.status(), 400, "a broken filter replays nothing");
     let r = json(filter("{\"kind\": \"dossier.progress\"}").await).await;
     assert_eq!(r["replayed"], 0);
     let r = json(filter("{\"error_contains\": \"1.999999\"}").await).await;

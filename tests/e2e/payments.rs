@@ -419,7 +419,10 @@ async fn ten_copies_to_two_gateway_processes_make_one_webhook() {
     assert_eq!(codes.iter().filter(|c| **c == "00").count(), 1, "{codes:?}");
     assert!(codes.iter().all(|c| *c == "00" || *c == "02"), "{codes:?}");
     let k = create(&a, "paygov", 90_000).await;
-    e.bank_credit(json!({"reference": k, "amount_vnd": 90_000, "url": b.url("/v1/callbacks/banks/devbank/camt054"), "copies": 10, "bank_ref": "FT9"})).await;
+    e.bank_credit(
+        json!({"reference": k, "amount_vnd": 90_000, "url": b.url("/v1/callbacks/banks/devbank/camt054"), "copies": 10, "bank_ref": "FT9"}),
+    )
+    .await;
     exactly_webhooks(&e.centre_state, 3).await;
     a.stop().await;
     b.stop().await;
@@ -485,9 +488,7 @@ async fn amount_mismatch_is_marked_for_a_person_and_sends_nothing() {
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 100_000).await;
     let r = e
-        .paygov_pay(
-            json!({"MaThamChieu": reference, "amount": 10_000, "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}),
-        )
+        .paygov_pay(json!({"MaThamChieu": reference, "amount": 10_000, "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     assert!(r["replies"].as_array().unwrap().iter().all(|x| x["MaLoi"] == "99"), "{r}");
     assert_eq!(app.payment(&reference).await["status"], "amount_mismatch");
@@ -663,14 +664,8 @@ async fn payment_requests_are_validated() {
     let mut body = payment_body("paygov", 100);
     body.as_object_mut().unwrap().remove("MaDonVi");
     assert_eq!(post(body).await.status(), 201);
-    assert_eq!(
-        app.post_json("/v1/payments", Key::Operator, &json!({})).await.status(),
-        403
-    );
-    assert_eq!(
-        app.get_payment("HCC241126NOSUCH01").await.status(),
-        404
-    );
+    assert_eq!(app.post_json("/v1/payments", Key::Operator, &json!({})).await.status(), 403);
+    assert_eq!(app.get_payment("HCC241126NOSUCH01").await.status(), 404);
     app.stop().await;
 }
 
@@ -736,9 +731,7 @@ async fn a_failed_confirmation_is_recorded_and_never_pays() {
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 60_000).await;
     let r = e
-        .paygov_pay(
-            json!({"MaThamChieu": reference, "ma_loi": "24", "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}),
-        )
+        .paygov_pay(json!({"MaThamChieu": reference, "ma_loi": "24", "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     for reply in r["replies"].as_array().unwrap() {
         assert_eq!(reply["MaLoi"], "24", "a failure is never answered 00: {r}");

@@ -26,11 +26,7 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
     .await;
     let r = send(app.get("/readyz", Key::None)).await;
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(
-        send(app.get("/healthz", Key::None)).await.status(),
-        200,
-        "alive, just not ready"
-    );
+    assert_eq!(send(app.get("/healthz", Key::None)).await.status(), 200, "alive, just not ready");
     redis.restart();
     eventually("200 once Redis is back", Duration::from_secs(15), || async {
         (status(&app).await == 200).then_some(())

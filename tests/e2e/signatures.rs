@@ -102,22 +102,13 @@ mod api {
             let body: Value = r.json().await.unwrap();
             assert!(body["detail"].as_str().unwrap().contains("DOCTYPE"));
         }
-        assert_eq!(
-            app.post_raw("/v1/signatures", Key::Centre, None, "x").await.status(),
-            400
-        );
-        assert_eq!(
-            app.sign("xmldsig", Some("text/plain"), "<a/>").await.status(),
-            415
-        );
+        assert_eq!(app.post_raw("/v1/signatures", Key::Centre, None, "x").await.status(), 400);
+        assert_eq!(app.sign("xmldsig", Some("text/plain"), "<a/>").await.status(), 415);
         assert_eq!(
             app.post_raw("/v1/signatures?format=cms", Key::Operator, None, "x").await.status(),
             403
         );
-        assert_eq!(
-            app.post_raw("/v1/signatures?format=cms", Key::None, None, "x").await.status(),
-            401
-        );
+        assert_eq!(app.post_raw("/v1/signatures?format=cms", Key::None, None, "x").await.status(), 401);
         app.stop().await;
     }
 

@@ -78,13 +78,54 @@ pub fn settings(backend: QueueBackendKind, overrides: &[(&str, String)]) -> Sett
     }
 }
 
+/// A gateway in this test process: its engine handle, its shutdown, and (through `Deref`) the
+/// typed requests of [`Gateway`].
 pub struct TestApp {
-    pub address: String,
+    gateway: Gateway,
     pub port: u16,
     pub handle: EngineHandle,
-    pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     joined: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.gateway
+    }
+}
+
+/// A gateway reached over HTTP at `address`, in this process or in a child process: the API's
+/// requests with the key each needs, so that tests read like the calls they make.
+pub struct Gateway {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Gateway {
+    /// The gateway at `address` (`http://host:port`), with a bounded request timeout.
+    pub fn at(address: &str) -> Gateway {
+        Gateway {
+            address: address.trim_end_matches('/').to_string(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Waits (bounded) until `/readyz` answers 200, as for a gateway process just started.
+    pub async fn wait_ready(&self) {
+        eventually("gateway ready", Duration::from_secs(20), || {
+            let req = self.get("/readyz", Key::None);
+            async move { req.send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+    }
 }
 
 /// Builds and starts the gateway on a random port, with or without delivery workers.
@@ -104,13 +145,9 @@ pub fn start(app: Application) -> TestApp {
         let _ = rx.await;
     }));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        gateway: Gateway::at(&format!("http://127.0.0.1:{port}")),
         port,
         handle,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default(),
         stop: Some(tx),
         joined: Some(joined),
     }
@@ -179,7 +216,7 @@ pub async fn problem(r: reqwest::Response, status: u16) -> serde_json::Value {
     v
 }
 
-impl TestApp {
+impl Gateway {
     /// A request to `path` on this gateway, carrying `key`.
     pub fn request(&self, method: reqwest::Method, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
         let req = self.client.request(method, self.url(path));
@@ -230,7 +267,12 @@ impl TestApp {
     }
 
     pub async fn post_dossier_with_key(&self, body: &serde_json::Value, idempotency_key: &str) -> reqwest::Response {
-        send(self.post("/v1/dossiers", Key::Centre).header("Idempotency-Key", idempotency_key).json(body)).await
+        send(
+            self.post("/v1/dossiers", Key::Centre)
+                .header("Idempotency-Key", idempotency_key)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn post_progress(&self, ma: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -279,8 +321,13 @@ impl TestApp {
 
     /// Replays every dead letter the filter (raw JSON text) selects.
     pub async fn replay_all(&self, queue: &str, filter: &str, key: Key<'_>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/queues/{queue}/dead/replay"), key, Some("application/json"), filter.to_string())
-            .await
+        self.post_raw(
+            &format!("/v1/queues/{queue}/dead/replay"),
+            key,
+            Some("application/json"),
+            filter.to_string(),
+        )
+        .await
     }
 
     pub async fn discard(&self, queue: &str, id: &str, key: Key<'_>) -> reqwest::Response {
@@ -362,15 +409,21 @@ impl TestApp {
 
     /// A camt.054 document from bank `bank`.
     pub async fn camt054(&self, bank: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/callbacks/banks/{bank}/camt054"), Key::None, Some("application/xml"), xml)
-            .await
+        self.post_raw(
+            &format!("/v1/callbacks/banks/{bank}/camt054"),
+            Key::None,
+            Some("application/xml"),
+            xml,
+        )
+        .await
     }
 
     // --- Signatures.
 
     /// Signs `bytes` in `format` (`cms`, `xmldsig`) as the centre.
     pub async fn sign(&self, format: &str, content_type: Option<&str>, bytes: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.post_raw(&format!("/v1/signatures?format={format}"), Key::Centre, content_type, bytes).await
+        self.post_raw(&format!("/v1/signatures?format={format}"), Key::Centre, content_type, bytes)
+            .await
     }
 
     /// Verifies a CMS signature given as JSON (`content_base64`, `signature_base64`).
@@ -382,7 +435,9 @@ impl TestApp {
     pub async fn verify_xml(&self, content_type: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
         self.post_raw("/v1/signatures/verify", Key::Centre, Some(content_type), xml).await
     }
+}
 
+impl TestApp {
     /// Graceful shutdown, as on SIGTERM.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -391,10 +446,6 @@ impl TestApp {
         if let Some(j) = self.joined.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), j).await;
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
     }
 }
 
