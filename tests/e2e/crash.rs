@@ -46,19 +46,7 @@ fn serve(port: u16, prefix: &str, portal: &str) -> Child {
 }
 
 async fn wait_ready(port: u16) {
-    let client = reqwest::Client::new();
-    eventually("gateway ready", Duration::from_secs(20), || {
-        let c = client.clone();
-        async move {
-            c.get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        }
-    })
-    .await;
+    Gateway::at(&format!("http://127.0.0.1:{port}")).wait_ready().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

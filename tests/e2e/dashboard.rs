@@ -5,33 +5,18 @@ use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
 use hcc_tests::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
     let (portal, state, app) = with_portal(QueueBackendKind::Redis).await;
     let mut bad = dossier("DASH-1", 1);
     bad["MaTTHC"] = json!("1.888888.000.00.00.H46");
-    let r: Value = app
-        .client
-        .post(app.url("/v1/dossiers"))
-        .bearer_auth(CENTRE_KEY)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = json(app.post_dossier(&bad).await).await;
     let id = r["id"].as_str().unwrap().to_string();
     let status = |id: String| {
-        let req = app.client.get(app.url(&format!("/v1/messages/{id}"))).bearer_auth(OPERATOR_KEY);
-        async move {
-            req.send().await.unwrap().json::<Value>().await.unwrap()["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        }
+        let req = app.get(&format!("/v1/messages/{id}"), Key::Operator);
+        async move { json(send(req).await).await["status"].as_str().unwrap_or_default().to_string() }
     };
     eventually("dead", Duration::from_secs(15), || async {
         (status(id.clone()).await == "dead").then_some(())
@@ -40,7 +25,7 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
     state.add_catalogue("1.888888.000.00.00.H46");
 
     // The page and its assets come from the gateway, with a policy that forbids anything else.
-    let page = app.client.get(app.url("/ops")).send().await.unwrap();
+    let page = send(app.get("/ops", Key::None)).await;
     assert_eq!(page.status(), 200);
     assert!(
         page.headers()["content-security-policy"]

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::engine::breaker::BreakerState;
 use hcc_gateway::storage::now_ms;
@@ -10,24 +9,6 @@ use hcc_mocks::dvcqg::PortalState;
 use hcc_mocks::faults::Faults;
 use hcc_tests::*;
 use serde_json::{Value, json};
-
-async fn gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
-    let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];
-    o.extend(extra.iter().cloned());
-    spawn_app(settings(QueueBackendKind::Redis, &o), workers).await
-}
-
-async fn message_status(app: &TestApp, id: &str) -> Value {
-    app.client
-        .get(app.url(&format!("/v1/messages/{id}")))
-        .bearer_auth(CENTRE_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// The portal's view of one dossier: (service, status) in arrival order.
 fn seen(state: &PortalState, ma: &str) -> Vec<(String, u8)> {
@@ -48,21 +29,13 @@ fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_whole_life_reaches_the_portal_in_order() {
     let (p, state) = portal();
-    let app = gateway(&p.url(), &[], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let ma = "000.00.22.H46-241125-0001";
     let mut ids = Vec::new();
     for (i, u) in life_cycle().iter().enumerate() {
         ids.push(post_until_accepted(&app.client, &app.address, ma, u, &format!("k{i}"), Duration::from_secs(5)).await);
     }
-    eventually("all delivered", Duration::from_secs(20), || async {
-        for id in &ids {
-            if message_status(&app, id).await["status"] != "delivered" {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    app.all_delivered(&ids).await;
     assert_eq!(seen(&state, ma), expected());
     let arrivals = state.arrivals_of(ma);
     assert_eq!(arrivals[0].is_updating.as_deref(), Some("False"), "first sync creates the dossier");
@@ -77,7 +50,7 @@ async fn happy_path_whole_life_reaches_the_portal_in_order() {
     assert_eq!(arrivals[0].item["ChuHoSo"], "Nguyễn Thị Lan");
     let c = state.counters();
     assert_eq!((c.backwards, c.duplicates, c.refused), (0, 0, 0));
-    let m = message_status(&app, &ids[0]).await;
+    let m = app.message(&ids[0]).await;
     assert_eq!(m["kind"], "dossier.sync");
     assert_eq!(m["destination"], "dvcqg");
     assert_eq!(m["ordering_key"], ma);
@@ -98,7 +71,7 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
         ..Default::default()
     });
     state.set_session_lifetime(Duration::from_secs(2));
-    let app = gateway(&p.url(), &[("HCC__DELIVERY__CONCURRENCY", "32".into())], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[("HCC__DELIVERY__CONCURRENCY", "32".into())], Workers::On).await;
     let dossiers: Vec<String> = (0..200).map(|i| format!("000.00.22.H46-241125-{i:04}")).collect();
     let mut producers = Vec::new();
     for chunk in dossiers.chunks(25) {
@@ -137,21 +110,15 @@ async fn storm_of_2000_updates_through_failures_and_expiring_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_rejection_dead_letters_and_blocks_only_that_dossier() {
     let (p, state) = portal();
-    let app = gateway(&p.url(), &[], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let mut bad = dossier("BAD-1", 1);
     bad["MaTTHC"] = json!("9.999999.000.00.00.H46");
-    let post = |path: &str, body: &Value| app.client.post(app.url(path)).bearer_auth(CENTRE_KEY).json(body).send();
-    let bad_id: Value = post("/v1/dossiers", &bad).await.unwrap().json().await.unwrap();
-    let next_id: Value = post("/v1/dossiers/BAD-1/progress", &progress("BAD-1", 2, 1))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let good_id: Value = post("/v1/dossiers", &dossier("GOOD-1", 1)).await.unwrap().json().await.unwrap();
+    let bad_id = json(app.post_dossier(&bad).await).await;
+    let next_id = json(app.post_progress("BAD-1", &progress("BAD-1", 2, 1)).await).await;
+    let good_id = json(app.post_dossier(&dossier("GOOD-1", 1)).await).await;
     let bad_id = bad_id["id"].as_str().unwrap().to_string();
     let m = eventually("dead", Duration::from_secs(15), || async {
-        let m = message_status(&app, &bad_id).await;
+        let m = app.message(&bad_id).await;
         (m["status"] == "dead").then_some(m)
     })
     .await;
@@ -160,15 +127,15 @@ async fn portal_rejection_dead_letters_and_blocks_only_that_dossier() {
         "the portal's reason is kept: {m}"
     );
     assert_eq!(m["attempts"], 1, "a refusal is not retried");
-    assert_eq!(message_status(&app, next_id["id"].as_str().unwrap()).await["status"], "blocked");
+    assert_eq!(app.message(next_id["id"].as_str().unwrap()).await["status"], "blocked");
     let good = good_id["id"].as_str().unwrap().to_string();
     eventually("other dossiers flow", Duration::from_secs(15), || async {
-        (message_status(&app, &good).await["status"] == "delivered").then_some(())
+        (app.message(&good).await["status"] == "delivered").then_some(())
     })
     .await;
     // Still blocked a while later: nothing behind a dead message moves.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(message_status(&app, next_id["id"].as_str().unwrap()).await["status"], "blocked");
+    assert_eq!(app.message(next_id["id"].as_str().unwrap()).await["status"], "blocked");
     assert!(seen(&state, "BAD-1").is_empty());
     app.stop().await;
     p.stop().await;
@@ -179,7 +146,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     let (p, state) = portal();
     let portal_addr = p.addr.to_string();
     p.stop().await;
-    let app = gateway(
+    let app = portal_gateway(
         &format!("http://{portal_addr}"),
         &[
             ("HCC__DELIVERY__BREAKER_FAILURE_THRESHOLD", "5".into()),
@@ -207,7 +174,7 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     let attempts = || async {
         let mut n = 0;
         for id in &first_ids {
-            n += message_status(&app, id).await["attempts"].as_u64().unwrap_or(0);
+            n += app.message(id).await["attempts"].as_u64().unwrap_or(0);
         }
         n
     };
@@ -233,74 +200,23 @@ async fn outage_opens_the_breaker_and_the_backlog_drains_afterwards() {
     back.stop().await;
 }
 
-/// A problem+json answer with the given status; returns its body.
-async fn problem(r: reqwest::Response, status: u16) -> Value {
-    assert_eq!(r.status().as_u16(), status);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["status"], status);
-    assert!(v["title"].is_string() && v["type"].is_string() && v["detail"].is_string());
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
     let (p, _state) = portal();
-    let app = gateway(&p.url(), &[], Workers::Off).await;
-    let url = app.url("/v1/dossiers");
-    let c = &app.client;
+    let app = portal_gateway(&p.url(), &[], Workers::Off).await;
+    let url = "/v1/dossiers";
     let good = dossier("X-1", 1);
     // Authentication and roles.
-    problem(c.post(&url).json(&good).send().await.unwrap(), 401).await;
-    problem(c.post(&url).bearer_auth("not-a-key").json(&good).send().await.unwrap(), 401).await;
-    problem(c.post(&url).bearer_auth(OPERATOR_KEY).json(&good).send().await.unwrap(), 403).await;
+    problem(app.post_json(url, Key::None, &good).await, 401).await;
+    problem(app.post_json(url, Key::Raw("not-a-key"), &good).await, 401).await;
+    problem(app.post_json(url, Key::Operator, &good).await, 403).await;
     // Transport-level problems.
-    problem(
-        c.post(&url)
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/json")
-            .body("{\"MaHoSo\": ")
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    problem(
-        c.post(&url)
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "text/plain")
-            .body(good.to_string())
-            .send()
-            .await
-            .unwrap(),
-        415,
-    )
-    .await;
+    problem(app.post_raw(url, Key::Centre, Some("application/json"), "{\"MaHoSo\": ").await, 400).await;
+    problem(app.post_raw(url, Key::Centre, Some("text/plain"), good.to_string()).await, 415).await;
     let big = format!("{{\"MaHoSo\": \"X\", \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
-    problem(
-        c.post(&url)
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/json")
-            .body(big)
-            .send()
-            .await
-            .unwrap(),
-        413,
-    )
-    .await;
+    problem(app.post_raw(url, Key::Centre, Some("application/json"), big).await, 413).await;
     let bomb = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let v = problem(
-        c.post(&url)
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/json")
-            .body(bomb)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    let v = problem(app.post_raw(url, Key::Centre, Some("application/json"), bomb).await, 400).await;
     assert!(v["detail"].as_str().unwrap().contains("nested"));
     // Validation names the field.
     let mut missing = good.clone();
@@ -317,42 +233,14 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
         (bad_date, "/NgayTiepNhan"),
         (bad_fee, "/DanhSachLePhi/0/Gia"),
     ] {
-        let v = problem(c.post(&url).bearer_auth(CENTRE_KEY).json(&body).send().await.unwrap(), 422).await;
+        let v = problem(app.post_dossier(&body).await, 422).await;
         assert_eq!(v["errors"][0]["field"], field, "{v}");
         assert!(!v.to_string().contains("Nguyễn Thị Lan"), "no echo of the payload");
     }
-    let v = problem(
-        c.post(app.url("/v1/dossiers/X-1/progress"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&json!({"TrangThai": 4}))
-            .send()
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
+    let v = problem(app.post_progress("X-1", &json!({"TrangThai": 4})).await, 422).await;
     assert_eq!(v["errors"][0]["field"], "/ThoiDiemXuLy");
-    problem(
-        c.post(app.url("/v1/dossiers/bad%20code/progress"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&progress("x", 4, 1))
-            .send()
-            .await
-            .unwrap(),
-        422,
-    )
-    .await;
-    problem(
-        c.post(&url)
-            .bearer_auth(CENTRE_KEY)
-            .header("Idempotency-Key", "x".repeat(256))
-            .json(&good)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    problem(app.post_progress("bad%20code", &progress("x", 4, 1)).await, 422).await;
+    problem(app.post_dossier_with_key(&good, &"x".repeat(256)).await, 400).await;
     let s = app.handle.queue.stats("dvcqg", now_ms()).await.unwrap();
     assert_eq!(
         (s.ready, s.in_flight, s.scheduled, s.dead, s.delivered_total),
@@ -366,16 +254,8 @@ async fn bad_input_gets_a_precise_problem_and_queues_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() {
     let (p, _state) = portal();
-    let app = gateway(&p.url(), &[], Workers::Off).await;
-    let send = |body: Value| {
-        app.client
-            .post(app.url("/v1/dossiers"))
-            .bearer_auth(CENTRE_KEY)
-            .header("Idempotency-Key", "centre-req-42")
-            .json(&body)
-            .send()
-    };
-    let first = send(dossier("I-1", 1)).await.unwrap();
+    let app = portal_gateway(&p.url(), &[], Workers::Off).await;
+    let first = app.post_dossier_with_key(&dossier("I-1", 1), "centre-req-42").await;
     assert_eq!(first.status(), 202);
     let location = first.headers()["location"].to_str().unwrap().to_string();
     assert!(first.headers().get("idempotent-replayed").is_none());
@@ -385,21 +265,18 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_a_different_body() 
     assert_eq!(first["ordering_key"], "I-1");
     // The same body laid out differently is the same request.
     let pretty = serde_json::to_string_pretty(&dossier("I-1", 1)).unwrap();
-    let again = app
-        .client
-        .post(app.url("/v1/dossiers"))
-        .bearer_auth(CENTRE_KEY)
-        .header("Idempotency-Key", "centre-req-42")
-        .header("content-type", "application/json; charset=utf-8")
-        .body(pretty)
-        .send()
-        .await
-        .unwrap();
+    let again = send(
+        app.post("/v1/dossiers", Key::Centre)
+            .header("Idempotency-Key", "centre-req-42")
+            .header("content-type", "application/json; charset=utf-8")
+            .body(pretty),
+    )
+    .await;
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
-    problem(send(dossier("I-1", 2)).await.unwrap(), 409).await;
+    problem(app.post_dossier_with_key(&dossier("I-1", 2), "centre-req-42").await, 409).await;
     assert_eq!(app.handle.queue.stats("dvcqg", now_ms()).await.unwrap().ready, 1);
     app.stop().await;
     p.stop().await;

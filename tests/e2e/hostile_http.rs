@@ -41,14 +41,7 @@ async fn snapshot(prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// Some stored state to guard: two accepted dossiers.
 async fn seed(app: &TestApp) {
     for ma in ["HOSTILE-1", "HOSTILE-2"] {
-        let r = app
-            .client
-            .post(app.url("/v1/dossiers"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&dossier(ma, 1))
-            .send()
-            .await
-            .unwrap();
+        let r = app.post_dossier(&dossier(ma, 1)).await;
         assert_eq!(r.status(), 202, "seeding {ma}");
     }
 }
@@ -81,13 +74,13 @@ async fn invented_methods_and_unknown_paths_do_not_grow_the_metric_series() {
         tokens.push(m.as_str().to_string());
         tokens.push(random_path[1..].to_string());
         for path in ["/healthz", "/v1/dossiers", random_path.as_str()] {
-            let r = app.client.request(m.clone(), app.url(path)).send().await.unwrap();
+            let r = send(app.request(m.clone(), path, Key::None)).await;
             assert!(matches!(r.status().as_u16(), 404 | 405), "{m} {path}: {}", r.status());
         }
-        let r = app.client.get(app.url(&random_path)).send().await.unwrap();
+        let r = send(app.get(&random_path, Key::None)).await;
         assert_eq!(r.status(), 404);
     }
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app.metrics().await;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
     let series: Vec<_> = scrape.samples.iter().filter(|s| s.metric == "hcc_http_requests_total").collect();
     let known = [
@@ -128,15 +121,7 @@ async fn a_body_built_to_fail_everywhere_gets_a_short_answer() {
     let items = (1024 * 1024 - shell.len()) / 2;
     let body = shell.replace("\"TaiLieuNop\":[]", &format!("\"TaiLieuNop\":[{}]", vec!["1"; items].join(",")));
     assert!(body.len() <= 1024 * 1024 && items > 500_000, "{} bytes, {items} items", body.len());
-    let r = app
-        .client
-        .post(app.url("/v1/dossiers"))
-        .bearer_auth(CENTRE_KEY)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("/v1/dossiers", Key::Centre, Some("application/json"), body).await;
     let (status, ct, text) = answer(r).await;
     assert_eq!((status, ct.as_str()), (422, PROBLEM));
     assert!(text.len() < 64 * 1024, "the answer is {} bytes", text.len());
@@ -173,13 +158,7 @@ async fn offset_and_limit_out_of_range_are_400_problems_not_503() {
             ("limit=999999999999", "limit"),
             ("limit=5&limit=6", "limit"),
         ] {
-            let r = app
-                .client
-                .get(app.url(&format!("{path}?{query}")))
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .unwrap();
+            let r = send(app.get(&format!("{path}?{query}"), Key::Admin)).await;
             let (status, ct, text) = answer(r).await;
             assert_eq!((status, ct.as_str()), (400, PROBLEM), "{path}?{query}: {text}");
             let v: Value = serde_json::from_str(&text).unwrap();
@@ -190,17 +169,11 @@ async fn offset_and_limit_out_of_range_are_400_problems_not_503() {
             assert!(value.len() < 5 || !text.contains(value), "{path}?{query} quoted the value: {text}");
         }
         for query in ["offset=1000000000&limit=1000", "limit=1", "offset=0", ""] {
-            let r = app
-                .client
-                .get(app.url(&format!("{path}?{query}")))
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .unwrap();
+            let r = send(app.get(&format!("{path}?{query}"), Key::Admin)).await;
             assert_eq!(r.status(), 200, "{path}?{query}");
         }
         // The order of checks is kept: no key, no answer about the parameters.
-        let r = app.client.get(app.url(&format!("{path}?limit=abc"))).send().await.unwrap();
+        let r = send(app.get(&format!("{path}?limit=abc"), Key::None)).await;
         assert_eq!(r.status(), 401);
     }
     assert_eq!(snapshot(&prefix).await, before, "a refused list request changed the stored data");
@@ -213,13 +186,8 @@ async fn query_string_errors_are_problem_json() {
     seed(&app).await;
     let before = snapshot(&prefix).await;
     let r = app
-        .client
-        .post(app.url("/v1/signatures?format=cms&format=xmldsig"))
-        .bearer_auth(CENTRE_KEY)
-        .body("content")
-        .send()
-        .await
-        .unwrap();
+        .post_raw("/v1/signatures?format=cms&format=xmldsig", Key::Centre, None, "content")
+        .await;
     let (status, ct, text) = answer(r).await;
     assert_eq!((status, ct.as_str()), (400, PROBLEM), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -247,7 +215,7 @@ fn matches(template: &str, path: &str) -> bool {
 async fn a_known_path_with_another_method_is_405_with_allow() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc = app.openapi().await;
     let before = snapshot(&prefix).await;
     let candidates = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW"];
     let paths = doc["paths"].as_object().unwrap();
@@ -269,10 +237,9 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
             .filter(|(t, _)| matches(t, &concrete_path) && params(t) == fewest)
             .flat_map(|(_, ops)| ops.as_object().unwrap().keys().map(|m| m.to_ascii_uppercase()))
             .collect();
-        let url = app.url(&concrete_path);
         for m in candidates {
             let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
-            let r = app.client.request(method, &url).send().await.unwrap();
+            let r = send(app.request(method, &concrete_path, Key::None)).await;
             let allow = r.headers().get("allow").and_then(|v| v.to_str().ok()).map(str::to_string);
             let (status, ct, text) = answer(r).await;
             if documented.contains(m) {
@@ -301,7 +268,7 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
     // An unknown path is still a 404 problem, whatever the method.
     for m in ["GET", "POST", "BREW"] {
         let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
-        let r = app.client.request(method, app.url("/v1/nothing/here")).send().await.unwrap();
+        let r = send(app.request(method, "/v1/nothing/here", Key::None)).await;
         let (status, ct, text) = answer(r).await;
         assert_eq!((status, ct.as_str()), (404, PROBLEM), "{m}");
         assert!(text.contains(&problem_type("not-found")));
@@ -339,7 +306,7 @@ async fn type_errors_name_the_field_and_never_quote_the_value() {
         ("/v1/queues/dvcqg/dead/replay", ADMIN_KEY, json!({"kind": number}), vec!["/kind"]),
     ];
     for (path, key, body, fields) in cases {
-        let r = app.client.post(app.url(path)).bearer_auth(key).json(&body).send().await.unwrap();
+        let r = app.post_json(path, Key::Raw(key), &body).await;
         let (status, ct, text) = answer(r).await;
         assert_eq!((status, ct.as_str()), (422, PROBLEM), "{path}: {text}");
         assert!(!text.contains(&number.to_string()), "{path} quoted the value: {text}");
@@ -353,15 +320,8 @@ async fn type_errors_name_the_field_and_never_quote_the_value() {
     // Broken JSON: a position, not the text around it.
     for path in ["/v1/dossiers", "/v1/signatures/verify", "/v1/queues/dvcqg/dead/replay"] {
         let key = if path.contains("queues") { ADMIN_KEY } else { CENTRE_KEY };
-        let r = app
-            .client
-            .post(app.url(path))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(format!("{{\"MaHoSo\": \"{CCCD}\", \"x\": {CCCD}x"))
-            .send()
-            .await
-            .unwrap();
+        let body = format!("{{\"MaHoSo\": \"{CCCD}\", \"x\": {CCCD}x");
+        let r = app.post_raw(path, Key::Raw(key), Some("application/json"), body).await;
         let (status, ct, text) = answer(r).await;
         assert_eq!((status, ct.as_str()), (400, PROBLEM), "{path}: {text}");
         assert!(!text.contains(&number.to_string()), "{path} quoted the body: {text}");

@@ -165,57 +165,25 @@ async fn hostile_run(format: &str) {
     state.set_lookup_answer(Some(json!({"error_code": 7, "message": message})));
     let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
     let gw = serve(format, &portal.url());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    eventually("gateway ready", Duration::from_secs(20), || {
-        let c = client.clone();
-        let url = format!("{}/readyz", gw.base);
-        async move { c.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-    })
-    .await;
+    let api = hcc_tests::Gateway::at(&gw.base);
+    api.wait_ready().await;
 
     // A dossier, whose delivery meets the hostile portal answer.
-    let r = client
-        .post(format!("{}/v1/dossiers", gw.base))
-        .bearer_auth(CENTRE_KEY)
-        .json(&dossier("000.00.22.H46-241125-0099", 2))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = accepted_id(api.post_dossier(&dossier("000.00.22.H46-241125-0099", 2)).await).await;
 
     // camt.054: the attribute's `&#xA;` is a newline once parsed, and the refusal quotes it.
     let algorithm = format!("urn:x&#xA;{FORGED_AT}  INFO hcc_gateway::http: FORGED camt054 accepted CCCD 001 203 004 567&#xD;&#x1B;[2K");
-    let r = client
-        .post(format!("{}/v1/callbacks/banks/devbank/camt054", gw.base))
-        .header("content-type", "application/xml")
-        .body(camt054(&algorithm))
-        .send()
-        .await
-        .unwrap();
+    let r = api.camt054("devbank", camt054(&algorithm)).await;
     assert_eq!(r.status(), 401);
     let problem: Value = r.json().await.unwrap();
     assert!(problem["type"].as_str().unwrap().ends_with("bad-signature"), "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("FORGED camt054"), "{problem}");
 
     // Paths holding %0A.
-    let path = format!(
-        "{}/v1/messages/nope%0A1999-01-01T00:00:00.000000Z%20%20INFO%20FORGED%20path",
-        gw.base
-    );
-    let r = client.get(path).bearer_auth(CENTRE_KEY).send().await.unwrap();
+    let path = "/v1/messages/nope%0A1999-01-01T00:00:00.000000Z%20%20INFO%20FORGED%20path";
+    let r = send(api.get(path, Key::Centre)).await;
     assert_eq!(r.status(), 404);
-    let path = format!(
-        "{}/v1/callbacks/banks/x%0A1999-01-01T00:00:00.000000Z%20INFO%20FORGED%20bank/camt054",
-        gw.base
-    );
-    let r = client
-        .post(path)
-        .header("content-type", "application/xml")
-        .body("<x/>")
-        .send()
-        .await
-        .unwrap();
+    let r = api.camt054("x%0A1999-01-01T00:00:00.000000Z%20INFO%20FORGED%20bank", "<x/>").await;
     assert_eq!(r.status(), 404);
 
     // A PayGov confirmation, correctly checksummed, whose MaThamChieu holds a forged line.
@@ -224,44 +192,28 @@ async fn hostile_run(format: &str) {
     let confirmation = json!({"LoaiBanTin": "PAYMENT", "MaLoi": "00", "MaDoiTac": "HCC-DEV", "MaThamChieu": reference,
         "SoTien": 100000, "MaTienTe": "VND", "MaGiaoDich": "X1", "MaNganHang": "VCB", "ThoiGianGD": "20241126100000",
         "ThongTinGiaoDich": "x", "MaXacThuc": hcc_signing::sha256_hex(joined.as_bytes())});
-    let r = client
-        .post(format!("{}/v1/callbacks/paygov", gw.base))
-        .json(&confirmation)
-        .send()
-        .await
-        .unwrap();
+    let r = api.paygov_callback(&confirmation).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["MaLoi"], "99");
 
     // A VNPAY IPN repeating a key whose values hold a forged line.
-    let ipn = format!(
-        "{}/v1/callbacks/vnpay/ipn?vnp_TxnRef=a%0A1999-01-01T00:00:00.000000Z%20INFO%20FORGED%20vnpay&vnp_TxnRef=b",
-        gw.base
-    );
-    let r = client.get(ipn).send().await.unwrap();
+    let r = api
+        .vnpay_ipn("vnp_TxnRef=a%0A1999-01-01T00:00:00.000000Z%20INFO%20FORGED%20vnpay&vnp_TxnRef=b")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["RspCode"], "97");
 
     // The dossier gives up after three attempts; its reason is stored clean.
     let message = eventually("the dossier dead-lettered", Duration::from_secs(30), || {
-        let c = client.clone();
-        let url = format!("{}/v1/messages/{id}", gw.base);
+        let req = api.get(&format!("/v1/messages/{id}"), Key::Centre);
         async move {
-            let v: Value = c.get(url).bearer_auth(CENTRE_KEY).send().await.ok()?.json().await.ok()?;
+            let v: Value = req.send().await.ok()?.json().await.ok()?;
             (v["status"] == "dead").then_some(v)
         }
     })
     .await;
     assert_clean("GET /v1/messages/{id}", message["last_error"].as_str().unwrap());
-    let dead: Value = client
-        .get(format!("{}/v1/queues/dvcqg/dead", gw.base))
-        .bearer_auth(OPERATOR_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = json(api.dead("dvcqg", Key::Operator).await).await;
     assert_eq!(dead["dead"][0]["id"], id.as_str(), "{dead}");
     assert_clean("the dead-letter list", dead["dead"][0]["last_error"].as_str().unwrap());
     // The record itself, not only the views of it.
@@ -278,10 +230,9 @@ async fn hostile_run(format: &str) {
         .unwrap();
     assert_clean("the stored record", &stored);
     let audit = eventually("audit lines of the attempts", Duration::from_secs(10), || {
-        let c = client.clone();
-        let url = format!("{}/v1/audit", gw.base);
+        let req = api.get("/v1/audit", Key::Operator);
         async move {
-            let v: Value = c.get(url).bearer_auth(OPERATOR_KEY).send().await.ok()?.json().await.ok()?;
+            let v: Value = req.send().await.ok()?.json().await.ok()?;
             let entries = v["entries"].as_array()?.clone();
             entries.iter().any(|e| e["action"] == "delivery.dead").then_some(entries)
         }

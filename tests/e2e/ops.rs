@@ -6,43 +6,13 @@ use hcc_config::QueueBackendKind;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-async fn get(app: &TestApp, path: &str, key: &str) -> (u16, Value) {
-    let r = app.client.get(app.url(path)).bearer_auth(key).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(app: &TestApp, path: &str, key: &str) -> (u16, Value) {
-    let r = app.client.post(app.url(path)).bearer_auth(key).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
+/// Accepts a dossier update at `path` (the sync or a progress path) and returns its id.
 async fn accept(app: &TestApp, path: &str, body: &Value) -> String {
-    let r: Value = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(CENTRE_KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["id"].as_str().unwrap().to_string()
+    accepted_id(app.post_json(path, Key::Centre, body).await).await
 }
 
 async fn status_of(app: &TestApp, id: &str) -> String {
-    get(app, &format!("/v1/messages/{id}"), OPERATOR_KEY).await.1["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn wait_status(app: &TestApp, id: &str, want: &str) {
-    eventually(&format!("{id} {want}"), Duration::from_secs(15), || async {
-        (status_of(app, id).await == want).then_some(())
-    })
-    .await;
+    app.message(id).await["status"].as_str().unwrap_or_default().to_string()
 }
 
 fn unknown_procedure(ma: &str) -> Value {
@@ -59,10 +29,10 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
         let next_a = accept(&app, "/v1/dossiers/OPS-A/progress", &progress("OPS-A", 2, 1)).await;
         let dead_b = accept(&app, "/v1/dossiers", &unknown_procedure("OPS-B")).await;
         let next_b = accept(&app, "/v1/dossiers", &dossier("OPS-B", 2)).await;
-        wait_status(&app, &dead_a, "dead").await;
-        wait_status(&app, &dead_b, "dead").await;
+        app.wait_message(&dead_a, "dead").await;
+        app.wait_message(&dead_b, "dead").await;
 
-        let (code, queues) = get(&app, "/v1/queues", OPERATOR_KEY).await;
+        let (code, queues) = status_json(app.queues(Key::Operator).await).await;
         assert_eq!(code, 200);
         let q = queues["queues"]
             .as_array()
@@ -77,48 +47,30 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
             "{q}"
         );
         assert_eq!(q["breaker"], "closed");
-        assert_eq!(get(&app, "/v1/queues", CENTRE_KEY).await.0, 403);
+        assert_eq!(app.queues(Key::Centre).await.status(), 403);
 
-        let (code, dead) = get(&app, "/v1/queues/dvcqg/dead", OPERATOR_KEY).await;
+        let (code, dead) = status_json(app.dead("dvcqg", Key::Operator).await).await;
         assert_eq!(code, 200);
         assert_eq!(dead["dead"].as_array().unwrap().len(), 2);
         assert!(dead["dead"][0]["last_error"].as_str().unwrap().contains("1.999999.000.00.00.H46"));
 
         // Operators look; admins act.
-        assert_eq!(
-            post(&app, &format!("/v1/queues/dvcqg/dead/{dead_a}/replay"), OPERATOR_KEY).await.0,
-            403
-        );
-        let r = app
-            .client
-            .delete(app.url(&format!("/v1/queues/dvcqg/dead/{dead_b}")))
-            .bearer_auth(OPERATOR_KEY)
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(app.replay("dvcqg", &dead_a, Key::Operator).await.status(), 403);
+        let r = app.discard("dvcqg", &dead_b, Key::Operator).await;
         assert_eq!(r.status(), 403);
         assert_eq!(status_of(&app, &dead_a).await, "dead", "a refused action changes nothing");
 
         // The portal learns the procedure; the admin replays A and discards B.
         state.add_catalogue("1.999999.000.00.00.H46");
-        assert_eq!(
-            post(&app, &format!("/v1/queues/dvcqg/dead/{dead_a}/replay"), ADMIN_KEY).await.0,
-            200
-        );
-        wait_status(&app, &dead_a, "delivered").await;
-        wait_status(&app, &next_a, "delivered").await;
-        let r = app
-            .client
-            .delete(app.url(&format!("/v1/queues/dvcqg/dead/{dead_b}")))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(app.replay("dvcqg", &dead_a, Key::Admin).await.status(), 200);
+        app.wait_message(&dead_a, "delivered").await;
+        app.wait_message(&next_a, "delivered").await;
+        let r = app.discard("dvcqg", &dead_b, Key::Admin).await;
         assert_eq!(r.status(), 200);
-        wait_status(&app, &next_b, "delivered").await;
+        app.wait_message(&next_b, "delivered").await;
         assert_eq!(status_of(&app, &dead_b).await, "discarded");
         assert_eq!(
-            post(&app, &format!("/v1/queues/dvcqg/dead/{dead_b}/replay"), ADMIN_KEY).await.0,
+            app.replay("dvcqg", &dead_b, Key::Admin).await.status(),
             404,
             "a discarded message never comes back"
         );
@@ -127,15 +79,15 @@ async fn replay_and_discard_with_roles_and_queue_stats() {
         assert_eq!(b_at_portal, vec![2], "only the update after the discarded one reached the portal");
 
         // Pause holds new work; resume lets it go.
-        assert_eq!(post(&app, "/v1/queues/dvcqg/pause", OPERATOR_KEY).await.0, 403);
-        assert_eq!(post(&app, "/v1/queues/dvcqg/pause", ADMIN_KEY).await.0, 200);
+        assert_eq!(app.pause("dvcqg", Key::Operator).await.status(), 403);
+        assert_eq!(app.pause("dvcqg", Key::Admin).await.status(), 200);
         let held = accept(&app, "/v1/dossiers", &dossier("OPS-C", 1)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(status_of(&app, &held).await, "queued");
-        assert_eq!(get(&app, "/v1/queues", OPERATOR_KEY).await.1["queues"][0]["paused"], true);
-        assert_eq!(post(&app, "/v1/queues/dvcqg/resume", ADMIN_KEY).await.0, 200);
-        wait_status(&app, &held, "delivered").await;
-        assert_eq!(post(&app, "/v1/queues/nope/pause", ADMIN_KEY).await.0, 404);
+        assert_eq!(json(app.queues(Key::Operator).await).await["queues"][0]["paused"], true);
+        assert_eq!(app.resume("dvcqg", Key::Admin).await.status(), 200);
+        app.wait_message(&held, "delivered").await;
+        assert_eq!(app.pause("nope", Key::Admin).await.status(), 404);
         app.stop().await;
         portal.stop().await;
     }
@@ -149,28 +101,17 @@ async fn replay_all_with_a_filter() {
         ids.push(accept(&app, "/v1/dossiers", &unknown_procedure(&format!("F-{i}"))).await);
     }
     for id in &ids {
-        wait_status(&app, id, "dead").await;
+        app.wait_message(id, "dead").await;
     }
     state.add_catalogue("1.999999.000.00.00.H46");
-    let filter = |body: &str| {
-        app.client
-            .post(app.url("/v1/queues/dvcqg/dead/replay"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-    };
-    assert_eq!(
-        filter("{\"kind\": ").await.unwrap().status(),
-        400,
-        "a broken filter replays nothing"
-    );
-    let r: Value = filter("{\"kind\": \"dossier.progress\"}").await.unwrap().json().await.unwrap();
+    let filter = |body: &'static str| app.replay_all("dvcqg", body, Key::Admin);
+    assert_eq!(filter("{\"kind\": ").await.status(), 400, "a broken filter replays nothing");
+    let r = json(filter("{\"kind\": \"dossier.progress\"}").await).await;
     assert_eq!(r["replayed"], 0);
-    let r: Value = filter("{\"error_contains\": \"1.999999\"}").await.unwrap().json().await.unwrap();
+    let r = json(filter("{\"error_contains\": \"1.999999\"}").await).await;
     assert_eq!(r["replayed"], 3);
     for id in &ids {
-        wait_status(&app, id, "delivered").await;
+        app.wait_message(id, "delivered").await;
     }
     app.stop().await;
     portal.stop().await;
@@ -196,8 +137,8 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
     let a = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-A")).await;
     let b = accept(&app, "/v1/dossiers", &unknown_procedure("CLI-B")).await;
     let after_b = accept(&app, "/v1/dossiers", &dossier("CLI-B", 2)).await;
-    wait_status(&app, &a, "dead").await;
-    wait_status(&app, &b, "dead").await;
+    app.wait_message(&a, "dead").await;
+    app.wait_message(&b, "dead").await;
     let url = app.address.clone();
     let (url2, a2, b2) = (url.clone(), a.clone(), b.clone());
     let checks = tokio::task::spawn_blocking(move || {
@@ -225,12 +166,12 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
     })
     .await
     .unwrap();
-    wait_status(&app, &a, "delivered").await;
-    wait_status(&app, &after_b, "delivered").await;
+    app.wait_message(&a, "delivered").await;
+    app.wait_message(&after_b, "delivered").await;
     assert_eq!(status_of(&app, &b).await, "discarded");
     // The audit log names who did it, and records delivery attempts.
     let log = eventually("audit lines", Duration::from_secs(5), || async {
-        let (_, v) = get(&app, "/v1/audit?limit=200", OPERATOR_KEY).await;
+        let (_, v) = status_json(send(app.get("/v1/audit?limit=200", Key::Operator)).await).await;
         let entries = v["entries"].as_array().cloned().unwrap_or_default();
         let has = |actor: &str, action: &str| entries.iter().any(|e| e["actor"] == actor && e["action"] == action);
         (has("dev-admin", "dead.replay")
@@ -241,7 +182,7 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
     })
     .await;
     assert!(log.iter().any(|e| e["target"].as_str().unwrap_or("").contains(&a)));
-    assert_eq!(get(&app, "/v1/audit", CENTRE_KEY).await.0, 403);
+    assert_eq!(app.audit(Key::Centre).await.status(), 403);
     app.stop().await;
     portal.stop().await;
 }
@@ -259,10 +200,10 @@ async fn metrics_parse_and_match_the_queue_api() {
         accept(&app, "/v1/dossiers/M-DEAD/progress", &progress("M-DEAD", s, s as u32)).await;
     }
     for id in &ids {
-        wait_status(&app, id, "delivered").await;
+        app.wait_message(id, "delivered").await;
     }
-    wait_status(&app, &dead, "dead").await;
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    app.wait_message(&dead, "dead").await;
+    let text = app.metrics().await;
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
     let gauge = |name: &str, labels: &[(&str, &str)]| -> f64 {
@@ -276,7 +217,7 @@ async fn metrics_parse_and_match_the_queue_api() {
             })
             .unwrap_or(f64::NAN)
     };
-    let (_, queues) = get(&app, "/v1/queues", OPERATOR_KEY).await;
+    let queues = json(app.queues(Key::Operator).await).await;
     let q = queues["queues"]
         .as_array()
         .unwrap()

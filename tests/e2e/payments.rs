@@ -72,48 +72,11 @@ impl Env {
     }
 }
 
-/// A contract v2 payment request for `amount`, in the portal's vocabulary.
-fn payment_body(provider: &str, amount: u64) -> Value {
-    json!({"MaHoSo": "000.00.22.H46-241125-0001", "SoTien": amount, "provider": provider, "MaDonVi": "000.00.22.H46",
-           "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
-           "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": amount}],
-           "HoTenNguoiNop": "Nguyễn Thị Lan", "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long, Quảng Ninh",
-           "IpNguoiNop": "198.51.100.23"})
-}
-
 async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
-    let r = app
-        .client
-        .post(app.url("/v1/payments"))
-        .bearer_auth(CENTRE_KEY)
-        .json(&payment_body(provider, amount))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    let v: Value = r.json().await.unwrap();
+    let v = app.new_payment(provider, amount).await;
     assert_eq!(v["status"], "pending");
     assert!(v["payment_url"].as_str().unwrap().starts_with("http"));
     v["MaThamChieu"].as_str().unwrap().to_string()
-}
-
-async fn payment(app: &TestApp, reference: &str) -> Value {
-    app.client
-        .get(app.url(&format!("/v1/payments/{reference}")))
-        .bearer_auth(CENTRE_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_status(app: &TestApp, reference: &str, want: &str) {
-    eventually(&format!("payment {want}"), Duration::from_secs(15), || async {
-        (payment(app, reference).await["status"] == want).then_some(())
-    })
-    .await;
 }
 
 /// Waits for `n` webhooks, then gives stragglers a moment, and checks there are exactly `n`.
@@ -127,10 +90,6 @@ async fn exactly_webhooks(state: &CentreState, n: u64) {
     assert_eq!((c.received, c.unique, c.bad_signatures), (n, n, 0), "{c:?}");
 }
 
-fn callback(app: &TestApp, path: &str) -> String {
-    app.url(path)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     let e = env();
@@ -138,10 +97,10 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     let reference = create(&app, "paygov", 100_000).await;
     assert!(e.paygov.paygov.known(&reference), "INIT reached the platform");
     let r = e
-        .paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}))
+        .paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     assert_eq!(r["replies"][0]["MaLoi"], "00", "{r}");
-    let p = payment(&app, &reference).await;
+    let p = app.payment(&reference).await;
     assert_eq!(p["status"], "paid");
     assert_eq!(p["provider_transaction"], r["MaGiaoDich"]);
     exactly_webhooks(&e.centre_state, 1).await;
@@ -152,16 +111,7 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     assert_eq!(w.body["data"]["SoTien"], 100_000);
     assert_eq!(w.body["data"]["MaDonVi"], "000.00.22.H46");
     // The event went through a queue of its own, `payments`, delivered by the centre's webhook.
-    let queues: Value = app
-        .client
-        .get(app.url("/v1/queues"))
-        .bearer_auth(OPERATOR_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queues = json(app.queues(Key::Operator).await).await;
     let lanes: Vec<(&str, &str, u64)> = queues["queues"]
         .as_array()
         .unwrap()
@@ -208,7 +158,7 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     assert_eq!(receipt["PhiLePhi"][0]["LoaiPhiLePhi"], "2");
     assert_eq!(receipt["PhiLePhi"][0]["SoTien"], "100000");
     // The identity number went to the platform and nowhere else.
-    let stored = payment(&app, &reference).await.to_string();
+    let stored = app.payment(&reference).await.to_string();
     assert!(!stored.contains("022190000123"), "{stored}");
     app.stop().await;
 }
@@ -218,12 +168,12 @@ async fn vnpay_end_to_end_and_its_answer_codes() {
     let e = env();
     let app = e.gateway().await;
     let reference = create(&app, "vnpay", 150_000).await;
-    let url = payment(&app, &reference).await["payment_url"].as_str().unwrap().to_string();
+    let url = app.payment(&reference).await["payment_url"].as_str().unwrap().to_string();
     assert!(
         url.contains("vnp_Amount=15000000") && url.contains("vnp_SecureHash=") && url.contains(&reference),
         "{url}"
     );
-    let ipn_url = callback(&app, "/v1/callbacks/vnpay/ipn");
+    let ipn_url = app.url("/v1/callbacks/vnpay/ipn");
     // Signature first, then order, then amount, then state.
     let r = e
         .vnpay_pay(json!({"TxnRef": reference, "amount_vnd": 150_000, "ipn_url": ipn_url, "tamper": true}))
@@ -233,12 +183,12 @@ async fn vnpay_end_to_end_and_its_answer_codes() {
         .vnpay_pay(json!({"TxnRef": "HCC241126NOTFOUND", "amount_vnd": 150_000, "ipn_url": ipn_url}))
         .await;
     assert_eq!(r["replies"][0]["RspCode"], "01");
-    assert_eq!(payment(&app, &reference).await["status"], "pending", "refusals change nothing");
+    assert_eq!(app.payment(&reference).await["status"], "pending", "refusals change nothing");
     let r = e
         .vnpay_pay(json!({"TxnRef": reference, "amount_vnd": 150_000, "ipn_url": ipn_url}))
         .await;
     assert_eq!(r["replies"][0]["RspCode"], "00");
-    assert_eq!(payment(&app, &reference).await["status"], "paid");
+    assert_eq!(app.payment(&reference).await["status"], "paid");
     let r = e
         .vnpay_pay(json!({"TxnRef": reference, "amount_vnd": 150_000, "ipn_url": ipn_url}))
         .await;
@@ -267,13 +217,13 @@ async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
     )
     .await;
     let reference = create(&app, "paygov", 200_000).await;
-    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    let url = app.url("/v1/callbacks/banks/devbank/camt054");
     let r = e
         .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1"}))
         .await;
     assert_eq!(r["replies"][0]["status"], 200, "{r}");
     assert_eq!(outcomes(&r), ["paid"], "{r}");
-    let p = payment(&app, &reference).await;
+    let p = app.payment(&reference).await;
     assert_eq!(
         (p["status"].as_str(), p["confirmed_by"].as_str()),
         (Some("paid"), Some("bank:devbank"))
@@ -315,14 +265,14 @@ async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
         (
             json!({"reference": reference, "amount_vnd": 200_000, "reversal": true, "bank_ref": "FT1"}),
             "reversal_refused_mismatch",
-            &callback(&app, "/v1/callbacks/banks/otherbank/camt054"),
+            &app.url("/v1/callbacks/banks/otherbank/camt054"),
         ),
     ] {
         let mut body = body;
         body["url"] = json!(at);
         let r = e.bank_credit(body.clone()).await;
         assert_eq!(outcomes(&r), [want], "{body}: {r}");
-        let p = payment(&app, &reference).await;
+        let p = app.payment(&reference).await;
         assert_eq!(p["status"], "paid", "{body} left the fee paid");
         assert_eq!(p["provider_transaction"], "FT1");
     }
@@ -338,7 +288,7 @@ async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["reversal_duplicate", "reversed"], "{r}");
-    assert_eq!(payment(&app, &reference).await["status"], "reversed");
+    assert_eq!(app.payment(&reference).await["status"], "reversed");
     exactly_webhooks(&e.centre_state, 2).await;
     let reversed: Vec<Value> = e
         .centre_state
@@ -354,7 +304,7 @@ async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
         .bank_credit(json!({"reference": reference, "amount_vnd": 200_000, "url": url, "bank_ref": "FT1"}))
         .await;
     assert!(outcomes(&r)[0].starts_with("duplicate"), "{r}");
-    assert_eq!(payment(&app, &reference).await["status"], "reversed");
+    assert_eq!(app.payment(&reference).await["status"], "reversed");
     app.stop().await;
 }
 
@@ -362,7 +312,7 @@ async fn bank_camt054_pays_and_only_a_matching_dbit_reversal_undoes_it() {
 async fn a_batch_entry_pays_each_fee_with_its_own_amount_wherever_the_reference_sits() {
     let e = env();
     let app = e.gateway().await;
-    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    let url = app.url("/v1/callbacks/banks/devbank/camt054");
     let (a, b, c) = (
         create(&app, "paygov", 50_000).await,
         create(&app, "paygov", 70_000).await,
@@ -378,7 +328,7 @@ async fn a_batch_entry_pays_each_fee_with_its_own_amount_wherever_the_reference_
         .await;
     assert_eq!(outcomes(&r), ["paid", "paid", "paid"], "{r}");
     for x in [&a, &b, &c] {
-        assert_eq!(payment(&app, x).await["status"], "paid");
+        assert_eq!(app.payment(x).await["status"], "paid");
     }
     let (d, f) = (create(&app, "paygov", 40_000).await, create(&app, "paygov", 60_000).await);
     let r = e
@@ -404,7 +354,7 @@ async fn a_batch_entry_pays_each_fee_with_its_own_amount_wherever_the_reference_
 async fn a_bank_signing_like_dotnet_with_inclusive_c14n_and_rsa_sha512_is_accepted() {
     let e = env();
     let app = e.gateway().await;
-    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    let url = app.url("/v1/callbacks/banks/devbank/camt054");
     for (i, (c14n, signature, digest)) in [
         ("inclusive", "rsa-sha512", "sha512"),
         ("inclusive", "rsa-sha256", "sha256"),
@@ -437,7 +387,7 @@ async fn a_bank_signing_like_dotnet_with_inclusive_c14n_and_rsa_sha512_is_accept
             )
             .await;
         assert_eq!(r["replies"][0]["status"], 401, "{r}");
-        assert_eq!(payment(&app, &y).await["status"], "pending");
+        assert_eq!(app.payment(&y).await["status"], "pending");
     }
     app.stop().await;
 }
@@ -448,7 +398,7 @@ async fn ten_copies_to_two_gateway_processes_make_one_webhook() {
     let a = e.gateway().await;
     let b = e.gateway().await;
     let reference = create(&a, "paygov", 100_000).await;
-    let r = e.paygov_pay(json!({"MaThamChieu": reference, "copies": 10, "callback_urls": [callback(&a, "/v1/callbacks/paygov"), callback(&b, "/v1/callbacks/paygov")]})).await;
+    let r = e.paygov_pay(json!({"MaThamChieu": reference, "copies": 10, "callback_urls": [a.url("/v1/callbacks/paygov"), b.url("/v1/callbacks/paygov")]})).await;
     let replies = r["replies"].as_array().unwrap();
     assert_eq!(replies.len(), 10);
     assert!(
@@ -458,7 +408,7 @@ async fn ten_copies_to_two_gateway_processes_make_one_webhook() {
     // The same for VNPAY and the bank, concurrently, on both processes.
     let v = create(&b, "vnpay", 120_000).await;
     let ipn = e
-        .vnpay_pay(json!({"TxnRef": v, "amount_vnd": 120_000, "ipn_url": callback(&a, "/v1/callbacks/vnpay/ipn"), "copies": 10}))
+        .vnpay_pay(json!({"TxnRef": v, "amount_vnd": 120_000, "ipn_url": a.url("/v1/callbacks/vnpay/ipn"), "copies": 10}))
         .await;
     let codes: Vec<&str> = ipn["replies"]
         .as_array()
@@ -469,7 +419,10 @@ async fn ten_copies_to_two_gateway_processes_make_one_webhook() {
     assert_eq!(codes.iter().filter(|c| **c == "00").count(), 1, "{codes:?}");
     assert!(codes.iter().all(|c| *c == "00" || *c == "02"), "{codes:?}");
     let k = create(&a, "paygov", 90_000).await;
-    e.bank_credit(json!({"reference": k, "amount_vnd": 90_000, "url": callback(&b, "/v1/callbacks/banks/devbank/camt054"), "copies": 10, "bank_ref": "FT9"})).await;
+    e.bank_credit(
+        json!({"reference": k, "amount_vnd": 90_000, "url": b.url("/v1/callbacks/banks/devbank/camt054"), "copies": 10, "bank_ref": "FT9"}),
+    )
+    .await;
     exactly_webhooks(&e.centre_state, 3).await;
     a.stop().await;
     b.stop().await;
@@ -482,11 +435,11 @@ async fn rejected_confirmations_leave_everything_as_it_was() {
     let reference = create(&app, "paygov", 100_000).await;
     // A bad checksum.
     let r = e
-        .paygov_pay(json!({"MaThamChieu": reference, "tamper": true, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}))
+        .paygov_pay(json!({"MaThamChieu": reference, "tamper": true, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     assert_eq!(r["replies"][0]["MaLoi"], "99", "{r}");
     // A tampered XML signature, and a certificate from another bank.
-    let url = callback(&app, "/v1/callbacks/banks/devbank/camt054");
+    let url = app.url("/v1/callbacks/banks/devbank/camt054");
     for body in [
         json!({"reference": reference, "amount_vnd": 100_000, "url": url, "tamper": true}),
         json!({"reference": reference, "amount_vnd": 100_000, "url": url, "stranger": true}),
@@ -516,36 +469,14 @@ async fn rejected_confirmations_leave_everything_as_it_was() {
     forged.insert("SoTien".into(), json!(100_000));
     let mac = hcc_adapters::payments::paygov::checksum(&forged, hcc_adapters::payments::paygov::CONFIRM_FIELDS, "paygov-dev-secret");
     forged.insert("MaXacThuc".into(), json!(mac));
-    let r: Value = app
-        .client
-        .post(callback(&app, "/v1/callbacks/paygov"))
-        .json(&forged)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = json(app.paygov_callback(&json!(forged)).await).await;
     assert_eq!(r["MaLoi"], "99");
     // Garbage gets a problem, not a crash.
-    let r = app
-        .client
-        .post(callback(&app, "/v1/callbacks/banks/devbank/camt054"))
-        .header("content-type", "application/xml")
-        .body("<!DOCTYPE x [<!ENTITY a \"b\">]><x/>")
-        .send()
-        .await
-        .unwrap();
+    let r = app.camt054("devbank", "<!DOCTYPE x [<!ENTITY a \"b\">]><x/>").await;
     assert_eq!(r.status(), 400);
-    let r = app
-        .client
-        .post(callback(&app, "/v1/callbacks/banks/nobank/camt054"))
-        .body("<x/>")
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_raw("/v1/callbacks/banks/nobank/camt054", Key::None, None, "<x/>").await;
     assert_eq!(r.status(), 404);
-    assert_eq!(payment(&app, &reference).await["status"], "pending");
+    assert_eq!(app.payment(&reference).await["status"], "pending");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(e.centre_state.counters().received, 0);
     app.stop().await;
@@ -557,18 +488,16 @@ async fn amount_mismatch_is_marked_for_a_person_and_sends_nothing() {
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 100_000).await;
     let r = e
-        .paygov_pay(
-            json!({"MaThamChieu": reference, "amount": 10_000, "copies": 2, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}),
-        )
+        .paygov_pay(json!({"MaThamChieu": reference, "amount": 10_000, "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     assert!(r["replies"].as_array().unwrap().iter().all(|x| x["MaLoi"] == "99"), "{r}");
-    assert_eq!(payment(&app, &reference).await["status"], "amount_mismatch");
+    assert_eq!(app.payment(&reference).await["status"], "amount_mismatch");
     let v = create(&app, "vnpay", 50_000).await;
     let r = e
-        .vnpay_pay(json!({"TxnRef": v, "amount_vnd": 40_000, "ipn_url": callback(&app, "/v1/callbacks/vnpay/ipn")}))
+        .vnpay_pay(json!({"TxnRef": v, "amount_vnd": 40_000, "ipn_url": app.url("/v1/callbacks/vnpay/ipn")}))
         .await;
     assert_eq!(r["replies"][0]["RspCode"], "04");
-    assert_eq!(payment(&app, &v).await["status"], "amount_mismatch");
+    assert_eq!(app.payment(&v).await["status"], "amount_mismatch");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(e.centre_state.counters().received, 0);
     app.stop().await;
@@ -600,8 +529,8 @@ async fn a_lost_callback_is_found_by_reconciliation() {
     let q = hcc_adapters::payments::paygov::query_message("HCC-DEV", &reference, other_time, "paygov-dev-secret");
     let answer = e.control(format!("{}/paygov/query", e.portal.url()), q).await;
     assert_eq!(answer["MaLoi"], "05", "{answer}");
-    wait_status(&app, &reference, "paid").await;
-    assert_eq!(payment(&app, &reference).await["provider_transaction"], r["MaGiaoDich"]);
+    app.wait_payment(&reference, "paid").await;
+    assert_eq!(app.payment(&reference).await["provider_transaction"], r["MaGiaoDich"]);
     exactly_webhooks(&e.centre_state, 1).await;
     app.stop().await;
 }
@@ -613,9 +542,9 @@ async fn the_webhook_waits_for_a_centre_that_is_down() {
     e.centre.stop().await;
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 100_000).await;
-    e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}))
+    e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
-    assert_eq!(payment(&app, &reference).await["status"], "paid");
+    assert_eq!(app.payment(&reference).await["status"], "paid");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (back, state) = hcc_mocks::centre::spawn(&centre_addr, WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
     exactly_webhooks(&state, 1).await;
@@ -628,7 +557,7 @@ async fn the_webhook_signature_verifies_with_the_standardwebhooks_python_package
     let e = env();
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 100_000).await;
-    e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}))
+    e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     exactly_webhooks(&e.centre_state, 1).await;
     let w = e.centre_state.received().remove(0);
@@ -668,7 +597,10 @@ except Exception:
 async fn payment_requests_are_validated() {
     let e = env();
     let app = e.gateway().await;
-    let post = |body: Value| app.client.post(app.url("/v1/payments")).bearer_auth(CENTRE_KEY).json(&body).send();
+    let post = |body: Value| {
+        let app = &app;
+        async move { app.create_payment(&body).await }
+    };
     let fields_of = |v: Value| -> Vec<String> {
         v["errors"]
             .as_array()
@@ -677,7 +609,7 @@ async fn payment_requests_are_validated() {
             .map(|e| e["field"].as_str().unwrap().to_string())
             .collect()
     };
-    let r = post(json!({"MaHoSo": "X-1", "SoTien": 0, "provider": "cash"})).await.unwrap();
+    let r = post(json!({"MaHoSo": "X-1", "SoTien": 0, "provider": "cash"})).await;
     assert_eq!(r.status(), 422);
     assert_eq!(
         fields_of(r.json().await.unwrap()),
@@ -708,7 +640,7 @@ async fn payment_requests_are_validated() {
     ] {
         let mut body = payment_body("paygov", 100);
         body[field] = value;
-        let r = post(body).await.unwrap();
+        let r = post(body).await;
         assert_eq!(r.status(), 422, "{field}");
         let v: Value = r.json().await.unwrap();
         assert!(!v.to_string().contains("22190000123"), "the identity number is never echoed: {v}");
@@ -719,40 +651,21 @@ async fn payment_requests_are_validated() {
     body["SoTien"] = json!("100");
     body["PhiLePhi"][0]["LoaiPhiLePhi"] = json!("2");
     body["PhiLePhi"][0]["SoTien"] = json!("100");
-    assert_eq!(post(body).await.unwrap().status(), 201);
+    assert_eq!(post(body).await.status(), 201);
     // Per provider: PayGov's receipt names the payer; VNPAY needs the citizen's address.
     let mut body = payment_body("paygov", 100);
     body.as_object_mut().unwrap().remove("SoCMNDNguoiNop");
-    assert_eq!(fields_of(post(body).await.unwrap().json().await.unwrap()), vec!["/SoCMNDNguoiNop"]);
+    assert_eq!(fields_of(post(body).await.json().await.unwrap()), vec!["/SoCMNDNguoiNop"]);
     let mut body = payment_body("vnpay", 100);
     body.as_object_mut().unwrap().remove("IpNguoiNop");
     body.as_object_mut().unwrap().remove("SoCMNDNguoiNop");
-    assert_eq!(fields_of(post(body).await.unwrap().json().await.unwrap()), vec!["/IpNguoiNop"]);
+    assert_eq!(fields_of(post(body).await.json().await.unwrap()), vec!["/IpNguoiNop"]);
     // With a single agency configured, MaDonVi may be left out.
     let mut body = payment_body("paygov", 100);
     body.as_object_mut().unwrap().remove("MaDonVi");
-    assert_eq!(post(body).await.unwrap().status(), 201);
-    assert_eq!(
-        app.client
-            .post(app.url("/v1/payments"))
-            .bearer_auth(OPERATOR_KEY)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/v1/payments/HCC241126NOSUCH01"))
-            .bearer_auth(CENTRE_KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(post(body).await.status(), 201);
+    assert_eq!(app.post_json("/v1/payments", Key::Operator, &json!({})).await.status(), 403);
+    assert_eq!(app.get_payment("HCC241126NOSUCH01").await.status(), 404);
     app.stop().await;
 }
 
@@ -780,14 +693,7 @@ async fn init_retries_a_transient_failure_inside_its_deadline_and_reports_a_dead
     // A provider that keeps failing: a clear 502 within the deadline.
     set(100, 503).await;
     let started = std::time::Instant::now();
-    let r = app
-        .client
-        .post(app.url("/v1/payments"))
-        .bearer_auth(CENTRE_KEY)
-        .json(&payment_body("paygov", 100))
-        .send()
-        .await
-        .unwrap();
+    let r = app.create_payment(&payment_body("paygov", 100)).await;
     assert_eq!(r.status(), 502);
     assert!(started.elapsed() < Duration::from_secs(9), "the deadline held");
     let v: Value = r.json().await.unwrap();
@@ -808,20 +714,13 @@ async fn paygov_takes_a_bearer_token_and_either_answer_envelope() {
     let app = spawn_app(e.settings(&[("HCC__PAYGOV__BEARER_TOKEN", "tok-9f8e7d".into())]), Workers::On).await;
     let reference = create(&app, "paygov", 30_000).await;
     assert_eq!(
-        payment(&app, &reference).await["payment_url"],
+        app.payment(&reference).await["payment_url"],
         format!("https://paygov.example.vn/pay/{reference}")
     );
     app.stop().await;
     // Without the token the platform refuses, and the centre hears it clearly.
     let app = e.gateway().await;
-    let r = app
-        .client
-        .post(app.url("/v1/payments"))
-        .bearer_auth(CENTRE_KEY)
-        .json(&payment_body("paygov", 30_000))
-        .send()
-        .await
-        .unwrap();
+    let r = app.create_payment(&payment_body("paygov", 30_000)).await;
     assert_eq!(r.status(), 502);
     app.stop().await;
 }
@@ -832,14 +731,12 @@ async fn a_failed_confirmation_is_recorded_and_never_pays() {
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 60_000).await;
     let r = e
-        .paygov_pay(
-            json!({"MaThamChieu": reference, "ma_loi": "24", "copies": 2, "callback_urls": [callback(&app, "/v1/callbacks/paygov")]}),
-        )
+        .paygov_pay(json!({"MaThamChieu": reference, "ma_loi": "24", "copies": 2, "callback_urls": [app.url("/v1/callbacks/paygov")]}))
         .await;
     for reply in r["replies"].as_array().unwrap() {
         assert_eq!(reply["MaLoi"], "24", "a failure is never answered 00: {r}");
     }
-    assert_eq!(payment(&app, &reference).await["status"], "failed");
+    assert_eq!(app.payment(&reference).await["status"], "failed");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(e.centre_state.counters().received, 0, "no webhook for a failure");
     app.stop().await;
@@ -850,20 +747,20 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
     let e = env();
     let app = e.gateway().await;
     let reference = create(&app, "paygov", 100_000).await;
-    let url = callback(&app, "/v1/callbacks/paygov");
+    let url = app.url("/v1/callbacks/paygov");
     let first = e.paygov_pay(json!({"MaThamChieu": reference, "callback_urls": [url]})).await;
     let second = e
         .paygov_pay(json!({"MaThamChieu": reference, "copies": 3, "callback_urls": [url]}))
         .await;
     assert_ne!(first["MaGiaoDich"], second["MaGiaoDich"]);
     assert!(second["replies"].as_array().unwrap().iter().all(|x| x["MaLoi"] == "00"), "{second}");
-    let p = payment(&app, &reference).await;
+    let p = app.payment(&reference).await;
     assert_eq!(p["status"], "paid");
     assert_eq!(p["provider_transaction"], first["MaGiaoDich"], "the first payment stands");
     assert_eq!(p["duplicates"], 1, "three copies of one transaction are one duplicate");
     // The same fee credited by a bank as well is a third payment.
     let bank = e
-        .bank_credit(json!({"reference": reference, "amount_vnd": 100_000, "url": callback(&app, "/v1/callbacks/banks/devbank/camt054"), "bank_ref": "FT777"}))
+        .bank_credit(json!({"reference": reference, "amount_vnd": 100_000, "url": app.url("/v1/callbacks/banks/devbank/camt054"), "bank_ref": "FT777"}))
         .await;
     assert_eq!(bank["replies"][0]["body"]["entries"][0]["outcome"], "paid_twice", "{bank}");
     exactly_webhooks(&e.centre_state, 3).await;
@@ -875,21 +772,12 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
     assert!(dups.iter().any(|d| d["data"]["confirmed_by"] == "bank:devbank"));
     // Operators see it in the audit log and the metrics.
     let audit: Value = eventually("the audit line", Duration::from_secs(10), || async {
-        let a: Value = app
-            .client
-            .get(app.url("/v1/audit"))
-            .bearer_auth(OPERATOR_KEY)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let a: Value = app.audit(Key::Operator).await.json().await.ok()?;
         a.to_string().contains("payment.duplicate").then_some(a)
     })
     .await;
     assert!(audit.to_string().contains(&reference));
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()
@@ -902,7 +790,7 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
 /// Loads the payment page as the citizen's browser would: the mock VNPAY checks the URL the
 /// gateway signed (merchant, signature, `vnp_IpAddr`, `vnp_ExpireDate`) and records the order.
 async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
-    let url = payment(app, reference).await["payment_url"].as_str().unwrap().to_string();
+    let url = app.payment(reference).await["payment_url"].as_str().unwrap().to_string();
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 200, "the mock VNPAY refused the gateway's URL: {url}");
     r.json().await.unwrap()
@@ -913,7 +801,7 @@ async fn the_vnpay_url_carries_the_citizens_address_and_an_expiry() {
     let e = env();
     let app = spawn_app(e.settings(&[("HCC__VNPAY__EXPIRE_MINUTES", "20".into())]), Workers::On).await;
     let reference = create(&app, "vnpay", 80_000).await;
-    let url = payment(&app, &reference).await["payment_url"].as_str().unwrap().to_string();
+    let url = app.payment(&reference).await["payment_url"].as_str().unwrap().to_string();
     let query: std::collections::HashMap<String, String> = reqwest::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
     assert_eq!(query["vnp_IpAddr"], "198.51.100.23", "the citizen's address, not the server's");
     let created = &query["vnp_CreateDate"];
@@ -958,11 +846,11 @@ async fn a_lost_vnpay_ipn_is_found_by_querydr_whose_signed_answer_is_checked() {
         (q.as_array()?.len() >= 2).then_some(())
     })
     .await;
-    assert_eq!(payment(&app, &reference).await["status"], "pending", "a forged answer pays nothing");
+    assert_eq!(app.payment(&reference).await["status"], "pending", "a forged answer pays nothing");
     // Honest answers: paid, with VNPAY's transaction.
     control(json!({})).await;
-    wait_status(&app, &reference, "paid").await;
-    assert_eq!(payment(&app, &reference).await["provider_transaction"], r["vnp_TransactionNo"]);
+    app.wait_payment(&reference, "paid").await;
+    assert_eq!(app.payment(&reference).await["provider_transaction"], r["vnp_TransactionNo"]);
     let queries: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
         .await
         .unwrap()
@@ -982,7 +870,7 @@ async fn a_lost_vnpay_ipn_is_found_by_querydr_whose_signed_answer_is_checked() {
     let other = create(&app, "vnpay", 40_000).await;
     open_vnpay_page(&app, &other).await;
     e.vnpay_pay(json!({"TxnRef": other, "lose_ipn": true})).await;
-    wait_status(&app, &other, "amount_mismatch").await;
+    app.wait_payment(&other, "amount_mismatch").await;
     app.stop().await;
 }
 
@@ -995,7 +883,7 @@ async fn a_replayed_ipn_with_injected_empty_parameters_is_refused() {
     let app = e.gateway().await;
     let reference = create(&app, "vnpay", 110_000).await;
     open_vnpay_page(&app, &reference).await;
-    let ipn_url = callback(&app, "/v1/callbacks/vnpay/ipn");
+    let ipn_url = app.url("/v1/callbacks/vnpay/ipn");
     let first = e.vnpay_pay(json!({"TxnRef": reference, "ipn_url": ipn_url})).await;
     assert_eq!(first["replies"][0]["RspCode"], "00", "{first}");
     for prefix in [
@@ -1009,7 +897,7 @@ async fn a_replayed_ipn_with_injected_empty_parameters_is_refused() {
             .await;
         assert_eq!(r["replies"][0]["RspCode"], "97", "{prefix}: {r}");
     }
-    let p = payment(&app, &reference).await;
+    let p = app.payment(&reference).await;
     assert_eq!(p["status"], "paid");
     assert_eq!(p["provider_transaction"], first["vnp_TransactionNo"]);
     exactly_webhooks(&e.centre_state, 1).await;

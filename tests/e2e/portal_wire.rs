@@ -6,66 +6,21 @@
 
 use std::time::Duration;
 
-use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::storage::now_ms;
 use hcc_mocks::dvcqg::PortalState;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-async fn gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
-    let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];
-    o.extend(extra.iter().cloned());
-    spawn_app(settings(QueueBackendKind::Redis, &o), workers).await
-}
-
-async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(CENTRE_KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Posts and expects 202; returns the message id.
 async fn accepted(app: &TestApp, path: &str, body: &Value) -> String {
-    let r = post(app, path, body).await;
-    assert_eq!(r.status(), 202, "{path}");
-    let v: Value = r.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
-
-async fn message(app: &TestApp, id: &str) -> Value {
-    app.client
-        .get(app.url(&format!("/v1/messages/{id}")))
-        .bearer_auth(CENTRE_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn all_delivered(app: &TestApp, ids: &[String]) {
-    eventually("all delivered", Duration::from_secs(20), || async {
-        for id in ids {
-            let m = message(app, id).await;
-            if m["status"] != "delivered" {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    accepted_id(app.post_json(path, Key::Centre, body).await).await
 }
 
 /// Waits until a message has failed at least `n` attempts and returns its record.
 async fn attempted(app: &TestApp, id: &str, n: u64) -> Value {
     eventually(&format!("{n} attempts of {id}"), Duration::from_secs(20), || async {
-        let m = message(app, id).await;
+        let m = app.message(id).await;
         (m["attempts"].as_u64().unwrap_or(0) >= n).then_some(m)
     })
     .await
@@ -95,7 +50,7 @@ fn items(state: &PortalState, ma: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_and_strings_from_the_centre_reach_the_portal_as_strings() {
     let (p, state) = portal();
-    let app = gateway(&p.url(), &[], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let (numeric, textual) = ("WIRE-N", "WIRE-S");
     // Each dossier moves 2 → 4, a change the life-cycle allows.
     let mut with_flag = dossier(numeric, 2);
@@ -109,7 +64,7 @@ async fn numbers_and_strings_from_the_centre_reach_the_portal_as_strings() {
         accepted(&app, &format!("/v1/dossiers/{textual}/progress"), &progress_text).await,
         accepted(&app, "/v1/dossiers", &stringly(textual, "4")).await,
     ];
-    all_delivered(&app, &ids).await;
+    app.all_delivered(&ids).await;
     let n = items(&state, numeric);
     assert_eq!(n.len(), 2);
     assert_eq!(
@@ -146,7 +101,7 @@ async fn numbers_and_strings_from_the_centre_reach_the_portal_as_strings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued() {
     let (p, _state) = portal();
-    let app = gateway(&p.url(), &[], Workers::Off).await;
+    let app = portal_gateway(&p.url(), &[], Workers::Off).await;
     let mut cases: Vec<(Value, &str)> = Vec::new();
     for bad in [json!("abc"), json!(4.5), json!("11"), json!(true), json!("4.0"), json!(" 4")] {
         let mut d = dossier("BAD-FORM", 1);
@@ -172,7 +127,7 @@ async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued(
     d["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!("ba");
     cases.push((d, "/DanhSachLePhi/0/LoaiPhiLePhi"));
     for (body, pointer) in &cases {
-        let r = post(&app, "/v1/dossiers", body).await;
+        let r = app.post_dossier(body).await;
         assert_eq!(r.status(), 422, "{pointer}");
         let v: Value = r.json().await.unwrap();
         let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
@@ -181,7 +136,7 @@ async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued(
     for bad in [json!("abc"), json!(4.5), json!("11"), json!(true)] {
         let mut pr = progress("BAD-FORM", 4, 1);
         pr["TrangThai"] = bad;
-        let r = post(&app, "/v1/dossiers/BAD-FORM/progress", &pr).await;
+        let r = app.post_progress("BAD-FORM", &pr).await;
         assert_eq!(r.status(), 422);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["errors"][0]["field"], "/TrangThai", "{v}");
@@ -201,9 +156,9 @@ async fn a_dossier_already_on_the_portal_is_updated_not_created() {
     let (p, state) = portal();
     // Another system created it: the portal has it, the gateway never sent it.
     control(&reqwest::Client::new(), &p.url(), "dossiers", stringly("PRE-1", "2")).await;
-    let app = gateway(&p.url(), &[], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let id = accepted(&app, "/v1/dossiers", &dossier("PRE-1", 4)).await;
-    all_delivered(&app, &[id]).await;
+    app.all_delivered(&[id]).await;
     let a = state.arrivals_of("PRE-1");
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].is_updating.as_deref(), Some("True"), "the look-up's result said it exists");
@@ -225,7 +180,7 @@ async fn a_look_up_answer_that_shows_neither_hit_nor_miss_is_retried_never_guess
         json!({"answer": {"error_code": 0, "message": "Thành công"}}),
     )
     .await;
-    let app = gateway(&p.url(), &[], Workers::On).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let old = accepted(&app, "/v1/dossiers", &dossier("ODD-OLD", 4)).await;
     let new = accepted(&app, "/v1/dossiers", &dossier("ODD-NEW", 1)).await;
     for id in [&old, &new] {
@@ -245,12 +200,12 @@ async fn a_look_up_answer_that_shows_neither_hit_nor_miss_is_retried_never_guess
         json!({"answer": {"error_code": 0, "result": {"MaHoSo": "ODD-OLD"}}}),
     )
     .await;
-    let before = message(&app, &old).await["attempts"].as_u64().unwrap_or(0);
+    let before = app.message(&old).await["attempts"].as_u64().unwrap_or(0);
     attempted(&app, &old, before + 2).await;
     assert!(state.arrivals_of("ODD-OLD").is_empty());
     // The real answer again: each goes out with the right isUpdating.
     control(&client, &p.url(), "lookup", json!({"answer": null})).await;
-    all_delivered(&app, &[old, new]).await;
+    app.all_delivered(&[old, new]).await;
     assert_eq!(state.arrivals_of("ODD-OLD")[0].is_updating.as_deref(), Some("True"));
     assert_eq!(state.arrivals_of("ODD-NEW")[0].is_updating.as_deref(), Some("False"));
     assert_eq!(state.counters().refused, 0);
@@ -262,12 +217,12 @@ async fn a_look_up_answer_that_shows_neither_hit_nor_miss_is_retried_never_guess
 async fn the_lgsp_dstcode_rides_on_every_call_when_configured() {
     let (p, state) = portal();
     control(&reqwest::Client::new(), &p.url(), "dstcode", json!({"required": "000.00.00.H46"})).await;
-    let with = gateway(&p.url(), &[("HCC__DVCQG__DSTCODE", "000.00.00.H46".into())], Workers::On).await;
-    let without = gateway(&p.url(), &[], Workers::On).await;
+    let with = portal_gateway(&p.url(), &[("HCC__DVCQG__DSTCODE", "000.00.00.H46".into())], Workers::On).await;
+    let without = portal_gateway(&p.url(), &[], Workers::On).await;
     let ok = accepted(&with, "/v1/dossiers", &dossier("DST-WITH", 1)).await;
     let ok_progress = accepted(&with, "/v1/dossiers/DST-WITH/progress", &progress("DST-WITH", 2, 1)).await;
     let refused = accepted(&without, "/v1/dossiers", &dossier("DST-WITHOUT", 1)).await;
-    all_delivered(&with, &[ok, ok_progress]).await;
+    with.all_delivered(&[ok, ok_progress]).await;
     let m = attempted(&without, &refused, 3).await;
     assert_ne!(m["status"], "delivered");
     assert_ne!(m["status"], "dead", "a configuration fault is not the message's fault: {m}");

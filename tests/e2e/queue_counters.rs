@@ -104,15 +104,9 @@ impl Monitor {
 }
 
 async fn queue_view(app: &TestApp) -> Value {
-    let r = app
-        .client
-        .get(app.url("/v1/queues"))
-        .bearer_auth(OPERATOR_KEY)
-        .send()
-        .await
-        .unwrap();
+    let r = app.queues(Key::Operator).await;
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    let v = json(r).await;
     v["queues"]
         .as_array()
         .unwrap()
@@ -159,9 +153,7 @@ async fn a_scrape_with_a_thousand_dead_letters_reads_only_counters() {
     let before = snapshot(&url, &prefix).await;
 
     let mut monitor = Monitor::start(&url).await;
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), 200);
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     let view = queue_view(&app).await;
     let sentinel = format!("{prefix}:sentinel:{}", uuid::Uuid::new_v4().simple());
     let client = redis::Client::open(url.as_str()).unwrap();
@@ -192,23 +184,11 @@ async fn a_scrape_with_a_thousand_dead_letters_reads_only_counters() {
 
     // Operators act through the API; the counters follow and agree with a recount.
     for id in &dead[0..100] {
-        let r = app
-            .client
-            .post(app.url(&format!("/v1/queues/{DEST}/dead/{id}/replay")))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap();
+        let r = app.replay(DEST, id, Key::Admin).await;
         assert_eq!(r.status(), 200);
     }
     for id in &dead[200..400] {
-        let r = app
-            .client
-            .delete(app.url(&format!("/v1/queues/{DEST}/dead/{id}")))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap();
+        let r = app.discard(DEST, id, Key::Admin).await;
         assert_eq!(r.status(), 200);
     }
     // Keys D-0000..D-0099 were replayed and D-0200..D-0299 discarded: 200 of the 300 blocked

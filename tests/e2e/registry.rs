@@ -200,19 +200,14 @@ async fn with_echo(settings: hcc_config::Settings) -> TestApp {
 }
 
 async fn post_note(app: &TestApp, topic: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/v1/echoes/{topic}")))
-        .bearer_auth(CENTRE_KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    app.post_json(&format!("/v1/echoes/{topic}"), Key::Centre, body).await
 }
 
 async fn status_of(app: &TestApp, location: &str) -> String {
-    let r = app.client.get(app.url(location)).bearer_auth(CENTRE_KEY).send().await.unwrap();
-    let v: Value = r.json().await.unwrap();
-    v["status"].as_str().unwrap_or_default().to_string()
+    app.get_json(location, Key::Centre).await["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,46 +258,32 @@ async fn a_destination_added_with_one_registry_line_is_served_documented_and_del
     assert_eq!(v["errors"][0]["field"], "/text");
     let r = post_note(&app, "Not_A_Topic", &json!({"text": "x"})).await;
     assert_eq!(r.status(), 422);
-    let r = app
-        .client
-        .post(app.url("/v1/echoes/news"))
-        .bearer_auth(OPERATOR_KEY)
-        .json(&json!({"text": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_json("/v1/echoes/news", Key::Operator, &json!({"text": "x"})).await;
     assert_eq!(r.status(), 403, "the route's roles apply");
-    let r = app
-        .client
-        .post(app.url("/v1/echoes/news"))
-        .json(&json!({"text": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_json("/v1/echoes/news", Key::None, &json!({"text": "x"})).await;
     assert_eq!(r.status(), 401);
     // Idempotency-Key works as on every ingest route.
-    let send = |text: &'static str| {
-        app.client
-            .post(app.url("/v1/echoes/keyed"))
-            .bearer_auth(CENTRE_KEY)
-            .header("idempotency-key", "k-1")
-            .json(&json!({"text": text}))
-            .send()
+    let keyed = |text: &'static str| {
+        send(
+            app.post("/v1/echoes/keyed", Key::Centre)
+                .header("idempotency-key", "k-1")
+                .json(&json!({"text": text})),
+        )
     };
-    let first: Value = send("once").await.unwrap().json().await.unwrap();
-    let again = send("once").await.unwrap();
+    let first = json(keyed("once").await).await;
+    let again = keyed("once").await;
     assert_eq!(
         again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
         Some("true")
     );
     assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
-    assert_eq!(send("other").await.unwrap().status(), 409);
+    assert_eq!(keyed("other").await.status(), 409);
 
     // Documented, and a 405 with Allow for another method.
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc = app.openapi().await;
     assert!(doc["paths"]["/v1/echoes/{topic}"]["post"].is_object(), "{}", doc["paths"]);
     assert!(doc["paths"]["/v1/dossiers"]["post"].is_object());
-    let r = app.client.get(app.url("/v1/echoes/news")).send().await.unwrap();
+    let r = send(app.get("/v1/echoes/news", Key::None)).await;
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_tests::{OPERATOR_KEY, PrivateRedis, eventually, settings, spawn_app};
+use hcc_tests::{Key, PrivateRedis, eventually, send, settings, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_redis_down_and_back_without_a_restart() {
@@ -15,7 +15,7 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
     )
     .await;
     let status = |app: &hcc_tests::TestApp| {
-        let req = app.client.get(app.url("/readyz"));
+        let req = app.get("/readyz", Key::None);
         async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
     };
     assert_eq!(status(&app).await, 200);
@@ -24,13 +24,9 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
         (status(&app).await == 503).then_some(())
     })
     .await;
-    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let r = send(app.get("/readyz", Key::None)).await;
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
-        200,
-        "alive, just not ready"
-    );
+    assert_eq!(send(app.get("/healthz", Key::None)).await.status(), 200, "alive, just not ready");
     redis.restart();
     eventually("200 once Redis is back", Duration::from_secs(15), || async {
         (status(&app).await == 200).then_some(())
@@ -42,7 +38,7 @@ async fn readyz_follows_redis_down_and_back_without_a_restart() {
 #[tokio::test]
 async fn openapi_and_unknown_routes() {
     let app = spawn_app(settings(QueueBackendKind::Memory, &[]), Workers::Off).await;
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc = app.openapi().await;
     assert!(doc["openapi"].as_str().unwrap_or_default().starts_with("3."));
     // Every route the gateway serves is described.
     for (path, method) in [
@@ -72,21 +68,15 @@ async fn openapi_and_unknown_routes() {
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in /openapi.json");
     }
-    let r = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    let r = send(app.get("/nowhere", Key::None)).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], 404);
     assert!(r#type(&body).ends_with("/not-found"));
-    let r = app
-        .client
-        .get(app.url("/v1/messages/0190f0e0-0000-7000-8000-000000000000"))
-        .bearer_auth(OPERATOR_KEY)
-        .send()
-        .await
-        .unwrap();
+    let r = send(app.get("/v1/messages/0190f0e0-0000-7000-8000-000000000000", Key::Operator)).await;
     assert_eq!(r.status(), 404);
-    let r = app.client.get(app.url("/v1/messages/x")).send().await.unwrap();
+    let r = send(app.get("/v1/messages/x", Key::None)).await;
     assert_eq!(r.status(), 401);
     app.stop().await;
 }

@@ -15,7 +15,7 @@ use hcc_tests::workspace_dir;
 mod api {
     use hcc_config::QueueBackendKind;
     use hcc_gateway::app::{Application, Workers};
-    use hcc_tests::{CENTRE_KEY, OPERATOR_KEY, settings, spawn_app};
+    use hcc_tests::{Key, json as read_json, settings, spawn_app};
     use serde_json::{Value, json};
 
     use super::*;
@@ -35,16 +35,9 @@ mod api {
     async fn the_signature_api_signs_for_the_real_tools_and_verifies_theirs() {
         let p = pki();
         let app = spawn_app(signing_settings(&p, hcc_signing::devpki::DEV_PKCS12_PASSWORD), Workers::Off).await;
-        let c = &app.client;
         // CMS, checked by openssl.
         let content = "Quyết định cấp giấy chứng nhận".as_bytes().to_vec();
-        let r = c
-            .post(app.url("/v1/signatures?format=cms"))
-            .bearer_auth(CENTRE_KEY)
-            .body(content.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = app.sign("cms", None, content.clone()).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/pkcs7-signature");
         let der = r.bytes().await.unwrap().to_vec();
@@ -71,152 +64,51 @@ mod api {
         assert!(ok, "{log}");
         // CMS verification through the API.
         let body = json!({"content_base64": STANDARD.encode(&content), "signature_base64": STANDARD.encode(&der)});
-        let v: Value = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = read_json(app.verify(&body).await).await;
         assert_eq!((v["valid"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
         assert!(v["signer"]["subject"].as_str().unwrap().contains("hcc-gateway"));
         for k in ["issuer", "serial", "not_before", "not_after"] {
             assert!(v["signer"][k].is_string(), "{k} missing: {v}");
         }
         let body = json!({"content_base64": STANDARD.encode(b"other"), "signature_base64": STANDARD.encode(&der)});
-        let v: Value = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = read_json(app.verify(&body).await).await;
         assert_eq!(v["valid"], false);
-        let r = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .json(&json!({"content_base64": "!!", "signature_base64": ""}))
-            .send()
-            .await
-            .unwrap();
+        let r = app.verify(&json!({"content_base64": "!!", "signature_base64": ""})).await;
         assert_eq!(r.status(), 422);
 
         // XML-DSig, checked by xmlsec1.
         let camt = std::fs::read(workspace_dir().join("tests/fixtures/xml/01-camt054-v08.xml")).unwrap();
-        let r = c
-            .post(app.url("/v1/signatures?format=xmldsig"))
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/xml")
-            .body(camt.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = app.sign("xmldsig", Some("application/xml"), camt.clone()).await;
         assert_eq!(r.status(), 200);
         let signed = r.bytes().await.unwrap().to_vec();
         let (ok, log) = xmlsec_verify(&p, "api.xml", &signed);
         assert!(ok, "{log}");
-        let v: Value = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/xml")
-            .body(signed.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = read_json(app.verify_xml("application/xml", signed.clone()).await).await;
         assert_eq!((v["valid"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
         let tampered = replace(&signed, "100000", "900000");
-        let v: Value = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "text/xml")
-            .body(tampered)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = read_json(app.verify_xml("text/xml", tampered).await).await;
         assert_eq!(v["valid"], false);
         assert!(v["reason"].as_str().unwrap().contains("digest"), "{v}");
         // Signed by xmlsec1 with the bank key: valid and trusted (the bank chains to the root).
-        let v: Value = c
-            .post(app.url("/v1/signatures/verify"))
-            .bearer_auth(CENTRE_KEY)
-            .header("content-type", "application/xml")
-            .body(xmlsec_sign(&p, "api2.xml", &camt))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = read_json(app.verify_xml("application/xml", xmlsec_sign(&p, "api2.xml", &camt)).await).await;
         assert_eq!((v["valid"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
 
         // Bad input.
         let doctype = b"<!DOCTYPE d [<!ENTITY e \"x\">]><d>&e;</d>".to_vec();
         for path in ["/v1/signatures?format=xmldsig", "/v1/signatures/verify"] {
-            let r = c
-                .post(app.url(path))
-                .bearer_auth(CENTRE_KEY)
-                .header("content-type", "application/xml")
-                .body(doctype.clone())
-                .send()
-                .await
-                .unwrap();
+            let r = app.post_raw(path, Key::Centre, Some("application/xml"), doctype.clone()).await;
             assert_eq!(r.status(), 400, "{path}");
             assert_eq!(r.headers()["content-type"], "application/problem+json");
             let body: Value = r.json().await.unwrap();
             assert!(body["detail"].as_str().unwrap().contains("DOCTYPE"));
         }
+        assert_eq!(app.post_raw("/v1/signatures", Key::Centre, None, "x").await.status(), 400);
+        assert_eq!(app.sign("xmldsig", Some("text/plain"), "<a/>").await.status(), 415);
         assert_eq!(
-            c.post(app.url("/v1/signatures"))
-                .bearer_auth(CENTRE_KEY)
-                .body("x")
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            400
-        );
-        assert_eq!(
-            c.post(app.url("/v1/signatures?format=xmldsig"))
-                .bearer_auth(CENTRE_KEY)
-                .header("content-type", "text/plain")
-                .body("<a/>")
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            415
-        );
-        assert_eq!(
-            c.post(app.url("/v1/signatures?format=cms"))
-                .bearer_auth(OPERATOR_KEY)
-                .body("x")
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.post_raw("/v1/signatures?format=cms", Key::Operator, None, "x").await.status(),
             403
         );
-        assert_eq!(
-            c.post(app.url("/v1/signatures?format=cms"))
-                .body("x")
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            401
-        );
+        assert_eq!(app.post_raw("/v1/signatures?format=cms", Key::None, None, "x").await.status(), 401);
         app.stop().await;
     }
 

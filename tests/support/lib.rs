@@ -78,13 +78,54 @@ pub fn settings(backend: QueueBackendKind, overrides: &[(&str, String)]) -> Sett
     }
 }
 
+/// A gateway in this test process: its engine handle, its shutdown, and (through `Deref`) the
+/// typed requests of [`Gateway`].
 pub struct TestApp {
-    pub address: String,
+    gateway: Gateway,
     pub port: u16,
     pub handle: EngineHandle,
-    pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     joined: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.gateway
+    }
+}
+
+/// A gateway reached over HTTP at `address`, in this process or in a child process: the API's
+/// requests with the key each needs, so that tests read like the calls they make.
+pub struct Gateway {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Gateway {
+    /// The gateway at `address` (`http://host:port`), with a bounded request timeout.
+    pub fn at(address: &str) -> Gateway {
+        Gateway {
+            address: address.trim_end_matches('/').to_string(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Waits (bounded) until `/readyz` answers 200, as for a gateway process just started.
+    pub async fn wait_ready(&self) {
+        eventually("gateway ready", Duration::from_secs(20), || {
+            let req = self.get("/readyz", Key::None);
+            async move { req.send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+    }
 }
 
 /// Builds and starts the gateway on a random port, with or without delivery workers.
@@ -104,15 +145,295 @@ pub fn start(app: Application) -> TestApp {
         let _ = rx.await;
     }));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        gateway: Gateway::at(&format!("http://127.0.0.1:{port}")),
         port,
         handle,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default(),
         stop: Some(tx),
         joined: Some(joined),
+    }
+}
+
+/// The bearer key a request carries: a role's development key from `config/local.toml`, no
+/// key at all, or any other token (a wrong key, a key with odd bytes).
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    Centre,
+    Operator,
+    Admin,
+    None,
+    Raw(&'a str),
+}
+
+impl Key<'_> {
+    fn token(&self) -> Option<&str> {
+        match self {
+            Key::Centre => Some(CENTRE_KEY),
+            Key::Operator => Some(OPERATOR_KEY),
+            Key::Admin => Some(ADMIN_KEY),
+            Key::None => None,
+            Key::Raw(k) => Some(k),
+        }
+    }
+}
+
+/// Sends a request; a transport failure fails the test with what was being sent.
+pub async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    match req.send().await {
+        Ok(r) => r,
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// The body as JSON; a body that is not JSON fails the test.
+pub async fn json(r: reqwest::Response) -> serde_json::Value {
+    let status = r.status();
+    match r.json().await {
+        Ok(v) => v,
+        Err(e) => panic!("answer {status} is not JSON: {e}"),
+    }
+}
+
+/// The status and the body as JSON (`null` when there is none or it is not JSON).
+pub async fn status_json(r: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Asserts a 202 and returns the accepted message's id.
+pub async fn accepted_id(r: reqwest::Response) -> String {
+    let status = r.status();
+    assert_eq!(status, 202, "{:?}", r.text().await);
+    json(r).await["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// A problem+json answer with the given status; returns its body.
+pub async fn problem(r: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v = json(r).await;
+    assert_eq!(v["status"], status);
+    assert!(v["title"].is_string() && v["type"].is_string() && v["detail"].is_string());
+    v
+}
+
+impl Gateway {
+    /// A request to `path` on this gateway, carrying `key`.
+    pub fn request(&self, method: reqwest::Method, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match key.token() {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    pub fn get(&self, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, key)
+    }
+
+    pub fn post(&self, path: &str, key: Key<'_>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path, key)
+    }
+
+    /// `POST path` with a JSON body with `key`.
+    pub async fn post_json(&self, path: &str, key: Key<'_>, body: &serde_json::Value) -> reqwest::Response {
+        send(self.post(path, key).json(body)).await
+    }
+
+    /// `POST path` with a raw body (and its content type, when one is sent) with `key`.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: Key<'_>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let req = self.post(path, key).body(body);
+        send(match content_type {
+            Some(ct) => req.header("content-type", ct),
+            None => req,
+        })
+        .await
+    }
+
+    /// `GET path` with `key`, read as JSON.
+    pub async fn get_json(&self, path: &str, key: Key<'_>) -> serde_json::Value {
+        json(send(self.get(path, key)).await).await
+    }
+
+    // --- Dossiers, as the centre sends them.
+
+    pub async fn post_dossier(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/dossiers", Key::Centre, body).await
+    }
+
+    pub async fn post_dossier_with_key(&self, body: &serde_json::Value, idempotency_key: &str) -> reqwest::Response {
+        send(
+            self.post("/v1/dossiers", Key::Centre)
+                .header("Idempotency-Key", idempotency_key)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn post_progress(&self, ma: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json(&format!("/v1/dossiers/{ma}/progress"), Key::Centre, body).await
+    }
+
+    /// A message's record as the centre reads it.
+    pub async fn message(&self, id: &str) -> serde_json::Value {
+        self.get_json(&format!("/v1/messages/{id}"), Key::Centre).await
+    }
+
+    /// Waits (bounded) until message `id` has status `want`.
+    pub async fn wait_message(&self, id: &str, want: &str) {
+        eventually(&format!("{id} {want}"), Duration::from_secs(15), || async {
+            (self.message(id).await["status"] == want).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits (bounded) until every message in `ids` is delivered.
+    pub async fn all_delivered(&self, ids: &[String]) {
+        eventually("all delivered", Duration::from_secs(20), || async {
+            for id in ids {
+                if self.message(id).await["status"] != "delivered" {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+
+    // --- The operators' API.
+
+    pub async fn queues(&self, key: Key<'_>) -> reqwest::Response {
+        send(self.get("/v1/queues", key)).await
+    }
+
+    pub async fn dead(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.get(&format!("/v1/queues/{queue}/dead"), key)).await
+    }
+
+    pub async fn replay(&self, queue: &str, id: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/dead/{id}/replay"), key)).await
+    }
+
+    /// Replays every dead letter the filter (raw JSON text) selects.
+    pub async fn replay_all(&self, queue: &str, filter: &str, key: Key<'_>) -> reqwest::Response {
+        self.post_raw(
+            &format!("/v1/queues/{queue}/dead/replay"),
+            key,
+            Some("application/json"),
+            filter.to_string(),
+        )
+        .await
+    }
+
+    pub async fn discard(&self, queue: &str, id: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.request(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}"), key)).await
+    }
+
+    pub async fn pause(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/pause"), key)).await
+    }
+
+    pub async fn resume(&self, queue: &str, key: Key<'_>) -> reqwest::Response {
+        send(self.post(&format!("/v1/queues/{queue}/resume"), key)).await
+    }
+
+    pub async fn audit(&self, key: Key<'_>) -> reqwest::Response {
+        send(self.get("/v1/audit", key)).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = send(self.get("/metrics", Key::None)).await;
+        assert_eq!(r.status(), 200, "/metrics");
+        match r.text().await {
+            Ok(t) => t,
+            Err(e) => panic!("/metrics unreadable: {e}"),
+        }
+    }
+
+    pub async fn openapi(&self) -> serde_json::Value {
+        self.get_json("/openapi.json", Key::None).await
+    }
+
+    // --- Payments and the providers' callbacks (which carry no key).
+
+    pub async fn create_payment(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/payments", Key::Centre, body).await
+    }
+
+    /// Creates a payment of `amount` through `provider`; asserts 201 and returns the answer.
+    pub async fn new_payment(&self, provider: &str, amount: u64) -> serde_json::Value {
+        let r = self.create_payment(&payment_body(provider, amount)).await;
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        json(r).await
+    }
+
+    /// Creates a payment of `amount` through `provider`; returns its reference.
+    pub async fn new_payment_reference(&self, provider: &str, amount: u64) -> String {
+        self.new_payment(provider, amount).await["MaThamChieu"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub async fn get_payment(&self, reference: &str) -> reqwest::Response {
+        send(self.get(&format!("/v1/payments/{reference}"), Key::Centre)).await
+    }
+
+    /// A payment's record as the centre reads it.
+    pub async fn payment(&self, reference: &str) -> serde_json::Value {
+        json(self.get_payment(reference).await).await
+    }
+
+    /// Waits (bounded) until payment `reference` has status `want`.
+    pub async fn wait_payment(&self, reference: &str, want: &str) {
+        eventually(&format!("payment {want}"), Duration::from_secs(15), || async {
+            (self.payment(reference).await["status"] == want).then_some(())
+        })
+        .await;
+    }
+
+    pub async fn paygov_callback(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/callbacks/paygov", Key::None, body).await
+    }
+
+    /// A VNPAY IPN with `query` (without the leading `?`).
+    pub async fn vnpay_ipn(&self, query: &str) -> reqwest::Response {
+        send(self.get(&format!("/v1/callbacks/vnpay/ipn?{query}"), Key::None)).await
+    }
+
+    /// A camt.054 document from bank `bank`.
+    pub async fn camt054(&self, bank: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw(
+            &format!("/v1/callbacks/banks/{bank}/camt054"),
+            Key::None,
+            Some("application/xml"),
+            xml,
+        )
+        .await
+    }
+
+    // --- Signatures.
+
+    /// Signs `bytes` in `format` (`cms`, `xmldsig`) as the centre.
+    pub async fn sign(&self, format: &str, content_type: Option<&str>, bytes: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw(&format!("/v1/signatures?format={format}"), Key::Centre, content_type, bytes)
+            .await
+    }
+
+    /// Verifies a CMS signature given as JSON (`content_base64`, `signature_base64`).
+    pub async fn verify(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json("/v1/signatures/verify", Key::Centre, body).await
+    }
+
+    /// Verifies a signed XML document sent as itself.
+    pub async fn verify_xml(&self, content_type: &str, xml: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw("/v1/signatures/verify", Key::Centre, Some(content_type), xml).await
     }
 }
 
@@ -125,10 +446,6 @@ impl TestApp {
         if let Some(j) = self.joined.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), j).await;
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
     }
 }
 
@@ -349,6 +666,13 @@ pub fn portal() -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState) {
     }
 }
 
+/// A gateway on Redis that delivers to the portal at `portal_url`, with extra overrides.
+pub async fn portal_gateway(portal_url: &str, extra: &[(&str, String)], workers: Workers) -> TestApp {
+    let mut o = vec![("HCC__DVCQG__BASE_URL", portal_url.to_string())];
+    o.extend(extra.iter().cloned());
+    spawn_app(settings(QueueBackendKind::Redis, &o), workers).await
+}
+
 /// A mock portal and a gateway with workers that delivers to it.
 pub async fn with_portal(backend: QueueBackendKind) -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState, TestApp) {
     let (running, state) = portal();
@@ -392,6 +716,15 @@ pub async fn redis_snapshot(url: &str, prefix: &str) -> std::collections::BTreeM
         }
     }
     out
+}
+
+/// A contract v2 payment request for `amount`, in the portal's vocabulary.
+pub fn payment_body(provider: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"MaHoSo": "000.00.22.H46-241125-0001", "SoTien": amount, "provider": provider, "MaDonVi": "000.00.22.H46",
+           "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
+           "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": amount}],
+           "HoTenNguoiNop": "Nguyễn Thị Lan", "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long, Quảng Ninh",
+           "IpNguoiNop": "198.51.100.23"})
 }
 
 /// The counterparts of the payment tests, on random ports: a development PKI on disk, the mock
