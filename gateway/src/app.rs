@@ -111,12 +111,12 @@ impl Application {
         }
         startup_checks(&store).await;
         let signing = signing_state(&settings)?;
-        let telemetry = crate::observe::Telemetry::start(store.audit_log());
-        let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), telemetry.clone())
+        let monitoring = crate::monitoring::Monitoring::start(store.audit_log());
+        let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), monitoring.clone())
             .map_err(BuildError::Settings)?
             .map(Arc::new);
         let mut builder =
-            EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
+            EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(monitoring.clone());
         let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -152,20 +152,21 @@ impl Application {
                 tokio::spawn(crate::payments::reconcile_loop(p.clone(), id, reconcile_stop.clone()));
             }
         }
-        let history = Arc::new(crate::observe::History::default());
+        let history = Arc::new(crate::monitoring::History::default());
         let history_stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(crate::observe::sample_history(
+        tokio::spawn(crate::monitoring::sample_history(
             history.clone(),
             handle.clone(),
             history_stop.clone(),
         ));
         let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
-        let server = http_server(&settings, handle.clone(), signing, payments, telemetry, history, ingest, listener).map_err(|source| {
-            BuildError::Bind {
-                addr: settings.server.bind.clone(),
-                source,
-            }
-        })?;
+        let server =
+            http_server(&settings, handle.clone(), signing, payments, monitoring, history, ingest, listener).map_err(|source| {
+                BuildError::Bind {
+                    addr: settings.server.bind.clone(),
+                    source,
+                }
+            })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
             port,
@@ -307,14 +308,14 @@ fn http_server(
     handle: EngineHandle,
     signing: http::signatures::SigningState,
     payments: Option<Arc<crate::payments::Payments>>,
-    telemetry: Arc<crate::observe::Telemetry>,
-    history: Arc<crate::observe::History>,
+    monitoring: Arc<crate::monitoring::Monitoring>,
+    history: Arc<crate::monitoring::History>,
     ingest: Vec<http::ingest::Route>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let doc = web::Data::new(http::openapi::ApiDocument::new(&http::ingest::operations(&ingest)));
     let history = web::Data::from(history);
-    let telemetry = web::Data::from(telemetry);
+    let monitoring = web::Data::from(monitoring);
     let payments = web::Data::new(payments);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
@@ -329,7 +330,7 @@ fn http_server(
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
             .app_data(payments.clone())
-            .app_data(telemetry.clone())
+            .app_data(monitoring.clone())
             .app_data(history.clone())
             .app_data(doc.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))

@@ -142,7 +142,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
     let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state)?;
     let settings = demo_settings(&opts, &portal.url(), &bank.url(), &centre.url(), &pki_dir)?;
-    crate::telemetry::init(&settings.log);
+    crate::logging::init(&settings.log);
     let backend = settings.queue.backend;
     let app = match Application::build(settings.clone(), Workers::On).await {
         Ok(a) => a,

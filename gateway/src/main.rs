@@ -196,7 +196,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { no_workers } => {
             let settings = load_settings()?;
-            hcc_gateway::telemetry::init(&settings.log);
+            hcc_gateway::logging::init(&settings.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

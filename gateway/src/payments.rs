@@ -17,7 +17,7 @@ use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::Telemetry;
+use crate::monitoring::Monitoring;
 use crate::redact::Escaped;
 use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
 use crate::storage::{Millis, NewMessage, PaymentLedger, StorageError, now_ms};
@@ -117,12 +117,12 @@ pub struct Payments {
     ledger: PaymentLedger,
     providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
     agencies: Vec<Agency>,
-    telemetry: Arc<Telemetry>,
+    monitoring: Arc<Monitoring>,
 }
 
 impl Payments {
     /// The payments of these settings, or `None` when no provider is configured.
-    pub fn from_settings(s: &Settings, ledger: PaymentLedger, telemetry: Arc<Telemetry>) -> Result<Option<Self>, Vec<Problem>> {
+    pub fn from_settings(s: &Settings, ledger: PaymentLedger, monitoring: Arc<Monitoring>) -> Result<Option<Self>, Vec<Problem>> {
         let providers = build_providers(s)?;
         if providers.is_empty() {
             return Ok(None);
@@ -143,7 +143,7 @@ impl Payments {
             ledger,
             providers,
             agencies,
-            telemetry,
+            monitoring,
         }))
     }
 
@@ -256,8 +256,8 @@ impl Payments {
             }
         }
         self.ledger.set_url(&reference, &record.payment_url).await?;
-        self.telemetry.payment_state("pending");
-        self.telemetry.audit(
+        self.monitoring.payment_state("pending");
+        self.monitoring.audit(
             "centre",
             "payment.create",
             &reference,
@@ -317,7 +317,7 @@ impl Payments {
 
     fn refuse_unknown(&self, source: &str, reference: &str) {
         tracing::warn!(audit = true, provider = %source, reference = %Escaped(reference), "confirmation for an unknown reference refused");
-        self.telemetry.audit(
+        self.monitoring.audit(
             &format!("provider:{source}"),
             "payment.confirmation_refused",
             reference,
@@ -361,9 +361,9 @@ impl Payments {
             _ => None,
         };
         if let Some(s) = state {
-            self.telemetry.payment_state(s);
+            self.monitoring.payment_state(s);
         }
-        self.telemetry.audit(
+        self.monitoring.audit(
             &format!("provider:{}", c.provider),
             "payment.confirmation",
             &c.reference,
@@ -375,7 +375,7 @@ impl Payments {
             }
             ConfirmOutcome::PaidTwice => {
                 tracing::warn!(alarm = true, reference = %Escaped(&c.reference), standing = %Escaped(record.provider_transaction.as_deref().unwrap_or("")), duplicate = %Escaped(&c.transaction), amount = c.amount, "money paid twice: the first payment stands, the centre is told to refund the second");
-                self.telemetry.audit(
+                self.monitoring.audit(
                     &format!("provider:{}", c.provider),
                     "payment.duplicate",
                     &c.reference,
@@ -407,7 +407,7 @@ impl Payments {
         let event = event("payment.reversed", &record, &c, now_ms(), None);
         let outcome = self.ledger.reverse(r, &event, now_ms()).await?;
         tracing::info!(audit = true, provider = %r.provider, reference = %Escaped(&r.reference), outcome = ?outcome, "payment reversal applied");
-        self.telemetry.audit(
+        self.monitoring.audit(
             &format!("provider:{}", r.provider),
             "payment.reversal",
             &r.reference,
@@ -415,7 +415,7 @@ impl Payments {
         );
         match outcome {
             ReverseOutcome::Reversed => {
-                self.telemetry.payment_state("reversed");
+                self.monitoring.payment_state("reversed");
                 tracing::warn!(alarm = true, reference = %Escaped(&r.reference), "a paid fee was reversed by the bank");
             }
             ReverseOutcome::Mismatch(why) => {
@@ -572,7 +572,7 @@ mod tests {
             ledger: ledger.clone(),
             providers: HashMap::new(),
             agencies: vec![],
-            telemetry: Telemetry::start(store.audit_log()),
+            monitoring: Monitoring::start(store.audit_log()),
         };
         let now = now_ms();
         let reference = new_reference(now / 1000).expect("randomness");

@@ -39,7 +39,7 @@
 //! loses those rare forms; a citizen's number does not leak.
 //!
 //! Numbers a log field carries as integers (amounts, durations, counts) are the gateway's own
-//! and are not masked: see `telemetry`.
+//! and are not masked: see `monitoring`.
 //!
 //! # Control characters
 //!

@@ -235,7 +235,7 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     let id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let telemetry = req.app_data::<web::Data<crate::observe::Telemetry>>().cloned();
+    let monitoring = req.app_data::<web::Data<crate::monitoring::Monitoring>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = std::time::Instant::now();
     let res = tracing::Instrument::instrument(next.call(req), span.clone()).await;
@@ -245,7 +245,7 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
             let mut r = as_problem(r.map_into_boxed_body());
             let status = r.status().as_u16();
             tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
-            if let Some(t) = &telemetry {
+            if let Some(t) = &monitoring {
                 // The route pattern, not the path: ids must not explode the label space, and
                 // every path no route matches shares `unmatched`. Written `:param`, as braces
                 // inside label values trip some Prometheus tooling.
@@ -302,8 +302,8 @@ async fn readyz(engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiErro
         (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
         (status = 503, description = "The queue backend is unavailable"),
     ))]
-async fn metrics(engine: web::Data<EngineHandle>, telemetry: web::Data<crate::observe::Telemetry>) -> Result<HttpResponse, ApiError> {
-    let text = telemetry.render(&engine).await?;
+async fn metrics(engine: web::Data<EngineHandle>, monitoring: web::Data<crate::monitoring::Monitoring>) -> Result<HttpResponse, ApiError> {
+    let text = monitoring.render(&engine).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text))
@@ -324,9 +324,9 @@ pub struct AuditPage {
         (status = 200, description = "A page of the audit log", body = AuditPage),
         (status = 400), (status = 401), (status = 403), (status = 503),
     ))]
-async fn audit(caller: Caller, telemetry: web::Data<crate::observe::Telemetry>, page: Page) -> Result<HttpResponse, ApiError> {
+async fn audit(caller: Caller, monitoring: web::Data<crate::monitoring::Monitoring>, page: Page) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Operator, Role::Admin])?;
-    let lines = telemetry.audit_log().read(page.offset, page.limit).await?;
+    let lines = monitoring.audit_log().read(page.offset, page.limit).await?;
     let entries = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     Ok(HttpResponse::Ok().json(AuditPage { entries }))
 }

@@ -319,7 +319,10 @@ mod tests {
         assert!(progress["responses"]["422"]["content"]["application/problem+json"].is_object());
         let text = doc.to_string();
         // Dates carry their pattern: yyyyMMddHHmmss, a real calendar time.
-        assert!(text.contains("([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$"), "dates carry their pattern");
+        assert!(
+            text.contains("([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]$"),
+            "dates carry their pattern"
+        );
         assert_eq!(standard().allowed_methods("/v1/dossiers"), vec![Method::POST]);
         assert!(CORE.allowed_methods("/v1/dossiers").is_empty(), "the core names no destination");
     }

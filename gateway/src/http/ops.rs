@@ -14,7 +14,7 @@ use super::problem::ApiError;
 use super::{MessageView, Page};
 use crate::engine::EngineHandle;
 use crate::engine::breaker::BreakerState;
-use crate::observe::Telemetry;
+use crate::monitoring::Monitoring;
 use crate::storage::{QueueStats, now_ms};
 
 const READ: &[Role] = &[Role::Operator, Role::Admin];
@@ -60,7 +60,7 @@ pub struct QueueList {
 pub struct HistoryView {
     pub interval_secs: u64,
     /// Oldest first, the last hour at most.
-    pub samples: Vec<crate::observe::Sample>,
+    pub samples: Vec<crate::monitoring::Sample>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -136,10 +136,10 @@ async fn list_queues(caller: Caller, engine: web::Data<EngineHandle>) -> Result<
 /// Roles: operator, admin.
 #[utoipa::path(get, path = "/v1/queues/history", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "The samples", body = HistoryView), (status = 401), (status = 403)))]
-async fn history(caller: Caller, history: web::Data<crate::observe::History>) -> Result<HttpResponse, ApiError> {
+async fn history(caller: Caller, history: web::Data<crate::monitoring::History>) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
     Ok(HttpResponse::Ok().json(HistoryView {
-        interval_secs: crate::observe::HISTORY_EVERY.as_secs(),
+        interval_secs: crate::monitoring::HISTORY_EVERY.as_secs(),
         samples: history.samples(),
     }))
 }
@@ -220,7 +220,7 @@ async fn list_dead(caller: Caller, engine: web::Data<EngineHandle>, name: web::P
 async fn replay_one(
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(ACT)?;
@@ -231,7 +231,7 @@ async fn replay_one(
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter replayed");
-    telemetry.audit(&caller.name, "dead.replay", &format!("{name}/{id}"), "");
+    monitoring.audit(&caller.name, "dead.replay", &format!("{name}/{id}"), "");
     Ok(HttpResponse::Ok().json(DeadLetterAction { id, status: "queued" }))
 }
 
@@ -283,7 +283,7 @@ async fn replay_all(
     req: HttpRequest,
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     name: web::Path<String>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -322,7 +322,7 @@ async fn replay_all(
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, count = replayed.len(), "dead letters replayed");
-    telemetry.audit(&caller.name, "dead.replay_all", name, &format!("{} replayed", replayed.len()));
+    monitoring.audit(&caller.name, "dead.replay_all", name, &format!("{} replayed", replayed.len()));
     Ok(HttpResponse::Ok().json(Replayed {
         replayed: replayed.len(),
         ids: replayed,
@@ -344,7 +344,7 @@ async fn replay_all(
 async fn discard_one(
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(ACT)?;
@@ -355,14 +355,14 @@ async fn discard_one(
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, id = %id, "dead letter discarded");
-    telemetry.audit(&caller.name, "dead.discard", &format!("{name}/{id}"), "");
+    monitoring.audit(&caller.name, "dead.discard", &format!("{name}/{id}"), "");
     Ok(HttpResponse::Ok().json(DeadLetterAction { id, status: "discarded" }))
 }
 
 async fn set_paused(
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     name: web::Path<String>,
     paused: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -373,7 +373,7 @@ async fn set_paused(
         engine.wake(name);
     }
     tracing::info!(operator = %caller.name, queue = name, paused, "queue paused state changed");
-    telemetry.audit(&caller.name, if paused { "queue.pause" } else { "queue.resume" }, name, "");
+    monitoring.audit(&caller.name, if paused { "queue.pause" } else { "queue.resume" }, name, "");
     Ok(HttpResponse::Ok().json(PausedState {
         queue: name.to_string(),
         paused,
@@ -392,10 +392,10 @@ async fn set_paused(
 async fn pause(
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(caller, engine, telemetry, name, true).await
+    set_paused(caller, engine, monitoring, name, true).await
 }
 
 /// Resumes delivery to a destination.
@@ -410,8 +410,8 @@ async fn pause(
 async fn resume(
     caller: Caller,
     engine: web::Data<EngineHandle>,
-    telemetry: web::Data<Telemetry>,
+    monitoring: web::Data<Monitoring>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(caller, engine, telemetry, name, false).await
+    set_paused(caller, engine, monitoring, name, false).await
 }

@@ -1,7 +1,7 @@
-//! What operators see of the gateway besides the JSON API: Prometheus metrics and the audit
-//! log. Metrics live in a registry per application (no global state, so several gateways in
+//! What operators see of the gateway besides the JSON API and the logs (`logging.rs`):
+//! Prometheus metrics, the audit log and the dashboard's history. Metrics live in a registry per application (no global state, so several gateways in
 //! one test process do not mix). Audit lines are queued to a background writer that appends
-//! them to the queue backend in batches, off the delivery hot path; the log keeps the newest
+//! them to the store's audit log in batches, off the delivery hot path; the log keeps the newest
 //! `AUDIT_KEEP` lines.
 
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub struct AuditLine {
     pub detail: String,
 }
 
-pub struct Telemetry {
+pub struct Monitoring {
     registry: Registry,
     attempts: Family<Attempt, Counter>,
     latency: Family<Dest, Histogram>,
@@ -80,7 +80,7 @@ pub struct Telemetry {
     audit_log: AuditLog,
 }
 
-impl Telemetry {
+impl Monitoring {
     /// Builds the registry and starts the audit writer on `audit_log`.
     pub fn start(audit_log: AuditLog) -> Arc<Self> {
         let mut registry = Registry::default();
@@ -118,7 +118,7 @@ impl Telemetry {
         );
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
         tokio::spawn(audit_writer(audit_log.clone(), rx));
-        Arc::new(Telemetry {
+        Arc::new(Monitoring {
             registry,
             attempts,
             latency,
@@ -208,7 +208,7 @@ impl Telemetry {
     }
 }
 
-impl Observer for Telemetry {
+impl Observer for Monitoring {
     fn attempt(&self, destination: &str, c: &Claimed, settlement: &Settlement, elapsed: Duration) {
         let (outcome, detail) = match settlement {
             Settlement::Delivered => ("delivered", String::new()),
