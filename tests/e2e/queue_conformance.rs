@@ -1110,3 +1110,41 @@ async fn each_partition_has_its_own_hash_tag() {
         "one partition keeps the queue's own tag"
     );
 }
+
+/// Start-up refuses a partition count other than the one a live queue is laid out in, and
+/// says which setting; once the queue is empty the new count is taken.
+#[tokio::test]
+async fn startup_refuses_a_new_partition_count_on_a_live_queue() {
+    use hcc_config::QueueBackendKind;
+    use hcc_gateway::app::{Application, Workers};
+    let prefix = unique_prefix();
+    let with = |partitions: u16| {
+        hcc_tests::settings(
+            QueueBackendKind::Redis,
+            &[
+                ("HCC__QUEUE__KEY_PREFIX", prefix.clone()),
+                ("HCC__QUEUE__PARTITIONS", partitions.to_string()),
+                ("HCC__DVCQG__BASE_URL", "http://127.0.0.1:9".into()),
+            ],
+        )
+    };
+    let app = hcc_tests::start(Application::build(with(1), Workers::Off).await.unwrap());
+    assert!(app.handle.has_destination("dvcqg"));
+    let Enqueued::Accepted(id) = app.handle.queue.enqueue("dvcqg", msg("A", 1), None, T0).await.unwrap() else {
+        panic!("not accepted")
+    };
+    app.stop().await;
+    let err = match Application::build(with(4), Workers::Off).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a live queue was split"),
+    };
+    assert!(err.contains("queue.partitions") && err.contains("dvcqg"), "{err}");
+    // Emptied (delivered), the queue takes the new count.
+    let q = redis_at(&prefix).queue();
+    let c = q.claim("dvcqg", 1, T0 + LEASE, T0).await.unwrap().remove(0);
+    assert_eq!(c.id, id);
+    assert!(q.settle("dvcqg", &c, &Settlement::Delivered, T0, KEEP).await.unwrap());
+    let app = hcc_tests::start(Application::build(with(4), Workers::Off).await.unwrap());
+    assert_eq!(app.handle.queue.partitions("dvcqg"), 4);
+    app.stop().await;
+}
