@@ -137,8 +137,7 @@ impl Application {
         let queue = store
             .queue()
             .with_partitions(settings.queue.partitions, [crate::payments::EVENTS_QUEUE]);
-        let mut builder =
-            EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(telemetry.clone());
         let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());

@@ -943,7 +943,10 @@ async fn claims_visit_every_partition_in_turn(q: Queue) {
         got.extend(claim(&q, 1, T0 + 1 + i).await);
     }
     assert_eq!(got.len(), P4 as usize);
-    assert!(got.iter().any(|c| c.id == quiet_id), "the quiet partition waited behind the crowded one");
+    assert!(
+        got.iter().any(|c| c.id == quiet_id),
+        "the quiet partition waited behind the crowded one"
+    );
     for c in &got {
         assert!(q.settle(Q, c, &Settlement::Delivered, T0 + 10, KEEP).await.unwrap());
     }
@@ -1008,14 +1011,21 @@ async fn stats_pause_and_lookups_span_every_partition(q: Queue) {
     q.set_paused(Q, true).await.unwrap();
     assert!(q.stats(Q, T0).await.unwrap().paused);
     for i in 0..P4 as i64 {
-        assert!(claim(&q, 100, T0 + i).await.is_empty(), "a paused queue gives nothing from any partition");
+        assert!(
+            claim(&q, 100, T0 + i).await.is_empty(),
+            "a paused queue gives nothing from any partition"
+        );
     }
     q.set_paused(Q, false).await.unwrap();
     let got = claim(&q, 100, T0 + 10).await;
     assert_eq!(got.len(), ids.len());
     let s = q.stats(Q, T0 + 10).await.unwrap();
     assert_eq!((s.ready, s.in_flight, s.paused), (0, ids.len() as u64, false));
-    assert_eq!(q.reap(Q, T0 + 10 + LEASE).await.unwrap(), ids.len(), "every partition's leases are reaped");
+    assert_eq!(
+        q.reap(Q, T0 + 10 + LEASE).await.unwrap(),
+        ids.len(),
+        "every partition's leases are reaped"
+    );
 }
 
 /// The shared rate limit, as the engine asks it: a rate of 1/s has a burst of 1; a peek never
@@ -1025,7 +1035,11 @@ async fn rate_permits_follow_the_gcra(s: Store) {
     let q = s.queue();
     assert_eq!(hcc_gateway::storage::rate_burst(1), 1);
     for _ in 0..3 {
-        assert_eq!(q.permit("slow", 1, PermitAsk::Peek).await.unwrap(), Permit::Granted, "a peek takes nothing");
+        assert_eq!(
+            q.permit("slow", 1, PermitAsk::Peek).await.unwrap(),
+            Permit::Granted,
+            "a peek takes nothing"
+        );
     }
     assert_eq!(q.permit("slow", 1, PermitAsk::Take).await.unwrap(), Permit::Granted);
     for ask in [PermitAsk::Take, PermitAsk::Peek] {
@@ -1059,7 +1073,15 @@ async fn partition_count_changes_only_on_an_empty_queue(s: Store) {
     let id = put(&one, "A", 1, T0).await;
     let err = four.check_partitions(Q, T0).await.unwrap_err();
     assert!(
-        matches!(err, PartitionError::Changed { stored: 1, configured: P4, waiting: 1, .. }),
+        matches!(
+            err,
+            PartitionError::Changed {
+                stored: 1,
+                configured: P4,
+                waiting: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("queue.partitions"), "{err}");
@@ -1073,7 +1095,11 @@ async fn partition_count_changes_only_on_an_empty_queue(s: Store) {
     put(&four, "B", 1, T0).await;
     assert!(matches!(
         one.check_partitions(Q, T0).await,
-        Err(PartitionError::Changed { stored: 4, configured: 1, .. })
+        Err(PartitionError::Changed {
+            stored: 4,
+            configured: 1,
+            ..
+        })
     ));
     four.check_partitions(Q, T0).await.unwrap();
     // The events queue stays whole whatever the count.
