@@ -97,6 +97,9 @@ pub struct QueueSettings {
     pub delivered_retention_secs: u64,
     pub poll_interval_ms: u64,
     pub reaper_interval_ms: u64,
+    /// Partitions per destination queue, each with its own hash tag (`{dvcqg:3}`), so that a
+    /// Redis Cluster spreads one destination over its masters. 1 keeps the unpartitioned keys.
+    pub partitions: u16,
 }
 defaults!(QueueSettings {
     backend: QueueBackendKind::Redis,
@@ -107,6 +110,7 @@ defaults!(QueueSettings {
     delivered_retention_secs: 7 * 86_400,
     poll_interval_ms: 100,
     reaper_interval_ms: 1_000,
+    partitions: 1,
 });
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,9 +175,17 @@ pub struct DestinationOverrides {
     pub breaker_half_open_probes: Option<u32>,
     pub breaker_failure_threshold: Option<u32>,
     pub breaker_cooldown_ms: Option<u64>,
+    /// Deliveries per second to this destination from all gateway instances together; 0 or
+    /// absent: no limit. Not a `delivery` setting: a limit is a property of one counterpart.
+    pub rate_limit_per_sec: Option<u32>,
 }
 
 impl Settings {
+    /// `destinations.<name>.rate_limit_per_sec`, 0 when there is none.
+    pub fn rate_limit_for(&self, destination: &str) -> u32 {
+        self.destinations.get(destination).and_then(|o| o.rate_limit_per_sec).unwrap_or(0)
+    }
+
     /// `delivery` with the overrides of `[destinations.<name>]` applied.
     pub fn delivery_for(&self, destination: &str) -> DeliverySettings {
         let mut d = self.delivery.clone();
@@ -302,6 +314,9 @@ impl Settings {
         }
         if self.queue.pool_size == 0 {
             push("queue.pool_size", "must be at least 1");
+        }
+        if !(1..=1024).contains(&self.queue.partitions) {
+            push("queue.partitions", "must be between 1 and 1024");
         }
         if self.queue.idempotency_ttl_secs < 86_400 {
             push(

@@ -28,6 +28,8 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("{key}: {message}")]
     Setting { key: &'static str, message: String },
+    #[error("{0}")]
+    Partitions(crate::storage::PartitionError),
     #[error("configuration problems:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Settings(Vec<Problem>),
 }
@@ -48,6 +50,22 @@ pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
     }
     problems.extend(crate::payments::settings_problems(settings));
     problems
+}
+
+/// Every queue with a lane is stored in the configured partition count, or start-up stops
+/// (`queue.partitions` changed under a queue that still holds messages). With Redis out of
+/// reach the check cannot run; the process starts (not ready) and says so.
+async fn check_partitions(handle: &EngineHandle) -> Result<(), BuildError> {
+    for name in handle.destinations() {
+        match handle.queue.check_partitions(name, crate::storage::now_ms()).await {
+            Ok(()) => {}
+            Err(crate::storage::PartitionError::Storage(e)) => {
+                tracing::warn!(queue = name, error = %e, "cannot check the queue's partition count at start-up");
+            }
+            Err(e) => return Err(BuildError::Partitions(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Whether this process runs delivery workers. Tests of the API alone, and operators who split
@@ -115,8 +133,11 @@ impl Application {
         let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), monitoring.clone())
             .map_err(BuildError::Settings)?
             .map(Arc::new);
-        let mut builder =
-            EngineBuilder::new(store.queue(), Duration::from_millis(settings.queue.reaper_interval_ms)).observer(monitoring.clone());
+        // The payment events queue stays whole: the ledger's scripts write it in the ledger's slot.
+        let queue = store
+            .queue()
+            .with_partitions(settings.queue.partitions, [crate::payments::EVENTS_QUEUE]);
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(monitoring.clone());
         let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -127,6 +148,7 @@ impl Application {
             }
             builder = builder.destination(adapter, cfg);
         }
+        check_partitions(&builder.handle()).await?;
         let (engine, handle) = match workers {
             Workers::On => {
                 let e = builder.start();

@@ -17,9 +17,11 @@
 //! (`{"required": "CODE"}` or `{"required": null}`), `lookup` (`{"answer": {...}}` makes every
 //! `TraCuuHoSo` answer exactly that, `{"answer": null}` restores the real answer), `dossiers`
 //! (POST a dossier object: the portal has it already, as if another system had created it);
-//! inspection: `received` (`?MaHoSo=`) and `stats`.
+//! inspection: `received` (`?MaHoSo=`), `stats`, and `per_second`: how many `/integration`
+//! calls arrived in each Unix second (`{"1764122887": 50, ...}`), whatever their answer, to
+//! hold a client to a portal's calls-per-second limit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,6 +98,8 @@ struct Inner {
     required_dstcode: Option<String>,
     /// When set, what every `TraCuuHoSo` answers instead of the truth.
     lookup_answer: Option<Value>,
+    /// `/integration` calls by the Unix second they arrived in.
+    per_second: BTreeMap<u64, u64>,
 }
 
 #[derive(Clone)]
@@ -130,6 +134,7 @@ impl PortalState {
                 counters: PortalCounters::default(),
                 required_dstcode: None,
                 lookup_answer: None,
+                per_second: BTreeMap::new(),
             })),
         }
     }
@@ -140,6 +145,11 @@ impl PortalState {
 
     pub fn counters(&self) -> PortalCounters {
         self.lock().counters.clone()
+    }
+
+    /// `/integration` calls per Unix second, every second that had one.
+    pub fn per_second(&self) -> BTreeMap<u64, u64> {
+        self.lock().per_second.clone()
     }
 
     pub fn arrivals(&self) -> Vec<Arrival> {
@@ -297,6 +307,7 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/dossiers", web::post().to(seed_dossier))
             .route("/_mock/received", web::get().to(received))
             .route("/_mock/stats", web::get().to(stats))
+            .route("/_mock/per_second", web::get().to(per_second))
             .configure(crate::paygov::routes(state.paygov.clone()));
     }
 }
@@ -387,6 +398,10 @@ fn envelope(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<String,
 }
 
 async fn integration(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    *state.lock().per_second.entry(second).or_default() += 1;
     if let Some(r) = lgsp_gate(&state, &req) {
         return r;
     }
@@ -642,6 +657,10 @@ async fn stats(state: web::Data<PortalState>) -> HttpResponse {
     HttpResponse::Ok().json(state.counters())
 }
 
+async fn per_second(state: web::Data<PortalState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.per_second())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,6 +688,23 @@ mod tests {
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "False"}, {"IsDeleted": "True"}, {}]}), 0).is_ok());
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": false}]}), 0).is_err());
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "false"}]}), 0).is_err());
+    }
+
+    /// Every `/integration` call counts in its second, refused or not; logins do not.
+    #[actix_web::test]
+    async fn integration_calls_are_counted_per_second() {
+        use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+        let state = PortalState::new(PortalConfig::default());
+        let app = init_service(actix_web::App::new().configure(routes(state.clone()))).await;
+        let login = json!({"username": "hcc-dev", "password": "hcc-dev-password"});
+        call_service(&app, TestRequest::post().uri("/auth").set_json(&login).to_request()).await;
+        for _ in 0..3 {
+            call_service(&app, TestRequest::post().uri("/integration").set_payload("not json").to_request()).await;
+        }
+        let counts: BTreeMap<String, u64> =
+            read_body_json(call_service(&app, TestRequest::get().uri("/_mock/per_second").to_request()).await).await;
+        assert_eq!(counts.values().sum::<u64>(), 3, "{counts:?}");
+        assert!((1..=2).contains(&counts.len()), "{counts:?}");
     }
 
     /// The portal over HTTP, in-process: the LGSP gate, the strict types, the look-up's shape.

@@ -41,6 +41,7 @@ fn lane(concurrency: usize) -> LaneConfig {
         },
         retention_secs: 3600,
         poll_interval: Duration::from_millis(20),
+        rate_limit_per_sec: 0,
     }
 }
 

@@ -16,6 +16,7 @@ mod payments;
 mod portal_wire;
 mod queue_conformance;
 mod queue_counters;
+mod rate_limit;
 mod registry;
 mod schema;
 mod service;

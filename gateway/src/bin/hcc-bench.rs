@@ -55,6 +55,21 @@ struct Args {
     /// unfinished (seconds).
     #[arg(long, default_value_t = 600)]
     flaky_limit_secs: u64,
+    /// Partitions per destination queue (`queue.partitions`), for a Redis Cluster run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    partitions: u16,
+}
+
+/// `--partitions`, set once at start: every queue and gateway the phases make uses it.
+static PARTITIONS: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn partitions() -> u16 {
+    PARTITIONS.get().copied().unwrap_or(1)
+}
+
+/// The queues of a store, laid out as the gateways of this run lay them out.
+fn queues(store: Store) -> MessageQueue {
+    store.queue().with_partitions(partitions(), [hcc_gateway::payments::EVENTS_QUEUE])
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +134,7 @@ fn settings(redis: &str, prefix: &str, portal: &str, workers: usize) -> anyhow::
         ("HCC__CENTRE__WEBHOOK_URL", String::new()),
         ("HCC__DELIVERY__CONCURRENCY", workers.to_string()),
         ("HCC__LOG__LEVEL", "error".into()),
+        ("HCC__QUEUE__PARTITIONS", partitions().to_string()),
     ] {
         src.vars.insert(k.into(), v);
     }
@@ -273,7 +289,7 @@ impl Served {
 }
 
 async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
-    let queue = Store::redis(redis, 8, prefix)?.queue();
+    let queue = queues(Store::redis(redis, 8, prefix)?);
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -292,6 +308,7 @@ async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_wor
             .env("HCC__DVCQG__BASE_URL", portal)
             .env("HCC__CENTRE__WEBHOOK_URL", "")
             .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
+            .env("HCC__QUEUE__PARTITIONS", partitions().to_string())
             .env("HCC__LOG__LEVEL", "error")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -608,6 +625,7 @@ fn cleanup(redis: &str, prefixes: &[String]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let _ = PARTITIONS.set(a.partitions);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if a.signatures_only {
         let sigs = signature_figures()?;
@@ -662,7 +680,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
     let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
     prefixes.push(fresh_prefix());
-    let dq = Store::redis(&a.redis, 64, &prefixes[1])?.queue();
+    let dq = queues(Store::redis(&a.redis, 64, &prefixes[1])?);
     fill(
         &dq,
         "centre",
@@ -708,7 +726,7 @@ async fn main() -> anyhow::Result<()> {
         a.backlog
     );
     prefixes.push(fresh_prefix());
-    let bq = Store::redis(&a.redis, 64, &prefixes[3])?.queue();
+    let bq = queues(Store::redis(&a.redis, 64, &prefixes[3])?);
     fill(
         &bq,
         "dvcqg",

@@ -2,8 +2,8 @@
 //! loop takes due messages in batches under a lease, hands each to the adapter that delivers
 //! that queue, and settles the outcome: delivered, retried later on the backoff
 //! schedule, or dead-lettered. A reaper returns the leases of lost workers to the queue. The
-//! circuit breaker, the concurrency limit and graceful shutdown live here too, so an adapter
-//! never has to think about any of them.
+//! circuit breaker, the concurrency limit, a destination's shared rate limit and graceful
+//! shutdown live here too, so an adapter never has to think about any of them.
 
 pub mod breaker;
 pub mod policy;
@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use self::breaker::{Breaker, BreakerConfig, BreakerState, Gate};
 use self::policy::{DestinationHealth, RetryPolicy};
 use crate::redact;
-use crate::storage::{Claimed, MessageQueue, Settlement, now_ms};
+use crate::storage::{Claimed, MessageQueue, Permit, PermitAsk, Settlement, now_ms, rate_burst};
 
 /// Longest reason a message keeps for its last error, in characters: a portal's answer may be
 /// long, and the reason is stored, listed and logged with every attempt.
@@ -41,6 +41,9 @@ pub struct LaneConfig {
     pub breaker: BreakerConfig,
     pub retention_secs: u64,
     pub poll_interval: Duration,
+    /// Deliveries a second to the lane's destination from every process together; 0 = no
+    /// limit. Lanes of one destination share its limit.
+    pub rate_limit_per_sec: u32,
 }
 
 impl LaneConfig {
@@ -67,6 +70,7 @@ impl LaneConfig {
             },
             retention_secs: s.queue.delivered_retention_secs,
             poll_interval: Duration::from_millis(s.queue.poll_interval_ms),
+            rate_limit_per_sec: s.rate_limit_for(destination),
         }
     }
 }
@@ -261,6 +265,27 @@ async fn claim_loop(queue: MessageQueue, lane: Arc<Lane>, stop: CancellationToke
             _ = stop.cancelled() => break,
             p = lane.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
+        // A rate-limited lane claims only when a permit is free (asked without taking it, so
+        // that polling an idle queue spends nothing), and no more than a burst at a time: the
+        // leases of claimed messages run while they wait for their permits.
+        let rate = lane.cfg.rate_limit_per_sec;
+        if rate > 0 {
+            let pause = match queue.permit(lane.adapter.destination(), rate, PermitAsk::Peek).await {
+                Ok(Permit::Granted) => None,
+                Ok(Permit::Wait(d)) => Some(d),
+                Err(e) => {
+                    tracing::warn!(destination = %lane.name, error = %e, "cannot read the rate limit");
+                    Some(error_pause)
+                }
+            };
+            if let Some(d) = pause {
+                drop(first);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(d.min(Duration::from_secs(1))) => continue,
+                }
+            }
+        }
         let gate = lane.breaker().gate(Instant::now());
         let want = match gate {
             Gate::Closed => 1 + lane.permits.available_permits(),
@@ -273,6 +298,7 @@ async fn claim_loop(queue: MessageQueue, lane: Arc<Lane>, stop: CancellationToke
                 }
             }
         };
+        let want = if rate > 0 { want.min(rate_burst(rate) as usize) } else { want };
         let now = now_ms();
         let lease_until = now + lane.cfg.lease.as_millis() as i64;
         match queue.claim(&lane.name, want, lease_until, now).await {
@@ -414,9 +440,13 @@ async fn deliver(
         .lease
         .saturating_sub(Duration::from_millis(500))
         .max(lane.cfg.upstream_timeout);
-    let outcome = tokio::select! {
-        r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
-        _ = hard_stop.cancelled() => None,
+    let outcome = if rate_permit(&queue, &lane, &hard_stop).await {
+        tokio::select! {
+            r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
+            _ = hard_stop.cancelled() => None,
+        }
+    } else {
+        None
     };
     let now = now_ms();
     let settlement = match outcome {
@@ -438,7 +468,7 @@ async fn deliver(
             tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered")
         }
         Settlement::Release => {
-            tracing::info!(destination = %lane.name, id = %c.id, "handed back at shutdown")
+            tracing::info!(destination = %lane.name, id = %c.id, "handed back unattempted (shutdown, or no rate permit in time)")
         }
     }
     // Redis may blink; try the settlement a few times. If it still fails the lease runs out and
@@ -464,6 +494,42 @@ async fn deliver(
     drop(permit);
     // The next message of this key may be due now.
     lane.wake.notify_one();
+}
+
+/// Waits for a permit of the lane's shared rate limit, if it has one. Bounded: the wait must
+/// leave the delivery its upstream timeout inside the lease (so that the lease never runs out
+/// mid-delivery and hands the message to a second worker). `false` when no permit came in that
+/// time or at a hard stop: the message is handed back unattempted.
+async fn rate_permit(queue: &MessageQueue, lane: &Lane, hard_stop: &CancellationToken) -> bool {
+    let rate = lane.cfg.rate_limit_per_sec;
+    if rate == 0 {
+        return true;
+    }
+    let budget = lane
+        .cfg
+        .lease
+        .saturating_sub(lane.cfg.upstream_timeout)
+        .saturating_sub(Duration::from_millis(500));
+    let deadline = Instant::now() + budget;
+    loop {
+        let pause = match queue.permit(lane.adapter.destination(), rate, PermitAsk::Take).await {
+            Ok(Permit::Granted) => return true,
+            Ok(Permit::Wait(d)) => d,
+            Err(e) => {
+                tracing::warn!(destination = %lane.name, error = %e, "cannot reach the rate limit");
+                Duration::from_millis(100)
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::info!(destination = %lane.name, "no rate permit within the lease; handing the message back");
+            return false;
+        }
+        tokio::select! {
+            _ = hard_stop.cancelled() => return false,
+            _ = tokio::time::sleep(pause.min(left)) => {}
+        }
+    }
 }
 
 async fn reaper(handle: EngineHandle, every: Duration, stop: CancellationToken) {
@@ -520,6 +586,7 @@ mod tests {
             },
             retention_secs: 60,
             poll_interval: Duration::from_millis(10),
+            rate_limit_per_sec: 0,
         };
         Lane {
             name: "nowhere".into(),

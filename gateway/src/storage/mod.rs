@@ -27,7 +27,8 @@ pub use self::audit::AuditLog;
 pub use self::ledger::PaymentLedger;
 pub use self::memory::MemoryStore;
 pub use self::queue::{
-    Claimed, CounterAudit, Enqueued, Idempotency, MessageQueue, MessageRecord, MessageStatus, NewMessage, QueueStats, Settlement,
+    Claimed, CounterAudit, Enqueued, Idempotency, MessageQueue, MessageRecord, MessageStatus, NewMessage, PartitionError, Permit,
+    PermitAsk, QueueStats, Settlement, partition_of, rate_burst,
 };
 pub use self::redis::RedisStore;
 
@@ -103,7 +104,7 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 14] = [
+    const SCRIPTS: [(&str, &str); 15] = [
         ("lib/push.lua", include_str!("lua/lib/push.lua")),
         ("enqueue.lua", include_str!("lua/enqueue.lua")),
         ("claim.lua", include_str!("lua/claim.lua")),
@@ -114,6 +115,7 @@ mod tests {
         ("discard.lua", include_str!("lua/discard.lua")),
         ("stats.lua", include_str!("lua/stats.lua")),
         ("recount.lua", include_str!("lua/recount.lua")),
+        ("rate.lua", include_str!("lua/rate.lua")),
         ("payment_create.lua", include_str!("lua/payment_create.lua")),
         ("payment_set_url.lua", include_str!("lua/payment_set_url.lua")),
         ("payment_confirm.lua", include_str!("lua/payment_confirm.lua")),

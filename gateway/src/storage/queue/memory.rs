@@ -2,8 +2,12 @@
 //! conformance suite runs against both), under the store's one mutex.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
-use super::{Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, QueueStats, Settlement};
+use super::{
+    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk, QueueStats, Settlement,
+    rate_burst, rate_interval_us,
+};
 use crate::storage::{MemoryStore, Millis, StorageError};
 
 #[derive(Clone)]
@@ -29,6 +33,10 @@ pub(in crate::storage) struct QueueState {
     /// Messages queued behind a dead head, kept by the operations that change it, as the
     /// Redis scripts keep theirs: `stats` never walks the dead letters.
     blocked: u64,
+    /// The partition count recorded for the queue of this name (as Redis's `p:{q}:meta`).
+    partitions: Option<u16>,
+    /// The shared rate limit's theoretical arrival time, microseconds (as `rate.lua`).
+    rate_tat_us: i64,
 }
 
 struct Msg {
@@ -315,15 +323,8 @@ impl MemoryQueue {
         Ok(self.with(queue, |s| s.record(queue, id)))
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, StorageError> {
-        Ok(self.with(queue, |s| {
-            s.dead
-                .iter()
-                .skip(offset)
-                .take(limit)
-                .filter_map(|(_, id)| s.record(queue, id))
-                .collect()
-        }))
+    pub async fn dead_ids(&self, queue: &str, upto: usize) -> Result<Vec<(Millis, String)>, StorageError> {
+        Ok(self.with(queue, |s| s.dead.iter().take(upto).cloned().collect()))
     }
 
     pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, StorageError> {
@@ -401,5 +402,34 @@ impl MemoryQueue {
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StorageError> {
         self.with(queue, |s| s.paused = paused);
         Ok(())
+    }
+
+    pub async fn recorded_partitions(&self, queue: &str) -> Result<Option<u16>, StorageError> {
+        Ok(self.with(queue, |s| s.partitions))
+    }
+
+    pub async fn record_partitions(&self, queue: &str, partitions: u16) -> Result<(), StorageError> {
+        self.with(queue, |s| s.partitions = Some(partitions));
+        Ok(())
+    }
+
+    /// The GCRA of `rate.lua`, on this process's clock (the only one sharing this store).
+    pub async fn permit(&self, destination: &str, per_sec: u32, ask: PermitAsk) -> Result<Permit, StorageError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let interval = rate_interval_us(per_sec);
+        let tau = interval * (i64::from(rate_burst(per_sec)) - 1);
+        Ok(self.with(destination, |s| {
+            let tat = s.rate_tat_us.max(now);
+            let wait = tat - tau - now;
+            if wait > 0 {
+                return Permit::Wait(Duration::from_micros(wait as u64));
+            }
+            if ask == PermitAsk::Take {
+                s.rate_tat_us = tat + interval;
+            }
+            Permit::Granted
+        }))
     }
 }

@@ -18,11 +18,15 @@
 pub(super) mod memory;
 pub(super) mod redis;
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde::Serialize;
 
 use self::memory::MemoryQueue;
 use self::redis::RedisQueue;
-use super::{Millis, StorageError, Store, dispatch};
+use super::{Millis, StorageError, Store};
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -153,35 +157,214 @@ impl CounterAudit {
     }
 }
 
-/// The delivery queues, by name. Cheap to clone.
+/// Whether a delivery to a rate-limited destination may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    Granted,
+    /// None is free; the next one is, at the earliest, after this long.
+    Wait(Duration),
+}
+
+/// Taking a permit, or only asking how long until one is free (without taking it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermitAsk {
+    Take,
+    Peek,
+}
+
+/// How many deliveries the shared rate limit lets through at once after a quiet spell:
+/// a tenth of a second's worth, at least one. Any window of W seconds then carries at most
+/// `rate * W + burst` deliveries.
+pub fn rate_burst(per_sec: u32) -> u32 {
+    (per_sec / 10).max(1)
+}
+
+/// The GCRA's emission interval: microseconds between two permits, rounded up so that the
+/// fleet never goes faster than the rate.
+pub(in crate::storage) fn rate_interval_us(per_sec: u32) -> i64 {
+    1_000_000u32.div_ceil(per_sec.max(1)) as i64
+}
+
+/// The partition of `ordering_key` in a queue of `partitions` partitions: FNV-1a (64 bits) of
+/// the key's UTF-8 bytes, modulo the count. Stable across processes, versions and platforms,
+/// so a key always lands in the same partition and keeps its FIFO; documented in
+/// docs/operations.md with a test vector.
+pub fn partition_of(ordering_key: &str, partitions: u16) -> u16 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = ordering_key
+        .as_bytes()
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+    (hash % u64::from(partitions.max(1))) as u16
+}
+
+/// The name partition `i` of `partitions` of queue `queue` is stored under (its hash tag in
+/// Redis): the queue's own name when there is one partition, so an unpartitioned deployment
+/// keeps its keys, else `queue:i`.
+fn partition_name(queue: &str, partitions: u16, i: u16) -> String {
+    if partitions <= 1 {
+        queue.to_string()
+    } else {
+        format!("{queue}:{i}")
+    }
+}
+
+/// Start-up refuses a partition count that would strand messages.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(
+        "queue.partitions is {configured}, but queue {queue:?} was laid out in {stored} partition(s) and still holds \
+         {waiting} message(s) (queued, in flight, dead or blocked); drain it, or set queue.partitions back to {stored}: \
+         the partition count of a queue changes only while it is empty"
+    )]
+    Changed {
+        queue: String,
+        stored: u16,
+        configured: u16,
+        waiting: u64,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 #[derive(Clone)]
-pub enum MessageQueue {
+enum Backend {
     Redis(RedisQueue),
     Memory(MemoryQueue),
 }
 
-impl MessageQueue {
-    pub fn new(store: &Store) -> Self {
-        match store {
-            Store::Redis(s) => MessageQueue::Redis(RedisQueue::new(s.clone())),
-            Store::Memory(s) => MessageQueue::Memory(MemoryQueue::new(s.clone())),
+/// How the queues are split: one count for every queue, except those kept whole.
+#[derive(Default)]
+struct Layout {
+    partitions: u16,
+    whole: BTreeSet<String>,
+    /// Per queue, the partition the next claim starts at: it moves on by one every claim, so
+    /// a busy partition cannot starve the others.
+    cursors: Mutex<HashMap<String, usize>>,
+}
+
+/// The delivery queues, by name. Cheap to clone.
+///
+/// A queue of P partitions is P queues of the backend, `queue:0` … `queue:P-1` (just `queue`
+/// when P = 1), each with its own Redis hash tag. A message goes to the partition of its
+/// ordering key ([`partition_of`]), so everything the backend does atomically for one key stays
+/// in one slot; this layer spreads claims over the partitions and gathers the rest (stats,
+/// dead letters, look-ups by id) from all of them.
+#[derive(Clone)]
+pub struct MessageQueue {
+    backend: Backend,
+    layout: Arc<Layout>,
+}
+
+/// Forwards to the backend.
+macro_rules! on {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.backend {
+            Backend::Redis($b) => $e,
+            Backend::Memory($b) => $e,
         }
+    };
+}
+
+impl MessageQueue {
+    /// Every queue in one partition; see [`MessageQueue::with_partitions`].
+    pub fn new(store: &Store) -> Self {
+        let backend = match store {
+            Store::Redis(s) => Backend::Redis(RedisQueue::new(s.clone())),
+            Store::Memory(s) => Backend::Memory(MemoryQueue::new(s.clone())),
+        };
+        MessageQueue {
+            backend,
+            layout: Arc::new(Layout {
+                partitions: 1,
+                ..Layout::default()
+            }),
+        }
+    }
+
+    /// The same queues with `partitions` partitions each (`queue.partitions`), except the
+    /// queues named in `whole`, which keep one: a queue written by another concern's script in
+    /// that concern's slot (the payment ledger's events queue).
+    pub fn with_partitions<'a>(self, partitions: u16, whole: impl IntoIterator<Item = &'a str>) -> Self {
+        MessageQueue {
+            backend: self.backend,
+            layout: Arc::new(Layout {
+                partitions: partitions.max(1),
+                whole: whole.into_iter().map(str::to_string).collect(),
+                cursors: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The partition count of queue `queue`.
+    pub fn partitions(&self, queue: &str) -> u16 {
+        if self.layout.whole.contains(queue) {
+            1
+        } else {
+            self.layout.partitions
+        }
+    }
+
+    /// The stored name of every partition of `queue`.
+    fn parts(&self, queue: &str) -> Vec<String> {
+        let p = self.partitions(queue);
+        (0..p).map(|i| partition_name(queue, p, i)).collect()
+    }
+
+    /// The stored name of the partition holding `ordering_key`.
+    fn part_of(&self, queue: &str, ordering_key: &str) -> String {
+        let p = self.partitions(queue);
+        partition_name(queue, p, partition_of(ordering_key, p))
+    }
+
+    fn next_start(&self, queue: &str, n: usize) -> usize {
+        let mut cursors = self.layout.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        let c = cursors.entry(queue.to_string()).or_default();
+        let start = *c % n;
+        *c = c.wrapping_add(1);
+        start
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            MessageQueue::Redis(_) => "redis",
-            MessageQueue::Memory(_) => "memory",
+        match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
         }
     }
 
+    /// Accepts a message into the partition of its ordering key, where its idempotency key
+    /// lives too (a reused key is recognised when it comes with the same ordering key, which
+    /// a retry of the same request always has).
     pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, StorageError> {
-        dispatch!(self, MessageQueue, q => q.enqueue(queue, msg, idem, now).await)
+        let part = self.part_of(queue, &msg.ordering_key);
+        on!(self, q => q.enqueue(&part, msg, idem, now).await)
     }
 
-    /// Claims up to `max` due heads. Nothing when the queue is paused.
+    /// Claims up to `max` due heads. Nothing when the queue is paused. Partitions are visited
+    /// in turn from a start that moves on by one every call, so each partition is first in
+    /// line at least once every P claims. A partition that fails after others gave messages
+    /// is left for the next claim rather than losing those messages' leases to the error.
     pub async fn claim(&self, queue: &str, max: usize, lease_until: Millis, now: Millis) -> Result<Vec<Claimed>, StorageError> {
-        dispatch!(self, MessageQueue, q => q.claim(queue, max, lease_until, now).await)
+        let parts = self.parts(queue);
+        let n = parts.len();
+        let start = self.next_start(queue, n);
+        let mut out = Vec::new();
+        for j in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let part = &parts[(start + j) % n];
+            match on!(self, q => q.claim(part, max - out.len(), lease_until, now).await) {
+                Ok(batch) => out.extend(batch),
+                Err(e) if out.is_empty() && j + 1 == n => return Err(e),
+                Err(e) if out.is_empty() => {
+                    tracing::warn!(queue, partition = %part, error = %e, "cannot claim from a partition; trying the next");
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Settles a claimed message. `Ok(false)` means the lease was lost (it expired and the
@@ -194,53 +377,199 @@ impl MessageQueue {
         now: Millis,
         retention_secs: u64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, MessageQueue, q => q.settle(queue, claimed, how, now, retention_secs).await)
+        let part = self.part_of(queue, &claimed.ordering_key);
+        on!(self, q => q.settle(&part, claimed, how, now, retention_secs).await)
     }
 
     /// Returns expired leases to the queue; how many.
     pub async fn reap(&self, queue: &str, now: Millis) -> Result<usize, StorageError> {
-        dispatch!(self, MessageQueue, q => q.reap(queue, now).await)
+        let mut n = 0;
+        for part in self.parts(queue) {
+            n += on!(self, q => q.reap(&part, now).await)?;
+        }
+        Ok(n)
     }
 
+    /// A message by id. An id does not say its partition (ids stay plain UUIDs, as the API
+    /// promises), so each partition is asked in turn; it is in exactly one.
     pub async fn get(&self, queue: &str, id: &str) -> Result<Option<MessageRecord>, StorageError> {
-        dispatch!(self, MessageQueue, q => q.get(queue, id).await)
+        for part in self.parts(queue) {
+            if let Some(mut r) = on!(self, q => q.get(&part, id).await)? {
+                r.destination = queue.to_string();
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
+    /// Dead letters in order of death (then id), over every partition: the first
+    /// `offset + limit` of each partition are merged, which is the order one partition
+    /// lists them in too.
     pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, StorageError> {
-        dispatch!(self, MessageQueue, q => q.list_dead(queue, offset, limit).await)
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let want = offset.saturating_add(limit);
+        let mut all: Vec<(Millis, String, String)> = Vec::new();
+        for part in self.parts(queue) {
+            for (at, id) in on!(self, q => q.dead_ids(&part, want).await)? {
+                all.push((at, id, part.clone()));
+            }
+        }
+        all.sort();
+        let mut out = Vec::with_capacity(limit.min(all.len()));
+        for (_, id, part) in all.into_iter().skip(offset).take(limit) {
+            if let Some(mut r) = on!(self, q => q.get(&part, &id).await)? {
+                r.destination = queue.to_string();
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Puts a dead message back at the head of its key with a fresh retry budget.
     pub async fn replay(&self, queue: &str, id: &str, now: Millis) -> Result<bool, StorageError> {
-        dispatch!(self, MessageQueue, q => q.replay(queue, id, now).await)
+        for part in self.parts(queue) {
+            if on!(self, q => q.replay(&part, id, now).await)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Drops a dead message for good and unblocks its key.
     pub async fn discard(&self, queue: &str, id: &str, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
-        dispatch!(self, MessageQueue, q => q.discard(queue, id, now, retention_secs).await)
+        for part in self.parts(queue) {
+            if on!(self, q => q.discard(&part, id, now, retention_secs).await)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
-    /// Reads maintained counters: constant work per queue, however many messages are dead or
-    /// blocked, because `/metrics` (unauthenticated) and `/v1/queues` call it on every request.
+    /// Reads maintained counters: constant work per partition, however many messages are dead
+    /// or blocked, because `/metrics` (unauthenticated) and `/v1/queues` call it on every
+    /// request. The partitions' figures add up; the oldest age is the oldest of any.
     pub async fn stats(&self, queue: &str, now: Millis) -> Result<QueueStats, StorageError> {
-        dispatch!(self, MessageQueue, q => q.stats(queue, now).await)
+        let mut total = QueueStats::default();
+        for part in self.parts(queue) {
+            let s = on!(self, q => q.stats(&part, now).await)?;
+            total.ready += s.ready;
+            total.scheduled += s.scheduled;
+            total.in_flight += s.in_flight;
+            total.dead += s.dead;
+            total.blocked += s.blocked;
+            total.delivered_total += s.delivered_total;
+            total.oldest_ready_age_seconds = total.oldest_ready_age_seconds.max(s.oldest_ready_age_seconds);
+            total.paused |= s.paused;
+        }
+        Ok(total)
     }
 
     /// Recounts `dead` and `blocked` from scratch and shows them beside the maintained
     /// counters, changing nothing. O(dead letters): for tests and for checking a deployment,
     /// never for a scrape.
     pub async fn audit_counters(&self, queue: &str) -> Result<CounterAudit, StorageError> {
-        dispatch!(self, MessageQueue, q => q.audit_counters(queue).await)
+        let mut total = CounterAudit::default();
+        for part in self.parts(queue) {
+            let a = on!(self, q => q.audit_counters(&part).await)?;
+            total.dead += a.dead;
+            total.blocked += a.blocked;
+            total.counted_dead += a.counted_dead;
+            total.counted_blocked += a.counted_blocked;
+        }
+        Ok(total)
     }
 
+    /// Pauses (or resumes) every partition.
     pub async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StorageError> {
-        dispatch!(self, MessageQueue, q => q.set_paused(queue, paused).await)
+        for part in self.parts(queue) {
+            on!(self, q => q.set_paused(&part, paused).await)?;
+        }
+        Ok(())
+    }
+
+    /// Checks, at start-up, that `queue` is stored in the partition count configured for it,
+    /// and records the count. A queue recorded with another count (a queue with no record is
+    /// one from before partitions: 1) is taken over only when it holds nothing, because its
+    /// messages would sit in partitions nobody reads any more, and a key's FIFO would be
+    /// split across two partitions.
+    pub async fn check_partitions(&self, queue: &str, now: Millis) -> Result<(), PartitionError> {
+        let configured = self.partitions(queue);
+        let recorded = on!(self, q => q.recorded_partitions(queue).await)?;
+        let stored = recorded.unwrap_or(1);
+        if stored != configured {
+            let mut waiting = 0;
+            for i in 0..stored {
+                let s = on!(self, q => q.stats(&partition_name(queue, stored, i), now).await)?;
+                waiting += s.ready + s.scheduled + s.in_flight + s.dead + s.blocked;
+            }
+            if waiting > 0 {
+                return Err(PartitionError::Changed {
+                    queue: queue.to_string(),
+                    stored,
+                    configured,
+                    waiting,
+                });
+            }
+        }
+        if recorded != Some(configured) {
+            on!(self, q => q.record_partitions(queue, configured).await)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the shared rate limit of `destination` (`per_sec` deliveries a second across every
+    /// process on this store, with a burst of [`rate_burst`]) for a permit.
+    pub async fn permit(&self, destination: &str, per_sec: u32, ask: PermitAsk) -> Result<Permit, StorageError> {
+        on!(self, q => q.permit(destination, per_sec, ask).await)
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {
-        match self {
-            MessageQueue::Redis(q) => q.store().ping().await,
-            MessageQueue::Memory(_) => Ok(()),
+        match &self.backend {
+            Backend::Redis(q) => q.store().ping().await,
+            Backend::Memory(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented hash: pinned so that it can never change under a live queue.
+    #[test]
+    fn partition_hash_is_fnv1a_64_of_the_utf8_bytes() {
+        // FNV-1a 64 test vectors (the empty string, "a") and an ordering key.
+        assert_eq!(partition_of("", u16::MAX), (0xcbf2_9ce4_8422_2325u64 % 65_535) as u16);
+        assert_eq!(partition_of("a", u16::MAX), (0xaf63_dc4c_8601_ec8cu64 % 65_535) as u16);
+        // 0x91ec_ee68_8751_e9b1 % 8 = 1.
+        assert_eq!(partition_of("000.00.22.H46-241125-0001", 8), 1);
+        assert_eq!(partition_of("Hồ sơ", 8), partition_of("Hồ sơ", 8));
+        for key in ["a", "b", "000.00.22.H46-241125-0001"] {
+            assert_eq!(partition_of(key, 1), 0);
+            assert!(partition_of(key, 4) < 4);
+        }
+        // Keys spread: 1000 keys over 8 partitions, none empty or holding a third.
+        let mut counts = [0u32; 8];
+        for n in 0..1000 {
+            counts[partition_of(&format!("000.00.22.H46-241125-{n:04}"), 8) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (50..333).contains(c)), "{counts:?}");
+    }
+
+    #[test]
+    fn one_partition_keeps_the_queue_name_and_more_add_the_index() {
+        assert_eq!(partition_name("dvcqg", 1, 0), "dvcqg");
+        assert_eq!(partition_name("dvcqg", 8, 3), "dvcqg:3");
+    }
+
+    #[test]
+    fn the_burst_is_a_tenth_of_the_rate_and_at_least_one() {
+        assert_eq!(rate_burst(1), 1);
+        assert_eq!(rate_burst(50), 5);
+        assert_eq!(rate_burst(1000), 100);
+        assert_eq!(rate_interval_us(50), 20_000);
+        assert_eq!(rate_interval_us(3), 333_334);
     }
 }

@@ -19,6 +19,11 @@
 //! | `p:{q}:idem:<scope>:<key>` | string | `<id>\n<fingerprint>` of an idempotency key |
 //! | `p:{q}:paused` | string | present while the queue is paused |
 //! | `p:{q}:stats` | hash | counters: `accepted`, `delivered_total`, `discarded_total`, `blocked`, `counters_v` |
+//! | `p:{q}:meta` | hash | `partitions`: the partition count the queue is laid out in (on the queue's own name, not a partition's) |
+//! | `p:{d}:rate` | string | the shared rate limit's arrival time for destination `d` (`rate.lua`) |
+//!
+//! Here `q` is one partition of a queue (`dvcqg`, or `dvcqg:3` when there are several: see
+//! the queue layer above), so all the keys a script touches share one partition's tag.
 //!
 //! Statistics are read from counters, never by walking the queue: `dead` is the cardinality of
 //! `dead`, `blocked` (messages queued behind a dead head) is kept by the scripts that change it.
@@ -27,10 +32,14 @@
 //! recounted on its next stats read.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::{Script, Value};
 
-use super::{Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, QueueStats, Settlement};
+use super::{
+    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk, QueueStats, Settlement,
+    rate_burst, rate_interval_us,
+};
 use crate::storage::redis::{corrupt, counter, number, one_of_two, opt_ms, reply, text};
 use crate::storage::{Millis, RedisStore, StorageError};
 
@@ -44,6 +53,7 @@ static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../
 static DISCARD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/discard.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/stats.lua")));
 static RECOUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/recount.lua")));
+static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/rate.lua")));
 
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -226,22 +236,17 @@ impl RedisQueue {
         }))
     }
 
-    pub async fn list_dead(&self, queue: &str, offset: usize, limit: usize) -> Result<Vec<MessageRecord>, StorageError> {
-        if limit == 0 {
+    /// The first `upto` dead letters, oldest death first (ties by id), with their times.
+    pub async fn dead_ids(&self, queue: &str, upto: usize) -> Result<Vec<(Millis, String)>, StorageError> {
+        if upto == 0 {
             return Ok(Vec::new());
         }
         let k = QueueKeys::new(&self.store, queue);
-        let ids: Vec<String> = self
+        let rows: Vec<(String, f64)> = self
             .store
-            .cmd(redis::cmd("ZRANGE").arg(k.named("dead")).arg(offset).arg(offset + limit - 1))
+            .cmd(redis::cmd("ZRANGE").arg(k.named("dead")).arg(0).arg(upto - 1).arg("WITHSCORES"))
             .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(r) = self.get(queue, &id).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        Ok(rows.into_iter().map(|(id, at)| (at as Millis, id)).collect())
     }
 
     /// `replay.lua`.
@@ -371,6 +376,37 @@ impl RedisQueue {
             self.store.cmd(redis::cmd("SET").arg(&key).arg(1)).await
         } else {
             self.store.cmd(redis::cmd("DEL").arg(&key)).await
+        }
+    }
+
+    /// The partition count recorded for `queue` (in `p:{q}:meta`), if any.
+    pub async fn recorded_partitions(&self, queue: &str) -> Result<Option<u16>, StorageError> {
+        let key = QueueKeys::new(&self.store, queue).named("meta");
+        let v: Value = self.store.cmd(redis::cmd("HGET").arg(&key).arg("partitions")).await?;
+        match v {
+            Value::Nil => Ok(None),
+            v => Ok(Some(number(&v, "recorded partition count")?)),
+        }
+    }
+
+    pub async fn record_partitions(&self, queue: &str, partitions: u16) -> Result<(), StorageError> {
+        let key = QueueKeys::new(&self.store, queue).named("meta");
+        self.store.cmd(redis::cmd("HSET").arg(&key).arg("partitions").arg(partitions)).await
+    }
+
+    /// `rate.lua`, on the destination's own tag: `p:{d}:rate`.
+    pub async fn permit(&self, destination: &str, per_sec: u32, ask: PermitAsk) -> Result<Permit, StorageError> {
+        let k = QueueKeys::new(&self.store, destination);
+        let mut inv = RATE.key(k.named("rate"));
+        inv.arg(rate_interval_us(per_sec)).arg(rate_burst(per_sec)).arg(match ask {
+            PermitAsk::Take => "take",
+            PermitAsk::Peek => "peek",
+        });
+        let (answer, wait_us): (String, u64) = reply(&self.store.run(&inv).await?, "rate reply")?;
+        match answer.as_str() {
+            "granted" => Ok(Permit::Granted),
+            "wait" => Ok(Permit::Wait(Duration::from_micros(wait_us))),
+            other => Err(corrupt(format_args!("rate reply {other:?}"))),
         }
     }
 }
