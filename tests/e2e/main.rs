@@ -18,5 +18,6 @@ mod queue_conformance;
 mod queue_counters;
 mod registry;
 mod schema;
+mod sentinel;
 mod service;
 mod signatures;
