@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redis::TypedCommands;
+
 use crate::PrivateRedis;
 
 /// The master's name the sentinels watch.
@@ -178,4 +180,104 @@ pub fn connected_replicas(port: u16) -> usize {
     info(port, "replication")
         .map(|i| i.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count())
         .unwrap_or(0)
+}
+
+/// A Redis Cluster of three masters with one replica each.
+pub struct ClusterDeployment {
+    pub nodes: Vec<PrivateRedis>,
+}
+
+impl ClusterDeployment {
+    pub fn start() -> ClusterDeployment {
+        let nodes: Vec<PrivateRedis> = (0..6)
+            .map(|_| {
+                PrivateRedis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli --cluster create: {e}"));
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let d = ClusterDeployment { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = d.nodes.iter().all(|n| info(n.port, "").is_some())
+                && d.nodes.iter().all(|n| cluster_state_ok(n.port))
+                && d.masters().len() == 3
+                && d.masters().iter().all(|m| connected_replicas(*m) == 1);
+            if ok {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Seed URLs, for `queue.redis_nodes`.
+    pub fn seed_urls(&self) -> Vec<String> {
+        self.nodes.iter().take(3).map(|n| format!("redis://127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// The ports of the nodes that say they are masters.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| info(n.port, "replication").is_some_and(|i| i.contains("role:master")))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// The port of the (first) replica of the master on `port`.
+    pub fn replica_of(&self, port: u16) -> Option<u16> {
+        let i = info(port, "replication")?;
+        let line = i.lines().find(|l| l.starts_with("slave0:"))?;
+        line.split(',').find_map(|f| f.strip_prefix("port=")).and_then(|p| p.parse().ok())
+    }
+
+    /// SIGKILLs the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port) {
+            n.kill();
+        }
+    }
+
+    /// The masters holding a key that matches `pattern` (`SCAN ... MATCH`).
+    pub fn masters_holding(&self, pattern: &str) -> Vec<u16> {
+        self.masters()
+            .into_iter()
+            .filter(|m| {
+                let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{m}")).and_then(|c| c.get_connection()) else {
+                    return false;
+                };
+                let keys: Vec<String> = c.scan_match(pattern).map(|it| it.filter_map(Result::ok).collect()).unwrap_or_default();
+                !keys.is_empty()
+            })
+            .collect()
+    }
+}
+
+fn cluster_state_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"CLUSTER INFO\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).contains("cluster_state:ok")
 }

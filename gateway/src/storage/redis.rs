@@ -45,6 +45,9 @@ use super::{Millis, StorageError};
 /// How many multiplexed connections the store shares among all its callers.
 const SHARED_CONNECTIONS: usize = 4;
 
+/// How much longer than `WAIT`'s own timeout its reply may take to arrive.
+const REPLY_MARGIN: Duration = Duration::from_secs(1);
+
 /// Where Redis is.
 #[derive(Debug, Clone)]
 pub enum RedisTopology {
@@ -117,6 +120,19 @@ enum Dedicated {
     Node(deadpool_redis::Connection),
     Sentinel(deadpool_redis::sentinel::Connection),
     Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl Dedicated {
+    /// Lets a reply take up to `limit`: redis-rs gives up on a node's reply after 500 ms by
+    /// default, which would cut a longer `WAIT` short (and report a failure the server did not
+    /// have). Cluster connections have no such default.
+    fn allow_replies_within(&mut self, limit: Duration) {
+        match self {
+            Dedicated::Node(c) => c.set_response_timeout(limit),
+            Dedicated::Sentinel(c) => c.set_response_timeout(limit),
+            Dedicated::Cluster(_) => {}
+        }
+    }
 }
 
 impl ConnectionLike for Dedicated {
@@ -299,6 +315,7 @@ impl RedisStore {
             return self.run(inv).await;
         }
         let mut dedicated = self.backend.dedicated().await.map_err(|e| self.failed(e))?;
+        dedicated.allow_replies_within(self.replica_timeout + REPLY_MARGIN);
         let answer: Value = inv.invoke_async(&mut dedicated).await.map_err(|e| self.failed(e))?;
         let marker = format!("{base}ack");
         let mut mark = redis::cmd("SET");
