@@ -278,7 +278,11 @@ fn redis_modes_take_nodes_as_a_list_or_comma_separated_from_the_environment() {
 
     let dir = std::env::temp_dir().join(format!("hcc-config-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("default.toml"), dir.join("default.toml")).unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("default.toml"),
+        dir.join("default.toml"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("local.toml"),
         "[queue]\nredis_mode = \"cluster\"\nredis_nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n",

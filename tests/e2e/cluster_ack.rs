@@ -35,7 +35,12 @@ async fn cluster_mode_delivers_in_order_and_waits_for_the_replica_of_the_master_
         (0..3)
             .all(|d| {
                 let ma = format!("000.00.22.H46-241127-{d:04}");
-                state.arrivals_of(&ma).into_iter().map(|a| (a.service, a.status)).collect::<Vec<_>>() == expected
+                state
+                    .arrivals_of(&ma)
+                    .into_iter()
+                    .map(|a| (a.service, a.status))
+                    .collect::<Vec<_>>()
+                    == expected
             })
             .then_some(())
     })
@@ -45,7 +50,11 @@ async fn cluster_mode_delivers_in_order_and_waits_for_the_replica_of_the_master_
     let owners = cluster.masters_holding(&format!("{prefix}:{{dvcqg*:m:*"));
     assert_eq!(owners.len(), 1, "one partition, one master: {owners:?}");
     let owner = owners[0];
-    let other = cluster.masters().into_iter().find(|m| *m != owner).unwrap_or_else(|| panic!("no other master"));
+    let other = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != owner)
+        .unwrap_or_else(|| panic!("no other master"));
 
     let post = |key: &'static str| {
         let (path, body) = life_cycle()[0].path_and_body("000.00.22.H46-241127-0100");

@@ -90,7 +90,12 @@ async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
     let mut saw_unready = false;
     let mut ready_again = false;
     while Instant::now() < killed_at + Duration::from_secs(30) {
-        let status = client.get(app.url("/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        let status = client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
         saw_unready |= status == 503;
         if saw_unready && status == 200 {
             ready_again = true;
@@ -104,9 +109,16 @@ async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
     }
     assert!(saw_unready, "/readyz never answered 503 after the primary died");
     assert!(ready_again, "/readyz never came back after the failover");
-    let first = after_kill.iter().min().copied().unwrap_or_else(|| panic!("nothing accepted after the kill"));
+    let first = after_kill
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or_else(|| panic!("nothing accepted after the kill"));
     let gap = first.duration_since(killed_at);
-    println!("sentinel failover gap: {} ms (primary on port {killed_port} killed)", gap.as_millis());
+    println!(
+        "sentinel failover gap: {} ms (primary on port {killed_port} killed)",
+        gap.as_millis()
+    );
     assert!(gap < Duration::from_secs(30), "accepting again took {gap:?}");
     let new_primary = redis.primary_port().unwrap_or_else(|| panic!("no new primary"));
     assert_ne!(new_primary, killed_port);
@@ -175,14 +187,23 @@ async fn min_replicas_without_a_replica_is_503_and_the_retry_keeps_the_first_wri
     for _ in 0..2 {
         let r = post().await.unwrap();
         assert_eq!(r.status(), 202);
-        assert_eq!(r.headers()["idempotent-replayed"], "true", "the first write was kept, not made again");
+        assert_eq!(
+            r.headers()["idempotent-replayed"],
+            "true",
+            "the first write was kept, not made again"
+        );
         let v: serde_json::Value = r.json().await.unwrap();
         ids.push(v["id"].as_str().unwrap_or_default().to_string());
     }
     assert!(!ids[0].is_empty());
     assert_eq!(ids[0], ids[1]);
     // One message in the queue, on the replica too.
-    let stats = Store::redis(&primary.url(), 2, &prefix).unwrap().queue().stats("dvcqg", now_ms()).await.unwrap();
+    let stats = Store::redis(&primary.url(), 2, &prefix)
+        .unwrap()
+        .queue()
+        .stats("dvcqg", now_ms())
+        .await
+        .unwrap();
     assert_eq!(stats.ready, 1, "{stats:?}");
     app.stop().await;
     drop(replica);

@@ -261,7 +261,10 @@ impl ClusterDeployment {
                 let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{m}")).and_then(|c| c.get_connection()) else {
                     return false;
                 };
-                let keys: Vec<String> = c.scan_match(pattern).map(|it| it.filter_map(Result::ok).collect()).unwrap_or_default();
+                let keys: Vec<String> = c
+                    .scan_match(pattern)
+                    .map(|it| it.filter_map(Result::ok).collect())
+                    .unwrap_or_default();
                 !keys.is_empty()
             })
             .collect()

@@ -140,8 +140,10 @@ impl ResponseError for ApiError {
                     .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             }
             ApiError::NotReplicated => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static(NOT_REPLICATED_RETRY_AFTER_SECS));
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(NOT_REPLICATED_RETRY_AFTER_SECS),
+                );
             }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
@@ -251,5 +253,21 @@ mod tests {
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers().get(header::ALLOW).unwrap(), "GET, POST");
         assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
+    }
+
+    #[actix_web::test]
+    async fn a_write_replicas_did_not_confirm_is_a_503_with_retry_after() {
+        let e = ApiError::from(crate::storage::StorageError::NotReplicated { wanted: 1, got: 0 });
+        let r = e.error_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
+        let v = body_of(e).await;
+        assert_eq!(v["type"], "https://hcc-gateway.dev/problems/not-replicated");
+        assert!(v["detail"].as_str().unwrap().contains("Idempotency-Key"));
+        // A backend that is down is another problem, without the promise.
+        let r = ApiError::from(crate::storage::StorageError::Unavailable("down".into())).error_response();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -48,18 +48,25 @@ const SHARED_CONNECTIONS: usize = 4;
 /// How much longer than `WAIT`'s own timeout its reply may take to arrive.
 const REPLY_MARGIN: Duration = Duration::from_secs(1);
 
-/// Where Redis is.
-#[derive(Debug, Clone)]
+/// Where Redis is. No `Debug`: URLs may carry a password.
+#[derive(Clone)]
 pub enum RedisTopology {
-    Standalone { url: String },
+    Standalone {
+        url: String,
+    },
     /// The sentinels' URLs and the name of the master they watch.
-    Sentinel { sentinels: Vec<String>, master: String },
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
     /// Seed nodes; the rest of the cluster is discovered.
-    Cluster { nodes: Vec<String> },
+    Cluster {
+        nodes: Vec<String>,
+    },
 }
 
 /// How to reach Redis and how much durability an acknowledgement carries.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisOptions {
     pub topology: RedisTopology,
     pub pool_size: usize,
@@ -331,7 +338,10 @@ impl RedisStore {
                 conn.route_command(mark, RoutingInfo::SingleNode(route.clone()))
                     .await
                     .map_err(|e| self.failed(e))?;
-                let v = conn.route_command(wait, RoutingInfo::SingleNode(route)).await.map_err(|e| self.failed(e))?;
+                let v = conn
+                    .route_command(wait, RoutingInfo::SingleNode(route))
+                    .await
+                    .map_err(|e| self.failed(e))?;
                 reply(&v, "WAIT reply")?
             }
             other => {

@@ -183,7 +183,12 @@ impl RedisQueue {
             .arg(error)
             .arg(&c.ordering_key)
             .arg(retention_secs.max(1));
-        one_of_two(&self.store.run_acknowledged(&inv, &k.base).await?, "settle reply", "settled", "lease_lost")
+        one_of_two(
+            &self.store.run_acknowledged(&inv, &k.base).await?,
+            "settle reply",
+            "settled",
+            "lease_lost",
+        )
     }
 
     /// `reap.lua`.
