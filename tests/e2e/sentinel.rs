@@ -140,6 +140,61 @@ async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
     drop(redis);
 }
 
+/// A failover the sentinels are asked for: the old primary stays up as a replica, so writes
+/// sent to it are refused (`READONLY`) or its connections are closed. The gateway follows the
+/// new primary and nothing accepted is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_switch_with_the_old_primary_alive_is_followed() {
+    let redis = tokio::task::spawn_blocking(SentinelDeployment::start).await.unwrap();
+    let (p, state) = portal();
+    let s = settings(
+        QueueBackendKind::Redis,
+        &[
+            ("HCC__DVCQG__BASE_URL", p.url()),
+            ("HCC__QUEUE__REDIS_MODE", "sentinel".into()),
+            ("HCC__QUEUE__REDIS_NODES", redis.sentinel_urls().join(",")),
+            ("HCC__QUEUE__SENTINEL_MASTER", SENTINEL_MASTER.into()),
+            ("HCC__QUEUE__MIN_REPLICAS", "1".into()),
+        ],
+    );
+    let prefix = s.queue.key_prefix.clone();
+    let app = spawn_app(s, Workers::On).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let updates = life_cycle();
+    let ma = "000.00.22.H46-241126-0500";
+    for (i, u) in updates.iter().enumerate().take(5) {
+        post_until_202(&app.client, &app.address, ma, u, &format!("d-{i}"), deadline).await;
+    }
+    let old = redis.primary_port().unwrap_or_else(|| panic!("no primary"));
+    redis.demote_primary();
+    eventually("a new primary", Duration::from_secs(30), || async {
+        redis.primary_port().filter(|p| *p != old).map(|_| ())
+    })
+    .await;
+    for (i, u) in updates.iter().enumerate().skip(5) {
+        post_until_202(&app.client, &app.address, ma, u, &format!("d-{i}"), deadline).await;
+    }
+    let new = redis.primary_port().unwrap_or_else(|| panic!("no primary"));
+    assert_ne!(new, old);
+    // The last update is on the new primary: the gateway writes there now.
+    let store = Store::redis(&format!("redis://127.0.0.1:{new}/0"), 2, &prefix).unwrap();
+    let ready = store.queue().stats("dvcqg", now_ms()).await.unwrap();
+    assert!(
+        ready.delivered_total + ready.ready + ready.in_flight + ready.scheduled >= 10,
+        "{ready:?}"
+    );
+    let expected: Vec<(String, u8)> = updates.iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect();
+    eventually("the whole life cycle at the portal, in order", Duration::from_secs(30), || async {
+        let seen = state.arrivals_of(ma).into_iter().map(|a| (a.service, a.status)).collect();
+        (dedup(seen) == expected).then_some(())
+    })
+    .await;
+    let status = app.client.get(app.url("/readyz")).send().await.unwrap().status();
+    assert_eq!(status, 200);
+    app.stop().await;
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_replicas_without_a_replica_is_503_and_the_retry_keeps_the_first_write() {
     let primary = PrivateRedis::start();

@@ -136,6 +136,21 @@ impl SentinelDeployment {
         port
     }
 
+    /// Asks a sentinel for a failover while the primary is up (`SENTINEL FAILOVER`): the old
+    /// primary stays alive and is demoted to a replica.
+    pub fn demote_primary(&self) {
+        use std::io::{Read, Write};
+        let port = self.sentinels[0].port;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("sentinel {port}: {e}"));
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        s.write_all(format!("SENTINEL FAILOVER {SENTINEL_MASTER}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("sentinel {port}: {e}"));
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("+OK"), "SENTINEL FAILOVER answered {answer:?}");
+    }
+
     /// Waits until `check` holds, polling; panics naming `what` after `limit`.
     pub fn wait_until(&self, what: &str, limit: Duration, check: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + limit;
