@@ -426,6 +426,26 @@ impl RedisStore {
             )),
             None => warnings.push("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction".into()),
         }
+        // A cluster answers INFO per node; its masters' replicas are the cluster's to report.
+        if self.min_replicas > 0 && !matches!(self.backend, Backend::Cluster(_)) {
+            let info: Option<String> = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.ok();
+            let online = info
+                .as_deref()
+                .map(|i| i.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count());
+            let wanted = self.min_replicas;
+            match online {
+                Some(n) if n >= wanted as usize => {}
+                Some(n) => warnings.push(format!(
+                    "queue.min_replicas is {wanted} but the primary has {n} replica(s) online: every acknowledged write is refused (503) until enough are"
+                )),
+                None => warnings.push(format!(
+                    "cannot read INFO replication; make sure the primary has at least {wanted} replica(s) (queue.min_replicas)"
+                )),
+            }
+        }
+        if self.min_replicas == 0 && !matches!(self.backend, Backend::Standalone(_)) {
+            warnings.push("queue.min_replicas is 0: a failover can lose messages already acknowledged; set it to 1 or more".into());
+        }
         Ok(warnings)
     }
 }
