@@ -27,8 +27,14 @@
 //! The pool bounds how many acknowledged writes wait at once. `WAIT` counts replicas that hold
 //! everything this connection wrote, and a script that only answered (an idempotent replay, a
 //! duplicate confirmation) wrote nothing on it, so a one-key marker write in the same slot
-//! comes first: the replay then waits for the original write too (it precedes the marker on
-//! the primary).
+//! (`p:{tag}:ack`) goes between the script and the `WAIT`: a replay then waits for the
+//! original write too, which precedes the marker on the primary. redis-rs gives up on a reply
+//! after 500 ms by default; the dedicated connection's limit is raised to the `WAIT` timeout
+//! plus a margin so the server, not the client, decides.
+//!
+//! Sentinel closes the clients of a primary it demotes, so the usual sign of a failover is a
+//! broken connection; `READONLY` is for a node demoted while the sentinels could not reach it.
+//! The data nodes are reached with the sentinels' defaults (database 0, no password).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
