@@ -86,11 +86,30 @@ pub enum QueueBackendKind {
     Memory,
 }
 
+/// How the gateway reaches Redis: one server, a Sentinel-managed primary, or a Cluster.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    Standalone,
+    Sentinel,
+    Cluster,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
     pub backend: QueueBackendKind,
+    pub redis_mode: RedisMode,
+    /// `standalone` only.
     pub redis_url: Secret,
+    /// The sentinels (`sentinel`) or the seed nodes (`cluster`): a TOML list, or in the
+    /// environment one comma-separated string. URLs may carry a password, hence secrets.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub redis_nodes: Vec<Secret>,
+    pub sentinel_master: String,
+    /// Replicas that must hold an acknowledged write (`WAIT`) before the caller hears of it.
+    pub min_replicas: u32,
+    pub replica_timeout_ms: u64,
     pub key_prefix: String,
     pub pool_size: usize,
     pub idempotency_ttl_secs: u64,
@@ -103,7 +122,12 @@ pub struct QueueSettings {
 }
 defaults!(QueueSettings {
     backend: QueueBackendKind::Redis,
+    redis_mode: RedisMode::Standalone,
     redis_url: Secret::new("redis://127.0.0.1:6379/0"),
+    redis_nodes: Vec::new(),
+    sentinel_master: String::new(),
+    min_replicas: 0,
+    replica_timeout_ms: 1_000,
     key_prefix: "hcc".into(),
     pool_size: 32,
     idempotency_ttl_secs: 86_400,
@@ -112,6 +136,27 @@ defaults!(QueueSettings {
     reaper_interval_ms: 1_000,
     partitions: 1,
 });
+
+/// A list given either as a list or as one comma-separated string (the environment's only
+/// way to say a list); empty items are dropped.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Either::deserialize(d)? {
+        Either::List(l) => l,
+        Either::Text(t) => t.split(',').map(str::to_string).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+        .map(Secret::new)
+        .collect())
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -374,12 +419,37 @@ impl Settings {
         let mut p2 = Vec::new();
         check_addr(&mut p2, "server.bind", &self.server.bind);
         if self.queue.backend == QueueBackendKind::Redis {
-            check_url(
-                &mut p2,
-                "queue.redis_url",
-                self.queue.redis_url.expose(),
-                &["redis", "rediss", "redis+unix", "unix"],
-            );
+            match self.queue.redis_mode {
+                RedisMode::Standalone => check_url(
+                    &mut p2,
+                    "queue.redis_url",
+                    self.queue.redis_url.expose(),
+                    &["redis", "rediss", "redis+unix", "unix"],
+                ),
+                mode => {
+                    if self.queue.redis_nodes.is_empty() {
+                        p2.push(Problem {
+                            key: "queue.redis_nodes".into(),
+                            message: format!("{mode:?} mode needs at least one node").to_lowercase(),
+                        });
+                    }
+                    for (i, n) in self.queue.redis_nodes.iter().enumerate() {
+                        check_url(&mut p2, &format!("queue.redis_nodes[{i}]"), n.expose(), &["redis", "rediss"]);
+                    }
+                    if mode == RedisMode::Sentinel && self.queue.sentinel_master.trim().is_empty() {
+                        p2.push(Problem {
+                            key: "queue.sentinel_master".into(),
+                            message: "sentinel mode needs the master's name".into(),
+                        });
+                    }
+                }
+            }
+            if self.queue.min_replicas > 0 && self.queue.replica_timeout_ms == 0 {
+                p2.push(Problem {
+                    key: "queue.replica_timeout_ms".into(),
+                    message: "must be above 0 when min_replicas is set: WAIT 0 would wait for ever".into(),
+                });
+            }
         }
         for (id, a) in &self.agencies {
             let id_ok = !id.is_empty()

@@ -256,3 +256,64 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
     let unknown = crate::Section::from_toml("echo", "url = \"u\"\nlimit = 1\nlimt = 2\n").expect("toml");
     assert!(unknown.parse::<Echo>().is_err());
 }
+
+#[test]
+fn redis_modes_take_nodes_as_a_list_or_comma_separated_from_the_environment() {
+    let s = load(&source(
+        "local",
+        &[
+            ("HCC__QUEUE__BACKEND", "redis"),
+            ("HCC__QUEUE__REDIS_MODE", "sentinel"),
+            ("HCC__QUEUE__REDIS_NODES", "redis://127.0.0.1:26379, redis://127.0.0.1:26380,"),
+            ("HCC__QUEUE__SENTINEL_MASTER", "hcc"),
+            ("HCC__QUEUE__MIN_REPLICAS", "1"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(s.queue.redis_mode, RedisMode::Sentinel);
+    let nodes: Vec<&str> = s.queue.redis_nodes.iter().map(Secret::expose).collect();
+    assert_eq!(nodes, ["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]);
+    assert_eq!(s.queue.min_replicas, 1);
+    assert_eq!(s.queue.replica_timeout_ms, 1000);
+
+    let dir = std::env::temp_dir().join(format!("hcc-config-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("default.toml"),
+        dir.join("default.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("local.toml"),
+        "[queue]\nredis_mode = \"cluster\"\nredis_nodes = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n",
+    )
+    .unwrap();
+    let s = load(&Source {
+        dir: dir.clone(),
+        env_name: "local".into(),
+        vars: HashMap::new(),
+    })
+    .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(s.queue.redis_mode, RedisMode::Cluster);
+    assert_eq!(s.queue.redis_nodes.len(), 2);
+    assert_eq!(s.queue.redis_nodes[1].expose(), "redis://127.0.0.1:7001");
+
+    // Sentinel mode without nodes or a master name, and a replica wait of 0, are refused by key.
+    let err = load(&source(
+        "local",
+        &[
+            ("HCC__QUEUE__BACKEND", "redis"),
+            ("HCC__QUEUE__REDIS_MODE", "sentinel"),
+            ("HCC__QUEUE__MIN_REPLICAS", "1"),
+            ("HCC__QUEUE__REPLICA_TIMEOUT_MS", "0"),
+        ],
+    ))
+    .unwrap_err()
+    .to_string();
+    for key in ["queue.redis_nodes", "queue.sentinel_master", "queue.replica_timeout_ms"] {
+        assert!(err.contains(key), "{key} not named in {err}");
+    }
+    let err = load(&source("local", &[("HCC__QUEUE__REDIS_MODE", "raft")])).unwrap_err();
+    assert!(err.to_string().contains("queue.redis_mode"), "{err}");
+}

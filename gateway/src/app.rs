@@ -14,11 +14,11 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use hcc_adapters::Adapter;
 use hcc_adapters::registry::{self, Registry};
-use hcc_config::{Problem, QueueBackendKind, Settings};
+use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
 use crate::http::{self, auth::Keyring, body::BodyLimit};
-use crate::storage::{StorageError, Store};
+use crate::storage::{RedisOptions, RedisTopology, StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -89,11 +89,26 @@ pub struct Application {
 
 pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
     Ok(match settings.queue.backend {
-        QueueBackendKind::Redis => Store::redis(
-            settings.queue.redis_url.expose(),
-            settings.queue.pool_size,
-            &settings.queue.key_prefix,
-        )?,
+        QueueBackendKind::Redis => {
+            let q = &settings.queue;
+            let nodes = || q.redis_nodes.iter().map(|n| n.expose().to_string()).collect();
+            Store::redis_with(&RedisOptions {
+                topology: match q.redis_mode {
+                    RedisMode::Standalone => RedisTopology::Standalone {
+                        url: q.redis_url.expose().to_string(),
+                    },
+                    RedisMode::Sentinel => RedisTopology::Sentinel {
+                        sentinels: nodes(),
+                        master: q.sentinel_master.clone(),
+                    },
+                    RedisMode::Cluster => RedisTopology::Cluster { nodes: nodes() },
+                },
+                pool_size: q.pool_size,
+                prefix: q.key_prefix.clone(),
+                min_replicas: q.min_replicas,
+                replica_timeout: Duration::from_millis(q.replica_timeout_ms),
+            })?
+        }
         QueueBackendKind::Memory => Store::memory(),
     })
 }

@@ -104,3 +104,31 @@ async fn start_up_warns_when_redis_cannot_keep_the_promise() {
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
 }
+
+#[tokio::test]
+async fn start_up_warns_when_min_replicas_cannot_be_met() {
+    use hcc_gateway::storage::{RedisOptions, RedisStore, RedisTopology};
+    let primary = PrivateRedis::start_with(&["--appendfsync", "always"]);
+    let store = RedisStore::with_options(&RedisOptions {
+        topology: RedisTopology::Standalone { url: primary.url() },
+        pool_size: 2,
+        prefix: "warn".into(),
+        min_replicas: 1,
+        replica_timeout: std::time::Duration::from_millis(200),
+    })
+    .unwrap();
+    let warnings = store.durability_warnings().await.unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("min_replicas is 1") && w.contains("0 replica(s)")),
+        "{warnings:?}"
+    );
+    let _replica = PrivateRedis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    hcc_tests::eventually("the replica online", std::time::Duration::from_secs(20), || async {
+        (hcc_tests::deployment::connected_replicas(primary.port) >= 1).then_some(())
+    })
+    .await;
+    let warnings = store.durability_warnings().await.unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -11,6 +11,8 @@ use hcc_config::{QueueBackendKind, Settings, Source};
 use hcc_gateway::app::{Application, Workers};
 use hcc_gateway::engine::EngineHandle;
 
+pub mod deployment;
+
 pub const CENTRE_KEY: &str = "dev-centre-key";
 pub const OPERATOR_KEY: &str = "dev-operator-key";
 pub const ADMIN_KEY: &str = "dev-admin-key";

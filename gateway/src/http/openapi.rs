@@ -182,7 +182,11 @@ fn standard_description(code: u16) -> &'static str {
         415 => "The body's content type is not one this operation takes",
         422 => "The body has invalid fields, each named by JSON Pointer",
         502 => "The provider refused or did not answer",
-        503 => "Not configured on this gateway, or the queue backend is unavailable; nothing was done",
+        503 => {
+            "Not configured on this gateway, or the queue backend is unavailable (nothing was done); or, with \
+             queue.min_replicas, replicas did not confirm the write in time (`not-replicated`, with Retry-After: \
+             retry with the same Idempotency-Key)"
+        }
         _ => "Error",
     }
 }

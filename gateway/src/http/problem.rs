@@ -37,6 +37,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the queue backend is unavailable; nothing was accepted, try again")]
     Unavailable,
+    /// The write is on the primary only (`queue.min_replicas`): not acknowledged. A retry with
+    /// the same `Idempotency-Key` finds it and is answered once replicas hold it.
+    #[error("the write was not confirmed by enough replicas in time; retry with the same Idempotency-Key")]
+    NotReplicated,
     #[error("{0}")]
     NotConfigured(String),
     #[error("{0}")]
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
+            ApiError::NotReplicated => ("not-replicated", "Service unavailable"),
             ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
             ApiError::Upstream(_) => ("upstream-failed", "Bad gateway"),
             ApiError::BadSignature(_) => ("bad-signature", "Unauthorized"),
@@ -115,7 +120,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +139,12 @@ impl ResponseError for ApiError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             }
+            ApiError::NotReplicated => {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(NOT_REPLICATED_RETRY_AFTER_SECS),
+                );
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(v) = header::HeaderValue::from_str(&list) {
@@ -145,6 +156,10 @@ impl ResponseError for ApiError {
         resp
     }
 }
+
+/// `Retry-After` of a write replicas did not confirm in time: replicas catch up (or a
+/// failover finishes) within seconds.
+const NOT_REPLICATED_RETRY_AFTER_SECS: &str = "1";
 
 /// At most this many field errors are listed; one more entry says how many were left out.
 pub const MAX_FIELD_ERRORS: usize = 100;
@@ -185,6 +200,7 @@ impl From<crate::storage::StorageError> for ApiError {
         match e {
             crate::storage::StorageError::Unavailable(_) => ApiError::Unavailable,
             crate::storage::StorageError::Corrupt(_) => ApiError::Internal,
+            crate::storage::StorageError::NotReplicated { .. } => ApiError::NotReplicated,
         }
     }
 }
@@ -237,5 +253,21 @@ mod tests {
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers().get(header::ALLOW).unwrap(), "GET, POST");
         assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
+    }
+
+    #[actix_web::test]
+    async fn a_write_replicas_did_not_confirm_is_a_503_with_retry_after() {
+        let e = ApiError::from(crate::storage::StorageError::NotReplicated { wanted: 1, got: 0 });
+        let r = e.error_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/problem+json");
+        let v = body_of(e).await;
+        assert_eq!(v["type"], "https://hcc-gateway.dev/problems/not-replicated");
+        assert!(v["detail"].as_str().unwrap().contains("Idempotency-Key"));
+        // A backend that is down is another problem, without the promise.
+        let r = ApiError::from(crate::storage::StorageError::Unavailable("down".into())).error_response();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -30,7 +30,7 @@ pub use self::queue::{
     Claimed, CounterAudit, Enqueued, Idempotency, MessageQueue, MessageRecord, MessageStatus, NewMessage, PartitionError, Permit,
     PermitAsk, QueueStats, Settlement, partition_of, rate_burst,
 };
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore, RedisTopology};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -48,6 +48,11 @@ pub enum StorageError {
     Unavailable(String),
     #[error("storage backend returned something unexpected: {0}")]
     Corrupt(String),
+    /// The write is on the primary but fewer than `wanted` replicas confirmed it in time
+    /// (`queue.min_replicas`): nothing may be acknowledged; the caller retries (with its
+    /// idempotency key, which finds the kept write).
+    #[error("the write reached {got} of {wanted} required replicas in time")]
+    NotReplicated { wanted: u32, got: u32 },
 }
 
 /// The one handle the three concerns are made from. Cheap to clone: clones share the pool
@@ -62,6 +67,11 @@ impl Store {
     /// A Redis store; connections are made lazily, so this succeeds with Redis down.
     pub fn redis(url: &str, pool_size: usize, prefix: &str) -> Result<Self, StorageError> {
         Ok(Store::Redis(RedisStore::new(url, pool_size, prefix)?))
+    }
+
+    /// A Redis store in any topology, with replica acknowledgement as configured.
+    pub fn redis_with(options: &RedisOptions) -> Result<Self, StorageError> {
+        Ok(Store::Redis(RedisStore::with_options(options)?))
     }
 
     pub fn memory() -> Self {

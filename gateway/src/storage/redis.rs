@@ -1,16 +1,49 @@
-//! The Redis handle the three concerns share: a deadpool pool feeding a few shared multiplexed
-//! connections, and the key prefix. Also the helpers every concern's script wrappers use to
-//! run a script and to read its reply, so that a reply of the wrong shape is
-//! [`StorageError::Corrupt`] everywhere, never a default.
+//! The Redis handle the three concerns share, in one of three topologies (`queue.redis_mode`):
+//! one server, a Sentinel-managed primary with replicas, or a Redis Cluster. Also the helpers
+//! every concern's script wrappers use to run a script and to read its reply, so that a reply
+//! of the wrong shape is [`StorageError::Corrupt`] everywhere, never a default.
 //!
 //! Key names: everything of queue (or ledger) `q` under prefix `p` starts with `p:{q}:`, so
-//! Redis Cluster keeps it in one slot; the audit log is `p:{audit}:log`.
+//! Redis Cluster keeps it in one slot (scripts are routed by their first key, which carries the
+//! tag); the audit log is `p:{audit}:log`.
+//!
+//! **Shared connections.** Ordinary commands travel pipelined on a few shared multiplexed
+//! connections (a cluster connection in cluster mode, itself multiplexed per node): that is the
+//! throughput path. The pool makes (and after a failure remakes) them.
+//!
+//! **Following a failover (sentinel).** The pool asks the sentinels for the primary whenever it
+//! makes a connection, and checks `ROLE` whenever it hands back an idle one, so it never hands
+//! out a connection to a demoted primary. A `READONLY` answer or a broken connection drops
+//! every shared connection (they all went to the same node) and the command is sent once more
+//! on a fresh one; if the sentinels have not promoted anyone yet, that fails too and the caller
+//! gets `Unavailable` (503), never a false acknowledgement. Readiness asks `ROLE` as well.
+//!
+//! **Replica acknowledgement.** With `min_replicas` N ≥ 1, a write that acknowledges something
+//! to a caller goes through [`RedisStore::run_acknowledged`]: the script, then `WAIT N timeout`
+//! on the same connection. `WAIT` blocks the connection it is sent on for up to the timeout, so
+//! it never travels on a shared multiplexed connection (every caller queued behind it would
+//! wait too): an acknowledged write takes a dedicated pooled connection (in cluster mode a
+//! pooled cluster connection, whose `WAIT` is routed to the master owning the write's slot).
+//! The pool bounds how many acknowledged writes wait at once. `WAIT` counts replicas that hold
+//! everything this connection wrote, and a script that only answered (an idempotent replay, a
+//! duplicate confirmation) wrote nothing on it, so a one-key marker write in the same slot
+//! (`p:{tag}:ack`) goes between the script and the `WAIT`: a replay then waits for the
+//! original write too, which precedes the marker on the primary. redis-rs gives up on a reply
+//! after 500 ms by default; the dedicated connection's limit is raised to the `WAIT` timeout
+//! plus a margin so the server, not the client, decides.
+//!
+//! Sentinel closes the clients of a primary it demotes, so the usual sign of a failover is a
+//! broken connection; `READONLY` is for a node demoted while the sentinels could not reach it.
+//! The data nodes are reached with the sentinels' defaults (database 0, no password).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use deadpool_redis::{Config, Pool, Runtime};
+use deadpool_redis::{Runtime, Timeouts};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{FromRedisValue, Value};
 
 use super::{Millis, StorageError};
@@ -18,59 +51,255 @@ use super::{Millis, StorageError};
 /// How many multiplexed connections the store shares among all its callers.
 const SHARED_CONNECTIONS: usize = 4;
 
+/// How much longer than `WAIT`'s own timeout its reply may take to arrive.
+const REPLY_MARGIN: Duration = Duration::from_secs(1);
+
+/// Where Redis is. No `Debug`: URLs may carry a password.
+#[derive(Clone)]
+pub enum RedisTopology {
+    Standalone {
+        url: String,
+    },
+    /// The sentinels' URLs and the name of the master they watch.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+    /// Seed nodes; the rest of the cluster is discovered.
+    Cluster {
+        nodes: Vec<String>,
+    },
+}
+
+/// How to reach Redis and how much durability an acknowledgement carries.
+#[derive(Clone)]
+pub struct RedisOptions {
+    pub topology: RedisTopology,
+    pub pool_size: usize,
+    pub prefix: String,
+    /// Replicas that must hold an acknowledged write (0: the primary alone).
+    pub min_replicas: u32,
+    pub replica_timeout: Duration,
+}
+
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    backend: Backend,
     shared: Arc<Shared>,
     prefix: Arc<str>,
+    min_replicas: u32,
+    replica_timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Standalone(deadpool_redis::Pool),
+    Sentinel(deadpool_redis::sentinel::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// A connection of one of the topologies.
+#[derive(Clone)]
+enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, p: &'a redis::Pipeline, offset: usize, count: usize) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(p, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(p, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A pooled connection held by one caller (acknowledged writes), returned to the pool on drop.
+enum Dedicated {
+    Node(deadpool_redis::Connection),
+    Sentinel(deadpool_redis::sentinel::Connection),
+    Cluster(deadpool_redis::cluster::Connection),
+}
+
+impl Dedicated {
+    /// Lets a reply take up to `limit`: redis-rs gives up on a node's reply after 500 ms by
+    /// default, which would cut a longer `WAIT` short (and report a failure the server did not
+    /// have). Cluster connections have no such default.
+    fn allow_replies_within(&mut self, limit: Duration) {
+        match self {
+            Dedicated::Node(c) => c.set_response_timeout(limit),
+            Dedicated::Sentinel(c) => c.set_response_timeout(limit),
+            Dedicated::Cluster(_) => {}
+        }
+    }
+}
+
+impl ConnectionLike for Dedicated {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Dedicated::Node(c) => c.req_packed_command(cmd),
+            Dedicated::Sentinel(c) => c.req_packed_command(cmd),
+            Dedicated::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, p: &'a redis::Pipeline, offset: usize, count: usize) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Dedicated::Node(c) => c.req_packed_commands(p, offset, count),
+            Dedicated::Sentinel(c) => c.req_packed_commands(p, offset, count),
+            Dedicated::Cluster(c) => c.req_packed_commands(p, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Dedicated::Node(c) => c.get_db(),
+            Dedicated::Sentinel(c) => c.get_db(),
+            Dedicated::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+fn pool_error(e: impl std::fmt::Display) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other(e.to_string()))
+}
+
+impl Backend {
+    async fn shared(&self) -> redis::RedisResult<Conn> {
+        Ok(match self {
+            Backend::Standalone(p) => Conn::Node(deadpool_redis::Connection::take(p.get().await.map_err(pool_error)?)),
+            Backend::Sentinel(p) => Conn::Node(deadpool_redis::sentinel::Connection::take(p.get().await.map_err(pool_error)?)),
+            Backend::Cluster(p) => Conn::Cluster(deadpool_redis::cluster::Connection::take(p.get().await.map_err(pool_error)?)),
+        })
+    }
+
+    async fn dedicated(&self) -> redis::RedisResult<Dedicated> {
+        Ok(match self {
+            Backend::Standalone(p) => Dedicated::Node(p.get().await.map_err(pool_error)?),
+            Backend::Sentinel(p) => Dedicated::Sentinel(p.get().await.map_err(pool_error)?),
+            Backend::Cluster(p) => Dedicated::Cluster(p.get().await.map_err(pool_error)?),
+        })
+    }
+}
+
+/// Whether the node behind `conn` is a primary (`ROLE` answers `master` first).
+async fn is_primary(conn: &mut impl ConnectionLike) -> redis::RedisResult<bool> {
+    let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+    Ok(matches!(role.first(), Some(Value::BulkString(b)) if b == b"master"))
 }
 
 impl RedisStore {
-    /// Builds the pool; connections are made lazily, so this succeeds with Redis down.
+    /// A standalone server, no replica acknowledgement (tools and tests).
     pub fn new(url: &str, pool_size: usize, prefix: &str) -> Result<Self, StorageError> {
-        let mut cfg = Config::from_url(url);
-        cfg.pool = Some(deadpool_redis::PoolConfig {
-            max_size: pool_size,
-            timeouts: deadpool_redis::Timeouts {
-                wait: Some(std::time::Duration::from_secs(5)),
-                create: Some(std::time::Duration::from_secs(2)),
-                recycle: Some(std::time::Duration::from_secs(2)),
-            },
+        Self::with_options(&RedisOptions {
+            topology: RedisTopology::Standalone { url: url.to_string() },
+            pool_size,
+            prefix: prefix.to_string(),
+            min_replicas: 0,
+            replica_timeout: Duration::from_secs(1),
+        })
+    }
+
+    /// Builds the pool; connections are made lazily, so this succeeds with Redis down.
+    pub fn with_options(o: &RedisOptions) -> Result<Self, StorageError> {
+        let timeouts = Timeouts {
+            wait: Some(Duration::from_secs(5)),
+            create: Some(Duration::from_secs(2)),
+            recycle: Some(Duration::from_secs(2)),
+        };
+        let pool_config = deadpool_redis::PoolConfig {
+            max_size: o.pool_size,
+            timeouts,
             ..Default::default()
-        });
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        };
+        let backend = match &o.topology {
+            RedisTopology::Standalone { url } => {
+                let mut cfg = deadpool_redis::Config::from_url(url);
+                cfg.pool = Some(pool_config);
+                Backend::Standalone(cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?)
+            }
+            RedisTopology::Sentinel { sentinels, master } => {
+                use deadpool_redis::sentinel::{Config, Hook, HookError, SentinelServerType};
+                let mut cfg = Config::from_urls(sentinels.clone(), master.clone(), SentinelServerType::Master);
+                cfg.pool = Some(pool_config);
+                // A connection kept idle in the pool may outlive its node's primacy: one that
+                // is no longer to the primary is dropped instead of handed out.
+                let pool = cfg
+                    .builder()
+                    .map_err(unavailable)?
+                    .runtime(Runtime::Tokio1)
+                    .post_recycle(Hook::async_fn(|conn, _| {
+                        Box::pin(async move {
+                            match is_primary(conn).await {
+                                Ok(true) => Ok(()),
+                                Ok(false) => Err(HookError::Message("no longer the primary".into())),
+                                Err(e) => Err(HookError::Backend(e)),
+                            }
+                        })
+                    }))
+                    .build()
+                    .map_err(unavailable)?;
+                Backend::Sentinel(pool)
+            }
+            RedisTopology::Cluster { nodes } => {
+                let mut cfg = deadpool_redis::cluster::Config::from_urls(nodes.clone());
+                cfg.pool = Some(pool_config);
+                Backend::Cluster(cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?)
+            }
+        };
         Ok(RedisStore {
-            pool,
+            backend,
             shared: Arc::new(Shared {
                 slots: (0..SHARED_CONNECTIONS).map(|_| Arc::new(Mutex::new(None))).collect(),
                 next: AtomicUsize::new(0),
             }),
-            prefix: prefix.into(),
+            prefix: o.prefix.as_str().into(),
+            min_replicas: o.min_replicas,
+            replica_timeout: o.replica_timeout,
         })
     }
 
     /// A connection shared with other callers. Commands from concurrent requests travel
     /// pipelined on a few multiplexed connections instead of one pooled connection each, which
-    /// cuts the syscalls per message on both sides (the profile's main cost). The pool still
-    /// makes (and after a failure remakes) the connections.
+    /// cuts the syscalls per message on both sides (the profile's main cost).
     async fn conn(&self) -> Result<SharedConn, StorageError> {
         let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % SHARED_CONNECTIONS;
         let slot = self.shared.slots[i].clone();
         let existing = lock(&slot).clone();
-        if let Some(conn) = existing {
-            return Ok(SharedConn {
-                conn,
-                slot,
-                pool: self.pool.clone(),
-            });
-        }
-        let conn = deadpool_redis::Connection::take(self.pool.get().await.map_err(unavailable)?);
-        *lock(&slot) = Some(conn.clone());
+        let conn = match existing {
+            Some(conn) => conn,
+            None => {
+                let conn = self.backend.shared().await.map_err(unavailable)?;
+                *lock(&slot) = Some(conn.clone());
+                conn
+            }
+        };
         Ok(SharedConn {
             conn,
             slot,
-            pool: self.pool.clone(),
+            store: self.clone(),
         })
+    }
+
+    /// Forgets every shared connection: after a failover they all lead to the demoted node.
+    fn drop_shared(&self) {
+        for slot in &self.shared.slots {
+            *lock(slot) = None;
+        }
     }
 
     /// `p:{tag}:`: every key of the queue (or ledger) named `tag` starts with it.
@@ -89,6 +318,66 @@ impl RedisStore {
         inv.invoke_async(&mut self.conn().await?).await.map_err(unavailable)
     }
 
+    /// Runs a script whose effect is acknowledged to a caller (a 202, a payment confirmation's
+    /// answer, a settlement) and, with `min_replicas` set, returns only once that many replicas
+    /// hold it: otherwise [`StorageError::NotReplicated`]; the write stays on the primary, so
+    /// the caller's retry with the same idempotency key finds it. `base` is the `p:{tag}:` of
+    /// the keys the script wrote, for the marker write (see the module doc).
+    pub(super) async fn run_acknowledged(&self, inv: &redis::ScriptInvocation<'_>, base: &str) -> Result<Value, StorageError> {
+        if self.min_replicas == 0 {
+            return self.run(inv).await;
+        }
+        let mut dedicated = self.backend.dedicated().await.map_err(|e| self.failed(e))?;
+        dedicated.allow_replies_within(self.replica_timeout + REPLY_MARGIN);
+        let answer: Value = inv.invoke_async(&mut dedicated).await.map_err(|e| self.failed(e))?;
+        let marker = format!("{base}ack");
+        let mut mark = redis::cmd("SET");
+        mark.arg(&marker).arg(super::now_ms()).arg("PX").arg(60_000);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.min_replicas).arg(self.replica_timeout.as_millis() as u64);
+        let acked: i64 = match &mut dedicated {
+            Dedicated::Cluster(c) => {
+                // WAIT is routed to every master by default; it must go to the one that took
+                // the write, which is the one owning the slot of `base` (the script's keys').
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(&marker, SlotAddr::Master));
+                let conn: &mut ClusterConnection = c;
+                conn.route_command(mark, RoutingInfo::SingleNode(route.clone()))
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                let v = conn
+                    .route_command(wait, RoutingInfo::SingleNode(route))
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                reply(&v, "WAIT reply")?
+            }
+            other => {
+                let (_, n): ((), i64) = redis::pipe()
+                    .add_command(mark)
+                    .add_command(wait)
+                    .query_async(other)
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                n
+            }
+        };
+        if acked < i64::from(self.min_replicas) {
+            return Err(StorageError::NotReplicated {
+                wanted: self.min_replicas,
+                got: acked.max(0) as u32,
+            });
+        }
+        Ok(answer)
+    }
+
+    /// `Unavailable`, and after a sign of failover (`READONLY`, a broken connection) the
+    /// shared connections are dropped so the next command finds the new primary.
+    fn failed(&self, e: redis::RedisError) -> StorageError {
+        if SharedConn::broken(&e) {
+            self.drop_shared();
+        }
+        unavailable(e)
+    }
+
     pub(super) async fn cmd<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StorageError> {
         cmd.query_async(&mut self.conn().await?).await.map_err(unavailable)
     }
@@ -97,8 +386,23 @@ impl RedisStore {
         pipe.query_async::<()>(&mut self.conn().await?).await.map_err(unavailable)
     }
 
+    /// Ready: Redis answers, and in sentinel mode the node is the primary (a demoted one still
+    /// answers `PING`).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.cmd(&redis::cmd("PING")).await
+        match self.backend {
+            Backend::Sentinel(_) => {
+                let mut conn = self.conn().await?;
+                match is_primary(&mut conn).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        self.drop_shared();
+                        Err(unavailable("the node is no longer the primary; following the failover"))
+                    }
+                    Err(e) => Err(self.failed(e)),
+                }
+            }
+            _ => self.cmd(&redis::cmd("PING")).await,
+        }
     }
 
     /// Reads the settings the durability promise depends on. Returns warnings to log loudly.
@@ -128,46 +432,66 @@ impl RedisStore {
             )),
             None => warnings.push("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction".into()),
         }
+        // A cluster answers INFO per node; its masters' replicas are the cluster's to report.
+        if self.min_replicas > 0 && !matches!(self.backend, Backend::Cluster(_)) {
+            let info: Option<String> = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.ok();
+            let online = info
+                .as_deref()
+                .map(|i| i.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count());
+            let wanted = self.min_replicas;
+            match online {
+                Some(n) if n >= wanted as usize => {}
+                Some(n) => warnings.push(format!(
+                    "queue.min_replicas is {wanted} but the primary has {n} replica(s) online: every acknowledged write is refused (503) until enough are"
+                )),
+                None => warnings.push(format!(
+                    "cannot read INFO replication; make sure the primary has at least {wanted} replica(s) (queue.min_replicas)"
+                )),
+            }
+        }
+        if self.min_replicas == 0 && !matches!(self.backend, Backend::Standalone(_)) {
+            warnings.push("queue.min_replicas is 0: a failover can lose messages already acknowledged; set it to 1 or more".into());
+        }
         Ok(warnings)
     }
 }
 
-type Slot = Arc<Mutex<Option<MultiplexedConnection>>>;
+type Slot = Arc<Mutex<Option<Conn>>>;
 
 struct Shared {
     slots: Vec<Slot>,
     next: AtomicUsize,
 }
 
-fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<Conn>> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A shared connection that replaces itself when it breaks. A connection found dead (Redis
-/// restarted since it was made) is replaced from the pool and the command sent once more on
-/// the new one. Every script here is safe to run twice: settlements, replays and discards
-/// check their preconditions, a repeated claim only leaves a lease to expire, and a repeated
-/// enqueue is absorbed by its idempotency key when the caller sent one (otherwise it is the
-/// same at-least-once duplicate a client's own retry would make).
+/// restarted, or the primary failed) or answering `READONLY` (its node was demoted) is dropped
+/// with the other shared ones, replaced from the pool, and the command sent once more on the
+/// new one. Every script here is safe to run twice: a `READONLY` refusal wrote nothing, and
+/// settlements, replays and discards check their preconditions, a repeated claim only leaves
+/// a lease to expire, and a repeated enqueue is absorbed by its idempotency key when the
+/// caller sent one (otherwise it is the same at-least-once duplicate a client's own retry
+/// would make).
 struct SharedConn {
-    conn: MultiplexedConnection,
+    conn: Conn,
     slot: Slot,
-    pool: Pool,
+    store: RedisStore,
 }
 
 impl SharedConn {
     fn broken(e: &redis::RedisError) -> bool {
-        e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+        e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_unrecoverable_error()
+            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
     }
 
     async fn renew(&mut self) -> redis::RedisResult<()> {
-        *lock(&self.slot) = None;
-        let fresh = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        self.conn = deadpool_redis::Connection::take(fresh);
+        self.store.drop_shared();
+        self.conn = self.store.backend.shared().await?;
         *lock(&self.slot) = Some(self.conn.clone());
         Ok(())
     }

@@ -198,7 +198,7 @@ impl RedisLedger {
             .arg(&ev.confirmed.payload)
             .arg(&ev.duplicate.kind)
             .arg(&ev.duplicate.payload);
-        let answer: String = reply(&self.store.run(&inv).await?, "payment confirmation reply")?;
+        let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment confirmation reply")?;
         confirm_outcome(&answer)
     }
 
@@ -221,7 +221,7 @@ impl RedisLedger {
             .arg(&event.ordering_key)
             .arg(&event.kind)
             .arg(&event.payload);
-        let answer: String = reply(&self.store.run(&inv).await?, "payment reversal reply")?;
+        let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment reversal reply")?;
         reverse_outcome(&answer)
     }
 

@@ -129,7 +129,7 @@ impl RedisQueue {
             .arg(now)
             .arg(fingerprint)
             .arg(ttl_secs);
-        let (answer, rid): (String, String) = reply(&self.store.run(&inv).await?, "enqueue reply")?;
+        let (answer, rid): (String, String) = reply(&self.store.run_acknowledged(&inv, &k.base).await?, "enqueue reply")?;
         match answer.as_str() {
             "accepted" => Ok(Enqueued::Accepted(rid)),
             "replayed" => Ok(Enqueued::Replayed(rid)),
@@ -193,7 +193,12 @@ impl RedisQueue {
             .arg(error)
             .arg(&c.ordering_key)
             .arg(retention_secs.max(1));
-        one_of_two(&self.store.run(&inv).await?, "settle reply", "settled", "lease_lost")
+        one_of_two(
+            &self.store.run_acknowledged(&inv, &k.base).await?,
+            "settle reply",
+            "settled",
+            "lease_lost",
+        )
     }
 
     /// `reap.lua`.
