@@ -333,8 +333,23 @@ impl RedisStore {
         let marker = format!("{base}ack");
         let mut mark = redis::cmd("SET");
         mark.arg(&marker).arg(super::now_ms()).arg("PX").arg(60_000);
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(self.min_replicas).arg(self.replica_timeout.as_millis() as u64);
+        // WAIT for every replica connected now, never fewer than `min_replicas`: Sentinel
+        // promotes the replica it believes most up to date, which is best effort, so a write
+        // held by only some replicas could be lost by a failover that picks another. Held by
+        // all of them, it survives whichever is promoted; a replica that is down lowers the
+        // count, so writes go on with `min_replicas` as the floor.
+        let info = redis::cmd("INFO").arg("replication").clone();
+        let wait_for = |info: &str| {
+            let connected = info
+                .lines()
+                .find_map(|l| l.strip_prefix("connected_slaves:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(0);
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(connected.max(self.min_replicas))
+                .arg(self.replica_timeout.as_millis() as u64);
+            wait
+        };
         let acked: i64 = match &mut dedicated {
             Dedicated::Cluster(c) => {
                 // WAIT is routed to every master by default; it must go to the one that took
@@ -344,20 +359,25 @@ impl RedisStore {
                 conn.route_command(mark, RoutingInfo::SingleNode(route.clone()))
                     .await
                     .map_err(|e| self.failed(e))?;
+                let text = conn
+                    .route_command(info, RoutingInfo::SingleNode(route.clone()))
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                let text: String = reply(&text, "INFO reply")?;
                 let v = conn
-                    .route_command(wait, RoutingInfo::SingleNode(route))
+                    .route_command(wait_for(&text), RoutingInfo::SingleNode(route))
                     .await
                     .map_err(|e| self.failed(e))?;
                 reply(&v, "WAIT reply")?
             }
             other => {
-                let (_, n): ((), i64) = redis::pipe()
+                let (_, text): ((), String) = redis::pipe()
                     .add_command(mark)
-                    .add_command(wait)
+                    .add_command(info)
                     .query_async(other)
                     .await
                     .map_err(|e| self.failed(e))?;
-                n
+                wait_for(&text).query_async(other).await.map_err(|e| self.failed(e))?
             }
         };
         if acked < i64::from(self.min_replicas) {
