@@ -56,7 +56,11 @@ async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
                 ("HCC__QUEUE__REDIS_NODES", redis.sentinel_urls().join(",")),
                 ("HCC__QUEUE__SENTINEL_MASTER", SENTINEL_MASTER.into()),
                 ("HCC__QUEUE__MIN_REPLICAS", "1".into()),
-                ("HCC__QUEUE__REPLICA_TIMEOUT_MS", "500".into()),
+                // The gateway waits for every connected replica, with 1 as the floor; the
+                // timeout is how long a lagging replica (on a loaded machine) is waited for
+                // before 1 is enough. Too short, and a lagging replica Sentinel then promotes
+                // would lack acknowledged writes (docs/operations.md, "Which replicas").
+                ("HCC__QUEUE__REPLICA_TIMEOUT_MS", "3000".into()),
             ],
         ),
         Workers::On,
