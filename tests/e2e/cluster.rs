@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::storage::partition_of;
-use hcc_tests::deployment::ClusterDeployment;
+use hcc_tests::deployment::{ClusterDeployment, connected_replicas};
 use hcc_tests::*;
 
 const DOSSIERS: usize = 30;
@@ -138,7 +138,17 @@ async fn cluster_master_killed_mid_storm_two_gateways_lose_nothing_accepted_and_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let promoted = killed_at.elapsed();
+    let successor = cluster
+        .owner_of(&format!("dvcqg:{}", partition_of(&ma(0), PARTITIONS)))
+        .unwrap_or_else(|| panic!("no master took over from {victim}"));
     tokio::task::block_in_place(|| cluster.restart(victim));
+    // When the restarted node holds the successor's data again: from then on WAIT can succeed.
+    let resynced_by = Instant::now() + Duration::from_secs(30);
+    while tokio::task::block_in_place(|| connected_replicas(successor)) == 0 {
+        assert!(Instant::now() < resynced_by, "{victim} never came back as {successor}'s replica");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resynced = killed_at.elapsed();
 
     let mut sent: Vec<Vec<Instant>> = Vec::new();
     for t in storm {
@@ -155,11 +165,12 @@ async fn cluster_master_killed_mid_storm_two_gateways_lose_nothing_accepted_and_
         .unwrap_or_else(|| panic!("nothing accepted after the kill on the killed master's partitions {hit:?}"));
     println!(
         "cluster failover gap: {} ms on the killed master's partitions ({} dossiers), {} ms anywhere; \
-         replica promoted after {} ms (master on port {victim} killed)",
+         replica promoted after {} ms, old master back as its replica after {} ms (master on port {victim} killed)",
         hit_gap.as_millis(),
         hit.len(),
         any_gap.as_millis(),
-        promoted.as_millis()
+        promoted.as_millis(),
+        resynced.as_millis()
     );
     assert!(hit_gap < Duration::from_secs(30), "accepting again took {hit_gap:?}");
 
