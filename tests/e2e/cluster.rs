@@ -161,14 +161,31 @@ async fn cluster_master_killed_mid_storm_two_gateways_lose_nothing_accepted_and_
             .map(|s| s.duration_since(killed_at))
     };
     let any_gap = first_after(&mut (0..DOSSIERS)).unwrap_or_else(|| panic!("nothing accepted after the kill"));
+    // The other masters' partitions: the longest pause between two acceptances after the kill
+    // (while the cluster marks the master failed it refuses every slot, CLUSTERDOWN).
+    let mut others: Vec<Instant> = (0..DOSSIERS)
+        .filter(|d| !hit.contains(d))
+        .flat_map(|d| sent[d].iter().copied())
+        .filter(|s| *s > killed_at)
+        .collect();
+    others.sort();
+    let others_pause = others
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .chain(others.first().map(|f| f.duration_since(killed_at)))
+        .max()
+        .unwrap_or_default();
     let hit_gap = first_after(&mut hit.iter().copied())
         .unwrap_or_else(|| panic!("nothing accepted after the kill on the killed master's partitions {hit:?}"));
     println!(
-        "cluster failover gap: {} ms on the killed master's partitions ({} dossiers), {} ms anywhere; \
+        "cluster failover gap: {} ms on the killed master's partitions ({} dossiers), {} ms anywhere, \
+         longest pause on the others {} ms ({} accepted there after the kill); \
          replica promoted after {} ms, old master back as its replica after {} ms (master on port {victim} killed)",
         hit_gap.as_millis(),
         hit.len(),
         any_gap.as_millis(),
+        others_pause.as_millis(),
+        others.len(),
         promoted.as_millis(),
         resynced.as_millis()
     );
