@@ -2,6 +2,7 @@
 //! real Redis (127.0.0.1:6379, or `HCC_TEST_REDIS_URL`; tests that stop Redis start their own).
 
 mod bank_xml;
+mod cluster;
 mod cluster_ack;
 mod crash;
 mod dashboard;

@@ -1,5 +1,6 @@
 //! Redis deployments for the failover tests, started from the `redis-server` binary on free
-//! loopback ports: a Sentinel-managed primary with two replicas and three sentinels. Every
+//! loopback ports: a Sentinel-managed primary with two replicas and three sentinels, and a
+//! Cluster of three masters with a replica each. Every
 //! process is private to the test, killable with SIGKILL, and killed (its files removed) on
 //! drop. Waits are bounded.
 
@@ -204,6 +205,13 @@ pub struct ClusterDeployment {
 
 impl ClusterDeployment {
     pub fn start() -> ClusterDeployment {
+        Self::start_with_node_timeout(2000)
+    }
+
+    /// A cluster whose nodes call a silent peer failed after `node_timeout_ms`
+    /// (`cluster-node-timeout`), which bounds how soon a replica takes over.
+    pub fn start_with_node_timeout(node_timeout_ms: u32) -> ClusterDeployment {
+        let timeout = node_timeout_ms.to_string();
         let nodes: Vec<PrivateRedis> = (0..6)
             .map(|_| {
                 PrivateRedis::start_with(&[
@@ -212,7 +220,7 @@ impl ClusterDeployment {
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    &timeout,
                 ])
             })
             .collect();
@@ -266,6 +274,37 @@ impl ClusterDeployment {
         if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port) {
             n.kill();
         }
+    }
+
+    /// Starts the (killed) node on `port` again from its own files, as a supervisor would: it
+    /// rejoins the cluster, as a replica if another node took its slots over.
+    pub fn restart(&mut self, port: u16) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.port == port) {
+            n.restart();
+        }
+    }
+
+    /// The master serving the slot of hash tag `tag` (`{tag}`): the one that answers a read of
+    /// a key in that slot instead of redirecting it (`MOVED`).
+    pub fn owner_of(&self, tag: &str) -> Option<u16> {
+        self.masters().into_iter().find(|m| {
+            let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{m}")).and_then(|c| c.get_connection()) else {
+                return false;
+            };
+            c.exists(format!("{{{tag}}}")).is_ok()
+        })
+    }
+
+    /// Keys matching `pattern` on the node on `port` (`SCAN ... MATCH`).
+    pub fn count_keys(&self, port: u16, pattern: &str) -> usize {
+        let Ok(mut c) = redis::Client::open(format!("redis://127.0.0.1:{port}")).and_then(|c| c.get_connection()) else {
+            return 0;
+        };
+        let keys: Vec<String> = c
+            .scan_match(pattern)
+            .map(|it| it.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        keys.len()
     }
 
     /// The masters holding a key that matches `pattern` (`SCAN ... MATCH`).

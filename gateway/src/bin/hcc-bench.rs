@@ -7,7 +7,9 @@
 //! end to end (HTTP in, portal out), the drain of a portal backlog after an outage, and a flaky
 //! portal (20% 503, 10% dropped connections, 3 s sessions: 420 updates over 60 dossiers, five
 //! runs, the time from the last acceptance to the last delivery). `--only flaky` runs that
-//! phase alone.
+//! phase alone; `--only scale` runs the baseline, ingest and backlog drain alone, the figures
+//! that size a deployment. `--redis-mode cluster --redis-nodes ...` runs on a Redis Cluster
+//! (with `--partitions`), the baseline then being `redis-benchmark --cluster`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +60,53 @@ struct Args {
     /// Partitions per destination queue (`queue.partitions`), for a Redis Cluster run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     partitions: u16,
+    /// `standalone` uses `--redis`; `cluster` uses `--redis-nodes` (`queue.redis_mode`).
+    #[arg(long, value_enum, default_value = "standalone")]
+    redis_mode: RedisMode,
+    /// A Redis Cluster's nodes, comma-separated `redis://host:port` URLs (`queue.redis_nodes`);
+    /// every node is listed, so that clean-up reaches every master.
+    #[arg(long, value_delimiter = ',')]
+    redis_nodes: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RedisMode {
+    Standalone,
+    Cluster,
+}
+
+/// The cluster's nodes when `--redis-mode cluster`, set once at start; empty on standalone.
+static CLUSTER_NODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+fn cluster_nodes() -> &'static [String] {
+    CLUSTER_NODES.get().map_or(&[], Vec::as_slice)
+}
+
+/// A store on the Redis of this run: `url` on standalone, the cluster's nodes on a cluster.
+fn store(url: &str, pool_size: usize, prefix: &str) -> anyhow::Result<Store> {
+    if cluster_nodes().is_empty() {
+        return Ok(Store::redis(url, pool_size, prefix)?);
+    }
+    Ok(Store::redis_with(&hcc_gateway::storage::RedisOptions {
+        topology: hcc_gateway::storage::RedisTopology::Cluster {
+            nodes: cluster_nodes().to_vec(),
+        },
+        pool_size,
+        prefix: prefix.to_string(),
+        min_replicas: 0,
+        replica_timeout: Duration::from_secs(1),
+    })?)
+}
+
+/// The `HCC__QUEUE__...` settings that point a gateway at the cluster, if this run has one.
+fn topology_vars() -> Vec<(&'static str, String)> {
+    if cluster_nodes().is_empty() {
+        return Vec::new();
+    }
+    vec![
+        ("HCC__QUEUE__REDIS_MODE", "cluster".into()),
+        ("HCC__QUEUE__REDIS_NODES", cluster_nodes().join(",")),
+    ]
 }
 
 /// `--partitions`, set once at start: every queue and gateway the phases make uses it.
@@ -76,6 +125,8 @@ fn queues(store: Store) -> MessageQueue {
 enum Phase {
     /// The flaky portal: 30% faults, 3 s sessions, 420 updates over 60 dossiers.
     Flaky,
+    /// The raw Redis baseline, HTTP ingest and the backlog drain: the sizing figures.
+    Scale,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -106,11 +157,13 @@ fn redis_host_port(url: &str) -> Option<(String, String)> {
 }
 
 fn redis_baseline(url: &str) -> Option<f64> {
-    let (host, port) = redis_host_port(url)?;
-    let out = std::process::Command::new("redis-benchmark")
-        .args(["-h", &host, "-p", &port, "-t", "lpush", "-c", "64", "-n", "200000", "-q"])
-        .output()
-        .ok()?;
+    let (host, port) = redis_host_port(cluster_nodes().first().map_or(url, String::as_str))?;
+    let mut cmd = std::process::Command::new("redis-benchmark");
+    cmd.args(["-h", &host, "-p", &port, "-t", "lpush", "-c", "64", "-n", "200000", "-q"]);
+    if !cluster_nodes().is_empty() {
+        cmd.arg("--cluster");
+    }
+    let out = cmd.output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "LPUSH: 123456.79 requests per second, p50=0.263 msec"
     let line = text.split(['\r', '\n']).rev().find(|l| l.contains("LPUSH:"))?;
@@ -135,7 +188,10 @@ fn settings(redis: &str, prefix: &str, portal: &str, workers: usize) -> anyhow::
         ("HCC__DELIVERY__CONCURRENCY", workers.to_string()),
         ("HCC__LOG__LEVEL", "error".into()),
         ("HCC__QUEUE__PARTITIONS", partitions().to_string()),
-    ] {
+    ]
+    .into_iter()
+    .chain(topology_vars())
+    {
         src.vars.insert(k.into(), v);
     }
     Ok(hcc_config::load(&src)?)
@@ -289,7 +345,7 @@ impl Served {
 }
 
 async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
-    let queue = queues(Store::redis(redis, 8, prefix)?);
+    let queue = queues(store(redis, 8, prefix)?);
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -310,6 +366,7 @@ async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_wor
             .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
             .env("HCC__QUEUE__PARTITIONS", partitions().to_string())
             .env("HCC__LOG__LEVEL", "error")
+            .envs(topology_vars())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let child = cmd.spawn()?;
@@ -611,7 +668,23 @@ fn print_flaky(v: &Value) {
 }
 
 fn cleanup(redis: &str, prefixes: &[String]) {
-    // Leave Redis as we found it.
+    // Leave Redis as we found it. On a cluster each master is asked for the keys it holds and
+    // unlinks them itself (a replica's `MOVED` answers are ignored), so no command crosses slots.
+    for node in cluster_nodes() {
+        if let Some((host, port)) = redis_host_port(node) {
+            for prefix in prefixes {
+                let _ = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "redis-cli -h {host} -p {port} --scan --pattern '{prefix}:*' | sed 's/^/UNLINK /' | redis-cli -h {host} -p {port} >/dev/null"
+                    ))
+                    .status();
+            }
+        }
+    }
+    if !cluster_nodes().is_empty() {
+        return;
+    }
     if let Some((host, port)) = redis_host_port(redis) {
         for prefix in prefixes {
             let _ = std::process::Command::new("sh")
@@ -622,10 +695,65 @@ fn cleanup(redis: &str, prefixes: &[String]) {
     }
 }
 
+/// The backlog-drain phase: `n` portal updates queued while the portal was away, then drained
+/// by one engine; returns the time to deliver them all.
+async fn drain_phase(redis: &str, prefix: &str, portal: &str, workers: usize, n: usize) -> anyhow::Result<Duration> {
+    let bq = queues(store(redis, 64, prefix)?);
+    fill(
+        &bq,
+        "dvcqg",
+        "dossier.sync",
+        n,
+        Arc::new(|i| {
+            let ma = format!("BKL-{:06}", i % 20_000);
+            let body = serde_json::to_vec(&dossier(&ma, 1 + (i / 20_000 % 2) as u8)).unwrap_or_default();
+            (ma, body)
+        }),
+    )
+    .await?;
+    let engine = engine_for(&bq, &settings(redis, prefix, portal, workers)?, None)?;
+    let drain_t = wait_delivered(&bq, "dvcqg", n as u64, Duration::from_secs(1200)).await?;
+    engine.shutdown(Duration::from_secs(5)).await;
+    Ok(drain_t)
+}
+
+/// `--only scale`: the raw baseline, HTTP ingest with no workers, and the backlog drain.
+async fn scale_phase(a: &Args, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
+    eprintln!("[scale 1/3] raw Redis baseline (redis-benchmark -t lpush -c 64)");
+    let baseline = redis_baseline(&a.redis);
+    let portal = hcc_mocks::dvcqg::spawn(
+        "127.0.0.1:0",
+        hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default()),
+    )?;
+    eprintln!("[scale 2/3] HTTP ingest: {} dossiers at {} connections", a.requests, a.concurrency);
+    prefixes.push(fresh_prefix());
+    let gw = serve(&a.redis, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, Workers::Off).await?;
+    let (ingest_t, ingest_lat, ingest_ids) = load(&gw.base, a.requests, a.concurrency, "ING").await?;
+    gw.stop().await;
+    eprintln!("[scale 3/3] backlog drain: {} portal updates", a.backlog);
+    prefixes.push(fresh_prefix());
+    let drain_t = drain_phase(&a.redis, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, a.backlog).await?;
+    portal.stop().await;
+    Ok(json!({
+        "redis_mode": if cluster_nodes().is_empty() { "standalone" } else { "cluster" },
+        "partitions": partitions(),
+        "redis_lpush_baseline_rps": baseline,
+        "ingest": {"requests": a.requests, "accepted": ingest_ids.len(), "concurrency": a.concurrency,
+                   "rate_per_s": ingest_ids.len() as f64 / ingest_t.as_secs_f64(),
+                   "p50_ms": percentile(&ingest_lat, 0.5), "p99_ms": percentile(&ingest_lat, 0.99)},
+        "backlog_drain": {"messages": a.backlog, "workers": a.workers, "seconds": drain_t.as_secs_f64(),
+                          "rate_per_s": a.backlog as f64 / drain_t.as_secs_f64()},
+    }))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let _ = PARTITIONS.set(a.partitions);
+    if a.redis_mode == RedisMode::Cluster {
+        anyhow::ensure!(!a.redis_nodes.is_empty(), "--redis-mode cluster needs --redis-nodes");
+        let _ = CLUSTER_NODES.set(a.redis_nodes.clone());
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if a.signatures_only {
         let sigs = signature_figures()?;
@@ -633,7 +761,12 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&json!({"signatures": sigs}))?);
         return Ok(());
     }
-    eprintln!("hcc-bench on {cores} cores, Redis at {}", a.redis);
+    let redis_at = if cluster_nodes().is_empty() {
+        a.redis.clone()
+    } else {
+        format!("cluster {}", cluster_nodes().join(","))
+    };
+    eprintln!("hcc-bench on {cores} cores, Redis at {redis_at}");
     let flaky_limit = Duration::from_secs(a.flaky_limit_secs);
     if a.only == Some(Phase::Flaky) {
         eprintln!(
@@ -647,6 +780,27 @@ async fn main() -> anyhow::Result<()> {
         println!();
         print_flaky(&report["flaky_portal"]);
         println!();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = a.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(());
+    }
+
+    if a.only == Some(Phase::Scale) {
+        let mut prefixes = Vec::new();
+        let scale = scale_phase(&a, &mut prefixes).await;
+        cleanup(&a.redis, &prefixes);
+        let report = json!({"machine": {"cores": cores}, "scale": scale?});
+        let v = &report["scale"];
+        println!(
+            "baseline {} ops/s, ingest {:.0} msg/s (p50 {:.2} ms, p99 {:.2} ms), drain {:.0} msg/s",
+            v["redis_lpush_baseline_rps"].as_f64().map_or("n/a".into(), |b| format!("{b:.0}")),
+            v["ingest"]["rate_per_s"].as_f64().unwrap_or(0.0),
+            v["ingest"]["p50_ms"].as_f64().unwrap_or(0.0),
+            v["ingest"]["p99_ms"].as_f64().unwrap_or(0.0),
+            v["backlog_drain"]["rate_per_s"].as_f64().unwrap_or(0.0)
+        );
         println!("{}", serde_json::to_string_pretty(&report)?);
         if let Some(path) = a.json {
             std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
@@ -680,7 +834,7 @@ async fn main() -> anyhow::Result<()> {
     let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
     let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
     prefixes.push(fresh_prefix());
-    let dq = queues(Store::redis(&a.redis, 64, &prefixes[1])?);
+    let dq = queues(store(&a.redis, 64, &prefixes[1])?);
     fill(
         &dq,
         "centre",
@@ -726,22 +880,7 @@ async fn main() -> anyhow::Result<()> {
         a.backlog
     );
     prefixes.push(fresh_prefix());
-    let bq = queues(Store::redis(&a.redis, 64, &prefixes[3])?);
-    fill(
-        &bq,
-        "dvcqg",
-        "dossier.sync",
-        a.backlog,
-        Arc::new(|i| {
-            let ma = format!("BKL-{:06}", i % 20_000);
-            let body = serde_json::to_vec(&dossier(&ma, 1 + (i / 20_000 % 2) as u8)).unwrap_or_default();
-            (ma, body)
-        }),
-    )
-    .await?;
-    let engine = engine_for(&bq, &settings(&a.redis, &prefixes[3], &portal.url(), a.workers)?, None)?;
-    let drain_t = wait_delivered(&bq, "dvcqg", a.backlog as u64, Duration::from_secs(1200)).await?;
-    engine.shutdown(Duration::from_secs(5)).await;
+    let drain_t = drain_phase(&a.redis, &prefixes[3], &portal.url(), a.workers, a.backlog).await?;
     portal.stop().await;
     sink.stop().await;
 

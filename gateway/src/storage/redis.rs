@@ -354,10 +354,17 @@ impl RedisStore {
             Dedicated::Cluster(c) => {
                 // WAIT is routed to every master by default; it must go to the one that took
                 // the write, which is the one owning the slot of `base` (the script's keys').
+                // A routed command's error reply comes back as `Ok(Value::ServerError)`, not as
+                // an `Err`. Right after a failover a connection's slot map can still name the
+                // old master, back as a replica: the `SET` is redirected (`MOVED`) to the new
+                // master, but the `WAIT` is refused there ("WAIT cannot be used with replica
+                // instances"). That is "not acknowledged yet" (503, retried with the same
+                // idempotency key, by when the map is fresh), not a corrupt reply (500).
                 let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(&marker, SlotAddr::Master));
                 let conn: &mut ClusterConnection = c;
                 conn.route_command(mark, RoutingInfo::SingleNode(route.clone()))
                     .await
+                    .and_then(Value::extract_error)
                     .map_err(|e| self.failed(e))?;
                 let text = conn
                     .route_command(info, RoutingInfo::SingleNode(route.clone()))
@@ -367,6 +374,7 @@ impl RedisStore {
                 let v = conn
                     .route_command(wait_for(&text), RoutingInfo::SingleNode(route))
                     .await
+                    .and_then(Value::extract_error)
                     .map_err(|e| self.failed(e))?;
                 reply(&v, "WAIT reply")?
             }
