@@ -369,6 +369,7 @@ impl RedisStore {
                 let text = conn
                     .route_command(info, RoutingInfo::SingleNode(route.clone()))
                     .await
+                    .and_then(Value::extract_error)
                     .map_err(|e| self.failed(e))?;
                 let text: String = reply(&text, "INFO reply")?;
                 let v = conn
