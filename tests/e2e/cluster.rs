@@ -20,36 +20,6 @@ fn ma(d: usize) -> String {
     format!("000.00.22.H46-241128-{d:04}")
 }
 
-/// Drops immediate repeats: a delivery whose settlement the failover lost is made again.
-fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
-    v.dedup();
-    v
-}
-
-/// Posts `u` until it is accepted, retrying on 503 and connection errors with the same key.
-/// Returns when the accepting request was sent.
-async fn post_until_202(client: &reqwest::Client, base: &str, ma: &str, u: &Update, key: &str, deadline: Instant) -> Instant {
-    let (path, body) = u.path_and_body(ma);
-    loop {
-        let sent_at = Instant::now();
-        let r = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(CENTRE_KEY)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
-            .await;
-        match r {
-            Ok(r) if r.status() == 202 => return sent_at,
-            Ok(r) if r.status() == 503 => {}
-            Ok(r) => panic!("update {key} of {ma}: unexpected {}", r.status()),
-            Err(_) => {}
-        }
-        assert!(Instant::now() < deadline, "update {key} of {ma} was never accepted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_master_killed_mid_storm_two_gateways_lose_nothing_accepted_and_keep_order() {
     let mut cluster = tokio::task::spawn_blocking(|| ClusterDeployment::start_with_node_timeout(1000))

@@ -19,13 +19,6 @@ fn expected() -> Vec<(String, u8)> {
     life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect()
 }
 
-/// Drops immediate repeats: at-least-once delivery may hand the portal the same item twice in
-/// a row after a crash, which the portal treats as a duplicate, not a change.
-fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
-    v.dedup();
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_whole_life_reaches_the_portal_in_order() {
     let (p, state) = portal();

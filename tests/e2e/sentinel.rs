@@ -13,36 +13,6 @@ use hcc_tests::*;
 
 const DOSSIERS: usize = 30;
 
-/// Drops immediate repeats: a delivery whose settlement a failover lost is made again.
-fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
-    v.dedup();
-    v
-}
-
-/// Posts `u` until it is accepted, retrying on 503 and connection errors with the same key.
-/// Returns when the accepting request was sent.
-async fn post_until_202(client: &reqwest::Client, base: &str, ma: &str, u: &Update, key: &str, deadline: Instant) -> Instant {
-    let (path, body) = u.path_and_body(ma);
-    loop {
-        let sent_at = Instant::now();
-        let r = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(CENTRE_KEY)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
-            .await;
-        match r {
-            Ok(r) if r.status() == 202 => return sent_at,
-            Ok(r) if r.status() == 503 => {}
-            Ok(r) => panic!("update {key} of {ma}: unexpected {}", r.status()),
-            Err(_) => {}
-        }
-        assert!(Instant::now() < deadline, "update {key} of {ma} was never accepted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
     let mut redis = tokio::task::spawn_blocking(SentinelDeployment::start).await.unwrap();

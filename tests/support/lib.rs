@@ -659,6 +659,38 @@ pub async fn post_until_accepted(client: &reqwest::Client, base: &str, ma: &str,
     }
 }
 
+/// Posts `u` until it is accepted, retrying on 503 and connection errors with the same key, as
+/// a client must during a Redis failover; any other answer fails the test. Returns when the
+/// accepting request was sent.
+pub async fn post_until_202(client: &reqwest::Client, base: &str, ma: &str, u: &Update, key: &str, deadline: Instant) -> Instant {
+    let (path, body) = u.path_and_body(ma);
+    loop {
+        let sent_at = Instant::now();
+        let r = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(CENTRE_KEY)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status() == 202 => return sent_at,
+            Ok(r) if r.status() == 503 => {}
+            Ok(r) => panic!("update {key} of {ma}: unexpected {}", r.status()),
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "update {key} of {ma} was never accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the portal saw of a dossier with immediate repeats dropped: a delivery whose
+/// settlement was lost (a crash, a failover) is made again, which the portal takes as a repeat.
+pub fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
+    v.dedup();
+    v
+}
+
 /// A mock portal on a free port.
 pub fn portal() -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState) {
     let state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
