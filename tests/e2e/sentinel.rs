@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_gateway::storage::{Store, now_ms};
-use hcc_tests::deployment::{SENTINEL_MASTER, SentinelDeployment, connected_replicas};
+use hcc_tests::deployment::{SENTINEL_MASTER, SentinelDeployment, connected_replicas, info};
 use hcc_tests::*;
 
 const DOSSIERS: usize = 30;
@@ -245,4 +245,77 @@ async fn min_replicas_without_a_replica_is_503_and_the_retry_keeps_the_first_wri
     assert_eq!(stats.ready, 1, "{stats:?}");
     app.stop().await;
     drop(replica);
+}
+
+/// A 202 means every replica connected at the time holds the write, not only the fastest:
+/// whichever of them a failover promotes has it. Replica B is asleep (`DEBUG SLEEP`) when the
+/// write is made, so it can neither take nor acknowledge it; the gateway must wait for it (up
+/// to `replica_timeout_ms`). Right after the 202 the primary must therefore report B's
+/// acknowledged offset past where the stream stood before the write. Waiting for
+/// `min_replicas` (1) alone answers as soon as replica A has it, with B still asleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_write_is_on_every_connected_replica() {
+    let primary = PrivateRedis::start();
+    let of_primary = [
+        "--replicaof",
+        "127.0.0.1",
+        &primary.port.to_string(),
+        "--enable-debug-command",
+        "yes",
+    ]
+    .map(String::from);
+    let of_primary: Vec<&str> = of_primary.iter().map(String::as_str).collect();
+    let _a = PrivateRedis::start_with(&of_primary);
+    let b = PrivateRedis::start_with(&of_primary);
+    eventually("both replicas in sync", Duration::from_secs(20), || async {
+        (connected_replicas(primary.port) >= 2).then_some(())
+    })
+    .await;
+    let s = settings(
+        QueueBackendKind::Redis,
+        &[
+            ("HCC__QUEUE__REDIS_URL", primary.url()),
+            ("HCC__QUEUE__MIN_REPLICAS", "1".into()),
+            ("HCC__QUEUE__REPLICA_TIMEOUT_MS", "10000".into()),
+            ("HCC__DVCQG__BASE_URL", "http://127.0.0.1:9/".into()),
+        ],
+    );
+    let app = spawn_app(s, Workers::Off).await;
+    // What the primary says of its replication stream: its own offset, and B's last
+    // acknowledged offset.
+    let offsets = |b_port: u16| -> (u64, u64) {
+        let text = info(primary.port, "replication").unwrap_or_default();
+        let master = text
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        // `slave1:ip=127.0.0.1,port=6380,state=online,offset=1234,lag=0`
+        let of_b = text
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains(&format!("port={b_port},")))
+            .find_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        (master, of_b)
+    };
+    // B sleeps for 3 s: still connected, but it neither takes nor acknowledges anything.
+    let b_url = b.url();
+    let sleeper = tokio::spawn(async move {
+        let client = redis::Client::open(b_url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(3).query_async(&mut conn).await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (before, _) = offsets(b.port);
+    assert!(before > 0, "the primary's replication offset could not be read");
+    let r = app.post_dossier(&dossier("000.00.22.H46-241126-0777", 1)).await;
+    assert_eq!(r.status(), 202);
+    let (_, b_acked) = offsets(b.port);
+    assert!(
+        b_acked > before,
+        "the 202 came before replica B had the write: B acknowledged {b_acked}, the stream was at {before} before it"
+    );
+    let _ = sleeper.await;
+    app.stop().await;
 }
