@@ -191,22 +191,8 @@ async fn cluster_master_killed_mid_storm_two_gateways_lose_nothing_accepted_and_
     );
     assert!(hit_gap < Duration::from_secs(30), "accepting again took {hit_gap:?}");
 
-    let expected: Vec<(String, u8)> = life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect();
-    let wrong = |state: &hcc_mocks::dvcqg::PortalState| -> Vec<(String, Vec<(String, u8)>)> {
-        (0..DOSSIERS)
-            .map(ma)
-            .map(|ma| {
-                let seen: Vec<(String, u8)> = state.arrivals_of(&ma).into_iter().map(|a| (a.service, a.status)).collect();
-                (ma, seen)
-            })
-            .filter(|(_, seen)| dedup(seen.clone()) != expected)
-            .collect()
-    };
-    let settle_by = Instant::now() + Duration::from_secs(60);
-    while !wrong(&state).is_empty() && Instant::now() < settle_by {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let wrong = wrong(&state);
+    let dossiers: Vec<String> = (0..DOSSIERS).map(ma).collect();
+    let wrong = not_in_order_after(&state, &dossiers, Duration::from_secs(60)).await;
     if !wrong.is_empty() {
         let stats = gateways[0].handle.queue.stats("dvcqg", hcc_gateway::storage::now_ms()).await;
         panic!("dossiers not delivered whole and in order: {wrong:?}\nqueue: {stats:?}");

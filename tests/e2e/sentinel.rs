@@ -97,22 +97,8 @@ async fn sentinel_failover_mid_storm_loses_nothing_accepted_and_keeps_order() {
     let new_primary = redis.primary_port().unwrap_or_else(|| panic!("no new primary"));
     assert_ne!(new_primary, killed_port);
 
-    let expected: Vec<(String, u8)> = life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect();
-    let wrong = |state: &hcc_mocks::dvcqg::PortalState| -> Vec<(String, Vec<(String, u8)>)> {
-        (0..DOSSIERS)
-            .map(|d| format!("000.00.22.H46-241126-{d:04}"))
-            .map(|ma| {
-                let seen: Vec<(String, u8)> = state.arrivals_of(&ma).into_iter().map(|a| (a.service, a.status)).collect();
-                (ma, seen)
-            })
-            .filter(|(_, seen)| dedup(seen.clone()) != expected)
-            .collect()
-    };
-    let settle_by = Instant::now() + Duration::from_secs(60);
-    while !wrong(&state).is_empty() && Instant::now() < settle_by {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let wrong = wrong(&state);
+    let dossiers: Vec<String> = (0..DOSSIERS).map(|d| format!("000.00.22.H46-241126-{d:04}")).collect();
+    let wrong = not_in_order_after(&state, &dossiers, Duration::from_secs(60)).await;
     if !wrong.is_empty() {
         let stats = app.handle.queue.stats("dvcqg", hcc_gateway::storage::now_ms()).await;
         panic!("dossiers not delivered whole and in order: {wrong:?}\nqueue on the new primary: {stats:?}");

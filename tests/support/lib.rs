@@ -691,6 +691,32 @@ pub fn dedup(mut v: Vec<(String, u8)>) -> Vec<(String, u8)> {
     v
 }
 
+/// The dossiers whose updates the portal has not (yet) seen whole and in life-cycle order
+/// (immediate repeats allowed, see [`dedup`]), waiting up to `limit` for them to settle; each
+/// with what the portal did see.
+pub async fn not_in_order_after(
+    state: &hcc_mocks::dvcqg::PortalState,
+    dossiers: &[String],
+    limit: Duration,
+) -> Vec<(String, Vec<(String, u8)>)> {
+    let expected: Vec<(String, u8)> = life_cycle().iter().map(|u| (u.expected().0.to_string(), u.expected().1)).collect();
+    let wrong = || -> Vec<(String, Vec<(String, u8)>)> {
+        dossiers
+            .iter()
+            .map(|ma| {
+                let seen: Vec<(String, u8)> = state.arrivals_of(ma).into_iter().map(|a| (a.service, a.status)).collect();
+                (ma.clone(), seen)
+            })
+            .filter(|(_, seen)| dedup(seen.clone()) != expected)
+            .collect()
+    };
+    let settle_by = Instant::now() + limit;
+    while !wrong().is_empty() && Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wrong()
+}
+
 /// A mock portal on a free port.
 pub fn portal() -> (hcc_mocks::Running, hcc_mocks::dvcqg::PortalState) {
     let state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
