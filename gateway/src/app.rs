@@ -335,7 +335,11 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
         })?;
         Some(id)
     };
-    Ok(http::signatures::SigningState { identity, trust })
+    Ok(http::signatures::SigningState {
+        identity,
+        trust,
+        tsa: None,
+    })
 }
 
 // One argument per piece of shared state the handlers read.

@@ -130,12 +130,12 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         "HCCDEV01",
         "vnpay-dev-hash-secret",
         hcc_signing::pki::Identity {
-            key: pki.bank.key.clone(),
+            key: pki.bank_key.clone().into(),
             cert: pki.bank.cert.clone(),
             chain: vec![],
         },
         hcc_signing::pki::Identity {
-            key: sk,
+            key: sk.into(),
             cert: sc,
             chain: vec![],
         },

@@ -13,3 +13,4 @@ pub mod payments;
 pub mod redact;
 pub mod storage;
 pub mod timefmt;
+pub mod tsa;

@@ -451,7 +451,10 @@ async fn xmlsec_sign(xml: &str, signer: &Identity, algorithms: (&str, &str, &str
     let tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
     let dir = Scratch(std::env::temp_dir().join(format!("mock-bank-{}-{}", std::process::id(), fastrand::u64(..))));
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
-    let key = signer.key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
+    let hcc_signing::key::SigningKey::Software(key) = &signer.key else {
+        return Err("xmlsec1 needs the bank's key as a file: a token key cannot be used here".into());
+    };
+    let key = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
     let cert = signer.cert.to_pem().map_err(|e| e.to_string())?;
     let (key_path, cert_path, tmpl_path, out_path) = (
         dir.0.join("key.pem"),

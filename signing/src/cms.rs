@@ -34,7 +34,10 @@ pub fn sign_detached(id: &Identity, content: &[u8]) -> Result<Vec<u8>, CmsError>
     for c in &id.chain {
         chain.push(c.clone()).map_err(err)?;
     }
-    let p7 = Pkcs7::sign(&id.cert, &id.key, &chain, content, Pkcs7Flags::DETACHED | Pkcs7Flags::BINARY).map_err(err)?;
+    let crate::key::SigningKey::Software(key) = &id.key else {
+        return Err(CmsError::Sign("CMS signing with a token key is not built yet".into()));
+    };
+    let p7 = Pkcs7::sign(&id.cert, key, &chain, content, Pkcs7Flags::DETACHED | Pkcs7Flags::BINARY).map_err(err)?;
     p7.to_der().map_err(err)
 }
 

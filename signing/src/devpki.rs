@@ -111,6 +111,9 @@ pub struct DevPki {
     pub root: X509,
     pub gateway: Identity,
     pub bank: Identity,
+    /// The private halves of `gateway` and `bank`, for writing them out as PEM and PKCS#12.
+    pub gateway_key: PKey<Private>,
+    pub bank_key: PKey<Private>,
 }
 
 impl DevPki {
@@ -147,15 +150,17 @@ impl DevPki {
         )?;
         Ok(DevPki {
             gateway: Identity {
-                key: gk,
+                key: gk.clone().into(),
                 cert: gc,
                 chain: vec![root.clone()],
             },
             bank: Identity {
-                key: bk,
+                key: bk.clone().into(),
                 cert: bc,
                 chain: vec![root.clone()],
             },
+            gateway_key: gk,
+            bank_key: bk,
             root_key,
             root,
         })
@@ -176,10 +181,10 @@ impl DevPki {
         put("root.pem", &root_pem)?;
         put("trust/root.pem", &root_pem)?;
         put("gateway.pem", &self.gateway.cert.to_pem().map_err(err)?)?;
-        put("gateway.key", &self.gateway.key.private_key_to_pem_pkcs8().map_err(err)?)?;
+        put("gateway.key", &self.gateway_key.private_key_to_pem_pkcs8().map_err(err)?)?;
         put("gateway.p12", &self.gateway_pkcs12(DEV_PKCS12_PASSWORD).map_err(err)?)?;
         put("bank.pem", &self.bank.cert.to_pem().map_err(err)?)?;
-        put("bank.key", &self.bank.key.private_key_to_pem_pkcs8().map_err(err)?)?;
+        put("bank.key", &self.bank_key.private_key_to_pem_pkcs8().map_err(err)?)?;
         Ok(written)
     }
 
@@ -188,7 +193,7 @@ impl DevPki {
         ca.push(self.root.clone())?;
         Pkcs12::builder()
             .name("hcc-gateway")
-            .pkey(&self.gateway.key)
+            .pkey(&self.gateway_key)
             .cert(&self.gateway.cert)
             .ca(ca)
             .build2(password)?

@@ -2,8 +2,10 @@
 //! HMAC, and the Standard Webhooks signature. Nothing here is hand-rolled cryptography; this
 //! crate only gives the rest of the workspace one narrow, typed door to openssl.
 
+pub mod cades;
 pub mod cms;
 pub mod devpki;
+pub mod key;
 pub mod pki;
 pub mod webhook;
 pub mod xml;

@@ -55,7 +55,7 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
 
 /// A private key with its certificate and the chain above it.
 pub struct Identity {
-    pub key: PKey<Private>,
+    pub key: crate::key::SigningKey,
     pub cert: X509,
     pub chain: Vec<X509>,
 }
@@ -98,7 +98,11 @@ impl Identity {
         if !key.public_eq(&public) {
             return Err(KeyError::KeyMismatch);
         }
-        Ok(Identity { key, cert, chain })
+        Ok(Identity {
+            key: key.into(),
+            cert,
+            chain,
+        })
     }
 }
 

@@ -40,7 +40,7 @@ fn ec_identity(p: &Pki) -> Identity {
     )
     .unwrap();
     Identity {
-        key,
+        key: key.into(),
         cert,
         chain: vec![p.pki.root.clone()],
     }
@@ -93,7 +93,10 @@ fn cms_signed_by_openssl_verifies_in_the_gateway_rsa_and_ecdsa() {
     std::fs::write(&content_path, &content).unwrap();
     let ec = ec_identity(&p);
     std::fs::write(p.dir.join("ec.pem"), ec.cert.to_pem().unwrap()).unwrap();
-    std::fs::write(p.dir.join("ec.key"), ec.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let hcc_signing::key::SigningKey::Software(ec_key) = &ec.key else {
+        unreachable!()
+    };
+    std::fs::write(p.dir.join("ec.key"), ec_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     for (cert, key) in [("bank.pem", "bank.key"), ("ec.pem", "ec.key")] {
         let out_path = p.dir.join(format!("{cert}.p7s"));
         let (ok, out) = run(
@@ -143,7 +146,15 @@ fn cms_from_an_untrusted_or_expired_signer_is_valid_but_not_trusted() {
     )
     .unwrap();
     let v = cms::verify_detached(
-        &cms::sign_detached(&Identity { key, cert, chain: vec![] }, b"x").unwrap(),
+        &cms::sign_detached(
+            &Identity {
+                key: key.into(),
+                cert,
+                chain: vec![],
+            },
+            b"x",
+        )
+        .unwrap(),
         b"x",
         &p.trust,
     )
@@ -162,7 +173,15 @@ fn cms_from_an_untrusted_or_expired_signer_is_valid_but_not_trusted() {
     )
     .unwrap();
     let v = cms::verify_detached(
-        &cms::sign_detached(&Identity { key, cert, chain: vec![] }, b"x").unwrap(),
+        &cms::sign_detached(
+            &Identity {
+                key: key.into(),
+                cert,
+                chain: vec![],
+            },
+            b"x",
+        )
+        .unwrap(),
         b"x",
         &p.trust,
     )
@@ -333,7 +352,15 @@ fn xmldsig_negative_cases_are_refused_with_their_reason() {
         None,
     )
     .unwrap();
-    let forged = sign_enveloped(&xml, &Identity { key, cert, chain: vec![] }).unwrap();
+    let forged = sign_enveloped(
+        &xml,
+        &Identity {
+            key: key.into(),
+            cert,
+            chain: vec![],
+        },
+    )
+    .unwrap();
     assert_eq!(
         verify_enveloped(&forged, &XmlTrust::Store(&p.trust)).unwrap_err(),
         DsigError::Certificate(CertError::Untrusted)
@@ -354,7 +381,7 @@ fn xmldsig_negative_cases_are_refused_with_their_reason() {
     let old = sign_enveloped(
         &xml,
         &Identity {
-            key,
+            key: key.into(),
             cert: cert.clone(),
             chain: vec![],
         },
@@ -388,7 +415,15 @@ fn xmldsig_negative_cases_are_refused_with_their_reason() {
         Some((&p.pki.root, &p.pki.root_key)),
     )
     .unwrap();
-    let wrong_use = sign_enveloped(&xml, &Identity { key, cert, chain: vec![] }).unwrap();
+    let wrong_use = sign_enveloped(
+        &xml,
+        &Identity {
+            key: key.into(),
+            cert,
+            chain: vec![],
+        },
+    )
+    .unwrap();
     assert_eq!(
         verify_enveloped(&wrong_use, &XmlTrust::Store(&p.trust)).unwrap_err(),
         DsigError::Certificate(CertError::WrongKeyUsage)
@@ -452,7 +487,7 @@ fn a_pinned_certificate_without_a_trust_store_must_still_be_in_date() {
     let signed = sign_enveloped(
         &xml,
         &Identity {
-            key,
+            key: key.into(),
             cert: cert.clone(),
             chain: vec![],
         },

@@ -175,11 +175,15 @@ impl Bank {
             "HCCDEV01",
             "secret",
             Identity {
-                key: p.pki.bank.key.clone(),
+                key: p.pki.bank_key.clone().into(),
                 cert: p.pki.bank.cert.clone(),
                 chain: vec![],
             },
-            Identity { key, cert, chain: vec![] },
+            Identity {
+                key: key.into(),
+                cert,
+                chain: vec![],
+            },
         );
         let running = hcc_mocks::bank::spawn("127.0.0.1:0", state).unwrap();
         Bank {

@@ -829,11 +829,15 @@ pub fn payment_mocks(tag: &str) -> PaymentMocks {
         "HCCDEV01",
         VNPAY_SECRET,
         Identity {
-            key: pki.bank.key.clone(),
+            key: pki.bank_key.clone().into(),
             cert: pki.bank.cert.clone(),
             chain: vec![],
         },
-        Identity { key, cert, chain: vec![] },
+        Identity {
+            key: key.into(),
+            cert,
+            chain: vec![],
+        },
     );
     let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state).unwrap_or_else(|e| panic!("mock bank: {e}"));
     PaymentMocks { dir, portal, paygov, bank }

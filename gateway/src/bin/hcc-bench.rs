@@ -454,7 +454,7 @@ fn signature_figures() -> anyhow::Result<Value> {
         Some((&pki.root, &pki.root_key)),
     )?;
     let ec_id = Identity {
-        key: ek,
+        key: ek.into(),
         cert: ec,
         chain: vec![],
     };

@@ -22,6 +22,8 @@ use super::problem::{ApiError, FieldError};
 pub struct SigningState {
     pub identity: Option<Identity>,
     pub trust: Option<TrustStore>,
+    /// `signing.tsa_url`: the authority for PAdES-B-T signature timestamps.
+    pub tsa: Option<crate::tsa::TsaClient>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -37,7 +37,16 @@ async fn main() -> anyhow::Result<()> {
         },
         None,
     )?;
-    let state = hcc_mocks::bank::BankState::new(&a.tmn_code, &a.hash_secret, bank, Identity { key, cert, chain: vec![] });
+    let state = hcc_mocks::bank::BankState::new(
+        &a.tmn_code,
+        &a.hash_secret,
+        bank,
+        Identity {
+            key: key.into(),
+            cert,
+            chain: vec![],
+        },
+    );
     let running = hcc_mocks::bank::spawn(&a.bind, state)?;
     println!("listening on {}", running.url());
     tokio::signal::ctrl_c().await?;

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Public};
-use openssl::sign::{Signer, Verifier};
+use openssl::sign::Verifier;
 use openssl::x509::X509;
 
 use super::c14n::{self, Ancestry, Bindings, Method, Scope};
@@ -71,6 +71,8 @@ pub enum DsigError {
     SignatureMismatch,
     #[error("cannot sign: {0}")]
     Sign(String),
+    #[error("{0}")]
+    Key(#[from] crate::key::SignError),
 }
 
 /// Where the signing key's authority comes from.
@@ -100,7 +102,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 /// Signs `xml` with an enveloped signature appended as the root's last child. The rest of the
 /// document is left byte for byte as it was.
 pub fn sign_enveloped(xml: &[u8], id: &Identity) -> Result<Vec<u8>, DsigError> {
-    if id.key.rsa().is_err() {
+    if id.key.algorithm() != Some(crate::key::KeyAlgorithm::Rsa) {
         return Err(DsigError::UnsupportedAlgorithm(
             "XML-DSig signing needs an RSA key (rsa-sha256)".into(),
         ));
@@ -120,9 +122,7 @@ pub fn sign_enveloped(xml: &[u8], id: &Identity) -> Result<Vec<u8>, DsigError> {
     let probe = dom::parse(probe.as_bytes())?;
     let si = probe.root.child_elements().next().ok_or(DsigError::Missing("SignedInfo"))?;
     let canonical = c14n::subtree(si, &probe.root.ns_decls, None);
-    let mut signer = Signer::new(MessageDigest::sha256(), &id.key).map_err(opensslerr)?;
-    signer.update(&canonical).map_err(opensslerr)?;
-    let value = STANDARD.encode(signer.sign_to_vec().map_err(opensslerr)?);
+    let value = STANDARD.encode(id.key.sign_sha256(&canonical)?);
     let cert = STANDARD.encode(id.cert.to_der().map_err(opensslerr)?);
     let signature = format!(
         "<ds:Signature xmlns:ds=\"{DSIG_NS}\">{signed_info}<ds:SignatureValue>{value}</ds:SignatureValue>\
