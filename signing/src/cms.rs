@@ -1,5 +1,6 @@
 //! CMS (PKCS#7) detached signatures, SHA-256, with RSA or ECDSA P-256 keys: what
-//! `openssl cms -sign -binary -outform DER` makes and `openssl cms -verify` checks.
+//! `openssl cms -sign -binary -outform DER` makes and `openssl cms -verify` checks. Signing
+//! is the CAdES builder's (`crate::cades`), which works with software and token keys alike.
 //! Verification answers two questions apart: is the signature mathematically valid for this
 //! content (`valid`), and does its signer chain to the configured trust store (`trusted`).
 
@@ -29,16 +30,9 @@ pub struct Verified {
 
 /// A detached DER signature over `content`, carrying the signer's certificate and chain.
 pub fn sign_detached(id: &Identity, content: &[u8]) -> Result<Vec<u8>, CmsError> {
-    let err = |e: openssl::error::ErrorStack| CmsError::Sign(e.to_string());
-    let mut chain = Stack::new().map_err(err)?;
-    for c in &id.chain {
-        chain.push(c.clone()).map_err(err)?;
-    }
-    let crate::key::SigningKey::Software(key) = &id.key else {
-        return Err(CmsError::Sign("CMS signing with a token key is not built yet".into()));
-    };
-    let p7 = Pkcs7::sign(&id.cert, key, &chain, content, Pkcs7Flags::DETACHED | Pkcs7Flags::BINARY).map_err(err)?;
-    p7.to_der().map_err(err)
+    // The CAdES builder signs through `SigningKey`, so a token key works here too; its signed
+    // attributes are a superset of what plain CMS carries.
+    crate::cades::sign(id, content).map(crate::cades::CadesSignature::into_der)
 }
 
 pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore) -> Result<Verified, CmsError> {

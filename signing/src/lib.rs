@@ -7,6 +7,7 @@ pub mod cms;
 pub mod devpki;
 pub mod key;
 pub mod pki;
+pub mod tsp;
 pub mod webhook;
 pub mod xml;
 
