@@ -273,6 +273,9 @@ pub struct AgencySettings {
 pub struct SigningSettings {
     pub pkcs12: String,
     pub pkcs12_password: Secret,
+    /// The RFC 3161 time-stamping authority for signature timestamps (PAdES-B-T); empty for
+    /// none.
+    pub tsa_url: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

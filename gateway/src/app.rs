@@ -335,11 +335,17 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
         })?;
         Some(id)
     };
-    Ok(http::signatures::SigningState {
-        identity,
-        trust,
-        tsa: None,
-    })
+    let tsa = if settings.signing.tsa_url.is_empty() {
+        None
+    } else {
+        Some(
+            crate::tsa::TsaClient::try_new(&settings.signing.tsa_url, crate::tsa::DEFAULT_TIMEOUT).map_err(|e| BuildError::Setting {
+                key: "signing.tsa_url",
+                message: e.to_string(),
+            })?,
+        )
+    };
+    Ok(http::signatures::SigningState { identity, trust, tsa })
 }
 
 // One argument per piece of shared state the handlers read.

@@ -1,12 +1,23 @@
 //! The client of an RFC 3161 time-stamping authority (`signing.tsa_url`): asks for a signature
-//! timestamp over a CMS signature value, for PAdES-B-T.
-//!
-//! SKELETON: the interface the PAdES handler builds against; to be replaced by the real client.
+//! timestamp over a CMS signature value, for PAdES-B-T and CAdES-T. The request is
+//! `hcc_signing::tsp`'s (SHA-256 imprint, random nonce, certReq); the answer is read up to
+//! [`hcc_signing::tsp::MAX_RESPONSE_LEN`] bytes and its token accepted only when granted and
+//! matching the request (imprint, nonce, the token's own signature).
+
+use std::time::Duration;
+
+use hcc_signing::tsp::{MAX_RESPONSE_LEN, TimestampRequest};
+
+/// How long one timestamp may take, connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TsaError {
+    /// The authority cannot be reached, times out or answers 5xx: the caller may retry later
+    /// (the API answers 503).
     #[error("the timestamp authority cannot be reached: {0}")]
     Unavailable(String),
+    /// The authority answered, but not with a token for this request (the API answers 502).
     #[error("the timestamp authority's answer is refused: {0}")]
     BadResponse(String),
 }
@@ -14,16 +25,127 @@ pub enum TsaError {
 /// A configured authority.
 #[derive(Clone)]
 pub struct TsaClient {
-    url: String,
+    /// An unusable URL given to [`TsaClient::new`] is kept as its error, answered on each call.
+    url: Result<reqwest::Url, String>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for TsaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL is configuration, but may carry credentials in its user-info: host only.
+        f.debug_struct("TsaClient")
+            .field("host", &self.url.as_ref().ok().and_then(|u| u.host_str()).unwrap_or(""))
+            .finish_non_exhaustive()
+    }
 }
 
 impl TsaClient {
+    /// An authority at `url`. A URL that is not http(s) makes a client whose every call fails;
+    /// configuration uses [`TsaClient::try_new`] to refuse it at start-up instead.
     pub fn new(url: &str) -> Self {
-        TsaClient { url: url.to_string() }
+        Self::try_new(url, DEFAULT_TIMEOUT).unwrap_or_else(|e| TsaClient {
+            url: Err(e.to_string()),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// An authority at `url` (http or https) answering within `timeout`.
+    pub fn try_new(url: &str, timeout: Duration) -> Result<Self, TsaError> {
+        let bad = |m: String| TsaError::BadResponse(format!("signing.tsa_url: {m}"));
+        let url = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("must be an http or https URL".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // An authority answers where it is asked; a redirect is not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TsaError::Unavailable(e.to_string()))?;
+        Ok(TsaClient { url: Ok(url), http })
     }
 
     /// A timestamp token (DER `TimeStampToken`) over SHA-256 of `data`.
-    pub async fn timestamp(&self, _data: &[u8]) -> Result<Vec<u8>, TsaError> {
-        Err(TsaError::Unavailable(format!("not built yet ({})", self.url.len())))
+    pub async fn timestamp(&self, data: &[u8]) -> Result<Vec<u8>, TsaError> {
+        let url = self.url.clone().map_err(TsaError::BadResponse)?;
+        let request = TimestampRequest::for_data(data).map_err(|e| TsaError::Unavailable(e.to_string()))?;
+        let unavailable = |e: reqwest::Error| TsaError::Unavailable(e.without_url().to_string());
+        let mut resp = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/timestamp-query")
+            .header(reqwest::header::ACCEPT, "application/timestamp-reply")
+            .body(request.der().to_vec())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(TsaError::Unavailable(format!("the authority answered {status}")));
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(TsaError::BadResponse(format!("the authority answered {status}")));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if content_type.as_deref() != Some("application/timestamp-reply") {
+            return Err(TsaError::BadResponse("the answer is not application/timestamp-reply".into()));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_LEN as u64) {
+            return Err(TsaError::BadResponse(format!("the answer is larger than {MAX_RESPONSE_LEN} bytes")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unavailable)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_LEN {
+                return Err(TsaError::BadResponse(format!("the answer is larger than {MAX_RESPONSE_LEN} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        request.accept(&body).map_err(|e| TsaError::BadResponse(e.to_string()))
+    }
+}
+
+impl From<TsaError> for crate::http::problem::ApiError {
+    fn from(e: TsaError) -> Self {
+        use crate::http::problem::ApiError;
+        tracing::warn!(error = %e, "timestamp authority");
+        match e {
+            TsaError::Unavailable(_) => ApiError::DependencyUnavailable("the timestamp authority is unavailable; try again later".into()),
+            TsaError::BadResponse(_) => ApiError::Upstream("the timestamp authority's answer was refused".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_are_authorities() {
+        assert!(TsaClient::try_new("http://127.0.0.1:9104/", DEFAULT_TIMEOUT).is_ok());
+        assert!(TsaClient::try_new("https://tsa.example.vn/tsr", DEFAULT_TIMEOUT).is_ok());
+        for bad in ["", "tsa.example.vn", "ftp://tsa.example.vn/", "file:///etc/passwd"] {
+            assert!(TsaClient::try_new(bad, DEFAULT_TIMEOUT).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_made_from_a_bad_url_fails_every_call() {
+        let c = TsaClient::new("not a url");
+        assert!(matches!(c.timestamp(b"x").await, Err(TsaError::BadResponse(_))));
+    }
+
+    #[test]
+    fn errors_map_to_503_and_502_problems() {
+        use actix_web::ResponseError;
+        let e: crate::http::problem::ApiError = TsaError::Unavailable("down".into()).into();
+        assert_eq!(e.status_code(), 503);
+        let e: crate::http::problem::ApiError = TsaError::BadResponse("x".into()).into();
+        assert_eq!(e.status_code(), 502);
     }
 }

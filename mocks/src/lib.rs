@@ -8,6 +8,7 @@ pub mod centre;
 pub mod dvcqg;
 pub mod faults;
 pub mod paygov;
+pub mod tsa;
 pub mod vnpay;
 
 use std::net::{SocketAddr, TcpListener};

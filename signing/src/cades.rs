@@ -193,7 +193,11 @@ pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
 
     let mut certs = vec![CertificateChoices::Certificate(signer.clone())];
     for c in &id.chain {
-        certs.push(CertificateChoices::Certificate(to_cert(c)?));
+        let choice = CertificateChoices::Certificate(to_cert(c)?);
+        // A DER SET OF holds no two equal elements (and a PKCS#12 chain may repeat the signer).
+        if !certs.contains(&choice) {
+            certs.push(choice);
+        }
     }
     let digest_algorithm = algorithm(ID_SHA256, false);
     let signer_info = CmsSignerInfo {

@@ -12,7 +12,7 @@ use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509NameBuilder};
 
 use crate::pki::Identity;
@@ -32,6 +32,9 @@ pub enum Role {
     Signer,
     /// keyEncipherment only: a certificate that must not sign.
     EnciphermentOnly,
+    /// A time-stamping authority: digitalSignature + nonRepudiation and the critical extended
+    /// key usage timeStamping that RFC 3161 2.3 requires.
+    Tsa,
 }
 
 pub struct CertSpec<'a> {
@@ -94,6 +97,11 @@ pub fn issue(spec: &CertSpec<'_>, issuer: Option<(&X509, &PKey<Private>)>) -> Re
             b.append_extension(BasicConstraints::new().build()?)?;
             b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
         }
+        Role::Tsa => {
+            b.append_extension(BasicConstraints::new().build()?)?;
+            b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+            b.append_extension(ExtendedKeyUsage::new().critical().time_stamping().build()?)?;
+        }
         Role::EnciphermentOnly => {
             b.append_extension(BasicConstraints::new().build()?)?;
             b.append_extension(KeyUsage::new().critical().key_encipherment().build()?)?;
@@ -111,9 +119,13 @@ pub struct DevPki {
     pub root: X509,
     pub gateway: Identity,
     pub bank: Identity,
-    /// The private halves of `gateway` and `bank`, for writing them out as PEM and PKCS#12.
+    /// The mock time-stamping authority's identity (`mock-tsa`).
+    pub tsa: Identity,
+    /// The private halves of `gateway`, `bank` and `tsa`, for writing them out as PEM and
+    /// PKCS#12.
     pub gateway_key: PKey<Private>,
     pub bank_key: PKey<Private>,
+    pub tsa_key: PKey<Private>,
 }
 
 impl DevPki {
@@ -148,7 +160,23 @@ impl DevPki {
             },
             Some((&root, &root_key)),
         )?;
+        let (tk, tc) = issue(
+            &CertSpec {
+                common_name: "HCC Dev Time-Stamping Authority",
+                key: KeyKind::Rsa2048,
+                role: Role::Tsa,
+                from_days: -1,
+                to_days: 825,
+            },
+            Some((&root, &root_key)),
+        )?;
         Ok(DevPki {
+            tsa: Identity {
+                key: tk.clone().into(),
+                cert: tc,
+                chain: vec![root.clone()],
+            },
+            tsa_key: tk,
             gateway: Identity {
                 key: gk.clone().into(),
                 cert: gc,
@@ -167,7 +195,8 @@ impl DevPki {
     }
 
     /// Writes `root.pem`, `trust/root.pem`, `gateway.pem`, `gateway.key`, `gateway.p12`
-    /// (password [`DEV_PKCS12_PASSWORD`]), `bank.pem`, `bank.key`. Returns the paths.
+    /// (password [`DEV_PKCS12_PASSWORD`]), `bank.pem`, `bank.key`, `tsa.pem`, `tsa.key`.
+    /// Returns the paths.
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir.join("trust"))?;
         let mut written = Vec::new();
@@ -185,6 +214,8 @@ impl DevPki {
         put("gateway.p12", &self.gateway_pkcs12(DEV_PKCS12_PASSWORD).map_err(err)?)?;
         put("bank.pem", &self.bank.cert.to_pem().map_err(err)?)?;
         put("bank.key", &self.bank_key.private_key_to_pem_pkcs8().map_err(err)?)?;
+        put("tsa.pem", &self.tsa.cert.to_pem().map_err(err)?)?;
+        put("tsa.key", &self.tsa_key.private_key_to_pem_pkcs8().map_err(err)?)?;
         Ok(written)
     }
 

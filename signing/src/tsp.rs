@@ -8,7 +8,7 @@
 //! authorities put in `genTime`; here `genTime` is read by hand, fraction kept.
 
 use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier};
+use cms::signed_data::SignerIdentifier;
 use der::asn1::{Int, ObjectIdentifier, OctetString};
 use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
 use openssl::cms::{CMSOptions, CmsContentInfo};
@@ -196,8 +196,24 @@ impl TokenInfo {
     }
 }
 
+/// `SignedData` as read from others (RFC 5652 5.1). Unlike `cms::signed_data::SignedData`, the
+/// certificates are read as a plain list: `der` refuses a SET OF with two equal elements, and
+/// OpenSSL's TSA (like others) sends its certificate twice when it is both signer and chain.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub(crate) struct ReadSignedData {
+    pub version: cms::content_info::CmsVersion,
+    /// Not used: each SignerInfo names its own digest algorithm.
+    pub digest_algorithms: Any,
+    pub encap_content_info: cms::signed_data::EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    pub certificates: Option<Vec<cms::cert::CertificateChoices>>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
+    pub crls: Option<Vec<Any>>,
+    pub signer_infos: cms::signed_data::SignerInfos,
+}
+
 /// Parses a `SignedData` from a `ContentInfo`, bounded in size and certificate count.
-pub(crate) fn signed_data(der_bytes: &[u8], max_len: usize) -> Result<SignedData, &'static str> {
+pub(crate) fn signed_data(der_bytes: &[u8], max_len: usize) -> Result<ReadSignedData, &'static str> {
     if der_bytes.len() > max_len {
         return Err("too large");
     }
@@ -205,18 +221,18 @@ pub(crate) fn signed_data(der_bytes: &[u8], max_len: usize) -> Result<SignedData
     if ci.content_type != ID_SIGNED_DATA {
         return Err("not SignedData");
     }
-    let sd: SignedData = ci.content.decode_as().map_err(|_| "SignedData")?;
-    if sd.certificates.as_ref().map_or(0, |c| c.0.len()) > MAX_CERTIFICATES {
+    let sd: ReadSignedData = ci.content.decode_as().map_err(|_| "SignedData")?;
+    if sd.certificates.as_ref().map_or(0, Vec::len) > MAX_CERTIFICATES {
         return Err("too many certificates");
     }
     Ok(sd)
 }
 
 /// The certificates a SignedData carries, the one `sid` names apart from the others.
-pub(crate) fn split_certificates(sd: &SignedData, sid: &SignerIdentifier) -> (Option<(Certificate, X509)>, Vec<X509>) {
+pub(crate) fn split_certificates(sd: &ReadSignedData, sid: &SignerIdentifier) -> (Option<(Certificate, X509)>, Vec<X509>) {
     let mut signer = None;
     let mut others = Vec::new();
-    for choice in sd.certificates.iter().flat_map(|c| c.0.iter()) {
+    for choice in sd.certificates.iter().flatten() {
         let cms::cert::CertificateChoices::Certificate(cert) = choice else {
             continue;
         };

@@ -43,6 +43,10 @@ pub enum ApiError {
     NotReplicated,
     #[error("{0}")]
     NotConfigured(String),
+    /// A service the request needs (a timestamp authority, a signing token) is down now;
+    /// nothing was done, the request may be retried.
+    #[error("{0}")]
+    DependencyUnavailable(String),
     #[error("{0}")]
     Upstream(String),
     #[error("the signature does not verify: {0}")]
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
             ApiError::NotReplicated => ("not-replicated", "Service unavailable"),
             ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
+            ApiError::DependencyUnavailable(_) => ("dependency-unavailable", "Service unavailable"),
             ApiError::Upstream(_) => ("upstream-failed", "Bad gateway"),
             ApiError::BadSignature(_) => ("bad-signature", "Unauthorized"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -120,7 +125,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) | ApiError::DependencyUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
