@@ -5,7 +5,8 @@
 //! the gateway's code, so a mistake in the gateway's request or parsing is caught.
 //!
 //! It refuses what a real authority refuses: another content type (415), a body too large
-//! (413), a request that is not a `TimeStampReq` (a `rejection`/`badDataFormat` response), and
+//! (413), a request that is not a `TimeStampReq` (openssl's `rejection`/`badDataFormat`
+//! response, or ours when openssl cannot answer at all), and
 //! a hash algorithm it does not offer (openssl's own `rejection`/`badAlg`; it offers SHA-256,
 //! SHA-384 and SHA-512). `genTime` carries milliseconds, as many real authorities' do.
 
@@ -39,7 +40,7 @@ pub struct Counters {
     pub requests: u64,
     /// Answers from `openssl ts -reply` (granted or refused by openssl, e.g. badAlg).
     pub answered_by_openssl: u64,
-    /// Requests refused as not a `TimeStampReq`.
+    /// Requests openssl could not answer at all, refused with [`REJECTION_BAD_DATA_FORMAT`].
     pub bad_data_format: u64,
     /// Requests refused at the HTTP level (content type, size).
     pub refused_http: u64,

@@ -24,3 +24,4 @@ mod schema;
 mod sentinel;
 mod service;
 mod signatures;
+mod timestamps;
