@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
-# xmlsec1 and openssl, the judges of the signature tests; Python's standardwebhooks; schemathesis,
+# xmlsec1 and openssl, the judges of the signature tests; poppler-utils (pdfsig, pdftotext),
+# pyHanko and qpdf for the PAdES tests; Python's standardwebhooks; schemathesis,
 # the outside judge of the OpenAPI document; Chromium and playwright-core for the dashboard test),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
@@ -12,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v pdfsig >/dev/null 2>&1 || need_apt+=(poppler-utils)
+command -v qpdf >/dev/null 2>&1 || need_apt+=(qpdf)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -31,6 +34,12 @@ fi
 if ! python3 -c "import standardwebhooks" >/dev/null 2>&1; then
   echo "==> installing the standardwebhooks Python package"
   python3 -m pip install -q standardwebhooks
+fi
+
+# pyHanko validates and makes PAdES signatures in tests/e2e/pades.rs (tests/support/pyhanko_tool.py).
+if ! python3 -c "import pyhanko.sign, pyhanko_certvalidator" >/dev/null 2>&1; then
+  echo "==> installing pyHanko"
+  python3 -m pip install -q pyHanko pyhanko-certvalidator
 fi
 
 # schemathesis fuzzes the live gateway against its OpenAPI document (tests/e2e/schema.rs); here

@@ -6,6 +6,7 @@ pub mod cades;
 pub mod cms;
 pub mod devpki;
 pub mod key;
+pub mod pades;
 pub mod pki;
 pub mod tsp;
 pub mod webhook;

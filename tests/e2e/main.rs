@@ -14,6 +14,7 @@ mod hostile_http;
 mod hostile_payments;
 mod log_injection;
 mod ops;
+mod pades;
 mod payments;
 mod portal_wire;
 mod queue_conformance;

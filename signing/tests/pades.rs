@@ -1,0 +1,129 @@
+//! PAdES on the signing library alone: what it signs keeps the original bytes and verifies
+//! here, in both cross-reference forms; a signature whose `/ByteRange` lies is invalid even
+//! when its CMS is mathematically right. The real tools' verdicts (pdfsig, pyHanko) on the
+//! gateway's PDFs are in the end-to-end tests (`tests/e2e/pades.rs`), through the HTTP API.
+
+mod common;
+
+use common::{pki, run, s};
+use hcc_signing::cades;
+use hcc_signing::pades::{self, PadesError, SignOptions};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/pdf/result-classic.pdf");
+/// 2026-11-25T20:30:05Z.
+const TIME: i64 = 1_795_638_605;
+
+fn options(visible: bool) -> SignOptions {
+    SignOptions {
+        visible,
+        time: TIME,
+        reserve: 16 * 1024,
+    }
+}
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(FIXTURE).unwrap()
+}
+
+#[test]
+fn a_signed_pdf_keeps_its_original_bytes_and_verifies() {
+    let p = pki();
+    let original = fixture();
+    for visible in [false, true] {
+        let signed = pades::sign(&original, &p.pki.gateway, &options(visible)).unwrap();
+        assert_eq!(&signed[..original.len()], &original[..], "the original bytes changed");
+        let report = pades::verify(&signed, &p.trust).unwrap();
+        assert_eq!(report.len(), 1);
+        let sig = &report[0];
+        assert!(sig.valid && sig.trusted && sig.covers_whole_document, "{sig:?}");
+        assert!(sig.signer.as_ref().unwrap().subject.contains("hcc-gateway"));
+        assert_eq!(sig.signed_at.as_deref(), Some("2026-11-26T03:30:05+07:00"));
+    }
+    assert!(pades::verify(&original, &p.trust).unwrap().is_empty());
+}
+
+#[test]
+fn a_pdf_with_an_xref_stream_gets_an_xref_stream_update() {
+    let p = pki();
+    let original = p.dir.join("classic.pdf");
+    let streams = p.dir.join("streams.pdf");
+    std::fs::write(&original, fixture()).unwrap();
+    let (ok, log) = run("qpdf", &["--object-streams=generate", s(&original), s(&streams)]);
+    assert!(ok, "{log}");
+    let bytes = std::fs::read(&streams).unwrap();
+    let signed = pades::sign(&bytes, &p.pki.gateway, &options(true)).unwrap();
+    let update = String::from_utf8_lossy(&signed[bytes.len()..]).into_owned();
+    assert!(update.contains("/Type/XRef") && !update.contains("\nxref\n"), "{update:.300}");
+    // Signed twice: both signatures stay valid, only the second covers the whole file.
+    let twice = pades::sign(&signed, &p.pki.gateway, &options(false)).unwrap();
+    let report = pades::verify(&twice, &p.trust).unwrap();
+    let flags: Vec<(bool, bool)> = report.iter().map(|r| (r.valid, r.covers_whole_document)).collect();
+    assert_eq!(flags, vec![(true, false), (true, true)], "{report:?}");
+}
+
+#[test]
+fn a_lying_byte_range_is_invalid_even_with_a_matching_cms() {
+    let p = pki();
+    let prepared = pades::prepare(&fixture(), &p.pki.gateway.cert, &options(false)).unwrap();
+    let [_, gap_start, gap_end, _] = prepared.byte_range();
+    let mut pdf = prepared.pdf().to_vec();
+    // Widen the gap by 6 bytes past the hex string (over the dictionary's closing ">>" and
+    // beyond), rewrite /ByteRange in place, and sign exactly what the lying range covers.
+    let liar = gap_end + 6;
+    let old = format!("[0 {gap_start} {gap_end} {}]", pdf.len() - gap_end);
+    let new = format!("[0 {gap_start} {liar} {}]", pdf.len() - liar);
+    let at = pdf.windows(old.len()).position(|w| w == old.as_bytes()).unwrap();
+    let padded = format!("{new:<width$}", width = old.len() + 1);
+    pdf[at..at + padded.len()].copy_from_slice(padded.as_bytes());
+    let mut covered = pdf[..gap_start].to_vec();
+    covered.extend_from_slice(&pdf[liar..]);
+    let der = cades::sign(&p.pki.gateway, &covered).unwrap().into_der();
+    let hex = hex::encode_upper(&der);
+    pdf[gap_start + 1..gap_start + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    // The CMS matches what the range covers, so only the range check can catch it.
+    assert!(cades::verify(&der, &covered, &p.trust).unwrap().valid);
+    let report = pades::verify(&pdf, &p.trust).unwrap();
+    assert_eq!(report.len(), 1);
+    assert!(!report[0].valid, "{:?}", report[0]);
+    assert!(report[0].reason.as_deref().unwrap().contains("/ByteRange"), "{:?}", report[0]);
+}
+
+#[test]
+fn encrypted_truncated_and_non_pdf_bodies_are_refused() {
+    let p = pki();
+    let src = p.dir.join("plain.pdf");
+    let enc = p.dir.join("enc.pdf");
+    std::fs::write(&src, fixture()).unwrap();
+    // An empty user password: readers open it without asking, and it is still encrypted.
+    let (ok, log) = run("qpdf", &["--encrypt", "", "owner-secret", "256", "--", s(&src), s(&enc)]);
+    assert!(ok, "{log}");
+    let encrypted = std::fs::read(&enc).unwrap();
+    assert!(matches!(
+        pades::sign(&encrypted, &p.pki.gateway, &options(false)),
+        Err(PadesError::Encrypted)
+    ));
+    assert!(matches!(pades::verify(&encrypted, &p.trust), Err(PadesError::Encrypted)));
+    let whole = fixture();
+    let truncated = &whole[..whole.len() * 2 / 3];
+    assert!(matches!(
+        pades::sign(truncated, &p.pki.gateway, &options(false)),
+        Err(PadesError::Malformed(_))
+    ));
+    assert!(matches!(
+        pades::sign(b"not a pdf", &p.pki.gateway, &options(false)),
+        Err(PadesError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_signature_too_large_for_its_reserve_is_refused() {
+    let p = pki();
+    let small = SignOptions {
+        reserve: 64,
+        ..options(false)
+    };
+    assert!(matches!(
+        pades::sign(&fixture(), &p.pki.gateway, &small),
+        Err(PadesError::SignatureTooLarge { reserved: 64, .. })
+    ));
+}
