@@ -314,17 +314,22 @@ async fn encrypted_truncated_and_oversized_pdfs_are_refused() {
     app.stop().await;
 }
 
-/// The URL of a mock RFC 3161 authority whose certificate chains to the development root.
-async fn mock_tsa_url(_p: &Pki) -> String {
-    panic!("start the mock TSA (from the evidence-log/TSA work) here and return its URL")
+/// A mock RFC 3161 authority whose certificate chains to the development root.
+async fn mock_tsa(p: &Pki) -> hcc_mocks::Running {
+    let read = |n: &str| std::fs::read(p.dir.join(n)).unwrap();
+    let state = hcc_mocks::tsa::TsaState::new(&read("tsa.key"), &read("tsa.pem"), &read("root.pem")).unwrap();
+    hcc_mocks::tsa::spawn("127.0.0.1:0", state).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mock TSA from H1"]
 async fn pades_b_t_carries_a_signature_timestamp_pyhanko_and_the_gateway_accept() {
     let p = pki();
-    let url = mock_tsa_url(&p).await;
-    let app = spawn_app(signing_settings(&p, &[("HCC__SIGNING__TSA_URL", url)]), Workers::Off).await;
+    let tsa = mock_tsa(&p).await;
+    let app = spawn_app(
+        signing_settings(&p, &[("HCC__SIGNING__TSA_URL", format!("{}/", tsa.url()))]),
+        Workers::Off,
+    )
+    .await;
     let signed = sign_pdf(&app, classic_fixture(), true).await;
     let path = write(&p, "b-t.pdf", &signed);
     let report = pdfsig(&path);
