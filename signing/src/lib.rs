@@ -6,6 +6,7 @@ pub mod cades;
 pub mod cms;
 pub mod devpki;
 pub mod key;
+pub mod pkcs11;
 pub mod pki;
 pub mod webhook;
 pub mod xml;

@@ -15,6 +15,7 @@ mod hostile_payments;
 mod log_injection;
 mod ops;
 mod payments;
+mod pkcs11;
 mod portal_wire;
 mod queue_conformance;
 mod queue_counters;

@@ -43,6 +43,10 @@ pub enum ApiError {
     NotReplicated,
     #[error("{0}")]
     NotConfigured(String),
+    /// The signing key cannot be reached now (its token was unplugged, the HSM is away): 503
+    /// with `Retry-After`.
+    #[error("{0}")]
+    SigningKeyUnavailable(String),
     #[error("{0}")]
     Upstream(String),
     #[error("the signature does not verify: {0}")]
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
             ApiError::NotReplicated => ("not-replicated", "Service unavailable"),
             ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
+            ApiError::SigningKeyUnavailable(_) => ("signing-key-unavailable", "Service unavailable"),
             ApiError::Upstream(_) => ("upstream-failed", "Bad gateway"),
             ApiError::BadSignature(_) => ("bad-signature", "Unauthorized"),
             ApiError::Internal => ("internal", "Internal error"),
@@ -120,7 +125,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) | ApiError::SigningKeyUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,6 +152,12 @@ impl ResponseError for ApiError {
                     header::HeaderValue::from_static(NOT_REPLICATED_RETRY_AFTER_SECS),
                 );
             }
+            ApiError::SigningKeyUnavailable(_) => {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(KEY_UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(v) = header::HeaderValue::from_str(&list) {
@@ -160,6 +173,10 @@ impl ResponseError for ApiError {
 /// `Retry-After` of a write replicas did not confirm in time: replicas catch up (or a
 /// failover finishes) within seconds.
 const NOT_REPLICATED_RETRY_AFTER_SECS: &str = "1";
+
+/// `Retry-After` while the signing key's token is away: the gateway tries it again on the
+/// next request, and a token plugged back in is answered within seconds.
+const KEY_UNAVAILABLE_RETRY_AFTER_SECS: &str = "5";
 
 /// At most this many field errors are listed; one more entry says how many were left out.
 pub const MAX_FIELD_ERRORS: usize = 100;
