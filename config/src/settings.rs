@@ -288,10 +288,7 @@ pub struct SigningSettings {
 impl SigningSettings {
     /// Whether any `pkcs11_*` key is set: the key is then meant to be in a token.
     pub fn uses_pkcs11(&self) -> bool {
-        !(self.pkcs11_module.is_empty()
-            && self.pkcs11_token.is_empty()
-            && self.pkcs11_pin.is_empty()
-            && self.pkcs11_key_label.is_empty())
+        !(self.pkcs11_module.is_empty() && self.pkcs11_token.is_empty() && self.pkcs11_pin.is_empty() && self.pkcs11_key_label.is_empty())
     }
 
     /// The token keys come all together or not at all, and never with `pkcs12`.

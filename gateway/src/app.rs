@@ -358,11 +358,10 @@ fn token_identity(
         pin: signing.pkcs11_pin.expose().to_string(),
         key_label: signing.pkcs11_key_label.clone(),
     };
-    let (id, protection) =
-        token_identity(&config, std::path::Path::new(&signing.certificate)).map_err(|e| BuildError::Setting {
-            key: e.setting(),
-            message: e.to_string(),
-        })?;
+    let (id, protection) = token_identity(&config, std::path::Path::new(&signing.certificate)).map_err(|e| BuildError::Setting {
+        key: e.setting(),
+        message: e.to_string(),
+    })?;
     let checked = match trust {
         Some(t) => t.check(&id.cert, &id.chain),
         None => hcc_signing::pki::check_validity(&id.cert).and_then(|()| hcc_signing::pki::check_key_usage(&id.cert)),

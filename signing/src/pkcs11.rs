@@ -66,7 +66,9 @@ pub enum TokenError {
     TokenNotFound { token: String, key: String },
     #[error("the token {token:?} refused the PIN for the signing key {key:?} (CKR_PIN_INCORRECT)")]
     PinIncorrect { token: String, key: String },
-    #[error("the user PIN of token {token:?} is locked (CKR_PIN_LOCKED): the signing key {key:?} cannot be used until the token's officer unlocks it")]
+    #[error(
+        "the user PIN of token {token:?} is locked (CKR_PIN_LOCKED): the signing key {key:?} cannot be used until the token's officer unlocks it"
+    )]
     PinLocked { token: String, key: String },
     #[error("the token {token:?} holds no private key labelled {key:?}")]
     KeyNotFound { token: String, key: String },
@@ -89,9 +91,7 @@ impl TokenError {
             TokenError::Module { .. } => "signing.pkcs11_module",
             TokenError::TokenNotFound { .. } | TokenError::Device { .. } => "signing.pkcs11_token",
             TokenError::PinIncorrect { .. } | TokenError::PinLocked { .. } => "signing.pkcs11_pin",
-            TokenError::KeyNotFound { .. } | TokenError::KeyAmbiguous { .. } | TokenError::Unsupported { .. } => {
-                "signing.pkcs11_key_label"
-            }
+            TokenError::KeyNotFound { .. } | TokenError::KeyAmbiguous { .. } | TokenError::Unsupported { .. } => "signing.pkcs11_key_label",
             TokenError::Certificate { .. } | TokenError::NotTheCertificatesKey { .. } => "signing.certificate",
         }
     }
@@ -286,7 +286,7 @@ const P256_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01
 /// A raw PKCS#11 ECDSA signature (`r || s`, each as long as the curve's order) as the DER
 /// `Ecdsa-Sig-Value` (`SEQUENCE { r INTEGER, s INTEGER }`) X.509, CMS and XML-DSig carry.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(SignError::Failed(format!(
             "the token returned an ECDSA signature of {} bytes, not r || s",
             raw.len()
@@ -451,7 +451,10 @@ impl Pkcs11Signer {
             reason,
         };
         let attrs = session
-            .get_attributes(handle, &[AttributeType::KeyType, AttributeType::Sensitive, AttributeType::Extractable])
+            .get_attributes(
+                handle,
+                &[AttributeType::KeyType, AttributeType::Sensitive, AttributeType::Extractable],
+            )
             .map_err(|e| self.device(&e))?;
         let mut key_type = None;
         // A token that does not say is taken at its least protective.
@@ -474,7 +477,9 @@ impl Pkcs11Signer {
                 let params = session
                     .get_attributes(handle, &[AttributeType::EcParams])
                     .map_err(|e| self.device(&e))?;
-                let on_p256 = params.iter().any(|a| matches!(a, Attribute::EcParams(p) if p.as_slice() == P256_OID));
+                let on_p256 = params
+                    .iter()
+                    .any(|a| matches!(a, Attribute::EcParams(p) if p.as_slice() == P256_OID));
                 if !on_p256 {
                     return Err(unsupported("an EC key on a curve other than P-256".into()));
                 }
@@ -747,11 +752,13 @@ mod tests {
             pin: "123456".into(),
             key_label: "gateway-key".into(),
         })
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
         assert_eq!(err.setting(), "signing.pkcs11_module");
         let text = err.to_string();
-        assert!(text.contains("/nonexistent/libvendor-pkcs11.so") && text.contains("gateway-key"), "{text}");
+        assert!(
+            text.contains("/nonexistent/libvendor-pkcs11.so") && text.contains("gateway-key"),
+            "{text}"
+        );
         assert!(!text.contains("123456"), "{text}");
     }
 }

@@ -30,7 +30,7 @@ fn in_child(test: &str) -> Option<SoftHsm> {
     if let Some(dir) = std::env::var_os(CHILD) {
         return Some(SoftHsm::at(Path::new(&dir)));
     }
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::fresh();
     let out = hsm.dir.join("child.out");
     let mut child = hsm
         .command(std::env::current_exe().unwrap())
@@ -52,7 +52,10 @@ fn in_child(test: &str) -> Option<SoftHsm> {
         std::thread::sleep(Duration::from_millis(50));
     };
     let printed = std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(status.success() && printed.contains("1 passed"), "{test} failed in its child process:\n{printed}");
+    assert!(
+        status.success() && printed.contains("1 passed"),
+        "{test} failed in its child process:\n{printed}"
+    );
     None
 }
 
@@ -134,8 +137,7 @@ fn an_imported_rsa_key_signs_verifiably_and_never_leaves_the_token() {
     assert!(verifies(&public, data, &sig));
     // With another certificate: refused, naming the key.
     let err = token_identity(&config("rsa-token", "gateway", USER_PIN), &dir.join("bank.pem"))
-        .err()
-        .expect("the bank's certificate is not the token key's");
+        .expect_err("the bank's certificate is not the token key's");
     assert!(matches!(err, TokenError::NotTheCertificatesKey { .. }), "{err}");
     assert_eq!(err.setting(), "signing.certificate");
 }
@@ -182,7 +184,7 @@ fn opening_fails_naming_the_token_and_the_key() {
     hsm.lock_user_pin("locked");
 
     let fails = |token: &str, key: &str, pin: &str| {
-        let err = Pkcs11Signer::open(&config(token, key, pin)).err().expect("must fail");
+        let err = Pkcs11Signer::open(&config(token, key, pin)).expect_err("must fail");
         let text = err.to_string();
         assert!(text.contains(token) && text.contains(key), "{text}");
         assert!(!text.contains(pin), "{text}");

@@ -5,14 +5,10 @@
 //! shared by every test in it). The key is the development PKI's gateway key, imported with
 //! `softhsm2-util`, so the certificate the gateway is configured with is the PKI's own.
 
-#[path = "../../signing/tests/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Pki, pki, run, s, xmlsec_verify};
 use hcc_tests::softhsm::{SoftHsm, USER_PIN, module_path};
 use hcc_tests::{Gateway, Key, binary, eventually, workspace_dir};
 
@@ -26,11 +22,39 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// The development PKI (`keys dev`), written in `dir`.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install it: see scripts/test.sh): {e}"));
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// `xmlsec1`'s verdict on `signed`, trusting only the development root.
+fn xmlsec_verify(p: &Pki, name: &str, signed: &[u8]) -> (bool, String) {
+    let path = p.dir.join(name);
+    std::fs::write(&path, signed).unwrap();
+    run("xmlsec1", &["--verify", "--trusted-pem", s(&p.dir.join("root.pem")), s(&path)])
+}
+
 /// A SoftHSM with the token [`TOKEN`] holding the development gateway key as [`KEY`], and the
-/// PKI it comes from.
+/// PKI it comes from (in the SoftHSM's folder, removed with it).
 fn token_with_gateway_key() -> (SoftHsm, Pki) {
-    let p = pki();
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::fresh();
+    let p = Pki { dir: hsm.dir.join("pki") };
+    hcc_signing::devpki::DevPki::generate().unwrap().write(&p.dir).unwrap();
     hsm.init_token(TOKEN);
     hsm.import_key(TOKEN, &p.dir.join("gateway.key"), KEY, "01");
     (hsm, p)
@@ -150,7 +174,10 @@ async fn a_key_in_softhsm_signs_xml_for_xmlsec1_and_never_leaves_the_token() {
     assert_eq!((v["valid"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{v}");
     let log = g.log();
     assert!(log.contains("PKCS#11"), "start-up does not say the key is in a token: {log}");
-    assert!(!log.contains("can leave its token"), "a protected key was reported extractable: {log}");
+    assert!(
+        !log.contains("can leave its token"),
+        "a protected key was reported extractable: {log}"
+    );
     assert!(!log.contains(USER_PIN), "the log shows the PIN: {log}");
 }
 
@@ -194,7 +221,10 @@ fn start_up_stops_naming_the_key_for_a_wrong_pin_a_missing_token_or_key_and_a_lo
     assert!(log.contains(KEY) && log.contains(TOKEN), "{log}");
     // No token of that label.
     let log = refused_start(&hsm, &p, "no-such-token", KEY, USER_PIN);
-    assert!(log.contains("signing.pkcs11_token") && log.contains("no token labelled \"no-such-token\""), "{log}");
+    assert!(
+        log.contains("signing.pkcs11_token") && log.contains("no token labelled \"no-such-token\""),
+        "{log}"
+    );
     assert!(log.contains(KEY), "{log}");
     // No key of that label.
     let log = refused_start(&hsm, &p, TOKEN, "no-such-key", USER_PIN);
@@ -206,7 +236,10 @@ fn start_up_stops_naming_the_key_for_a_wrong_pin_a_missing_token_or_key_and_a_lo
     hsm.init_token("other-token");
     hsm.import_key("other-token", &p.dir.join("bank.key"), KEY, "02");
     let log = refused_start(&hsm, &p, "other-token", KEY, USER_PIN);
-    assert!(log.contains("signing.certificate") && log.contains("not the private key of the certificate"), "{log}");
+    assert!(
+        log.contains("signing.certificate") && log.contains("not the private key of the certificate"),
+        "{log}"
+    );
     // A locked PIN.
     hsm.lock_user_pin(TOKEN);
     let log = refused_start(&hsm, &p, TOKEN, KEY, USER_PIN);
@@ -246,7 +279,11 @@ async fn a_token_lost_at_run_time_answers_503_and_recovers_when_it_is_back() {
         let gateway = &g.gateway;
         async move {
             let r = sign_xml(gateway).await;
-            if r.status() == 200 { r.bytes().await.ok().map(|b| b.to_vec()) } else { None }
+            if r.status() == 200 {
+                r.bytes().await.ok().map(|b| b.to_vec())
+            } else {
+                None
+            }
         }
     })
     .await;

@@ -46,7 +46,7 @@ pub fn module_path() -> PathBuf {
 
 impl SoftHsm {
     /// A fresh SoftHSM with no token yet.
-    pub fn new() -> SoftHsm {
+    pub fn fresh() -> SoftHsm {
         let mut tag = [0u8; 8];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut tag))
