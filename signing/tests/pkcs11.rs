@@ -148,7 +148,7 @@ fn an_ec_key_generated_in_the_token_signs_der_ecdsa_openssl_verifies() {
         return;
     };
     hsm.init_token("ec-token");
-    let public_der = hsm.generate_key("ec-token", "EC:prime256v1", "ec-key", "0e");
+    let public_der = hsm.generate_key("ec-token", "EC:prime256v1", "ec-key", "0e", false);
     let public = PKey::public_key_from_der(&public_der).unwrap();
     let access = hsm.private_key_access("ec-token", "ec-key");
     assert!(access.contains("never extractable"), "{access}");
@@ -165,6 +165,14 @@ fn an_ec_key_generated_in_the_token_signs_der_ecdsa_openssl_verifies() {
         assert!(verifies(&public, data.as_bytes(), &sig));
         assert!(openssl_verifies(&hsm.dir, &public, data.as_bytes(), &sig));
     }
+
+    // A key made extractable is reported so (the gateway then warns at start-up).
+    hsm.generate_key("ec-token", "EC:prime256v1", "loose-key", "0f", true);
+    let access = hsm.private_key_access("ec-token", "loose-key");
+    assert!(access.split(", ").any(|a| a == "extractable"), "{access}");
+    let loose = Pkcs11Signer::open(&config("ec-token", "loose-key", USER_PIN)).unwrap();
+    assert!(loose.protection().extractable, "{:?}", loose.protection());
+    assert!(!loose.protection().never_leaves_the_token());
 }
 
 #[test]

@@ -143,25 +143,26 @@ impl SoftHsm {
     }
 
     /// Generates a key pair inside `token` with `pkcs11-tool` (`EC:prime256v1`, `rsa:2048`...),
-    /// private half sensitive and not extractable; returns its public key, DER.
-    pub fn generate_key(&self, token: &str, key_type: &str, label: &str, id: &str) -> Vec<u8> {
-        let (ok, log) = self.tool(
-            token,
-            &[
-                "--login",
-                "--pin",
-                USER_PIN,
-                "--keypairgen",
-                "--key-type",
-                key_type,
-                "--label",
-                label,
-                "--id",
-                id,
-                "--usage-sign",
-                "--sensitive",
-            ],
-        );
+    /// private half sensitive, and extractable only if asked; returns its public key, DER.
+    pub fn generate_key(&self, token: &str, key_type: &str, label: &str, id: &str, extractable: bool) -> Vec<u8> {
+        let mut args = vec![
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--keypairgen",
+            "--key-type",
+            key_type,
+            "--label",
+            label,
+            "--id",
+            id,
+            "--usage-sign",
+            "--sensitive",
+        ];
+        if extractable {
+            args.push("--extractable");
+        }
+        let (ok, log) = self.tool(token, &args);
         assert!(ok, "pkcs11-tool --keypairgen failed: {log}");
         let out = self.dir.join(format!("{label}.pub.der"));
         let (ok, log) = self.tool(
