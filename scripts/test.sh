@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
 # xmlsec1 and openssl, the judges of the signature tests; poppler-utils (pdfsig, pdftotext),
-# pyHanko and qpdf for the PAdES tests; Python's standardwebhooks; schemathesis,
-# the outside judge of the OpenAPI document; Chromium and playwright-core for the dashboard test),
+# pyHanko and qpdf for the PAdES tests; SoftHSM2 and OpenSC for the PKCS#11 token tests;
+# Python's standardwebhooks; schemathesis, the outside judge of the OpenAPI document;
+# Chromium and playwright-core for the dashboard test),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
 # every test. CI runs exactly this (see .ci/run).
 set -euo pipefail
@@ -15,6 +16,10 @@ command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v pdfsig >/dev/null 2>&1 || need_apt+=(poppler-utils)
 command -v qpdf >/dev/null 2>&1 || need_apt+=(qpdf)
+# SoftHSM2 holds the signing key in a PKCS#11 token for the token tests; pkcs11-tool (OpenSC)
+# generates keys in it and reports how they are protected.
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -276,6 +276,62 @@ pub struct SigningSettings {
     /// The RFC 3161 time-stamping authority for signature timestamps (PAdES-B-T); empty for
     /// none.
     pub tsa_url: String,
+    /// Instead of `pkcs12`, the key in a PKCS#11 token: the module (a vendor `.so`), ...
+    pub pkcs11_module: String,
+    /// ... the token's label, ...
+    pub pkcs11_token: String,
+    /// ... the user PIN (`pkcs11_pin_file` for a file holding it), ...
+    pub pkcs11_pin: Secret,
+    /// ... the private key's `CKA_LABEL`, ...
+    pub pkcs11_key_label: String,
+    /// ... and a PEM file with its certificate, then the chain.
+    pub certificate: String,
+}
+
+impl SigningSettings {
+    /// Whether any `pkcs11_*` key is set: the key is then meant to be in a token.
+    pub fn uses_pkcs11(&self) -> bool {
+        !(self.pkcs11_module.is_empty() && self.pkcs11_token.is_empty() && self.pkcs11_pin.is_empty() && self.pkcs11_key_label.is_empty())
+    }
+
+    /// The token keys come all together or not at all, and never with `pkcs12`.
+    fn problems(&self, p: &mut Vec<Problem>) {
+        let mut push = |key: &str, message: &str| {
+            p.push(Problem {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if !self.uses_pkcs11() {
+            if !self.certificate.is_empty() {
+                push(
+                    "signing.certificate",
+                    "is the certificate of a token key: set it with the signing.pkcs11_* keys (a PKCS#12 file carries its own)",
+                );
+            }
+            return;
+        }
+        if !self.pkcs12.is_empty() {
+            push(
+                "signing.pkcs12",
+                "set either signing.pkcs12 or the signing.pkcs11_* keys, not both: there is one signing key",
+            );
+        }
+        for (key, empty) in [
+            ("signing.pkcs11_module", self.pkcs11_module.trim().is_empty()),
+            ("signing.pkcs11_token", self.pkcs11_token.trim().is_empty()),
+            ("signing.pkcs11_pin", self.pkcs11_pin.is_empty()),
+            ("signing.pkcs11_key_label", self.pkcs11_key_label.trim().is_empty()),
+            ("signing.certificate", self.certificate.trim().is_empty()),
+        ] {
+            if empty {
+                push(
+                    key,
+                    "is required with the other signing.pkcs11_* keys (module, token, pin, key_label and certificate go together)",
+                );
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -421,6 +477,7 @@ impl Settings {
         }
         let mut p2 = Vec::new();
         check_addr(&mut p2, "server.bind", &self.server.bind);
+        self.signing.problems(&mut p2);
         if self.queue.backend == QueueBackendKind::Redis {
             match self.queue.redis_mode {
                 RedisMode::Standalone => check_url(

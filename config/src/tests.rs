@@ -317,3 +317,52 @@ fn redis_modes_take_nodes_as_a_list_or_comma_separated_from_the_environment() {
     let err = load(&source("local", &[("HCC__QUEUE__REDIS_MODE", "raft")])).unwrap_err();
     assert!(err.to_string().contains("queue.redis_mode"), "{err}");
 }
+
+fn keys_of(err: &ConfigError) -> Vec<&str> {
+    err.problems().iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn a_token_key_needs_every_pkcs11_key_and_its_certificate() {
+    let dir = std::env::temp_dir().join(format!("hcc-config-pkcs11-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pin = dir.join("pin");
+    std::fs::write(&pin, "246810\n").unwrap();
+    let full = [
+        ("HCC__SIGNING__PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so"),
+        ("HCC__SIGNING__PKCS11_TOKEN", "hcc-gateway"),
+        ("HCC__SIGNING__PKCS11_PIN_FILE", pin.to_str().unwrap()),
+        ("HCC__SIGNING__PKCS11_KEY_LABEL", "gateway"),
+        ("HCC__SIGNING__CERTIFICATE", "/etc/hcc/gateway-chain.pem"),
+    ];
+    let s = load(&source("local", &full)).unwrap();
+    assert!(s.signing.uses_pkcs11());
+    // The PIN is a secret read from its file, and never printed.
+    assert_eq!(s.signing.pkcs11_pin.expose(), "246810");
+    assert!(!format!("{:?}", s.signing).contains("246810"));
+
+    // Each one left out is named.
+    for (i, (missing, _)) in full.iter().enumerate() {
+        let partial: Vec<(&str, &str)> = full.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, kv)| *kv).collect();
+        let err = load(&source("local", &partial)).unwrap_err();
+        let want = missing
+            .trim_start_matches("HCC__SIGNING__")
+            .trim_end_matches("_FILE")
+            .to_ascii_lowercase();
+        assert_eq!(keys_of(&err), vec![format!("signing.{want}")], "{err}");
+    }
+
+    // With PKCS#12 as well: refused, there is one signing key.
+    let mut both = full.to_vec();
+    both.push(("HCC__SIGNING__PKCS12", "/etc/hcc/gateway.p12"));
+    let err = load(&source("local", &both)).unwrap_err();
+    assert_eq!(keys_of(&err), vec!["signing.pkcs12"], "{err}");
+
+    // A certificate without a token key would be silently ignored: refused.
+    let err = load(&source("local", &[("HCC__SIGNING__CERTIFICATE", "/etc/hcc/gateway-chain.pem")])).unwrap_err();
+    assert_eq!(keys_of(&err), vec!["signing.certificate"], "{err}");
+
+    // Neither: no signing identity, no problem.
+    assert!(!load(&source("local", &[])).unwrap().signing.uses_pkcs11());
+    let _ = std::fs::remove_dir_all(&dir);
+}

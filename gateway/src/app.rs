@@ -314,7 +314,9 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
         }
         Some(t)
     };
-    let identity = if settings.signing.pkcs12.is_empty() {
+    let identity = if settings.signing.uses_pkcs11() {
+        Some(token_identity(&settings.signing, trust.as_ref())?)
+    } else if settings.signing.pkcs12.is_empty() {
         None
     } else {
         let id = hcc_signing::pki::Identity::from_pkcs12_file(
@@ -346,6 +348,45 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
         )
     };
     Ok(http::signatures::SigningState { identity, trust, tsa })
+}
+
+/// The identity whose key is in a PKCS#11 token (`signing.pkcs11_*`, `signing.certificate`).
+/// A missing module or token, a wrong or locked PIN, a missing key, or a key that is not the
+/// certificate's stops start-up, naming the token and the key.
+fn token_identity(
+    signing: &hcc_config::SigningSettings,
+    trust: Option<&hcc_signing::pki::TrustStore>,
+) -> Result<hcc_signing::pki::Identity, BuildError> {
+    use hcc_signing::pkcs11::{TokenConfig, token_identity};
+    let config = TokenConfig {
+        module: signing.pkcs11_module.clone().into(),
+        token: signing.pkcs11_token.clone(),
+        pin: signing.pkcs11_pin.expose().to_string(),
+        key_label: signing.pkcs11_key_label.clone(),
+    };
+    let (id, protection) = token_identity(&config, std::path::Path::new(&signing.certificate)).map_err(|e| BuildError::Setting {
+        key: e.setting(),
+        message: e.to_string(),
+    })?;
+    let checked = match trust {
+        Some(t) => t.check(&id.cert, &id.chain),
+        None => hcc_signing::pki::check_validity(&id.cert).and_then(|()| hcc_signing::pki::check_key_usage(&id.cert)),
+    };
+    checked.map_err(|e| BuildError::Setting {
+        key: "signing.certificate",
+        message: e.to_string(),
+    })?;
+    if !protection.never_leaves_the_token() {
+        tracing::warn!(
+            key = ?config.key_label,
+            token = ?config.token,
+            sensitive = protection.sensitive,
+            extractable = protection.extractable,
+            "the signing key can leave its token (CKA_EXTRACTABLE or not CKA_SENSITIVE): generate or import it as sensitive and non-extractable"
+        );
+    }
+    tracing::info!(key = ?config.key_label, token = ?config.token, "signing with a key in a PKCS#11 token");
+    Ok(id)
 }
 
 // One argument per piece of shared state the handlers read.

@@ -7,6 +7,7 @@ pub mod cms;
 pub mod devpki;
 pub mod key;
 pub mod pades;
+pub mod pkcs11;
 pub mod pki;
 pub mod tsp;
 pub mod webhook;

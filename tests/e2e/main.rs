@@ -16,6 +16,7 @@ mod log_injection;
 mod ops;
 mod pades;
 mod payments;
+mod pkcs11;
 mod portal_wire;
 mod queue_conformance;
 mod queue_counters;

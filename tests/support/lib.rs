@@ -12,6 +12,7 @@ use hcc_gateway::app::{Application, Workers};
 use hcc_gateway::engine::EngineHandle;
 
 pub mod deployment;
+pub mod softhsm;
 
 pub const CENTRE_KEY: &str = "dev-centre-key";
 pub const OPERATOR_KEY: &str = "dev-operator-key";

@@ -152,6 +152,12 @@ impl ResponseError for ApiError {
                     header::HeaderValue::from_static(NOT_REPLICATED_RETRY_AFTER_SECS),
                 );
             }
+            ApiError::DependencyUnavailable(_) => {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(DEPENDENCY_RETRY_AFTER_SECS),
+                );
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(v) = header::HeaderValue::from_str(&list) {
@@ -167,6 +173,11 @@ impl ResponseError for ApiError {
 /// `Retry-After` of a write replicas did not confirm in time: replicas catch up (or a
 /// failover finishes) within seconds.
 const NOT_REPLICATED_RETRY_AFTER_SECS: &str = "1";
+
+/// `Retry-After` while a dependency of the request is away (the signing key's token, the
+/// timestamp authority): the gateway tries it again on the next request, and a token plugged
+/// back in is answered within seconds.
+const DEPENDENCY_RETRY_AFTER_SECS: &str = "5";
 
 /// At most this many field errors are listed; one more entry says how many were left out.
 pub const MAX_FIELD_ERRORS: usize = 100;

@@ -187,12 +187,29 @@ async fn sign(
     match dsig::sign_enveloped(&body, identity) {
         Ok(signed) => Ok(HttpResponse::Ok().content_type("application/xml; charset=utf-8").body(signed)),
         Err(DsigError::Xml(e)) => Err(xml_problem(&e)),
+        Err(DsigError::Key(e)) => Err(key_problem(&e)),
         Err(DsigError::Sign(m)) if m.contains("already signed") => {
             Err(ApiError::Conflict("the document already carries a signature".into()))
         }
         Err(e) => {
             tracing::error!(error = %e, "XML signing failed");
             Err(ApiError::Internal)
+        }
+    }
+}
+
+/// What the signing key's failure means to the caller: a key that cannot be reached now (its
+/// token unplugged, its HSM away) is a 503 with `Retry-After` naming the key; any other is an
+/// internal error. Every signing format maps its key errors through here.
+fn key_problem(e: &hcc_signing::key::SignError) -> ApiError {
+    match e {
+        hcc_signing::key::SignError::Unavailable { .. } => {
+            tracing::warn!(error = %e, "the signing key is unavailable");
+            ApiError::DependencyUnavailable(e.to_string())
+        }
+        hcc_signing::key::SignError::Failed(_) => {
+            tracing::error!(error = %e, "the signing key failed");
+            ApiError::Internal
         }
     }
 }
