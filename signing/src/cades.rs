@@ -186,10 +186,7 @@ pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
     let signer = to_cert(&id.cert)?;
     let signed_attrs = signed_attributes(id, &signer, content)?;
     // RFC 5652 5.4: the signature covers the DER of the attributes with the SET OF tag.
-    let signature_value = id
-        .key
-        .sign_sha256(&signed_attrs.to_der().map_err(der_err)?)
-        .map_err(|e| CmsError::Sign(e.to_string()))?;
+    let signature_value = id.key.sign_sha256(&signed_attrs.to_der().map_err(der_err)?)?;
 
     let mut certs = vec![CertificateChoices::Certificate(signer.clone())];
     for c in &id.chain {

@@ -17,6 +17,9 @@ pub enum CmsError {
     Sign(String),
     #[error("the signature is not a DER CMS/PKCS#7 SignedData")]
     Malformed,
+    /// The key itself failed (a token away is [`crate::key::SignError::Unavailable`]).
+    #[error("{0}")]
+    Key(#[from] crate::key::SignError),
 }
 
 /// The outcome of a verification that could be attempted.

@@ -153,10 +153,8 @@ impl ResponseError for ApiError {
                 );
             }
             ApiError::DependencyUnavailable(_) => {
-                resp.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    header::HeaderValue::from_static(DEPENDENCY_RETRY_AFTER_SECS),
-                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static(DEPENDENCY_RETRY_AFTER_SECS));
             }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");

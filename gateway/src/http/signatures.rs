@@ -45,10 +45,12 @@ fn is_pdf(req: &HttpRequest) -> bool {
     media_type(req).is_some_and(|m| m == "application/pdf")
 }
 
-/// The one place a failure to sign becomes an answer.
-// TODO(lead): `SignError::Unavailable` (a token lost at run time) must become a 503 here once
-// `CmsError` carries the key's error instead of its text (`CmsError::Sign(String)` today).
+/// The one place a failure to make a CMS signature becomes an answer: the key's own failures
+/// (a token lost at run time is a 503) go through [`key_problem`].
 fn signing_failed(e: &CmsError) -> ApiError {
+    if let CmsError::Key(k) = e {
+        return key_problem(k);
+    }
     tracing::error!(error = %e, "signing failed");
     ApiError::Internal
 }
@@ -146,7 +148,7 @@ fn xml_problem(e: &XmlError) -> ApiError {
         (status = 413), (status = 415),
         (status = 422, description = "The PDF is encrypted or cannot be read"),
         (status = 502, description = "The timestamp authority did not answer (PAdES-B-T)"),
-        (status = 503, description = "No signing identity is configured"),
+        (status = 503, description = "No signing identity is configured, or its token or the timestamp authority is unavailable now (with `Retry-After`)"),
     ))]
 async fn sign(
     req: HttpRequest,
