@@ -278,7 +278,7 @@ fn digest_for(oid: &ObjectIdentifier) -> Option<MessageDigest> {
 }
 
 /// The single value of the attribute `oid`, when present exactly once with one value.
-fn single_value<'a>(attrs: &'a SetOfVec<Attribute>, oid: ObjectIdentifier) -> Option<&'a Any> {
+fn single_value(attrs: &SetOfVec<Attribute>, oid: ObjectIdentifier) -> Option<&Any> {
     let mut found = attrs.iter().filter(|a| a.oid == oid);
     let attr = found.next()?;
     if found.next().is_some() || attr.values.len() != 1 {

@@ -3,7 +3,7 @@
 //! refusals) are in `signing/tests/interop.rs`; the helpers are shared with them.
 
 #[path = "../../signing/tests/common/mod.rs"]
-mod common;
+pub(crate) mod common;
 
 use std::process::Command;
 
