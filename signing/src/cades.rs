@@ -477,6 +477,38 @@ mod tests {
         assert!(!v.valid, "{v:?}");
     }
 
+    /// A key reached only through `TokenSigner`, as a PKCS#11 key is: the builder never sees
+    /// a `PKey`.
+    struct OpaqueKey(openssl::pkey::PKey<openssl::pkey::Private>);
+
+    impl crate::key::TokenSigner for OpaqueKey {
+        fn algorithm(&self) -> KeyAlgorithm {
+            KeyAlgorithm::Rsa
+        }
+        fn sign_sha256(&self, data: &[u8]) -> Result<Vec<u8>, crate::key::SignError> {
+            crate::key::SigningKey::Software(self.0.clone()).sign_sha256(data)
+        }
+        fn describe(&self) -> String {
+            "opaque test key".into()
+        }
+    }
+
+    #[test]
+    fn a_key_behind_token_signer_signs_and_cms_sign_detached_uses_it() {
+        let p = pki();
+        let trust = TrustStore::from_certs(vec![p.root.clone()]).unwrap();
+        let id = Identity {
+            key: crate::key::SigningKey::Token(std::sync::Arc::new(OpaqueKey(p.gateway_key.clone()))),
+            cert: p.gateway.cert.clone(),
+            chain: vec![p.root.clone()],
+        };
+        let der = crate::cms::sign_detached(&id, b"token-signed").unwrap();
+        let v = verify(&der, b"token-signed", &trust).unwrap();
+        assert!(v.valid && v.trusted, "{v:?}");
+        // The older PKCS#7 verifier agrees.
+        assert!(crate::cms::verify_detached(&der, b"token-signed", &trust).unwrap().valid);
+    }
+
     #[test]
     fn garbage_is_malformed_never_a_panic() {
         let trust = TrustStore::from_certs(vec![pki().root.clone()]).unwrap();
