@@ -275,7 +275,7 @@ fn digest_for(oid: &ObjectIdentifier) -> Option<MessageDigest> {
 }
 
 /// The single value of the attribute `oid`, when present exactly once with one value.
-fn single_value<'a>(attrs: &'a SetOfVec<Attribute>, oid: ObjectIdentifier) -> Option<&'a Any> {
+fn single_value(attrs: &SetOfVec<Attribute>, oid: ObjectIdentifier) -> Option<&Any> {
     let mut found = attrs.iter().filter(|a| a.oid == oid);
     let attr = found.next()?;
     if found.next().is_some() || attr.values.len() != 1 {
@@ -472,6 +472,38 @@ mod tests {
         der[n - 3] ^= 1;
         let v = verify(&der, b"hello", &trust).unwrap();
         assert!(!v.valid, "{v:?}");
+    }
+
+    /// A key reached only through `TokenSigner`, as a PKCS#11 key is: the builder never sees
+    /// a `PKey`.
+    struct OpaqueKey(openssl::pkey::PKey<openssl::pkey::Private>);
+
+    impl crate::key::TokenSigner for OpaqueKey {
+        fn algorithm(&self) -> KeyAlgorithm {
+            KeyAlgorithm::Rsa
+        }
+        fn sign_sha256(&self, data: &[u8]) -> Result<Vec<u8>, crate::key::SignError> {
+            crate::key::SigningKey::Software(self.0.clone()).sign_sha256(data)
+        }
+        fn describe(&self) -> String {
+            "opaque test key".into()
+        }
+    }
+
+    #[test]
+    fn a_key_behind_token_signer_signs_and_cms_sign_detached_uses_it() {
+        let p = pki();
+        let trust = TrustStore::from_certs(vec![p.root.clone()]).unwrap();
+        let id = Identity {
+            key: crate::key::SigningKey::Token(std::sync::Arc::new(OpaqueKey(p.gateway_key.clone()))),
+            cert: p.gateway.cert.clone(),
+            chain: vec![p.root.clone()],
+        };
+        let der = crate::cms::sign_detached(&id, b"token-signed").unwrap();
+        let v = verify(&der, b"token-signed", &trust).unwrap();
+        assert!(v.valid && v.trusted, "{v:?}");
+        // The older PKCS#7 verifier agrees.
+        assert!(crate::cms::verify_detached(&der, b"token-signed", &trust).unwrap().valid);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! refusals) are in `signing/tests/interop.rs`; the helpers are shared with them.
 
 #[path = "../../signing/tests/common/mod.rs"]
-mod common;
+pub(crate) mod common;
 
 use std::process::Command;
 
@@ -140,9 +140,24 @@ mod api {
             "gateway.p12",
             "bank.pem",
             "bank.key",
+            "tsa.pem",
+            "tsa.key",
         ] {
             assert!(dir.join(f).is_file(), "{f} missing");
         }
+        // The mock TSA's certificate is one openssl accepts for time stamping.
+        let (ok, log) = run(
+            "openssl",
+            &[
+                "verify",
+                "-purpose",
+                "timestampsign",
+                "-CAfile",
+                s(&dir.join("root.pem")),
+                s(&dir.join("tsa.pem")),
+            ],
+        );
+        assert!(ok, "tsa.pem: {log}");
         for cert in ["gateway.pem", "bank.pem"] {
             let (ok, log) = run("openssl", &["verify", "-CAfile", s(&dir.join("root.pem")), s(&dir.join(cert))]);
             assert!(ok, "{cert}: {log}");

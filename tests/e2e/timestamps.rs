@@ -4,12 +4,9 @@
 //! or failing is `Unavailable` (the API's 503). And the API's `format=cms` signatures, now
 //! made by the CAdES builder, judged by `openssl cms -verify`.
 
-#[path = "../../signing/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Pki, pki, run, s};
+use crate::signatures::common::{Pki, pki, run, s};
 use hcc_gateway::tsa::{TsaClient, TsaError};
 use hcc_mocks::tsa::{REJECTION_BAD_DATA_FORMAT, TsaState};
 use hcc_signing::cades;
