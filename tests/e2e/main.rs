@@ -4,6 +4,9 @@
 mod bank_xml;
 mod cluster;
 mod cluster_ack;
+// The signature tests' helpers, shared with the signing crate's own interop tests.
+#[path = "../../signing/tests/common/mod.rs"]
+mod common;
 mod crash;
 mod dashboard;
 mod demo;

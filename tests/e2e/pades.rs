@@ -3,8 +3,7 @@
 //! signs, `pdftotext` on the visible stamp's Vietnamese text; `qpdf` makes the test PDFs with
 //! an xref stream and the encrypted one. A missing tool fails the test (see scripts/test.sh).
 
-#[path = "../../signing/tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::Path;
 

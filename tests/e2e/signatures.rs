@@ -2,8 +2,7 @@
 //! `keys dev` produce. The signing library's own interop tests (CMS and XML-DSig both ways, the
 //! refusals) are in `signing/tests/interop.rs`; the helpers are shared with them.
 
-#[path = "../../signing/tests/common/mod.rs"]
-pub(crate) mod common;
+use crate::common;
 
 use std::process::Command;
 

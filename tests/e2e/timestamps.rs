@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::signatures::common::{Pki, pki, run, s};
+use crate::common::{Pki, pki, run, s};
 use hcc_gateway::tsa::{TsaClient, TsaError};
 use hcc_mocks::tsa::{REJECTION_BAD_DATA_FORMAT, TsaState};
 use hcc_signing::cades;

@@ -275,7 +275,7 @@ mod tests {
             .and_then(|s| s.split(' ').next())
             .and_then(|s| s.parse().ok())
             .unwrap();
-        assert!(size < MAX_SIZE && size >= MIN_SIZE, "{size}");
+        assert!((MIN_SIZE..MAX_SIZE).contains(&size), "{size}");
     }
 
     #[test]
