@@ -217,19 +217,19 @@ async fn a_paced_replay_of_50_at_5_per_second_takes_about_10_s_and_an_unpaced_on
         "running"
     );
     // Progress moves; the replay finishes in about 50 / 5 = 10 s.
-    let mut seen_partial = false;
+    let seen_partial = std::sync::atomic::AtomicBool::new(false);
     let finished: Value = eventually("the paced replay to finish", Duration::from_secs(30), || async {
         let p = app.get_json("/v1/queues/dvcqg/dead/replay", Key::Operator).await;
         let done = p["done"].as_u64().unwrap_or(0);
         if done > 0 && done < 50 {
-            seen_partial = true;
+            seen_partial.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         (p["state"] == "finished").then_some(p)
     })
     .await;
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(8) && took <= Duration::from_secs(20), "took {took:?}");
-    assert!(seen_partial, "progress was visible while it ran");
+    assert!(seen_partial.into_inner(), "progress was visible while it ran");
     assert_eq!(
         (finished["done"].as_u64(), finished["total"].as_u64()),
         (Some(50), Some(50)),

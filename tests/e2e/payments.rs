@@ -964,12 +964,12 @@ async fn payments_are_listed_under_each_status_by_dossier_and_since_with_their_h
     e.paygov_pay(json!({"MaThamChieu": twice, "callback_urls": [paygov]})).await;
 
     for (status, want) in [
-        ("pending", vec![&pending]),
-        ("paid", vec![&twice, &paid]),
-        ("failed", vec![&failed]),
-        ("amount_mismatch", vec![&mismatch]),
-        ("reversed", vec![&reversed]),
-        ("duplicate", vec![&twice]),
+        ("pending", vec![pending.clone()]),
+        ("paid", vec![twice.clone(), paid.clone()]),
+        ("failed", vec![failed.clone()]),
+        ("amount_mismatch", vec![mismatch.clone()]),
+        ("reversed", vec![reversed.clone()]),
+        ("duplicate", vec![twice.clone()]),
     ] {
         assert_eq!(listed(&app, &format!("status={status}")).await, want, "status {status}");
     }

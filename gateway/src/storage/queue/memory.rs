@@ -382,14 +382,14 @@ impl MemoryQueue {
     }
 
     pub async fn key_history(&self, queue: &str, okey: &str) -> Result<Option<KeyHistory>, StorageError> {
-        let now = crate::storage::now_ms();
+        // Expired records and histories are purged by `reap`, as every other memory record is.
         Ok(self.with(queue, |s| {
-            let h = s.histories.get(okey).filter(|h| h.expires.is_none_or(|e| e > now))?;
+            let h = s.histories.get(okey)?;
             let messages = h
                 .ids
                 .iter()
                 .filter_map(|id| {
-                    let m = s.msgs.get(id).filter(|m| m.expires.is_none_or(|e| e > now))?;
+                    let m = s.msgs.get(id)?;
                     Some(MessageRecord {
                         id: id.clone(),
                         kind: m.kind.clone(),
