@@ -17,7 +17,8 @@ use crate::storage::{ReplayStep, StorageError, now_ms};
 const LEASE: Duration = Duration::from_secs(5);
 /// How often every process looks for a running job whose runner is gone.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
-/// The most dead letters one paced replay takes.
+/// The most dead letters one replay request takes (paced or not); the ids are taken when it
+/// starts, so a letter that dies again meanwhile is not replayed twice by the same request.
 pub const MAX_JOB_IDS: usize = 10_000;
 
 /// Runs `queue`'s job while this process holds its lease. Returns when the job is finished,

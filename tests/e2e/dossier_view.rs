@@ -301,8 +301,15 @@ async fn a_paced_replay_whose_process_dies_is_finished_by_another() {
         (a.get_json("/v1/queues/dvcqg/dead/replay", Key::Operator).await["done"].as_u64()? >= 3).then_some(())
     })
     .await;
-    // The process that runs it goes away; another, on the same store, takes the job over.
+    // The process that runs it goes away: the replay stalls (an API-only process watches)...
     a.stop().await;
+    let watch = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::Off).await;
+    let done_at_stop = watch.get_json("/v1/queues/dvcqg/dead/replay", Key::Operator).await["done"].clone();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = watch.get_json("/v1/queues/dvcqg/dead/replay", Key::Operator).await;
+    assert_eq!((&p["done"], p["state"].as_str()), (&done_at_stop, Some("running")), "{p}");
+    assert!(p["done"].as_u64().unwrap() < 20, "{p}");
+    // ...until another process with workers, on the same store, takes the job over.
     let b = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::On).await;
     let p: Value = eventually("the replay to finish on the other process", Duration::from_secs(30), || async {
         let p = b.get_json("/v1/queues/dvcqg/dead/replay", Key::Operator).await;
@@ -310,6 +317,7 @@ async fn a_paced_replay_whose_process_dies_is_finished_by_another() {
     })
     .await;
     assert_eq!(p["done"], 20, "{p}");
+    watch.stop().await;
     b.stop().await;
     portal.stop().await;
 }

@@ -459,24 +459,25 @@ async fn replay_all(
                 .as_deref()
                 .is_none_or(|t| r.last_error.as_deref().unwrap_or("").contains(t))
     };
-    if let Some(rate) = filter.rate_per_sec {
-        // The matching ids now; the job replays them at the pace, here or on another process.
-        let mut ids = Vec::new();
-        match &filter.ordering_key {
-            Some(k) => ids.extend(engine.queue.dead_of_key(name, k).await?.filter(|r| matches(r)).map(|r| r.id)),
-            None => {
-                let mut offset = 0;
-                while ids.len() < crate::replay::MAX_JOB_IDS {
-                    let page = engine.queue.list_dead(name, offset, 500).await?;
-                    if page.is_empty() {
-                        break;
-                    }
-                    offset += page.len();
-                    ids.extend(page.iter().filter(|r| matches(r)).map(|r| r.id.clone()));
+    // The matching ids now: a letter that dies again while the replay runs is not replayed twice.
+    let mut ids = Vec::new();
+    match &filter.ordering_key {
+        Some(k) => ids.extend(engine.queue.dead_of_key(name, k).await?.filter(|r| matches(r)).map(|r| r.id)),
+        None => {
+            let mut offset = 0;
+            while ids.len() < crate::replay::MAX_JOB_IDS {
+                let page = engine.queue.list_dead(name, offset, 500).await?;
+                if page.is_empty() {
+                    break;
                 }
-                ids.truncate(crate::replay::MAX_JOB_IDS);
+                offset += page.len();
+                ids.extend(page.iter().filter(|r| matches(r)).map(|r| r.id.clone()));
             }
+            ids.truncate(crate::replay::MAX_JOB_IDS);
         }
+    }
+    if let Some(rate) = filter.rate_per_sec {
+        // The job replays them at the pace, here or on another process.
         let job_id = uuid::Uuid::now_v7().to_string();
         if let Err(running) = engine.queue.replay_job_start(name, &job_id, rate, &ids, now_ms()).await? {
             return Err(ApiError::Conflict(format!("a paced replay of this queue is running ({running})")));
@@ -490,30 +491,9 @@ async fn replay_all(
         }));
     }
     let mut replayed = Vec::new();
-    if let Some(k) = &filter.ordering_key {
-        if let Some(r) = engine.queue.dead_of_key(name, k).await?
-            && matches(&r)
-            && engine.queue.replay(name, &r.id, now_ms()).await?
-        {
-            replayed.push(r.id);
-        }
-    } else {
-        // Pages from the start each time: replayed letters leave the list.
-        let mut offset = 0;
-        loop {
-            let page = engine.queue.list_dead(name, offset, 500).await?;
-            if page.is_empty() {
-                break;
-            }
-            let mut kept = 0;
-            for r in page {
-                if matches(&r) && engine.queue.replay(name, &r.id, now_ms()).await? {
-                    replayed.push(r.id);
-                } else {
-                    kept += 1;
-                }
-            }
-            offset += kept;
+    for id in ids {
+        if engine.queue.replay(name, &id, now_ms()).await? {
+            replayed.push(id);
         }
     }
     engine.wake(name);
