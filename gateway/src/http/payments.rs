@@ -358,7 +358,7 @@ async fn get(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web
             let history = payments.history(&reference).await?;
             Ok(HttpResponse::Ok().json(PaymentDetail {
                 payment: PaymentListed::from(r),
-                history: history.into_iter().map(HistoryView::from).collect(),
+                history: history.into_iter().map(PaymentStep::from).collect(),
             }))
         }
         None => Err(ApiError::NotFound("no payment with this MaThamChieu".into())),
@@ -391,7 +391,8 @@ impl From<crate::storage::ledger::PaymentRecord> for PaymentListed {
 
 /// One step of a payment's story.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct HistoryView {
+#[schema(as = PaymentStep)]
+pub struct PaymentStep {
     #[schema(format = DateTime)]
     pub at: String,
     /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `webhook_queued`.
@@ -399,9 +400,9 @@ pub struct HistoryView {
     pub detail: String,
 }
 
-impl From<crate::storage::ledger::HistoryEntry> for HistoryView {
+impl From<crate::storage::ledger::HistoryEntry> for PaymentStep {
     fn from(h: crate::storage::ledger::HistoryEntry) -> Self {
-        HistoryView {
+        PaymentStep {
             at: rfc3339_ms(h.at),
             event: h.event,
             detail: h.detail,
@@ -415,7 +416,7 @@ pub struct PaymentDetail {
     #[serde(flatten)]
     #[schema(inline)]
     pub payment: PaymentListed,
-    pub history: Vec<HistoryView>,
+    pub history: Vec<PaymentStep>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
