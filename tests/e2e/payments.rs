@@ -1025,5 +1025,36 @@ async fn payments_are_listed_under_each_status_by_dossier_and_since_with_their_h
         assert!(p["errors"].is_array(), "{q}: {p}");
     }
     assert_eq!(send(app.get("/v1/payments", Key::Centre)).await.status(), 403);
+
+    // The CLI pages through the same list.
+    let url = app.address.clone();
+    let (mismatch2, twice2) = (mismatch.clone(), twice.clone());
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(binary("hcc-gateway"))
+                .args(args)
+                .env("HCC_URL", &url)
+                .env("HCC_API_KEY", OPERATOR_KEY)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (ok, out, err) = run(&["payments", "--status", "amount_mismatch"]);
+        assert!(
+            ok && out.contains(&mismatch2) && out.contains("LIST-B") && !out.contains(&twice2),
+            "{out}{err}"
+        );
+        let (ok, out, _) = run(&["payments", "--ma-ho-so", "LIST-C", "--json"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((ok, v.as_array().map(Vec::len)), (true, Some(2)), "{v}");
+        let (ok, _, err) = run(&["payments", "--status", "lost"]);
+        assert!(!ok && err.contains("HTTP 400"), "{err}");
+    })
+    .await
+    .unwrap();
     app.stop().await;
 }
