@@ -168,6 +168,21 @@ async fn a_refused_dossier_tells_the_centre_once_shows_dead_and_blocked_and_its_
         );
         // No event for a delivery that was never dead, nor about the webhooks themselves.
         assert!(hooks(&centre_state, "dossier.rejected").len() == 1);
+
+        // A refusal that quotes an identity number: masked in the webhook and in the view.
+        let mut d = dossier("V13-ID", 1);
+        d["MaTTHC"] = json!("001203004567");
+        let id = accept(&app, "/v1/dossiers", &d).await;
+        app.wait_message(&id, "dead").await;
+        exactly(&centre_state, 3).await;
+        let rejected = hooks(&centre_state, "dossier.rejected");
+        let reason = rejected.iter().find(|h| h["data"]["MaHoSo"] == "V13-ID").unwrap()["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!reason.contains("001203004567") && reason.contains("*67"), "{reason}");
+        let v = app.get_json("/v1/dossiers/V13-ID", Key::Centre).await;
+        assert!(!v.to_string().contains("001203004567"), "{v}");
         app.stop().await;
         portal.stop().await;
         centre.stop().await;
