@@ -10,6 +10,7 @@ mod common;
 mod crash;
 mod dashboard;
 mod demo;
+mod dossier_view;
 mod dossiers;
 mod engine;
 mod flaky_portal;

@@ -154,6 +154,20 @@ async fn the_cli_lists_replays_and_discards_and_the_audit_log_names_who() {
         assert!(!ok && err.contains("cannot reach the gateway"), "{err}");
         let (ok, _, err) = cli(&["queues"], &url2, None);
         assert!(!ok && err.contains("HCC_API_KEY"), "{err}");
+        // A dossier's story: its dead message with the plain reason, and the one blocked behind.
+        let (ok, out, err) = cli(&["dossier", "CLI-B"], &url2, Some(OPERATOR_KEY));
+        assert!(ok && out.contains("blocked: yes") && out.contains(&b2), "{out}{err}");
+        assert!(out.contains("The national portal refused") && out.contains("blocked"), "{out}");
+        let (ok, out, _) = cli(&["dossier", "CLI-B", "--json"], &url2, Some(OPERATOR_KEY));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (ok, v["MaHoSo"].as_str(), v["blocked"].as_bool()),
+            (true, Some("CLI-B"), Some(true))
+        );
+        let (ok, _, err) = cli(&["dossier", "CLI-NEVER"], &url2, Some(OPERATOR_KEY));
+        assert!(!ok && err.contains("HTTP 404"), "{err}");
+        let (ok, _, err) = cli(&["dossier", "../v1/queues"], &url2, Some(OPERATOR_KEY));
+        assert!(!ok && err.contains("not a MaHoSo"), "{err}");
     });
     checks.await.unwrap();
     state.add_catalogue("1.999999.000.00.00.H46");

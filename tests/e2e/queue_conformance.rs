@@ -2,9 +2,12 @@
 //! behave exactly like Redis, for the message queues, the payment ledger and the audit log.
 //! Times are passed in explicitly, so no test depends on the clock.
 
-use hcc_gateway::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use hcc_gateway::storage::ledger::{
+    ConfirmOutcome, Confirmation, ListStatus, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+};
 use hcc_gateway::storage::{
-    Claimed, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, PaymentLedger, Settlement, StorageError, Store,
+    Claimed, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, OutboxEvent, PaymentLedger, SettleNotes, Settlement,
+    StorageError, Store,
 };
 use hcc_tests::{redis_url, unique_prefix};
 
@@ -123,6 +126,9 @@ both!(
     audit_log_keeps_the_newest_lines_newest_first,
     rate_permits_follow_the_gcra,
     partition_count_changes_only_on_an_empty_queue,
+    a_keys_history_and_its_dead_letter_are_read_from_its_index,
+    settlement_events_go_to_the_outbox_once_and_are_relayed_once,
+    payments_are_listed_from_their_indexes_with_their_history,
 );
 
 // Every queue behaviour holds unchanged when the queue is split, plus what only a split queue
@@ -144,6 +150,8 @@ both_partitioned!(
     claims_visit_every_partition_in_turn,
     dead_letters_of_every_partition_list_in_order_of_death,
     stats_pause_and_lookups_span_every_partition,
+    a_keys_history_and_its_dead_letter_are_read_from_its_index,
+    settlement_events_go_to_the_outbox_once_and_are_relayed_once,
 );
 
 async fn enqueue_claim_ack(q: Queue) {
@@ -581,6 +589,7 @@ fn payment(reference: &str, amount: u64, created_at: i64) -> PaymentRecord {
         confirmed_by: None,
         settled_at: None,
         duplicates: 0,
+        updated_at: None,
     }
 }
 
@@ -1119,7 +1128,7 @@ async fn each_partition_has_its_own_hash_tag() {
     let names: Vec<String> = keys.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
     for part in 0..P4 {
         let tag = format!("{prefix}:{{{Q}:{part}}}:");
-        for family in ["m:", "k:", "due", "stats"] {
+        for family in ["m:", "k:", "due", "stats", "dx:"] {
             assert!(
                 names.iter().any(|k| k.starts_with(&format!("{tag}{family}"))),
                 "no {family} key under {tag}: {names:?}"
@@ -1173,4 +1182,198 @@ async fn startup_refuses_a_new_partition_count_on_a_live_queue() {
     let app = hcc_tests::start(Application::build(with(4), Workers::Off).await.unwrap());
     assert_eq!(app.handle.queue.partitions("dvcqg"), 4);
     app.stop().await;
+}
+
+async fn a_keys_history_and_its_dead_letter_are_read_from_its_index(q: Queue) {
+    assert!(q.key_history(Q, "A").await.unwrap().is_none(), "nothing of a key never seen");
+    let (m1, m2) = kill_head(&q).await;
+    let h = q.key_history(Q, "A").await.unwrap().expect("A's history");
+    let seen: Vec<(&str, MessageStatus)> = h.messages.iter().map(|m| (m.id.as_str(), m.status)).collect();
+    assert_eq!(seen, [(m1.as_str(), MessageStatus::Dead), (m2.as_str(), MessageStatus::Blocked)]);
+    assert!(h.blocked());
+    assert_eq!(h.status, None);
+    let b = q.key_history(Q, "B").await.unwrap().expect("B's history");
+    assert_eq!(b.messages.len(), 1);
+    assert_eq!(b.messages[0].status, MessageStatus::Delivered);
+    assert!(!b.blocked());
+    assert_eq!(q.dead_of_key(Q, "A").await.unwrap().map(|r| r.id), Some(m1.clone()));
+    assert!(q.dead_of_key(Q, "B").await.unwrap().is_none());
+    assert!(q.dead_of_key(Q, "nope").await.unwrap().is_none());
+    // Replayed and delivered with a status: the key's status is recorded, nothing is blocked.
+    assert!(q.replay(Q, &m1, T0 + 100).await.unwrap());
+    let notes = SettleNotes {
+        status: Some("4".into()),
+        ..SettleNotes::default()
+    };
+    for round in 0..2 {
+        let now = T0 + 200 + round;
+        for c in claim(&q, 10, now).await {
+            assert!(q.settle_noted(Q, &c, &Settlement::Delivered, now, KEEP, &notes).await.unwrap());
+        }
+    }
+    let h = q.key_history(Q, "A").await.unwrap().expect("A's history");
+    assert_eq!(h.status.as_deref(), Some("4"));
+    assert!(!h.blocked());
+    assert!(h.messages.iter().all(|m| m.status == MessageStatus::Delivered), "{:?}", h.messages);
+}
+
+fn event(kind: &str, key: &str) -> OutboxEvent {
+    OutboxEvent {
+        kind: kind.into(),
+        ordering_key: key.into(),
+        payload: format!("{{\"type\":\"{kind}\"}}"),
+    }
+}
+
+const SINK: &str = "sink";
+
+async fn sink_kinds(q: &Queue, now: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in q.claim(SINK, 100, now + LEASE, now).await.unwrap() {
+        out.push(c.kind.clone());
+        assert!(q.settle(SINK, &c, &Settlement::Delivered, now, KEEP).await.unwrap());
+    }
+    out
+}
+
+async fn settlement_events_go_to_the_outbox_once_and_are_relayed_once(q: Queue) {
+    let m1 = put(&q, "A", 1, T0).await;
+    let notes = SettleNotes {
+        status: None,
+        on_dead: Some(event("dossier.rejected", "A")),
+        on_redelivered: Some(event("dossier.delivered", "A")),
+    };
+    let c = claim(&q, 10, T0 + 1).await;
+    assert!(
+        q.settle_noted(Q, &c[0], &Settlement::Dead { error: "refused".into() }, T0 + 2, KEEP, &notes)
+            .await
+            .unwrap()
+    );
+    assert_eq!(q.relay_outbox(Q, SINK, 100, 3600, T0 + 3).await.unwrap(), 1);
+    assert_eq!(
+        q.relay_outbox(Q, SINK, 100, 3600, T0 + 4).await.unwrap(),
+        0,
+        "an event is relayed once"
+    );
+    assert_eq!(sink_kinds(&q, T0 + 5).await, ["dossier.rejected"]);
+    // A delivery that follows no replay makes no event; one that follows a replay makes one.
+    put(&q, "B", 1, T0 + 6).await;
+    let c = claim(&q, 10, T0 + 7).await;
+    assert!(
+        q.settle_noted(Q, &c[0], &Settlement::Delivered, T0 + 8, KEEP, &notes)
+            .await
+            .unwrap()
+    );
+    assert_eq!(q.relay_outbox(Q, SINK, 100, 3600, T0 + 9).await.unwrap(), 0);
+    assert!(q.replay(Q, &m1, T0 + 10).await.unwrap());
+    let c = claim(&q, 10, T0 + 11).await;
+    assert_eq!(c[0].id, m1);
+    // A second death after the replay is a second dead letter: its own event.
+    assert!(
+        q.settle_noted(Q, &c[0], &Settlement::Dead { error: "again".into() }, T0 + 12, KEEP, &notes)
+            .await
+            .unwrap()
+    );
+    assert!(q.replay(Q, &m1, T0 + 13).await.unwrap());
+    let c = claim(&q, 10, T0 + 14).await;
+    assert!(
+        q.settle_noted(Q, &c[0], &Settlement::Delivered, T0 + 15, KEEP, &notes)
+            .await
+            .unwrap()
+    );
+    assert_eq!(q.relay_outbox(Q, SINK, 100, 3600, T0 + 16).await.unwrap(), 2);
+    assert_eq!(sink_kinds(&q, T0 + 17).await, ["dossier.rejected"]);
+    assert_eq!(
+        sink_kinds(&q, T0 + 18).await,
+        ["dossier.delivered"],
+        "the key's FIFO keeps them in order"
+    );
+    assert!(sink_kinds(&q, T0 + 19).await.is_empty());
+}
+
+async fn payments_are_listed_from_their_indexes_with_their_history(s: Store) {
+    let ledger: PaymentLedger = s.ledger(EVENTS);
+    let mut a = payment("HCC241126AAAAAAAA", 100, T0);
+    a.ma_ho_so = "M-1".into();
+    let mut b = payment("HCC241126BBBBBBBB", 200, T0 + 1);
+    b.ma_ho_so = "M-1".into();
+    let mut c = payment("HCC241126CCCCCCCC", 300, T0 + 2);
+    c.ma_ho_so = "M-2".into();
+    for p in [&a, &b, &c] {
+        assert!(ledger.create(p).await.unwrap());
+    }
+    let paid = confirmation(b.reference.as_str(), "vnpay", "T1", true, 200);
+    assert_eq!(
+        ledger.confirm(&paid, "", &events(&b.reference), T0 + 10).await.unwrap(),
+        ConfirmOutcome::Paid
+    );
+    let again = confirmation(b.reference.as_str(), "vnpay", "T2", true, 200);
+    assert_eq!(
+        ledger.confirm(&again, "T1", &events(&b.reference), T0 + 11).await.unwrap(),
+        ConfirmOutcome::PaidTwice
+    );
+    let short = confirmation(c.reference.as_str(), "vnpay", "T3", true, 1);
+    assert_eq!(
+        ledger.confirm(&short, "", &events(&c.reference), T0 + 12).await.unwrap(),
+        ConfirmOutcome::AmountMismatch
+    );
+    let refs = |v: Vec<PaymentRecord>| v.into_iter().map(|p| p.reference).collect::<Vec<_>>();
+    let list = |status: Option<&str>, ma: Option<&str>, since: Option<i64>| PaymentFilter {
+        status: status.map(|s| ListStatus::parse(s).unwrap()),
+        ma_ho_so: ma.map(str::to_string),
+        since,
+    };
+    assert_eq!(
+        refs(ledger.list(&list(None, None, None), 0, 10).await.unwrap()),
+        [c.reference.as_str(), b.reference.as_str(), a.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(None, None, None), 1, 1).await.unwrap()),
+        [b.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(Some("pending"), None, None), 0, 10).await.unwrap()),
+        [a.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(Some("paid"), None, None), 0, 10).await.unwrap()),
+        [b.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(Some("duplicate"), None, None), 0, 10).await.unwrap()),
+        [b.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(Some("amount_mismatch"), None, None), 0, 10).await.unwrap()),
+        [c.reference.as_str()]
+    );
+    assert!(ledger.list(&list(Some("failed"), None, None), 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        refs(ledger.list(&list(None, Some("M-1"), None), 0, 10).await.unwrap()),
+        [b.reference.as_str(), a.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(Some("pending"), Some("M-1"), None), 0, 10).await.unwrap()),
+        [a.reference.as_str()]
+    );
+    assert_eq!(
+        refs(ledger.list(&list(None, None, Some(T0 + 11)), 0, 10).await.unwrap()),
+        [c.reference.as_str(), b.reference.as_str()]
+    );
+    let b_now = ledger.get(&b.reference).await.unwrap().unwrap();
+    assert_eq!(b_now.updated_at, Some(T0 + 11));
+    let h = ledger.history(&b.reference).await.unwrap();
+    let steps: Vec<(i64, &str)> = h.iter().map(|e| (e.at, e.event.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            (T0 + 1, "created"),
+            (T0 + 10, "paid"),
+            (T0 + 10, "webhook_queued"),
+            (T0 + 11, "duplicate"),
+            (T0 + 11, "webhook_queued")
+        ]
+    );
+    assert!(h[1].detail.contains("T1") && h[3].detail.contains("T2"), "{h:?}");
+    assert!(ledger.history("HCC241126ZZZZZZZZ").await.unwrap().is_empty());
 }

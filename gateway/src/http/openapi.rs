@@ -42,6 +42,7 @@ pub const BEARER: &str = "bearer";
         super::metrics,
         super::audit,
         super::get_message,
+        super::dossiers::get_dossier,
         super::ops::list_queues,
         super::ops::history,
         super::ops::dashboard_page,
@@ -49,6 +50,7 @@ pub const BEARER: &str = "bearer";
         super::ops::dashboard_style,
         super::ops::list_dead,
         super::ops::replay_all,
+        super::ops::replay_progress,
         super::ops::replay_one,
         super::ops::discard_one,
         super::ops::pause,
@@ -57,6 +59,7 @@ pub const BEARER: &str = "bearer";
         super::signatures::verify,
         super::payments::create,
         super::payments::get,
+        super::payments::list,
     ),
     components(schemas(Problem, FieldErrorSchema)),
     modifiers(&BearerKey)
@@ -353,7 +356,11 @@ mod tests {
     fn the_allowed_methods_come_from_the_document() {
         assert_eq!(CORE.allowed_methods("/healthz"), vec![Method::GET]);
         // `/dead/replay` is more concrete than `/dead/{id}`.
-        assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
+        assert_eq!(
+            CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"),
+            vec![Method::GET, Method::POST]
+        );
+        assert_eq!(CORE.allowed_methods("/v1/dossiers/H46-1"), vec![Method::GET]);
         assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
         assert!(CORE.allowed_methods("/nothing/here").is_empty());
         assert!(CORE.allowed_methods("/healthz/").is_empty());
