@@ -500,6 +500,7 @@ async function showPayments(params, mine) {
       el("td", {}, badge("pay", p.status)), cell(p.duplicates || "", p.duplicates ? "num alert" : "num"), cell(when(p.created_at), "small"), cell(when(p.updated_at), "small")));
   }
   $("#payments-empty").hidden = rows.length > 0; $("#payments").hidden = rows.length === 0;
+  $("#view-payments").dataset.query = filters.toString(); // which filters the table shows
   $("#pg-page").textContent = t("pager.page", { n: cursors.length });
   $("#pg-first").disabled = cursors.length === 1;
   $("#pg-next").disabled = !page.next_cursor;
