@@ -16,7 +16,7 @@ const REPLAY_REFRESH_MS = 1000;
 const PAGE_SIZE = 50;
 
 const TEXT = {
-  subtitle: ["Operations console", "Bảng điều hành"],
+  subtitle: ["Operations console", "Bảng điều khiển vận hành"],
   "login.title": ["Connect", "Đăng nhập"],
   "login.label": ["API key (operator to watch, admin to act)", "Khoá API (khoá vận hành để theo dõi, khoá quản trị để thao tác)"],
   "login.connect": ["Connect", "Kết nối"],
@@ -44,7 +44,7 @@ const TEXT = {
   "breaker.half_open": ["testing", "đang thử lại"],
   "breaker.open": ["open", "đang ngắt"],
   "dead.title": ["Failed messages (not delivered)", "Thông điệp lỗi, chưa gửi được"],
-  "dead.filter": ["MaHoSo (ordering key)", "Mã hồ sơ (khoá thứ tự)"],
+  "dead.filter": ["MaHoSo (ordering key)", "Mã hồ sơ"],
   "dead.apply": ["Filter", "Lọc"],
   "dead.clear": ["Clear", "Bỏ lọc"],
   "dead.explain": [
@@ -133,7 +133,7 @@ const TEXT = {
   "step.retrying": ["Failed for now, will try again", "Tạm thời lỗi, sẽ gửi lại"],
   "step.in_flight": ["Being sent now", "Đang gửi"],
   "step.discarded": ["Discarded by an operator", "Người vận hành đã huỷ bỏ"],
-  "step.technical": ["Portal's answer", "Phản hồi của hệ thống"],
+  "step.technical": ["Technical detail", "Chi tiết kỹ thuật"],
   "payment.title": ["Payment", "Thanh toán"],
   "payment.history": ["Timeline", "Diễn biến"],
   "payment.no_history": ["No event recorded.", "Chưa ghi nhận diễn biến nào."],
