@@ -97,7 +97,14 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
 #[test]
 fn the_dashboard_script_never_writes_markup() {
     let script = std::fs::read_to_string(workspace_dir().join("gateway/ops/app.js")).unwrap();
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
         assert!(!script.contains(sink), "gateway/ops/app.js uses {sink}");
     }
 }
@@ -159,7 +166,17 @@ async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard
     let mismatch_ref = create(100_000).await;
     let paygov = |body: Value| {
         let url = format!("{}/_mock/paygov/pay", mocks.portal.url());
-        async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let callbacks = json!([app.url("/v1/callbacks/paygov")]);
     paygov(json!({"MaThamChieu": paid_ref, "callback_urls": callbacks})).await;
