@@ -93,6 +93,7 @@ const TEXT = {
   "payments.created": ["created", "tạo lúc"],
   "payments.updated": ["updated", "cập nhật lúc"],
   "payments.none": ["No payment matches these filters.", "Không có khoản thanh toán nào khớp bộ lọc."],
+  "payments.unavailable": ["Payments cannot be read: {m}", "Không đọc được danh sách thanh toán: {m}"],
   "pay.pending": ["pending", "chờ thanh toán"],
   "pay.paid": ["paid", "đã thanh toán"],
   "pay.failed": ["failed", "thất bại"],
@@ -326,7 +327,7 @@ async function showOverview(params, mine) {
     const discard = el("button", { type: "button", "data-action": "discard", class: "danger", text: t("dead.discard") });
     discard.onclick = () => { if (confirm(t("dead.confirm_discard", { id: d.id }))) act("DELETE", `/v1/queues/${encodeURIComponent(qn)}/dead/${encodeURIComponent(d.id)}`, t("dead.discarded", { id: d.id })); };
     actions.append(replay, discard);
-    tr.append(cell(qn, "mono"), el("td", {}, dossierLink(d.ordering_key)), cell(label("kind.", d.kind)), cell(d.attempts, "num"), reason,
+    tr.append(cell(qn, "mono"), el("td", {}, dossierLink(d.ordering_key)), cell(label("kind.", d.kind), "nowrap"), cell(d.attempts, "num"), reason,
       el("td", { class: "mono small", title: d.id, text: d.id.slice(0, 8) + "…" }), actions);
     db.appendChild(tr);
   }
@@ -484,7 +485,13 @@ async function showPayments(params, mine) {
   qs.set("limit", String(PAGE_SIZE));
   const cur = cursors[cursors.length - 1];
   if (cur) qs.set("cursor", cur);
-  const page = await api("GET", "/v1/payments?" + qs);
+  let page;
+  try { page = await api("GET", "/v1/payments?" + qs); }
+  catch (e) {
+    if (e.status !== 503 || mine !== generation) throw e;
+    // Payments not configured here (or the backend is down): said in the card, not only the corner.
+    page = { payments: [], next_cursor: null, unavailable: e.message };
+  }
   if (mine !== generation) return;
   if (document.activeElement?.closest("#payments-filter") == null) {
     $("#pf-status").value = PAYMENT_STATES.includes(params.get("status")) ? params.get("status") : "";
@@ -499,6 +506,7 @@ async function showPayments(params, mine) {
       el("td", {}, paymentLink(p.MaThamChieu)), el("td", {}, dossierLink(p.MaHoSo)), cell(money(p.SoTien), "num"), cell(p.provider),
       el("td", {}, badge("pay", p.status)), cell(p.duplicates || "", p.duplicates ? "num alert" : "num"), cell(when(p.created_at), "small"), cell(when(p.updated_at), "small")));
   }
+  $("#payments-empty").textContent = page.unavailable ? t("payments.unavailable", { m: page.unavailable }) : t("payments.none");
   $("#payments-empty").hidden = rows.length > 0; $("#payments").hidden = rows.length === 0;
   $("#view-payments").dataset.query = filters.toString(); // which filters the table shows
   $("#pg-page").textContent = t("pager.page", { n: cursors.length });
