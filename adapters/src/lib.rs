@@ -59,4 +59,18 @@ pub trait Adapter: Send + Sync + 'static {
     /// The destination's name; it is also the queue's name.
     fn destination(&self) -> &str;
     fn deliver<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Outcome>;
+
+    /// The status a message carries to the destination, in the form it is sent (a dossier's
+    /// `TrangThaiHoSo`, a progress entry's `TrangThai`); the gateway keeps the last one
+    /// delivered per ordering key. `None` for destinations without such a status.
+    fn carried_status(&self, _delivery: &Delivery<'_>) -> Option<String> {
+        None
+    }
+
+    /// Whether the centre is told of this destination's dead letters, and of their delivery
+    /// after a replay (`dossier.rejected`, `dossier.delivered`). Not for the centre's own
+    /// webhooks: an event about an event would never end.
+    fn tells_centre(&self) -> bool {
+        false
+    }
 }

@@ -161,6 +161,9 @@ impl Application {
             if payments.is_some() && event_sink == Some(adapter.destination()) {
                 builder = builder.lane(crate::payments::EVENTS_QUEUE, adapter.clone(), cfg.clone());
             }
+            if event_sink == Some(adapter.destination()) {
+                builder = builder.events_to(adapter.destination());
+            }
             builder = builder.destination(adapter, cfg);
         }
         check_partitions(&builder.handle()).await?;
@@ -188,6 +191,9 @@ impl Application {
             for id in p.reconciling() {
                 tokio::spawn(crate::payments::reconcile_loop(p.clone(), id, reconcile_stop.clone()));
             }
+        }
+        if workers == Workers::On {
+            tokio::spawn(crate::replay::supervise(handle.clone(), handle.background()));
         }
         let history = Arc::new(crate::monitoring::History::default());
         let history_stop = tokio_util::sync::CancellationToken::new();
@@ -239,6 +245,7 @@ impl Application {
         // also spares the store its reads while the engine hands back in-flight deliveries.
         self.history_stop.cancel();
         self.reconcile_stop.cancel();
+        self.handle.stop_background();
         if let Some(engine) = self.engine {
             engine.shutdown(self.grace).await;
         }

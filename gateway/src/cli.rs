@@ -1,4 +1,5 @@
-//! The operator commands: `hcc-gateway queues` and `hcc-gateway dead list|replay|discard`,
+//! The operator commands: `hcc-gateway queues`, `hcc-gateway dead list|replay|discard`,
+//! `hcc-gateway dossier MAHOSO` and `hcc-gateway payments [--status …]`,
 //! talking to a running gateway's JSON API with the key in `HCC_API_KEY`. Errors say what went
 //! wrong in an operator's terms: unreachable, key refused, no such queue or message.
 
@@ -29,6 +30,18 @@ pub enum CliError {
     Api(String),
 }
 
+/// The most pages `payments` reads (200 payments each).
+const MAX_PAYMENT_PAGES: usize = 50;
+
+/// The filters of `hcc-gateway payments`, passed on as the gateway's query parameters (the
+/// gateway checks them).
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub status: Option<String>,
+    pub ma_ho_so: Option<String>,
+    pub since: Option<String>,
+}
+
 pub struct Client {
     base: String,
     key: String,
@@ -50,10 +63,20 @@ impl Client {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str) -> Result<Value, CliError> {
-        let url = format!("{}{path}", self.base);
+        self.call_with(method, path, &[]).await
+    }
+
+    async fn call_with(&self, method: reqwest::Method, path: &str, query: &[(&str, &str)]) -> Result<Value, CliError> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.base)).map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let resp = self
             .http
-            .request(method, &url)
+            .request(method, url)
             .bearer_auth(&self.key)
             .send()
             .await
@@ -134,6 +157,91 @@ impl Client {
                 Ok(format!("replayed {} dead letter(s)\n", v["replayed"]))
             }
         }
+    }
+
+    /// `GET /v1/dossiers/{MaHoSo}` as a table (or its JSON).
+    pub async fn dossier(&self, ma_ho_so: &str, json: bool) -> Result<String, CliError> {
+        // The MaHoSo goes in the path: checked first, so that it cannot name another path.
+        if let Err(e) = hcc_adapters::dvcqg::model::MaHoSo::parse(ma_ho_so) {
+            return Err(CliError::Api(format!("not a MaHoSo: {e}")));
+        }
+        let v = self.call(reqwest::Method::GET, &format!("/v1/dossiers/{ma_ho_so}")).await?;
+        if json {
+            return Ok(format!("{v:#}\n"));
+        }
+        let mut out = format!(
+            "dossier {}  portal status: {}  blocked: {}\n",
+            shown(&v["MaHoSo"], "?"),
+            shown(&v["portal_status"], "-"),
+            if v["blocked"].as_bool().unwrap_or(false) { "yes" } else { "no" }
+        );
+        out.push_str(&format!(
+            "{:<38} {:<18} {:<10} {:>8} {:<26} {:<26}  {}\n",
+            "ID", "KIND", "STATUS", "ATTEMPTS", "ACCEPTED", "DELIVERED", "REASON"
+        ));
+        for m in v["messages"].as_array().cloned().unwrap_or_default() {
+            let reason = match m["plain_reason"]["en"].as_str() {
+                Some(_) => shown(&m["plain_reason"]["en"], ""),
+                None => shown(&m["last_error"], ""),
+            };
+            out.push_str(&format!(
+                "{:<38} {:<18} {:<10} {:>8} {:<26} {:<26}  {}\n",
+                shown(&m["id"], "?"),
+                shown(&m["kind"], "?"),
+                shown(&m["status"], "?"),
+                m["attempts"],
+                shown(&m["accepted_at"], "-"),
+                shown(&m["delivered_at"], "-"),
+                reason
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `GET /v1/payments`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table (or JSON).
+    pub async fn payments(&self, f: &PaymentFilter, json: bool) -> Result<String, CliError> {
+        let mut rows = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAYMENT_PAGES {
+            let mut q: Vec<(&str, &str)> = vec![("limit", "200")];
+            for (name, value) in [("status", &f.status), ("MaHoSo", &f.ma_ho_so), ("since", &f.since)] {
+                if let Some(v) = value {
+                    q.push((name, v));
+                }
+            }
+            if let Some(c) = &cursor {
+                q.push(("cursor", c));
+            }
+            let v = self.call_with(reqwest::Method::GET, "/v1/payments", &q).await?;
+            rows.extend(v["payments"].as_array().cloned().unwrap_or_default());
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        if json {
+            return Ok(format!("{:#}\n", Value::Array(rows)));
+        }
+        if rows.is_empty() {
+            return Ok("no payments match\n".into());
+        }
+        let mut out = format!(
+            "{:<20} {:<28} {:>12} {:<8} {:<16} {:>4} {:<26}\n",
+            "MATHAMCHIEU", "MAHOSO", "SOTIEN", "PROVIDER", "STATUS", "DUP", "UPDATED"
+        );
+        for p in rows {
+            out.push_str(&format!(
+                "{:<20} {:<28} {:>12} {:<8} {:<16} {:>4} {:<26}\n",
+                shown(&p["MaThamChieu"], "?"),
+                shown(&p["MaHoSo"], "?"),
+                p["SoTien"],
+                shown(&p["provider"], "?"),
+                shown(&p["status"], "?"),
+                p["duplicates"],
+                shown(&p["updated_at"], "-"),
+            ));
+        }
+        Ok(out)
     }
 
     pub async fn dead_discard(&self, queue: &str, id: &str) -> Result<String, CliError> {

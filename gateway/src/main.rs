@@ -49,6 +49,33 @@ enum Command {
         #[command(subcommand)]
         command: DeadCommand,
     },
+    /// One dossier's messages to the portal, its portal status and whether it is blocked.
+    Dossier {
+        /// The dossier's MaHoSo.
+        ma_ho_so: String,
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the gateway's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Payments of a running gateway, newest change first, filtered.
+    Payments {
+        /// pending, paid, failed, amount_mismatch, reversed or duplicate.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this dossier's payments.
+        #[arg(long = "ma-ho-so")]
+        ma_ho_so: Option<String>,
+        /// Only payments changed at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the gateway's JSON answers instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Key material commands.
     Keys {
         #[command(subcommand)]
@@ -140,6 +167,19 @@ fn main() -> anyhow::Result<()> {
             }
             DeadCommand::Discard { queue, id } => operator(&url, |c| Box::pin(async move { c.dead_discard(&queue, &id).await })),
         },
+        Command::Dossier { ma_ho_so, url, json } => operator(&url, |c| Box::pin(async move { c.dossier(&ma_ho_so, json).await })),
+        Command::Payments {
+            status,
+            ma_ho_so,
+            since,
+            url,
+            json,
+        } => operator(&url, |c| {
+            Box::pin(async move {
+                let filter = hcc_gateway::cli::PaymentFilter { status, ma_ho_so, since };
+                c.payments(&filter, json).await
+            })
+        }),
         Command::Config {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {

@@ -182,6 +182,21 @@ impl Payments {
 
     /// The payment `reference` names. A value that is not of the gateway's reference shape
     /// names no payment and never reaches the store, whose key space holds more than payments.
+    /// Payments by status, dossier and time of last change, newest first (the ledger's indexes).
+    pub async fn list(
+        &self,
+        filter: &crate::storage::ledger::PaymentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<PaymentRecord>, StorageError> {
+        self.ledger.list(filter, offset, limit).await
+    }
+
+    /// A payment's history, oldest first.
+    pub async fn history(&self, reference: &str) -> Result<Vec<crate::storage::ledger::HistoryEntry>, StorageError> {
+        self.ledger.history(reference).await
+    }
+
     pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {
         if !is_reference(reference) {
             return Ok(None);
@@ -219,6 +234,7 @@ impl Payments {
             confirmed_by: None,
             settled_at: None,
             duplicates: 0,
+            updated_at: None,
         };
         if !self.ledger.create(&record).await? {
             tracing::error!(alarm = true, reference = %reference, "a new payment reference is already taken: nothing created");
@@ -592,6 +608,7 @@ mod tests {
             confirmed_by: None,
             settled_at: None,
             duplicates: 0,
+            updated_at: None,
         };
         assert!(ledger.create(&record).await.expect("stored"));
         // The same reference twice is refused by the store, which `create` turns into an error.

@@ -7,6 +7,7 @@ mod cluster_ack;
 mod crash;
 mod dashboard;
 mod demo;
+mod dossier_view;
 mod dossiers;
 mod engine;
 mod flaky_portal;

@@ -715,6 +715,28 @@ impl Adapter for DvcqgAdapter {
             }
         })
     }
+
+    /// The dossier's status as the portal receives it: the wire form of the sync's
+    /// `TrangThaiHoSo` or the progress entry's `TrangThai` (the same ten codes).
+    fn carried_status(&self, d: &Delivery<'_>) -> Option<String> {
+        let field = match d.kind {
+            KIND_SYNC => "TrangThaiHoSo",
+            KIND_PROGRESS => "TrangThai",
+            _ => return None,
+        };
+        let Ok(Value::Object(mut item)) = serde_json::from_slice(d.payload) else {
+            return None;
+        };
+        model::to_wire(&mut item);
+        match item.get(field)? {
+            Value::String(s) if !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn tells_centre(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -947,6 +969,31 @@ mod tests {
             timeout,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn the_carried_status_is_the_wire_form_of_the_kinds_own_field() {
+        let a = adapter("http://127.0.0.1:9", Duration::from_secs(1));
+        let status = |kind: &str, v: Value| {
+            let payload = v.to_string();
+            a.carried_status(&Delivery {
+                id: "1",
+                kind,
+                ordering_key: "M-1",
+                payload: payload.as_bytes(),
+                attempt: 1,
+            })
+        };
+        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": 4, "TrangThai": 9})), Some("4".into()));
+        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": "04"})), Some("4".into()));
+        assert_eq!(
+            status(KIND_PROGRESS, json!({"TrangThaiHoSo": 4, "TrangThai": "10"})),
+            Some("10".into())
+        );
+        assert_eq!(status(KIND_PROGRESS, json!({"TrangThaiHoSo": 4})), None);
+        assert_eq!(status("other", json!({"TrangThaiHoSo": 4})), None);
+        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": "bốn"})), None);
+        assert!(a.tells_centre());
     }
 
     async fn deliver(a: &DvcqgAdapter, kind: &str) -> Outcome {

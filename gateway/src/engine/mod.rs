@@ -22,7 +22,15 @@ use tokio_util::task::TaskTracker;
 use self::breaker::{Breaker, BreakerConfig, BreakerState, Gate};
 use self::policy::{DestinationHealth, RetryPolicy};
 use crate::redact;
-use crate::storage::{Claimed, MessageQueue, Permit, PermitAsk, Settlement, now_ms, rate_burst};
+use crate::storage::{Claimed, MessageQueue, OutboxEvent, Permit, PermitAsk, SettleNotes, Settlement, now_ms, rate_burst};
+
+/// How long an outbox event's id is remembered in the centre's queue, so that relaying it
+/// again (a relay that died between queueing it and taking it off the outbox) queues nothing:
+/// far longer than any relay takes.
+const OUTBOX_IDEM_SECS: u64 = 7 * 24 * 3600;
+/// How often the outbox relay looks for events, and how many it moves per queue per round.
+const OUTBOX_EVERY: Duration = Duration::from_millis(200);
+const OUTBOX_BATCH: usize = 200;
 
 /// Longest reason a message keeps for its last error, in characters: a portal's answer may be
 /// long, and the reason is stored, listed and logged with every attempt.
@@ -85,6 +93,8 @@ struct Lane {
     breaker: Mutex<Breaker>,
     wake: Notify,
     permits: Arc<Semaphore>,
+    /// The centre's events are on and this lane's adapter tells the centre (set at start).
+    events: std::sync::atomic::AtomicBool,
 }
 
 impl Lane {
@@ -105,6 +115,11 @@ pub trait Observer: Send + Sync {
 pub struct EngineHandle {
     pub queue: MessageQueue,
     lanes: Arc<BTreeMap<String, Arc<Lane>>>,
+    /// The queue the gateway's events for the centre go to, when the centre has a webhook.
+    events_sink: Option<String>,
+    /// Cancelled when the process shuts down: background work started by a request (a paced
+    /// replay) stops with it.
+    background: CancellationToken,
 }
 
 impl EngineHandle {
@@ -139,6 +154,27 @@ impl EngineHandle {
         self.lanes.get(destination).map(|l| l.breaker().window_counts(Instant::now()))
     }
 
+    /// Cancelled when the process shuts down (see [`EngineHandle::stop_background`]).
+    pub fn background(&self) -> CancellationToken {
+        self.background.clone()
+    }
+
+    /// Stops the background work requests started.
+    pub fn stop_background(&self) {
+        self.background.cancel();
+    }
+
+    /// The queue the centre's events go to, if the centre has a webhook.
+    pub fn events_sink(&self) -> Option<&str> {
+        self.events_sink.as_deref()
+    }
+
+    /// Whether the centre is told of queue `queue`'s dead letters (its adapter says so and
+    /// the centre has a webhook).
+    pub fn tells_centre(&self, queue: &str) -> bool {
+        self.events_sink.is_some() && self.lanes.get(queue).is_some_and(|l| l.adapter.tells_centre())
+    }
+
     pub fn retention_secs(&self, destination: &str) -> u64 {
         self.lanes.get(destination).map_or(7 * 86_400, |l| l.cfg.retention_secs)
     }
@@ -149,6 +185,8 @@ pub struct EngineBuilder {
     lanes: BTreeMap<String, Arc<Lane>>,
     reaper_interval: Duration,
     observer: Option<Arc<dyn Observer>>,
+    events_sink: Option<String>,
+    background: CancellationToken,
 }
 
 impl EngineBuilder {
@@ -158,7 +196,16 @@ impl EngineBuilder {
             lanes: BTreeMap::new(),
             reaper_interval,
             observer: None,
+            events_sink: None,
+            background: CancellationToken::new(),
         }
+    }
+
+    /// The gateway's events for the centre (a dead dossier, a replayed one delivered) go to
+    /// queue `queue_name`, which must have a lane. Without it, no such event is made.
+    pub fn events_to(mut self, queue_name: &str) -> Self {
+        self.events_sink = Some(queue_name.to_string());
+        self
     }
 
     /// Every later destination reports its attempts to `observer`.
@@ -183,6 +230,7 @@ impl EngineBuilder {
             breaker: Mutex::new(Breaker::new(cfg.breaker)),
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             wake: Notify::new(),
+            events: std::sync::atomic::AtomicBool::new(false),
             cfg,
             adapter,
         };
@@ -192,9 +240,16 @@ impl EngineBuilder {
 
     /// The handle without workers: an API-only process, or tests that drive the queue by hand.
     pub fn handle(&self) -> EngineHandle {
+        let sink = self.events_sink.clone().filter(|s| self.lanes.contains_key(s));
+        for lane in self.lanes.values() {
+            lane.events
+                .store(sink.is_some() && lane.adapter.tells_centre(), std::sync::atomic::Ordering::Relaxed);
+        }
         EngineHandle {
             queue: self.queue.clone(),
             lanes: Arc::new(self.lanes.clone()),
+            events_sink: sink,
+            background: self.background.clone(),
         }
     }
 
@@ -215,6 +270,9 @@ impl EngineBuilder {
             )));
         }
         loops.push(tokio::spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
+        if handle.events_sink.is_some() {
+            loops.push(tokio::spawn(relay_outboxes(handle.clone(), stop.clone())));
+        }
         Engine {
             handle,
             stop,
@@ -473,7 +531,8 @@ async fn deliver(
     }
     // Redis may blink; try the settlement a few times. If it still fails the lease runs out and
     // the message is delivered again: at least once, never lost.
-    let settle = || queue.settle(&lane.name, &c, &settlement, now, lane.cfg.retention_secs);
+    let notes = settle_notes(&lane, &c, &settlement, now);
+    let settle = || queue.settle_noted(&lane.name, &c, &settlement, now, lane.cfg.retention_secs, &notes);
     let result = settle
         .retry(
             ExponentialBuilder::default()
@@ -494,6 +553,77 @@ async fn deliver(
     drop(permit);
     // The next message of this key may be due now.
     lane.wake.notify_one();
+}
+
+/// What the settlement records beside the message: the status it carried, when delivered; and
+/// for a destination that tells the centre, the event its death (`dossier.rejected`, with the
+/// already masked reason) or its delivery after a replay (`dossier.delivered`) queues. Both
+/// events are written in the settlement's own atomic step, so a crash can neither lose nor
+/// double one; which of them is queued is the store's decision (only a replayed message's
+/// delivery queues `dossier.delivered`).
+fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Settlement, now: i64) -> SettleNotes {
+    let delivery = Delivery {
+        id: &c.id,
+        kind: &c.kind,
+        ordering_key: &c.ordering_key,
+        payload: &c.payload,
+        attempt: c.attempts,
+    };
+    let tells = lane.events.load(std::sync::atomic::Ordering::Relaxed);
+    let event = |kind: &str, data: serde_json::Value| OutboxEvent {
+        kind: kind.to_string(),
+        ordering_key: c.ordering_key.clone(),
+        payload: serde_json::json!({"type": kind, "timestamp": crate::timefmt::rfc3339_ms(now), "data": data}).to_string(),
+    };
+    match settlement {
+        Settlement::Delivered => SettleNotes {
+            status: lane.adapter.carried_status(&delivery),
+            on_dead: None,
+            on_redelivered: tells.then(|| event("dossier.delivered", serde_json::json!({"MaHoSo": c.ordering_key, "id": c.id}))),
+        },
+        Settlement::Dead { error } => SettleNotes {
+            status: None,
+            on_dead: tells.then(|| {
+                event(
+                    "dossier.rejected",
+                    serde_json::json!({"MaHoSo": c.ordering_key, "id": c.id, "reason": redact::mask_identity_numbers(error)}),
+                )
+            }),
+            on_redelivered: None,
+        },
+        Settlement::Retry { .. } | Settlement::Release => SettleNotes::default(),
+    }
+}
+
+/// Moves the events that settlements wrote to the outboxes on to the centre's queue, every
+/// [`OUTBOX_EVERY`], on every process (the move is idempotent, so processes may overlap).
+async fn relay_outboxes(handle: EngineHandle, stop: CancellationToken) {
+    let Some(sink) = handle.events_sink.clone() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(OUTBOX_EVERY) => {}
+        }
+        for (name, lane) in handle.lanes.iter() {
+            if !lane.events.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
+            match handle
+                .queue
+                .relay_outbox(name, &sink, OUTBOX_BATCH, OUTBOX_IDEM_SECS, now_ms())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(queue = %name, events = n, "relayed events for the centre");
+                    handle.wake(&sink);
+                }
+                Err(e) => tracing::warn!(queue = %name, error = %e, "cannot relay events for the centre; trying again"),
+            }
+        }
+    }
 }
 
 /// Waits for a permit of the lane's shared rate limit, if it has one. Bounded: the wait must
@@ -594,6 +724,7 @@ mod tests {
             breaker: Mutex::new(Breaker::new(cfg.breaker)),
             permits: Arc::new(Semaphore::new(1)),
             wake: Notify::new(),
+            events: std::sync::atomic::AtomicBool::new(false),
             cfg,
             adapter: Arc::new(Nowhere),
         }

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dossiers;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
@@ -51,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .configure(ops::routes)
+        .configure(dossiers::routes)
         .configure(signatures::routes)
         .configure(payments::routes);
 }
@@ -175,6 +177,20 @@ impl Page {
             limit: limit.unwrap_or(Self::DEFAULT_LIMIT),
         })
     }
+}
+
+/// The opaque cursor of a list paged by position: `o<offset>`.
+pub fn offset_cursor(offset: usize) -> String {
+    format!("o{offset}")
+}
+
+/// The offset an [`offset_cursor`] names, if it is one (and in range).
+pub fn cursor_offset(cursor: &str) -> Option<usize> {
+    let digits = cursor.strip_prefix('o')?;
+    if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|o| *o <= Page::MAX_OFFSET)
 }
 
 /// The query parameters [`Page`] reads, for the document.
@@ -358,11 +374,15 @@ pub struct MessageView {
     #[schema(format = DateTime)]
     pub delivered_at: Option<String>,
     pub last_error: Option<String>,
+    /// For a dead letter: what happened, in plain English and Vietnamese.
+    pub plain_reason: Option<crate::plain::PlainReason>,
 }
 
 impl From<MessageRecord> for MessageView {
     fn from(r: MessageRecord) -> Self {
+        let last_error = r.last_error.as_deref().map(mask_identity_numbers);
         MessageView {
+            plain_reason: dossiers::plain_reason(r.status, last_error.as_deref()),
             id: r.id,
             kind: r.kind,
             destination: r.destination,
@@ -372,7 +392,7 @@ impl From<MessageRecord> for MessageView {
             created_at: rfc3339_ms(r.created_at),
             next_attempt_at: r.next_attempt_at.map(rfc3339_ms),
             delivered_at: r.delivered_at.map(rfc3339_ms),
-            last_error: r.last_error.as_deref().map(mask_identity_numbers),
+            last_error,
         }
     }
 }

@@ -42,6 +42,7 @@ pub const BEARER: &str = "bearer";
         super::metrics,
         super::audit,
         super::get_message,
+        super::dossiers::get_dossier,
         super::ops::list_queues,
         super::ops::history,
         super::ops::dashboard_page,
@@ -49,6 +50,7 @@ pub const BEARER: &str = "bearer";
         super::ops::dashboard_style,
         super::ops::list_dead,
         super::ops::replay_all,
+        super::ops::replay_progress,
         super::ops::replay_one,
         super::ops::discard_one,
         super::ops::pause,
@@ -57,6 +59,7 @@ pub const BEARER: &str = "bearer";
         super::signatures::verify,
         super::payments::create,
         super::payments::get,
+        super::payments::list,
     ),
     components(schemas(Problem, FieldErrorSchema)),
     modifiers(&BearerKey)

@@ -10,12 +10,12 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::{is_json, json_value, object_of, read_limited};
-use super::problem::ApiError;
+use super::problem::{ApiError, FieldError};
 use super::{MessageView, Page};
 use crate::engine::EngineHandle;
 use crate::engine::breaker::BreakerState;
 use crate::monitoring::Monitoring;
-use crate::storage::{QueueStats, now_ms};
+use crate::storage::{QueueStats, ReplayJob, now_ms};
 
 const READ: &[Role] = &[Role::Operator, Role::Admin];
 const ACT: &[Role] = &[Role::Admin];
@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/queues/{name}/dead/replay")
                 .route(web::post().to(replay_all))
+                .route(web::get().to(replay_progress))
                 .default_service(web::to(super::not_found)),
         )
         .route("/v1/queues/{name}/dead/{id}/replay", web::post().to(replay_one))
@@ -49,6 +50,45 @@ pub struct QueueView {
     pub stats: QueueStats,
     /// This process's circuit breaker for the destination.
     pub breaker: Option<BreakerState>,
+    /// The queue's latest paced replay, if any.
+    pub replay: Option<ReplayProgress>,
+}
+
+/// A paced replay's progress.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayProgress {
+    pub id: String,
+    pub queue: String,
+    pub total: u64,
+    pub done: u64,
+    pub rate_per_sec: f64,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    /// `running`, `finished` or `cancelled`.
+    #[schema(example = "running")]
+    pub state: String,
+}
+
+impl ReplayProgress {
+    fn of(queue: &str, j: ReplayJob) -> Self {
+        ReplayProgress {
+            id: j.id,
+            queue: queue.to_string(),
+            total: j.total,
+            done: j.done,
+            rate_per_sec: j.rate_per_sec,
+            started_at: crate::timefmt::rfc3339_ms(j.started_at),
+            finished_at: j.finished_at.map(crate::timefmt::rfc3339_ms),
+            state: j.state,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplayStarted {
+    pub replay: ReplayProgress,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -67,6 +107,75 @@ pub struct HistoryView {
 pub struct DeadList {
     pub queue: String,
     pub dead: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The dead-letter list's query: a page (`offset` or the opaque `cursor` of the previous page,
+/// and `limit`) and an optional `ordering_key`.
+struct DeadQuery {
+    page: Page,
+    ordering_key: Option<String>,
+}
+
+impl DeadQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut page = Page::from_query(query)?;
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| ApiError::BadRequest("the query string could not be read".into()))?
+            .into_inner();
+        let mut errors = Vec::new();
+        let mut ordering_key = None;
+        let mut cursor = None;
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "ordering_key" => &mut ordering_key,
+                "cursor" => &mut cursor,
+                _ => continue,
+            };
+            if slot.is_some() {
+                errors.push(FieldError {
+                    field: format!("{name} (query)"),
+                    message: "is given more than once".into(),
+                });
+            }
+            *slot = Some(value);
+        }
+        if let Some(k) = &ordering_key
+            && let Err(message) = hcc_adapters::dvcqg::model::MaHoSo::parse(k)
+        {
+            errors.push(FieldError {
+                field: "ordering_key (query)".into(),
+                message,
+            });
+        }
+        if let Some(c) = &cursor {
+            match super::cursor_offset(c) {
+                Some(o) => page.offset = o,
+                None => errors.push(FieldError {
+                    field: "cursor (query)".into(),
+                    message: "is not a cursor this list gave".into(),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidParameters(errors));
+        }
+        Ok(DeadQuery { page, ordering_key })
+    }
+}
+
+/// The query parameters of the dead-letter list beyond the page, for the document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a description only: the values are read by DeadQuery::parse")]
+pub struct DeadParams {
+    /// Only the dead letter of this ordering key (a dossier's MaHoSo).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,100}$")]
+    ordering_key: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^o[0-9]{1,10}$")]
+    cursor: Option<String>,
 }
 
 /// What became of one dead letter.
@@ -98,7 +207,10 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
             "additionalProperties": false,
             "properties": {
                 "kind": {"type": "string", "description": "only dead letters of this kind"},
-                "error_contains": {"type": "string", "description": "only dead letters whose last error contains this text"}
+                "error_contains": {"type": "string", "description": "only dead letters whose last error contains this text"},
+                "ordering_key": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$", "description": "only the dead letter of this ordering key (a MaHoSo)"},
+                "rate_per_sec": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000,
+                    "description": "replay in the background at this pace (202 with the replay's progress) instead of all at once"}
             }
         }),
     )]
@@ -114,6 +226,7 @@ pub async fn queue_views(engine: &EngineHandle) -> Result<Vec<QueueView>, ApiErr
             destination: engine.destination_of(name).unwrap_or(name).to_string(),
             stats,
             breaker: engine.breaker_state(name),
+            replay: engine.queue.replay_job(name).await?.map(|j| ReplayProgress::of(name, j)),
         });
     }
     Ok(out)
@@ -189,19 +302,39 @@ fn known<'a>(engine: &EngineHandle, name: &'a str) -> Result<&'a str, ApiError> 
 ///
 /// Roles: operator, admin.
 #[utoipa::path(get, path = "/v1/queues/{name}/dead", tag = "operations", security(("bearer" = [])),
-    params(("name" = String, Path, description = "A destination, e.g. `dvcqg`"), super::PageParams),
+    params(("name" = String, Path, description = "A destination, e.g. `dvcqg`"), super::PageParams, DeadParams),
     responses(
         (status = 200, description = "The dead letters", body = DeadList),
         (status = 400), (status = 401), (status = 403),
         (status = 404, description = "No queue with this name"),
         (status = 503),
     ))]
-async fn list_dead(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>, page: Page) -> Result<HttpResponse, ApiError> {
+async fn list_dead(
+    req: HttpRequest,
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(READ)?;
     let name = known(&engine, &name)?;
-    let records = engine.queue.list_dead(name, page.offset, page.limit).await?;
+    let q = DeadQuery::parse(req.query_string())?;
+    let page = q.page;
+    let (records, more) = match &q.ordering_key {
+        // A key has at most one dead letter, its head: one look-up, no scan.
+        Some(k) => {
+            let one: Vec<_> = engine.queue.dead_of_key(name, k).await?.into_iter().collect();
+            (one.into_iter().skip(page.offset).take(page.limit).collect::<Vec<_>>(), false)
+        }
+        None => {
+            let mut r = engine.queue.list_dead(name, page.offset, page.limit + 1).await?;
+            let more = r.len() > page.limit;
+            r.truncate(page.limit);
+            (r, more)
+        }
+    };
     Ok(HttpResponse::Ok().json(DeadList {
         queue: name.to_string(),
+        next_cursor: more.then(|| super::offset_cursor(page.offset + page.limit)),
         dead: records.into_iter().map(MessageView::from).collect(),
     }))
 }
@@ -241,6 +374,24 @@ struct ReplayFilter {
     error_contains: Option<String>,
     /// Only dead letters of this kind.
     kind: Option<String>,
+    /// Only the dead letter of this ordering key.
+    ordering_key: Option<String>,
+    /// Replay in the background at this pace.
+    rate_per_sec: Option<f64>,
+}
+
+/// A replay pace: a number, 0 < r <= 1000.
+fn rate(v: &Value) -> Result<f64, String> {
+    match v.as_f64() {
+        Some(r) if r > 0.0 && r <= 1000.0 && r.is_finite() => Ok(r),
+        _ => Err("must be a number above 0 and at most 1000".into()),
+    }
+}
+
+/// An ordering key as the API takes them: a MaHoSo's shape.
+fn ordering_key(v: &Value) -> Result<String, String> {
+    let s = v.as_str().ok_or("must be a string")?;
+    hcc_adapters::dvcqg::model::MaHoSo::parse(s).map(|m| m.to_string())
 }
 
 impl ReplayFilter {
@@ -248,12 +399,14 @@ impl ReplayFilter {
     /// by field so a wrong type is named by its pointer and not quoted.
     fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let v = json_value(body)?;
-        let obj = object_of(&v, &["kind", "error_contains"])?;
+        let obj = object_of(&v, &["kind", "error_contains", "ordering_key", "rate_per_sec"])?;
         let mut errors = Vec::new();
         let mut f = Fields::new(obj, String::new(), &mut errors);
         let filter = ReplayFilter {
             error_contains: f.optional("error_contains", text),
             kind: f.optional("kind", text),
+            ordering_key: f.optional("ordering_key", ordering_key),
+            rate_per_sec: f.optional("rate_per_sec", rate),
         };
         if errors.is_empty() {
             Ok(filter)
@@ -275,8 +428,10 @@ impl ReplayFilter {
     request_body(content = ref("#/components/schemas/ReplayFilter"), content_type = "application/json", description = "Optional filter"),
     responses(
         (status = 200, description = "The ones queued again", body = Replayed),
+        (status = 202, description = "With `rate_per_sec`: the paced replay started", body = ReplayStarted),
         (status = 400), (status = 401), (status = 403),
         (status = 404, description = "No queue with this name"),
+        (status = 409, description = "A paced replay of this queue is running"),
         (status = 413), (status = 415), (status = 422), (status = 503),
     ))]
 async fn replay_all(
@@ -297,28 +452,69 @@ async fn replay_all(
     } else {
         ReplayFilter::parse(&body)?
     };
-    let mut replayed = Vec::new();
-    // Pages from the start each time: replayed letters leave the list.
-    let mut offset = 0;
-    loop {
-        let page = engine.queue.list_dead(name, offset, 500).await?;
-        if page.is_empty() {
-            break;
-        }
-        let mut kept = 0;
-        for r in page {
-            let kind_ok = filter.kind.as_deref().is_none_or(|k| k == r.kind);
-            let err_ok = filter
+    let matches = |r: &crate::storage::MessageRecord| {
+        filter.kind.as_deref().is_none_or(|k| k == r.kind)
+            && filter
                 .error_contains
                 .as_deref()
-                .is_none_or(|t| r.last_error.as_deref().unwrap_or("").contains(t));
-            if kind_ok && err_ok && engine.queue.replay(name, &r.id, now_ms()).await? {
-                replayed.push(r.id);
-            } else {
-                kept += 1;
+                .is_none_or(|t| r.last_error.as_deref().unwrap_or("").contains(t))
+    };
+    if let Some(rate) = filter.rate_per_sec {
+        // The matching ids now; the job replays them at the pace, here or on another process.
+        let mut ids = Vec::new();
+        match &filter.ordering_key {
+            Some(k) => ids.extend(engine.queue.dead_of_key(name, k).await?.filter(|r| matches(r)).map(|r| r.id)),
+            None => {
+                let mut offset = 0;
+                while ids.len() < crate::replay::MAX_JOB_IDS {
+                    let page = engine.queue.list_dead(name, offset, 500).await?;
+                    if page.is_empty() {
+                        break;
+                    }
+                    offset += page.len();
+                    ids.extend(page.iter().filter(|r| matches(r)).map(|r| r.id.clone()));
+                }
+                ids.truncate(crate::replay::MAX_JOB_IDS);
             }
         }
-        offset += kept;
+        let job_id = uuid::Uuid::now_v7().to_string();
+        if let Err(running) = engine.queue.replay_job_start(name, &job_id, rate, &ids, now_ms()).await? {
+            return Err(ApiError::Conflict(format!("a paced replay of this queue is running ({running})")));
+        }
+        crate::replay::spawn(engine.get_ref().clone(), name.to_string(), engine.background());
+        tracing::info!(operator = %caller.name, queue = name, count = ids.len(), rate, "paced replay started");
+        monitoring.audit(&caller.name, "dead.replay_paced", name, &format!("{} at {rate}/s", ids.len()));
+        let job = engine.queue.replay_job(name).await?.ok_or(ApiError::Internal)?;
+        return Ok(HttpResponse::Accepted().json(ReplayStarted {
+            replay: ReplayProgress::of(name, job),
+        }));
+    }
+    let mut replayed = Vec::new();
+    if let Some(k) = &filter.ordering_key {
+        if let Some(r) = engine.queue.dead_of_key(name, k).await?
+            && matches(&r)
+            && engine.queue.replay(name, &r.id, now_ms()).await?
+        {
+            replayed.push(r.id);
+        }
+    } else {
+        // Pages from the start each time: replayed letters leave the list.
+        let mut offset = 0;
+        loop {
+            let page = engine.queue.list_dead(name, offset, 500).await?;
+            if page.is_empty() {
+                break;
+            }
+            let mut kept = 0;
+            for r in page {
+                if matches(&r) && engine.queue.replay(name, &r.id, now_ms()).await? {
+                    replayed.push(r.id);
+                } else {
+                    kept += 1;
+                }
+            }
+            offset += kept;
+        }
     }
     engine.wake(name);
     tracing::info!(operator = %caller.name, queue = name, count = replayed.len(), "dead letters replayed");
@@ -327,6 +523,26 @@ async fn replay_all(
         replayed: replayed.len(),
         ids: replayed,
     }))
+}
+
+/// The queue's latest paced replay and its progress.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/queues/{name}/dead/replay", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination")),
+    responses(
+        (status = 200, description = "The latest paced replay", body = ReplayProgress),
+        (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name, or no paced replay of it"),
+        (status = 503),
+    ))]
+async fn replay_progress(caller: Caller, engine: web::Data<EngineHandle>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(READ)?;
+    let name = known(&engine, &name)?;
+    match engine.queue.replay_job(name).await? {
+        Some(j) => Ok(HttpResponse::Ok().json(ReplayProgress::of(name, j))),
+        None => Err(ApiError::NotFound("no paced replay of this queue".into())),
+    }
 }
 
 /// Discards one dead letter (kept for the retention time, then gone); what waited behind it

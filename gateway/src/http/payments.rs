@@ -28,10 +28,16 @@ use super::body::{JsonBytes, media_type, read_limited};
 use super::problem::{ApiError, FieldError};
 use crate::payments::{NewPayment, PaymentError, Payments, creating_kind};
 use crate::redact::Escaped;
+use crate::timefmt::rfc3339_ms;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/payments", web::post().to(create))
-        .route("/v1/payments/{reference}", web::get().to(get));
+    cfg.service(
+        web::resource("/v1/payments")
+            .route(web::post().to(create))
+            .route(web::get().to(list))
+            .default_service(web::to(super::not_found)),
+    )
+    .route("/v1/payments/{reference}", web::get().to(get));
     // Every provider's routes, configured or not: an unconfigured provider's callback is told so.
     for route in PROVIDERS.iter().flat_map(|k| k.routes) {
         let method = match route.method {
@@ -335,7 +341,7 @@ async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonB
 #[utoipa::path(get, path = "/v1/payments/{MaThamChieu}", tag = "payments", security(("bearer" = [])),
     params(("MaThamChieu" = String, Path, pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$", description = "The payment's reference")),
     responses(
-        (status = 200, description = "The payment", body = crate::storage::ledger::PaymentRecord),
+        (status = 200, description = "The payment and its history", body = PaymentDetail),
         (status = 401), (status = 403), (status = 404, description = "No payment with this MaThamChieu"),
         (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
     ))]
@@ -348,9 +354,186 @@ async fn get(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web
         return Err(ApiError::NotFound("no payment with this MaThamChieu".into()));
     }
     match payments.get(&reference).await? {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
+        Some(r) => {
+            let history = payments.history(&reference).await?;
+            Ok(HttpResponse::Ok().json(PaymentDetail {
+                payment: PaymentListed::from(r),
+                history: history.into_iter().map(HistoryView::from).collect(),
+            }))
+        }
         None => Err(ApiError::NotFound("no payment with this MaThamChieu".into())),
     }
+}
+
+/// A payment as lists show it: the record and its times.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentListed)]
+pub struct PaymentListed {
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub record: crate::storage::ledger::PaymentRecord,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The last change of its status.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<crate::storage::ledger::PaymentRecord> for PaymentListed {
+    fn from(r: crate::storage::ledger::PaymentRecord) -> Self {
+        PaymentListed {
+            created_at: rfc3339_ms(r.created_at),
+            updated_at: rfc3339_ms(r.updated_at.unwrap_or(r.created_at)),
+            record: r,
+        }
+    }
+}
+
+/// One step of a payment's story.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HistoryView {
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `webhook_queued`.
+    pub event: String,
+    pub detail: String,
+}
+
+impl From<crate::storage::ledger::HistoryEntry> for HistoryView {
+    fn from(h: crate::storage::ledger::HistoryEntry) -> Self {
+        HistoryView {
+            at: rfc3339_ms(h.at),
+            event: h.event,
+            detail: h.detail,
+        }
+    }
+}
+
+/// A payment with its history, oldest step first (at most 50 steps: the first 49 and the last).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentDetail {
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub payment: PaymentListed,
+    pub history: Vec<HistoryView>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentList {
+    pub payments: Vec<PaymentListed>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The list's query parameters, for the document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a description only: the values are read by PaymentQuery::parse")]
+pub struct PaymentListParams {
+    /// Only payments in this status (`duplicate`: paid, then paid again by another transaction).
+    #[param(pattern = "^(pending|paid|failed|amount_mismatch|reversed|duplicate)$")]
+    status: Option<String>,
+    /// Only the payments of this dossier.
+    #[param(rename = "MaHoSo", pattern = "^[A-Za-z0-9._-]{1,100}$")]
+    ma_ho_so: Option<String>,
+    /// Only payments changed at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Entries per page, 50 when not given.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^o[0-9]{1,10}$")]
+    cursor: Option<String>,
+}
+
+struct PaymentQuery {
+    filter: crate::storage::ledger::PaymentFilter,
+    offset: usize,
+    limit: usize,
+}
+
+const LIST_DEFAULT: usize = 50;
+const LIST_MAX: usize = 200;
+
+impl PaymentQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        use crate::storage::ledger::ListStatus;
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| ApiError::BadRequest("the query string could not be read".into()))?
+            .into_inner();
+        let mut q = PaymentQuery {
+            filter: Default::default(),
+            offset: 0,
+            limit: LIST_DEFAULT,
+        };
+        let mut errors = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in &pairs {
+            let field = format!("{name} (query)");
+            if !seen.insert(name.as_str()) {
+                errors.push(FieldError {
+                    field,
+                    message: "is given more than once".into(),
+                });
+                continue;
+            }
+            let bad = |message: &str| FieldError {
+                field: format!("{name} (query)"),
+                message: message.into(),
+            };
+            match name.as_str() {
+                "status" => match ListStatus::parse(value) {
+                    Some(s) => q.filter.status = Some(s),
+                    None => errors.push(bad("must be pending, paid, failed, amount_mismatch, reversed or duplicate")),
+                },
+                "MaHoSo" => match MaHoSo::parse(value) {
+                    Ok(m) => q.filter.ma_ho_so = Some(m.to_string()),
+                    Err(m) => errors.push(bad(&m)),
+                },
+                "since" => match crate::timefmt::parse_rfc3339_ms(value) {
+                    Some(t) => q.filter.since = Some(t),
+                    None => errors.push(bad("must be an RFC 3339 time, e.g. 2026-11-26T08:00:00Z")),
+                },
+                "limit" => match value.parse::<usize>() {
+                    Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) && (1..=LIST_MAX).contains(&n) => q.limit = n,
+                    _ => errors.push(bad("must be a whole number from 1 to 200")),
+                },
+                "cursor" => match super::cursor_offset(value) {
+                    Some(o) => q.offset = o,
+                    None => errors.push(bad("is not a cursor this list gave")),
+                },
+                _ => {}
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidParameters(errors));
+        }
+        Ok(q)
+    }
+}
+
+/// Payments by status, dossier and time of last change, newest first.
+///
+/// Roles: operator, admin.
+#[utoipa::path(get, path = "/v1/payments", tag = "payments", security(("bearer" = [])),
+    params(PaymentListParams),
+    responses(
+        (status = 200, description = "A page of payments", body = PaymentList),
+        (status = 400), (status = 401), (status = 403),
+        (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
+    ))]
+async fn list(req: HttpRequest, caller: Caller, p: web::Data<Option<Arc<Payments>>>) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Operator, Role::Admin])?;
+    let q = PaymentQuery::parse(req.query_string())?;
+    let payments = payments(&p)?;
+    let mut rows = payments.list(&q.filter, q.offset, q.limit + 1).await?;
+    let more = rows.len() > q.limit;
+    rows.truncate(q.limit);
+    Ok(HttpResponse::Ok().json(PaymentList {
+        next_cursor: more.then(|| super::offset_cursor(q.offset + q.limit)),
+        payments: rows.into_iter().map(PaymentListed::from).collect(),
+    }))
 }
 
 /// Every provider's callback, on each of its routes. The provider reads and authenticates

@@ -2,10 +2,13 @@
 //! (`payment_confirm.lua`, `payment_reverse.lua`), step for step, under the store's one mutex,
 //! which also holds the events queue the rules write to.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use super::{
+    ConfirmOutcome, Confirmation, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+    index_name,
+};
 use crate::storage::memory::MemoryState;
 use crate::storage::queue::memory::QueueState;
 use crate::storage::{MemoryStore, Millis, NewMessage, StorageError};
@@ -16,6 +19,67 @@ pub(in crate::storage) struct LedgerState {
     payments: HashMap<String, PaymentRecord>,
     /// Applied provider transactions and reversals, by their marker, with what they did.
     applied: HashMap<String, Applied>,
+    /// The list indexes by name (`s:<status>`, `h:<MaHoSo>`, `all`), as the Redis zsets.
+    indexes: HashMap<String, ZSet>,
+    history: HashMap<String, Vec<HistoryEntry>>,
+}
+
+/// The same bound as `lib/payment_index.lua`.
+const HISTORY_CAP: usize = 50;
+
+/// A sorted set: member -> score, ordered by (score, member).
+#[derive(Default)]
+struct ZSet {
+    order: BTreeSet<(Millis, String)>,
+    score: HashMap<String, Millis>,
+}
+
+impl ZSet {
+    fn add(&mut self, member: &str, at: Millis) {
+        if let Some(old) = self.score.insert(member.to_string(), at) {
+            self.order.remove(&(old, member.to_string()));
+        }
+        self.order.insert((at, member.to_string()));
+    }
+
+    fn remove(&mut self, member: &str) {
+        if let Some(old) = self.score.remove(member) {
+            self.order.remove(&(old, member.to_string()));
+        }
+    }
+}
+
+impl LedgerState {
+    /// As `payment_index` of `lib/payment_index.lua`.
+    fn index(&mut self, reference: &str, old: Option<&str>, new: &str, now: Millis) {
+        let ma = self.payments.get(reference).map(|p| p.ma_ho_so.clone()).unwrap_or_default();
+        if let Some(o) = old.filter(|o| *o != new) {
+            self.indexes.entry(format!("s:{o}")).or_default().remove(reference);
+        }
+        for name in [format!("s:{new}"), "all".to_string(), format!("h:{ma}")] {
+            self.indexes.entry(name).or_default().add(reference, now);
+        }
+        if let Some(p) = self.payments.get_mut(reference) {
+            p.updated_at = Some(now);
+        }
+    }
+
+    /// As `payment_note`.
+    fn note(&mut self, reference: &str, now: Millis, event: &str, detail: String) {
+        let h = self.history.entry(reference.to_string()).or_default();
+        let entry = HistoryEntry {
+            at: now,
+            event: event.to_string(),
+            detail,
+        };
+        if h.len() >= HISTORY_CAP {
+            if let Some(last) = h.last_mut() {
+                *last = entry;
+            }
+        } else {
+            h.push(entry);
+        }
+    }
 }
 
 /// What an applied transaction did: the answer a repeat of it gets.
@@ -55,6 +119,8 @@ impl MemoryLedger {
                 return false;
             }
             l.payments.insert(p.reference.clone(), p.clone());
+            l.index(&p.reference, None, "pending", p.created_at);
+            l.note(&p.reference, p.created_at, "created", format!("{}, {} VND", p.provider, p.amount));
             true
         }))
     }
@@ -92,6 +158,14 @@ impl MemoryLedger {
                 p.duplicates += 1;
                 l.applied.insert(marker, Applied::PaidTwice);
                 q.push(uuid::Uuid::now_v7().to_string(), ev.duplicate.clone(), now);
+                l.index(&c.reference, None, "duplicate", now);
+                l.note(
+                    &c.reference,
+                    now,
+                    "duplicate",
+                    format!("{} transaction {}, {} VND", c.provider, c.transaction, c.amount),
+                );
+                l.note(&c.reference, now, "webhook_queued", ev.duplicate.kind.clone());
                 return ConfirmOutcome::PaidTwice;
             }
             if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
@@ -104,14 +178,23 @@ impl MemoryLedger {
             } else {
                 (PaymentState::Paid, ConfirmOutcome::Paid)
             };
+            let old = p.status;
             p.status = state;
             p.provider_transaction = Some(c.transaction.clone());
             p.provider_time = Some(c.provider_time.clone());
             p.confirmed_by = Some(c.provider.clone());
             p.settled_at = Some(now);
             l.applied.insert(marker, Applied::Settled(state));
+            l.index(&c.reference, Some(old.as_str()), state.as_str(), now);
+            l.note(
+                &c.reference,
+                now,
+                state.as_str(),
+                format!("{} transaction {}, {} VND", c.provider, c.transaction, c.amount),
+            );
             if state == PaymentState::Paid {
                 q.push(uuid::Uuid::now_v7().to_string(), ev.confirmed.clone(), now);
+                l.note(&c.reference, now, "webhook_queued", ev.confirmed.kind.clone());
             }
             outcome
         }))
@@ -143,8 +226,32 @@ impl MemoryLedger {
             p.status = PaymentState::Reversed;
             l.applied.insert(marker, Applied::Reversed);
             q.push(uuid::Uuid::now_v7().to_string(), event.clone(), now);
+            l.index(&r.reference, Some("paid"), "reversed", now);
+            l.note(&r.reference, now, "reversed", format!("{}, {} VND", r.provider, r.amount));
+            l.note(&r.reference, now, "webhook_queued", event.kind.clone());
             ReverseOutcome::Reversed
         }))
+    }
+
+    pub async fn list_refs(&self, f: &PaymentFilter, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self.with(|l, _| {
+            let Some(ix) = l.indexes.get(&index_name(f)) else {
+                return Vec::new();
+            };
+            let since = f.since.unwrap_or(0);
+            ix.order
+                .iter()
+                .rev()
+                .take_while(|(at, _)| *at >= since)
+                .skip(offset)
+                .take(limit)
+                .map(|(_, r)| r.clone())
+                .collect()
+        }))
+    }
+
+    pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, StorageError> {
+        Ok(self.with(|l, _| l.history.get(reference).cloned().unwrap_or_default()))
     }
 
     pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {

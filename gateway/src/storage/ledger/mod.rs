@@ -93,6 +93,74 @@ pub struct PaymentRecord {
     pub settled_at: Option<Millis>,
     /// Paid transactions that arrived after the one that stands: money to refund.
     pub duplicates: u32,
+    /// The last change (creation when unknown).
+    #[serde(skip)]
+    pub updated_at: Option<Millis>,
+}
+
+/// The statuses the payment list filters by: a payment's own, or `duplicate` (paid, then paid
+/// again by another transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStatus {
+    Is(PaymentState),
+    Duplicate,
+}
+
+impl ListStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "duplicate" {
+            Some(ListStatus::Duplicate)
+        } else {
+            PaymentState::parse(s).map(ListStatus::Is)
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListStatus::Is(s) => s.as_str(),
+            ListStatus::Duplicate => "duplicate",
+        }
+    }
+
+    fn matches(self, p: &PaymentRecord) -> bool {
+        match self {
+            ListStatus::Is(s) => p.status == s,
+            ListStatus::Duplicate => p.duplicates > 0,
+        }
+    }
+}
+
+/// What the payment list keeps: every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub status: Option<ListStatus>,
+    /// A checked MaHoSo.
+    pub ma_ho_so: Option<String>,
+    /// Updated at or after (Unix ms).
+    pub since: Option<Millis>,
+}
+
+/// The index a filter reads: the dossier's when it names one (a dossier has few payments, and
+/// a status is then checked on each), else the status's, else all payments'.
+pub(super) fn index_name(f: &PaymentFilter) -> String {
+    match (&f.ma_ho_so, f.status) {
+        (Some(m), _) => format!("h:{m}"),
+        (None, Some(s)) => format!("s:{}", s.as_str()),
+        (None, None) => "all".into(),
+    }
+}
+
+/// The most entries of a dossier's payment index read to apply a status filter on top of it.
+pub const MAX_DOSSIER_PAYMENTS_SCANNED: usize = 1000;
+
+/// One step of a payment's story.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    #[serde(skip)]
+    pub at: Millis,
+    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `webhook_queued`.
+    pub event: String,
+    pub detail: String,
 }
 
 /// A provider's word on a payment, already authenticated by its route.
@@ -227,6 +295,39 @@ impl PaymentLedger {
     /// queueing `event`.
     pub async fn reverse(&self, r: &Reversal, event: &NewMessage, now: Millis) -> Result<ReverseOutcome, StorageError> {
         dispatch!(self, PaymentLedger, l => l.reverse(r, event, now).await)
+    }
+
+    /// Payments the filter keeps, newest update first, from an index (never a scan of all
+    /// payments); `offset`/`limit` page through them.
+    pub async fn list(&self, f: &PaymentFilter, offset: usize, limit: usize) -> Result<Vec<PaymentRecord>, StorageError> {
+        let refs = match (&f.ma_ho_so, f.status) {
+            (Some(_), Some(status)) => {
+                // The dossier's index, with the status checked on each: bounded by the scan cap.
+                let refs = dispatch!(self, PaymentLedger, l => l.list_refs(f, 0, MAX_DOSSIER_PAYMENTS_SCANNED).await)?;
+                let mut kept = Vec::new();
+                for r in refs {
+                    if let Some(p) = self.get(&r).await?
+                        && status.matches(&p)
+                    {
+                        kept.push(p);
+                    }
+                }
+                return Ok(kept.into_iter().skip(offset).take(limit).collect());
+            }
+            _ => dispatch!(self, PaymentLedger, l => l.list_refs(f, offset, limit).await)?,
+        };
+        let mut out = Vec::with_capacity(refs.len());
+        for r in refs {
+            if let Some(p) = self.get(&r).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The payment's history, oldest first (bounded, see `lua/lib/payment_index.lua`).
+    pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.history(reference).await)
     }
 
     /// References of pending payments created between `from` and `to`, oldest first.

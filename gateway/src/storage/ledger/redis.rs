@@ -6,6 +6,10 @@
 //! |---|---|---|
 //! | `p:{l}:payment:r:<reference>` | hash | a payment record |
 //! | `p:{l}:payment:pending` | zset | reference -> creation time, of pending payments |
+//! | `p:{l}:payment:ix:s:<status>` | zset | reference -> last update (ms), of payments in that status; `duplicate` holds paid payments that were paid again (they stay under `paid` too) |
+//! | `p:{l}:payment:ix:h:<MaHoSo>` | zset | reference -> last update, of a dossier's payments |
+//! | `p:{l}:payment:ix:all` | zset | reference -> last update, of every payment |
+//! | `p:{l}:payment:hist:<reference>` | list | the payment's history, JSON `{at, event, detail}`, oldest first, at most 50 (`lib/payment_index.lua`) |
 //! | `p:{l}:payment:tx:<kind>:<provider>:<id>` | string | an applied provider transaction (`paid`, `failed`) or reversal (`reversal`), with its outcome |
 //!
 //! `payment:` is a family no queue key begins with (`m:`, `k:`, `due`, …, see `queue::redis`),
@@ -17,22 +21,32 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use super::{
+    ConfirmOutcome, Confirmation, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+    index_name,
+};
 use crate::storage::queue::redis::QueueKeys;
 use crate::storage::redis::{corrupt, one_of_two, reply};
 use crate::storage::{Millis, NewMessage, RedisStore, StorageError};
 
-static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_create.lua")));
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/lib/payment_index.lua"),
+        include_str!("../lua/payment_create.lua")
+    ))
+});
 static SET_URL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_url.lua")));
 static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("../lua/lib/push.lua"),
+        include_str!("../lua/lib/payment_index.lua"),
         include_str!("../lua/payment_confirm.lua")
     ))
 });
 static REVERSE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("../lua/lib/push.lua"),
+        include_str!("../lua/lib/payment_index.lua"),
         include_str!("../lua/payment_reverse.lua")
     ))
 });
@@ -121,6 +135,8 @@ fn record_from(reference: &str, mut map: HashMap<String, String>) -> Result<Paym
         settled_at: take("settled").map(|v| num(v, "settled")).transpose()?,
         // Written by the first duplicate only: absent is none.
         duplicates: take("duplicates").map_or(Ok(0), |v| num(v, "duplicates"))?,
+        // Payments from before the indexes have none: their creation is their last update.
+        updated_at: take("updated").map(|v| num(v, "updated")).transpose()?,
     })
 }
 
@@ -223,6 +239,50 @@ impl RedisLedger {
             .arg(&event.payload);
         let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment reversal reply")?;
         reverse_outcome(&answer)
+    }
+
+    /// Newest first, from the one index the filter names (see [`index_name`]).
+    pub async fn list_refs(&self, f: &PaymentFilter, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
+        let key = format!("{}payment:ix:{}", self.base(), index_name(f));
+        self.store
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg("+inf")
+                    .arg(f.since.unwrap_or(0))
+                    .arg("BYSCORE")
+                    .arg("REV")
+                    .arg("LIMIT")
+                    .arg(offset)
+                    .arg(limit),
+            )
+            .await
+    }
+
+    pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, StorageError> {
+        let rows: Vec<String> = self
+            .store
+            .cmd(
+                redis::cmd("LRANGE")
+                    .arg(format!("{}payment:hist:{reference}", self.base()))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(r).map_err(|_| corrupt("payment history entry"))?;
+                let at = v["at"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| corrupt("payment history time"))?;
+                Ok(HistoryEntry {
+                    at,
+                    event: v["event"].as_str().unwrap_or_default().to_string(),
+                    detail: v["detail"].as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .collect()
     }
 
     pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {

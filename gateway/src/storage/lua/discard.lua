@@ -19,5 +19,11 @@ local lk = ARGV[3] .. 'k:' .. okey
 local behind = redis.call('LLEN', lk) - 1
 if behind > 0 then redis.call('HINCRBY', KEYS[4], 'blocked', -behind) end
 redis.call('LREM', lk, 1, ARGV[1])
-if redis.call('LLEN', lk) > 0 then redis.call('ZADD', KEYS[3], ARGV[2], okey) end
+if redis.call('LLEN', lk) > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[2], okey)
+else
+  -- The key's history lasts as long as the records of its last message.
+  redis.call('EXPIRE', ARGV[3] .. 'dx:' .. okey, ARGV[4])
+  redis.call('EXPIRE', ARGV[3] .. 'ps:' .. okey, ARGV[4])
+end
 return 'discarded'

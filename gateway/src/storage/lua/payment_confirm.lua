@@ -1,5 +1,6 @@
 -- payment_confirm: applies a provider's confirmation by the matching rules of storage/ledger,
--- atomically with queueing the event it calls for. (Concatenated after lib/push.lua.)
+-- atomically with queueing the event it calls for and updating its indexes and history.
+-- (Concatenated after lib/push.lua and lib/payment_index.lua.)
 -- The ledger `l` and its events queue share one hash tag, so all keys are in one slot.
 -- KEYS[1] payment hash         p:{l}:payment:r:<reference>
 -- KEYS[2] transaction marker   p:{l}:payment:tx:<paid|failed>:<provider>:<transaction>
@@ -33,6 +34,9 @@ if state == 'paid' and ARGV[4] == '1' then
   redis.call('SET', KEYS[2], 'paid_twice')
   redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
   push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[13], ARGV[8], ARGV[14], ARGV[6])
+  payment_index(KEYS[1], ARGV[1], false, 'duplicate', ARGV[6])
+  payment_note(KEYS[1], ARGV[1], ARGV[6], 'duplicate', ARGV[9] .. ' transaction ' .. ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
+  payment_note(KEYS[1], ARGV[1], ARGV[6], 'webhook_queued', ARGV[13])
   return 'paid_twice'
 end
 if state ~= 'pending' and not (state == 'failed' and ARGV[4] == '1') then return 'already:' .. (state or '') end
@@ -42,7 +46,10 @@ elseif redis.call('HGET', KEYS[1], 'amount') ~= ARGV[3] then outcome = 'amount_m
 redis.call('SET', KEYS[2], outcome)
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6], 'by', ARGV[9])
+payment_index(KEYS[1], ARGV[1], state, outcome, ARGV[6])
+payment_note(KEYS[1], ARGV[1], ARGV[6], outcome, ARGV[9] .. ' transaction ' .. ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
 if outcome == 'paid' then
   push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[11], ARGV[8], ARGV[12], ARGV[6])
+  payment_note(KEYS[1], ARGV[1], ARGV[6], 'webhook_queued', ARGV[11])
 end
 return outcome

@@ -1,4 +1,5 @@
--- payment_create: stores a new pending payment unless its reference exists.
+-- payment_create: stores a new pending payment unless its reference exists, and indexes it.
+-- (Concatenated after lib/payment_index.lua.)
 -- KEYS[1] payment hash  p:{l}:payment:r:<reference>
 -- KEYS[2] pending zset  p:{l}:payment:pending
 -- ARGV[1] reference
@@ -15,4 +16,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
 redis.call('HSET', KEYS[1], 'mahoso', ARGV[2], 'amount', ARGV[3], 'provider', ARGV[4], 'agency', ARGV[5],
   'fees', ARGV[6], 'url', ARGV[7], 'state', 'pending', 'created', ARGV[8], 'pcreated', ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+payment_index(KEYS[1], ARGV[1], false, 'pending', ARGV[8])
+payment_note(KEYS[1], ARGV[1], ARGV[8], 'created', ARGV[4] .. ', ' .. ARGV[3] .. ' VND')
 return 'created'

@@ -1,6 +1,6 @@
 -- payment_reverse: undoes a paid payment on its provider's matching reversal, once per
 -- reversal, atomically with queueing the payment.reversed event. (Concatenated after
--- lib/push.lua.) The ledger `l` and its events queue share one hash tag.
+-- lib/push.lua and lib/payment_index.lua.) The ledger `l` and its events queue share one hash tag.
 -- KEYS[1] payment hash         p:{l}:payment:r:<reference>
 -- KEYS[2] reversal marker      p:{l}:payment:tx:reversal:<provider>:<key>
 -- KEYS[3] event message hash   p:{l}:m:<id>
@@ -28,4 +28,7 @@ if ARGV[4] ~= '' and p[4] ~= ARGV[4] then return 'other_transaction' end
 redis.call('SET', KEYS[2], 'reversed')
 redis.call('HSET', KEYS[1], 'state', 'reversed', 'reversed', ARGV[5])
 push(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[6], ARGV[8], ARGV[7], ARGV[9], ARGV[5])
+payment_index(KEYS[1], ARGV[1], 'paid', 'reversed', ARGV[5])
+payment_note(KEYS[1], ARGV[1], ARGV[5], 'reversed', ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
+payment_note(KEYS[1], ARGV[1], ARGV[5], 'webhook_queued', ARGV[8])
 return 'reversed'

@@ -10,6 +10,8 @@
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 'not_dead' end
 local okey = redis.call('HGET', KEYS[1], 'okey')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'agefrom', ARGV[2])
+-- Numbered, so that its delivery's event names this replay.
+redis.call('HSET', KEYS[1], 'redeliver', redis.call('HINCRBY', KEYS[1], 'replays', 1))
 redis.call('ZADD', KEYS[3], ARGV[2], okey)
 -- The messages behind it wait for it again, as queued, no longer blocked.
 local behind = redis.call('LLEN', ARGV[3] .. 'k:' .. okey) - 1

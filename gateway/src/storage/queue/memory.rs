@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::{
-    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk, QueueStats, Settlement,
-    rate_burst, rate_interval_us,
+    Claimed, CounterAudit, Enqueued, Idempotency, KEY_HISTORY_CAP, KeyHistory, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk,
+    QueueStats, ReplayJob, ReplayStep, SettleNotes, Settlement, rate_burst, rate_interval_us,
 };
 use crate::storage::{MemoryStore, Millis, StorageError};
 
@@ -37,6 +37,19 @@ pub(in crate::storage) struct QueueState {
     partitions: Option<u16>,
     /// The shared rate limit's theoretical arrival time, microseconds (as `rate.lua`).
     rate_tat_us: i64,
+    /// Per ordering key, its history index and last status (as `p:{q}:dx:` and `p:{q}:ps:`).
+    histories: HashMap<String, History>,
+    /// Events for the centre, `<event id>\n<event>` (as `p:{q}:outbox`).
+    outbox: VecDeque<String>,
+    /// The latest paced replay, its remaining ids, its owner and lease (as `replay_job.lua`).
+    replay_job: Option<(ReplayJob, VecDeque<String>, String, Millis)>,
+}
+
+#[derive(Default)]
+struct History {
+    ids: VecDeque<String>,
+    status: Option<String>,
+    expires: Option<Millis>,
 }
 
 struct Msg {
@@ -53,6 +66,10 @@ struct Msg {
     token: Option<String>,
     died: Option<Millis>,
     expires: Option<Millis>,
+    deaths: u32,
+    replays: u32,
+    /// Set by a replay (its number), cleared by the delivery that follows.
+    redeliver: Option<u32>,
 }
 
 impl QueueState {
@@ -112,8 +129,17 @@ impl QueueState {
                 token: None,
                 died: None,
                 expires: None,
+                deaths: 0,
+                replays: 0,
+                redeliver: None,
             },
         );
+        let h = self.histories.entry(msg.ordering_key.clone()).or_default();
+        h.ids.push_back(id.clone());
+        while h.ids.len() > KEY_HISTORY_CAP {
+            h.ids.pop_front();
+        }
+        h.expires = None;
         let list = self.keys.entry(msg.ordering_key.clone()).or_default();
         list.push_back(id);
         if list.len() == 1 {
@@ -139,8 +165,18 @@ impl QueueState {
         Some(m)
     }
 
+    /// The key's history lasts as long as the records of its last message.
+    fn expire_history_when_idle(&mut self, okey: &str, at: Millis) {
+        if !self.keys.contains_key(okey)
+            && let Some(h) = self.histories.get_mut(okey)
+        {
+            h.expires = Some(at);
+        }
+    }
+
     fn purge_expired(&mut self, now: Millis) {
         self.msgs.retain(|_, m| m.expires.is_none_or(|e| e > now));
+        self.histories.retain(|_, h| h.expires.is_none_or(|e| e > now));
         self.idem.retain(|_, (_, _, e)| *e > now);
     }
 
@@ -244,7 +280,15 @@ impl MemoryQueue {
         }))
     }
 
-    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
+    pub async fn settle(
+        &self,
+        queue: &str,
+        c: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+        notes: &SettleNotes,
+    ) -> Result<bool, StorageError> {
         Ok(self.with(queue, |s| {
             let holds = s.leases.contains_key(&c.id) && s.msgs.get(&c.id).is_some_and(|m| m.token.as_deref() == Some(c.token.as_str()));
             if !holds {
@@ -262,9 +306,18 @@ impl MemoryQueue {
                     m.delivered = Some(now);
                     m.next = None;
                     m.payload = None;
-                    m.expires = Some(now + retention_secs as i64 * 1000);
+                    let until = now + retention_secs.max(1) as i64 * 1000;
+                    m.expires = Some(until);
+                    let redelivered = m.redeliver.take();
                     s.delivered_total += 1;
                     s.pop_head(&okey, &c.id, now);
+                    if let (Some(n), Some(ev)) = (redelivered, &notes.on_redelivered) {
+                        s.outbox.push_back(format!("{}.delivered.{n}\n{}", c.id, ev.encode()));
+                    }
+                    if let Some(st) = &notes.status {
+                        s.histories.entry(okey.clone()).or_default().status = Some(st.clone());
+                    }
+                    s.expire_history_when_idle(&okey, until);
                 }
                 Settlement::Retry { at, error } => {
                     m.status = MessageStatus::Retrying;
@@ -277,6 +330,11 @@ impl MemoryQueue {
                     m.next = None;
                     m.error = Some(error.clone());
                     m.died = Some(now);
+                    m.deaths += 1;
+                    let deaths = m.deaths;
+                    if let Some(ev) = &notes.on_dead {
+                        s.outbox.push_back(format!("{}.rejected.{deaths}\n{}", c.id, ev.encode()));
+                    }
                     s.dead.insert((now, c.id.clone()));
                     s.blocked += s.behind(&okey);
                 }
@@ -323,6 +381,50 @@ impl MemoryQueue {
         Ok(self.with(queue, |s| s.record(queue, id)))
     }
 
+    pub async fn key_history(&self, queue: &str, okey: &str) -> Result<Option<KeyHistory>, StorageError> {
+        let now = crate::storage::now_ms();
+        Ok(self.with(queue, |s| {
+            let h = s.histories.get(okey).filter(|h| h.expires.is_none_or(|e| e > now))?;
+            let messages = h
+                .ids
+                .iter()
+                .filter_map(|id| {
+                    let m = s.msgs.get(id).filter(|m| m.expires.is_none_or(|e| e > now))?;
+                    Some(MessageRecord {
+                        id: id.clone(),
+                        kind: m.kind.clone(),
+                        destination: queue.to_string(),
+                        ordering_key: okey.to_string(),
+                        status: m.status,
+                        attempts: m.attempts,
+                        created_at: m.created,
+                        next_attempt_at: m.next,
+                        delivered_at: m.delivered,
+                        last_error: m.error.clone(),
+                    })
+                })
+                .collect::<Vec<_>>();
+            let head = s.keys.get(okey).and_then(|l| l.front()).cloned();
+            if messages.is_empty() && head.is_none() {
+                return None;
+            }
+            Some(KeyHistory::new(h.status.clone(), head, messages))
+        }))
+    }
+
+    pub async fn outbox(&self, queue: &str, max: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self.with(queue, |s| s.outbox.iter().take(max).cloned().collect()))
+    }
+
+    pub async fn outbox_done(&self, queue: &str, raw: &str) -> Result<(), StorageError> {
+        self.with(queue, |s| {
+            if let Some(i) = s.outbox.iter().position(|x| x == raw) {
+                s.outbox.remove(i);
+            }
+        });
+        Ok(())
+    }
+
     pub async fn dead_ids(&self, queue: &str, upto: usize) -> Result<Vec<(Millis, String)>, StorageError> {
         Ok(self.with(queue, |s| s.dead.iter().take(upto).cloned().collect()))
     }
@@ -335,6 +437,8 @@ impl MemoryQueue {
             m.status = MessageStatus::Queued;
             m.attempts = 0;
             m.age_from = now;
+            m.replays += 1;
+            m.redeliver = Some(m.replays);
             let okey = m.okey.clone();
             s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.set_due(&okey, now);
@@ -354,6 +458,7 @@ impl MemoryQueue {
             s.discarded_total += 1;
             s.blocked = s.blocked.saturating_sub(s.behind(&okey));
             s.pop_head(&okey, id, now);
+            s.expire_history_when_idle(&okey, now + retention_secs.max(1) as i64 * 1000);
             true
         }))
     }
@@ -411,6 +516,80 @@ impl MemoryQueue {
     pub async fn record_partitions(&self, queue: &str, partitions: u16) -> Result<(), StorageError> {
         self.with(queue, |s| s.partitions = Some(partitions));
         Ok(())
+    }
+
+    pub async fn replay_job_start(
+        &self,
+        queue: &str,
+        job_id: &str,
+        rate: f64,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<Result<(), String>, StorageError> {
+        Ok(self.with(queue, |s| {
+            if let Some((j, ..)) = &s.replay_job
+                && j.state == "running"
+            {
+                return Err(j.id.clone());
+            }
+            let job = ReplayJob {
+                id: job_id.to_string(),
+                total: ids.len() as u64,
+                done: 0,
+                rate_per_sec: rate,
+                started_at: now,
+                finished_at: None,
+                state: "running".into(),
+            };
+            s.replay_job = Some((job, ids.iter().cloned().collect(), String::new(), 0));
+            Ok(())
+        }))
+    }
+
+    pub async fn replay_job(&self, queue: &str) -> Result<Option<ReplayJob>, StorageError> {
+        Ok(self.with(queue, |s| s.replay_job.as_ref().map(|(j, ..)| j.clone())))
+    }
+
+    pub async fn replay_job_lease(&self, queue: &str, owner: &str, until: Millis, now: Millis) -> Result<bool, StorageError> {
+        Ok(self.with(queue, |s| match &mut s.replay_job {
+            Some((j, _, o, lease)) if j.state == "running" => {
+                if o != owner && !o.is_empty() && *lease > now {
+                    return false;
+                }
+                *o = owner.to_string();
+                *lease = until;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    pub async fn replay_job_next(&self, queue: &str, owner: &str, now: Millis) -> Result<ReplayStep, StorageError> {
+        Ok(self.with(queue, |s| match &mut s.replay_job {
+            Some((j, ids, o, lease)) if j.state == "running" && o == owner && *lease > now => match ids.front() {
+                Some(id) => ReplayStep::Replay(id.clone()),
+                None => {
+                    j.state = "finished".into();
+                    j.finished_at = Some(now);
+                    o.clear();
+                    ReplayStep::Finished
+                }
+            },
+            _ => ReplayStep::Lost,
+        }))
+    }
+
+    pub async fn replay_job_done(&self, queue: &str, owner: &str, id: &str, now: Millis) -> Result<Option<u64>, StorageError> {
+        Ok(self.with(queue, |s| match &mut s.replay_job {
+            Some((j, ids, o, lease)) if j.state == "running" && o == owner && *lease > now => {
+                if ids.front().is_some_and(|h| h == id) {
+                    ids.pop_front();
+                    j.done += 1;
+                }
+                Some(j.done)
+            }
+            _ => None,
+        }))
     }
 
     /// The GCRA of `rate.lua`, on this process's clock (the only one sharing this store).

@@ -82,6 +82,115 @@ pub enum Settlement {
     Release,
 }
 
+/// The most message ids an ordering key's history index keeps (the newest): a dossier with more
+/// messages than this shows its latest ones. The same figure is in `lua/lib/push.lua`.
+pub const KEY_HISTORY_CAP: usize = 1000;
+
+/// An event for the centre that a settlement writes to its partition's outbox in the same
+/// atomic step; a relay moves it to the centre's queue (see [`MessageQueue::relay_outbox`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub kind: String,
+    pub ordering_key: String,
+    pub payload: String,
+}
+
+impl OutboxEvent {
+    /// `<kind>\n<ordering key>\n<payload>`: the kind and the key hold no newline (a kind is
+    /// ours, an ordering key is checked at the edge), the payload comes last.
+    pub(in crate::storage) fn encode(&self) -> String {
+        format!("{}\n{}\n{}", self.kind, self.ordering_key, self.payload)
+    }
+
+    /// An outbox entry `<event id>\n<event>`: the event id and the event.
+    pub(in crate::storage) fn decode(raw: &str) -> Option<(String, OutboxEvent)> {
+        let mut parts = raw.splitn(4, '\n');
+        let id = parts.next()?.to_string();
+        let kind = parts.next()?.to_string();
+        let ordering_key = parts.next()?.to_string();
+        let payload = parts.next()?.to_string();
+        Some((
+            id,
+            OutboxEvent {
+                kind,
+                ordering_key,
+                payload,
+            },
+        ))
+    }
+}
+
+/// What a settlement records beside the message's own state, in the same atomic step.
+#[derive(Debug, Clone, Default)]
+pub struct SettleNotes {
+    /// On delivery: the status the message carried to the destination (a dossier's
+    /// `TrangThaiHoSo`), kept as the ordering key's last status.
+    pub status: Option<String>,
+    /// On death: the event that tells the centre (`dossier.rejected`).
+    pub on_dead: Option<OutboxEvent>,
+    /// On delivery of a message replayed from the dead letters: the event that tells the
+    /// centre (`dossier.delivered`).
+    pub on_redelivered: Option<OutboxEvent>,
+}
+
+/// An ordering key's messages in acceptance order (those whose records are still kept).
+#[derive(Debug, Clone)]
+pub struct KeyHistory {
+    /// The last status the destination took for the key.
+    pub status: Option<String>,
+    /// The id at the head of the key's FIFO, if any message waits.
+    pub head: Option<String>,
+    pub messages: Vec<MessageRecord>,
+}
+
+impl KeyHistory {
+    /// Marks the messages queued behind a dead head `blocked`, as a single look-up does.
+    pub(in crate::storage) fn new(status: Option<String>, head: Option<String>, mut messages: Vec<MessageRecord>) -> Self {
+        let head_dead = head
+            .as_deref()
+            .is_some_and(|h| messages.iter().any(|m| m.id == h && m.status == MessageStatus::Dead));
+        if head_dead {
+            for m in &mut messages {
+                if matches!(m.status, MessageStatus::Queued | MessageStatus::Retrying) {
+                    m.status = MessageStatus::Blocked;
+                }
+            }
+        }
+        KeyHistory { status, head, messages }
+    }
+
+    /// Whether the key's head is dead, holding back what follows.
+    pub fn blocked(&self) -> bool {
+        self.head
+            .as_deref()
+            .is_some_and(|h| self.messages.iter().any(|m| m.id == h && m.status == MessageStatus::Dead))
+    }
+}
+
+/// A queue's paced replay as stored (see `lua/replay_job.lua`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayJob {
+    pub id: String,
+    pub total: u64,
+    pub done: u64,
+    pub rate_per_sec: f64,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// `running` | `finished` | `cancelled`.
+    pub state: String,
+}
+
+/// What a replay runner may do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// Replay this id, then report it done.
+    Replay(String),
+    /// Nothing is left: the job is finished.
+    Finished,
+    /// The runner no longer holds the job's lease: another process runs it.
+    Lost,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -377,8 +486,83 @@ impl MessageQueue {
         now: Millis,
         retention_secs: u64,
     ) -> Result<bool, StorageError> {
+        self.settle_noted(queue, claimed, how, now, retention_secs, &SettleNotes::default())
+            .await
+    }
+
+    /// Settles a claimed message and records `notes` in the same atomic step.
+    pub async fn settle_noted(
+        &self,
+        queue: &str,
+        claimed: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+        notes: &SettleNotes,
+    ) -> Result<bool, StorageError> {
         let part = self.part_of(queue, &claimed.ordering_key);
-        on!(self, q => q.settle(&part, claimed, how, now, retention_secs).await)
+        on!(self, q => q.settle(&part, claimed, how, now, retention_secs, notes).await)
+    }
+
+    /// An ordering key's history: its messages in acceptance order (the newest
+    /// [`KEY_HISTORY_CAP`], those whose records are still kept) and its last status. `None`
+    /// when the queue holds nothing of the key. One partition, one index read: no scan.
+    pub async fn key_history(&self, queue: &str, ordering_key: &str) -> Result<Option<KeyHistory>, StorageError> {
+        let part = self.part_of(queue, ordering_key);
+        let mut h = on!(self, q => q.key_history(&part, ordering_key).await)?;
+        if let Some(h) = &mut h {
+            for m in &mut h.messages {
+                m.destination = queue.to_string();
+            }
+        }
+        Ok(h)
+    }
+
+    /// The dead letter of an ordering key, if it has one. Only a key's head can be dead (a dead
+    /// head holds everything behind it), so this is one look-up of the head.
+    pub async fn dead_of_key(&self, queue: &str, ordering_key: &str) -> Result<Option<MessageRecord>, StorageError> {
+        let part = self.part_of(queue, ordering_key);
+        let Some(head) = on!(self, q => q.key_history(&part, ordering_key).await)?.and_then(|h| h.head) else {
+            return Ok(None);
+        };
+        let r = on!(self, q => q.get(&part, &head).await)?;
+        Ok(r.filter(|r| r.status == MessageStatus::Dead).map(|mut r| {
+            r.destination = queue.to_string();
+            r
+        }))
+    }
+
+    /// Moves up to `max` events from the outboxes of `queue`'s partitions to queue `sink`
+    /// (the centre's). Each is queued with its event id as idempotency key (scope `outbox`,
+    /// kept `idem_ttl_secs`) before it leaves the outbox, so a relay that dies between the two
+    /// steps, or two processes relaying at once, queue it once. Returns how many were moved.
+    pub async fn relay_outbox(&self, queue: &str, sink: &str, max: usize, idem_ttl_secs: u64, now: Millis) -> Result<usize, StorageError> {
+        let mut moved = 0;
+        for part in self.parts(queue) {
+            let raws = on!(self, q => q.outbox(&part, max.saturating_sub(moved)).await)?;
+            for raw in raws {
+                match OutboxEvent::decode(&raw) {
+                    Some((event_id, ev)) => {
+                        let idem = Idempotency {
+                            scope: "outbox".into(),
+                            key: event_id,
+                            fingerprint: String::new(),
+                            ttl_secs: idem_ttl_secs,
+                        };
+                        let msg = NewMessage {
+                            kind: ev.kind,
+                            ordering_key: ev.ordering_key,
+                            payload: ev.payload.into_bytes(),
+                        };
+                        self.enqueue(sink, msg, Some(&idem), now).await?;
+                    }
+                    None => tracing::error!(queue = %part, "an outbox entry that does not parse is dropped"),
+                }
+                on!(self, q => q.outbox_done(&part, &raw).await)?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     /// Returns expired leases to the queue; how many.
@@ -517,6 +701,39 @@ impl MessageQueue {
             on!(self, q => q.record_partitions(queue, configured).await)?;
         }
         Ok(())
+    }
+
+    /// Records a new paced replay of `ids` for `queue`, unless one is running: then `Err` with
+    /// the running job's id.
+    pub async fn replay_job_start(
+        &self,
+        queue: &str,
+        job_id: &str,
+        rate: f64,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<Result<(), String>, StorageError> {
+        on!(self, q => q.replay_job_start(queue, job_id, rate, ids, now).await)
+    }
+
+    /// The queue's latest paced replay, if any.
+    pub async fn replay_job(&self, queue: &str) -> Result<Option<ReplayJob>, StorageError> {
+        on!(self, q => q.replay_job(queue).await)
+    }
+
+    /// Takes or renews the running replay's lease for `owner` until `until`; `false` when
+    /// there is no running replay or another live process holds it.
+    pub async fn replay_job_lease(&self, queue: &str, owner: &str, until: Millis, now: Millis) -> Result<bool, StorageError> {
+        on!(self, q => q.replay_job_lease(queue, owner, until, now).await)
+    }
+
+    pub async fn replay_job_next(&self, queue: &str, owner: &str, now: Millis) -> Result<ReplayStep, StorageError> {
+        on!(self, q => q.replay_job_next(queue, owner, now).await)
+    }
+
+    /// Counts `id` replayed; `None` when the lease is lost.
+    pub async fn replay_job_done(&self, queue: &str, owner: &str, id: &str, now: Millis) -> Result<Option<u64>, StorageError> {
+        on!(self, q => q.replay_job_done(queue, owner, id, now).await)
     }
 
     /// Asks the shared rate limit of `destination` (`per_sec` deliveries a second across every

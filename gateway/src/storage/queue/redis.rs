@@ -20,6 +20,11 @@
 //! | `p:{q}:paused` | string | present while the queue is paused |
 //! | `p:{q}:stats` | hash | counters: `accepted`, `delivered_total`, `discarded_total`, `blocked`, `counters_v` |
 //! | `p:{q}:meta` | hash | `partitions`: the partition count the queue is laid out in (on the queue's own name, not a partition's) |
+//! | `p:{q}:dx:<ordering key>` | list | the key's message ids in acceptance order, the newest 1000 ([`super::KEY_HISTORY_CAP`]); expires with the records of the key's last message |
+//! | `p:{q}:ps:<ordering key>` | string | the last status the destination took for the key (a dossier's `portal_status`); expires with the index |
+//! | `p:{q}:outbox` | list | events for the centre written by `settle.lua`, `<event id>\n<kind>\n<ordering key>\n<payload>`, until relayed to the centre's queue |
+//! | `p:{Q}:replayjob` | hash | the queue's latest paced replay: `id`, `total`, `done`, `rate`, `started`, `finished`, `state`, and the running process's `owner` and `lease` (on the queue's own name `Q`, not a partition's) |
+//! | `p:{Q}:replayids` | list | the ids that replay has still to replay |
 //! | `p:{d}:rate` | string | the shared rate limit's arrival time for destination `d` (`rate.lua`) |
 //!
 //! Here `q` is one partition of a queue (`dvcqg`, or `dvcqg:3` when there are several: see
@@ -37,8 +42,8 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::{
-    Claimed, CounterAudit, Enqueued, Idempotency, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk, QueueStats, Settlement,
-    rate_burst, rate_interval_us,
+    Claimed, CounterAudit, Enqueued, Idempotency, KeyHistory, MessageRecord, MessageStatus, NewMessage, OutboxEvent, Permit, PermitAsk,
+    QueueStats, ReplayJob, ReplayStep, SettleNotes, Settlement, rate_burst, rate_interval_us,
 };
 use crate::storage::redis::{corrupt, counter, number, one_of_two, opt_ms, reply, text};
 use crate::storage::{Millis, RedisStore, StorageError};
@@ -54,6 +59,8 @@ static DISCARD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("..
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/stats.lua")));
 static RECOUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/recount.lua")));
 static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/rate.lua")));
+static REPLAY_JOB: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/replay_job.lua")));
+static DOSSIER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/dossier.lua")));
 
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -171,7 +178,15 @@ impl RedisQueue {
     }
 
     /// `settle.lua`.
-    pub async fn settle(&self, queue: &str, c: &Claimed, how: &Settlement, now: Millis, retention_secs: u64) -> Result<bool, StorageError> {
+    pub async fn settle(
+        &self,
+        queue: &str,
+        c: &Claimed,
+        how: &Settlement,
+        now: Millis,
+        retention_secs: u64,
+        notes: &SettleNotes,
+    ) -> Result<bool, StorageError> {
         let k = QueueKeys::new(&self.store, queue);
         let (mode, retry_at, error) = match how {
             Settlement::Delivered => ("delivered", 0, ""),
@@ -192,7 +207,13 @@ impl RedisQueue {
             .arg(retry_at)
             .arg(error)
             .arg(&c.ordering_key)
-            .arg(retention_secs.max(1));
+            .arg(retention_secs.max(1))
+            .key(k.named("outbox"))
+            .key(k.named(&format!("dx:{}", c.ordering_key)))
+            .key(k.named(&format!("ps:{}", c.ordering_key)))
+            .arg(notes.status.as_deref().unwrap_or(""))
+            .arg(notes.on_dead.as_ref().map(OutboxEvent::encode).unwrap_or_default())
+            .arg(notes.on_redelivered.as_ref().map(OutboxEvent::encode).unwrap_or_default());
         one_of_two(
             &self.store.run_acknowledged(&inv, &k.base).await?,
             "settle reply",
@@ -239,6 +260,59 @@ impl RedisQueue {
             delivered_at: opt_ms(delivered, "message delivered")?,
             last_error: Some(text(err, "message error")?).filter(|s| !s.is_empty()),
         }))
+    }
+
+    /// `dossier.lua`: the key's history, `None` when no message of it is known.
+    pub async fn key_history(&self, queue: &str, okey: &str) -> Result<Option<KeyHistory>, StorageError> {
+        let k = QueueKeys::new(&self.store, queue);
+        let mut inv = DOSSIER.key(k.named(&format!("dx:{okey}")));
+        inv.key(k.named(&format!("ps:{okey}"))).key(k.ordering_key(okey)).arg(&k.base);
+        let (status, head, rows): (String, String, Vec<Vec<Value>>) = reply(&self.store.run(&inv).await?, "key history")?;
+        if rows.is_empty() && head.is_empty() {
+            return Ok(None);
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let [id, kind, st, attempts, created, next, delivered, err] = &row[..] else {
+                return Err(corrupt("key history row"));
+            };
+            let st = text(st, "message status")?;
+            messages.push(MessageRecord {
+                id: text(id, "message id")?,
+                kind: text(kind, "message kind")?,
+                destination: queue.to_string(),
+                ordering_key: okey.to_string(),
+                status: MessageStatus::parse(&st).ok_or_else(|| corrupt(format_args!("message status {st:?}")))?,
+                attempts: number(attempts, "message attempts")?,
+                created_at: number(created, "message created")?,
+                next_attempt_at: opt_ms(next, "message next attempt")?,
+                delivered_at: opt_ms(delivered, "message delivered")?,
+                last_error: Some(text(err, "message error")?).filter(|s| !s.is_empty()),
+            });
+        }
+        Ok(Some(KeyHistory::new(
+            Some(status).filter(|s| !s.is_empty()),
+            Some(head).filter(|h| !h.is_empty()),
+            messages,
+        )))
+    }
+
+    /// The first `max` events of the outbox, oldest first, as stored.
+    pub async fn outbox(&self, queue: &str, max: usize) -> Result<Vec<String>, StorageError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let key = QueueKeys::new(&self.store, queue).named("outbox");
+        self.store.cmd(redis::cmd("LRANGE").arg(&key).arg(0).arg(max - 1)).await
+    }
+
+    /// Removes one relayed event from the outbox.
+    pub async fn outbox_done(&self, queue: &str, raw: &str) -> Result<(), StorageError> {
+        let key = QueueKeys::new(&self.store, queue).named("outbox");
+        self.store
+            .cmd::<i64>(redis::cmd("LREM").arg(&key).arg(1).arg(raw))
+            .await
+            .map(|_| ())
     }
 
     /// The first `upto` dead letters, oldest death first (ties by id), with their times.
@@ -397,6 +471,89 @@ impl RedisQueue {
     pub async fn record_partitions(&self, queue: &str, partitions: u16) -> Result<(), StorageError> {
         let key = QueueKeys::new(&self.store, queue).named("meta");
         self.store.cmd(redis::cmd("HSET").arg(&key).arg("partitions").arg(partitions)).await
+    }
+
+    fn replay_job_inv(&self, queue: &str, op: &str, now: Millis) -> redis::ScriptInvocation<'static> {
+        let k = QueueKeys::new(&self.store, queue);
+        let mut inv = REPLAY_JOB.key(k.named("replayjob"));
+        inv.key(k.named("replayids")).arg(op).arg(now);
+        inv
+    }
+
+    /// `replay_job.lua` start.
+    pub async fn replay_job_start(
+        &self,
+        queue: &str,
+        job_id: &str,
+        rate: f64,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<Result<(), String>, StorageError> {
+        let mut inv = self.replay_job_inv(queue, "start", now);
+        inv.arg(job_id).arg(rate.to_string());
+        for id in ids {
+            inv.arg(id);
+        }
+        let v: Vec<String> = reply(
+            &self.store.run_acknowledged(&inv, &QueueKeys::new(&self.store, queue).base).await?,
+            "replay start",
+        )?;
+        match v.as_slice() {
+            [a] if a == "started" => Ok(Ok(())),
+            [a, id] if a == "running" => Ok(Err(id.clone())),
+            _ => Err(corrupt("replay start reply")),
+        }
+    }
+
+    pub async fn replay_job(&self, queue: &str) -> Result<Option<ReplayJob>, StorageError> {
+        let key = QueueKeys::new(&self.store, queue).named("replayjob");
+        let mut m: std::collections::HashMap<String, String> = self.store.cmd(redis::cmd("HGETALL").arg(&key)).await?;
+        if m.is_empty() {
+            return Ok(None);
+        }
+        let mut take = |k: &str| m.remove(k).unwrap_or_default();
+        let n = |v: String, what: &str| v.parse::<i64>().map_err(|_| corrupt(format_args!("replay job {what}")));
+        Ok(Some(ReplayJob {
+            id: take("id"),
+            total: n(take("total"), "total")? as u64,
+            done: n(take("done"), "done")? as u64,
+            rate_per_sec: take("rate").parse().map_err(|_| corrupt("replay job rate"))?,
+            started_at: n(take("started"), "started")?,
+            finished_at: Some(take("finished"))
+                .filter(|f| !f.is_empty())
+                .map(|f| n(f, "finished"))
+                .transpose()?,
+            state: take("state"),
+        }))
+    }
+
+    pub async fn replay_job_lease(&self, queue: &str, owner: &str, until: Millis, now: Millis) -> Result<bool, StorageError> {
+        let mut inv = self.replay_job_inv(queue, "lease", now);
+        inv.arg(owner).arg(until);
+        let a: String = reply(&self.store.run(&inv).await?, "replay lease")?;
+        match a.as_str() {
+            "leased" => Ok(true),
+            "held" | "idle" => Ok(false),
+            other => Err(corrupt(format_args!("replay lease reply {other:?}"))),
+        }
+    }
+
+    pub async fn replay_job_next(&self, queue: &str, owner: &str, now: Millis) -> Result<ReplayStep, StorageError> {
+        let mut inv = self.replay_job_inv(queue, "next", now);
+        inv.arg(owner);
+        let a: String = reply(&self.store.run(&inv).await?, "replay next")?;
+        Ok(match a.as_str() {
+            "finished" => ReplayStep::Finished,
+            "lost" => ReplayStep::Lost,
+            _ => ReplayStep::Replay(a),
+        })
+    }
+
+    pub async fn replay_job_done(&self, queue: &str, owner: &str, id: &str, now: Millis) -> Result<Option<u64>, StorageError> {
+        let mut inv = self.replay_job_inv(queue, "done", now);
+        inv.arg(owner).arg(id);
+        let n: i64 = reply(&self.store.run(&inv).await?, "replay done")?;
+        Ok(u64::try_from(n).ok())
     }
 
     /// `rate.lua`, on the destination's own tag: `p:{d}:rate`.

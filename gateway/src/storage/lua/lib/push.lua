@@ -8,7 +8,11 @@
 --   stats   the queue's counters hash     `p:{q}:stats`
 --   id, kind, okey, payload               the message
 --   now     Unix milliseconds
--- Stores the message and appends it to its key's FIFO. Returns nothing.
+-- Stores the message and appends it to its key's FIFO and to its key's history index
+-- `p:{q}:dx:<okey>` (ids in acceptance order, the newest DOSSIER_INDEX_CAP kept), which stops
+-- expiring while the key has a message waiting (so does its recorded status `p:{q}:ps:<okey>`).
+-- Returns nothing.
+local DOSSIER_INDEX_CAP = 1000
 local function push(mk, lk, due, stats, id, kind, okey, payload, now)
   redis.call('HSET', mk, 'kind', kind, 'okey', okey, 'payload', payload, 'status', 'queued',
     'attempts', 0, 'created', now, 'agefrom', now)
@@ -23,4 +27,10 @@ local function push(mk, lk, due, stats, id, kind, okey, payload, now)
     end
   end
   redis.call('HINCRBY', stats, 'accepted', 1)
+  local base = string.sub(mk, 1, #mk - #id - 2)
+  local dx = base .. 'dx:' .. okey
+  redis.call('RPUSH', dx, id)
+  redis.call('LTRIM', dx, -DOSSIER_INDEX_CAP, -1)
+  redis.call('PERSIST', dx)
+  redis.call('PERSIST', base .. 'ps:' .. okey)
 end

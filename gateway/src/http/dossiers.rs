@@ -1,0 +1,115 @@
+//! `GET /v1/dossiers/{MaHoSo}`: a dossier's story as the gateway knows it — its messages to
+//! the portal in acceptance order, the last status the portal took, and whether it is blocked
+//! behind a dead letter. Read from the portal queue's per-dossier index (one partition, one
+//! script), never from a scan.
+
+use actix_web::{HttpResponse, web};
+use hcc_adapters::dvcqg::model::MaHoSo;
+use hcc_config::Role;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::problem::{ApiError, FieldError};
+use crate::engine::EngineHandle;
+use crate::plain::{self, PlainReason};
+use crate::redact::mask_identity_numbers;
+use crate::storage::{MessageRecord, MessageStatus};
+use crate::timefmt::rfc3339_ms;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/dossiers/{MaHoSo}", web::get().to(get_dossier));
+}
+
+/// One message of a dossier.
+#[derive(Serialize, ToSchema)]
+pub struct DossierMessage {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(example = "dossier.sync")]
+    pub kind: String,
+    pub status: MessageStatus,
+    pub attempts: u32,
+    /// Identity numbers masked.
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub accepted_at: String,
+    #[schema(format = DateTime)]
+    pub delivered_at: Option<String>,
+    /// For a dead letter: what happened, in plain English and Vietnamese.
+    pub plain_reason: Option<PlainReason>,
+}
+
+impl From<MessageRecord> for DossierMessage {
+    fn from(r: MessageRecord) -> Self {
+        let last_error = r.last_error.as_deref().map(mask_identity_numbers);
+        DossierMessage {
+            plain_reason: plain_reason(r.status, last_error.as_deref()),
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            attempts: r.attempts,
+            last_error,
+            accepted_at: rfc3339_ms(r.created_at),
+            delivered_at: r.delivered_at.map(rfc3339_ms),
+        }
+    }
+}
+
+/// The plain reason a message in `status` with `last_error` shows: dead letters only.
+pub fn plain_reason(status: MessageStatus, last_error: Option<&str>) -> Option<PlainReason> {
+    (status == MessageStatus::Dead).then(|| plain::of_dead_letter(last_error.unwrap_or("")))
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = Dossier)]
+pub struct DossierView {
+    #[serde(rename = "MaHoSo")]
+    pub ma_ho_so: String,
+    /// The last `TrangThaiHoSo` the portal took (as sent to it), or null.
+    #[schema(example = "4")]
+    pub portal_status: Option<String>,
+    /// A message of the dossier is dead, holding back those after it.
+    pub blocked: bool,
+    /// In acceptance order; the newest 1000 at most, and only those whose records are still
+    /// kept (`queue.delivered_retention_secs` after delivery).
+    pub messages: Vec<DossierMessage>,
+}
+
+/// A dossier's messages to the portal, its portal status and whether it is blocked.
+///
+/// Roles: centre, operator, admin.
+#[utoipa::path(get, path = "/v1/dossiers/{MaHoSo}", tag = "dossiers", security(("bearer" = [])),
+    params(("MaHoSo" = String, Path, pattern = "^[A-Za-z0-9._-]{1,100}$", description = "The dossier's code")),
+    responses(
+        (status = 200, description = "The dossier", body = DossierView),
+        (status = 401), (status = 403),
+        (status = 404, description = "The gateway never accepted a message for this dossier (or its records have expired)"),
+        (status = 400, description = "Not a MaHoSo"),
+        (status = 503),
+    ))]
+async fn get_dossier(caller: Caller, engine: web::Data<EngineHandle>, ma: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
+    let ma = MaHoSo::parse(&ma).map_err(|message| {
+        ApiError::InvalidParameters(vec![FieldError {
+            field: "MaHoSo (path)".into(),
+            message,
+        }])
+    })?;
+    let queue = hcc_adapters::dvcqg::DESTINATION;
+    let history = if engine.has_destination(queue) {
+        engine.queue.key_history(queue, &ma.to_string()).await?
+    } else {
+        None
+    };
+    let Some(h) = history else {
+        return Err(ApiError::NotFound("the gateway holds no message for this dossier".into()));
+    };
+    let blocked = h.blocked();
+    Ok(HttpResponse::Ok().json(DossierView {
+        ma_ho_so: ma.to_string(),
+        portal_status: h.status,
+        blocked,
+        messages: h.messages.into_iter().map(DossierMessage::from).collect(),
+    }))
+}
