@@ -72,7 +72,7 @@ const TEXT = {
   "replay.go": ["Start replay", "Bắt đầu gửi lại"],
   "replay.scope_all": ["(all of the queue)", "(toàn bộ hàng đợi)"],
   "replay.scope_key": ["(only MaHoSo {key})", "(chỉ hồ sơ {key})"],
-  "replay.started": ["Replay started: {total} messages at {rate} per second.", "Đã bắt đầu gửi lại {total} thông điệp, {rate} thông điệp mỗi giây."],
+  "replay.started": ["Replay started: {total} to send, {rate} per second.", "Đã bắt đầu gửi lại {total} thông điệp, {rate} thông điệp mỗi giây."],
   "replay.title": ["Replay of {queue} at {rate} per second", "Gửi lại hàng đợi {queue}, {rate} thông điệp mỗi giây"],
   "replay.count": ["{done} of {total}", "{done} / {total}"],
   "replay.running": ["running", "đang chạy"],
@@ -272,6 +272,8 @@ async function render() {
   else if (path === "/payments") { view = "payments"; job = () => showPayments(params, mine); }
   else job = () => showOverview(params, mine);
   for (const v of ["overview", "search", "payments"]) $("#view-" + v).hidden = v !== view;
+  // The search box holds the code being shown, and nothing once the operator has moved on.
+  if (view !== "search" && document.activeElement !== $("#search")) $("#search").value = "";
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === view);
   try {
     await job();

@@ -5,7 +5,7 @@
 // capped rate from the dashboard and watch its progress and the dossier turn delivered.
 // Usage: node timeline.mjs CONFIG_JSON, with
 //   {base, key, mahoso, dead_id, blocked_id, reason_vi, reason_en, portal_vi, portal_en,
-//    mismatch_ref, paid_ref, shots: {timeline, timeline_en, payments, payment, replay}}
+//    mismatch_ref, paid_ref, pending_ref, shots: {timeline, timeline_en, payments, payment, replay}}
 // Exits 1 with "FAIL: ..." when the page does not show what it must.
 import { chromium } from "playwright-core";
 
@@ -77,14 +77,17 @@ try {
 
   // The payments page, filtered by status; the filter leaves the other payment out.
   await page.click('#tabs a[data-view="payments"]');
-  await page.waitForSelector(`#payments tr[data-ref="${cfg.paid_ref}"]`, WAIT);
+  for (const ref of [cfg.paid_ref, cfg.mismatch_ref, cfg.pending_ref]) await page.waitForSelector(`#payments tr[data-ref="${ref}"]`, WAIT);
+  await expectText(page, `#payments tr[data-ref="${cfg.pending_ref}"]`, ["pending"], "the pending payment");
+  await page.screenshot({ path: cfg.shots.payments, fullPage: true });
   await page.selectOption("#pf-status", "amount_mismatch");
   await page.click("#payments-filter button[type=submit]");
   await page.waitForSelector('#view-payments[data-query="status=amount_mismatch"]', WAIT);
   const mismatch = `#payments tr[data-ref="${cfg.mismatch_ref}"]`;
   await expectText(page, mismatch, [cfg.mahoso, "amount mismatch"], "the mismatched payment");
-  if (await page.$(`#payments tr[data-ref="${cfg.paid_ref}"]`)) await fail("the status filter still shows the paid payment");
-  await page.screenshot({ path: cfg.shots.payments, fullPage: true });
+  for (const other of [cfg.paid_ref, cfg.pending_ref]) {
+    if (await page.$(`#payments tr[data-ref="${other}"]`)) await fail("the status filter still shows " + other);
+  }
 
   // The payment's own timeline, by the search box as well.
   await page.fill("#search", cfg.mismatch_ref);

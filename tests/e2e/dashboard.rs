@@ -109,7 +109,7 @@ fn the_dashboard_script_never_writes_markup() {
     }
 }
 
-/// A portal that refuses one dossier's data and two payments (one paid, one paid short): the
+/// A portal that refuses one dossier's data and three payments (pending, paid, paid short): the
 /// operator searches the MaHoSo and reads its timeline with the refused message and its plain
 /// reason, in Vietnamese and English; filters the payments by status; opens a payment's story;
 /// and replays the refused message at a capped rate, watching its progress.
@@ -147,7 +147,7 @@ async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard
     let reason = |lang: &str| refused["plain_reason"][lang].as_str().unwrap_or_default().to_string();
     assert!(!reason("vi").is_empty() && !reason("en").is_empty(), "no plain reason: {refused}");
 
-    // Two payments for the dossier: one paid in full, one paid short.
+    // Three payments for the dossier: one not paid yet, one paid in full, one paid short.
     let pay = |amount: u64| {
         let mut body = payment_body("paygov", amount);
         body["MaHoSo"] = json!(ma);
@@ -162,6 +162,7 @@ async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard
             json(r).await["MaThamChieu"].as_str().unwrap().to_string()
         }
     };
+    let pending_ref = create(250_000).await;
     let paid_ref = create(100_000).await;
     let mismatch_ref = create(100_000).await;
     let paygov = |body: Value| {
@@ -200,6 +201,7 @@ async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard
         "portal_en": "Newly registered",
         "mismatch_ref": mismatch_ref,
         "paid_ref": paid_ref,
+        "pending_ref": pending_ref,
         "shots": {
             "timeline": path_arg(&shots.join("dossier-timeline.png")),
             "timeline_en": path_arg(&shots.join("dossier-timeline-en.png")),
