@@ -356,7 +356,11 @@ mod tests {
     fn the_allowed_methods_come_from_the_document() {
         assert_eq!(CORE.allowed_methods("/healthz"), vec![Method::GET]);
         // `/dead/replay` is more concrete than `/dead/{id}`.
-        assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"), vec![Method::POST]);
+        assert_eq!(
+            CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"),
+            vec![Method::GET, Method::POST]
+        );
+        assert_eq!(CORE.allowed_methods("/v1/dossiers/H46-1"), vec![Method::GET]);
         assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);
         assert!(CORE.allowed_methods("/nothing/here").is_empty());
         assert!(CORE.allowed_methods("/healthz/").is_empty());
