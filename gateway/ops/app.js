@@ -1,17 +1,240 @@
 // The operators' dashboard: reads the JSON API with the key entered once (kept for this tab
-// only), refreshes every five seconds, and lets an admin replay or discard dead letters.
+// only), in Vietnamese or English (the choice is remembered in this browser). Views are
+// addressed by the URL fragment so that a link or a reload shows the same thing:
+//   #/                      queues, failed messages (filter: ?ordering_key=), replays, audit
+//   #/payments?status=&MaHoSo=&since=   the payments list
+//   #/find/TEXT             a search: a MaThamChieu or a MaHoSo, whichever exists
+//   #/dossier/MAHOSO, #/payment/MATHAMCHIEU   one story as a timeline
+// Every value from the API goes into the page as text (textContent), never as markup.
 "use strict";
 const $ = (s) => document.querySelector(s);
-let key = sessionStorage.getItem("hcc-key") || "";
 
-async function api(method, path) {
-  const r = await fetch(path, { method, headers: { Authorization: "Bearer " + key } });
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) { const e = new Error(body.detail || ("HTTP " + r.status)); e.status = r.status; throw e; }
-  return body;
+// A MaThamChieu as the gateway makes them (the API's path pattern for a payment).
+const REFERENCE = /^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$/;
+const REFRESH_MS = 5000;
+const REPLAY_REFRESH_MS = 1000;
+const PAGE_SIZE = 50;
+
+const TEXT = {
+  subtitle: ["Operations console", "Bảng điều khiển vận hành"],
+  "login.title": ["Connect", "Đăng nhập"],
+  "login.label": ["API key (operator to watch, admin to act)", "Khoá API (khoá vận hành để theo dõi, khoá quản trị để thao tác)"],
+  "login.connect": ["Connect", "Kết nối"],
+  "login.hint": ["The key is kept in this browser tab only.", "Khoá chỉ được giữ trong thẻ trình duyệt này."],
+  "nav.overview": ["Queues", "Hàng đợi"],
+  "nav.payments": ["Payments", "Thanh toán"],
+  "nav.forget": ["Forget key", "Xoá khoá"],
+  "search.placeholder": ["MaHoSo (dossier code) or MaThamChieu (payment reference)", "Mã hồ sơ (MaHoSo) hoặc mã tham chiếu thanh toán (MaThamChieu)"],
+  "search.go": ["Search", "Tra cứu"],
+  "queues.title": ["Queues", "Hàng đợi gửi đi"],
+  "queues.name": ["queue", "hàng đợi"],
+  "queues.ready": ["ready", "sẵn sàng"],
+  "queues.scheduled": ["scheduled", "chờ thử lại"],
+  "queues.in_flight": ["in flight", "đang gửi"],
+  "queues.dead": ["failed", "lỗi"],
+  "queues.blocked": ["blocked", "bị chặn"],
+  "queues.delivered": ["delivered", "đã gửi"],
+  "queues.oldest": ["oldest waiting", "chờ lâu nhất"],
+  "queues.paused": ["paused", "tạm dừng"],
+  "queues.breaker": ["breaker", "ngắt mạch"],
+  "queues.history": ["last hour (waiting)", "1 giờ qua (đang chờ)"],
+  "queues.is_paused": ["PAUSED", "ĐANG DỪNG"],
+  no: ["no", "không"],
+  "breaker.closed": ["closed", "bình thường"],
+  "breaker.half_open": ["testing", "đang thử lại"],
+  "breaker.open": ["open", "đang ngắt"],
+  "dead.title": ["Failed messages (not delivered)", "Thông điệp lỗi, chưa gửi được"],
+  "dead.filter": ["MaHoSo (ordering key)", "Mã hồ sơ"],
+  "dead.apply": ["Filter", "Lọc"],
+  "dead.clear": ["Clear", "Bỏ lọc"],
+  "dead.explain": [
+    "The portal or a centre refused these messages. Later updates of the same dossier wait behind them until they are replayed or discarded.",
+    "Cổng DVC quốc gia hoặc trung tâm đã từ chối các thông điệp này. Các cập nhật sau của cùng hồ sơ phải chờ đến khi chúng được gửi lại hoặc huỷ bỏ.",
+  ],
+  "dead.none": ["None. Everything accepted is flowing.", "Không có. Mọi thông điệp đã tiếp nhận đang được gửi bình thường."],
+  "dead.none_for": ["No failed message for MaHoSo {key}.", "Không có thông điệp lỗi nào của hồ sơ {key}."],
+  "dead.queue": ["queue", "hàng đợi"],
+  "dead.key": ["MaHoSo", "Mã hồ sơ"],
+  "dead.kind": ["message", "loại thông điệp"],
+  "dead.attempts": ["attempts", "số lần gửi"],
+  "dead.reason": ["reason", "lý do"],
+  "dead.id": ["id", "mã thông điệp"],
+  "dead.more": ["Only the first page is shown: filter by MaHoSo to narrow it.", "Chỉ hiển thị trang đầu: lọc theo mã hồ sơ để thu hẹp."],
+  "dead.replay": ["Replay", "Gửi lại"],
+  "dead.discard": ["Discard", "Huỷ bỏ"],
+  "dead.confirm_discard": ["Discard {id} for good?", "Huỷ bỏ vĩnh viễn thông điệp {id}?"],
+  "dead.replayed": ["Replayed {id}", "Đã gửi lại {id}"],
+  "dead.discarded": ["Discarded {id}", "Đã huỷ bỏ {id}"],
+  "act.forbidden": ["This key may only watch: replay and discard need an admin key.", "Khoá này chỉ được xem: gửi lại và huỷ bỏ cần khoá quản trị."],
+  "act.failed": ["Failed: {msg}", "Không thực hiện được: {msg}"],
+  "replay.label": ["Replay the failed messages of", "Gửi lại các thông điệp lỗi của hàng đợi"],
+  "replay.rate": ["at most, per second", "tối đa mỗi giây"],
+  "replay.go": ["Start replay", "Bắt đầu gửi lại"],
+  "replay.scope_all": ["(all of the queue)", "(toàn bộ hàng đợi)"],
+  "replay.scope_key": ["(only MaHoSo {key})", "(chỉ hồ sơ {key})"],
+  "replay.started": ["Replay started: {total} to send, {rate} per second.", "Đã bắt đầu gửi lại {total} thông điệp, {rate} thông điệp mỗi giây."],
+  "replay.title": ["Replay of {queue} at {rate} per second", "Gửi lại hàng đợi {queue}, {rate} thông điệp mỗi giây"],
+  "replay.count": ["{done} of {total}", "{done} / {total}"],
+  "replay.running": ["running", "đang chạy"],
+  "replay.finished": ["finished", "đã xong"],
+  "replay.cancelled": ["cancelled", "đã dừng"],
+  "replay.since": ["started {at}", "bắt đầu {at}"],
+  "replay.until": ["finished {at}", "kết thúc {at}"],
+  "audit.title": ["Recent actions and deliveries", "Nhật ký gần đây"],
+  "payments.title": ["Payments", "Thanh toán"],
+  "payments.status": ["status", "trạng thái"],
+  "payments.any": ["any", "tất cả"],
+  "payments.mahoso": ["MaHoSo", "Mã hồ sơ"],
+  "payments.since": ["updated since", "cập nhật từ"],
+  "payments.ref": ["MaThamChieu", "Mã tham chiếu"],
+  "payments.amount": ["amount", "số tiền"],
+  "payments.provider": ["provider", "kênh thanh toán"],
+  "payments.duplicates": ["paid again", "nộp thừa"],
+  "payments.created": ["created", "tạo lúc"],
+  "payments.updated": ["updated", "cập nhật lúc"],
+  "payments.none": ["No payment matches these filters.", "Không có khoản thanh toán nào khớp bộ lọc."],
+  "payments.unavailable": ["Payments cannot be read: {m}", "Không đọc được danh sách thanh toán: {m}"],
+  "pay.pending": ["pending", "chờ thanh toán"],
+  "pay.paid": ["paid", "đã thanh toán"],
+  "pay.failed": ["failed", "thất bại"],
+  "pay.amount_mismatch": ["amount mismatch", "sai số tiền"],
+  "pay.reversed": ["reversed", "đã hoàn trả"],
+  "pay.duplicate": ["paid twice", "nộp trùng"],
+  "pager.first": ["First page", "Trang đầu"],
+  "pager.next": ["Next page", "Trang sau"],
+  "pager.page": ["Page {n}", "Trang {n}"],
+  "msg.queued": ["waiting", "chờ gửi"],
+  "msg.in_flight": ["being sent", "đang gửi"],
+  "msg.retrying": ["retrying", "đang thử lại"],
+  "msg.delivered": ["delivered", "đã gửi"],
+  "msg.dead": ["refused", "bị từ chối"],
+  "msg.blocked": ["blocked", "bị chặn"],
+  "msg.discarded": ["discarded", "đã huỷ bỏ"],
+  "kind.dossier.sync": ["Dossier data", "Đồng bộ hồ sơ"],
+  "kind.dossier.progress": ["Progress update", "Cập nhật tiến độ xử lý"],
+  "dossier.title": ["Dossier", "Hồ sơ"],
+  "dossier.portal": ["Status on the national portal", "Trạng thái trên Cổng DVC quốc gia"],
+  "dossier.portal_none": ["not on the portal yet", "chưa lên Cổng"],
+  "dossier.messages": ["Messages", "Số thông điệp"],
+  "dossier.failed": ["Refused", "Bị từ chối"],
+  "dossier.delivered": ["Delivered", "Đã gửi"],
+  "dossier.blocked": [
+    "Blocked: the portal refused a message of this dossier. Later updates wait until it is replayed or discarded.",
+    "Hồ sơ đang bị chặn: Cổng DVC quốc gia đã từ chối một thông điệp của hồ sơ. Các cập nhật sau phải chờ đến khi thông điệp đó được gửi lại hoặc huỷ bỏ.",
+  ],
+  "dossier.show_dead": ["Show in failed messages", "Xem trong danh sách lỗi"],
+  "dossier.story": ["Timeline", "Diễn biến"],
+  "step.accepted": ["Accepted from the centre", "Tiếp nhận từ trung tâm"],
+  "step.attempts": ["Sent {n} times", "Đã gửi {n} lần"],
+  "step.attempt": ["Sent once", "Đã gửi 1 lần"],
+  "step.delivered": ["Delivered to the national portal", "Đã gửi lên Cổng DVC quốc gia"],
+  "step.dead": ["Refused, not delivered", "Bị từ chối, chưa gửi được"],
+  "step.blocked": ["Waiting: an earlier message of this dossier was refused", "Đang chờ: thông điệp trước của hồ sơ bị từ chối"],
+  "step.queued": ["Waiting to be sent", "Đang chờ gửi"],
+  "step.retrying": ["Failed for now, will try again", "Tạm thời lỗi, sẽ gửi lại"],
+  "step.in_flight": ["Being sent now", "Đang gửi"],
+  "step.discarded": ["Discarded by an operator", "Người vận hành đã huỷ bỏ"],
+  "step.technical": ["Technical detail", "Chi tiết kỹ thuật"],
+  "payment.title": ["Payment", "Thanh toán"],
+  "payment.history": ["Timeline", "Diễn biến"],
+  "payment.no_history": ["No event recorded.", "Chưa ghi nhận diễn biến nào."],
+  "payment.agency": ["receiving agency (MaDonVi)", "đơn vị thụ hưởng (MaDonVi)"],
+  "payment.transaction": ["provider's transaction", "mã giao dịch của kênh"],
+  "payment.confirmed_by": ["confirmed by", "xác nhận qua"],
+  "payment.duplicates": ["extra paid transactions (to refund)", "giao dịch nộp thừa (cần hoàn trả)"],
+  "payment.dossier": ["dossier", "hồ sơ"],
+  "ev.created": ["Created with the provider", "Tạo yêu cầu thanh toán"],
+  "ev.callback_received": ["Notice received from the provider", "Nhận thông báo từ kênh thanh toán"],
+  "ev.callback_verified": ["Provider's notice verified", "Đã xác thực thông báo của kênh"],
+  "ev.callback_refused": ["Provider's notice refused", "Từ chối thông báo của kênh"],
+  "ev.paid": ["Paid", "Đã thanh toán"],
+  "ev.failed": ["Payment failed", "Thanh toán thất bại"],
+  "ev.amount_mismatch": ["Amount does not match: for a person to check", "Số tiền không khớp: cần người kiểm tra"],
+  "ev.duplicate": ["Paid a second time: to refund", "Nộp lần thứ hai: cần hoàn trả"],
+  "ev.reversed": ["Reversed by the provider", "Kênh thanh toán đã hoàn trả giao dịch"],
+  "ev.webhook_queued": ["Centre notified (webhook queued)", "Đã báo cho trung tâm (webhook)"],
+  "ev.reconciled": ["Found by reconciliation", "Phát hiện qua đối soát"],
+  "find.none": ["No dossier and no payment with the code {q}.", "Không tìm thấy hồ sơ hay khoản thanh toán nào có mã {q}."],
+  "find.no_dossier": ["No dossier {q} has been accepted by the gateway.", "Cổng kết nối chưa tiếp nhận hồ sơ nào có mã {q}."],
+  "find.no_payment": ["No payment with the reference {q}.", "Không có khoản thanh toán nào có mã tham chiếu {q}."],
+  "find.invalid": ["{q} is neither a MaHoSo nor a MaThamChieu.", "{q} không phải mã hồ sơ hay mã tham chiếu thanh toán hợp lệ."],
+  "status.none": ["not connected", "chưa kết nối"],
+  "status.updated": ["updated {t}", "cập nhật {t}"],
+  "status.refused": ["key refused", "khoá bị từ chối"],
+  "status.cannot": ["cannot load: {m}", "không tải được: {m}"],
+  loading: ["Loading…", "Đang tải…"],
+  "portal.1": ["Newly registered", "Mới đăng ký"],
+  "portal.2": ["Received", "Được tiếp nhận"],
+  "portal.3": ["Refused at reception", "Không được tiếp nhận"],
+  "portal.4": ["Being processed", "Đang xử lý"],
+  "portal.5": ["Documents requested", "Yêu cầu bổ sung giấy tờ"],
+  "portal.6": ["Fees requested", "Yêu cầu thực hiện nghĩa vụ tài chính"],
+  "portal.7": ["Withdrawn by the applicant", "Công dân yêu cầu rút hồ sơ"],
+  "portal.8": ["Processing stopped", "Dừng xử lý"],
+  "portal.9": ["Processing finished", "Đã xử lý xong"],
+  "portal.10": ["Result returned", "Đã trả kết quả"],
+};
+
+let key = sessionStorage.getItem("hcc-key") || "";
+let lang = localStorage.getItem("hcc-lang") === "en" ? "en" : "vi";
+const MESSAGE_STATES = ["queued", "in_flight", "retrying", "delivered", "dead", "blocked", "discarded"];
+const PAYMENT_STATES = ["pending", "paid", "failed", "amount_mismatch", "reversed", "duplicate"];
+
+function has(k) { return Object.prototype.hasOwnProperty.call(TEXT, k); }
+function t(k, vars) {
+  const pair = has(k) ? TEXT[k] : [k, k];
+  let s = pair[lang === "en" ? 0 : 1];
+  if (vars) for (const [name, v] of Object.entries(vars)) s = s.split("{" + name + "}").join(String(v));
+  return s;
+}
+// A label for a value the API names (a status, an event), or the value itself when unknown.
+function label(prefix, v) { return has(prefix + v) ? t(prefix + v) : String(v); }
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
+  for (const n of document.querySelectorAll("[data-i18n-placeholder]")) n.placeholder = t(n.dataset.i18nPlaceholder);
+  for (const n of document.querySelectorAll("[data-i18n-title]")) n.title = t(n.dataset.i18nTitle);
+  for (const b of document.querySelectorAll("#lang button")) b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
+  if (!key) setStatus(t("status.none"), "");
 }
 
-function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+// Builds an element; children are nodes or strings (strings become text nodes).
+function el(tag, props, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === "text") n.textContent = v;
+    else if (k === "class") n.className = v;
+    else n.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) n.append(c);
+  return n;
+}
+function cell(text, cls) { return el("td", { class: cls, text: text === null || text === undefined ? "" : String(text) }); }
+function badge(kind, state) {
+  const known = (kind === "pay" ? PAYMENT_STATES : MESSAGE_STATES).includes(state);
+  return el("span", { class: known ? `badge ${kind}-${state}` : "badge", text: label(kind + ".", state) });
+}
+function dossierLink(ma) { return el("a", { href: "#/dossier/" + encodeURIComponent(ma), text: ma }); }
+function paymentLink(ref) { return el("a", { href: "#/payment/" + encodeURIComponent(ref), text: ref, class: "mono" }); }
+function locale() { return lang === "en" ? "en-GB" : "vi-VN"; }
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleString(locale(), { dateStyle: "short", timeStyle: "medium" });
+}
+function money(n) { return typeof n === "number" ? new Intl.NumberFormat("vi-VN").format(n) + " ₫" : String(n ?? ""); }
+function setStatus(text, cls) { $("#status").textContent = text; $("#status").className = cls; }
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: "Bearer " + key } };
+  if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+  const r = await fetch(path, init);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { const e = new Error(data.detail || data.title || "HTTP " + r.status); e.status = r.status; throw e; }
+  return data;
+}
 
 function spark(points) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -25,51 +248,320 @@ function spark(points) {
   return svg;
 }
 
-async function act(method, path, label) {
-  try { await api(method, path); $("#action-result").textContent = label; }
-  catch (e) { $("#action-result").textContent = e.status === 403 ? "This key may only watch: replay and discard need an admin key." : "Failed: " + e.message; }
-  refresh();
+// ---- routing ---------------------------------------------------------------------------
+function current() {
+  const h = location.hash.replace(/^#/, "") || "/";
+  const i = h.indexOf("?");
+  return { path: i < 0 ? h : h.slice(0, i), params: new URLSearchParams(i < 0 ? "" : h.slice(i + 1)) };
+}
+let generation = 0; // a render started before the latest navigation is dropped
+let timer = null;
+let fast = false; // a replay runs: refresh every second
+
+async function render() {
+  clearTimeout(timer);
+  if (!key) return;
+  const mine = ++generation;
+  const { path, params } = current();
+  let m;
+  let view = "overview";
+  let job;
+  if ((m = path.match(/^\/dossier\/(.+)$/))) { view = "search"; job = () => showDossier(decodeURIComponent(m[1]), mine); }
+  else if ((m = path.match(/^\/payment\/(.+)$/))) { view = "search"; job = () => showPayment(decodeURIComponent(m[1]), mine); }
+  else if ((m = path.match(/^\/find\/(.+)$/))) { view = "search"; job = () => find(decodeURIComponent(m[1]), mine); }
+  else if (path === "/payments") { view = "payments"; job = () => showPayments(params, mine); }
+  else job = () => showOverview(params, mine);
+  for (const v of ["overview", "search", "payments"]) $("#view-" + v).hidden = v !== view;
+  // The search box holds the code being shown, and nothing once the operator has moved on.
+  if (view !== "search" && document.activeElement !== $("#search")) $("#search").value = "";
+  for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === view);
+  try {
+    await job();
+    if (mine === generation) setStatus(t("status.updated", { t: new Date().toLocaleTimeString(locale()) }), "");
+  } catch (e) {
+    if (mine !== generation) return;
+    setStatus(e.status === 401 ? t("status.refused") : t("status.cannot", { m: e.message }), "error");
+    if (e.status === 401) { sessionStorage.removeItem("hcc-key"); key = ""; show(); return; }
+  }
+  if (mine === generation) timer = setTimeout(render, fast ? REPLAY_REFRESH_MS : REFRESH_MS);
 }
 
-async function refresh() {
-  try {
-    const [{ queues }, history, { entries }] = await Promise.all([api("GET", "/v1/queues"), api("GET", "/v1/queues/history"), api("GET", "/v1/audit?limit=15")]);
-    const qb = $("#queues tbody"); qb.replaceChildren();
-    const dead = [];
-    for (const q of queues) {
-      const tr = document.createElement("tr");
-      tr.append(cell(q.name), cell(q.ready, "num"), cell(q.scheduled, "num"), cell(q.in_flight, "num"), cell(q.dead, q.dead ? "num alert" : "num"),
-        cell(q.blocked, "num"), cell(q.delivered_total, "num"), cell(q.oldest_ready_age_seconds.toFixed(1) + " s", "num"), cell(q.paused ? "PAUSED" : "no", q.paused ? "alert" : ""),
-        cell(q.breaker || "-", q.breaker || ""));
-      const td = document.createElement("td");
-      td.appendChild(spark(history.samples.map((s) => (s.queues[q.name] || {}).waiting || 0)));
-      tr.appendChild(td); qb.appendChild(tr);
-      if (q.dead > 0) { for (const d of (await api("GET", `/v1/queues/${encodeURIComponent(q.name)}/dead?limit=50`)).dead) dead.push([q.name, d]); }
-    }
-    const db = $("#dead tbody"); db.replaceChildren();
-    $("#dead-empty").hidden = dead.length > 0; $("#dead").hidden = dead.length === 0;
-    for (const [qn, d] of dead) {
-      const tr = document.createElement("tr"); tr.dataset.id = d.id;
-      tr.append(cell(qn), cell(d.id), cell(d.kind), cell(d.ordering_key), cell(d.attempts, "num"), cell(d.last_error || ""));
-      const td = document.createElement("td");
-      const replay = document.createElement("button"); replay.textContent = "Replay";
-      replay.onclick = () => act("POST", `/v1/queues/${encodeURIComponent(qn)}/dead/${encodeURIComponent(d.id)}/replay`, `Replayed ${d.id}`);
-      const discard = document.createElement("button"); discard.textContent = "Discard"; discard.className = "danger";
-      discard.onclick = () => { if (confirm(`Discard ${d.id} for good?`)) act("DELETE", `/v1/queues/${encodeURIComponent(qn)}/dead/${encodeURIComponent(d.id)}`, `Discarded ${d.id}`); };
-      td.append(replay, " ", discard); tr.appendChild(td); db.appendChild(tr);
-    }
-    const ab = $("#audit"); ab.replaceChildren();
-    for (const e of entries) { const li = document.createElement("li"); li.textContent = `${e.at}  ${e.actor}  ${e.action}  ${e.target}${e.detail ? "  " + e.detail : ""}`; ab.appendChild(li); }
-    $("#status").textContent = "updated " + new Date().toLocaleTimeString(); $("#status").className = "";
-  } catch (e) {
-    $("#status").textContent = e.status === 401 ? "key refused" : "cannot load: " + e.message; $("#status").className = "error";
-    if (e.status === 401) { sessionStorage.removeItem("hcc-key"); key = ""; show(); }
+// ---- overview: queues, failed messages, replays, audit --------------------------------
+async function showOverview(params, mine) {
+  const filter = (params.get("ordering_key") || "").trim();
+  const [{ queues }, history, { entries }] = await Promise.all([api("GET", "/v1/queues"), api("GET", "/v1/queues/history"), api("GET", "/v1/audit?limit=15")]);
+  const dead = [];
+  let more = false;
+  for (const q of queues) {
+    if (!(q.dead > 0)) continue;
+    const qs = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (filter) qs.set("ordering_key", filter);
+    const page = await api("GET", `/v1/queues/${encodeURIComponent(q.name)}/dead?${qs}`);
+    for (const d of page.dead) dead.push([q.name, d]);
+    if (page.next_cursor) more = true;
+  }
+  if (mine !== generation) return;
+
+  const qb = $("#queues tbody"); qb.replaceChildren();
+  for (const q of queues) {
+    const tr = el("tr", {},
+      cell(q.name, "mono"), cell(q.ready, "num"), cell(q.scheduled, "num"), cell(q.in_flight, "num"), cell(q.dead, q.dead ? "num alert" : "num"),
+      cell(q.blocked, q.blocked ? "num warn" : "num"), cell(q.delivered_total, "num"), cell(Number(q.oldest_ready_age_seconds || 0).toFixed(1) + " s", "num"),
+      cell(q.paused ? t("queues.is_paused") : t("no"), q.paused ? "alert" : "muted"));
+    const b = q.breaker && has("breaker." + q.breaker) ? q.breaker : "";
+    tr.append(cell(q.breaker ? label("breaker.", q.breaker) : "–", b ? "breaker-" + b : "muted"));
+    tr.append(el("td", {}, spark(history.samples.map((s) => (s.queues[q.name] || {}).waiting || 0))));
+    qb.appendChild(tr);
+  }
+
+  if (document.activeElement !== $("#dead-key")) $("#dead-key").value = filter;
+  const db = $("#dead tbody"); db.replaceChildren();
+  $("#dead-empty").textContent = filter ? t("dead.none_for", { key: filter }) : t("dead.none");
+  $("#dead-empty").hidden = dead.length > 0; $("#dead").hidden = dead.length === 0; $("#dead-more").hidden = !more;
+  for (const [qn, d] of dead) {
+    const tr = el("tr", { "data-id": d.id });
+    const reason = el("td", { class: "reason" });
+    if (d.plain_reason) reason.append(el("div", { class: "plain", text: d.plain_reason[lang] || d.plain_reason.en || "", title: d.plain_reason[lang === "en" ? "vi" : "en"] || "" }));
+    if (d.last_error) reason.append(el("div", { class: "technical", text: d.last_error }));
+    const actions = el("td", { class: "actions" });
+    const replay = el("button", { type: "button", "data-action": "replay", text: t("dead.replay") });
+    replay.onclick = () => act("POST", `/v1/queues/${encodeURIComponent(qn)}/dead/${encodeURIComponent(d.id)}/replay`, t("dead.replayed", { id: d.id }));
+    const discard = el("button", { type: "button", "data-action": "discard", class: "danger", text: t("dead.discard") });
+    discard.onclick = () => { if (confirm(t("dead.confirm_discard", { id: d.id }))) act("DELETE", `/v1/queues/${encodeURIComponent(qn)}/dead/${encodeURIComponent(d.id)}`, t("dead.discarded", { id: d.id })); };
+    actions.append(replay, discard);
+    tr.append(cell(qn, "mono"), el("td", {}, dossierLink(d.ordering_key)), cell(label("kind.", d.kind), "nowrap"), cell(d.attempts, "num"), reason,
+      el("td", { class: "mono small", title: d.id, text: d.id.slice(0, 8) + "…" }), actions);
+    db.appendChild(tr);
+  }
+
+  // The replay form offers every queue, the ones with failed messages first.
+  const sel = $("#replay-queue");
+  const names = queues.map((q) => q.name);
+  if ([...sel.options].map((o) => o.value).join() !== names.join()) {
+    const keep = sel.value;
+    sel.replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    const first = queues.find((q) => q.dead > 0);
+    sel.value = names.includes(keep) ? keep : first ? first.name : names[0] || "";
+  }
+  $("#replay-scope").textContent = filter ? t("replay.scope_key", { key: filter }) : t("replay.scope_all");
+
+  const rb = $("#replays"); rb.replaceChildren();
+  fast = false;
+  for (const q of queues) {
+    const r = q.replay;
+    if (!r) continue;
+    if (r.state === "running") fast = true;
+    const bar = el("progress", { max: String(Math.max(1, r.total)), value: String(r.done) });
+    const state = has("replay." + r.state) ? r.state : "";
+    rb.append(el("div", { class: "replay-row", "data-queue": q.name, "data-state": r.state },
+      el("div", { class: "replay-title", text: t("replay.title", { queue: q.name, rate: r.rate_per_sec }) }),
+      bar,
+      el("span", { class: "replay-count", text: t("replay.count", { done: r.done, total: r.total }) }),
+      el("span", { class: "badge replay-" + state, text: label("replay.", r.state) }),
+      el("span", { class: "muted small", text: r.finished_at ? t("replay.until", { at: when(r.finished_at) }) : t("replay.since", { at: when(r.started_at) }) })));
+  }
+
+  const ab = $("#audit"); ab.replaceChildren();
+  for (const e of entries) {
+    ab.appendChild(el("li", {}, el("time", { text: when(e.at) }), el("span", { class: "actor", text: e.actor }), el("span", { class: "action", text: e.action }),
+      el("span", { text: e.target + (e.detail ? "  " + e.detail : "") })));
   }
 }
 
-function show() { $("#login").hidden = !!key; $("#board").hidden = !key; if (key) refresh(); }
+async function act(method, path, done, body) {
+  try { const r = await api(method, path, body); $("#action-result").textContent = typeof done === "function" ? done(r) : done; $("#action-result").className = "ok"; }
+  catch (e) { $("#action-result").textContent = e.status === 403 ? t("act.forbidden") : t("act.failed", { msg: e.message }); $("#action-result").className = "error"; }
+  render();
+}
 
-$("#key-form").addEventListener("submit", (ev) => { ev.preventDefault(); key = $("#key").value.trim(); sessionStorage.setItem("hcc-key", key); show(); });
+// ---- the search box: a payment reference, else a dossier ------------------------------
+async function find(q, mine) {
+  if (REFERENCE.test(q)) {
+    try { return await showPayment(q, mine, true); }
+    catch (e) { if (e.status !== 404 && e.status !== 503) throw e; }
+  }
+  return showDossier(q, mine, true);
+}
+
+function notice(text, cls) { $("#result").replaceChildren(el("section", { class: "card" }, el("p", { class: "notice " + (cls || ""), text }))); }
+
+async function showDossier(ma, mine, searched) {
+  let d;
+  try { d = await api("GET", "/v1/dossiers/" + encodeURIComponent(ma)); }
+  catch (e) {
+    if (mine !== generation) return;
+    if (e.status === 404) return notice(searched && REFERENCE.test(ma) ? t("find.none", { q: ma }) : t("find.no_dossier", { q: ma }), "not-found");
+    if (e.status === 400 || e.status === 422) return notice(t("find.invalid", { q: ma }), "not-found");
+    throw e;
+  }
+  if (mine !== generation) return;
+  const msgs = Array.isArray(d.messages) ? d.messages : [];
+  const refused = msgs.filter((m) => m.status === "dead").length;
+  const delivered = msgs.filter((m) => m.status === "delivered").length;
+  const portal = d.portal_status === null || d.portal_status === undefined ? t("dossier.portal_none") : `${d.portal_status} · ${label("portal.", d.portal_status)}`;
+  const card = el("section", { class: "card story", id: "dossier" },
+    el("div", { class: "card-head" },
+      el("h2", {}, t("dossier.title") + " ", el("span", { class: "mono ident", text: d.MaHoSo })),
+      d.blocked ? el("span", { class: "badge msg-blocked", text: t("msg.blocked") }) : null));
+  if (d.blocked) {
+    const link = el("a", { href: "#/?ordering_key=" + encodeURIComponent(d.MaHoSo), text: t("dossier.show_dead") });
+    card.append(el("div", { class: "banner", role: "alert", id: "blocked-banner" }, el("span", { text: t("dossier.blocked") }), " ", link));
+  }
+  card.append(el("dl", { class: "facts" },
+    el("div", {}, el("dt", { text: t("dossier.portal") }), el("dd", { class: "portal-status", text: portal })),
+    el("div", {}, el("dt", { text: t("dossier.messages") }), el("dd", { class: "num", text: String(msgs.length) })),
+    el("div", {}, el("dt", { text: t("dossier.delivered") }), el("dd", { class: "num", text: String(delivered) })),
+    el("div", {}, el("dt", { text: t("dossier.failed") }), el("dd", { class: refused ? "num alert" : "num", text: String(refused) }))));
+  card.append(el("h3", { text: t("dossier.story") }));
+  const tl = el("ol", { class: "timeline" });
+  for (const m of msgs) tl.append(messageStory(m));
+  card.append(tl);
+  $("#result").replaceChildren(card);
+}
+
+// One message's life: accepted, sent n times, and where it stands.
+function messageStory(m) {
+  const state = MESSAGE_STATES.includes(m.status) ? m.status : "queued";
+  const li = el("li", { class: "event st-" + state, "data-id": m.id, "data-status": state });
+  li.append(el("div", { class: "event-head" },
+    el("strong", { text: label("kind.", m.kind) }), badge("msg", m.status),
+    el("span", { class: "mono small muted", title: m.id, text: m.id })));
+  const steps = el("ul", { class: "steps" });
+  steps.append(el("li", {}, el("time", { text: when(m.accepted_at) }), el("span", { text: t("step.accepted") })));
+  if (m.attempts > 0) steps.append(el("li", {}, el("time", { text: "" }), el("span", { text: m.attempts === 1 ? t("step.attempt") : t("step.attempts", { n: m.attempts }) })));
+  const last = el("li", { class: "final" }, el("time", { text: when(m.delivered_at) }), el("span", { class: "outcome", text: t("step." + state) }));
+  steps.append(last);
+  if (m.plain_reason && (state === "dead" || state === "retrying" || state === "discarded")) {
+    steps.append(el("li", { class: "reason" }, el("time", { text: "" }), el("span", { class: "plain", text: m.plain_reason[lang] || m.plain_reason.en || "" })));
+  }
+  if (m.last_error && state !== "delivered") {
+    steps.append(el("li", { class: "technical" }, el("time", { text: t("step.technical") }), el("span", { text: m.last_error })));
+  }
+  li.append(steps);
+  return li;
+}
+
+async function showPayment(ref, mine, searched) {
+  let p;
+  try { p = await api("GET", "/v1/payments/" + encodeURIComponent(ref)); }
+  catch (e) {
+    if (searched) throw e;
+    if (mine !== generation) return;
+    if (e.status === 404) return notice(t("find.no_payment", { q: ref }), "not-found");
+    throw e;
+  }
+  if (mine !== generation) return;
+  const facts = el("dl", { class: "facts" },
+    el("div", {}, el("dt", { text: t("payment.dossier") }), el("dd", {}, dossierLink(p.MaHoSo))),
+    el("div", {}, el("dt", { text: t("payments.amount") }), el("dd", { class: "num", text: money(p.SoTien) })),
+    el("div", {}, el("dt", { text: t("payments.provider") }), el("dd", { text: p.provider })),
+    el("div", {}, el("dt", { text: t("payment.agency") }), el("dd", { class: "mono", text: p.MaDonVi })));
+  if (p.provider_transaction) facts.append(el("div", {}, el("dt", { text: t("payment.transaction") }), el("dd", { class: "mono", text: p.provider_transaction })));
+  if (p.confirmed_by) facts.append(el("div", {}, el("dt", { text: t("payment.confirmed_by") }), el("dd", { text: p.confirmed_by })));
+  if (p.duplicates > 0) facts.append(el("div", {}, el("dt", { text: t("payment.duplicates") }), el("dd", { class: "num alert", text: String(p.duplicates) })));
+  const card = el("section", { class: "card story", id: "payment" },
+    el("div", { class: "card-head" }, el("h2", {}, t("payment.title") + " ", el("span", { class: "mono ident", text: p.MaThamChieu })), badge("pay", p.status)),
+    facts, el("h3", { text: t("payment.history") }));
+  const history = Array.isArray(p.history) ? p.history : [];
+  if (!history.length) card.append(el("p", { class: "empty", text: t("payment.no_history") }));
+  const tl = el("ol", { class: "timeline" });
+  for (const h of history) {
+    const tone = /mismatch|duplicate|refused|failed/.test(h.event) ? "event bad" : /revers/.test(h.event) ? "event warn" : /paid|verified/.test(h.event) ? "event good" : "event";
+    tl.append(el("li", { class: tone, "data-event": h.event },
+      el("div", { class: "event-head" }, el("time", { text: when(h.at) }), el("strong", { text: label("ev.", h.event) })),
+      h.detail ? el("div", { class: "detail", text: h.detail }) : null));
+  }
+  card.append(tl);
+  $("#result").replaceChildren(card);
+}
+
+// ---- payments list ---------------------------------------------------------------------
+let cursors = [""]; // cursors[i] reads page i + 1
+let cursorFor = "";
+
+async function showPayments(params, mine) {
+  const filters = new URLSearchParams();
+  for (const k of ["status", "MaHoSo", "since"]) if (params.get(k)) filters.set(k, params.get(k));
+  if (filters.toString() !== cursorFor) { cursors = [""]; cursorFor = filters.toString(); }
+  const qs = new URLSearchParams(filters);
+  qs.set("limit", String(PAGE_SIZE));
+  const cur = cursors[cursors.length - 1];
+  if (cur) qs.set("cursor", cur);
+  let page;
+  try { page = await api("GET", "/v1/payments?" + qs); }
+  catch (e) {
+    if (e.status !== 503 || mine !== generation) throw e;
+    // Payments not configured here (or the backend is down): said in the card, not only the corner.
+    page = { payments: [], next_cursor: null, unavailable: e.message };
+  }
+  if (mine !== generation) return;
+  if (document.activeElement?.closest("#payments-filter") == null) {
+    $("#pf-status").value = PAYMENT_STATES.includes(params.get("status")) ? params.get("status") : "";
+    $("#pf-ma").value = params.get("MaHoSo") || "";
+    const since = params.get("since") ? new Date(params.get("since")) : null;
+    $("#pf-since").value = since && !isNaN(since) ? localInput(since) : "";
+  }
+  const tb = $("#payments tbody"); tb.replaceChildren();
+  const rows = Array.isArray(page.payments) ? page.payments : [];
+  for (const p of rows) {
+    tb.append(el("tr", { "data-ref": p.MaThamChieu },
+      el("td", {}, paymentLink(p.MaThamChieu)), el("td", {}, dossierLink(p.MaHoSo)), cell(money(p.SoTien), "num"), cell(p.provider),
+      el("td", {}, badge("pay", p.status)), cell(p.duplicates || "", p.duplicates ? "num alert" : "num"), cell(when(p.created_at), "small"), cell(when(p.updated_at), "small")));
+  }
+  $("#payments-empty").textContent = page.unavailable ? t("payments.unavailable", { m: page.unavailable }) : t("payments.none");
+  $("#payments-empty").hidden = rows.length > 0; $("#payments").hidden = rows.length === 0;
+  $("#view-payments").dataset.query = filters.toString(); // which filters the table shows
+  $("#pg-page").textContent = t("pager.page", { n: cursors.length });
+  $("#pg-first").disabled = cursors.length === 1;
+  $("#pg-next").disabled = !page.next_cursor;
+  $("#pg-next").onclick = () => { if (page.next_cursor) { cursors.push(page.next_cursor); render(); } };
+}
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// ---- wiring ----------------------------------------------------------------------------
+function show() {
+  $("#login").hidden = !!key; $("#board").hidden = !key; $("#toolbar").hidden = !key;
+  applyLanguage();
+  if (key) render(); else { clearTimeout(timer); setStatus(t("status.none"), ""); }
+}
+
+$("#key-form").addEventListener("submit", (ev) => { ev.preventDefault(); key = $("#key").value.trim(); $("#key").value = ""; sessionStorage.setItem("hcc-key", key); show(); });
 $("#forget").addEventListener("click", () => { sessionStorage.removeItem("hcc-key"); key = ""; show(); });
-setInterval(() => { if (key) refresh(); }, 5000);
+for (const b of document.querySelectorAll("#lang button")) {
+  b.addEventListener("click", () => { lang = b.dataset.lang === "en" ? "en" : "vi"; localStorage.setItem("hcc-lang", lang); applyLanguage(); render(); });
+}
+$("#search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = $("#search").value.trim();
+  if (q) location.hash = "#/find/" + encodeURIComponent(q);
+});
+$("#dead-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const k = $("#dead-key").value.trim();
+  location.hash = k ? "#/?ordering_key=" + encodeURIComponent(k) : "#/";
+});
+$("#dead-clear").addEventListener("click", () => { $("#dead-key").value = ""; location.hash = "#/"; });
+$("#replay-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const queue = $("#replay-queue").value;
+  const rate = Number($("#replay-rate").value);
+  const body = { rate_per_sec: rate };
+  const filter = (current().params.get("ordering_key") || "").trim();
+  if (filter) body.ordering_key = filter;
+  act("POST", `/v1/queues/${encodeURIComponent(queue)}/dead/replay`, (r) => (r.replay ? t("replay.started", { total: r.replay.total, rate: r.replay.rate_per_sec }) : ""), body);
+});
+$("#payments-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const qs = new URLSearchParams();
+  if ($("#pf-status").value) qs.set("status", $("#pf-status").value);
+  if ($("#pf-ma").value.trim()) qs.set("MaHoSo", $("#pf-ma").value.trim());
+  if ($("#pf-since").value) { const d = new Date($("#pf-since").value); if (!isNaN(d)) qs.set("since", d.toISOString()); }
+  const next = "#/payments" + (qs.toString() ? "?" + qs : "");
+  if (location.hash === next) render(); else location.hash = next;
+});
+$("#pg-first").addEventListener("click", () => { cursors = [""]; render(); });
+window.addEventListener("hashchange", render);
 show();

@@ -18,6 +18,7 @@ try {
   page.on("request", (r) => { if (!r.url().startsWith(base)) outside.push(r.url()); });
   page.on("dialog", (d) => d.accept());
   await page.goto(base + "/ops");
+  await page.click('#lang button[data-lang="en"]');
   await page.fill("#key", key);
   await page.click("#key-form button[type=submit]");
   const row = `#dead tr[data-id="${deadId}"]`;
@@ -25,7 +26,7 @@ try {
   const queues = await page.textContent("#queues");
   if (!queues.includes("dvcqg")) await fail("the queues table does not show dvcqg");
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-before.png"), fullPage: true });
-  await page.click(`${row} button:has-text("Replay")`);
+  await page.click(`${row} button[data-action="replay"]`);
   await page.waitForSelector(row, { state: "detached", timeout: 20000 });
   const result = await page.textContent("#action-result");
   if (!result.includes("Replayed")) await fail("no confirmation of the replay: " + result);

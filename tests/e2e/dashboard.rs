@@ -1,11 +1,54 @@
 //! The `/ops` dashboard in a real headless Chromium (Playwright): enter a key, see a dead
-//! letter, click replay, see it go. The screenshots stay in `artifacts/`.
+//! letter, click replay, see it go; and the story of a refused dossier and of the payments,
+//! found by the search box and the payments page. Screenshots go to `artifacts/`, or to
+//! `docs/screenshots/` with `HCC_UPDATE_SCREENSHOTS=1` (the ones the documentation shows).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
+use hcc_gateway::app::Workers;
+use hcc_signing::webhook::WebhookSecret;
 use hcc_tests::*;
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Runs `node tests/browser/<script>` with `args`; panics with its output unless it succeeds.
+async fn browser(script: &str, args: Vec<String>) {
+    let script = workspace_dir().join("tests/browser").join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(workspace_dir().join("tests/browser"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run node (see scripts/test.sh): {e}"));
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed: {log}");
+}
+
+fn artifacts() -> PathBuf {
+    let dir = workspace_dir().join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Where the documented screenshots go: the repository's copy only when asked to refresh it.
+fn screenshots() -> PathBuf {
+    if std::env::var("HCC_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        let dir = workspace_dir().join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    } else {
+        artifacts()
+    }
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
@@ -34,26 +77,12 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
             .contains("default-src 'self'")
     );
 
-    let artifacts = workspace_dir().join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("dashboard.png");
-    let script = workspace_dir().join("tests/browser/dashboard.mjs");
-    let (base, id2, shot2) = (app.address.clone(), id.clone(), shot.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .arg(&base)
-            .arg(ADMIN_KEY)
-            .arg(&id2)
-            .arg(&shot2)
-            .current_dir(workspace_dir().join("tests/browser"))
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("cannot run node (see scripts/test.sh): {e}"));
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser test failed: {log}");
+    let shot = artifacts().join("dashboard.png");
+    browser(
+        "dashboard.mjs",
+        vec![app.address.clone(), ADMIN_KEY.into(), id.clone(), path_arg(&shot)],
+    )
+    .await;
     assert!(shot.is_file(), "no screenshot");
     eventually("delivered after the replay", Duration::from_secs(15), || async {
         (status(id.clone()).await == "delivered").then_some(())
@@ -61,4 +90,131 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
     .await;
     app.stop().await;
     portal.stop().await;
+}
+
+/// The dashboard puts every value from the API into the page as text: its script never
+/// writes markup from a string.
+#[test]
+fn the_dashboard_script_never_writes_markup() {
+    let script = std::fs::read_to_string(workspace_dir().join("gateway/ops/app.js")).unwrap();
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!script.contains(sink), "gateway/ops/app.js uses {sink}");
+    }
+}
+
+/// A portal that refuses one dossier's data and three payments (pending, paid, paid short): the
+/// operator searches the MaHoSo and reads its timeline with the refused message and its plain
+/// reason, in Vietnamese and English; filters the payments by status; opens a payment's story;
+/// and replays the refused message at a capped rate, watching its progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard() {
+    let mocks = payment_mocks("dash");
+    let (centre, _centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
+    let mut o = mocks.overrides(&unique_prefix());
+    o.push(("HCC__DVCQG__BASE_URL", mocks.portal.url()));
+    o.push(("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", centre.url())));
+    let app = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::On).await;
+
+    // Registered (delivered), then data the portal refuses (unknown procedure), then a
+    // progress entry that must wait behind it.
+    let ma = "000.00.22.H46-241126-0042";
+    let first = accepted_id(app.post_dossier(&dossier(ma, 1)).await).await;
+    app.wait_message(&first, "delivered").await;
+    let mut bad = dossier(ma, 2);
+    bad["MaTTHC"] = json!("1.888888.000.00.00.H46");
+    let dead = accepted_id(app.post_dossier(&bad).await).await;
+    app.wait_message(&dead, "dead").await;
+    let blocked = accepted_id(app.post_progress(ma, &progress(ma, 4, 10)).await).await;
+    app.wait_message(&blocked, "blocked").await;
+
+    let view = app.get_json(&format!("/v1/dossiers/{ma}"), Key::Operator).await;
+    assert_eq!(view["portal_status"], "1", "{view}");
+    assert_eq!(view["blocked"], true, "{view}");
+    let refused = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == dead.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the refused message is not in {view}"));
+    let reason = |lang: &str| refused["plain_reason"][lang].as_str().unwrap_or_default().to_string();
+    assert!(!reason("vi").is_empty() && !reason("en").is_empty(), "no plain reason: {refused}");
+
+    // Three payments for the dossier: one not paid yet, one paid in full, one paid short.
+    let pay = |amount: u64| {
+        let mut body = payment_body("paygov", amount);
+        body["MaHoSo"] = json!(ma);
+        body
+    };
+    let create = |amount: u64| {
+        let body = pay(amount);
+        let app = &app;
+        async move {
+            let r = app.create_payment(&body).await;
+            assert_eq!(r.status(), 201);
+            json(r).await["MaThamChieu"].as_str().unwrap().to_string()
+        }
+    };
+    let pending_ref = create(250_000).await;
+    let paid_ref = create(100_000).await;
+    let mismatch_ref = create(100_000).await;
+    let paygov = |body: Value| {
+        let url = format!("{}/_mock/paygov/pay", mocks.portal.url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let callbacks = json!([app.url("/v1/callbacks/paygov")]);
+    paygov(json!({"MaThamChieu": paid_ref, "callback_urls": callbacks})).await;
+    paygov(json!({"MaThamChieu": mismatch_ref, "amount": 10_000, "callback_urls": callbacks})).await;
+    app.wait_payment(&paid_ref, "paid").await;
+    app.wait_payment(&mismatch_ref, "amount_mismatch").await;
+
+    // Fixed at the source: the replay from the dashboard goes through.
+    mocks.paygov.add_catalogue("1.888888.000.00.00.H46");
+
+    let shots = screenshots();
+    let config = json!({
+        "base": app.address,
+        "key": ADMIN_KEY,
+        "mahoso": ma,
+        "dead_id": dead,
+        "blocked_id": blocked,
+        "reason_vi": reason("vi"),
+        "reason_en": reason("en"),
+        "portal_vi": "Mới đăng ký",
+        "portal_en": "Newly registered",
+        "mismatch_ref": mismatch_ref,
+        "paid_ref": paid_ref,
+        "pending_ref": pending_ref,
+        "shots": {
+            "timeline": path_arg(&shots.join("dossier-timeline.png")),
+            "timeline_en": path_arg(&shots.join("dossier-timeline-en.png")),
+            "payments": path_arg(&shots.join("payments.png")),
+            "payment": path_arg(&shots.join("payment-timeline.png")),
+            "replay": path_arg(&artifacts().join("dashboard-replay.png")),
+        },
+    });
+    browser("timeline.mjs", vec![config.to_string()]).await;
+    for name in ["dossier-timeline.png", "payments.png"] {
+        assert!(shots.join(name).is_file(), "no screenshot {name}");
+    }
+    app.wait_message(&blocked, "delivered").await;
+    app.stop().await;
+    centre.stop().await;
 }
