@@ -437,7 +437,7 @@ fn openssl_speed_rsa2048() -> Option<(f64, f64)> {
     (n >= 2).then(|| (nums[n - 2], nums[n - 1]))
 }
 
-fn signature_figures() -> anyhow::Result<Value> {
+fn signature_figures(softhsm: &std::path::Path) -> anyhow::Result<Value> {
     use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
     use hcc_signing::pki::{Identity, TrustStore};
     use hcc_signing::xml::dsig::{XmlTrust, sign_enveloped, verify_enveloped};
@@ -503,11 +503,143 @@ fn signature_figures() -> anyhow::Result<Value> {
         })?),
     );
     out.insert("document_bytes".into(), json!(content.len()));
+
+    // PAdES on a one-page result PDF: sign (parse, incremental update, CMS) and verify (find
+    // every signature, check its byte range, verify the CMS, chain to the root).
+    let pdf: &[u8] = include_bytes!("../../../tests/fixtures/pdf/result-classic.pdf");
+    let pades_sign = |id: &Identity, visible: bool| -> anyhow::Result<Vec<u8>> {
+        let options = hcc_signing::pades::SignOptions {
+            visible,
+            time: 1_764_000_000,
+            reserve: hcc_signing::pades::contents_reserve(id, false),
+        };
+        Ok(hcc_signing::pades::sign(pdf, id, &options)?)
+    };
+    let signed_pdf = pades_sign(&pki.gateway, false)?;
+    out.insert(
+        "pades_sign_rsa2048_per_s".into(),
+        json!(per_second(|| pades_sign(&pki.gateway, false).map(drop))?),
+    );
+    out.insert(
+        "pades_sign_visible_rsa2048_per_s".into(),
+        json!(per_second(|| pades_sign(&pki.gateway, true).map(drop))?),
+    );
+    out.insert(
+        "pades_verify_rsa2048_per_s".into(),
+        json!(per_second(|| {
+            let report = hcc_signing::pades::verify(&signed_pdf, &trust)?;
+            anyhow::ensure!(
+                report.len() == 1 && report[0].valid && report[0].trusted,
+                "the bench's own PDF does not verify"
+            );
+            Ok(())
+        })?),
+    );
+    out.insert("pdf_bytes".into(), json!(pdf.len()));
+
+    // The same key in a SoftHSM2 token (PKCS#11) against the PKCS#12 key above, when SoftHSM2 is
+    // installed: the cost of the round trip through the module.
+    match softhsm_identity(&pki, softhsm) {
+        Ok(Some(token_id)) => {
+            out.insert(
+                "cms_sign_rsa2048_pkcs11_per_s".into(),
+                json!(per_second(|| {
+                    hcc_signing::cms::sign_detached(&token_id, &content)?;
+                    Ok(())
+                })?),
+            );
+            out.insert(
+                "pades_sign_rsa2048_pkcs11_per_s".into(),
+                json!(per_second(|| pades_sign(&token_id, false).map(drop))?),
+            );
+        }
+        Ok(None) => eprintln!("softhsm2 is not installed: no PKCS#11 figures"),
+        Err(e) => eprintln!("no PKCS#11 figures: {e:#}"),
+    }
     if let Some((s, v)) = openssl_speed_rsa2048() {
         out.insert("openssl_speed_rsa2048_sign_per_s".into(), json!(s));
         out.insert("openssl_speed_rsa2048_verify_per_s".into(), json!(v));
     }
     Ok(Value::Object(out))
+}
+
+/// A folder removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A token in the bench's private SoftHSM2 (folder `dir`, set up by `main`) holding the
+/// development gateway key (imported, so it is sensitive and not extractable), and the identity
+/// that signs through it. `None` without SoftHSM2.
+fn softhsm_identity(pki: &hcc_signing::devpki::DevPki, dir: &std::path::Path) -> anyhow::Result<Option<hcc_signing::pki::Identity>> {
+    use anyhow::Context as _;
+    let Some(module) = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let key_pem = dir.join("gateway.key");
+    std::fs::write(&key_pem, pki.gateway_key.private_key_to_pem_pkcs8()?)?;
+    let cert_pem = dir.join("gateway.pem");
+    std::fs::write(&cert_pem, pki.gateway.cert.to_pem()?)?;
+    for args in [
+        vec![
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "123456",
+            "--so-pin",
+            "12345678",
+        ],
+        vec![
+            "--import",
+            key_pem.to_str().unwrap_or_default(),
+            "--token",
+            "bench",
+            "--label",
+            "gateway",
+            "--id",
+            "01",
+            "--pin",
+            "123456",
+        ],
+    ] {
+        let out = std::process::Command::new("softhsm2-util")
+            .args(&args)
+            .output()
+            .context("softhsm2-util")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "softhsm2-util {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let config = hcc_signing::pkcs11::TokenConfig {
+        module,
+        token: "bench".into(),
+        pin: "123456".into(),
+        key_label: "gateway".into(),
+    };
+    let (id, _) = hcc_signing::pkcs11::token_identity(&config, &cert_pem)?;
+    Ok(Some(id))
 }
 
 fn print_signatures(v: &Value) {
@@ -746,8 +878,31 @@ async fn scale_phase(a: &Args, prefixes: &mut Vec<String>) -> anyhow::Result<Val
     }))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // SoftHSM2 reads SOFTHSM2_CONF from the environment when its module is loaded; the
+    // environment may only be changed while the process has one thread, so here, before the
+    // runtime starts.
+    let softhsm = ScratchDir(std::env::temp_dir().join(format!("hcc-bench-softhsm-{}", uuid::Uuid::new_v4().simple())));
+    let conf = softhsm.path().join("softhsm2.conf");
+    std::fs::create_dir_all(softhsm.path().join("tokens"))?;
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            softhsm.path().join("tokens").display()
+        ),
+    )?;
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(softhsm.path()));
+    drop(softhsm);
+    result
+}
+
+async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     let a = Args::parse();
     let _ = PARTITIONS.set(a.partitions);
     if a.redis_mode == RedisMode::Cluster {
@@ -756,7 +911,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if a.signatures_only {
-        let sigs = signature_figures()?;
+        let sigs = signature_figures(softhsm)?;
         print_signatures(&sigs);
         println!("{}", serde_json::to_string_pretty(&json!({"signatures": sigs}))?);
         return Ok(());
@@ -891,7 +1046,7 @@ async fn main() -> anyhow::Result<()> {
     let flaky = flaky_phase(&a.redis, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await?;
 
     eprintln!("[+] signatures: CMS and XML-DSig on a 2 KB document");
-    let sigs = signature_figures()?;
+    let sigs = signature_figures(softhsm)?;
     let p = |v: &[f64], q: f64| percentile(v, q);
     let report = json!({
         "signatures": sigs,
