@@ -8,31 +8,11 @@ mod common;
 
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
-use common::{Pki, pki, run, s};
+use common::{Pki, ec_identity, pki, run, s};
 use der::{Any, Decode, Encode};
 use hcc_signing::cades;
 use hcc_signing::devpki::{CertSpec, KeyKind, Role, issue};
-use hcc_signing::pki::Identity;
 use hcc_signing::tsp::{TimestampRequest, TspError};
-
-fn ec_identity(p: &Pki) -> Identity {
-    let (key, cert) = issue(
-        &CertSpec {
-            common_name: "hcc-gateway EC (dev)",
-            key: KeyKind::EcP256,
-            role: Role::Signer,
-            from_days: -1,
-            to_days: 30,
-        },
-        Some((&p.pki.root, &p.pki.root_key)),
-    )
-    .unwrap();
-    Identity {
-        key: key.into(),
-        cert,
-        chain: vec![p.pki.root.clone()],
-    }
-}
 
 fn openssl_cms_verify(p: &Pki, sig: &[u8], content: &[u8], name: &str) -> (bool, String) {
     let (sig_path, content_path) = (p.dir.join(format!("{name}.p7s")), p.dir.join(format!("{name}.bin")));

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Pki, pki, replace, run, s, xmlsec_sign, xmlsec_verify};
+use common::{Pki, ec_identity, pki, replace, run, s, xmlsec_sign, xmlsec_verify};
 use hcc_signing::cms;
 use hcc_signing::devpki::{CertSpec, KeyKind, Role, issue};
 use hcc_signing::pki::{CertError, Identity, TrustStore};
@@ -25,25 +25,6 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
     v.into_iter()
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect()
-}
-
-fn ec_identity(p: &Pki) -> Identity {
-    let (key, cert) = issue(
-        &CertSpec {
-            common_name: "hcc-gateway EC (dev)",
-            key: KeyKind::EcP256,
-            role: Role::Signer,
-            from_days: -1,
-            to_days: 30,
-        },
-        Some((&p.pki.root, &p.pki.root_key)),
-    )
-    .unwrap();
-    Identity {
-        key: key.into(),
-        cert,
-        chain: vec![p.pki.root.clone()],
-    }
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! `softhsm2-util`, so the certificate the gateway is configured with is the PKI's own.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Pki, pki, run, s, xmlsec_verify};
 use hcc_tests::softhsm::{SoftHsm, USER_PIN, module_path};
 use hcc_tests::{Gateway, Key, binary, eventually, workspace_dir};
 
@@ -22,39 +23,11 @@ fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// The development PKI (`keys dev`), written in `dir`.
-struct Pki {
-    dir: PathBuf,
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(program: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (install it: see scripts/test.sh): {e}"));
-    (
-        out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-    )
-}
-
-/// `xmlsec1`'s verdict on `signed`, trusting only the development root.
-fn xmlsec_verify(p: &Pki, name: &str, signed: &[u8]) -> (bool, String) {
-    let path = p.dir.join(name);
-    std::fs::write(&path, signed).unwrap();
-    run("xmlsec1", &["--verify", "--trusted-pem", s(&p.dir.join("root.pem")), s(&path)])
-}
-
 /// A SoftHSM with the token [`TOKEN`] holding the development gateway key as [`KEY`], and the
 /// PKI it comes from (in the SoftHSM's folder, removed with it).
 fn token_with_gateway_key() -> (SoftHsm, Pki) {
     let hsm = SoftHsm::fresh();
-    let p = Pki { dir: hsm.dir.join("pki") };
-    hcc_signing::devpki::DevPki::generate().unwrap().write(&p.dir).unwrap();
+    let p = pki();
     hsm.init_token(TOKEN);
     hsm.import_key(TOKEN, &p.dir.join("gateway.key"), KEY, "01");
     (hsm, p)

@@ -26,6 +26,27 @@ pub fn pki() -> Pki {
     Pki { dir, pki, trust }
 }
 
+/// A P-256 signer issued by the development root, beside the RSA gateway identity.
+pub fn ec_identity(p: &Pki) -> hcc_signing::pki::Identity {
+    use hcc_signing::devpki::{CertSpec, KeyKind, Role, issue};
+    let (key, cert) = issue(
+        &CertSpec {
+            common_name: "hcc-gateway EC (dev)",
+            key: KeyKind::EcP256,
+            role: Role::Signer,
+            from_days: -1,
+            to_days: 30,
+        },
+        Some((&p.pki.root, &p.pki.root_key)),
+    )
+    .unwrap();
+    hcc_signing::pki::Identity {
+        key: key.into(),
+        cert,
+        chain: vec![p.pki.root.clone()],
+    }
+}
+
 impl Drop for Pki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
