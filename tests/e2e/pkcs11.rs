@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Pki, pki, run, s, xmlsec_verify};
+use crate::common::{Pki, openssl_cms_verify, pki, run, s, xmlsec_verify};
 use hcc_tests::softhsm::{SoftHsm, USER_PIN, module_path};
 use hcc_tests::{Gateway, Key, binary, eventually, workspace_dir};
 
@@ -161,26 +161,8 @@ async fn a_key_in_softhsm_signs_cms_for_openssl() {
     let content = "Quyết định cấp giấy chứng nhận".as_bytes().to_vec();
     let r = g.gateway.sign("cms", None, content.clone()).await;
     assert_eq!(r.status(), 200, "{}", g.log());
-    std::fs::write(p.dir.join("token.p7s"), r.bytes().await.unwrap()).unwrap();
-    std::fs::write(p.dir.join("token.bin"), &content).unwrap();
-    let (ok, log) = run(
-        "openssl",
-        &[
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            s(&p.dir.join("token.p7s")),
-            "-content",
-            s(&p.dir.join("token.bin")),
-            "-CAfile",
-            s(&p.dir.join("root.pem")),
-            "-out",
-            "/dev/null",
-        ],
-    );
+    let der = r.bytes().await.unwrap().to_vec();
+    let (ok, log) = openssl_cms_verify(&p, &der, &content, "token", &[]);
     assert!(ok, "{log}");
 }
 

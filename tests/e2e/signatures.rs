@@ -8,7 +8,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Pki, pki, replace, run, s, xmlsec_sign, xmlsec_verify};
+use common::{Pki, openssl_cms_verify, pki, replace, run, s, xmlsec_sign, xmlsec_verify};
 use hcc_tests::workspace_dir;
 
 mod api {
@@ -40,26 +40,7 @@ mod api {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/pkcs7-signature");
         let der = r.bytes().await.unwrap().to_vec();
-        std::fs::write(p.dir.join("api.p7s"), &der).unwrap();
-        std::fs::write(p.dir.join("api.bin"), &content).unwrap();
-        let (ok, log) = run(
-            "openssl",
-            &[
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                s(&p.dir.join("api.p7s")),
-                "-content",
-                s(&p.dir.join("api.bin")),
-                "-CAfile",
-                s(&p.dir.join("root.pem")),
-                "-out",
-                "/dev/null",
-            ],
-        );
+        let (ok, log) = openssl_cms_verify(&p, &der, &content, "api", &[]);
         assert!(ok, "{log}");
         // CMS verification through the API.
         let body = json!({"content_base64": STANDARD.encode(&content), "signature_base64": STANDARD.encode(&der)});

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Pki, pki, run, s};
+use crate::common::{Pki, openssl_cms_verify, pki, run, s};
 use hcc_gateway::tsa::{TsaClient, TsaError};
 use hcc_mocks::tsa::{REJECTION_BAD_DATA_FORMAT, TsaState};
 use hcc_signing::cades;
@@ -232,30 +232,8 @@ mod api {
         let r = app.sign("cms", None, content.clone()).await;
         assert_eq!(r.status(), 200);
         let der = r.bytes().await.unwrap().to_vec();
-        let (sig, bin) = (p.dir.join("api.p7s"), p.dir.join("api.bin"));
-        std::fs::write(&sig, &der).unwrap();
-        std::fs::write(&bin, &content).unwrap();
-        let root = p.dir.join("root.pem");
-        let (ok, log) = run(
-            "openssl",
-            &[
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                s(&sig),
-                "-content",
-                s(&bin),
-                "-CAfile",
-                s(&root),
-                "-purpose",
-                "any",
-                "-out",
-                "/dev/null",
-            ],
-        );
+        let (ok, log) = openssl_cms_verify(&p, &der, &content, "api", &["-purpose", "any"]);
+        let sig = p.dir.join("api.p7s");
         assert!(ok, "{log}");
         let (_, printed) = run("openssl", &["cms", "-cmsout", "-print", "-inform", "DER", "-in", s(&sig)]);
         assert!(

@@ -47,6 +47,32 @@ pub fn ec_identity(p: &Pki) -> hcc_signing::pki::Identity {
     }
 }
 
+/// `openssl cms -verify -binary -inform DER -content FILE -CAfile ROOT` (the contract's command)
+/// on `sig` over `content`, written as `NAME.p7s` and `NAME.bin` in the PKI folder, with `extra`
+/// arguments; whether openssl accepted it, and what it printed.
+pub fn openssl_cms_verify(p: &Pki, sig: &[u8], content: &[u8], name: &str, extra: &[&str]) -> (bool, String) {
+    let (sig_path, content_path) = (p.dir.join(format!("{name}.p7s")), p.dir.join(format!("{name}.bin")));
+    std::fs::write(&sig_path, sig).unwrap();
+    std::fs::write(&content_path, content).unwrap();
+    let root = p.dir.join("root.pem");
+    let mut args = vec![
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        s(&sig_path),
+        "-content",
+        s(&content_path),
+        "-CAfile",
+        s(&root),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-out", "/dev/null"]);
+    run("openssl", &args)
+}
+
 impl Drop for Pki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
