@@ -3,6 +3,7 @@
 //! crate only gives the rest of the workspace one narrow, typed door to openssl.
 
 pub mod cades;
+pub mod calendar;
 pub mod cms;
 pub mod devpki;
 pub mod key;

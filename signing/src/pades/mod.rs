@@ -173,20 +173,6 @@ pub(crate) fn deref<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> 
     }
 }
 
-/// `(year, month, day)` of a day counted from 1970-01-01 (proleptic Gregorian).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// Local time in Vietnam (UTC+07:00 all year, no daylight saving): the PDF date of `/M`
 /// (`D:YYYYMMDDHHmmSS+07'00'`) and the stamp's `dd/mm/yyyy HH:MM:SS`.
 pub(crate) struct VnTime {
@@ -201,7 +187,7 @@ pub(crate) struct VnTime {
 impl VnTime {
     pub fn from_unix(secs: i64) -> Self {
         let local = secs + 7 * 3600;
-        let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
+        let (y, mo, d) = crate::calendar::civil_from_days(local.div_euclid(86_400));
         let sod = local.rem_euclid(86_400);
         VnTime {
             y,
@@ -283,8 +269,6 @@ mod tests {
         let t = VnTime::from_unix(1_795_638_605);
         assert_eq!(t.pdf_date(), "D:20261126033005+07'00'");
         assert_eq!(t.display(), "26/11/2026 03:30:05 (UTC+07:00)");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]
