@@ -71,6 +71,23 @@ fn write(p: &Pki, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     path
 }
 
+/// Signs `input` into `out` with pyHanko and the development gateway key.
+fn pyhanko_sign(p: &Pki, input: &Path, out: &Path) {
+    let tool = workspace_dir().join("tests/support/pyhanko_tool.py");
+    let (ok, log) = run(
+        "python3",
+        &[
+            s(&tool),
+            "sign",
+            s(&p.dir.join("gateway.key")),
+            s(&p.dir.join("gateway.pem")),
+            s(input),
+            s(out),
+        ],
+    );
+    assert!(ok, "pyHanko could not sign: {log}");
+}
+
 /// pdfsig's report (it exits non-zero when a signature is bad, so the text is what counts).
 fn pdfsig(path: &Path) -> String {
     run("pdfsig", &[s(path)]).1
@@ -168,20 +185,8 @@ async fn a_pdf_signed_twice_keeps_both_signatures_and_pyhanko_signatures_verify(
     assert_pyhanko_accepts(&ph[1], "ENTIRE_FILE");
 
     // Signed by pyHanko with the gateway's development key, over the gateway's two signatures.
-    let tool = workspace_dir().join("tests/support/pyhanko_tool.py");
     let out = p.dir.join("pyhanko.pdf");
-    let (ok, log) = run(
-        "python3",
-        &[
-            s(&tool),
-            "sign",
-            s(&p.dir.join("gateway.key")),
-            s(&p.dir.join("gateway.pem")),
-            s(&path),
-            s(&out),
-        ],
-    );
-    assert!(ok, "pyHanko could not sign: {log}");
+    pyhanko_sign(&p, &path, &out);
     let ours = gateway_verify(&app, std::fs::read(&out).unwrap()).await;
     assert_eq!(ours.len(), 3, "{ours:?}");
     for (i, v) in ours.iter().enumerate() {
@@ -191,18 +196,7 @@ async fn a_pdf_signed_twice_keeps_both_signatures_and_pyhanko_signatures_verify(
     // And one pyHanko made on the plain fixture.
     let plain = write(&p, "plain.pdf", &classic_fixture());
     let out = p.dir.join("pyhanko-plain.pdf");
-    let (ok, log) = run(
-        "python3",
-        &[
-            s(&tool),
-            "sign",
-            s(&p.dir.join("gateway.key")),
-            s(&p.dir.join("gateway.pem")),
-            s(&plain),
-            s(&out),
-        ],
-    );
-    assert!(ok, "pyHanko could not sign: {log}");
+    pyhanko_sign(&p, &plain, &out);
     let ours = gateway_verify(&app, std::fs::read(&out).unwrap()).await;
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_eq!(
