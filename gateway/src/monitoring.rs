@@ -54,6 +54,11 @@ struct PaymentLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AuditLine {
@@ -75,6 +80,7 @@ pub struct Monitoring {
     breaker: Family<Dest, Gauge>,
     http: Family<Http, Counter>,
     payments: Family<PaymentLabel, Counter>,
+    bank_unmatched: Family<ReasonLabel, Counter>,
     audit_dropped: Counter,
     audit: mpsc::Sender<AuditLine>,
     audit_log: AuditLog,
@@ -91,6 +97,7 @@ impl Monitoring {
         let breaker = Family::<Dest, Gauge>::default();
         let http = Family::<Http, Counter>::default();
         let payments = Family::<PaymentLabel, Counter>::default();
+        let bank_unmatched = Family::<ReasonLabel, Counter>::default();
         let audit_dropped = Counter::default();
         registry.register(
             "hcc_delivery_attempts",
@@ -112,6 +119,11 @@ impl Monitoring {
         registry.register("hcc_http_requests", "HTTP requests by route, method and status", http.clone());
         registry.register("hcc_payments", "Payments that entered each state (this process)", payments.clone());
         registry.register(
+            "hcc_bank_unmatched",
+            "Bank credits and reversals that paid or reversed nothing, kept for a person, by reason (this process)",
+            bank_unmatched.clone(),
+        );
+        registry.register(
             "hcc_audit_dropped",
             "Audit lines dropped because the writer fell behind",
             audit_dropped.clone(),
@@ -127,6 +139,7 @@ impl Monitoring {
             breaker,
             http,
             payments,
+            bank_unmatched,
             audit_dropped,
             audit: tx,
             audit_log,
@@ -166,6 +179,11 @@ impl Monitoring {
 
     pub fn payment_state(&self, state: &str) {
         self.payments.get_or_create(&PaymentLabel { state: state.into() }).inc();
+    }
+
+    /// A bank credit or reversal kept in the unmatched list, by reason.
+    pub fn bank_unmatched(&self, reason: &str) {
+        self.bank_unmatched.get_or_create(&ReasonLabel { reason: reason.into() }).inc();
     }
 
     /// The Prometheus text, with the queue gauges read fresh from the backend.

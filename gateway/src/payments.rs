@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::{
     Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
-    PendingPayment, ProviderKind, ReversalNotice, Settlement, State, is_reference, new_reference, vn_timestamp,
+    PendingPayment, ProviderKind, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
@@ -114,10 +114,12 @@ pub fn settings_problems(s: &Settings) -> Vec<Problem> {
 }
 
 pub struct Payments {
-    ledger: PaymentLedger,
+    pub(crate) ledger: PaymentLedger,
     providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
-    agencies: Vec<Agency>,
-    monitoring: Arc<Monitoring>,
+    pub(crate) agencies: Vec<Agency>,
+    /// `banks.<id>.bin` by bank id, where configured (`crate::bank_money`).
+    pub(crate) bank_bins: HashMap<String, String>,
+    pub(crate) monitoring: Arc<Monitoring>,
 }
 
 impl Payments {
@@ -139,10 +141,18 @@ impl Payments {
                 ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
             })
             .collect();
+        let banks: hcc_adapters::payments::camt054::BanksSettings =
+            hcc_adapters::payments::parse_section(s.section(hcc_adapters::payments::camt054::ID)).unwrap_or_default();
+        let bank_bins = banks
+            .into_iter()
+            .filter(|(_, b)| !b.bin.is_empty())
+            .map(|(id, b)| (id, b.bin))
+            .collect();
         Ok(Some(Payments {
             ledger,
             providers,
             agencies,
+            bank_bins,
             monitoring,
         }))
     }
@@ -235,6 +245,7 @@ impl Payments {
             settled_at: None,
             duplicates: 0,
             updated_at: None,
+            bank_refs: None,
         };
         if !self.ledger.create(&record).await? {
             tracing::error!(alarm = true, reference = %reference, "a new payment reference is already taken: nothing created");
@@ -263,6 +274,7 @@ impl Payments {
                     amount: p.amount,
                     paid: false,
                     provider_time: timestamp.clone(),
+                    bank_refs: None,
                 };
                 let events = events(&record, &failed, now_ms());
                 if let Err(q) = self.ledger.confirm(&failed, "", &events, now_ms()).await {
@@ -321,13 +333,8 @@ impl Payments {
                 Some(r) if r.amount != *amount => Applied::OrderAmountDiffers,
                 Some(_) => Applied::NotFinal,
             }),
-            Notice::Reversal(r) => Ok(match self.reverse(&reversal(r)).await? {
-                ReverseOutcome::Unknown => Applied::Unknown,
-                ReverseOutcome::Reversed => Applied::Reversed,
-                ReverseOutcome::Duplicate => Applied::ReversalDuplicate,
-                ReverseOutcome::NotPaid => Applied::ReversalNotPaid,
-                ReverseOutcome::Mismatch(_) => Applied::ReversalMismatch,
-            }),
+            Notice::BankCredit(e) => self.apply_bank_credit(e).await,
+            Notice::BankReversal(e) => self.apply_bank_reversal(e).await,
         }
     }
 
@@ -343,7 +350,7 @@ impl Payments {
 
     /// Applies a confirmation. The events are built from the stored record, so what the centre
     /// hears is what it asked for, plus the provider's transaction.
-    async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, StorageError> {
+    pub(crate) async fn confirm(&self, c: &Confirmation) -> Result<ConfirmOutcome, StorageError> {
         // A payment paid by another transaction between our read and the script is read again,
         // so that a duplicate's event names the transaction that stands; bounded, since each
         // retry means another confirmation won a race that cannot repeat without end.
@@ -408,7 +415,7 @@ impl Payments {
     }
 
     /// Applies a provider's reversal of a payment it made.
-    async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, StorageError> {
+    pub(crate) async fn reverse(&self, r: &Reversal) -> Result<ReverseOutcome, StorageError> {
         let Some(record) = self.get(&r.reference).await? else {
             return Ok(ReverseOutcome::Unknown);
         };
@@ -419,6 +426,7 @@ impl Payments {
             amount: r.amount,
             paid: false,
             provider_time: String::new(),
+            bank_refs: None,
         };
         let event = event("payment.reversed", &record, &c, now_ms(), None);
         let outcome = self.ledger.reverse(r, &event, now_ms()).await?;
@@ -485,16 +493,7 @@ fn confirmation(s: &Settlement) -> Confirmation {
         amount: s.amount,
         paid: s.paid,
         provider_time: s.time.clone(),
-    }
-}
-
-fn reversal(r: &ReversalNotice) -> Reversal {
-    Reversal {
-        reference: r.reference.clone(),
-        provider: r.source.clone(),
-        key: r.key.clone(),
-        amount: r.amount,
-        original_transaction: r.original_transaction.clone(),
+        bank_refs: None,
     }
 }
 
@@ -508,7 +507,7 @@ fn state(s: PaymentState) -> State {
     }
 }
 
-fn applied(o: ConfirmOutcome) -> Applied {
+pub(crate) fn applied(o: ConfirmOutcome) -> Applied {
     match o {
         ConfirmOutcome::Unknown => Applied::Unknown,
         ConfirmOutcome::Duplicate(s) => Applied::Duplicate(state(s)),
@@ -588,6 +587,7 @@ mod tests {
             ledger: ledger.clone(),
             providers: HashMap::new(),
             agencies: vec![],
+            bank_bins: HashMap::new(),
             monitoring: Monitoring::start(store.audit_log()),
         };
         let now = now_ms();
@@ -609,6 +609,7 @@ mod tests {
             settled_at: None,
             duplicates: 0,
             updated_at: None,
+            bank_refs: None,
         };
         assert!(ledger.create(&record).await.expect("stored"));
         // The same reference twice is refused by the store, which `create` turns into an error.

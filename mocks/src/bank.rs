@@ -56,6 +56,10 @@ const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 const SHA512: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
 
 const MAX_COPIES: usize = 100;
+/// The agency account the notifications report unless told otherwise (`config/local.toml`).
+const DEFAULT_ACCOUNT: &str = "0011004123456";
+/// Notifications and entries of one statement, at most.
+const MAX_STATEMENT_ENTRIES: usize = 1000;
 const MAX_TRANSACTIONS: usize = 1000;
 /// Credits remembered (reference → bank reference) so that a reversal can repeat them.
 const MAX_REMEMBERED: usize = 10_000;
@@ -107,7 +111,8 @@ pub fn routes(state: BankState) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         crate::vnpay::routes(state.vnpay.clone())(cfg);
         cfg.app_data(web::Data::new(state.clone()))
-            .route("/_mock/bank/credit", web::post().to(credit));
+            .route("/_mock/bank/credit", web::post().to(credit))
+            .route("/_mock/bank/statement", web::post().to(statement));
     }
 }
 
@@ -155,6 +160,12 @@ struct Credit {
     c14n: Option<String>,
     signature: Option<String>,
     digest: Option<String>,
+    /// The account the notification reports; the agency's usual one when absent.
+    account: Option<String>,
+    /// `full` (default), `entry` (no `TxDtls/Refs`) or `none` (no bank reference at all).
+    refs: Option<String>,
+    /// `BookgDt/Dt` (yyyy-mm-dd); today when absent.
+    booking_date: Option<String>,
 }
 
 /// How the document is signed.
@@ -211,6 +222,20 @@ struct Shape {
     proprietary: bool,
     created: String,
     date: String,
+    /// The account the notification reports (credited, or debited for a reversal).
+    account: String,
+    refs: Refs,
+}
+
+/// How much of its references the bank writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refs {
+    /// `TxDtls/Refs` (`AcctSvcrRef`, `EndToEndId`, `TxId`) and `Ntry/AcctSvcrRef`.
+    Full,
+    /// No `TxDtls/Refs`; only `Ntry/AcctSvcrRef`.
+    Entry,
+    /// No bank reference at all.
+    None,
 }
 
 fn esc(s: &str) -> String {
@@ -288,7 +313,14 @@ fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
             state.remember(&t.reference, &t.refs);
         }
     }
-    let remittance = c.remittance.clone().unwrap_or_else(|| if v02 { "ustrd" } else { "e2e" }.into());
+    let bare = c.refs.as_deref().is_some_and(|r| r != "full");
+    let remittance = c
+        .remittance
+        .clone()
+        .unwrap_or_else(|| if v02 || bare { "ustrd" } else { "e2e" }.into());
+    if bare && remittance == "e2e" {
+        return Err("remittance \"e2e\" needs refs \"full\": EndToEndId sits in TxDtls/Refs".into());
+    }
     if !matches!(remittance.as_str(), "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd") {
         return Err(format!(
             "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split or strd"
@@ -299,7 +331,22 @@ fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
         "proprietary" => true,
         other => return Err(format!("bktxcd {other:?}: domain or proprietary")),
     };
-    let (created, date) = iso_now();
+    let (created, today) = iso_now();
+    let date = match &c.booking_date {
+        Some(d) if d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit() || b == b'-') => d.clone(),
+        Some(d) => return Err(format!("booking_date {d:?}: yyyy-mm-dd")),
+        None => today,
+    };
+    let refs = match c.refs.as_deref().unwrap_or("full") {
+        "full" => Refs::Full,
+        "entry" => Refs::Entry,
+        "none" => Refs::None,
+        other => return Err(format!("refs {other:?}: full, entry or none")),
+    };
+    let account = c.account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.into());
+    if account.is_empty() || account.len() > 34 {
+        return Err("account: 1 to 34 characters".into());
+    }
     Ok(Shape {
         v02,
         debit,
@@ -312,6 +359,8 @@ fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
         proprietary,
         created,
         date,
+        account,
+        refs,
     })
 }
 
@@ -359,8 +408,8 @@ fn remittance(s: &Shape, reference: &str) -> (String, String) {
     }
 }
 
-fn camt(s: &Shape) -> String {
-    let ns = if s.v02 { "02" } else { "08" };
+/// One `Ntry`, with its transactions, as the shape says.
+fn ntry(s: &Shape) -> String {
     let (ind, rvsl) = (if s.debit { "DBIT" } else { "CRDT" }, if s.reversal { "true" } else { "false" });
     let total: u64 = s.txs.iter().map(|t| t.amount_vnd).sum();
     let entry_ref = esc(&s.entry_ref);
@@ -393,26 +442,53 @@ fn camt(s: &Shape) -> String {
                 "<RltdAgts><DbtrAgt><FinInstnId><BICFI>BFTVVNVX</BICFI></FinInstnId></DbtrAgt></RltdAgts>",
             )
         };
-        details.push_str(&format!(
-            "\n          <TxDtls><Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>\
-             {amount}{party}{agent}{rmt}</TxDtls>"
-        ));
+        // `Refs` as the bank writes it: whole, or (refs "entry"/"none") absent, as some banks
+        // send a single credit; EndToEndId then has nowhere to go but the remittance text.
+        let refs_xml = match s.refs {
+            Refs::Full => format!("<Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>"),
+            Refs::Entry | Refs::None => String::new(),
+        };
+        details.push_str(&format!("\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}</TxDtls>"));
     }
-    let (created, date) = (&s.created, &s.date);
-    let ntfctn_created = if s.v02 {
-        format!("<CreDtTm>{created}</CreDtTm>")
-    } else {
-        String::new()
+    let date = &s.date;
+    let entry_acct_svcr_ref = match s.refs {
+        Refs::None => String::new(),
+        Refs::Full | Refs::Entry => format!("<AcctSvcrRef>{entry_ref}</AcctSvcrRef>"),
     };
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.{ns}\">\n  <BkToCstmrDbtCdtNtfctn>\n    \
-         <GrpHdr><MsgId>MSG{entry_ref}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>\n    \
-         <Ntfctn><Id>N{entry_ref}</Id>{ntfctn_created}<Acct><Id><Othr><Id>0011004123456</Id></Othr></Id><Ccy>VND</Ccy></Acct>\n      \
-         <Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{total}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>{sts}\
-         <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt><AcctSvcrRef>{entry_ref}</AcctSvcrRef>{bktxcd}\n        \
-         <NtryDtls>{details}\n        </NtryDtls></Ntry>\n    </Ntfctn>\n  </BkToCstmrDbtCdtNtfctn>\n</Document>\n",
+        "\n      <Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{total}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>{sts}\
+         <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt>{entry_acct_svcr_ref}{bktxcd}\n        \
+         <NtryDtls>{details}\n        </NtryDtls></Ntry>",
         bktxcd = bktxcd(s)
     )
+}
+
+/// A whole camt.054 document: one `Ntfctn` per (account, its `Ntry` elements).
+fn document(v02: bool, msg_id: &str, created: &str, notifications: &[(String, Vec<String>)]) -> String {
+    let ns = if v02 { "02" } else { "08" };
+    let mut body = String::new();
+    for (i, (account, entries)) in notifications.iter().enumerate() {
+        let ntfctn_created = if v02 {
+            format!("<CreDtTm>{created}</CreDtTm>")
+        } else {
+            String::new()
+        };
+        body.push_str(&format!(
+            "\n    <Ntfctn><Id>N{msg}-{i}</Id>{ntfctn_created}<Acct><Id><Othr><Id>{account}</Id></Othr></Id><Ccy>VND</Ccy></Acct>{entries}\n    </Ntfctn>",
+            msg = esc(msg_id),
+            account = esc(account),
+            entries = entries.concat()
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.054.001.{ns}\">\n  <BkToCstmrDbtCdtNtfctn>\n    \
+         <GrpHdr><MsgId>MSG{msg}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>{body}\n  </BkToCstmrDbtCdtNtfctn>\n</Document>\n",
+        msg = esc(msg_id)
+    )
+}
+
+fn camt(s: &Shape) -> String {
+    document(s.v02, &s.entry_ref, &s.created, &[(s.account.clone(), vec![ntry(s)])])
 }
 
 /// An unsigned XML-DSig template for `xmlsec1 --sign`, as the root's last child. Inclusive:
@@ -499,8 +575,99 @@ async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpRespon
         Ok(s) => s,
         Err(m) => return bad(m),
     };
-    let xml = camt(&s);
-    let signer = if c.stranger { &state.stranger } else { &state.bank };
+    let total: u64 = s.txs.iter().map(|t| t.amount_vnd).sum();
+    let tamper = c.tamper.then_some(total);
+    send(&state, camt(&s), &how, c.stranger, tamper, c.url.as_deref(), c.copies, &s.entry_ref).await
+}
+
+/// `POST /_mock/bank/statement`: one document holding several notifications (one per account),
+/// each with several entries, in the order given, as an end-of-day statement or a feed that
+/// covers several agencies' accounts:
+/// `{"url"?, "version"?, "msg_id"?, "copies"?, "notifications": [{"account", "entries": [<a
+/// credit request's fields: reference, amount_vnd, bank_ref, refs, remittance, reversal, debit,
+/// original_bank_ref, booking_date, status>]}]}`.
+#[derive(Deserialize)]
+struct Statement {
+    url: Option<String>,
+    #[serde(default = "v08")]
+    version: String,
+    msg_id: Option<String>,
+    #[serde(default = "one")]
+    copies: usize,
+    notifications: Vec<StatementNotification>,
+}
+
+#[derive(Deserialize)]
+struct StatementNotification {
+    account: String,
+    entries: Vec<Value>,
+}
+
+async fn statement(state: web::Data<BankState>, st: web::Json<Statement>) -> HttpResponse {
+    let bad = |m: String| HttpResponse::BadRequest().json(json!({"error": m}));
+    if st.copies == 0 || st.copies > MAX_COPIES {
+        return bad(format!("copies: 1 to {MAX_COPIES}"));
+    }
+    let count: usize = st.notifications.iter().map(|n| n.entries.len()).sum();
+    if st.notifications.is_empty() || count > MAX_STATEMENT_ENTRIES {
+        return bad(format!(
+            "notifications: 1 or more, with at most {MAX_STATEMENT_ENTRIES} entries in all"
+        ));
+    }
+    let mut notifications = Vec::new();
+    let mut v02 = false;
+    for n in &st.notifications {
+        let mut entries = Vec::new();
+        for e in &n.entries {
+            let mut e = e.clone();
+            e["version"] = json!(st.version);
+            e["account"] = json!(n.account);
+            let c: Credit = match serde_json::from_value(e) {
+                Ok(c) => c,
+                Err(err) => return bad(format!("entry: {err}")),
+            };
+            let s = match shape(&state, &c) {
+                Ok(s) => s,
+                Err(m) => return bad(m),
+            };
+            v02 = s.v02;
+            entries.push(ntry(&s));
+        }
+        notifications.push((n.account.clone(), entries));
+    }
+    let msg_id = st
+        .msg_id
+        .clone()
+        .unwrap_or_else(|| format!("EOD{}", fastrand::u64(100_000_000..999_999_999)));
+    let (created, _) = iso_now();
+    let xml = document(v02, &msg_id, &created, &notifications);
+    send(
+        &state,
+        xml,
+        &Signing { xmlsec: None },
+        false,
+        None,
+        st.url.as_deref(),
+        st.copies,
+        &msg_id,
+    )
+    .await
+}
+
+/// Signs `xml` as the bank (or a stranger), optionally tampers with it after signing, and sends
+/// it `copies` times to `url` (concurrently); answers with the document and the replies.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    state: &BankState,
+    xml: String,
+    how: &Signing,
+    stranger: bool,
+    tamper_total: Option<u64>,
+    url: Option<&str>,
+    copies: usize,
+    bank_ref: &str,
+) -> HttpResponse {
+    let signer = if stranger { &state.stranger } else { &state.bank };
     let signed = match how.xmlsec {
         None => hcc_signing::xml::dsig::sign_enveloped(xml.as_bytes(), signer)
             .map(|s| String::from_utf8_lossy(&s).into_owned())
@@ -511,8 +678,7 @@ async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpRespon
         Ok(s) => s,
         Err(e) => return HttpResponse::InternalServerError().json(json!({"error": e})),
     };
-    if c.tamper {
-        let total: u64 = s.txs.iter().map(|t| t.amount_vnd).sum();
+    if let Some(total) = tamper_total {
         signed = signed.replacen(
             &format!(">{total}</Amt>"),
             &format!(">{}</Amt>", total.saturating_mul(10).max(1)),
@@ -520,10 +686,10 @@ async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpRespon
         );
     }
     let mut replies = Vec::new();
-    if let Some(url) = &c.url {
-        let sends: Vec<_> = (0..c.copies)
+    if let Some(url) = url {
+        let sends: Vec<_> = (0..copies)
             .map(|_| {
-                let (client, url, body) = (state.client.clone(), url.clone(), signed.clone());
+                let (client, url, body) = (state.client.clone(), url.to_string(), signed.clone());
                 tokio::spawn(async move {
                     match client.post(&url).header("content-type", "application/xml").body(body).send().await {
                         Ok(r) => {
@@ -539,5 +705,5 @@ async fn credit(state: web::Data<BankState>, c: web::Json<Credit>) -> HttpRespon
             replies.push(send.await.unwrap_or(Value::Null));
         }
     }
-    HttpResponse::Ok().json(json!({"bank_ref": s.entry_ref, "document": signed, "replies": replies}))
+    HttpResponse::Ok().json(json!({"bank_ref": bank_ref, "document": signed, "replies": replies}))
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests, one binary: the gateway and the mocks over real HTTP on 127.0.0.1, and a
 //! real Redis (127.0.0.1:6379, or `HCC_TEST_REDIS_URL`; tests that stop Redis start their own).
 
+mod bank_money;
 mod bank_xml;
 mod cluster;
 mod cluster_ack;

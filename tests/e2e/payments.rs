@@ -10,10 +10,10 @@ use hcc_signing::webhook::WebhookSecret;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-struct Env {
+pub(crate) struct Env {
     mocks: PaymentMocks,
     centre: hcc_mocks::Running,
-    centre_state: CentreState,
+    pub(crate) centre_state: CentreState,
     prefix: String,
 }
 
@@ -24,7 +24,7 @@ impl std::ops::Deref for Env {
     }
 }
 
-fn env() -> Env {
+pub(crate) fn env() -> Env {
     let mocks = payment_mocks("pay");
     let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
     Env {
@@ -36,18 +36,18 @@ fn env() -> Env {
 }
 
 impl Env {
-    fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
+    pub(crate) fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
         let mut o = self.mocks.overrides(&self.prefix);
         o.push(("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", self.centre.url())));
         o.extend(extra.iter().cloned());
         settings(QueueBackendKind::Redis, &o)
     }
 
-    async fn gateway(&self) -> TestApp {
+    pub(crate) async fn gateway(&self) -> TestApp {
         spawn_app(self.settings(&[]), Workers::On).await
     }
 
-    async fn control(&self, url: String, body: Value) -> Value {
+    pub(crate) async fn control(&self, url: String, body: Value) -> Value {
         reqwest::Client::new()
             .post(url)
             .json(&body)
@@ -63,16 +63,21 @@ impl Env {
         self.control(format!("{}/_mock/paygov/pay", self.portal.url()), body).await
     }
 
-    async fn vnpay_pay(&self, body: Value) -> Value {
+    pub(crate) async fn vnpay_pay(&self, body: Value) -> Value {
         self.control(format!("{}/_mock/vnpay/pay", self.bank.url()), body).await
     }
 
-    async fn bank_credit(&self, body: Value) -> Value {
+    pub(crate) async fn bank_credit(&self, body: Value) -> Value {
         self.control(format!("{}/_mock/bank/credit", self.bank.url()), body).await
+    }
+
+    /// One signed document holding several notifications (`mock-bank`'s statement).
+    pub(crate) async fn bank_statement(&self, body: Value) -> Value {
+        self.control(format!("{}/_mock/bank/statement", self.bank.url()), body).await
     }
 }
 
-async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
+pub(crate) async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
     let v = app.new_payment(provider, amount).await;
     assert_eq!(v["status"], "pending");
     assert!(v["payment_url"].as_str().unwrap().starts_with("http"));
@@ -80,7 +85,7 @@ async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
 }
 
 /// Waits for `n` webhooks, then gives stragglers a moment, and checks there are exactly `n`.
-async fn exactly_webhooks(state: &CentreState, n: u64) {
+pub(crate) async fn exactly_webhooks(state: &CentreState, n: u64) {
     eventually(&format!("{n} webhooks"), Duration::from_secs(20), || async {
         (state.counters().received >= n).then_some(())
     })
@@ -198,7 +203,7 @@ async fn vnpay_end_to_end_and_its_answer_codes() {
 }
 
 /// The outcome the gateway gave each transaction of the document the mock bank sent.
-fn outcomes(r: &Value) -> Vec<String> {
+pub(crate) fn outcomes(r: &Value) -> Vec<String> {
     r["replies"][0]["body"]["entries"]
         .as_array()
         .unwrap_or_else(|| panic!("{r}"))

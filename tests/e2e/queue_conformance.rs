@@ -590,6 +590,7 @@ fn payment(reference: &str, amount: u64, created_at: i64) -> PaymentRecord {
         settled_at: None,
         duplicates: 0,
         updated_at: None,
+        bank_refs: None,
     }
 }
 
@@ -609,6 +610,7 @@ fn confirmation(reference: &str, provider: &str, transaction: &str, paid: bool, 
         amount,
         paid,
         provider_time: "20241126100500".into(),
+        bank_refs: None,
     }
 }
 

@@ -29,9 +29,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::{
-    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, Notice, Parsed, PaymentCreator,
-    PaymentProvider, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, ReversalNotice, Settlement, StoreFailed, problem,
-    settings_if_on,
+    Applied, BankEntry, BankRefs, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, Notice, Parsed,
+    PaymentCreator, PaymentProvider, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, StoreFailed, problem, settings_if_on,
 };
 use crate::BoxFuture;
 
@@ -83,6 +82,23 @@ pub struct Transaction {
     /// How many distinct references of the gateway's shape were found (at most
     /// [`MAX_REFERENCES`]): more than one makes the transaction ambiguous.
     pub references_found: usize,
+    /// The account the notification reports (`Ntfctn/Acct/Id/IBAN` or `Othr/Id`), as written.
+    pub account: Option<String>,
+    /// `Ntry/BookgDt/Dt`, or the date part of `BookgDt/DtTm` ("" when none).
+    pub booking_date: String,
+    /// `TxDtls/Refs` by kind; for an entry with one transaction and no `TxDtls/Refs/AcctSvcrRef`,
+    /// `Ntry/AcctSvcrRef` stands as the account servicer's reference.
+    pub refs: BankRefs,
+    /// The references the transaction's own `TxDtls/Refs` carry, and nothing from the entry:
+    /// what a reversal names of the credit it takes back.
+    pub tx_refs: BankRefs,
+    /// The remittance text: the `Ustrd` lines and `Strd` references, joined with ` | `.
+    pub remittance: String,
+    /// The identity the gateway uses: [`Self::bank_transaction`], or when the bank gave none a
+    /// content identity `content:<sha256>:<n>` that does not depend on the transaction's place
+    /// (booking date, amount, currency, account, references, remittance text, numbered by
+    /// occurrence among identical transactions of the document).
+    pub identity: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -376,8 +392,11 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
         });
     }
     let mut out = Vec::new();
-    let entries = children(body, "Ntfctn").flat_map(|n| children(n, "Ntry"));
-    for (entry, ntry) in entries.enumerate() {
+    let entries = children(body, "Ntfctn").flat_map(|n| {
+        let account = account_of(n);
+        children(n, "Ntry").map(move |e| (account.clone(), e))
+    });
+    for (entry, (account, ntry)) in entries.enumerate() {
         let ind = single(ntry, "CdtDbtInd", entry)?.map(text).unwrap_or_default();
         let dir = direction(&ind, entry)?;
         let reversal = match single(ntry, "RvslInd", entry)? {
@@ -396,6 +415,7 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
         let booked = status == "BOOK";
         let entry_amount = single(ntry, "Amt", entry)?;
         let entry_ref = single(ntry, "AcctSvcrRef", entry)?;
+        let booking_date = booking_date(ntry, entry)?;
         let details: Vec<&Element> = children(ntry, "NtryDtls").flat_map(|d| children(d, "TxDtls")).collect();
         if out.len() + details.len().max(1) > MAX_TRANSACTIONS {
             return Err(CamtError::TooManyTransactions(MAX_TRANSACTIONS));
@@ -414,6 +434,15 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
                 bank_transaction: identity(entry_ref),
                 reference: None,
                 references_found: 0,
+                account: account.clone(),
+                booking_date: booking_date.clone(),
+                refs: BankRefs {
+                    acct_svcr_ref: identity(entry_ref),
+                    ..BankRefs::default()
+                },
+                tx_refs: BankRefs::default(),
+                remittance: String::new(),
+                identity: String::new(),
             });
             continue;
         }
@@ -440,6 +469,15 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
                 },
             };
             let found = references(tx, entry)?;
+            let tx_refs = BankRefs {
+                acct_svcr_ref: identity(path(tx, &["Refs", "AcctSvcrRef"], entry)?),
+                tx_id: identity(path(tx, &["Refs", "TxId"], entry)?),
+                end_to_end_id: identity(path(tx, &["Refs", "EndToEndId"], entry)?),
+            };
+            let mut refs = tx_refs.clone();
+            if refs.acct_svcr_ref.is_none() && single_tx {
+                refs.acct_svcr_ref = identity(entry_ref);
+            }
             out.push(Transaction {
                 entry,
                 index,
@@ -451,10 +489,94 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
                 bank_transaction,
                 reference: found.first.first().cloned(),
                 references_found: found.seen.len(),
+                account: account.clone(),
+                booking_date: booking_date.clone(),
+                refs,
+                tx_refs,
+                remittance: remittance_text(tx, entry)?,
+                identity: String::new(),
             });
         }
     }
+    assign_identities(&mut out);
     Ok(out)
+}
+
+/// `Ntfctn/Acct/Id/IBAN`, else `Ntfctn/Acct/Id/Othr/Id`: the account the notification reports.
+/// A repeat or an absence is no account: it then matches no agency.
+fn account_of(ntfctn: &Element) -> Option<String> {
+    let id = path(ntfctn, &["Acct", "Id"], 0).ok().flatten()?;
+    let iban = path(id, &["IBAN"], 0).ok().flatten().map(text);
+    let other = path(id, &["Othr", "Id"], 0).ok().flatten().map(text);
+    iban.or(other).filter(|a| !a.is_empty())
+}
+
+/// `BookgDt/Dt`, or the date part of `BookgDt/DtTm`, as written ("" when none).
+fn booking_date(ntry: &Element, entry: usize) -> Result<String, CamtError> {
+    let Some(d) = single(ntry, "BookgDt", entry)? else {
+        return Ok(String::new());
+    };
+    if let Some(dt) = single(d, "Dt", entry)? {
+        return Ok(text(dt));
+    }
+    Ok(single(d, "DtTm", entry)?
+        .map(|t| text(t).chars().take(10).collect())
+        .unwrap_or_default())
+}
+
+/// The remittance text a person reads: each `Ustrd` line and each `Strd/CdtrRefInf/Ref`, in
+/// document order, joined with ` | `.
+fn remittance_text(tx: &Element, entry: usize) -> Result<String, CamtError> {
+    let Some(rmt) = single(tx, "RmtInf", entry)? else {
+        return Ok(String::new());
+    };
+    let mut parts = Vec::new();
+    for c in rmt.child_elements() {
+        match c.local.as_str() {
+            "Ustrd" => parts.push(c.text()),
+            "Strd" => {
+                if let Some(r) = path(c, &["CdtrRefInf", "Ref"], entry)? {
+                    parts.push(r.text());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(parts.join(" | "))
+}
+
+/// Sets each transaction's identity: the bank's own reference where it gave one; otherwise a
+/// content identity that is the same wherever the transaction sits in whichever document, so
+/// that a credit re-sent in an end-of-day statement, in any order, is the same credit. Identical
+/// transactions of one document are numbered by occurrence (two equal payments in one document
+/// are two payments).
+fn assign_identities(out: &mut [Transaction]) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for t in out.iter_mut() {
+        if let Some(b) = &t.bank_transaction {
+            t.identity = b.clone();
+            continue;
+        }
+        // Fields are length-prefixed, so no value can shift text into its neighbour.
+        let mut content = String::new();
+        for field in [
+            if t.direction == Direction::Credit { "CRDT" } else { "DBIT" },
+            if t.reversal { "R" } else { "" },
+            &t.booking_date,
+            &t.amount_vnd.map(|a| a.to_string()).unwrap_or_default(),
+            &t.currency,
+            t.account.as_deref().unwrap_or(""),
+            t.reference.as_deref().unwrap_or(""),
+            &t.remittance,
+            t.tx_refs.end_to_end_id.as_deref().unwrap_or(""),
+        ] {
+            content.push_str(&format!("{}:{field};", field.len()));
+        }
+        let digest = hex::encode(openssl::sha::sha256(content.as_bytes()));
+        let n = seen.entry(digest.clone()).or_insert(0);
+        t.identity = format!("content:{}:{n}", &digest[..32]);
+        *n += 1;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,6 +604,9 @@ const BANK_BUSY_RETRY_SECS: u64 = 1;
 pub struct BankSettings {
     /// Path to the bank's signing certificate (PEM).
     pub cert: String,
+    /// The bank's 6-digit NAPAS BIN: when set, this bank's credits pay only agencies whose
+    /// `ma_nh_thu_huong` is this BIN.
+    pub bin: String,
 }
 
 /// The `[banks]` section: every bank that sends camt.054, by id.
@@ -509,6 +634,11 @@ pub fn banks_problems(banks: &BanksSettings, ctx: &BuildContext<'_>) -> Vec<Prob
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         {
             p.push(problem(format!("banks.{id}"), "bank ids are lowercase [a-z0-9_-]+"));
+        }
+    }
+    for (id, b) in banks {
+        if !b.bin.is_empty() && !(b.bin.len() == 6 && b.bin.bytes().all(|c| c.is_ascii_digit())) {
+            p.push(problem(format!("banks.{id}.bin"), "a NAPAS BIN is 6 digits"));
         }
     }
     if ctx.production && !banks.is_empty() && ctx.trust_ca_dir.trim().is_empty() {
@@ -666,6 +796,7 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
                         id.clone(),
                         Bank {
                             cert,
+                            bin: Some(b.bin.clone()).filter(|b| !b.is_empty()),
                             verifications: Arc::new(Semaphore::new(BANK_VERIFICATIONS)),
                         },
                     );
@@ -698,6 +829,8 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
 
 struct Bank {
     cert: X509,
+    /// `banks.<id>.bin`.
+    bin: Option<String>,
     /// The permits for this bank's concurrent verifications.
     verifications: Arc<Semaphore>,
 }
@@ -738,10 +871,11 @@ enum Kind {
 }
 
 /// What one camt.054 transaction does, by ISO 20022's reading (docs/bank-xml.md): a booked VND
-/// credit naming one of our references pays it; a booked DBIT with `RvslInd` reverses the
-/// credit it names; everything else (a CRDT reversal returns an earlier debit, other debits,
-/// pending entries, other currencies) never touches a fee.
-fn notice_of(source: &str, t: &Transaction) -> Result<(Kind, Notice), &'static str> {
+/// credit is money for a fee (it pays the fee it names, or it is kept for a person); a booked
+/// DBIT with `RvslInd` takes back the credit it matches; everything else (a CRDT reversal
+/// returns an earlier debit, other debits, pending entries, other currencies) never touches a
+/// fee.
+fn notice_of(bank: &BankRef<'_>, t: &Transaction) -> Result<(Kind, Notice), &'static str> {
     let kind = match (t.direction, t.reversal) {
         (Direction::Credit, false) => Kind::Credit,
         (Direction::Debit, true) => Kind::Reversal,
@@ -754,49 +888,54 @@ fn notice_of(source: &str, t: &Transaction) -> Result<(Kind, Notice), &'static s
     let (Some(amount), "VND") = (t.amount_vnd, t.currency.as_str()) else {
         return Err("ignored_not_vnd");
     };
-    let Some(reference) = &t.reference else {
-        return Err("no_reference");
-    };
     if t.references_found > 1 {
         tracing::warn!(
             alarm = true,
-            provider = source,
+            provider = bank.source,
             entry = t.entry,
             "a bank transaction names several payments: a person must split it"
         );
-        return Err("ambiguous_reference");
     }
-    // The bank's own reference is the transaction's identity; without one, the entry's place in
-    // this notification is the best there is (a repeat of the same document is still one).
-    let identity = t
-        .bank_transaction
-        .clone()
-        .unwrap_or_else(|| format!("{reference}:{}:{}", t.entry, t.index));
-    let notice = match kind {
-        Kind::Reversal => Notice::Reversal(ReversalNotice {
-            reference: reference.clone(),
-            source: source.to_string(),
-            key: identity,
-            amount,
-            original_transaction: t.bank_transaction.clone(),
-        }),
-        Kind::Credit => Notice::Settled(Settlement {
-            reference: reference.clone(),
-            source: source.to_string(),
-            transaction: identity,
-            amount,
-            paid: true,
-            time: String::new(),
-            amounts: AmountRule::Ledger,
-        }),
+    let entry = BankEntry {
+        bank: bank.id.to_string(),
+        source: bank.source.to_string(),
+        bin: bank.bin.map(str::to_string),
+        reference: if t.references_found == 1 { t.reference.clone() } else { None },
+        references_found: t.references_found,
+        identity: t.identity.clone(),
+        content_identity: t.bank_transaction.is_none(),
+        document: bank.document.to_string(),
+        account: t.account.clone(),
+        amount,
+        currency: t.currency.clone(),
+        booking_date: t.booking_date.clone(),
+        // A reversal names the credit by what its own TxDtls/Refs carry, never by its entry's
+        // AcctSvcrRef, which is the reversal's own reference (ISO 20022).
+        refs: match kind {
+            Kind::Credit => t.refs.clone(),
+            Kind::Reversal => t.tx_refs.clone(),
+        },
+        remittance: t.remittance.clone(),
     };
-    Ok((kind, notice))
+    Ok(match kind {
+        Kind::Credit => (kind, Notice::BankCredit(entry)),
+        Kind::Reversal => (kind, Notice::BankReversal(entry)),
+    })
+}
+
+/// What [`notice_of`] needs of the bank and the document.
+struct BankRef<'a> {
+    id: &'a str,
+    source: &'a str,
+    bin: Option<&'a str>,
+    document: &'a str,
 }
 
 /// The outcome the bank reads for one applied transaction.
 fn outcome_text(kind: Kind, applied: Applied) -> String {
     match (kind, applied) {
         (_, Applied::Unknown) => "unknown_reference".into(),
+        (_, Applied::Unmatched(why)) => why.as_str().into(),
         (Kind::Reversal, Applied::Reversed) => "reversed".into(),
         (Kind::Reversal, Applied::ReversalDuplicate) => "reversal_duplicate".into(),
         (Kind::Reversal, Applied::ReversalNotPaid) => "reversal_ignored_not_paid".into(),
@@ -875,6 +1014,9 @@ impl PaymentProvider for Banks {
             };
             let cert = bank.cert.clone();
             let trust = self.trust.clone();
+            // Which notification carried a transaction: a content identity seen again in
+            // another document may be a second, identical payment.
+            let document = hex::encode(openssl::sha::sha256(&body));
             let verified = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 dsig::verify_enveloped(
@@ -912,10 +1054,16 @@ impl PaymentProvider for Banks {
             };
             let transactions = transactions(&verified.document).map_err(|e| invalid(e.to_string()))?;
             let source = format!("bank:{bank_id}");
+            let which = BankRef {
+                id: &bank_id,
+                source: &source,
+                bin: bank.bin.as_deref(),
+                document: &document,
+            };
             let mut notices = Vec::new();
             let mut entries = Vec::with_capacity(transactions.len());
             for t in &transactions {
-                entries.push(match notice_of(&source, t) {
+                entries.push(match notice_of(&which, t) {
                     Ok((kind, notice)) => {
                         notices.push(notice);
                         Entry::Notice(notices.len() - 1, kind)

@@ -325,8 +325,12 @@ pub enum Notice {
     /// Neither paid nor failed yet. Nothing changes; the gateway still says whether the payment
     /// is known and whether the amount is its amount ([`Applied::NotFinal`]).
     Undecided { reference: String, amount: u64 },
-    /// A paid fee taken back (a bank's DBIT entry with `RvslInd`).
-    Reversal(ReversalNotice),
+    /// A bank's booked VND credit to an account it reports (camt.054): it pays the fee it
+    /// names when it credits that fee's agency's account; otherwise it is kept for a person.
+    BankCredit(BankEntry),
+    /// A bank taking a credit back (a booked DBIT entry with `RvslInd`): it reverses the credit
+    /// it matches, or it is kept for a person.
+    BankReversal(BankEntry),
 }
 
 /// A provider's word that a payment was paid, or failed.
@@ -356,17 +360,109 @@ pub enum AmountRule {
     OrderFirst,
 }
 
-/// A provider's reversal of a payment it made.
+/// The bank's references of a transaction, by kind, from `TxDtls/Refs` (and, for an entry
+/// with one transaction, `Ntry/AcctSvcrRef` as the account servicer's reference). Values are
+/// as the bank wrote them; `NOTPROVIDED` is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BankRefs {
+    #[serde(rename = "AcctSvcrRef", skip_serializing_if = "Option::is_none", default)]
+    pub acct_svcr_ref: Option<String>,
+    #[serde(rename = "TxId", skip_serializing_if = "Option::is_none", default)]
+    pub tx_id: Option<String>,
+    #[serde(rename = "EndToEndId", skip_serializing_if = "Option::is_none", default)]
+    pub end_to_end_id: Option<String>,
+}
+
+impl BankRefs {
+    pub fn is_empty(&self) -> bool {
+        self.acct_svcr_ref.is_none() && self.tx_id.is_none() && self.end_to_end_id.is_none()
+    }
+
+    /// Whether `self` (what a reversal carries) names `credit` (what a credit carried): every
+    /// kind both hold is equal, and they share at least one. `None` when they share no kind,
+    /// so that nothing can be compared.
+    pub fn names(&self, credit: &BankRefs) -> Option<bool> {
+        let pairs = [
+            (&self.acct_svcr_ref, &credit.acct_svcr_ref),
+            (&self.tx_id, &credit.tx_id),
+            (&self.end_to_end_id, &credit.end_to_end_id),
+        ];
+        let shared: Vec<bool> = pairs.iter().filter_map(|(a, b)| Some(a.as_ref()? == b.as_ref()?)).collect();
+        (!shared.is_empty()).then(|| shared.iter().all(|&same| same))
+    }
+}
+
+/// One bank transaction as a camt.054 reports it, with what the gateway needs to match it to a
+/// fee, or to show it to a person when it matches none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReversalNotice {
-    pub reference: String,
-    /// The route that must have paid it (`bank:<id>`).
+pub struct BankEntry {
+    /// The configured bank's id (`banks.<id>`).
+    pub bank: String,
+    /// `bank:<id>`: the route that confirms.
     pub source: String,
-    /// The reversal's own identity, so that a repeat of it changes nothing.
-    pub key: String,
+    /// The bank's NAPAS BIN (`banks.<id>.bin`), when configured.
+    pub bin: Option<String>,
+    /// The one reference of the gateway's shape the transaction names, if exactly one.
+    pub reference: Option<String>,
+    /// How many distinct references of the gateway's shape it names.
+    pub references_found: usize,
+    /// The transaction's identity at this bank: the bank's reference, or a content identity
+    /// (`content:…`) when the bank gave none.
+    pub identity: String,
+    /// `identity` is a content identity: the same text may be a second, identical payment.
+    pub content_identity: bool,
+    /// SHA-256 (hex) of the document as received: which notification carried it.
+    pub document: String,
+    /// The credited (or debited) account, `Ntfctn/Acct/Id` (`IBAN` or `Othr/Id`), as written.
+    pub account: Option<String>,
     pub amount: u64,
-    /// The original transaction it names, when it names one.
-    pub original_transaction: Option<String>,
+    pub currency: String,
+    /// `BookgDt/Dt` (or the date of `BookgDt/DtTm`), as written ("" when none).
+    pub booking_date: String,
+    /// The references the transaction carries (for a reversal: those of the credit it takes back).
+    pub refs: BankRefs,
+    /// The remittance text (`Ustrd` lines, `Strd` references), as written.
+    pub remittance: String,
+}
+
+/// Why a bank's money paid or reversed nothing, as the unmatched list names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnmatchedReason {
+    NoReference,
+    AmbiguousReference,
+    AmountMismatch,
+    WrongAccount,
+    UnmatchedReversal,
+    PossibleRepeat,
+    AlreadyPaid,
+}
+
+impl UnmatchedReason {
+    pub const ALL: [UnmatchedReason; 7] = [
+        UnmatchedReason::NoReference,
+        UnmatchedReason::AmbiguousReference,
+        UnmatchedReason::AmountMismatch,
+        UnmatchedReason::WrongAccount,
+        UnmatchedReason::UnmatchedReversal,
+        UnmatchedReason::PossibleRepeat,
+        UnmatchedReason::AlreadyPaid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnmatchedReason::NoReference => "no_reference",
+            UnmatchedReason::AmbiguousReference => "ambiguous_reference",
+            UnmatchedReason::AmountMismatch => "amount_mismatch",
+            UnmatchedReason::WrongAccount => "wrong_account",
+            UnmatchedReason::UnmatchedReversal => "unmatched_reversal",
+            UnmatchedReason::PossibleRepeat => "possible_repeat",
+            UnmatchedReason::AlreadyPaid => "already_paid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// A payment's state, as the gateway stores it.
@@ -422,6 +518,8 @@ pub enum Applied {
     ReversalNotPaid,
     /// The reversal does not match the payment that stands: nothing changed.
     ReversalMismatch,
+    /// A bank's money that paid or reversed nothing it could: kept for a person, with why.
+    Unmatched(UnmatchedReason),
 }
 
 /// A provider's settings section: whether it switches the provider on, and what is wrong with

@@ -888,9 +888,11 @@ impl PaymentProvider for Vnpay {
                     Applied::AmountMismatch | Applied::OrderAmountDiffers => rsp("04", "Invalid amount"),
                     Applied::NotFinal => rsp("99", "Transaction not final"),
                     Applied::Duplicate(_) | Applied::AlreadySettled(_) | Applied::PaidTwice => rsp("02", "Order already confirmed"),
-                    Applied::Reversed | Applied::ReversalDuplicate | Applied::ReversalNotPaid | Applied::ReversalMismatch => {
-                        rsp("99", "Unknown error")
-                    }
+                    Applied::Reversed
+                    | Applied::ReversalDuplicate
+                    | Applied::ReversalNotPaid
+                    | Applied::ReversalMismatch
+                    | Applied::Unmatched(_) => rsp("99", "Unknown error"),
                 }
             };
             Ok(Parsed {

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod payments;
 pub mod problem;
 pub mod signatures;
+pub mod unmatched;
 
 use std::future::{Ready, ready};
 
@@ -54,6 +55,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(ops::routes)
         .configure(dossiers::routes)
         .configure(signatures::routes)
+        // Before payments: `/v1/payments/unmatched` is not a `/v1/payments/{MaThamChieu}`.
+        .configure(unmatched::routes)
         .configure(payments::routes);
 }
 

@@ -60,6 +60,9 @@ pub const BEARER: &str = "bearer";
         super::payments::create,
         super::payments::get,
         super::payments::list,
+        super::unmatched::list,
+        super::unmatched::assign,
+        super::unmatched::give_back,
     ),
     components(schemas(Problem, FieldErrorSchema)),
     modifiers(&BearerKey)
@@ -104,6 +107,7 @@ pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
     let mut doc = serde_json::to_value(CoreApi::openapi()).unwrap_or_else(|_| json!({}));
     let mut schemas: Vec<(String, Value)> = Vec::new();
     schemas.extend(super::payments::body_schemas());
+    schemas.extend(super::unmatched::body_schemas());
     schemas.extend(super::ops::body_schemas());
     schemas.extend(super::signatures::body_schemas());
     // The payment providers' callback routes are registered whatever is configured (an

@@ -125,7 +125,7 @@ pub(crate) fn callback_operations() -> Vec<super::openapi::ExtraOperation> {
         .collect()
 }
 
-fn payments(p: &web::Data<Option<Arc<Payments>>>) -> Result<&Payments, ApiError> {
+pub(super) fn payments(p: &web::Data<Option<Arc<Payments>>>) -> Result<&Payments, ApiError> {
     p.get_ref()
         .as_deref()
         .ok_or_else(|| ApiError::NotConfigured("payments are not configured".into()))

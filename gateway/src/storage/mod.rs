@@ -114,7 +114,9 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 18] = [
+    const SCRIPTS: [(&str, &str); 20] = [
+        ("unmatched_put.lua", include_str!("lua/unmatched_put.lua")),
+        ("unmatched_settle.lua", include_str!("lua/unmatched_settle.lua")),
         ("replay_job.lua", include_str!("lua/replay_job.lua")),
         ("lib/payment_index.lua", include_str!("lua/lib/payment_index.lua")),
         ("dossier.lua", include_str!("lua/dossier.lua")),

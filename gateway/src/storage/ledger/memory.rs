@@ -22,6 +22,8 @@ pub(in crate::storage) struct LedgerState {
     /// The list indexes by name (`s:<status>`, `h:<MaHoSo>`, `all`), as the Redis zsets.
     indexes: HashMap<String, ZSet>,
     history: HashMap<String, Vec<HistoryEntry>>,
+    /// Bank money that matched nothing (`super::unmatched`).
+    pub(super) unmatched: super::unmatched::UnmatchedBook,
 }
 
 /// The same bound as `lib/payment_index.lua`.
@@ -29,23 +31,35 @@ const HISTORY_CAP: usize = 50;
 
 /// A sorted set: member -> score, ordered by (score, member).
 #[derive(Default)]
-struct ZSet {
+pub(super) struct ZSet {
     order: BTreeSet<(Millis, String)>,
     score: HashMap<String, Millis>,
 }
 
 impl ZSet {
-    fn add(&mut self, member: &str, at: Millis) {
+    pub(super) fn add(&mut self, member: &str, at: Millis) {
         if let Some(old) = self.score.insert(member.to_string(), at) {
             self.order.remove(&(old, member.to_string()));
         }
         self.order.insert((at, member.to_string()));
     }
 
-    fn remove(&mut self, member: &str) {
+    pub(super) fn remove(&mut self, member: &str) {
         if let Some(old) = self.score.remove(member) {
             self.order.remove(&(old, member.to_string()));
         }
+    }
+
+    /// Members scored at or after `since`, highest score first, paged.
+    pub(super) fn newest_first(&self, since: Millis, offset: usize, limit: usize) -> Vec<String> {
+        self.order
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at >= since)
+            .skip(offset)
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 
@@ -105,7 +119,7 @@ impl MemoryLedger {
     }
 
     /// Runs `f` on the ledger and its events queue, as one step.
-    fn with<T>(&self, f: impl FnOnce(&mut LedgerState, &mut QueueState) -> T) -> T {
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut LedgerState, &mut QueueState) -> T) -> T {
         let mut guard = self.store.lock();
         let MemoryState { queues, ledgers, .. } = &mut *guard;
         let ledger = ledgers.entry(self.events.to_string()).or_default();
@@ -184,6 +198,7 @@ impl MemoryLedger {
             p.provider_time = Some(c.provider_time.clone());
             p.confirmed_by = Some(c.provider.clone());
             p.settled_at = Some(now);
+            p.bank_refs = c.bank_refs.clone();
             l.applied.insert(marker, Applied::Settled(state));
             l.index(&c.reference, Some(old.as_str()), state.as_str(), now);
             l.note(

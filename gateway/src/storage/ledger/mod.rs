@@ -19,6 +19,7 @@
 
 pub(super) mod memory;
 pub(super) mod redis;
+pub mod unmatched;
 
 use serde::Serialize;
 
@@ -96,6 +97,10 @@ pub struct PaymentRecord {
     /// The last change (creation when unknown).
     #[serde(skip)]
     pub updated_at: Option<Millis>,
+    /// The bank references (JSON, `BankRefs`) of the credit that settled it, when a bank's
+    /// camt.054 did: what a reversal is matched against.
+    #[serde(skip)]
+    pub bank_refs: Option<String>,
 }
 
 /// The statuses the payment list filters by: a payment's own, or `duplicate` (paid, then paid
@@ -173,6 +178,8 @@ pub struct Confirmation {
     /// The provider says paid (otherwise: failed).
     pub paid: bool,
     pub provider_time: String,
+    /// A bank credit's references (JSON, `BankRefs`), kept with the payment it settles.
+    pub bank_refs: Option<String>,
 }
 
 impl Confirmation {

@@ -137,6 +137,7 @@ fn record_from(reference: &str, mut map: HashMap<String, String>) -> Result<Paym
         duplicates: take("duplicates").map_or(Ok(0), |v| num(v, "duplicates"))?,
         // Payments from before the indexes have none: their creation is their last update.
         updated_at: take("updated").map(|v| num(v, "updated")).transpose()?,
+        bank_refs: take("brefs"),
     })
 }
 
@@ -146,8 +147,12 @@ impl RedisLedger {
         RedisLedger { store, events }
     }
 
-    fn base(&self) -> &str {
+    pub(super) fn base(&self) -> &str {
         &self.events.base
+    }
+
+    pub(super) fn store(&self) -> &RedisStore {
+        &self.store
     }
 
     /// `payment_create.lua`.
@@ -213,7 +218,8 @@ impl RedisLedger {
             .arg(&ev.confirmed.kind)
             .arg(&ev.confirmed.payload)
             .arg(&ev.duplicate.kind)
-            .arg(&ev.duplicate.payload);
+            .arg(&ev.duplicate.payload)
+            .arg(c.bank_refs.as_deref().unwrap_or(""));
         let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment confirmation reply")?;
         confirm_outcome(&answer)
     }

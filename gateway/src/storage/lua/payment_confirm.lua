@@ -21,6 +21,7 @@
 -- ARGV[10] the transaction the caller saw standing ('' for none)
 -- ARGV[11] payment.confirmed event kind,  ARGV[12] its payload
 -- ARGV[13] payment.duplicate event kind,  ARGV[14] its payload
+-- ARGV[15] a bank credit's references (JSON), kept with the payment it settles ('' for none)
 -- Returns 'unknown' | 'stale' | 'paid' | 'failed' | 'amount_mismatch' | 'paid_twice'
 --   | 'duplicate:<earlier answer>' | 'already:<state>'.
 -- 'stale': another transaction paid it since the caller read it; the caller reads again, so
@@ -46,6 +47,7 @@ elseif redis.call('HGET', KEYS[1], 'amount') ~= ARGV[3] then outcome = 'amount_m
 redis.call('SET', KEYS[2], outcome)
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', outcome, 'txn', ARGV[2], 'ptime', ARGV[5], 'settled', ARGV[6], 'by', ARGV[9])
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'brefs', ARGV[15]) else redis.call('HDEL', KEYS[1], 'brefs') end
 payment_index(KEYS[1], ARGV[1], state, outcome, ARGV[6])
 payment_note(KEYS[1], ARGV[1], ARGV[6], outcome, ARGV[9] .. ' transaction ' .. ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
 if outcome == 'paid' then
