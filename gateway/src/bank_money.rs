@@ -124,14 +124,14 @@ impl Payments {
                 .await;
         };
         let Some(record) = self.get(reference).await? else {
-            return self
-                .keep_unmatched(
-                    e,
-                    "credit",
-                    UnmatchedReason::NoReference,
-                    format!("{reference} names no payment of this gateway"),
-                )
-                .await;
+            self.keep_unmatched(
+                e,
+                "credit",
+                UnmatchedReason::NoReference,
+                format!("{reference} names no payment of this gateway"),
+            )
+            .await?;
+            return Ok(Applied::Unknown);
         };
         let agency = self.agencies.iter().find(|a| a.ma_don_vi == record.agency);
         let problem = match agency {
@@ -219,7 +219,8 @@ impl Payments {
             Some(reference) => match self.get(reference).await? {
                 None => {
                     let (r, why) = unmatched(format!("{reference} names no payment of this gateway"));
-                    return self.keep_unmatched(e, "reversal", r, why).await;
+                    self.keep_unmatched(e, "reversal", r, why).await?;
+                    return Ok(Applied::Unknown);
                 }
                 Some(record) => (reference.clone(), record),
             },
@@ -236,7 +237,8 @@ impl Payments {
                 let (r, why) = unmatched(format!(
                     "{reference}: the reversal names another bank transaction than the credit that paid it"
                 ));
-                return self.keep_unmatched(e, "reversal", r, why).await;
+                self.keep_unmatched(e, "reversal", r, why).await?;
+                return Ok(Applied::ReversalMismatch);
             }
             // Nothing comparable: bank, reference, amount and currency (checked by the ledger).
             None => None,

@@ -198,13 +198,13 @@ async fn reversals_match_by_the_originals_references_never_by_their_own() {
             json!({"reference": c, "amount_vnd": 50_000, "reversal": true, "bank_ref": "RVC9", "original_bank_ref": "FTC9", "url": url}),
         )
         .await;
-    assert_eq!(outcomes(&r), ["unmatched_reversal"], "{r}");
+    assert_eq!(outcomes(&r), ["reversal_refused_mismatch"], "{r}");
     assert_eq!(app.payment(&c).await["status"], "paid");
     // And one naming no payment at all.
     let r = e
         .bank_credit(json!({"reference": "HCC261206AAAAAAAA", "amount_vnd": 10_000, "reversal": true, "bank_ref": "RVX1", "url": url}))
         .await;
-    assert_eq!(outcomes(&r), ["unmatched_reversal"], "{r}");
+    assert_eq!(outcomes(&r), ["unknown_reference"], "{r}");
     let listed = e.unmatched(&app, "?state=open").await;
     let reasons: Vec<&str> = listed.iter().map(|u| u["reason"].as_str().unwrap_or_default()).collect();
     assert_eq!(reasons, ["unmatched_reversal", "unmatched_reversal"], "{listed:?}");
