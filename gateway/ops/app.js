@@ -94,6 +94,21 @@ const TEXT = {
   "payments.updated": ["updated", "cập nhật lúc"],
   "payments.none": ["No payment matches these filters.", "Không có khoản thanh toán nào khớp bộ lọc."],
   "payments.unavailable": ["Payments cannot be read: {m}", "Không đọc được danh sách thanh toán: {m}"],
+  "unmatched.title": ["Bank money that matched nothing (open)", "Tiền ngân hàng chưa khớp khoản nào (đang mở)"],
+  "unmatched.none": ["No open bank credit or reversal waits for a person.", "Không có khoản ghi có hay hoàn trả nào đang chờ xử lý."],
+  "unmatched.booked": ["booked", "ngày hạch toán"],
+  "unmatched.bank": ["bank", "ngân hàng"],
+  "unmatched.account": ["account", "tài khoản"],
+  "unmatched.reason": ["why", "lý do"],
+  "unmatched.text": ["transfer note", "nội dung chuyển khoản"],
+  "unmatched.id": ["id", "mã"],
+  "unmatched.no_reference": ["no reference", "không có mã tham chiếu"],
+  "unmatched.ambiguous_reference": ["several references", "nhiều mã tham chiếu"],
+  "unmatched.amount_mismatch": ["another amount", "sai số tiền"],
+  "unmatched.wrong_account": ["another account", "sai tài khoản thụ hưởng"],
+  "unmatched.unmatched_reversal": ["reversal of nothing", "hoàn trả không khớp"],
+  "unmatched.possible_repeat": ["possible repeat", "có thể trùng lặp"],
+  "unmatched.already_paid": ["fee already paid", "khoản phí đã nộp"],
   "pay.pending": ["pending", "chờ thanh toán"],
   "pay.paid": ["paid", "đã thanh toán"],
   "pay.failed": ["failed", "thất bại"],
@@ -515,6 +530,28 @@ async function showPayments(params, mine) {
   $("#pg-first").disabled = cursors.length === 1;
   $("#pg-next").disabled = !page.next_cursor;
   $("#pg-next").onclick = () => { if (page.next_cursor) { cursors.push(page.next_cursor); render(); } };
+  await showUnmatched(mine);
+}
+
+// The open entries of the unmatched list: money a finance officer must assign or return
+// (docs/operations.md). The actions are the API's (admin); the page only shows them.
+async function showUnmatched(mine) {
+  let page;
+  try { page = await api("GET", "/v1/payments/unmatched?state=open&limit=" + PAGE_SIZE); }
+  catch (e) {
+    if (e.status !== 503 || mine !== generation) throw e;
+    page = { unmatched: [] };
+  }
+  if (mine !== generation) return;
+  const tb = $("#unmatched tbody"); tb.replaceChildren();
+  const rows = Array.isArray(page.unmatched) ? page.unmatched : [];
+  for (const u of rows) {
+    tb.append(el("tr", { "data-id": u.id },
+      cell(u.booking_date, "small"), cell(u.bank), cell(u.account), cell(money(u.amount), "num"),
+      el("td", { title: u.detail || "" }, el("span", { class: "badge alert", text: t("unmatched." + u.reason) })),
+      cell(u.remittance, "small"), cell(u.id, "small mono")));
+  }
+  $("#unmatched-empty").hidden = rows.length > 0; $("#unmatched").hidden = rows.length === 0;
 }
 function localInput(d) {
   const p = (n) => String(n).padStart(2, "0");

@@ -244,6 +244,52 @@ impl Client {
         Ok(out)
     }
 
+    /// `GET /v1/payments/unmatched`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table
+    /// (or JSON).
+    pub async fn unmatched(&self, state: &str, bank: Option<&str>, json: bool) -> Result<String, CliError> {
+        let mut rows = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAYMENT_PAGES {
+            let mut q: Vec<(&str, &str)> = vec![("limit", "200"), ("state", state)];
+            if let Some(b) = bank {
+                q.push(("bank", b));
+            }
+            if let Some(c) = &cursor {
+                q.push(("cursor", c));
+            }
+            let v = self.call_with(reqwest::Method::GET, "/v1/payments/unmatched", &q).await?;
+            rows.extend(v["unmatched"].as_array().cloned().unwrap_or_default());
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        if json {
+            return Ok(format!("{:#}\n", Value::Array(rows)));
+        }
+        if rows.is_empty() {
+            return Ok(format!("no {state} unmatched bank money\n"));
+        }
+        let mut out = format!(
+            "{:<26} {:<10} {:<10} {:<16} {:>12} {:<20} {:<20} {}\n",
+            "ID", "BOOKED", "BANK", "ACCOUNT", "AMOUNT", "REASON", "MATHAMCHIEU", "TRANSFER NOTE"
+        );
+        for u in rows {
+            out.push_str(&format!(
+                "{:<26} {:<10} {:<10} {:<16} {:>12} {:<20} {:<20} {}\n",
+                shown(&u["id"], "?"),
+                shown(&u["booking_date"], "-"),
+                shown(&u["bank"], "?"),
+                shown(&u["account"], "-"),
+                u["amount"],
+                shown(&u["reason"], "?"),
+                shown(&u["MaThamChieu"], "-"),
+                shown(&u["remittance"], ""),
+            ));
+        }
+        Ok(out)
+    }
+
     pub async fn dead_discard(&self, queue: &str, id: &str) -> Result<String, CliError> {
         self.call(reqwest::Method::DELETE, &format!("/v1/queues/{queue}/dead/{id}")).await?;
         Ok(format!("discarded {id}\n"))

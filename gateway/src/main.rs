@@ -76,6 +76,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bank credits and reversals that paid or reversed nothing (the unmatched list), newest
+    /// first; assign or return them through the API (docs/operations.md).
+    Unmatched {
+        /// open (default), assigned or returned.
+        #[arg(long, default_value = "open")]
+        state: String,
+        /// Only this configured bank's entries.
+        #[arg(long)]
+        bank: Option<String>,
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the gateway's JSON answers instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Key material commands.
     Keys {
         #[command(subcommand)]
@@ -180,6 +195,9 @@ fn main() -> anyhow::Result<()> {
                 c.payments(&filter, json).await
             })
         }),
+        Command::Unmatched { state, bank, url, json } => {
+            operator(&url, |c| Box::pin(async move { c.unmatched(&state, bank.as_deref(), json).await }))
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => match hcc_config::load(&hcc_config::Source::from_process_env()) {
