@@ -33,6 +33,15 @@
 //!   `Signature`, only the enveloped transform). Those variants need `xmlsec1` installed.
 //! - `tamper` (change the entry amount after signing), `stranger` (sign with a key the gateway
 //!   does not know), `copies` (1..=100).
+//! - `account`: the account the notification reports (`Ntfctn/Acct/Id/Othr/Id`; the agency's
+//!   usual one when absent). `refs`: `full` (default), `entry` (no `TxDtls/Refs`, only
+//!   `Ntry/AcctSvcrRef`) or `none` (no bank reference at all), as banks that send bare entries
+//!   do. `booking_date`: `BookgDt/Dt`.
+//!
+//! `POST /_mock/bank/statement` sends one document holding several notifications (one per
+//! account, e.g. an end-of-day statement, or a feed covering several agencies' accounts), each
+//! with several entries in the order given: `{"notifications": [{"account", "entries": [<the
+//! credit fields above>]}], "url", "copies", "msg_id", "version"}`.
 //!
 //! The answer: `{"bank_ref", "document", "replies": [{"status", "body"} | {"error"}]}`.
 

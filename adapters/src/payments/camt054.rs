@@ -637,7 +637,8 @@ pub fn banks_problems(banks: &BanksSettings, ctx: &BuildContext<'_>) -> Vec<Prob
         }
     }
     for (id, b) in banks {
-        if !b.bin.is_empty() && !(b.bin.len() == 6 && b.bin.bytes().all(|c| c.is_ascii_digit())) {
+        let is_bin = b.bin.len() == 6 && b.bin.bytes().all(|c| c.is_ascii_digit());
+        if !b.bin.is_empty() && !is_bin {
             p.push(problem(format!("banks.{id}.bin"), "a NAPAS BIN is 6 digits"));
         }
     }
@@ -1172,6 +1173,36 @@ mod tests {
     }
 
     #[test]
+    fn identities_without_bank_references_do_not_depend_on_position() {
+        let bare = |reference: &str, amount: u32| {
+            entry(
+                &format!("<Amt Ccy=\"VND\">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>"),
+                &format!("<TxDtls><RmtInf><Ustrd>Nop {reference} le phi</Ustrd></RmtInf></TxDtls>"),
+            )
+        };
+        let (a, b) = (bare("HCC261206ABCDEFGH", 100), bare("HCC261206JKLMNPQR", 200));
+        let one = transactions(&v08(&a)).unwrap();
+        let two = transactions(&v08(&format!("{b}{a}{a}"))).unwrap();
+        assert!(one[0].identity.starts_with("content:"), "{}", one[0].identity);
+        assert_eq!(one[0].bank_transaction, None);
+        assert_eq!(two[1].identity, one[0].identity, "the same credit in another place");
+        assert_ne!(two[2].identity, two[1].identity, "an identical second credit is numbered");
+        assert_ne!(two[0].identity, two[1].identity);
+        assert_eq!(one[0].account.as_deref(), Some("0011004123456"));
+        assert_eq!(one[0].booking_date, "2026-11-25");
+        assert_eq!(one[0].remittance, "Nop HCC261206ABCDEFGH le phi");
+        // The entry's AcctSvcrRef is the credit's identity and its AcctSvcrRef kind, but never
+        // a reference its TxDtls carries (what a reversal names the credit by).
+        let with_entry_ref = entry(
+            "<Amt Ccy=\"VND\">100</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><AcctSvcrRef>FT9</AcctSvcrRef>",
+            "<TxDtls><RmtInf><Ustrd>HCC261206ABCDEFGH</Ustrd></RmtInf></TxDtls>",
+        );
+        let t = &transactions(&v08(&with_entry_ref)).unwrap()[0];
+        assert_eq!((t.identity.as_str(), t.refs.acct_svcr_ref.as_deref()), ("FT9", Some("FT9")));
+        assert!(t.tx_refs.is_empty());
+    }
+
+    #[test]
     fn both_versions_read_alike() {
         let v08 = hcc_signing::xml::dom::parse(include_bytes!("../../../tests/fixtures/xml/01-camt054-v08.xml")).unwrap();
         let t = transactions(&v08).unwrap();
@@ -1598,6 +1629,10 @@ mod tests {
         assert_eq!(banks_keys(missing, false, ""), vec!["banks.vcb.cert"]);
         assert_eq!(banks_keys("[VCB]\ncert = \"x\"\n", false, ""), vec!["banks.VCB"]);
         assert_eq!(banks_keys("", true, ""), Vec::<String>::new(), "no bank: nothing pinned");
+        for bad in ["97043", "9704366", "97043a", " 970436"] {
+            let text = format!("[vcb]\ncert = \"/nonexistent/vcb.pem\"\nbin = \"{bad}\"\n");
+            assert_eq!(banks_keys(&text, false, ""), vec!["banks.vcb.bin"], "{bad:?}");
+        }
     }
 
     #[test]

@@ -703,6 +703,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_reversal_names_a_credit_by_every_kind_both_hold() {
+        let r = |a: Option<&str>, t: Option<&str>, e: Option<&str>| BankRefs {
+            acct_svcr_ref: a.map(Into::into),
+            tx_id: t.map(Into::into),
+            end_to_end_id: e.map(Into::into),
+        };
+        let credit = r(Some("FT1"), Some("TX1"), None);
+        assert_eq!(r(Some("FT1"), None, None).names(&credit), Some(true));
+        assert_eq!(r(Some("FT1"), Some("TX1"), Some("E2E")).names(&credit), Some(true));
+        assert_eq!(r(Some("FT1"), Some("TX2"), None).names(&credit), Some(false), "one kind differs");
+        assert_eq!(r(None, None, Some("E2E")).names(&credit), None, "nothing comparable");
+        assert_eq!(r(None, None, None).names(&credit), None);
+        assert_eq!(r(Some("FT1"), None, None).names(&BankRefs::default()), None);
+    }
+
+    #[test]
     fn timestamps_are_vietnam_time_on_a_24_hour_clock() {
         // 2024-11-26T06:30:05Z is 13:30:05 in Hà Nội.
         assert_eq!(vn_timestamp(1_732_602_605), "20241126133005");
