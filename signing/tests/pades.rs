@@ -130,3 +130,53 @@ fn a_signature_too_large_for_its_reserve_is_refused() {
         Err(PadesError::SignatureTooLarge { reserved: 64, .. })
     ));
 }
+
+/// The fixture with its last `/Size` replaced by `size` (in place: no offset moves), as a
+/// classic table or, with `streams`, a cross-reference stream.
+fn with_size(p: &common::Pki, streams: bool, size: &str) -> Vec<u8> {
+    let mut bytes = fixture();
+    if streams {
+        let (original, out) = (p.dir.join("size-classic.pdf"), p.dir.join("size-streams.pdf"));
+        std::fs::write(&original, &bytes).unwrap();
+        let (ok, log) = run("qpdf", &["--object-streams=generate", s(&original), s(&out)]);
+        assert!(ok, "{log}");
+        bytes = std::fs::read(&out).unwrap();
+    }
+    let at = bytes.windows(6).rposition(|w| w == b"/Size ").unwrap() + "/Size ".len();
+    let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut out = bytes[..at].to_vec();
+    if streams {
+        // The entries stay where they were: /Index says which objects they are, as /Size no
+        // longer does.
+        let count = std::str::from_utf8(&bytes[at..at + digits]).unwrap();
+        out.truncate(at - "/Size ".len());
+        out.extend_from_slice(format!("/Index [0 {count}] /Size ").as_bytes());
+    }
+    out.extend_from_slice(size.as_bytes());
+    out.extend_from_slice(&bytes[at + digits..]);
+    out
+}
+
+#[test]
+fn an_object_count_beyond_what_a_pdf_may_hold_is_refused_never_a_panic() {
+    let p = pki();
+    for streams in [false, true] {
+        for size in ["4294967295", "4294967296", "8388609", "8388608"] {
+            let pdf = with_size(&p, streams, size);
+            let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pades::sign(&pdf, &p.pki.gateway, &options(false))));
+            match signed {
+                Ok(Err(PadesError::Malformed(why))) => assert!(why.contains("/Size"), "{size}: {why}"),
+                Ok(Err(e)) => panic!("streams={streams} /Size {size}: {e}"),
+                Ok(Ok(_)) => panic!("streams={streams} /Size {size}: signed"),
+                Err(_) => panic!("streams={streams} /Size {size}: panicked"),
+            }
+            let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pades::verify(&pdf, &p.trust)));
+            assert!(verified.is_ok(), "streams={streams} /Size {size}: verify panicked");
+        }
+        // A /Size that is merely generous still signs, with object numbers above it.
+        let pdf = with_size(&p, streams, "1000");
+        let signed = pades::sign(&pdf, &p.pki.gateway, &options(false)).unwrap();
+        let report = pades::verify(&signed, &p.trust).unwrap();
+        assert!(report.len() == 1 && report[0].valid, "{report:?}");
+    }
+}

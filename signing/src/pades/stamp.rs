@@ -37,7 +37,7 @@ fn stamp_error(what: &str) -> PadesError {
     PadesError::Stamp(what.to_string())
 }
 
-pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> ObjectId) -> Result<Stamp, PadesError> {
+pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> Result<ObjectId, PadesError>) -> Result<Stamp, PadesError> {
     let face = ttf_parser::Face::parse(FONT, 0).map_err(|_| stamp_error("the embedded font cannot be read"))?;
     let upem = f32::from(face.units_per_em());
     let fallback = face.glyph_index('?').map(|g| g.0).unwrap_or(0);
@@ -94,12 +94,12 @@ pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> ObjectId) -> 
     let tag = subset_tag(&glyphs);
     let base_font = Object::Name(format!("{tag}+{FONT_NAME}").into_bytes());
 
-    let font_file = next_id();
-    let descriptor = next_id();
-    let cid_font = next_id();
-    let to_unicode = next_id();
-    let type0 = next_id();
-    let appearance = next_id();
+    let font_file = next_id()?;
+    let descriptor = next_id()?;
+    let cid_font = next_id()?;
+    let to_unicode = next_id()?;
+    let type0 = next_id()?;
+    let appearance = next_id()?;
 
     let mut file_dict = Dictionary::new();
     file_dict.set("Length1", subset.len() as i64);
