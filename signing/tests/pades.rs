@@ -180,3 +180,40 @@ fn an_object_count_beyond_what_a_pdf_may_hold_is_refused_never_a_panic() {
         assert!(report.len() == 1 && report[0].valid, "{report:?}");
     }
 }
+
+#[test]
+fn a_change_after_signing_is_named_and_a_second_signature_is_not_one() {
+    let p = pki();
+    let signed = pades::sign(&fixture(), &p.pki.gateway, &options(true)).unwrap();
+    // A second signature (visible: a new widget with its appearance) changes nothing signed.
+    let twice = pades::sign(&signed, &p.pki.gateway, &options(true)).unwrap();
+    let report = pades::verify(&twice, &p.trust).unwrap();
+    assert!(report.iter().all(|s| s.valid && !s.modified_after_signing && s.reason.is_none()), "{report:?}");
+    assert!(!report[0].covers_whole_document);
+    // The document information dictionary is metadata: updating it is no modification.
+    let info = common::redefine_object(&signed, 6, "<< /Title (HCC result document) /ModDate (D:20270101000000Z) >>");
+    let report = pades::verify(&info, &p.trust).unwrap();
+    assert!(report[0].valid && !report[0].modified_after_signing, "{report:?}");
+    // The page's content changed after signing: the signature still verifies over its range,
+    // and the answer says the document was modified, and what.
+    for changed in [
+        common::redefine_object(&signed, 4, common::REVOKED_CONTENT),
+        common::redefine_object(&twice, 4, common::REVOKED_CONTENT),
+    ] {
+        let report = pades::verify(&changed, &p.trust).unwrap();
+        for s in &report {
+            assert!(s.valid && s.modified_after_signing && !s.covers_whole_document, "{report:?}");
+            let reason = s.reason.as_deref().unwrap();
+            assert!(reason.contains("modified after signing") && reason.contains("object 4 0"), "{reason}");
+        }
+    }
+    // A page that gains another annotation (not a signature) is modified too.
+    let page = "<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R /Annots [] >>";
+    let report = pades::verify(&common::redefine_object(&fixture_signed_plain(&p), 3, page), &p.trust).unwrap();
+    assert!(report[0].modified_after_signing, "{report:?}");
+}
+
+/// The fixture signed invisibly (its page then keeps its own dictionary but for /Annots).
+fn fixture_signed_plain(p: &common::Pki) -> Vec<u8> {
+    pades::sign(&fixture(), &p.pki.gateway, &options(false)).unwrap()
+}
