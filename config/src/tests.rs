@@ -116,7 +116,10 @@ fn production_refuses_a_plain_http_timestamp_authority_unless_pinned_or_loopback
     };
     let refused = tsa_problems(&[("HCC__SIGNING__TSA_URL", "http://tsa.example.vn/tsr")]);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert!(refused[0].starts_with("signing.tsa_url: must be https") && refused[0].contains("signing.tsa_ca"), "{refused:?}");
+    assert!(
+        refused[0].starts_with("signing.tsa_url: must be https") && refused[0].contains("signing.tsa_ca"),
+        "{refused:?}"
+    );
     for ok in [
         vec![("HCC__SIGNING__TSA_URL", "https://tsa.example.vn/tsr")],
         vec![("HCC__SIGNING__TSA_URL", "http://127.0.0.1:9104/")],

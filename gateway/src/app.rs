@@ -361,7 +361,12 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
 /// may end at it), else the trust store; with neither, `signing.tsa_url` is refused.
 fn tsa_anchor(settings: &Settings) -> Result<hcc_signing::pki::TrustStore, BuildError> {
     use hcc_signing::pki::TrustStore;
-    let setting = |key: &'static str| move |e: hcc_signing::pki::KeyError| BuildError::Setting { key, message: e.to_string() };
+    let setting = |key: &'static str| {
+        move |e: hcc_signing::pki::KeyError| BuildError::Setting {
+            key,
+            message: e.to_string(),
+        }
+    };
     if !settings.signing.tsa_ca.trim().is_empty() {
         return TrustStore::pinned_from_file(std::path::Path::new(settings.signing.tsa_ca.trim())).map_err(setting("signing.tsa_ca"));
     }

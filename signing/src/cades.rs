@@ -186,7 +186,12 @@ pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
 
 /// Signs `content` of the type `content_type`, carried in the message when `encapsulate`
 /// (the development PKI makes timestamp tokens so, `id-ct-TSTInfo` encapsulated).
-pub(crate) fn sign_as(id: &Identity, content: &[u8], content_type: ObjectIdentifier, encapsulate: bool) -> Result<CadesSignature, CmsError> {
+pub(crate) fn sign_as(
+    id: &Identity,
+    content: &[u8],
+    content_type: ObjectIdentifier,
+    encapsulate: bool,
+) -> Result<CadesSignature, CmsError> {
     let signature_algorithm = match id.key.algorithm() {
         Some(KeyAlgorithm::Rsa) => algorithm(RSA_ENCRYPTION, true),
         Some(KeyAlgorithm::EcdsaP256) => algorithm(ECDSA_WITH_SHA256, false),

@@ -284,7 +284,7 @@ pub fn lookalike(genuine: &X509, role: Role) -> Result<(PKey<Private>, X509), op
 /// back-dated token; with the authority's certificate and another key (and a [`lookalike`] in
 /// the chain), the forgery of the signer-selection attack.
 pub fn timestamp_token(signer: &Identity, gen_time: &str, data: &[u8]) -> Result<Vec<u8>, crate::cms::CmsError> {
-    let tst = crate::tsp::tst_info_der(gen_time, data, 0x0102_0304_0506)
-        .map_err(|e| crate::cms::CmsError::Sign(format!("TSTInfo: {e}")))?;
+    let tst =
+        crate::tsp::tst_info_der(gen_time, data, 0x0102_0304_0506).map_err(|e| crate::cms::CmsError::Sign(format!("TSTInfo: {e}")))?;
     crate::cades::sign_as(signer, &tst, crate::tsp::ID_CT_TST_INFO, true).map(crate::cades::CadesSignature::into_der)
 }

@@ -325,11 +325,7 @@ impl<'a> SidMatcher<'a> {
     fn new(sid: &'a SignerIdentifier) -> Self {
         match sid {
             SignerIdentifier::IssuerAndSerialNumber(ias) => SidMatcher::IssuerSerial {
-                issuer: ias
-                    .issuer
-                    .to_der()
-                    .ok()
-                    .and_then(|d| openssl::x509::X509Name::from_der(&d).ok()),
+                issuer: ias.issuer.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()),
                 serial: ias.serial_number.as_bytes(),
             },
             SignerIdentifier::SubjectKeyIdentifier(ski) => SidMatcher::KeyId(ski.0.as_bytes()),

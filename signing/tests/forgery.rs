@@ -46,7 +46,19 @@ fn openssl_token_verify(p: &Pki, token: &[u8], name: &str) -> (bool, String) {
     run(
         "openssl",
         &[
-            "cms", "-verify", "-binary", "-inform", "DER", "-in", s(&path), "-CAfile", s(&root), "-purpose", "any", "-out", "/dev/null",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            s(&path),
+            "-CAfile",
+            s(&root),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
         ],
     )
 }

@@ -188,7 +188,10 @@ fn a_change_after_signing_is_named_and_a_second_signature_is_not_one() {
     // A second signature (visible: a new widget with its appearance) changes nothing signed.
     let twice = pades::sign(&signed, &p.pki.gateway, &options(true)).unwrap();
     let report = pades::verify(&twice, &p.trust).unwrap();
-    assert!(report.iter().all(|s| s.valid && !s.modified_after_signing && s.reason.is_none()), "{report:?}");
+    assert!(
+        report.iter().all(|s| s.valid && !s.modified_after_signing && s.reason.is_none()),
+        "{report:?}"
+    );
     assert!(!report[0].covers_whole_document);
     // The document information dictionary is metadata: updating it is no modification.
     let info = common::redefine_object(&signed, 6, "<< /Title (HCC result document) /ModDate (D:20270101000000Z) >>");
@@ -204,7 +207,10 @@ fn a_change_after_signing_is_named_and_a_second_signature_is_not_one() {
         for s in &report {
             assert!(s.valid && s.modified_after_signing && !s.covers_whole_document, "{report:?}");
             let reason = s.reason.as_deref().unwrap();
-            assert!(reason.contains("modified after signing") && reason.contains("object 4 0"), "{reason}");
+            assert!(
+                reason.contains("modified after signing") && reason.contains("object 4 0"),
+                "{reason}"
+            );
         }
     }
     // A page that gains another annotation (not a signature) is modified too.

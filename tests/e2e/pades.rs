@@ -181,7 +181,11 @@ async fn a_pdf_signed_twice_keeps_both_signatures_and_pyhanko_signatures_verify(
     assert_eq!(flags, vec![(true, false), (true, true)], "{ours:?}");
     // A second signature is no modification of the first.
     for v in &ours {
-        assert_eq!((v["modified_after_signing"].as_bool(), &v["reason"]), (Some(false), &Value::Null), "{v}");
+        assert_eq!(
+            (v["modified_after_signing"].as_bool(), &v["reason"]),
+            (Some(false), &Value::Null),
+            "{v}"
+        );
     }
     let ph = pyhanko_validate(&p, &path);
     assert_eq!(ph.len(), 2, "{ph:?}");
@@ -253,7 +257,10 @@ async fn bytes_added_or_changed_after_signing_are_reported() {
         "{ours:?}"
     );
     let reason = ours[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("modified after signing") && reason.contains("object 4 0"), "{reason}");
+    assert!(
+        reason.contains("modified after signing") && reason.contains("object 4 0"),
+        "{reason}"
+    );
     assert!(
         !report.contains("Total document signed") && report.contains("Not total document signed"),
         "{report}"
@@ -314,7 +321,11 @@ async fn a_forged_pdf_signature_with_a_lookalike_certificate_is_invalid_and_open
 
     let ours = gateway_verify(&app, forged).await;
     assert_eq!(ours.len(), 1);
-    assert_eq!((ours[0]["valid"].as_bool(), ours[0]["trusted"].as_bool()), (Some(false), Some(false)), "{ours:?}");
+    assert_eq!(
+        (ours[0]["valid"].as_bool(), ours[0]["trusted"].as_bool()),
+        (Some(false), Some(false)),
+        "{ours:?}"
+    );
     assert!(ours[0]["reason"].as_str().unwrap().contains("ambiguous"), "{ours:?}");
     // The same CMS over the same bytes, judged by openssl cms -verify: refused too.
     let (ok, log) = common::openssl_cms_verify(&p, &cms, &content, "forged-pdf", &[]);
@@ -335,7 +346,9 @@ async fn a_pdf_declaring_more_objects_than_a_pdf_may_hold_is_a_422() {
     let mut pdf = bytes[..at].to_vec();
     pdf.extend_from_slice(format!("/Index [0 {count}] /Size 4294967295").as_bytes());
     pdf.extend_from_slice(&bytes[at + 6 + digits..]);
-    let r = app.post_raw("/v1/signatures?format=pades", Key::Centre, Some("application/pdf"), pdf).await;
+    let r = app
+        .post_raw("/v1/signatures?format=pades", Key::Centre, Some("application/pdf"), pdf)
+        .await;
     let v = problem(r, 422).await;
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("/Size"), "{v}");
     app.stop().await;

@@ -29,7 +29,10 @@ async fn tokens_from_the_mock_tsa_verify_with_openssl_and_in_cades() {
     let tsa = mock_tsa(&p).await;
     let content = "Quyết định phê duyệt hồ sơ".as_bytes();
     let sig = cades::sign(&p.pki.gateway, content).unwrap();
-    let token = client(&p, &format!("{}/", tsa.url())).timestamp(sig.signature_value()).await.unwrap();
+    let token = client(&p, &format!("{}/", tsa.url()))
+        .timestamp(sig.signature_value())
+        .await
+        .unwrap();
 
     // The independent judge: openssl ts -verify, over the data and over its digest.
     let (tok, data) = (p.dir.join("t.tst"), p.dir.join("sv.bin"));
@@ -223,10 +226,17 @@ async fn a_token_is_taken_only_from_an_authority_that_chains_to_the_anchor() {
         "{e:?}"
     );
     let stranger = hcc_signing::devpki::DevPki::generate().unwrap();
-    let e = with(TrustStore::from_certs(vec![stranger.root]).unwrap()).timestamp(b"x").await.unwrap_err();
+    let e = with(TrustStore::from_certs(vec![stranger.root]).unwrap())
+        .timestamp(b"x")
+        .await
+        .unwrap_err();
     assert!(matches!(e, TsaError::BadResponse(_)), "{e:?}");
     // No anchor at all: no token.
-    let e = TsaClient::try_new(&url, Duration::from_secs(10)).unwrap().timestamp(b"x").await.unwrap_err();
+    let e = TsaClient::try_new(&url, Duration::from_secs(10))
+        .unwrap()
+        .timestamp(b"x")
+        .await
+        .unwrap_err();
     assert!(matches!(e, TsaError::BadResponse(_)), "{e:?}");
     tsa.stop().await;
 }
@@ -303,7 +313,10 @@ mod api {
         let Err(e) = hcc_gateway::app::signing_state(&st) else {
             panic!("a TSA with nothing to chain its tokens to was accepted");
         };
-        assert!(e.to_string().contains("signing.tsa_url") && e.to_string().contains("signing.tsa_ca"), "{e}");
+        assert!(
+            e.to_string().contains("signing.tsa_url") && e.to_string().contains("signing.tsa_ca"),
+            "{e}"
+        );
         let st = settings(
             QueueBackendKind::Memory,
             &[

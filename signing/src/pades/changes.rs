@@ -128,7 +128,10 @@ fn catalog_change(now: &Document, b: &Dictionary, a: &Dictionary) -> Option<Stri
         return Some(format!("the document catalog changed {k}"));
     }
     // A form written directly in the catalog follows the form's rules.
-    match (b.get(b"AcroForm").and_then(Object::as_dict), a.get(b"AcroForm").and_then(Object::as_dict)) {
+    match (
+        b.get(b"AcroForm").and_then(Object::as_dict),
+        a.get(b"AcroForm").and_then(Object::as_dict),
+    ) {
         (Ok(fb), Ok(fa)) => acroform_dict_change(now, fb, fa),
         _ => None,
     }

@@ -289,7 +289,9 @@ pub fn prepare(pdf: &[u8], cert: &X509Ref, options: &SignOptions) -> Result<Prep
     // does not add up is a refusal, never a slice out of bounds.
     let misplaced = PadesError::Malformed("the signature placeholder is not where it was written");
     let dict_at = sig_at.checked_add(header).ok_or(PadesError::Malformed("the file is too large"))?;
-    let gap_start = dict_at.checked_add(contents_at).ok_or(PadesError::Malformed("the file is too large"))?;
+    let gap_start = dict_at
+        .checked_add(contents_at)
+        .ok_or(PadesError::Malformed("the file is too large"))?;
     let gap_end = options
         .reserve
         .checked_mul(2)

@@ -241,7 +241,7 @@ mod tests {
         let mut n = 100;
         let stamp = build(&lines, || {
             n += 1;
-            (n, 0)
+            Ok((n, 0))
         })
         .unwrap();
         assert_eq!(stamp.objects.len(), 6);
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn a_long_line_shrinks_the_text_to_fit() {
         let long = vec!["Cơ quan: ".to_string() + &"Ủy ban nhân dân ".repeat(4)];
-        let stamp = build(&long, || (1, 0)).unwrap();
+        let stamp = build(&long, || Ok((1, 0))).unwrap();
         let Object::Stream(form) = &stamp.objects[5].1 else {
             panic!("form")
         };
