@@ -276,6 +276,9 @@ pub struct SigningSettings {
     /// The RFC 3161 time-stamping authority for signature timestamps (PAdES-B-T); empty for
     /// none.
     pub tsa_url: String,
+    /// A PEM certificate the authority's tokens must chain to (its CA, or the authority's own
+    /// certificate pinned); empty: the trust store (`trust.ca_dir`) decides.
+    pub tsa_ca: String,
     /// Instead of `pkcs12`, the key in a PKCS#11 token: the module (a vendor `.so`), ...
     pub pkcs11_module: String,
     /// ... the token's label, ...
@@ -292,6 +295,23 @@ impl SigningSettings {
     /// Whether any `pkcs11_*` key is set: the key is then meant to be in a token.
     pub fn uses_pkcs11(&self) -> bool {
         !(self.pkcs11_module.is_empty() && self.pkcs11_token.is_empty() && self.pkcs11_pin.is_empty() && self.pkcs11_key_label.is_empty())
+    }
+
+    /// Production: a timestamp authority is asked over `https`, or its tokens must chain to a
+    /// pinned `tsa_ca`, since on plain `http` anyone on the path could answer. Loopback
+    /// addresses stay allowed (a local proxy or a development authority).
+    fn production_problems(&self, p: &mut Vec<Problem>) {
+        let url = self.tsa_url.trim();
+        let Some(rest) = url.strip_prefix("http://") else {
+            return;
+        };
+        if !self.tsa_ca.trim().is_empty() || is_loopback(rest) {
+            return;
+        }
+        p.push(Problem {
+            key: "signing.tsa_url".into(),
+            message: "must be https when HCC_ENV=production, unless signing.tsa_ca pins the certificate its tokens chain to (loopback addresses stay allowed)".into(),
+        });
     }
 
     /// The token keys come all together or not at all, and never with `pkcs12`.
@@ -547,6 +567,7 @@ impl Settings {
             }
         }
         if production {
+            self.signing.production_problems(&mut p2);
             if self.queue.backend == QueueBackendKind::Memory {
                 p2.push(Problem {
                     key: "queue.backend".into(),
@@ -572,4 +593,17 @@ impl Settings {
         p.extend(p2);
         p
     }
+}
+
+/// Whether the authority part of a URL (what follows `scheme://`) names a loopback host:
+/// `localhost`, `127.0.0.0/8` or `[::1]`.
+fn is_loopback(after_scheme: &str) -> bool {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

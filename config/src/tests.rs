@@ -105,6 +105,41 @@ fn production_refuses_dev_keys_and_memory_queue() {
 }
 
 #[test]
+fn production_refuses_a_plain_http_timestamp_authority_unless_pinned_or_loopback() {
+    let tsa_problems = |vars: &[(&str, &str)]| -> Vec<String> {
+        let s = load(&source("local", vars)).unwrap();
+        s.problems(true)
+            .into_iter()
+            .filter(|p| p.key.starts_with("signing."))
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect()
+    };
+    let refused = tsa_problems(&[("HCC__SIGNING__TSA_URL", "http://tsa.example.vn/tsr")]);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("signing.tsa_url: must be https") && refused[0].contains("signing.tsa_ca"),
+        "{refused:?}"
+    );
+    for ok in [
+        vec![("HCC__SIGNING__TSA_URL", "https://tsa.example.vn/tsr")],
+        vec![("HCC__SIGNING__TSA_URL", "http://127.0.0.1:9104/")],
+        vec![("HCC__SIGNING__TSA_URL", "http://localhost:9104/")],
+        vec![("HCC__SIGNING__TSA_URL", "http://[::1]:9104/")],
+        vec![
+            ("HCC__SIGNING__TSA_URL", "http://tsa.example.vn/tsr"),
+            ("HCC__SIGNING__TSA_CA", "/etc/hcc/tsa-ca.pem"),
+        ],
+    ] {
+        assert!(tsa_problems(&ok).is_empty(), "{ok:?}: {:?}", tsa_problems(&ok));
+    }
+    // Outside production, http is not refused here.
+    let s = load(&source("local", &[("HCC__SIGNING__TSA_URL", "http://tsa.example.vn/tsr")])).unwrap();
+    assert!(s.problems(false).iter().all(|p| p.key != "signing.tsa_url"));
+    // A loopback-looking name is not loopback.
+    assert_eq!(tsa_problems(&[("HCC__SIGNING__TSA_URL", "http://127.0.0.1.evil.vn/")]).len(), 1);
+}
+
+#[test]
 fn secrets_do_not_print() {
     let s = load(&source("local", &[])).unwrap();
     let dump = format!("{s:?}");

@@ -347,14 +347,36 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
     let tsa = if settings.signing.tsa_url.is_empty() {
         None
     } else {
-        Some(
+        let client =
             crate::tsa::TsaClient::try_new(&settings.signing.tsa_url, crate::tsa::DEFAULT_TIMEOUT).map_err(|e| BuildError::Setting {
                 key: "signing.tsa_url",
                 message: e.to_string(),
-            })?,
-        )
+            })?;
+        Some(client.with_anchor(tsa_anchor(settings)?))
     };
     Ok(http::signatures::SigningState { identity, trust, tsa })
+}
+
+/// What the timestamp authority's tokens must chain to: `signing.tsa_ca` (pinned: the chain
+/// may end at it), else the trust store; with neither, `signing.tsa_url` is refused.
+fn tsa_anchor(settings: &Settings) -> Result<hcc_signing::pki::TrustStore, BuildError> {
+    use hcc_signing::pki::TrustStore;
+    let setting = |key: &'static str| {
+        move |e: hcc_signing::pki::KeyError| BuildError::Setting {
+            key,
+            message: e.to_string(),
+        }
+    };
+    if !settings.signing.tsa_ca.trim().is_empty() {
+        return TrustStore::pinned_from_file(std::path::Path::new(settings.signing.tsa_ca.trim())).map_err(setting("signing.tsa_ca"));
+    }
+    if settings.trust.ca_dir.is_empty() {
+        return Err(BuildError::Setting {
+            key: "signing.tsa_url",
+            message: "needs signing.tsa_ca or trust.ca_dir: its tokens must chain to a configured certificate".into(),
+        });
+    }
+    TrustStore::from_dir(std::path::Path::new(&settings.trust.ca_dir)).map_err(setting("trust.ca_dir"))
 }
 
 /// The identity whose key is in a PKCS#11 token (`signing.pkcs11_*`, `signing.certificate`).

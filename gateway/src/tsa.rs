@@ -2,10 +2,15 @@
 //! timestamp over a CMS signature value, for PAdES-B-T and CAdES-T. The request is
 //! `hcc_signing::tsp`'s (SHA-256 imprint, random nonce, certReq); the answer is read up to
 //! [`hcc_signing::tsp::MAX_RESPONSE_LEN`] bytes and its token accepted only when granted and
-//! matching the request (imprint, nonce, the token's own signature).
+//! matching the request (imprint, nonce, the token's own signature checked with the one
+//! certificate it names, its time inside that certificate's validity), and only when that
+//! certificate is a time-stamping certificate chaining to the configured anchor:
+//! `signing.tsa_ca` when set, else the trust store. A client without an anchor takes no token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use hcc_signing::pki::TrustStore;
 use hcc_signing::tsp::{MAX_RESPONSE_LEN, TimestampRequest};
 
 /// How long one timestamp may take, connection included.
@@ -28,6 +33,8 @@ pub struct TsaClient {
     /// An unusable URL given to [`TsaClient::new`] is kept as its error, answered on each call.
     url: Result<reqwest::Url, String>,
     http: reqwest::Client,
+    /// What the authority's certificate must chain to (see the module note).
+    anchor: Option<Arc<TrustStore>>,
 }
 
 impl std::fmt::Debug for TsaClient {
@@ -46,6 +53,7 @@ impl TsaClient {
         Self::try_new(url, DEFAULT_TIMEOUT).unwrap_or_else(|e| TsaClient {
             url: Err(e.to_string()),
             http: reqwest::Client::new(),
+            anchor: None,
         })
     }
 
@@ -63,7 +71,17 @@ impl TsaClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TsaError::Unavailable(e.to_string()))?;
-        Ok(TsaClient { url: Ok(url), http })
+        Ok(TsaClient {
+            url: Ok(url),
+            http,
+            anchor: None,
+        })
+    }
+
+    /// Tokens are taken only from an authority whose certificate chains to `anchor`.
+    pub fn with_anchor(mut self, anchor: TrustStore) -> Self {
+        self.anchor = Some(Arc::new(anchor));
+        self
     }
 
     /// A timestamp token (DER `TimeStampToken`) over SHA-256 of `data`.
@@ -106,7 +124,27 @@ impl TsaClient {
             }
             body.extend_from_slice(&chunk);
         }
-        request.accept(&body).map_err(|e| TsaError::BadResponse(e.to_string()))
+        let token = request.accept(&body).map_err(|e| TsaError::BadResponse(e.to_string()))?;
+        self.authority_is_anchored(&token)?;
+        Ok(token)
+    }
+
+    /// The token's authority (the one certificate `accept` verified it with) is a
+    /// time-stamping certificate that chains to the anchor.
+    fn authority_is_anchored(&self, token: &[u8]) -> Result<(), TsaError> {
+        let refused = |why: &str| TsaError::BadResponse(format!("the token's authority is refused: {why}"));
+        let anchor = self
+            .anchor
+            .as_ref()
+            .ok_or_else(|| refused("no signing.tsa_ca or trust store to check it against"))?;
+        let info = hcc_signing::tsp::inspect_token(token).map_err(|e| TsaError::BadResponse(e.to_string()))?;
+        let cert = info.tsa_cert.as_ref().ok_or_else(|| refused("the token carries no certificate"))?;
+        if !info.tsa_cert_for_timestamping {
+            return Err(refused("its certificate is not for time-stamping"));
+        }
+        anchor
+            .check(cert, &info.other_certs)
+            .map_err(|e| refused(&format!("it does not chain to signing.tsa_ca or the trust store: {e}")))
     }
 }
 

@@ -14,7 +14,6 @@ use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo as CmsSignerInfo, SignerInfos};
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec, UtcTime};
 use der::{Any, Decode, Encode, Sequence};
-use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::{MessageDigest, hash};
 use openssl::x509::X509;
 use x509_cert::Certificate;
@@ -99,6 +98,9 @@ impl CadesSignature {
     /// token for another signature is refused rather than embedded.
     pub fn with_timestamp(self, token: &[u8]) -> Result<Self, CmsError> {
         let info = tsp::inspect_token(token).map_err(|e| CmsError::Sign(format!("timestamp token refused: {e}")))?;
+        if let Some(why) = info.refusal {
+            return Err(CmsError::Sign(format!("timestamp token refused: {why}")));
+        }
         if !info.covers(&self.signature_value) {
             return Err(CmsError::Sign("timestamp token refused: it does not cover this signature".into()));
         }
@@ -137,7 +139,12 @@ impl CadesSignature {
 }
 
 /// The signed attributes, DER-sorted as a SET OF must be (`SetOfVec::try_from` sorts).
-fn signed_attributes(id: &Identity, signer: &Certificate, content: &[u8]) -> Result<SetOfVec<Attribute>, CmsError> {
+fn signed_attributes(
+    id: &Identity,
+    signer: &Certificate,
+    content: &[u8],
+    content_type: ObjectIdentifier,
+) -> Result<SetOfVec<Attribute>, CmsError> {
     let now = der::DateTime::from_system_time(std::time::SystemTime::now()).map_err(der_err)?;
     // RFC 5652 11.3: UTCTime for dates 1950-2049.
     let time = Time::UtcTime(UtcTime::from_date_time(now).map_err(der_err)?);
@@ -154,7 +161,7 @@ fn signed_attributes(id: &Identity, signer: &Certificate, content: &[u8]) -> Res
         policies: None,
     };
     let attrs = vec![
-        attribute(ID_CONTENT_TYPE, Any::encode_from(&ID_DATA).map_err(der_err)?)?,
+        attribute(ID_CONTENT_TYPE, Any::encode_from(&content_type).map_err(der_err)?)?,
         attribute(ID_SIGNING_TIME, Any::encode_from(&time).map_err(der_err)?)?,
         attribute(
             ID_MESSAGE_DIGEST,
@@ -174,6 +181,17 @@ fn algorithm(oid: ObjectIdentifier, null_parameters: bool) -> AlgorithmIdentifie
 
 /// Signs `content` (detached: the content is not carried).
 pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
+    sign_as(id, content, ID_DATA, false)
+}
+
+/// Signs `content` of the type `content_type`, carried in the message when `encapsulate`
+/// (the development PKI makes timestamp tokens so, `id-ct-TSTInfo` encapsulated).
+pub(crate) fn sign_as(
+    id: &Identity,
+    content: &[u8],
+    content_type: ObjectIdentifier,
+    encapsulate: bool,
+) -> Result<CadesSignature, CmsError> {
     let signature_algorithm = match id.key.algorithm() {
         Some(KeyAlgorithm::Rsa) => algorithm(RSA_ENCRYPTION, true),
         Some(KeyAlgorithm::EcdsaP256) => algorithm(ECDSA_WITH_SHA256, false),
@@ -184,7 +202,7 @@ pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
         Certificate::from_der(&d).map_err(der_err)
     };
     let signer = to_cert(&id.cert)?;
-    let signed_attrs = signed_attributes(id, &signer, content)?;
+    let signed_attrs = signed_attributes(id, &signer, content, content_type)?;
     // RFC 5652 5.4: the signature covers the DER of the attributes with the SET OF tag.
     let signature_value = id.key.sign_sha256(&signed_attrs.to_der().map_err(der_err)?)?;
 
@@ -209,12 +227,18 @@ pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
         signature: OctetString::new(signature_value.clone()).map_err(der_err)?,
         unsigned_attrs: None,
     };
+    let econtent = if encapsulate {
+        Some(Any::encode_from(&OctetString::new(content).map_err(der_err)?).map_err(der_err)?)
+    } else {
+        None
+    };
     let sd = SignedData {
-        version: CmsVersion::V1,
+        // RFC 5652 5.1: version 3 when the content is not id-data.
+        version: if content_type == ID_DATA { CmsVersion::V1 } else { CmsVersion::V3 },
         digest_algorithms: SetOfVec::try_from(vec![digest_algorithm]).map_err(der_err)?,
         encap_content_info: EncapsulatedContentInfo {
-            econtent_type: ID_DATA,
-            econtent: None,
+            econtent_type: content_type,
+            econtent,
         },
         certificates: Some(CertificateSet::try_from(certs).map_err(der_err)?),
         crls: None,
@@ -239,6 +263,8 @@ pub struct TimestampCheck {
     pub valid: bool,
     /// The authority's certificate chains to the trust store.
     pub trusted: bool,
+    /// Why the timestamp is not valid, when it is not.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,10 +317,14 @@ pub fn verify(der_bytes: &[u8], content: &[u8], trust: &TrustStore) -> Result<Ca
     let (Some(si), None) = (infos.next(), infos.next()) else {
         return Ok(CadesVerified::invalid(None, "the signature must have exactly one signer"));
     };
-    let (signer, others) = tsp::split_certificates(&sd, &si.sid);
-    let Some((signer_cert, signer_x509)) = signer else {
-        return Ok(CadesVerified::invalid(None, "no signer certificate in the signature"));
+    // One signer, chosen once: the certificate whose key is checked below is the one whose
+    // chain is checked, and a message where OpenSSL could pick another is refused.
+    let chosen = match tsp::select_signer(&sd, &si.sid) {
+        Ok(c) => c,
+        Err(tsp::SignerChoiceError::Missing) => return Ok(CadesVerified::invalid(None, "no signer certificate in the signature")),
+        Err(e @ tsp::SignerChoiceError::Ambiguous) => return Ok(CadesVerified::invalid(None, &e.to_string())),
     };
+    let (signer_cert, signer_x509, others) = (chosen.cert, chosen.x509, chosen.others);
     let info = Some(signer_info(&signer_x509));
     if sd.encap_content_info.econtent.is_some() || sd.encap_content_info.econtent_type != ID_DATA {
         return Ok(CadesVerified::invalid(info, "not a detached signature over data"));
@@ -314,19 +344,9 @@ pub fn verify(der_bytes: &[u8], content: &[u8], trust: &TrustStore) -> Result<Ca
     if !digest_matches {
         return Ok(CadesVerified::invalid(info, "the signature does not match the content"));
     }
-    // ...then openssl's full check of the signature over the attributes as received.
-    let openssl_ok = CmsContentInfo::from_der(der_bytes)
-        .and_then(|mut ci| {
-            ci.verify(
-                None,
-                None,
-                Some(content),
-                None,
-                CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY,
-            )
-        })
-        .is_ok();
-    if !openssl_ok {
+    // ...then openssl's full check of the signature over the attributes as received, with the
+    // certificate chosen above and no other.
+    if !tsp::verify_with_signer(der_bytes, &signer_x509, Some(content), None) {
         return Ok(CadesVerified::invalid(info, "the signature value does not verify"));
     }
     // When the signer names its certificate (ESS v2), it must be the one that signed.
@@ -341,10 +361,11 @@ pub fn verify(der_bytes: &[u8], content: &[u8], trust: &TrustStore) -> Result<Ca
         return Ok(CadesVerified::invalid(info, "malformed signing-certificate-v2 attribute"));
     }
 
-    let signed_at = single_value(attrs, ID_SIGNING_TIME)
+    let signing_time = single_value(attrs, ID_SIGNING_TIME)
         .and_then(|v| v.to_der().ok())
-        .and_then(|d| Time::from_der(&d).ok())
-        .map(|t| t.to_date_time().to_string());
+        .and_then(|d| Time::from_der(&d).ok());
+    let signed_at = signing_time.map(|t| t.to_date_time().to_string());
+    let signing_time_unix = signing_time.and_then(|t| i64::try_from(t.to_unix_duration().as_secs()).ok());
     let (trusted, mut reason) = match trust.check(&signer_x509, &others) {
         Ok(()) => (true, None),
         Err(e) => (false, Some(format!("signature is valid but not trusted: {e}"))),
@@ -358,12 +379,21 @@ pub fn verify(der_bytes: &[u8], content: &[u8], trust: &TrustStore) -> Result<Ca
         None => None,
         Some(token) => {
             let token_der = token.to_der().map_err(|_| CmsError::Malformed)?;
-            let checked = check_timestamp(&token_der, si.signature.as_bytes(), trust)?;
-            if reason.is_none() && !(checked.valid && checked.trusted) {
-                reason = Some(if checked.valid {
-                    "the signature timestamp's authority is not trusted".into()
-                } else {
-                    "the signature timestamp does not verify or covers something else".into()
+            let signer = SignatureContext {
+                signature_value: si.signature.as_bytes(),
+                signer: &signer_x509,
+                signing_time: signing_time_unix,
+            };
+            let checked = check_timestamp(&token_der, &signer, trust)?;
+            let problem = match (&checked.reason, checked.valid && checked.trusted) {
+                (Some(why), _) => Some(why.clone()),
+                (None, false) => Some("the signature timestamp's authority is not trusted".to_string()),
+                (None, true) => None,
+            };
+            if let Some(problem) = problem {
+                reason = Some(match reason {
+                    None => problem,
+                    Some(r) => format!("{r}; {problem}"),
                 });
             }
             Some(checked)
@@ -402,16 +432,50 @@ fn ess_names(value: &Any, cert: &Certificate) -> bool {
     hash_ok && serial_ok
 }
 
-/// Checks a signature timestamp token against the signature value it should cover.
-pub fn check_timestamp(token_der: &[u8], signature_value: &[u8], trust: &TrustStore) -> Result<TimestampCheck, CmsError> {
+/// What a signature timestamp is checked against: the signature it covers.
+pub struct SignatureContext<'a> {
+    /// The SignerInfo's signature value, which the token's imprint must be the digest of.
+    pub signature_value: &'a [u8],
+    /// The signer's certificate: the token may not be older than its `notBefore`.
+    pub signer: &'a openssl::x509::X509Ref,
+    /// The signed signing-time attribute (Unix seconds), when present: the token may not be
+    /// older than it.
+    pub signing_time: Option<i64>,
+}
+
+/// Checks a signature timestamp token against the signature it should cover: the token itself
+/// (one signer certificate, its signature, `genTime` inside that certificate's validity), its
+/// imprint, and its time against the signature's (at or after the signer certificate's
+/// `notBefore`, and not before the signing-time attribute; both are whole seconds, so the same
+/// second counts as after). Any failure is `valid: false` with the reason.
+pub fn check_timestamp(token_der: &[u8], signature: &SignatureContext<'_>, trust: &TrustStore) -> Result<TimestampCheck, CmsError> {
     let info = tsp::inspect_token(token_der).map_err(|_| CmsError::Malformed)?;
-    let valid = info.signature_valid && info.covers(signature_value);
+    let not_before = tsp::asn1_unix(signature.signer.not_before());
+    let reason = if let Some(why) = info.refusal {
+        Some(format!("the signature timestamp is refused: {why}"))
+    } else if !info.covers(signature.signature_value) {
+        Some("the signature timestamp covers something else than this signature".to_string())
+    } else if not_before.is_none_or(|nb| info.gen_time_unix < nb) {
+        Some(format!(
+            "the signature timestamp ({}) is older than the signer certificate's notBefore",
+            info.gen_time
+        ))
+    } else if signature.signing_time.is_some_and(|t| info.gen_time_unix < t) {
+        Some(format!(
+            "the signature timestamp ({}) is older than the signature's signing time",
+            info.gen_time
+        ))
+    } else {
+        None
+    };
+    let valid = reason.is_none();
     let trusted =
         valid && info.tsa_cert_for_timestamping && info.tsa_cert.as_ref().is_some_and(|c| trust.check(c, &info.other_certs).is_ok());
     Ok(TimestampCheck {
         time: info.gen_time,
         valid,
         trusted,
+        reason,
     })
 }
 
@@ -429,7 +493,7 @@ mod tests {
     fn signed_attributes_are_der_sorted_and_complete() {
         let p = pki();
         let signer = Certificate::from_der(&p.gateway.cert.to_der().unwrap()).unwrap();
-        let attrs = signed_attributes(&p.gateway, &signer, b"content").unwrap();
+        let attrs = signed_attributes(&p.gateway, &signer, b"content", ID_DATA).unwrap();
         let encoded: Vec<Vec<u8>> = attrs.iter().map(|a| a.to_der().unwrap()).collect();
         assert_eq!(encoded.len(), 4);
         // DER SET OF: elements in ascending order of their encodings (X.690 11.6).

@@ -38,40 +38,49 @@ pub fn sign_detached(id: &Identity, content: &[u8]) -> Result<Vec<u8>, CmsError>
     crate::cades::sign(id, content).map(crate::cades::CadesSignature::into_der)
 }
 
+/// Verifies a detached signature with one SignerInfo. The signer certificate is chosen once,
+/// by OpenSSL's own matching rule ([`crate::tsp`]), and refused when more than one carried
+/// certificate could match; OpenSSL then checks the signature with that certificate alone
+/// (`PKCS7_NOINTERN`), and the trust store judges that same certificate.
 pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore) -> Result<Verified, CmsError> {
+    let sd = crate::tsp::signed_data(signature_der, crate::cades::MAX_SIGNATURE_LEN).map_err(|_| CmsError::Malformed)?;
     let p7 = Pkcs7::from_der(signature_der).map_err(|_| CmsError::Malformed)?;
-    let none = Stack::<X509>::new().map_err(|_| CmsError::Malformed)?;
-    let signers = p7.signers(&none, Pkcs7Flags::empty()).map_err(|_| CmsError::Malformed)?;
-    let Some(signer) = signers.iter().next().map(|c| c.to_owned()) else {
-        return Ok(Verified {
-            valid: false,
-            trusted: false,
-            signer: None,
-            reason: Some("no signer certificate in the signature".into()),
-        });
+    let refused = |reason: &str, signer: Option<SignerInfo>| Verified {
+        valid: false,
+        trusted: false,
+        signer,
+        reason: Some(reason.into()),
     };
-    let info = signer_info(&signer);
-    // First the mathematics alone, with an empty store and no chain check.
+    let mut infos = sd.signer_infos.0.iter();
+    let (Some(si), None) = (infos.next(), infos.next()) else {
+        return Ok(refused("the signature must have exactly one signer", None));
+    };
+    let chosen = match crate::tsp::select_signer(&sd, &si.sid) {
+        Ok(c) => c,
+        Err(crate::tsp::SignerChoiceError::Missing) => return Ok(refused("no signer certificate in the signature", None)),
+        Err(e) => return Ok(refused(&e.to_string(), None)),
+    };
+    let info = signer_info(&chosen.x509);
+    // First the mathematics alone, with the chosen certificate only, an empty store and no
+    // chain check.
+    let mut only = Stack::<X509>::new().map_err(|_| CmsError::Malformed)?;
+    only.push(chosen.x509.clone()).map_err(|_| CmsError::Malformed)?;
     let empty = X509StoreBuilder::new().map_err(|_| CmsError::Malformed)?.build();
     let valid = p7
-        .verify(&none, &empty, Some(content), None, Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY)
+        .verify(
+            &only,
+            &empty,
+            Some(content),
+            None,
+            Pkcs7Flags::NOINTERN | Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY,
+        )
         .is_ok();
     if !valid {
-        return Ok(Verified {
-            valid: false,
-            trusted: false,
-            signer: Some(info),
-            reason: Some("the signature does not match the content".into()),
-        });
+        return Ok(refused("the signature does not match the content", Some(info)));
     }
-    // Then trust, from the configured store only; certificates in the message are merely
-    // candidate intermediates.
-    let embedded: Vec<X509> = p7
-        .signed()
-        .and_then(|s| s.certificates())
-        .map(|st| st.iter().map(|c| c.to_owned()).collect())
-        .unwrap_or_default();
-    match trust.check(&signer, &embedded) {
+    // Then trust, from the configured store only; the other certificates in the message are
+    // merely candidate intermediates.
+    match trust.check(&chosen.x509, &chosen.others) {
         Ok(()) => Ok(Verified {
             valid: true,
             trusted: true,

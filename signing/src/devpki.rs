@@ -231,3 +231,60 @@ impl DevPki {
             .to_der()
     }
 }
+
+/// The forgery of the signer-selection attack, for tests: a certificate for a fresh key of the
+/// same kind with `genuine`'s serial, subject, validity and extension profile, and an issuer
+/// name that differs from `genuine`'s only in letter case (the first lowercase letter of its
+/// organisation made uppercase, so that it sorts before `genuine` in a DER SET OF, where
+/// OpenSSL meets it first). Self-signed with the fresh key: it chains nowhere.
+pub fn lookalike(genuine: &X509, role: Role) -> Result<(PKey<Private>, X509), openssl::error::ErrorStack> {
+    let kind = if genuine.public_key()?.ec_key().is_ok() {
+        KeyKind::EcP256
+    } else {
+        KeyKind::Rsa2048
+    };
+    let key = new_key(kind)?;
+    let mut issuer = X509NameBuilder::new()?;
+    let mut changed = false;
+    for e in genuine.issuer_name().entries() {
+        let mut value = e.data().to_string()?;
+        if !changed
+            && e.object().nid() == Nid::ORGANIZATIONNAME
+            && let Some(i) = value.find(|c: char| c.is_ascii_lowercase())
+        {
+            let upper = value[i..=i].to_ascii_uppercase();
+            value.replace_range(i..=i, &upper);
+            changed = true;
+        }
+        issuer.append_entry_by_nid(e.object().nid(), &value)?;
+    }
+    let issuer = issuer.build();
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(genuine.serial_number())?;
+    b.set_subject_name(genuine.subject_name())?;
+    b.set_issuer_name(&issuer)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(genuine.not_before())?;
+    b.set_not_after(genuine.not_after())?;
+    b.append_extension(BasicConstraints::new().build()?)?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?;
+    if role == Role::Tsa {
+        b.append_extension(ExtendedKeyUsage::new().critical().time_stamping().build()?)?;
+    }
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok((key, b.build()))
+}
+
+/// A timestamp token over SHA-256 of `data` made by hand, with any `genTime`
+/// (`YYYYMMDDHHMMSSZ`): signed with `signer.key`, naming `signer.cert` as its signer and
+/// carrying `signer.cert` and `signer.chain`. With the authority's own identity it is a
+/// back-dated token; with the authority's certificate and another key (and a [`lookalike`] in
+/// the chain), the forgery of the signer-selection attack.
+pub fn timestamp_token(signer: &Identity, gen_time: &str, data: &[u8]) -> Result<Vec<u8>, crate::cms::CmsError> {
+    let tst =
+        crate::tsp::tst_info_der(gen_time, data, 0x0102_0304_0506).map_err(|e| crate::cms::CmsError::Sign(format!("TSTInfo: {e}")))?;
+    crate::cades::sign_as(signer, &tst, crate::tsp::ID_CT_TST_INFO, true).map(crate::cades::CadesSignature::into_der)
+}

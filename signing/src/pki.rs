@@ -179,9 +179,30 @@ impl TrustStore {
         Self::build(certs, Vec::new())
     }
 
+    /// A store of pinned certificates (a PEM file of one or more): a chain may end at any of
+    /// them, a CA or an end-entity certificate alike (`X509_V_FLAG_PARTIAL_CHAIN`).
+    pub fn pinned_from_file(path: &Path) -> Result<Self, KeyError> {
+        let certs = X509::stack_from_pem(&read(path)?).map_err(|_| KeyError::BadPem { what: "certificate" })?;
+        if certs.is_empty() {
+            return Err(KeyError::BadPem { what: "certificate" });
+        }
+        Self::pinned(certs)
+    }
+
+    pub fn pinned(certs: Vec<X509>) -> Result<Self, KeyError> {
+        Self::build_with(certs, Vec::new(), X509VerifyFlags::PARTIAL_CHAIN)
+    }
+
     fn build(certs: Vec<X509>, crls: Vec<std::path::PathBuf>) -> Result<Self, KeyError> {
+        Self::build_with(certs, crls, X509VerifyFlags::empty())
+    }
+
+    fn build_with(certs: Vec<X509>, crls: Vec<std::path::PathBuf>, flags: X509VerifyFlags) -> Result<Self, KeyError> {
         let bad = |_| KeyError::BadPem { what: "certificate" };
         let mut b = X509StoreBuilder::new().map_err(bad)?;
+        if !flags.is_empty() {
+            b.set_flags(flags).map_err(bad)?;
+        }
         let count = certs.len();
         for c in certs {
             b.add_cert(c).map_err(bad)?;

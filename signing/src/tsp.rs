@@ -53,6 +53,8 @@ pub enum TspError {
     NonceMismatch,
     #[error("the token's own signature does not verify")]
     BadSignature,
+    #[error("the token is refused: {0}")]
+    Refused(&'static str),
     #[error("cannot build the request: {0}")]
     Build(String),
 }
@@ -126,6 +128,9 @@ impl TimestampRequest {
         if !info.signature_valid {
             return Err(TspError::BadSignature);
         }
+        if let Some(why) = info.refusal {
+            return Err(TspError::Refused(why));
+        }
         Ok(token_der)
     }
 }
@@ -161,16 +166,36 @@ struct TstInfo {
     extensions: Option<x509_cert::ext::Extensions>,
 }
 
+/// The DER TSTInfo of a token over SHA-256 of `data` at `gen_time` (`YYYYMMDDHHMMSSZ`), for
+/// the development PKI's hand-made tokens.
+pub(crate) fn tst_info_der(gen_time: &str, data: &[u8], serial: u64) -> der::Result<Vec<u8>> {
+    TstInfo {
+        version: TspVersion::V1,
+        policy: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.1.1"),
+        message_imprint: sha256_imprint(&crate::sha256(data))?,
+        serial_number: Int::new(&serial.to_be_bytes()[serial.leading_zeros() as usize / 8..])?,
+        gen_time: Any::new(Tag::GeneralizedTime, gen_time.as_bytes())?,
+        accuracy: None,
+        ordering: false,
+        nonce: None,
+        tsa: None,
+        extensions: None,
+    }
+    .to_der()
+}
+
 /// What a token says and whether its own signature holds (trust is the caller's question).
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
     /// `genTime` as RFC 3339 (UTC, fraction kept).
     pub gen_time: String,
+    /// `genTime` in whole seconds since 1970.
+    pub gen_time_unix: i64,
     pub imprint_algorithm: ObjectIdentifier,
     pub imprint: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     /// The token's SignedData verifies (openssl `CMS_verify`, content = the TSTInfo) with the
-    /// certificate it names as signer.
+    /// one certificate it names as signer (passed explicitly, OpenSSL's own search off).
     pub signature_valid: bool,
     /// The authority's certificate, when the token carries it.
     pub tsa_cert: Option<X509>,
@@ -178,6 +203,10 @@ pub struct TokenInfo {
     pub other_certs: Vec<X509>,
     /// The authority's certificate has the extended key usage id-kp-timeStamping.
     pub tsa_cert_for_timestamping: bool,
+    /// Why the token cannot be relied on, whoever its authority: no single signer certificate
+    /// (none, or more than one OpenSSL could pick), a signature that does not verify, or a
+    /// `genTime` outside the authority certificate's validity. None when it can.
+    pub refusal: Option<&'static str>,
 }
 
 impl TokenInfo {
@@ -228,35 +257,134 @@ pub(crate) fn signed_data(der_bytes: &[u8], max_len: usize) -> Result<ReadSigned
     Ok(sd)
 }
 
-/// The certificates a SignedData carries, the one `sid` names apart from the others.
-pub(crate) fn split_certificates(sd: &ReadSignedData, sid: &SignerIdentifier) -> (Option<(Certificate, X509)>, Vec<X509>) {
-    let mut signer = None;
+/// Why no one signer certificate could be chosen from what a SignedData carries.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum SignerChoiceError {
+    #[error("no certificate in the message matches its signer identifier")]
+    Missing,
+    /// Two different certificates answer the identifier as OpenSSL compares it (issuer names
+    /// without regard to case or spacing, and the serial; or the subject key identifier): which
+    /// key signed would depend on who looks, so nothing is believed.
+    #[error(
+        "more than one certificate in the message matches its signer identifier (as OpenSSL compares issuer names, \
+         without regard to case or spacing): the signer is ambiguous"
+    )]
+    Ambiguous,
+}
+
+/// The one certificate a SignerInfo names, and the others the message carries (candidate
+/// intermediates, never signers).
+#[derive(Debug, Clone)]
+pub(crate) struct ChosenSigner {
+    pub cert: Certificate,
+    pub x509: X509,
+    pub others: Vec<X509>,
+}
+
+/// Chooses the signer certificate once, by OpenSSL's own rule, so that the certificate whose
+/// key is checked (by `CMS_verify` with [`verify_with_signer`]) is the certificate whose chain
+/// is checked. Byte-identical copies count once (an authority may send its certificate twice);
+/// two different certificates that could match are refused as ambiguous.
+pub(crate) fn select_signer(sd: &ReadSignedData, sid: &SignerIdentifier) -> Result<ChosenSigner, SignerChoiceError> {
+    let wanted = SidMatcher::new(sid);
+    let mut signer: Option<(Certificate, X509, Vec<u8>)> = None;
     let mut others = Vec::new();
     for choice in sd.certificates.iter().flatten() {
         let cms::cert::CertificateChoices::Certificate(cert) = choice else {
             continue;
         };
-        let Some(x509) = cert.to_der().ok().and_then(|d| X509::from_der(&d).ok()) else {
+        let Some((der, x509)) = cert.to_der().ok().and_then(|d| X509::from_der(&d).ok().map(|x| (d, x))) else {
             continue;
         };
-        if signer.is_none() && names(cert, sid) {
-            signer = Some((cert.clone(), x509));
+        if wanted.matches(cert, &x509) {
+            match &signer {
+                None => signer = Some((cert.clone(), x509, der)),
+                Some((_, _, first)) if *first == der => {}
+                Some(_) => return Err(SignerChoiceError::Ambiguous),
+            }
         } else {
             others.push(x509);
         }
     }
-    (signer, others)
+    let (cert, x509, _) = signer.ok_or(SignerChoiceError::Missing)?;
+    Ok(ChosenSigner { cert, x509, others })
 }
 
-fn names(cert: &Certificate, sid: &SignerIdentifier) -> bool {
-    match sid {
-        SignerIdentifier::IssuerAndSerialNumber(ias) => {
-            cert.tbs_certificate.issuer == ias.issuer && cert.tbs_certificate.serial_number == ias.serial_number
-        }
-        SignerIdentifier::SubjectKeyIdentifier(ski) => {
-            extension::<SubjectKeyIdentifier>(cert, ID_CE_SUBJECT_KEY_IDENTIFIER).is_some_and(|own| own.0.as_bytes() == ski.0.as_bytes())
+/// A signer identifier, ready to be compared as OpenSSL's `CMS_SignerInfo_cert_cmp` does.
+enum SidMatcher<'a> {
+    IssuerSerial {
+        /// The issuer as an OpenSSL name (None when OpenSSL cannot read it: then no
+        /// certificate can match in OpenSSL either, and nothing matches here).
+        issuer: Option<openssl::x509::X509Name>,
+        serial: &'a [u8],
+    },
+    KeyId(&'a [u8]),
+}
+
+impl<'a> SidMatcher<'a> {
+    fn new(sid: &'a SignerIdentifier) -> Self {
+        match sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => SidMatcher::IssuerSerial {
+                issuer: ias.issuer.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()),
+                serial: ias.serial_number.as_bytes(),
+            },
+            SignerIdentifier::SubjectKeyIdentifier(ski) => SidMatcher::KeyId(ski.0.as_bytes()),
         }
     }
+
+    fn matches(&self, cert: &Certificate, x509: &X509) -> bool {
+        match self {
+            SidMatcher::IssuerSerial { issuer, serial } => {
+                let Some(issuer) = issuer else { return false };
+                // X509_NAME_cmp compares the canonical encodings (case folded, spaces
+                // collapsed); a failed comparison counts as a match, so that it can only make
+                // a message ambiguous, never pick a signer OpenSSL would not.
+                let same_issuer = !matches!(x509.issuer_name().try_cmp(issuer), Ok(o) if o != std::cmp::Ordering::Equal);
+                same_issuer && same_serial(cert, x509, serial)
+            }
+            SidMatcher::KeyId(id) => {
+                extension::<SubjectKeyIdentifier>(cert, ID_CE_SUBJECT_KEY_IDENTIFIER).is_some_and(|own| own.0.as_bytes() == *id)
+                    || x509.subject_key_id().is_some_and(|own| own.as_slice() == *id)
+            }
+        }
+    }
+}
+
+/// The serials are the same integer: byte for byte, or in magnitude as OpenSSL reads them
+/// (which forgives a non-minimal encoding).
+fn same_serial(cert: &Certificate, x509: &X509, sid_serial: &[u8]) -> bool {
+    if cert.tbs_certificate.serial_number.as_bytes() == sid_serial {
+        return true;
+    }
+    let magnitude = |b: &[u8]| -> Vec<u8> { b.iter().skip_while(|x| **x == 0).copied().collect() };
+    x509.serial_number()
+        .to_bn()
+        .is_ok_and(|bn| magnitude(&bn.to_vec()) == magnitude(sid_serial))
+}
+
+/// OpenSSL's `CMS_verify` of the one signer we chose: the certificate is passed explicitly and
+/// OpenSSL's own search among the message's certificates is off (`CMS_NOINTERN`), so the key
+/// checked is the key of the certificate whose chain is checked. The chain is the caller's
+/// question (`CMS_NO_SIGNER_CERT_VERIFY`). `content` is the detached content, or None for an
+/// encapsulated one, which is then written to `out`.
+pub(crate) fn verify_with_signer(der_bytes: &[u8], signer: &X509, content: Option<&[u8]>, out: Option<&mut Vec<u8>>) -> bool {
+    let Ok(mut certs) = openssl::stack::Stack::<X509>::new() else {
+        return false;
+    };
+    if certs.push(signer.clone()).is_err() {
+        return false;
+    }
+    CmsContentInfo::from_der(der_bytes)
+        .and_then(|mut ci| {
+            ci.verify(
+                Some(&certs),
+                None,
+                content,
+                out,
+                CMSOptions::NOINTERN | CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY,
+            )
+        })
+        .is_ok()
 }
 
 fn extension<'a, T: Decode<'a>>(cert: &'a Certificate, oid: ObjectIdentifier) -> Option<T> {
@@ -269,7 +397,8 @@ fn extension<'a, T: Decode<'a>>(cert: &'a Certificate, oid: ObjectIdentifier) ->
 }
 
 /// Reads a DER `TimeStampToken`: its TSTInfo, the authority's certificate, and whether the
-/// token's signature verifies. A token that is not a SignedData over a TSTInfo is malformed.
+/// token can be relied on (see [`TokenInfo::refusal`]). A token that is not a SignedData over a
+/// TSTInfo is malformed.
 pub fn inspect_token(token_der: &[u8]) -> Result<TokenInfo, TspError> {
     let sd = signed_data(token_der, MAX_RESPONSE_LEN).map_err(TspError::Malformed)?;
     if sd.encap_content_info.econtent_type != ID_CT_TST_INFO {
@@ -283,38 +412,43 @@ pub fn inspect_token(token_der: &[u8]) -> Result<TokenInfo, TspError> {
     let tst_der: OctetString = econtent.decode_as().map_err(|_| TspError::Malformed("eContent"))?;
     let tst = TstInfo::from_der(tst_der.as_bytes()).map_err(|_| TspError::Malformed("TSTInfo"))?;
     let gen_time = generalized_time_rfc3339(&tst.gen_time).ok_or(TspError::Malformed("genTime"))?;
+    let gen_time_unix = generalized_time_unix(&tst.gen_time).ok_or(TspError::Malformed("genTime"))?;
 
-    let mut signer_cert = None;
-    let mut other_certs = Vec::new();
-    let mut for_timestamping = false;
-    // A token has one signer; take the first SignerInfo's identifier.
-    if let Some(si) = sd.signer_infos.0.iter().next() {
-        let (signer, others) = split_certificates(&sd, &si.sid);
-        if let Some((cert, x509)) = signer {
-            for_timestamping =
-                extension::<ExtendedKeyUsage>(&cert, ID_CE_EXT_KEY_USAGE).is_some_and(|eku| eku.0.contains(&ID_KP_TIME_STAMPING));
-            signer_cert = Some(x509);
-        }
-        other_certs = others;
-    }
-    let signature_valid = sd.signer_infos.0.len() == 1 && signer_cert.is_some() && {
-        let mut out = Vec::new();
-        CmsContentInfo::from_der(token_der)
-            .and_then(|mut ci| {
-                ci.verify(
-                    None,
-                    None,
-                    None,
-                    Some(&mut out),
-                    CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY,
-                )
-            })
-            .is_ok()
-            // What openssl checked must be what we read.
-            && out == tst_der.as_bytes()
+    let mut infos = sd.signer_infos.0.iter();
+    let chosen = match (infos.next(), infos.next()) {
+        (Some(si), None) => select_signer(&sd, &si.sid).map_err(|e| match e {
+            SignerChoiceError::Missing => "the token carries no certificate matching its signer",
+            SignerChoiceError::Ambiguous => {
+                "more than one certificate in the token matches its signer identifier (as OpenSSL compares \
+                 issuer names): the authority is ambiguous"
+            }
+        }),
+        _ => Err("the token must have exactly one signer"),
     };
+    let (signer_cert, other_certs, for_timestamping, mut refusal) = match chosen {
+        Ok(c) => {
+            let eku = extension::<ExtendedKeyUsage>(&c.cert, ID_CE_EXT_KEY_USAGE).is_some_and(|eku| eku.0.contains(&ID_KP_TIME_STAMPING));
+            (Some(c.x509), c.others, eku, None)
+        }
+        Err(why) => (None, Vec::new(), false, Some(why)),
+    };
+    let signature_valid = signer_cert.as_ref().is_some_and(|cert| {
+        let mut out = Vec::new();
+        // What openssl checked must be what we read.
+        verify_with_signer(token_der, cert, None, Some(&mut out)) && out == tst_der.as_bytes()
+    });
+    if refusal.is_none() && !signature_valid {
+        refusal = Some("the token's own signature does not verify");
+    }
+    if refusal.is_none()
+        && let Some(cert) = &signer_cert
+        && !within_validity(cert, gen_time_unix)
+    {
+        refusal = Some("the token's time lies outside its authority certificate's validity");
+    }
     Ok(TokenInfo {
         gen_time,
+        gen_time_unix,
         imprint_algorithm: tst.message_imprint.hash_algorithm.oid,
         imprint: tst.message_imprint.hashed_message.as_bytes().to_vec(),
         nonce: tst.nonce.map(|n| n.as_bytes().to_vec()),
@@ -322,7 +456,34 @@ pub fn inspect_token(token_der: &[u8]) -> Result<TokenInfo, TspError> {
         tsa_cert: signer_cert,
         other_certs,
         tsa_cert_for_timestamping: for_timestamping,
+        refusal,
     })
+}
+
+/// Seconds since 1970 of an OpenSSL time (None when OpenSSL cannot compare it).
+pub(crate) fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+/// Whether `unix` (whole seconds) lies within the certificate's `notBefore..=notAfter`.
+pub(crate) fn within_validity(cert: &X509, unix: i64) -> bool {
+    match (asn1_unix(cert.not_before()), asn1_unix(cert.not_after())) {
+        (Some(from), Some(to)) => from <= unix && unix <= to,
+        _ => false,
+    }
+}
+
+/// `genTime` in whole seconds since 1970 (a fraction is dropped: certificate times have none).
+fn generalized_time_unix(any: &Any) -> Option<i64> {
+    let s = std::str::from_utf8(any.value()).ok()?;
+    let whole = s.get(..14)?;
+    if !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let t = openssl::asn1::Asn1Time::from_str(&format!("{whole}Z")).ok()?;
+    asn1_unix(&t)
 }
 
 /// `YYYYMMDDHHMMSS[.f+]Z` (RFC 5280/3161 profile of GeneralizedTime) as

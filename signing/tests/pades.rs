@@ -130,3 +130,96 @@ fn a_signature_too_large_for_its_reserve_is_refused() {
         Err(PadesError::SignatureTooLarge { reserved: 64, .. })
     ));
 }
+
+/// The fixture with its last `/Size` replaced by `size` (in place: no offset moves), as a
+/// classic table or, with `streams`, a cross-reference stream.
+fn with_size(p: &common::Pki, streams: bool, size: &str) -> Vec<u8> {
+    let mut bytes = fixture();
+    if streams {
+        let (original, out) = (p.dir.join("size-classic.pdf"), p.dir.join("size-streams.pdf"));
+        std::fs::write(&original, &bytes).unwrap();
+        let (ok, log) = run("qpdf", &["--object-streams=generate", s(&original), s(&out)]);
+        assert!(ok, "{log}");
+        bytes = std::fs::read(&out).unwrap();
+    }
+    let at = bytes.windows(6).rposition(|w| w == b"/Size ").unwrap() + "/Size ".len();
+    let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut out = bytes[..at].to_vec();
+    if streams {
+        // The entries stay where they were: /Index says which objects they are, as /Size no
+        // longer does.
+        let count = std::str::from_utf8(&bytes[at..at + digits]).unwrap();
+        out.truncate(at - "/Size ".len());
+        out.extend_from_slice(format!("/Index [0 {count}] /Size ").as_bytes());
+    }
+    out.extend_from_slice(size.as_bytes());
+    out.extend_from_slice(&bytes[at + digits..]);
+    out
+}
+
+#[test]
+fn an_object_count_beyond_what_a_pdf_may_hold_is_refused_never_a_panic() {
+    let p = pki();
+    for streams in [false, true] {
+        for size in ["4294967295", "4294967296", "8388609", "8388608"] {
+            let pdf = with_size(&p, streams, size);
+            let signed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pades::sign(&pdf, &p.pki.gateway, &options(false))));
+            match signed {
+                Ok(Err(PadesError::Malformed(why))) => assert!(why.contains("/Size"), "{size}: {why}"),
+                Ok(Err(e)) => panic!("streams={streams} /Size {size}: {e}"),
+                Ok(Ok(_)) => panic!("streams={streams} /Size {size}: signed"),
+                Err(_) => panic!("streams={streams} /Size {size}: panicked"),
+            }
+            let verified = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pades::verify(&pdf, &p.trust)));
+            assert!(verified.is_ok(), "streams={streams} /Size {size}: verify panicked");
+        }
+        // A /Size that is merely generous still signs, with object numbers above it.
+        let pdf = with_size(&p, streams, "1000");
+        let signed = pades::sign(&pdf, &p.pki.gateway, &options(false)).unwrap();
+        let report = pades::verify(&signed, &p.trust).unwrap();
+        assert!(report.len() == 1 && report[0].valid, "{report:?}");
+    }
+}
+
+#[test]
+fn a_change_after_signing_is_named_and_a_second_signature_is_not_one() {
+    let p = pki();
+    let signed = pades::sign(&fixture(), &p.pki.gateway, &options(true)).unwrap();
+    // A second signature (visible: a new widget with its appearance) changes nothing signed.
+    let twice = pades::sign(&signed, &p.pki.gateway, &options(true)).unwrap();
+    let report = pades::verify(&twice, &p.trust).unwrap();
+    assert!(
+        report.iter().all(|s| s.valid && !s.modified_after_signing && s.reason.is_none()),
+        "{report:?}"
+    );
+    assert!(!report[0].covers_whole_document);
+    // The document information dictionary is metadata: updating it is no modification.
+    let info = common::redefine_object(&signed, 6, "<< /Title (HCC result document) /ModDate (D:20270101000000Z) >>");
+    let report = pades::verify(&info, &p.trust).unwrap();
+    assert!(report[0].valid && !report[0].modified_after_signing, "{report:?}");
+    // The page's content changed after signing: the signature still verifies over its range,
+    // and the answer says the document was modified, and what.
+    for changed in [
+        common::redefine_object(&signed, 4, common::REVOKED_CONTENT),
+        common::redefine_object(&twice, 4, common::REVOKED_CONTENT),
+    ] {
+        let report = pades::verify(&changed, &p.trust).unwrap();
+        for s in &report {
+            assert!(s.valid && s.modified_after_signing && !s.covers_whole_document, "{report:?}");
+            let reason = s.reason.as_deref().unwrap();
+            assert!(
+                reason.contains("modified after signing") && reason.contains("object 4 0"),
+                "{reason}"
+            );
+        }
+    }
+    // A page that gains another annotation (not a signature) is modified too.
+    let page = "<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R /Annots [] >>";
+    let report = pades::verify(&common::redefine_object(&fixture_signed_plain(&p), 3, page), &p.trust).unwrap();
+    assert!(report[0].modified_after_signing, "{report:?}");
+}
+
+/// The fixture signed invisibly (its page then keeps its own dictionary but for /Annots).
+fn fixture_signed_plain(p: &common::Pki) -> Vec<u8> {
+    pades::sign(&fixture(), &p.pki.gateway, &options(false)).unwrap()
+}

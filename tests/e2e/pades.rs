@@ -179,6 +179,14 @@ async fn a_pdf_signed_twice_keeps_both_signatures_and_pyhanko_signatures_verify(
         .map(|v| (v["valid"].as_bool().unwrap(), v["covers_whole_document"].as_bool().unwrap()))
         .collect();
     assert_eq!(flags, vec![(true, false), (true, true)], "{ours:?}");
+    // A second signature is no modification of the first.
+    for v in &ours {
+        assert_eq!(
+            (v["modified_after_signing"].as_bool(), &v["reason"]),
+            (Some(false), &Value::Null),
+            "{v}"
+        );
+    }
     let ph = pyhanko_validate(&p, &path);
     assert_eq!(ph.len(), 2, "{ph:?}");
     assert_pyhanko_accepts(&ph[0], "ENTIRE_REVISION");
@@ -192,6 +200,8 @@ async fn a_pdf_signed_twice_keeps_both_signatures_and_pyhanko_signatures_verify(
     for (i, v) in ours.iter().enumerate() {
         assert_eq!((v["valid"].as_bool(), v["trusted"].as_bool()), (Some(true), Some(true)), "{i}: {v}");
         assert_eq!(v["covers_whole_document"].as_bool(), Some(i == 2), "{i}: {v}");
+        // pyHanko's signature update is a further signature, not a modification.
+        assert_eq!(v["modified_after_signing"].as_bool(), Some(false), "{i}: {v}");
     }
     // And one pyHanko made on the plain fixture.
     let plain = write(&p, "plain.pdf", &classic_fixture());
@@ -227,8 +237,30 @@ async fn bytes_added_or_changed_after_signing_are_reported() {
         (Some(true), Some(false)),
         "{ours:?}"
     );
+    // A newline changes no object: not a modification.
+    assert_eq!(ours[0]["modified_after_signing"].as_bool(), Some(false), "{ours:?}");
     let report = pdfsig(&write(&p, "appended.pdf", &appended));
     assert!(report.contains("Signature is Valid."), "{report}");
+
+    // An update after signing that rewrites the page's text: the signature still verifies over
+    // its range, but the answer must not read as clean.
+    let revoked = common::redefine_object(&signed, 4, common::REVOKED_CONTENT);
+    let ours = gateway_verify(&app, revoked).await;
+    assert_eq!(ours.len(), 1);
+    assert_eq!(
+        (
+            ours[0]["valid"].as_bool(),
+            ours[0]["covers_whole_document"].as_bool(),
+            ours[0]["modified_after_signing"].as_bool()
+        ),
+        (Some(true), Some(false), Some(true)),
+        "{ours:?}"
+    );
+    let reason = ours[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("modified after signing") && reason.contains("object 4 0"),
+        "{reason}"
+    );
     assert!(
         !report.contains("Total document signed") && report.contains("Not total document signed"),
         "{report}"
@@ -258,6 +290,67 @@ async fn bytes_added_or_changed_after_signing_are_reported() {
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0]["valid"], false, "{ours:?}");
     assert!(ours[0]["reason"].as_str().unwrap().contains("/ByteRange"), "{ours:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_pdf_signature_with_a_lookalike_certificate_is_invalid_and_openssl_agrees() {
+    use hcc_signing::devpki::{Role, lookalike};
+    let p = pki();
+    let app = spawn_app(signing_settings(&p, &[]), Workers::Off).await;
+    // The attacker's key, a certificate with the gateway's serial and its issuer in another
+    // case, and a CMS whose signer identifier names the gateway's certificate carrying both.
+    let (attacker_key, a_prime) = lookalike(&p.pki.gateway.cert, Role::Signer).unwrap();
+    let forger = hcc_signing::pki::Identity {
+        key: attacker_key.into(),
+        cert: p.pki.gateway.cert.clone(),
+        chain: vec![a_prime, p.pki.root.clone()],
+    };
+    let options = hcc_signing::pades::SignOptions {
+        visible: false,
+        time: 1_795_638_605,
+        reserve: 16 * 1024,
+    };
+    let mut changed = classic_fixture();
+    let at = changed.windows(20).position(|w| w == b"Result document 0001").unwrap();
+    changed[at..at + 20].copy_from_slice(b"REVOKED. Pay 9999999");
+    let prepared = hcc_signing::pades::prepare(&changed, &p.pki.gateway.cert, &options).unwrap();
+    let content = prepared.signed_content();
+    let cms = hcc_signing::cades::sign(&forger, &content).unwrap().into_der();
+    let forged = prepared.embed(&cms).unwrap();
+
+    let ours = gateway_verify(&app, forged).await;
+    assert_eq!(ours.len(), 1);
+    assert_eq!(
+        (ours[0]["valid"].as_bool(), ours[0]["trusted"].as_bool()),
+        (Some(false), Some(false)),
+        "{ours:?}"
+    );
+    assert!(ours[0]["reason"].as_str().unwrap().contains("ambiguous"), "{ours:?}");
+    // The same CMS over the same bytes, judged by openssl cms -verify: refused too.
+    let (ok, log) = common::openssl_cms_verify(&p, &cms, &content, "forged-pdf", &[]);
+    assert!(!ok, "openssl accepted the forged PDF signature: {log}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdf_declaring_more_objects_than_a_pdf_may_hold_is_a_422() {
+    let p = pki();
+    let app = spawn_app(signing_settings(&p, &[]), Workers::Off).await;
+    // The xref stream fixture with /Size 4294967295 (and /Index keeping its entries), as
+    // the review sent it.
+    let bytes = xref_stream_fixture(&p);
+    let at = bytes.windows(6).rposition(|w| w == b"/Size ").unwrap();
+    let digits = bytes[at + 6..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let count = std::str::from_utf8(&bytes[at + 6..at + 6 + digits]).unwrap().to_string();
+    let mut pdf = bytes[..at].to_vec();
+    pdf.extend_from_slice(format!("/Index [0 {count}] /Size 4294967295").as_bytes());
+    pdf.extend_from_slice(&bytes[at + 6 + digits..]);
+    let r = app
+        .post_raw("/v1/signatures?format=pades", Key::Centre, Some("application/pdf"), pdf)
+        .await;
+    let v = problem(r, 422).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("/Size"), "{v}");
     app.stop().await;
 }
 

@@ -17,8 +17,10 @@ async fn mock_tsa(p: &Pki) -> hcc_mocks::Running {
     hcc_mocks::tsa::spawn("127.0.0.1:0", state).await.unwrap()
 }
 
-fn client(url: &str) -> TsaClient {
-    TsaClient::try_new(url, Duration::from_secs(10)).unwrap()
+/// A client taking tokens from an authority that chains to the development root.
+fn client(p: &Pki, url: &str) -> TsaClient {
+    let anchor = hcc_signing::pki::TrustStore::from_dir(&p.dir.join("trust")).unwrap();
+    TsaClient::try_new(url, Duration::from_secs(10)).unwrap().with_anchor(anchor)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +29,10 @@ async fn tokens_from_the_mock_tsa_verify_with_openssl_and_in_cades() {
     let tsa = mock_tsa(&p).await;
     let content = "Quyết định phê duyệt hồ sơ".as_bytes();
     let sig = cades::sign(&p.pki.gateway, content).unwrap();
-    let token = client(&format!("{}/", tsa.url())).timestamp(sig.signature_value()).await.unwrap();
+    let token = client(&p, &format!("{}/", tsa.url()))
+        .timestamp(sig.signature_value())
+        .await
+        .unwrap();
 
     // The independent judge: openssl ts -verify, over the data and over its digest.
     let (tok, data) = (p.dir.join("t.tst"), p.dir.join("sv.bin"));
@@ -158,7 +163,7 @@ async fn an_authority_down_or_failing_is_unavailable_and_a_stranger_answer_is_re
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let e = client(&url).timestamp(b"x").await.unwrap_err();
+    let e = client(&p, &url).timestamp(b"x").await.unwrap_err();
     assert!(matches!(e, TsaError::Unavailable(_)), "{e:?}");
     let problem = hcc_gateway::http::problem::ApiError::from(e);
     assert_eq!(actix_web::ResponseError::status_code(&problem), 503);
@@ -168,21 +173,21 @@ async fn an_authority_down_or_failing_is_unavailable_and_a_stranger_answer_is_re
         .send()
         .await
         .unwrap();
-    assert!(matches!(client(&url).timestamp(b"x").await, Err(TsaError::BadResponse(_))));
+    assert!(matches!(client(&p, &url).timestamp(b"x").await, Err(TsaError::BadResponse(_))));
     // Another path on the mock is not an authority: 404, refused.
     http.post(format!("{}/_mock/faults", tsa.url()))
         .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
-    assert!(client(&url).timestamp(b"x").await.is_ok());
+    assert!(client(&p, &url).timestamp(b"x").await.is_ok());
     assert!(matches!(
-        client(&format!("{}/_mock/stats", tsa.url())).timestamp(b"x").await,
+        client(&p, &format!("{}/_mock/stats", tsa.url())).timestamp(b"x").await,
         Err(TsaError::BadResponse(_))
     ));
     // Down: connection refused, Unavailable.
     tsa.stop().await;
-    let e = client(&url).timestamp(b"x").await.unwrap_err();
+    let e = client(&p, &url).timestamp(b"x").await.unwrap_err();
     assert!(matches!(e, TsaError::Unavailable(_)), "{e:?}");
     // Slower than the timeout: Unavailable, bounded by the timeout (one coarse upper bound).
     let slow = mock_tsa(&p).await;
@@ -200,6 +205,40 @@ async fn an_authority_down_or_failing_is_unavailable_and_a_stranger_answer_is_re
     assert!(matches!(e, TsaError::Unavailable(_)), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(4), "the timeout was not applied");
     slow.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_taken_only_from_an_authority_that_chains_to_the_anchor() {
+    use hcc_signing::pki::TrustStore;
+    let p = pki();
+    let tsa = mock_tsa(&p).await;
+    let url = format!("{}/", tsa.url());
+    let with = |anchor: TrustStore| TsaClient::try_new(&url, Duration::from_secs(10)).unwrap().with_anchor(anchor);
+    // The development root, and the authority's own certificate pinned (signing.tsa_ca): taken.
+    assert!(client(&p, &url).timestamp(b"x").await.is_ok());
+    let pinned = TrustStore::pinned_from_file(&p.dir.join("tsa.pem")).unwrap();
+    assert!(with(pinned).timestamp(b"x").await.is_ok());
+    // Pinned to another certificate (the bank's), or to another root: refused, naming why.
+    let other = TrustStore::pinned_from_file(&p.dir.join("bank.pem")).unwrap();
+    let e = with(other).timestamp(b"x").await.unwrap_err();
+    assert!(
+        matches!(&e, TsaError::BadResponse(m) if m.contains("does not chain to signing.tsa_ca")),
+        "{e:?}"
+    );
+    let stranger = hcc_signing::devpki::DevPki::generate().unwrap();
+    let e = with(TrustStore::from_certs(vec![stranger.root]).unwrap())
+        .timestamp(b"x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TsaError::BadResponse(_)), "{e:?}");
+    // No anchor at all: no token.
+    let e = TsaClient::try_new(&url, Duration::from_secs(10))
+        .unwrap()
+        .timestamp(b"x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TsaError::BadResponse(_)), "{e:?}");
+    tsa.stop().await;
 }
 
 mod api {
@@ -260,7 +299,30 @@ mod api {
         assert!(e.to_string().contains("signing.tsa_url"), "{e}");
         let st = settings(
             QueueBackendKind::Memory,
+            &[
+                ("HCC__SIGNING__TSA_URL", "http://127.0.0.1:9104/".to_string()),
+                ("HCC__TRUST__CA_DIR", s(&p.dir.join("trust")).to_string()),
+            ],
+        );
+        assert!(hcc_gateway::app::signing_state(&st).unwrap().tsa.is_some());
+        // Tokens must chain to something configured: signing.tsa_ca, or else the trust store.
+        let st = settings(
+            QueueBackendKind::Memory,
             &[("HCC__SIGNING__TSA_URL", "http://127.0.0.1:9104/".to_string())],
+        );
+        let Err(e) = hcc_gateway::app::signing_state(&st) else {
+            panic!("a TSA with nothing to chain its tokens to was accepted");
+        };
+        assert!(
+            e.to_string().contains("signing.tsa_url") && e.to_string().contains("signing.tsa_ca"),
+            "{e}"
+        );
+        let st = settings(
+            QueueBackendKind::Memory,
+            &[
+                ("HCC__SIGNING__TSA_URL", "http://127.0.0.1:9104/".to_string()),
+                ("HCC__SIGNING__TSA_CA", s(&p.dir.join("tsa.pem")).to_string()),
+            ],
         );
         assert!(hcc_gateway::app::signing_state(&st).unwrap().tsa.is_some());
         let st = settings(QueueBackendKind::Memory, &[]);

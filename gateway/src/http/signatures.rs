@@ -146,7 +146,7 @@ fn xml_problem(e: &XmlError) -> ApiError {
         (status = 400), (status = 401), (status = 403),
         (status = 409, description = "The XML document already carries a signature"),
         (status = 413), (status = 415),
-        (status = 422, description = "The PDF is encrypted or cannot be read"),
+        (status = 422, description = "The PDF is encrypted, cannot be read, or declares more objects than a PDF may hold (`/Size`)"),
         (status = 502, description = "The timestamp authority did not answer (PAdES-B-T)"),
         (status = 503, description = "No signing identity is configured, or its token or the timestamp authority is unavailable now (with `Retry-After`)"),
     ))]
@@ -287,6 +287,11 @@ struct PdfSignatureSchema {
     timestamp: Option<TimestampSchema>,
     /// False when bytes were added to the file after this signature.
     covers_whole_document: bool,
+    /// True when what was added after this signature changed the signed document beyond
+    /// further signatures and document-security data (DSS, document timestamps, metadata);
+    /// `reason` then names what changed. `valid` still says only that the signature verifies
+    /// over its byte range.
+    modified_after_signing: bool,
 }
 
 /// A signature timestamp (RFC 3161) as checked.

@@ -8,6 +8,7 @@
 //! The CMS itself is built by [`crate::cades`], which signs through the identity's key (a
 //! software key or a PKCS#11 token alike). See `docs/pades.md` for the layout.
 
+mod changes;
 mod sign;
 mod stamp;
 mod verify;

@@ -163,9 +163,9 @@ pub fn prepare(pdf: &[u8], cert: &X509Ref, options: &SignOptions) -> Result<Prep
         .find(|n| !existing.names.contains(n.as_bytes()))
         .unwrap_or_else(|| "Signature".into());
 
-    let mut ids = Ids::new(&doc);
-    let sig_id = ids.next();
-    let field_id = ids.next();
+    let mut ids = Ids::new(&doc)?;
+    let sig_id = ids.next()?;
+    let field_id = ids.next()?;
     let mut objects: Vec<(ObjectId, Body)> = Vec::new();
 
     // The field and its widget in one dictionary, as a signature field with one widget may be.
@@ -264,7 +264,7 @@ pub fn prepare(pdf: &[u8], cert: &X509Ref, options: &SignOptions) -> Result<Prep
             objects.push((root, Body::Object(Object::Dictionary(catalog))));
         }
         _ => {
-            let af_id = ids.next();
+            let af_id = ids.next()?;
             let mut af = Dictionary::new();
             add_field(&mut af, &mut objects)?;
             objects.push((af_id, Body::Object(Object::Dictionary(af))));
@@ -285,14 +285,29 @@ pub fn prepare(pdf: &[u8], cert: &X509Ref, options: &SignOptions) -> Result<Prep
         .ok_or(PadesError::Malformed("the signature dictionary was not written"))?;
     // "N 0 obj\n" precedes the dictionary's own bytes.
     let header = format!("{} {} obj\n", sig_id.0, sig_id.1).len();
-    let gap_start = sig_at + header + contents_at;
-    let gap_end = gap_start + 2 + 2 * options.reserve;
+    // Checked arithmetic, and the placeholders must be where they were written: a number that
+    // does not add up is a refusal, never a slice out of bounds.
+    let misplaced = PadesError::Malformed("the signature placeholder is not where it was written");
+    let dict_at = sig_at.checked_add(header).ok_or(PadesError::Malformed("the file is too large"))?;
+    let gap_start = dict_at
+        .checked_add(contents_at)
+        .ok_or(PadesError::Malformed("the file is too large"))?;
+    let gap_end = options
+        .reserve
+        .checked_mul(2)
+        .and_then(|hex| gap_start.checked_add(hex + 2))
+        .ok_or(PadesError::Malformed("the file is too large"))?;
+    if gap_end > out.len() || out.get(gap_start) != Some(&b'<') || out.get(gap_end - 1) != Some(&b'>') {
+        return Err(misplaced);
+    }
     let range = format!("[0 {} {} {}]", gap_start, gap_end, out.len() - gap_end);
     if range.len() > BYTE_RANGE_WIDTH {
         return Err(PadesError::Malformed("the file is too large"));
     }
-    let slot = sig_at + header + byte_range_at;
-    out[slot..slot + range.len()].copy_from_slice(range.as_bytes());
+    let slot = dict_at + byte_range_at;
+    out.get_mut(slot..slot + range.len())
+        .ok_or(misplaced)?
+        .copy_from_slice(range.as_bytes());
     Ok(Prepared {
         pdf: out,
         gap_start,

@@ -37,7 +37,7 @@ fn stamp_error(what: &str) -> PadesError {
     PadesError::Stamp(what.to_string())
 }
 
-pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> ObjectId) -> Result<Stamp, PadesError> {
+pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> Result<ObjectId, PadesError>) -> Result<Stamp, PadesError> {
     let face = ttf_parser::Face::parse(FONT, 0).map_err(|_| stamp_error("the embedded font cannot be read"))?;
     let upem = f32::from(face.units_per_em());
     let fallback = face.glyph_index('?').map(|g| g.0).unwrap_or(0);
@@ -94,12 +94,12 @@ pub(crate) fn build(lines: &[String], mut next_id: impl FnMut() -> ObjectId) -> 
     let tag = subset_tag(&glyphs);
     let base_font = Object::Name(format!("{tag}+{FONT_NAME}").into_bytes());
 
-    let font_file = next_id();
-    let descriptor = next_id();
-    let cid_font = next_id();
-    let to_unicode = next_id();
-    let type0 = next_id();
-    let appearance = next_id();
+    let font_file = next_id()?;
+    let descriptor = next_id()?;
+    let cid_font = next_id()?;
+    let to_unicode = next_id()?;
+    let type0 = next_id()?;
+    let appearance = next_id()?;
 
     let mut file_dict = Dictionary::new();
     file_dict.set("Length1", subset.len() as i64);
@@ -241,7 +241,7 @@ mod tests {
         let mut n = 100;
         let stamp = build(&lines, || {
             n += 1;
-            (n, 0)
+            Ok((n, 0))
         })
         .unwrap();
         assert_eq!(stamp.objects.len(), 6);
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn a_long_line_shrinks_the_text_to_fit() {
         let long = vec!["Cơ quan: ".to_string() + &"Ủy ban nhân dân ".repeat(4)];
-        let stamp = build(&long, || (1, 0)).unwrap();
+        let stamp = build(&long, || Ok((1, 0))).unwrap();
         let Object::Stream(form) = &stamp.objects[5].1 else {
             panic!("form")
         };

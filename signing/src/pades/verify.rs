@@ -4,6 +4,9 @@
 //! exactly the `/Contents` hex string of that signature's own dictionary. A range that lies is
 //! reported invalid, whatever the CMS says. `covers_whole_document` is whether the second range
 //! ends at the end of the file: false when anything was appended after the signature.
+//! `modified_after_signing` is whether what was appended changed the signed document beyond
+//! further signatures and document-security data (`changes`); `valid` stays "the CMS verifies
+//! over the byte range".
 
 use lopdf::xref::XrefEntry;
 use lopdf::{Dictionary, Document, Object, ObjectId};
@@ -29,6 +32,9 @@ pub struct PdfSignature {
     pub timestamp: Option<TimestampCheck>,
     /// Nothing was added to the file after this signature.
     pub covers_whole_document: bool,
+    /// What was added after this signature changed the document beyond further signatures
+    /// and document-security data (see `changes`); the `reason` names what.
+    pub modified_after_signing: bool,
 }
 
 fn timestamp_json<S: serde::Serializer>(t: &Option<TimestampCheck>, s: S) -> Result<S::Ok, S::Error> {
@@ -57,6 +63,7 @@ fn invalid(reason: &str) -> PdfSignature {
         signed_at: None,
         timestamp: None,
         covers_whole_document: false,
+        modified_after_signing: false,
     }
 }
 
@@ -180,25 +187,44 @@ fn check(pdf: &[u8], doc: &Document, id: ObjectId, trust: &TrustStore) -> (usize
             invalid("the /ByteRange does not cover the file except exactly this signature's /Contents"),
         );
     }
-    let covers_whole_document = second + second_len == pdf.len();
+    let signed_end = second + second_len;
+    let covers_whole_document = signed_end == pdf.len();
+    // Only what follows the signed revision can modify it: the revision is read on its own
+    // and compared with the document as it stands.
+    let modified = if covers_whole_document {
+        None
+    } else {
+        match super::load(&pdf[..signed_end]) {
+            Ok(then) => super::changes::modification(&then, doc),
+            Err(_) => Some("the signed revision cannot be read on its own, so what followed it cannot be judged".into()),
+        }
+    };
     let mut content = Vec::with_capacity(first_len + second_len);
     content.extend_from_slice(&pdf[..first_len]);
     content.extend_from_slice(&pdf[second..second + second_len]);
     let der = &contents[..der_length(contents).unwrap_or(contents.len())];
     let claimed = dict.get(b"M").and_then(Object::as_str).ok().and_then(pdf_date_to_rfc3339);
+    let modified_after_signing = modified.is_some();
+    let with_modification = |reason: Option<String>| match (&modified, reason) {
+        (None, r) => r,
+        (Some(m), None) => Some(format!("the document was modified after signing: {m}")),
+        (Some(m), Some(r)) => Some(format!("{r}; the document was modified after signing: {m}")),
+    };
     let report = match cades::verify(der, &content, trust) {
         Ok(v) => PdfSignature {
             valid: v.valid,
             trusted: v.trusted,
             signer: v.signer,
-            reason: v.reason,
+            reason: with_modification(v.reason),
             signed_at: v.signed_at.or(claimed),
             timestamp: v.timestamp,
             covers_whole_document,
+            modified_after_signing,
         },
         Err(e) => PdfSignature {
             covers_whole_document,
-            ..invalid(&e.to_string())
+            modified_after_signing,
+            ..invalid(&with_modification(Some(e.to_string())).unwrap_or_default())
         },
     };
     (first_len, report)

@@ -24,30 +24,55 @@ pub(crate) struct Written {
     pub offsets: BTreeMap<ObjectId, usize>,
 }
 
+/// The highest object number a PDF may use (ISO 32000-1, annex C: 8,388,607 indirect
+/// objects); a file claiming more is refused rather than numbered past it.
+pub(crate) const MAX_OBJECT_NUMBER: u32 = 8_388_607;
+
+/// The trailer's `/Size`: absent is None, anything but an integer in `0..=MAX_OBJECT_NUMBER + 1`
+/// is refused (a larger one would make the new objects' numbers wrap or collide).
+fn declared_size(doc: &Document) -> Result<Option<u32>, PadesError> {
+    let Ok(size) = doc.trailer.get(b"Size") else {
+        return Ok(None);
+    };
+    size.as_i64()
+        .ok()
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|s| *s <= MAX_OBJECT_NUMBER + 1)
+        .map(Some)
+        .ok_or(PadesError::Malformed(
+            "its trailer's /Size is not an object count a PDF may have (at most 8388608)",
+        ))
+}
+
 /// Object numbers for new objects: above every number the file has used, as its trailer's
-/// `/Size` and its objects say.
+/// `/Size` and its objects say, and never above [`MAX_OBJECT_NUMBER`].
 pub(crate) struct Ids {
     next: u32,
 }
 
 impl Ids {
-    pub fn new(doc: &Document) -> Self {
-        let size = doc
-            .trailer
-            .get(b"Size")
-            .and_then(Object::as_i64)
-            .ok()
-            .and_then(|s| u32::try_from(s).ok())
-            .unwrap_or(0);
-        Ids {
-            next: size.max(doc.max_id.saturating_add(1)).max(1),
+    pub fn new(doc: &Document) -> Result<Self, PadesError> {
+        let size = declared_size(doc)?.unwrap_or(0);
+        if doc.max_id > MAX_OBJECT_NUMBER {
+            return Err(PadesError::Malformed(
+                "it numbers an object above 8388607, more than a PDF may hold (/Size)",
+            ));
         }
+        Ok(Ids {
+            next: size.max(doc.max_id + 1).max(1),
+        })
     }
 
-    pub fn next(&mut self) -> ObjectId {
+    /// The next free number; running past [`MAX_OBJECT_NUMBER`] is refused, never wrapped.
+    pub fn next(&mut self) -> Result<ObjectId, PadesError> {
+        if self.next > MAX_OBJECT_NUMBER {
+            return Err(PadesError::Malformed(
+                "its /Size leaves no object numbers for the signature (a PDF holds at most 8388607 objects)",
+            ));
+        }
         let id = (self.next, 0);
-        self.next = self.next.saturating_add(1);
-        id
+        self.next += 1;
+        Ok(id)
     }
 }
 
@@ -64,7 +89,10 @@ pub(crate) fn append(original: &[u8], doc: &Document, objects: Vec<(ObjectId, Bo
     }
     let mut offsets = BTreeMap::new();
     for (id, body) in objects {
-        offsets.insert(id, pdf.len());
+        // Two objects of one number in one section would make the file ambiguous.
+        if offsets.insert(id, pdf.len()).is_some() {
+            return Err(PadesError::Malformed("the update would hold two objects of one number"));
+        }
         pdf.extend_from_slice(format!("{} {} obj\n", id.0, id.1).as_bytes());
         match body {
             Body::Object(o) => Writer::write_object(&mut pdf, &o).map_err(io)?,
@@ -82,7 +110,7 @@ pub(crate) fn append(original: &[u8], doc: &Document, objects: Vec<(ObjectId, Bo
     trailer.set("Prev", prev);
     match doc.reference_table.cross_reference_type {
         XrefType::CrossReferenceTable => {
-            let size = size_after(doc, &offsets);
+            let size = size_after(doc, &offsets)?;
             trailer.set("Size", i64::from(size));
             let start = pdf.len();
             pdf.extend_from_slice(b"xref\n");
@@ -97,10 +125,12 @@ pub(crate) fn append(original: &[u8], doc: &Document, objects: Vec<(ObjectId, Bo
             pdf.extend_from_slice(format!("\nstartxref\n{start}\n%%EOF\n").as_bytes());
         }
         XrefType::CrossReferenceStream => {
-            let id = ids.next();
+            let id = ids.next()?;
             let start = pdf.len();
-            offsets.insert(id, start);
-            let size = size_after(doc, &offsets);
+            if offsets.insert(id, start).is_some() {
+                return Err(PadesError::Malformed("the update would hold two objects of one number"));
+            }
+            let size = size_after(doc, &offsets)?;
             // Type 1 entries (in use, at an offset): type, offset, generation, big-endian.
             let wide = offsets.values().any(|o| u32::try_from(*o).is_err());
             let width: usize = if wide { 8 } else { 4 };
@@ -129,16 +159,10 @@ pub(crate) fn append(original: &[u8], doc: &Document, objects: Vec<(ObjectId, Bo
 }
 
 /// The trailer's `/Size` after the update: one more than the highest object number in use.
-fn size_after(doc: &Document, offsets: &BTreeMap<ObjectId, usize>) -> u32 {
-    let before = doc
-        .trailer
-        .get(b"Size")
-        .and_then(Object::as_i64)
-        .ok()
-        .and_then(|s| u32::try_from(s).ok())
-        .unwrap_or(0);
+fn size_after(doc: &Document, offsets: &BTreeMap<ObjectId, usize>) -> Result<u32, PadesError> {
+    let before = declared_size(doc)?.unwrap_or(0);
     let highest = offsets.keys().map(|(n, _)| n.saturating_add(1)).max().unwrap_or(0);
-    before.max(highest).max(doc.max_id.saturating_add(1))
+    Ok(before.max(highest).max(doc.max_id.saturating_add(1)))
 }
 
 /// The objects grouped in runs of consecutive numbers: one subsection each.

@@ -63,6 +63,8 @@ pub enum DsigError {
     BadBase64(&'static str),
     #[error("the certificate in KeyInfo cannot be read")]
     BadCertificate,
+    #[error("the signer is ambiguous: {0}")]
+    AmbiguousSigner(&'static str),
     #[error("certificate refused: {0}")]
     Certificate(CertError),
     #[error("the digest does not match: the signed content was altered")]
@@ -399,6 +401,7 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
         },
         Err(_) => Vec::new(),
     };
+    one_signer_in_key_info(&embedded)?;
     let signer_cert = authorise(&embedded)?;
     let public: PKey<Public> = signer_cert.public_key().map_err(|_| DsigError::BadCertificate)?;
     if public.rsa().is_err() {
@@ -433,6 +436,30 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     }
     let signer = signer_info(&signer_cert);
     Ok(VerifiedXml { signer, document: doc })
+}
+
+/// `KeyInfo` names one signer: its first certificate, and every other certificate carried is an
+/// issuer of another one there (a chain), so no verifier can take another certificate as the
+/// signer. Issuers are matched by subject and issuer names as OpenSSL compares them (without
+/// regard to case or spacing), which can only find more issuers, never fewer leaves.
+fn one_signer_in_key_info(embedded: &[X509]) -> Result<(), DsigError> {
+    let issues_another = |i: usize| {
+        embedded.iter().enumerate().any(|(j, other)| {
+            i != j
+                && !matches!(
+                    embedded[i].subject_name().try_cmp(other.issuer_name()),
+                    Ok(o) if o != std::cmp::Ordering::Equal
+                )
+        })
+    };
+    let leaves: Vec<usize> = (0..embedded.len()).filter(|i| !issues_another(*i)).collect();
+    match leaves.as_slice() {
+        [] | [0] => Ok(()),
+        [_] => Err(DsigError::AmbiguousSigner("the signer's certificate must come first in KeyInfo")),
+        _ => Err(DsigError::AmbiguousSigner(
+            "KeyInfo carries more than one certificate that could be the signer",
+        )),
+    }
 }
 
 /// The certificate whose key may have signed, decided by configuration.
@@ -757,5 +784,23 @@ mod tests {
             verify_enveloped(no_keyinfo.as_bytes(), &XmlTrust::Pinned { cert: &cert, store: None }).unwrap_err(),
             DsigError::UnsupportedAlgorithm(_)
         ));
+    }
+
+    #[test]
+    fn key_info_with_two_possible_signers_is_refused_and_a_chain_is_not() {
+        let (_dir, pki, trust) = setup();
+        let doc = format!("{}</Document>\n", DOC_HEAD.replace("{ID}", ""));
+        let signed = String::from_utf8(sign_enveloped(doc.as_bytes(), &pki.gateway).unwrap()).unwrap();
+        let b64 = |c: &X509| STANDARD.encode(c.to_der().unwrap());
+        let with_certs = |extra: &str| signed.replacen("</ds:X509Certificate>", &format!("</ds:X509Certificate>{extra}"), 1);
+        // Another end-entity certificate beside the signer's: refused, whoever comes first.
+        let two = with_certs(&format!("<ds:X509Certificate>{}</ds:X509Certificate>", b64(&pki.bank.cert)));
+        let r = report(two.as_bytes(), &trust);
+        assert!(!r.valid && !r.trusted, "{r:?}");
+        assert!(r.reason.as_deref().is_some_and(|m| m.contains("ambiguous")), "{r:?}");
+        // The signer's chain after it is no ambiguity.
+        let chained = with_certs(&format!("<ds:X509Certificate>{}</ds:X509Certificate>", b64(&pki.root)));
+        let r = report(chained.as_bytes(), &trust);
+        assert!(r.valid && r.trusted, "{r:?}");
     }
 }

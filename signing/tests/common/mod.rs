@@ -151,3 +151,29 @@ pub fn replace(doc: &[u8], from: &str, to: &str) -> Vec<u8> {
     assert!(s.contains(from), "{from} not in document");
     s.replacen(from, to, 1).into_bytes()
 }
+
+/// `pdf` with an incremental update that redefines object `number` (generation 0) as `body`,
+/// written by hand as any PDF editor would (a classic cross-reference section, `/Prev` the
+/// last one). The fixture's catalog is object 1.
+pub fn redefine_object(pdf: &[u8], number: u32, body: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pdf);
+    let at = text.rfind("startxref").unwrap() + "startxref".len();
+    let prev: u64 = text[at..].split_whitespace().next().unwrap().parse().unwrap();
+    let mut out = pdf.to_vec();
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    let offset = out.len();
+    out.extend_from_slice(format!("{number} 0 obj\n{body}\nendobj\n").as_bytes());
+    let xref = out.len();
+    out.extend_from_slice(
+        format!(
+            "xref\n0 1\n0000000000 65535 f \n{number} 1\n{offset:010} 00000 n \ntrailer\n<< /Size 1000 /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref}\n%%EOF\n"
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// The fixture's page content (object 4) as an editor would change it after signing.
+pub const REVOKED_CONTENT: &str = "<< /Length 55 >>\nstream\nBT /F1 24 Tf 72 760 Td (REVOKED. Pay 9999999 VND) Tj ET\nendstream";
