@@ -366,3 +366,30 @@ fn a_token_key_needs_every_pkcs11_key_and_its_certificate() {
     assert!(!load(&source("local", &[])).unwrap().signing.uses_pkcs11());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_agencies_with_one_ma_don_vi_are_refused_naming_the_second() {
+    // local.toml has `agencies.quang-ninh` with MaDonVi 000.00.22.H46.
+    let second = |ma: &str| -> Vec<(String, String)> {
+        [
+            ("HCC__AGENCIES__UONG-BI__MA_DON_VI", ma),
+            ("HCC__AGENCIES__UONG-BI__TEN_DON_VI", "Bo phan mot cua thanh pho Uong Bi"),
+            ("HCC__AGENCIES__UONG-BI__TK_THU_HUONG", "0011004999999"),
+            ("HCC__AGENCIES__UONG-BI__MA_NH_THU_HUONG", "970436"),
+            ("HCC__AGENCIES__UONG-BI__TEN_TK_THU_HUONG", "UBND TP UONG BI"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    fn vars(v: &[(String, String)]) -> Vec<(&str, &str)> {
+        v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+    let own = second("000.00.23.H46");
+    let s = load(&source("local", &vars(&own))).unwrap();
+    assert_eq!(s.agencies.len(), 2, "two agencies, each with its own MaDonVi");
+    let same = second("000.00.22.H46");
+    let err = load(&source("local", &vars(&same))).unwrap_err();
+    assert_eq!(keys_of(&err), ["agencies.uong-bi.ma_don_vi"], "{err}");
+    assert!(err.to_string().contains("agencies.quang-ninh.ma_don_vi"), "{err}");
+}

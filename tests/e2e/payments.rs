@@ -10,11 +10,11 @@ use hcc_signing::webhook::WebhookSecret;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-struct Env {
+pub(crate) struct Env {
     mocks: PaymentMocks,
     centre: hcc_mocks::Running,
-    centre_state: CentreState,
-    prefix: String,
+    pub(crate) centre_state: CentreState,
+    pub(crate) prefix: String,
 }
 
 impl std::ops::Deref for Env {
@@ -24,7 +24,7 @@ impl std::ops::Deref for Env {
     }
 }
 
-fn env() -> Env {
+pub(crate) fn env() -> Env {
     let mocks = payment_mocks("pay");
     let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
     Env {
@@ -36,18 +36,18 @@ fn env() -> Env {
 }
 
 impl Env {
-    fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
+    pub(crate) fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
         let mut o = self.mocks.overrides(&self.prefix);
         o.push(("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", self.centre.url())));
         o.extend(extra.iter().cloned());
         settings(QueueBackendKind::Redis, &o)
     }
 
-    async fn gateway(&self) -> TestApp {
+    pub(crate) async fn gateway(&self) -> TestApp {
         spawn_app(self.settings(&[]), Workers::On).await
     }
 
-    async fn control(&self, url: String, body: Value) -> Value {
+    pub(crate) async fn control(&self, url: String, body: Value) -> Value {
         reqwest::Client::new()
             .post(url)
             .json(&body)
@@ -63,7 +63,7 @@ impl Env {
         self.control(format!("{}/_mock/paygov/pay", self.portal.url()), body).await
     }
 
-    async fn vnpay_pay(&self, body: Value) -> Value {
+    pub(crate) async fn vnpay_pay(&self, body: Value) -> Value {
         self.control(format!("{}/_mock/vnpay/pay", self.bank.url()), body).await
     }
 
@@ -72,7 +72,7 @@ impl Env {
     }
 }
 
-async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
+pub(crate) async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
     let v = app.new_payment(provider, amount).await;
     assert_eq!(v["status"], "pending");
     assert!(v["payment_url"].as_str().unwrap().starts_with("http"));
@@ -80,7 +80,7 @@ async fn create(app: &TestApp, provider: &str, amount: u64) -> String {
 }
 
 /// Waits for `n` webhooks, then gives stragglers a moment, and checks there are exactly `n`.
-async fn exactly_webhooks(state: &CentreState, n: u64) {
+pub(crate) async fn exactly_webhooks(state: &CentreState, n: u64) {
     eventually(&format!("{n} webhooks"), Duration::from_secs(20), || async {
         (state.counters().received >= n).then_some(())
     })
@@ -789,7 +789,7 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
 
 /// Loads the payment page as the citizen's browser would: the mock VNPAY checks the URL the
 /// gateway signed (merchant, signature, `vnp_IpAddr`, `vnp_ExpireDate`) and records the order.
-async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
+pub(crate) async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
     let url = app.payment(reference).await["payment_url"].as_str().unwrap().to_string();
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 200, "the mock VNPAY refused the gateway's URL: {url}");
@@ -830,25 +830,25 @@ async fn a_lost_vnpay_ipn_is_found_by_querydr_whose_signed_answer_is_checked() {
     )
     .await;
     let control = |body: Value| e.control(format!("{}/_mock/vnpay/querydr", e.bank.url()), body);
-    // First the answers are tampered with after signing: the gateway must not believe them.
-    control(json!({"tamper": true})).await;
+    // The first answer is tampered with after signing: the gateway must not believe it. (It is
+    // asked at ages 1 s, 5 s, 30 s, …: the second question gets the honest answer.)
+    control(json!({"tamper": true, "times": 1})).await;
     let reference = create(&app, "vnpay", 90_000).await;
     let page = open_vnpay_page(&app, &reference).await;
     let r = e.vnpay_pay(json!({"TxnRef": reference, "lose_ipn": true})).await;
     assert_eq!(r["ipn_sent"], false, "{r}");
-    eventually("querydr asked twice", Duration::from_secs(10), || async {
+    eventually("querydr asked", Duration::from_secs(10), || async {
         let q: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
             .await
             .ok()?
             .json()
             .await
             .ok()?;
-        (q.as_array()?.len() >= 2).then_some(())
+        (!q.as_array()?.is_empty()).then_some(())
     })
     .await;
     assert_eq!(app.payment(&reference).await["status"], "pending", "a forged answer pays nothing");
-    // Honest answers: paid, with VNPAY's transaction.
-    control(json!({})).await;
+    // The next, honest answer: paid, with VNPAY's transaction.
     app.wait_payment(&reference, "paid").await;
     assert_eq!(app.payment(&reference).await["provider_transaction"], r["vnp_TransactionNo"]);
     let queries: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
