@@ -389,6 +389,10 @@ mod tests {
             assert!(!key.starts_with(&format!("{base}m:")) && !key.starts_with(&format!("{base}k:")));
         }
         assert!(!pending_key(base).starts_with(&format!("{base}payment:r:")));
+        for provider in ["vnpay", "paygov"] {
+            assert!(!ask_key(base, provider).starts_with(&format!("{base}payment:r:")));
+            assert_ne!(ask_key(base, provider), pending_key(base));
+        }
         assert!(!pending_key(base).starts_with(&format!("{base}payment:tx:")));
     }
 
@@ -405,6 +409,11 @@ mod tests {
         for bad in ["", "PAID", "duplicate:", "already:nonsense", "paid ", "1"] {
             assert!(matches!(confirm_outcome(bad), Err(StorageError::Corrupt(_))), "{bad:?}");
         }
+        assert_eq!(confirm_outcome("paid_late").ok(), Some(ConfirmOutcome::PaidLate));
+        assert_eq!(
+            confirm_outcome("already:expired").ok(),
+            Some(ConfirmOutcome::AlreadySettled(PaymentState::Expired))
+        );
         assert!(matches!(reverse_outcome("reversed"), Ok(ReverseOutcome::Reversed)));
         assert!(matches!(reverse_outcome("0"), Err(StorageError::Corrupt(_))));
     }
