@@ -625,7 +625,8 @@ impl Payments {
         }
         tracing::info!(audit = true, provider = id, reference = %Escaped(&record.reference), "payment expired: its lifetime and the grace are over and the provider reports it unpaid");
         self.monitoring.payment_state("expired");
-        self.monitoring.audit(&format!("provider:{id}"), "payment.expired", &record.reference, &detail);
+        self.monitoring
+            .audit(&format!("provider:{id}"), "payment.expired", &record.reference, &detail);
         Ok(true)
     }
 }

@@ -422,7 +422,7 @@ async fn vnpay_pay(state: web::Data<VnpayState>, r: web::Json<VnpayPay>) -> Http
         if status != "00" {
             order.transaction_no = "0".into();
             order.pay_date = crate::paygov::chrono_like_now();
-        } else if !(order.status == "00" && !order.transaction_no.is_empty()) {
+        } else if order.status != "00" || order.transaction_no.is_empty() {
             order.transaction_no = fastrand::u64(10_000_000..99_999_999).to_string();
             order.pay_date = crate::paygov::chrono_like_now();
         }

@@ -32,9 +32,7 @@ async fn two_cancelled_vnpay_payments_are_both_failed_and_one_is_then_paid() {
     let (a, b) = (create(&app, "vnpay", 120_000).await, create(&app, "vnpay", 130_000).await);
     for r in [&a, &b] {
         open_vnpay_page(&app, r).await;
-        let cancel = e
-            .vnpay_pay(json!({"TxnRef": r, "ipn_url": ipn_url, "response_code": "24"}))
-            .await;
+        let cancel = e.vnpay_pay(json!({"TxnRef": r, "ipn_url": ipn_url, "response_code": "24"})).await;
         let query = cancel["ipn_query"].as_str().unwrap_or_default();
         assert_eq!(
             (param(query, "vnp_TransactionNo"), param(query, "vnp_TransactionStatus")),
@@ -45,9 +43,7 @@ async fn two_cancelled_vnpay_payments_are_both_failed_and_one_is_then_paid() {
         assert_eq!(app.payment(r).await["status"], "failed", "{r}");
     }
     // VNPAY sends the same IPN again: answered as already confirmed, nothing changes.
-    let again = e
-        .vnpay_pay(json!({"TxnRef": a, "ipn_url": ipn_url, "response_code": "24"}))
-        .await;
+    let again = e.vnpay_pay(json!({"TxnRef": a, "ipn_url": ipn_url, "response_code": "24"})).await;
     assert_eq!(again["replies"][0]["RspCode"], "02", "{again}");
     // The citizen tries again and pays: the failure does not stand in the way.
     let paid = e.vnpay_pay(json!({"TxnRef": b, "ipn_url": ipn_url})).await;

@@ -1425,14 +1425,25 @@ async fn pending_payments_are_asked_on_their_providers_schedule_and_expire(s: St
     paygov.provider = "paygov".into();
     assert!(l.create_scheduled(&paygov, T0 + 5).await.unwrap());
     // Created in this order, due in another.
-    for (r, first) in [("HCC241126VNPAYAAA", T0 + 30), ("HCC241126VNPAYBBB", T0 + 10), ("HCC241126VNPAYCCC", T0 + 20)] {
+    for (r, first) in [
+        ("HCC241126VNPAYAAA", T0 + 30),
+        ("HCC241126VNPAYBBB", T0 + 10),
+        ("HCC241126VNPAYCCC", T0 + 20),
+    ] {
         assert!(l.create_scheduled(&payment(r, 100, T0), first).await.unwrap());
     }
     assert!(!l.create_scheduled(&payment("HCC241126VNPAYAAA", 1, T0), T0).await.unwrap());
     assert_eq!(l.due("vnpay", T0 + 9, 10).await.unwrap(), Vec::<String>::new(), "nothing due yet");
-    assert_eq!(l.due("vnpay", T0 + 25, 10).await.unwrap(), ["HCC241126VNPAYBBB", "HCC241126VNPAYCCC"]);
+    assert_eq!(
+        l.due("vnpay", T0 + 25, 10).await.unwrap(),
+        ["HCC241126VNPAYBBB", "HCC241126VNPAYCCC"]
+    );
     assert_eq!(l.due("vnpay", T0 + 99, 1).await.unwrap(), ["HCC241126VNPAYBBB"], "the batch limit");
-    assert_eq!(l.due("paygov", T0 + 99, 10).await.unwrap(), ["HCC241126PAYGOVAA"], "its own schedule");
+    assert_eq!(
+        l.due("paygov", T0 + 99, 10).await.unwrap(),
+        ["HCC241126PAYGOVAA"],
+        "its own schedule"
+    );
     // Asked: it moves back, behind the others.
     l.reschedule("vnpay", "HCC241126VNPAYBBB", T0 + 60).await.unwrap();
     assert_eq!(
@@ -1448,7 +1459,9 @@ async fn pending_payments_are_asked_on_their_providers_schedule_and_expire(s: St
     );
 
     assert_eq!(
-        l.expire("vnpay", "HCC241126VNPAYAAA", "unpaid after its lifetime", T0 + 100).await.unwrap(),
+        l.expire("vnpay", "HCC241126VNPAYAAA", "unpaid after its lifetime", T0 + 100)
+            .await
+            .unwrap(),
         ExpireOutcome::Expired
     );
     let p = l.get("HCC241126VNPAYAAA").await.unwrap().unwrap();
@@ -1472,9 +1485,14 @@ async fn pending_payments_are_asked_on_their_providers_schedule_and_expire(s: St
     );
     // A payment settled meanwhile is not expired; it only leaves the schedule.
     assert_eq!(
-        l.confirm(&confirmation("HCC241126VNPAYBBB", "vnpay", "T1", true, 100), "", &events("HCC241126VNPAYBBB"), T0 + 102)
-            .await
-            .unwrap(),
+        l.confirm(
+            &confirmation("HCC241126VNPAYBBB", "vnpay", "T1", true, 100),
+            "",
+            &events("HCC241126VNPAYBBB"),
+            T0 + 102
+        )
+        .await
+        .unwrap(),
         ConfirmOutcome::Paid
     );
     assert_eq!(
@@ -1482,7 +1500,10 @@ async fn pending_payments_are_asked_on_their_providers_schedule_and_expire(s: St
         ExpireOutcome::NotPending(PaymentState::Paid)
     );
     assert!(l.due("vnpay", T0 + 999, 10).await.unwrap().is_empty());
-    assert_eq!(l.expire("vnpay", "HCC241126NOSUCHXX", "", T0 + 104).await.unwrap(), ExpireOutcome::Unknown);
+    assert_eq!(
+        l.expire("vnpay", "HCC241126NOSUCHXX", "", T0 + 104).await.unwrap(),
+        ExpireOutcome::Unknown
+    );
 }
 
 /// Money that arrives for an expired payment pays it, once, with one `payment.confirmed` event,

@@ -1516,16 +1516,30 @@ mod tests {
         );
         // Citizens are sent to pay_url: plain http only to this machine.
         assert_eq!(
-            build("tmn_code = \"T\"\npay_url = \"http://vnpay.example.vn/pay\"\nreturn_url = \"https://c/\"\n", false).err(),
+            build(
+                "tmn_code = \"T\"\npay_url = \"http://vnpay.example.vn/pay\"\nreturn_url = \"https://c/\"\n",
+                false
+            )
+            .err(),
             Some(vec!["vnpay.pay_url".to_string()])
         );
-        assert!(build("tmn_code = \"T\"\npay_url = \"http://127.0.0.1:9102/vnpay/pay\"\nreturn_url = \"https://c/\"\n", false).is_ok());
+        assert!(
+            build(
+                "tmn_code = \"T\"\npay_url = \"http://127.0.0.1:9102/vnpay/pay\"\nreturn_url = \"https://c/\"\n",
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn vnpay_on_needs_a_return_url_which_is_named_by_its_key() {
         let pay = "tmn_code = \"T\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\n";
-        for text in [pay.to_string(), format!("{pay}return_url = \"\"\n"), format!("{pay}return_url = \"  \"\n")] {
+        for text in [
+            pay.to_string(),
+            format!("{pay}return_url = \"\"\n"),
+            format!("{pay}return_url = \"  \"\n"),
+        ] {
             assert_eq!(build(&text, false).err(), Some(vec!["vnpay.return_url".to_string()]), "{text}");
         }
         assert_eq!(

@@ -487,7 +487,9 @@ impl PaymentQuery {
             match name.as_str() {
                 "status" => match ListStatus::parse(value) {
                     Some(s) => q.filter.status = Some(s),
-                    None => errors.push(bad("must be pending, paid, failed, amount_mismatch, reversed, expired or duplicate")),
+                    None => errors.push(bad(
+                        "must be pending, paid, failed, amount_mismatch, reversed, expired or duplicate",
+                    )),
                 },
                 "MaHoSo" => match MaHoSo::parse(value) {
                     Ok(m) => q.filter.ma_ho_so = Some(m.to_string()),

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::{
-    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
-    index_name,
+    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ReverseOutcome, index_name,
 };
 use crate::storage::memory::MemoryState;
 use crate::storage::queue::memory::QueueState;

@@ -23,8 +23,8 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::{
-    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
-    index_name,
+    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ReverseOutcome, index_name,
 };
 use crate::storage::queue::redis::QueueKeys;
 use crate::storage::redis::{corrupt, one_of_two, reply};
