@@ -720,9 +720,19 @@ fn events(record: &PaymentRecord, c: &Confirmation, now: Millis) -> PaymentEvent
 
 /// The periodic reconciliation job of one provider; stops with `stop`.
 pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: CancellationToken) {
-    let Some(every) = payments.provider(id).and_then(|p| p.reconciler()).map(|r| r.schedule().every) else {
+    let Some(schedule) = payments.provider(id).and_then(|p| p.reconciler()).map(|r| r.schedule()) else {
         return;
     };
+    let every = schedule.every;
+    // Pending payments made before the ask schedules existed join this one, due now; those past
+    // the maximum age are left alone, as the reconciler leaves them.
+    let now = now_ms();
+    let from = now.saturating_sub(millis(schedule.max_age));
+    match payments.ledger.adopt_pending(id, now, from).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(provider = id, adopted = n, "pending payments joined the reconciliation schedule"),
+        Err(e) => tracing::warn!(provider = id, error = %e, "pending payments could not join the reconciliation schedule"),
+    }
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,

@@ -133,6 +133,7 @@ both!(
     failures_belong_to_their_payment_whatever_transaction_number_they_carry,
     pending_payments_are_asked_on_their_providers_schedule_and_expire,
     an_expired_payment_still_takes_late_money_once,
+    pending_payments_from_before_the_schedules_are_adopted_once,
 );
 
 // Every queue behaviour holds unchanged when the queue is split, plus what only a split queue
@@ -1546,4 +1547,52 @@ async fn an_expired_payment_still_takes_late_money_once(s: Store) {
         ConfirmOutcome::AmountMismatch
     );
     assert!(drain_events(&q, T0 + 6).await.is_empty());
+}
+
+/// Pending payments made before the ask schedules existed (here: taken out of it) join their
+/// provider's schedule, due now; those of another provider, already in it, settled, or created
+/// before `created_from` do not.
+async fn pending_payments_from_before_the_schedules_are_adopted_once(s: Store) {
+    let l = s.ledger(EVENTS);
+    let mut legacy = Vec::new();
+    for (i, r) in ["HCC241126LEGACYAA", "HCC241126LEGACYBB", "HCC241126LEGACYCC", "HCC241126LEGACYDD"]
+        .iter()
+        .enumerate()
+    {
+        assert!(l.create(&payment(r, 100, T0 + i as i64)).await.unwrap());
+        l.unschedule("vnpay", r).await.unwrap();
+        legacy.push(*r);
+    }
+    let mut other = payment("HCC241126LEGACYPG", 100, T0 + 1);
+    other.provider = "paygov".into();
+    assert!(l.create(&other).await.unwrap());
+    l.unschedule("paygov", &other.reference).await.unwrap();
+    // Still scheduled, later: keeps its place.
+    assert!(
+        l.create_scheduled(&payment("HCC241126SCHEDULD", 100, T0 + 2), T0 + 500)
+            .await
+            .unwrap()
+    );
+    // Settled: not pending any more.
+    assert_eq!(
+        l.confirm(&confirmation(legacy[2], "vnpay", "T1", true, 100), "", &events(legacy[2]), T0 + 3)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Paid
+    );
+    assert!(l.due("vnpay", T0 + 100, 10).await.unwrap().is_empty());
+    // From T0 + 1: the first one is older than the reconciler's maximum age.
+    assert_eq!(l.adopt_pending("vnpay", T0 + 100, T0 + 1).await.unwrap(), 2);
+    assert_eq!(l.due("vnpay", T0 + 100, 10).await.unwrap(), [legacy[1], legacy[3]]);
+    assert_eq!(l.adopt_pending("vnpay", T0 + 200, T0 + 1).await.unwrap(), 0, "once");
+    assert_eq!(
+        l.due("vnpay", T0 + 999, 10).await.unwrap(),
+        [legacy[1], legacy[3], "HCC241126SCHEDULD"],
+        "adopted ones are due when adopted; a scheduled one keeps its time"
+    );
+    assert!(
+        l.due("paygov", T0 + 999, 10).await.unwrap().is_empty(),
+        "another provider's stays out"
+    );
+    assert_eq!(l.adopt_pending("paygov", T0 + 100, T0).await.unwrap(), 1);
 }

@@ -299,6 +299,41 @@ impl MemoryLedger {
         Ok(())
     }
 
+    pub async fn adopt_page(
+        &self,
+        provider: &str,
+        now: Millis,
+        created_from: Millis,
+        offset: usize,
+        page: usize,
+    ) -> Result<(usize, usize), StorageError> {
+        Ok(self.with(|l, _| {
+            // The pending index, as `payment:pending`: by creation time, then reference.
+            let mut pending: Vec<(Millis, &PaymentRecord)> = l
+                .payments
+                .values()
+                .filter(|p| p.status == PaymentState::Pending && p.created_at >= created_from)
+                .map(|p| (p.created_at, p))
+                .collect();
+            pending.sort_by(|a, b| (a.0, &a.1.reference).cmp(&(b.0, &b.1.reference)));
+            let read: Vec<(String, String)> = pending
+                .into_iter()
+                .skip(offset)
+                .take(page)
+                .map(|(_, p)| (p.reference.clone(), p.provider.clone()))
+                .collect();
+            let asks = l.asks.entry(provider.to_string()).or_default();
+            let mut adopted = 0;
+            for (reference, owner) in &read {
+                if owner == provider && !asks.score.contains_key(reference) {
+                    asks.add(reference, now);
+                    adopted += 1;
+                }
+            }
+            (read.len(), adopted)
+        }))
+    }
+
     pub async fn expire(&self, provider: &str, reference: &str, detail: &str, now: Millis) -> Result<ExpireOutcome, StorageError> {
         Ok(self.with(|l, _| {
             if let Some(z) = l.asks.get_mut(provider) {

@@ -287,6 +287,9 @@ pub enum ExpireOutcome {
     NotPending(PaymentState),
 }
 
+/// The most pages of 1000 pending payments read when adopting them into an ask schedule.
+pub const MAX_ADOPTED_PAGES: usize = 1000;
+
 /// The payment ledger. Cheap to clone.
 #[derive(Clone)]
 pub enum PaymentLedger {
@@ -330,6 +333,22 @@ impl PaymentLedger {
     /// Takes a payment out of `provider`'s ask schedule: it is no longer asked about.
     pub async fn unschedule(&self, provider: &str, reference: &str) -> Result<(), StorageError> {
         dispatch!(self, PaymentLedger, l => l.unschedule(provider, reference).await)
+    }
+
+    /// Puts `provider`'s pending payments created at or after `created_from` that are in no
+    /// ask schedule (made before the schedules existed) into its schedule, due at `now`; returns
+    /// how many. Read in pages of the pending index, at most [`MAX_ADOPTED_PAGES`] of them.
+    pub async fn adopt_pending(&self, provider: &str, now: Millis, created_from: Millis) -> Result<usize, StorageError> {
+        const PAGE: usize = 1000;
+        let mut adopted = 0;
+        for n in 0..MAX_ADOPTED_PAGES {
+            let (read, took) = dispatch!(self, PaymentLedger, l => l.adopt_page(provider, now, created_from, n * PAGE, PAGE).await)?;
+            adopted += took;
+            if read < PAGE {
+                break;
+            }
+        }
+        Ok(adopted)
     }
 
     /// Ends a pending payment of `provider` whose lifetime is over and which the provider

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `p:{l}:payment:r:<reference>` | hash | a payment record |
 //! | `p:{l}:payment:pending` | zset | reference -> creation time, of pending payments |
-//! | `p:{l}:payment:ask:<provider>` | zset | reference -> when it is next asked about (ms), of a provider's pending payments; settled ones leave it when next met |
+//! | `p:{l}:payment:ask:<provider>` | zset | reference -> when it is next asked about (ms), of a provider's pending payments; settled ones leave it when next met; pending payments older than the schedules join it when its reconciler starts (`payment_adopt.lua`) |
 //! | `p:{l}:payment:ix:s:<status>` | zset | reference -> last update (ms), of payments in that status; `duplicate` holds paid payments that were paid again (they stay under `paid` too) |
 //! | `p:{l}:payment:ix:h:<MaHoSo>` | zset | reference -> last update, of a dossier's payments |
 //! | `p:{l}:payment:ix:all` | zset | reference -> last update, of every payment |
@@ -42,6 +42,7 @@ static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("../lua/payment_expire.lua")
     ))
 });
+static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_adopt.lua")));
 static SET_URL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_url.lua")));
 static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -335,6 +336,29 @@ impl RedisLedger {
             .cmd(redis::cmd("ZREM").arg(ask_key(self.base(), provider)).arg(reference))
             .await?;
         Ok(())
+    }
+
+    /// `payment_adopt.lua`, one page: (entries read, entries adopted).
+    pub async fn adopt_page(
+        &self,
+        provider: &str,
+        now: Millis,
+        created_from: Millis,
+        offset: usize,
+        page: usize,
+    ) -> Result<(usize, usize), StorageError> {
+        let mut inv = ADOPT.key(pending_key(self.base()));
+        inv.key(ask_key(self.base(), provider))
+            .arg(provider)
+            .arg(now)
+            .arg(created_from)
+            .arg(offset)
+            .arg(page);
+        let answer: Vec<usize> = reply(&self.store.run(&inv).await?, "payment adoption reply")?;
+        match answer.as_slice() {
+            [read, adopted] => Ok((*read, *adopted)),
+            _ => Err(corrupt(format_args!("payment adoption reply {answer:?}"))),
+        }
     }
 
     /// `payment_expire.lua`.
