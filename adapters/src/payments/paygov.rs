@@ -1115,6 +1115,7 @@ mod tests {
                 "agencies"
             ]
         );
+        assert_eq!(keys(&format!("{ON}expire_minutes = 0\n"), false, 1), vec!["paygov.expire_minutes"]);
         // A URL is checked even while PayGov is off.
         assert_eq!(keys("query_url = \"nowhere\"\n", false, 0), vec!["paygov.query_url"]);
         // Unknown keys and wrong types name the section.
@@ -1138,6 +1139,15 @@ mod tests {
         let built = (KIND.build)(Some(&section(ON)), &ctx).expect("valid").expect("on");
         assert_eq!(built.id(), "paygov");
         assert!(built.creator().is_some() && built.reconciler().is_some());
+        assert_eq!(
+            built.reconciler().map(|r| r.schedule().lifetime),
+            Some(Duration::from_secs(15 * 60)),
+            "paygov.expire_minutes, 15 by default"
+        );
+        let longer = (KIND.build)(Some(&section(&format!("{ON}expire_minutes = 60\n"))), &ctx)
+            .expect("valid")
+            .expect("on");
+        assert_eq!(longer.reconciler().map(|r| r.schedule().lifetime), Some(Duration::from_secs(3600)));
         let secret = Secret::new("paygov-dev-secret");
         let parsed: PaygovSettings = section(&format!("{ON}secret = \"paygov-dev-secret\"\n")).parse().expect("parses");
         assert!(parsed.secret == secret && !format!("{parsed:?}").contains("paygov-dev-secret"));
