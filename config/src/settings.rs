@@ -557,6 +557,22 @@ impl Settings {
                 }
             }
         }
+        // `MaDonVi` names the agency a payment is for: two agencies with the same one would
+        // leave it to chance which account is paid. Each later one is named.
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (id, a) in &self.agencies {
+            let m = a.ma_don_vi.trim();
+            if m.is_empty() {
+                continue;
+            }
+            if let Some(first) = seen.insert(m, id) {
+                seen.insert(m, first);
+                p2.push(Problem {
+                    key: format!("agencies.{id}.ma_don_vi"),
+                    message: format!("is also agencies.{first}.ma_don_vi: each receiving agency needs its own MaDonVi"),
+                });
+            }
+        }
         for (i, k) in self.auth.keys.iter().enumerate() {
             let valid_hex = k.sha256.len() == 64 && k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
             if !valid_hex {

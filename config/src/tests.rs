@@ -258,10 +258,13 @@ fn bad_breaker_and_backoff_values_name_their_key() {
 #[test]
 fn the_payment_providers_sections_are_kept_for_them_and_never_printed() {
     let s = load(&source("local", &[("HCC__BANKS__VCB__CERT", "/etc/hcc/vcb.pem")])).expect("loads");
-    for name in ["paygov", "vnpay", "banks"] {
-        assert!(s.section(name).is_some(), "{name} is kept raw for its provider");
+    for name in ["paygov", "vnpay", "banks", "payments"] {
+        assert!(s.section(name).is_some(), "{name} is kept raw for the payments");
     }
-    assert_eq!(s.unclaimed_sections(&["paygov", "vnpay", "banks", "dvcqg", "centre"]), vec![]);
+    assert_eq!(
+        s.unclaimed_sections(&["paygov", "vnpay", "banks", "payments", "dvcqg", "centre"]),
+        vec![]
+    );
     // local.toml's PayGov secret is in a raw section now; Debug still never shows it.
     assert!(s.section("paygov").is_some_and(|p| !format!("{p:?}").contains("paygov-dev-secret")));
 }
@@ -279,7 +282,7 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
     let echo: Echo = s.section("echo").expect("kept").parse().expect("parses");
     assert_eq!((echo.url.as_str(), echo.limit), ("http://x", 7));
     // The destinations' and payment providers' sections are kept the same way.
-    let owners = ["echo", "dvcqg", "centre", "paygov", "vnpay", "banks"];
+    let owners = ["echo", "dvcqg", "centre", "paygov", "vnpay", "banks", "payments"];
     assert_eq!(s.unclaimed_sections(&owners), vec![]);
     let unclaimed = s.unclaimed_sections(&owners[1..]);
     assert_eq!(unclaimed.len(), 1);
@@ -400,4 +403,31 @@ fn a_token_key_needs_every_pkcs11_key_and_its_certificate() {
     // Neither: no signing identity, no problem.
     assert!(!load(&source("local", &[])).unwrap().signing.uses_pkcs11());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_agencies_with_one_ma_don_vi_are_refused_naming_the_second() {
+    // local.toml has `agencies.quang-ninh` with MaDonVi 000.00.22.H46.
+    let second = |ma: &str| -> Vec<(String, String)> {
+        [
+            ("HCC__AGENCIES__UONG-BI__MA_DON_VI", ma),
+            ("HCC__AGENCIES__UONG-BI__TEN_DON_VI", "Bo phan mot cua thanh pho Uong Bi"),
+            ("HCC__AGENCIES__UONG-BI__TK_THU_HUONG", "0011004999999"),
+            ("HCC__AGENCIES__UONG-BI__MA_NH_THU_HUONG", "970436"),
+            ("HCC__AGENCIES__UONG-BI__TEN_TK_THU_HUONG", "UBND TP UONG BI"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    fn vars(v: &[(String, String)]) -> Vec<(&str, &str)> {
+        v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+    let own = second("000.00.23.H46");
+    let s = load(&source("local", &vars(&own))).unwrap();
+    assert_eq!(s.agencies.len(), 2, "two agencies, each with its own MaDonVi");
+    let same = second("000.00.22.H46");
+    let err = load(&source("local", &vars(&same))).unwrap_err();
+    assert_eq!(keys_of(&err), ["agencies.uong-bi.ma_don_vi"], "{err}");
+    assert!(err.to_string().contains("agencies.quang-ninh.ma_don_vi"), "{err}");
 }

@@ -114,6 +114,7 @@ const TEXT = {
   "pay.failed": ["failed", "thất bại"],
   "pay.amount_mismatch": ["amount mismatch", "sai số tiền"],
   "pay.reversed": ["reversed", "đã hoàn trả"],
+  "pay.expired": ["expired (not paid in time)", "hết hạn (chưa thanh toán)"],
   "pay.duplicate": ["paid twice", "nộp trùng"],
   "pager.first": ["First page", "Trang đầu"],
   "pager.next": ["Next page", "Trang sau"],
@@ -167,6 +168,7 @@ const TEXT = {
   "ev.amount_mismatch": ["Amount does not match: for a person to check", "Số tiền không khớp: cần người kiểm tra"],
   "ev.duplicate": ["Paid a second time: to refund", "Nộp lần thứ hai: cần hoàn trả"],
   "ev.reversed": ["Reversed by the provider", "Kênh thanh toán đã hoàn trả giao dịch"],
+  "ev.expired": ["Expired: not paid within its time; money that still arrives pays it", "Hết hạn: chưa thanh toán trong thời hạn; tiền đến muộn vẫn được ghi nhận"],
   "ev.webhook_queued": ["Centre notified (webhook queued)", "Đã báo cho trung tâm (webhook)"],
   "ev.reconciled": ["Found by reconciliation", "Phát hiện qua đối soát"],
   "find.none": ["No dossier and no payment with the code {q}.", "Không tìm thấy hồ sơ hay khoản thanh toán nào có mã {q}."],
@@ -193,7 +195,7 @@ const TEXT = {
 let key = sessionStorage.getItem("hcc-key") || "";
 let lang = localStorage.getItem("hcc-lang") === "en" ? "en" : "vi";
 const MESSAGE_STATES = ["queued", "in_flight", "retrying", "delivered", "dead", "blocked", "discarded"];
-const PAYMENT_STATES = ["pending", "paid", "failed", "amount_mismatch", "reversed", "duplicate"];
+const PAYMENT_STATES = ["pending", "paid", "failed", "amount_mismatch", "reversed", "expired", "duplicate"];
 
 function has(k) { return Object.prototype.hasOwnProperty.call(TEXT, k); }
 function t(k, vars) {

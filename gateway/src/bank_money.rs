@@ -343,7 +343,7 @@ impl Payments {
         }
         let outcome = self.confirm(&c).await?;
         match outcome {
-            ConfirmOutcome::Paid | ConfirmOutcome::Duplicate(PaymentState::Paid) => {}
+            ConfirmOutcome::Paid | ConfirmOutcome::PaidLate | ConfirmOutcome::Duplicate(PaymentState::Paid) => {}
             other => {
                 return Err(UnmatchedError::Unfit(format!("the payment did not take it: {other:?}")));
             }

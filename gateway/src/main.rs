@@ -61,7 +61,7 @@ enum Command {
     },
     /// Payments of a running gateway, newest change first, filtered.
     Payments {
-        /// pending, paid, failed, amount_mismatch, reversed or duplicate.
+        /// pending, paid, failed, amount_mismatch, reversed, expired or duplicate.
         #[arg(long)]
         status: Option<String>,
         /// Only this dossier's payments.

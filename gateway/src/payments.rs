@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::{
@@ -19,14 +20,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::monitoring::Monitoring;
 use crate::redact::Escaped;
-use crate::storage::ledger::{ConfirmOutcome, Confirmation, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome};
+use crate::storage::ledger::{
+    ConfirmOutcome, Confirmation, ExpireOutcome, PaymentEvents, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+};
 use crate::storage::{Millis, NewMessage, PaymentLedger, StorageError, now_ms};
 
 /// The queue the ledger's events wait in for the centre's webhook destination; the ledger's
 /// keys share its hash tag.
 pub const EVENTS_QUEUE: &str = "payments";
-/// At most this many pending payments are queried per provider per reconciliation round.
+/// At most this many due payments are asked about per provider per reconciliation round; the
+/// longest due go first and each asked one moves back in its schedule, so none waits for ever.
 const RECONCILE_BATCH: usize = 500;
+/// `payments.expire_grace_minutes` when unset.
+const DEFAULT_GRACE_MINUTES: u64 = 30;
+/// The longest grace taken: a week.
+const MAX_GRACE_MINUTES: u64 = 7 * 24 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
@@ -81,9 +89,62 @@ pub fn callback_kind(method: &str, route: &str) -> Option<&'static ProviderKind>
         .find(|k| k.routes.iter().any(|r| r.method.as_str() == method && r.path == route))
 }
 
-/// The settings sections the payment providers claim.
+/// The settings sections the payment providers claim, and `payments` (what applies to all of
+/// them).
 pub fn claimed_sections() -> Vec<&'static str> {
-    PROVIDERS.iter().map(|k| k.id).collect()
+    let mut s: Vec<&'static str> = PROVIDERS.iter().map(|k| k.id).collect();
+    s.push(SECTION);
+    s
+}
+
+/// The `[payments]` section: what applies to every provider.
+const SECTION: &str = "payments";
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PaymentsSettings {
+    /// After a provider's lifetime, how long a payment the provider reports unpaid stays
+    /// pending before it is `expired` (money in flight when the page closed still arrives).
+    expire_grace_minutes: u64,
+}
+
+impl Default for PaymentsSettings {
+    fn default() -> Self {
+        PaymentsSettings {
+            expire_grace_minutes: DEFAULT_GRACE_MINUTES,
+        }
+    }
+}
+
+/// The `[payments]` section's grace, or what is wrong with it by key.
+fn grace(s: &Settings) -> Result<Duration, Vec<Problem>> {
+    let p: PaymentsSettings = hcc_adapters::payments::parse_section(s.section(SECTION))?;
+    if p.expire_grace_minutes > MAX_GRACE_MINUTES {
+        return Err(vec![Problem {
+            key: "payments.expire_grace_minutes".into(),
+            message: format!("must be at most {MAX_GRACE_MINUTES} (a week)"),
+        }]);
+    }
+    Ok(Duration::from_secs(p.expire_grace_minutes * 60))
+}
+
+/// A reconciling provider must still be asked when its payments' lifetime and the grace end,
+/// or none of them could ever expire.
+fn schedule_problems(providers: &HashMap<&'static str, Arc<dyn PaymentProvider>>, grace: Duration) -> Vec<Problem> {
+    let mut ids: Vec<&&'static str> = providers.keys().collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .filter_map(|id| {
+            let schedule = providers[*id].reconciler()?.schedule();
+            (schedule.max_age < schedule.expires_at(grace)).then(|| Problem {
+                key: format!("{id}.reconcile_max_age_secs"),
+                message: format!(
+                    "must be at least the payment lifetime plus payments.expire_grace_minutes ({} s), or no payment could expire",
+                    schedule.expires_at(grace).as_secs()
+                ),
+            })
+        })
+        .collect()
 }
 
 /// Builds every provider its section turns on; every problem of every section is reported.
@@ -108,9 +169,13 @@ fn build_providers(s: &Settings) -> Result<HashMap<&'static str, Arc<dyn Payment
 }
 
 /// What `hcc-gateway config check` adds to the core's checks: every provider's section, built
-/// as the service would build it.
+/// as the service would build it, and the `[payments]` section.
 pub fn settings_problems(s: &Settings) -> Vec<Problem> {
-    build_providers(s).err().unwrap_or_default()
+    let (providers, grace) = (build_providers(s), grace(s));
+    match (providers, grace) {
+        (Ok(p), Ok(g)) => schedule_problems(&p, g),
+        (p, g) => [p.err(), g.err()].into_iter().flatten().flatten().collect(),
+    }
 }
 
 pub struct Payments {
@@ -120,6 +185,8 @@ pub struct Payments {
     /// `banks.<id>.bin` by bank id, where configured (`crate::bank_money`).
     pub(crate) bank_bins: HashMap<String, String>,
     pub(crate) monitoring: Arc<Monitoring>,
+    /// `payments.expire_grace_minutes`.
+    grace: Duration,
 }
 
 impl Payments {
@@ -128,6 +195,11 @@ impl Payments {
         let providers = build_providers(s)?;
         if providers.is_empty() {
             return Ok(None);
+        }
+        let grace = grace(s)?;
+        let problems = schedule_problems(&providers, grace);
+        if !problems.is_empty() {
+            return Err(problems);
         }
         let agencies = s
             .agencies
@@ -154,6 +226,7 @@ impl Payments {
             agencies,
             bank_bins,
             monitoring,
+            grace,
         }))
     }
 
@@ -247,7 +320,15 @@ impl Payments {
             updated_at: None,
             bank_refs: None,
         };
-        if !self.ledger.create(&record).await? {
+        // First asked about by its provider's schedule; a provider that cannot be asked leaves
+        // it due at creation, for the day it can.
+        let first_ask = self
+            .providers
+            .get(p.provider)
+            .and_then(|c| c.reconciler())
+            .and_then(|r| r.schedule().next_ask(self.grace, Duration::ZERO))
+            .map_or(now, |age| now.saturating_add(millis(age)));
+        if !self.ledger.create_scheduled(&record, first_ask).await? {
             tracing::error!(alarm = true, reference = %reference, "a new payment reference is already taken: nothing created");
             return Err(PaymentError::ReferenceTaken(reference));
         }
@@ -377,7 +458,7 @@ impl Payments {
     fn observe_confirmation(&self, c: &Confirmation, record: &PaymentRecord, outcome: ConfirmOutcome) {
         tracing::info!(audit = true, provider = %c.provider, reference = %Escaped(&c.reference), transaction = %Escaped(&c.transaction), outcome = ?outcome, "payment confirmation applied");
         let state = match outcome {
-            ConfirmOutcome::Paid => Some("paid"),
+            ConfirmOutcome::Paid | ConfirmOutcome::PaidLate => Some("paid"),
             ConfirmOutcome::Failed => Some("failed"),
             ConfirmOutcome::AmountMismatch => Some("amount_mismatch"),
             ConfirmOutcome::PaidTwice => Some("duplicate"),
@@ -393,6 +474,18 @@ impl Payments {
             &format!("transaction {}: {outcome:?}", c.transaction),
         );
         match outcome {
+            ConfirmOutcome::PaidLate => {
+                tracing::warn!(audit = true, reference = %Escaped(&c.reference), transaction = %Escaped(&c.transaction), "an expired payment was paid late: it is paid and the centre is told");
+                self.monitoring.audit(
+                    &format!("provider:{}", c.provider),
+                    "payment.paid_late",
+                    &c.reference,
+                    &format!(
+                        "paid late, after the payment expired: transaction {}, {} VND",
+                        c.transaction, c.amount
+                    ),
+                );
+            }
             ConfirmOutcome::AmountMismatch => {
                 tracing::warn!(alarm = true, reference = %Escaped(&c.reference), expected = record.amount, received = c.amount, "payment amount mismatch: a person must look at it");
             }
@@ -450,39 +543,105 @@ impl Payments {
         Ok(outcome)
     }
 
-    /// Asks one provider about its pending payments between its configured ages and applies
-    /// the answers by the same rules, because callbacks get lost.
+    /// Asks one provider about its payments that are due in its schedule, the longest due
+    /// first, at most [`RECONCILE_BATCH`], and applies the answers by the same rules, because
+    /// callbacks get lost. Each payment asked moves on in its schedule
+    /// ([`hcc_adapters::payments::Schedule::next_ask`]), so the newest are never starved by old
+    /// ones. A payment whose lifetime and grace are over and which the provider reports unpaid
+    /// becomes `expired`; one past `reconcile_max_age_secs` is no longer asked. Returns how
+    /// many answers changed or ended a payment.
     pub async fn reconcile_once(&self, id: &str) -> Result<usize, StorageError> {
         let Some(reconciler) = self.providers.get(id).and_then(|p| p.reconciler()) else {
             return Ok(0);
         };
         let schedule = reconciler.schedule();
-        let now = now_ms();
-        let refs = self
-            .ledger
-            .pending(
-                now - schedule.max_age.as_millis() as Millis,
-                now - schedule.min_age.as_millis() as Millis,
-                RECONCILE_BATCH,
-            )
-            .await?;
+        let started = std::time::Instant::now();
+        // A round ends with its batch or its time, whichever comes first; the rest wait for
+        // the next round, still first in line.
+        let budget = schedule.every.max(Duration::from_secs(30));
+        let due = self.ledger.due(id, now_ms(), RECONCILE_BATCH).await?;
         let mut applied = 0;
-        for reference in refs {
-            let Some(record) = self.get(&reference).await? else { continue };
-            if record.provider != id || record.status != PaymentState::Pending {
-                continue;
+        for reference in due {
+            if started.elapsed() > budget {
+                break;
             }
-            let pending = PendingPayment {
-                reference: record.reference,
-                amount: record.amount,
-                provider_created: record.provider_created,
+            let record = match self.get(&reference).await? {
+                Some(r) if r.provider == id && r.status == PaymentState::Pending => r,
+                // Settled (or not this provider's): it leaves the schedule.
+                _ => {
+                    self.ledger.unschedule(id, &reference).await?;
+                    continue;
+                }
             };
-            let Some(notice) = reconciler.query(&pending).await else { continue };
-            self.apply(&notice).await?;
-            applied += 1;
+            let pending = PendingPayment {
+                reference: record.reference.clone(),
+                amount: record.amount,
+                provider_created: record.provider_created.clone(),
+            };
+            let answer = reconciler.query(&pending).await;
+            let now = now_ms();
+            let age = Duration::from_millis(u64::try_from(now.saturating_sub(record.created_at)).unwrap_or(0));
+            match &answer {
+                Some(n @ Notice::Settled(_)) => {
+                    self.apply(n).await?;
+                    applied += 1;
+                    if self.get(&reference).await?.is_some_and(|r| r.status != PaymentState::Pending) {
+                        self.ledger.unschedule(id, &reference).await?;
+                        continue;
+                    }
+                }
+                Some(Notice::Undecided { .. }) if schedule.is_over(self.grace, age) => {
+                    if self.expire(id, &record, age).await? {
+                        applied += 1;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            match schedule.next_ask(self.grace, age) {
+                Some(next) => {
+                    let at = record.created_at.saturating_add(millis(next));
+                    self.ledger.reschedule(id, &reference, at).await?;
+                }
+                None => {
+                    // Past the maximum age and never reported unpaid after its lifetime (the
+                    // provider could not be reached or gave no trustworthy answer): it stays
+                    // pending for a person, and is no longer asked.
+                    tracing::warn!(alarm = true, provider = id, reference = %Escaped(&reference), "a pending payment reached reconcile_max_age_secs without a final answer: no longer asked, a person must look at it");
+                    self.monitoring.audit(
+                        &format!("provider:{id}"),
+                        "payment.reconcile_gave_up",
+                        &reference,
+                        "no final answer from the provider before reconcile_max_age_secs; still pending",
+                    );
+                    self.ledger.unschedule(id, &reference).await?;
+                }
+            }
         }
         Ok(applied)
     }
+
+    /// Ends a payment the provider reports unpaid past its lifetime and the grace.
+    async fn expire(&self, id: &str, record: &PaymentRecord, age: Duration) -> Result<bool, StorageError> {
+        let detail = format!(
+            "{id} reports it unpaid {} min after creation, past its lifetime and grace",
+            age.as_secs() / 60
+        );
+        let outcome = self.ledger.expire(id, &record.reference, &detail, now_ms()).await?;
+        if outcome != ExpireOutcome::Expired {
+            return Ok(false);
+        }
+        tracing::info!(audit = true, provider = id, reference = %Escaped(&record.reference), "payment expired: its lifetime and the grace are over and the provider reports it unpaid");
+        self.monitoring.payment_state("expired");
+        self.monitoring
+            .audit(&format!("provider:{id}"), "payment.expired", &record.reference, &detail);
+        Ok(true)
+    }
+}
+
+/// A duration as store milliseconds, saturating.
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 fn confirmation(s: &Settlement) -> Confirmation {
@@ -504,6 +663,7 @@ fn state(s: PaymentState) -> State {
         PaymentState::Failed => State::Failed,
         PaymentState::AmountMismatch => State::AmountMismatch,
         PaymentState::Reversed => State::Reversed,
+        PaymentState::Expired => State::Expired,
     }
 }
 
@@ -514,7 +674,7 @@ pub(crate) fn applied(o: ConfirmOutcome) -> Applied {
         ConfirmOutcome::AlreadySettled(s) => Applied::AlreadySettled(state(s)),
         ConfirmOutcome::PaidTwice => Applied::PaidTwice,
         ConfirmOutcome::AmountMismatch => Applied::AmountMismatch,
-        ConfirmOutcome::Paid => Applied::Paid,
+        ConfirmOutcome::Paid | ConfirmOutcome::PaidLate => Applied::Paid,
         ConfirmOutcome::Failed => Applied::Failed,
         // `confirm` reads again on Stale and never returns it; were it to, another transaction
         // paid the payment meanwhile.
@@ -559,9 +719,19 @@ fn events(record: &PaymentRecord, c: &Confirmation, now: Millis) -> PaymentEvent
 
 /// The periodic reconciliation job of one provider; stops with `stop`.
 pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: CancellationToken) {
-    let Some(every) = payments.provider(id).and_then(|p| p.reconciler()).map(|r| r.schedule().every) else {
+    let Some(schedule) = payments.provider(id).and_then(|p| p.reconciler()).map(|r| r.schedule()) else {
         return;
     };
+    let every = schedule.every;
+    // Pending payments made before the ask schedules existed join this one, due now; those past
+    // the maximum age are left alone, as the reconciler leaves them.
+    let now = now_ms();
+    let from = now.saturating_sub(millis(schedule.max_age));
+    match payments.ledger.adopt_pending(id, now, from).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(provider = id, adopted = n, "pending payments joined the reconciliation schedule"),
+        Err(e) => tracing::warn!(provider = id, error = %e, "pending payments could not join the reconciliation schedule"),
+    }
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -589,6 +759,7 @@ mod tests {
             agencies: vec![],
             bank_bins: HashMap::new(),
             monitoring: Monitoring::start(store.audit_log()),
+            grace: Duration::ZERO,
         };
         let now = now_ms();
         let reference = new_reference(now / 1000).expect("randomness");

@@ -416,7 +416,13 @@ async fn vnpay_pay(state: web::Data<VnpayState>, r: web::Json<VnpayPay>) -> Http
             order.amount_x100 = a.saturating_mul(100);
         }
         // A second success for a paid order is VNPAY resending the same IPN: same transaction.
-        if !(order.status == "00" && status == "00" && !order.transaction_no.is_empty()) {
+        // A payment that did not succeed (cancelled `24`, timed out `11`, …) carries
+        // `vnp_TransactionNo=0`, as captures signed by the VNPAY sandbox show: the number
+        // identifies nothing then.
+        if status != "00" {
+            order.transaction_no = "0".into();
+            order.pay_date = crate::paygov::chrono_like_now();
+        } else if order.status != "00" || order.transaction_no.is_empty() {
             order.transaction_no = fastrand::u64(10_000_000..99_999_999).to_string();
             order.pay_date = crate::paygov::chrono_like_now();
         }
@@ -961,6 +967,39 @@ mod tests {
             "a resent success keeps its transaction"
         );
         merchant.stop().await;
+        mock.stop().await;
+    }
+
+    /// As the VNPAY sandbox signs it: a cancelled payment says `24`, status `02`, and
+    /// transaction number `0`, for every order; a later success gets a real number.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_payment_carries_transaction_number_zero() {
+        let mock = crate::spawn_server("127.0.0.1:0", routes(VnpayState::new("HCCDEV01", SECRET))).unwrap();
+        let url = format!("{}/_mock/vnpay/pay", mock.url());
+        let pay = |reference: &str, code: &str| {
+            let body = json!({"TxnRef": reference, "amount_vnd": 150000, "lose_ipn": true, "response_code": code,
+                              "create_date": "20241126133005"});
+            let url = url.clone();
+            async move { post(url, &body).await }
+        };
+        for reference in ["HCC241126ABCDEFGH", "HCC241126BCDEFGHJ"] {
+            let p = pay(reference, "24").await;
+            let query = p["ipn_query"].as_str().unwrap().to_string();
+            let get = |k: &str| {
+                form_urlencoded::parse(query.as_bytes())
+                    .find(|(pk, _)| pk == k)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap()
+            };
+            assert_eq!(
+                (get("vnp_ResponseCode"), get("vnp_TransactionStatus"), get("vnp_TransactionNo")),
+                ("24".to_string(), "02".to_string(), "0".to_string()),
+                "{query}"
+            );
+        }
+        let p = pay("HCC241126ABCDEFGH", "00").await;
+        assert_ne!(p["vnp_TransactionNo"], "0", "{p}");
+        assert_eq!(p["vnp_TransactionNo"].as_str().map(str::len), Some(8));
         mock.stop().await;
     }
 }

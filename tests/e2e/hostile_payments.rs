@@ -477,7 +477,8 @@ async fn reconciliation_answers_with_loose_amounts_pay_nothing() {
         json!({"TxnRef": vnpay_ref, "lose_ipn": true}),
     )
     .await;
-    eventually("both providers asked twice", Duration::from_secs(15), || async {
+    // Asked at ages 1 s, 5 s, 30 s, …: the first answers are loose, the next ones strict.
+    eventually("both providers asked", Duration::from_secs(15), || async {
         for r in [&paygov_ref, &vnpay_ref] {
             assert_eq!(
                 status_json(app.get_payment(r).await).await.1["status"],
@@ -497,7 +498,7 @@ async fn reconciliation_answers_with_loose_amounts_pay_nothing() {
             .json()
             .await
             .ok()?;
-        (q["queries"].as_u64()? >= 2 && d.as_array()?.len() >= 2).then_some(())
+        (q["queries"].as_u64()? >= 1 && !d.as_array()?.is_empty()).then_some(())
     })
     .await;
     for r in [&paygov_ref, &vnpay_ref] {

@@ -20,6 +20,7 @@ mod hostile_payments;
 mod log_injection;
 mod ops;
 mod pades;
+mod payment_lifetimes;
 mod payments;
 mod pkcs11;
 mod portal_wire;

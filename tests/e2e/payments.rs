@@ -14,7 +14,7 @@ pub(crate) struct Env {
     mocks: PaymentMocks,
     centre: hcc_mocks::Running,
     pub(crate) centre_state: CentreState,
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl std::ops::Deref for Env {
@@ -794,7 +794,7 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
 
 /// Loads the payment page as the citizen's browser would: the mock VNPAY checks the URL the
 /// gateway signed (merchant, signature, `vnp_IpAddr`, `vnp_ExpireDate`) and records the order.
-async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
+pub(crate) async fn open_vnpay_page(app: &TestApp, reference: &str) -> Value {
     let url = app.payment(reference).await["payment_url"].as_str().unwrap().to_string();
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 200, "the mock VNPAY refused the gateway's URL: {url}");
@@ -835,25 +835,25 @@ async fn a_lost_vnpay_ipn_is_found_by_querydr_whose_signed_answer_is_checked() {
     )
     .await;
     let control = |body: Value| e.control(format!("{}/_mock/vnpay/querydr", e.bank.url()), body);
-    // First the answers are tampered with after signing: the gateway must not believe them.
-    control(json!({"tamper": true})).await;
+    // The first answer is tampered with after signing: the gateway must not believe it. (It is
+    // asked at ages 1 s, 5 s, 30 s, …: the second question gets the honest answer.)
+    control(json!({"tamper": true, "times": 1})).await;
     let reference = create(&app, "vnpay", 90_000).await;
     let page = open_vnpay_page(&app, &reference).await;
     let r = e.vnpay_pay(json!({"TxnRef": reference, "lose_ipn": true})).await;
     assert_eq!(r["ipn_sent"], false, "{r}");
-    eventually("querydr asked twice", Duration::from_secs(10), || async {
+    eventually("querydr asked", Duration::from_secs(10), || async {
         let q: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))
             .await
             .ok()?
             .json()
             .await
             .ok()?;
-        (q.as_array()?.len() >= 2).then_some(())
+        (!q.as_array()?.is_empty()).then_some(())
     })
     .await;
     assert_eq!(app.payment(&reference).await["status"], "pending", "a forged answer pays nothing");
-    // Honest answers: paid, with VNPAY's transaction.
-    control(json!({})).await;
+    // The next, honest answer: paid, with VNPAY's transaction.
     app.wait_payment(&reference, "paid").await;
     assert_eq!(app.payment(&reference).await["provider_transaction"], r["vnp_TransactionNo"]);
     let queries: Value = reqwest::get(format!("{}/_mock/vnpay/queries", e.bank.url()))

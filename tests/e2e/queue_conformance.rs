@@ -3,7 +3,8 @@
 //! Times are passed in explicitly, so no test depends on the clock.
 
 use hcc_gateway::storage::ledger::{
-    ConfirmOutcome, Confirmation, ListStatus, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
+    ConfirmOutcome, Confirmation, ExpireOutcome, ListStatus, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ReverseOutcome,
 };
 use hcc_gateway::storage::{
     Claimed, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, OutboxEvent, PaymentLedger, SettleNotes, Settlement,
@@ -129,6 +130,10 @@ both!(
     a_keys_history_and_its_dead_letter_are_read_from_its_index,
     settlement_events_go_to_the_outbox_once_and_are_relayed_once,
     payments_are_listed_from_their_indexes_with_their_history,
+    failures_belong_to_their_payment_whatever_transaction_number_they_carry,
+    pending_payments_are_asked_on_their_providers_schedule_and_expire,
+    an_expired_payment_still_takes_late_money_once,
+    pending_payments_from_before_the_schedules_are_adopted_once,
 );
 
 // Every queue behaviour holds unchanged when the queue is split, plus what only a split queue
@@ -1378,4 +1383,218 @@ async fn payments_are_listed_from_their_indexes_with_their_history(s: Store) {
     );
     assert!(h[1].detail.contains("T1") && h[3].detail.contains("T2"), "{h:?}");
     assert!(ledger.history("HCC241126ZZZZZZZZ").await.unwrap().is_empty());
+}
+
+/// VNPAY answers every cancelled payment with `vnp_TransactionNo=0`: each is recorded failed on
+/// its own payment, a repeat of one is answered as before, and a later success still pays.
+async fn failures_belong_to_their_payment_whatever_transaction_number_they_carry(s: Store) {
+    let (l, q) = (s.ledger(EVENTS), s.queue());
+    let (a, b) = ("HCC241126CANCELAA", "HCC241126CANCELBB");
+    for r in [a, b] {
+        assert!(l.create(&payment(r, 100_000, T0)).await.unwrap());
+    }
+    for r in [a, b] {
+        let cancelled = confirmation(r, "vnpay", "0", false, 100_000);
+        assert_eq!(
+            l.confirm(&cancelled, "", &named_events(r), T0 + 1).await.unwrap(),
+            ConfirmOutcome::Failed,
+            "{r}: a second payment's cancel is its own"
+        );
+        assert_eq!(l.get(r).await.unwrap().unwrap().status, PaymentState::Failed);
+    }
+    assert_eq!(
+        l.confirm(&confirmation(a, "vnpay", "0", false, 100_000), "", &named_events(a), T0 + 2)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Duplicate(PaymentState::Failed),
+        "the same answer again is a repeat"
+    );
+    assert_eq!(
+        l.confirm(&confirmation(b, "vnpay", "14000123", true, 100_000), "", &named_events(b), T0 + 3)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Paid
+    );
+    assert_eq!(l.get(a).await.unwrap().unwrap().status, PaymentState::Failed);
+    assert_eq!(l.get(b).await.unwrap().unwrap().status, PaymentState::Paid);
+    assert_eq!(kinds(&drain_events(&q, T0 + 4).await), ["payment.confirmed"]);
+}
+
+/// Each provider has its own schedule: the longest due first, a payment asked moves back, one
+/// that settled leaves it, and an expired one is out of it and of the pending index.
+async fn pending_payments_are_asked_on_their_providers_schedule_and_expire(s: Store) {
+    let l = s.ledger(EVENTS);
+    let mut paygov = payment("HCC241126PAYGOVAA", 100, T0);
+    paygov.provider = "paygov".into();
+    assert!(l.create_scheduled(&paygov, T0 + 5).await.unwrap());
+    // Created in this order, due in another.
+    for (r, first) in [
+        ("HCC241126VNPAYAAA", T0 + 30),
+        ("HCC241126VNPAYBBB", T0 + 10),
+        ("HCC241126VNPAYCCC", T0 + 20),
+    ] {
+        assert!(l.create_scheduled(&payment(r, 100, T0), first).await.unwrap());
+    }
+    assert!(!l.create_scheduled(&payment("HCC241126VNPAYAAA", 1, T0), T0).await.unwrap());
+    assert_eq!(l.due("vnpay", T0 + 9, 10).await.unwrap(), Vec::<String>::new(), "nothing due yet");
+    assert_eq!(
+        l.due("vnpay", T0 + 25, 10).await.unwrap(),
+        ["HCC241126VNPAYBBB", "HCC241126VNPAYCCC"]
+    );
+    assert_eq!(l.due("vnpay", T0 + 99, 1).await.unwrap(), ["HCC241126VNPAYBBB"], "the batch limit");
+    assert_eq!(
+        l.due("paygov", T0 + 99, 10).await.unwrap(),
+        ["HCC241126PAYGOVAA"],
+        "its own schedule"
+    );
+    // Asked: it moves back, behind the others.
+    l.reschedule("vnpay", "HCC241126VNPAYBBB", T0 + 60).await.unwrap();
+    assert_eq!(
+        l.due("vnpay", T0 + 99, 10).await.unwrap(),
+        ["HCC241126VNPAYCCC", "HCC241126VNPAYAAA", "HCC241126VNPAYBBB"]
+    );
+    l.unschedule("vnpay", "HCC241126VNPAYCCC").await.unwrap();
+    l.reschedule("vnpay", "HCC241126VNPAYCCC", T0).await.unwrap();
+    assert_eq!(
+        l.due("vnpay", T0 + 99, 10).await.unwrap(),
+        ["HCC241126VNPAYAAA", "HCC241126VNPAYBBB"],
+        "a payment out of the schedule is not put back by a reschedule"
+    );
+
+    assert_eq!(
+        l.expire("vnpay", "HCC241126VNPAYAAA", "unpaid after its lifetime", T0 + 100)
+            .await
+            .unwrap(),
+        ExpireOutcome::Expired
+    );
+    let p = l.get("HCC241126VNPAYAAA").await.unwrap().unwrap();
+    assert_eq!(p.status, PaymentState::Expired);
+    assert_eq!(l.due("vnpay", T0 + 999, 10).await.unwrap(), ["HCC241126VNPAYBBB"]);
+    assert!(!l.pending(T0, T0 + 10, 10).await.unwrap().contains(&"HCC241126VNPAYAAA".to_string()));
+    assert_eq!(
+        l.expire("vnpay", "HCC241126VNPAYAAA", "again", T0 + 101).await.unwrap(),
+        ExpireOutcome::NotPending(PaymentState::Expired)
+    );
+    let expired = PaymentFilter {
+        status: ListStatus::parse("expired"),
+        ..PaymentFilter::default()
+    };
+    let listed: Vec<String> = l.list(&expired, 0, 10).await.unwrap().into_iter().map(|p| p.reference).collect();
+    assert_eq!(listed, ["HCC241126VNPAYAAA"]);
+    let history = l.history("HCC241126VNPAYAAA").await.unwrap();
+    assert_eq!(
+        history.last().map(|h| (h.event.as_str(), h.detail.as_str())),
+        Some(("expired", "unpaid after its lifetime"))
+    );
+    // A payment settled meanwhile is not expired; it only leaves the schedule.
+    assert_eq!(
+        l.confirm(
+            &confirmation("HCC241126VNPAYBBB", "vnpay", "T1", true, 100),
+            "",
+            &events("HCC241126VNPAYBBB"),
+            T0 + 102
+        )
+        .await
+        .unwrap(),
+        ConfirmOutcome::Paid
+    );
+    assert_eq!(
+        l.expire("vnpay", "HCC241126VNPAYBBB", "late", T0 + 103).await.unwrap(),
+        ExpireOutcome::NotPending(PaymentState::Paid)
+    );
+    assert!(l.due("vnpay", T0 + 999, 10).await.unwrap().is_empty());
+    assert_eq!(
+        l.expire("vnpay", "HCC241126NOSUCHXX", "", T0 + 104).await.unwrap(),
+        ExpireOutcome::Unknown
+    );
+}
+
+/// Money that arrives for an expired payment pays it, once, with one `payment.confirmed` event,
+/// answered `PaidLate`; a failure reported after the expiry changes nothing.
+async fn an_expired_payment_still_takes_late_money_once(s: Store) {
+    let (l, q) = (s.ledger(EVENTS), s.queue());
+    let r = "HCC241126LATEPAYS";
+    assert!(l.create(&payment(r, 100_000, T0)).await.unwrap());
+    assert_eq!(l.expire("vnpay", r, "unpaid", T0 + 1).await.unwrap(), ExpireOutcome::Expired);
+    let ev = named_events(r);
+    assert_eq!(
+        l.confirm(&confirmation(r, "vnpay", "ipn-failed:24:02", false, 100_000), "", &ev, T0 + 2)
+            .await
+            .unwrap(),
+        ConfirmOutcome::AlreadySettled(PaymentState::Expired)
+    );
+    let late = confirmation(r, "bank:devbank", "FT1", true, 100_000);
+    assert_eq!(l.confirm(&late, "", &ev, T0 + 3).await.unwrap(), ConfirmOutcome::PaidLate);
+    assert_eq!(
+        l.confirm(&late, "", &ev, T0 + 4).await.unwrap(),
+        ConfirmOutcome::Duplicate(PaymentState::Paid)
+    );
+    let p = l.get(r).await.unwrap().unwrap();
+    assert_eq!(
+        (p.status, p.provider_transaction.as_deref(), p.confirmed_by.as_deref()),
+        (PaymentState::Paid, Some("FT1"), Some("bank:devbank"))
+    );
+    let history = l.history(r).await.unwrap();
+    let paid = history.iter().find(|h| h.event == "paid").expect("a paid step");
+    assert_eq!(paid.detail, "bank:devbank transaction FT1, 100000 VND, after it expired");
+    assert_eq!(kinds(&drain_events(&q, T0 + 5).await), ["payment.confirmed"]);
+    // Another amount after the expiry is for a person, as before it.
+    let r2 = "HCC241126LATESHRT";
+    assert!(l.create(&payment(r2, 100_000, T0)).await.unwrap());
+    assert_eq!(l.expire("vnpay", r2, "unpaid", T0 + 1).await.unwrap(), ExpireOutcome::Expired);
+    assert_eq!(
+        l.confirm(&confirmation(r2, "vnpay", "T9", true, 90_000), "", &named_events(r2), T0 + 2)
+            .await
+            .unwrap(),
+        ConfirmOutcome::AmountMismatch
+    );
+    assert!(drain_events(&q, T0 + 6).await.is_empty());
+}
+
+/// Pending payments made before the ask schedules existed (here: taken out of it) join their
+/// provider's schedule, due now; those of another provider, already in it, settled, or created
+/// before `created_from` do not.
+async fn pending_payments_from_before_the_schedules_are_adopted_once(s: Store) {
+    let l = s.ledger(EVENTS);
+    let mut legacy = Vec::new();
+    for (i, r) in ["HCC241126LEGACYAA", "HCC241126LEGACYBB", "HCC241126LEGACYCC", "HCC241126LEGACYDD"]
+        .iter()
+        .enumerate()
+    {
+        assert!(l.create(&payment(r, 100, T0 + i as i64)).await.unwrap());
+        l.unschedule("vnpay", r).await.unwrap();
+        legacy.push(*r);
+    }
+    let mut other = payment("HCC241126LEGACYPG", 100, T0 + 1);
+    other.provider = "paygov".into();
+    assert!(l.create(&other).await.unwrap());
+    l.unschedule("paygov", &other.reference).await.unwrap();
+    // Still scheduled, later: keeps its place.
+    assert!(
+        l.create_scheduled(&payment("HCC241126SCHEDULD", 100, T0 + 2), T0 + 500)
+            .await
+            .unwrap()
+    );
+    // Settled: not pending any more.
+    assert_eq!(
+        l.confirm(&confirmation(legacy[2], "vnpay", "T1", true, 100), "", &events(legacy[2]), T0 + 3)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Paid
+    );
+    assert!(l.due("vnpay", T0 + 100, 10).await.unwrap().is_empty());
+    // From T0 + 1: the first one is older than the reconciler's maximum age.
+    assert_eq!(l.adopt_pending("vnpay", T0 + 100, T0 + 1).await.unwrap(), 2);
+    assert_eq!(l.due("vnpay", T0 + 100, 10).await.unwrap(), [legacy[1], legacy[3]]);
+    assert_eq!(l.adopt_pending("vnpay", T0 + 200, T0 + 1).await.unwrap(), 0, "once");
+    assert_eq!(
+        l.due("vnpay", T0 + 999, 10).await.unwrap(),
+        [legacy[1], legacy[3], "HCC241126SCHEDULD"],
+        "adopted ones are due when adopted; a scheduled one keeps its time"
+    );
+    assert!(
+        l.due("paygov", T0 + 999, 10).await.unwrap().is_empty(),
+        "another provider's stays out"
+    );
+    assert_eq!(l.adopt_pending("paygov", T0 + 100, T0).await.unwrap(), 1);
 }

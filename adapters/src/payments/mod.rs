@@ -11,7 +11,10 @@
 
 pub mod camt054;
 pub mod paygov;
+mod schedule;
 pub mod vnpay;
+
+pub use schedule::Schedule;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -94,28 +97,11 @@ pub trait PaymentCreator: Send + Sync {
 /// Asking a provider about one pending payment, because callbacks get lost.
 pub trait Reconciler: Send + Sync {
     fn schedule(&self) -> Schedule;
-    /// What the provider says of the payment; `None` when it says nothing trustworthy or
-    /// nothing final yet (asked again next round).
+    /// What the provider says of the payment: a settlement when it is paid or failed,
+    /// [`Notice::Undecided`] when the provider says it is not paid (not completed yet, or never
+    /// seen), and `None` when it says nothing trustworthy (unreachable, an unsigned or
+    /// unexpected answer). Only an `Undecided` answer lets a payment past its lifetime expire.
     fn query<'a>(&'a self, payment: &'a PendingPayment) -> BoxFuture<'a, Option<Notice>>;
-}
-
-/// How often a provider is asked, and about payments of which ages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
-    pub every: Duration,
-    pub min_age: Duration,
-    pub max_age: Duration,
-}
-
-impl Schedule {
-    /// From a section's `reconcile_*_secs` keys; a zero interval is taken as one second.
-    pub fn from_secs(every: u64, min_age: u64, max_age: u64) -> Self {
-        Schedule {
-            every: Duration::from_secs(every.max(1)),
-            min_age: Duration::from_secs(min_age),
-            max_age: Duration::from_secs(max_age),
-        }
-    }
 }
 
 /// A stored pending payment, as a reconciler needs it.
@@ -473,6 +459,8 @@ pub enum State {
     Failed,
     AmountMismatch,
     Reversed,
+    /// The provider's lifetime and the grace passed while the provider said it was unpaid.
+    Expired,
 }
 
 impl State {
@@ -483,6 +471,7 @@ impl State {
             State::Failed => "failed",
             State::AmountMismatch => "amount_mismatch",
             State::Reversed => "reversed",
+            State::Expired => "expired",
         }
     }
 }

@@ -359,6 +359,9 @@ pub struct PaygovSettings {
     pub secret: Secret,
     /// `POST /v1/payments` waits at most this long for INIT, retries included.
     pub init_deadline_ms: u64,
+    /// How long a payment stays payable on the platform's page, in minutes: with
+    /// `payments.expire_grace_minutes`, when a payment QUERY reports unpaid is `expired`.
+    pub expire_minutes: u64,
     pub reconcile_interval_secs: u64,
     pub reconcile_min_age_secs: u64,
     pub reconcile_max_age_secs: u64,
@@ -376,6 +379,7 @@ impl Default for PaygovSettings {
             partner_code: String::new(),
             secret: Secret::default(),
             init_deadline_ms: 8_000,
+            expire_minutes: 15,
             reconcile_interval_secs: 300,
             reconcile_min_age_secs: 1_800,
             reconcile_max_age_secs: 3 * 86_400,
@@ -403,6 +407,9 @@ impl ProviderSettings for PaygovSettings {
         }
         if !self.is_on() {
             return p;
+        }
+        if !(1..=10_080).contains(&self.expire_minutes) {
+            p.push(problem("paygov.expire_minutes", "must be between 1 and 10080 (a week)"));
         }
         if self.bank_code.trim().is_empty() {
             p.push(problem("paygov.bank_code", "must not be empty: it is MaNganHang in every INIT"));
@@ -535,7 +542,8 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
         client: provider_client("paygov.init_deadline_ms", init_deadline / 2)?,
         init_url: or_base(&s.init_url),
         query_url: or_base(&s.query_url),
-        schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs),
+        schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs)
+            .with_lifetime(Duration::from_secs(s.expire_minutes * 60)),
         init_deadline,
         settings: s,
     })))
@@ -633,8 +641,15 @@ impl Paygov {
         };
         match answer.as_ref().and_then(parse_query_answer) {
             Some(QueryState::Paid { amount, transaction }) => settled(transaction, amount, true),
-            Some(QueryState::Failed) => settled(format!("query-failed:{}", payment.reference), payment.amount, false),
-            Some(QueryState::Pending) => None,
+            // A failure belongs to its payment: the ledger keeps it under the reference, and
+            // the answer names what was said (`TrangThaiGD` 4).
+            Some(QueryState::Failed) => settled("query-failed:4".into(), payment.amount, false),
+            // The platform says it is not paid (`TrangThaiGD` 3): past its lifetime and the
+            // grace, that ends it (`expired`).
+            Some(QueryState::Pending) => Some(Notice::Undecided {
+                reference: payment.reference.clone(),
+                amount: payment.amount,
+            }),
             None => {
                 tracing::warn!(reference = %payment.reference, "PayGov QUERY gave no trustworthy answer (MaLoi not 00); asking again next round");
                 None
@@ -683,7 +698,13 @@ impl PaymentProvider for Paygov {
             let notice = Notice::Settled(Settlement {
                 reference: c.reference.clone(),
                 source: ID.into(),
-                transaction: c.transaction.clone(),
+                // A failure is named by the platform's answer (`MaLoi`), not by a bank transaction it
+                // may lack; the ledger keeps it under the payment's reference.
+                transaction: if c.paid {
+                    c.transaction.clone()
+                } else {
+                    format!("failed:{}", c.ma_loi)
+                },
                 amount: c.amount,
                 paid: c.paid,
                 time: c.time.clone(),
@@ -1094,6 +1115,7 @@ mod tests {
                 "agencies"
             ]
         );
+        assert_eq!(keys(&format!("{ON}expire_minutes = 0\n"), false, 1), vec!["paygov.expire_minutes"]);
         // A URL is checked even while PayGov is off.
         assert_eq!(keys("query_url = \"nowhere\"\n", false, 0), vec!["paygov.query_url"]);
         // Unknown keys and wrong types name the section.
@@ -1117,6 +1139,15 @@ mod tests {
         let built = (KIND.build)(Some(&section(ON)), &ctx).expect("valid").expect("on");
         assert_eq!(built.id(), "paygov");
         assert!(built.creator().is_some() && built.reconciler().is_some());
+        assert_eq!(
+            built.reconciler().map(|r| r.schedule().lifetime),
+            Some(Duration::from_secs(15 * 60)),
+            "paygov.expire_minutes, 15 by default"
+        );
+        let longer = (KIND.build)(Some(&section(&format!("{ON}expire_minutes = 60\n"))), &ctx)
+            .expect("valid")
+            .expect("on");
+        assert_eq!(longer.reconciler().map(|r| r.schedule().lifetime), Some(Duration::from_secs(3600)));
         let secret = Secret::new("paygov-dev-secret");
         let parsed: PaygovSettings = section(&format!("{ON}secret = \"paygov-dev-secret\"\n")).parse().expect("parses");
         assert!(parsed.secret == secret && !format!("{parsed:?}").contains("paygov-dev-secret"));

@@ -604,6 +604,18 @@ impl ProviderSettings for VnpaySettings {
                 check_http_url(&mut p, key, url);
             }
         }
+        // An empty return URL is left out of the signed URL (empty values are not hashed), and
+        // VNPAY refuses a payment without `vnp_ReturnUrl`.
+        if self.is_on() {
+            if self.return_url.trim().is_empty() {
+                p.push(problem(
+                    "vnpay.return_url",
+                    "is required while VNPAY is on: VNPAY refuses a payment without vnp_ReturnUrl",
+                ));
+            } else {
+                check_http_url(&mut p, "vnpay.return_url", &self.return_url);
+            }
+        }
         if self.is_on() && !(1..=1440).contains(&self.expire_minutes) {
             p.push(problem("vnpay.expire_minutes", "must be between 1 and 1440"));
         }
@@ -738,7 +750,9 @@ fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<O
             hash_secret: s.hash_secret.clone(),
             api_url: s.api_url.clone(),
             server_ip,
-            schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs),
+            // The payment URL's `vnp_ExpireDate` is creation + `expire_minutes`.
+            schedule: Schedule::from_secs(s.reconcile_interval_secs, s.reconcile_min_age_secs, s.reconcile_max_age_secs)
+                .with_lifetime(Duration::from_secs(s.expire_minutes * 60)),
             client: provider_client("vnpay.api_url", Duration::from_millis(s.query_timeout_ms))?,
         })
     };
@@ -821,8 +835,14 @@ impl Querydr {
                 false,
                 super::vn_timestamp(now),
             ),
+            // VNPAY says it is not paid: not completed yet, or never seen (the citizen never
+            // opened the page). Past its lifetime and the grace, that ends it (`expired`).
+            Ok(QueryDr::Pending | QueryDr::NotFound) => Some(Notice::Undecided {
+                reference: payment.reference.clone(),
+                amount: payment.amount,
+            }),
             Ok(other) => {
-                tracing::debug!(reference = %payment.reference, answer = ?other, "VNPAY querydr: not settled yet");
+                tracing::debug!(reference = %payment.reference, answer = ?other, "VNPAY querydr: nothing definite");
                 None
             }
             Err(e) => {
@@ -861,11 +881,7 @@ impl PaymentProvider for Vnpay {
                 Outcome::Paid | Outcome::Failed => Notice::Settled(Settlement {
                     reference: ipn.reference.clone(),
                     source: ID.into(),
-                    transaction: if ipn.transaction.is_empty() {
-                        format!("no-transaction:{}:{}", ipn.response_code, ipn.pay_date)
-                    } else {
-                        ipn.transaction.clone()
-                    },
+                    transaction: settlement_transaction(&ipn),
                     amount: ipn.amount_vnd,
                     paid: ipn.paid,
                     time: ipn.pay_date.clone(),
@@ -900,6 +916,19 @@ impl PaymentProvider for Vnpay {
                 reply: Box::new(answer),
             })
         })
+    }
+}
+
+/// The transaction an IPN's settlement names: VNPAY's `vnp_TransactionNo` when paid (never
+/// empty then). A failure is named by VNPAY's answer instead: VNPAY sends
+/// `vnp_TransactionNo=0` (or nothing) on a cancelled or failed payment, which identifies
+/// nothing, and the ledger keeps a failure under its payment's reference anyway
+/// (docs/vnpay.md "Failures belong to their payment").
+fn settlement_transaction(ipn: &Ipn) -> String {
+    if ipn.paid {
+        ipn.transaction.clone()
+    } else {
+        format!("ipn-failed:{}:{}", ipn.response_code, ipn.transaction_status)
     }
 }
 
@@ -1455,7 +1484,7 @@ mod tests {
         (KIND.build)(Some(&section), &ctx).map_err(|p| p.into_iter().map(|p| p.key).collect())
     }
 
-    const ON: &str = "tmn_code = \"HCCDEV01\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\n";
+    const ON: &str = "tmn_code = \"HCCDEV01\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\nreturn_url = \"https://centre.example/paid\"\n";
 
     #[test]
     fn production_refuses_an_empty_hash_secret_only_while_vnpay_is_on() {
@@ -1489,14 +1518,60 @@ mod tests {
         );
         // Citizens are sent to pay_url: plain http only to this machine.
         assert_eq!(
-            build("tmn_code = \"T\"\npay_url = \"http://vnpay.example.vn/pay\"\n", false).err(),
+            build(
+                "tmn_code = \"T\"\npay_url = \"http://vnpay.example.vn/pay\"\nreturn_url = \"https://c/\"\n",
+                false
+            )
+            .err(),
             Some(vec!["vnpay.pay_url".to_string()])
         );
-        assert!(build("tmn_code = \"T\"\npay_url = \"http://127.0.0.1:9102/vnpay/pay\"\n", false).is_ok());
+        assert!(
+            build(
+                "tmn_code = \"T\"\npay_url = \"http://127.0.0.1:9102/vnpay/pay\"\nreturn_url = \"https://c/\"\n",
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]
-    fn vnpay_reconciles_only_with_a_merchant_api() {
+    fn vnpay_on_needs_a_return_url_which_is_named_by_its_key() {
+        let pay = "tmn_code = \"T\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\n";
+        for text in [
+            pay.to_string(),
+            format!("{pay}return_url = \"\"\n"),
+            format!("{pay}return_url = \"  \"\n"),
+        ] {
+            assert_eq!(build(&text, false).err(), Some(vec!["vnpay.return_url".to_string()]), "{text}");
+        }
+        assert_eq!(
+            build(&format!("{pay}return_url = \"centre/paid\"\n"), false).err(),
+            Some(vec!["vnpay.return_url".to_string()])
+        );
+        assert!(build(&format!("{pay}return_url = \"https://centre.example/paid\"\n"), false).is_ok());
+        assert!(matches!(build("return_url = \"\"\n", false), Ok(None)), "off: nothing to return to");
+    }
+
+    #[test]
+    fn a_failure_is_named_by_vnpays_answer_never_by_transaction_number_zero() {
+        let ipn = |code: &str, status: &str, no: &str| Ipn {
+            reference: "HCC241126ABCDEFGH".into(),
+            amount_vnd: 150_000,
+            outcome: classify(code, status),
+            paid: classify(code, status) == Outcome::Paid,
+            transaction: no.into(),
+            pay_date: String::new(),
+            response_code: code.into(),
+            transaction_status: status.into(),
+        };
+        assert_eq!(settlement_transaction(&ipn("24", "02", "0")), "ipn-failed:24:02");
+        assert_eq!(settlement_transaction(&ipn("24", "02", "")), "ipn-failed:24:02");
+        assert_eq!(settlement_transaction(&ipn("11", "02", "0")), "ipn-failed:11:02");
+        assert_eq!(settlement_transaction(&ipn("00", "00", "14123456")), "14123456");
+    }
+
+    #[test]
+    fn vnpay_reconciles_only_with_a_merchant_api_until_its_payment_urls_expire() {
         let without = build(ON, false).expect("valid").expect("on");
         assert!(without.creator().is_some() && without.reconciler().is_none());
         let with = build(
@@ -1508,6 +1583,11 @@ mod tests {
         assert_eq!(
             with.reconciler().map(|r| r.schedule().every),
             Some(std::time::Duration::from_secs(7))
+        );
+        assert_eq!(
+            with.reconciler().map(|r| r.schedule().lifetime),
+            Some(std::time::Duration::from_secs(15 * 60)),
+            "vnp_ExpireDate: expire_minutes after creation"
         );
     }
 

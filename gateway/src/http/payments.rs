@@ -395,7 +395,8 @@ impl From<crate::storage::ledger::PaymentRecord> for PaymentListed {
 pub struct PaymentStep {
     #[schema(format = DateTime)]
     pub at: String,
-    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `webhook_queued`.
+    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `expired`,
+    /// `webhook_queued`.
     pub event: String,
     pub detail: String,
 }
@@ -432,7 +433,7 @@ pub struct PaymentList {
 #[allow(dead_code, reason = "a description only: the values are read by PaymentQuery::parse")]
 pub struct PaymentListParams {
     /// Only payments in this status (`duplicate`: paid, then paid again by another transaction).
-    #[param(pattern = "^(pending|paid|failed|amount_mismatch|reversed|duplicate)$")]
+    #[param(pattern = "^(pending|paid|failed|amount_mismatch|reversed|expired|duplicate)$")]
     status: Option<String>,
     /// Only the payments of this dossier.
     #[param(rename = "MaHoSo", pattern = "^[A-Za-z0-9._-]{1,100}$")]
@@ -486,7 +487,9 @@ impl PaymentQuery {
             match name.as_str() {
                 "status" => match ListStatus::parse(value) {
                     Some(s) => q.filter.status = Some(s),
-                    None => errors.push(bad("must be pending, paid, failed, amount_mismatch, reversed or duplicate")),
+                    None => errors.push(bad(
+                        "must be pending, paid, failed, amount_mismatch, reversed, expired or duplicate",
+                    )),
                 },
                 "MaHoSo" => match MaHoSo::parse(value) {
                     Ok(m) => q.filter.ma_ho_so = Some(m.to_string()),

@@ -1,13 +1,13 @@
 //! The ledger in the embedded store: the same matching rules as the Redis scripts
-//! (`payment_confirm.lua`, `payment_reverse.lua`), step for step, under the store's one mutex,
+//! (`payment_confirm.lua`, `payment_reverse.lua`, `payment_expire.lua`), step for step, under the store's one mutex,
 //! which also holds the events queue the rules write to.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::{
-    ConfirmOutcome, Confirmation, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
-    index_name,
+    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ReverseOutcome, index_name,
 };
 use crate::storage::memory::MemoryState;
 use crate::storage::queue::memory::QueueState;
@@ -24,6 +24,9 @@ pub(in crate::storage) struct LedgerState {
     history: HashMap<String, Vec<HistoryEntry>>,
     /// Bank money that matched nothing (`super::unmatched`).
     pub(super) unmatched: super::unmatched::UnmatchedBook,
+    /// Each provider's ask schedule (reference -> when it is next asked about), as
+    /// `payment:ask:<provider>`.
+    asks: HashMap<String, ZSet>,
 }
 
 /// The same bound as `lib/payment_index.lua`.
@@ -127,12 +130,13 @@ impl MemoryLedger {
         f(ledger, queue)
     }
 
-    pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
+    pub async fn create(&self, p: &PaymentRecord, first_ask: Millis) -> Result<bool, StorageError> {
         Ok(self.with(|l, _| {
             if l.payments.contains_key(&p.reference) {
                 return false;
             }
             l.payments.insert(p.reference.clone(), p.clone());
+            l.asks.entry(p.provider.clone()).or_default().add(&p.reference, first_ask);
             l.index(&p.reference, None, "pending", p.created_at);
             l.note(&p.reference, p.created_at, "created", format!("{}, {} VND", p.provider, p.amount));
             true
@@ -182,7 +186,10 @@ impl MemoryLedger {
                 l.note(&c.reference, now, "webhook_queued", ev.duplicate.kind.clone());
                 return ConfirmOutcome::PaidTwice;
             }
-            if p.status != PaymentState::Pending && !(p.status == PaymentState::Failed && c.paid) {
+            // A provider's later word that money arrived outranks its earlier failure, and an
+            // expiry.
+            let reopens = matches!(p.status, PaymentState::Failed | PaymentState::Expired) && c.paid;
+            if p.status != PaymentState::Pending && !reopens {
                 return ConfirmOutcome::AlreadySettled(p.status);
             }
             let (state, outcome) = if !c.paid {
@@ -201,15 +208,19 @@ impl MemoryLedger {
             p.bank_refs = c.bank_refs.clone();
             l.applied.insert(marker, Applied::Settled(state));
             l.index(&c.reference, Some(old.as_str()), state.as_str(), now);
+            let late = if old == PaymentState::Expired { ", after it expired" } else { "" };
             l.note(
                 &c.reference,
                 now,
                 state.as_str(),
-                format!("{} transaction {}, {} VND", c.provider, c.transaction, c.amount),
+                format!("{} transaction {}, {} VND{late}", c.provider, c.transaction, c.amount),
             );
             if state == PaymentState::Paid {
                 q.push(uuid::Uuid::now_v7().to_string(), ev.confirmed.clone(), now);
                 l.note(&c.reference, now, "webhook_queued", ev.confirmed.kind.clone());
+                if old == PaymentState::Expired {
+                    return ConfirmOutcome::PaidLate;
+                }
             }
             outcome
         }))
@@ -267,6 +278,93 @@ impl MemoryLedger {
 
     pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, StorageError> {
         Ok(self.with(|l, _| l.history.get(reference).cloned().unwrap_or_default()))
+    }
+
+    pub async fn due(&self, provider: &str, now: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self.with(|l, _| {
+            l.asks.get(provider).map_or_else(Vec::new, |z| {
+                z.order
+                    .iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .take(limit)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            })
+        }))
+    }
+
+    pub async fn reschedule(&self, provider: &str, reference: &str, at: Millis) -> Result<(), StorageError> {
+        self.with(|l, _| {
+            // As ZADD XX: only a payment still in the schedule moves.
+            if let Some(z) = l.asks.get_mut(provider)
+                && z.score.contains_key(reference)
+            {
+                z.add(reference, at);
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn unschedule(&self, provider: &str, reference: &str) -> Result<(), StorageError> {
+        self.with(|l, _| {
+            if let Some(z) = l.asks.get_mut(provider) {
+                z.remove(reference);
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn adopt_page(
+        &self,
+        provider: &str,
+        now: Millis,
+        created_from: Millis,
+        offset: usize,
+        page: usize,
+    ) -> Result<(usize, usize), StorageError> {
+        Ok(self.with(|l, _| {
+            // The pending index, as `payment:pending`: by creation time, then reference.
+            let mut pending: Vec<(Millis, &PaymentRecord)> = l
+                .payments
+                .values()
+                .filter(|p| p.status == PaymentState::Pending && p.created_at >= created_from)
+                .map(|p| (p.created_at, p))
+                .collect();
+            pending.sort_by(|a, b| (a.0, &a.1.reference).cmp(&(b.0, &b.1.reference)));
+            let read: Vec<(String, String)> = pending
+                .into_iter()
+                .skip(offset)
+                .take(page)
+                .map(|(_, p)| (p.reference.clone(), p.provider.clone()))
+                .collect();
+            let asks = l.asks.entry(provider.to_string()).or_default();
+            let mut adopted = 0;
+            for (reference, owner) in &read {
+                if owner == provider && !asks.score.contains_key(reference) {
+                    asks.add(reference, now);
+                    adopted += 1;
+                }
+            }
+            (read.len(), adopted)
+        }))
+    }
+
+    pub async fn expire(&self, provider: &str, reference: &str, detail: &str, now: Millis) -> Result<ExpireOutcome, StorageError> {
+        Ok(self.with(|l, _| {
+            if let Some(z) = l.asks.get_mut(provider) {
+                z.remove(reference);
+            }
+            let Some(p) = l.payments.get_mut(reference) else {
+                return ExpireOutcome::Unknown;
+            };
+            if p.status != PaymentState::Pending {
+                return ExpireOutcome::NotPending(p.status);
+            }
+            p.status = PaymentState::Expired;
+            l.index(reference, Some("pending"), "expired", now);
+            l.note(reference, now, "expired", detail.to_string());
+            ExpireOutcome::Expired
+        }))
     }
 
     pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {

@@ -9,8 +9,15 @@
 //! - a provider transaction (provider + its transaction id) is applied once; a repeat gets the
 //!   first answer again and changes nothing;
 //! - `pending` (or `failed`, since a provider's later word that money arrived outranks its
-//!   earlier failure) becomes `paid` on a paid confirmation of the right amount, with one
-//!   `payment.confirmed` event, or `amount_mismatch` for a person to look at;
+//!   earlier failure, or `expired`, since money that arrives late still counts) becomes `paid`
+//!   on a paid confirmation of the right amount, with one `payment.confirmed` event, or
+//!   `amount_mismatch` for a person to look at; paying an `expired` one is answered
+//!   [`ConfirmOutcome::PaidLate`];
+//! - a failure is recorded once per payment and provider answer, never under a provider
+//!   transaction number (VNPAY sends `0` on every cancelled payment);
+//! - a pending payment is asked about on its provider's schedule (a per-provider index by the
+//!   time it is next due), and `expired` when its lifetime is over and the provider says it is
+//!   unpaid; it is then no longer asked;
 //! - a second, different paid transaction for a `paid` payment is money paid twice: the first
 //!   stands, and one `payment.duplicate` event tells the centre to refund;
 //! - a reversal undoes a `paid` payment only when it comes from the provider that paid it, for
@@ -35,6 +42,9 @@ pub enum PaymentState {
     Failed,
     AmountMismatch,
     Reversed,
+    /// The provider's lifetime and the grace passed while the provider said it was unpaid; a
+    /// later confirmation still pays it.
+    Expired,
 }
 
 impl PaymentState {
@@ -45,6 +55,7 @@ impl PaymentState {
             PaymentState::Failed => "failed",
             PaymentState::AmountMismatch => "amount_mismatch",
             PaymentState::Reversed => "reversed",
+            PaymentState::Expired => "expired",
         }
     }
 
@@ -55,6 +66,7 @@ impl PaymentState {
             "failed" => Self::Failed,
             "amount_mismatch" => Self::AmountMismatch,
             "reversed" => Self::Reversed,
+            "expired" => Self::Expired,
             _ => return None,
         })
     }
@@ -163,7 +175,8 @@ pub const MAX_DOSSIER_PAYMENTS_SCANNED: usize = 1000;
 pub struct HistoryEntry {
     #[serde(skip)]
     pub at: Millis,
-    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `webhook_queued`.
+    /// `created`, `paid`, `failed`, `amount_mismatch`, `duplicate`, `reversed`, `expired`,
+    /// `webhook_queued`.
     pub event: String,
     pub detail: String,
 }
@@ -183,16 +196,23 @@ pub struct Confirmation {
 }
 
 impl Confirmation {
-    /// The transaction's identity for de-duplication: `paid:` or `failed:`, the provider, the
-    /// provider's transaction id. A failure is kept apart from a success with the same
-    /// transaction id, so that a provider's "failed, then paid" is not mistaken for a repeat.
-    /// The kind comes first, where no transaction id can forge it (as a `:failed` suffix
-    /// could be), and it is never `reversal:` ([`Reversal::marker`]). The provider is a route
-    /// name (`paygov`, `vnpay`, `bank:<id>` with `<id>` in `[a-z0-9_-]+`), so it ends at a
-    /// known colon.
+    /// The transaction's identity for de-duplication: `paid:`, the provider, the provider's
+    /// transaction id; or `failed:`, the provider, the payment's reference and the provider's
+    /// answer (`transaction` of a failure). A failure belongs to its payment: providers name
+    /// failures with a transaction number that identifies nothing (VNPAY sends `0` for every
+    /// cancelled payment), so a failure is never keyed by it alone, or only the first
+    /// cancelled payment would ever be recorded. A failure is kept apart from a success, so
+    /// that a provider's "failed, then paid" is not mistaken for a repeat. The kind comes
+    /// first, where no transaction id can forge it (as a `:failed` suffix could be), and it is
+    /// never `reversal:` ([`Reversal::marker`]). The provider is a route name (`paygov`,
+    /// `vnpay`, `bank:<id>` with `<id>` in `[a-z0-9_-]+`) and a reference has no colon (its
+    /// shape is checked before any look-up), so each part ends at a known colon.
     pub fn transaction_key(&self) -> String {
-        let kind = if self.paid { "paid" } else { "failed" };
-        format!("{kind}:{}:{}", self.provider, self.transaction)
+        if self.paid {
+            format!("paid:{}:{}", self.provider, self.transaction)
+        } else {
+            format!("failed:{}:{}:{}", self.provider, self.reference, self.transaction)
+        }
     }
 }
 
@@ -221,6 +241,8 @@ pub enum ConfirmOutcome {
     AmountMismatch,
     /// First valid confirmation: paid, one event queued.
     Paid,
+    /// Paid, one event queued, and the payment had expired: money that arrived late.
+    PaidLate,
     /// The provider says the payment failed.
     Failed,
     /// Another transaction paid it since the caller read it: read again and retry.
@@ -262,6 +284,19 @@ pub enum ReverseOutcome {
     Mismatch(&'static str),
 }
 
+/// What ending a pending payment ([`PaymentLedger::expire`]) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireOutcome {
+    Unknown,
+    /// It was pending and is now `expired`, out of the pending index and its ask schedule.
+    Expired,
+    /// It was no longer pending (settled meanwhile): nothing changed but leaving the schedule.
+    NotPending(PaymentState),
+}
+
+/// The most pages of 1000 pending payments read when adopting them into an ask schedule.
+pub const MAX_ADOPTED_PAGES: usize = 1000;
+
 /// The payment ledger. Cheap to clone.
 #[derive(Clone)]
 pub enum PaymentLedger {
@@ -278,9 +313,56 @@ impl PaymentLedger {
         }
     }
 
-    /// Stores a new pending payment; `false` if the reference exists.
+    /// Stores a new pending payment, due to be asked about at its creation; `false` if the
+    /// reference exists.
     pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
-        dispatch!(self, PaymentLedger, l => l.create(p).await)
+        self.create_scheduled(p, p.created_at).await
+    }
+
+    /// Stores a new pending payment, first asked about at `first_ask` in its provider's
+    /// schedule ([`PaymentLedger::due`]); `false` if the reference exists.
+    pub async fn create_scheduled(&self, p: &PaymentRecord, first_ask: Millis) -> Result<bool, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.create(p, first_ask).await)
+    }
+
+    /// References in `provider`'s ask schedule that are due at `now`, the longest due first,
+    /// at most `limit`. Some may be settled meanwhile: the caller drops those
+    /// ([`PaymentLedger::unschedule`]).
+    pub async fn due(&self, provider: &str, now: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.due(provider, now, limit).await)
+    }
+
+    /// Moves a payment in `provider`'s ask schedule to `at`; nothing when it is not in it.
+    pub async fn reschedule(&self, provider: &str, reference: &str, at: Millis) -> Result<(), StorageError> {
+        dispatch!(self, PaymentLedger, l => l.reschedule(provider, reference, at).await)
+    }
+
+    /// Takes a payment out of `provider`'s ask schedule: it is no longer asked about.
+    pub async fn unschedule(&self, provider: &str, reference: &str) -> Result<(), StorageError> {
+        dispatch!(self, PaymentLedger, l => l.unschedule(provider, reference).await)
+    }
+
+    /// Puts `provider`'s pending payments created at or after `created_from` that are in no
+    /// ask schedule (made before the schedules existed) into its schedule, due at `now`; returns
+    /// how many. Read in pages of the pending index, at most [`MAX_ADOPTED_PAGES`] of them.
+    pub async fn adopt_pending(&self, provider: &str, now: Millis, created_from: Millis) -> Result<usize, StorageError> {
+        const PAGE: usize = 1000;
+        let mut adopted = 0;
+        for n in 0..MAX_ADOPTED_PAGES {
+            let (read, took) = dispatch!(self, PaymentLedger, l => l.adopt_page(provider, now, created_from, n * PAGE, PAGE).await)?;
+            adopted += took;
+            if read < PAGE {
+                break;
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Ends a pending payment of `provider` whose lifetime is over and which the provider
+    /// reports unpaid: `expired`, out of the pending index and the ask schedule, with `detail`
+    /// in its history. A payment no longer pending only leaves the schedule.
+    pub async fn expire(&self, provider: &str, reference: &str, detail: &str, now: Millis) -> Result<ExpireOutcome, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.expire(provider, reference, detail, now).await)
     }
 
     /// Sets the payment page of an existing payment; nothing for an unknown reference.

@@ -6,11 +6,12 @@
 //! |---|---|---|
 //! | `p:{l}:payment:r:<reference>` | hash | a payment record |
 //! | `p:{l}:payment:pending` | zset | reference -> creation time, of pending payments |
+//! | `p:{l}:payment:ask:<provider>` | zset | reference -> when it is next asked about (ms), of a provider's pending payments; settled ones leave it when next met; pending payments older than the schedules join it when its reconciler starts (`payment_adopt.lua`) |
 //! | `p:{l}:payment:ix:s:<status>` | zset | reference -> last update (ms), of payments in that status; `duplicate` holds paid payments that were paid again (they stay under `paid` too) |
 //! | `p:{l}:payment:ix:h:<MaHoSo>` | zset | reference -> last update, of a dossier's payments |
 //! | `p:{l}:payment:ix:all` | zset | reference -> last update, of every payment |
 //! | `p:{l}:payment:hist:<reference>` | list | the payment's history, JSON `{at, event, detail}`, oldest first, at most 50 (`lib/payment_index.lua`) |
-//! | `p:{l}:payment:tx:<kind>:<provider>:<id>` | string | an applied provider transaction (`paid`, `failed`) or reversal (`reversal`), with its outcome |
+//! | `p:{l}:payment:tx:<kind>:<provider>:<id>` | string | an applied provider transaction (`paid`), failure (`failed`, `<id>` = `<reference>:<answer>`) or reversal (`reversal`), with its outcome |
 //!
 //! `payment:` is a family no queue key begins with (`m:`, `k:`, `due`, …, see `queue::redis`),
 //! and `payment:r:` one no other ledger key begins with, so no reference, whatever its text,
@@ -22,8 +23,8 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::{
-    ConfirmOutcome, Confirmation, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal, ReverseOutcome,
-    index_name,
+    ConfirmOutcome, Confirmation, ExpireOutcome, HistoryEntry, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ReverseOutcome, index_name,
 };
 use crate::storage::queue::redis::QueueKeys;
 use crate::storage::redis::{corrupt, one_of_two, reply};
@@ -35,6 +36,13 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("../lua/payment_create.lua")
     ))
 });
+static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/lib/payment_index.lua"),
+        include_str!("../lua/payment_expire.lua")
+    ))
+});
+static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_adopt.lua")));
 static SET_URL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_url.lua")));
 static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -68,6 +76,11 @@ fn pending_key(base: &str) -> String {
     format!("{base}payment:pending")
 }
 
+/// A provider's ask schedule (zset: reference -> when it is next asked about).
+fn ask_key(base: &str, provider: &str) -> String {
+    format!("{base}payment:ask:{provider}")
+}
+
 /// An applied provider transaction or reversal; `marker` begins with its kind (`paid:`,
 /// `failed:`, `reversal:`), see [`Confirmation::transaction_key`] and [`Reversal::marker`].
 fn marker_key(base: &str, marker: &str) -> String {
@@ -81,6 +94,7 @@ fn confirm_outcome(s: &str) -> Result<ConfirmOutcome, StorageError> {
     Ok(match s {
         "unknown" => ConfirmOutcome::Unknown,
         "paid" => ConfirmOutcome::Paid,
+        "paid_late" => ConfirmOutcome::PaidLate,
         "failed" => ConfirmOutcome::Failed,
         "amount_mismatch" => ConfirmOutcome::AmountMismatch,
         "paid_twice" => ConfirmOutcome::PaidTwice,
@@ -156,9 +170,10 @@ impl RedisLedger {
     }
 
     /// `payment_create.lua`.
-    pub async fn create(&self, p: &PaymentRecord) -> Result<bool, StorageError> {
+    pub async fn create(&self, p: &PaymentRecord, first_ask: Millis) -> Result<bool, StorageError> {
         let mut inv = CREATE.key(record_key(self.base(), &p.reference));
         inv.key(pending_key(self.base()))
+            .key(ask_key(self.base(), &p.provider))
             .arg(&p.reference)
             .arg(&p.ma_ho_so)
             .arg(p.amount)
@@ -167,7 +182,8 @@ impl RedisLedger {
             .arg(&p.fees_json)
             .arg(&p.payment_url)
             .arg(p.created_at)
-            .arg(&p.provider_created);
+            .arg(&p.provider_created)
+            .arg(first_ask);
         one_of_two(&self.store.run(&inv).await?, "payment creation reply", "created", "exists")
     }
 
@@ -291,6 +307,86 @@ impl RedisLedger {
             .collect()
     }
 
+    pub async fn due(&self, provider: &str, now: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
+        self.store
+            .cmd(
+                redis::cmd("ZRANGE")
+                    .arg(ask_key(self.base(), provider))
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit),
+            )
+            .await
+    }
+
+    pub async fn reschedule(&self, provider: &str, reference: &str, at: Millis) -> Result<(), StorageError> {
+        let _: i64 = self
+            .store
+            .cmd(
+                redis::cmd("ZADD")
+                    .arg(ask_key(self.base(), provider))
+                    .arg("XX")
+                    .arg(at)
+                    .arg(reference),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn unschedule(&self, provider: &str, reference: &str) -> Result<(), StorageError> {
+        let _: i64 = self
+            .store
+            .cmd(redis::cmd("ZREM").arg(ask_key(self.base(), provider)).arg(reference))
+            .await?;
+        Ok(())
+    }
+
+    /// `payment_adopt.lua`, one page: (entries read, entries adopted).
+    pub async fn adopt_page(
+        &self,
+        provider: &str,
+        now: Millis,
+        created_from: Millis,
+        offset: usize,
+        page: usize,
+    ) -> Result<(usize, usize), StorageError> {
+        let mut inv = ADOPT.key(pending_key(self.base()));
+        inv.key(ask_key(self.base(), provider))
+            .arg(provider)
+            .arg(now)
+            .arg(created_from)
+            .arg(offset)
+            .arg(page);
+        let answer: Vec<usize> = reply(&self.store.run(&inv).await?, "payment adoption reply")?;
+        match answer.as_slice() {
+            [read, adopted] => Ok((*read, *adopted)),
+            _ => Err(corrupt(format_args!("payment adoption reply {answer:?}"))),
+        }
+    }
+
+    /// `payment_expire.lua`.
+    pub async fn expire(&self, provider: &str, reference: &str, detail: &str, now: Millis) -> Result<ExpireOutcome, StorageError> {
+        let mut inv = EXPIRE.key(record_key(self.base(), reference));
+        inv.key(pending_key(self.base()))
+            .key(ask_key(self.base(), provider))
+            .arg(reference)
+            .arg(now)
+            .arg(detail);
+        let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment expiry reply")?;
+        match answer.as_str() {
+            "unknown" => Ok(ExpireOutcome::Unknown),
+            "expired" => Ok(ExpireOutcome::Expired),
+            other => other
+                .strip_prefix("already:")
+                .and_then(PaymentState::parse)
+                .map(ExpireOutcome::NotPending)
+                .ok_or_else(|| corrupt(format_args!("payment expiry reply {other:?}"))),
+        }
+    }
+
     pub async fn pending(&self, from: Millis, to: Millis, limit: usize) -> Result<Vec<String>, StorageError> {
         self.store
             .cmd(
@@ -323,6 +419,10 @@ mod tests {
             assert!(!key.starts_with(&format!("{base}m:")) && !key.starts_with(&format!("{base}k:")));
         }
         assert!(!pending_key(base).starts_with(&format!("{base}payment:r:")));
+        for provider in ["vnpay", "paygov"] {
+            assert!(!ask_key(base, provider).starts_with(&format!("{base}payment:r:")));
+            assert_ne!(ask_key(base, provider), pending_key(base));
+        }
         assert!(!pending_key(base).starts_with(&format!("{base}payment:tx:")));
     }
 
@@ -339,6 +439,11 @@ mod tests {
         for bad in ["", "PAID", "duplicate:", "already:nonsense", "paid ", "1"] {
             assert!(matches!(confirm_outcome(bad), Err(StorageError::Corrupt(_))), "{bad:?}");
         }
+        assert_eq!(confirm_outcome("paid_late").ok(), Some(ConfirmOutcome::PaidLate));
+        assert_eq!(
+            confirm_outcome("already:expired").ok(),
+            Some(ConfirmOutcome::AlreadySettled(PaymentState::Expired))
+        );
         assert!(matches!(reverse_outcome("reversed"), Ok(ReverseOutcome::Reversed)));
         assert!(matches!(reverse_outcome("0"), Err(StorageError::Corrupt(_))));
     }
