@@ -17,7 +17,7 @@ use hcc_adapters::registry::{self, Registry};
 use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
-use crate::http::{self, auth::Keyring, body::BodyLimit};
+use crate::http::{self, auth::Keyring, body::BodyLimit, body::BodyReading};
 use crate::storage::{RedisOptions, RedisTopology, StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -415,12 +415,18 @@ fn http_server(
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
+    // One budget for every worker: created here, cloned (an `Arc`) into each.
+    let reading = web::Data::new(BodyReading::new(
+        Duration::from_millis(settings.server.body_read_timeout_ms),
+        settings.server.inflight_body_bytes,
+    ));
     let handle = web::Data::new(handle);
     let idem_ttl = web::Data::new(http::ingest::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(keyring.clone())
             .app_data(limit.clone())
+            .app_data(reading.clone())
             .app_data(handle.clone())
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
@@ -434,6 +440,8 @@ fn http_server(
             .default_service(web::to(http::not_found))
     })
     .disable_signals()
+    .max_connections(settings.server.max_connections)
+    .client_request_timeout(Duration::from_millis(settings.server.client_request_timeout_ms))
     .shutdown_timeout(settings.server.shutdown_grace_secs);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
