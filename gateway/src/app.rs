@@ -83,7 +83,8 @@ pub struct Application {
     handle: EngineHandle,
     grace: Duration,
     reconcile_stop: tokio_util::sync::CancellationToken,
-    /// Stops the dashboard's history sampler, whose only reader is the HTTP server.
+    /// Stops the dashboard's history sampler and the body budget's watcher, which serve the
+    /// HTTP server only.
     history_stop: tokio_util::sync::CancellationToken,
 }
 
@@ -202,9 +203,15 @@ impl Application {
             handle.clone(),
             history_stop.clone(),
         ));
+        // One body budget for every worker, and its watcher.
+        let reading = BodyReading::new(
+            Duration::from_millis(settings.server.body_read_timeout_ms),
+            settings.server.inflight_body_bytes,
+        );
+        tokio::spawn(http::body::return_memory_after_bursts(reading.budget.clone(), history_stop.clone()));
         let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
         let server =
-            http_server(&settings, handle.clone(), signing, payments, monitoring, history, ingest, listener).map_err(|source| {
+            http_server(&settings, handle.clone(), signing, payments, monitoring, history, ingest, reading, listener).map_err(|source| {
                 BuildError::Bind {
                     addr: settings.server.bind.clone(),
                     source,
@@ -406,6 +413,7 @@ fn http_server(
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
     ingest: Vec<http::ingest::Route>,
+    reading: BodyReading,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let doc = web::Data::new(http::openapi::ApiDocument::new(&http::ingest::operations(&ingest)));
@@ -415,11 +423,7 @@ fn http_server(
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
-    // One budget for every worker: created here, cloned (an `Arc`) into each.
-    let reading = web::Data::new(BodyReading::new(
-        Duration::from_millis(settings.server.body_read_timeout_ms),
-        settings.server.inflight_body_bytes,
-    ));
+    let reading = web::Data::new(reading);
     let handle = web::Data::new(handle);
     let idem_ttl = web::Data::new(http::ingest::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
     let mut server = HttpServer::new(move || {

@@ -30,4 +30,5 @@ mod schema;
 mod sentinel;
 mod service;
 mod signatures;
+mod slow_bodies;
 mod timestamps;

@@ -112,6 +112,8 @@ pub struct InflightBudget(Arc<BudgetState>);
 struct BudgetState {
     capacity: usize,
     used: AtomicUsize,
+    /// The most bytes held at once since [`InflightBudget::take_high_water`] last looked.
+    high_water: AtomicUsize,
 }
 
 impl InflightBudget {
@@ -119,7 +121,14 @@ impl InflightBudget {
         InflightBudget(Arc::new(BudgetState {
             capacity,
             used: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
         }))
+    }
+
+    /// The most bytes held at once since the last call, and starts counting afresh from what
+    /// is held now.
+    pub fn take_high_water(&self) -> usize {
+        self.0.high_water.swap(self.in_use(), Ordering::AcqRel)
     }
 
     /// Bytes held now.
@@ -157,6 +166,7 @@ impl Reservation {
             return Err(BudgetFull);
         }
         self.held += n;
+        self.budget.high_water.fetch_max(before + n, Ordering::AcqRel);
         Ok(())
     }
 
@@ -170,6 +180,33 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.held, Ordering::AcqRel);
     }
+}
+
+/// How often the budget's watcher looks whether a burst of bodies is over.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// A burst worth giving memory back after: this many body bytes held at once.
+const BURST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Until `stop`: every [`WATCH_EVERY`], when the bodies held at once since the last look
+/// reached [`BURST_BYTES`] and are now down to a quarter of that, gives the allocator's free
+/// memory back to the system ([`crate::memory::return_free_memory`]), off the async threads.
+/// Steady traffic of small bodies never triggers it; an attack triggers it once it ends.
+pub async fn return_memory_after_bursts(budget: InflightBudget, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        if is_burst_over(budget.take_high_water(), budget.in_use()) {
+            let released = tokio::task::spawn_blocking(crate::memory::return_free_memory).await.unwrap_or(false);
+            tracing::debug!(released, "a burst of request bodies is over: free memory returned to the system");
+        }
+    }
+}
+
+/// Whether a look at the budget finds a burst that is over.
+fn is_burst_over(high_water: usize, in_use: usize) -> bool {
+    high_water >= BURST_BYTES && in_use <= BURST_BYTES / 4
 }
 
 /// The body, at most the configured `server.body_limit_bytes`.
@@ -270,6 +307,32 @@ mod tests {
         assert_eq!(budget.in_use(), 40);
         drop(b);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn the_high_water_mark_tells_a_burst_once_it_is_over() {
+        let budget = InflightBudget::new(64 * 1024 * 1024);
+        let mut a = budget.reservation();
+        a.grow(3 * 1024 * 1024).unwrap();
+        let mut b = budget.reservation();
+        b.grow(2 * 1024 * 1024).unwrap();
+        // 5 MiB at once, still held: a burst, not over.
+        let hw = budget.take_high_water();
+        assert_eq!(hw, 5 * 1024 * 1024);
+        assert!(!is_burst_over(hw, budget.in_use()));
+        drop(a);
+        drop(b);
+        // Counting started afresh from what was held (5 MiB): over now.
+        let hw = budget.take_high_water();
+        assert!(is_burst_over(hw, budget.in_use()));
+        // Nothing since: no burst.
+        assert!(!is_burst_over(budget.take_high_water(), budget.in_use()));
+        // Small bodies one after another never make one.
+        for _ in 0..100 {
+            let mut r = budget.reservation();
+            r.grow(64 * 1024).unwrap();
+        }
+        assert!(!is_burst_over(budget.take_high_water(), budget.in_use()));
     }
 
     #[actix_web::test]
