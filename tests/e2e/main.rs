@@ -26,6 +26,7 @@ mod queue_conformance;
 mod queue_counters;
 mod rate_limit;
 mod registry;
+mod replay_cancel;
 mod schema;
 mod sentinel;
 mod service;
