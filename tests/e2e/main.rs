@@ -22,6 +22,7 @@ mod pades;
 mod payments;
 mod pkcs11;
 mod portal_wire;
+mod production_config;
 mod queue_conformance;
 mod queue_counters;
 mod rate_limit;
