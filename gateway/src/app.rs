@@ -210,13 +210,21 @@ impl Application {
         );
         tokio::spawn(http::body::return_memory_after_bursts(reading.budget.clone(), history_stop.clone()));
         let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
-        let server =
-            http_server(&settings, handle.clone(), signing, payments, monitoring, history, ingest, reading, listener).map_err(|source| {
-                BuildError::Bind {
-                    addr: settings.server.bind.clone(),
-                    source,
-                }
-            })?;
+        let server = http_server(
+            &settings,
+            handle.clone(),
+            signing,
+            payments,
+            monitoring,
+            history,
+            ingest,
+            reading,
+            listener,
+        )
+        .map_err(|source| BuildError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
+        })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
             port,

@@ -41,8 +41,14 @@ fn a_panic_is_a_500_problem_and_one_escaped_json_log_line() {
     // One line per panic: the handler's and the thread's.
     assert_eq!(panics.len(), 2, "{stderr}");
     let handler = &panics[0];
-    assert!(handler["panic"].as_str().is_some_and(|p| p.contains("FORGED") && p.contains('\n')), "{handler}");
-    assert!(handler["location"].as_str().is_some_and(|l| l.contains("panic_log.rs")), "{handler}");
+    assert!(
+        handler["panic"].as_str().is_some_and(|p| p.contains("FORGED") && p.contains('\n')),
+        "{handler}"
+    );
+    assert!(
+        handler["location"].as_str().is_some_and(|l| l.contains("panic_log.rs")),
+        "{handler}"
+    );
     // With RUST_BACKTRACE=1 the backtrace is a field of that one line.
     assert!(handler["backtrace"].as_str().is_some_and(|b| !b.is_empty()), "{handler}");
     assert_eq!(panics[1]["panic"], "a background thread gave up");
@@ -70,7 +76,12 @@ fn child_panics_in_a_handler_and_in_a_thread() {
             Ok(r) => r.into_parts().1,
             Err(e) => e.error_response(),
         };
-        let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         (res.status().as_u16(), ct)
     });
     let _ = std::thread::Builder::new()

@@ -53,11 +53,19 @@ fn production_refuses_short_secrets_and_http_to_outside_hosts_each_by_its_key() 
         ("HCC__PAYGOV__SECRET", "short-secret", "paygov.secret"),
         ("HCC__PAYGOV__BEARER_TOKEN", "tok", "paygov.bearer_token"),
         ("HCC__VNPAY__HASH_SECRET", "abc", "vnpay.hash_secret"),
-        ("HCC__VNPAY__API_URL", "http://sandbox.vnpayment.vn/merchant_webapi/api/transaction", "vnpay.api_url"),
+        (
+            "HCC__VNPAY__API_URL",
+            "http://sandbox.vnpayment.vn/merchant_webapi/api/transaction",
+            "vnpay.api_url",
+        ),
         ("HCC__VNPAY__RETURN_URL", "http://centre.example.vn/paid", "vnpay.return_url"),
         ("HCC__DVCQG__BASE_URL", "http://dichvucong.example.vn", "dvcqg.base_url"),
         // The parser the client uses reads the host as example.vn.
-        ("HCC__CENTRE__WEBHOOK_URL", "http://example.vn\\@127.0.0.1/hooks", "centre.webhook_url"),
+        (
+            "HCC__CENTRE__WEBHOOK_URL",
+            "http://example.vn\\@127.0.0.1/hooks",
+            "centre.webhook_url",
+        ),
         ("HCC__CENTRE__WEBHOOK_SECRET", "whsec_c2hvcnQ=", "centre.webhook_secret"),
     ];
     let allowed = [
@@ -96,7 +104,10 @@ fn production_refuses_short_secrets_and_http_to_outside_hosts_each_by_its_key() 
         ("HCC__PAYGOV__PARTNER_CODE", "P"),
         ("HCC__VNPAY__TMN_CODE", "HCCDEV01"),
         ("HCC__VNPAY__HASH_SECRET", LONG),
-        ("HCC__VNPAY__API_URL", "https://sandbox.vnpayment.vn/merchant_webapi/api/transaction"),
+        (
+            "HCC__VNPAY__API_URL",
+            "https://sandbox.vnpayment.vn/merchant_webapi/api/transaction",
+        ),
         ("HCC__VNPAY__PAY_URL", "http://localhost:9102/vnpay/pay"),
         ("HCC__VNPAY__RETURN_URL", "https://centre.example.vn/paid"),
         ("HCC__VNPAY__SERVER_IP", "203.0.113.10"),

@@ -33,7 +33,15 @@ async fn a_replay_pace_is_0_1_to_1000_and_without_a_running_replay_a_cancel_is_4
         Workers::Off,
     )
     .await;
-    for rate in [json!(1e-300), json!(0.0999), json!(0), json!(-1), json!(1000.001), json!(1e300), json!("5")] {
+    for rate in [
+        json!(1e-300),
+        json!(0.0999),
+        json!(0),
+        json!(-1),
+        json!(1000.001),
+        json!(1e300),
+        json!("5"),
+    ] {
         let v = problem(app.post_json(REPLAY, Key::Admin, &json!({ "rate_per_sec": rate })).await, 422).await;
         assert_eq!(v["errors"][0]["field"], "/rate_per_sec", "{rate}: {v}");
         assert!(v["errors"][0]["message"].as_str().unwrap().contains("0.1"), "{v}");
@@ -49,7 +57,11 @@ async fn a_replay_pace_is_0_1_to_1000_and_without_a_running_replay_a_cancel_is_4
         .await;
         problem(cancel(&app, Key::Admin).await, 404).await;
     }
-    problem(send(app.request(reqwest::Method::DELETE, "/v1/queues/nosuch/dead/replay", Key::Admin)).await, 404).await;
+    problem(
+        send(app.request(reqwest::Method::DELETE, "/v1/queues/nosuch/dead/replay", Key::Admin)).await,
+        404,
+    )
+    .await;
     app.stop().await;
 }
 
@@ -65,7 +77,10 @@ async fn a_paced_replay_running_in_one_process_is_cancelled_from_another() {
         d["MaTTHC"] = json!(UNKNOWN_TTHC);
         accepted_id(runner.post_json("/v1/dossiers", Key::Centre, &d).await).await;
     }
-    eventually("20 dead letters", Duration::from_secs(60), || async { (dead_count(&runner).await == 20).then_some(()) }).await;
+    eventually("20 dead letters", Duration::from_secs(60), || async {
+        (dead_count(&runner).await == 20).then_some(())
+    })
+    .await;
     // Replayed letters now deliver, so the dead count tells how many were replayed.
     state.add_catalogue(UNKNOWN_TTHC);
     let (code, v) = status_json(runner.post_json(REPLAY, Key::Admin, &json!({"rate_per_sec": 2})).await).await;
@@ -80,7 +95,11 @@ async fn a_paced_replay_running_in_one_process_is_cancelled_from_another() {
     problem(cancel(&other, Key::None).await, 401).await;
     // Cancelled through the process that does not run it.
     let (code, c) = status_json(cancel(&other, Key::Admin).await).await;
-    assert_eq!((code, c["state"].as_str(), &c["id"]), (200, Some("cancelled"), &v["replay"]["id"]), "{c}");
+    assert_eq!(
+        (code, c["state"].as_str(), &c["id"]),
+        (200, Some("cancelled"), &v["replay"]["id"]),
+        "{c}"
+    );
     assert!(c["finished_at"].is_string(), "{c}");
     let done = c["done"].as_u64().unwrap();
     assert!(done < 20, "{c}");
@@ -101,7 +120,10 @@ async fn a_paced_replay_running_in_one_process_is_cancelled_from_another() {
         (runner.get_json(REPLAY, Key::Operator).await["state"] == "finished").then_some(())
     })
     .await;
-    eventually("every letter delivered", Duration::from_secs(30), || async { (dead_count(&runner).await == 0).then_some(()) }).await;
+    eventually("every letter delivered", Duration::from_secs(30), || async {
+        (dead_count(&runner).await == 0).then_some(())
+    })
+    .await;
     problem(cancel(&runner, Key::Admin).await, 404).await;
     let audit = runner.get_json("/v1/audit", Key::Admin).await;
     assert!(audit.to_string().contains("dead.replay_cancel"), "{audit}");

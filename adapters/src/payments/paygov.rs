@@ -422,7 +422,13 @@ impl ProviderSettings for PaygovSettings {
         }
         hcc_config::check_shared_secret(&mut p, "paygov.secret", &self.secret, ctx.production, "PayGov's confirmations");
         if !self.bearer_token.is_empty() {
-            hcc_config::check_shared_secret(&mut p, "paygov.bearer_token", &self.bearer_token, ctx.production, "calls to PayGov as this gateway");
+            hcc_config::check_shared_secret(
+                &mut p,
+                "paygov.bearer_token",
+                &self.bearer_token,
+                ctx.production,
+                "calls to PayGov as this gateway",
+            );
         }
         p
     }

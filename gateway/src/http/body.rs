@@ -198,7 +198,9 @@ pub async fn return_memory_after_bursts(budget: InflightBudget, stop: tokio_util
             _ = tokio::time::sleep(WATCH_EVERY) => {}
         }
         if is_burst_over(budget.take_high_water(), budget.in_use()) {
-            let released = tokio::task::spawn_blocking(crate::memory::return_free_memory).await.unwrap_or(false);
+            let released = tokio::task::spawn_blocking(crate::memory::return_free_memory)
+                .await
+                .unwrap_or(false);
             tracing::debug!(released, "a burst of request bodies is over: free memory returned to the system");
         }
     }
@@ -389,7 +391,9 @@ mod tests {
     #[actix_web::test]
     async fn over_the_route_limit_is_a_413_declared_or_not() {
         let reading = BodyReading::new(Duration::from_secs(5), 1024);
-        let err = read_at_most(&request(&reading, Some(9)), &mut chunks(&[b"x"]), 8).await.unwrap_err();
+        let err = read_at_most(&request(&reading, Some(9)), &mut chunks(&[b"x"]), 8)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ApiError::PayloadTooLarge(8)));
         let err = read_at_most(&request(&reading, None), &mut chunks(&[b"12345", b"6789"]), 8)
             .await

@@ -495,8 +495,7 @@ mod tests {
     }
 
     async fn panicking() -> HttpResponse {
-        let reference: Option<&str> = None;
-        panic!("handler bug for 001203004567\nforged: {}", reference.unwrap_or("x"));
+        panic!("handler bug for 001203004567\nforged: x");
     }
 
     #[actix_web::test]

@@ -152,7 +152,9 @@ fn body_read_answers(operation: &mut Value) {
     let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
     };
-    responses.entry("408").or_insert_with(|| json!({"description": standard_description(408)}));
+    responses
+        .entry("408")
+        .or_insert_with(|| json!({"description": standard_description(408)}));
     let busy = "the gateway is receiving as many request bodies as it takes at once (`busy`, with Retry-After)";
     let r = responses.entry("503").or_insert_with(|| json!({}));
     if let Some(r) = r.as_object_mut() {

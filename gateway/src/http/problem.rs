@@ -138,9 +138,7 @@ impl ResponseError for ApiError {
             | ApiError::NotReplicated
             | ApiError::NotConfigured(_)
             | ApiError::DependencyUnavailable(_)
-            | ApiError::BodiesBusy => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            | ApiError::BodiesBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -183,10 +181,7 @@ impl ResponseError for ApiError {
         }
         // A body refused before it was read whole leaves the rest of it on the connection:
         // close it rather than read (or wait for) what is left.
-        if matches!(
-            self,
-            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) | ApiError::BodiesBusy
-        ) {
+        if matches!(self, ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) | ApiError::BodiesBusy) {
             resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
         }
         resp
