@@ -78,9 +78,10 @@ impl<'a> BuildContext<'a> {
         }
     }
 
-    /// Adds a problem unless `value` is an http or https URL.
+    /// Adds a problem unless `value` is an http or https URL; in production, unless it is
+    /// https or names a loopback host ([`hcc_config::check_outside_url`]).
     pub fn check_http_url(&self, problems: &mut Vec<Problem>, key: &str, value: &str) {
-        hcc_config::check_url(problems, &format!("{}.{key}", self.name), value, &["http", "https"]);
+        hcc_config::check_outside_url(problems, &format!("{}.{key}", self.name), value, self.production);
     }
 }
 

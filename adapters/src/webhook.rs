@@ -141,10 +141,15 @@ mod tests {
 
     #[test]
     fn production_refuses_a_short_webhook_key_by_its_key() {
-        let with = |secret: &str| format!("webhook_url = \"http://centre.example/hooks\"\nwebhook_secret = \"{secret}\"\n");
+        let with = |secret: &str| format!("webhook_url = \"https://centre.example/hooks\"\nwebhook_secret = \"{secret}\"\n");
         assert_eq!(problems(true, &with(SHORT)), Err(vec!["centre.webhook_secret".to_string()]));
         assert_eq!(problems(true, &with(LONG)), Ok(true));
         assert_eq!(problems(false, &with(SHORT)), Ok(true));
+        // Production sends events over https only (issue 20); http to a loopback host stays.
+        let plain = format!("webhook_url = \"http://centre.example/hooks\"\nwebhook_secret = \"{LONG}\"\n");
+        assert_eq!(problems(true, &plain), Err(vec!["centre.webhook_url".to_string()]));
+        let local = format!("webhook_url = \"http://127.0.0.1:9103/hooks\"\nwebhook_secret = \"{LONG}\"\n");
+        assert_eq!(problems(true, &local), Ok(true));
         assert_eq!(
             problems(false, &with("not-a-secret")),
             Err(vec!["centre.webhook_secret".to_string()])

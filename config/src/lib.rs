@@ -309,5 +309,55 @@ pub fn check_url(problems: &mut Vec<Problem>, key: &str, value: &str, schemes: &
     }
 }
 
+/// The shortest shared secret (an HMAC key, a checksum key) production takes, in bytes: a
+/// shorter one is within reach of guessing, and with it anyone could forge the counterpart's
+/// confirmations.
+pub const MIN_PRODUCTION_SECRET_BYTES: usize = 16;
+
+/// A URL of a counterpart outside this machine (a portal, a payment platform, a centre): an
+/// `http` or `https` URL; with `production`, `https` only, except to a loopback host
+/// (`127.0.0.0/8`, `::1`, `localhost`), which stays allowed for development and for a local
+/// TLS-terminating proxy. Plain http out to the network would carry passwords, bearer tokens
+/// and payment confirmations in the clear.
+pub fn check_outside_url(problems: &mut Vec<Problem>, key: &str, value: &str, production: bool) {
+    let before = problems.len();
+    check_url(problems, key, value, &["http", "https"]);
+    if problems.len() > before || !production || value.starts_with("https://") {
+        return;
+    }
+    if !is_loopback_url(value) {
+        problems.push(Problem {
+            key: key.into(),
+            message: "must be https when HCC_ENV=production (http only to a loopback host: 127.0.0.0/8, ::1, localhost)".into(),
+        });
+    }
+}
+
+/// Whether `value` parses (as the HTTP client parses it) to a URL whose host is a loopback
+/// address or `localhost`. `http://127.0.0.1.example.com`, `http://example.com\@127.0.0.1`
+/// and the like name another host and are not loopback.
+pub fn is_loopback_url(value: &str) -> bool {
+    match url::Url::parse(value).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    }
+}
+
+/// With `production`, a problem unless `secret` has at least [`MIN_PRODUCTION_SECRET_BYTES`]
+/// bytes (surrounding white space not counted). `what` says what a guessed secret would let
+/// anyone forge. Outside production development configs ship short, published ones.
+pub fn check_shared_secret(problems: &mut Vec<Problem>, key: &str, secret: &Secret, production: bool, what: &str) {
+    if production && secret.expose().trim().len() < MIN_PRODUCTION_SECRET_BYTES {
+        problems.push(Problem {
+            key: key.into(),
+            message: format!(
+                "is shorter than {MIN_PRODUCTION_SECRET_BYTES} bytes, refused when HCC_ENV=production: anyone who guesses it could forge {what}"
+            ),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -51,15 +51,53 @@ macro_rules! defaults {
 pub struct ServerSettings {
     pub bind: String,
     pub body_limit_bytes: usize,
+    /// How long reading one request body may take, start to end; then 408.
+    pub body_read_timeout_ms: u64,
+    /// Body bytes being received by all requests together; a chunk past it is answered 503
+    /// with `Retry-After`.
+    pub inflight_body_bytes: usize,
+    /// Open connections per worker (actix `max_connections`); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (actix `client_request_timeout`).
+    pub client_request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
     pub workers: usize,
 }
 defaults!(ServerSettings {
     bind: "127.0.0.1:8080".into(),
     body_limit_bytes: 1024 * 1024,
+    body_read_timeout_ms: 10_000,
+    inflight_body_bytes: 64 * 1024 * 1024,
+    max_connections: 1024,
+    client_request_timeout_ms: 5_000,
     shutdown_grace_secs: 20,
     workers: 0
 });
+
+impl ServerSettings {
+    /// The bounds on reading requests: each must hold something, and the budget must fit at
+    /// least one body of the largest size taken.
+    fn problems(&self, push: &mut impl FnMut(&str, &str)) {
+        if !(100..=600_000).contains(&self.body_read_timeout_ms) {
+            push("server.body_read_timeout_ms", "must be between 100 and 600000");
+        }
+        if self.inflight_body_bytes < self.body_limit_bytes {
+            push(
+                "server.inflight_body_bytes",
+                "must be at least server.body_limit_bytes, or a body of the largest size could never be read",
+            );
+        }
+        if self.max_connections == 0 {
+            push("server.max_connections", "must be at least 1");
+        }
+        if !(100..=600_000).contains(&self.client_request_timeout_ms) {
+            push(
+                "server.client_request_timeout_ms",
+                "must be between 100 and 600000 (0 would let a client hold a connection without sending)",
+            );
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -433,6 +471,7 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 {
             push("server.body_limit_bytes", "must be at least 1024");
         }
+        self.server.problems(&mut push);
         if self.queue.key_prefix.is_empty() || self.queue.key_prefix.contains(['{', '}', ' ']) {
             push("queue.key_prefix", "must be non-empty, without braces or spaces");
         }

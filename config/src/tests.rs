@@ -431,3 +431,48 @@ fn two_agencies_with_one_ma_don_vi_are_refused_naming_the_second() {
     assert_eq!(keys_of(&err), ["agencies.uong-bi.ma_don_vi"], "{err}");
     assert!(err.to_string().contains("agencies.quang-ninh.ma_don_vi"), "{err}");
 }
+
+#[test]
+fn production_takes_http_only_to_loopback_hosts_as_the_client_parses_them() {
+    let refused = |v: &str, production: bool| {
+        let mut p = Vec::new();
+        check_outside_url(&mut p, "x.url", v, production);
+        p.iter().any(|p| p.key == "x.url")
+    };
+    for ok in [
+        "https://paygov.example.vn/init",
+        "http://127.0.0.1:9101/paygov",
+        "http://127.3.4.5/",
+        "http://[::1]:8080/",
+        "http://localhost:9102/pay",
+        "http://LOCALHOST/",
+        "http://2130706433/",
+    ] {
+        assert!(!refused(ok, true), "{ok}");
+    }
+    for bad in [
+        "http://paygov.example.vn/init",
+        "http://127.0.0.1.example.vn/",
+        "http://localhost.example.vn/",
+        "http://example.vn\\@127.0.0.1/",
+        "http://example.vn#@127.0.0.1/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://10.0.0.1/",
+        "ftp://127.0.0.1/",
+    ] {
+        assert!(refused(bad, true), "{bad}");
+    }
+    assert!(!refused("http://paygov.example.vn/init", false), "outside production http is taken");
+}
+
+#[test]
+fn production_refuses_shared_secrets_under_16_bytes() {
+    let refused = |v: &str, production: bool| {
+        let mut p = Vec::new();
+        check_shared_secret(&mut p, "x.secret", &Secret::new(v), production, "x");
+        !p.is_empty()
+    };
+    assert!(refused("", true) && refused("s3cret", true) && refused("  0123456789abcde  ", true));
+    assert!(!refused("0123456789abcdef", true));
+    assert!(!refused("s3cret", false));
+}

@@ -17,7 +17,7 @@ use hcc_adapters::registry::{self, Registry};
 use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
-use crate::http::{self, auth::Keyring, body::BodyLimit};
+use crate::http::{self, auth::Keyring, body::BodyLimit, body::BodyReading};
 use crate::storage::{RedisOptions, RedisTopology, StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,8 @@ pub struct Application {
     handle: EngineHandle,
     grace: Duration,
     reconcile_stop: tokio_util::sync::CancellationToken,
-    /// Stops the dashboard's history sampler, whose only reader is the HTTP server.
+    /// Stops the dashboard's history sampler and the body budget's watcher, which serve the
+    /// HTTP server only.
     history_stop: tokio_util::sync::CancellationToken,
 }
 
@@ -202,14 +203,28 @@ impl Application {
             handle.clone(),
             history_stop.clone(),
         ));
+        // One body budget for every worker, and its watcher.
+        let reading = BodyReading::new(
+            Duration::from_millis(settings.server.body_read_timeout_ms),
+            settings.server.inflight_body_bytes,
+        );
+        tokio::spawn(http::body::return_memory_after_bursts(reading.budget.clone(), history_stop.clone()));
         let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
-        let server =
-            http_server(&settings, handle.clone(), signing, payments, monitoring, history, ingest, listener).map_err(|source| {
-                BuildError::Bind {
-                    addr: settings.server.bind.clone(),
-                    source,
-                }
-            })?;
+        let server = http_server(
+            &settings,
+            handle.clone(),
+            signing,
+            payments,
+            monitoring,
+            history,
+            ingest,
+            reading,
+            listener,
+        )
+        .map_err(|source| BuildError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
+        })?;
         tracing::info!(port, backend = handle.queue.backend_name(), destinations = ?handle.destinations().collect::<Vec<_>>(), "hcc-gateway listening");
         Ok(Application {
             port,
@@ -428,6 +443,7 @@ fn http_server(
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
     ingest: Vec<http::ingest::Route>,
+    reading: BodyReading,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let doc = web::Data::new(http::openapi::ApiDocument::new(&http::ingest::operations(&ingest)));
@@ -437,12 +453,14 @@ fn http_server(
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
+    let reading = web::Data::new(reading);
     let handle = web::Data::new(handle);
     let idem_ttl = web::Data::new(http::ingest::IdempotencyTtl(settings.queue.idempotency_ttl_secs));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(keyring.clone())
             .app_data(limit.clone())
+            .app_data(reading.clone())
             .app_data(handle.clone())
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
@@ -456,6 +474,8 @@ fn http_server(
             .default_service(web::to(http::not_found))
     })
     .disable_signals()
+    .max_connections(settings.server.max_connections)
+    .client_request_timeout(Duration::from_millis(settings.server.client_request_timeout_ms))
     .shutdown_timeout(settings.server.shutdown_grace_secs);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);

@@ -51,8 +51,11 @@ pub struct Client {
 impl Client {
     pub fn new(base: &str, key: Option<String>) -> Result<Self, CliError> {
         let key = key.filter(|k| !k.is_empty()).ok_or(CliError::NoKey)?;
+        // No redirects: a redirect would carry the operator's key (and an admin's action) to
+        // wherever the answer points; the gateway never redirects its API.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CliError::Api(e.to_string()))?;
         Ok(Client {
@@ -92,6 +95,9 @@ impl Client {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         match status {
             200..=299 => Ok(body),
+            300..=399 => Err(CliError::Api(format!(
+                "HTTP {status}: a redirect, not followed (the key would go with it); check HCC_URL"
+            ))),
             401 => Err(CliError::BadKey),
             403 => Err(CliError::WrongRole),
             _ => Err(CliError::Api(format!("HTTP {status}: {}", shown(&body["detail"], "no detail")))),
@@ -298,7 +304,37 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_the_key_goes_nowhere_else() {
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = format!("http://{}/v1/queues", elsewhere.local_addr().unwrap());
+        let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", gateway.local_addr().unwrap());
+        // The "gateway" answers every request with a redirect to the other listener.
+        let server = tokio::spawn(async move {
+            for _ in 0..4 {
+                let Ok((mut s, _)) = gateway.accept().await else { return };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        let client = super::Client::new(&base, Some("operator-key".into())).unwrap();
+        let err = client.queues().await.unwrap_err().to_string();
+        assert!(err.contains("HTTP 302") && err.contains("redirect"), "{err}");
+        let err = client.dead_replay("dvcqg", None).await.unwrap_err().to_string();
+        assert!(err.contains("HTTP 302"), "{err}");
+        // Nothing ever reached the place the redirect named.
+        let reached = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(reached.is_err(), "the client followed the redirect");
+        server.abort();
+    }
 
     #[test]
     fn strings_from_the_gateway_cannot_forge_rows_or_rewrite_the_screen() {

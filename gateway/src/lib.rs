@@ -9,6 +9,7 @@ pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod monitoring;
 pub mod payments;
 pub mod plain;

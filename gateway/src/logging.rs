@@ -32,6 +32,35 @@ pub fn init(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     // A second init (tests, the demo) keeps the first subscriber; that is fine.
     let _ = tracing::subscriber::set_global_default(subscriber(log.format, filter, std::io::stderr));
+    install_panic_hook();
+}
+
+/// Replaces the default panic hook, which writes raw lines (the message as it is, and with
+/// `RUST_BACKTRACE` a multi-line backtrace) to stderr, with one error event through the log:
+/// the message, where, the thread, and the backtrace when `RUST_BACKTRACE` asks for one, each a
+/// field, escaped and masked as every field is. A panic message can quote outside text (a
+/// value that broke an assumption), so it must not reach stderr unescaped.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| log_panic(info.payload(), info.location())));
+}
+
+/// The event [`install_panic_hook`] logs for one panic.
+fn log_panic(payload: &(dyn std::any::Any + Send), location: Option<&std::panic::Location<'_>>) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let location = location
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        tracing::error!(panic = %message, %location, %thread, backtrace = %backtrace, "panic");
+    } else {
+        tracing::error!(panic = %message, %location, %thread, "panic");
+    }
 }
 
 /// The gateway's subscriber, writing to `writer`: what [`init`] installs, and what the tests
@@ -282,6 +311,23 @@ mod tests {
             (last["amount"].as_u64(), last["elapsed_us"].as_i64()),
             (Some(100_000_000), Some(123_456_789))
         );
+    }
+
+    #[test]
+    fn a_panic_is_one_escaped_json_line() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let sub = subscriber(LogFormat::Json, EnvFilter::new("info"), move || writer.clone());
+        let payload: Box<dyn std::any::Any + Send> = Box::new(format!("bad index for CCCD 001203004567{FORGED}"));
+        tracing::subscriber::with_default(sub, || super::log_panic(payload.as_ref(), Some(std::panic::Location::caller())));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!((v["level"].as_str(), v["message"].as_str()), (Some("ERROR"), Some("panic")));
+        let panic = v["panic"].as_str().unwrap();
+        assert!(panic.contains("forged line") && !panic.contains("001203004567"), "{panic}");
+        assert!(v["location"].as_str().unwrap().contains("logging.rs"), "{v}");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! process running it dies, another process's supervisor ([`supervise`]) takes it over once
 //! the lease runs out and goes on from the first id not yet counted done; an id is taken off
 //! the job only after it was replayed, and replaying an id that is no longer dead does nothing,
-//! so a take-over neither skips nor doubles a replay. One job runs per queue at a time.
+//! so a take-over neither skips nor doubles a replay. One job runs per queue at a time; an admin
+//! cancels it (`DELETE /v1/queues/{name}/dead/replay`), which marks it cancelled in the store:
+//! its runner, in whichever process, finds the lease gone at its next renewal (at most a second
+//! later; at most the one letter being replayed then is replayed) and stops.
 
 use std::time::Duration;
 
@@ -20,6 +23,11 @@ const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
 /// The most dead letters one replay request takes (paced or not); the ids are taken when it
 /// starts, so a letter that dies again meanwhile is not replayed twice by the same request.
 pub const MAX_JOB_IDS: usize = 10_000;
+/// The slowest pace a replay takes, letters per second: one every 10 s. Slower would hold the
+/// queue's one replay for days (10,000 letters at 0.1/s take 28 h already).
+pub const MIN_RATE: f64 = 0.1;
+/// The fastest pace, letters per second.
+pub const MAX_RATE: f64 = 1000.0;
 
 /// Runs `queue`'s job while this process holds its lease. Returns when the job is finished,
 /// another process holds it, or `stop` fires.
@@ -36,7 +44,9 @@ pub async fn run(engine: EngineHandle, queue: String, stop: CancellationToken) -
     {
         return Ok(());
     }
-    let interval = Duration::from_secs_f64(1.0 / job.rate_per_sec.clamp(0.001, 1000.0));
+    // The API takes 0.1 to 1000 ([`MIN_RATE`], [`MAX_RATE`]); a job stored by an older version
+    // with another rate is held to the same bounds.
+    let interval = Duration::from_secs_f64(1.0 / job.rate_per_sec.clamp(MIN_RATE, MAX_RATE));
     tracing::info!(queue, job = %job.id, rate = job.rate_per_sec, "running a paced replay");
     // The k-th replay of this run is due at start + k * interval: steady, without drift.
     let start = tokio::time::Instant::now();

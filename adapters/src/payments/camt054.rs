@@ -658,6 +658,8 @@ pub const KIND: ProviderKind = ProviderKind {
         method: CallbackMethod::Post,
         path: "/v1/callbacks/banks/{bank_id}/camt054",
         operation: CAMT054_OPERATION,
+        // A notification lists up to 10,000 transactions: the configured server.body_limit_bytes.
+        body_limit: None,
     }],
     creates: None,
     build: build_provider,

@@ -197,6 +197,10 @@ pub struct CallbackRoute {
     pub path: &'static str,
     /// The OpenAPI Operation object, as JSON text.
     pub operation: &'static str,
+    /// The largest body the counterpart sends here, in bytes; `None` for the configured
+    /// `server.body_limit_bytes`. The gateway refuses a larger one (413) before reading it, so
+    /// a caller without a key holds at most this much of the gateway's memory.
+    pub body_limit: Option<usize>,
 }
 
 impl CallbackRoute {
@@ -539,9 +543,10 @@ pub fn parse_section<T: serde::de::DeserializeOwned + Default>(section: Option<&
 }
 
 /// Checks that `value` is an `http`/`https` URL with something after the scheme, as the core
-/// checks its own URLs.
-pub fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str) {
-    hcc_config::check_url(problems, key, value, &["http", "https"]);
+/// checks its own URLs; in production, that it is https or names a loopback host
+/// ([`hcc_config::check_outside_url`]).
+pub fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str, production: bool) {
+    hcc_config::check_outside_url(problems, key, value, production);
 }
 
 /// One problem with a key.

@@ -392,8 +392,9 @@ impl ProviderSettings for PaygovSettings {
         !self.base_url.is_empty() || !self.init_url.is_empty()
     }
 
-    /// Everything its types cannot say, by key; production refuses an empty secret, with which
-    /// anyone could forge a confirmation.
+    /// Everything its types cannot say, by key; production refuses a secret (or a bearer token)
+    /// under 16 bytes, with which anyone could forge a confirmation, and `http` to anything but
+    /// a loopback host.
     fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
         let mut p = Vec::new();
         for (key, url) in [
@@ -402,7 +403,7 @@ impl ProviderSettings for PaygovSettings {
             ("paygov.query_url", &self.query_url),
         ] {
             if !url.is_empty() {
-                check_http_url(&mut p, key, url);
+                check_http_url(&mut p, key, url, ctx.production);
             }
         }
         if !self.is_on() {
@@ -426,11 +427,15 @@ impl ProviderSettings for PaygovSettings {
                 "PayGov needs at least one receiving agency with its beneficiary account",
             ));
         }
-        if ctx.production && self.secret.expose().trim().is_empty() {
-            p.push(problem(
-                "paygov.secret",
-                "is empty while PayGov is configured: anyone could forge its confirmations",
-            ));
+        hcc_config::check_shared_secret(&mut p, "paygov.secret", &self.secret, ctx.production, "PayGov's confirmations");
+        if !self.bearer_token.is_empty() {
+            hcc_config::check_shared_secret(
+                &mut p,
+                "paygov.bearer_token",
+                &self.bearer_token,
+                ctx.production,
+                "calls to PayGov as this gateway",
+            );
         }
         p
     }
@@ -443,6 +448,8 @@ pub const KIND: ProviderKind = ProviderKind {
         method: CallbackMethod::Post,
         path: "/v1/callbacks/paygov",
         operation: CALLBACK_OPERATION,
+        // A confirmation is a dozen short fields, well under 1 KiB.
+        body_limit: Some(8 * 1024),
     }],
     creates: Some(&[
         // The platform's receipt for MaDichVu 2 names the payer in full.
@@ -1086,10 +1093,16 @@ mod tests {
     const ON: &str = "init_url = \"https://paygov.example.vn/init\"\nserver_ip = \"203.0.113.10\"\npartner_code = \"P\"\n";
 
     #[test]
-    fn production_refuses_an_empty_secret_only_while_paygov_is_on() {
+    fn production_refuses_a_short_secret_only_while_paygov_is_on() {
         assert_eq!(keys(ON, true, 1), vec!["paygov.secret"]);
         assert_eq!(keys(&format!("{ON}secret = \" \"\n"), true, 1), vec!["paygov.secret"]);
-        assert_eq!(keys(&format!("{ON}secret = \"s3cret\"\n"), true, 1), Vec::<String>::new());
+        // Under 16 bytes is within reach of guessing (issue 20); 16 is taken.
+        assert_eq!(keys(&format!("{ON}secret = \"s3cret\"\n"), true, 1), vec!["paygov.secret"]);
+        assert_eq!(keys(&format!("{ON}secret = \"0123456789abcdef\"\n"), true, 1), Vec::<String>::new());
+        assert_eq!(
+            keys(&format!("{ON}secret = \"0123456789abcdef\"\nbearer_token = \"short\"\n"), true, 1),
+            vec!["paygov.bearer_token"]
+        );
         assert_eq!(
             keys(ON, false, 1),
             Vec::<String>::new(),

@@ -595,26 +595,27 @@ impl ProviderSettings for VnpaySettings {
         !self.tmn_code.is_empty()
     }
 
-    /// Everything its types cannot say, by key; production refuses an empty hash secret, with
-    /// which anyone could forge an IPN.
+    /// Everything its types cannot say, by key; production refuses a hash secret under 16
+    /// bytes, with which anyone could forge an IPN, and `http` to anything but a loopback host.
     fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem> {
         let mut p = Vec::new();
-        for (key, url) in [("vnpay.api_url", &self.api_url), ("vnpay.pay_url", &self.pay_url)] {
+        for (key, url) in [
+            ("vnpay.api_url", &self.api_url),
+            ("vnpay.pay_url", &self.pay_url),
+            ("vnpay.return_url", &self.return_url),
+        ] {
             if !url.is_empty() {
-                check_http_url(&mut p, key, url);
+                check_http_url(&mut p, key, url, ctx.production);
             }
         }
         // An empty return URL is left out of the signed URL (empty values are not hashed), and
         // VNPAY refuses a payment without `vnp_ReturnUrl`.
-        if self.is_on() {
-            if self.return_url.trim().is_empty() {
-                p.push(problem(
-                    "vnpay.return_url",
-                    "is required while VNPAY is on: VNPAY refuses a payment without vnp_ReturnUrl",
-                ));
-            } else {
-                check_http_url(&mut p, "vnpay.return_url", &self.return_url);
-            }
+        // (A non-empty one is checked as a URL above.)
+        if self.is_on() && self.return_url.trim().is_empty() {
+            p.push(problem(
+                "vnpay.return_url",
+                "is required while VNPAY is on: VNPAY refuses a payment without vnp_ReturnUrl",
+            ));
         }
         if self.is_on() && !(1..=1440).contains(&self.expire_minutes) {
             p.push(problem("vnpay.expire_minutes", "must be between 1 and 1440"));
@@ -628,11 +629,8 @@ impl ProviderSettings for VnpaySettings {
                 "must be this server's IP address (vnp_IpAddr of querydr)",
             ));
         }
-        if ctx.production && self.is_on() && self.hash_secret.expose().trim().is_empty() {
-            p.push(problem(
-                "vnpay.hash_secret",
-                "is empty while VNPAY is configured: anyone could forge its IPNs",
-            ));
+        if self.is_on() {
+            hcc_config::check_shared_secret(&mut p, "vnpay.hash_secret", &self.hash_secret, ctx.production, "VNPAY's IPNs");
         }
         p
     }
@@ -647,6 +645,8 @@ pub const KIND: ProviderKind = ProviderKind {
         method: CallbackMethod::Get,
         path: "/v1/callbacks/vnpay/ipn",
         operation: IPN_OPERATION,
+        // An IPN is a GET: its parameters are in the query, a body is never read.
+        body_limit: Some(4 * 1024),
     }],
     creates: Some(&[RequiredField {
         field: "IpNguoiNop",

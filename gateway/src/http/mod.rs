@@ -243,7 +243,8 @@ fn as_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 }
 
 /// Gives each request an id (the caller's `X-Request-Id` when it is sane), opens a tracing span
-/// carrying it, logs one line per request, and returns the id in the answer.
+/// carrying it, logs one line per request, and returns the id in the answer. A panic in what
+/// it wraps is a 500 problem.
 pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let incoming = req
         .headers()
@@ -257,7 +258,25 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     let monitoring = req.app_data::<web::Data<crate::monitoring::Monitoring>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = std::time::Instant::now();
-    let res = tracing::Instrument::instrument(next.call(req), span.clone()).await;
+    // A handler that panics must not take its worker, and the connections on it, down: the
+    // panic is caught here, logged by the panic hook (`logging::install_panic_hook`) as one
+    // escaped line, and answered as any internal error is.
+    // The request went into the call (the router needs it unshared), so the answer is given
+    // as an error carrying the whole response, which actix sends as it is.
+    let call = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(next.call(req)));
+    let Ok(res) = tracing::Instrument::instrument(call, span.clone()).await else {
+        let _enter = span.enter();
+        tracing::info!(status = 500u16, elapsed_us = started.elapsed().as_micros() as u64, "request");
+        if let Some(t) = &monitoring {
+            // Where it was routed is lost with the request.
+            t.http_request("panicked", &method, 500);
+        }
+        let mut answer = actix_web::ResponseError::error_response(&ApiError::Internal);
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            answer.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        }
+        return Err(actix_web::error::InternalError::from_response("a handler panicked", answer).into());
+    };
     let _enter = span.enter();
     match res {
         Ok(r) => {
@@ -429,6 +448,7 @@ async fn get_message(caller: Caller, engine: web::Data<EngineHandle>, id: web::P
 
 #[cfg(test)]
 mod tests {
+    use actix_web::dev::Service;
     use actix_web::{App, test as actix_test};
 
     use super::*;
@@ -475,6 +495,42 @@ mod tests {
 
     async fn echoing() -> Result<HttpResponse, actix_web::Error> {
         Err(actix_web::error::ErrorBadRequest("you sent 001203004567"))
+    }
+
+    async fn panicking() -> HttpResponse {
+        panic!("handler bug for 001203004567\nforged: x");
+    }
+
+    #[actix_web::test]
+    async fn a_panicking_handler_is_a_500_problem_and_the_server_goes_on() {
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(request_id))
+                .route("/panics", web::post().to(panicking))
+                .route("/healthz", web::get().to(healthz)),
+        )
+        .await;
+        for _ in 0..3 {
+            let req = actix_test::TestRequest::post()
+                .uri("/panics")
+                .insert_header(("x-request-id", "panic-1"))
+                .to_request();
+            let res = match app.call(req).await {
+                Ok(res) => res.into_parts().1,
+                Err(e) => e.error_response(),
+            };
+            assert_eq!(res.status(), 500);
+            assert_eq!(res.headers().get("content-type").unwrap(), "application/problem+json");
+            assert_eq!(res.headers().get("x-request-id").unwrap(), "panic-1");
+            let body = actix_web::body::to_bytes(res.into_body()).await.unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["type"], "https://hcc-gateway.dev/problems/internal");
+            assert_eq!(v["status"], 500);
+            // The panic's text is the log's, never the caller's.
+            assert!(!String::from_utf8_lossy(&body).contains("001203004567"));
+        }
+        let res = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(res.status(), 200);
     }
 
     #[actix_web::test]

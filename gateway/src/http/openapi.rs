@@ -51,6 +51,7 @@ pub const BEARER: &str = "bearer";
         super::ops::list_dead,
         super::ops::replay_all,
         super::ops::replay_progress,
+        super::ops::replay_cancel,
         super::ops::replay_one,
         super::ops::discard_one,
         super::ops::pause,
@@ -132,6 +133,7 @@ pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
         }
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for operation in item.values_mut() {
+                body_read_answers(operation);
                 problem_bodies(operation);
             }
         }
@@ -142,6 +144,37 @@ pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
 /// The member `key` of `v` as an object, made one when missing.
 fn object_at<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     v.as_object_mut()?.entry(key).or_insert_with(|| json!({})).as_object_mut()
+}
+
+/// What reading a body can answer, on every operation that takes one (`body.rs`): 408 when it
+/// does not arrive within `server.body_read_timeout_ms`, 503 with `Retry-After` when the budget
+/// of bodies in flight is taken (added to the operation's own 503, if any).
+fn body_read_answers(operation: &mut Value) {
+    if operation.get("requestBody").is_none() {
+        return;
+    }
+    let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    responses
+        .entry("408")
+        .or_insert_with(|| json!({"description": standard_description(408)}));
+    let busy = "the gateway is receiving as many request bodies as it takes at once (`busy`, with Retry-After)";
+    let r = responses.entry("503").or_insert_with(|| json!({}));
+    if let Some(r) = r.as_object_mut() {
+        let described = r.get("description").and_then(Value::as_str).filter(|d| !d.is_empty());
+        let description = match described {
+            Some(d) => format!("{d}; or {busy}"),
+            None => format!("{}; or {busy}", standard_description(503)),
+        };
+        r.insert("description".into(), json!(description));
+        let headers = r.entry("headers").or_insert_with(|| json!({}));
+        if let Some(h) = headers.as_object_mut() {
+            h.entry("Retry-After").or_insert_with(
+                || json!({"description": "seconds to wait before trying again, when the gateway says when", "schema": {"type": "string"}}),
+            );
+        }
+    }
 }
 
 /// Each 4xx/5xx response without content gets the problem body, a description when it has
@@ -184,6 +217,7 @@ fn standard_description(code: u16) -> &'static str {
         403 => "The key's role may not do this",
         404 => "No such resource",
         405 => "The path does not serve this method",
+        408 => "The body did not arrive within server.body_read_timeout_ms",
         409 => "Conflict with the current state",
         413 => "The body is larger than the configured limit",
         415 => "The body's content type is not one this operation takes",
@@ -357,12 +391,35 @@ mod tests {
     }
 
     #[test]
+    fn every_operation_that_reads_a_body_documents_408_and_a_503_with_retry_after() {
+        let doc: Value = serde_json::from_slice(&standard().json()).expect("the document is JSON");
+        let mut with_body = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("requestBody").is_none() {
+                    continue;
+                }
+                with_body += 1;
+                let r = &op["responses"];
+                assert!(r["408"]["content"]["application/problem+json"].is_object(), "{method} {path}");
+                assert!(r["503"]["headers"]["Retry-After"].is_object(), "{method} {path}");
+                assert!(r["503"]["description"].as_str().unwrap().contains("busy"), "{method} {path}");
+            }
+        }
+        // Dossiers, progress, payments, callbacks, signatures, replay at least.
+        assert!(with_body >= 7, "{with_body}");
+        let cancel = &doc["paths"]["/v1/queues/{name}/dead/replay"]["delete"];
+        assert!(cancel["description"].as_str().unwrap().contains("Roles: admin"), "{cancel}");
+        assert!(cancel["responses"]["404"].is_object() && cancel["responses"]["200"].is_object());
+    }
+
+    #[test]
     fn the_allowed_methods_come_from_the_document() {
         assert_eq!(CORE.allowed_methods("/healthz"), vec![Method::GET]);
         // `/dead/replay` is more concrete than `/dead/{id}`.
         assert_eq!(
             CORE.allowed_methods("/v1/queues/dvcqg/dead/replay"),
-            vec![Method::GET, Method::POST]
+            vec![Method::GET, Method::POST, Method::DELETE]
         );
         assert_eq!(CORE.allowed_methods("/v1/dossiers/H46-1"), vec![Method::GET]);
         assert_eq!(CORE.allowed_methods("/v1/queues/dvcqg/dead/0190f3a2"), vec![Method::DELETE]);

@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/queues/{name}/dead/replay")
                 .route(web::post().to(replay_all))
                 .route(web::get().to(replay_progress))
+                .route(web::delete().to(replay_cancel))
                 .default_service(web::to(super::not_found)),
         )
         .route("/v1/queues/{name}/dead/{id}/replay", web::post().to(replay_one))
@@ -209,7 +210,7 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
                 "kind": {"type": "string", "description": "only dead letters of this kind"},
                 "error_contains": {"type": "string", "description": "only dead letters whose last error contains this text"},
                 "ordering_key": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$", "description": "only the dead letter of this ordering key (a MaHoSo)"},
-                "rate_per_sec": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000,
+                "rate_per_sec": {"type": "number", "minimum": crate::replay::MIN_RATE, "maximum": crate::replay::MAX_RATE,
                     "description": "replay in the background at this pace (202 with the replay's progress) instead of all at once"}
             }
         }),
@@ -380,11 +381,12 @@ struct ReplayFilter {
     rate_per_sec: Option<f64>,
 }
 
-/// A replay pace: a number, 0 < r <= 1000.
+/// A replay pace: a number of letters per second from 0.1 to 1000.
 fn rate(v: &Value) -> Result<f64, String> {
+    use crate::replay::{MAX_RATE, MIN_RATE};
     match v.as_f64() {
-        Some(r) if r > 0.0 && r <= 1000.0 && r.is_finite() => Ok(r),
-        _ => Err("must be a number above 0 and at most 1000".into()),
+        Some(r) if (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
+        _ => Err(format!("must be a number from {MIN_RATE} to {MAX_RATE} (letters per second)")),
     }
 }
 
@@ -523,6 +525,41 @@ async fn replay_progress(caller: Caller, engine: web::Data<EngineHandle>, name: 
         Some(j) => Ok(HttpResponse::Ok().json(ReplayProgress::of(name, j))),
         None => Err(ApiError::NotFound("no paced replay of this queue".into())),
     }
+}
+
+/// Cancels the queue's running paced replay, in whichever gateway process runs it: it stops
+/// within a second (the letter being replayed then may still go), the letters not yet replayed
+/// stay dead letters, and a new paced replay may start.
+///
+/// Roles: admin.
+#[utoipa::path(delete, path = "/v1/queues/{name}/dead/replay", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "A destination")),
+    responses(
+        (status = 200, description = "Cancelled: the replay as it stopped", body = ReplayProgress),
+        (status = 401), (status = 403),
+        (status = 404, description = "No queue with this name, or no paced replay of it is running"),
+        (status = 503),
+    ))]
+async fn replay_cancel(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    monitoring: web::Data<Monitoring>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(ACT)?;
+    let name = known(&engine, &name)?;
+    if !engine.queue.replay_job_cancel(name, now_ms()).await? {
+        return Err(ApiError::NotFound("no paced replay of this queue is running".into()));
+    }
+    let job = engine.queue.replay_job(name).await?.ok_or(ApiError::Internal)?;
+    tracing::info!(operator = %caller.name, queue = name, job = %job.id, done = job.done, "paced replay cancelled");
+    monitoring.audit(
+        &caller.name,
+        "dead.replay_cancel",
+        name,
+        &format!("{} of {} replayed", job.done, job.total),
+    );
+    Ok(HttpResponse::Ok().json(ReplayProgress::of(name, job)))
 }
 
 /// Discards one dead letter (kept for the retention time, then gone); what waited behind it

@@ -24,7 +24,7 @@ use hcc_config::Role;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::body::{JsonBytes, media_type, read_limited};
+use super::body::{JsonBytes, media_type, read_at_most, read_limited};
 use super::problem::{ApiError, FieldError};
 use crate::payments::{NewPayment, PaymentError, Payments, creating_kind};
 use crate::redact::Escaped;
@@ -561,9 +561,14 @@ async fn callback(req: HttpRequest, p: web::Data<Option<Arc<Payments>>>, mut pay
     if let Err(refused) = provider.admit(&head) {
         return refusal(kind.id, refused);
     }
-    // Only a POST carries a body; a GET's is never read.
+    // Only a POST carries a body; a GET's is never read. Each route takes what its
+    // counterpart sends (a PayGov confirmation a few KB), else the configured limit.
     let body = if req.method() == actix_web::http::Method::POST {
-        read_limited(&req, &mut payload).await?.to_vec()
+        let own = kind.routes.iter().find(|r| r.path == route).and_then(|r| r.body_limit);
+        match own {
+            Some(limit) => read_at_most(&req, &mut payload, limit).await?.to_vec(),
+            None => read_limited(&req, &mut payload).await?.to_vec(),
+        }
     } else {
         Vec::new()
     };

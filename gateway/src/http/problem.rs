@@ -23,6 +23,12 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in time (`server.body_read_timeout_ms`).
+    #[error("the body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
+    /// The budget of body bytes being received (`server.inflight_body_bytes`) is taken.
+    #[error("the gateway is receiving as many request bodies as it takes at once; try again shortly")]
+    BodiesBusy,
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
     /// Query-string or path parameters that do not parse or are out of range (400).
@@ -96,6 +102,8 @@ impl ApiError {
             ApiError::BadRequest(_) => ("malformed-request", "Malformed request"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::BodyTimeout(_) => ("request-timeout", "Request timeout"),
+            ApiError::BodiesBusy => ("busy", "Service unavailable"),
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::InvalidParameters(_) => ("invalid-parameters", "Invalid parameters"),
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
@@ -120,14 +128,17 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidParameters(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable | ApiError::NotReplicated | ApiError::NotConfigured(_) | ApiError::DependencyUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable
+            | ApiError::NotReplicated
+            | ApiError::NotConfigured(_)
+            | ApiError::DependencyUnavailable(_)
+            | ApiError::BodiesBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -156,6 +167,10 @@ impl ResponseError for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from_static(DEPENDENCY_RETRY_AFTER_SECS));
             }
+            ApiError::BodiesBusy => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static(BODIES_BUSY_RETRY_AFTER_SECS));
+            }
             ApiError::MethodNotAllowed(allowed) => {
                 let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
                 if let Ok(v) = header::HeaderValue::from_str(&list) {
@@ -164,9 +179,18 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        // A body refused before it was read whole leaves the rest of it on the connection:
+        // close it rather than read (or wait for) what is left.
+        if matches!(self, ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) | ApiError::BodiesBusy) {
+            resp.head_mut().set_connection_type(actix_web::http::ConnectionType::Close);
+        }
         resp
     }
 }
+
+/// `Retry-After` while the body budget is taken: a slow body holds its share at most
+/// `server.body_read_timeout_ms`, most far less.
+const BODIES_BUSY_RETRY_AFTER_SECS: &str = "2";
 
 /// `Retry-After` of a write replicas did not confirm in time: replicas catch up (or a
 /// failover finishes) within seconds.

@@ -2,7 +2,7 @@
 -- gateway process so that another can take over a replay whose process died.
 -- KEYS[1] job hash   p:{q}:replayjob  (id, total, done, rate, started, finished, state, owner, lease)
 -- KEYS[2] id list    p:{q}:replayids  (the dead letters still to replay, in order)
--- ARGV[1] operation: 'start' | 'lease' | 'next' | 'done'
+-- ARGV[1] operation: 'start' | 'lease' | 'next' | 'done' | 'cancel'
 -- ARGV[2] now (Unix ms)
 -- start: ARGV[3] job id, ARGV[4] rate per second (text), ARGV[5..] the message ids
 --   Returns {'started'} | {'running', job id} (another replay of this queue is running).
@@ -15,6 +15,10 @@
 -- done: ARGV[3] owner, ARGV[4] the id just replayed
 --   Takes the id off the list and counts it, if it is the head and the owner holds the lease.
 --   Returns the count done, or -1 when the owner does not hold the lease.
+-- cancel: no more ARGV
+--   Marks a running job cancelled (the ids left are dropped; they stay dead letters) and frees
+--   its lease, so its runner, in whatever process, stops at its next lease renewal (within a
+--   second) and a new job may start. Returns 'cancelled', or 'none' when no job runs.
 -- Both keys are under the queue's own name {q}, whatever its partitions.
 local op = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -54,5 +58,10 @@ elseif op == 'done' then
     return redis.call('HINCRBY', KEYS[1], 'done', 1)
   end
   return tonumber(redis.call('HGET', KEYS[1], 'done'))
+elseif op == 'cancel' then
+  if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 'none' end
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[2], 'owner', '', 'lease', 0)
+  redis.call('DEL', KEYS[2])
+  return 'cancelled'
 end
 return redis.error_reply('replay_job: unknown operation')

@@ -592,6 +592,20 @@ impl MemoryQueue {
         }))
     }
 
+    pub async fn replay_job_cancel(&self, queue: &str, now: Millis) -> Result<bool, StorageError> {
+        Ok(self.with(queue, |s| match &mut s.replay_job {
+            Some((j, ids, o, lease)) if j.state == "running" => {
+                j.state = "cancelled".into();
+                j.finished_at = Some(now);
+                ids.clear();
+                o.clear();
+                *lease = 0;
+                true
+            }
+            _ => false,
+        }))
+    }
+
     /// The GCRA of `rate.lua`, on this process's clock (the only one sharing this store).
     pub async fn permit(&self, destination: &str, per_sec: u32, ask: PermitAsk) -> Result<Permit, StorageError> {
         let now = std::time::SystemTime::now()

@@ -731,6 +731,13 @@ impl MessageQueue {
         on!(self, q => q.replay_job_next(queue, owner, now).await)
     }
 
+    /// Cancels the queue's running paced replay: its runner (in any process on this store)
+    /// stops at its next lease renewal, the letters not yet replayed stay dead, and a new
+    /// replay may start. `false` when none runs.
+    pub async fn replay_job_cancel(&self, queue: &str, now: Millis) -> Result<bool, StorageError> {
+        on!(self, q => q.replay_job_cancel(queue, now).await)
+    }
+
     /// Counts `id` replayed; `None` when the lease is lost.
     pub async fn replay_job_done(&self, queue: &str, owner: &str, id: &str, now: Millis) -> Result<Option<u64>, StorageError> {
         on!(self, q => q.replay_job_done(queue, owner, id, now).await)

@@ -556,6 +556,20 @@ impl RedisQueue {
         Ok(u64::try_from(n).ok())
     }
 
+    /// `replay_job.lua` cancel: `true` when a running job was cancelled.
+    pub async fn replay_job_cancel(&self, queue: &str, now: Millis) -> Result<bool, StorageError> {
+        let inv = self.replay_job_inv(queue, "cancel", now);
+        let a: String = reply(
+            &self.store.run_acknowledged(&inv, &QueueKeys::new(&self.store, queue).base).await?,
+            "replay cancel",
+        )?;
+        match a.as_str() {
+            "cancelled" => Ok(true),
+            "none" => Ok(false),
+            other => Err(corrupt(format_args!("replay cancel reply {other:?}"))),
+        }
+    }
+
     /// `rate.lua`, on the destination's own tag: `p:{d}:rate`.
     pub async fn permit(&self, destination: &str, per_sec: u32, ask: PermitAsk) -> Result<Permit, StorageError> {
         let k = QueueKeys::new(&self.store, destination);
