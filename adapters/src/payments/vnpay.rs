@@ -604,7 +604,7 @@ impl ProviderSettings for VnpaySettings {
             ("vnpay.pay_url", &self.pay_url),
             ("vnpay.return_url", &self.return_url),
         ] {
-            if !url.is_empty() {
+            if !url.trim().is_empty() {
                 check_http_url(&mut p, key, url, ctx.production);
             }
         }
