@@ -825,7 +825,12 @@ mod tests {
     fn fee_lines_and_the_already_exists_answer() {
         let ok = json!({"DanhSachLePhi": [{"Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"}, {"TenPhiLePhi": "x"}]});
         assert!(fee_lines(&ok, 0).is_ok());
-        for (name, bad) in [("Gia", json!(100000)), ("Gia", json!("0100")), ("LoaiPhiLePhi", json!(2)), ("HinhThucThu", json!("1.0"))] {
+        for (name, bad) in [
+            ("Gia", json!(100000)),
+            ("Gia", json!("0100")),
+            ("LoaiPhiLePhi", json!(2)),
+            ("HinhThucThu", json!("1.0")),
+        ] {
             let mut item = ok.clone();
             item["DanhSachLePhi"][0][name] = bad.clone();
             assert!(fee_lines(&item, 0).is_err(), "{name} {bad}");

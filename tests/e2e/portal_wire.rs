@@ -325,7 +325,13 @@ async fn a_create_the_portal_says_already_exists_is_sent_again_as_an_update_in_t
     for ma in ["EXISTS-1", "EXISTS-2"] {
         control(&client, &p.url(), "dossiers", stringly(ma, "2")).await;
     }
-    control(&client, &p.url(), "lookup", json!({"answer": {"error_code": 0, "message": "Thành công", "result": []}})).await;
+    control(
+        &client,
+        &p.url(),
+        "lookup",
+        json!({"answer": {"error_code": 0, "message": "Thành công", "result": []}}),
+    )
+    .await;
     control(&client, &p.url(), "already_exists", json!({"error_code": -3})).await;
     let app = portal_gateway(&p.url(), &[], Workers::On).await;
     let id = accepted(&app, "/v1/dossiers", &dossier("EXISTS-1", 4)).await;
@@ -384,7 +390,13 @@ async fn refusals_about_versions_and_due_dates_are_dead_lettered_and_a_stale_ses
     }
     assert_eq!(state.counters().logins, 1, "no refusal was taken for a stale session");
     // A stale session said in a whole phrase, without diacritics, is renewed.
-    control(&client, &p.url(), "stale_answer", json!({"answer": {"error_code": 99, "message": "Phien lam viec da het han"}})).await;
+    control(
+        &client,
+        &p.url(),
+        "stale_answer",
+        json!({"answer": {"error_code": 99, "message": "Phien lam viec da het han"}}),
+    )
+    .await;
     control(&client, &p.url(), "sessions", json!({"expire_all": true})).await;
     let id = accepted(&app, "/v1/dossiers", &dossier("STALE-1", 1)).await;
     app.all_delivered(std::slice::from_ref(&id)).await;

@@ -4,7 +4,10 @@
 //!
 //! Classification: transport errors, timeouts, 5xx and 429 are retried; LGSP 401/403 and a
 //! refused login are configuration faults, retried with an alarm and never blamed on the
-//! message; any other non-zero `error_code` is the portal refusing the data, a rejection.
+//! message; any other non-zero `error_code` is the portal refusing the data, a rejection. A
+//! stale session is known by its codes or a whole phrase, never a bare word
+//! ([`is_session_expiry`]); a create answered "already exists" (3/-3, "đã tồn tại") is sent
+//! again as an update in the same attempt.
 //!
 //! What the adapter relies on from the portal, and why (public clients, OpenCPS first), is in
 //! `docs/dvcqg.md`: objects go out in the public clients' wire form ([`model::to_wire`]); the
@@ -914,7 +917,10 @@ mod tests {
             ("3", "HỒ SƠ ĐÃ TỒN TẠI"),
         ] {
             assert!(is_already_exists(code, message), "{code} {message}");
-            assert!(is_already_exists(code, &message.nfd().collect::<String>()), "{code} {message} (NFD)");
+            assert!(
+                is_already_exists(code, &message.nfd().collect::<String>()),
+                "{code} {message} (NFD)"
+            );
         }
         for (code, message) in [
             ("2", "Hồ sơ đã tồn tại"),
@@ -1185,8 +1191,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_refused_as_already_existing_is_sent_again_as_an_update_once() {
-        let exists = |code: i64| move |service: &str, n: usize| {
-            (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": code, "message": "Hồ sơ đã tồn tại"})))
+        let exists = |code: i64| {
+            move |service: &str, n: usize| {
+                (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": code, "message": "Hồ sơ đã tồn tại"})))
+            }
         };
         for code in [3, -3] {
             let (url, seen) = scripted::serve(portal_with(exists(code))).await;
@@ -1210,8 +1218,10 @@ mod tests {
             json!({"error_code": 2, "message": "Hồ sơ đã tồn tại"}),
             json!({"error_code": 3, "message": "Mã đơn vị không hợp lệ"}),
         ] {
-            let (url, seen) =
-                scripted::serve(portal_with(move |service, _| (service == "DongBoHoSoMC").then(|| ok(answer.clone())))).await;
+            let (url, seen) = scripted::serve(portal_with(move |service, _| {
+                (service == "DongBoHoSoMC").then(|| ok(answer.clone()))
+            }))
+            .await;
             let a = adapter(&url, Duration::from_secs(5));
             assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Reject { .. }));
             assert_eq!(count(&seen, "DongBoHoSoMC"), 1);

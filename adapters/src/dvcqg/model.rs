@@ -212,8 +212,7 @@ fn loai_doi_tuong(v: &Value) -> Result<LoaiDoiTuong, String> {
         Ok(3) => Ok(LoaiDoiTuong::CoQuanNhaNuoc),
         Ok(4) => Ok(LoaiDoiTuong::ToChucKhac),
         _ => Err(
-            "must be 1 (citizen), 2 (business), 3 (state agency) or 4 (organisation or other), as a number or a string of digits"
-                .into(),
+            "must be 1 (citizen), 2 (business), 3 (state agency) or 4 (organisation or other), as a number or a string of digits".into(),
         ),
     }
 }
@@ -227,9 +226,7 @@ fn is_deleted(v: &Value) -> Result<bool, String> {
         Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
         Value::String(s) if s == "0" => Ok(false),
         Value::String(s) if s == "1" => Ok(true),
-        _ => flag(v).map_err(|_| {
-            "must be true or false: a boolean, \"True\"/\"False\", 0/1 or \"0\"/\"1\"".to_string()
-        }),
+        _ => flag(v).map_err(|_| "must be true or false: a boolean, \"True\"/\"False\", 0/1 or \"0\"/\"1\"".to_string()),
     }
 }
 
@@ -752,7 +749,15 @@ mod tests {
             tai_lieu["TaiLieuNop"][0]["IsDeleted"] = bad.clone();
             assert_eq!(fields_of(Dossier::parse(&tai_lieu)), vec!["/TaiLieuNop/0/IsDeleted"], "{bad}");
         }
-        for bad in [json!("1e5"), json!("1 000"), json!("-5"), json!(" 5"), json!("5.0"), json!(""), json!("1000000000000000")] {
+        for bad in [
+            json!("1e5"),
+            json!("1 000"),
+            json!("-5"),
+            json!(" 5"),
+            json!("5.0"),
+            json!(""),
+            json!("1000000000000000"),
+        ] {
             let mut gia = fixture();
             gia["DanhSachLePhi"][0]["Gia"] = bad.clone();
             assert_eq!(fields_of(Dossier::parse(&gia)), vec!["/DanhSachLePhi/0/Gia"], "{bad}");
@@ -829,8 +834,7 @@ mod tests {
             {"TenPhiLePhi": "Phí thẩm định", "Gia": 1e5}
         ]);
         v["DanhSachTepDinhKemKhac"] = json!([{"TenGiayTo": "CCCD", "SoLuong": "02"}]);
-        v["DanhSachHoSoBoSung"] =
-            json!([{"HoSoBoSungId": "bs-1", "DanhSachLePhiBoSung": [{"Gia": 20000, "LoaiPhiLePhi": "1"}]}]);
+        v["DanhSachHoSoBoSung"] = json!([{"HoSoBoSungId": "bs-1", "DanhSachLePhiBoSung": [{"Gia": 20000, "LoaiPhiLePhi": "1"}]}]);
         let d = Dossier::parse(&v).unwrap();
         assert_eq!(d.loai_doi_tuong, Some(LoaiDoiTuong::CoQuanNhaNuoc));
         let flags: Vec<_> = d.tai_lieu_nop.iter().map(|t| t.is_deleted).collect();
@@ -845,8 +849,14 @@ mod tests {
         assert_eq!(w["LoaiDoiTuong"], json!("3"));
         let flags: Vec<_> = w["TaiLieuNop"].as_array().unwrap().iter().map(|t| t["IsDeleted"].clone()).collect();
         assert_eq!(flags, vec![json!("False"), json!("True"), json!("True"), json!("False")]);
-        assert_eq!(w["DanhSachLePhi"][0], json!({"TenPhiLePhi": "Lệ phí", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"}));
-        assert_eq!(w["DanhSachLePhi"][1], json!({"TenPhiLePhi": "Phí", "Gia": "50000", "LoaiPhiLePhi": "1", "HinhThucThu": "3"}));
+        assert_eq!(
+            w["DanhSachLePhi"][0],
+            json!({"TenPhiLePhi": "Lệ phí", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"})
+        );
+        assert_eq!(
+            w["DanhSachLePhi"][1],
+            json!({"TenPhiLePhi": "Phí", "Gia": "50000", "LoaiPhiLePhi": "1", "HinhThucThu": "3"})
+        );
         assert_eq!(w["DanhSachLePhi"][2]["Gia"], json!("100000"));
         assert_eq!(w["DanhSachTepDinhKemKhac"][0]["SoLuong"], json!("2"));
         assert_eq!(
