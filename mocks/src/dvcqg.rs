@@ -5,7 +5,8 @@
 //! counts duplicates and statuses that went backwards.
 //!
 //! Where the notes' evidence section says what public clients send, the mock takes only that:
-//! `TrangThaiHoSo`, progress `TrangThai`, `LoaiDoiTuong` and `HinhThuc` as strings of digits,
+//! `TrangThaiHoSo`, progress `TrangThai`, `LoaiDoiTuong` (1 to 4) and `HinhThuc` as strings of
+//! digits, the fee lines' `Gia`, `LoaiPhiLePhi` and `HinhThucThu` as strings of digits too, and
 //! `IsDeleted` as `"True"`/`"False"`. The real portal is only known to take those forms, so a
 //! JSON number or boolean there is refused like bad data (`error_code` 2 and a message): a
 //! client that slips back to numbers fails here rather than in production. `TraCuuHoSo`
@@ -16,7 +17,12 @@
 //! Control API (`/_mock/...`): `faults`, `sessions`, `catalogue`, `dstcode`
 //! (`{"required": "CODE"}` or `{"required": null}`), `lookup` (`{"answer": {...}}` makes every
 //! `TraCuuHoSo` answer exactly that, `{"answer": null}` restores the real answer), `dossiers`
-//! (POST a dossier object: the portal has it already, as if another system had created it);
+//! (POST a dossier object: the portal has it already, as if another system had created it),
+//! `already_exists` (`{"error_code": -3}`: a create of a dossier the portal has is answered with
+//! that code and "Hồ sơ ... đã tồn tại", as a second public client reads it; `null` restores
+//! the default refusal, code 2), `refusals` (`{"MaHoSo": "X", "answer": {...}}`: every write of
+//! that dossier is answered with exactly that JSON; `"answer": null` lifts it), `stale_answer`
+//! (`{"answer": {...}}`: what a call on a stale session gets, instead of a random form);
 //! inspection: `received` (`?MaHoSo=`), `stats`, and `per_second`: how many `/integration`
 //! calls arrived in each Unix second (`{"1764122887": 50, ...}`), whatever their answer, to
 //! hold a client to a portal's calls-per-second limit.
@@ -100,6 +106,15 @@ struct Inner {
     lookup_answer: Option<Value>,
     /// `/integration` calls by the Unix second they arrived in.
     per_second: BTreeMap<u64, u64>,
+    /// When set, the `error_code` a create of a dossier the portal already has is answered
+    /// with, beside the message "Hồ sơ ... đã tồn tại" (the notes, evidence 2026-12: 3 or -3);
+    /// unset, the default refusal (2).
+    exists_code: Option<Value>,
+    /// Writes of these dossiers are answered with this JSON (a refusal the test chose).
+    refusals: HashMap<String, Value>,
+    /// When set, what a call on a stale session is answered with (HTTP 200), instead of one
+    /// of the stale-session forms at random.
+    stale_answer: Option<Value>,
 }
 
 #[derive(Clone)]
@@ -135,6 +150,9 @@ impl PortalState {
                 required_dstcode: None,
                 lookup_answer: None,
                 per_second: BTreeMap::new(),
+                exists_code: None,
+                refusals: HashMap::new(),
+                stale_answer: None,
             })),
         }
     }
@@ -206,6 +224,28 @@ impl PortalState {
         self.lock().lookup_answer = answer;
     }
 
+    /// Makes a create of a dossier the portal already has answer `error_code` `code` with
+    /// "Hồ sơ ... đã tồn tại" (`None`: the default refusal, code 2).
+    pub fn set_exists_code(&self, code: Option<Value>) {
+        self.lock().exists_code = code;
+    }
+
+    /// Makes every write of `ma` (`DongBoHoSoMC`, `CapNhatTienDoHoSoMC`) answer `answer`
+    /// (HTTP 200) before any other check but the session's; `None` lifts it.
+    pub fn set_refusal(&self, ma: &str, answer: Option<Value>) {
+        let mut s = self.lock();
+        match answer {
+            Some(a) => s.refusals.insert(ma.to_string(), a),
+            None => s.refusals.remove(ma),
+        };
+    }
+
+    /// Makes a call on a stale session answer `answer` (HTTP 200) instead of a random one of
+    /// the stale-session forms; `None` restores those.
+    pub fn set_stale_answer(&self, answer: Option<Value>) {
+        self.lock().stale_answer = answer;
+    }
+
     /// The portal has this dossier already, as if another system had synced it. It is not an
     /// arrival: nothing came through the integration endpoint.
     pub fn seed_dossier(&self, item: Value) -> Result<(), String> {
@@ -265,6 +305,28 @@ fn tai_lieu_flags(item: &Value, i: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The fee lines' numbers, `DanhSachLePhi[].Gia`, `LoaiPhiLePhi` and `HinhThucThu`: strings of
+/// digits, as the public client that sends fee lines writes them (the notes, evidence 2026-12);
+/// a JSON number or a non-canonical string (`"0100"`) is refused like bad data.
+fn fee_lines(item: &Value, i: usize) -> Result<(), String> {
+    let Some(Value::Array(fees)) = item.get("DanhSachLePhi") else {
+        return Ok(());
+    };
+    for (j, fee) in fees.iter().enumerate() {
+        for name in ["Gia", "LoaiPhiLePhi", "HinhThucThu"] {
+            match fee.get(name) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(v)) if v.parse::<u64>().is_ok_and(|n| n.to_string() == *v) => {}
+                Some(Value::Number(_)) => {
+                    return Err(format!("data[{i}].DanhSachLePhi[{j}]: {name} phải là chuỗi số, không phải số"));
+                }
+                Some(_) => return Err(format!("data[{i}].DanhSachLePhi[{j}]: {name} không hợp lệ")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `yyyyMMddHHmmss`, a real calendar time.
 fn real_date(v: &Value) -> bool {
     let Some(s) = v.as_str() else { return false };
@@ -305,6 +367,9 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/dstcode", web::post().to(set_dstcode))
             .route("/_mock/lookup", web::post().to(set_lookup))
             .route("/_mock/dossiers", web::post().to(seed_dossier))
+            .route("/_mock/already_exists", web::post().to(set_exists_code))
+            .route("/_mock/refusals", web::post().to(set_refusal))
+            .route("/_mock/stale_answer", web::post().to(set_stale_answer))
             .route("/_mock/received", web::get().to(received))
             .route("/_mock/stats", web::get().to(stats))
             .route("/_mock/per_second", web::get().to(per_second))
@@ -385,6 +450,9 @@ fn envelope(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<String,
     let live = s.sessions.get(session).is_some_and(|until| *until > Instant::now());
     if !live {
         s.counters.stale_session_answers += 1;
+        if let Some(answer) = &s.stale_answer {
+            return Err(Box::new(HttpResponse::Ok().json(answer)));
+        }
         return Err(Box::new(stale_session()));
     }
     if b.get("madonvi").and_then(Value::as_str) != Some(s.cfg.madonvi.as_str()) {
@@ -416,19 +484,46 @@ async fn integration(state: web::Data<PortalState>, req: HttpRequest, body: web:
         Ok(sv) => sv,
         Err(r) => return *r,
     };
+    if matches!(service.as_str(), "DongBoHoSoMC" | "CapNhatTienDoHoSoMC")
+        && let Some(answer) = chosen_refusal(&s, &b)
+    {
+        s.counters.refused += 1;
+        return HttpResponse::Ok().json(answer);
+    }
     let answer = match service.as_str() {
         "DongBoHoSoMC" => sync(&mut s, &b),
-        "CapNhatTienDoHoSoMC" => progress(&mut s, &b),
+        "CapNhatTienDoHoSoMC" => progress(&mut s, &b).map_err(Refusal::from),
         "TraCuuHoSo" => return lookup(&mut s, &b),
-        _ => Err(format!("Dịch vụ {service} không được hỗ trợ")),
+        _ => Err(Refusal::from(format!("Dịch vụ {service} không được hỗ trợ"))),
     };
     match answer {
         Ok(n) => HttpResponse::Ok().json(json!({"error_code": 0, "message": format!("Đồng bộ thành công {n} bản ghi")})),
-        Err(message) => {
+        Err(r) => {
             s.counters.refused += 1;
-            refused(2, &message)
+            HttpResponse::Ok().json(json!({"error_code": r.code, "message": r.message}))
         }
     }
+}
+
+/// A refusal of a write: `error_code` and message. Most are code 2, "bad data".
+struct Refusal {
+    code: Value,
+    message: String,
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal { code: json!(2), message }
+    }
+}
+
+/// The answer the control API chose for a write naming one of its dossiers, if any.
+fn chosen_refusal(s: &Inner, b: &serde_json::Map<String, Value>) -> Option<Value> {
+    let items = b.get("data")?.as_array()?;
+    items
+        .iter()
+        .filter_map(|i| i.get("MaHoSo")?.as_str())
+        .find_map(|ma| s.refusals.get(ma).cloned())
 }
 
 fn data_items(b: &serde_json::Map<String, Value>) -> Result<&Vec<Value>, String> {
@@ -458,11 +553,11 @@ fn record(s: &mut Inner, service: &str, ma: &str, status: u8, is_updating: Optio
     });
 }
 
-fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, String> {
+fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Refusal> {
     let updating = match b.get("isUpdating").and_then(Value::as_str) {
         Some("True") => true,
         Some("False") => false,
-        _ => return Err("isUpdating phải là \"True\" hoặc \"False\"".into()),
+        _ => return Err(Refusal::from("isUpdating phải là \"True\" hoặc \"False\"".to_string())),
     };
     let items = data_items(b)?;
     // Check every item before storing any: the portal takes a batch whole or not at all.
@@ -475,21 +570,29 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Stri
             .ok_or(format!("data[{i}]: thiếu MaHoSo"))?;
         let tthc = item.get("MaTTHC").and_then(Value::as_str).unwrap_or("");
         if !s.catalogue.contains(tthc) {
-            return Err(format!("data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại"));
+            return Err(format!("data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại").into());
         }
         let status = digit_code(item, "TrangThaiHoSo", 1..=10, i)?.ok_or(format!("data[{i}]: thiếu TrangThaiHoSo"))?;
         if !real_date(item.get("NgayTiepNhan").unwrap_or(&Value::Null)) {
-            return Err(format!("data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss"));
+            return Err(format!("data[{i}]: NgayTiepNhan không đúng định dạng yyyyMMddHHmmss").into());
         }
-        digit_code(item, "LoaiDoiTuong", 1..=2, i)?;
+        digit_code(item, "LoaiDoiTuong", 1..=4, i)?;
         digit_code(item, "HinhThuc", 0..=1, i)?;
         tai_lieu_flags(item, i)?;
+        fee_lines(item, i)?;
         let exists = s.dossiers.contains_key(ma);
         if updating && !exists {
-            return Err(format!("Hồ sơ {ma} không tồn tại, không thể cập nhật"));
+            return Err(format!("Hồ sơ {ma} không tồn tại, không thể cập nhật").into());
         }
         if !updating && exists {
-            return Err(format!("Hồ sơ {ma} đã tồn tại"));
+            let message = format!("Hồ sơ {ma} đã tồn tại");
+            return Err(match &s.exists_code {
+                Some(code) => Refusal {
+                    code: code.clone(),
+                    message,
+                },
+                None => message.into(),
+            });
         }
         checked.push((ma.to_string(), status, item.clone()));
     }
@@ -633,6 +736,34 @@ async fn set_lookup(state: web::Data<PortalState>, b: web::Json<LookupAnswer>) -
     HttpResponse::NoContent().finish()
 }
 
+#[derive(Deserialize)]
+struct ExistsCode {
+    error_code: Option<Value>,
+}
+
+async fn set_exists_code(state: web::Data<PortalState>, b: web::Json<ExistsCode>) -> HttpResponse {
+    state.set_exists_code(b.into_inner().error_code);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+struct ChosenRefusal {
+    #[serde(rename = "MaHoSo")]
+    ma_ho_so: String,
+    answer: Option<Value>,
+}
+
+async fn set_refusal(state: web::Data<PortalState>, b: web::Json<ChosenRefusal>) -> HttpResponse {
+    let b = b.into_inner();
+    state.set_refusal(&b.ma_ho_so, b.answer);
+    HttpResponse::NoContent().finish()
+}
+
+async fn set_stale_answer(state: web::Data<PortalState>, b: web::Json<LookupAnswer>) -> HttpResponse {
+    state.set_stale_answer(b.into_inner().answer);
+    HttpResponse::NoContent().finish()
+}
+
 async fn seed_dossier(state: web::Data<PortalState>, b: web::Json<Value>) -> HttpResponse {
     match state.seed_dossier(b.into_inner()) {
         Ok(()) => HttpResponse::NoContent().finish(),
@@ -688,6 +819,36 @@ mod tests {
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "False"}, {"IsDeleted": "True"}, {}]}), 0).is_ok());
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": false}]}), 0).is_err());
         assert!(tai_lieu_flags(&json!({"TaiLieuNop": [{"IsDeleted": "false"}]}), 0).is_err());
+    }
+
+    #[test]
+    fn fee_lines_and_the_already_exists_answer() {
+        let ok = json!({"DanhSachLePhi": [{"Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"}, {"TenPhiLePhi": "x"}]});
+        assert!(fee_lines(&ok, 0).is_ok());
+        for (name, bad) in [
+            ("Gia", json!(100000)),
+            ("Gia", json!("0100")),
+            ("LoaiPhiLePhi", json!(2)),
+            ("HinhThucThu", json!("1.0")),
+        ] {
+            let mut item = ok.clone();
+            item["DanhSachLePhi"][0][name] = bad.clone();
+            assert!(fee_lines(&item, 0).is_err(), "{name} {bad}");
+        }
+        let state = PortalState::new(PortalConfig::default());
+        let item = json!({"MaHoSo": "E-1", "MaTTHC": DEFAULT_CATALOGUE[0], "TrangThaiHoSo": "1",
+            "NgayTiepNhan": "20241125083000", "LoaiDoiTuong": "4"});
+        state.seed_dossier(item.clone()).unwrap();
+        let create = json!({"isUpdating": "False", "data": [item]});
+        let create = create.as_object().unwrap();
+        let mut s = state.lock();
+        let r = sync(&mut s, create).err().unwrap();
+        assert_eq!((r.code, r.message.contains("đã tồn tại")), (json!(2), true));
+        s.exists_code = Some(json!("-3"));
+        assert_eq!(sync(&mut s, create).err().unwrap().code, json!("-3"));
+        let mut update = create.clone();
+        update.insert("isUpdating".into(), json!("True"));
+        assert_eq!(sync(&mut s, &update).ok(), Some(1), "LoaiDoiTuong 4 is taken");
     }
 
     /// Every `/integration` call counts in its second, refused or not; logins do not.

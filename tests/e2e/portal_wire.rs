@@ -77,8 +77,9 @@ async fn numbers_and_strings_from_the_centre_reach_the_portal_as_strings() {
         (&json!("2"), &json!("1"), &json!("0"), &json!("True"))
     );
     assert_eq!(n[1]["TrangThai"], json!("4"));
-    // A field with no known wire form goes as the centre sent it.
-    assert_eq!(n[0]["DanhSachLePhi"][0]["LoaiPhiLePhi"], json!(2));
+    // The fee line's numbers go as strings too, the form a public client sends them in.
+    assert_eq!(n[0]["DanhSachLePhi"][0]["LoaiPhiLePhi"], json!("2"));
+    assert_eq!(n[0]["DanhSachLePhi"][0]["Gia"], json!("100000"));
     let s = items(&state, textual);
     assert_eq!(s.len(), 3);
     assert_eq!(
@@ -109,7 +110,8 @@ async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued(
         cases.push((d, "/TrangThaiHoSo"));
     }
     for (field, bad, pointer) in [
-        ("LoaiDoiTuong", json!("3"), "/LoaiDoiTuong"),
+        ("LoaiDoiTuong", json!("5"), "/LoaiDoiTuong"),
+        ("LoaiDoiTuong", json!(0), "/LoaiDoiTuong"),
         ("HinhThuc", json!("2"), "/HinhThuc"),
         ("HinhThuc", json!(false), "/HinhThuc"),
     ] {
@@ -121,8 +123,16 @@ async fn codes_in_other_forms_are_422_with_their_pointers_and_nothing_is_queued(
     d["TaiLieuNop"][0]["IsDeleted"] = json!("yes");
     cases.push((d, "/TaiLieuNop/0/IsDeleted"));
     let mut d = dossier("BAD-FORM", 1);
-    d["TaiLieuNop"][0]["IsDeleted"] = json!(0);
+    d["TaiLieuNop"][0]["IsDeleted"] = json!(2);
     cases.push((d, "/TaiLieuNop/0/IsDeleted"));
+    let mut d = dossier("BAD-FORM", 1);
+    d["TaiLieuNop"][0]["IsDeleted"] = json!("01");
+    cases.push((d, "/TaiLieuNop/0/IsDeleted"));
+    for bad in [json!("1e5"), json!("100.000"), json!("-1"), json!("1000000000000000")] {
+        let mut d = dossier("BAD-FORM", 1);
+        d["DanhSachLePhi"][0]["Gia"] = bad;
+        cases.push((d, "/DanhSachLePhi/0/Gia"));
+    }
     let mut d = dossier("BAD-FORM", 1);
     d["DanhSachLePhi"][0]["LoaiPhiLePhi"] = json!("ba");
     cases.push((d, "/DanhSachLePhi/0/LoaiPhiLePhi"));
@@ -235,5 +245,164 @@ async fn the_lgsp_dstcode_rides_on_every_call_when_configured() {
     assert_eq!(state.arrivals_of("DST-WITH").len(), 2);
     with.stop().await;
     without.stop().await;
+    p.stop().await;
+}
+
+/// A dossier as HuanVu201/DichVuCong_KhoaLuan_PASETO (`SyncLocalDataToDVCQGService.cs`) writes
+/// one: `LoaiDoiTuong` 3 or 4, fee numbers as strings, `IsDeleted` from an SQL bit.
+fn second_client(ma: &str, loai: Value) -> Value {
+    let mut d = dossier(ma, 1);
+    d["LoaiDoiTuong"] = loai;
+    d["TaiLieuNop"] = json!([
+        {"TepDinhKemId": "f-1", "TenTepDinhKem": "Don.pdf", "IsDeleted": "0"},
+        {"TepDinhKemId": "f-2", "TenTepDinhKem": "Cu.pdf", "IsDeleted": "1"},
+        {"TepDinhKemId": "f-3", "TenTepDinhKem": "Ban sao.pdf", "IsDeleted": 0},
+        {"TepDinhKemId": "f-4", "TenTepDinhKem": "Huy.pdf", "IsDeleted": 1}
+    ]);
+    d["DanhSachLePhi"] = json!([
+        {"TenPhiLePhi": "Lệ phí cấp giấy", "MaPhiLePhi": "LP01", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"},
+        {"TenPhiLePhi": "Phí thẩm định", "MaPhiLePhi": "P02", "Gia": 50000, "LoaiPhiLePhi": 1, "HinhThucThu": 2}
+    ]);
+    d["DanhSachTepDinhKemKhac"] = json!([{"TenGiayTo": "Bản sao CCCD", "SoLuong": "02", "LoaiGiayTo": "BS"}]);
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_public_clients_dossier_is_taken_and_reaches_the_portal_in_one_form() {
+    let (p, state) = portal();
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
+    let ids = vec![
+        accepted(&app, "/v1/dossiers", &second_client("SECOND-3", json!("3"))).await,
+        accepted(&app, "/v1/dossiers", &second_client("SECOND-4", json!(4))).await,
+    ];
+    app.all_delivered(&ids).await;
+    for (ma, loai) in [("SECOND-3", "3"), ("SECOND-4", "4")] {
+        let sent = items(&state, ma);
+        assert_eq!(sent.len(), 1, "{ma}");
+        let d = &sent[0];
+        assert_eq!(d["LoaiDoiTuong"], json!(loai));
+        let flags: Vec<&Value> = d["TaiLieuNop"].as_array().unwrap().iter().map(|t| &t["IsDeleted"]).collect();
+        assert_eq!(flags, vec!["False", "True", "False", "True"]);
+        assert_eq!(
+            d["DanhSachLePhi"],
+            json!([
+                {"TenPhiLePhi": "Lệ phí cấp giấy", "MaPhiLePhi": "LP01", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"},
+                {"TenPhiLePhi": "Phí thẩm định", "MaPhiLePhi": "P02", "Gia": "50000", "LoaiPhiLePhi": "1", "HinhThucThu": "2"}
+            ])
+        );
+        assert_eq!(d["DanhSachTepDinhKemKhac"][0]["SoLuong"], json!("2"));
+    }
+    // What still does not fit is a 422 naming it.
+    for (field, bad, pointer) in [
+        ("LoaiDoiTuong", json!(5), "/LoaiDoiTuong"),
+        ("IsDeleted", json!("2"), "/TaiLieuNop/0/IsDeleted"),
+        ("Gia", json!("100 000"), "/DanhSachLePhi/0/Gia"),
+        ("HinhThucThu", json!("một"), "/DanhSachLePhi/1/HinhThucThu"),
+    ] {
+        let mut d = second_client("SECOND-BAD", json!("3"));
+        match field {
+            "LoaiDoiTuong" => d[field] = bad,
+            "IsDeleted" => d["TaiLieuNop"][0][field] = bad,
+            "Gia" => d["DanhSachLePhi"][0][field] = bad,
+            _ => d["DanhSachLePhi"][1][field] = bad,
+        }
+        let r = app.post_dossier(&d).await;
+        assert_eq!(r.status(), 422, "{pointer}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errors"][0]["field"], pointer, "{v}");
+    }
+    let c = state.counters();
+    assert_eq!((c.accepted, c.refused), (2, 0), "{c:?}");
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_the_portal_says_already_exists_is_sent_again_as_an_update_in_the_same_attempt() {
+    let (p, state) = portal();
+    let client = reqwest::Client::new();
+    // Another system created both; the look-up wrongly says "miss", so the gateway creates.
+    for ma in ["EXISTS-1", "EXISTS-2"] {
+        control(&client, &p.url(), "dossiers", stringly(ma, "2")).await;
+    }
+    control(
+        &client,
+        &p.url(),
+        "lookup",
+        json!({"answer": {"error_code": 0, "message": "Thành công", "result": []}}),
+    )
+    .await;
+    control(&client, &p.url(), "already_exists", json!({"error_code": -3})).await;
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
+    let id = accepted(&app, "/v1/dossiers", &dossier("EXISTS-1", 4)).await;
+    app.all_delivered(std::slice::from_ref(&id)).await;
+    assert_eq!(app.message(&id).await["attempts"], 1, "the update went in the same attempt");
+    let a = state.arrivals_of("EXISTS-1");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].is_updating.as_deref(), Some("True"));
+    assert_eq!(a[0].item["TrangThaiHoSo"], json!("4"));
+    assert_eq!(state.counters().refused, 1, "the create was refused once");
+    // Any other refusal of the create is dead-lettered as before: here the default code 2.
+    control(&client, &p.url(), "already_exists", json!({"error_code": null})).await;
+    let other = accepted(&app, "/v1/dossiers", &dossier("EXISTS-2", 4)).await;
+    let m = eventually("dead", Duration::from_secs(15), || async {
+        let m = app.message(&other).await;
+        (m["status"] == "dead").then_some(m)
+    })
+    .await;
+    assert_eq!(m["attempts"], 1, "{m}");
+    assert!(m["last_error"].as_str().unwrap_or_default().contains("đã tồn tại"), "{m}");
+    assert!(state.arrivals_of("EXISTS-2").is_empty());
+    app.stop().await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_about_versions_and_due_dates_are_dead_lettered_and_a_stale_session_renewed() {
+    let (p, state) = portal();
+    let client = reqwest::Client::new();
+    let refusals = [
+        ("REFUSE-VER", "Phiên bản hồ sơ không hợp lệ"),
+        ("REFUSE-DUE", "Ngày hẹn trả đã hết hạn"),
+        ("REFUSE-DUE-ASCII", "Ngay hen tra da het han"),
+    ];
+    for (ma, message) in refusals {
+        control(
+            &client,
+            &p.url(),
+            "refusals",
+            json!({"MaHoSo": ma, "answer": {"error_code": 2, "message": message}}),
+        )
+        .await;
+    }
+    let app = portal_gateway(&p.url(), &[], Workers::On).await;
+    let first = accepted(&app, "/v1/dossiers", &dossier("STALE-0", 1)).await;
+    app.all_delivered(&[first]).await;
+    for (ma, message) in refusals {
+        let id = accepted(&app, "/v1/dossiers", &dossier(ma, 1)).await;
+        let m = eventually(&format!("{ma} dead"), Duration::from_secs(15), || async {
+            let m = app.message(&id).await;
+            (m["status"] == "dead").then_some(m)
+        })
+        .await;
+        assert_eq!(m["attempts"], 1, "a refusal, not a stale session: {m}");
+        assert!(m["last_error"].as_str().unwrap_or_default().contains(message), "{m}");
+    }
+    assert_eq!(state.counters().logins, 1, "no refusal was taken for a stale session");
+    // A stale session said in a whole phrase, without diacritics, is renewed.
+    control(
+        &client,
+        &p.url(),
+        "stale_answer",
+        json!({"answer": {"error_code": 99, "message": "Phien lam viec da het han"}}),
+    )
+    .await;
+    control(&client, &p.url(), "sessions", json!({"expire_all": true})).await;
+    let id = accepted(&app, "/v1/dossiers", &dossier("STALE-1", 1)).await;
+    app.all_delivered(std::slice::from_ref(&id)).await;
+    assert_eq!(app.message(&id).await["attempts"], 1);
+    let c = state.counters();
+    assert_eq!((c.logins, c.stale_session_answers), (2, 1), "{c:?}");
+    app.stop().await;
     p.stop().await;
 }

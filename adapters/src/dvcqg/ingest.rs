@@ -88,6 +88,33 @@ fn status() -> Value {
     )
 }
 
+/// [`super::model`]'s `Gia`: a whole amount below 10^15 đồng, as a number or a string of at
+/// most 18 digits (leading zeros read as decimal).
+fn gia() -> Value {
+    json!({
+        "oneOf": [
+            {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999u64},
+            {"type": "string", "pattern": "^0*[0-9]{1,15}$", "maxLength": 18}
+        ],
+        "description": "A whole amount in VND below 10^15, a number or a string of digits; sent to the portal as a string."
+    })
+}
+
+/// A fee line, in `DanhSachLePhi` and in a supplement's `DanhSachLePhiBoSung`.
+fn fee_line(as_string: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["Gia"],
+        "properties": {
+            "TenPhiLePhi": {"type": "string"},
+            "MaPhiLePhi": {"type": "string"},
+            "HinhThucThu": code(json!({"type": "integer", "minimum": 0, "maximum": 99}), "^0{0,16}[0-9]{1,2}$", as_string),
+            "Gia": gia(),
+            "LoaiPhiLePhi": code(json!({"type": "integer", "enum": [1, 2]}), "^0{0,17}[12]$", "1 phí, 2 lệ phí; a number or a string of digits; sent as a string")
+        }
+    })
+}
+
 fn list_or_null(items: Value) -> Value {
     json!({"type": ["array", "null"], "items": items, "description": "null is read as an empty list"})
 }
@@ -107,23 +134,40 @@ fn dossier_schema() -> Value {
             "NgayHenTra": portal_date(),
             "NgayTra": portal_date(),
             "NgayKetThucXuLy": portal_date(),
-            "LoaiDoiTuong": code(json!({"type": "integer", "enum": [1, 2]}), "^0{0,17}[12]$", as_string),
+            "LoaiDoiTuong": code(
+                json!({"type": "integer", "enum": [1, 2, 3, 4]}),
+                "^0{0,17}[1-4]$",
+                "1 citizen, 2 business, 3 state agency, 4 organisation or other; a number or a string of digits; sent to the portal as a string."
+            ),
             "HinhThuc": code(json!({"type": "integer", "enum": [0, 1]}), "^0{0,17}[01]$", as_string),
-            "TaiLieuNop": list_or_null(json!({"type": "object"})),
-            "DanhSachGiayToKetQua": list_or_null(json!({"type": "object"})),
-            "DanhSachLePhi": list_or_null(json!({
+            "TaiLieuNop": list_or_null(json!({
                 "type": "object",
-                "required": ["Gia"],
                 "properties": {
-                    "TenPhiLePhi": {"type": "string"},
-                    "MaPhiLePhi": {"type": "string"},
-                    "HinhThucThu": code(json!({"type": "integer", "minimum": 0, "maximum": 99}), "^0{0,16}[0-9]{1,2}$", as_string),
-                    "Gia": {"type": "integer", "minimum": 0},
-                    "LoaiPhiLePhi": code(json!({"type": "integer", "enum": [1, 2]}), "^0{0,17}[12]$", "1 phí, 2 lệ phí; a number or a string")
+                    "IsDeleted": {
+                        "oneOf": [
+                            {"type": "boolean"},
+                            {"type": "integer", "enum": [0, 1]},
+                            {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|0|1)$"}
+                        ],
+                        "description": "true/false, \"True\"/\"False\" (any case), 0/1 or \"0\"/\"1\"; sent to the portal as \"True\"/\"False\"."
+                    }
                 }
             })),
-            "DanhSachTepDinhKemKhac": list_or_null(json!({"type": "object"})),
-            "DanhSachHoSoBoSung": list_or_null(json!({"type": "object"}))
+            "DanhSachGiayToKetQua": list_or_null(json!({"type": "object"})),
+            "DanhSachLePhi": list_or_null(fee_line(as_string)),
+            "DanhSachTepDinhKemKhac": list_or_null(json!({
+                "type": "object",
+                "properties": {
+                    "SoLuong": code(json!({"type": "integer", "minimum": 0, "maximum": 100_000}), "^(0{0,13}[0-9]{1,5}|0{0,12}100000)$", as_string)
+                }
+            })),
+            "DanhSachHoSoBoSung": list_or_null(json!({
+                "type": "object",
+                "properties": {
+                    "TrangThaiBoSung": code(json!({"type": "integer", "minimum": 0, "maximum": 99}), "^0{0,16}[0-9]{1,2}$", as_string),
+                    "DanhSachLePhiBoSung": list_or_null(fee_line(as_string))
+                }
+            }))
         }
     })
 }

@@ -4,7 +4,10 @@
 //!
 //! Classification: transport errors, timeouts, 5xx and 429 are retried; LGSP 401/403 and a
 //! refused login are configuration faults, retried with an alarm and never blamed on the
-//! message; any other non-zero `error_code` is the portal refusing the data, a rejection.
+//! message; any other non-zero `error_code` is the portal refusing the data, a rejection. A
+//! stale session is known by its codes or a whole phrase, never a bare word
+//! ([`is_session_expiry`]); a create answered "already exists" (3/-3, "đã tồn tại") is sent
+//! again as an update in the same attempt.
 //!
 //! What the adapter relies on from the portal, and why (public clients, OpenCPS first), is in
 //! `docs/dvcqg.md`: objects go out in the public clients' wire form ([`model::to_wire`]); the
@@ -336,15 +339,68 @@ fn message_of(v: &Value) -> String {
         .collect()
 }
 
-/// The notes leave the stale-session answer open; these are all the forms seen.
+/// A portal message made comparable: Unicode canonical decomposition (NFD) with the combining
+/// marks dropped, so `"phiên"`, `"phiên"` (decomposed) and `"phien"` are one word; `đ`/`Đ`
+/// (and `Ð`, the look-alike some keyboards type) folded to `d`, which NFD leaves alone; lower
+/// case; every run of anything but letters and digits one space; a space at each end, so that
+/// a phrase is found as whole words by looking for `" phrase "`.
+fn folded(message: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let mut out = String::with_capacity(message.len() + 2);
+    out.push(' ');
+    for c in message.nfd().filter(|c| !is_combining_mark(*c)) {
+        let c = if matches!(c, 'đ' | 'Đ' | 'Ð') { 'd' } else { c };
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+/// Whether a [`folded`] message holds `phrase` (itself folded, without the end spaces) as
+/// whole words.
+fn has_phrase(folded: &str, phrase: &str) -> bool {
+    folded.contains(&format!(" {phrase} "))
+}
+
+/// The portal's stale-session codes (the notes: `error_code` 401 or -1; HTTP 401 is handled
+/// where the status is read).
+const STALE_SESSION_CODES: &[&str] = &["401", "-1"];
+
+/// The whole phrases that say a session is stale, folded (the notes, evidence 2026-12: "phiên
+/// làm việc (đã) hết hạn", "session expired", "token không hợp lệ", "invalid token"). Never a
+/// bare word: "phiên bản" (version) and "ngày hẹn trả đã hết hạn" (the due date has passed)
+/// are refusals of the data, and a refusal taken for a stale session is retried for ever.
+const STALE_SESSION_PHRASES: &[&str] = &[
+    "phien lam viec het han",
+    "phien lam viec da het han",
+    "session expired",
+    "token khong hop le",
+    "invalid token",
+];
+
+/// A stale session: one of the portal's codes for it, or a whole phrase saying so, compared
+/// after [`folded`], so with or without diacritics, in either Unicode form, in any case.
 fn is_session_expiry(code: &str, message: &str) -> bool {
-    if matches!(code, "401" | "-1") {
+    if STALE_SESSION_CODES.contains(&code) {
         return true;
     }
-    let m = message.to_lowercase();
-    ["session", "token", "phiên", "phien", "het han", "hết hạn"]
-        .iter()
-        .any(|w| m.contains(w))
+    let m = folded(message);
+    STALE_SESSION_PHRASES.iter().any(|p| has_phrase(&m, p))
+}
+
+/// The portal's "the dossier already exists" answer to a create (`isUpdating: "False"`), as
+/// HuanVu201/DichVuCong_KhoaLuan_PASETO (`SyncLocalDataToDVCQGService.cs`) reads it:
+/// `error_code` 3 or -3 with a message saying "đã tồn tại" (compared after [`folded`]). Both
+/// must hold: code 3 alone is also the mock's (and possibly the portal's) "wrong agency code".
+fn is_already_exists(code: &str, message: &str) -> bool {
+    matches!(code, "3" | "-3") && has_phrase(&folded(message), "da ton tai")
 }
 
 fn is_not_found(message: &str) -> bool {
@@ -663,18 +719,34 @@ impl DvcqgAdapter {
             }
         };
         let mut fields = Map::new();
-        fields.insert("isUpdating".into(), Value::String(if exists { "True" } else { "False" }.into()));
         fields.insert("data".into(), Value::Array(vec![item]));
-        match self.call("DongBoHoSoMC", &fields, attempt).await {
-            Ok(Answer::Ok(_)) => {
-                self.known.insert(ma);
-                Outcome::Delivered
+        let mut updating = exists;
+        // At most two sends: a create the portal refused as "already exists", then the update.
+        for _ in 0..2 {
+            fields.insert("isUpdating".into(), Value::String(if updating { "True" } else { "False" }.into()));
+            match self.call("DongBoHoSoMC", &fields, attempt).await {
+                Ok(Answer::Ok(_)) => {
+                    self.known.insert(ma);
+                    return Outcome::Delivered;
+                }
+                Ok(Answer::Refused { code, message, .. }) if !updating && is_already_exists(&code, &message) => {
+                    // The look-up raced another sender, or said "miss" wrongly. The portal
+                    // refused the create and applied nothing, so sending the update now cannot
+                    // apply the dossier twice.
+                    tracing::info!(
+                        destination = DESTINATION,
+                        ma_ho_so = ma,
+                        "the portal already has the dossier; sending it as an update"
+                    );
+                    updating = true;
+                }
+                Ok(Answer::Refused { code, message, .. }) => {
+                    return Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}"));
+                }
+                Err(f) => return f.outcome,
             }
-            Ok(Answer::Refused { code, message, .. }) => {
-                Outcome::reject(format!("portal refused DongBoHoSoMC (error_code {code}): {message}"))
-            }
-            Err(f) => f.outcome,
         }
+        Outcome::reject("portal refused DongBoHoSoMC twice: as a create, then as an update")
     }
 
     async fn progress(&self, item: Value, attempt: Attempt) -> Outcome {
@@ -784,14 +856,82 @@ mod tests {
         assert!(!success_code(&json!({})));
     }
 
+    /// Real refusals, which must be dead-lettered, and stale-session answers, which must renew
+    /// the session: with and without diacritics, composed (NFC) and decomposed (NFD).
     #[test]
-    fn stale_sessions_are_recognised_in_every_documented_form() {
-        assert!(is_session_expiry("401", ""));
-        assert!(is_session_expiry("-1", ""));
-        assert!(is_session_expiry("5", "Phiên làm việc đã hết hạn"));
-        assert!(is_session_expiry("5", "Invalid token"));
-        assert!(is_session_expiry("5", "session het han"));
-        assert!(!is_session_expiry("2", "Mã thủ tục hành chính không tồn tại"));
+    fn stale_sessions_are_told_from_refusals_by_code_and_whole_phrase() {
+        use unicode_normalization::UnicodeNormalization;
+        let refusals = [
+            ("2", "Phiên bản dữ liệu không hợp lệ"),
+            ("2", "Phien ban du lieu khong hop le"),
+            ("2", "Ngày hẹn trả đã hết hạn"),
+            ("2", "Ngay hen tra da het han"),
+            ("5", "Hồ sơ đã hết hạn xử lý"),
+            ("2", "Phiên bản thủ tục đã hết hạn sử dụng"),
+            ("2", "Mã thủ tục hành chính không tồn tại"),
+            ("4", "Phiên họp thẩm định chưa được tạo"),
+            ("2", "Token hồ sơ trùng lặp"),
+            ("2", "Sessionexpired"),
+            ("2", "Tokens không hợp lệ"),
+            ("99", "Dữ liệu không hợp lệ: session_id thiếu"),
+            ("3", "Mã đơn vị không hợp lệ"),
+        ];
+        let stale = [
+            ("401", ""),
+            ("-1", ""),
+            ("-1", "Session expired"),
+            ("99", "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"),
+            ("99", "PHIEN LAM VIEC DA HET HAN"),
+            ("5", "Phiên làm việc hết hạn"),
+            ("5", "phien lam viec het han!"),
+            ("5", "Session expired"),
+            ("5", "Your session expired. Please log in"),
+            ("5", "Token không hợp lệ"),
+            ("5", "token khong hop le"),
+            ("5", "TOKEN KHÔNG HỢP LỆ."),
+            ("5", "Invalid token"),
+            ("5", "Lỗi: invalid  token"),
+            ("5", "ĐĂNG NHẬP LỖI: Phiên làm việc đã hết hạn"),
+        ];
+        for (code, message) in refusals {
+            for form in [message.to_string(), message.nfd().collect(), message.nfc().collect()] {
+                assert!(!is_session_expiry(code, &form), "a refusal, not a stale session: {code} {form:?}");
+            }
+        }
+        for (code, message) in stale {
+            for form in [message.to_string(), message.nfd().collect(), message.nfc().collect()] {
+                assert!(is_session_expiry(code, &form), "a stale session: {code} {form:?}");
+            }
+        }
+        assert_eq!(folded("Đã  TỒN tại!"), " da ton tai ");
+        assert_eq!(folded("Ðã tồn tại"), " da ton tai ");
+    }
+
+    #[test]
+    fn already_exists_needs_the_code_and_the_words() {
+        use unicode_normalization::UnicodeNormalization;
+        for (code, message) in [
+            ("3", "Hồ sơ đã tồn tại"),
+            ("-3", "Hồ sơ 000.00.22.H46-241125-0001 đã tồn tại trên hệ thống"),
+            ("-3", "Ho so da ton tai"),
+            ("3", "HỒ SƠ ĐÃ TỒN TẠI"),
+        ] {
+            assert!(is_already_exists(code, message), "{code} {message}");
+            assert!(
+                is_already_exists(code, &message.nfd().collect::<String>()),
+                "{code} {message} (NFD)"
+            );
+        }
+        for (code, message) in [
+            ("2", "Hồ sơ đã tồn tại"),
+            ("3", "Mã đơn vị không hợp lệ"),
+            ("-3", "Hồ sơ không tồn tại"),
+            ("3", "Hồ sơ tồn tại"),
+            ("0", "Đã tồn tại"),
+            ("33", "Đã tồn tại"),
+        ] {
+            assert!(!is_already_exists(code, message), "{code} {message}");
+        }
     }
 
     #[test]
@@ -1046,6 +1186,45 @@ mod tests {
                 assert!(matches!(deliver(&a, kind).await, Outcome::Retry { .. }));
                 assert_eq!(count(&seen, service), 1, "{service} was repeated: {:?}", seen.lock().unwrap());
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_refused_as_already_existing_is_sent_again_as_an_update_once() {
+        let exists = |code: i64| {
+            move |service: &str, n: usize| {
+                (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": code, "message": "Hồ sơ đã tồn tại"})))
+            }
+        };
+        for code in [3, -3] {
+            let (url, seen) = scripted::serve(portal_with(exists(code))).await;
+            let a = adapter(&url, Duration::from_secs(5));
+            assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered, "error_code {code}");
+            assert_eq!(count(&seen, "DongBoHoSoMC"), 2);
+            // Known from now on: the next sync goes as an update without a look-up.
+            assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
+            assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (1, 3));
+        }
+        // Refused again as the update: dead-lettered, not sent a third time.
+        let (url, seen) = scripted::serve(portal_with(|service, _| {
+            (service == "DongBoHoSoMC").then(|| ok(json!({"error_code": "-3", "message": "Hồ sơ đã tồn tại"})))
+        }))
+        .await;
+        let a = adapter(&url, Duration::from_secs(5));
+        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Reject { .. }));
+        assert_eq!(count(&seen, "DongBoHoSoMC"), 2);
+        // Other refusals of a create are dead-lettered after one send.
+        for answer in [
+            json!({"error_code": 2, "message": "Hồ sơ đã tồn tại"}),
+            json!({"error_code": 3, "message": "Mã đơn vị không hợp lệ"}),
+        ] {
+            let (url, seen) = scripted::serve(portal_with(move |service, _| {
+                (service == "DongBoHoSoMC").then(|| ok(answer.clone()))
+            }))
+            .await;
+            let a = adapter(&url, Duration::from_secs(5));
+            assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Reject { .. }));
+            assert_eq!(count(&seen, "DongBoHoSoMC"), 1);
         }
     }
 

@@ -195,17 +195,38 @@ fn optional_date(f: &mut Fields<'_>, name: &str) -> Option<PortalDateTime> {
     f.optional(name, date)
 }
 
+/// Who the applicant is. 3 and 4 are sent by a second public client
+/// (HuanVu201/DichVuCong_KhoaLuan_PASETO, `SyncLocalDataToDVCQGService.cs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoaiDoiTuong {
     CongDan = 1,
     DoanhNghiep = 2,
+    CoQuanNhaNuoc = 3,
+    ToChucKhac = 4,
 }
 
 fn loai_doi_tuong(v: &Value) -> Result<LoaiDoiTuong, String> {
-    match whole_in(1, 2)(v) {
+    match whole_in(1, 4)(v) {
         Ok(1) => Ok(LoaiDoiTuong::CongDan),
         Ok(2) => Ok(LoaiDoiTuong::DoanhNghiep),
-        _ => Err("must be 1 (citizen) or 2 (business), as a number or a string of digits".into()),
+        Ok(3) => Ok(LoaiDoiTuong::CoQuanNhaNuoc),
+        Ok(4) => Ok(LoaiDoiTuong::ToChucKhac),
+        _ => Err(
+            "must be 1 (citizen), 2 (business), 3 (state agency) or 4 (organisation or other), as a number or a string of digits".into(),
+        ),
+    }
+}
+
+/// `TaiLieuNop[].IsDeleted`: a flag ([`flag`]: a boolean, `"True"`/`"False"` in any ASCII case)
+/// or `0`/`1`, `"0"`/`"1"`, as a client that reads it from an SQL bit into a string sends it
+/// (HuanVu201/DichVuCong_KhoaLuan_PASETO). Nothing else (`2`, `"01"`, `"yes"`).
+fn is_deleted(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+        Value::String(s) if s == "0" => Ok(false),
+        Value::String(s) if s == "1" => Ok(true),
+        _ => flag(v).map_err(|_| "must be true or false: a boolean, \"True\"/\"False\", 0/1 or \"0\"/\"1\"".to_string()),
     }
 }
 
@@ -223,8 +244,23 @@ impl Amount {
 /// (`1e5`), so the two forms have one bound and any later sum of fees stays far from overflow.
 const MAX_GIA: u64 = 999_999_999_999_999;
 
+/// The longest digit string read as an amount (leading zeros included), as for the codes.
+const MAX_AMOUNT_DIGITS: usize = 18;
+
+/// An amount as a JSON number (an integer, or a whole float such as `1e5`) or as a string of
+/// ASCII digits (`"100000"`, the form a second public client sends; leading zeros read as
+/// decimal, no sign, spaces, separators or decimal point).
 fn amount(v: &Value) -> Result<Amount, String> {
-    let refuse = || "must be a whole, non-negative amount in VND, below 10^15".to_string();
+    let refuse = || "must be a whole, non-negative amount in VND, below 10^15, as a number or a string of digits".to_string();
+    if let Value::String(s) = v {
+        if s.is_empty() || s.len() > MAX_AMOUNT_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse());
+        }
+        return match s.parse::<u64>() {
+            Ok(n) if n <= MAX_GIA => Ok(Amount(n)),
+            _ => Err(refuse()),
+        };
+    }
     if let Some(n) = v.as_u64() {
         return if n <= MAX_GIA { Ok(Amount(n)) } else { Err(refuse()) };
     }
@@ -352,7 +388,7 @@ impl Dossier {
             Some(TaiLieuNop {
                 tep_dinh_kem_id: i.optional("TepDinhKemId", text),
                 ten_tep_dinh_kem: i.optional("TenTepDinhKem", text),
-                is_deleted: i.optional("IsDeleted", flag),
+                is_deleted: i.optional("IsDeleted", is_deleted),
             })
         });
         let giay_to_ket_qua = f.list("DanhSachGiayToKetQua", |i| {
@@ -456,12 +492,52 @@ impl Progress {
 /// status names, so one list serves both kinds).
 const WIRE_DIGIT_FIELDS: &[&str] = &["TrangThaiHoSo", "TrangThai", "LoaiDoiTuong", "HinhThuc"];
 
-/// Rewrites a dossier or progress object, in place, into the form the portal's public clients
-/// send: the codes in [`WIRE_DIGIT_FIELDS`] as decimal strings (`4` and `"04"` become `"4"`)
-/// and `TaiLieuNop[].IsDeleted` as `"True"`/`"False"`. The portal is only known to take those
-/// forms. Everything else is left exactly as the centre sent it, including the numeric fields
-/// of the lists (`LoaiPhiLePhi`, `HinhThucThu`, `SoLuong`, `TrangThaiBoSung`, `Gia`), whose
-/// wire form no public client shows (OpenCPS sends those lists empty).
+/// The fee lines' numbers: a second public client (HuanVu201/DichVuCong_KhoaLuan_PASETO,
+/// `LePhiDongBoDVC`) sends `Gia`, `LoaiPhiLePhi` and `HinhThucThu` as strings.
+const FEE_DIGIT_FIELDS: &[&str] = &["Gia", "HinhThucThu", "LoaiPhiLePhi"];
+
+/// The other numbers in the dossier's lists. No public client shows their form; they go as
+/// strings like every other number a public client is seen sending, so that the portal gets
+/// one form whatever the centre sent.
+const LIST_DIGIT_FIELDS: &[(&str, &[&str])] = &[
+    ("DanhSachLePhi", FEE_DIGIT_FIELDS),
+    ("DanhSachTepDinhKemKhac", &["SoLuong"]),
+    ("DanhSachHoSoBoSung", &["TrangThaiBoSung"]),
+];
+
+/// Rewrites `names` of `obj` that read as whole numbers into decimal strings (`4`, `"04"`,
+/// `1e5` become `"4"`, `"4"`, `"100000"`); a value that does not read is left as it is.
+fn digits_to_wire(obj: &mut Map<String, Value>, names: &[&str]) {
+    let code = whole_in(0, i64::MAX);
+    for name in names {
+        if let Some(v) = obj.get_mut(*name) {
+            let n = if *name == "Gia" {
+                amount(v).map(|a| a.vnd().to_string()).ok()
+            } else {
+                code(v).map(|n| n.to_string()).ok()
+            };
+            if let Some(n) = n {
+                *v = Value::String(n);
+            }
+        }
+    }
+}
+
+fn list_items_mut<'a>(obj: &'a mut Map<String, Value>, list: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    obj.get_mut(list)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+}
+
+/// Rewrites a dossier or progress object, in place, into the one form the portal is sent,
+/// the form public clients send: every number the gateway reads as a decimal string (the codes
+/// in [`WIRE_DIGIT_FIELDS`], and the numbers of the lists: [`LIST_DIGIT_FIELDS`] and the
+/// supplements' fee lines, `DanhSachHoSoBoSung[].DanhSachLePhiBoSung[]`), so `4`, `"04"` and
+/// `"4"` all go as `"4"`; and `TaiLieuNop[].IsDeleted` as `"True"`/`"False"` (from `true`,
+/// `"true"`, `1` or `"1"` alike). Everything else, unknown fields included, is left exactly as
+/// the centre sent it.
 ///
 /// The adapter calls this on every object just before sending, so messages queued before it
 /// existed, in the numeric form, go out right too; the API stores what the centre sent. It is
@@ -476,13 +552,21 @@ pub fn to_wire(item: &mut Map<String, Value>) {
             *v = Value::String(n.to_string());
         }
     }
-    if let Some(Value::Array(files)) = item.get_mut("TaiLieuNop") {
-        for file in files.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(v) = file.get_mut("IsDeleted")
-                && let Ok(b) = flag(v)
-            {
-                *v = Value::String(if b { "True" } else { "False" }.into());
+    for (list, names) in LIST_DIGIT_FIELDS {
+        for entry in list_items_mut(item, list) {
+            digits_to_wire(entry, names);
+            if *list == "DanhSachHoSoBoSung" {
+                for fee in list_items_mut(entry, "DanhSachLePhiBoSung") {
+                    digits_to_wire(fee, FEE_DIGIT_FIELDS);
+                }
             }
+        }
+    }
+    for file in list_items_mut(item, "TaiLieuNop") {
+        if let Some(v) = file.get_mut("IsDeleted")
+            && let Ok(b) = is_deleted(v)
+        {
+            *v = Value::String(if b { "True" } else { "False" }.into());
         }
     }
 }
@@ -521,7 +605,7 @@ mod tests {
         v["TrangThaiHoSo"] = json!(11);
         v["NgayTiepNhan"] = json!("20241340250000");
         v["DanhSachLePhi"][0]["Gia"] = json!(-5);
-        v["LoaiDoiTuong"] = json!(3);
+        v["LoaiDoiTuong"] = json!(5);
         let fields = fields_of(Dossier::parse(&v));
         assert_eq!(
             fields,
@@ -545,6 +629,10 @@ mod tests {
             (json!(1e15), false),
             (json!(1e300), false),
             (json!(0.5), false),
+            (json!("999999999999999"), true),
+            (json!("000999999999999999"), true),
+            (json!("1000000000000000"), false),
+            (json!("0000000000000000001"), false),
         ] {
             let mut v = fixture();
             v["DanhSachLePhi"][0]["Gia"] = gia.clone();
@@ -637,7 +725,7 @@ mod tests {
             assert_eq!(fields_of(Dossier::parse(&v)), vec!["/TrangThaiHoSo"], "TrangThaiHoSo {bad}");
         }
         let mut v = stringly_fixture();
-        v["LoaiDoiTuong"] = json!("3");
+        v["LoaiDoiTuong"] = json!("5");
         v["HinhThuc"] = json!(true);
         v["TaiLieuNop"][0]["IsDeleted"] = json!("yes");
         v["DanhSachLePhi"][0]["HinhThucThu"] = json!("hai");
@@ -657,8 +745,23 @@ mod tests {
             ]
         );
         let mut tai_lieu = fixture();
-        tai_lieu["TaiLieuNop"][0]["IsDeleted"] = json!(0);
-        assert_eq!(fields_of(Dossier::parse(&tai_lieu)), vec!["/TaiLieuNop/0/IsDeleted"]);
+        for bad in [json!(2), json!("01"), json!(-1), json!(1.0), json!("2"), json!("")] {
+            tai_lieu["TaiLieuNop"][0]["IsDeleted"] = bad.clone();
+            assert_eq!(fields_of(Dossier::parse(&tai_lieu)), vec!["/TaiLieuNop/0/IsDeleted"], "{bad}");
+        }
+        for bad in [
+            json!("1e5"),
+            json!("1 000"),
+            json!("-5"),
+            json!(" 5"),
+            json!("5.0"),
+            json!(""),
+            json!("1000000000000000"),
+        ] {
+            let mut gia = fixture();
+            gia["DanhSachLePhi"][0]["Gia"] = bad.clone();
+            assert_eq!(fields_of(Dossier::parse(&gia)), vec!["/DanhSachLePhi/0/Gia"], "{bad}");
+        }
         let mut p: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
         p["TrangThai"] = json!("abc");
         let errs = Progress::parse(&p, &MaHoSo::parse("000.00.22.H46-241125-0001").unwrap()).unwrap_err();
@@ -678,14 +781,18 @@ mod tests {
         assert_eq!(from_numbers["LoaiDoiTuong"], json!("1"));
         assert_eq!(from_numbers["HinhThuc"], json!("0"));
         assert_eq!(from_numbers["TaiLieuNop"][0]["IsDeleted"], json!("False"));
-        // Fields with no known wire form, and everything unknown, pass as the centre sent them.
-        assert_eq!(from_numbers["DanhSachLePhi"][0], fixture()["DanhSachLePhi"][0]);
+        // The fee line's numbers go as strings too; everything unknown as the centre sent it.
+        assert_eq!(
+            from_numbers["DanhSachLePhi"][0],
+            json!({"TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "MaPhiLePhi": "LP01", "HinhThucThu": "2", "Gia": "100000", "LoaiPhiLePhi": "2"})
+        );
         assert_eq!(from_numbers["ChuHoSo"], json!("Nguyễn Thị Lan"));
         let mut expected = fixture();
         for (k, w) in [("TrangThaiHoSo", "2"), ("LoaiDoiTuong", "1"), ("HinhThuc", "0")] {
             expected[k] = json!(w);
         }
         expected["TaiLieuNop"][0]["IsDeleted"] = json!("False");
+        expected["DanhSachLePhi"] = from_numbers["DanhSachLePhi"].clone();
         assert_eq!(from_numbers, expected, "nothing else changes");
 
         let mut sent = stringly_fixture();
@@ -697,6 +804,7 @@ mod tests {
         assert_eq!(from_strings["HinhThuc"], json!("1"));
         assert_eq!(from_strings["TaiLieuNop"][0]["IsDeleted"], json!("True"));
         assert_eq!(from_strings["DanhSachTepDinhKemKhac"][0]["SoLuong"], json!("2"));
+        assert_eq!(from_strings["DanhSachHoSoBoSung"][0]["TrangThaiBoSung"], json!("1"));
         assert_eq!(wire(&from_strings), from_strings, "idempotent");
 
         let mut p: Value = serde_json::from_str(include_str!("../../../tests/fixtures/progress.json")).unwrap();
@@ -706,6 +814,56 @@ mod tests {
         // A value it cannot read is the portal's to judge, not silently rewritten.
         let odd = json!({"TrangThaiHoSo": "bốn", "HinhThuc": null, "TaiLieuNop": [{"IsDeleted": "có"}, 7]});
         assert_eq!(wire(&odd), odd);
+    }
+
+    /// What HuanVu201/DichVuCong_KhoaLuan_PASETO's `SyncLocalDataToDVCQGService.cs` sends:
+    /// `LoaiDoiTuong` 3 and 4, fee numbers as strings, `IsDeleted` from an SQL bit.
+    #[test]
+    fn the_second_public_clients_forms_are_read_and_sent_in_the_one_wire_form() {
+        let mut v = fixture();
+        v["LoaiDoiTuong"] = json!("3");
+        v["TaiLieuNop"] = json!([
+            {"TepDinhKemId": "f-1", "IsDeleted": "0"},
+            {"TepDinhKemId": "f-2", "IsDeleted": 1},
+            {"TepDinhKemId": "f-3", "IsDeleted": "1"},
+            {"TepDinhKemId": "f-4", "IsDeleted": 0}
+        ]);
+        v["DanhSachLePhi"] = json!([
+            {"TenPhiLePhi": "Lệ phí", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"},
+            {"TenPhiLePhi": "Phí", "Gia": "0050000", "LoaiPhiLePhi": 1, "HinhThucThu": 3},
+            {"TenPhiLePhi": "Phí thẩm định", "Gia": 1e5}
+        ]);
+        v["DanhSachTepDinhKemKhac"] = json!([{"TenGiayTo": "CCCD", "SoLuong": "02"}]);
+        v["DanhSachHoSoBoSung"] = json!([{"HoSoBoSungId": "bs-1", "DanhSachLePhiBoSung": [{"Gia": 20000, "LoaiPhiLePhi": "1"}]}]);
+        let d = Dossier::parse(&v).unwrap();
+        assert_eq!(d.loai_doi_tuong, Some(LoaiDoiTuong::CoQuanNhaNuoc));
+        let flags: Vec<_> = d.tai_lieu_nop.iter().map(|t| t.is_deleted).collect();
+        assert_eq!(flags, vec![Some(false), Some(true), Some(true), Some(false)]);
+        let gia: Vec<_> = d.le_phi.iter().map(|l| l.gia.vnd()).collect();
+        assert_eq!(gia, vec![100_000, 50_000, 100_000]);
+        let mut four = fixture();
+        four["LoaiDoiTuong"] = json!(4);
+        assert_eq!(Dossier::parse(&four).unwrap().loai_doi_tuong, Some(LoaiDoiTuong::ToChucKhac));
+
+        let w = wire(&v);
+        assert_eq!(w["LoaiDoiTuong"], json!("3"));
+        let flags: Vec<_> = w["TaiLieuNop"].as_array().unwrap().iter().map(|t| t["IsDeleted"].clone()).collect();
+        assert_eq!(flags, vec![json!("False"), json!("True"), json!("True"), json!("False")]);
+        assert_eq!(
+            w["DanhSachLePhi"][0],
+            json!({"TenPhiLePhi": "Lệ phí", "Gia": "100000", "LoaiPhiLePhi": "2", "HinhThucThu": "1"})
+        );
+        assert_eq!(
+            w["DanhSachLePhi"][1],
+            json!({"TenPhiLePhi": "Phí", "Gia": "50000", "LoaiPhiLePhi": "1", "HinhThucThu": "3"})
+        );
+        assert_eq!(w["DanhSachLePhi"][2]["Gia"], json!("100000"));
+        assert_eq!(w["DanhSachTepDinhKemKhac"][0]["SoLuong"], json!("2"));
+        assert_eq!(
+            w["DanhSachHoSoBoSung"][0]["DanhSachLePhiBoSung"][0],
+            json!({"Gia": "20000", "LoaiPhiLePhi": "1"})
+        );
+        assert_eq!(wire(&w), w, "idempotent");
     }
 
     #[test]
