@@ -201,7 +201,9 @@ async fn a_look_up_answer_that_shows_neither_hit_nor_miss_is_retried_never_guess
         assert!(err.contains("neither a hit nor a miss") && err.contains("alarm"), "{m}");
     }
     assert!(state.arrivals_of("ODD-OLD").is_empty() && state.arrivals_of("ODD-NEW").is_empty());
-    assert!(state.counters().lookups >= 6);
+    // Each message asked the portal (an attempt whose session call timed out on a loaded
+    // machine asks nothing, so the count is not attempts times two).
+    assert!(state.counters().lookups >= 2, "{:?}", state.counters());
     // An answer in a list shape that is not a list is no better.
     control(
         &client,
