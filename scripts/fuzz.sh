@@ -47,7 +47,8 @@ cargo run -q -p hcc-signing --example fuzz_seeds -- fuzz
 
 echo "==> building the fuzz targets (cargo +nightly fuzz build)"
 start=$(date +%s)
-(cd fuzz && cargo +nightly fuzz build)
+# cargo-fuzz builds with one codegen unit; HCC_FUZZ_CODEGEN_UNITS=16 builds faster on many cores.
+(cd fuzz && cargo +nightly fuzz build ${HCC_FUZZ_CODEGEN_UNITS:+--codegen-units "$HCC_FUZZ_CODEGEN_UNITS"})
 echo "    built in $(( $(date +%s) - start )) s"
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 bin_dir="fuzz/target/$host/release"
