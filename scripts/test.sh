@@ -4,8 +4,9 @@
 # pyHanko and qpdf for the PAdES tests; SoftHSM2 and OpenSC for the PKCS#11 token tests;
 # Python's standardwebhooks; schemathesis, the outside judge of the OpenAPI document;
 # Chromium and playwright-core for the dashboard test),
-# then runs formatting and lint checks, builds the binaries the crash tests spawn, and runs
-# every test. CI runs exactly this (see .ci/run).
+# then runs formatting and lint checks, builds the binaries the crash tests spawn, runs
+# every test, and fuzzes every outside parser for about 30 s each (scripts/fuzz.sh,
+# docs/fuzzing.md; HCC_FUZZ_SECONDS sets it). CI runs exactly this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,3 +94,5 @@ echo "==> building binaries (the crash tests run the real hcc-gateway)"
 cargo build --workspace --bins
 echo "==> tests"
 cargo test --workspace
+echo "==> fuzzing (scripts/fuzz.sh)"
+bash scripts/fuzz.sh "${HCC_FUZZ_SECONDS:-30}"

@@ -4,10 +4,16 @@
 //! Verification answers two questions apart: is the signature mathematically valid for this
 //! content (`valid`), and does its signer chain to the configured trust store (`trusted`).
 
+use cms::content_info::ContentInfo;
+use der::asn1::Int;
+use der::{Any, Decode, Reader, SliceReader, Tag, Tagged};
+use openssl::asn1::Asn1Object;
+use openssl::hash::{Hasher, MessageDigest};
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use crate::pki::{CertError, Identity, SignerInfo, TrustStore, signer_info};
 
@@ -61,6 +67,11 @@ pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore)
         Err(e) => return Ok(refused(&e.to_string(), None)),
     };
     let info = signer_info(&chosen.x509);
+    // A digest OpenSSL cannot set up makes it leak the content buffer (fuzzing found it); such
+    // a signature could never verify. OpenSSL's re-encoding is DER, which `digests_computable` reads.
+    if !p7.to_der().is_ok_and(|der| digests_computable(&der)) {
+        return Ok(refused("unsupported digest algorithm", Some(info)));
+    }
     // First the mathematics alone, with the chosen certificate only, an empty store and no
     // chain check.
     let mut only = Stack::<X509>::new().map_err(|_| CmsError::Malformed)?;
@@ -96,6 +107,79 @@ pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore)
     }
 }
 
+/// Whether OpenSSL can compute every digest the `digestAlgorithms` of a DER `ContentInfo`
+/// holding a `SignedData` names (false when they cannot be read). OpenSSL 3.0's `CMS_verify`
+/// and `PKCS7_verify` set up one digest per entry before checking anything, and when one
+/// cannot be set up they return without freeing the BIO they wrapped the detached content in:
+/// every such call leaks it (found by fuzzing, docs/fuzzing.md). Such a signature can never
+/// verify, so the verifiers refuse it before OpenSSL sees it.
+pub(crate) fn digests_computable(content_info_der: &[u8]) -> bool {
+    let read = || -> der::Result<Vec<AlgorithmIdentifierOwned>> {
+        let ci = ContentInfo::from_der(content_info_der)?;
+        // SignedData ::= SEQUENCE { version, digestAlgorithms SET OF AlgorithmIdentifier, ... }
+        ci.content.tag().assert_eq(Tag::Sequence)?;
+        let mut sd = SliceReader::new(ci.content.value())?;
+        Int::decode(&mut sd)?;
+        let set = Any::decode(&mut sd)?;
+        set.tag().assert_eq(Tag::Set)?;
+        let mut r = SliceReader::new(set.value())?;
+        let mut algs = Vec::new();
+        while !r.is_finished() {
+            algs.push(AlgorithmIdentifierOwned::decode(&mut r)?);
+        }
+        Ok(algs)
+    };
+    let Ok(algs) = read() else {
+        return false;
+    };
+    algs.iter().all(|a| {
+        Asn1Object::from_str(&a.oid.to_string())
+            .ok()
+            .and_then(|o| MessageDigest::from_nid(o.nid()))
+            .is_some_and(|md| Hasher::new(md).is_ok())
+    })
+}
+
 fn cert_reason(e: &CertError) -> String {
     format!("signature is valid but not trusted: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devpki::DevPki;
+
+    /// `der` with the first SHA-256 OID (the one in `digestAlgorithms`, which comes before the
+    /// SignerInfo's) turned into 2.16.840.1.101.3.4.2.0, which no one defines.
+    fn unknown_digest_algorithm(der: &[u8]) -> Vec<u8> {
+        let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+        let at = der.windows(sha256.len()).position(|w| w == sha256).unwrap();
+        let mut out = der.to_vec();
+        out[at + sha256.len() - 1] = 0x00;
+        out
+    }
+
+    /// Found by fuzzing (cms_verify): OpenSSL 3.0 leaks the content BIO of every
+    /// `CMS_verify`/`PKCS7_verify` call on such a signature; both verifiers refuse it first.
+    #[test]
+    fn a_digest_algorithm_openssl_cannot_compute_is_refused_before_openssl() {
+        let p = DevPki::generate().unwrap();
+        let trust = TrustStore::from_certs(vec![p.root.clone()]).unwrap();
+        let content = b"fuzz regression: unknown digestAlgorithms entry";
+        let good = sign_detached(&p.gateway, content).unwrap();
+        assert!(digests_computable(&good));
+        assert!(verify_detached(&good, content, &trust).unwrap().valid);
+        assert!(crate::cades::verify(&good, content, &trust).unwrap().valid);
+
+        let bad = unknown_digest_algorithm(&good);
+        assert!(!digests_computable(&bad));
+        let v = verify_detached(&bad, content, &trust).unwrap();
+        assert!(!v.valid && !v.trusted, "{v:?}");
+        assert_eq!(v.reason.as_deref(), Some("unsupported digest algorithm"));
+        let c = crate::cades::verify(&bad, content, &trust).unwrap();
+        assert!(!c.valid && !c.trusted, "{c:?}");
+        assert_eq!(c.reason.as_deref(), Some("unsupported digest algorithm"));
+        // Not DER, or not a SignedData: nothing can be said for it.
+        assert!(!digests_computable(b"\x30\x00"));
+    }
 }

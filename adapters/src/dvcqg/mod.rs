@@ -811,6 +811,48 @@ impl Adapter for DvcqgAdapter {
     }
 }
 
+/// A door to the private answer classifier for the fuzz targets (fuzz/, docs/fuzzing.md), and
+/// for nothing else: it calls the functions the adapter uses, unchanged, on one answer.
+#[doc(hidden)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    /// What a `TraCuuHoSo` answer says about the dossier.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Lookup {
+        Found,
+        Missing,
+        Unclear(String),
+    }
+
+    /// What the adapter reads from one portal answer.
+    #[derive(Debug)]
+    pub struct Reading {
+        pub success: bool,
+        pub code: String,
+        pub message: String,
+        pub session_expired: bool,
+        pub not_found: bool,
+        pub lookup: Lookup,
+    }
+
+    pub fn read_answer(answer: &Value) -> Reading {
+        let (code, message) = (super::code_text(answer), super::message_of(answer));
+        Reading {
+            success: super::success_code(answer),
+            session_expired: super::is_session_expiry(&code, &message),
+            not_found: super::is_not_found(&message),
+            lookup: match super::classify_lookup(answer) {
+                super::Lookup::Found => Lookup::Found,
+                super::Lookup::Missing => Lookup::Missing,
+                super::Lookup::Unclear(why) => Lookup::Unclear(why),
+            },
+            code,
+            message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,14 +115,44 @@ fn malformed(e: impl std::fmt::Display) -> XmlError {
     XmlError::Malformed(e.to_string())
 }
 
+/// XML 1.0 (5th ed.) `NameStartChar` without `:`, and `NameChar` without `:`.
+fn is_name_start(c: char) -> bool {
+    matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c) || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// A `QName` of Namespaces in XML: an NCName, or two joined by one `:`. quick-xml takes any
+/// bytes up to a space, `=` or `>` as a name, so `<a//>` was an element named `a/`, whose
+/// canonical form `<a/></a/>` is not XML (found by fuzzing, docs/fuzzing.md).
+fn check_qname(qname: &str) -> Result<(), XmlError> {
+    let ncname = |s: &str| s.chars().next().is_some_and(is_name_start) && s.chars().all(is_name_char);
+    let ok = match qname.split_once(':') {
+        Some((p, l)) => ncname(p) && ncname(l),
+        None => ncname(qname),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(XmlError::Malformed(format!("{qname:?} is not an XML name")))
+    }
+}
+
 fn element(start: &BytesStart<'_>) -> Result<Element, XmlError> {
     let qname = start.name().as_ref().to_string();
+    check_qname(&qname)?;
     let (prefix, local) = split(&qname);
     let mut ns_decls = Vec::new();
     let mut attrs = Vec::new();
     for a in start.attributes() {
         let a = a.map_err(malformed)?;
         let key = a.key.as_ref().to_string();
+        check_qname(&key)?;
         let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| match e {
             quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => XmlError::UnknownEntity(name),
             other => malformed(other),
@@ -292,6 +322,33 @@ pub fn parse(bytes: &[u8]) -> Result<Document, XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (xml_c14n): `<a//>` was read as an element named `a/`, and its
+    /// canonical form was not XML. Names must be XML names.
+    #[test]
+    fn names_that_are_not_xml_names_are_refused() {
+        for bad in [
+            &b"<doc><a//></doc>"[..],
+            b"<doc><?app x?><a//></doc>",
+            b"<doc a/=\"1\"/>",
+            b"<doc xmlns:=\"urn:x\"/>",
+            b"<doc><p:q:r/></doc>",
+            b"<doc><:a/></doc>",
+            b"<doc><1a/></doc>",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(XmlError::Malformed(_))),
+                "{} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for good in [
+            &b"<doc><a/></doc>"[..],
+            b"<p:doc xmlns:p=\"urn:x\" p:a-b.c=\"1\"><Ti\xe1\xba\xbfn_1/></p:doc>",
+        ] {
+            assert!(parse(good).is_ok(), "{} was refused", String::from_utf8_lossy(good));
+        }
+    }
 
     #[test]
     fn doctype_and_entities_are_refused() {
