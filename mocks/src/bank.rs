@@ -22,7 +22,10 @@
 //! - `remittance`: where the reference goes: `"e2e"` (`EndToEndId`, v08 default), `"ustrd"`
 //!   (inside a text line, v02 default), `"ustrd_multiline"` (on the second `Ustrd` line),
 //!   `"ustrd_split"` (cut across two lines at a fixed width), `"strd"`
-//!   (`Strd/CdtrRefInf/Ref`, type `SCOR`). Except for `e2e`, `EndToEndId` is `NOTPROVIDED`.
+//!   (`Strd/CdtrRefInf/Ref`, type `SCOR`), `"addtl_tx"` (only in `TxDtls/AddtlTxInf`, the
+//!   transaction's free narrative) or `"addtl_ntry"` (only in `Ntry/AddtlNtryInf`, the entry's;
+//!   a single credit only), as some banks write the narrative outside `RmtInf` (payments notes,
+//!   "Where the reference may also sit"). Except for `e2e`, `EndToEndId` is `NOTPROVIDED`.
 //! - `bktxcd`: `"domain"` (default: `Domn` PMNT/RCDT/DMCT, RRTN for a reversal, ICDT for a
 //!   debit) or `"proprietary"` (`Prtry`).
 //! - Signing: by default the bank key signs with exclusive C14N and rsa-sha256. Naming any of
@@ -330,10 +333,16 @@ fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
     if bare && remittance == "e2e" {
         return Err("remittance \"e2e\" needs refs \"full\": EndToEndId sits in TxDtls/Refs".into());
     }
-    if !matches!(remittance.as_str(), "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd") {
+    if !matches!(
+        remittance.as_str(),
+        "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd" | "addtl_tx" | "addtl_ntry"
+    ) {
         return Err(format!(
-            "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split or strd"
+            "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split, strd, addtl_tx or addtl_ntry"
         ));
+    }
+    if remittance == "addtl_ntry" && batch {
+        return Err("remittance \"addtl_ntry\": the entry's narrative belongs to a single credit".into());
     }
     let proprietary = match c.bktxcd.as_deref().unwrap_or("domain") {
         "domain" => false,
@@ -388,11 +397,11 @@ fn bktxcd(s: &Shape) -> String {
     format!("<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{fmly}</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd>")
 }
 
-/// `RmtInf` and the `EndToEndId` value for one transaction.
-fn remittance(s: &Shape, reference: &str) -> (String, String) {
+/// The `EndToEndId` value, `RmtInf` and `AddtlTxInf` for one transaction.
+fn remittance(s: &Shape, reference: &str) -> (String, String, String) {
     let r = esc(reference);
-    match s.remittance.as_str() {
-        "e2e" => (r, "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into()),
+    let (e2e, rmt) = match s.remittance.as_str() {
+        "e2e" => (r.clone(), "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into()),
         "ustrd" => (
             "NOTPROVIDED".into(),
             format!("<RmtInf><Ustrd>Nop {r} le phi cap GCN</Ustrd></RmtInf>"),
@@ -410,11 +419,23 @@ fn remittance(s: &Shape, reference: &str) -> (String, String) {
                 .collect();
             ("NOTPROVIDED".into(), format!("<RmtInf>{lines}</RmtInf>"))
         }
+        // The narrative sits outside RmtInf (AddtlTxInf or AddtlNtryInf, written elsewhere);
+        // RmtInf then carries only the payer's own words.
+        "addtl_tx" | "addtl_ntry" => (
+            "NOTPROVIDED".into(),
+            "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into(),
+        ),
         _ => (
             "NOTPROVIDED".into(),
             format!("<RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>{r}</Ref></CdtrRefInf></Strd></RmtInf>"),
         ),
-    }
+    };
+    let addtl = if s.remittance == "addtl_tx" {
+        format!("<AddtlTxInf>CK {r} LE PHI HO SO</AddtlTxInf>")
+    } else {
+        String::new()
+    };
+    (e2e, rmt, addtl)
 }
 
 /// One `Ntry`, with its transactions, as the shape says.
@@ -435,7 +456,7 @@ fn ntry(s: &Shape) -> String {
         ));
     }
     for t in &s.txs {
-        let (e2e, rmt) = remittance(s, &t.reference);
+        let (e2e, rmt, addtl) = remittance(s, &t.reference);
         let refs = esc(&t.refs);
         let amt = t.amount_vnd;
         let (amount, party, agent) = if s.v02 {
@@ -457,17 +478,22 @@ fn ntry(s: &Shape) -> String {
             Refs::Full => format!("<Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>"),
             Refs::Entry | Refs::None => String::new(),
         };
-        details.push_str(&format!("\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}</TxDtls>"));
+        details.push_str(&format!("\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}{addtl}</TxDtls>"));
     }
     let date = &s.date;
     let entry_acct_svcr_ref = match s.refs {
         Refs::None => String::new(),
         Refs::Full | Refs::Entry => format!("<AcctSvcrRef>{entry_ref}</AcctSvcrRef>"),
     };
+    // AddtlNtryInf follows NtryDtls in the schema's order.
+    let addtl_ntry = match (s.remittance.as_str(), s.txs.first()) {
+        ("addtl_ntry", Some(t)) => format!("<AddtlNtryInf>IBFT {} NOP LE PHI</AddtlNtryInf>", esc(&t.reference)),
+        _ => String::new(),
+    };
     format!(
         "\n      <Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{total}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>{sts}\
          <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt>{entry_acct_svcr_ref}{bktxcd}\n        \
-         <NtryDtls>{details}\n        </NtryDtls></Ntry>",
+         <NtryDtls>{details}\n        </NtryDtls>{addtl_ntry}</Ntry>",
         bktxcd = bktxcd(s)
     )
 }

@@ -369,3 +369,33 @@ async fn a_second_credit_for_a_paid_fee_is_listed_to_refund() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     app.stop().await;
 }
+
+/// Issue 22 item 6: some banks write the narrative in `TxDtls/AddtlTxInf` or
+/// `Ntry/AddtlNtryInf` instead of `RmtInf` (docs/bank-xml.md); the reference found there pays
+/// the fee, in both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_in_the_additional_information_pays_the_fee() {
+    let e = env();
+    let app = e.gateway().await;
+    let url = bank_url(&app);
+    let mut paid = 0;
+    for version in ["08", "02"] {
+        for (i, remittance) in ["addtl_tx", "addtl_ntry"].into_iter().enumerate() {
+            let fee = create(&app, "paygov", 60_000).await;
+            let r = e
+                .bank_credit(json!({"reference": fee, "amount_vnd": 60_000, "bank_ref": format!("FTA{version}{i}"),
+                    "version": version, "remittance": remittance, "url": url}))
+                .await;
+            let doc = r["document"].as_str().unwrap_or_default();
+            let field = if remittance == "addtl_tx" { "<AddtlTxInf>" } else { "<AddtlNtryInf>" };
+            assert!(doc.contains(field) && !doc.contains(&format!("<EndToEndId>{fee}")), "{doc}");
+            assert_eq!(all_outcomes(&r, 0), ["paid"], "{version} {remittance}: {r}");
+            assert_eq!(app.payment(&fee).await["status"], "paid", "{version} {remittance}");
+            paid += 1;
+        }
+    }
+    exactly_webhooks(&e.centre_state, paid).await;
+    assert!(e.unmatched(&app, "").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    app.stop().await;
+}
