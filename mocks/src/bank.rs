@@ -478,7 +478,9 @@ fn ntry(s: &Shape) -> String {
             Refs::Full => format!("<Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>"),
             Refs::Entry | Refs::None => String::new(),
         };
-        details.push_str(&format!("\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}{addtl}</TxDtls>"));
+        details.push_str(&format!(
+            "\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}{addtl}</TxDtls>"
+        ));
     }
     let date = &s.date;
     let entry_acct_svcr_ref = match s.refs {

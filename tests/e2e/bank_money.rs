@@ -383,11 +383,17 @@ async fn a_reference_in_the_additional_information_pays_the_fee() {
         for (i, remittance) in ["addtl_tx", "addtl_ntry"].into_iter().enumerate() {
             let fee = create(&app, "paygov", 60_000).await;
             let r = e
-                .bank_credit(json!({"reference": fee, "amount_vnd": 60_000, "bank_ref": format!("FTA{version}{i}"),
-                    "version": version, "remittance": remittance, "url": url}))
+                .bank_credit(
+                    json!({"reference": fee, "amount_vnd": 60_000, "bank_ref": format!("FTA{version}{i}"),
+                    "version": version, "remittance": remittance, "url": url}),
+                )
                 .await;
             let doc = r["document"].as_str().unwrap_or_default();
-            let field = if remittance == "addtl_tx" { "<AddtlTxInf>" } else { "<AddtlNtryInf>" };
+            let field = if remittance == "addtl_tx" {
+                "<AddtlTxInf>"
+            } else {
+                "<AddtlNtryInf>"
+            };
             assert!(doc.contains(field) && !doc.contains(&format!("<EndToEndId>{fee}")), "{doc}");
             assert_eq!(all_outcomes(&r, 0), ["paid"], "{version} {remittance}: {r}");
             assert_eq!(app.payment(&fee).await["status"], "paid", "{version} {remittance}");

@@ -1592,17 +1592,13 @@ mod tests {
     #[test]
     fn references_in_the_additional_information_follow_the_same_rules() {
         // TxDtls/AddtlTxInf, after RmtInf.
-        let t = one(
-            "<TxDtls><RmtInf><Ustrd>NGUYEN THI LAN</Ustrd></RmtInf><AddtlTxInf>CK HCC261125AB12CD34 LE PHI</AddtlTxInf></TxDtls>",
-        );
+        let t = one("<TxDtls><RmtInf><Ustrd>NGUYEN THI LAN</Ustrd></RmtInf><AddtlTxInf>CK HCC261125AB12CD34 LE PHI</AddtlTxInf></TxDtls>");
         assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 1));
         // Whole words only.
         let t = one("<TxDtls><AddtlTxInf>CKHCC261125AB12CD34</AddtlTxInf></TxDtls>");
         assert_eq!(t.reference, None);
         // Another reference there makes the transaction ambiguous; EndToEndId is still first.
-        let t = one(
-            "<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs><AddtlTxInf>HCC261125ZZ99YY88</AddtlTxInf></TxDtls>",
-        );
+        let t = one("<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs><AddtlTxInf>HCC261125ZZ99YY88</AddtlTxInf></TxDtls>");
         assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 2));
         // Ntry/AddtlNtryInf: for a single transaction, and for an entry without details.
         let t = transactions(&entry_with_info(
