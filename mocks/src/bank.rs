@@ -29,7 +29,10 @@
 //! - `bktxcd`: `"domain"` (default: `Domn` PMNT/RCDT/DMCT, RRTN for a reversal, ICDT for a
 //!   debit) or `"proprietary"` (`Prtry`).
 //! - Signing: by default the bank key signs with exclusive C14N and rsa-sha256. Naming any of
-//!   `c14n` (`"exclusive"`, `"inclusive"`), `signature` (`"rsa-sha256"`, `"rsa-sha512"`) or
+//!   `c14n` (`"exclusive"`, `"inclusive"`, `"exclusive_prefixlist"`: exclusive with an
+//!   `InclusiveNamespaces PrefixList` as Apache Santuario writes it, `#default` on `SignedInfo`
+//!   and `ns2 #default` on the reference, the root declaring an unused `ns2` as JAXB does),
+//!   `signature` (`"rsa-sha256"`, `"rsa-sha512"`) or
 //!   `digest` (`"sha256"`, `"sha512"`; default: that of `signature`) makes the mock sign as a
 //!   third party would, with **`xmlsec1 --sign`** on a template (so the gateway's own signing
 //!   code is not both the writer and the reader): inclusive uses the .NET shape (an unprefixed
@@ -194,7 +197,8 @@ fn signing(c: &Credit) -> Result<Signing, String> {
     let c14n = match c.c14n.as_deref().unwrap_or("exclusive") {
         "exclusive" => EXC_C14N,
         "inclusive" => INC_C14N,
-        other => return Err(format!("c14n {other:?}: exclusive or inclusive")),
+        "exclusive_prefixlist" => EXC_PREFIXLIST,
+        other => return Err(format!("c14n {other:?}: exclusive, inclusive or exclusive_prefixlist")),
     };
     let (sig, default_digest) = match c.signature.as_deref().unwrap_or("rsa-sha256") {
         "rsa-sha256" => (RSA_SHA256, SHA256),
@@ -528,10 +532,30 @@ fn camt(s: &Shape) -> String {
     document(s.v02, &s.entry_ref, &s.created, &[(s.account.clone(), vec![ntry(s)])])
 }
 
+/// Not an algorithm: the mock's name for exclusive C14N with an `InclusiveNamespaces
+/// PrefixList`, as Apache Santuario (the Java default) writes it (payments notes, evidence
+/// 2026-12). The document then carries, like a JAXB-marshalled one, a namespace declared on the
+/// root that nothing uses ([`JAVA_NS`]); exclusive C14N keeps it only because it is listed.
+const EXC_PREFIXLIST: &str = "exclusive_prefixlist";
+/// The extra root declaration of [`EXC_PREFIXLIST`] documents.
+const JAVA_NS: &str = "xmlns:ns2=\"urn:example:mock-bank:jaxb\"";
+
 /// An unsigned XML-DSig template for `xmlsec1 --sign`, as the root's last child. Inclusive:
 /// the shape .NET's SignedXml writes (unprefixed, only the enveloped transform, so the
 /// reference is canonicalized by XML-DSig's default, inclusive C14N).
 fn template(c14n: &str, sig: &str, digest: &str) -> String {
+    if c14n == EXC_PREFIXLIST {
+        let list = |l: &str| format!("<ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"{l}\"/>");
+        return format!(
+            "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\">{si}</ds:CanonicalizationMethod>\
+             <ds:SignatureMethod Algorithm=\"{sig}\"/><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"/>\
+             <ds:Transform Algorithm=\"{EXC_C14N}\">{r}</ds:Transform></ds:Transforms>\
+             <ds:DigestMethod Algorithm=\"{digest}\"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>\
+             <ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>",
+            si = list("#default"),
+            r = list("ns2 #default"),
+        );
+    }
     let (p, decl, transform) = if c14n == INC_C14N {
         ("", format!("xmlns=\"{DSIG_NS}\""), String::new())
     } else {
@@ -561,7 +585,10 @@ impl Drop for Scratch {
 /// Signs with `xmlsec1 --sign`, the bank key and certificate written to a scratch folder.
 async fn xmlsec_sign(xml: &str, signer: &Identity, algorithms: (&str, &str, &str)) -> Result<String, String> {
     let at = xml.rfind("</Document>").ok_or("the document has no </Document>")?;
-    let tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
+    let mut tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
+    if algorithms.0 == EXC_PREFIXLIST {
+        tmpl = tmpl.replacen("<Document xmlns=", &format!("<Document {JAVA_NS} xmlns="), 1);
+    }
     let dir = Scratch(std::env::temp_dir().join(format!("mock-bank-{}-{}", std::process::id(), fastrand::u64(..))));
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
     let hcc_signing::key::SigningKey::Software(key) = &signer.key else {
