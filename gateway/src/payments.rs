@@ -12,7 +12,7 @@ use std::time::Duration;
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::{
     Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
-    PendingPayment, ProviderKind, Settlement, State, is_reference, new_reference, vn_timestamp,
+    PendingPayment, ProviderKind, PublicService, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
@@ -73,6 +73,8 @@ pub struct NewPayment {
     pub agency: Agency,
     pub ma_tthc: String,
     pub ten_tthc: String,
+    /// `MaDVC`/`TenDVC`; sent to the provider once, not kept in the record.
+    pub service: PublicService,
     pub fees: Vec<FeeLine>,
     pub payer: Payer,
 }
@@ -341,6 +343,7 @@ impl Payments {
             ma_ho_so: p.ma_ho_so.as_str(),
             ma_tthc: &p.ma_tthc,
             ten_tthc: &p.ten_tthc,
+            service: &p.service,
             agency: &p.agency,
             fees: &p.fees,
             payer: &p.payer,

@@ -22,11 +22,17 @@
 //! - `remittance`: where the reference goes: `"e2e"` (`EndToEndId`, v08 default), `"ustrd"`
 //!   (inside a text line, v02 default), `"ustrd_multiline"` (on the second `Ustrd` line),
 //!   `"ustrd_split"` (cut across two lines at a fixed width), `"strd"`
-//!   (`Strd/CdtrRefInf/Ref`, type `SCOR`). Except for `e2e`, `EndToEndId` is `NOTPROVIDED`.
+//!   (`Strd/CdtrRefInf/Ref`, type `SCOR`), `"addtl_tx"` (only in `TxDtls/AddtlTxInf`, the
+//!   transaction's free narrative) or `"addtl_ntry"` (only in `Ntry/AddtlNtryInf`, the entry's;
+//!   a single credit only), as some banks write the narrative outside `RmtInf` (payments notes,
+//!   "Where the reference may also sit"). Except for `e2e`, `EndToEndId` is `NOTPROVIDED`.
 //! - `bktxcd`: `"domain"` (default: `Domn` PMNT/RCDT/DMCT, RRTN for a reversal, ICDT for a
 //!   debit) or `"proprietary"` (`Prtry`).
 //! - Signing: by default the bank key signs with exclusive C14N and rsa-sha256. Naming any of
-//!   `c14n` (`"exclusive"`, `"inclusive"`), `signature` (`"rsa-sha256"`, `"rsa-sha512"`) or
+//!   `c14n` (`"exclusive"`, `"inclusive"`, `"exclusive_prefixlist"`: exclusive with an
+//!   `InclusiveNamespaces PrefixList` as Apache Santuario writes it, `#default` on `SignedInfo`
+//!   and `ns2 #default` on the reference, the root declaring an unused `ns2` as JAXB does),
+//!   `signature` (`"rsa-sha256"`, `"rsa-sha512"`) or
 //!   `digest` (`"sha256"`, `"sha512"`; default: that of `signature`) makes the mock sign as a
 //!   third party would, with **`xmlsec1 --sign`** on a template (so the gateway's own signing
 //!   code is not both the writer and the reader): inclusive uses the .NET shape (an unprefixed
@@ -191,7 +197,8 @@ fn signing(c: &Credit) -> Result<Signing, String> {
     let c14n = match c.c14n.as_deref().unwrap_or("exclusive") {
         "exclusive" => EXC_C14N,
         "inclusive" => INC_C14N,
-        other => return Err(format!("c14n {other:?}: exclusive or inclusive")),
+        "exclusive_prefixlist" => EXC_PREFIXLIST,
+        other => return Err(format!("c14n {other:?}: exclusive, inclusive or exclusive_prefixlist")),
     };
     let (sig, default_digest) = match c.signature.as_deref().unwrap_or("rsa-sha256") {
         "rsa-sha256" => (RSA_SHA256, SHA256),
@@ -330,10 +337,16 @@ fn shape(state: &BankState, c: &Credit) -> Result<Shape, String> {
     if bare && remittance == "e2e" {
         return Err("remittance \"e2e\" needs refs \"full\": EndToEndId sits in TxDtls/Refs".into());
     }
-    if !matches!(remittance.as_str(), "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd") {
+    if !matches!(
+        remittance.as_str(),
+        "e2e" | "ustrd" | "ustrd_multiline" | "ustrd_split" | "strd" | "addtl_tx" | "addtl_ntry"
+    ) {
         return Err(format!(
-            "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split or strd"
+            "remittance {remittance:?}: e2e, ustrd, ustrd_multiline, ustrd_split, strd, addtl_tx or addtl_ntry"
         ));
+    }
+    if remittance == "addtl_ntry" && batch {
+        return Err("remittance \"addtl_ntry\": the entry's narrative belongs to a single credit".into());
     }
     let proprietary = match c.bktxcd.as_deref().unwrap_or("domain") {
         "domain" => false,
@@ -388,11 +401,11 @@ fn bktxcd(s: &Shape) -> String {
     format!("<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{fmly}</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd>")
 }
 
-/// `RmtInf` and the `EndToEndId` value for one transaction.
-fn remittance(s: &Shape, reference: &str) -> (String, String) {
+/// The `EndToEndId` value, `RmtInf` and `AddtlTxInf` for one transaction.
+fn remittance(s: &Shape, reference: &str) -> (String, String, String) {
     let r = esc(reference);
-    match s.remittance.as_str() {
-        "e2e" => (r, "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into()),
+    let (e2e, rmt) = match s.remittance.as_str() {
+        "e2e" => (r.clone(), "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into()),
         "ustrd" => (
             "NOTPROVIDED".into(),
             format!("<RmtInf><Ustrd>Nop {r} le phi cap GCN</Ustrd></RmtInf>"),
@@ -410,11 +423,23 @@ fn remittance(s: &Shape, reference: &str) -> (String, String) {
                 .collect();
             ("NOTPROVIDED".into(), format!("<RmtInf>{lines}</RmtInf>"))
         }
+        // The narrative sits outside RmtInf (AddtlTxInf or AddtlNtryInf, written elsewhere);
+        // RmtInf then carries only the payer's own words.
+        "addtl_tx" | "addtl_ntry" => (
+            "NOTPROVIDED".into(),
+            "<RmtInf><Ustrd>NGUYEN THI LAN chuyen tien</Ustrd></RmtInf>".into(),
+        ),
         _ => (
             "NOTPROVIDED".into(),
             format!("<RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>{r}</Ref></CdtrRefInf></Strd></RmtInf>"),
         ),
-    }
+    };
+    let addtl = if s.remittance == "addtl_tx" {
+        format!("<AddtlTxInf>CK {r} LE PHI HO SO</AddtlTxInf>")
+    } else {
+        String::new()
+    };
+    (e2e, rmt, addtl)
 }
 
 /// One `Ntry`, with its transactions, as the shape says.
@@ -435,7 +460,7 @@ fn ntry(s: &Shape) -> String {
         ));
     }
     for t in &s.txs {
-        let (e2e, rmt) = remittance(s, &t.reference);
+        let (e2e, rmt, addtl) = remittance(s, &t.reference);
         let refs = esc(&t.refs);
         let amt = t.amount_vnd;
         let (amount, party, agent) = if s.v02 {
@@ -457,17 +482,24 @@ fn ntry(s: &Shape) -> String {
             Refs::Full => format!("<Refs><AcctSvcrRef>{refs}</AcctSvcrRef><EndToEndId>{e2e}</EndToEndId><TxId>{refs}</TxId></Refs>"),
             Refs::Entry | Refs::None => String::new(),
         };
-        details.push_str(&format!("\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}</TxDtls>"));
+        details.push_str(&format!(
+            "\n          <TxDtls>{refs_xml}{amount}{party}{agent}{rmt}{addtl}</TxDtls>"
+        ));
     }
     let date = &s.date;
     let entry_acct_svcr_ref = match s.refs {
         Refs::None => String::new(),
         Refs::Full | Refs::Entry => format!("<AcctSvcrRef>{entry_ref}</AcctSvcrRef>"),
     };
+    // AddtlNtryInf follows NtryDtls in the schema's order.
+    let addtl_ntry = match (s.remittance.as_str(), s.txs.first()) {
+        ("addtl_ntry", Some(t)) => format!("<AddtlNtryInf>IBFT {} NOP LE PHI</AddtlNtryInf>", esc(&t.reference)),
+        _ => String::new(),
+    };
     format!(
         "\n      <Ntry><NtryRef>1</NtryRef><Amt Ccy=\"VND\">{total}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RvslInd>{rvsl}</RvslInd>{sts}\
          <BookgDt><Dt>{date}</Dt></BookgDt><ValDt><Dt>{date}</Dt></ValDt>{entry_acct_svcr_ref}{bktxcd}\n        \
-         <NtryDtls>{details}\n        </NtryDtls></Ntry>",
+         <NtryDtls>{details}\n        </NtryDtls>{addtl_ntry}</Ntry>",
         bktxcd = bktxcd(s)
     )
 }
@@ -500,10 +532,30 @@ fn camt(s: &Shape) -> String {
     document(s.v02, &s.entry_ref, &s.created, &[(s.account.clone(), vec![ntry(s)])])
 }
 
+/// Not an algorithm: the mock's name for exclusive C14N with an `InclusiveNamespaces
+/// PrefixList`, as Apache Santuario (the Java default) writes it (payments notes, evidence
+/// 2026-12). The document then carries, like a JAXB-marshalled one, a namespace declared on the
+/// root that nothing uses ([`JAVA_NS`]); exclusive C14N keeps it only because it is listed.
+const EXC_PREFIXLIST: &str = "exclusive_prefixlist";
+/// The extra root declaration of [`EXC_PREFIXLIST`] documents.
+const JAVA_NS: &str = "xmlns:ns2=\"urn:example:mock-bank:jaxb\"";
+
 /// An unsigned XML-DSig template for `xmlsec1 --sign`, as the root's last child. Inclusive:
 /// the shape .NET's SignedXml writes (unprefixed, only the enveloped transform, so the
 /// reference is canonicalized by XML-DSig's default, inclusive C14N).
 fn template(c14n: &str, sig: &str, digest: &str) -> String {
+    if c14n == EXC_PREFIXLIST {
+        let list = |l: &str| format!("<ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"{l}\"/>");
+        return format!(
+            "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\">{si}</ds:CanonicalizationMethod>\
+             <ds:SignatureMethod Algorithm=\"{sig}\"/><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"/>\
+             <ds:Transform Algorithm=\"{EXC_C14N}\">{r}</ds:Transform></ds:Transforms>\
+             <ds:DigestMethod Algorithm=\"{digest}\"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>\
+             <ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>",
+            si = list("#default"),
+            r = list("ns2 #default"),
+        );
+    }
     let (p, decl, transform) = if c14n == INC_C14N {
         ("", format!("xmlns=\"{DSIG_NS}\""), String::new())
     } else {
@@ -533,7 +585,10 @@ impl Drop for Scratch {
 /// Signs with `xmlsec1 --sign`, the bank key and certificate written to a scratch folder.
 async fn xmlsec_sign(xml: &str, signer: &Identity, algorithms: (&str, &str, &str)) -> Result<String, String> {
     let at = xml.rfind("</Document>").ok_or("the document has no </Document>")?;
-    let tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
+    let mut tmpl = format!("{}{}{}", &xml[..at], template(algorithms.0, algorithms.1, algorithms.2), &xml[at..]);
+    if algorithms.0 == EXC_PREFIXLIST {
+        tmpl = tmpl.replacen("<Document xmlns=", &format!("<Document {JAVA_NS} xmlns="), 1);
+    }
     let dir = Scratch(std::env::temp_dir().join(format!("mock-bank-{}-{}", std::process::id(), fastrand::u64(..))));
     std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
     let hcc_signing::key::SigningKey::Software(key) = &signer.key else {

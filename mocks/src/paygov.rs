@@ -3,7 +3,9 @@
 //! - INIT at `/paygov/init` and QUERY (or GET_BILL) at `/paygov/query`, each message checked by
 //!   `MaXacThuc` (SHA-256 of the fields joined with `|`, secret last);
 //! - INIT refused when its receipt (`ThongTinBienLai`) lacks what public clients mark
-//!   mandatory, or when amounts come as JSON numbers where public clients send strings;
+//!   mandatory (with `MaDVC`: both public clients send a non-empty one, evidence 2026-12), when
+//!   the optional `TenDVC`, `HuyenNguoiNop`, `TinhNguoiNop` are present but empty or not text,
+//!   or when amounts come as JSON numbers where public clients send strings;
 //! - QUERY finds a payment only by its reference **and** the `ThoiGianGD` of its INIT;
 //! - INIT answered in either envelope seen in public clients, and a bearer token required when
 //!   configured (`POST /_mock/paygov/config`);
@@ -228,9 +230,18 @@ fn receipt_problem(m: &Map<String, Value>) -> Option<String> {
         "HoTenNguoiNop",
         "SoCMNDNguoiNop",
         "DiaChiNguoiNop",
+        // Both public clients send a non-empty MaDVC (payments notes, evidence 2026-12).
+        "MaDVC",
     ] {
         if text(k).is_empty() {
             return Some(format!("ThongTinBienLai thiếu {k}"));
+        }
+    }
+    // Optional receipt fields (OpenCPS sends the payer's district and province): when present,
+    // non-empty text, as a client writes them.
+    for k in ["TenDVC", "HuyenNguoiNop", "TinhNguoiNop"] {
+        if r.contains_key(k) && text(k).is_empty() {
+            return Some(format!("ThongTinBienLai: {k} phải là chuỗi không rỗng"));
         }
     }
     if text("MaDichVu") == "2" {
@@ -517,7 +528,8 @@ mod tests {
                 "MaDichVu": "2", "MaDonVi": "000.00.22.H46", "TenDonVi": "Trung tâm PVHCC", "MaHoSo": "000.00.22.H46-241125-0001",
                 "MaTTHC": "1.004227", "TenTTHC": "Cấp GCN", "TKThuHuong": "0011004123456", "MaNHThuHuong": "970436",
                 "TenTKThuHuong": "VP UBND", "NoiDungThanhToan": "Le phi ho so", "HoTenNguoiNop": "Nguyễn Thị Lan",
-                "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long",
+                "SoCMNDNguoiNop": "022190000123", "DiaChiNguoiNop": "Hạ Long", "MaDVC": "1.004227.01",
+                "TenDVC": "Cấp GCN", "HuyenNguoiNop": "Hạ Long", "TinhNguoiNop": "Quảng Ninh",
                 "PhiLePhi": [{"LoaiPhiLePhi": "2", "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí", "SoTien": "100000"}]
             }
         });
@@ -550,6 +562,7 @@ mod tests {
             "MaNHThuHuong",
             "TenTKThuHuong",
             "SoCMNDNguoiNop",
+            "MaDVC",
             "PhiLePhi",
         ] {
             let mut m = init_by_hand();
@@ -564,6 +577,19 @@ mod tests {
         let mut m = init_by_hand();
         m["ThongTinBienLai"]["PhiLePhi"][0]["SoTien"] = json!("90000");
         assert!(receipt_problem(&m).is_some(), "fee lines that do not add up");
+        // The optional fields may be absent, but not empty or other than text.
+        for k in ["TenDVC", "HuyenNguoiNop", "TinhNguoiNop"] {
+            let mut m = init_by_hand();
+            if let Some(Value::Object(r)) = m.get_mut("ThongTinBienLai") {
+                r.remove(k);
+            }
+            assert_eq!(receipt_problem(&m), None, "{k} absent");
+            for bad in [json!(""), json!(7)] {
+                let mut m = init_by_hand();
+                m["ThongTinBienLai"][k] = bad.clone();
+                assert!(receipt_problem(&m).is_some(), "{k} = {bad}");
+            }
+        }
         assert!(receipt_problem(&Map::new()).is_some());
     }
 }

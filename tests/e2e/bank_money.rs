@@ -369,3 +369,78 @@ async fn a_second_credit_for_a_paid_fee_is_listed_to_refund() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     app.stop().await;
 }
+
+/// Issue 22 item 6: some banks write the narrative in `TxDtls/AddtlTxInf` or
+/// `Ntry/AddtlNtryInf` instead of `RmtInf` (docs/bank-xml.md); the reference found there pays
+/// the fee, in both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_in_the_additional_information_pays_the_fee() {
+    let e = env();
+    let app = e.gateway().await;
+    let url = bank_url(&app);
+    let mut paid = 0;
+    for version in ["08", "02"] {
+        for (i, remittance) in ["addtl_tx", "addtl_ntry"].into_iter().enumerate() {
+            let fee = create(&app, "paygov", 60_000).await;
+            let r = e
+                .bank_credit(
+                    json!({"reference": fee, "amount_vnd": 60_000, "bank_ref": format!("FTA{version}{i}"),
+                    "version": version, "remittance": remittance, "url": url}),
+                )
+                .await;
+            let doc = r["document"].as_str().unwrap_or_default();
+            let field = if remittance == "addtl_tx" {
+                "<AddtlTxInf>"
+            } else {
+                "<AddtlNtryInf>"
+            };
+            assert!(doc.contains(field) && !doc.contains(&format!("<EndToEndId>{fee}")), "{doc}");
+            assert_eq!(all_outcomes(&r, 0), ["paid"], "{version} {remittance}: {r}");
+            assert_eq!(app.payment(&fee).await["status"], "paid", "{version} {remittance}");
+            paid += 1;
+        }
+    }
+    exactly_webhooks(&e.centre_state, paid).await;
+    assert!(e.unmatched(&app, "").await.is_empty());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    app.stop().await;
+}
+
+/// Issue 22 item 5: a bank signing as Java does (Apache Santuario: exclusive C14N with an
+/// `InclusiveNamespaces PrefixList`, here from mock-bank's xmlsec1 template, the root declaring
+/// a namespace nothing uses). The gateway verifies it and pays; so does `xmlsec1 --verify`; the
+/// same document with that one declaration changed is refused and pays nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_signed_with_an_inclusive_prefix_list_pays_and_its_namespaces_are_signed() {
+    let e = env();
+    let app = e.gateway().await;
+    let fee = create(&app, "paygov", 45_000).await;
+    // Built, not sent: first changed, then the original.
+    let r = e
+        .bank_credit(json!({"reference": fee, "amount_vnd": 45_000, "bank_ref": "FTJAVA1", "c14n": "exclusive_prefixlist"}))
+        .await;
+    let doc = r["document"].as_str().unwrap_or_default().to_string();
+    assert!(doc.contains("PrefixList=\"ns2 #default\"") && doc.contains("xmlns:ns2="), "{doc}");
+    let path = e.dir.join("java-signed.xml");
+    let check = |bytes: &str| {
+        std::fs::write(&path, bytes).unwrap();
+        let root = e.dir.join("root.pem").display().to_string();
+        std::process::Command::new("xmlsec1")
+            .args(["--verify", "--trusted-pem", &root, &path.display().to_string()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or_else(|err| panic!("cannot run xmlsec1: {err}"))
+    };
+    assert!(check(&doc), "xmlsec1 verifies the mock's document");
+    let changed = doc.replacen("urn:example:mock-bank:jaxb", "urn:example:mock-bank:other", 1);
+    assert!(!check(&changed), "xmlsec1 refuses the changed declaration");
+    let refused = app.camt054("devbank", changed).await;
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    assert_eq!(app.payment(&fee).await["status"], "pending");
+    let ok = app.camt054("devbank", doc).await;
+    assert_eq!(ok.status(), 200, "{:?}", ok.text().await);
+    app.wait_payment(&fee, "paid").await;
+    exactly_webhooks(&e.centre_state, 1).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    app.stop().await;
+}

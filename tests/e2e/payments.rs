@@ -1063,3 +1063,61 @@ async fn payments_are_listed_under_each_status_by_dossier_and_since_with_their_h
     .unwrap();
     app.stop().await;
 }
+
+/// Issue 22 item 4: the receipt's optional fields both public PayGov clients send. `MaDVC`,
+/// `TenDVC`, `HuyenNguoiNop` and `TinhNguoiNop` reach `ThongTinBienLai` when given; without
+/// `MaDVC` the platform gets `MaTTHC` + `.01` (HuanVu201's `DvcPaymentService.cs`), which the
+/// mock platform requires non-empty. The district and province are never kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paygov_receipt_carries_the_public_service_and_the_payers_district() {
+    let e = env();
+    let app = e.gateway().await;
+    let receipt_of = |reference: &str| {
+        e.paygov
+            .paygov
+            .inits()
+            .into_iter()
+            .find(|m| m["MaThamChieu"] == reference)
+            .map(|m| m["ThongTinBienLai"].clone())
+            .unwrap_or_else(|| panic!("no INIT for {reference}"))
+    };
+    // All four given.
+    let mut body = payment_body("paygov", 70_000);
+    body["MaDVC"] = json!("1.004227.000.00.00.H46");
+    body["TenDVC"] = json!("Đăng ký đất đai lần đầu");
+    body["HuyenNguoiNop"] = json!("Huyện Vân Đồn");
+    body["TinhNguoiNop"] = json!("Tỉnh Quảng Ninh");
+    let r = app.create_payment(&body).await;
+    assert_eq!(r.status(), 201);
+    let given = json(r).await["MaThamChieu"].as_str().unwrap_or_default().to_string();
+    let receipt = receipt_of(&given);
+    for (k, v) in [
+        ("MaDVC", "1.004227.000.00.00.H46"),
+        ("TenDVC", "Đăng ký đất đai lần đầu"),
+        ("HuyenNguoiNop", "Huyện Vân Đồn"),
+        ("TinhNguoiNop", "Tỉnh Quảng Ninh"),
+    ] {
+        assert_eq!(receipt[k], v, "{k}");
+    }
+    // None given: MaDVC is MaTTHC + ".01"; the others are not sent.
+    let absent = create(&app, "paygov", 30_000).await;
+    let receipt = receipt_of(&absent);
+    assert_eq!(receipt["MaDVC"], "1.004227.01");
+    for k in ["TenDVC", "HuyenNguoiNop", "TinhNguoiNop"] {
+        assert!(receipt.get(k).is_none(), "{k}: {receipt}");
+    }
+    // The district and province went to the platform and are not in the record.
+    let stored = app.payment(&given).await.to_string();
+    assert!(!stored.contains("Vân Đồn") && !stored.contains("Tỉnh Quảng Ninh"), "{stored}");
+    // Given but empty: a 422 naming the field, nothing sent.
+    let sent = e.paygov.paygov.inits().len();
+    let mut body = payment_body("paygov", 70_000);
+    body["HuyenNguoiNop"] = json!("  ");
+    body["MaDVC"] = json!(12);
+    let r = app.create_payment(&body).await;
+    assert_eq!(r.status(), 422);
+    let text = r.text().await.unwrap_or_default();
+    assert!(text.contains("/HuyenNguoiNop") && text.contains("/MaDVC"), "{text}");
+    assert_eq!(e.paygov.paygov.inits().len(), sent);
+    app.stop().await;
+}

@@ -8,7 +8,9 @@
 //! - A batch entry (`NtryDtls/Btch`) carries several `TxDtls`, each with its own amount and
 //!   references; `Ntry/Amt` is then their total and is never any one transaction's amount.
 //! - The payment reference may sit in `Refs/EndToEndId`, in any `RmtInf/Ustrd` line (long texts
-//!   are split across lines) or in any `RmtInf/Strd/CdtrRefInf/Ref`.
+//!   are split across lines), in any `RmtInf/Strd/CdtrRefInf/Ref`, in `TxDtls/AddtlTxInf`, or
+//!   (for an entry with one transaction, or none) in `Ntry/AddtlNtryInf`: some banks write the
+//!   narrative there instead of in `RmtInf`.
 //! - The bank's identity for a transaction is `TxDtls/Refs/AcctSvcrRef`, `TxDtls/Refs/TxId`, or
 //!   (for an entry with one transaction) `Ntry/AcctSvcrRef`; `NtryRef` is only a sequence number
 //!   inside one notification and is never used.
@@ -232,10 +234,14 @@ impl References {
     }
 }
 
-/// The references a transaction names: `Refs/EndToEndId`, each `RmtInf/Ustrd` line, the
-/// `Ustrd` lines joined with nothing (a bank that cuts a long text at a fixed width may split a
-/// reference across two lines), and each `RmtInf/Strd/CdtrRefInf/Ref`.
-fn references(tx: &Element, entry: usize) -> Result<References, CamtError> {
+/// The references a transaction names, searched in this order (the first found is the one
+/// reported; more than one distinct reference makes the transaction ambiguous):
+/// `Refs/EndToEndId`, each `RmtInf/Ustrd` line, the `Ustrd` lines joined with nothing (a bank
+/// that cuts a long text at a fixed width may split a reference across two lines), each
+/// `RmtInf/Strd/CdtrRefInf/Ref`, each `AddtlTxInf`, and then the entry's `AddtlNtryInf`
+/// (`entry_info`: given only when the entry has this one transaction, since in a batch the
+/// entry's narrative belongs to no one transaction).
+fn references(tx: &Element, entry_info: Option<&Element>, entry: usize) -> Result<References, CamtError> {
     let mut found = References::new();
     if let Some(e2e) = path(tx, &["Refs", "EndToEndId"], entry)? {
         found.scan(&e2e.text());
@@ -254,7 +260,20 @@ fn references(tx: &Element, entry: usize) -> Result<References, CamtError> {
             }
         }
     }
+    // `AddtlTxInf` may repeat in v02 (0..5) and not in v08 (0..1): read every one either way.
+    for info in children(tx, "AddtlTxInf") {
+        found.scan(&info.text());
+    }
+    scan_entry_info(&mut found, entry_info);
     Ok(found)
+}
+
+/// Adds the references in the entry's `AddtlNtryInf` (given only for a single-transaction
+/// entry, or one without details).
+fn scan_entry_info(found: &mut References, entry_info: Option<&Element>) {
+    if let Some(info) = entry_info {
+        found.scan(&info.text());
+    }
 }
 
 /// An amount element's value and currency.
@@ -421,8 +440,14 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
             return Err(CamtError::TooManyTransactions(MAX_TRANSACTIONS));
         }
         let single_tx = details.len() <= 1;
+        let entry_info = match single(ntry, "AddtlNtryInf", entry)? {
+            Some(info) if single_tx => Some(info),
+            _ => None,
+        };
         if details.is_empty() {
             let (amount_vnd, currency) = entry_amount.map(amount).unwrap_or_default();
+            let mut found = References::new();
+            scan_entry_info(&mut found, entry_info);
             out.push(Transaction {
                 entry,
                 index: 0,
@@ -432,8 +457,8 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
                 amount_vnd,
                 currency,
                 bank_transaction: identity(entry_ref),
-                reference: None,
-                references_found: 0,
+                reference: found.first.first().cloned(),
+                references_found: found.seen.len(),
                 account: account.clone(),
                 booking_date: booking_date.clone(),
                 refs: BankRefs {
@@ -468,7 +493,7 @@ pub fn transactions(doc: &Document) -> Result<Vec<Transaction>, CamtError> {
                     None => None,
                 },
             };
-            let found = references(tx, entry)?;
+            let found = references(tx, entry_info, entry)?;
             let tx_refs = BankRefs {
                 acct_svcr_ref: identity(path(tx, &["Refs", "AcctSvcrRef"], entry)?),
                 tx_id: identity(path(tx, &["Refs", "TxId"], entry)?),
@@ -1554,6 +1579,49 @@ mod tests {
              <Strd><CdtrRefInf><Ref>HCC261125ZZ99YY88</Ref></CdtrRefInf></Strd></RmtInf></TxDtls>",
         );
         assert_eq!(t.references_found, 2);
+    }
+
+    /// The entry's narrative after its details, as the schema orders it.
+    fn entry_with_info(txs: &str, info: &str) -> Document {
+        v08(&format!(
+            "<Ntry><NtryRef>7</NtryRef><Amt Ccy=\"VND\">100000</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>2026-11-25</Dt></BookgDt>{BKTXCD}{txs}<AddtlNtryInf>{info}</AddtlNtryInf></Ntry>"
+        ))
+    }
+
+    #[test]
+    fn references_in_the_additional_information_follow_the_same_rules() {
+        // TxDtls/AddtlTxInf, after RmtInf.
+        let t = one("<TxDtls><RmtInf><Ustrd>NGUYEN THI LAN</Ustrd></RmtInf><AddtlTxInf>CK HCC261125AB12CD34 LE PHI</AddtlTxInf></TxDtls>");
+        assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 1));
+        // Whole words only.
+        let t = one("<TxDtls><AddtlTxInf>CKHCC261125AB12CD34</AddtlTxInf></TxDtls>");
+        assert_eq!(t.reference, None);
+        // Another reference there makes the transaction ambiguous; EndToEndId is still first.
+        let t = one("<TxDtls><Refs><EndToEndId>HCC261125AB12CD34</EndToEndId></Refs><AddtlTxInf>HCC261125ZZ99YY88</AddtlTxInf></TxDtls>");
+        assert_eq!((t.reference.as_deref(), t.references_found), (Some("HCC261125AB12CD34"), 2));
+        // Ntry/AddtlNtryInf: for a single transaction, and for an entry without details.
+        let t = transactions(&entry_with_info(
+            "<NtryDtls><TxDtls><RmtInf><Ustrd>x</Ustrd></RmtInf></TxDtls></NtryDtls>",
+            "IBFT hcc261125ab12cd34 NOP LE PHI",
+        ))
+        .unwrap();
+        assert_eq!((t[0].reference.as_deref(), t[0].references_found), (Some("HCC261125AB12CD34"), 1));
+        let t = transactions(&entry_with_info("", "HCC261125AB12CD34")).unwrap();
+        assert_eq!((t[0].reference.as_deref(), t[0].references_found), (Some("HCC261125AB12CD34"), 1));
+        let t = transactions(&entry_with_info(
+            "<NtryDtls><TxDtls><AddtlTxInf>HCC261125AB12CD34</AddtlTxInf></TxDtls></NtryDtls>",
+            "HCC261125ZZ99YY88",
+        ))
+        .unwrap();
+        assert_eq!(t[0].references_found, 2);
+        // In a batch the entry's narrative belongs to no one transaction: not read.
+        let t = transactions(&entry_with_info(
+            "<NtryDtls><TxDtls><Amt Ccy=\"VND\">1</Amt></TxDtls><TxDtls><Amt Ccy=\"VND\">2</Amt></TxDtls></NtryDtls>",
+            "HCC261125AB12CD34",
+        ))
+        .unwrap();
+        assert!(t.iter().all(|t| t.reference.is_none() && t.references_found == 0));
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub struct PaymentOrder<'a> {
     pub ma_ho_so: &'a str,
     pub ma_tthc: &'a str,
     pub ten_tthc: &'a str,
+    /// `MaDVC`/`TenDVC`: the public service, when the centre names it.
+    pub service: &'a PublicService,
     pub agency: &'a Agency,
     pub fees: &'a [FeeLine],
     pub payer: &'a Payer,
@@ -150,13 +152,24 @@ pub struct Agency {
     pub ten_tk_thu_huong: String,
 }
 
-/// The citizen who pays. The identity number and address go to a provider's receipt once and
-/// are never stored or logged.
+/// The public service (`MaDVC`, `TenDVC`) a fee belongs to, as the centre names it; either may
+/// be absent (a provider then decides what to send, docs/paygov.md).
+#[derive(Debug, Clone, Default)]
+pub struct PublicService {
+    pub ma_dvc: Option<String>,
+    pub ten_dvc: Option<String>,
+}
+
+/// The citizen who pays. The identity number, address, district and province go to a
+/// provider's receipt once and are never stored or logged.
 #[derive(Clone)]
 pub struct Payer {
     pub ho_ten: String,
     pub so_cmnd: Option<String>,
     pub dia_chi: Option<String>,
+    /// `HuyenNguoiNop`, `TinhNguoiNop`: the payer's district and province (personal data).
+    pub huyen: Option<String>,
+    pub tinh: Option<String>,
     /// The citizen's address as the centre saw it (`IpNguoiNop`).
     pub ip: Option<IpAddr>,
 }

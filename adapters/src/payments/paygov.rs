@@ -82,6 +82,18 @@ pub struct Payer<'a> {
     pub ho_ten: &'a str,
     pub so_cmnd: &'a str,
     pub dia_chi: &'a str,
+    /// `HuyenNguoiNop`, `TinhNguoiNop`: sent only when given (OpenCPS sends them).
+    pub huyen: Option<&'a str>,
+    pub tinh: Option<&'a str>,
+}
+
+/// `MaDVC` as sent: the centre's, else `MaTTHC` + `.01`, as HuanVu201's
+/// `DvcPaymentService.cs` does (both public clients send a non-empty one; docs/paygov.md).
+pub fn ma_dvc(given: Option<&str>, ma_tthc: &str) -> String {
+    match given {
+        Some(m) => m.to_string(),
+        None => format!("{ma_tthc}.01"),
+    }
 }
 
 /// `MaDichVu` 2: fees of an administrative procedure (then `MaDonVi`, `TenDonVi` and `MaHoSo`
@@ -101,6 +113,9 @@ pub struct InitRequest<'a> {
     pub ma_ho_so: &'a str,
     pub ma_tthc: &'a str,
     pub ten_tthc: &'a str,
+    /// `MaDVC` as sent (see [`ma_dvc`]) and `TenDVC` when given.
+    pub ma_dvc: &'a str,
+    pub ten_dvc: Option<&'a str>,
     pub beneficiary: Beneficiary<'a>,
     pub fees: &'a [FeeLine],
     pub payer: Payer<'a>,
@@ -152,8 +167,19 @@ pub fn init_message(r: &InitRequest<'_>, secret: &str) -> Value {
             ("HoTenNguoiNop", r.payer.ho_ten),
             ("SoCMNDNguoiNop", r.payer.so_cmnd),
             ("DiaChiNguoiNop", r.payer.dia_chi),
+            ("MaDVC", r.ma_dvc),
         ],
     );
+    let optional = [
+        ("TenDVC", r.ten_dvc),
+        ("HuyenNguoiNop", r.payer.huyen),
+        ("TinhNguoiNop", r.payer.tinh),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            receipt.insert(k.into(), Value::String(v.into()));
+        }
+    }
     receipt.insert("PhiLePhi".into(), Value::Array(r.fees.iter().map(FeeLine::wire).collect()));
     m.insert("ThongTinBienLai".into(), Value::Object(receipt));
     let mac = checksum(&m, INIT_FIELDS, secret);
@@ -749,6 +775,7 @@ impl PaymentCreator for Paygov {
         Box::pin(async move {
             let s = &self.settings;
             let a = order.agency;
+            let ma_dvc = ma_dvc(order.service.ma_dvc.as_deref(), order.ma_tthc);
             let msg = init_message(
                 &InitRequest {
                     partner_code: &s.partner_code,
@@ -761,6 +788,8 @@ impl PaymentCreator for Paygov {
                     ma_ho_so: order.ma_ho_so,
                     ma_tthc: order.ma_tthc,
                     ten_tthc: order.ten_tthc,
+                    ma_dvc: &ma_dvc,
+                    ten_dvc: order.service.ten_dvc.as_deref(),
                     beneficiary: Beneficiary {
                         ma_don_vi: &a.ma_don_vi,
                         ten_don_vi: &a.ten_don_vi,
@@ -773,6 +802,8 @@ impl PaymentCreator for Paygov {
                         ho_ten: &order.payer.ho_ten,
                         so_cmnd: order.payer.so_cmnd.as_deref().unwrap_or(""),
                         dia_chi: order.payer.dia_chi.as_deref().unwrap_or(""),
+                        huyen: order.payer.huyen.as_deref(),
+                        tinh: order.payer.tinh.as_deref(),
                     },
                 },
                 s.secret.expose(),
@@ -878,6 +909,8 @@ mod tests {
                 ma_ho_so: "000.00.22.H46-241125-0001",
                 ma_tthc: "1.004227",
                 ten_tthc: "Cấp giấy chứng nhận quyền sử dụng đất",
+                ma_dvc: &ma_dvc(None, "1.004227"),
+                ten_dvc: None,
                 beneficiary: Beneficiary {
                     ma_don_vi: "000.00.22.H46",
                     ten_don_vi: "Trung tâm Phục vụ hành chính công tỉnh Quảng Ninh",
@@ -890,6 +923,8 @@ mod tests {
                     ho_ten: "Nguyễn Thị Lan",
                     so_cmnd: "022190000123",
                     dia_chi: "Hạ Long, Quảng Ninh",
+                    huyen: None,
+                    tinh: None,
                 },
             },
             "paygov-dev-secret",
@@ -918,9 +953,16 @@ mod tests {
             ("HoTenNguoiNop", "Nguyễn Thị Lan"),
             ("SoCMNDNguoiNop", "022190000123"),
             ("DiaChiNguoiNop", "Hạ Long, Quảng Ninh"),
+            // Absent MaDVC: MaTTHC + ".01" (HuanVu201's DvcPaymentService.cs).
+            ("MaDVC", "1.004227.01"),
         ] {
             assert_eq!(r[k], json!(v), "{k}");
         }
+        // Optional receipt fields not given are not sent at all.
+        for k in ["TenDVC", "HuyenNguoiNop", "TinhNguoiNop"] {
+            assert!(r.get(k).is_none(), "{k}");
+        }
+        assert_eq!(ma_dvc(Some("2.001234.000.00.00.H46"), "1.004227"), "2.001234.000.00.00.H46");
         assert_eq!(
             r["PhiLePhi"][0],
             json!({"LoaiPhiLePhi": "2", "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": "80000"})

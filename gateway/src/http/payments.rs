@@ -18,7 +18,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::fields::{Fields, non_empty_text};
 use hcc_adapters::payments::{
-    CallbackHead, CallbackMethod, CallbackProblem, FeeKind, FeeLine, PROVIDERS, Payer, Refused, Reply, StoreFailed, is_reference,
+    CallbackHead, CallbackMethod, CallbackProblem, FeeKind, FeeLine, PROVIDERS, Payer, PublicService, Refused, Reply, StoreFailed,
+    is_reference,
 };
 use hcc_config::Role;
 use serde_json::{Value, json};
@@ -86,7 +87,11 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
                     "HoTenNguoiNop": {"type": "string", "minLength": 1, "maxLength": 200},
                     "SoCMNDNguoiNop": {"type": "string", "pattern": "^([0-9]{9}|[0-9]{12})$"},
                     "DiaChiNguoiNop": {"type": "string", "minLength": 1, "maxLength": 500},
-                    "IpNguoiNop": {"type": "string", "description": "the citizen's IPv4 or IPv6 address"}
+                    "IpNguoiNop": {"type": "string", "description": "the citizen's IPv4 or IPv6 address"},
+                    "MaDVC": {"type": "string", "minLength": 1, "maxLength": 100, "description": "the public service's code; PayGov gets MaTTHC + \".01\" when absent"},
+                    "TenDVC": {"type": "string", "minLength": 1, "maxLength": 500, "description": "the public service's name"},
+                    "HuyenNguoiNop": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the payer's district; sent to the provider once, never stored"},
+                    "TinhNguoiNop": {"type": "string", "minLength": 1, "maxLength": 200, "description": "the payer's province; sent to the provider once, never stored"}
                 }
             }),
         ),
@@ -144,6 +149,10 @@ const PAYMENT_FIELDS: &[&str] = &[
     "SoCMNDNguoiNop",
     "DiaChiNguoiNop",
     "IpNguoiNop",
+    "MaDVC",
+    "TenDVC",
+    "HuyenNguoiNop",
+    "TinhNguoiNop",
 ];
 /// A receipt lists a handful of fees; a caller cannot grow the list without bound.
 const MAX_FEE_LINES: usize = 50;
@@ -230,6 +239,12 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
     let ho_ten = f.required("HoTenNguoiNop", receipt_text(200));
     let dia_chi = f.optional("DiaChiNguoiNop", receipt_text(500));
     let so_cmnd = f.optional("SoCMNDNguoiNop", identity_number);
+    // The public service and the payer's district and province: optional receipt fields both
+    // public PayGov clients send (docs/paygov.md).
+    let ma_dvc = f.optional("MaDVC", receipt_text(100));
+    let ten_dvc = f.optional("TenDVC", receipt_text(500));
+    let huyen = f.optional("HuyenNguoiNop", receipt_text(200));
+    let tinh = f.optional("TinhNguoiNop", receipt_text(200));
     let ip = f.optional("IpNguoiNop", |v| {
         v.as_str()
             .and_then(|s| s.parse::<IpAddr>().ok())
@@ -290,11 +305,14 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
                 agency,
                 ma_tthc,
                 ten_tthc,
+                service: PublicService { ma_dvc, ten_dvc },
                 fees,
                 payer: Payer {
                     ho_ten,
                     so_cmnd,
                     dia_chi,
+                    huyen,
+                    tinh,
                     ip,
                 },
             })

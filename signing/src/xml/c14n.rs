@@ -7,7 +7,12 @@
 //! - **Exclusive:** a namespace declaration is output only on an element that visibly uses it
 //!   (its own prefix or an attribute's) and only if the nearest output ancestor did not already
 //!   output the same binding; `xmlns=""` appears only to undo a default namespace an output
-//!   ancestor rendered; `xml:*` attributes of ancestors are not inherited.
+//!   ancestor rendered; `xml:*` attributes of ancestors are not inherited. With an
+//!   `InclusiveNamespaces PrefixList` (Exclusive XML Canonicalization 1.0, section 3; Apache
+//!   Santuario emits one), the listed prefixes (`#default` for the default namespace, written
+//!   here as `""`) are treated as in inclusive C14N: a listed prefix in scope is rendered, used
+//!   or not, wherever its binding differs from what the nearest output ancestor rendered (so
+//!   at the apex of a subset too, where the ancestors' declarations land).
 //! - **Inclusive:** the apex of the output (the root of a whole document, or `SignedInfo` inside
 //!   a signature) renders *every* namespace in scope, including those declared on ancestors
 //!   that are not output (a camt.054 `Document`'s default namespace lands on `SignedInfo`), and
@@ -178,6 +183,8 @@ impl Bindings {
 
 struct Canon<'x> {
     method: Method,
+    /// Exclusive only: the `InclusiveNamespaces PrefixList`, `""` for `#default`.
+    inclusive_prefixes: &'x [String],
     exclude: Option<&'x Element>,
     /// `xml:*` attributes the apex inherits (inclusive only).
     inherited_xml: &'x [(String, String)],
@@ -187,9 +194,17 @@ struct Canon<'x> {
 impl Canon<'_> {
     /// Exclusive: the visibly used prefixes whose binding differs from what an output ancestor
     /// rendered. Records them in `rendered` (and in `pushed`, to undo).
-    fn exclusive_decls(e: &Element, scope: &Bindings, rendered: &mut Bindings, pushed: &mut Vec<String>) -> Vec<(String, String)> {
+    /// The prefixes of `inclusive` (the PrefixList) count as used wherever they are in scope.
+    fn exclusive_decls(
+        e: &Element,
+        scope: &Bindings,
+        rendered: &mut Bindings,
+        pushed: &mut Vec<String>,
+        inclusive: &[String],
+    ) -> Vec<(String, String)> {
         let mut used = BTreeSet::new();
         used.insert(e.prefix.clone().unwrap_or_default());
+        used.extend(inclusive.iter().cloned());
         for a in &e.attrs {
             if let Some(p) = &a.prefix {
                 used.insert(p.clone());
@@ -249,7 +264,7 @@ impl Canon<'_> {
         let mut pushed = Vec::new();
         let decls = match inclusive {
             Some(d) => d,
-            None => Self::exclusive_decls(e, scope, rendered, &mut pushed),
+            None => Self::exclusive_decls(e, scope, rendered, &mut pushed, self.inclusive_prefixes),
         };
 
         let qname = e.qname();
@@ -328,8 +343,15 @@ impl Canon<'_> {
 /// The canonical form of a whole document (`URI=""`), leaving out `exclude` (the enveloped
 /// signature), by `method`.
 pub fn document_with(method: Method, doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
+    document_with_prefixes(method, &[], doc, exclude)
+}
+
+/// [`document_with`], with the exclusive method's `InclusiveNamespaces PrefixList`
+/// (`inclusive_prefixes`, `""` for `#default`; ignored by inclusive C14N, where every prefix is).
+pub fn document_with_prefixes(method: Method, inclusive_prefixes: &[String], doc: &Document, exclude: Option<&Element>) -> Vec<u8> {
     let mut c = Canon {
         method,
+        inclusive_prefixes,
         exclude,
         inherited_xml: &[],
         out: String::new(),
@@ -353,8 +375,20 @@ pub fn document_with(method: Method, doc: &Document, exclude: Option<&Element>) 
 /// The canonical form of the subtree at `e` (a document subset whose apex is `e`), whose
 /// omitted ancestors are described by `ancestry`, by `method`.
 pub fn subtree_with(method: Method, e: &Element, ancestry: &Ancestry, exclude: Option<&Element>) -> Vec<u8> {
+    subtree_with_prefixes(method, &[], e, ancestry, exclude)
+}
+
+/// [`subtree_with`], with the exclusive method's `InclusiveNamespaces PrefixList`.
+pub fn subtree_with_prefixes(
+    method: Method,
+    inclusive_prefixes: &[String],
+    e: &Element,
+    ancestry: &Ancestry,
+    exclude: Option<&Element>,
+) -> Vec<u8> {
     let mut c = Canon {
         method,
+        inclusive_prefixes,
         exclude,
         inherited_xml: &ancestry.xml_attrs,
         out: String::new(),
@@ -520,6 +554,39 @@ mod tests {
         assert_eq!(
             String::from_utf8(subtree_with(Method::Inclusive, s, &a, None)).unwrap(),
             "<s xml:lang=\"en\"></s>"
+        );
+    }
+
+    /// Exclusive C14N 1.0 section 3: listed prefixes are rendered as inclusive C14N would,
+    /// used or not; `#default` is the default namespace; unlisted unused ones still go.
+    #[test]
+    fn a_prefix_list_renders_the_listed_prefixes_as_inclusive() {
+        let src = r#"<r xmlns="urn:d" xmlns:a="urn:a" xmlns:b="urn:b" xmlns:c="urn:c"><a:x t="b:q"><y xmlns:a="urn:a2"/></a:x></r>"#;
+        let doc = parse(src.as_bytes()).unwrap();
+        let with = |list: &[&str]| {
+            let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            String::from_utf8(document_with_prefixes(Method::Exclusive, &list, &doc, None)).unwrap()
+        };
+        assert_eq!(with(&[]), r#"<r xmlns="urn:d"><a:x xmlns:a="urn:a" t="b:q"><y></y></a:x></r>"#);
+        assert_eq!(
+            with(&["b", "a"]),
+            r#"<r xmlns="urn:d" xmlns:a="urn:a" xmlns:b="urn:b"><a:x t="b:q"><y xmlns:a="urn:a2"></y></a:x></r>"#
+        );
+        // #default on an element that does not use the default namespace.
+        let doc2 = parse(r#"<p:r xmlns:p="urn:p" xmlns="urn:d"><p:s/></p:r>"#.as_bytes()).unwrap();
+        let list = vec![String::new()];
+        assert_eq!(
+            String::from_utf8(document_with_prefixes(Method::Exclusive, &list, &doc2, None)).unwrap(),
+            r#"<p:r xmlns="urn:d" xmlns:p="urn:p"><p:s></p:s></p:r>"#
+        );
+        // A subset's apex renders the listed prefixes its omitted ancestors declared.
+        let si = doc.root.child_elements().next().unwrap();
+        let mut ancestry = Ancestry::default();
+        ancestry.push(&doc.root);
+        let list = vec!["c".to_string()];
+        assert_eq!(
+            String::from_utf8(subtree_with_prefixes(Method::Exclusive, &list, si, &ancestry, None)).unwrap(),
+            r#"<a:x xmlns:a="urn:a" xmlns:c="urn:c" t="b:q"><y xmlns="urn:d"></y></a:x>"#
         );
     }
 

@@ -7,8 +7,11 @@
 //! `SignedInfo` canonicalized by exclusive C14N or inclusive C14N 1.0 (the .NET default);
 //! `rsa-sha256` or `rsa-sha512`; `sha256` or `sha512` digests; and a reference whose transforms
 //! are the enveloped-signature transform, optionally followed by one C14N transform (without one,
-//! XML-DSig converts the node-set to octets with inclusive C14N 1.0). Nothing else: no
-//! `#WithComments`, no XPath, no `InclusiveNamespaces` parameters, no SHA-1.
+//! XML-DSig converts the node-set to octets with inclusive C14N 1.0). An exclusive C14N method
+//! (on `SignedInfo` or as the reference's transform) may carry an `InclusiveNamespaces
+//! PrefixList`, as Apache Santuario (the Java default) writes it; its prefixes are canonicalized
+//! as the specification says. Nothing else: no `#WithComments`, no XPath, no other parameters,
+//! no SHA-1.
 //!
 //! Verification is strict about what it accepts, because the verified element must be the
 //! element that is processed: exactly one signature, a direct child of the document root; one
@@ -305,22 +308,68 @@ fn digest_method(uri: &str) -> Result<Hash, DsigError> {
     }
 }
 
-/// A canonicalization method element (`CanonicalizationMethod` or a `Transform`) without
-/// parameters: `InclusiveNamespaces` and the like change the output and are not supported,
-/// so they are refused rather than ignored.
-fn c14n_method(e: &Element) -> Result<Method, DsigError> {
+/// A canonicalization and, for exclusive C14N, its `InclusiveNamespaces PrefixList` (`""`
+/// standing for `#default`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Canonicalization {
+    method: Method,
+    prefixes: Vec<String>,
+}
+
+/// At most this many prefixes in a `PrefixList`: a real one names a handful.
+const MAX_INCLUSIVE_PREFIXES: usize = 64;
+
+/// An XML prefix as a `PrefixList` token may name it (an NCName, ASCII letters, digits, `-`,
+/// `_`, `.`, and any non-ASCII letter, not starting with a digit, `-` or `.`).
+fn is_prefix(t: &str) -> bool {
+    let mut chars = t.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A canonicalization method element (`CanonicalizationMethod` or a `Transform`), whose own
+/// bindings are `scope`. Exclusive C14N may carry exactly one parameter, `InclusiveNamespaces`
+/// in the exclusive C14N namespace with a `PrefixList` of prefixes and `#default`; any other
+/// parameter (or one on inclusive C14N) changes the output in ways not supported, so it is
+/// refused rather than ignored.
+fn c14n_method(e: &Element, scope: &Scope) -> Result<Canonicalization, DsigError> {
     let method = Method::from_uri(algorithm(e)).ok_or_else(|| DsigError::UnsupportedAlgorithm(algorithm(e).into()))?;
-    if e.child_elements().next().is_some() {
-        return Err(DsigError::UnsupportedAlgorithm(
-            "canonicalization parameters (e.g. InclusiveNamespaces)".into(),
-        ));
-    }
-    Ok(method)
+    let refused = || {
+        DsigError::UnsupportedAlgorithm("canonicalization parameters other than an exclusive C14N InclusiveNamespaces PrefixList".into())
+    };
+    let params: Vec<&Element> = e.child_elements().collect();
+    let prefixes = match params.as_slice() {
+        [] => Vec::new(),
+        [p] if method == Method::Exclusive
+            && p.local == "InclusiveNamespaces"
+            && child_ns(p, scope) == c14n::EXCLUSIVE
+            && p.child_elements().next().is_none()
+            && p.attrs.len() == 1 =>
+        {
+            let list = p.attr("PrefixList").ok_or_else(refused)?;
+            let mut prefixes = Vec::new();
+            for token in list.split_ascii_whitespace() {
+                let prefix = match token {
+                    "#default" => "",
+                    t if is_prefix(t) => t,
+                    _ => return Err(refused()),
+                };
+                if prefixes.len() == MAX_INCLUSIVE_PREFIXES {
+                    return Err(refused());
+                }
+                if !prefixes.iter().any(|p| p == prefix) {
+                    prefixes.push(prefix.to_string());
+                }
+            }
+            prefixes
+        }
+        _ => return Err(refused()),
+    };
+    Ok(Canonicalization { method, prefixes })
 }
 
 /// The reference's transforms: the enveloped-signature transform first, then at most one
 /// canonicalization. Without one, XML-DSig turns the node-set into octets with inclusive C14N.
-fn reference_c14n(reference: &Element, ref_scope: &Scope) -> Result<Method, DsigError> {
+fn reference_c14n(reference: &Element, ref_scope: &Scope) -> Result<Canonicalization, DsigError> {
     let (transforms, t_scope) =
         child(reference, ref_scope, "Transforms").map_err(|_| DsigError::Missing("the enveloped-signature transform"))?;
     if !transforms.child_elements().any(|t| algorithm(t) == ENVELOPED) {
@@ -338,7 +387,9 @@ fn reference_c14n(reference: &Element, ref_scope: &Scope) -> Result<Method, Dsig
             }
             enveloped = true;
         } else if enveloped && method.is_none() && Method::from_uri(algorithm(t)).is_some() {
-            method = Some(c14n_method(t)?);
+            let mut t_own = t_scope.clone();
+            t_own.extend(t.ns_decls.iter().cloned());
+            method = Some(c14n_method(t, &t_own)?);
         } else {
             // Anything else, a repeat, or an order other than enveloped-then-C14N.
             return Err(DsigError::UnsupportedAlgorithm(format!("transform {} here", algorithm(t))));
@@ -347,7 +398,10 @@ fn reference_c14n(reference: &Element, ref_scope: &Scope) -> Result<Method, Dsig
     if !enveloped {
         return Err(DsigError::Missing("the enveloped-signature transform"));
     }
-    Ok(method.unwrap_or(Method::Inclusive))
+    Ok(method.unwrap_or(Canonicalization {
+        method: Method::Inclusive,
+        prefixes: Vec::new(),
+    }))
 }
 
 fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigError>) -> Result<VerifiedXml, DsigError> {
@@ -366,8 +420,8 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     let mut scope: Scope = doc.root.ns_decls.clone();
     scope.extend(sig.ns_decls.iter().cloned());
     let (signed_info, si_scope) = child(sig, &scope, "SignedInfo")?;
-    let (c14n_el, _) = child(signed_info, &si_scope, "CanonicalizationMethod")?;
-    let si_method = c14n_method(c14n_el)?;
+    let (c14n_el, c14n_scope) = child(signed_info, &si_scope, "CanonicalizationMethod")?;
+    let si_method = c14n_method(c14n_el, &c14n_scope)?;
     let (sig_method, _) = child(signed_info, &si_scope, "SignatureMethod")?;
     let sig_hash = signature_method(algorithm(sig_method))?;
     let references: Vec<&Element> = signed_info.child_elements().filter(|c| c.local == "Reference").collect();
@@ -414,7 +468,7 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     let mut ancestry = Ancestry::default();
     ancestry.push(&doc.root);
     ancestry.push(sig);
-    let canonical_si = c14n::subtree_with(si_method, signed_info, &ancestry, None);
+    let canonical_si = c14n::subtree_with_prefixes(si_method.method, &si_method.prefixes, signed_info, &ancestry, None);
     let mut verifier = Verifier::new(sig_hash.md(), &public).map_err(|_| DsigError::SignatureMismatch)?;
     let ok = verifier
         .update(&canonical_si)
@@ -426,9 +480,9 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
     // URI="" is the whole document without comments (processing instructions outside the root
     // included); "#id" is the root element's subtree only. Either way without the signature.
     let content = if by_id {
-        c14n::subtree_with(ref_method, &doc.root, &Ancestry::default(), Some(sig))
+        c14n::subtree_with_prefixes(ref_method.method, &ref_method.prefixes, &doc.root, &Ancestry::default(), Some(sig))
     } else {
-        c14n::document_with(ref_method, &doc, Some(sig))
+        c14n::document_with_prefixes(ref_method.method, &ref_method.prefixes, &doc, Some(sig))
     };
     let actual = digest_hash.digest(&content)?;
     if !crate::ct_eq(&actual, &claimed_digest) {
@@ -681,6 +735,73 @@ mod tests {
         );
     }
 
+    /// Exclusive C14N with an `InclusiveNamespaces PrefixList`, as Apache Santuario writes it,
+    /// on the reference's transform and on `SignedInfo`. The root declares `bk`, used only in
+    /// an attribute value (a QName), so exclusive C14N without the list would drop it: with the
+    /// list it is signed content, and changing that one declaration breaks the signature for
+    /// the gateway and for xmlsec1 alike.
+    #[test]
+    fn an_inclusive_prefix_list_is_canonicalized_as_xmlsec1_signs_it() {
+        let (dir, pki, _) = setup();
+        let pinned = XmlTrust::Pinned {
+            cert: &pki.bank.cert,
+            store: None,
+        };
+        let root = dir.0.join("root.pem").display().to_string();
+        let ec = |list: &str| format!("><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"{list}\"/>");
+        let head = DOC_HEAD
+            .replace("{ID}", " xmlns:bk=\"urn:example:bank-extension\"")
+            .replace("<RmtInf>", "<RmtInf xsi:type=\"bk:Remittance\">");
+        for (name, ref_list, si_list) in [
+            ("prefixlist-ref", "bk #default", None),
+            ("prefixlist-both", "bk xsi", Some("xsi #default")),
+        ] {
+            let mut tmpl = template("ds", EXC_C14N, RSA_SHA256, Some(EXC_C14N), SHA256, "");
+            let t = format!("<ds:Transform Algorithm=\"{EXC_C14N}\"/>");
+            tmpl = tmpl.replacen(
+                &t,
+                &format!("<ds:Transform Algorithm=\"{EXC_C14N}\"{}</ds:Transform>", ec(ref_list)),
+                1,
+            );
+            if let Some(list) = si_list {
+                let m = format!("<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>");
+                tmpl = tmpl.replacen(
+                    &m,
+                    &format!(
+                        "<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"{}</ds:CanonicalizationMethod>",
+                        ec(list)
+                    ),
+                    1,
+                );
+            }
+            let signed = xmlsec_sign(&dir.0, name, &format!("{head}{tmpl}</Document>\n"), &[]);
+            assert!(String::from_utf8_lossy(&signed).contains("PrefixList"), "{name}");
+            verify_enveloped(&signed, &pinned).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let path = dir.0.join(format!("{name}.check.xml"));
+            std::fs::write(&path, &signed).unwrap();
+            let (ok, log) = xmlsec1(&["--verify", "--trusted-pem", &root, &path.display().to_string()]);
+            assert!(ok, "{name}: {log}");
+            // The list makes a difference: the canonical form keeps bk only with it.
+            let doc = dom::parse(&signed).unwrap();
+            let with = c14n::document_with_prefixes(Method::Exclusive, &["bk".into()], &doc, None);
+            let without = c14n::document_with(Method::Exclusive, &doc, None);
+            let has_bk = |b: &[u8]| String::from_utf8_lossy(b).contains("xmlns:bk=");
+            assert!(has_bk(&with) && !has_bk(&without), "{name}");
+            // One namespace declaration changed: refused here and by xmlsec1.
+            let changed = tamper(&signed, "urn:example:bank-extension", "urn:example:bank-other");
+            assert_eq!(
+                verify_enveloped(&changed, &pinned).unwrap_err(),
+                DsigError::DigestMismatch,
+                "{name}"
+            );
+            std::fs::write(&path, &changed).unwrap();
+            assert!(
+                !xmlsec1(&["--verify", "--trusted-pem", &root, &path.display().to_string()]).0,
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn the_gateway_still_signs_exclusive_rsa_sha256_and_xmlsec1_agrees() {
         let (dir, pki, trust) = setup();
@@ -744,13 +865,23 @@ mod tests {
             &c14n_t,
             "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/>",
         );
-        // Parameters that would change the canonical form are refused, not ignored.
-        unsupported(
-            &format!("CanonicalizationMethod Algorithm=\"{C14N}\"/>"),
-            &format!(
-                "CanonicalizationMethod Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"xsi\"/></ds:CanonicalizationMethod>"
+        // Parameters other than exclusive C14N's PrefixList are refused, not ignored: on
+        // inclusive C14N, in another namespace, with another attribute, a token that is no
+        // prefix, two parameters, or an XPath-like child.
+        let si_c14n = format!("CanonicalizationMethod Algorithm=\"{C14N}\"/>");
+        for param in [
+            format!("Algorithm=\"{C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"xsi\"/>"),
+            format!("Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"urn:other\" PrefixList=\"xsi\"/>"),
+            format!("Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"xsi\" Extra=\"1\"/>"),
+            format!("Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"x:y\"/>"),
+            format!("Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\"/>"),
+            format!(
+                "Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"a\"/><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"b\"/>"
             ),
-        );
+            format!("Algorithm=\"{EXC_C14N}#WithComments\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"xsi\"/>"),
+        ] {
+            unsupported(&si_c14n, &format!("CanonicalizationMethod {param}</ds:CanonicalizationMethod>"));
+        }
         // No enveloped transform at all.
         assert_eq!(
             verify_enveloped(&tamper(&signed, &enveloped, ""), &pinned).unwrap_err(),
