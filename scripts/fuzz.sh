@@ -45,13 +45,22 @@ for t in "${targets[@]}"; do
 done
 cargo run -q -p hcc-signing --example fuzz_seeds -- fuzz
 
-echo "==> building the fuzz targets (cargo +nightly fuzz build)"
+# HCC_FUZZ_BUILD=release (the default: optimised, one codegen unit, the most executions per
+# second; a cold build took 37 min on the shared 2-core machine, lopdf most of it) or dev
+# (unoptimised: a cold build in about 3 min, fewer executions; what the CI smoke run uses).
+build="${HCC_FUZZ_BUILD:-release}"
+case "$build" in
+  release) build_flags=(); profile_dir=release ;;
+  dev) build_flags=(--dev); profile_dir=debug ;;
+  *) echo "HCC_FUZZ_BUILD must be release or dev, not $build" >&2; exit 2 ;;
+esac
+echo "==> building the fuzz targets (cargo +nightly fuzz build, $build)"
 start=$(date +%s)
 # cargo-fuzz builds with one codegen unit; HCC_FUZZ_CODEGEN_UNITS=16 builds faster on many cores.
-(cd fuzz && cargo +nightly fuzz build ${HCC_FUZZ_CODEGEN_UNITS:+--codegen-units "$HCC_FUZZ_CODEGEN_UNITS"})
+(cd fuzz && cargo +nightly fuzz build "${build_flags[@]}" ${HCC_FUZZ_CODEGEN_UNITS:+--codegen-units "$HCC_FUZZ_CODEGEN_UNITS"})
 echo "    built in $(( $(date +%s) - start )) s"
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
-bin_dir="fuzz/target/$host/release"
+bin_dir="fuzz/target/$host/$profile_dir"
 
 failed=()
 summary=()
@@ -77,6 +86,6 @@ done
 echo "==> fuzz summary (${secs} s per target)"
 printf '    %s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzzing found a crash in: ${failed[*]} (the inputs are in fuzz/artifacts/<target>/; replay one with fuzz/target/$host/release/<target> FILE)" >&2
+  echo "fuzzing found a crash in: ${failed[*]} (the inputs are in fuzz/artifacts/<target>/; replay one with $bin_dir/<target> FILE)" >&2
   exit 1
 fi

@@ -16,15 +16,22 @@ fn request() -> &'static TimestampRequest {
 
 fuzz_target!(|data: &[u8]| {
     let trust = hcc_fuzz::trust();
+    // The signature the token would cover: the fixed data, signed by the gateway's certificate
+    // at no particular time (the token's time is then checked against its notBefore only).
+    let signature = hcc_signing::cades::SignatureContext {
+        signature_value: TSP_DATA,
+        signer: &trust.gateway,
+        signing_time: None,
+    };
     if let Ok(token) = request().accept(data) {
         let info = tsp::inspect_token(&token).expect("an accepted token inspects");
         assert!(info.signature_valid && info.covers(TSP_DATA), "{info:?}");
-        let _ = hcc_signing::cades::check_timestamp(&token, TSP_DATA, &trust.store);
+        let _ = hcc_signing::cades::check_timestamp(&token, &signature, &trust.store);
     }
     if let Ok(info) = tsp::inspect_token(data) {
         let _ = info.covers(TSP_DATA);
     }
-    if let Ok(check) = hcc_signing::cades::check_timestamp(data, TSP_DATA, &trust.store) {
+    if let Ok(check) = hcc_signing::cades::check_timestamp(data, &signature, &trust.store) {
         assert!(check.valid || !check.trusted, "{check:?}");
     }
 });
