@@ -204,27 +204,36 @@ impl Client {
         Ok(out)
     }
 
-    /// `GET /v1/payments`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table (or JSON).
-    pub async fn payments(&self, f: &PaymentFilter, json: bool) -> Result<String, CliError> {
+    /// The rows under `field` of every page of the list at `path` (at most
+    /// [`MAX_PAYMENT_PAGES`] of 200), following `next_cursor`.
+    async fn every_page(&self, path: &str, field: &str, filters: &[(&str, &str)]) -> Result<Vec<Value>, CliError> {
         let mut rows = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAYMENT_PAGES {
             let mut q: Vec<(&str, &str)> = vec![("limit", "200")];
-            for (name, value) in [("status", &f.status), ("MaHoSo", &f.ma_ho_so), ("since", &f.since)] {
-                if let Some(v) = value {
-                    q.push((name, v));
-                }
-            }
+            q.extend_from_slice(filters);
             if let Some(c) = &cursor {
                 q.push(("cursor", c));
             }
-            let v = self.call_with(reqwest::Method::GET, "/v1/payments", &q).await?;
-            rows.extend(v["payments"].as_array().cloned().unwrap_or_default());
+            let v = self.call_with(reqwest::Method::GET, path, &q).await?;
+            rows.extend(v[field].as_array().cloned().unwrap_or_default());
             match v["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => break,
             }
         }
+        Ok(rows)
+    }
+
+    /// `GET /v1/payments`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table (or JSON).
+    pub async fn payments(&self, f: &PaymentFilter, json: bool) -> Result<String, CliError> {
+        let mut q: Vec<(&str, &str)> = Vec::new();
+        for (name, value) in [("status", &f.status), ("MaHoSo", &f.ma_ho_so), ("since", &f.since)] {
+            if let Some(v) = value {
+                q.push((name, v));
+            }
+        }
+        let rows = self.every_page("/v1/payments", "payments", &q).await?;
         if json {
             return Ok(format!("{:#}\n", Value::Array(rows)));
         }
@@ -253,23 +262,11 @@ impl Client {
     /// `GET /v1/payments/unmatched`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table
     /// (or JSON).
     pub async fn unmatched(&self, state: &str, bank: Option<&str>, json: bool) -> Result<String, CliError> {
-        let mut rows = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAYMENT_PAGES {
-            let mut q: Vec<(&str, &str)> = vec![("limit", "200"), ("state", state)];
-            if let Some(b) = bank {
-                q.push(("bank", b));
-            }
-            if let Some(c) = &cursor {
-                q.push(("cursor", c));
-            }
-            let v = self.call_with(reqwest::Method::GET, "/v1/payments/unmatched", &q).await?;
-            rows.extend(v["unmatched"].as_array().cloned().unwrap_or_default());
-            match v["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
+        let mut q: Vec<(&str, &str)> = vec![("state", state)];
+        if let Some(b) = bank {
+            q.push(("bank", b));
         }
+        let rows = self.every_page("/v1/payments/unmatched", "unmatched", &q).await?;
         if json {
             return Ok(format!("{:#}\n", Value::Array(rows)));
         }

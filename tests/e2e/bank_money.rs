@@ -8,7 +8,7 @@ use hcc_gateway::app::Workers;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-use super::payments::{Env, create, env, exactly_webhooks, outcomes};
+use super::payments::{Env, create, env, exactly_webhooks, outcomes, outcomes_of};
 
 /// The agency account of `config/local.toml` (`agencies.*.tk_thu_huong`).
 const OUR_ACCOUNT: &str = "0011004123456";
@@ -24,16 +24,6 @@ impl Env {
 
 fn bank_url(app: &TestApp) -> String {
     app.url("/v1/callbacks/banks/devbank/camt054")
-}
-
-/// The outcome of each transaction of every reply, in document order.
-fn all_outcomes(r: &Value, reply: usize) -> Vec<String> {
-    r["replies"][reply]["body"]["entries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r}"))
-        .iter()
-        .map(|x| x["outcome"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +49,7 @@ async fn a_credit_to_another_agencys_account_pays_nothing_and_is_listed() {
         ]}))
         .await;
     assert_eq!(r["replies"][0]["status"], 200, "{r}");
-    assert_eq!(all_outcomes(&r, 0), ["wrong_account", "paid"], "{r}");
+    assert_eq!(outcomes_of(&r, 0), ["wrong_account", "paid"], "{r}");
     assert_eq!(app.payment(&theirs).await["status"], "pending");
     assert_eq!(app.payment(&ours).await["status"], "paid");
     let listed = e.unmatched(&app, "?state=open").await;
@@ -116,7 +106,7 @@ async fn a_credit_without_bank_references_resent_in_a_statement_pays_once() {
     let first = e
         .bank_statement(json!({"url": bank_url(&app), "copies": 2, "notifications": [{"account": OUR_ACCOUNT, "entries": [credit]}]}))
         .await;
-    let mut seen = [all_outcomes(&first, 0), all_outcomes(&first, 1)].concat();
+    let mut seen = [outcomes_of(&first, 0), outcomes_of(&first, 1)].concat();
     seen.sort();
     assert_eq!(seen, ["duplicate (paid)", "paid"], "{first}");
     let paid = app.payment(&reference).await;
@@ -131,11 +121,11 @@ async fn a_credit_without_bank_references_resent_in_a_statement_pays_once() {
         credit,
     ]}]});
     let r = e.bank_statement(eod.clone()).await;
-    let seen = all_outcomes(&r, 0);
+    let seen = outcomes_of(&r, 0);
     assert_eq!(seen[0], "paid", "{r}");
     assert_eq!(seen[2], "possible_repeat", "{r}");
     let r = e.bank_statement(eod).await;
-    let seen = all_outcomes(&r, 0);
+    let seen = outcomes_of(&r, 0);
     assert_eq!(seen[0], "possible_repeat", "{r}");
     assert_eq!(seen[2], "possible_repeat", "{r}");
     let again = app.payment(&reference).await;
@@ -395,7 +385,7 @@ async fn a_reference_in_the_additional_information_pays_the_fee() {
                 "<AddtlNtryInf>"
             };
             assert!(doc.contains(field) && !doc.contains(&format!("<EndToEndId>{fee}")), "{doc}");
-            assert_eq!(all_outcomes(&r, 0), ["paid"], "{version} {remittance}: {r}");
+            assert_eq!(outcomes_of(&r, 0), ["paid"], "{version} {remittance}: {r}");
             assert_eq!(app.payment(&fee).await["status"], "paid", "{version} {remittance}");
             paid += 1;
         }

@@ -204,11 +204,16 @@ async fn vnpay_end_to_end_and_its_answer_codes() {
 
 /// The outcome the gateway gave each transaction of the document the mock bank sent.
 pub(crate) fn outcomes(r: &Value) -> Vec<String> {
-    r["replies"][0]["body"]["entries"]
+    outcomes_of(r, 0)
+}
+
+/// The outcomes of the `reply`-th copy the mock bank sent.
+pub(crate) fn outcomes_of(r: &Value, reply: usize) -> Vec<String> {
+    r["replies"][reply]["body"]["entries"]
         .as_array()
         .unwrap_or_else(|| panic!("{r}"))
         .iter()
-        .map(|x| x["outcome"].as_str().unwrap().to_string())
+        .map(|x| x["outcome"].as_str().unwrap_or_default().to_string())
         .collect()
 }
 

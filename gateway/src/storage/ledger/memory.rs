@@ -261,18 +261,10 @@ impl MemoryLedger {
 
     pub async fn list_refs(&self, f: &PaymentFilter, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
         Ok(self.with(|l, _| {
-            let Some(ix) = l.indexes.get(&index_name(f)) else {
-                return Vec::new();
-            };
-            let since = f.since.unwrap_or(0);
-            ix.order
-                .iter()
-                .rev()
-                .take_while(|(at, _)| *at >= since)
-                .skip(offset)
-                .take(limit)
-                .map(|(_, r)| r.clone())
-                .collect()
+            l.indexes
+                .get(&index_name(f))
+                .map(|ix| ix.newest_first(f.since.unwrap_or(0), offset, limit))
+                .unwrap_or_default()
         }))
     }
 

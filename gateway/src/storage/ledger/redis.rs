@@ -266,12 +266,17 @@ impl RedisLedger {
     /// Newest first, from the one index the filter names (see [`index_name`]).
     pub async fn list_refs(&self, f: &PaymentFilter, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
         let key = format!("{}payment:ix:{}", self.base(), index_name(f));
+        self.newest_first(key, f.since.unwrap_or(0), offset, limit).await
+    }
+
+    /// Members of the zset `key` scored at or after `since`, highest score first, paged.
+    pub(super) async fn newest_first(&self, key: String, since: Millis, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
         self.store
             .cmd(
                 redis::cmd("ZRANGE")
                     .arg(key)
                     .arg("+inf")
-                    .arg(f.since.unwrap_or(0))
+                    .arg(since)
                     .arg("BYSCORE")
                     .arg("REV")
                     .arg("LIMIT")

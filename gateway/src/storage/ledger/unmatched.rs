@@ -273,19 +273,7 @@ impl RedisLedger {
     }
 
     async fn unmatched_ids(&self, index: &str, since: Millis, offset: usize, limit: usize) -> Result<Vec<String>, StorageError> {
-        self.store()
-            .cmd(
-                redis::cmd("ZRANGE")
-                    .arg(self.unmatched_index(index))
-                    .arg("+inf")
-                    .arg(since)
-                    .arg("BYSCORE")
-                    .arg("REV")
-                    .arg("LIMIT")
-                    .arg(offset)
-                    .arg(limit),
-            )
-            .await
+        self.newest_first(self.unmatched_index(index), since, offset, limit).await
     }
 
     pub async fn unmatched_settle(
