@@ -195,6 +195,25 @@ async fn abandoned_payments_expire_and_never_starve_a_newer_one() {
         .map(|rest| rest.chars().take(300).collect::<String>())
         .unwrap_or_default();
     assert!(line.contains(late.as_str()) && line.contains("late"), "{line}");
+    // And a bank's credit for another expired one, through the camt.054 route.
+    let late_credit = &old[8];
+    let r = e
+        .bank_credit(json!({"reference": late_credit, "amount_vnd": 100_000, "bank_ref": "FTLATE1",
+            "url": app.url("/v1/callbacks/banks/devbank/camt054")}))
+        .await;
+    assert_eq!(super::payments::outcomes(&r), ["paid"], "{r}");
+    let p = app.payment(late_credit).await;
+    assert_eq!((p["status"].as_str(), p["confirmed_by"].as_str()), (Some("paid"), Some("bank:devbank")));
+    exactly_webhooks(&e.centre_state, 3).await;
+    eventually("the late bank audit line", Duration::from_secs(10), || async {
+        let a: Value = app.audit(Key::Operator).await.json().await.ok()?;
+        a.to_string()
+            .split("payment.paid_late")
+            .skip(1)
+            .any(|rest| rest.chars().take(300).collect::<String>().contains(late_credit.as_str()))
+            .then_some(())
+    })
+    .await;
 
     // An expired payment is asked no more: each abandoned one was asked exactly once.
     let asked = queried(&e.bank.url()).await;
