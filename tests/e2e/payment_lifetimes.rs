@@ -203,7 +203,10 @@ async fn abandoned_payments_expire_and_never_starve_a_newer_one() {
         .await;
     assert_eq!(super::payments::outcomes(&r), ["paid"], "{r}");
     let p = app.payment(late_credit).await;
-    assert_eq!((p["status"].as_str(), p["confirmed_by"].as_str()), (Some("paid"), Some("bank:devbank")));
+    assert_eq!(
+        (p["status"].as_str(), p["confirmed_by"].as_str()),
+        (Some("paid"), Some("bank:devbank"))
+    );
     exactly_webhooks(&e.centre_state, 3).await;
     eventually("the late bank audit line", Duration::from_secs(10), || async {
         let a: Value = app.audit(Key::Operator).await.json().await.ok()?;
