@@ -13,6 +13,7 @@ pub mod fields;
 pub mod http;
 pub mod payments;
 pub mod registry;
+pub mod text;
 pub mod webhook;
 
 pub use fields::FieldError;

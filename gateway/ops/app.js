@@ -159,6 +159,11 @@ const TEXT = {
   "payment.confirmed_by": ["confirmed by", "xác nhận qua"],
   "payment.duplicates": ["extra paid transactions (to refund)", "giao dịch nộp thừa (cần hoàn trả)"],
   "payment.dossier": ["dossier", "hồ sơ"],
+  "payment.qr": ["Scan with a banking app (VietQR)", "Quét bằng ứng dụng ngân hàng (VietQR)"],
+  "payment.qr_alt": ["VietQR code of payment {r}", "Mã VietQR của khoản thanh toán {r}"],
+  "payment.time_left": ["time left", "thời gian còn lại"],
+  "payment.left": ["{m} min {s} s", "{m} phút {s} giây"],
+  "payment.over": ["over: a late transfer still pays it", "đã hết: chuyển khoản muộn vẫn được ghi nhận"],
   "ev.created": ["Created with the provider", "Tạo yêu cầu thanh toán"],
   "ev.callback_received": ["Notice received from the provider", "Nhận thông báo từ kênh thanh toán"],
   "ev.callback_verified": ["Provider's notice verified", "Đã xác thực thông báo của kênh"],
@@ -478,7 +483,9 @@ async function showPayment(ref, mine, searched) {
   if (p.duplicates > 0) facts.append(el("div", {}, el("dt", { text: t("payment.duplicates") }), el("dd", { class: "num alert", text: String(p.duplicates) })));
   const card = el("section", { class: "card story", id: "payment" },
     el("div", { class: "card-head" }, el("h2", {}, t("payment.title") + " ", el("span", { class: "mono ident", text: p.MaThamChieu })), badge("pay", p.status)),
-    facts, el("h3", { text: t("payment.history") }));
+    facts);
+  if (p.qr && p.status === "pending") card.append(await qrFigure(p));
+  card.append(el("h3", { text: t("payment.history") }));
   const history = Array.isArray(p.history) ? p.history : [];
   if (!history.length) card.append(el("p", { class: "empty", text: t("payment.no_history") }));
   const tl = el("ol", { class: "timeline" });
@@ -490,6 +497,29 @@ async function showPayment(ref, mine, searched) {
   }
   card.append(tl);
   $("#result").replaceChildren(card);
+}
+
+// A pending VietQR payment's code, for the citizen at the counter: the image (fetched with the
+// key, since an <img> cannot send it, and kept while the same payment is shown), the amount,
+// the agency and the time left.
+let qrShown = { ref: null, url: null };
+async function qrFigure(p) {
+  if (qrShown.ref !== p.MaThamChieu) {
+    if (qrShown.url) URL.revokeObjectURL(qrShown.url);
+    qrShown = { ref: p.MaThamChieu, url: null };
+    const r = await fetch(p.qr.png, { headers: { Authorization: "Bearer " + key } });
+    if (r.ok) qrShown.url = URL.createObjectURL(await r.blob());
+  }
+  const left = p.expires_at ? Math.floor((Date.parse(p.expires_at) - Date.now()) / 1000) : null;
+  const leftText = left === null ? "" : left > 0 ? t("payment.left", { m: Math.floor(left / 60), s: left % 60 }) : t("payment.over");
+  return el("figure", { class: "qr", id: "payment-qr" },
+    qrShown.url ? el("img", { src: qrShown.url, alt: t("payment.qr_alt", { r: p.MaThamChieu }), width: "240", height: "240" }) : null,
+    el("figcaption", {},
+      el("strong", { text: t("payment.qr") }),
+      el("dl", { class: "facts" },
+        el("div", {}, el("dt", { text: t("payments.amount") }), el("dd", { class: "num", text: money(p.SoTien) })),
+        el("div", {}, el("dt", { text: t("payment.agency") }), el("dd", { class: "mono", text: p.MaDonVi })),
+        left === null ? null : el("div", {}, el("dt", { text: t("payment.time_left") }), el("dd", { class: left > 0 ? "" : "alert", "data-left": String(left), text: leftText })))));
 }
 
 // ---- payments list ---------------------------------------------------------------------

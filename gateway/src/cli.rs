@@ -259,6 +259,44 @@ impl Client {
         Ok(out)
     }
 
+    /// A VietQR payment's code drawn for the terminal (`GET /v1/payments/{MaThamChieu}`), with
+    /// what the citizen checks in their app before paying: the amount, the agency, the time left.
+    pub async fn payment_qr(&self, reference: &str) -> Result<String, CliError> {
+        // Checked here too: the reference goes into the request's path.
+        if !hcc_adapters::payments::is_reference(reference) {
+            return Err(CliError::Api(format!(
+                "{} is not a MaThamChieu (HCC, six digits, eight letters or digits)",
+                Escaped(reference)
+            )));
+        }
+        let p = self.call(reqwest::Method::GET, &format!("/v1/payments/{reference}")).await?;
+        let Some(payload) = p["qr"]["payload"].as_str() else {
+            return Err(CliError::Api(format!(
+                "payment {reference} is a {} payment: only VietQR payments have a code",
+                shown(&p["provider"], "?")
+            )));
+        };
+        let drawing = crate::qr::terminal(payload).map_err(|e| CliError::Api(e.to_string()))?;
+        let left = p["expires_at"]
+            .as_str()
+            .and_then(crate::timefmt::parse_rfc3339_ms)
+            .map(|t| {
+                let secs = (t - crate::storage::now_ms()) / 1000;
+                if secs > 0 {
+                    format!("{} min {} s left", secs / 60, secs % 60)
+                } else {
+                    "its time is over (a late transfer still pays it)".into()
+                }
+            })
+            .unwrap_or_else(|| "no lifetime recorded".into());
+        Ok(format!(
+            "{drawing}\n{reference}  {} VND  to {}  status {}  {left}\n",
+            p["SoTien"],
+            shown(&p["MaDonVi"], "?"),
+            shown(&p["status"], "?"),
+        ))
+    }
+
     /// `GET /v1/payments/unmatched`, every page (at most [`MAX_PAYMENT_PAGES`]), as a table
     /// (or JSON).
     pub async fn unmatched(&self, state: &str, bank: Option<&str>, json: bool) -> Result<String, CliError> {

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod monitoring;
 pub mod payments;
 pub mod plain;
+pub mod qr;
 pub mod redact;
 pub mod replay;
 pub mod storage;

@@ -59,8 +59,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Payments of a running gateway, newest change first, filtered.
+    /// Payments of a running gateway, newest change first, filtered; `payments qr
+    /// MaThamChieu` draws a VietQR payment's code for the citizen at the counter.
     Payments {
+        #[command(subcommand)]
+        command: Option<PaymentsCommand>,
         /// pending, paid, failed, amount_mismatch, reversed, expired or duplicate.
         #[arg(long)]
         status: Option<String>,
@@ -100,6 +103,16 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PaymentsCommand {
+    /// Draws a VietQR payment's code in the terminal, with its amount, agency and time left.
+    Qr {
+        /// The payment's MaThamChieu.
+        #[arg(value_name = "MaThamChieu")]
+        reference: String,
     },
 }
 
@@ -184,6 +197,12 @@ fn main() -> anyhow::Result<()> {
         },
         Command::Dossier { ma_ho_so, url, json } => operator(&url, |c| Box::pin(async move { c.dossier(&ma_ho_so, json).await })),
         Command::Payments {
+            command: Some(PaymentsCommand::Qr { reference }),
+            url,
+            ..
+        } => operator(&url, |c| Box::pin(async move { c.payment_qr(&reference).await })),
+        Command::Payments {
+            command: None,
             status,
             ma_ho_so,
             since,

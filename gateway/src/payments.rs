@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hcc_adapters::dvcqg::model::MaHoSo;
 use hcc_adapters::payments::{
-    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
+    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Handoff, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
     PendingPayment, ProviderKind, PublicService, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
@@ -149,12 +149,28 @@ fn schedule_problems(providers: &HashMap<&'static str, Arc<dyn PaymentProvider>>
         .collect()
 }
 
+/// The receiving agencies of the settings (`agencies.<id>`), as providers see them.
+fn agencies(s: &Settings) -> Vec<Agency> {
+    s.agencies
+        .iter()
+        .map(|(id, a)| Agency {
+            id: id.clone(),
+            ma_don_vi: a.ma_don_vi.clone(),
+            ten_don_vi: a.ten_don_vi.clone(),
+            tk_thu_huong: a.tk_thu_huong.clone(),
+            ma_nh_thu_huong: a.ma_nh_thu_huong.clone(),
+            ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
+        })
+        .collect()
+}
+
 /// Builds every provider its section turns on; every problem of every section is reported.
 fn build_providers(s: &Settings) -> Result<HashMap<&'static str, Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let agencies = agencies(s);
     let ctx = BuildContext {
         production: s.is_production(),
         trust_ca_dir: &s.trust.ca_dir,
-        agencies: s.agencies.len(),
+        agencies: &agencies,
     };
     let mut providers = HashMap::new();
     let mut problems = Vec::new();
@@ -203,18 +219,7 @@ impl Payments {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let agencies = s
-            .agencies
-            .iter()
-            .map(|(id, a)| Agency {
-                id: id.clone(),
-                ma_don_vi: a.ma_don_vi.clone(),
-                ten_don_vi: a.ten_don_vi.clone(),
-                tk_thu_huong: a.tk_thu_huong.clone(),
-                ma_nh_thu_huong: a.ma_nh_thu_huong.clone(),
-                ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
-            })
-            .collect();
+        let agencies = agencies(s);
         let banks: hcc_adapters::payments::camt054::BanksSettings =
             hcc_adapters::payments::parse_section(s.section(hcc_adapters::payments::camt054::ID)).unwrap_or_default();
         let bank_bins = banks
@@ -303,6 +308,7 @@ impl Payments {
         let timestamp = vn_timestamp(now / 1000);
         let description = format!("Thanh toan phi, le phi ho so {}", p.ma_ho_so);
         let fees_json = Value::Array(p.fees.iter().map(FeeLine::wire).collect()).to_string();
+        let expires_at = now.saturating_add(millis(creator.lifetime()));
         let mut record = PaymentRecord {
             reference: reference.clone(),
             ma_ho_so: p.ma_ho_so.to_string(),
@@ -321,6 +327,8 @@ impl Payments {
             duplicates: 0,
             updated_at: None,
             bank_refs: None,
+            qr_payload: None,
+            expires_at: Some(expires_at),
         };
         // First asked about by its provider's schedule; a provider that cannot be asked leaves
         // it due at creation, for the day it can.
@@ -348,8 +356,8 @@ impl Payments {
             fees: &p.fees,
             payer: &p.payer,
         };
-        match creator.create(&order).await {
-            Ok(url) => record.payment_url = url,
+        let handoff = match creator.create(&order).await {
+            Ok(h) => h,
             Err(e) => {
                 let failed = Confirmation {
                     reference: reference.clone(),
@@ -366,8 +374,12 @@ impl Payments {
                 }
                 return Err(e.into());
             }
+        };
+        self.ledger.set_handoff(&reference, &handoff).await?;
+        match handoff {
+            Handoff::Url(url) => record.payment_url = url,
+            Handoff::Qr(payload) => record.qr_payload = Some(payload),
         }
-        self.ledger.set_url(&reference, &record.payment_url).await?;
         self.monitoring.payment_state("pending");
         self.monitoring.audit(
             "centre",
@@ -784,6 +796,8 @@ mod tests {
             duplicates: 0,
             updated_at: None,
             bank_refs: None,
+            qr_payload: None,
+            expires_at: None,
         };
         assert!(ledger.create(&record).await.expect("stored"));
         // The same reference twice is refused by the store, which `create` turns into an error.

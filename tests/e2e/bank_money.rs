@@ -16,7 +16,7 @@ const OUR_ACCOUNT: &str = "0011004123456";
 const OTHER_ACCOUNT: &str = "0011009998887";
 
 impl Env {
-    async fn unmatched(&self, app: &TestApp, query: &str) -> Vec<Value> {
+    pub(crate) async fn unmatched(&self, app: &TestApp, query: &str) -> Vec<Value> {
         let v = app.get_json(&format!("/v1/payments/unmatched{query}"), Key::Operator).await;
         v["unmatched"].as_array().unwrap_or_else(|| panic!("{v}")).clone()
     }
@@ -204,7 +204,7 @@ async fn reversals_match_by_the_originals_references_never_by_their_own() {
     app.stop().await;
 }
 
-async fn assign(app: &TestApp, id: &str, reference: &str) -> reqwest::Response {
+pub(crate) async fn assign(app: &TestApp, id: &str, reference: &str) -> reqwest::Response {
     app.post_json(
         &format!("/v1/payments/unmatched/{id}/assign"),
         Key::Admin,

@@ -77,6 +77,8 @@ fn abandoned(age: Duration) -> Result<PaymentRecord, String> {
         duplicates: 0,
         updated_at: None,
         bank_refs: None,
+        qr_payload: None,
+        expires_at: None,
     })
 }
 
@@ -227,7 +229,7 @@ async fn abandoned_payments_expire_and_never_starve_a_newer_one() {
 
 /// `hcc-gateway config check` with the development profile and these overrides: its exit
 /// status and what it wrote to stderr.
-fn config_check(vars: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn config_check(vars: &[(&str, &str)]) -> (bool, String) {
     let bin = binary("hcc-gateway");
     assert!(
         bin.exists(),

@@ -3,7 +3,7 @@
 //! Times are passed in explicitly, so no test depends on the clock.
 
 use hcc_gateway::storage::ledger::{
-    ConfirmOutcome, Confirmation, ExpireOutcome, ListStatus, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
+    ConfirmOutcome, Confirmation, ExpireOutcome, Handoff, ListStatus, PaymentEvents, PaymentFilter, PaymentRecord, PaymentState, Reversal,
     ReverseOutcome,
 };
 use hcc_gateway::storage::{
@@ -596,6 +596,8 @@ fn payment(reference: &str, amount: u64, created_at: i64) -> PaymentRecord {
         duplicates: 0,
         updated_at: None,
         bank_refs: None,
+        qr_payload: None,
+        expires_at: Some(created_at + 15 * 60_000),
     }
 }
 
@@ -843,17 +845,26 @@ async fn a_reversal_queues_one_event_and_only_when_it_matches(s: Store) {
     assert_eq!(kinds(&drain_events(&q, T0 + 6).await), ["payment.confirmed", "payment.reversed"]);
 }
 
-/// The payment page is set on a payment that exists, and on nothing else.
+/// The payment page, or the code to scan, is set on a payment that exists, and on nothing
+/// else; its lifetime is kept from its creation.
 async fn a_payment_url_is_set_only_on_a_payment(s: Store) {
     let l = s.ledger(EVENTS);
-    l.set_url("HCC241126NONE2345", "https://pay.example/x").await.unwrap();
+    let url = Handoff::Url("https://pay.example/x".into());
+    l.set_handoff("HCC241126NONE2345", &url).await.unwrap();
     assert!(l.get("HCC241126NONE2345").await.unwrap().is_none(), "no payment appears");
     assert!(l.create(&payment("HCC241126URLS2345", 100_000, T0)).await.unwrap());
-    l.set_url("HCC241126URLS2345", "https://pay.example/y").await.unwrap();
-    assert_eq!(
-        l.get("HCC241126URLS2345").await.unwrap().unwrap().payment_url,
-        "https://pay.example/y"
-    );
+    l.set_handoff("HCC241126URLS2345", &Handoff::Url("https://pay.example/y".into()))
+        .await
+        .unwrap();
+    let got = l.get("HCC241126URLS2345").await.unwrap().unwrap();
+    assert_eq!(got.payment_url, "https://pay.example/y");
+    assert_eq!((got.qr_payload, got.expires_at), (None, Some(T0 + 15 * 60_000)));
+    assert!(l.create(&payment("HCC241126QRQR2345", 100_000, T0)).await.unwrap());
+    l.set_handoff("HCC241126QRQR2345", &Handoff::Qr("000201010212".into()))
+        .await
+        .unwrap();
+    let got = l.get("HCC241126QRQR2345").await.unwrap().unwrap();
+    assert_eq!((got.payment_url.as_str(), got.qr_payload.as_deref()), ("", Some("000201010212")));
 }
 
 async fn audit_log_keeps_the_newest_lines_newest_first(s: Store) {

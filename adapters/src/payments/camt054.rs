@@ -1681,7 +1681,7 @@ mod tests {
         let ctx = BuildContext {
             production,
             trust_ca_dir,
-            agencies: 0,
+            agencies: &[],
         };
         let section = Section::from_toml("banks", text).expect("toml");
         match (KIND.build)(Some(&section), &ctx) {
@@ -1711,7 +1711,7 @@ mod tests {
         let ctx = BuildContext {
             production: false,
             trust_ca_dir: "",
-            agencies: 0,
+            agencies: &[],
         };
         assert!((KIND.build)(None, &ctx).expect("valid").is_none());
     }

@@ -12,6 +12,7 @@
 pub mod camt054;
 pub mod paygov;
 mod schedule;
+pub mod vietqr;
 pub mod vnpay;
 
 pub use schedule::Schedule;
@@ -27,16 +28,17 @@ use crate::BoxFuture;
 
 /// Every payment provider this gateway can speak to: the one list the gateway builds from,
 /// registers callback routes from and reconciles from.
-pub const PROVIDERS: &[ProviderKind] = &[paygov::KIND, vnpay::KIND, camt054::KIND];
+pub const PROVIDERS: &[ProviderKind] = &[paygov::KIND, vnpay::KIND, vietqr::KIND, camt054::KIND];
 
 /// A provider as the registry knows it before configuration: its id (also the name of its
 /// settings section), its callback routes, and how to build it from its section.
 pub struct ProviderKind {
-    /// `"paygov"`, `"vnpay"`, `"banks"`: what `POST /v1/payments` names in `provider`, what a
+    /// `"paygov"`, `"vnpay"`, `"vietqr"`, `"banks"`: what `POST /v1/payments` names in `provider`, what a
     /// payment record stores, and the settings section's name.
     pub id: &'static str,
     /// The routes its callbacks arrive on. They exist whether or not it is configured, so an
     /// unconfigured provider's callback is answered "not configured", not "no such resource".
+    /// Empty for a provider whose payments another one confirms (VietQR: the bank's camt.054).
     pub routes: &'static [CallbackRoute],
     /// For a provider that creates payments, the request fields it needs beyond the common
     /// ones; `None` for one that only confirms (banks).
@@ -61,8 +63,8 @@ pub struct BuildContext<'a> {
     pub production: bool,
     /// `trust.ca_dir`: the CA certificates a signature must chain to; empty when none.
     pub trust_ca_dir: &'a str,
-    /// How many receiving agencies (`agencies.<id>`) are configured.
-    pub agencies: usize,
+    /// The receiving agencies (`agencies.<id>`) configured.
+    pub agencies: &'a [Agency],
 }
 
 /// A payment provider: creates payments (when it does), turns its callbacks into [`Notice`]s
@@ -89,9 +91,21 @@ pub trait PaymentProvider: Send + Sync + 'static {
 
 /// Creating a payment with a provider.
 pub trait PaymentCreator: Send + Sync {
-    /// The URL the citizen is sent to pay. The payment is stored (pending) before this is
-    /// called, so a confirmation can never find it missing.
-    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<String, CreateError>>;
+    /// How the citizen pays it: a page to send them to, or a code to scan. The payment is
+    /// stored (pending) before this is called, so a confirmation can never find it missing.
+    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<Handoff, CreateError>>;
+
+    /// How long a payment is meant to be paid in (`*.expire_minutes`): its `expires_at`.
+    fn lifetime(&self) -> Duration;
+}
+
+/// How a created payment reaches the citizen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handoff {
+    /// The provider's payment page (PayGov, VNPAY).
+    Url(String),
+    /// A VietQR payload (EMVCo) for the citizen's banking app to scan.
+    Qr(String),
 }
 
 /// Asking a provider about one pending payment, because callbacks get lost.
@@ -705,6 +719,19 @@ pub fn find_reference(text: &str) -> Option<String> {
     None
 }
 
+/// An agency for tests: VietinBank's BIN and an account of digits.
+#[cfg(test)]
+pub(crate) fn test_agency() -> Agency {
+    Agency {
+        id: "ubnd".into(),
+        ma_don_vi: "000.00.22.H46".into(),
+        ten_don_vi: "UBND".into(),
+        tk_thu_huong: "113366668888".into(),
+        ma_nh_thu_huong: "970415".into(),
+        ten_tk_thu_huong: "UBND".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -825,7 +852,12 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), PROVIDERS.len());
         for kind in PROVIDERS {
-            assert!(!kind.routes.is_empty(), "{} has a callback route", kind.id);
+            // Only a provider whose payments another confirms has no route of its own.
+            assert!(
+                !kind.routes.is_empty() || kind.id == vietqr::ID,
+                "{} has a callback route",
+                kind.id
+            );
             for r in kind.routes {
                 let op = r.operation();
                 assert!(op["responses"]["200"].is_object(), "{} {}: {op}", r.method.as_str(), r.path);

@@ -11,7 +11,7 @@ use hcc_config::{Problem, Secret, Section};
 use serde_json::{Map, Value, json};
 
 use super::{
-    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, CreateError, Notice, Parsed,
+    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, CreateError, Handoff, Notice, Parsed,
     PaymentCreator, PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply,
     RequiredField, Schedule, Settlement, State, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
@@ -447,7 +447,7 @@ impl ProviderSettings for PaygovSettings {
                 "must be this server's IP address as the platform sees it (Ip in INIT)",
             ));
         }
-        if ctx.agencies == 0 {
+        if ctx.agencies.is_empty() {
             p.push(problem(
                 "agencies",
                 "PayGov needs at least one receiving agency with its beneficiary account",
@@ -771,7 +771,7 @@ impl PaymentProvider for Paygov {
 }
 
 impl PaymentCreator for Paygov {
-    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<String, CreateError>> {
+    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<Handoff, CreateError>> {
         Box::pin(async move {
             let s = &self.settings;
             let a = order.agency;
@@ -808,8 +808,12 @@ impl PaymentCreator for Paygov {
                 },
                 s.secret.expose(),
             );
-            self.init(&msg).await
+            self.init(&msg).await.map(Handoff::Url)
         })
+    }
+
+    fn lifetime(&self) -> Duration {
+        self.schedule.lifetime
     }
 }
 
@@ -1121,10 +1125,11 @@ mod tests {
     }
 
     fn keys(text: &str, production: bool, agencies: usize) -> Vec<String> {
+        let agencies = vec![super::super::test_agency(); agencies];
         let ctx = BuildContext {
             production,
             trust_ca_dir: "",
-            agencies,
+            agencies: &agencies,
         };
         match (KIND.build)(Some(&section(text)), &ctx) {
             Ok(_) => vec![],
@@ -1183,7 +1188,7 @@ mod tests {
         let ctx = BuildContext {
             production: false,
             trust_ca_dir: "",
-            agencies: 1,
+            agencies: &[super::super::test_agency()],
         };
         assert!(
             (KIND.build)(Some(&section("partner_code = \"P\"\n")), &ctx)

@@ -23,7 +23,7 @@ use hcc_config::{Problem, Secret, Section};
 use serde_json::{Map, Value, json};
 
 use super::{
-    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackRoute, CreateError, Notice, Parsed, PaymentCreator,
+    AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackRoute, CreateError, Handoff, Notice, Parsed, PaymentCreator,
     PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, RequiredField, Schedule,
     Settlement, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
@@ -934,7 +934,7 @@ fn settlement_transaction(ipn: &Ipn) -> String {
 
 impl PaymentCreator for Vnpay {
     /// VNPAY's payment page for the citizen, signed, expiring after `vnpay.expire_minutes`.
-    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<String, CreateError>> {
+    fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<Handoff, CreateError>> {
         Box::pin(async move {
             let s = &self.settings;
             let ip = order
@@ -955,9 +955,13 @@ impl PaymentCreator for Vnpay {
                 },
                 s.hash_secret.expose(),
             )
-            .map(|u| u.url)
+            .map(|u| Handoff::Url(u.url))
             .map_err(|e| CreateError::Refused(e.to_string()))
         })
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::from_secs(self.settings.expire_minutes * 60)
     }
 }
 
@@ -1478,7 +1482,7 @@ mod tests {
         let ctx = BuildContext {
             production,
             trust_ca_dir: "",
-            agencies: 1,
+            agencies: &[super::super::test_agency()],
         };
         let section = Section::from_toml("vnpay", text).expect("toml");
         (KIND.build)(Some(&section), &ctx).map_err(|p| p.into_iter().map(|p| p.key).collect())

@@ -60,6 +60,8 @@ pub const BEARER: &str = "bearer";
         super::signatures::verify,
         super::payments::create,
         super::payments::get,
+        super::payments::qr_png,
+        super::payments::qr_svg,
         super::payments::list,
         super::unmatched::list,
         super::unmatched::assign,

@@ -38,7 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .default_service(web::to(super::not_found)),
     )
-    .route("/v1/payments/{reference}", web::get().to(get));
+    .route("/v1/payments/{reference}", web::get().to(get))
+    .route("/v1/payments/{reference}/qr.png", web::get().to(qr_png))
+    .route("/v1/payments/{reference}/qr.svg", web::get().to(qr_svg));
     // Every provider's routes, configured or not: an unconfigured provider's callback is told so.
     for route in PROVIDERS.iter().flat_map(|k| k.routes) {
         let method = match route.method {
@@ -99,11 +101,14 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
             "PaymentCreated".into(),
             json!({
                 "type": "object",
-                "required": ["MaThamChieu", "payment_url", "status"],
+                "required": ["MaThamChieu", "status", "expires_at"],
+                "description": "payment_url for a provider's page (PayGov, VNPAY); qr for VietQR",
                 "properties": {
                     "MaThamChieu": reference,
                     "payment_url": {"type": "string", "format": "uri"},
-                    "status": {"type": "string", "enum": ["pending"]}
+                    "status": {"type": "string", "enum": ["pending"]},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "qr": {"$ref": "#/components/schemas/PaymentQr"}
                 }
             }),
         ),
@@ -338,9 +343,19 @@ async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonB
     let v: Value = serde_json::from_slice(&body.0).map_err(|_| ApiError::BadRequest("malformed JSON".into()))?;
     let new = parse_payment(&v, payments).map_err(ApiError::Validation)?;
     match payments.create(new).await {
-        Ok(r) => Ok(HttpResponse::Created()
-            .insert_header((actix_web::http::header::LOCATION, format!("/v1/payments/{}", r.reference)))
-            .json(json!({"MaThamChieu": r.reference, "payment_url": r.payment_url, "status": "pending"}))),
+        Ok(r) => {
+            let listed = PaymentListed::from(r);
+            let mut created = json!({"MaThamChieu": listed.record.reference, "status": "pending", "expires_at": listed.expires_at});
+            if let Some(url) = &listed.payment_url {
+                created["payment_url"] = json!(url);
+            }
+            if let Some(qr) = &listed.qr {
+                created["qr"] = json!(qr);
+            }
+            Ok(HttpResponse::Created()
+                .insert_header((actix_web::http::header::LOCATION, format!("/v1/payments/{}", listed.record.reference)))
+                .json(created))
+        }
         Err(PaymentError::NotConfigured(what)) => Err(ApiError::NotConfigured(format!("the {what} provider is not configured"))),
         Err(PaymentError::Refused(m)) => Err(ApiError::Upstream(format!("the provider refused the payment: {m}"))),
         Err(PaymentError::Unreachable(m)) => Err(ApiError::Upstream(format!("the provider did not answer: {m}"))),
@@ -383,18 +398,39 @@ async fn get(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web
     }
 }
 
-/// A payment as lists show it: the record and its times.
+/// A payment as lists show it: the record, its times, and how the citizen pays it.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[schema(as = PaymentListed)]
 pub struct PaymentListed {
     #[serde(flatten)]
     #[schema(inline)]
     pub record: crate::storage::ledger::PaymentRecord,
+    /// The provider's payment page (PayGov, VNPAY).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_url: Option<String>,
+    /// A VietQR payment's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr: Option<PaymentQr>,
     #[schema(format = DateTime)]
     pub created_at: String,
     /// The last change of its status.
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// When its provider's lifetime ends (absent for payments made before it was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// A VietQR payment's code: the EMVCo payload, and the paths of its images.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentQr {
+    /// The payload a banking app scans (NAPAS VietQR, EMVCo).
+    pub payload: String,
+    /// `/v1/payments/{MaThamChieu}/qr.png`
+    pub png: String,
+    /// `/v1/payments/{MaThamChieu}/qr.svg`
+    pub svg: String,
 }
 
 impl From<crate::storage::ledger::PaymentRecord> for PaymentListed {
@@ -402,9 +438,72 @@ impl From<crate::storage::ledger::PaymentRecord> for PaymentListed {
         PaymentListed {
             created_at: rfc3339_ms(r.created_at),
             updated_at: rfc3339_ms(r.updated_at.unwrap_or(r.created_at)),
+            expires_at: r.expires_at.map(rfc3339_ms),
+            payment_url: (!r.payment_url.is_empty()).then(|| r.payment_url.clone()),
+            qr: r.qr_payload.clone().map(|payload| PaymentQr {
+                payload,
+                png: format!("/v1/payments/{}/qr.png", r.reference),
+                svg: format!("/v1/payments/{}/qr.svg", r.reference),
+            }),
             record: r,
         }
     }
+}
+
+/// A VietQR payment's code as a PNG image.
+///
+/// Roles: centre, operator.
+#[utoipa::path(get, path = "/v1/payments/{MaThamChieu}/qr.png", tag = "payments", security(("bearer" = [])),
+    params(("MaThamChieu" = String, Path, pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$", description = "The payment's reference")),
+    responses(
+        (status = 200, description = "The code, black on white with its quiet zone; never cached", content_type = "image/png"),
+        (status = 401), (status = 403), (status = 404, description = "No VietQR payment with this MaThamChieu"),
+        (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
+    ))]
+async fn qr_png(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let payload = qr_payload(&caller, &p, &reference).await?;
+    let png = crate::qr::png(&payload).map_err(|e| {
+        tracing::error!(error = %e, "a stored VietQR payload cannot be drawn");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(png))
+}
+
+/// A VietQR payment's code as an SVG image.
+///
+/// Roles: centre, operator.
+#[utoipa::path(get, path = "/v1/payments/{MaThamChieu}/qr.svg", tag = "payments", security(("bearer" = [])),
+    params(("MaThamChieu" = String, Path, pattern = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$", description = "The payment's reference")),
+    responses(
+        (status = 200, description = "The code, black on white with its quiet zone; never cached", content_type = "image/svg+xml"),
+        (status = 401), (status = 403), (status = 404, description = "No VietQR payment with this MaThamChieu"),
+        (status = 503, description = "Payments are not configured, or the queue backend is unavailable"),
+    ))]
+async fn qr_svg(caller: Caller, p: web::Data<Option<Arc<Payments>>>, reference: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let payload = qr_payload(&caller, &p, &reference).await?;
+    let svg = crate::qr::svg(&payload).map_err(|e| {
+        tracing::error!(error = %e, "a stored VietQR payload cannot be drawn");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(svg))
+}
+
+/// The stored VietQR payload of the payment `reference` names; 404 for anything else (an
+/// unknown or malformed reference, or another provider's payment).
+async fn qr_payload(caller: &Caller, p: &web::Data<Option<Arc<Payments>>>, reference: &str) -> Result<String, ApiError> {
+    caller.require(&[Role::Centre, Role::Operator])?;
+    let payments = payments(p)?;
+    let not_found = || ApiError::NotFound("no VietQR payment with this MaThamChieu".into());
+    if !is_reference(reference) {
+        return Err(not_found());
+    }
+    payments.get(reference).await?.and_then(|r| r.qr_payload).ok_or_else(not_found)
 }
 
 /// One step of a payment's story.

@@ -132,7 +132,7 @@ mod tests {
         ("recount.lua", include_str!("lua/recount.lua")),
         ("rate.lua", include_str!("lua/rate.lua")),
         ("payment_create.lua", include_str!("lua/payment_create.lua")),
-        ("payment_set_url.lua", include_str!("lua/payment_set_url.lua")),
+        ("payment_set_handoff.lua", include_str!("lua/payment_set_handoff.lua")),
         ("payment_confirm.lua", include_str!("lua/payment_confirm.lua")),
         ("payment_reverse.lua", include_str!("lua/payment_reverse.lua")),
     ];

@@ -12,6 +12,7 @@ use super::{
 use crate::storage::memory::MemoryState;
 use crate::storage::queue::memory::QueueState;
 use crate::storage::{MemoryStore, Millis, NewMessage, StorageError};
+use hcc_adapters::payments::Handoff;
 
 /// One ledger's state.
 #[derive(Default)]
@@ -143,10 +144,13 @@ impl MemoryLedger {
         }))
     }
 
-    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
+    pub async fn set_handoff(&self, reference: &str, handoff: &Handoff) -> Result<(), StorageError> {
         self.with(|l, _| {
             if let Some(p) = l.payments.get_mut(reference) {
-                p.payment_url = url.to_string();
+                match handoff {
+                    Handoff::Url(url) => p.payment_url = url.clone(),
+                    Handoff::Qr(payload) => p.qr_payload = Some(payload.clone()),
+                }
             }
         });
         Ok(())

@@ -33,6 +33,7 @@ use serde::Serialize;
 use self::memory::MemoryLedger;
 use self::redis::RedisLedger;
 use super::{Millis, NewMessage, StorageError, Store, dispatch};
+pub use hcc_adapters::payments::Handoff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +86,8 @@ pub struct PaymentRecord {
     /// `paygov` or `vnpay`.
     pub provider: String,
     pub status: PaymentState,
+    /// The provider's payment page (empty for a VietQR payment); shown by the API's views.
+    #[serde(skip)]
     pub payment_url: String,
     /// The receiving agency (`MaDonVi`) and the fee lines as JSON text. The payer's name,
     /// address and identity number go to the provider once and are not kept.
@@ -113,6 +116,13 @@ pub struct PaymentRecord {
     /// camt.054 did: what a reversal is matched against.
     #[serde(skip)]
     pub bank_refs: Option<String>,
+    /// A VietQR payment's EMVCo payload: the code the citizen scans (shown as `qr`).
+    #[serde(skip)]
+    pub qr_payload: Option<String>,
+    /// When its provider's lifetime ends (shown as `expires_at`); none for payments made
+    /// before lifetimes were kept.
+    #[serde(skip)]
+    pub expires_at: Option<Millis>,
 }
 
 /// The statuses the payment list filters by: a payment's own, or `duplicate` (paid, then paid
@@ -366,8 +376,9 @@ impl PaymentLedger {
     }
 
     /// Sets the payment page of an existing payment; nothing for an unknown reference.
-    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
-        dispatch!(self, PaymentLedger, l => l.set_url(reference, url).await)
+    /// Records how the citizen pays: the provider's page, or the code to scan.
+    pub async fn set_handoff(&self, reference: &str, handoff: &Handoff) -> Result<(), StorageError> {
+        dispatch!(self, PaymentLedger, l => l.set_handoff(reference, handoff).await)
     }
 
     pub async fn get(&self, reference: &str) -> Result<Option<PaymentRecord>, StorageError> {

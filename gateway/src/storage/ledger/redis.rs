@@ -29,6 +29,7 @@ use super::{
 use crate::storage::queue::redis::QueueKeys;
 use crate::storage::redis::{corrupt, one_of_two, reply};
 use crate::storage::{Millis, NewMessage, RedisStore, StorageError};
+use hcc_adapters::payments::Handoff;
 
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -43,7 +44,7 @@ static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_adopt.lua")));
-static SET_URL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_url.lua")));
+static SET_HANDOFF: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/payment_set_handoff.lua")));
 static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("../lua/lib/push.lua"),
@@ -152,6 +153,9 @@ fn record_from(reference: &str, mut map: HashMap<String, String>) -> Result<Paym
         // Payments from before the indexes have none: their creation is their last update.
         updated_at: take("updated").map(|v| num(v, "updated")).transpose()?,
         bank_refs: take("brefs"),
+        qr_payload: take("qr"),
+        // Payments from before lifetimes were kept have none (written as 0).
+        expires_at: take("expires").map(|v| num(v, "expires")).transpose()?.filter(|&t| t > 0),
     })
 }
 
@@ -183,18 +187,22 @@ impl RedisLedger {
             .arg(&p.payment_url)
             .arg(p.created_at)
             .arg(&p.provider_created)
-            .arg(first_ask);
+            .arg(first_ask)
+            .arg(p.expires_at.unwrap_or(0));
         one_of_two(&self.store.run(&inv).await?, "payment creation reply", "created", "exists")
     }
 
-    /// `payment_set_url.lua`.
-    pub async fn set_url(&self, reference: &str, url: &str) -> Result<(), StorageError> {
-        let mut inv = SET_URL.key(record_key(self.base(), reference));
-        inv.arg(url);
-        let answer: String = reply(&self.store.run(&inv).await?, "payment URL reply")?;
+    /// `payment_set_handoff.lua`.
+    pub async fn set_handoff(&self, reference: &str, handoff: &Handoff) -> Result<(), StorageError> {
+        let mut inv = SET_HANDOFF.key(record_key(self.base(), reference));
+        match handoff {
+            Handoff::Url(url) => inv.arg("url").arg(url),
+            Handoff::Qr(payload) => inv.arg("qr").arg(payload),
+        };
+        let answer: String = reply(&self.store.run(&inv).await?, "payment handoff reply")?;
         match answer.as_str() {
             "set" | "unknown" => Ok(()),
-            other => Err(corrupt(format_args!("payment URL reply {other:?}"))),
+            other => Err(corrupt(format_args!("payment handoff reply {other:?}"))),
         }
     }
 
