@@ -36,3 +36,4 @@ mod service;
 mod signatures;
 mod slow_bodies;
 mod timestamps;
+mod vietqr_judges;
