@@ -3,7 +3,8 @@
 # xmlsec1 and openssl, the judges of the signature tests; poppler-utils (pdfsig, pdftotext),
 # pyHanko and qpdf for the PAdES tests; SoftHSM2 and OpenSC for the PKCS#11 token tests;
 # Python's standardwebhooks; schemathesis, the outside judge of the OpenAPI document;
-# Chromium and playwright-core for the dashboard test),
+# Chromium and playwright-core for the dashboard test; zbarimg (zbar-tools) and the npm package
+# vietnam-qr-pay, the outside judges of the VietQR codes),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, runs
 # every test, and fuzzes every outside parser for about 30 s each (scripts/fuzz.sh,
 # docs/fuzzing.md; HCC_FUZZ_SECONDS sets it). CI runs exactly this (see .ci/run).
@@ -23,6 +24,8 @@ command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need_apt+=(opensc)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# zbarimg reads the VietQR PNGs back (tests/support zbar_decode).
+command -v zbarimg >/dev/null 2>&1 || need_apt+=(zbar-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -34,6 +37,12 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "==> installing playwright-core for the dashboard test"
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+
+# vietnam-qr-pay decodes the VietQR payloads independently of the gateway (tests/judges/vietqr).
+if [ ! -d tests/judges/vietqr/node_modules/vietnam-qr-pay ]; then
+  echo "==> installing vietnam-qr-pay for the VietQR tests"
+  (cd tests/judges/vietqr && npm ci --no-audit --no-fund --silent)
 fi
 
 # An independent Standard Webhooks verifier for the webhook tests.

@@ -9,6 +9,7 @@ pub mod dvcqg;
 pub mod faults;
 pub mod paygov;
 pub mod tsa;
+pub mod vietqr;
 pub mod vnpay;
 
 use std::net::{SocketAddr, TcpListener};

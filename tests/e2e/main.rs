@@ -37,3 +37,4 @@ mod signatures;
 mod slow_bodies;
 mod timestamps;
 mod vietqr;
+mod vietqr_judges;

@@ -12,7 +12,10 @@ use hcc_gateway::app::{Application, Workers};
 use hcc_gateway::engine::EngineHandle;
 
 pub mod deployment;
+pub mod judges;
 pub mod softhsm;
+
+pub use judges::{vietqr_judge, zbar_decode};
 
 pub const CENTRE_KEY: &str = "dev-centre-key";
 pub const OPERATOR_KEY: &str = "dev-operator-key";
