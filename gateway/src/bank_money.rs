@@ -4,6 +4,9 @@
 //! - A credit pays a fee only when it credits that fee's agency's account (`Ntfctn/Acct/Id`
 //!   equals the agency's `tk_thu_huong`, digits compared, spaces and dashes ignored) and, when
 //!   the bank's section names its NAPAS BIN, the agency banks there (`ma_nh_thu_huong`).
+//! - A credit of another amount than the fee's changes no payment: the payment stays as it was
+//!   (a citizen who mistyped the amount in a VietQR transfer can still pay the right one), and
+//!   the money is listed as `amount_mismatch`.
 //! - A credit's identity is the bank's reference, or a content identity; a content identity
 //!   seen again in another document changes no payment and is listed as `possible_repeat`.
 //! - A reversal matches its credit by the references it carries, compared kind by kind with
@@ -143,6 +146,19 @@ impl Payments {
                 .keep_unmatched(e, "credit", UnmatchedReason::WrongAccount, format!("{reference}: {why}"))
                 .await;
         }
+        // Another amount than the fee's: the money waits for a person (to refund it, or to
+        // assign it once the fee is settled otherwise), and the payment stays as it was, so the
+        // citizen who mistyped the amount can still pay the right one.
+        if e.amount != record.amount {
+            return self
+                .keep_unmatched(
+                    e,
+                    "credit",
+                    UnmatchedReason::AmountMismatch,
+                    format!("{reference}: {} VND received for a fee of {} VND", e.amount, record.amount),
+                )
+                .await;
+        }
         // A content identity seen before in another document: maybe the same credit sent
         // again, maybe a second identical payment. It pays nothing; a person decides.
         let first_document = if e.content_identity {
@@ -173,16 +189,6 @@ impl Payments {
                 )
                 .await?;
                 Ok(Applied::Unmatched(UnmatchedReason::PossibleRepeat))
-            }
-            ConfirmOutcome::AmountMismatch => {
-                self.keep_unmatched(
-                    e,
-                    "credit",
-                    UnmatchedReason::AmountMismatch,
-                    format!("{reference}: {} VND received for a fee of {} VND", e.amount, record.amount),
-                )
-                .await?;
-                Ok(applied)
             }
             ConfirmOutcome::PaidTwice => {
                 self.keep_unmatched(

@@ -853,11 +853,7 @@ mod tests {
         assert_eq!(ids.len(), PROVIDERS.len());
         for kind in PROVIDERS {
             // Only a provider whose payments another confirms has no route of its own.
-            assert!(
-                !kind.routes.is_empty() || kind.id == vietqr::ID,
-                "{} has a callback route",
-                kind.id
-            );
+            assert!(!kind.routes.is_empty() || kind.id == vietqr::ID, "{} has a callback route", kind.id);
             for r in kind.routes {
                 let op = r.operation();
                 assert!(op["responses"]["200"].is_object(), "{} {}: {op}", r.method.as_str(), r.path);

@@ -95,10 +95,7 @@ impl ProviderSettings for VietqrSettings {
             return p;
         }
         if !(1..=MAX_EXPIRE_MINUTES).contains(&self.expire_minutes) {
-            p.push(problem(
-                "vietqr.expire_minutes",
-                format!("must be from 1 to {MAX_EXPIRE_MINUTES}"),
-            ));
+            p.push(problem("vietqr.expire_minutes", format!("must be from 1 to {MAX_EXPIRE_MINUTES}")));
         }
         if let Err(e) = Label::parse(&self.label) {
             p.push(problem("vietqr.label", e.to_string()));
@@ -206,12 +203,8 @@ impl Reconciler for Vietqr {
 
 /// The payload of one payment's QR, to `agency`'s account at its bank.
 pub fn payment_payload(agency: &Agency, reference: &str, amount: u64, label: &Label) -> Result<String, CreateError> {
-    let account = account_number(&agency.tk_thu_huong).ok_or_else(|| {
-        CreateError::Refused(format!(
-            "agency {} has no account number a VietQR can name",
-            agency.ma_don_vi
-        ))
-    })?;
+    let account = account_number(&agency.tk_thu_huong)
+        .ok_or_else(|| CreateError::Refused(format!("agency {} has no account number a VietQR can name", agency.ma_don_vi)))?;
     let purpose = format!("{reference} {}", label.as_str());
     payload(&QrFields {
         bin: agency.ma_nh_thu_huong.trim(),
@@ -368,8 +361,13 @@ mod tests {
     fn the_crc_matches_the_public_vectors() {
         assert_eq!(crc16_ccitt_false(b"00"), 0x2EC9);
         assert_eq!(crc16_ccitt_false(b"01"), 0x3EE8);
-        assert_eq!(crc16_ccitt_false(b"123456789"), 0x29B1, "the catalogue check value of CRC-16/CCITT-FALSE");
-        let dynamic = "00020101021238570010A00000072701270006970422011300234579234420208QRIBFTTA53037045405401235802VN62200816test text string6304";
+        assert_eq!(
+            crc16_ccitt_false(b"123456789"),
+            0x29B1,
+            "the catalogue check value of CRC-16/CCITT-FALSE"
+        );
+        let dynamic =
+            "00020101021238570010A00000072701270006970422011300234579234420208QRIBFTTA53037045405401235802VN62200816test text string6304";
         assert_eq!(format!("{:04X}", crc16_ccitt_false(dynamic.as_bytes())), "D9C6");
     }
 
@@ -410,10 +408,7 @@ mod tests {
         let label = Label::parse("Lệ phí").expect("label");
         let p = payment_payload(&agency, "HCC241126ABCDEFGH", 150_000, &label).expect("payload");
         // 62: 01 (17) + 08 (17 + 1 + 6): 21 + 28 = 49.
-        assert!(
-            p.contains("62490117HCC241126ABCDEFGH0824HCC241126ABCDEFGH Le phi6304"),
-            "{p}"
-        );
+        assert!(p.contains("62490117HCC241126ABCDEFGH0824HCC241126ABCDEFGH Le phi6304"), "{p}");
         assert!(p.contains("0112113366668888"), "the account without spaces or dashes: {p}");
         let (body, crc) = p.split_at(p.len() - 4);
         assert_eq!(crc, format!("{:04X}", crc16_ccitt_false(body.as_bytes())));
@@ -434,7 +429,10 @@ mod tests {
     #[test]
     fn labels_are_made_ascii_and_bounded() {
         assert_eq!(Label::parse("Lệ phí").expect("ok").as_str(), "Le phi");
-        assert_eq!(Label::parse("  ĐÓNG  PHÍ ").map(|l| l.as_str().to_string()), Err(LabelError::TooLong("DONG PHI".into(), 8)));
+        assert_eq!(
+            Label::parse("  ĐÓNG  PHÍ ").map(|l| l.as_str().to_string()),
+            Err(LabelError::TooLong("DONG PHI".into(), 8))
+        );
         assert_eq!(Label::parse(" Phí  HT ").expect("ok").as_str(), "Phi HT");
         assert_eq!(Label::parse("LEPHI").expect("ok").as_str(), "LEPHI");
         assert_eq!(Label::parse(" "), Err(LabelError::Empty));
@@ -454,8 +452,20 @@ mod tests {
             purpose: "x",
         };
         assert!(payload(&ok).is_ok());
-        assert_eq!(payload(&QrFields { bin: "97041", ..ok.clone() }), Err(PayloadError::Bin));
-        assert_eq!(payload(&QrFields { bin: "VCB123", ..ok.clone() }), Err(PayloadError::Bin));
+        assert_eq!(
+            payload(&QrFields {
+                bin: "97041",
+                ..ok.clone()
+            }),
+            Err(PayloadError::Bin)
+        );
+        assert_eq!(
+            payload(&QrFields {
+                bin: "VCB123",
+                ..ok.clone()
+            }),
+            Err(PayloadError::Bin)
+        );
         assert_eq!(payload(&QrFields { account: "", ..ok.clone() }), Err(PayloadError::Account));
         assert_eq!(
             payload(&QrFields {
@@ -503,21 +513,17 @@ mod tests {
             ..Default::default()
         };
         let keys: Vec<String> = s.problems(&ctx).into_iter().map(|p| p.key).collect();
-        assert_eq!(
-            keys,
-            ["vietqr.expire_minutes", "vietqr.label", "agencies.ubnd.ma_nh_thu_huong"]
-        );
+        assert_eq!(keys, ["vietqr.expire_minutes", "vietqr.label", "agencies.ubnd.ma_nh_thu_huong"]);
         let good = [agency("970415", "1133 6666 8888")];
-        let ctx = BuildContext {
-            agencies: &good,
-            ..ctx
-        };
-        assert!(VietqrSettings {
-            enabled: true,
-            ..Default::default()
-        }
-        .problems(&ctx)
-        .is_empty());
+        let ctx = BuildContext { agencies: &good, ..ctx };
+        assert!(
+            VietqrSettings {
+                enabled: true,
+                ..Default::default()
+            }
+            .problems(&ctx)
+            .is_empty()
+        );
         assert!(
             VietqrSettings {
                 label: "far too long a label".into(),

@@ -353,7 +353,10 @@ async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonB
                 created["qr"] = json!(qr);
             }
             Ok(HttpResponse::Created()
-                .insert_header((actix_web::http::header::LOCATION, format!("/v1/payments/{}", listed.record.reference)))
+                .insert_header((
+                    actix_web::http::header::LOCATION,
+                    format!("/v1/payments/{}", listed.record.reference),
+                ))
                 .json(created))
         }
         Err(PaymentError::NotConfigured(what)) => Err(ApiError::NotConfigured(format!("the {what} provider is not configured"))),
