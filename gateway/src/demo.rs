@@ -78,6 +78,8 @@ fn demo_settings(opts: &DemoOptions, portal: &str, bank: &str, centre: &str, pki
         .vars
         .insert("HCC__VNPAY__API_URL".into(), format!("{bank}/merchant_webapi/api/transaction"));
     source.vars.insert("HCC__BANKS__DEMOBANK__CERT".into(), path("bank.pem"));
+    // The counter's VietQR route, paid to the development agency's account at its bank.
+    source.vars.insert("HCC__VIETQR__ENABLED".into(), "true".into());
     source.vars.insert("HCC__TRUST__CA_DIR".into(), path("trust"));
     source.vars.insert("HCC__SIGNING__PKCS12".into(), path("gateway.p12"));
     source.vars.insert(
@@ -219,17 +221,22 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         }));
     }
 
-    // Citizens pay fees for one dossier in ten, a third through each route.
+    // Citizens pay fees for one dossier in ten, a quarter through each route.
     let fees_total = opts.dossiers.div_ceil(10);
     let confirmed = Arc::new(AtomicU64::new(0));
+    // The first code a citizen scanned at the counter, drawn in the summary.
+    let counter_qr: Arc<std::sync::Mutex<Option<(String, String)>>> = Arc::default();
     let payers = {
-        let (client, base, confirmed) = (client.clone(), base.clone(), confirmed.clone());
+        let (client, base, confirmed, counter_qr) = (client.clone(), base.clone(), confirmed.clone(), counter_qr.clone());
         let (portal_url, bank_url) = (portal.url(), bank.url());
         tokio::spawn(async move {
             for i in 0..fees_total {
                 let ma = format!("000.00.22.H46-241125-{:04}", i * 10);
-                let route = ["paygov", "vnpay", "bank"][i % 3];
-                if let Some(reference) = pay_fee(&client, &base, &ma, route, &portal_url, &bank_url).await {
+                let route = ["paygov", "vnpay", "bank", "vietqr"][i % 4];
+                if let Some((reference, qr)) = pay_fee(&client, &base, &ma, route, &portal_url, &bank_url).await {
+                    if let (Some(payload), Ok(mut shown)) = (qr, counter_qr.lock()) {
+                        shown.get_or_insert((reference.clone(), payload));
+                    }
                     for _ in 0..50 {
                         let status = client
                             .get(format!("{base}/v1/payments/{reference}"))
@@ -351,9 +358,16 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         }
     );
     println!(
-        "  fees paid             : {}/{fees_total} (PayGov callback, VNPAY IPN, bank camt.054 in turn)",
+        "  fees paid             : {}/{fees_total} (PayGov callback, VNPAY IPN, bank camt.054, VietQR at the counter in turn)",
         confirmed.load(Ordering::Relaxed)
     );
+    let shown = counter_qr.lock().ok().and_then(|s| s.clone());
+    if let Some((reference, payload)) = shown {
+        if let Ok(drawing) = crate::qr::terminal(&payload) {
+            println!("  a citizen at the counter scanned this VietQR code for {reference}; the bank's camt.054 paid it:");
+            println!("{drawing}");
+        }
+    }
     println!(
         "  webhooks to the centre: {} received, {} with a bad signature, {} duplicates",
         centre_counts.unique, centre_counts.bad_signatures, centre_counts.duplicates
@@ -378,9 +392,21 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 }
 
 /// One fee through one route: the centre asks the gateway for a payment, then the mock
-/// provider pays it and confirms through its own channel. Returns the reference.
-async fn pay_fee(client: &reqwest::Client, base: &str, ma: &str, route: &str, portal: &str, bank: &str) -> Option<String> {
-    let provider = if route == "vnpay" { "vnpay" } else { "paygov" };
+/// provider pays it and confirms through its own channel (for VietQR, the citizen's app scans
+/// the code and the mock bank books the transfer and sends its camt.054). Returns the reference
+/// and, for VietQR, the code's payload.
+async fn pay_fee(
+    client: &reqwest::Client,
+    base: &str,
+    ma: &str,
+    route: &str,
+    portal: &str,
+    bank: &str,
+) -> Option<(String, Option<String>)> {
+    let provider = match route {
+        "vnpay" | "vietqr" => route,
+        _ => "paygov",
+    };
     let body = json!({"MaHoSo": ma, "SoTien": 100000, "provider": provider, "MaDonVi": "000.00.22.H46",
         "MaTTHC": "1.004227", "TenTTHC": "Cấp giấy chứng nhận quyền sử dụng đất",
         "PhiLePhi": [{"LoaiPhiLePhi": 2, "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí cấp giấy chứng nhận", "SoTien": 100000}],
@@ -397,6 +423,7 @@ async fn pay_fee(client: &reqwest::Client, base: &str, ma: &str, route: &str, po
         .await
         .ok()?;
     let reference = created["MaThamChieu"].as_str()?.to_string();
+    let qr = created["qr"]["payload"].as_str().map(str::to_string);
     let (url, control) = match route {
         "paygov" => (
             format!("{portal}/_mock/paygov/pay"),
@@ -406,13 +433,17 @@ async fn pay_fee(client: &reqwest::Client, base: &str, ma: &str, route: &str, po
             format!("{bank}/_mock/vnpay/pay"),
             json!({"TxnRef": reference, "amount_vnd": 100000, "ipn_url": format!("{base}/v1/callbacks/vnpay/ipn")}),
         ),
+        "vietqr" => (
+            format!("{bank}/_mock/bank/vietqr"),
+            json!({"payload": qr.clone()?, "note_prefix": "VCB.QR", "url": format!("{base}/v1/callbacks/banks/demobank/camt054")}),
+        ),
         _ => (
             format!("{bank}/_mock/bank/credit"),
             json!({"reference": reference, "amount_vnd": 100000, "url": format!("{base}/v1/callbacks/banks/demobank/camt054")}),
         ),
     };
     client.post(url).json(&control).send().await.ok()?;
-    Some(reference)
+    Some((reference, qr))
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value, key: &str) {

@@ -13,7 +13,7 @@ use hcc_tests::*;
 use serde_json::{Value, json};
 
 /// Runs `node tests/browser/<script>` with `args`; panics with its output unless it succeeds.
-async fn browser(script: &str, args: Vec<String>) {
+pub(crate) async fn browser(script: &str, args: Vec<String>) {
     let script = workspace_dir().join("tests/browser").join(script);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
@@ -29,7 +29,7 @@ async fn browser(script: &str, args: Vec<String>) {
     assert!(out.status.success(), "the browser test failed: {log}");
 }
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = workspace_dir().join("artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir

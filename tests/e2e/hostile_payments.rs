@@ -341,8 +341,8 @@ async fn a_redirect_from_the_payment_platform_is_never_followed() {
         .find_map(|k| k.rsplit(':').next().filter(|r| hcc_adapters::payments::is_reference(r)));
     let (status, p) = status_json(app.get_payment(record.expect("the failed payment is stored")).await).await;
     assert_eq!(
-        (status, p["status"].as_str(), p["payment_url"].as_str()),
-        (200, Some("failed"), Some("")),
+        (status, p["status"].as_str(), p.get("payment_url")),
+        (200, Some("failed"), None),
         "{p}"
     );
     app.stop().await;

@@ -335,3 +335,58 @@ fn config_check_names_a_label_too_long_and_a_bank_without_a_bin() {
     ]);
     assert!(ok, "{stderr}");
 }
+
+/// The counter's view: the dashboard draws a pending payment's code with its amount, agency and
+/// time left; and `hcc-gateway payments qr` draws it in a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counter_shows_the_code_in_the_dashboard_and_the_terminal() {
+    let e = env();
+    let app = e.vietqr_gateway(&[]).await;
+    let (reference, _) = create_qr(&app, 150_000).await;
+    let config = json!({
+        "base": app.address,
+        "key": OPERATOR_KEY,
+        "reference": reference,
+        "amount_text": "150.000",
+        "ma_don_vi": "000.00.22.H46",
+        "shot": super::dashboard::artifacts().join("payment-vietqr.png").to_string_lossy(),
+    });
+    super::dashboard::browser("qr.mjs", vec![config.to_string()]).await;
+
+    let url = app.address.clone();
+    let paygov = create(&app, "paygov", 10_000).await;
+    let out = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(binary("hcc-gateway"))
+                .args(args)
+                .env("HCC_URL", &url)
+                .env("HCC_API_KEY", OPERATOR_KEY)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        [
+            run(&["payments", "qr", &reference]),
+            run(&["payments", "qr", &paygov]),
+            run(&["payments", "qr", "../../v1/queues"]),
+        ]
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (ok, text, err) = &out[0];
+    assert!(ok, "{err}");
+    assert!(text.contains("▀") || text.contains("▄"), "a drawing: {text}");
+    assert!(
+        text.contains("150000 VND") && text.contains("000.00.22.H46") && text.contains("left"),
+        "{text}"
+    );
+    let (ok, _, err) = &out[1];
+    assert!(!ok && err.contains("only VietQR payments"), "{err}");
+    let (ok, _, err) = &out[2];
+    assert!(!ok && err.contains("is not a MaThamChieu"), "{err}");
+    app.stop().await;
+}
