@@ -362,11 +362,9 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         confirmed.load(Ordering::Relaxed)
     );
     let shown = counter_qr.lock().ok().and_then(|s| s.clone());
-    if let Some((reference, payload)) = shown {
-        if let Ok(drawing) = crate::qr::terminal(&payload) {
-            println!("  a citizen at the counter scanned this VietQR code for {reference}; the bank's camt.054 paid it:");
-            println!("{drawing}");
-        }
+    if let Some((reference, Ok(drawing))) = shown.map(|(r, payload)| (r, crate::qr::terminal(&payload))) {
+        println!("  a citizen at the counter scanned this VietQR code for {reference}; the bank's camt.054 paid it:");
+        println!("{drawing}");
     }
     println!(
         "  webhooks to the centre: {} received, {} with a bad signature, {} duplicates",
