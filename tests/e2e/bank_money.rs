@@ -231,21 +231,9 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
     assert_eq!(listed.len(), 2, "{listed:?}");
     // The CLI lists them for the finance officer.
     let url = app.address.clone();
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(binary("hcc-gateway"))
-            .args(["unmatched", "--bank", "devbank"])
-            .env("HCC_URL", &url)
-            .env("HCC_API_KEY", OPERATOR_KEY)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || operator_cli(&url, &["unmatched", "--bank", "devbank"]))
+        .await
+        .unwrap();
     assert!(ok && out.contains("no_reference"), "{out}{err}");
     assert_eq!(out.lines().filter(|l| l.contains("no_reference")).count(), 2, "{out}");
     assert!(!out.contains("022190000123"), "{out}");

@@ -58,12 +58,17 @@ async fn two_cancelled_vnpay_payments_are_both_failed_and_one_is_then_paid() {
 
 /// A payment created `age` ago that the citizen never took to VNPAY.
 fn abandoned(age: Duration) -> Result<PaymentRecord, String> {
+    pending_record("vnpay", age, 100_000)
+}
+
+/// A pending payment of `provider` created `age` ago, as the ledger stores one.
+pub(crate) fn pending_record(provider: &str, age: Duration, amount: u64) -> Result<PaymentRecord, String> {
     let created = now_ms() - age.as_millis() as i64;
     Ok(PaymentRecord {
         reference: new_reference(created / 1000).map_err(|e| e.to_string())?,
         ma_ho_so: "000.00.22.H46-241125-0600".into(),
-        amount: 100_000,
-        provider: "vnpay".into(),
+        amount,
+        provider: provider.into(),
         status: PaymentState::Pending,
         payment_url: String::new(),
         agency: "000.00.22.H46".into(),

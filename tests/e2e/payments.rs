@@ -1040,19 +1040,7 @@ async fn payments_are_listed_under_each_status_by_dossier_and_since_with_their_h
     let url = app.address.clone();
     let (mismatch2, twice2) = (mismatch.clone(), twice.clone());
     tokio::task::spawn_blocking(move || {
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new(binary("hcc-gateway"))
-                .args(args)
-                .env("HCC_URL", &url)
-                .env("HCC_API_KEY", OPERATOR_KEY)
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        };
+        let run = |args: &[&str]| operator_cli(&url, args);
         let (ok, out, err) = run(&["payments", "--status", "amount_mismatch"]);
         assert!(
             ok && out.contains(&mismatch2) && out.contains("LIST-B") && !out.contains(&twice2),

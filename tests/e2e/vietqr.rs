@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use hcc_adapters::payments::{new_reference, vn_timestamp};
 use hcc_gateway::app::Workers;
-use hcc_gateway::storage::ledger::{PaymentRecord, PaymentState};
 use hcc_gateway::storage::{Store, now_ms};
 use hcc_tests::*;
 use serde_json::{Value, json};
 
 use super::bank_money::assign;
-use super::payment_lifetimes::config_check;
+use super::payment_lifetimes::{config_check, pending_record};
 use super::payments::{Env, create, env, exactly_webhooks, outcomes};
 
 /// The agency of `config/local.toml`: its account and its bank's NAPAS BIN (Vietcombank).
@@ -258,32 +256,6 @@ async fn the_mock_bank_refuses_a_code_a_payers_app_would_refuse() {
     app.stop().await;
 }
 
-/// A VietQR payment created `age` ago, due in its schedule.
-fn old_qr(age: Duration) -> PaymentRecord {
-    let created = now_ms() - age.as_millis() as i64;
-    PaymentRecord {
-        reference: new_reference(created / 1000).unwrap_or_default(),
-        ma_ho_so: "000.00.22.H46-241125-0700".into(),
-        amount: 90_000,
-        provider: "vietqr".into(),
-        status: PaymentState::Pending,
-        payment_url: String::new(),
-        agency: "000.00.22.H46".into(),
-        fees_json: "[]".into(),
-        created_at: created,
-        provider_created: vn_timestamp(created / 1000),
-        provider_transaction: None,
-        provider_time: None,
-        confirmed_by: None,
-        settled_at: None,
-        duplicates: 0,
-        updated_at: None,
-        bank_refs: None,
-        qr_payload: None,
-        expires_at: Some(created + 60_000),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_banks_silence_expires_a_qr_and_a_late_credit_still_pays_it() {
     let e = env();
@@ -291,7 +263,7 @@ async fn the_banks_silence_expires_a_qr_and_a_late_credit_still_pays_it() {
         Ok(s) => s.ledger("payments"),
         Err(err) => panic!("redis: {err}"),
     };
-    let old = old_qr(Duration::from_secs(10 * 60));
+    let old = pending_record("vietqr", Duration::from_secs(10 * 60), 90_000).unwrap_or_else(|e| panic!("{e}"));
     assert!(ledger.create_scheduled(&old, old.created_at + 1000).await.unwrap_or(false));
     let app = e
         .vietqr_gateway(&[
@@ -356,19 +328,7 @@ async fn the_counter_shows_the_code_in_the_dashboard_and_the_terminal() {
     let url = app.address.clone();
     let paygov = create(&app, "paygov", 10_000).await;
     let out = tokio::task::spawn_blocking(move || {
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new(binary("hcc-gateway"))
-                .args(args)
-                .env("HCC_URL", &url)
-                .env("HCC_API_KEY", OPERATOR_KEY)
-                .output()
-                .unwrap_or_else(|e| panic!("{e}"));
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        };
+        let run = |args: &[&str]| operator_cli(&url, args);
         [
             run(&["payments", "qr", &reference]),
             run(&["payments", "qr", &paygov]),

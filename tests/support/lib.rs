@@ -562,6 +562,22 @@ impl Drop for PrivateRedis {
 }
 
 /// Path of a workspace binary built by cargo for this test run.
+/// Runs `hcc-gateway ARGS` against the gateway at `url` with the operator's key: whether it
+/// succeeded, its stdout and its stderr.
+pub fn operator_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(binary("hcc-gateway"))
+        .args(args)
+        .env("HCC_URL", url)
+        .env("HCC_API_KEY", OPERATOR_KEY)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run hcc-gateway: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn binary(name: &str) -> PathBuf {
     // Tests live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
