@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use self::breaker::{Breaker, BreakerConfig, BreakerState, Gate};
 use self::policy::{DestinationHealth, RetryPolicy};
+use crate::background::Background;
 use crate::redact;
 use crate::storage::{Claimed, MessageQueue, OutboxEvent, Permit, PermitAsk, SettleNotes, Settlement, now_ms, rate_burst};
 
@@ -117,9 +118,9 @@ pub struct EngineHandle {
     lanes: Arc<BTreeMap<String, Arc<Lane>>>,
     /// The queue the gateway's events for the centre go to, when the centre has a webhook.
     events_sink: Option<String>,
-    /// Cancelled when the process shuts down: background work started by a request (a paced
-    /// replay) stops with it.
-    background: CancellationToken,
+    /// The process's background work: work started by a request (a paced replay) is spawned
+    /// through it and stops with it.
+    background: Background,
 }
 
 impl EngineHandle {
@@ -154,12 +155,12 @@ impl EngineHandle {
         self.lanes.get(destination).map(|l| l.breaker().window_counts(Instant::now()))
     }
 
-    /// Cancelled when the process shuts down (see [`EngineHandle::stop_background`]).
-    pub fn background(&self) -> CancellationToken {
-        self.background.clone()
+    /// The owner of the process's background work, for work a request starts.
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
-    /// Stops the background work requests started.
+    /// Stops the background work (see [`Background::cancel`]).
     pub fn stop_background(&self) {
         self.background.cancel();
     }
@@ -186,7 +187,7 @@ pub struct EngineBuilder {
     reaper_interval: Duration,
     observer: Option<Arc<dyn Observer>>,
     events_sink: Option<String>,
-    background: CancellationToken,
+    background: Background,
 }
 
 impl EngineBuilder {
@@ -197,8 +198,15 @@ impl EngineBuilder {
             reaper_interval,
             observer: None,
             events_sink: None,
-            background: CancellationToken::new(),
+            background: Background::new(),
         }
+    }
+
+    /// The engine's loops, and the work its handle starts, are spawned through `background`
+    /// (the application's), and stop when it is cancelled. Without it the engine has its own.
+    pub fn background(mut self, background: Background) -> Self {
+        self.background = background;
+        self
     }
 
     /// The gateway's events for the centre (a dead dossier, a replayed one delivered) go to
@@ -253,15 +261,17 @@ impl EngineBuilder {
         }
     }
 
-    /// Starts a claim loop per destination and the reaper.
+    /// Starts a claim loop per destination, the reaper and the outbox relay, all through the
+    /// builder's [`Background`]: they stop when it is cancelled or at [`Engine::shutdown`].
     pub fn start(self) -> Engine {
         let handle = self.handle();
-        let stop = CancellationToken::new();
+        let bg = &self.background;
+        let stop = bg.token().child_token();
         let hard_stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut loops = Vec::new();
         for lane in handle.lanes.values() {
-            loops.push(tokio::spawn(claim_loop(
+            loops.push(bg.spawn(claim_loop(
                 handle.queue.clone(),
                 lane.clone(),
                 stop.clone(),
@@ -269,9 +279,9 @@ impl EngineBuilder {
                 tracker.clone(),
             )));
         }
-        loops.push(tokio::spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
+        loops.push(bg.spawn(reaper(handle.clone(), self.reaper_interval, stop.clone())));
         if handle.events_sink.is_some() {
-            loops.push(tokio::spawn(relay_outboxes(handle.clone(), stop.clone())));
+            loops.push(bg.spawn(relay_outboxes(handle.clone(), stop.clone())));
         }
         Engine {
             handle,
