@@ -69,9 +69,34 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// Whether the centre is told of this destination's dead letters, and of their delivery
-    /// after a replay (`dossier.rejected`, `dossier.delivered`). Not for the centre's own
-    /// webhooks: an event about an event would never end.
+    /// after a replay (the events of [`Adapter::dead_letter_event`] and
+    /// [`Adapter::redelivered_event`]). Not for the centre's own webhooks: an event about an
+    /// event would never end.
     fn tells_centre(&self) -> bool {
         false
     }
+
+    /// The event that tells the centre this destination gave up on a message (for the portal,
+    /// `dossier.rejected`), with `reason` already cleaned of identity numbers by the engine.
+    /// Asked only when [`Adapter::tells_centre`] and the centre has a webhook; the engine
+    /// queues it in the settlement's own atomic step.
+    fn dead_letter_event(&self, _delivery: &Delivery<'_>, _reason: &str) -> Option<CentreEvent> {
+        None
+    }
+
+    /// The event that tells the centre a message dead-lettered earlier was delivered after a
+    /// replay (for the portal, `dossier.delivered`); the store queues it only for a replayed
+    /// message. Asked as [`Adapter::dead_letter_event`] is.
+    fn redelivered_event(&self, _delivery: &Delivery<'_>) -> Option<CentreEvent> {
+        None
+    }
+}
+
+/// An event for the centre about one message, as a destination words it: its type and its
+/// `data`. The gateway wraps it in the envelope every event to the centre has (`type`,
+/// `timestamp`, `data`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentreEvent {
+    pub kind: &'static str,
+    pub data: serde_json::Value,
 }

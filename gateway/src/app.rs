@@ -16,9 +16,17 @@ use hcc_adapters::Adapter;
 use hcc_adapters::registry::{self, Registry};
 use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
+use crate::background::Background;
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
 use crate::http::{self, auth::Keyring, body::BodyLimit, body::BodyReading};
 use crate::storage::{RedisOptions, RedisTopology, StorageError, Store};
+
+/// How long shutdown waits for the background tasks after cancelling them. Each stops at its
+/// next select; the longest step one may be in is a store call, which its own timeouts bound.
+const TASKS_STOP_WITHIN: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the audit writer to write the lines queued before it, retries
+/// included (five tries of one batch take about 6 s).
+const AUDIT_FLUSH_WITHIN: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -82,10 +90,8 @@ pub struct Application {
     engine: Option<Engine>,
     handle: EngineHandle,
     grace: Duration,
-    reconcile_stop: tokio_util::sync::CancellationToken,
-    /// Stops the dashboard's history sampler and the body budget's watcher, which serve the
-    /// HTTP server only.
-    history_stop: tokio_util::sync::CancellationToken,
+    /// Every long-lived task of the process, and the audit writer.
+    background: Background,
 }
 
 pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
@@ -145,7 +151,8 @@ impl Application {
         }
         startup_checks(&store).await;
         let signing = signing_state(&settings)?;
-        let monitoring = crate::monitoring::Monitoring::start(store.audit_log());
+        let background = Background::new();
+        let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
         let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), monitoring.clone())
             .map_err(BuildError::Settings)?
             .map(Arc::new);
@@ -153,7 +160,9 @@ impl Application {
         let queue = store
             .queue()
             .with_partitions(settings.queue.partitions, [crate::payments::EVENTS_QUEUE]);
-        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms)).observer(monitoring.clone());
+        let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms))
+            .observer(monitoring.clone())
+            .background(background.clone());
         let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -187,28 +196,26 @@ impl Application {
                 source,
             })?
             .port();
-        let reconcile_stop = tokio_util::sync::CancellationToken::new();
         if let (Some(p), Workers::On) = (&payments, workers) {
             for id in p.reconciling() {
-                tokio::spawn(crate::payments::reconcile_loop(p.clone(), id, reconcile_stop.clone()));
+                background.spawn(crate::payments::reconcile_loop(p.clone(), id, background.token()));
             }
         }
         if workers == Workers::On {
-            tokio::spawn(crate::replay::supervise(handle.clone(), handle.background()));
+            background.spawn(crate::replay::supervise(handle.clone()));
         }
         let history = Arc::new(crate::monitoring::History::default());
-        let history_stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(crate::monitoring::sample_history(
+        background.spawn(crate::monitoring::sample_history(
             history.clone(),
             handle.clone(),
-            history_stop.clone(),
+            background.token(),
         ));
         // One body budget for every worker, and its watcher.
         let reading = BodyReading::new(
             Duration::from_millis(settings.server.body_read_timeout_ms),
             settings.server.inflight_body_bytes,
         );
-        tokio::spawn(http::body::return_memory_after_bursts(reading.budget.clone(), history_stop.clone()));
+        background.spawn(http::body::return_memory_after_bursts(reading.budget.clone(), background.token()));
         let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
         let server = http_server(
             &settings,
@@ -232,8 +239,7 @@ impl Application {
             engine,
             handle,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
-            reconcile_stop,
-            history_stop,
+            background,
         })
     }
 
@@ -245,8 +251,17 @@ impl Application {
         self.handle.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops taking requests, lets in-flight requests and
-    /// deliveries finish (or hands deliveries back after the grace period), and returns.
+    /// The owner of the process's background work: after [`Application::run`] returns,
+    /// `running()` is 0 unless a task outlived its time to stop.
+    pub fn background(&self) -> Background {
+        self.background.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then, in this order: stops taking requests and lets
+    /// in-flight requests finish; cancels the background work; lets in-flight deliveries finish
+    /// (or hands them back after the grace period); waits for every background task; and lets
+    /// the audit writer write every line queued until then. Nothing the process started is
+    /// left running when it returns, barring a task that outlives its bounded wait (logged).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let server_handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -256,15 +271,21 @@ impl Application {
         };
         tracing::info!("shutting down: no new requests, finishing in-flight work");
         server_handle.stop(true).await;
-        // The server was the history's only reader; stopping the sampler before the engine
-        // also spares the store its reads while the engine hands back in-flight deliveries.
-        self.history_stop.cancel();
-        self.reconcile_stop.cancel();
-        self.handle.stop_background();
+        if served.is_none() {
+            // Stopped: the server's own task ends now; it is awaited so that it is not left behind.
+            let _ = tokio::time::timeout(self.grace + Duration::from_secs(1), &mut server).await;
+        }
+        // No request can start work any more. Cancelling first stops the claim loops, the
+        // reconciliation and replay runs, and the sampler (which also spares the store its
+        // reads while the engine hands back in-flight deliveries).
+        self.background.cancel();
         if let Some(engine) = self.engine {
             engine.shutdown(self.grace).await;
         }
-        tracing::info!("stopped");
+        // Every task was told to stop above and stops at its next select; the audit writer then
+        // writes what the deliveries and requests audited until now.
+        let unfinished = self.background.shutdown(TASKS_STOP_WITHIN, AUDIT_FLUSH_WITHIN).await;
+        tracing::info!(unfinished, "stopped");
         match served {
             Some(Ok(r)) => r,
             Some(Err(e)) => Err(std::io::Error::other(e)),

@@ -2,6 +2,7 @@
 //! binary, the demo and the end-to-end tests all build the same [`app::Application`].
 
 pub mod app;
+pub mod background;
 pub mod bank_money;
 pub mod cli;
 #[cfg(feature = "demo")]

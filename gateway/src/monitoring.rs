@@ -16,7 +16,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use crate::background::Background;
 use crate::engine::{EngineHandle, Observer};
 use crate::redact::mask_identity_numbers;
 use crate::storage::{AuditLog, Claimed, Settlement, StorageError, now_ms};
@@ -87,8 +89,16 @@ pub struct Monitoring {
 }
 
 impl Monitoring {
-    /// Builds the registry and starts the audit writer on `audit_log`.
+    /// Builds the registry and starts the audit writer on `audit_log`, on its own: it stops when
+    /// the last [`Monitoring`] is dropped (tests, tools).
     pub fn start(audit_log: AuditLog) -> Arc<Self> {
+        Self::start_in(audit_log, &Background::new())
+    }
+
+    /// Builds the registry and starts the audit writer on `audit_log` as a sink of
+    /// `background`: at shutdown it writes every line queued before the tasks finished, then
+    /// stops.
+    pub fn start_in(audit_log: AuditLog, background: &Background) -> Arc<Self> {
         let mut registry = Registry::default();
         let attempts = Family::<Attempt, Counter>::default();
         let latency = Family::<Dest, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
@@ -129,7 +139,8 @@ impl Monitoring {
             audit_dropped.clone(),
         );
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
-        tokio::spawn(audit_writer(audit_log.clone(), rx));
+        let log = audit_log.clone();
+        background.spawn_sink(move |flush| audit_writer(log, rx, flush));
         Arc::new(Monitoring {
             registry,
             attempts,
@@ -271,9 +282,25 @@ pub fn http_method_label(method: &str) -> &'static str {
     }
 }
 
-async fn audit_writer(audit_log: AuditLog, mut rx: mpsc::Receiver<AuditLine>) {
+/// Appends the queued lines in batches until every sender is gone, or until `flush` is
+/// cancelled: then it takes no new line, writes those already queued, and returns.
+async fn audit_writer(audit_log: AuditLog, mut rx: mpsc::Receiver<AuditLine>, flush: CancellationToken) {
     let mut batch = Vec::with_capacity(512);
-    while let Some(first) = rx.recv().await {
+    let mut closed = false;
+    loop {
+        let first = tokio::select! {
+            biased;
+            line = rx.recv() => match line {
+                Some(l) => l,
+                None => break,
+            },
+            // Closing the channel keeps what is queued: `recv` hands it out, then ends.
+            _ = flush.cancelled(), if !closed => {
+                rx.close();
+                closed = true;
+                continue;
+            }
+        };
         batch.push(first);
         while batch.len() < 512 {
             match rx.try_recv() {
@@ -349,7 +376,7 @@ impl History {
     }
 }
 
-pub async fn sample_history(history: Arc<History>, engine: EngineHandle, stop: tokio_util::sync::CancellationToken) {
+pub async fn sample_history(history: Arc<History>, engine: EngineHandle, stop: CancellationToken) {
     loop {
         history.take(&engine).await;
         tokio::select! {

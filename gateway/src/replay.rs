@@ -95,8 +95,10 @@ pub async fn run(engine: EngineHandle, queue: String, stop: CancellationToken) -
 }
 
 /// On every process: every [`SUPERVISE_EVERY`], starts a run of any queue's running job (the
-/// run stops at once unless the job's lease is free, that is its runner died), until `stop`.
-pub async fn supervise(engine: EngineHandle, stop: CancellationToken) {
+/// run stops at once unless the job's lease is free, that is its runner died), until the
+/// process's background work stops.
+pub async fn supervise(engine: EngineHandle) {
+    let stop = engine.background().token();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -106,15 +108,18 @@ pub async fn supervise(engine: EngineHandle, stop: CancellationToken) {
         for queue in queues {
             let running = matches!(engine.queue.replay_job(&queue).await, Ok(Some(j)) if j.state == "running");
             if running {
-                spawn(engine.clone(), queue, stop.clone());
+                spawn(engine.clone(), queue);
             }
         }
     }
 }
 
-/// Runs `queue`'s job in the background (see [`run`]).
-pub fn spawn(engine: EngineHandle, queue: String, stop: CancellationToken) {
-    tokio::spawn(async move {
+/// Runs `queue`'s job in the background (see [`run`]), owned by the process's
+/// [`crate::background::Background`]: it stops when the process shuts down.
+pub fn spawn(engine: EngineHandle, queue: String) {
+    let background = engine.background().clone();
+    let stop = background.token();
+    background.spawn(async move {
         if let Err(e) = run(engine, queue.clone(), stop).await {
             tracing::warn!(queue, error = %e, "paced replay interrupted; another run takes it over after its lease");
         }

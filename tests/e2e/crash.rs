@@ -16,13 +16,23 @@ fn free_port() -> u16 {
 }
 
 fn serve(port: u16, prefix: &str, portal: &str) -> Child {
+    command(port, prefix, portal)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}"))
+}
+
+/// `hcc-gateway serve` on `port`, the queue in Redis under `prefix`, the portal at `portal`,
+/// logging errors only (stderr is the caller's to set).
+fn command(port: u16, prefix: &str, portal: &str) -> Command {
     let bin = binary("hcc-gateway");
     assert!(
         bin.exists(),
         "{} is missing: build the binaries first (cargo build --workspace --bins)",
         bin.display()
     );
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .arg("serve")
         .env("HCC_CONFIG_DIR", workspace_dir().join("config"))
         .env("HCC_ENV", "local")
@@ -39,10 +49,22 @@ fn serve(port: u16, prefix: &str, portal: &str) -> Child {
         .env("HCC__DELIVERY__BACKOFF_BASE_MS", "20")
         .env("HCC__DELIVERY__BACKOFF_MAX_MS", "300")
         .env("HCC__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}"))
+        .stdout(Stdio::null());
+    command
+}
+
+/// Waits for `child` to exit after SIGTERM, at most `limit`.
+async fn terminate(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < limit, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_ready(port: u16) {
@@ -149,18 +171,79 @@ async fn sigterm_finishes_an_in_flight_delivery_and_exits_cleanly() {
         state.arrivals_of("TERM-1").is_empty(),
         "SIGTERM must come while the delivery is in flight"
     );
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(25), "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut child, Duration::from_secs(25)).await;
     assert!(status.success(), "exit status {status:?}");
     // The in-flight delivery was allowed to finish before the exit.
     assert_eq!(state.arrivals_of("TERM-1").len(), 1);
     portal.stop().await;
+}
+
+/// SIGTERM while a delivery is in flight: the process exits 0 within its grace period, reports
+/// that no background task was left running, and the audit line of the delivery it finished
+/// while stopping, audited an instant before the exit, is in the shared audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_no_task_running_and_no_audit_line_unwritten() {
+    let state = PortalState::new(PortalConfig::default());
+    state.set_faults(Faults {
+        latency_ms: 300,
+        ..Default::default()
+    });
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let port = free_port();
+    let prefix = unique_prefix();
+    let log_path = std::env::temp_dir().join(format!("hcc-sigterm-{prefix}.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let grace_secs = 10;
+    let mut child = command(port, &prefix, &portal.url())
+        .env("HCC__LOG__LEVEL", "info")
+        .env("HCC__LOG__FORMAT", "json")
+        .env("HCC__SERVER__SHUTDOWN_GRACE_SECS", grace_secs.to_string())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}"));
+    wait_ready(port).await;
+    let client = reqwest::Client::new();
+    post_until_accepted(
+        &client,
+        &format!("http://127.0.0.1:{port}"),
+        "TERM-AUDIT",
+        &Update::Sync(1, 0),
+        "term-audit",
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        state.arrivals_of("TERM-AUDIT").is_empty(),
+        "SIGTERM must come while the delivery is in flight"
+    );
+    let status = terminate(&mut child, Duration::from_secs(grace_secs + 5)).await;
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(state.arrivals_of("TERM-AUDIT").len(), 1);
+    portal.stop().await;
+
+    // The delivery finished during the shutdown; its audit line was written before the exit.
+    let store = hcc_gateway::app::build_store(&settings(
+        hcc_config::QueueBackendKind::Redis,
+        &[("HCC__QUEUE__KEY_PREFIX", prefix.clone())],
+    ))
+    .unwrap();
+    let lines = store.audit_log().read(0, 100).await.unwrap();
+    let delivered: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["action"] == "delivery.delivered")
+        .collect();
+    assert_eq!(delivered.len(), 1, "audit log: {lines:?}");
+
+    // The last word of the process: every background task finished.
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let stopped: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "stopped")
+        .collect();
+    assert_eq!(stopped.len(), 1, "log: {text}");
+    assert_eq!(stopped[0]["unfinished"], 0, "log: {text}");
 }

@@ -21,9 +21,21 @@
 //! `TraCuuHoSo`) are tried again after a short jittered pause when they fail transiently, so one
 //! lost look-up does not cost the whole attempt and the engine's backoff; the writes are never
 //! repeated that way (see [`Attempt`] and `docs/dvcqg.md`).
+//!
+//! # Layout
+//!
+//! - this file: the `[dvcqg]` section and its build, the adapter, one call's time budget and
+//!   transport, and the delivery of a sync or a progress entry;
+//! - `session`: the shared portal session, its renewal and the learned lifetime;
+//! - `answer`: reading the portal's answers (success, stale session, already exists,
+//!   `TraCuuHoSo` hit or miss), pure functions;
+//! - [`model`]: the dossier's fields, their checks and their wire form;
+//! - `ingest`: the API routes that queue dossiers and progress for this destination.
 
+mod answer;
 mod ingest;
 pub mod model;
+mod session;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,11 +45,15 @@ use backon::{ExponentialBuilder, Retryable};
 use hcc_config::Secret;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
+use self::answer::{
+    Answer, Lookup, classify_lookup, code_text, is_already_exists, is_not_found, is_session_expiry, message_of, success_code,
+};
+use self::session::Session;
 use crate::registry::{BuildContext, Built, DestinationSpec};
-use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
+use crate::{Adapter, BoxFuture, CentreEvent, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "dvcqg";
 pub const KIND_SYNC: &str = "dossier.sync";
@@ -202,30 +218,6 @@ impl KnownDossiers {
     }
 }
 
-/// A session token and when the portal issued it.
-#[derive(Clone)]
-struct Session {
-    token: String,
-    issued: Instant,
-}
-
-/// A session is renewed ahead of time once it reaches this share of the learned lifetime.
-const RENEW_AT_PERCENT: u32 = 75;
-/// Sessions refused younger than this teach nothing about the lifetime (a portal restart, a
-/// revoked session): renewing more often than this would only add logins.
-const MIN_LEARNED_LIFETIME: Duration = Duration::from_secs(1);
-
-impl Session {
-    /// Whether to log in before using it. The portal does not say how long a session lasts;
-    /// the adapter learns it from the ages at which sessions were refused as stale. A write
-    /// sent on a stale session is refused and must be sent again after a login, a second
-    /// chance for a fault to fail the attempt; a login ahead of time is retried safely
-    /// instead, and for a portal whose sessions last 30 minutes it costs one login in 22.
-    fn is_due(&self, lifetime: Option<Duration>) -> bool {
-        lifetime.is_some_and(|l| self.issued.elapsed() >= l * RENEW_AT_PERCENT / 100)
-    }
-}
-
 /// Why a call failed, and whether trying the same request again may help: the request was
 /// not heard, not processed, or its answer was lost (transport errors, timeouts, 408, 425, 429,
 /// 5xx). Only idempotent sub-calls act on `transient`; refusals and configuration faults are
@@ -306,169 +298,6 @@ fn subcall_backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
-/// What one portal call came to, before it becomes an [`Outcome`]. A refusal keeps the whole
-/// answer: `TraCuuHoSo` is read from its lists whatever `error_code` says.
-enum Answer {
-    Ok(Value),
-    Refused { code: String, message: String, body: Value },
-}
-
-fn success_code(v: &Value) -> bool {
-    match v.get("error_code") {
-        Some(Value::Number(n)) => n.as_i64() == Some(0),
-        Some(Value::String(s)) => matches!(s.trim(), "0" | "00"),
-        _ => false,
-    }
-}
-
-fn code_text(v: &Value) -> String {
-    match v.get("error_code") {
-        Some(Value::String(s)) => s.trim().to_string(),
-        Some(other) => other.to_string(),
-        None => "missing".into(),
-    }
-}
-
-fn message_of(v: &Value) -> String {
-    ["message", "Message", "error_message", "msg"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .unwrap_or("")
-        .chars()
-        .take(500)
-        .collect()
-}
-
-/// A portal message made comparable: Unicode canonical decomposition (NFD) with the combining
-/// marks dropped, so `"phiên"`, `"phiên"` (decomposed) and `"phien"` are one word; `đ`/`Đ`
-/// (and `Ð`, the look-alike some keyboards type) folded to `d`, which NFD leaves alone; lower
-/// case; every run of anything but letters and digits one space; a space at each end, so that
-/// a phrase is found as whole words by looking for `" phrase "`.
-fn folded(message: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    use unicode_normalization::char::is_combining_mark;
-    let mut out = String::with_capacity(message.len() + 2);
-    out.push(' ');
-    for c in message.nfd().filter(|c| !is_combining_mark(*c)) {
-        let c = if matches!(c, 'đ' | 'Đ' | 'Ð') { 'd' } else { c };
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.ends_with(' ') {
-            out.push(' ');
-        }
-    }
-    if !out.ends_with(' ') {
-        out.push(' ');
-    }
-    out
-}
-
-/// Whether a [`folded`] message holds `phrase` (itself folded, without the end spaces) as
-/// whole words.
-fn has_phrase(folded: &str, phrase: &str) -> bool {
-    folded.contains(&format!(" {phrase} "))
-}
-
-/// The portal's stale-session codes (the notes: `error_code` 401 or -1; HTTP 401 is handled
-/// where the status is read).
-const STALE_SESSION_CODES: &[&str] = &["401", "-1"];
-
-/// The whole phrases that say a session is stale, folded (the notes, evidence 2026-12: "phiên
-/// làm việc (đã) hết hạn", "session expired", "token không hợp lệ", "invalid token"). Never a
-/// bare word: "phiên bản" (version) and "ngày hẹn trả đã hết hạn" (the due date has passed)
-/// are refusals of the data, and a refusal taken for a stale session is retried for ever.
-const STALE_SESSION_PHRASES: &[&str] = &[
-    "phien lam viec het han",
-    "phien lam viec da het han",
-    "session expired",
-    "token khong hop le",
-    "invalid token",
-];
-
-/// A stale session: one of the portal's codes for it, or a whole phrase saying so, compared
-/// after [`folded`], so with or without diacritics, in either Unicode form, in any case.
-fn is_session_expiry(code: &str, message: &str) -> bool {
-    if STALE_SESSION_CODES.contains(&code) {
-        return true;
-    }
-    let m = folded(message);
-    STALE_SESSION_PHRASES.iter().any(|p| has_phrase(&m, p))
-}
-
-/// The portal's "the dossier already exists" answer to a create (`isUpdating: "False"`), as
-/// HuanVu201/DichVuCong_KhoaLuan_PASETO (`SyncLocalDataToDVCQGService.cs`) reads it:
-/// `error_code` 3 or -3 with a message saying "đã tồn tại" (compared after [`folded`]). Both
-/// must hold: code 3 alone is also the mock's (and possibly the portal's) "wrong agency code".
-fn is_already_exists(code: &str, message: &str) -> bool {
-    matches!(code, "3" | "-3") && has_phrase(&folded(message), "da ton tai")
-}
-
-fn is_not_found(message: &str) -> bool {
-    let m = message.to_lowercase();
-    [
-        "không tìm thấy",
-        "khong tim thay",
-        "không tồn tại",
-        "khong ton tai",
-        "not found",
-        "not exist",
-    ]
-    .iter()
-    .any(|w| m.contains(w))
-}
-
-/// What a `TraCuuHoSo` answer says about the dossier.
-#[derive(Debug, PartialEq, Eq)]
-enum Lookup {
-    Found,
-    Missing,
-    /// Neither a hit nor a miss; the reason, without the answer's data.
-    Unclear(String),
-}
-
-/// The lists a `TraCuuHoSo` answer may carry its hits in: OpenCPS reads `result`; some
-/// DVCQG-hosted look-ups answer in `data`.
-const LOOKUP_LISTS: [&str; 2] = ["result", "data"];
-
-/// Reads a `TraCuuHoSo` answer as OpenCPS does, and no further:
-/// - a non-empty array in `result` or `data` is a hit, whatever `error_code` says;
-/// - otherwise an empty array there is a miss, unless the answer is an error;
-/// - an error whose message says the dossier was not found is a miss;
-/// - anything else (no list at all, `null` or an object where the list should be, an error
-///   that is not "not found", `{"error_code": 0}` alone) shows neither, and is not guessed:
-///   a wrong guess would send `isUpdating` the portal then refuses, or worse, accepts.
-fn classify_lookup(answer: &Value) -> Lookup {
-    let lists: Vec<&Vec<Value>> = LOOKUP_LISTS.iter().filter_map(|k| answer.get(*k)?.as_array()).collect();
-    if lists.iter().any(|l| !l.is_empty()) {
-        return Lookup::Found;
-    }
-    let is_error = answer.get("error_code").is_some() && !success_code(answer);
-    let message = message_of(answer);
-    if !lists.is_empty() && !is_error {
-        return Lookup::Missing;
-    }
-    if is_error && is_not_found(&message) {
-        return Lookup::Missing;
-    }
-    let shape: Vec<String> = LOOKUP_LISTS
-        .iter()
-        .map(|k| match answer.get(*k) {
-            None => format!("no {k}"),
-            Some(Value::Array(_)) => format!("{k} empty"),
-            Some(Value::Null) => format!("{k} null"),
-            Some(Value::Object(_)) => format!("{k} an object"),
-            Some(_) => format!("{k} not a list"),
-        })
-        .collect();
-    Lookup::Unclear(format!(
-        "the portal's TraCuuHoSo answer shows neither a hit nor a miss (error_code {}, {}{}{})",
-        code_text(answer),
-        shape.join(", "),
-        if message.is_empty() { "" } else { ": " },
-        message
-    ))
-}
-
 fn alarm(what: &str) -> Outcome {
     tracing::error!(alarm = true, destination = DESTINATION, "{what}");
     Outcome::retry(format!("configuration fault (alarm raised): {what}"))
@@ -543,82 +372,6 @@ impl DvcqgAdapter {
             return Err(fault(Outcome::retry("the portal's answer is too large")));
         }
         serde_json::from_slice(&bytes).map_err(|_| fault(Outcome::retry("the portal's answer is not JSON")))
-    }
-
-    /// A fresh session, fetched once however many workers ask at the same moment. The login
-    /// changes nothing on the portal, so a transient failure is tried again inside the attempt.
-    async fn login(&self, stale: Option<&str>, attempt: Attempt) -> Result<String, Outcome> {
-        let mut slot = self.session.write().await;
-        if let Some(current) = slot.as_ref()
-            && Some(current.token.as_str()) != stale
-            && !current.is_due(self.learned_lifetime())
-        {
-            return Ok(current.token.clone());
-        }
-        let body = json!({"username": self.cfg.username, "password": self.cfg.password.expose()});
-        let answer = (|| self.post_json(&self.auth_url, &body, attempt))
-            .retry(subcall_backoff())
-            .sleep(tokio::time::sleep)
-            .when(PostError::is_transient)
-            .adjust(|e, backoff| attempt.pause(backoff, e.retry_after()))
-            .notify(|_, pause| tracing::debug!(destination = DESTINATION, ?pause, "portal login failed; trying again"))
-            .await;
-        let answer = match answer {
-            Ok(v) => v,
-            Err(PostError::Unauthorized) => {
-                return Err(alarm("the portal refused the gateway's credentials (HTTP 401 on login)"));
-            }
-            Err(PostError::Failed(f)) => return Err(f.outcome),
-        };
-        let token = answer.get("session").and_then(Value::as_str).filter(|s| !s.is_empty());
-        match token {
-            Some(t) if success_code(&answer) => {
-                *slot = Some(Session {
-                    token: t.to_string(),
-                    issued: Instant::now(),
-                });
-                tracing::info!(destination = DESTINATION, "portal session established");
-                Ok(t.to_string())
-            }
-            _ => Err(alarm(&format!(
-                "the portal refused the login: error_code {} {}",
-                code_text(&answer),
-                message_of(&answer)
-            ))),
-        }
-    }
-
-    async fn current_session(&self, attempt: Attempt) -> Result<String, Outcome> {
-        // Bound first: the read guard must be gone before `login` takes the write lock.
-        let current = self.session.read().await.clone();
-        if let Some(s) = current {
-            if !s.is_due(self.learned_lifetime()) {
-                return Ok(s.token);
-            }
-            return self.login(Some(&s.token), attempt).await;
-        }
-        self.login(None, attempt).await
-    }
-
-    fn learned_lifetime(&self) -> Option<Duration> {
-        self.lifetime.lock().map(|l| *l).unwrap_or(None)
-    }
-
-    /// The portal called `token` stale: its age bounds the session lifetime from above.
-    async fn learn_lifetime(&self, token: &str) {
-        let age = match self.session.read().await.as_ref() {
-            Some(s) if s.token == token => s.issued.elapsed(),
-            _ => return,
-        };
-        if age < MIN_LEARNED_LIFETIME {
-            return;
-        }
-        if let Ok(mut l) = self.lifetime.lock()
-            && l.is_none_or(|known| age < known)
-        {
-            *l = Some(age);
-            tracing::info!(destination = DESTINATION, lifetime = ?age, "portal sessions last at most this long; renewing ahead of it");
-        }
     }
 
     /// One operation, sent once. A stale session is renewed once and the call repeated at once,
@@ -809,6 +562,24 @@ impl Adapter for DvcqgAdapter {
     fn tells_centre(&self) -> bool {
         true
     }
+
+    /// `dossier.rejected`: the dossier, the message and the reason the portal (or the engine,
+    /// giving up) gave.
+    fn dead_letter_event(&self, d: &Delivery<'_>, reason: &str) -> Option<CentreEvent> {
+        Some(CentreEvent {
+            kind: "dossier.rejected",
+            data: serde_json::json!({"MaHoSo": d.ordering_key, "id": d.id, "reason": reason}),
+        })
+    }
+
+    /// `dossier.delivered`: a dossier the centre was told was rejected reached the portal after
+    /// a replay.
+    fn redelivered_event(&self, d: &Delivery<'_>) -> Option<CentreEvent> {
+        Some(CentreEvent {
+            kind: "dossier.delivered",
+            data: serde_json::json!({"MaHoSo": d.ordering_key, "id": d.id}),
+        })
+    }
 }
 
 /// A door to the private answer classifier for the fuzz targets (fuzz/, docs/fuzzing.md), and
@@ -855,6 +626,9 @@ pub mod fuzzing {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    use super::answer::folded;
     use super::*;
 
     fn built(toml: &str) -> Result<bool, Vec<String>> {
@@ -1176,6 +950,29 @@ mod tests {
         assert_eq!(status("other", json!({"TrangThaiHoSo": 4})), None);
         assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": "bốn"})), None);
         assert!(a.tells_centre());
+    }
+
+    /// The centre's events about a dossier name it by `MaHoSo`: the adapter words them, the
+    /// engine only queues them.
+    #[test]
+    fn the_centre_hears_of_a_dead_dossier_and_of_its_delivery_after_a_replay() {
+        let a = adapter("http://127.0.0.1:9", Duration::from_secs(1));
+        let d = Delivery {
+            id: "m-1",
+            kind: KIND_SYNC,
+            ordering_key: "000.00.22.H46-241125-0001",
+            payload: b"{}",
+            attempt: 3,
+        };
+        let dead = a.dead_letter_event(&d, "portal refused").expect("an event");
+        assert_eq!(dead.kind, "dossier.rejected");
+        assert_eq!(
+            dead.data,
+            json!({"MaHoSo": "000.00.22.H46-241125-0001", "id": "m-1", "reason": "portal refused"})
+        );
+        let delivered = a.redelivered_event(&d).expect("an event");
+        assert_eq!(delivered.kind, "dossier.delivered");
+        assert_eq!(delivered.data, json!({"MaHoSo": "000.00.22.H46-241125-0001", "id": "m-1"}));
     }
 
     async fn deliver(a: &DvcqgAdapter, kind: &str) -> Outcome {

@@ -484,7 +484,7 @@ async fn replay_all(
         if let Err(running) = engine.queue.replay_job_start(name, &job_id, rate, &ids, now_ms()).await? {
             return Err(ApiError::Conflict(format!("a paced replay of this queue is running ({running})")));
         }
-        crate::replay::spawn(engine.get_ref().clone(), name.to_string(), engine.background());
+        crate::replay::spawn(engine.get_ref().clone(), name.to_string());
         tracing::info!(operator = %caller.name, queue = name, count = ids.len(), rate, "paced replay started");
         monitoring.audit(&caller.name, "dead.replay_paced", name, &format!("{} at {rate}/s", ids.len()));
         let job = engine.queue.replay_job(name).await?.ok_or(ApiError::Internal)?;
