@@ -1,13 +1,15 @@
-//! Destinations of hcc-gateway. An adapter does two things only: it builds the upstream request
-//! for one message, and it classifies the answer as an [`Outcome`]. Queueing, retries, backoff,
-//! the breaker and dead letters belong to the gateway's delivery engine, which drives every
-//! adapter the same way. Adding a destination means adding one module here and one line in
-//! [`registry::standard`].
+//! The counterparts of hcc-gateway: the destinations it delivers to and the payment providers
+//! it pays through. An adapter does two things only: it builds the upstream request for one
+//! message, and it classifies the answer as an [`Outcome`]. Queueing, retries, backoff, the
+//! breaker and dead letters belong to the gateway's delivery engine, which drives every adapter
+//! the same way. A provider builds and checks its provider's messages. Adding either means
+//! adding one module here and one line in [`standard`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod domain;
 pub mod dvcqg;
 pub mod fields;
 pub mod http;
@@ -17,6 +19,19 @@ pub mod text;
 pub mod webhook;
 
 pub use fields::FieldError;
+
+/// Every counterpart of hcc-gateway: the destinations it delivers to, and the payment
+/// providers it creates payments with and takes confirmations from. The one list the gateway
+/// builds, routes, documents and reconciles from.
+pub fn standard() -> registry::Registry {
+    registry::Registry::empty()
+        .with(dvcqg::spec())
+        .with(webhook::spec())
+        .with_provider(payments::paygov::KIND)
+        .with_provider(payments::vnpay::KIND)
+        .with_provider(payments::vietqr::KIND)
+        .with_provider(payments::camt054::KIND)
+}
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

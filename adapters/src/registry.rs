@@ -1,10 +1,18 @@
-//! The destination registry: the one list of destinations the gateway knows. Each destination
-//! module describes itself with a [`DestinationSpec`] (its name, which is also its queue's and
-//! its settings section's, how to build it from that section, and the routes through which the
-//! centre hands it messages), and [`standard`] lists them. The gateway's core builds, routes and
-//! documents whatever the registry holds, so it never names a destination; adding one is a
-//! module here, a mock in `mocks/`, and one line in [`standard`] (see
-//! `docs/adding-a-destination.md`).
+//! The registry: the one list of counterparts the gateway knows, of both kinds.
+//!
+//! - A **destination** (the portal, the centre's webhooks) describes itself with a
+//!   [`DestinationSpec`]: its name, which is also its queue's and its settings section's, how to
+//!   build its adapter from that section, and the routes through which the centre hands it
+//!   messages.
+//! - A **payment provider** (PayGov, VNPAY, VietQR, the banks) describes itself with a
+//!   [`ProviderKind`]: its id, which is also its settings section's, its callback routes, and
+//!   how to build it.
+//!
+//! Both are built the same way, from a [`BuildContext`], by [`Registry::build`], which reports
+//! every problem of every section at once. [`crate::standard`] lists the gateway's own; the
+//! gateway's core builds, routes and documents whatever a registry holds, so it never names a
+//! counterpart, and a test adds one of its own the same way. Adding one is a module here, a mock
+//! in `mocks/`, and one line in [`crate::standard`] (see `docs/adding-a-counterpart.md`).
 //!
 //! Ingest routes are part of the spec, not of the built adapter: a route is served (and
 //! documented) whether or not the destination is configured, and answers 503 when it is not,
@@ -13,21 +21,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use hcc_config::{DeliverySettings, Problem, Role, Section, Settings};
 use serde_json::{Map, Value, json};
 
+use crate::payments::{Agency, CallbackRoute, PaymentProvider, ProviderKind};
 use crate::{Adapter, FieldError};
 
 /// What a destination's `build` gives: its adapter, `None` when its section leaves it off, or
 /// every problem with the section, each named `section.key`.
-pub type Built = Result<Option<Arc<dyn Adapter>>, Vec<Problem>>;
+pub type BuiltDestination = Result<Option<Arc<dyn Adapter>>, Vec<Problem>>;
 
 /// One destination, as its module describes it.
+#[derive(Clone, Copy)]
 pub struct DestinationSpec {
     /// The destination's name: its queue's name and its settings section's.
     pub name: &'static str,
     /// Builds the adapter from the destination's section.
-    pub build: fn(&BuildContext<'_>) -> Built,
+    pub build: fn(&BuildContext<'_>) -> BuiltDestination,
     /// The routes through which the centre hands this destination messages.
     pub ingest: &'static [IngestRoute],
     /// This destination delivers the gateway's own events (payment confirmations, ...) to the
@@ -35,16 +47,21 @@ pub struct DestinationSpec {
     pub event_sink: bool,
 }
 
-/// What a destination's `build` gets: its own section and the delivery settings that apply to
-/// it, nothing else of the configuration.
+/// What a counterpart's `build` gets: its own section, and the few shared settings a
+/// counterpart may need, nothing else of the configuration.
 pub struct BuildContext<'a> {
+    /// The destination's or provider's name, which is its section's.
     pub name: &'static str,
-    /// The destination's section; `None` when no file or variable mentions it.
+    /// Its section; `None` when no file or variable mentions it.
     pub section: Option<&'a Section>,
     /// `delivery` with the destination's `[destinations.<name>]` overrides applied.
     pub delivery: DeliverySettings,
     /// `HCC_ENV=production`: refuse what is only fit for development.
     pub production: bool,
+    /// `trust.ca_dir`: the CA certificates a signature must chain to; empty when none.
+    pub trust_ca_dir: &'a str,
+    /// The receiving agencies (`agencies.<id>`) payments are made to.
+    pub agencies: Vec<Agency>,
 }
 
 impl<'a> BuildContext<'a> {
@@ -54,6 +71,21 @@ impl<'a> BuildContext<'a> {
             section: settings.section(name),
             delivery: settings.delivery_for(name),
             production: settings.is_production(),
+            trust_ca_dir: &settings.trust.ca_dir,
+            agencies: Agency::all(settings),
+        }
+    }
+
+    /// A context with only a section, for tests of one counterpart's checks: development, no
+    /// trust store, no agency, the default delivery settings.
+    pub fn bare(name: &'static str, section: Option<&'a Section>) -> Self {
+        BuildContext {
+            name,
+            section,
+            delivery: DeliverySettings::default(),
+            production: false,
+            trust_ca_dir: "",
+            agencies: Vec::new(),
         }
     }
 
@@ -175,10 +207,20 @@ impl From<Vec<FieldError>> for IngestError {
     }
 }
 
-/// The destinations a gateway knows, in the order they were added.
-#[derive(Default)]
+/// The counterparts a gateway knows, in the order they were added: destinations and payment
+/// providers.
+#[derive(Default, Clone)]
 pub struct Registry {
-    specs: Vec<DestinationSpec>,
+    destinations: Vec<DestinationSpec>,
+    providers: Vec<ProviderKind>,
+}
+
+/// What a registry's counterparts came to under one configuration: the destinations' adapters
+/// and the payment providers, each only when its section switches it on.
+#[derive(Default)]
+pub struct Built {
+    pub adapters: Vec<Arc<dyn Adapter>>,
+    pub providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
 }
 
 impl Registry {
@@ -188,49 +230,90 @@ impl Registry {
 
     /// Adds a destination; one of the same name is replaced, so a test can swap one.
     pub fn with(mut self, spec: DestinationSpec) -> Self {
-        self.specs.retain(|s| s.name != spec.name);
-        self.specs.push(spec);
+        self.destinations.retain(|s| s.name != spec.name);
+        self.destinations.push(spec);
+        self
+    }
+
+    /// Adds a payment provider; one of the same id is replaced, so a test can swap one.
+    pub fn with_provider(mut self, kind: ProviderKind) -> Self {
+        self.providers.retain(|k| k.id != kind.id);
+        self.providers.push(kind);
         self
     }
 
     pub fn specs(&self) -> &[DestinationSpec] {
-        &self.specs
+        &self.destinations
     }
 
-    /// The destinations' names, which are also the settings sections they claim.
+    pub fn providers(&self) -> &[ProviderKind] {
+        &self.providers
+    }
+
+    /// The provider of this id that creates payments, configured or not.
+    pub fn creating(&self, id: &str) -> Option<&ProviderKind> {
+        self.providers.iter().find(|k| k.id == id && k.creates.is_some())
+    }
+
+    /// The ids of the providers that create payments.
+    pub fn creating_ids(&self) -> Vec<&'static str> {
+        self.providers.iter().filter(|k| k.creates.is_some()).map(|k| k.id).collect()
+    }
+
+    /// The provider whose callback route this is (method, path template).
+    pub fn callback(&self, method: &str, route: &str) -> Option<&ProviderKind> {
+        self.providers
+            .iter()
+            .find(|k| k.routes.iter().any(|r| r.method.as_str() == method && r.path == route))
+    }
+
+    /// Every provider's callback routes, configured or not.
+    pub fn callback_routes(&self) -> impl Iterator<Item = &'static CallbackRoute> + '_ {
+        self.providers.iter().flat_map(|k| k.routes.iter())
+    }
+
+    /// The counterparts' names, which are also the settings sections they claim.
     pub fn names(&self) -> Vec<&'static str> {
-        self.specs.iter().map(|s| s.name).collect()
+        self.destinations
+            .iter()
+            .map(|s| s.name)
+            .chain(self.providers.iter().map(|k| k.id))
+            .collect()
     }
 
     /// The destination that carries the gateway's own events to the centre.
     pub fn event_sink(&self) -> Option<&'static str> {
-        self.specs.iter().find(|s| s.event_sink).map(|s| s.name)
+        self.destinations.iter().find(|s| s.event_sink).map(|s| s.name)
     }
 
     /// Every ingest route with the destination it feeds.
     pub fn ingest_routes(&self) -> impl Iterator<Item = (&'static str, &'static IngestRoute)> + '_ {
-        self.specs.iter().flat_map(|s| s.ingest.iter().map(move |r| (s.name, r)))
+        self.destinations.iter().flat_map(|s| s.ingest.iter().map(move |r| (s.name, r)))
     }
 
-    /// Builds every destination the settings switch on, or reports every problem of every
+    /// Builds every counterpart the settings switch on, or reports every problem of every
     /// section at once.
-    pub fn build(&self, settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, Vec<Problem>> {
-        let mut adapters = Vec::new();
+    pub fn build(&self, settings: &Settings) -> Result<Built, Vec<Problem>> {
+        let mut built = Built::default();
         let mut problems = Vec::new();
-        for spec in &self.specs {
+        for spec in &self.destinations {
             match (spec.build)(&BuildContext::new(settings, spec.name)) {
-                Ok(Some(a)) => adapters.push(a),
+                Ok(Some(a)) => built.adapters.push(a),
                 Ok(None) => {}
                 Err(p) => problems.extend(p),
             }
         }
-        if problems.is_empty() { Ok(adapters) } else { Err(problems) }
+        for kind in &self.providers {
+            match (kind.build)(&BuildContext::new(settings, kind.id)) {
+                Ok(Some(p)) => {
+                    built.providers.insert(kind.id, p);
+                }
+                Ok(None) => {}
+                Err(p) => problems.extend(p),
+            }
+        }
+        if problems.is_empty() { Ok(built) } else { Err(problems) }
     }
-}
-
-/// The destinations of hcc-gateway.
-pub fn standard() -> Registry {
-    Registry::empty().with(crate::dvcqg::spec()).with(crate::webhook::spec())
 }
 
 /// The OpenAPI Operation of an ingest route: the route's own `summary`, `description`, path
@@ -291,7 +374,7 @@ pub fn ingest_operation(route_kind: &str, summary: &str, description: &str, path
 mod tests {
     use super::*;
 
-    fn nothing(_: &BuildContext<'_>) -> Built {
+    fn nothing(_: &BuildContext<'_>) -> BuiltDestination {
         Ok(None)
     }
 
@@ -305,12 +388,12 @@ mod tests {
     }
 
     #[test]
-    fn the_standard_registry_names_each_destination_once_and_one_event_sink() {
-        let r = standard();
+    fn the_standard_registry_names_each_counterpart_once_and_one_event_sink() {
+        let r = crate::standard();
         let mut names = r.names();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), r.specs().len());
+        assert_eq!(names.len(), r.specs().len() + r.providers().len(), "one section per counterpart");
         assert_eq!(r.specs().iter().filter(|s| s.event_sink).count(), 1);
         assert_eq!(r.event_sink(), Some(crate::webhook::DESTINATION));
         // Every ingest route's documented path is its template with other parameter names.

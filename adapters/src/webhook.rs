@@ -12,7 +12,7 @@ use hcc_config::Secret;
 use hcc_signing::webhook::WebhookSecret;
 use serde::Deserialize;
 
-use crate::registry::{BuildContext, Built, DestinationSpec};
+use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "centre";
@@ -39,7 +39,7 @@ pub fn spec() -> DestinationSpec {
     }
 }
 
-fn build(ctx: &BuildContext<'_>) -> Built {
+fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
     let s: CentreSettings = ctx.settings()?;
     if s.webhook_url.is_empty() {
         return Ok(None);
@@ -128,10 +128,8 @@ mod tests {
     fn problems(production: bool, toml: &str) -> Result<bool, Vec<String>> {
         let section = Section::from_toml(DESTINATION, toml).expect("toml");
         let ctx = BuildContext {
-            name: DESTINATION,
-            section: Some(&section),
-            delivery: hcc_config::DeliverySettings::default(),
             production,
+            ..BuildContext::bare(DESTINATION, Some(&section))
         };
         build(&ctx).map(|a| a.is_some()).map_err(|p| p.into_iter().map(|p| p.key).collect())
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use hcc_adapters::Adapter;
-use hcc_adapters::registry::{self, Registry};
+use hcc_adapters::registry::Registry;
 use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
 use crate::background::Background;
@@ -42,21 +42,21 @@ pub enum BuildError {
     Settings(Vec<Problem>),
 }
 
-/// Sections no destination of `registry` and no payment provider claims.
+/// Sections no counterpart of `registry` claims (`[payments]` is the payments' own).
 fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
     let mut claimed = registry.names();
-    claimed.extend(crate::payments::claimed_sections());
+    claimed.push(crate::payments::SECTION);
     settings.unclaimed_sections(&claimed)
 }
 
-/// Everything wrong with the sections the registry's destinations and the payment providers
-/// own, and every section nobody claims, all at once (for `config check` and start-up).
+/// Everything wrong with the sections the registry's counterparts own, the `[payments]`
+/// section, and every section nobody claims, all at once (for `config check` and start-up).
 pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
     let mut problems = unclaimed_sections(settings, registry);
-    if let Err(p) = registry.build(settings) {
-        problems.extend(p);
+    match registry.build(settings) {
+        Ok(built) => problems.extend(crate::payments::settings_problems(settings, &built.providers)),
+        Err(p) => problems.extend(p),
     }
-    problems.extend(crate::payments::settings_problems(settings));
     problems
 }
 
@@ -120,18 +120,18 @@ pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
     })
 }
 
-/// The adapters the settings switch on, or every problem with their sections.
+/// The adapters the settings switch on, or every problem with the counterparts' sections.
 pub fn build_adapters(settings: &Settings, registry: &Registry) -> Result<Vec<Arc<dyn Adapter>>, BuildError> {
-    registry.build(settings).map_err(BuildError::Settings)
+    registry.build(settings).map(|b| b.adapters).map_err(BuildError::Settings)
 }
 
 impl Application {
-    /// The gateway with the standard destinations ([`registry::standard`]).
+    /// The gateway with the standard counterparts ([`hcc_adapters::standard`]).
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, BuildError> {
-        Self::build_with_registry(settings, registry::standard(), workers).await
+        Self::build_with_registry(settings, hcc_adapters::standard(), workers).await
     }
 
-    /// The gateway with the destinations of `registry`: tests add their own.
+    /// The gateway with the counterparts of `registry`: tests add their own.
     pub async fn build_with_registry(settings: Settings, registry: Registry, workers: Workers) -> Result<Self, BuildError> {
         let store = build_store(&settings)?;
         Self::build_with(settings, store, registry, workers).await
@@ -142,9 +142,9 @@ impl Application {
     /// providers' are checked as payments are built, below).
     pub async fn build_with(settings: Settings, store: Store, registry: Registry, workers: Workers) -> Result<Self, BuildError> {
         let mut problems = unclaimed_sections(&settings, &registry);
-        let adapters = registry.build(&settings).unwrap_or_else(|p| {
+        let built = registry.build(&settings).unwrap_or_else(|p| {
             problems.extend(p);
-            Vec::new()
+            Default::default()
         });
         if !problems.is_empty() {
             return Err(BuildError::Settings(problems));
@@ -153,9 +153,15 @@ impl Application {
         let signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
-        let payments = crate::payments::Payments::from_settings(&settings, store.ledger(crate::payments::EVENTS_QUEUE), monitoring.clone())
-            .map_err(BuildError::Settings)?
-            .map(Arc::new);
+        let adapters = built.adapters;
+        let payments = crate::payments::Payments::from_settings(
+            &settings,
+            built.providers,
+            store.ledger(crate::payments::EVENTS_QUEUE),
+            monitoring.clone(),
+        )
+        .map_err(BuildError::Settings)?
+        .map(Arc::new);
         // The payment events queue stays whole: the ledger's scripts write it in the ledger's slot.
         let queue = store
             .queue()
@@ -216,7 +222,6 @@ impl Application {
             settings.server.inflight_body_bytes,
         );
         background.spawn(http::body::return_memory_after_bursts(reading.budget.clone(), background.token()));
-        let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
         let server = http_server(
             &settings,
             handle.clone(),
@@ -224,7 +229,7 @@ impl Application {
             payments,
             monitoring,
             history,
-            ingest,
+            registry,
             reading,
             listener,
         )
@@ -463,11 +468,13 @@ fn http_server(
     payments: Option<Arc<crate::payments::Payments>>,
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
-    ingest: Vec<http::ingest::Route>,
+    registry: Registry,
     reading: BodyReading,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let doc = web::Data::new(http::openapi::ApiDocument::new(&http::ingest::operations(&ingest)));
+    let ingest: Vec<http::ingest::Route> = registry.ingest_routes().collect();
+    let doc = web::Data::new(http::openapi::ApiDocument::for_registry(&registry));
+    let registry = web::Data::new(registry);
     let history = web::Data::from(history);
     let monitoring = web::Data::from(monitoring);
     let payments = web::Data::new(payments);
@@ -489,9 +496,11 @@ fn http_server(
             .app_data(monitoring.clone())
             .app_data(history.clone())
             .app_data(doc.clone())
+            .app_data(registry.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
             .configure(http::routes)
             .configure(|cfg| http::ingest::routes(cfg, &ingest))
+            .configure(|cfg| http::payments::callback_routes(cfg, &registry))
             .default_service(web::to(http::not_found))
     })
     .disable_signals()

@@ -168,7 +168,7 @@ impl Client {
     /// `GET /v1/dossiers/{MaHoSo}` as a table (or its JSON).
     pub async fn dossier(&self, ma_ho_so: &str, json: bool) -> Result<String, CliError> {
         // The MaHoSo goes in the path: checked first, so that it cannot name another path.
-        if let Err(e) = hcc_adapters::dvcqg::model::MaHoSo::parse(ma_ho_so) {
+        if let Err(e) = hcc_adapters::domain::MaHoSo::parse(ma_ho_so) {
             return Err(CliError::Api(format!("not a MaHoSo: {e}")));
         }
         let v = self.call(reqwest::Method::GET, &format!("/v1/dossiers/{ma_ho_so}")).await?;

@@ -1,7 +1,7 @@
 //! Non-cash fee payments: creating a payment with a provider, and applying providers' notices
 //! by one set of matching rules whatever brought them (a callback of any provider, or
-//! reconciliation). The providers are the registry's (`hcc_adapters::payments::PROVIDERS`),
-//! built from their own settings sections; nothing here names one. The state lives in the
+//! reconciliation). The providers are the registry's (`hcc_adapters::standard`), built from
+//! their own settings sections by `Registry::build`; nothing here names one. The state lives in the
 //! queue backend; the first valid confirmation marks the payment paid and queues one
 //! `payment.confirmed` event for the centre in the same atomic step.
 
@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hcc_adapters::dvcqg::model::MaHoSo;
+use hcc_adapters::domain::MaHoSo;
 use hcc_adapters::payments::{
-    Agency, AmountRule, Applied, BuildContext, CreateError, FeeLine, Handoff, Notice, PROVIDERS, Payer, PaymentOrder, PaymentProvider,
-    PendingPayment, ProviderKind, PublicService, Settlement, State, is_reference, new_reference, vn_timestamp,
+    Agency, AmountRule, Applied, CreateError, FeeLine, Handoff, Notice, Payer, PaymentOrder, PaymentProvider, PendingPayment,
+    PublicService, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ impl From<CreateError> for PaymentError {
 pub struct NewPayment {
     pub ma_ho_so: MaHoSo,
     pub amount: u64,
-    /// The id of a provider that creates payments ([`creating_kind`]).
+    /// The id of a provider that creates payments (`Registry::creating`).
     pub provider: &'static str,
     /// The configured agency (`agencies.<id>`) the fee is paid to.
     pub agency: Agency,
@@ -79,28 +79,9 @@ pub struct NewPayment {
     pub payer: Payer,
 }
 
-/// The registry's provider of this id that creates payments, configured or not.
-pub fn creating_kind(id: &str) -> Option<&'static ProviderKind> {
-    PROVIDERS.iter().find(|k| k.id == id && k.creates.is_some())
-}
-
-/// The registry's provider whose callback route this is (method, path template).
-pub fn callback_kind(method: &str, route: &str) -> Option<&'static ProviderKind> {
-    PROVIDERS
-        .iter()
-        .find(|k| k.routes.iter().any(|r| r.method.as_str() == method && r.path == route))
-}
-
-/// The settings sections the payment providers claim, and `payments` (what applies to all of
-/// them).
-pub fn claimed_sections() -> Vec<&'static str> {
-    let mut s: Vec<&'static str> = PROVIDERS.iter().map(|k| k.id).collect();
-    s.push(SECTION);
-    s
-}
-
-/// The `[payments]` section: what applies to every provider.
-const SECTION: &str = "payments";
+/// The `[payments]` section: what applies to every provider. The providers' own sections are
+/// claimed by the registry.
+pub const SECTION: &str = "payments";
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -149,50 +130,12 @@ fn schedule_problems(providers: &HashMap<&'static str, Arc<dyn PaymentProvider>>
         .collect()
 }
 
-/// The receiving agencies of the settings (`agencies.<id>`), as providers see them.
-fn agencies(s: &Settings) -> Vec<Agency> {
-    s.agencies
-        .iter()
-        .map(|(id, a)| Agency {
-            id: id.clone(),
-            ma_don_vi: a.ma_don_vi.clone(),
-            ten_don_vi: a.ten_don_vi.clone(),
-            tk_thu_huong: a.tk_thu_huong.clone(),
-            ma_nh_thu_huong: a.ma_nh_thu_huong.clone(),
-            ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
-        })
-        .collect()
-}
-
-/// Builds every provider its section turns on; every problem of every section is reported.
-fn build_providers(s: &Settings) -> Result<HashMap<&'static str, Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let agencies = agencies(s);
-    let ctx = BuildContext {
-        production: s.is_production(),
-        trust_ca_dir: &s.trust.ca_dir,
-        agencies: &agencies,
-    };
-    let mut providers = HashMap::new();
-    let mut problems = Vec::new();
-    for kind in PROVIDERS {
-        match (kind.build)(s.section(kind.id), &ctx) {
-            Ok(Some(p)) => {
-                providers.insert(kind.id, p);
-            }
-            Ok(None) => {}
-            Err(mut p) => problems.append(&mut p),
-        }
-    }
-    if problems.is_empty() { Ok(providers) } else { Err(problems) }
-}
-
-/// What `hcc-gateway config check` adds to the core's checks: every provider's section, built
-/// as the service would build it, and the `[payments]` section.
-pub fn settings_problems(s: &Settings) -> Vec<Problem> {
-    let (providers, grace) = (build_providers(s), grace(s));
-    match (providers, grace) {
-        (Ok(p), Ok(g)) => schedule_problems(&p, g),
-        (p, g) => [p.err(), g.err()].into_iter().flatten().flatten().collect(),
+/// What `hcc-gateway config check` adds to the registry's checks of each provider's section:
+/// the `[payments]` section, and the providers' schedules against it.
+pub fn settings_problems(s: &Settings, providers: &HashMap<&'static str, Arc<dyn PaymentProvider>>) -> Vec<Problem> {
+    match grace(s) {
+        Ok(g) => schedule_problems(providers, g),
+        Err(p) => p,
     }
 }
 
@@ -208,9 +151,14 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// The payments of these settings, or `None` when no provider is configured.
-    pub fn from_settings(s: &Settings, ledger: PaymentLedger, monitoring: Arc<Monitoring>) -> Result<Option<Self>, Vec<Problem>> {
-        let providers = build_providers(s)?;
+    /// The payments of these settings with the providers the registry built from them, or
+    /// `None` when no provider is configured.
+    pub fn from_settings(
+        s: &Settings,
+        providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
+        ledger: PaymentLedger,
+        monitoring: Arc<Monitoring>,
+    ) -> Result<Option<Self>, Vec<Problem>> {
         if providers.is_empty() {
             return Ok(None);
         }
@@ -219,7 +167,7 @@ impl Payments {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let agencies = agencies(s);
+        let agencies = Agency::all(s);
         let banks: hcc_adapters::payments::camt054::BanksSettings =
             hcc_adapters::payments::parse_section(s.section(hcc_adapters::payments::camt054::ID)).unwrap_or_default();
         let bank_bins = banks

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use hcc_adapters::registry::{self, BuildContext, Built, DestinationSpec, Ingest, IngestError, IngestRequest, IngestRoute};
+use hcc_adapters::registry::{self, BuildContext, BuiltDestination, DestinationSpec, Ingest, IngestError, IngestRequest, IngestRoute};
 use hcc_adapters::{Adapter, BoxFuture, Delivery, FieldError, Outcome};
 use hcc_config::{QueueBackendKind, Role, Secret};
 use hcc_gateway::app::{Application, BuildError, Workers};
@@ -41,7 +41,7 @@ mod echo {
         }
     }
 
-    fn build(ctx: &BuildContext<'_>) -> Built {
+    fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
         let s: EchoSettings = ctx.settings()?;
         if s.url.is_empty() {
             return Ok(None);
@@ -193,7 +193,7 @@ fn echo_settings(url: &str) -> hcc_config::Settings {
 }
 
 async fn with_echo(settings: hcc_config::Settings) -> TestApp {
-    match Application::build_with_registry(settings, registry::standard().with(echo::spec()), Workers::On).await {
+    match Application::build_with_registry(settings, hcc_adapters::standard().with(echo::spec()), Workers::On).await {
         Ok(app) => start(app),
         Err(e) => panic!("gateway failed to build: {e}"),
     }
@@ -301,7 +301,7 @@ async fn a_section_nobody_claims_and_a_bad_one_are_refused_by_key() {
     }
     // Registered, its own checks name its keys.
     let bad = settings(QueueBackendKind::Memory, &[("HCC__ECHO__URL", "ftp://echo".to_string())]);
-    let err = Application::build_with_registry(bad, registry::standard().with(echo::spec()), Workers::Off)
+    let err = Application::build_with_registry(bad, hcc_adapters::standard().with(echo::spec()), Workers::Off)
         .await
         .err();
     match err {
@@ -313,11 +313,179 @@ async fn a_section_nobody_claims_and_a_bad_one_are_refused_by_key() {
     }
     // Not configured: the route is still there and says so.
     let off = settings(QueueBackendKind::Memory, &[]);
-    let app = match Application::build_with_registry(off, registry::standard().with(echo::spec()), Workers::Off).await {
+    let app = match Application::build_with_registry(off, hcc_adapters::standard().with(echo::spec()), Workers::Off).await {
         Ok(app) => start(app),
         Err(e) => panic!("{e}"),
     };
     let r = post_note(&app, "news", &json!({"text": "x"})).await;
     assert_eq!(r.status(), 503);
     app.stop().await;
+}
+
+/// A payment provider the gateway has never heard of, defined here as one is in
+/// `adapters/src/payments/` (its section, its build with its checks, its callback route with
+/// its OpenAPI operation, its notices) and added with one `.with_provider(...)` line: payments
+/// are created with it, its callback is served, authenticated by it and applied by the
+/// gateway's one set of matching rules, and it is documented, without the core knowing it.
+mod coupon {
+    use hcc_adapters::BoxFuture;
+    use hcc_adapters::payments::{
+        AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackProblem, CallbackRoute, CreateError, Handoff, Notice,
+        Parsed, PaymentCreator, PaymentOrder, PaymentProvider, ProviderKind, Reconciler, Refused, Reply, Settlement,
+    };
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    pub const ID: &str = "coupon";
+
+    /// The `[coupon]` section: an empty `secret` leaves it off.
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct CouponSettings {
+        secret: String,
+    }
+
+    pub const KIND: ProviderKind = ProviderKind {
+        id: ID,
+        routes: &[CallbackRoute {
+            method: CallbackMethod::Post,
+            path: "/v1/callbacks/coupon",
+            operation: r#"{"summary": "A coupon desk's redemption", "tags": ["callbacks"], "responses": {"200": {"description": "taken or not, in the desk's terms"}}}"#,
+            body_limit: Some(1024),
+        }],
+        creates: Some(&[]),
+        build,
+    };
+
+    fn build(ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<hcc_config::Problem>> {
+        let s: CouponSettings = hcc_adapters::payments::parse_section(ctx.section)?;
+        if s.secret.is_empty() {
+            return Ok(None);
+        }
+        if s.secret.len() < 8 {
+            return Err(vec![hcc_adapters::payments::problem(
+                "coupon.secret",
+                "must be at least 8 characters",
+            )]);
+        }
+        Ok(Some(Arc::new(Coupon { secret: s.secret })))
+    }
+
+    struct Coupon {
+        secret: String,
+    }
+
+    impl PaymentProvider for Coupon {
+        fn id(&self) -> &'static str {
+            ID
+        }
+        fn creator(&self) -> Option<&dyn PaymentCreator> {
+            Some(self)
+        }
+        fn reconciler(&self) -> Option<&dyn Reconciler> {
+            None
+        }
+        fn parse<'a>(&'a self, _head: CallbackHead<'a>, body: Vec<u8>) -> BoxFuture<'a, Result<Parsed, Refused>> {
+            Box::pin(async move {
+                let refused = |why: &str| Refused::new(Reply::Problem(CallbackProblem::BadSignature(why.into())), why);
+                let v: Value = serde_json::from_slice(&body).map_err(|_| refused("not JSON"))?;
+                if v["secret"].as_str() != Some(self.secret.as_str()) {
+                    return Err(refused("wrong secret"));
+                }
+                let reference = v["MaThamChieu"].as_str().unwrap_or_default().to_string();
+                let notice = Notice::Settled(Settlement {
+                    reference,
+                    source: ID.into(),
+                    transaction: v["redemption"].as_str().unwrap_or_default().to_string(),
+                    amount: v["SoTien"].as_u64().unwrap_or(0),
+                    paid: true,
+                    time: String::new(),
+                    amounts: AmountRule::Ledger,
+                });
+                Ok(Parsed {
+                    notices: vec![notice],
+                    reply: Box::new(|applied: Result<&[Applied], _>| Reply::Json(json!({"taken": matches!(applied, Ok([Applied::Paid]))}))),
+                })
+            })
+        }
+    }
+
+    impl PaymentCreator for Coupon {
+        fn create<'a>(&'a self, order: &'a PaymentOrder<'a>) -> BoxFuture<'a, Result<Handoff, CreateError>> {
+            Box::pin(async move { Ok(Handoff::Url(format!("https://coupon.example/redeem/{}", order.reference))) })
+        }
+        fn lifetime(&self) -> Duration {
+            Duration::from_secs(600)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_provider_added_with_one_registry_line_creates_is_confirmed_and_documented() {
+    let registry = hcc_adapters::standard().with_provider(coupon::KIND);
+    let settings = settings(
+        QueueBackendKind::Redis,
+        &[("HCC__COUPON__SECRET", "coupon-test-secret".to_string())],
+    );
+    let app = match Application::build_with_registry(settings, registry.clone(), Workers::On).await {
+        Ok(app) => start(app),
+        Err(e) => panic!("gateway failed to build: {e}"),
+    };
+    let created = app.new_payment(coupon::ID, 70_000).await;
+    let reference = created["MaThamChieu"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        created["payment_url"],
+        format!("https://coupon.example/redeem/{reference}"),
+        "{created}"
+    );
+    assert!(created["expires_at"].is_string(), "{created}");
+    // Its callback: refused without its secret, taken with it, once.
+    let redeem = |secret: &str| json!({"MaThamChieu": reference, "SoTien": 70_000, "redemption": "R-1", "secret": secret});
+    let refused = app.post_json("/v1/callbacks/coupon", Key::None, &redeem("guess")).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(app.payment(&reference).await["status"], "pending");
+    let taken: Value = app
+        .post_json("/v1/callbacks/coupon", Key::None, &redeem("coupon-test-secret"))
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(taken, json!({"taken": true}));
+    let again: Value = app
+        .post_json("/v1/callbacks/coupon", Key::None, &redeem("coupon-test-secret"))
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(again, json!({"taken": false}), "the same redemption again changes nothing");
+    let p = app.payment(&reference).await;
+    assert_eq!((p["status"].as_str(), p["confirmed_by"].as_str()), (Some("paid"), Some("coupon")));
+    // Documented: its route, and its id among the providers a payment may name.
+    let doc = app.get_json("/openapi.json", Key::None).await;
+    assert_eq!(
+        doc["paths"]["/v1/callbacks/coupon"]["post"]["summary"],
+        "A coupon desk's redemption"
+    );
+    let creating = doc["components"]["schemas"]["PaymentRequest"]["properties"]["provider"]["enum"].to_string();
+    assert!(creating.contains("coupon") && creating.contains("vietqr"), "{creating}");
+    app.stop().await;
+
+    // Its section is checked with everyone else's, by key.
+    let bad = settings_with_coupon("short");
+    match Application::build_with_registry(bad, registry.clone(), Workers::Off).await {
+        Err(BuildError::Settings(p)) => assert!(p.iter().any(|p| p.key == "coupon.secret"), "{p:?}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a short secret was taken"),
+    }
+    // Without the line, its section is nobody's and is refused as such.
+    match Application::build_with_registry(settings_with_coupon("coupon-test-secret"), hcc_adapters::standard(), Workers::Off).await {
+        Err(BuildError::Settings(p)) => assert!(p.iter().any(|p| p.key == "coupon"), "{p:?}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an unclaimed section was taken"),
+    }
+}
+
+fn settings_with_coupon(secret: &str) -> hcc_config::Settings {
+    settings(QueueBackendKind::Redis, &[("HCC__COUPON__SECRET", secret.to_string())])
 }

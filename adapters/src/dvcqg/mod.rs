@@ -52,7 +52,7 @@ use self::answer::{
     Answer, Lookup, classify_lookup, code_text, is_already_exists, is_not_found, is_session_expiry, message_of, success_code,
 };
 use self::session::Session;
-use crate::registry::{BuildContext, Built, DestinationSpec};
+use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, CentreEvent, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "dvcqg";
@@ -113,7 +113,7 @@ pub fn spec() -> DestinationSpec {
     }
 }
 
-fn build(ctx: &BuildContext<'_>) -> Built {
+fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
     let s: DvcqgSettings = ctx.settings()?;
     if s.base_url.is_empty() {
         return Ok(None);
@@ -633,13 +633,9 @@ mod tests {
 
     fn built(toml: &str) -> Result<bool, Vec<String>> {
         let section = hcc_config::Section::from_toml(DESTINATION, toml).expect("toml");
-        let ctx = BuildContext {
-            name: DESTINATION,
-            section: Some(&section),
-            delivery: hcc_config::DeliverySettings::default(),
-            production: false,
-        };
-        build(&ctx).map(|a| a.is_some()).map_err(|p| p.into_iter().map(|p| p.key).collect())
+        build(&BuildContext::bare(DESTINATION, Some(&section)))
+            .map(|a| a.is_some())
+            .map_err(|p| p.into_iter().map(|p| p.key).collect())
     }
 
     #[test]

@@ -13,51 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::fields::{FieldError, Fields, flag, non_empty_text, text, whole_in};
 
-/// A dossier code (`MaHoSo`). Decree 61/2018 gives it as agency code, receipt date and sequence
-/// (`000.00.22.H46-241125-0001`), but provinces' one-stop software writes it differently, and
-/// every code a province issues must stay valid, so no province's shape is demanded. What is
-/// refused is what makes a code unsafe where it travels (a URL path segment, Redis keys, logs):
-/// - 1 to 100 characters, each an ASCII letter, an ASCII digit, `.`, `-` or `_`;
-/// - no path separator (`/`, `\`): the code is one segment of
-///   `/v1/dossiers/{MaHoSo}/progress`, where a `/` cannot be routed and `%2F` is read differently
-///   by every proxy on the way;
-/// - not a dot segment (`.` or `..`), and at least one letter or digit (so `-`, `___` or `...`
-///   are no codes at all).
-///
-/// `docs/dvcqg.md` states the same pattern for centres.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MaHoSo(String);
-
-impl MaHoSo {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > 100 {
-            return Err("must be 1 to 100 characters".into());
-        }
-        if s.contains(['/', '\\']) {
-            return Err("must not contain a path separator (/ or \\)".into());
-        }
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
-            return Err("may contain only letters, digits and . - _".into());
-        }
-        if s == "." || s == ".." {
-            return Err("must not be a dot segment (. or ..)".into());
-        }
-        if !s.chars().any(|c| c.is_ascii_alphanumeric()) {
-            return Err("must contain at least one letter or digit".into());
-        }
-        Ok(MaHoSo(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MaHoSo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::domain::MaHoSo;
 
 fn ma_ho_so(v: &Value) -> Result<MaHoSo, String> {
     MaHoSo::parse(v.as_str().ok_or("must be a string")?)

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use hcc_config::{Problem, Section};
+use hcc_config::Problem;
 use hcc_signing::pki::TrustStore;
 use hcc_signing::xml::dom::XmlError;
 use hcc_signing::xml::dsig::{self, DsigError, XmlTrust};
@@ -809,8 +809,8 @@ const CAMT054_OPERATION: &str = r##"{
     }
 }"##;
 
-fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let Some(settings) = settings_if_on::<BanksSettings>(section, ctx)? else {
+fn build_provider(ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let Some(settings) = settings_if_on::<BanksSettings>(ctx)? else {
         return Ok(None);
     };
     let mut banks = BTreeMap::new();
@@ -1128,6 +1128,7 @@ impl PaymentProvider for Banks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcc_config::Section;
 
     #[test]
     fn the_root_is_checked_before_anything_is_parsed() {
@@ -1678,13 +1679,8 @@ mod tests {
     }
 
     fn banks_keys(text: &str, production: bool, trust_ca_dir: &str) -> Vec<String> {
-        let ctx = BuildContext {
-            production,
-            trust_ca_dir,
-            agencies: &[],
-        };
         let section = Section::from_toml("banks", text).expect("toml");
-        match (KIND.build)(Some(&section), &ctx) {
+        match super::super::test_build(&KIND, Some(&section), production, trust_ca_dir, vec![]) {
             Ok(_) => vec![],
             Err(p) => p.into_iter().map(|p| p.key).collect(),
         }
@@ -1708,11 +1704,6 @@ mod tests {
     #[test]
     fn banks_never_create_payments_and_are_not_asked() {
         assert!(KIND.creates.is_none());
-        let ctx = BuildContext {
-            production: false,
-            trust_ca_dir: "",
-            agencies: &[],
-        };
-        assert!((KIND.build)(None, &ctx).expect("valid").is_none());
+        assert!(super::super::test_build(&KIND, None, false, "", vec![]).expect("valid").is_none());
     }
 }

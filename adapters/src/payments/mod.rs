@@ -7,7 +7,7 @@
 //! A provider speaks to the gateway in [`Notice`]s (paid, failed, undecided, reversal) and hears
 //! back what the gateway's matching rules made of each ([`Applied`]). It never sees the store,
 //! so the rules cannot be applied twice or differently by two providers. Adding a provider is a
-//! module here, its mock, and one line in [`PROVIDERS`].
+//! module here, its mock, and one line in [`crate::standard`].
 
 pub mod camt054;
 pub mod paygov;
@@ -26,12 +26,12 @@ use serde_json::{Value, json};
 
 use crate::BoxFuture;
 
-/// Every payment provider this gateway can speak to: the one list the gateway builds from,
-/// registers callback routes from and reconciles from.
-pub const PROVIDERS: &[ProviderKind] = &[paygov::KIND, vnpay::KIND, vietqr::KIND, camt054::KIND];
+pub use crate::registry::BuildContext;
 
 /// A provider as the registry knows it before configuration: its id (also the name of its
-/// settings section), its callback routes, and how to build it from its section.
+/// settings section), its callback routes, and how to build it from its section
+/// ([`crate::standard`] lists the gateway's own).
+#[derive(Clone, Copy)]
 pub struct ProviderKind {
     /// `"paygov"`, `"vnpay"`, `"vietqr"`, `"banks"`: what `POST /v1/payments` names in `provider`, what a
     /// payment record stores, and the settings section's name.
@@ -47,24 +47,14 @@ pub struct ProviderKind {
     pub build: BuildFn,
 }
 
-/// A provider's build: its section (absent when the configuration has none) to the provider,
-/// `None` when the section leaves it off, or every problem found.
-pub type BuildFn = fn(Option<&Section>, &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>>;
+/// A provider's build: its context (its section, absent when the configuration has none) to
+/// the provider, `None` when the section leaves it off, or every problem found.
+pub type BuildFn = fn(&BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>>;
 
 /// A field of `POST /v1/payments` a provider needs, and the message when it is missing.
 pub struct RequiredField {
     pub field: &'static str,
     pub message: &'static str,
-}
-
-/// What a provider's build may need from outside its own section.
-pub struct BuildContext<'a> {
-    /// `HCC_ENV=production`: secrets that anyone could guess are refused.
-    pub production: bool,
-    /// `trust.ca_dir`: the CA certificates a signature must chain to; empty when none.
-    pub trust_ca_dir: &'a str,
-    /// The receiving agencies (`agencies.<id>`) configured.
-    pub agencies: &'a [Agency],
 }
 
 /// A payment provider: creates payments (when it does), turns its callbacks into [`Notice`]s
@@ -164,6 +154,23 @@ pub struct Agency {
     pub tk_thu_huong: String,
     pub ma_nh_thu_huong: String,
     pub ten_tk_thu_huong: String,
+}
+
+impl Agency {
+    /// Every agency of the settings.
+    pub fn all(s: &hcc_config::Settings) -> Vec<Agency> {
+        s.agencies
+            .iter()
+            .map(|(id, a)| Agency {
+                id: id.clone(),
+                ma_don_vi: a.ma_don_vi.clone(),
+                ten_don_vi: a.ten_don_vi.clone(),
+                tk_thu_huong: a.tk_thu_huong.clone(),
+                ma_nh_thu_huong: a.ma_nh_thu_huong.clone(),
+                ten_tk_thu_huong: a.ten_tk_thu_huong.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The public service (`MaDVC`, `TenDVC`) a fee belongs to, as the centre names it; either may
@@ -552,8 +559,8 @@ pub trait ProviderSettings: serde::de::DeserializeOwned + Default {
 /// The provider's settings when its section switches it on and has nothing wrong with it;
 /// `Ok(None)` when it is off; every problem by key otherwise. Every provider's `build` starts
 /// here.
-pub fn settings_if_on<T: ProviderSettings>(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<T>, Vec<Problem>> {
-    let s: T = parse_section(section)?;
+pub fn settings_if_on<T: ProviderSettings>(ctx: &BuildContext<'_>) -> Result<Option<T>, Vec<Problem>> {
+    let s: T = parse_section(ctx.section)?;
     let problems = s.problems(ctx);
     if !problems.is_empty() {
         return Err(problems);
@@ -606,43 +613,7 @@ pub fn unix_now() -> i64 {
 
 pub use hcc_signing::calendar::civil_from_days;
 
-/// The characters of a reference's random tail: upper-case letters and digits without the
-/// look-alikes `I`, `O`, `0` and `1`, so that a reference copied by hand stays one reference.
-const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-/// Length of a reference: `HCC`, six digits of date, eight of [`ALPHABET`].
-pub const REFERENCE_LEN: usize = 17;
-
-/// The system's random generator failed. A reference made without it (all zeros, say) would
-/// collide with the next one and could name someone else's payment, so none is made.
-#[derive(Debug, thiserror::Error)]
-#[error("the random generator failed, so no payment reference was made: {0}")]
-pub struct RandomnessError(#[from] hcc_signing::CryptoError);
-
-/// A payment reference (`MaThamChieu`): `HCC`, the date, and eight random characters, unique per
-/// attempt. Its shape lets it be found inside a bank's free-text remittance information.
-pub fn new_reference(unix_secs: i64) -> Result<String, RandomnessError> {
-    let mut random = [0u8; 8];
-    hcc_signing::random_bytes(&mut random)?;
-    let tail: String = random.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
-    Ok(format!("HCC{}{tail}", &vn_timestamp(unix_secs)[2..8]))
-}
-
-/// Whether `s` is exactly a reference [`new_reference`] could have made: `HCC`, six digits,
-/// eight characters of its alphabet, upper case, nothing before or after. Every route that
-/// names a payment (`GET /v1/payments/{MaThamChieu}`, the providers' callbacks) asks this before
-/// anything is looked up, so a value such as `pending` never reaches the store's key space.
-pub fn is_reference(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == REFERENCE_LEN
-        && b.starts_with(b"HCC")
-        && b[3..9].iter().all(u8::is_ascii_digit)
-        && b[9..].iter().all(|c| ALPHABET.contains(c))
-}
-
-/// `s` as a reference, when [`is_reference`] holds.
-pub fn parse_reference(s: &str) -> Option<&str> {
-    is_reference(s).then_some(s)
-}
+pub use crate::domain::{REFERENCE_LEN, RandomnessError, find_reference, is_reference, new_reference, parse_reference};
 
 /// A provider's amount as the strict digit string it was signed as: ASCII digits only (no
 /// sign, space, decimal point or exponent), no leading zero (`0` alone is zero), at most 19
@@ -699,24 +670,22 @@ pub fn check_payment_url(raw: &str) -> Result<&str, PaymentUrlError> {
     Ok(raw)
 }
 
-/// Finds a reference of [`new_reference`]'s shape in free text.
-pub fn find_reference(text: &str) -> Option<String> {
-    let upper = text.to_ascii_uppercase();
-    let bytes = upper.as_bytes();
-    let mut i = 0;
-    while let Some(pos) = upper[i..].find("HCC") {
-        let start = i + pos;
-        let end = start + 17;
-        if end <= bytes.len()
-            && bytes[start + 3..start + 9].iter().all(u8::is_ascii_digit)
-            && bytes[start + 9..end].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            && (end == bytes.len() || !bytes[end].is_ascii_alphanumeric())
-        {
-            return Some(upper[start..end].to_string());
-        }
-        i = start + 3;
-    }
-    None
+/// Builds `kind` as the registry would, from `section`, for a provider's own tests.
+#[cfg(test)]
+pub(crate) fn test_build(
+    kind: &ProviderKind,
+    section: Option<&Section>,
+    production: bool,
+    trust_ca_dir: &str,
+    agencies: Vec<Agency>,
+) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let ctx = BuildContext {
+        production,
+        trust_ca_dir,
+        agencies,
+        ..BuildContext::bare(kind.id, section)
+    };
+    (kind.build)(&ctx)
 }
 
 /// An agency for tests: VietinBank's BIN and an account of digits.
@@ -756,45 +725,6 @@ mod tests {
     fn timestamps_are_vietnam_time_on_a_24_hour_clock() {
         // 2024-11-26T06:30:05Z is 13:30:05 in Hà Nội.
         assert_eq!(vn_timestamp(1_732_602_605), "20241126133005");
-    }
-
-    #[test]
-    fn references_are_found_in_free_text() {
-        let r = new_reference(1_732_602_605).unwrap();
-        assert!(r.starts_with("HCC241126") && r.len() == 17, "{r}");
-        assert_eq!(find_reference(&format!("Thanh toan le phi {r} ho so 000.00.22")), Some(r.clone()));
-        assert_eq!(find_reference(&r.to_lowercase()), Some(r));
-        assert_eq!(find_reference("HCC2411"), None);
-        assert_eq!(find_reference("nothing here"), None);
-    }
-
-    #[test]
-    fn references_are_checked_by_shape_before_any_look_up() {
-        for _ in 0..50 {
-            let r = new_reference(1_732_602_605).unwrap();
-            assert!(is_reference(&r), "{r}");
-            assert_eq!(parse_reference(&r), Some(r.as_str()));
-        }
-        assert!(is_reference("HCC241126ABCDEFGH"));
-        for bad in [
-            "",
-            "pending",
-            "HCC241126ABCDEFG",
-            "HCC241126ABCDEFGHJ",
-            "hcc241126abcdefgh",
-            "HCC24112XABCDEFGH",
-            "HCC241126ABCDEFG0",
-            "HCC241126ABCDEFGO",
-            "HCC241126ABCDEFG1",
-            "HCC241126ABCDEFGI",
-            "XCC241126ABCDEFGH",
-            "HCC241126ABCDEF/H",
-            "HCC241126ABCDEFGĐ",
-            " HCC241126ABCDEFGH",
-        ] {
-            assert!(!is_reference(bad), "{bad:?}");
-            assert_eq!(parse_reference(bad), None);
-        }
     }
 
     #[test]
@@ -847,11 +777,12 @@ mod tests {
 
     #[test]
     fn the_registry_names_each_provider_once_with_documented_routes() {
-        let mut ids: Vec<&str> = PROVIDERS.iter().map(|k| k.id).collect();
+        let registry = crate::standard();
+        let mut ids: Vec<&str> = registry.providers().iter().map(|k| k.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), PROVIDERS.len());
-        for kind in PROVIDERS {
+        assert_eq!(ids.len(), registry.providers().len());
+        for kind in registry.providers() {
             // Only a provider whose payments another confirms has no route of its own.
             assert!(!kind.routes.is_empty() || kind.id == vietqr::ID, "{} has a callback route", kind.id);
             for r in kind.routes {

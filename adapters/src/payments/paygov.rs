@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use hcc_config::{Problem, Secret, Section};
+use hcc_config::{Problem, Secret};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -565,8 +565,8 @@ const CALLBACK_OPERATION: &str = r##"{
     }
 }"##;
 
-fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let Some(s) = settings_if_on::<PaygovSettings>(section, ctx)? else {
+fn build_provider(ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let Some(s) = settings_if_on::<PaygovSettings>(ctx)? else {
         return Ok(None);
     };
     let init_deadline = Duration::from_millis(s.init_deadline_ms);
@@ -830,6 +830,7 @@ impl Reconciler for Paygov {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcc_config::Section;
 
     #[test]
     fn checksum_is_sha256_of_the_fields_in_order_with_the_secret_last() {
@@ -1126,12 +1127,7 @@ mod tests {
 
     fn keys(text: &str, production: bool, agencies: usize) -> Vec<String> {
         let agencies = vec![super::super::test_agency(); agencies];
-        let ctx = BuildContext {
-            production,
-            trust_ca_dir: "",
-            agencies: &agencies,
-        };
-        match (KIND.build)(Some(&section(text)), &ctx) {
+        match super::super::test_build(&KIND, Some(&section(text)), production, "", agencies) {
             Ok(_) => vec![],
             Err(p) => p.into_iter().map(|p| p.key).collect(),
         }
@@ -1185,18 +1181,10 @@ mod tests {
 
     #[test]
     fn paygov_is_built_only_when_an_endpoint_is_set() {
-        let ctx = BuildContext {
-            production: false,
-            trust_ca_dir: "",
-            agencies: &[super::super::test_agency()],
-        };
-        assert!(
-            (KIND.build)(Some(&section("partner_code = \"P\"\n")), &ctx)
-                .expect("valid")
-                .is_none()
-        );
-        assert!((KIND.build)(None, &ctx).expect("valid").is_none());
-        let built = (KIND.build)(Some(&section(ON)), &ctx).expect("valid").expect("on");
+        let build = |section: Option<&Section>| super::super::test_build(&KIND, section, false, "", vec![super::super::test_agency()]);
+        assert!(build(Some(&section("partner_code = \"P\"\n"))).expect("valid").is_none());
+        assert!(build(None).expect("valid").is_none());
+        let built = build(Some(&section(ON))).expect("valid").expect("on");
         assert_eq!(built.id(), "paygov");
         assert!(built.creator().is_some() && built.reconciler().is_some());
         assert_eq!(
@@ -1204,7 +1192,7 @@ mod tests {
             Some(Duration::from_secs(15 * 60)),
             "paygov.expire_minutes, 15 by default"
         );
-        let longer = (KIND.build)(Some(&section(&format!("{ON}expire_minutes = 60\n"))), &ctx)
+        let longer = build(Some(&section(&format!("{ON}expire_minutes = 60\n"))))
             .expect("valid")
             .expect("on");
         assert_eq!(longer.reconciler().map(|r| r.schedule().lifetime), Some(Duration::from_secs(3600)));

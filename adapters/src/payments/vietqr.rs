@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hcc_config::{Problem, Section};
+use hcc_config::Problem;
 
 use super::{
     Agency, BuildContext, CreateError, Handoff, Notice, PaymentCreator, PaymentOrder, PaymentProvider, PendingPayment, ProviderKind,
@@ -106,7 +106,7 @@ impl ProviderSettings for VietqrSettings {
                 "VietQR pays to an agency's account: configure at least one agencies.<id>",
             ));
         }
-        for a in ctx.agencies {
+        for a in &ctx.agencies {
             if !is_bin(a.ma_nh_thu_huong.trim()) {
                 p.push(problem(
                     format!("agencies.{}.ma_nh_thu_huong", a.id),
@@ -124,8 +124,8 @@ impl ProviderSettings for VietqrSettings {
     }
 }
 
-fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let Some(s) = settings_if_on::<VietqrSettings>(section, ctx)? else {
+fn build_provider(ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let Some(s) = settings_if_on::<VietqrSettings>(ctx)? else {
         return Ok(None);
     };
     let label = Label::parse(&s.label).map_err(|e| vec![problem("vietqr.label", e.to_string())])?;
@@ -500,11 +500,9 @@ mod tests {
             ma_nh_thu_huong: bin.into(),
             ..super::super::test_agency()
         };
-        let agencies = [agency("ICB", "113366668888")];
         let ctx = BuildContext {
-            production: false,
-            trust_ca_dir: "",
-            agencies: &agencies,
+            agencies: vec![agency("ICB", "113366668888")],
+            ..BuildContext::bare(ID, None)
         };
         let s = VietqrSettings {
             enabled: true,
@@ -514,8 +512,10 @@ mod tests {
         };
         let keys: Vec<String> = s.problems(&ctx).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["vietqr.expire_minutes", "vietqr.label", "agencies.ubnd.ma_nh_thu_huong"]);
-        let good = [agency("970415", "1133 6666 8888")];
-        let ctx = BuildContext { agencies: &good, ..ctx };
+        let ctx = BuildContext {
+            agencies: vec![agency("970415", "1133 6666 8888")],
+            ..ctx
+        };
         assert!(
             VietqrSettings {
                 enabled: true,

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hcc_config::{Problem, Secret, Section};
+use hcc_config::{Problem, Secret};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -729,8 +729,8 @@ const IPN_OPERATION: &str = r##"{
     }
 }"##;
 
-fn build_provider(section: Option<&Section>, ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
-    let Some(s) = settings_if_on::<VnpaySettings>(section, ctx)? else {
+fn build_provider(ctx: &BuildContext<'_>) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<Problem>> {
+    let Some(s) = settings_if_on::<VnpaySettings>(ctx)? else {
         return Ok(None);
     };
     // Citizens are sent there; the same rule as a provider's own payment URL.
@@ -978,6 +978,7 @@ impl Reconciler for Querydr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hcc_config::Section;
 
     const SECRET: &str = "vnpay-dev-hash-secret";
 
@@ -1479,13 +1480,9 @@ mod tests {
     }
 
     fn build(text: &str, production: bool) -> Result<Option<Arc<dyn PaymentProvider>>, Vec<String>> {
-        let ctx = BuildContext {
-            production,
-            trust_ca_dir: "",
-            agencies: &[super::super::test_agency()],
-        };
         let section = Section::from_toml("vnpay", text).expect("toml");
-        (KIND.build)(Some(&section), &ctx).map_err(|p| p.into_iter().map(|p| p.key).collect())
+        super::super::test_build(&KIND, Some(&section), production, "", vec![super::super::test_agency()])
+            .map_err(|p| p.into_iter().map(|p| p.key).collect())
     }
 
     const ON: &str = "tmn_code = \"HCCDEV01\"\npay_url = \"https://sandbox.vnpayment.vn/paymentv2/vpcpay.html\"\nreturn_url = \"https://centre.example/paid\"\n";

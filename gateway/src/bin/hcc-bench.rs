@@ -298,7 +298,7 @@ fn engine_for(
     s: &hcc_config::Settings,
     extra: Option<Arc<dyn Adapter>>,
 ) -> anyhow::Result<hcc_gateway::engine::Engine> {
-    let mut adapters = hcc_gateway::app::build_adapters(s, &hcc_adapters::registry::standard())?;
+    let mut adapters = hcc_gateway::app::build_adapters(s, &hcc_adapters::standard())?;
     adapters.extend(extra);
     let mut builder = EngineBuilder::new(queue.clone(), Duration::from_secs(1));
     for ad in adapters {

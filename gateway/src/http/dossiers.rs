@@ -4,7 +4,8 @@
 //! script), never from a scan.
 
 use actix_web::{HttpResponse, web};
-use hcc_adapters::dvcqg::model::MaHoSo;
+use hcc_adapters::domain::MaHoSo;
+use hcc_adapters::registry::Registry;
 use hcc_config::Role;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -88,7 +89,12 @@ pub struct DossierView {
         (status = 400, description = "Not a MaHoSo"),
         (status = 503),
     ))]
-async fn get_dossier(caller: Caller, engine: web::Data<EngineHandle>, ma: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_dossier(
+    caller: Caller,
+    engine: web::Data<EngineHandle>,
+    registry: web::Data<Registry>,
+    ma: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let ma = MaHoSo::parse(&ma).map_err(|message| {
         ApiError::InvalidParameters(vec![FieldError {
@@ -96,11 +102,9 @@ async fn get_dossier(caller: Caller, engine: web::Data<EngineHandle>, ma: web::P
             message,
         }])
     })?;
-    let queue = hcc_adapters::dvcqg::DESTINATION;
-    let history = if engine.has_destination(queue) {
-        engine.queue.key_history(queue, &ma.to_string()).await?
-    } else {
-        None
+    let history = match dossier_destination(&registry) {
+        Some(queue) if engine.has_destination(queue) => engine.queue.key_history(queue, ma.as_str()).await?,
+        _ => None,
     };
     let Some(h) = history else {
         return Err(ApiError::NotFound("the gateway holds no message for this dossier".into()));
@@ -112,4 +116,13 @@ async fn get_dossier(caller: Caller, engine: web::Data<EngineHandle>, ma: web::P
         blocked,
         messages: h.messages.into_iter().map(DossierMessage::from).collect(),
     }))
+}
+
+/// The destination the centre's dossiers go to: the one its `dossier.*` ingest routes feed
+/// (the portal, in the standard registry).
+fn dossier_destination(registry: &Registry) -> Option<&'static str> {
+    registry
+        .ingest_routes()
+        .find(|(_, route)| route.kind.starts_with("dossier."))
+        .map(|(destination, _)| destination)
 }

@@ -105,18 +105,16 @@ pub struct ExtraOperation {
 }
 
 /// The whole document: the handlers annotated here, the JSON Schemas of bodies read field by
-/// field, then `extra`, with every error response given the shared problem body.
-pub fn openapi_document(extra: &[ExtraOperation]) -> Value {
+/// field (`creating`: the providers a payment may name), then `extra`, with every error
+/// response given the shared problem body.
+pub fn openapi_document(extra: &[ExtraOperation], creating: &[&str]) -> Value {
     let mut doc = serde_json::to_value(CoreApi::openapi()).unwrap_or_else(|_| json!({}));
     let mut schemas: Vec<(String, Value)> = Vec::new();
-    schemas.extend(super::payments::body_schemas());
+    schemas.extend(super::payments::body_schemas(creating));
     schemas.extend(super::unmatched::body_schemas());
     schemas.extend(super::ops::body_schemas());
     schemas.extend(super::signatures::body_schemas());
-    // The payment providers' callback routes are registered whatever is configured (an
-    // unconfigured provider's callback is told so), so they are always in the document.
-    let callbacks = super::payments::callback_operations();
-    let extra: Vec<&ExtraOperation> = callbacks.iter().chain(extra).collect();
+    let extra: Vec<&ExtraOperation> = extra.iter().collect();
     for e in &extra {
         schemas.extend(e.schemas.iter().cloned());
     }
@@ -241,11 +239,21 @@ pub struct ApiDocument {
 }
 
 /// The document with no extra operations; what a server built without one serves.
-pub static CORE: LazyLock<ApiDocument> = LazyLock::new(|| ApiDocument::new(&[]));
+pub static CORE: LazyLock<ApiDocument> = LazyLock::new(|| ApiDocument::new(&[], &[]));
 
 impl ApiDocument {
-    pub fn new(extra: &[ExtraOperation]) -> Self {
-        let doc = openapi_document(extra);
+    /// The document of a gateway with this registry's counterparts: its destinations' ingest
+    /// routes and its providers' callback routes, which are served whether or not they are
+    /// configured (an unconfigured one answers so), and the providers a payment may name.
+    pub fn for_registry(registry: &hcc_adapters::registry::Registry) -> Self {
+        let ingest: Vec<super::ingest::Route> = registry.ingest_routes().collect();
+        let mut extra = super::ingest::operations(&ingest);
+        extra.extend(super::payments::callback_operations(registry));
+        ApiDocument::new(&extra, &registry.creating_ids())
+    }
+
+    pub fn new(extra: &[ExtraOperation], creating: &[&str]) -> Self {
+        let doc = openapi_document(extra, creating);
         let routes = doc
             .get("paths")
             .and_then(Value::as_object)
@@ -324,7 +332,10 @@ mod tests {
 
     #[test]
     fn every_error_response_is_a_problem_and_every_keyed_operation_names_its_roles() {
-        let doc = openapi_document(&[]);
+        // The core's operations and the providers' callbacks (the ingest routes word their
+        // roles their own way, and are checked by the registry's tests).
+        let callbacks = super::super::payments::callback_operations(&hcc_adapters::standard());
+        let doc = openapi_document(&callbacks, &[]);
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() > 20);
         for (path, item) in paths {
@@ -353,8 +364,7 @@ mod tests {
 
     /// The document of a gateway with the standard destinations.
     fn standard() -> ApiDocument {
-        let routes: Vec<super::super::ingest::Route> = hcc_adapters::registry::standard().ingest_routes().collect();
-        ApiDocument::new(&super::super::ingest::operations(&routes))
+        ApiDocument::for_registry(&hcc_adapters::standard())
     }
 
     #[test]
@@ -382,12 +392,12 @@ mod tests {
             operation: json!({"responses": {"204": {"description": "done"}, "404": {}}}),
             schemas: vec![("Elsewhere".into(), json!({"type": "object"}))],
         };
-        let doc = openapi_document(std::slice::from_ref(&extra));
+        let doc = openapi_document(std::slice::from_ref(&extra), &[]);
         let op = &doc["paths"]["/v1/elsewhere/{id}"]["put"];
         assert_eq!(op["responses"]["404"]["description"], "No such resource");
         assert!(op["responses"]["404"]["content"]["application/problem+json"].is_object());
         assert_eq!(doc["components"]["schemas"]["Elsewhere"]["type"], "object");
-        let api = ApiDocument::new(&[extra]);
+        let api = ApiDocument::new(&[extra], &[]);
         assert_eq!(api.allowed_methods("/v1/elsewhere/7"), vec![Method::PUT]);
         assert!(CORE.allowed_methods("/v1/elsewhere/7").is_empty());
     }

@@ -143,7 +143,7 @@ impl DeadQuery {
             *slot = Some(value);
         }
         if let Some(k) = &ordering_key
-            && let Err(message) = hcc_adapters::dvcqg::model::MaHoSo::parse(k)
+            && let Err(message) = hcc_adapters::domain::MaHoSo::parse(k)
         {
             errors.push(FieldError {
                 field: "ordering_key (query)".into(),
@@ -393,7 +393,7 @@ fn rate(v: &Value) -> Result<f64, String> {
 /// An ordering key as the API takes them: a MaHoSo's shape.
 fn ordering_key(v: &Value) -> Result<String, String> {
     let s = v.as_str().ok_or("must be a string")?;
-    hcc_adapters::dvcqg::model::MaHoSo::parse(s).map(|m| m.to_string())
+    hcc_adapters::domain::MaHoSo::parse(s).map(|m| m.to_string())
 }
 
 impl ReplayFilter {

@@ -15,19 +15,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use hcc_adapters::dvcqg::model::MaHoSo;
+use hcc_adapters::domain::MaHoSo;
 use hcc_adapters::fields::{Fields, non_empty_text};
 use hcc_adapters::payments::{
-    CallbackHead, CallbackMethod, CallbackProblem, FeeKind, FeeLine, PROVIDERS, Payer, PublicService, Refused, Reply, StoreFailed,
-    is_reference,
+    CallbackHead, CallbackMethod, CallbackProblem, FeeKind, FeeLine, Payer, PublicService, Refused, Reply, StoreFailed, is_reference,
 };
+use hcc_adapters::registry::Registry;
 use hcc_config::Role;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{JsonBytes, media_type, read_at_most, read_limited};
 use super::problem::{ApiError, FieldError};
-use crate::payments::{NewPayment, PaymentError, Payments, creating_kind};
+use crate::payments::{NewPayment, PaymentError, Payments};
 use crate::redact::Escaped;
 use crate::timefmt::rfc3339_ms;
 
@@ -41,8 +41,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/payments/{reference}", web::get().to(get))
     .route("/v1/payments/{reference}/qr.png", web::get().to(qr_png))
     .route("/v1/payments/{reference}/qr.svg", web::get().to(qr_svg));
-    // Every provider's routes, configured or not: an unconfigured provider's callback is told so.
-    for route in PROVIDERS.iter().flat_map(|k| k.routes) {
+}
+
+/// Every callback route of the registry's providers, configured or not: an unconfigured
+/// provider's callback is told so.
+pub fn callback_routes(cfg: &mut web::ServiceConfig, registry: &Registry) {
+    for route in registry.callback_routes() {
         let method = match route.method {
             CallbackMethod::Get => web::get(),
             CallbackMethod::Post => web::post(),
@@ -52,15 +56,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The JSON Schemas of the bodies read and written here as JSON values (by field, or in a
-/// provider's terms), for the OpenAPI document.
-pub(crate) fn body_schemas() -> Vec<(String, Value)> {
+/// provider's terms), for the OpenAPI document; `creating` are the ids of the registry's
+/// providers that create payments.
+pub(crate) fn body_schemas(creating: &[&str]) -> Vec<(String, Value)> {
     let amount = json!({"oneOf": [
         {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
         {"type": "string", "pattern": "^[0-9]{1,15}$"}
     ], "description": "whole đồng, a number or a string of digits"});
     let reference = json!({"type": "string", "pattern": REFERENCE_PATTERN});
-    // The providers a payment can be created with, from the registry.
-    let creating_ids: Vec<&str> = PROVIDERS.iter().filter(|k| k.creates.is_some()).map(|k| k.id).collect();
     vec![
         (
             "PaymentRequest".into(),
@@ -72,7 +75,7 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
                 "properties": {
                     "MaHoSo": {"$ref": "#/components/schemas/MaHoSo"},
                     "SoTien": amount,
-                    "provider": {"type": "string", "enum": creating_ids},
+                    "provider": {"type": "string", "enum": creating},
                     "MaDonVi": {"type": "string", "maxLength": 50, "description": "required when several agencies are configured"},
                     "MaTTHC": {"type": "string", "minLength": 1, "maxLength": 100},
                     "TenTTHC": {"type": "string", "minLength": 1, "maxLength": 500},
@@ -118,11 +121,11 @@ pub(crate) fn body_schemas() -> Vec<(String, Value)> {
 /// `MaThamChieu` as [`is_reference`] takes it: `HCC`, six digits, eight of the alphabet.
 pub const REFERENCE_PATTERN: &str = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$";
 
-/// Every provider's callback routes as OpenAPI operations, described by the providers.
-pub(crate) fn callback_operations() -> Vec<super::openapi::ExtraOperation> {
-    PROVIDERS
-        .iter()
-        .flat_map(|k| k.routes)
+/// Every callback route of the registry's providers as OpenAPI operations, described by the
+/// providers.
+pub(crate) fn callback_operations(registry: &Registry) -> Vec<super::openapi::ExtraOperation> {
+    registry
+        .callback_routes()
         .map(|route| super::openapi::ExtraOperation {
             method: match route.method {
                 CallbackMethod::Get => actix_web::http::Method::GET,
@@ -215,7 +218,7 @@ fn fee_kind(v: &Value) -> Result<FeeKind, String> {
 }
 
 /// Parses a payment request into a [`NewPayment`], reporting every problem by JSON Pointer.
-fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<FieldError>> {
+fn parse_payment(v: &Value, payments: &Payments, registry: &Registry) -> Result<NewPayment, Vec<FieldError>> {
     let Some(obj) = v.as_object() else {
         return Err(vec![FieldError {
             field: String::new(),
@@ -233,10 +236,9 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
     let ma_ho_so = f.required("MaHoSo", |v| MaHoSo::parse(v.as_str().ok_or("must be a dossier code")?));
     let so_tien = f.required("SoTien", amount);
     let provider = f.required("provider", |v| {
-        v.as_str().and_then(creating_kind).ok_or_else(|| {
-            let ids: Vec<&str> = PROVIDERS.iter().filter(|k| k.creates.is_some()).map(|k| k.id).collect();
-            format!("must be {}", ids.join(" or "))
-        })
+        v.as_str()
+            .and_then(|id| registry.creating(id))
+            .ok_or_else(|| format!("must be {}", registry.creating_ids().join(" or ")))
     });
     let ma_don_vi = f.optional("MaDonVi", receipt_text(50));
     let ma_tthc = f.required("MaTTHC", receipt_text(100));
@@ -337,11 +339,16 @@ fn parse_payment(v: &Value, payments: &Payments) -> Result<NewPayment, Vec<Field
         (status = 400), (status = 401), (status = 403), (status = 413), (status = 415), (status = 422),
         (status = 502), (status = 503, description = "Payments or this provider are not configured, or the queue backend is unavailable"),
     ))]
-async fn create(caller: Caller, p: web::Data<Option<Arc<Payments>>>, body: JsonBytes) -> Result<HttpResponse, ApiError> {
+async fn create(
+    caller: Caller,
+    p: web::Data<Option<Arc<Payments>>>,
+    registry: web::Data<Registry>,
+    body: JsonBytes,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
     let payments = payments(&p)?;
     let v: Value = serde_json::from_slice(&body.0).map_err(|_| ApiError::BadRequest("malformed JSON".into()))?;
-    let new = parse_payment(&v, payments).map_err(ApiError::Validation)?;
+    let new = parse_payment(&v, payments, &registry).map_err(ApiError::Validation)?;
     match payments.create(new).await {
         Ok(r) => {
             let listed = PaymentListed::from(r);
@@ -663,10 +670,15 @@ async fn list(req: HttpRequest, caller: Caller, p: web::Data<Option<Arc<Payments
 /// Every provider's callback, on each of its routes. The provider reads and authenticates
 /// the request; the notices it gives are applied by `Payments::apply`, the one set of
 /// matching rules; the provider answers in its own terms.
-async fn callback(req: HttpRequest, p: web::Data<Option<Arc<Payments>>>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn callback(
+    req: HttpRequest,
+    p: web::Data<Option<Arc<Payments>>>,
+    registry: web::Data<Registry>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let payments = payments(&p)?;
     let route = req.match_pattern().unwrap_or_default();
-    let Some(kind) = crate::payments::callback_kind(req.method().as_str(), &route) else {
+    let Some(kind) = registry.callback(req.method().as_str(), &route) else {
         return Err(ApiError::NotFound("no such resource".into()));
     };
     let provider = payments
@@ -781,8 +793,9 @@ mod tests {
     fn every_callback_route_is_documented_as_its_provider_describes_it() {
         // The 405/Allow table is read from the OpenAPI document: a callback route missing there
         // would answer 404 to a wrong method, and one described differently would mislead.
-        let doc = super::super::openapi::openapi_document(&[]);
-        for kind in PROVIDERS {
+        let registry = hcc_adapters::standard();
+        let doc: Value = serde_json::from_slice(&super::super::openapi::ApiDocument::for_registry(&registry).json()).expect("JSON");
+        for kind in registry.providers() {
             for route in kind.routes {
                 let documented = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
                 let described = route.operation();
@@ -816,8 +829,9 @@ mod tests {
 
     #[test]
     fn only_providers_that_create_payments_are_named_in_a_request() {
-        assert!(creating_kind("paygov").is_some() && creating_kind("vnpay").is_some());
-        assert!(creating_kind("banks").is_none(), "banks only notify");
-        assert!(creating_kind("cash").is_none());
+        let r = hcc_adapters::standard();
+        assert!(r.creating("paygov").is_some() && r.creating("vnpay").is_some() && r.creating("vietqr").is_some());
+        assert!(r.creating("banks").is_none(), "banks only notify");
+        assert!(r.creating("cash").is_none());
     }
 }
