@@ -3,6 +3,17 @@
 //! the breaker and dead letters belong to the gateway's delivery engine, which drives every
 //! adapter the same way. Adding a destination means adding one module here and one line in
 //! [`registry::standard`].
+//!
+//! # Layout
+//!
+//! - this file: the [`Adapter`] trait and what crosses it ([`Delivery`], [`Outcome`],
+//!   [`CentreEvent`]);
+//! - [`registry`]: the one list of destinations, their settings sections and their builds;
+//! - [`dvcqg`]: the national portal (session, answers, the dossier model, its ingest routes);
+//! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
+//! - [`payments`]: the payment providers (PayGov, VNPAY, banks' camt.054) and their settings;
+//! - [`http`]: the HTTP client and status reading every HTTP destination shares;
+//! - [`fields`]: reading untrusted JSON objects field by field.
 
 use std::future::Future;
 use std::pin::Pin;
