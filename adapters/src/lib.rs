@@ -2,13 +2,15 @@
 //! for one message, and it classifies the answer as an [`Outcome`]. Queueing, retries, backoff,
 //! the breaker and dead letters belong to the gateway's delivery engine, which drives every
 //! adapter the same way. Adding a destination means adding one module here and one line in
-//! [`registry::standard`].
+//! [`standard`].
 //!
 //! # Layout
 //!
 //! - this file: the [`Adapter`] trait and what crosses it ([`Delivery`], [`Outcome`],
 //!   [`CentreEvent`]);
-//! - [`registry`]: the one list of destinations, their settings sections and their builds;
+//! - this file also holds [`standard`], the destinations of hcc-gateway: here, above both the
+//!   registry and the destinations, so that neither uses the other both ways;
+//! - [`registry`]: the registry of destinations, their settings sections and their builds;
 //! - [`dvcqg`]: the national portal (session, answers, the dossier model, its ingest routes);
 //! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
 //! - [`payments`]: the payment providers (PayGov, VNPAY, banks' camt.054) and their settings;
@@ -27,6 +29,11 @@ pub mod registry;
 pub mod webhook;
 
 pub use fields::FieldError;
+
+/// The destinations of hcc-gateway.
+pub fn standard() -> registry::Registry {
+    registry::Registry::empty().with(dvcqg::spec()).with(webhook::spec())
+}
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,4 +116,29 @@ pub trait Adapter: Send + Sync + 'static {
 pub struct CentreEvent {
     pub kind: &'static str,
     pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_registry_names_each_destination_once_and_one_event_sink() {
+        let r = standard();
+        let mut names = r.names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), r.specs().len());
+        assert_eq!(r.specs().iter().filter(|s| s.event_sink).count(), 1);
+        assert_eq!(r.event_sink(), Some(webhook::DESTINATION));
+        // Every ingest route's documented path is its template with other parameter names.
+        for (_, route) in r.ingest_routes() {
+            let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();
+            assert_eq!(shape(route.path), shape(route.openapi_path), "{}", route.path);
+            assert_eq!(
+                (route.operation)()["responses"]["202"]["content"]["application/json"]["schema"]["properties"]["kind"]["enum"][0],
+                route.kind
+            );
+        }
+    }
 }

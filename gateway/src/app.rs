@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use hcc_adapters::Adapter;
-use hcc_adapters::registry::{self, Registry};
+use hcc_adapters::registry::Registry;
 use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 
 use crate::background::Background;
@@ -126,9 +126,9 @@ pub fn build_adapters(settings: &Settings, registry: &Registry) -> Result<Vec<Ar
 }
 
 impl Application {
-    /// The gateway with the standard destinations ([`registry::standard`]).
+    /// The gateway with the standard destinations ([`hcc_adapters::standard`]).
     pub async fn build(settings: Settings, workers: Workers) -> Result<Self, BuildError> {
-        Self::build_with_registry(settings, registry::standard(), workers).await
+        Self::build_with_registry(settings, hcc_adapters::standard(), workers).await
     }
 
     /// The gateway with the destinations of `registry`: tests add their own.

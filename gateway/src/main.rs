@@ -205,7 +205,7 @@ fn main() -> anyhow::Result<()> {
                 // The sections the core keeps raw are typed and checked by their owners, the
                 // destinations and the payment providers: build each (nothing is started) and
                 // report every problem, as start-up does.
-                let problems = hcc_gateway::app::check_sections(&s, &hcc_adapters::registry::standard());
+                let problems = hcc_gateway::app::check_sections(&s, &hcc_adapters::standard());
                 if !problems.is_empty() {
                     for p in problems {
                         eprintln!("{p}");

@@ -193,7 +193,7 @@ fn echo_settings(url: &str) -> hcc_config::Settings {
 }
 
 async fn with_echo(settings: hcc_config::Settings) -> TestApp {
-    match Application::build_with_registry(settings, registry::standard().with(echo::spec()), Workers::On).await {
+    match Application::build_with_registry(settings, hcc_adapters::standard().with(echo::spec()), Workers::On).await {
         Ok(app) => start(app),
         Err(e) => panic!("gateway failed to build: {e}"),
     }
@@ -301,7 +301,7 @@ async fn a_section_nobody_claims_and_a_bad_one_are_refused_by_key() {
     }
     // Registered, its own checks name its keys.
     let bad = settings(QueueBackendKind::Memory, &[("HCC__ECHO__URL", "ftp://echo".to_string())]);
-    let err = Application::build_with_registry(bad, registry::standard().with(echo::spec()), Workers::Off)
+    let err = Application::build_with_registry(bad, hcc_adapters::standard().with(echo::spec()), Workers::Off)
         .await
         .err();
     match err {
@@ -313,7 +313,7 @@ async fn a_section_nobody_claims_and_a_bad_one_are_refused_by_key() {
     }
     // Not configured: the route is still there and says so.
     let off = settings(QueueBackendKind::Memory, &[]);
-    let app = match Application::build_with_registry(off, registry::standard().with(echo::spec()), Workers::Off).await {
+    let app = match Application::build_with_registry(off, hcc_adapters::standard().with(echo::spec()), Workers::Off).await {
         Ok(app) => start(app),
         Err(e) => panic!("{e}"),
     };

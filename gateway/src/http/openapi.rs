@@ -351,7 +351,7 @@ mod tests {
 
     /// The document of a gateway with the standard destinations.
     fn standard() -> ApiDocument {
-        let routes: Vec<super::super::ingest::Route> = hcc_adapters::registry::standard().ingest_routes().collect();
+        let routes: Vec<super::super::ingest::Route> = hcc_adapters::standard().ingest_routes().collect();
         ApiDocument::new(&super::super::ingest::operations(&routes))
     }
 
