@@ -4,6 +4,24 @@
 //! breaker and dead letters belong to the gateway's delivery engine, which drives every adapter
 //! the same way. A provider builds and checks its provider's messages. Adding either means
 //! adding one module here and one line in [`standard`].
+//!
+//! # Layout
+//!
+//! - this file: the [`Adapter`] trait and what crosses it ([`Delivery`], [`Outcome`],
+//!   [`CentreEvent`]);
+//! - this file also holds [`standard`], every counterpart of hcc-gateway: here, above the
+//!   registry and the counterparts, so that none of them uses another both ways;
+//! - [`registry`]: the registry of counterparts (destinations and payment providers), their
+//!   settings sections and their builds;
+//! - [`domain`]: the dossier code and the payment reference, shared by the core and the
+//!   counterparts;
+//! - [`text`]: Vietnamese made ASCII for counterparts that take only ASCII;
+//! - [`dvcqg`]: the national portal (session, answers, the dossier model, its ingest routes);
+//! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
+//! - [`payments`]: the payment providers (PayGov, VNPAY, VietQR, banks' camt.054) and their
+//!   settings;
+//! - [`http`]: the HTTP client and status reading every HTTP destination shares;
+//! - [`fields`]: reading untrusted JSON objects field by field.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -114,4 +132,29 @@ pub trait Adapter: Send + Sync + 'static {
 pub struct CentreEvent {
     pub kind: &'static str,
     pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_registry_names_each_counterpart_once_and_one_event_sink() {
+        let r = standard();
+        let mut names = r.names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), r.specs().len() + r.providers().len(), "one section per counterpart");
+        assert_eq!(r.specs().iter().filter(|s| s.event_sink).count(), 1);
+        assert_eq!(r.event_sink(), Some(webhook::DESTINATION));
+        // Every ingest route's documented path is its template with other parameter names.
+        for (_, route) in r.ingest_routes() {
+            let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();
+            assert_eq!(shape(route.path), shape(route.openapi_path), "{}", route.path);
+            assert_eq!(
+                (route.operation)()["responses"]["202"]["content"]["application/json"]["schema"]["properties"]["kind"]["enum"][0],
+                route.kind
+            );
+        }
+    }
 }

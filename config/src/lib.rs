@@ -4,13 +4,20 @@
 //!
 //! Any key `name_file` is read from that file into `name`, so secrets can live in mounted files
 //! instead of the environment. Every problem names the key it is about.
+//!
+//! # Layout
+//!
+//! - this file: loading the layers, [`Section`] (a destination's or a provider's own section,
+//!   read by its module), [`Problem`], the URL and address checks the sections share, and
+//!   [`Secret`] (from `hcc-core`);
+//! - `settings`: the core's own sections ([`Settings`]: server, queue, delivery, auth,
+//!   signing, trust, log) and their checks, development keys refused in production;
+//! - `tests`: the layering and every check.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
 
 mod settings;
 pub use settings::*;
@@ -257,32 +264,9 @@ impl Section {
     }
 }
 
-/// A value that must never be printed: `Debug` shows `<redacted>`.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("Secret(<empty>)")
-        } else {
-            f.write_str("Secret(<redacted>)")
-        }
-    }
-}
+/// A value that must never be printed; it lives in `hcc-core` so that every crate can hold
+/// one without depending on the settings.
+pub use hcc_core::Secret;
 
 pub(crate) fn check_addr(problems: &mut Vec<Problem>, key: &str, value: &str) {
     if value.parse::<SocketAddr>().is_err() {

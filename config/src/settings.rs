@@ -629,9 +629,9 @@ impl Settings {
                     message: "memory is not durable and is refused when HCC_ENV=production; use redis".into(),
                 });
             }
-            let dev_hashes: Vec<String> = DEV_KEYS.iter().map(|k| hcc_signing::sha256_hex(k.as_bytes())).collect();
+            let dev_hashes: Vec<String> = DEV_KEYS.iter().map(|k| hcc_core::sha256_hex(k.as_bytes())).collect();
             for (i, k) in self.auth.keys.iter().enumerate() {
-                if dev_hashes.iter().any(|h| hcc_signing::ct_eq(h.as_bytes(), k.sha256.as_bytes())) {
+                if dev_hashes.iter().any(|h| hcc_core::ct_eq(h.as_bytes(), k.sha256.as_bytes())) {
                     p2.push(Problem {
                         key: format!("auth.keys[{i}]"),
                         message: format!("{:?} uses a published development key, refused when HCC_ENV=production", k.name),

@@ -1,5 +1,20 @@
 //! hcc-gateway: the HTTP API, the delivery engine and the operator CLI, as a library so the
 //! binary, the demo and the end-to-end tests all build the same [`app::Application`].
+//!
+//! # Layout
+//!
+//! - [`app`]: builds the service from its settings and runs it until told to stop;
+//!   [`background`]: the one owner of every long-lived task, and the order they stop in;
+//! - [`engine`]: the delivery engine (lanes, settlement, the centre's outbox, breaker, retry
+//!   policy); [`replay`]: paced replays of dead letters;
+//! - [`storage`]: the queue, the payment ledger and the audit log, in Redis or in memory;
+//! - [`http`]: the JSON API, its authentication, body limits and OpenAPI document;
+//! - [`payments`] and [`bank_money`]: payments over the providers, a bank's money;
+//! - [`monitoring`]: metrics, the audit log's writer, the dashboard's history; [`logging`] and
+//!   [`redact`]: safe log lines; [`plain`]: a dead letter's reason in plain words;
+//! - [`tsa`]: the timestamp authority's client; [`memory`]: giving memory back after bursts;
+//!   `timefmt`: RFC 3339, from `hcc-core`;
+//! - [`cli`]: the operator commands; `demo`: the gateway and the mocks in one process.
 
 pub mod app;
 pub mod background;
@@ -18,5 +33,7 @@ pub mod qr;
 pub mod redact;
 pub mod replay;
 pub mod storage;
-pub mod timefmt;
+/// RFC 3339 for the API (`rfc3339_ms`, `parse_rfc3339_ms`): the one time-format module lives in
+/// `hcc-core`; this path stays for the callers that name it here.
+pub use hcc_core::time as timefmt;
 pub mod tsa;

@@ -41,9 +41,7 @@ const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
-/// The largest signature accepted for verification. A CAdES-T signature with a chain and a
-/// token is some kilobytes; PAdES reserves 16-32 KiB for it.
-pub const MAX_SIGNATURE_LEN: usize = 256 * 1024;
+pub use crate::cms::MAX_SIGNATURE_LEN;
 
 /// ESS `SigningCertificateV2` (RFC 5035 section 3).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
@@ -182,6 +180,14 @@ fn algorithm(oid: ObjectIdentifier, null_parameters: bool) -> AlgorithmIdentifie
 /// Signs `content` (detached: the content is not carried).
 pub fn sign(id: &Identity, content: &[u8]) -> Result<CadesSignature, CmsError> {
     sign_as(id, content, ID_DATA, false)
+}
+
+/// A CMS detached DER signature over `content`, carrying the signer's certificate and chain,
+/// as `openssl cms -sign -binary` makes one and [`crate::cms::verify_detached`] checks it. The
+/// CAdES builder signs through `SigningKey`, so a token key works here too; its signed
+/// attributes are a superset of what plain CMS carries.
+pub fn sign_detached(id: &Identity, content: &[u8]) -> Result<Vec<u8>, CmsError> {
+    sign(id, content).map(CadesSignature::into_der)
 }
 
 /// Signs `content` of the type `content_type`, carried in the message when `encapsulate`
@@ -567,7 +573,7 @@ mod tests {
             cert: p.gateway.cert.clone(),
             chain: vec![p.root.clone()],
         };
-        let der = crate::cms::sign_detached(&id, b"token-signed").unwrap();
+        let der = sign_detached(&id, b"token-signed").unwrap();
         let v = verify(&der, b"token-signed", &trust).unwrap();
         assert!(v.valid && v.trusted, "{v:?}");
         // The older PKCS#7 verifier agrees.
@@ -607,5 +613,42 @@ mod tests {
         let other = sign(&pki().gateway, b"y").unwrap();
         assert!(sig.clone().with_timestamp(other.to_der()).is_err());
         assert!(sig.with_timestamp(b"\x30\x03\x02\x01\x01").is_err());
+    }
+
+    // The CMS verifier's regression, here because the signature is made by this module (CMS
+    // sits below CAdES and knows nothing of it).
+
+    /// `der` with the first SHA-256 OID (the one in `digestAlgorithms`, which comes before the
+    /// SignerInfo's) turned into 2.16.840.1.101.3.4.2.0, which no one defines.
+    fn unknown_digest_algorithm(der: &[u8]) -> Vec<u8> {
+        let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+        let at = der.windows(sha256.len()).position(|w| w == sha256).unwrap();
+        let mut out = der.to_vec();
+        out[at + sha256.len() - 1] = 0x00;
+        out
+    }
+
+    /// Found by fuzzing (cms_verify): OpenSSL 3.0 leaks the content BIO of every
+    /// `CMS_verify`/`PKCS7_verify` call on such a signature; both verifiers refuse it first.
+    #[test]
+    fn a_digest_algorithm_openssl_cannot_compute_is_refused_before_openssl() {
+        let p = DevPki::generate().unwrap();
+        let trust = TrustStore::from_certs(vec![p.root.clone()]).unwrap();
+        let content = b"fuzz regression: unknown digestAlgorithms entry";
+        let good = sign_detached(&p.gateway, content).unwrap();
+        assert!(crate::cms::digests_computable(&good));
+        assert!(crate::cms::verify_detached(&good, content, &trust).unwrap().valid);
+        assert!(verify(&good, content, &trust).unwrap().valid);
+
+        let bad = unknown_digest_algorithm(&good);
+        assert!(!crate::cms::digests_computable(&bad));
+        let v = crate::cms::verify_detached(&bad, content, &trust).unwrap();
+        assert!(!v.valid && !v.trusted, "{v:?}");
+        assert_eq!(v.reason.as_deref(), Some("unsupported digest algorithm"));
+        let c = verify(&bad, content, &trust).unwrap();
+        assert!(!c.valid && !c.trusted, "{c:?}");
+        assert_eq!(c.reason.as_deref(), Some("unsupported digest algorithm"));
+        // Not DER, or not a SignedData: nothing can be said for it.
+        assert!(!crate::cms::digests_computable(b"\x30\x00"));
     }
 }

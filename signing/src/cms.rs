@@ -1,7 +1,8 @@
 //! CMS (PKCS#7) detached signatures, SHA-256, with RSA or ECDSA P-256 keys: what
 //! `openssl cms -sign -binary -outform DER` makes and `openssl cms -verify` checks. Signing
-//! is the CAdES builder's (`crate::cades`), which works with software and token keys alike.
-//! Verification answers two questions apart: is the signature mathematically valid for this
+//! is done one level up, by the CAdES builder (its `sign_detached`), which works with software
+//! and token keys alike: CAdES is a profile of CMS, so it is built above this module, which
+//! knows nothing of it. Verification answers two questions apart: is the signature mathematically valid for this
 //! content (`valid`), and does its signer chain to the configured trust store (`trusted`).
 
 use cms::content_info::ContentInfo;
@@ -15,7 +16,7 @@ use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
-use crate::pki::{CertError, Identity, SignerInfo, TrustStore, signer_info};
+use crate::pki::{CertError, SignerInfo, TrustStore, signer_info};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CmsError {
@@ -37,19 +38,16 @@ pub struct Verified {
     pub reason: Option<String>,
 }
 
-/// A detached DER signature over `content`, carrying the signer's certificate and chain.
-pub fn sign_detached(id: &Identity, content: &[u8]) -> Result<Vec<u8>, CmsError> {
-    // The CAdES builder signs through `SigningKey`, so a token key works here too; its signed
-    // attributes are a superset of what plain CMS carries.
-    crate::cades::sign(id, content).map(crate::cades::CadesSignature::into_der)
-}
+/// The largest signature accepted for verification. A CAdES-T signature with a chain and a
+/// token is some kilobytes; PAdES reserves 16-32 KiB for it.
+pub const MAX_SIGNATURE_LEN: usize = 256 * 1024;
 
 /// Verifies a detached signature with one SignerInfo. The signer certificate is chosen once,
 /// by OpenSSL's own matching rule ([`crate::tsp`]), and refused when more than one carried
 /// certificate could match; OpenSSL then checks the signature with that certificate alone
 /// (`PKCS7_NOINTERN`), and the trust store judges that same certificate.
 pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore) -> Result<Verified, CmsError> {
-    let sd = crate::tsp::signed_data(signature_der, crate::cades::MAX_SIGNATURE_LEN).map_err(|_| CmsError::Malformed)?;
+    let sd = crate::tsp::signed_data(signature_der, MAX_SIGNATURE_LEN).map_err(|_| CmsError::Malformed)?;
     let p7 = Pkcs7::from_der(signature_der).map_err(|_| CmsError::Malformed)?;
     let refused = |reason: &str, signer: Option<SignerInfo>| Verified {
         valid: false,
@@ -142,44 +140,4 @@ pub(crate) fn digests_computable(content_info_der: &[u8]) -> bool {
 
 fn cert_reason(e: &CertError) -> String {
     format!("signature is valid but not trusted: {e}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::devpki::DevPki;
-
-    /// `der` with the first SHA-256 OID (the one in `digestAlgorithms`, which comes before the
-    /// SignerInfo's) turned into 2.16.840.1.101.3.4.2.0, which no one defines.
-    fn unknown_digest_algorithm(der: &[u8]) -> Vec<u8> {
-        let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-        let at = der.windows(sha256.len()).position(|w| w == sha256).unwrap();
-        let mut out = der.to_vec();
-        out[at + sha256.len() - 1] = 0x00;
-        out
-    }
-
-    /// Found by fuzzing (cms_verify): OpenSSL 3.0 leaks the content BIO of every
-    /// `CMS_verify`/`PKCS7_verify` call on such a signature; both verifiers refuse it first.
-    #[test]
-    fn a_digest_algorithm_openssl_cannot_compute_is_refused_before_openssl() {
-        let p = DevPki::generate().unwrap();
-        let trust = TrustStore::from_certs(vec![p.root.clone()]).unwrap();
-        let content = b"fuzz regression: unknown digestAlgorithms entry";
-        let good = sign_detached(&p.gateway, content).unwrap();
-        assert!(digests_computable(&good));
-        assert!(verify_detached(&good, content, &trust).unwrap().valid);
-        assert!(crate::cades::verify(&good, content, &trust).unwrap().valid);
-
-        let bad = unknown_digest_algorithm(&good);
-        assert!(!digests_computable(&bad));
-        let v = verify_detached(&bad, content, &trust).unwrap();
-        assert!(!v.valid && !v.trusted, "{v:?}");
-        assert_eq!(v.reason.as_deref(), Some("unsupported digest algorithm"));
-        let c = crate::cades::verify(&bad, content, &trust).unwrap();
-        assert!(!c.valid && !c.trusted, "{c:?}");
-        assert_eq!(c.reason.as_deref(), Some("unsupported digest algorithm"));
-        // Not DER, or not a SignedData: nothing can be said for it.
-        assert!(!digests_computable(b"\x30\x00"));
-    }
 }

@@ -1,9 +1,28 @@
-//! Crypto primitives for hcc-gateway, all built on openssl: digests, constant-time comparison,
-//! HMAC, and the Standard Webhooks signature. Nothing here is hand-rolled cryptography; this
-//! crate only gives the rest of the workspace one narrow, typed door to openssl.
+//! Signatures for hcc-gateway, all on openssl with RustCrypto's ASN.1 types: CMS and CAdES
+//! detached signatures with their RFC 3161 timestamps, PAdES on PDF documents, XML-DSig on the
+//! bank's camt.054 statements, Standard Webhooks signatures, and the keys and trust they need
+//! (PKCS#12, PEM, PKCS#11 tokens, a trust store with CRLs). Nothing here is hand-rolled
+//! cryptography.
+//!
+//! The primitives below the signatures (SHA-256, constant-time comparison, HMAC, random bytes)
+//! and the calendar live in `hcc-core`, which the settings depend on without linking this
+//! crate; they are re-exported here so that `hcc_signing::sha256_hex` and
+//! `hcc_signing::calendar` keep working.
+//!
+//! # Layout
+//!
+//! - [`key`]: the private key, in memory or in a token; [`pkcs11`]: the token itself;
+//! - [`pki`]: identities (PKCS#12, PEM), the trust store, certificate checks; [`devpki`]: a
+//!   development PKI for the demo and the tests;
+//! - [`cms`]: CMS (PKCS#7) detached signatures, as `openssl cms` makes them;
+//! - [`cades`]: CAdES-BES/-T, the profile of CMS that PAdES embeds, and its verification;
+//! - [`tsp`]: RFC 3161 requests and responses (the timestamp authority's tokens);
+//! - [`pades`]: PAdES on PDF (sign, verify, the visible stamp, the incremental writer);
+//! - [`xml`]: canonicalisation and XML-DSig, for the bank's statements;
+//! - [`webhook`]: Standard Webhooks signatures;
+//! - [`calendar`]: the calendar, re-exported from `hcc-core`.
 
 pub mod cades;
-pub mod calendar;
 pub mod cms;
 pub mod devpki;
 pub mod key;
@@ -14,89 +33,10 @@ pub mod tsp;
 pub mod webhook;
 pub mod xml;
 
-use openssl::hash::{MessageDigest, hash};
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    #[error("openssl: {0}")]
-    OpenSsl(#[from] openssl::error::ErrorStack),
+/// The calendar lives in `hcc-core` (`hcc_core::time`); this path stays for the callers that
+/// name it here.
+pub mod calendar {
+    pub use hcc_core::time::civil_from_days;
 }
 
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    // SHA-256 of an in-memory buffer only fails if openssl itself is broken.
-    if let Ok(d) = hash(MessageDigest::sha256(), data) {
-        out.copy_from_slice(&d);
-    }
-    out
-}
-
-/// Lowercase hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha256(data))
-}
-
-/// Compares two byte strings in time that depends only on their lengths, never on where they
-/// first differ. Lengths are not secret (a digest's length is public).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && openssl::memcmp::eq(a, b)
-}
-
-fn hmac(md: MessageDigest, key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let pkey = PKey::hmac(key)?;
-    let mut signer = Signer::new(md, &pkey)?;
-    signer.update(data)?;
-    Ok(signer.sign_to_vec()?)
-}
-
-/// HMAC-SHA256 (Standard Webhooks).
-pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    hmac(MessageDigest::sha256(), key, data)
-}
-
-/// HMAC-SHA512 (VNPAY's `vnp_SecureHash`).
-pub fn hmac_sha512(key: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    hmac(MessageDigest::sha512(), key, data)
-}
-
-/// Fills a buffer from openssl's CSPRNG.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
-    openssl::rand::rand_bytes(buf)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[test]
-    fn ct_eq_compares_content_and_length() {
-        assert!(ct_eq(b"same", b"same"));
-        assert!(!ct_eq(b"same", b"sama"));
-        assert!(!ct_eq(b"same", b"same-longer"));
-        assert!(ct_eq(b"", b""));
-    }
-
-    #[test]
-    fn hmac_sha256_matches_rfc4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap();
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    }
-
-    #[test]
-    fn hmac_sha512_matches_rfc4231_case_2() {
-        let mac = hmac_sha512(b"Jefe", b"what do ya want for nothing?").unwrap();
-        assert!(hex::encode(mac).starts_with("164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd6"));
-    }
-}
+pub use hcc_core::digest::{CryptoError, ct_eq, hmac_sha256, hmac_sha512, random_bytes, sha256, sha256_hex};

@@ -7,11 +7,11 @@
 mod common;
 
 use common::{Pki, ec_identity, openssl_cms_verify, pki, replace, run, s, xmlsec_sign, xmlsec_verify};
-use hcc_signing::cms;
 use hcc_signing::devpki::{CertSpec, KeyKind, Role, issue};
 use hcc_signing::pki::{CertError, Identity, TrustStore};
 use hcc_signing::xml::dom::XmlError;
 use hcc_signing::xml::dsig::{DsigError, XmlTrust, sign_enveloped, verify_enveloped};
+use hcc_signing::{cades, cms};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/xml");
 
@@ -38,7 +38,7 @@ fn cms_signed_by_the_gateway_verifies_with_openssl_rsa_and_ecdsa() {
     .unwrap();
     for (name, id) in [("rsa", &p.pki.gateway), ("ec", &ec_identity(&p))] {
         let data = std::fs::read(&content).unwrap();
-        let sig = cms::sign_detached(id, &data).unwrap();
+        let sig = cades::sign_detached(id, &data).unwrap();
         let (ok, out) = openssl_cms_verify(&p, &sig, &data, name, &[]);
         assert!(ok, "openssl refused the gateway's {name} CMS signature: {out}");
         let sig_path = p.dir.join(format!("{name}.p7s"));
@@ -109,7 +109,7 @@ fn cms_from_an_untrusted_or_expired_signer_is_valid_but_not_trusted() {
     )
     .unwrap();
     let v = cms::verify_detached(
-        &cms::sign_detached(
+        &cades::sign_detached(
             &Identity {
                 key: key.into(),
                 cert,
@@ -136,7 +136,7 @@ fn cms_from_an_untrusted_or_expired_signer_is_valid_but_not_trusted() {
     )
     .unwrap();
     let v = cms::verify_detached(
-        &cms::sign_detached(
+        &cades::sign_detached(
             &Identity {
                 key: key.into(),
                 cert,

@@ -132,3 +132,25 @@ async fn start_up_warns_when_min_replicas_cannot_be_met() {
     let warnings = store.durability_warnings().await.unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+/// In the process: every background task the gateway started (claim loops, reaper, the
+/// reconciliation loops, the replay supervisor, the sampler, the memory watcher, the audit
+/// writer) has finished when `run` returns. One thread, and no await between the return and
+/// the count: a task that `run` did not wait for has had no chance to finish.
+#[tokio::test]
+async fn run_returns_with_no_background_task_left() {
+    let app = hcc_gateway::app::Application::build(settings(QueueBackendKind::Memory, &[]), Workers::On)
+        .await
+        .expect("gateway builds");
+    let background = app.background();
+    let started = background.clone();
+    app.run(async move {
+        eventually("background tasks under way", Duration::from_secs(5), || async {
+            (started.running() > 0).then_some(())
+        })
+        .await;
+    })
+    .await
+    .expect("run ends cleanly");
+    assert_eq!(background.running(), 0);
+}

@@ -596,22 +596,8 @@ pub(crate) fn provider_client(key: &str, timeout: Duration) -> Result<reqwest::C
     crate::http::client(timeout).map_err(|e| vec![problem(key, e.to_string())])
 }
 
-/// Vietnam's civil time (UTC+7, no daylight saving) as `yyyyMMddHHmmss`, from Unix seconds.
-pub fn vn_timestamp(unix_secs: i64) -> String {
-    let t = unix_secs + 7 * 3600;
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    let sod = t.rem_euclid(86_400);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
-}
-
-/// Now, Unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-pub use hcc_signing::calendar::civil_from_days;
+/// The calendar and the time formats live in `hcc-core`; re-exported for the callers here.
+pub use hcc_core::time::{civil_from_days, unix_now, vn_timestamp};
 
 pub use crate::domain::{REFERENCE_LEN, RandomnessError, find_reference, is_reference, new_reference, parse_reference};
 

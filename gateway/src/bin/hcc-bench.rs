@@ -470,11 +470,11 @@ fn signature_figures(softhsm: &std::path::Path) -> anyhow::Result<Value> {
     let content = xml.as_bytes().to_vec();
     let mut out = serde_json::Map::new();
     for (name, id) in [("rsa2048", &pki.gateway), ("p256", &ec_id)] {
-        let sig = hcc_signing::cms::sign_detached(id, &content)?;
+        let sig = hcc_signing::cades::sign_detached(id, &content)?;
         out.insert(
             format!("cms_sign_{name}_per_s"),
             json!(per_second(|| {
-                hcc_signing::cms::sign_detached(id, &content)?;
+                hcc_signing::cades::sign_detached(id, &content)?;
                 Ok(())
             })?),
         );
@@ -544,7 +544,7 @@ fn signature_figures(softhsm: &std::path::Path) -> anyhow::Result<Value> {
             out.insert(
                 "cms_sign_rsa2048_pkcs11_per_s".into(),
                 json!(per_second(|| {
-                    hcc_signing::cms::sign_detached(&token_id, &content)?;
+                    hcc_signing::cades::sign_detached(&token_id, &content)?;
                     Ok(())
                 })?),
             );

@@ -183,7 +183,7 @@ async fn sign(
         return sign_pdf(state.clone(), body, q.visible.unwrap_or(false)).await;
     }
     if format == "cms" {
-        let der = hcc_signing::cms::sign_detached(identity, &body).map_err(|e| signing_failed(&e))?;
+        let der = hcc_signing::cades::sign_detached(identity, &body).map_err(|e| signing_failed(&e))?;
         return Ok(HttpResponse::Ok().content_type("application/pkcs7-signature").body(der));
     }
     match dsig::sign_enveloped(&body, identity) {

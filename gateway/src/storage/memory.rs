@@ -1,6 +1,11 @@
 //! The embedded, single-process store: the state of every queue, ledger and the audit log
 //! under one mutex, so that a ledger step and the event it queues are one atomic step, as
 //! they are in one Redis script. Nothing here survives the process.
+//!
+//! This module and `ledger::memory` use each other on purpose: the state here holds each
+//! ledger's state beside the queues, and a ledger step takes this one mutex to write its
+//! events queue in the same step, as one Redis script does. Splitting the circle would split
+//! the mutex, and with it the atomicity the Redis backend has.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -32,15 +32,8 @@ pub use self::queue::{
 };
 pub use self::redis::{RedisOptions, RedisStore, RedisTopology};
 
-/// Unix time in milliseconds.
-pub type Millis = i64;
-
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Unix time in milliseconds, and now: the clock lives in `hcc-core`.
+pub use hcc_core::time::{Millis, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

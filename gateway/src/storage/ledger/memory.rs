@@ -1,6 +1,7 @@
 //! The ledger in the embedded store: the same matching rules as the Redis scripts
 //! (`payment_confirm.lua`, `payment_reverse.lua`, `payment_expire.lua`), step for step, under the store's one mutex,
-//! which also holds the events queue the rules write to.
+//! which also holds the events queue the rules write to. The circle with `storage::memory` is
+//! deliberate: one mutex mirrors one Redis script (see there).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -1,7 +1,57 @@
-//! RFC 3339 timestamps (UTC) for the API, from Unix milliseconds, without a date library.
+//! The one calendar and the time formats of the workspace, without a date library: days since
+//! 1970 to a proleptic Gregorian date and back (Howard Hinnant's algorithms), RFC 3339 (UTC)
+//! for the API, `yyyyMMddHHmmss` in Vietnam's civil time for the portal and the payment
+//! platforms, the Unix clocks, and a duration as store milliseconds. The PDF dates and stamp of
+//! a signature (`hcc-signing`) use the same calendar.
 
-use hcc_adapters::payments::civil_from_days;
+use std::time::Duration;
 
+/// Unix time in milliseconds, as the store keeps it.
+pub type Millis = i64;
+
+/// Now, Unix milliseconds.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Now, Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A duration as store milliseconds, saturating.
+pub fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian `(year, month, day)` (Howard Hinnant's
+/// algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Vietnam's civil time (UTC+7, no daylight saving) as `yyyyMMddHHmmss`, from Unix seconds.
+pub fn vn_timestamp(unix_secs: i64) -> String {
+    let t = unix_secs + 7 * 3600;
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let sod = t.rem_euclid(86_400);
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// RFC 3339 (UTC, milliseconds) of Unix milliseconds: `2026-11-25T08:00:00.000Z`.
 pub fn rfc3339_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
@@ -16,7 +66,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -81,7 +131,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_rfc3339_ms, rfc3339_ms};
+    use super::*;
 
     #[test]
     fn parses_what_it_formats_and_refuses_the_rest() {
@@ -113,5 +163,27 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339_ms(1_795_593_600_000), "2026-11-25T08:00:00.000Z");
+    }
+
+    #[test]
+    fn known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+    }
+
+    #[test]
+    fn days_and_dates_round_trip() {
+        for days in [-1, 0, 11_016, 20_418, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m.into(), d.into()), days);
+        }
+    }
+
+    #[test]
+    fn vietnam_time_is_utc_plus_seven() {
+        assert_eq!(vn_timestamp(0), "19700101070000");
+        assert_eq!(vn_timestamp(1_795_593_600), "20261125150000");
     }
 }
