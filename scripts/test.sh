@@ -82,13 +82,12 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "==> production build: hcc-gateway --no-default-features, with no mock code"
-if cargo tree -p hcc-gateway --no-default-features -e normal --prefix none | grep '^hcc-mocks ' >/dev/null; then
-  echo "hcc-mocks is a dependency of the production build (cargo tree -p hcc-gateway --no-default-features -e normal)" >&2
+echo "==> the service crate, with no mock code (the demo and the bench live in tools/)"
+if cargo tree -p hcc-gateway -e normal --prefix none | grep '^hcc-mocks ' >/dev/null; then
+  echo "hcc-mocks is a dependency of the service (cargo tree -p hcc-gateway -e normal)" >&2
   exit 1
 fi
-cargo clippy -p hcc-gateway --no-default-features --all-targets -- -D warnings
-cargo build -p hcc-gateway --no-default-features --bins
+cargo build -p hcc-gateway --bins
 prod_bin="${CARGO_TARGET_DIR:-target}/debug/hcc-gateway"
 if nm -C "$prod_bin" | grep 'hcc_mocks::' >/dev/null; then
   echo "$prod_bin links mock code" >&2
@@ -98,7 +97,6 @@ if "$prod_bin" demo --help >/dev/null 2>&1; then
   echo "$prod_bin still has the demo sub-command" >&2
   exit 1
 fi
-# The build below replaces that binary with the default one (demo included), which the tests run.
 echo "==> building binaries (the crash tests run the real hcc-gateway)"
 cargo build --workspace --bins
 echo "==> tests"

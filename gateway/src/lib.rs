@@ -1,5 +1,6 @@
 //! hcc-gateway: the HTTP API, the delivery engine and the operator CLI, as a library so the
-//! binary, the demo and the end-to-end tests all build the same [`app::Application`].
+//! binary, the tools (`hcc-demo`, `hcc-bench` in `tools/`) and the end-to-end tests all build
+//! the same [`app::Application`]. It depends on no mock.
 //!
 //! # Layout
 //!
@@ -14,14 +15,12 @@
 //!   [`redact`]: safe log lines; [`plain`]: a dead letter's reason in plain words;
 //! - [`tsa`]: the timestamp authority's client; [`memory`]: giving memory back after bursts;
 //!   `timefmt`: RFC 3339, from `hcc-core`;
-//! - [`cli`]: the operator commands; `demo`: the gateway and the mocks in one process.
+//! - [`cli`]: the operator commands; [`qr`]: a VietQR payment's code as PNG, SVG and text.
 
 pub mod app;
 pub mod background;
 pub mod bank_money;
 pub mod cli;
-#[cfg(feature = "demo")]
-pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod logging;

@@ -23,20 +23,6 @@ enum Command {
         #[arg(long)]
         no_workers: bool,
     },
-    /// Gateway and mocks in one process: a province's centre syncing dossiers, live progress.
-    // Only with the `demo` feature (on by default): a production build has no mock code.
-    #[cfg(feature = "demo")]
-    Demo {
-        /// Use this Redis instead of the embedded queue, e.g. redis://127.0.0.1:6379/0.
-        #[arg(long)]
-        redis: Option<String>,
-        /// Exit when done: 0 when everything was delivered in order, non-zero otherwise.
-        #[arg(long)]
-        once: bool,
-        /// How many dossiers the centre syncs.
-        #[arg(long, default_value_t = 300)]
-        dossiers: usize,
-    },
     /// Queue statistics of a running gateway, as a table.
     Queues {
         #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
@@ -260,15 +246,6 @@ fn main() -> anyhow::Result<()> {
             println!("  HCC__SIGNING__PKCS12_PASSWORD={}", hcc_signing::devpki::DEV_PKCS12_PASSWORD);
             println!("  HCC__TRUST__CA_DIR={}", dir.join("trust").display());
             println!("  HCC__BANKS__DEVBANK__CERT={}", dir.join("bank.pem").display());
-            Ok(())
-        }
-        #[cfg(feature = "demo")]
-        Command::Demo { redis, once, dossiers } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            rt.block_on(hcc_gateway::demo::run(hcc_gateway::demo::DemoOptions { redis, once, dossiers }))?;
             Ok(())
         }
         Command::Serve { no_workers } => {

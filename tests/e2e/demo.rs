@@ -1,4 +1,4 @@
-//! `hcc-gateway demo --once`, the newcomer's first command, on both backends.
+//! `hcc-demo --once` (the tools crate), the newcomer's first command, on both backends.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hcc_tests::{binary, redis_url, workspace_dir};
 
 fn demo(args: &[&str]) -> (bool, String) {
-    let bin = binary("hcc-gateway");
+    let bin = binary("hcc-demo");
     assert!(
         bin.exists(),
         "{} is missing: build the binaries first (cargo build --workspace --bins)",
@@ -14,7 +14,7 @@ fn demo(args: &[&str]) -> (bool, String) {
     );
     let started = Instant::now();
     let out = Command::new(bin)
-        .args(["demo", "--once", "--dossiers", "60"])
+        .args(["--once", "--dossiers", "60"])
         .args(args)
         .env("HCC_CONFIG_DIR", workspace_dir().join("config"))
         .env("HCC__SERVER__BIND", "127.0.0.1:0")

@@ -1,4 +1,4 @@
-//! `hcc-gateway demo`: the whole thing in one process, for a newcomer. A province's centre
+//! `hcc-demo`: the whole thing in one process, for a newcomer. A province's centre
 //! (the mocks' portal and centre in-process, the embedded queue unless `--redis`) syncs a few
 //! hundred dossiers through their life-cycle; halfway the portal starts failing and recovers.
 //! A live line shows progress; a summary closes. `--once` exits 0 only when every update
@@ -13,8 +13,8 @@ use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_mocks::faults::Faults;
 use serde_json::{Value, json};
 
-use crate::app::{Application, BuildError, Workers};
-use crate::storage::now_ms;
+use hcc_gateway::app::{Application, BuildError, Workers};
+use hcc_gateway::storage::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -144,7 +144,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     );
     let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state)?;
     let settings = demo_settings(&opts, &portal.url(), &bank.url(), &centre.url(), &pki_dir)?;
-    crate::logging::init(&settings.log);
+    hcc_gateway::logging::init(&settings.log);
     let backend = settings.queue.backend;
     let app = match Application::build(settings.clone(), Workers::On).await {
         Ok(a) => a,
@@ -163,7 +163,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     }));
     let base = format!("http://127.0.0.1:{port}");
     println!(
-        "hcc-gateway demo: a provincial centre syncing {} dossiers with the national portal",
+        "hcc-demo: a provincial centre syncing {} dossiers with the national portal",
         opts.dossiers
     );
     println!(
@@ -362,7 +362,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         confirmed.load(Ordering::Relaxed)
     );
     let shown = counter_qr.lock().ok().and_then(|s| s.clone());
-    if let Some((reference, Ok(drawing))) = shown.map(|(r, payload)| (r, crate::qr::terminal(&payload))) {
+    if let Some((reference, Ok(drawing))) = shown.map(|(r, payload)| (r, hcc_gateway::qr::terminal(&payload))) {
         println!("  a citizen at the counter scanned this VietQR code for {reference}; the bank's camt.054 paid it:");
         println!("{drawing}");
     }
@@ -378,7 +378,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     if !opts.once && result.is_ok() {
         println!();
         println!("Still serving at {base}; press Ctrl-C to stop.");
-        crate::app::shutdown_signal().await;
+        hcc_gateway::app::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
     let _ = server.await;
