@@ -8,19 +8,12 @@ use hcc_gateway::app::Workers;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-use super::payments::{Env, create, env, exactly_webhooks, outcomes, outcomes_of};
+use super::payments::{create, env, exactly_webhooks, outcomes, outcomes_of};
 
 /// The agency account of `config/local.toml` (`agencies.*.tk_thu_huong`).
 const OUR_ACCOUNT: &str = "0011004123456";
 /// Another agency's account at the same bank.
 const OTHER_ACCOUNT: &str = "0011009998887";
-
-impl Env {
-    pub(crate) async fn unmatched(&self, app: &TestApp, query: &str) -> Vec<Value> {
-        let v = app.get_json(&format!("/v1/payments/unmatched{query}"), Key::Operator).await;
-        v["unmatched"].as_array().unwrap_or_else(|| panic!("{v}")).clone()
-    }
-}
 
 fn bank_url(app: &TestApp) -> String {
     app.url("/v1/callbacks/banks/devbank/camt054")
@@ -52,7 +45,7 @@ async fn a_credit_to_another_agencys_account_pays_nothing_and_is_listed() {
     assert_eq!(outcomes_of(&r, 0), ["wrong_account", "paid"], "{r}");
     assert_eq!(app.payment(&theirs).await["status"], "pending");
     assert_eq!(app.payment(&ours).await["status"], "paid");
-    let listed = e.unmatched(&app, "?state=open").await;
+    let listed = app.unmatched_credits("?state=open").await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     let u = &listed[0];
     assert_eq!(
@@ -73,7 +66,7 @@ async fn a_credit_to_another_agencys_account_pays_nothing_and_is_listed() {
         {"account": OTHER_ACCOUNT, "entries": [{"reference": theirs, "amount_vnd": 80_000, "bank_ref": "FTOTHER1"}]},
     ]}))
     .await;
-    assert_eq!(e.unmatched(&app, "").await.len(), 1);
+    assert_eq!(app.unmatched_credits("").await.len(), 1);
     // The right account at a bank whose BIN is not the agency's bank: still not ours.
     let r = e
         .bank_credit(json!({"reference": theirs, "amount_vnd": 80_000, "bank_ref": "FTBIN1",
@@ -81,7 +74,7 @@ async fn a_credit_to_another_agencys_account_pays_nothing_and_is_listed() {
         .await;
     assert_eq!(outcomes(&r), ["wrong_account"], "{r}");
     assert_eq!(app.payment(&theirs).await["status"], "pending");
-    assert_eq!(e.unmatched(&app, "?bank=otherbank").await.len(), 1);
+    assert_eq!(app.unmatched_credits("?bank=otherbank").await.len(), 1);
     // Counted, and audited.
     let metrics = app.metrics().await;
     assert!(
@@ -132,8 +125,8 @@ async fn a_credit_without_bank_references_resent_in_a_statement_pays_once() {
     for k in ["status", "provider_transaction", "duplicates", "updated_at"] {
         assert_eq!(again[k], paid[k], "{k}: the payment did not change at the later documents");
     }
-    let repeats: Vec<Value> = e
-        .unmatched(&app, "")
+    let repeats: Vec<Value> = app
+        .unmatched_credits("")
         .await
         .into_iter()
         .filter(|u| u["reason"] == "possible_repeat" && u["MaThamChieu"] == reference.as_str())
@@ -195,7 +188,7 @@ async fn reversals_match_by_the_originals_references_never_by_their_own() {
         .bank_credit(json!({"reference": "HCC261206AAAAAAAA", "amount_vnd": 10_000, "reversal": true, "bank_ref": "RVX1", "url": url}))
         .await;
     assert_eq!(outcomes(&r), ["unknown_reference"], "{r}");
-    let listed = e.unmatched(&app, "?state=open").await;
+    let listed = app.unmatched_credits("?state=open").await;
     let reasons: Vec<&str> = listed.iter().map(|u| u["reason"].as_str().unwrap_or_default()).collect();
     assert_eq!(reasons, ["unmatched_reversal", "unmatched_reversal"], "{listed:?}");
     assert!(listed.iter().all(|u| u["kind"] == "reversal"));
@@ -227,7 +220,7 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
         .bank_credit(json!({"reference": "LE PHI", "amount_vnd": 299_000, "bank_ref": "FTN2", "remittance": "ustrd", "url": url}))
         .await;
     assert_eq!(outcomes(&r), ["no_reference"], "{r}");
-    let listed = e.unmatched(&app, "?state=open").await;
+    let listed = app.unmatched_credits("?state=open").await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     // The CLI lists them for the finance officer.
     let url = app.address.clone();
@@ -305,9 +298,9 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
         .status(),
         404
     );
-    assert_eq!(e.unmatched(&app, "?state=open").await.len(), 0);
-    assert_eq!(e.unmatched(&app, "?state=assigned").await.len(), 1);
-    assert_eq!(e.unmatched(&app, "?state=returned").await.len(), 1);
+    assert_eq!(app.unmatched_credits("?state=open").await.len(), 0);
+    assert_eq!(app.unmatched_credits("?state=assigned").await.len(), 1);
+    assert_eq!(app.unmatched_credits("?state=returned").await.len(), 1);
     let audit = app.get_json("/v1/audit", Key::Operator).await.to_string();
     assert_eq!(audit.matches("payment.unmatched_assign").count(), 1, "{audit}");
     assert_eq!(audit.matches("payment.unmatched_return").count(), 1, "{audit}");
@@ -336,7 +329,7 @@ async fn a_second_credit_for_a_paid_fee_is_listed_to_refund() {
         e.bank_credit(json!({"reference": fee, "amount_vnd": 40_000, "bank_ref": bank_ref, "url": url}))
             .await;
     }
-    let listed = e.unmatched(&app, "").await;
+    let listed = app.unmatched_credits("").await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(
         (listed[0]["reason"].as_str(), listed[0]["bank_transaction"].as_str()),
@@ -379,7 +372,7 @@ async fn a_reference_in_the_additional_information_pays_the_fee() {
         }
     }
     exactly_webhooks(&e.centre_state, paid).await;
-    assert!(e.unmatched(&app, "").await.is_empty());
+    assert!(app.unmatched_credits("").await.is_empty());
     tokio::time::sleep(Duration::from_millis(10)).await;
     app.stop().await;
 }

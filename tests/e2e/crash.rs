@@ -8,13 +8,6 @@ use hcc_mocks::dvcqg::{PortalConfig, PortalState};
 use hcc_mocks::faults::Faults;
 use hcc_tests::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 fn serve(port: u16, prefix: &str, portal: &str) -> Child {
     command(port, prefix, portal)
         .stderr(Stdio::null())

@@ -6,7 +6,7 @@
 //! nothing should change, the Redis data under the gateway's prefix is compared with `DUMP`
 //! before and after.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
@@ -32,10 +32,6 @@ async fn quiet_gateway(ca_dir: Option<&str>) -> (TestApp, String) {
     let s = settings(QueueBackendKind::Redis, &overrides);
     let prefix = s.queue.key_prefix.clone();
     (spawn_app(s, Workers::Off).await, prefix)
-}
-
-async fn snapshot(prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    redis_snapshot(&redis_url(), prefix).await
 }
 
 /// Some stored state to guard: two accepted dossiers.
@@ -113,7 +109,7 @@ async fn invented_methods_and_unknown_paths_do_not_grow_the_metric_series() {
 async fn a_body_built_to_fail_everywhere_gets_a_short_answer() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
-    let before = snapshot(&prefix).await;
+    let before = store_snapshot(&prefix).await;
     // A valid dossier whose file list is all numbers, filled up to the 1 MiB body limit.
     let mut d = dossier("HOSTILE-BIG", 1);
     d["TaiLieuNop"] = json!([]);
@@ -135,7 +131,7 @@ async fn a_body_built_to_fail_everywhere_gets_a_short_answer() {
         errors[100],
         json!({"field": "", "message": format!("and {} more errors", items - 100)})
     );
-    assert_eq!(snapshot(&prefix).await, before, "a refused body changed the stored data");
+    assert_eq!(store_snapshot(&prefix).await, before, "a refused body changed the stored data");
     app.stop().await;
 }
 
@@ -143,7 +139,7 @@ async fn a_body_built_to_fail_everywhere_gets_a_short_answer() {
 async fn offset_and_limit_out_of_range_are_400_problems_not_503() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
-    let before = snapshot(&prefix).await;
+    let before = store_snapshot(&prefix).await;
     for path in ["/v1/audit", "/v1/queues/dvcqg/dead"] {
         for (query, field) in [
             ("offset=9223372036854775807&limit=5", "offset"),
@@ -176,7 +172,11 @@ async fn offset_and_limit_out_of_range_are_400_problems_not_503() {
         let r = send(app.get(&format!("{path}?limit=abc"), Key::None)).await;
         assert_eq!(r.status(), 401);
     }
-    assert_eq!(snapshot(&prefix).await, before, "a refused list request changed the stored data");
+    assert_eq!(
+        store_snapshot(&prefix).await,
+        before,
+        "a refused list request changed the stored data"
+    );
     app.stop().await;
 }
 
@@ -184,7 +184,7 @@ async fn offset_and_limit_out_of_range_are_400_problems_not_503() {
 async fn query_string_errors_are_problem_json() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
-    let before = snapshot(&prefix).await;
+    let before = store_snapshot(&prefix).await;
     let r = app
         .post_raw("/v1/signatures?format=cms&format=xmldsig", Key::Centre, None, "content")
         .await;
@@ -193,7 +193,7 @@ async fn query_string_errors_are_problem_json() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["type"], problem_type("invalid-parameters"));
     assert_eq!(v["errors"][0]["field"], "format (query)");
-    assert_eq!(snapshot(&prefix).await, before);
+    assert_eq!(store_snapshot(&prefix).await, before);
     app.stop().await;
 }
 
@@ -216,7 +216,7 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
     let (app, prefix) = quiet_gateway(None).await;
     seed(&app).await;
     let doc = app.openapi().await;
-    let before = snapshot(&prefix).await;
+    let before = store_snapshot(&prefix).await;
     let candidates = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW"];
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() > 20);
@@ -273,7 +273,7 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
         assert_eq!((status, ct.as_str()), (404, PROBLEM), "{m}");
         assert!(text.contains(&problem_type("not-found")));
     }
-    assert_eq!(snapshot(&prefix).await, before, "a refused method changed the stored data");
+    assert_eq!(store_snapshot(&prefix).await, before, "a refused method changed the stored data");
     app.stop().await;
 }
 
@@ -283,7 +283,7 @@ async fn type_errors_name_the_field_and_never_quote_the_value() {
     hcc_signing::devpki::DevPki::generate().unwrap().write(&dir).unwrap();
     let (app, prefix) = quiet_gateway(Some(&dir.join("trust").to_string_lossy())).await;
     seed(&app).await;
-    let before = snapshot(&prefix).await;
+    let before = store_snapshot(&prefix).await;
     let number: i64 = CCCD.parse().unwrap();
     let mut d = dossier("HOSTILE-3", 1);
     d["MaHoSo"] = json!({"CCCD": CCCD});
@@ -326,7 +326,7 @@ async fn type_errors_name_the_field_and_never_quote_the_value() {
         assert_eq!((status, ct.as_str()), (400, PROBLEM), "{path}: {text}");
         assert!(!text.contains(&number.to_string()), "{path} quoted the body: {text}");
     }
-    assert_eq!(snapshot(&prefix).await, before, "a refused body changed the stored data");
+    assert_eq!(store_snapshot(&prefix).await, before, "a refused body changed the stored data");
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

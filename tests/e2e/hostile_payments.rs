@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_tests::*;
 use serde_json::{Value, json};
@@ -20,58 +19,13 @@ use serde_json::{Value, json};
 const PAYGOV_SECRET: &str = "paygov-dev-secret";
 const PROBLEMS: &str = "https://hcc-gateway.dev/problems/";
 
-struct Env {
-    mocks: PaymentMocks,
-    prefix: String,
+fn env() -> PaymentEnv {
+    payment_env("hostile")
 }
 
-impl std::ops::Deref for Env {
-    type Target = PaymentMocks;
-    fn deref(&self) -> &PaymentMocks {
-        &self.mocks
-    }
-}
-
-fn env() -> Env {
-    Env {
-        mocks: payment_mocks("hostile"),
-        prefix: unique_prefix(),
-    }
-}
-
-impl Env {
-    fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
-        let mut o = self.mocks.overrides(&self.prefix);
-        o.push(("HCC__PAYGOV__INIT_DEADLINE_MS", "3000".into()));
-        o.extend(extra.iter().cloned());
-        settings(QueueBackendKind::Redis, &o)
-    }
-
-    /// A gateway without delivery workers or reconciliation: nothing changes the store but the
-    /// requests a test sends.
-    async fn quiet_gateway(&self) -> TestApp {
-        spawn_app(self.settings(&[]), Workers::Off).await
-    }
-
-    async fn control(&self, url: String, body: Value) -> Value {
-        let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
-        if r.status() == 204 {
-            return Value::Null;
-        }
-        r.json().await.unwrap()
-    }
-
-    async fn paygov_config(&self, body: Value) {
-        self.control(format!("{}/_mock/paygov/config", self.portal.url()), body).await;
-    }
-
-    async fn paygov_inits(&self) -> usize {
-        self.paygov.paygov.inits().len()
-    }
-}
-
-async fn snapshot(prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    redis_snapshot(&redis_url(), prefix).await
+/// The INIT deadline these tests count on when the platform is made slow.
+fn deadline() -> [(&'static str, String); 1] {
+    [("HCC__PAYGOV__INIT_DEADLINE_MS", "3000".into())]
 }
 
 fn key_names(s: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<String> {
@@ -82,10 +36,10 @@ fn key_names(s: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<String> {
 /// a refused request may leave a line. Waits until the store stops changing (bounded), so that
 /// a "before" snapshot holds everything the set-up wrote.
 async fn settled(prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut last = snapshot(prefix).await;
+    let mut last = store_snapshot(prefix).await;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let now = snapshot(prefix).await;
+        let now = store_snapshot(prefix).await;
         if now == last {
             return now;
         }
@@ -140,7 +94,7 @@ async fn vnpay_ipn(app: &TestApp, hashed: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_payment_references_never_reach_the_store() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     let reference = app.new_payment_reference("paygov", 100_000).await;
     let before = settled(&e.prefix).await;
     assert!(!before.is_empty(), "the payment is stored under the test's prefix");
@@ -199,9 +153,9 @@ async fn malformed_payment_references_never_reach_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fee_lines_at_the_limits_are_refused_without_wrapping() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     let before = settled(&e.prefix).await;
-    let inits = e.paygov_inits().await;
+    let inits = e.paygov_inits();
     let line = |amount: Value| json!({"LoaiPhiLePhi": "2", "MaPhiLePhi": "LP01", "TenPhiLePhi": "Lệ phí", "SoTien": amount});
     let cases = [
         // 50 lines of the largest amount (digit strings): 5 × 10^13, which is not SoTien.
@@ -224,7 +178,7 @@ async fn fee_lines_at_the_limits_are_refused_without_wrapping() {
         let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().filter_map(|x| x["field"].as_str()).collect();
         assert!(fields.contains(&field), "{field} in {fields:?}");
     }
-    assert_eq!(e.paygov_inits().await, inits, "the platform heard nothing");
+    assert_eq!(e.paygov_inits(), inits, "the platform heard nothing");
     assert_eq!(settled(&e.prefix).await, before, "nothing stored changed");
     // The largest amount the edge takes, as one line or split, is taken.
     let mut body = payment_body("paygov", 1);
@@ -324,18 +278,18 @@ async fn attacker() -> (String, Arc<AtomicUsize>) {
 async fn a_redirect_from_the_payment_platform_is_never_followed() {
     let e = env();
     let (evil, hits) = attacker().await;
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     e.paygov_config(json!({"init_redirect": format!("{evil}/steal")})).await;
-    let before_inits = e.paygov_inits().await;
+    let before_inits = e.paygov_inits();
     let v = problem(app.create_payment(&payment_body("paygov", 100_000)).await, 502, "upstream-failed").await;
     assert!(v["detail"].as_str().unwrap().contains("302"), "{v}");
     assert!(!v.to_string().contains(&evil), "the Location is not repeated: {v}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the attacker was called");
-    assert_eq!(e.paygov_inits().await, before_inits, "the mock recorded nothing");
+    assert_eq!(e.paygov_inits(), before_inits, "the mock recorded nothing");
     // The stored payment (found by its key: the 502 names no reference) is failed and carries
     // no payment URL.
-    let keys = key_names(&snapshot(&e.prefix).await);
+    let keys = key_names(&store_snapshot(&e.prefix).await);
     let record = keys
         .iter()
         .find_map(|k| k.rsplit(':').next().filter(|r| hcc_adapters::payments::is_reference(r)));
@@ -355,7 +309,7 @@ async fn a_redirect_from_the_payment_platform_is_never_followed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_page_that_is_not_https_is_never_handed_out() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     for url in [
         "http://paygov.example.vn/pay/x",
         "javascript:alert(document.cookie)",
@@ -387,7 +341,7 @@ async fn a_payment_page_that_is_not_https_is_never_handed_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_amounts_with_a_sign_or_leading_zeros_pay_nothing() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     let paygov_ref = app.new_payment_reference("paygov", 100_000).await;
     let vnpay_ref = app.new_payment_reference("vnpay", 150_000).await;
     let before = settled(&e.prefix).await;
@@ -533,7 +487,7 @@ const CAMT_PATH: &str = "/v1/callbacks/banks/devbank/camt054";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camt054_refusals_come_before_any_signature_work() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     let before = settled(&e.prefix).await;
     let post = |path: &str, ct: &str, body: Vec<u8>| send(app.post(path, Key::None).header("content-type", ct).body(body));
     let ns = "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08";
@@ -593,7 +547,7 @@ async fn camt054_refusals_come_before_any_signature_work() {
 
 /// A genuine, bank-signed notification padded with 80,000 small elements: its digest no longer
 /// holds, but finding that out means parsing, canonicalising and hashing all of it.
-async fn heavy_forgery(e: &Env) -> Vec<u8> {
+async fn heavy_forgery(e: &PaymentEnv) -> Vec<u8> {
     let built = e
         .control(
             format!("{}/_mock/bank/credit", e.bank.url()),
@@ -613,7 +567,7 @@ async fn heavy_forgery(e: &Env) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camt054_verifications_per_bank_are_limited() {
     let e = env();
-    let app = e.quiet_gateway().await;
+    let app = e.quiet_gateway(&deadline()).await;
     let reference = app.new_payment_reference("paygov", 200_000).await;
     let before = settled(&e.prefix).await;
     let body = heavy_forgery(&e).await;

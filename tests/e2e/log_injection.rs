@@ -53,13 +53,6 @@ impl Drop for Gateway {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// `hcc-gateway serve` on Redis with debug logs in `format`, stdout and stderr into one file,
 /// a configured bank for camt.054, and the portal at `portal`.
 fn serve(format: &str, portal: &str) -> Gateway {

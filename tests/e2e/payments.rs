@@ -3,78 +3,15 @@
 
 use std::time::Duration;
 
-use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_mocks::centre::CentreState;
 use hcc_signing::webhook::WebhookSecret;
 use hcc_tests::*;
 use serde_json::{Value, json};
 
-pub(crate) struct Env {
-    mocks: PaymentMocks,
-    centre: hcc_mocks::Running,
-    pub(crate) centre_state: CentreState,
-    pub(crate) prefix: String,
-}
-
-impl std::ops::Deref for Env {
-    type Target = PaymentMocks;
-    fn deref(&self) -> &PaymentMocks {
-        &self.mocks
-    }
-}
-
-pub(crate) fn env() -> Env {
-    let mocks = payment_mocks("pay");
-    let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
-    Env {
-        mocks,
-        centre,
-        centre_state,
-        prefix: unique_prefix(),
-    }
-}
-
-impl Env {
-    pub(crate) fn settings(&self, extra: &[(&str, String)]) -> hcc_config::Settings {
-        let mut o = self.mocks.overrides(&self.prefix);
-        o.push(("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", self.centre.url())));
-        o.extend(extra.iter().cloned());
-        settings(QueueBackendKind::Redis, &o)
-    }
-
-    pub(crate) async fn gateway(&self) -> TestApp {
-        spawn_app(self.settings(&[]), Workers::On).await
-    }
-
-    pub(crate) async fn control(&self, url: String, body: Value) -> Value {
-        reqwest::Client::new()
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn paygov_pay(&self, body: Value) -> Value {
-        self.control(format!("{}/_mock/paygov/pay", self.portal.url()), body).await
-    }
-
-    pub(crate) async fn vnpay_pay(&self, body: Value) -> Value {
-        self.control(format!("{}/_mock/vnpay/pay", self.bank.url()), body).await
-    }
-
-    pub(crate) async fn bank_credit(&self, body: Value) -> Value {
-        self.control(format!("{}/_mock/bank/credit", self.bank.url()), body).await
-    }
-
-    /// One signed document holding several notifications (`mock-bank`'s statement).
-    pub(crate) async fn bank_statement(&self, body: Value) -> Value {
-        self.control(format!("{}/_mock/bank/statement", self.bank.url()), body).await
-    }
+/// The environment of these tests: the payment mocks and a mock centre.
+pub(crate) fn env() -> PaymentEnv {
+    payment_env("pay")
 }
 
 pub(crate) async fn create(app: &TestApp, provider: &str, amount: u64) -> String {

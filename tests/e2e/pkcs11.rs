@@ -11,17 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Pki, openssl_cms_verify, pki, run, s, xmlsec_verify};
 use hcc_tests::softhsm::{SoftHsm, USER_PIN, module_path};
-use hcc_tests::{Gateway, Key, binary, eventually, workspace_dir};
+use hcc_tests::{Gateway, Key, binary, eventually, free_port, workspace_dir};
 
 const TOKEN: &str = "hcc-gateway";
 const KEY: &str = "gateway-signing";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 /// A SoftHSM with the token [`TOKEN`] holding the development gateway key as [`KEY`], and the
 /// PKI it comes from (in the SoftHSM's folder, removed with it).

@@ -62,10 +62,6 @@ async fn seed_dead_letters(q: &Queue, keys: usize, behind: usize) -> Vec<String>
     dead.into_values().collect()
 }
 
-async fn snapshot(url: &str, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    redis_snapshot(url, prefix).await
-}
-
 /// A `MONITOR` connection: every command Redis runs, including those inside Lua scripts.
 struct Monitor {
     lines: tokio::io::Lines<BufReader<tokio::net::TcpStream>>,
@@ -150,7 +146,7 @@ async fn a_scrape_with_a_thousand_dead_letters_reads_only_counters() {
     // The first read of a queue sets its counters up (a recount, once); the attack is the
     // scrapes after it.
     q.stats(DEST, now_ms()).await.unwrap();
-    let before = snapshot(&url, &prefix).await;
+    let before = redis_snapshot(&url, &prefix).await;
 
     let mut monitor = Monitor::start(&url).await;
     let text = app.metrics().await;
@@ -180,7 +176,7 @@ async fn a_scrape_with_a_thousand_dead_letters_reads_only_counters() {
 
     assert_eq!((gauge(&text, "dead"), gauge(&text, "blocked")), (1000.0, 300.0));
     assert_eq!((view["dead"].as_u64(), view["blocked"].as_u64()), (Some(1000), Some(300)), "{view}");
-    assert_eq!(snapshot(&url, &prefix).await, before, "a scrape changed the stored data");
+    assert_eq!(redis_snapshot(&url, &prefix).await, before, "a scrape changed the stored data");
 
     // Operators act through the API; the counters follow and agree with a recount.
     for id in &dead[0..100] {

@@ -48,13 +48,6 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// `hcc-gateway serve` on Redis with PayGov on the mock portal and bank `devbank`.
 fn serve(mocks: &PaymentMocks) -> Served {
     let bin = binary("hcc-gateway");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::bank_money::assign;
 use super::payment_lifetimes::{config_check, pending_record};
-use super::payments::{Env, create, env, exactly_webhooks, outcomes};
+use super::payments::{create, env, exactly_webhooks, outcomes};
 
 /// The agency of `config/local.toml`: its account and its bank's NAPAS BIN (Vietcombank).
 const OUR_ACCOUNT: &str = "0011004123456";
@@ -41,17 +41,11 @@ fn the_judges_crc_is_the_public_one() {
     assert_eq!(crc(dynamic.as_bytes()), "D9C6");
 }
 
-impl Env {
-    async fn vietqr_gateway(&self, extra: &[(&str, String)]) -> TestApp {
-        let mut o = vec![("HCC__VIETQR__ENABLED", "true".to_string())];
-        o.extend(extra.iter().cloned());
-        spawn_app(self.settings(&o), Workers::On).await
-    }
-
-    /// The mock bank scans `payload` and books the transfer as the payer's app made it.
-    async fn scan(&self, body: Value) -> Value {
-        self.control(format!("{}/_mock/bank/vietqr", self.bank.url()), body).await
-    }
+/// A gateway with VietQR on, and `extra`.
+async fn vietqr_gateway(e: &PaymentEnv, extra: &[(&str, String)]) -> TestApp {
+    let mut o = vec![("HCC__VIETQR__ENABLED", "true".to_string())];
+    o.extend(extra.iter().cloned());
+    spawn_app(e.settings(&o), Workers::On).await
 }
 
 fn bank_url(app: &TestApp) -> String {
@@ -76,7 +70,7 @@ async fn get_bytes(app: &TestApp, path: &str, key: Key<'_>) -> (u16, String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_payment_by_vietqr_is_paid_once_by_the_banks_credit() {
     let e = env();
-    let app = e.vietqr_gateway(&[]).await;
+    let app = vietqr_gateway(&e, &[]).await;
     let before = now_ms();
     let (reference, created) = create_qr(&app, 150_000).await;
     assert!(created.get("payment_url").is_none(), "a QR payment has no page: {created}");
@@ -160,7 +154,7 @@ async fn a_counter_payment_by_vietqr_is_paid_once_by_the_banks_credit() {
     // The citizen scans and pays; the bank's statement line carries the note wrapped, as banks
     // write it. The credit pays the fee; the same document again changes nothing.
     let scan = json!({"payload": payload, "url": bank_url(&app), "note_prefix": "MBVCB.8812345", "bin": OUR_BIN});
-    let r = e.scan(scan.clone()).await;
+    let r = e.vietqr_scan(scan.clone()).await;
     assert_eq!(outcomes(&r), ["paid"], "{r}");
     assert_eq!(r["decoded"]["amount"].to_string().trim_matches('"'), "150000", "{r}");
     let paid = app.payment(&reference).await;
@@ -194,21 +188,21 @@ async fn a_counter_payment_by_vietqr_is_paid_once_by_the_banks_credit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_note_or_another_amount_waits_for_a_person_who_can_assign_it() {
     let e = env();
-    let app = e.vietqr_gateway(&[]).await;
+    let app = vietqr_gateway(&e, &[]).await;
     let (reference, created) = create_qr(&app, 200_000).await;
     let payload = created["qr"]["payload"].as_str().unwrap_or_default().to_string();
     // The citizen rewrote the note: no reference, nothing paid, a person sees it.
     let edited = e
-        .scan(json!({"payload": payload, "url": bank_url(&app), "edit_note": "chuyen tien le phi", "bank_ref": "FTEDIT1"}))
+        .vietqr_scan(json!({"payload": payload, "url": bank_url(&app), "edit_note": "chuyen tien le phi", "bank_ref": "FTEDIT1"}))
         .await;
     assert_eq!(outcomes(&edited), ["no_reference"], "{edited}");
     // Another amount with the reference kept: not paid either.
     let short = e
-        .scan(json!({"payload": payload, "url": bank_url(&app), "amount_vnd": 20_000, "bank_ref": "FTSHORT1"}))
+        .vietqr_scan(json!({"payload": payload, "url": bank_url(&app), "amount_vnd": 20_000, "bank_ref": "FTSHORT1"}))
         .await;
     assert_eq!(outcomes(&short), ["amount_mismatch"], "{short}");
     assert_eq!(app.payment(&reference).await["status"], "pending");
-    let open = e.unmatched(&app, "?state=open").await;
+    let open = app.unmatched_credits("?state=open").await;
     let reasons: Vec<&str> = open.iter().filter_map(|u| u["reason"].as_str()).collect();
     assert_eq!(reasons.len(), 2, "{open:?}");
     assert!(
@@ -238,21 +232,21 @@ async fn an_edited_note_or_another_amount_waits_for_a_person_who_can_assign_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_bank_refuses_a_code_a_payers_app_would_refuse() {
     let e = env();
-    let app = e.vietqr_gateway(&[]).await;
+    let app = vietqr_gateway(&e, &[]).await;
     let (_, created) = create_qr(&app, 75_000).await;
     let payload = created["qr"]["payload"].as_str().unwrap_or_default().to_string();
     // One digit of the CRC changed: the app refuses it and nothing reaches the gateway.
     let last = payload.chars().last().unwrap_or('0');
     let flipped = format!("{}{}", &payload[..payload.len() - 1], if last == 'A' { 'B' } else { 'A' });
-    let refused = e.scan(json!({"payload": flipped, "url": bank_url(&app)})).await;
+    let refused = e.vietqr_scan(json!({"payload": flipped, "url": bank_url(&app)})).await;
     assert!(
         refused["error"].as_str().is_some_and(|m| m.to_lowercase().contains("crc")),
         "{refused}"
     );
     // A code for another bank is not this bank's to pay.
-    let other = e.scan(json!({"payload": payload, "bin": "970415"})).await;
+    let other = e.vietqr_scan(json!({"payload": payload, "bin": "970415"})).await;
     assert!(other["error"].is_string(), "{other}");
-    assert!(e.unmatched(&app, "").await.is_empty());
+    assert!(app.unmatched_credits("").await.is_empty());
     app.stop().await;
 }
 
@@ -265,13 +259,15 @@ async fn the_banks_silence_expires_a_qr_and_a_late_credit_still_pays_it() {
     };
     let old = pending_record("vietqr", Duration::from_secs(10 * 60), 90_000).unwrap_or_else(|e| panic!("{e}"));
     assert!(ledger.create_scheduled(&old, old.created_at + 1000).await.unwrap_or(false));
-    let app = e
-        .vietqr_gateway(&[
+    let app = vietqr_gateway(
+        &e,
+        &[
             ("HCC__VIETQR__EXPIRE_MINUTES", "1".into()),
             ("HCC__VIETQR__RECONCILE_INTERVAL_SECS", "1".into()),
             ("HCC__PAYMENTS__EXPIRE_GRACE_MINUTES", "0".into()),
-        ])
-        .await;
+        ],
+    )
+    .await;
     // A fresh one is inside its lifetime and stays pending.
     let (fresh, _) = create_qr(&app, 30_000).await;
     app.wait_payment(&old.reference, "expired").await;
@@ -313,7 +309,7 @@ fn config_check_names_a_label_too_long_and_a_bank_without_a_bin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counter_shows_the_code_in_the_dashboard_and_the_terminal() {
     let e = env();
-    let app = e.vietqr_gateway(&[]).await;
+    let app = vietqr_gateway(&e, &[]).await;
     let (reference, _) = create_qr(&app, 150_000).await;
     let config = json!({
         "base": app.address,

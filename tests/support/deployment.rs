@@ -4,6 +4,7 @@
 //! process is private to the test, killable with SIGKILL, and killed (its files removed) on
 //! drop. Waits are bounded.
 
+use crate::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,13 +15,6 @@ use crate::PrivateRedis;
 
 /// The master's name the sentinels watch.
 pub const SENTINEL_MASTER: &str = "hcc";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -13,9 +13,11 @@ use hcc_gateway::engine::EngineHandle;
 
 pub mod deployment;
 pub mod judges;
+pub mod payment_env;
 pub mod softhsm;
 
 pub use judges::{vietqr_judge, zbar_decode};
+pub use payment_env::{PaymentEnv, payment_env};
 
 pub const CENTRE_KEY: &str = "dev-centre-key";
 pub const OPERATOR_KEY: &str = "dev-operator-key";
@@ -396,6 +398,12 @@ impl Gateway {
         json(self.get_payment(reference).await).await
     }
 
+    /// The unmatched bank money a finance officer sees (`GET /v1/payments/unmatched{query}`).
+    pub async fn unmatched_credits(&self, query: &str) -> Vec<serde_json::Value> {
+        let v = self.get_json(&format!("/v1/payments/unmatched{query}"), Key::Operator).await;
+        v["unmatched"].as_array().unwrap_or_else(|| panic!("{v}")).clone()
+    }
+
     /// Waits (bounded) until payment `reference` has status `want`.
     pub async fn wait_payment(&self, reference: &str, want: &str) {
         eventually(&format!("payment {want}"), Duration::from_secs(15), || async {
@@ -562,6 +570,19 @@ impl Drop for PrivateRedis {
 }
 
 /// Path of a workspace binary built by cargo for this test run.
+/// A port nobody listens on now (the OS's choice), for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Every key and value under `prefix` in the test Redis ([`redis_snapshot`]).
+pub async fn store_snapshot(prefix: &str) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    redis_snapshot(&redis_url(), prefix).await
+}
+
 /// Runs `hcc-gateway ARGS` against the gateway at `url` with the operator's key: whether it
 /// succeeded, its stdout and its stderr.
 pub fn operator_cli(url: &str, args: &[&str]) -> (bool, String, String) {
