@@ -25,10 +25,10 @@ use crate::storage::{Enqueued, Idempotency, NewMessage, now_ms};
 pub type Route = (&'static str, &'static IngestRoute);
 
 /// Each route's OpenAPI operation, for the document ([`super::openapi::ApiDocument`]).
-pub fn operations(routes: &[Route]) -> Vec<super::openapi::ExtraOperation> {
+pub fn operations(routes: &[Route]) -> Vec<super::operation::ExtraOperation> {
     routes
         .iter()
-        .map(|(_, r)| super::openapi::ExtraOperation {
+        .map(|(_, r)| super::operation::ExtraOperation {
             method: actix_web::http::Method::POST,
             path: r.openapi_path.to_string(),
             operation: (r.operation)(),

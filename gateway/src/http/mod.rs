@@ -16,6 +16,7 @@ pub mod body;
 pub mod dossiers;
 pub mod ingest;
 pub mod openapi;
+pub mod operation;
 pub mod ops;
 pub mod payments;
 pub mod problem;

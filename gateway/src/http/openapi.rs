@@ -91,18 +91,7 @@ impl Modify for BearerKey {
     }
 }
 
-/// An operation described outside this module (an adapter's route), added to the document
-/// under `paths.<path>.<method>`, with the component schemas it refers to.
-#[derive(Debug, Clone)]
-pub struct ExtraOperation {
-    pub method: Method,
-    /// An OpenAPI path template, `{name}` for a parameter.
-    pub path: String,
-    /// An OpenAPI operation object. Error responses without content get the `Problem` body.
-    pub operation: Value,
-    /// `(name, schema)` for `#/components/schemas/<name>`.
-    pub schemas: Vec<(String, Value)>,
-}
+pub use super::operation::ExtraOperation;
 
 /// The whole document: the handlers annotated here, the JSON Schemas of bodies read field by
 /// field (`creating`: the providers a payment may name), then `extra`, with every error

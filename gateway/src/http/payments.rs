@@ -123,10 +123,10 @@ pub const REFERENCE_PATTERN: &str = "^HCC[0-9]{6}[A-HJ-NP-Z2-9]{8}$";
 
 /// Every callback route of the registry's providers as OpenAPI operations, described by the
 /// providers.
-pub(crate) fn callback_operations(registry: &Registry) -> Vec<super::openapi::ExtraOperation> {
+pub(crate) fn callback_operations(registry: &Registry) -> Vec<super::operation::ExtraOperation> {
     registry
         .callback_routes()
-        .map(|route| super::openapi::ExtraOperation {
+        .map(|route| super::operation::ExtraOperation {
             method: match route.method {
                 CallbackMethod::Get => actix_web::http::Method::GET,
                 CallbackMethod::Post => actix_web::http::Method::POST,

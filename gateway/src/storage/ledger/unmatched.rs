@@ -22,6 +22,8 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::PaymentLedger;
+// The memory backend's book lives in the ledger's state, under the one mutex that mirrors a
+// Redis script (the deliberate circle of `ledger::memory` and `storage::memory`).
 use super::memory::MemoryLedger;
 use super::redis::RedisLedger;
 use crate::storage::redis::{corrupt, one_of_two, reply};
