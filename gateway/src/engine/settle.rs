@@ -204,6 +204,42 @@ pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Settlement, no
     }
 }
 
+/// Waits for a permit of the lane's shared rate limit, if it has one. Bounded: the wait must
+/// leave the delivery its upstream timeout inside the lease (so that the lease never runs out
+/// mid-delivery and hands the message to a second worker). `false` when no permit came in that
+/// time or at a hard stop: the message is handed back unattempted.
+async fn rate_permit(queue: &MessageQueue, lane: &Lane, hard_stop: &CancellationToken) -> bool {
+    let rate = lane.cfg.rate_limit_per_sec;
+    if rate == 0 {
+        return true;
+    }
+    let budget = lane
+        .cfg
+        .lease
+        .saturating_sub(lane.cfg.upstream_timeout)
+        .saturating_sub(Duration::from_millis(500));
+    let deadline = Instant::now() + budget;
+    loop {
+        let pause = match queue.permit(lane.adapter.destination(), rate, PermitAsk::Take).await {
+            Ok(Permit::Granted) => return true,
+            Ok(Permit::Wait(d)) => d,
+            Err(e) => {
+                tracing::warn!(destination = %lane.name, error = %e, "cannot reach the rate limit");
+                Duration::from_millis(100)
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::info!(destination = %lane.name, "no rate permit within the lease; handing the message back");
+            return false;
+        }
+        tokio::select! {
+            _ = hard_stop.cancelled() => return false,
+            _ = tokio::time::sleep(pause.min(left)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -334,41 +370,5 @@ mod tests {
         }
         assert_eq!(l.breaker().state(Instant::now()), BreakerState::Open);
         assert!(retry_wait(&l) >= 64_000);
-    }
-}
-
-/// Waits for a permit of the lane's shared rate limit, if it has one. Bounded: the wait must
-/// leave the delivery its upstream timeout inside the lease (so that the lease never runs out
-/// mid-delivery and hands the message to a second worker). `false` when no permit came in that
-/// time or at a hard stop: the message is handed back unattempted.
-async fn rate_permit(queue: &MessageQueue, lane: &Lane, hard_stop: &CancellationToken) -> bool {
-    let rate = lane.cfg.rate_limit_per_sec;
-    if rate == 0 {
-        return true;
-    }
-    let budget = lane
-        .cfg
-        .lease
-        .saturating_sub(lane.cfg.upstream_timeout)
-        .saturating_sub(Duration::from_millis(500));
-    let deadline = Instant::now() + budget;
-    loop {
-        let pause = match queue.permit(lane.adapter.destination(), rate, PermitAsk::Take).await {
-            Ok(Permit::Granted) => return true,
-            Ok(Permit::Wait(d)) => d,
-            Err(e) => {
-                tracing::warn!(destination = %lane.name, error = %e, "cannot reach the rate limit");
-                Duration::from_millis(100)
-            }
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            tracing::info!(destination = %lane.name, "no rate permit within the lease; handing the message back");
-            return false;
-        }
-        tokio::select! {
-            _ = hard_stop.cancelled() => return false,
-            _ = tokio::time::sleep(pause.min(left)) => {}
-        }
     }
 }
