@@ -15,6 +15,7 @@ use hcc_adapters::payments::{
     PublicService, Settlement, State, is_reference, new_reference, vn_timestamp,
 };
 use hcc_config::{Problem, Settings};
+use hcc_core::time::millis;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -600,11 +601,6 @@ impl Payments {
             .audit(&format!("provider:{id}"), "payment.expired", &record.reference, &detail);
         Ok(true)
     }
-}
-
-/// A duration as store milliseconds, saturating.
-fn millis(d: Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 fn confirmation(s: &Settlement) -> Confirmation {
