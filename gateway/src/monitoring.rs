@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::background::Background;
 use crate::engine::{EngineHandle, Observer};
 use crate::redact::mask_identity_numbers;
-use crate::storage::{AuditLog, Claimed, Settlement, StorageError, now_ms};
+use crate::storage::{AuditLog, Claimed, Disposition, StorageError, now_ms};
 
 /// How many audit lines the log keeps.
 pub const AUDIT_KEEP: usize = 200_000;
@@ -238,12 +238,12 @@ impl Monitoring {
 }
 
 impl Observer for Monitoring {
-    fn attempt(&self, destination: &str, c: &Claimed, settlement: &Settlement, elapsed: Duration) {
+    fn attempt(&self, destination: &str, c: &Claimed, settlement: &Disposition, elapsed: Duration) {
         let (outcome, detail) = match settlement {
-            Settlement::Delivered => ("delivered", String::new()),
-            Settlement::Retry { error, .. } => ("retry", error.clone()),
-            Settlement::Dead { error } => ("dead", error.clone()),
-            Settlement::Release => ("handed_back", String::new()),
+            Disposition::Delivered => ("delivered", String::new()),
+            Disposition::Retry { error, .. } => ("retry", error.clone()),
+            Disposition::Dead { error } => ("dead", error.clone()),
+            Disposition::Release => ("handed_back", String::new()),
         };
         self.attempts
             .get_or_create(&Attempt {

@@ -7,7 +7,7 @@ use hcc_gateway::storage::ledger::{
     ReverseOutcome,
 };
 use hcc_gateway::storage::{
-    Claimed, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, OutboxEvent, PaymentLedger, SettleNotes, Settlement,
+    Claimed, Disposition, Enqueued, Idempotency, MessageQueue as Queue, MessageStatus, NewMessage, OutboxEvent, PaymentLedger, SettleNotes,
     StorageError, Store,
 };
 use hcc_tests::{redis_url, unique_prefix};
@@ -169,7 +169,7 @@ async fn enqueue_claim_ack(q: Queue) {
     assert_eq!(got[0].payload, msg("A", 1).payload);
     assert_eq!(status(&q, &id).await, MessageStatus::InFlight);
     assert!(claim(&q, 10, T0).await.is_empty(), "an in-flight message is not claimable");
-    assert!(q.settle(Q, &got[0], &Settlement::Delivered, T0 + 5, KEEP).await.unwrap());
+    assert!(q.settle(Q, &got[0], &Disposition::Delivered, T0 + 5, KEEP).await.unwrap());
     let rec = q.get(Q, &id).await.unwrap().unwrap();
     assert_eq!(rec.status, MessageStatus::Delivered);
     assert_eq!(rec.delivered_at, Some(T0 + 5));
@@ -177,7 +177,7 @@ async fn enqueue_claim_ack(q: Queue) {
     let s = q.stats(Q, T0 + 10).await.unwrap();
     assert_eq!((s.ready, s.in_flight, s.dead, s.delivered_total), (0, 0, 0, 1));
     // Settling twice is refused: the lease is gone.
-    assert!(!q.settle(Q, &got[0], &Settlement::Delivered, T0 + 11, KEEP).await.unwrap());
+    assert!(!q.settle(Q, &got[0], &Disposition::Delivered, T0 + 11, KEEP).await.unwrap());
 }
 
 async fn retry_is_scheduled(q: Queue) {
@@ -187,7 +187,7 @@ async fn retry_is_scheduled(q: Queue) {
         q.settle(
             Q,
             &c,
-            &Settlement::Retry {
+            &Disposition::Retry {
                 at: T0 + 500,
                 error: "HTTP 503".into()
             },
@@ -230,7 +230,7 @@ async fn per_key_fifo_one_at_a_time(q: Queue) {
         // Settle in reverse to show order does not depend on settlement order across keys.
         for c in batch.iter().rev() {
             seen.entry(c.ordering_key.clone()).or_default().push(c.id.clone());
-            assert!(q.settle(Q, c, &Settlement::Delivered, now, KEEP).await.unwrap());
+            assert!(q.settle(Q, c, &Disposition::Delivered, now, KEEP).await.unwrap());
         }
     }
     for (key, ids) in expected {
@@ -270,7 +270,7 @@ async fn concurrent_claimers_never_share_a_key(q: Queue) {
                 tokio::task::yield_now().await;
                 for c in &batch {
                     holding.lock().unwrap().remove(&c.ordering_key);
-                    assert!(q.settle(Q, c, &Settlement::Delivered, now, KEEP).await.unwrap());
+                    assert!(q.settle(Q, c, &Disposition::Delivered, now, KEEP).await.unwrap());
                 }
                 if batch.is_empty() && q.stats(Q, now).await.unwrap().ready == 0 {
                     break;
@@ -326,11 +326,11 @@ async fn kill_head(q: &Queue) -> (String, String) {
     assert_eq!(batch.len(), 2);
     for c in &batch {
         let how = if c.id == m1 {
-            Settlement::Dead {
+            Disposition::Dead {
                 error: "portal refused: invalid MaTTHC".into(),
             }
         } else {
-            Settlement::Delivered
+            Disposition::Delivered
         };
         assert!(q.settle(Q, c, &how, T0 + 20, KEEP).await.unwrap());
     }
@@ -361,7 +361,7 @@ async fn replay_unblocks(q: Queue) {
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].id, m1, "the replayed message goes first, before the one it blocked");
     assert_eq!(c[0].attempts, 1, "a replay starts a fresh budget");
-    assert!(q.settle(Q, &c[0], &Settlement::Delivered, T0 + 101, KEEP).await.unwrap());
+    assert!(q.settle(Q, &c[0], &Disposition::Delivered, T0 + 101, KEEP).await.unwrap());
     let c = claim(&q, 10, T0 + 102).await;
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].id, m2);
@@ -376,7 +376,7 @@ async fn discard_unblocks_and_never_returns(q: Queue) {
     assert_eq!(status(&q, &m1).await, MessageStatus::Discarded);
     let c = claim(&q, 10, T0 + 101).await;
     assert_eq!(c.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![m2.clone()]);
-    assert!(q.settle(Q, &c[0], &Settlement::Delivered, T0 + 102, KEEP).await.unwrap());
+    assert!(q.settle(Q, &c[0], &Disposition::Delivered, T0 + 102, KEEP).await.unwrap());
     assert!(claim(&q, 10, T0 + 10_000_000).await.is_empty());
     let s = q.stats(Q, T0 + 103).await.unwrap();
     assert_eq!((s.ready, s.dead, s.blocked), (0, 0, 0));
@@ -393,10 +393,10 @@ async fn lease_expiry_returns_the_message(q: Queue) {
     let again = claim(&q, 1, T0 + 101).await.remove(0);
     assert_eq!((again.id.as_str(), again.attempts), (id.as_str(), 2));
     assert!(
-        !q.settle(Q, &lost, &Settlement::Delivered, T0 + 102, KEEP).await.unwrap(),
+        !q.settle(Q, &lost, &Disposition::Delivered, T0 + 102, KEEP).await.unwrap(),
         "the lost worker's late ack is ignored"
     );
-    assert!(q.settle(Q, &again, &Settlement::Delivered, T0 + 103, KEEP).await.unwrap());
+    assert!(q.settle(Q, &again, &Disposition::Delivered, T0 + 103, KEEP).await.unwrap());
 }
 
 async fn pause_stops_claims(q: Queue) {
@@ -411,7 +411,7 @@ async fn pause_stops_claims(q: Queue) {
 async fn release_does_not_count_an_attempt(q: Queue) {
     let id = put(&q, "A", 1, T0).await;
     let c = claim(&q, 1, T0).await.remove(0);
-    assert!(q.settle(Q, &c, &Settlement::Release, T0 + 1, KEEP).await.unwrap());
+    assert!(q.settle(Q, &c, &Disposition::Release, T0 + 1, KEEP).await.unwrap());
     assert_eq!(status(&q, &id).await, MessageStatus::Queued);
     let c = claim(&q, 1, T0 + 2).await.remove(0);
     assert_eq!(c.attempts, 1);
@@ -425,7 +425,7 @@ async fn delivered_records_expire_after_their_retention(q: Queue) {
         other => panic!("{other:?}"),
     };
     let c = q.claim(Q, 1, now + LEASE, now).await.unwrap().remove(0);
-    assert!(q.settle(Q, &c, &Settlement::Delivered, now, 1).await.unwrap());
+    assert!(q.settle(Q, &c, &Disposition::Delivered, now, 1).await.unwrap());
     assert_eq!(status(&q, &id).await, MessageStatus::Delivered, "kept for its retention");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let later = hcc_gateway::storage::now_ms();
@@ -443,12 +443,12 @@ async fn counters(q: &Queue, now: i64) -> (u64, u64) {
     (s.dead, s.blocked)
 }
 
-fn dead(error: &str) -> Settlement {
-    Settlement::Dead { error: error.into() }
+fn dead(error: &str) -> Disposition {
+    Disposition::Dead { error: error.into() }
 }
 
 /// Claims the heads due at `now` and settles each as `how` says (by its ordering key).
-async fn settle_heads(q: &Queue, now: i64, how: impl Fn(&str) -> Settlement) -> Vec<String> {
+async fn settle_heads(q: &Queue, now: i64, how: impl Fn(&str) -> Disposition) -> Vec<String> {
     let mut ids = Vec::new();
     for c in claim(q, 100, now).await {
         assert!(q.settle(Q, &c, &how(&c.ordering_key), now, KEEP).await.unwrap());
@@ -468,7 +468,7 @@ async fn counters_follow_every_transition(q: Queue) {
 
     // A and B die, C waits for a retry.
     settle_heads(&q, T0 + 10, |k| match k {
-        "C" => Settlement::Retry {
+        "C" => Disposition::Retry {
             at: T0 + 50,
             error: "HTTP 503".into(),
         },
@@ -491,7 +491,7 @@ async fn counters_follow_every_transition(q: Queue) {
     settle_heads(
         &q,
         T0 + 60,
-        |k| if k == "C" { dead("refused again") } else { Settlement::Delivered },
+        |k| if k == "C" { dead("refused again") } else { Disposition::Delivered },
     )
     .await;
     assert_eq!(counters(&q, T0 + 61).await, (3, 5));
@@ -504,7 +504,7 @@ async fn counters_follow_every_transition(q: Queue) {
     assert_eq!(q.reap(Q, T0 + 70).await.unwrap(), 1);
     assert_eq!(counters(&q, T0 + 71).await, (3, 5));
     let e = claim(&q, 10, T0 + 72).await.remove(0);
-    assert!(q.settle(Q, &e, &Settlement::Release, T0 + 73, KEEP).await.unwrap());
+    assert!(q.settle(Q, &e, &Disposition::Release, T0 + 73, KEEP).await.unwrap());
     assert_eq!(counters(&q, T0 + 74).await, (3, 5));
 
     // A replay unblocks A's three followers; a second replay is refused and counts nothing.
@@ -518,7 +518,7 @@ async fn counters_follow_every_transition(q: Queue) {
     assert!(!q.discard(Q, &b1, T0 + 110, KEEP).await.unwrap());
     assert_eq!(counters(&q, T0 + 111).await, (1, 1), "only C2 is still blocked");
     assert_eq!(status(&q, &b2).await, MessageStatus::Queued);
-    settle_heads(&q, T0 + 120, |k| if k == "B" { dead("refused") } else { Settlement::Delivered }).await;
+    settle_heads(&q, T0 + 120, |k| if k == "B" { dead("refused") } else { Disposition::Delivered }).await;
     assert_eq!(counters(&q, T0 + 121).await, (2, 1), "B2 is dead with nothing behind it");
     put(&q, "B", 3, T0 + 122).await;
     assert_eq!(counters(&q, T0 + 123).await, (2, 2));
@@ -531,7 +531,7 @@ async fn counters_follow_every_transition(q: Queue) {
 
     // Everything left is delivered (twelve accepted, two discarded); the queue ends empty.
     for round in 0..20 {
-        if settle_heads(&q, T0 + 200 + round, |_| Settlement::Delivered).await.is_empty() {
+        if settle_heads(&q, T0 + 200 + round, |_| Disposition::Delivered).await.is_empty() {
             break;
         }
     }
@@ -700,7 +700,7 @@ async fn drain_events(q: &Queue, now: i64) -> Vec<(String, String)> {
         }
         for c in claimed {
             out.push((c.kind.clone(), c.ordering_key.clone()));
-            assert!(q.settle(EVENTS, &c, &Settlement::Delivered, now, KEEP).await.unwrap());
+            assert!(q.settle(EVENTS, &c, &Disposition::Delivered, now, KEEP).await.unwrap());
         }
     }
 }
@@ -975,7 +975,7 @@ async fn claims_visit_every_partition_in_turn(q: Queue) {
         "the quiet partition waited behind the crowded one"
     );
     for c in &got {
-        assert!(q.settle(Q, c, &Settlement::Delivered, T0 + 10, KEEP).await.unwrap());
+        assert!(q.settle(Q, c, &Disposition::Delivered, T0 + 10, KEEP).await.unwrap());
     }
     for part in 1..P4 {
         for k in keys_in(part, 5) {
@@ -1196,7 +1196,7 @@ async fn startup_refuses_a_new_partition_count_on_a_live_queue() {
     let q = redis_at(&prefix).queue();
     let c = q.claim("dvcqg", 1, T0 + LEASE, T0).await.unwrap().remove(0);
     assert_eq!(c.id, id);
-    assert!(q.settle("dvcqg", &c, &Settlement::Delivered, T0, KEEP).await.unwrap());
+    assert!(q.settle("dvcqg", &c, &Disposition::Delivered, T0, KEEP).await.unwrap());
     let app = hcc_tests::start(Application::build(with(4), Workers::Off).await.unwrap());
     assert_eq!(app.handle.queue.partitions("dvcqg"), 4);
     app.stop().await;
@@ -1226,7 +1226,7 @@ async fn a_keys_history_and_its_dead_letter_are_read_from_its_index(q: Queue) {
     for round in 0..2 {
         let now = T0 + 200 + round;
         for c in claim(&q, 10, now).await {
-            assert!(q.settle_noted(Q, &c, &Settlement::Delivered, now, KEEP, &notes).await.unwrap());
+            assert!(q.settle_noted(Q, &c, &Disposition::Delivered, now, KEEP, &notes).await.unwrap());
         }
     }
     let h = q.key_history(Q, "A").await.unwrap().expect("A's history");
@@ -1249,7 +1249,7 @@ async fn sink_kinds(q: &Queue, now: i64) -> Vec<String> {
     let mut out = Vec::new();
     for c in q.claim(SINK, 100, now + LEASE, now).await.unwrap() {
         out.push(c.kind.clone());
-        assert!(q.settle(SINK, &c, &Settlement::Delivered, now, KEEP).await.unwrap());
+        assert!(q.settle(SINK, &c, &Disposition::Delivered, now, KEEP).await.unwrap());
     }
     out
 }
@@ -1263,7 +1263,7 @@ async fn settlement_events_go_to_the_outbox_once_and_are_relayed_once(q: Queue) 
     };
     let c = claim(&q, 10, T0 + 1).await;
     assert!(
-        q.settle_noted(Q, &c[0], &Settlement::Dead { error: "refused".into() }, T0 + 2, KEEP, &notes)
+        q.settle_noted(Q, &c[0], &Disposition::Dead { error: "refused".into() }, T0 + 2, KEEP, &notes)
             .await
             .unwrap()
     );
@@ -1278,7 +1278,7 @@ async fn settlement_events_go_to_the_outbox_once_and_are_relayed_once(q: Queue) 
     put(&q, "B", 1, T0 + 6).await;
     let c = claim(&q, 10, T0 + 7).await;
     assert!(
-        q.settle_noted(Q, &c[0], &Settlement::Delivered, T0 + 8, KEEP, &notes)
+        q.settle_noted(Q, &c[0], &Disposition::Delivered, T0 + 8, KEEP, &notes)
             .await
             .unwrap()
     );
@@ -1288,14 +1288,14 @@ async fn settlement_events_go_to_the_outbox_once_and_are_relayed_once(q: Queue) 
     assert_eq!(c[0].id, m1);
     // A second death after the replay is a second dead letter: its own event.
     assert!(
-        q.settle_noted(Q, &c[0], &Settlement::Dead { error: "again".into() }, T0 + 12, KEEP, &notes)
+        q.settle_noted(Q, &c[0], &Disposition::Dead { error: "again".into() }, T0 + 12, KEEP, &notes)
             .await
             .unwrap()
     );
     assert!(q.replay(Q, &m1, T0 + 13).await.unwrap());
     let c = claim(&q, 10, T0 + 14).await;
     assert!(
-        q.settle_noted(Q, &c[0], &Settlement::Delivered, T0 + 15, KEEP, &notes)
+        q.settle_noted(Q, &c[0], &Disposition::Delivered, T0 + 15, KEEP, &notes)
             .await
             .unwrap()
     );

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
-use hcc_gateway::storage::{Claimed, Enqueued, MessageQueue as Queue, NewMessage, Settlement, Store, now_ms};
+use hcc_gateway::storage::{Claimed, Disposition, Enqueued, MessageQueue as Queue, NewMessage, Store, now_ms};
 use hcc_tests::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -45,7 +45,7 @@ async fn seed_dead_letters(q: &Queue, keys: usize, behind: usize) -> Vec<String>
     for round in 0..5 {
         let batch: Vec<Claimed> = q.claim(DEST, keys, now + 60_000, now + round).await.unwrap();
         for c in &batch {
-            let how = Settlement::Dead {
+            let how = Disposition::Dead {
                 error: "portal refused: invalid MaTTHC".into(),
             };
             assert!(q.settle(DEST, c, &how, now + round, KEEP).await.unwrap());

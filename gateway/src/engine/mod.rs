@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use self::breaker::{Breaker, BreakerConfig, BreakerState};
 use self::policy::RetryPolicy;
 use crate::background::Background;
-use crate::storage::{Claimed, MessageQueue, Settlement};
+use crate::storage::{Claimed, Disposition, MessageQueue};
 
 /// How one destination is driven.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ impl Lane {
 
 /// Sees every settled attempt: metrics and the audit log hang here, outside the engine.
 pub trait Observer: Send + Sync {
-    fn attempt(&self, destination: &str, claimed: &Claimed, settlement: &Settlement, elapsed: Duration);
+    fn attempt(&self, destination: &str, claimed: &Claimed, settlement: &Disposition, elapsed: Duration);
 }
 
 /// What the HTTP side needs of the engine: the queues, their lanes' names, a way to wake a

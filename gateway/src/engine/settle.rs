@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::Lane;
 use super::policy::DestinationHealth;
 use crate::redact;
-use crate::storage::{Claimed, MessageQueue, OutboxEvent, Permit, PermitAsk, SettleNotes, Settlement, now_ms};
+use crate::storage::{Claimed, Disposition, MessageQueue, OutboxEvent, Permit, PermitAsk, SettleNotes, now_ms};
 
 /// Longest reason a message keeps for its last error, in characters: a portal's answer may be
 /// long, and the reason is stored, listed and logged with every attempt.
@@ -33,7 +33,7 @@ const MAX_ERROR_CHARS: usize = 1024;
 /// body), which is outside text: it can hold a citizen's ID number or a newline. It is cleaned
 /// here, once, before it becomes the message's `last_error` or dead-letter reason, so that the
 /// API views, the audit log and the logs all show the masked, escaped text.
-pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, now: i64) -> Settlement {
+pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, now: i64) -> Disposition {
     let outcome = match outcome {
         Outcome::Reject { reason } => Outcome::Reject {
             reason: redact::clean(&reason, MAX_ERROR_CHARS),
@@ -47,12 +47,12 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
     match outcome {
         Outcome::Delivered => {
             lane.breaker().on_success(Instant::now(), probe);
-            Settlement::Delivered
+            Disposition::Delivered
         }
         Outcome::Reject { reason } => {
             // The destination is healthy: it judged the data.
             lane.breaker().on_success(Instant::now(), probe);
-            Settlement::Dead { error: reason }
+            Disposition::Dead { error: reason }
         }
         Outcome::Retry { reason, after } => {
             // Judged after this failure is counted: if it opens the breaker, the long cap applies.
@@ -68,7 +68,7 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
             };
             let cfg = &lane.cfg;
             if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
-                return Settlement::Dead {
+                return Disposition::Dead {
                     error: format!("gave up after {} attempts; last error: {reason}", c.attempts),
                 };
             }
@@ -76,11 +76,11 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
             let at = now + delay.as_millis() as i64;
             if at - c.age_from > cfg.max_age.as_millis() as i64 {
                 let hours = (now - c.age_from) as f64 / 3_600_000.0;
-                return Settlement::Dead {
+                return Disposition::Dead {
                     error: format!("gave up after {hours:.1} h and {} attempts; last error: {reason}", c.attempts),
                 };
             }
-            Settlement::Retry { at, error: reason }
+            Disposition::Retry { at, error: reason }
         }
     }
 }
@@ -119,23 +119,23 @@ pub(super) async fn deliver(
     let now = now_ms();
     let settlement = match outcome {
         Some(o) => decide(&lane, &c, o, probe, now),
-        None => Settlement::Release,
+        None => Disposition::Release,
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
     if let Some(o) = &lane.observer {
         o.attempt(&lane.name, &c, &settlement, started.elapsed());
     }
     match &settlement {
-        Settlement::Delivered => {
+        Disposition::Delivered => {
             tracing::debug!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, "delivered")
         }
-        Settlement::Retry { at, error } => {
+        Disposition::Retry { at, error } => {
             tracing::info!(destination = %lane.name, id = %c.id, attempt = c.attempts, elapsed_ms, retry_in_ms = at - now, error = %error, "will retry")
         }
-        Settlement::Dead { error } => {
+        Disposition::Dead { error } => {
             tracing::warn!(destination = %lane.name, id = %c.id, attempt = c.attempts, error = %error, "dead-lettered")
         }
-        Settlement::Release => {
+        Disposition::Release => {
             tracing::info!(destination = %lane.name, id = %c.id, "handed back unattempted (shutdown, or no rate permit in time)")
         }
     }
@@ -171,7 +171,7 @@ pub(super) async fn deliver(
 /// here, and [`Adapter::redelivered_event`]). Both events are written in the settlement's own
 /// atomic step, so a crash can neither lose nor double one; which of them is queued is the
 /// store's decision (only a replayed message's delivery queues the second).
-pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Settlement, now: i64) -> SettleNotes {
+pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Disposition, now: i64) -> SettleNotes {
     let delivery = Delivery {
         id: &c.id,
         kind: &c.kind,
@@ -187,12 +187,12 @@ pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Settlement, no
         payload: serde_json::json!({"type": e.kind, "timestamp": crate::timefmt::rfc3339_ms(now), "data": e.data}).to_string(),
     };
     match settlement {
-        Settlement::Delivered => SettleNotes {
+        Disposition::Delivered => SettleNotes {
             status: lane.adapter.carried_status(&delivery),
             on_dead: None,
             on_redelivered: tells.then(|| lane.adapter.redelivered_event(&delivery)).flatten().map(event),
         },
-        Settlement::Dead { error } => SettleNotes {
+        Disposition::Dead { error } => SettleNotes {
             status: None,
             on_dead: tells
                 .then(|| lane.adapter.dead_letter_event(&delivery, &redact::mask_identity_numbers(error)))
@@ -200,7 +200,7 @@ pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Settlement, no
                 .map(event),
             on_redelivered: None,
         },
-        Settlement::Retry { .. } | Settlement::Release => SettleNotes::default(),
+        Disposition::Retry { .. } | Disposition::Release => SettleNotes::default(),
     }
 }
 
@@ -316,20 +316,20 @@ mod tests {
         let now = 1_000;
         assert_eq!(
             decide(&lane(0), &claimed(1), Outcome::reject(PORTAL), false, now),
-            Settlement::Dead { error: CLEAN.into() }
+            Disposition::Dead { error: CLEAN.into() }
         );
         match decide(&lane(0), &claimed(1), Outcome::retry(PORTAL), false, now) {
-            Settlement::Retry { error, .. } => assert_eq!(error, CLEAN),
+            Disposition::Retry { error, .. } => assert_eq!(error, CLEAN),
             other => panic!("{other:?}"),
         }
         assert_eq!(
             decide(&lane(3), &claimed(3), Outcome::retry(PORTAL), false, now),
-            Settlement::Dead {
+            Disposition::Dead {
                 error: format!("gave up after 3 attempts; last error: {CLEAN}")
             }
         );
         match decide(&lane(0), &claimed(1), Outcome::reject("x".repeat(5000)), false, now) {
-            Settlement::Dead { error } => assert_eq!(error.chars().count(), MAX_ERROR_CHARS + 1),
+            Disposition::Dead { error } => assert_eq!(error.chars().count(), MAX_ERROR_CHARS + 1),
             other => panic!("{other:?}"),
         }
     }
@@ -338,7 +338,7 @@ mod tests {
     fn retry_wait(lane: &Lane) -> i64 {
         let now = 1_000;
         match decide(lane, &claimed(8), Outcome::retry("HTTP 503"), false, now) {
-            Settlement::Retry { at, .. } => at - now,
+            Disposition::Retry { at, .. } => at - now,
             other => panic!("{other:?}"),
         }
     }

@@ -27,8 +27,8 @@ pub use self::audit::AuditLog;
 pub use self::ledger::PaymentLedger;
 pub use self::memory::MemoryStore;
 pub use self::queue::{
-    Claimed, CounterAudit, Enqueued, Idempotency, KEY_HISTORY_CAP, KeyHistory, MessageQueue, MessageRecord, MessageStatus, NewMessage,
-    OutboxEvent, PartitionError, Permit, PermitAsk, QueueStats, ReplayJob, ReplayStep, SettleNotes, Settlement, partition_of, rate_burst,
+    Claimed, CounterAudit, Disposition, Enqueued, Idempotency, KEY_HISTORY_CAP, KeyHistory, MessageQueue, MessageRecord, MessageStatus,
+    NewMessage, OutboxEvent, PartitionError, Permit, PermitAsk, QueueStats, ReplayJob, ReplayStep, SettleNotes, partition_of, rate_burst,
 };
 pub use self::redis::{RedisOptions, RedisStore, RedisTopology};
 

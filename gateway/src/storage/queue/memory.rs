@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use super::{
-    Claimed, CounterAudit, Enqueued, Idempotency, KEY_HISTORY_CAP, KeyHistory, MessageRecord, MessageStatus, NewMessage, Permit, PermitAsk,
-    QueueStats, ReplayJob, ReplayStep, SettleNotes, Settlement, rate_burst, rate_interval_us,
+    Claimed, CounterAudit, Disposition, Enqueued, Idempotency, KEY_HISTORY_CAP, KeyHistory, MessageRecord, MessageStatus, NewMessage,
+    Permit, PermitAsk, QueueStats, ReplayJob, ReplayStep, SettleNotes, rate_burst, rate_interval_us,
 };
 use crate::storage::{MemoryStore, Millis, StorageError};
 
@@ -284,7 +284,7 @@ impl MemoryQueue {
         &self,
         queue: &str,
         c: &Claimed,
-        how: &Settlement,
+        how: &Disposition,
         now: Millis,
         retention_secs: u64,
         notes: &SettleNotes,
@@ -301,7 +301,7 @@ impl MemoryQueue {
             };
             m.token = None;
             match how {
-                Settlement::Delivered => {
+                Disposition::Delivered => {
                     m.status = MessageStatus::Delivered;
                     m.delivered = Some(now);
                     m.next = None;
@@ -319,13 +319,13 @@ impl MemoryQueue {
                     }
                     s.expire_history_when_idle(&okey, until);
                 }
-                Settlement::Retry { at, error } => {
+                Disposition::Retry { at, error } => {
                     m.status = MessageStatus::Retrying;
                     m.next = Some(*at);
                     m.error = Some(error.clone());
                     s.set_due(&okey, *at);
                 }
-                Settlement::Dead { error } => {
+                Disposition::Dead { error } => {
                     m.status = MessageStatus::Dead;
                     m.next = None;
                     m.error = Some(error.clone());
@@ -338,7 +338,7 @@ impl MemoryQueue {
                     s.dead.insert((now, c.id.clone()));
                     s.blocked += s.behind(&okey);
                 }
-                Settlement::Release => {
+                Disposition::Release => {
                     m.attempts = m.attempts.saturating_sub(1);
                     m.status = if m.attempts > 0 {
                         MessageStatus::Retrying

@@ -69,7 +69,7 @@ pub struct Claimed {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settlement {
+pub enum Disposition {
     Delivered,
     Retry {
         at: Millis,
@@ -482,7 +482,7 @@ impl MessageQueue {
         &self,
         queue: &str,
         claimed: &Claimed,
-        how: &Settlement,
+        how: &Disposition,
         now: Millis,
         retention_secs: u64,
     ) -> Result<bool, StorageError> {
@@ -495,7 +495,7 @@ impl MessageQueue {
         &self,
         queue: &str,
         claimed: &Claimed,
-        how: &Settlement,
+        how: &Disposition,
         now: Millis,
         retention_secs: u64,
         notes: &SettleNotes,

@@ -42,8 +42,8 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::{
-    Claimed, CounterAudit, Enqueued, Idempotency, KeyHistory, MessageRecord, MessageStatus, NewMessage, OutboxEvent, Permit, PermitAsk,
-    QueueStats, ReplayJob, ReplayStep, SettleNotes, Settlement, rate_burst, rate_interval_us,
+    Claimed, CounterAudit, Disposition, Enqueued, Idempotency, KeyHistory, MessageRecord, MessageStatus, NewMessage, OutboxEvent, Permit,
+    PermitAsk, QueueStats, ReplayJob, ReplayStep, SettleNotes, rate_burst, rate_interval_us,
 };
 use crate::storage::redis::{corrupt, counter, number, one_of_two, opt_ms, reply, text};
 use crate::storage::{Millis, RedisStore, StorageError};
@@ -182,17 +182,17 @@ impl RedisQueue {
         &self,
         queue: &str,
         c: &Claimed,
-        how: &Settlement,
+        how: &Disposition,
         now: Millis,
         retention_secs: u64,
         notes: &SettleNotes,
     ) -> Result<bool, StorageError> {
         let k = QueueKeys::new(&self.store, queue);
         let (mode, retry_at, error) = match how {
-            Settlement::Delivered => ("delivered", 0, ""),
-            Settlement::Retry { at, error } => ("retry", *at, error.as_str()),
-            Settlement::Dead { error } => ("dead", 0, error.as_str()),
-            Settlement::Release => ("release", 0, ""),
+            Disposition::Delivered => ("delivered", 0, ""),
+            Disposition::Retry { at, error } => ("retry", *at, error.as_str()),
+            Disposition::Dead { error } => ("dead", 0, error.as_str()),
+            Disposition::Release => ("release", 0, ""),
         };
         let mut inv = SETTLE.key(k.message(&c.id));
         inv.key(k.ordering_key(&c.ordering_key))
