@@ -48,7 +48,7 @@ pub fn standard() -> registry::Registry {
         .with_provider(payments::paygov::KIND)
         .with_provider(payments::vnpay::KIND)
         .with_provider(payments::vietqr::KIND)
-        .with_provider(payments::camt054::KIND)
+        .with_provider(payments::bank::KIND)
 }
 
 /// What one delivery attempt came to.

@@ -1,9 +1,9 @@
 //! The camt.054 reader: the cheap root check a bank's body meets first, then the strict XML
-//! parser and the transaction reader (adapters/src/payments/camt054.rs). The signature is the
+//! parser and the transaction reader (adapters/src/payments/bank/camt054.rs). The signature is the
 //! xml_dsig target's; here the document is read as if it had verified.
 #![no_main]
 
-use hcc_adapters::payments::camt054::{self, Direction, MAX_REFERENCES, MAX_TRANSACTIONS};
+use hcc_adapters::payments::bank::camt054::{self, Direction, MAX_REFERENCES, MAX_TRANSACTIONS};
 use hcc_signing::xml::dom;
 use libfuzzer_sys::fuzz_target;
 

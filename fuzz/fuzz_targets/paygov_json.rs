@@ -1,4 +1,4 @@
-//! The PayGov readers (adapters/src/payments/paygov.rs): the confirmation the platform posts,
+//! The PayGov readers (adapters/src/payments/paygov/wire.rs): the confirmation the platform posts,
 //! and the INIT and QUERY answers with their two envelopes. Each object is also given a correct
 //! `MaXacThuc` (PayGov's rule, docs/paygov.md: SHA-256 of the confirmation fields and the secret, joined with
 //! `|`) and read again, so the reader past the checksum is reached: it must then accept the

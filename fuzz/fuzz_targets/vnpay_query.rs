@@ -1,4 +1,4 @@
-//! The VNPAY readers (adapters/src/payments/vnpay.rs): the IPN's raw query string and the
+//! The VNPAY readers (adapters/src/payments/vnpay/wire.rs): the IPN's raw query string and the
 //! `querydr` answer. Most mutated inputs fail the hash check, so each input is also re-signed
 //! here, by VNPAY's rule as docs/vnpay.md states it, and read again: the signature must then
 //! hold (the gateway signs the same string VNPAY does, however the query is encoded), and what

@@ -169,8 +169,8 @@ impl Payments {
             return Err(problems);
         }
         let agencies = Agency::all(s);
-        let banks: hcc_adapters::payments::camt054::BanksSettings =
-            hcc_adapters::payments::parse_section(s.section(hcc_adapters::payments::camt054::ID)).unwrap_or_default();
+        let banks: hcc_adapters::payments::bank::BanksSettings =
+            hcc_adapters::payments::parse_section(s.section(hcc_adapters::payments::bank::ID)).unwrap_or_default();
         let bank_bins = banks
             .into_iter()
             .filter(|(_, b)| !b.bin.is_empty())

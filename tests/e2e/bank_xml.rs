@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use hcc_adapters::payments::camt054::{self, Direction, Transaction};
+use hcc_adapters::payments::bank::camt054::{self, Direction, Transaction};
 use hcc_mocks::bank::BankState;
 use hcc_signing::devpki::{CertSpec, DevPki, KeyKind, Role, issue};
 use hcc_signing::pki::{CertError, Identity, TrustStore};

@@ -9,7 +9,7 @@
 //! so the rules cannot be applied twice or differently by two providers. Adding a provider is a
 //! module here, its mock, and one line in [`crate::standard`].
 
-pub mod camt054;
+pub mod bank;
 pub mod paygov;
 mod schedule;
 pub mod vietqr;
