@@ -5,7 +5,7 @@
 //! the gateway reads must be the values that were signed.
 #![no_main]
 
-use hcc_adapters::payments::vnpay::{self, IpnError, MAX_IPN_PARAMS, MAX_IPN_QUERY_BYTES, Outcome, QueryDrError};
+use hcc_adapters::payments::vnpay::{self, IpnError, MAX_IPN_PARAMS, MAX_IPN_QUERY_BYTES, Verdict, QueryDrError};
 use hcc_fuzz::{SECRET, TMN_CODE};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -53,7 +53,7 @@ fn ipn(query: &str) {
             assert_eq!(Some(ipn.reference.as_str()), signed("vnp_TxnRef"));
             assert!(hcc_adapters::payments::is_reference(&ipn.reference));
             assert_eq!(Some((ipn.amount_vnd * 100).to_string().as_str()), signed("vnp_Amount"));
-            assert_eq!(ipn.paid, ipn.outcome == Outcome::Paid);
+            assert_eq!(ipn.paid, ipn.outcome == Verdict::Paid);
             if ipn.paid {
                 assert_eq!(signed("vnp_ResponseCode"), Some("00"));
                 assert_eq!(signed("vnp_TransactionStatus"), Some("00"));

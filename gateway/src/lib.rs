@@ -12,7 +12,7 @@
 //! - [`http`]: the JSON API, its authentication, body limits and OpenAPI document;
 //! - [`payments`] and [`bank_money`]: payments over the providers, a bank's money;
 //! - [`monitoring`]: metrics, the audit log's writer, the dashboard's history; [`logging`] and
-//!   [`redact`]: safe log lines; [`plain`]: a dead letter's reason in plain words;
+//!   [`redact`]: safe log lines; [`reason`]: a dead letter's reason in plain words;
 //! - [`tsa`]: the timestamp authority's client; [`memory`]: giving memory back after bursts;
 //!   `timefmt`: RFC 3339, from `hcc-core`;
 //! - [`cli`]: the operator commands; [`qr`]: a VietQR payment's code as PNG, SVG and text.
@@ -27,8 +27,8 @@ pub mod logging;
 pub mod memory;
 pub mod monitoring;
 pub mod payments;
-pub mod plain;
 pub mod qr;
+pub mod reason;
 pub mod redact;
 pub mod replay;
 pub mod storage;

@@ -138,8 +138,8 @@ fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
     };
     DvcqgAdapter::new(cfg).map(|a| Some(Arc::new(a) as Arc<dyn Adapter>)).map_err(|e| {
         vec![match e {
-            BuildError::Dstcode => ctx.problem("dstcode", DSTCODE_RULE),
-            BuildError::Client(_) => ctx.problem("base_url", e.to_string()),
+            SetupError::Dstcode => ctx.problem("dstcode", DSTCODE_RULE),
+            SetupError::Client(_) => ctx.problem("base_url", e.to_string()),
         }]
     })
 }
@@ -160,7 +160,7 @@ pub struct DvcqgConfig {
 
 /// Why the adapter could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum SetupError {
     #[error("cannot build the portal's HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("dvcqg.dstcode must be visible ASCII without spaces: it is sent as an HTTP header")]
@@ -305,18 +305,18 @@ fn alarm(what: &str) -> Outcome {
 
 /// The `dstcode` header value, or `None` when the setting is empty. An LGSP routing code is
 /// a short code; anything but visible ASCII is a typo that would break every call.
-fn dstcode_header(dstcode: &str) -> Result<Option<HeaderValue>, BuildError> {
+fn dstcode_header(dstcode: &str) -> Result<Option<HeaderValue>, SetupError> {
     if dstcode.is_empty() {
         return Ok(None);
     }
     if !dstcode.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(BuildError::Dstcode);
+        return Err(SetupError::Dstcode);
     }
-    HeaderValue::from_str(dstcode).map(Some).map_err(|_| BuildError::Dstcode)
+    HeaderValue::from_str(dstcode).map(Some).map_err(|_| SetupError::Dstcode)
 }
 
 impl DvcqgAdapter {
-    pub fn new(cfg: DvcqgConfig) -> Result<Self, BuildError> {
+    pub fn new(cfg: DvcqgConfig) -> Result<Self, SetupError> {
         let base = cfg.base_url.trim_end_matches('/');
         Ok(DvcqgAdapter {
             client: http::client(cfg.timeout)?,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
-use crate::plain::{self, PlainReason};
+use crate::reason::{self, PlainReason};
 use crate::redact::mask_identity_numbers;
 use crate::storage::{MessageRecord, MessageStatus};
 use crate::timefmt::rfc3339_ms;
@@ -59,7 +59,7 @@ impl From<MessageRecord> for DossierMessage {
 
 /// The plain reason a message in `status` with `last_error` shows: dead letters only.
 pub fn plain_reason(status: MessageStatus, last_error: Option<&str>) -> Option<PlainReason> {
-    (status == MessageStatus::Dead).then(|| plain::of_dead_letter(last_error.unwrap_or("")))
+    (status == MessageStatus::Dead).then(|| reason::of_dead_letter(last_error.unwrap_or("")))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -398,7 +398,7 @@ pub struct MessageView {
     pub delivered_at: Option<String>,
     pub last_error: Option<String>,
     /// For a dead letter: what happened, in plain English and Vietnamese.
-    pub plain_reason: Option<crate::plain::PlainReason>,
+    pub plain_reason: Option<crate::reason::PlainReason>,
 }
 
 impl From<MessageRecord> for MessageView {

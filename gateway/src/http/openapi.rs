@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::problem::{FieldErrorSchema, Problem};
+use super::problem::{FieldErrorSchema, ProblemBody};
 
 /// The security scheme every keyed operation names.
 pub const BEARER: &str = "bearer";
@@ -67,7 +67,7 @@ pub const BEARER: &str = "bearer";
         super::unmatched::assign,
         super::unmatched::give_back,
     ),
-    components(schemas(Problem, FieldErrorSchema)),
+    components(schemas(ProblemBody, FieldErrorSchema)),
     modifiers(&BearerKey)
 )]
 struct CoreApi;

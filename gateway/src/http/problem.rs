@@ -64,7 +64,7 @@ pub enum ApiError {
 /// An RFC 9457 problem, the body of every error; its schema is the document's `Problem`.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Problem)]
-pub(crate) struct Problem<'a> {
+pub(crate) struct ProblemBody<'a> {
     /// `https://hcc-gateway.dev/problems/<slug>`
     #[serde(rename = "type")]
     #[schema(format = "uri")]
@@ -222,7 +222,7 @@ fn capped(errors: &[FieldError]) -> Vec<FieldError> {
 /// can be answered in the same shape.
 pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: String, errors: Option<&[FieldError]>) -> HttpResponse {
     let kind = format!("https://hcc-gateway.dev/problems/{slug}");
-    let body = Problem {
+    let body = ProblemBody {
         kind: &kind,
         title,
         status: status.as_u16(),

@@ -364,7 +364,7 @@ impl PaymentProvider for Vnpay {
                 Refused::new(rsp(code, message), e.to_string())
             })?;
             let notice = match ipn.outcome {
-                Outcome::Paid | Outcome::Failed => Notice::Settled(Settlement {
+                Verdict::Paid | Verdict::Failed => Notice::Settled(Settlement {
                     reference: ipn.reference.clone(),
                     source: ID.into(),
                     transaction: settlement_transaction(&ipn),
@@ -375,7 +375,7 @@ impl PaymentProvider for Vnpay {
                 }),
                 // Neither paid nor failed (a missing code, or "in progress"): nothing is decided
                 // here; VNPAY sends again and reconciliation asks.
-                Outcome::Pending | Outcome::Undecided => Notice::Undecided {
+                Verdict::Pending | Verdict::Undecided => Notice::Undecided {
                     reference: ipn.reference.clone(),
                     amount: ipn.amount_vnd,
                 },

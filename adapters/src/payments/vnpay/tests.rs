@@ -141,7 +141,7 @@ fn a_genuine_paid_ipn_is_read_from_its_hashed_values() {
         Ipn {
             reference: "HCC241126ABCDEFGH".into(),
             amount_vnd: 150_000,
-            outcome: Outcome::Paid,
+            outcome: Verdict::Paid,
             paid: true,
             transaction: "14123456".into(),
             pay_date: "20241126133505".into(),
@@ -186,7 +186,7 @@ fn an_ipn_whose_codes_were_not_signed_is_never_paid() {
     let hashed = "vnp_Amount=15000000&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=14123456\
             &vnp_TransactionStatus=00&vnp_TxnRef=HCC241126ABCDEFGH";
     let ipn = verify_ipn(&format!("{hashed}&vnp_SecureHash={}", hmac(hashed)), "HCCDEV01", SECRET).unwrap();
-    assert_eq!((ipn.paid, ipn.outcome), (false, Outcome::Undecided));
+    assert_eq!((ipn.paid, ipn.outcome), (false, Verdict::Undecided));
     // An added empty vnp_ResponseCode is not a repeat here, and still decides nothing.
     let ipn = verify_ipn(
         &format!("vnp_ResponseCode=&{hashed}&vnp_SecureHash={}", hmac(hashed)),
@@ -214,11 +214,11 @@ fn failed_and_pending_ipns_are_told_apart() {
     let failed = "vnp_Amount=15000000&vnp_ResponseCode=24&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=0\
             &vnp_TransactionStatus=02&vnp_TxnRef=HCC241126ABCDEFGH";
     let ipn = verify_ipn(&format!("{failed}&vnp_SecureHash={}", hmac(failed)), "HCCDEV01", SECRET).unwrap();
-    assert_eq!((ipn.paid, ipn.outcome), (false, Outcome::Failed));
+    assert_eq!((ipn.paid, ipn.outcome), (false, Verdict::Failed));
     let fraud = "vnp_Amount=15000000&vnp_ResponseCode=07&vnp_TmnCode=HCCDEV01&vnp_TransactionNo=1\
             &vnp_TransactionStatus=07&vnp_TxnRef=HCC241126ABCDEFGH";
     let ipn = verify_ipn(&format!("{fraud}&vnp_SecureHash={}", hmac(fraud)), "HCCDEV01", SECRET).unwrap();
-    assert_eq!(ipn.outcome, Outcome::Undecided);
+    assert_eq!(ipn.outcome, Verdict::Undecided);
 }
 
 #[test]
@@ -582,7 +582,7 @@ fn a_failure_is_named_by_vnpays_answer_never_by_transaction_number_zero() {
         reference: "HCC241126ABCDEFGH".into(),
         amount_vnd: 150_000,
         outcome: classify(code, status),
-        paid: classify(code, status) == Outcome::Paid,
+        paid: classify(code, status) == Verdict::Paid,
         transaction: no.into(),
         pay_date: String::new(),
         response_code: code.into(),

@@ -76,7 +76,7 @@ fn ip_text(ip: IpAddr) -> String {
 /// What a payment's `vnp_ResponseCode` and `vnp_TransactionStatus` say, the same for IPNs and
 /// `querydr` answers. An empty value was not signed and decides nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// Both codes are `00`.
     Paid,
     /// `vnp_TransactionStatus` `01`: not completed yet.
@@ -89,15 +89,15 @@ pub enum Outcome {
     Undecided,
 }
 
-pub(super) fn classify(response_code: &str, transaction_status: &str) -> Outcome {
+pub(super) fn classify(response_code: &str, transaction_status: &str) -> Verdict {
     if response_code.is_empty() || transaction_status.is_empty() {
-        return Outcome::Undecided;
+        return Verdict::Undecided;
     }
     match (response_code, transaction_status) {
-        ("00", "00") => Outcome::Paid,
-        (_, "01") => Outcome::Pending,
-        (_, "02") => Outcome::Failed,
-        _ => Outcome::Undecided,
+        ("00", "00") => Verdict::Paid,
+        (_, "01") => Verdict::Pending,
+        (_, "02") => Verdict::Failed,
+        _ => Verdict::Undecided,
     }
 }
 
@@ -201,8 +201,8 @@ pub fn payment_url(r: &PaymentRequest<'_>, secret: &str) -> Result<PaymentUrl, P
 pub struct Ipn {
     pub reference: String,
     pub amount_vnd: u64,
-    pub outcome: Outcome,
-    /// `outcome == Outcome::Paid`.
+    pub outcome: Verdict,
+    /// `outcome == Verdict::Paid`.
     pub paid: bool,
     /// `vnp_TransactionNo`; never empty when paid, may be empty otherwise.
     pub transaction: String,
@@ -285,14 +285,14 @@ pub fn verify_ipn(query: &str, tmn_code: &str, secret: &str) -> Result<Ipn, IpnE
     let transaction_status = signed("vnp_TransactionStatus").unwrap_or("").to_string();
     let outcome = classify(&response_code, &transaction_status);
     let transaction = signed("vnp_TransactionNo").unwrap_or("").to_string();
-    if outcome == Outcome::Paid && transaction.is_empty() {
+    if outcome == Verdict::Paid && transaction.is_empty() {
         return Err(IpnError::Field("vnp_TransactionNo"));
     }
     Ok(Ipn {
         reference,
         amount_vnd,
         outcome,
-        paid: outcome == Outcome::Paid,
+        paid: outcome == Verdict::Paid,
         transaction,
         pay_date: signed("vnp_PayDate").unwrap_or("").to_string(),
         response_code,
@@ -503,7 +503,7 @@ pub fn parse_querydr_answer(answer: &Value, txn_ref: &str, tmn_code: &str, secre
         return Err(QueryDrError::Field("vnp_Command"));
     }
     Ok(match classify(code, status) {
-        Outcome::Paid => {
+        Verdict::Paid => {
             let amount_vnd = amount_vnd(get("vnp_Amount")).ok_or(QueryDrError::Field("vnp_Amount"))?;
             let transaction = get("vnp_TransactionNo");
             if transaction.is_empty() {
@@ -516,11 +516,11 @@ pub fn parse_querydr_answer(answer: &Value, txn_ref: &str, tmn_code: &str, secre
                 bank_code: get("vnp_BankCode").into(),
             }
         }
-        Outcome::Pending => QueryDr::Pending,
-        Outcome::Failed => QueryDr::Failed {
+        Verdict::Pending => QueryDr::Pending,
+        Verdict::Failed => QueryDr::Failed {
             transaction_status: status.into(),
         },
-        Outcome::Undecided => QueryDr::Unknown {
+        Verdict::Undecided => QueryDr::Unknown {
             response_code: code.into(),
             transaction_status: status.into(),
         },
