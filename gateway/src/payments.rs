@@ -615,22 +615,11 @@ fn confirmation(s: &Settlement) -> Confirmation {
     }
 }
 
-fn state(s: PaymentState) -> State {
-    match s {
-        PaymentState::Pending => State::Pending,
-        PaymentState::Paid => State::Paid,
-        PaymentState::Failed => State::Failed,
-        PaymentState::AmountMismatch => State::AmountMismatch,
-        PaymentState::Reversed => State::Reversed,
-        PaymentState::Expired => State::Expired,
-    }
-}
-
 pub(crate) fn applied(o: ConfirmOutcome) -> Applied {
     match o {
         ConfirmOutcome::Unknown => Applied::Unknown,
-        ConfirmOutcome::Duplicate(s) => Applied::Duplicate(state(s)),
-        ConfirmOutcome::AlreadySettled(s) => Applied::AlreadySettled(state(s)),
+        ConfirmOutcome::Duplicate(s) => Applied::Duplicate(s),
+        ConfirmOutcome::AlreadySettled(s) => Applied::AlreadySettled(s),
         ConfirmOutcome::PaidTwice => Applied::PaidTwice,
         ConfirmOutcome::AmountMismatch => Applied::AmountMismatch,
         ConfirmOutcome::Paid | ConfirmOutcome::PaidLate => Applied::Paid,

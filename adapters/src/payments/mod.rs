@@ -489,8 +489,10 @@ impl UnmatchedReason {
     }
 }
 
-/// A payment's state, as the gateway stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A payment's state, as the gateway stores it and as the providers hear of it: one
+/// vocabulary for the ledger and the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
     Paid,
@@ -511,6 +513,19 @@ impl State {
             State::Reversed => "reversed",
             State::Expired => "expired",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            State::Pending,
+            State::Paid,
+            State::Failed,
+            State::AmountMismatch,
+            State::Reversed,
+            State::Expired,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 

@@ -35,42 +35,23 @@ use self::redis::RedisLedger;
 use super::{Millis, NewMessage, StorageError, Store, dispatch};
 pub use hcc_adapters::payments::Handoff;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A payment's state: the providers' own vocabulary ([`hcc_adapters::payments::State`]), which
+/// the ledger stores and answers in.
+pub use hcc_adapters::payments::State as PaymentState;
+
+/// The states as the API document lists them (the document only: the ledger's type is
+/// [`PaymentState`], which lives in a crate without the document's derive).
+#[derive(utoipa::ToSchema)]
+#[schema(as = PaymentState)]
+#[allow(dead_code, reason = "a description only")]
 #[serde(rename_all = "snake_case")]
-pub enum PaymentState {
+enum PaymentStateSchema {
     Pending,
     Paid,
     Failed,
     AmountMismatch,
     Reversed,
-    /// The provider's lifetime and the grace passed while the provider said it was unpaid; a
-    /// later confirmation still pays it.
     Expired,
-}
-
-impl PaymentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentState::Pending => "pending",
-            PaymentState::Paid => "paid",
-            PaymentState::Failed => "failed",
-            PaymentState::AmountMismatch => "amount_mismatch",
-            PaymentState::Reversed => "reversed",
-            PaymentState::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "paid" => Self::Paid,
-            "failed" => Self::Failed,
-            "amount_mismatch" => Self::AmountMismatch,
-            "reversed" => Self::Reversed,
-            "expired" => Self::Expired,
-            _ => return None,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -85,6 +66,7 @@ pub struct PaymentRecord {
     pub amount: u64,
     /// `paygov` or `vnpay`.
     pub provider: String,
+    #[schema(value_type = PaymentStateSchema)]
     pub status: PaymentState,
     /// The provider's payment page (empty for a VietQR payment); shown by the API's views.
     #[serde(skip)]
