@@ -108,7 +108,64 @@ fn demo_settings(opts: &DemoOptions, portal: &str, bank: &str, centre: &str, pki
     Ok(settings)
 }
 
+/// Everything the demo started: the mocks, the gateway, and how to stop them.
+struct Stage {
+    portal: hcc_mocks::Running,
+    portal_state: PortalState,
+    centre: hcc_mocks::Running,
+    centre_state: hcc_mocks::centre::CentreState,
+    bank: hcc_mocks::Running,
+    pki_dir: std::path::PathBuf,
+    handle: hcc_gateway::engine::EngineHandle,
+    /// The gateway's URL.
+    base: String,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Stage {
+    /// Stops the gateway (as a signal would), then the mocks, and removes the PKI.
+    async fn stop(self) {
+        let _ = self.stop_tx.send(());
+        let _ = self.server.await;
+        self.portal.stop().await;
+        self.centre.stop().await;
+        self.bank.stop().await;
+        let _ = std::fs::remove_dir_all(&self.pki_dir);
+    }
+}
+
+/// What the scenario came to.
+struct Driven {
+    /// Everything delivered and paid, or why not.
+    outcome: Result<(), String>,
+    total_updates: usize,
+    fees_total: usize,
+    confirmed: u64,
+    /// The first VietQR code a citizen scanned: its reference and payload.
+    counter_qr: Option<(String, String)>,
+    elapsed: f64,
+}
+
+/// Runs the demo: [`start`] the mocks and the gateway, [`drive`] the scenario with live
+/// progress, [`summarise`] it; then, unless `--once`, keeps serving until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+    let stage = start(&opts).await?;
+    let result = match drive(&stage, &opts).await {
+        Ok(driven) => summarise(&stage, &opts, &driven),
+        Err(e) => Err(e),
+    };
+    if !opts.once && result.is_ok() {
+        println!();
+        println!("Still serving at {}; press Ctrl-C to stop.", stage.base);
+        hcc_gateway::app::shutdown_signal().await;
+    }
+    stage.stop().await;
+    result
+}
+
+/// The mock portal, centre and bank (with a development PKI), then the gateway against them.
+async fn start(opts: &DemoOptions) -> Result<Stage, DemoError> {
     let portal_state = PortalState::new(PortalConfig::default());
     let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", portal_state.clone())?;
     let centre_secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")
@@ -143,7 +200,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         },
     );
     let bank = hcc_mocks::bank::spawn("127.0.0.1:0", bank_state)?;
-    let settings = demo_settings(&opts, &portal.url(), &bank.url(), &centre.url(), &pki_dir)?;
+    let settings = demo_settings(opts, &portal.url(), &bank.url(), &centre.url(), &pki_dir)?;
     hcc_gateway::logging::init(&settings.log);
     let backend = settings.queue.backend;
     let app = match Application::build(settings.clone(), Workers::On).await {
@@ -179,7 +236,24 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     println!("  metrics       : {base}/metrics");
     println!("  mock portal   : {}/_mock/stats", portal.url());
     println!();
+    Ok(Stage {
+        portal,
+        portal_state,
+        centre,
+        centre_state,
+        bank,
+        pki_dir,
+        handle,
+        base,
+        stop_tx,
+        server,
+    })
+}
 
+/// The scenario: eight service desks post every dossier's life-cycle, the portal fails for a
+/// while and recovers, citizens pay fees by every route; a live line shows progress.
+async fn drive(stage: &Stage, opts: &DemoOptions) -> Result<Driven, DemoError> {
+    let (base, handle, portal_state, centre_state) = (&stage.base, &stage.handle, &stage.portal_state, &stage.centre_state);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -228,7 +302,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let counter_qr: Arc<std::sync::Mutex<Option<(String, String)>>> = Arc::default();
     let payers = {
         let (client, base, confirmed, counter_qr) = (client.clone(), base.clone(), confirmed.clone(), counter_qr.clone());
-        let (portal_url, bank_url) = (portal.url(), bank.url());
+        let (portal_url, bank_url) = (stage.portal.url(), stage.bank.url());
         tokio::spawn(async move {
             for i in 0..fees_total {
                 let ma = format!("000.00.22.H46-241125-{:04}", i * 10);
@@ -322,8 +396,21 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         let _ = d.await;
     }
     let _ = payers.await;
+    let counter_qr = counter_qr.lock().ok().and_then(|s| s.clone());
+    Ok(Driven {
+        outcome,
+        total_updates,
+        fees_total,
+        confirmed: confirmed.load(Ordering::Relaxed),
+        counter_qr,
+        elapsed: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The summary, and whether the demo passed: everything delivered in order and paid.
+fn summarise(stage: &Stage, opts: &DemoOptions, d: &Driven) -> Result<(), DemoError> {
+    let (portal_state, centre_state) = (&stage.portal_state, &stage.centre_state);
     let centre_counts = centre_state.counters();
-    let elapsed = started.elapsed().as_secs_f64();
     let portal_counts = portal_state.counters();
     let in_order = (0..opts.dossiers).all(|i| {
         let ma = format!("000.00.22.H46-241125-{i:04}");
@@ -338,11 +425,12 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     });
     println!();
     println!("Summary");
-    println!("  updates accepted      : {total_updates} ({} dossiers)", opts.dossiers);
+    println!("  updates accepted      : {} ({} dossiers)", d.total_updates, opts.dossiers);
     println!(
-        "  delivered to portal   : {} in {elapsed:.1} s ({:.0}/s)",
+        "  delivered to portal   : {} in {:.1} s ({:.0}/s)",
         portal_counts.accepted,
-        portal_counts.accepted as f64 / elapsed
+        d.elapsed,
+        portal_counts.accepted as f64 / d.elapsed
     );
     println!(
         "  portal failures faced : {} (injected 503s and dropped connections)",
@@ -358,11 +446,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         }
     );
     println!(
-        "  fees paid             : {}/{fees_total} (PayGov callback, VNPAY IPN, bank camt.054, VietQR at the counter in turn)",
-        confirmed.load(Ordering::Relaxed)
+        "  fees paid             : {}/{} (PayGov callback, VNPAY IPN, bank camt.054, VietQR at the counter in turn)",
+        d.confirmed, d.fees_total
     );
-    let shown = counter_qr.lock().ok().and_then(|s| s.clone());
-    if let Some((reference, Ok(drawing))) = shown.map(|(r, payload)| (r, hcc_gateway::qr::terminal(&payload))) {
+    if let Some((reference, Ok(drawing))) = d.counter_qr.clone().map(|(r, payload)| (r, hcc_gateway::qr::terminal(&payload))) {
         println!("  a citizen at the counter scanned this VietQR code for {reference}; the bank's camt.054 paid it:");
         println!("{drawing}");
     }
@@ -370,23 +457,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         "  webhooks to the centre: {} received, {} with a bad signature, {} duplicates",
         centre_counts.unique, centre_counts.bad_signatures, centre_counts.duplicates
     );
-    let result = match outcome {
+    match &d.outcome {
         Ok(()) if in_order && portal_counts.backwards == 0 => Ok(()),
         Ok(()) => Err(DemoError::Incomplete("order was not kept".into())),
-        Err(e) => Err(DemoError::Incomplete(e)),
-    };
-    if !opts.once && result.is_ok() {
-        println!();
-        println!("Still serving at {base}; press Ctrl-C to stop.");
-        hcc_gateway::app::shutdown_signal().await;
+        Err(e) => Err(DemoError::Incomplete(e.clone())),
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    portal.stop().await;
-    centre.stop().await;
-    bank.stop().await;
-    let _ = std::fs::remove_dir_all(&pki_dir);
-    result
 }
 
 /// One fee through one route: the centre asks the gateway for a payment, then the mock
