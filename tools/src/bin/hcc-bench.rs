@@ -75,50 +75,69 @@ enum RedisMode {
     Cluster,
 }
 
-/// The cluster's nodes when `--redis-mode cluster`, set once at start; empty on standalone.
-static CLUSTER_NODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-fn cluster_nodes() -> &'static [String] {
-    CLUSTER_NODES.get().map_or(&[], Vec::as_slice)
+/// The Redis of this run and how its queues are laid out, made once from the arguments and
+/// handed to every phase: no process globals.
+struct Target {
+    /// `--redis`: the standalone server (the first node names a cluster's host otherwise).
+    url: String,
+    /// The cluster's nodes when `--redis-mode cluster`; empty on standalone.
+    nodes: Vec<String>,
+    /// `--partitions`: every queue and gateway of the run uses it.
+    partitions: u16,
 }
 
-/// A store on the Redis of this run: `url` on standalone, the cluster's nodes on a cluster.
-fn store(url: &str, pool_size: usize, prefix: &str) -> anyhow::Result<Store> {
-    if cluster_nodes().is_empty() {
-        return Ok(Store::redis(url, pool_size, prefix)?);
+impl Target {
+    fn from_args(a: &Args) -> anyhow::Result<Target> {
+        let nodes = if a.redis_mode == RedisMode::Cluster {
+            anyhow::ensure!(!a.redis_nodes.is_empty(), "--redis-mode cluster needs --redis-nodes");
+            a.redis_nodes.clone()
+        } else {
+            Vec::new()
+        };
+        Ok(Target {
+            url: a.redis.clone(),
+            nodes,
+            partitions: a.partitions,
+        })
     }
-    Ok(Store::redis_with(&hcc_gateway::storage::RedisOptions {
-        topology: hcc_gateway::storage::RedisTopology::Cluster {
-            nodes: cluster_nodes().to_vec(),
-        },
-        pool_size,
-        prefix: prefix.to_string(),
-        min_replicas: 0,
-        replica_timeout: Duration::from_secs(1),
-    })?)
-}
 
-/// The `HCC__QUEUE__...` settings that point a gateway at the cluster, if this run has one.
-fn topology_vars() -> Vec<(&'static str, String)> {
-    if cluster_nodes().is_empty() {
-        return Vec::new();
+    fn is_cluster(&self) -> bool {
+        !self.nodes.is_empty()
     }
-    vec![
-        ("HCC__QUEUE__REDIS_MODE", "cluster".into()),
-        ("HCC__QUEUE__REDIS_NODES", cluster_nodes().join(",")),
-    ]
-}
 
-/// `--partitions`, set once at start: every queue and gateway the phases make uses it.
-static PARTITIONS: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    /// A store on this Redis: the URL on standalone, the cluster's nodes on a cluster.
+    fn store(&self, pool_size: usize, prefix: &str) -> anyhow::Result<Store> {
+        if !self.is_cluster() {
+            return Ok(Store::redis(&self.url, pool_size, prefix)?);
+        }
+        Ok(Store::redis_with(&hcc_gateway::storage::RedisOptions {
+            topology: hcc_gateway::storage::RedisTopology::Cluster { nodes: self.nodes.clone() },
+            pool_size,
+            prefix: prefix.to_string(),
+            min_replicas: 0,
+            replica_timeout: Duration::from_secs(1),
+        })?)
+    }
 
-fn partitions() -> u16 {
-    PARTITIONS.get().copied().unwrap_or(1)
-}
+    /// The `HCC__QUEUE__...` settings that point a gateway at this Redis and lay out its queues.
+    fn queue_vars(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("HCC__QUEUE__REDIS_URL", self.url.clone()),
+            ("HCC__QUEUE__PARTITIONS", self.partitions.to_string()),
+        ];
+        if self.is_cluster() {
+            v.push(("HCC__QUEUE__REDIS_MODE", "cluster".into()));
+            v.push(("HCC__QUEUE__REDIS_NODES", self.nodes.join(",")));
+        }
+        v
+    }
 
-/// The queues of a store, laid out as the gateways of this run lay them out.
-fn queues(store: Store) -> MessageQueue {
-    store.queue().with_partitions(partitions(), [hcc_gateway::payments::EVENTS_QUEUE])
+    /// The queues of a store, laid out as the gateways of this run lay them out.
+    fn queues(&self, store: Store) -> MessageQueue {
+        store
+            .queue()
+            .with_partitions(self.partitions, [hcc_gateway::payments::EVENTS_QUEUE])
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,11 +175,11 @@ fn redis_host_port(url: &str) -> Option<(String, String)> {
     Some((host.to_string(), port.to_string()))
 }
 
-fn redis_baseline(url: &str) -> Option<f64> {
-    let (host, port) = redis_host_port(cluster_nodes().first().map_or(url, String::as_str))?;
+fn redis_baseline(t: &Target) -> Option<f64> {
+    let (host, port) = redis_host_port(t.nodes.first().unwrap_or(&t.url))?;
     let mut cmd = std::process::Command::new("redis-benchmark");
     cmd.args(["-h", &host, "-p", &port, "-t", "lpush", "-c", "64", "-n", "200000", "-q"]);
-    if !cluster_nodes().is_empty() {
+    if t.is_cluster() {
         cmd.arg("--cluster");
     }
     let out = cmd.output().ok()?;
@@ -175,22 +194,20 @@ fn dossier(ma: &str, status: u8) -> Value {
            "DanhSachLePhi": [{"TenPhiLePhi": "Lệ phí", "MaPhiLePhi": "LP01", "HinhThucThu": 2, "Gia": 100000, "LoaiPhiLePhi": 2}]})
 }
 
-fn settings(redis: &str, prefix: &str, portal: &str, workers: usize) -> anyhow::Result<hcc_config::Settings> {
+fn settings(redis: &Target, prefix: &str, portal: &str, workers: usize) -> anyhow::Result<hcc_config::Settings> {
     let mut src = hcc_config::Source::from_process_env();
     for (k, v) in [
         ("HCC__SERVER__BIND", "127.0.0.1:0".to_string()),
         ("HCC__QUEUE__BACKEND", "redis".into()),
-        ("HCC__QUEUE__REDIS_URL", redis.into()),
         ("HCC__QUEUE__KEY_PREFIX", prefix.into()),
         ("HCC__QUEUE__POOL_SIZE", "64".into()),
         ("HCC__DVCQG__BASE_URL", portal.into()),
         ("HCC__CENTRE__WEBHOOK_URL", String::new()),
         ("HCC__DELIVERY__CONCURRENCY", workers.to_string()),
         ("HCC__LOG__LEVEL", "error".into()),
-        ("HCC__QUEUE__PARTITIONS", partitions().to_string()),
     ]
     .into_iter()
-    .chain(topology_vars())
+    .chain(redis.queue_vars())
     {
         src.vars.insert(k.into(), v);
     }
@@ -344,8 +361,8 @@ impl Served {
     }
 }
 
-async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
-    let queue = queues(store(redis, 8, prefix)?);
+async fn serve(redis: &Target, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
+    let queue = redis.queues(redis.store(8, prefix)?);
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -358,15 +375,13 @@ async fn serve(redis: &str, prefix: &str, portal: &str, workers: usize, with_wor
         cmd.env("HCC_CONFIG_DIR", config_dir)
             .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("HCC__QUEUE__BACKEND", "redis")
-            .env("HCC__QUEUE__REDIS_URL", redis)
             .env("HCC__QUEUE__KEY_PREFIX", prefix)
             .env("HCC__QUEUE__POOL_SIZE", "64")
             .env("HCC__DVCQG__BASE_URL", portal)
             .env("HCC__CENTRE__WEBHOOK_URL", "")
             .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
-            .env("HCC__QUEUE__PARTITIONS", partitions().to_string())
             .env("HCC__LOG__LEVEL", "error")
-            .envs(topology_vars())
+            .envs(redis.queue_vars())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let child = cmd.spawn()?;
@@ -702,7 +717,7 @@ struct FlakyRun {
 
 /// One run: a fresh portal at 30% faults with 3 s sessions, a fresh gateway, 420 updates
 /// posted at once (ten producers, each dossier's updates in order), then the wait.
-async fn flaky_run(redis: &str, workers: usize, limit: Duration, prefix: &str) -> anyhow::Result<FlakyRun> {
+async fn flaky_run(redis: &Target, workers: usize, limit: Duration, prefix: &str) -> anyhow::Result<FlakyRun> {
     let state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig {
         session_lifetime: Duration::from_secs(3),
         ..hcc_mocks::dvcqg::PortalConfig::default()
@@ -753,7 +768,7 @@ async fn flaky_run(redis: &str, workers: usize, limit: Duration, prefix: &str) -
 
 /// The flaky-portal phase: `runs` runs; min/median/max of the time from the last acceptance
 /// to the last delivery. An unfinished run counts as the limit, and is flagged.
-async fn flaky_phase(redis: &str, workers: usize, runs: usize, limit: Duration, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
+async fn flaky_phase(redis: &Target, workers: usize, runs: usize, limit: Duration, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
     let total = FLAKY_DOSSIERS * FLAKY_LIFE.len();
     let mut times = Vec::new();
     let mut detail = Vec::new();
@@ -799,10 +814,10 @@ fn print_flaky(v: &Value) {
     );
 }
 
-fn cleanup(redis: &str, prefixes: &[String]) {
+fn cleanup(redis: &Target, prefixes: &[String]) {
     // Leave Redis as we found it. On a cluster each master is asked for the keys it holds and
     // unlinks them itself (a replica's `MOVED` answers are ignored), so no command crosses slots.
-    for node in cluster_nodes() {
+    for node in &redis.nodes {
         if let Some((host, port)) = redis_host_port(node) {
             for prefix in prefixes {
                 let _ = std::process::Command::new("sh")
@@ -814,10 +829,10 @@ fn cleanup(redis: &str, prefixes: &[String]) {
             }
         }
     }
-    if !cluster_nodes().is_empty() {
+    if redis.is_cluster() {
         return;
     }
-    if let Some((host, port)) = redis_host_port(redis) {
+    if let Some((host, port)) = redis_host_port(&redis.url) {
         for prefix in prefixes {
             let _ = std::process::Command::new("sh")
                 .arg("-c")
@@ -829,8 +844,8 @@ fn cleanup(redis: &str, prefixes: &[String]) {
 
 /// The backlog-drain phase: `n` portal updates queued while the portal was away, then drained
 /// by one engine; returns the time to deliver them all.
-async fn drain_phase(redis: &str, prefix: &str, portal: &str, workers: usize, n: usize) -> anyhow::Result<Duration> {
-    let bq = queues(store(redis, 64, prefix)?);
+async fn drain_phase(redis: &Target, prefix: &str, portal: &str, workers: usize, n: usize) -> anyhow::Result<Duration> {
+    let bq = redis.queues(redis.store(64, prefix)?);
     fill(
         &bq,
         "dvcqg",
@@ -850,25 +865,25 @@ async fn drain_phase(redis: &str, prefix: &str, portal: &str, workers: usize, n:
 }
 
 /// `--only scale`: the raw baseline, HTTP ingest with no workers, and the backlog drain.
-async fn scale_phase(a: &Args, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
+async fn scale_phase(a: &Args, target: &Target, prefixes: &mut Vec<String>) -> anyhow::Result<Value> {
     eprintln!("[scale 1/3] raw Redis baseline (redis-benchmark -t lpush -c 64)");
-    let baseline = redis_baseline(&a.redis);
+    let baseline = redis_baseline(target);
     let portal = hcc_mocks::dvcqg::spawn(
         "127.0.0.1:0",
         hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default()),
     )?;
     eprintln!("[scale 2/3] HTTP ingest: {} dossiers at {} connections", a.requests, a.concurrency);
     prefixes.push(fresh_prefix());
-    let gw = serve(&a.redis, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, Workers::Off).await?;
+    let gw = serve(target, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, Workers::Off).await?;
     let (ingest_t, ingest_lat, ingest_ids) = load(&gw.base, a.requests, a.concurrency, "ING").await?;
     gw.stop().await;
     eprintln!("[scale 3/3] backlog drain: {} portal updates", a.backlog);
     prefixes.push(fresh_prefix());
-    let drain_t = drain_phase(&a.redis, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, a.backlog).await?;
+    let drain_t = drain_phase(target, &prefixes[prefixes.len() - 1], &portal.url(), a.workers, a.backlog).await?;
     portal.stop().await;
     Ok(json!({
-        "redis_mode": if cluster_nodes().is_empty() { "standalone" } else { "cluster" },
-        "partitions": partitions(),
+        "redis_mode": if target.is_cluster() { "cluster" } else { "standalone" },
+        "partitions": target.partitions,
         "redis_lpush_baseline_rps": baseline,
         "ingest": {"requests": a.requests, "accepted": ingest_ids.len(), "concurrency": a.concurrency,
                    "rate_per_s": ingest_ids.len() as f64 / ingest_t.as_secs_f64(),
@@ -904,11 +919,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     let a = Args::parse();
-    let _ = PARTITIONS.set(a.partitions);
-    if a.redis_mode == RedisMode::Cluster {
-        anyhow::ensure!(!a.redis_nodes.is_empty(), "--redis-mode cluster needs --redis-nodes");
-        let _ = CLUSTER_NODES.set(a.redis_nodes.clone());
-    }
+    let target = Target::from_args(&a)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if a.signatures_only {
         let sigs = signature_figures(softhsm)?;
@@ -916,10 +927,10 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&json!({"signatures": sigs}))?);
         return Ok(());
     }
-    let redis_at = if cluster_nodes().is_empty() {
-        a.redis.clone()
+    let redis_at = if target.is_cluster() {
+        format!("cluster {}", target.nodes.join(","))
     } else {
-        format!("cluster {}", cluster_nodes().join(","))
+        target.url.clone()
     };
     eprintln!("hcc-bench on {cores} cores, Redis at {redis_at}");
     let flaky_limit = Duration::from_secs(a.flaky_limit_secs);
@@ -929,8 +940,8 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
             a.flaky_runs
         );
         let mut prefixes = Vec::new();
-        let flaky = flaky_phase(&a.redis, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await;
-        cleanup(&a.redis, &prefixes);
+        let flaky = flaky_phase(&target, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await;
+        cleanup(&target, &prefixes);
         let report = json!({"machine": {"cores": cores}, "flaky_portal": flaky?});
         println!();
         print_flaky(&report["flaky_portal"]);
@@ -944,8 +955,8 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
 
     if a.only == Some(Phase::Scale) {
         let mut prefixes = Vec::new();
-        let scale = scale_phase(&a, &mut prefixes).await;
-        cleanup(&a.redis, &prefixes);
+        let scale = scale_phase(&a, &target, &mut prefixes).await;
+        cleanup(&target, &prefixes);
         let report = json!({"machine": {"cores": cores}, "scale": scale?});
         let v = &report["scale"];
         println!(
@@ -964,7 +975,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     }
 
     eprintln!("[1/6] raw Redis baseline (redis-benchmark -t lpush -c 64)");
-    let baseline = redis_baseline(&a.redis);
+    let baseline = redis_baseline(&target);
 
     let portal_state = hcc_mocks::dvcqg::PortalState::new(hcc_mocks::dvcqg::PortalConfig::default());
     let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", portal_state.clone())?;
@@ -975,7 +986,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         a.requests, a.concurrency
     );
     prefixes.push(fresh_prefix());
-    let gw = serve(&a.redis, &prefixes[0], &portal.url(), a.workers, Workers::Off).await?;
+    let gw = serve(&target, &prefixes[0], &portal.url(), a.workers, Workers::Off).await?;
     let separate = gw.child.is_some();
     let (ingest_t, ingest_lat, ingest_ids) = load(&gw.base, a.requests, a.concurrency, "ING").await?;
     let ingest_peak = gw.peak_rss_mib();
@@ -989,7 +1000,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
     let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
     prefixes.push(fresh_prefix());
-    let dq = queues(store(&a.redis, 64, &prefixes[1])?);
+    let dq = target.queues(target.store(64, &prefixes[1])?);
     fill(
         &dq,
         "centre",
@@ -998,7 +1009,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         Arc::new(|i| (format!("k{}", i % 5000), format!("{{\"seq\":{i}}}").into_bytes())),
     )
     .await?;
-    let ds = settings(&a.redis, &prefixes[1], "", a.workers)?;
+    let ds = settings(&target, &prefixes[1], "", a.workers)?;
     let sink_adapter: Arc<dyn Adapter> = Arc::new(hcc_adapters::webhook::WebhookAdapter::new(
         format!("{}/webhooks", sink.url()),
         secret,
@@ -1012,7 +1023,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     let e2e_n = a.requests / 5;
     eprintln!("[4/6] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
     prefixes.push(fresh_prefix());
-    let gw = serve(&a.redis, &prefixes[2], &portal.url(), a.workers, Workers::On).await?;
+    let gw = serve(&target, &prefixes[2], &portal.url(), a.workers, Workers::On).await?;
     let started = Instant::now();
     let (_, e2e_http_lat, e2e_ids) = load(&gw.base, e2e_n, a.concurrency, "E2E").await?;
     wait_delivered(&gw.queue, "dvcqg", e2e_ids.len() as u64, Duration::from_secs(600)).await?;
@@ -1035,7 +1046,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         a.backlog
     );
     prefixes.push(fresh_prefix());
-    let drain_t = drain_phase(&a.redis, &prefixes[3], &portal.url(), a.workers, a.backlog).await?;
+    let drain_t = drain_phase(&target, &prefixes[3], &portal.url(), a.workers, a.backlog).await?;
     portal.stop().await;
     sink.stop().await;
 
@@ -1043,7 +1054,7 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         "[6/6] flaky portal: 420 updates over 60 dossiers, 30% faults, 3 s sessions, {} runs",
         a.flaky_runs
     );
-    let flaky = flaky_phase(&a.redis, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await?;
+    let flaky = flaky_phase(&target, a.workers, a.flaky_runs, flaky_limit, &mut prefixes).await?;
 
     eprintln!("[+] signatures: CMS and XML-DSig on a 2 KB document");
     let sigs = signature_figures(softhsm)?;
@@ -1098,6 +1109,6 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
     if let Some(path) = a.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    cleanup(&a.redis, &prefixes);
+    cleanup(&target, &prefixes);
     Ok(())
 }
