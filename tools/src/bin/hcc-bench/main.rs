@@ -26,11 +26,13 @@ mod common;
 mod flaky;
 mod scale;
 mod signatures;
+mod throughput;
 
 use common::*;
 use flaky::*;
 use scale::*;
 use signatures::*;
+use throughput::*;
 
 #[derive(Parser)]
 #[command(about = "Measures hcc-gateway on this machine: ingest, delivery, end-to-end, backlog drain, with a raw Redis baseline")]
@@ -251,60 +253,21 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         a.requests, a.concurrency
     );
     prefixes.push(fresh_prefix());
-    let gw = serve(&target, &prefixes[0], &portal.url(), a.workers, Workers::Off).await?;
-    let separate = gw.child.is_some();
-    let (ingest_t, ingest_lat, ingest_ids) = load(&gw.base, a.requests, a.concurrency, "ING").await?;
-    let ingest_peak = gw.peak_rss_mib();
-    gw.stop().await;
-    let ingest_rate = ingest_ids.len() as f64 / ingest_t.as_secs_f64();
+    let ingest = ingest_phase(&a, &target, &prefixes[0], &portal.url()).await?;
+    let (separate, ingest_lat, ingest_peak, ingest_rate) = (ingest.separate, ingest.latencies, ingest.peak_rss, ingest.rate);
+    let ingest_ids = ingest.accepted;
 
     eprintln!(
         "[3/6] delivery: {} queued webhooks to an HTTP sink that answers at once, {} workers",
         a.deliveries, a.workers
     );
-    let secret = hcc_signing::webhook::WebhookSecret::parse("whsec_ZGV2LWNlbnRyZS13ZWJob29rLXNlY3JldA==")?;
-    let (sink, _sink_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret.clone())?;
     prefixes.push(fresh_prefix());
-    let dq = target.queues(target.store(64, &prefixes[1])?);
-    fill(
-        &dq,
-        "centre",
-        "bench.event",
-        a.deliveries,
-        Arc::new(|i| (format!("k{}", i % 5000), format!("{{\"seq\":{i}}}").into_bytes())),
-    )
-    .await?;
-    let ds = settings(&target, &prefixes[1], "", a.workers)?;
-    let sink_adapter: Arc<dyn Adapter> = Arc::new(hcc_adapters::webhook::WebhookAdapter::new(
-        format!("{}/webhooks", sink.url()),
-        secret,
-        Duration::from_secs(10),
-    )?);
-    let engine = engine_for(&dq, &ds, Some(sink_adapter))?;
-    let delivery_t = wait_delivered(&dq, "centre", a.deliveries as u64, Duration::from_secs(600)).await?;
-    engine.shutdown(Duration::from_secs(5)).await;
-    let delivery_rate = a.deliveries as f64 / delivery_t.as_secs_f64();
+    let (delivery_t, delivery_rate, sink) = delivery_phase(&a, &target, &prefixes[1]).await?;
 
     let e2e_n = a.requests / 5;
     eprintln!("[4/6] end to end: {e2e_n} dossiers over HTTP, delivered to the mock portal");
     prefixes.push(fresh_prefix());
-    let gw = serve(&target, &prefixes[2], &portal.url(), a.workers, Workers::On).await?;
-    let started = Instant::now();
-    let (_, e2e_http_lat, e2e_ids) = load(&gw.base, e2e_n, a.concurrency, "E2E").await?;
-    wait_delivered(&gw.queue, "dvcqg", e2e_ids.len() as u64, Duration::from_secs(600)).await?;
-    let e2e_t = started.elapsed();
-    let mut e2e_lat = Vec::new();
-    for id in e2e_ids.iter().step_by((e2e_ids.len() / 2000).max(1)) {
-        if let Some(r) = gw.queue.get("dvcqg", id).await?
-            && let Some(d) = r.delivered_at
-        {
-            e2e_lat.push((d - r.created_at) as f64);
-        }
-    }
-    e2e_lat.sort_by(f64::total_cmp);
-    let e2e_peak = gw.peak_rss_mib();
-    gw.stop().await;
-    let e2e_rate = e2e_ids.len() as f64 / e2e_t.as_secs_f64();
+    let (e2e_ids, e2e_rate, e2e_http_lat, e2e_lat, e2e_peak) = e2e_phase(&a, &target, &prefixes[2], &portal.url(), e2e_n).await?;
 
     eprintln!(
         "[5/6] backlog drain: {} portal updates queued during an outage, then the portal returns",
