@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod operation;
 pub mod ops;
+pub mod payment_request;
 pub mod payments;
 pub mod problem;
 pub mod signatures;
