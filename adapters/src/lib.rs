@@ -20,6 +20,8 @@
 //! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
 //! - [`payments`]: the payment providers (PayGov, VNPAY, VietQR, banks' camt.054) and their
 //!   settings;
+//! - [`inbound`]: dossiers handed down by a counterpart (pushed or polled), and the status
+//!   the centre sends back up for them;
 //! - [`http`]: the HTTP client and status reading every HTTP destination shares;
 //! - [`fields`]: reading untrusted JSON objects field by field.
 
@@ -31,6 +33,7 @@ pub mod domain;
 pub mod dvcqg;
 pub mod fields;
 pub mod http;
+pub mod inbound;
 pub mod payments;
 pub mod registry;
 pub mod text;

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use hcc_config::{DeliverySettings, Problem, Role, Section, Settings};
 use serde_json::{Map, Value, json};
 
+use crate::inbound::{InboundSource, SourceKind};
 use crate::payments::{Agency, CallbackRoute, PaymentProvider, ProviderKind};
 use crate::{Adapter, FieldError};
 
@@ -213,6 +214,7 @@ impl From<Vec<FieldError>> for IngestError {
 pub struct Registry {
     destinations: Vec<DestinationSpec>,
     providers: Vec<ProviderKind>,
+    sources: Vec<SourceKind>,
 }
 
 /// What a registry's counterparts came to under one configuration: the destinations' adapters
@@ -221,6 +223,8 @@ pub struct Registry {
 pub struct Built {
     pub adapters: Vec<Arc<dyn Adapter>>,
     pub providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
+    /// The sources of inbound dossiers, by id.
+    pub sources: HashMap<&'static str, Arc<dyn InboundSource>>,
 }
 
 impl Registry {
@@ -240,6 +244,24 @@ impl Registry {
         self.providers.retain(|k| k.id != kind.id);
         self.providers.push(kind);
         self
+    }
+
+    /// Adds a source of inbound dossiers; one of the same id is replaced. Its id is a
+    /// destination's name too (the status goes back through that destination's queue) and it
+    /// shares that destination's section.
+    pub fn with_source(mut self, kind: SourceKind) -> Self {
+        self.sources.retain(|k| k.id != kind.id);
+        self.sources.push(kind);
+        self
+    }
+
+    pub fn sources(&self) -> &[SourceKind] {
+        &self.sources
+    }
+
+    /// The source whose push route this is.
+    pub fn push_source(&self, path: &str) -> Option<&SourceKind> {
+        self.sources.iter().find(|k| k.push_path == Some(path))
     }
 
     pub fn specs(&self) -> &[DestinationSpec] {
@@ -307,6 +329,15 @@ impl Registry {
             match (kind.build)(&BuildContext::new(settings, kind.id)) {
                 Ok(Some(p)) => {
                     built.providers.insert(kind.id, p);
+                }
+                Ok(None) => {}
+                Err(p) => problems.extend(p),
+            }
+        }
+        for kind in &self.sources {
+            match (kind.build)(&BuildContext::new(settings, kind.id)) {
+                Ok(Some(s)) => {
+                    built.sources.insert(kind.id, s);
                 }
                 Ok(None) => {}
                 Err(p) => problems.extend(p),
