@@ -46,6 +46,7 @@ pub enum BuildError {
 fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
     let mut claimed = registry.names();
     claimed.push(crate::payments::SECTION);
+    claimed.push(crate::inbound::SECTION);
     settings.unclaimed_sections(&claimed)
 }
 
@@ -53,6 +54,7 @@ fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
 /// section, and every section nobody claims, all at once (for `config check` and start-up).
 pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
     let mut problems = unclaimed_sections(settings, registry);
+    problems.extend(crate::inbound::settings_problems(settings));
     match registry.build(settings) {
         Ok(built) => problems.extend(crate::payments::settings_problems(settings, &built.providers)),
         Err(p) => problems.extend(p),
@@ -154,6 +156,9 @@ impl Application {
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
         let adapters = built.adapters;
+        let event_sink = registry.event_sink();
+        let centre = adapters.iter().any(|a| event_sink == Some(a.destination()));
+        let inbound = Arc::new(crate::inbound::Inbound::from_settings(&settings, &store, built.sources, centre).map_err(BuildError::Settings)?);
         let payments = crate::payments::Payments::from_settings(
             &settings,
             built.providers,
@@ -162,14 +167,15 @@ impl Application {
         )
         .map_err(BuildError::Settings)?
         .map(Arc::new);
-        // The payment events queue stays whole: the ledger's scripts write it in the ledger's slot.
-        let queue = store
-            .queue()
-            .with_partitions(settings.queue.partitions, [crate::payments::EVENTS_QUEUE]);
+        // The payment and inbound events queues stay whole: the ledger's and the book's scripts
+        // write them in their own slots.
+        let queue = store.queue().with_partitions(
+            settings.queue.partitions,
+            [crate::payments::EVENTS_QUEUE, crate::inbound::EVENTS_QUEUE],
+        );
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms))
             .observer(monitoring.clone())
             .background(background.clone());
-        let event_sink = registry.event_sink();
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
             // The payment events have a queue of their own (beside the ledger, in its slot),
@@ -178,6 +184,8 @@ impl Application {
                 builder = builder.lane(crate::payments::EVENTS_QUEUE, adapter.clone(), cfg.clone());
             }
             if event_sink == Some(adapter.destination()) {
+                // Dossiers handed down reach the centre through their own queue too.
+                builder = builder.lane(crate::inbound::EVENTS_QUEUE, adapter.clone(), cfg.clone());
                 builder = builder.events_to(adapter.destination());
             }
             builder = builder.destination(adapter, cfg);
@@ -209,6 +217,14 @@ impl Application {
         }
         if workers == Workers::On {
             background.spawn(crate::replay::supervise(handle.clone()));
+            for source in inbound.polled() {
+                background.spawn(crate::inbound::poll::run(
+                    inbound.clone(),
+                    source,
+                    handle.queue.clone(),
+                    background.token(),
+                ));
+            }
         }
         let history = Arc::new(crate::monitoring::History::default());
         background.spawn(crate::monitoring::sample_history(
@@ -227,6 +243,7 @@ impl Application {
             handle.clone(),
             signing,
             payments,
+            inbound,
             monitoring,
             history,
             registry,
@@ -466,6 +483,7 @@ fn http_server(
     handle: EngineHandle,
     signing: http::signatures::SigningState,
     payments: Option<Arc<crate::payments::Payments>>,
+    inbound: Arc<crate::inbound::Inbound>,
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
     registry: Registry,
@@ -478,6 +496,7 @@ fn http_server(
     let history = web::Data::from(history);
     let monitoring = web::Data::from(monitoring);
     let payments = web::Data::new(payments);
+    let inbound = web::Data::new(inbound);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
@@ -493,6 +512,7 @@ fn http_server(
             .app_data(idem_ttl.clone())
             .app_data(signing.clone())
             .app_data(payments.clone())
+            .app_data(inbound.clone())
             .app_data(monitoring.clone())
             .app_data(history.clone())
             .app_data(doc.clone())
@@ -501,6 +521,7 @@ fn http_server(
             .configure(http::routes)
             .configure(|cfg| http::ingest::routes(cfg, &ingest))
             .configure(|cfg| http::payments::callback_routes(cfg, &registry))
+            .configure(|cfg| http::inbound::routes(cfg, &registry))
             .default_service(web::to(http::not_found))
     })
     .disable_signals()

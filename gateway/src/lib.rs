@@ -23,6 +23,7 @@ pub mod bank_money;
 pub mod cli;
 pub mod engine;
 pub mod http;
+pub mod inbound;
 pub mod logging;
 pub mod memory;
 pub mod monitoring;

@@ -141,20 +141,33 @@ async fn ingest(
             "the {destination} destination is not configured on this gateway"
         )));
     }
-    let key = idempotency_key(&req)?;
-    let kind = route.kind;
+    queue_and_answer(&req, &caller, &engine, destination, route.kind, accepted.ordering_key, accepted.payload).await
+}
+
+/// What every route that queues a message shares once the message is parsed: the
+/// `Idempotency-Key` (400 when malformed, 409 when reused with another body), the queueing, and
+/// the 202 with `Location` (and `Idempotent-Replayed` for a repeat).
+pub(crate) async fn queue_and_answer(
+    req: &HttpRequest,
+    caller: &Caller,
+    engine: &EngineHandle,
+    destination: &str,
+    kind: &'static str,
+    ordering_key: String,
+    payload: Vec<u8>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(req)?;
     let ttl = req.app_data::<web::Data<IdempotencyTtl>>().map_or(86_400, |t| t.0);
     let idem = key.map(|key| Idempotency {
         scope: format!("{kind}:{}", caller.name),
         key,
-        fingerprint: hcc_signing::sha256_hex(&accepted.payload),
+        fingerprint: hcc_signing::sha256_hex(&payload),
         ttl_secs: ttl,
     });
-    let ordering_key = accepted.ordering_key;
     let msg = NewMessage {
         kind: kind.into(),
         ordering_key: ordering_key.clone(),
-        payload: accepted.payload,
+        payload,
     };
     let (id, replayed) = match engine.queue.enqueue(destination, msg, idem.as_ref(), now_ms()).await? {
         Enqueued::Accepted(id) => (id, false),

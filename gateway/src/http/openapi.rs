@@ -66,6 +66,10 @@ pub const BEARER: &str = "bearer";
         super::unmatched::list,
         super::unmatched::assign,
         super::unmatched::give_back,
+        super::inbound::get_file,
+        super::inbound::post_status,
+        super::inbound::list,
+        super::inbound::get_one,
     ),
     components(schemas(ProblemBody, FieldErrorSchema)),
     modifiers(&BearerKey)
@@ -238,6 +242,7 @@ impl ApiDocument {
         let ingest: Vec<super::ingest::Route> = registry.ingest_routes().collect();
         let mut extra = super::ingest::operations(&ingest);
         extra.extend(super::payments::callback_operations(registry));
+        extra.extend(super::inbound::push_operations(registry));
         ApiDocument::new(&extra, &registry.creating_ids())
     }
 

@@ -24,6 +24,8 @@ pub(super) struct MemoryState {
     pub queues: HashMap<String, QueueState>,
     /// By the name of the ledger's events queue.
     pub ledgers: HashMap<String, LedgerState>,
+    /// By the name of the book's webhook queue.
+    pub inbound: HashMap<String, super::inbound::memory::BookState>,
     /// Newest first.
     pub audit: VecDeque<String>,
 }

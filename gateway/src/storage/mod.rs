@@ -18,12 +18,14 @@
 //! reply, and each has exactly one typed wrapper in the concern's `redis` module.
 
 pub mod audit;
+pub mod inbound;
 pub mod ledger;
 mod memory;
 pub mod queue;
 mod redis;
 
 pub use self::audit::AuditLog;
+pub use self::inbound::{InboundBook, InboundRecord};
 pub use self::ledger::PaymentLedger;
 pub use self::memory::MemoryStore;
 pub use self::queue::{
@@ -88,6 +90,12 @@ impl Store {
         PaymentLedger::new(self, events_queue)
     }
 
+    /// The book of inbound dossiers whose `dossier.received` webhooks go to the queue
+    /// `events_queue` (and whose keys share its hash tag).
+    pub fn inbound(&self, events_queue: &str) -> InboundBook {
+        InboundBook::new(self, events_queue)
+    }
+
     pub fn audit_log(&self) -> AuditLog {
         AuditLog::new(self)
     }
@@ -107,7 +115,9 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 20] = [
+    const SCRIPTS: [(&str, &str); 22] = [
+        ("inbound_accept.lua", include_str!("lua/inbound_accept.lua")),
+        ("inbound_ack.lua", include_str!("lua/inbound_ack.lua")),
         ("unmatched_put.lua", include_str!("lua/unmatched_put.lua")),
         ("unmatched_settle.lua", include_str!("lua/unmatched_settle.lua")),
         ("replay_job.lua", include_str!("lua/replay_job.lua")),
