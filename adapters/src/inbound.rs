@@ -99,7 +99,9 @@ pub enum PushOutcome {
     Created,
     Duplicate,
     /// Refused or failed; `reason` names why, with no input quoted but the code.
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
 }
 
 /// A dossier a polled source lists as waiting for the province.
@@ -398,7 +400,10 @@ mod tests {
         assert_eq!(FileType::sniff(b"\x89PNG\r\n\x1a\n...."), Some(FileType::Png));
         assert_eq!(FileType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]), Some(FileType::Jpeg));
         assert_eq!(FileType::sniff(b"II*\0...."), Some(FileType::Tiff));
-        assert_eq!(FileType::sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]), Some(FileType::OfficeLegacy));
+        assert_eq!(
+            FileType::sniff(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0]),
+            Some(FileType::OfficeLegacy)
+        );
         let mut docx = b"PK\x03\x04".to_vec();
         docx.extend_from_slice(&[0u8; 22]);
         docx.extend_from_slice(&(19u16).to_le_bytes());
@@ -437,7 +442,11 @@ mod tests {
         let payload = serde_json::to_vec(&status_payload(&s, &link)).expect("encodes");
         assert_eq!(read_status_payload(&payload), Ok((s, link)));
         let bad = json!({"TrangThai": 11, "NgayXuLy": "20261332000000", "TaiLieuXuLy": [1]});
-        let fields: Vec<String> = InboundStatus::parse(&bad).expect_err("invalid").into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> = InboundStatus::parse(&bad)
+            .expect_err("invalid")
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, vec!["/TrangThai", "/NoiDung", "/NgayXuLy", "/TaiLieuXuLy"]);
         assert!(InboundStatus::parse(&json!([])).is_err());
     }

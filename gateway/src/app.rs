@@ -158,7 +158,8 @@ impl Application {
         let adapters = built.adapters;
         let event_sink = registry.event_sink();
         let centre = adapters.iter().any(|a| event_sink == Some(a.destination()));
-        let inbound = Arc::new(crate::inbound::Inbound::from_settings(&settings, &store, built.sources, centre).map_err(BuildError::Settings)?);
+        let inbound =
+            Arc::new(crate::inbound::Inbound::from_settings(&settings, &store, built.sources, centre).map_err(BuildError::Settings)?);
         let payments = crate::payments::Payments::from_settings(
             &settings,
             built.providers,

@@ -1,5 +1,6 @@
 //! The operator commands: `hcc-gateway queues`, `hcc-gateway dead list|replay|discard`,
-//! `hcc-gateway dossier MAHOSO` and `hcc-gateway payments [--status …]`,
+//! `hcc-gateway dossier MAHOSO`, `hcc-gateway inbound [--source …]` and
+//! `hcc-gateway payments [--status …]`,
 //! talking to a running gateway's JSON API with the key in `HCC_API_KEY`. Errors say what went
 //! wrong in an operator's terms: unreachable, key refused, no such queue or message.
 
@@ -14,6 +15,26 @@ use crate::redact::Escaped;
 /// escape in it would forge rows of the table or rewrite the operator's screen.
 fn shown(v: &Value, default: &str) -> String {
     Escaped(v.as_str().unwrap_or(default)).to_string()
+}
+
+/// An inbound dossier in one line: source, procedure, when, files, acknowledgement.
+fn inbound_line(d: &Value) -> String {
+    let ack = if !d["needs_acknowledgement"].as_bool().unwrap_or(false) {
+        "-".to_string()
+    } else {
+        match d["acknowledged_at"].as_str() {
+            Some(_) => format!("acknowledged {}", shown(&d["acknowledged_at"], "")),
+            None => "not acknowledged yet".into(),
+        }
+    };
+    format!(
+        "{:<6} {:<16} received {:<26} files {:>2}  {}",
+        shown(&d["source"], "?"),
+        shown(&d["MaTTHC"], "-"),
+        shown(&d["received_at"], "-"),
+        d["files"].as_array().map_or(0, Vec::len),
+        ack
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +202,12 @@ impl Client {
             shown(&v["portal_status"], "-"),
             if v["blocked"].as_bool().unwrap_or(false) { "yes" } else { "no" }
         );
+        if v["inbound"].is_object() {
+            out.push_str(&format!("handed down by {}\n", inbound_line(&v["inbound"])));
+        }
         out.push_str(&format!(
-            "{:<38} {:<18} {:<10} {:>8} {:<26} {:<26}  {}\n",
-            "ID", "KIND", "STATUS", "ATTEMPTS", "ACCEPTED", "DELIVERED", "REASON"
+            "{:<38} {:<18} {:<8} {:<10} {:>8} {:<26} {:<26}  {}\n",
+            "ID", "KIND", "TO", "STATUS", "ATTEMPTS", "ACCEPTED", "DELIVERED", "REASON"
         ));
         for m in v["messages"].as_array().cloned().unwrap_or_default() {
             let reason = match m["plain_reason"]["en"].as_str() {
@@ -191,15 +215,34 @@ impl Client {
                 None => shown(&m["last_error"], ""),
             };
             out.push_str(&format!(
-                "{:<38} {:<18} {:<10} {:>8} {:<26} {:<26}  {}\n",
+                "{:<38} {:<18} {:<8} {:<10} {:>8} {:<26} {:<26}  {}\n",
                 shown(&m["id"], "?"),
                 shown(&m["kind"], "?"),
+                shown(&m["destination"], "?"),
                 shown(&m["status"], "?"),
                 m["attempts"],
                 shown(&m["accepted_at"], "-"),
                 shown(&m["delivered_at"], "-"),
                 reason
             ));
+        }
+        Ok(out)
+    }
+
+    /// Inbound dossiers (handed down by the portal or the link-up), newest first: one page.
+    pub async fn inbound(&self, source: Option<&str>, limit: usize, json: bool) -> Result<String, CliError> {
+        let limit = limit.clamp(1, 500).to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if let Some(s) = source {
+            query.push(("source", s));
+        }
+        let v = self.call_with(reqwest::Method::GET, "/v1/inbound/dossiers", &query).await?;
+        if json {
+            return Ok(format!("{v:#}\n"));
+        }
+        let mut out = format!("{} inbound dossier(s)\n", v["total"]);
+        for d in v["dossiers"].as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!("{:<32} {}\n", shown(&d["MaHoSo"], "?"), inbound_line(&d)));
         }
         Ok(out)
     }

@@ -45,6 +45,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dossiers handed down by the portal's push or the link-up, newest first, with their
+    /// source, files and acknowledgement; `dossier MAHOSO` shows one with its messages.
+    Inbound {
+        /// Only this source's: dvcqg or dvclt.
+        #[arg(long)]
+        source: Option<String>,
+        /// How many, at most 500.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Print the gateway's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Payments of a running gateway, newest change first, filtered; `payments qr
     /// MaThamChieu` draws a VietQR payment's code for the citizen at the counter.
     Payments {
@@ -182,6 +197,9 @@ fn main() -> anyhow::Result<()> {
             DeadCommand::Discard { queue, id } => operator(&url, |c| Box::pin(async move { c.dead_discard(&queue, &id).await })),
         },
         Command::Dossier { ma_ho_so, url, json } => operator(&url, |c| Box::pin(async move { c.dossier(&ma_ho_so, json).await })),
+        Command::Inbound { source, limit, url, json } => {
+            operator(&url, |c| Box::pin(async move { c.inbound(source.as_deref(), limit, json).await }))
+        }
         Command::Payments {
             command: Some(PaymentsCommand::Qr { reference }),
             url,

@@ -29,6 +29,10 @@ pub struct DossierMessage {
     pub id: String,
     #[schema(example = "dossier.sync")]
     pub kind: String,
+    /// Where it goes: the portal (`dvcqg`), the centre (`inbound`, a dossier handed down), the
+    /// link-up (`dvclt`).
+    #[schema(example = "dvcqg")]
+    pub destination: String,
     pub status: MessageStatus,
     pub attempts: u32,
     /// Identity numbers masked.
@@ -48,6 +52,7 @@ impl From<MessageRecord> for DossierMessage {
             plain_reason: plain_reason(r.status, last_error.as_deref()),
             id: r.id,
             kind: r.kind,
+            destination: r.destination,
             status: r.status,
             attempts: r.attempts,
             last_error,
@@ -72,9 +77,14 @@ pub struct DossierView {
     pub portal_status: Option<String>,
     /// A message of the dossier is dead, holding back those after it.
     pub blocked: bool,
-    /// In acceptance order; the newest 1000 at most, and only those whose records are still
-    /// kept (`queue.delivered_retention_secs` after delivery).
+    /// In acceptance order, both directions: up to the portal, and for a dossier handed down,
+    /// its `dossier.received` webhook to the centre and the statuses sent back up. The newest
+    /// 1000 at most, and only those whose records are still kept
+    /// (`queue.delivered_retention_secs` after delivery).
     pub messages: Vec<DossierMessage>,
+    /// For a dossier handed down by the portal or the link-up: where it came from, its files,
+    /// and whether its source was told the province has it.
+    pub inbound: Option<super::inbound::InboundView>,
 }
 
 /// A dossier's messages to the portal, its portal status and whether it is blocked.
@@ -93,6 +103,7 @@ async fn get_dossier(
     caller: Caller,
     engine: web::Data<EngineHandle>,
     registry: web::Data<Registry>,
+    inbound: web::Data<std::sync::Arc<crate::inbound::Inbound>>,
     ma: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
@@ -102,19 +113,40 @@ async fn get_dossier(
             message,
         }])
     })?;
-    let history = match dossier_destination(&registry) {
+    let portal = dossier_destination(&registry);
+    let history = match portal {
         Some(queue) if engine.has_destination(queue) => engine.queue.key_history(queue, ma.as_str()).await?,
         _ => None,
     };
-    let Some(h) = history else {
+    let record = inbound.book.get(ma.as_str()).await?;
+    if history.is_none() && record.is_none() {
         return Err(ApiError::NotFound("the gateway holds no message for this dossier".into()));
+    }
+    let (mut status, mut blocked, mut messages) = match history {
+        Some(h) => (h.status.clone(), h.blocked(), h.messages),
+        None => (None, false, Vec::new()),
     };
-    let blocked = h.blocked();
+    if let Some(r) = &record {
+        if let Some(m) = engine.queue.get(crate::inbound::EVENTS_QUEUE, &r.message_id).await? {
+            messages.push(m);
+        }
+        // Statuses sent back up through a destination other than the portal's queue.
+        if Some(r.source.as_str()) != portal
+            && engine.has_destination(&r.source)
+            && let Some(h) = engine.queue.key_history(&r.source, ma.as_str()).await?
+        {
+            blocked |= h.blocked();
+            status = status.or(h.status.clone());
+            messages.extend(h.messages);
+        }
+        messages.sort_by_key(|m| m.created_at);
+    }
     Ok(HttpResponse::Ok().json(DossierView {
         ma_ho_so: ma.to_string(),
-        portal_status: h.status,
+        portal_status: status,
         blocked,
-        messages: h.messages.into_iter().map(DossierMessage::from).collect(),
+        messages: messages.into_iter().map(DossierMessage::from).collect(),
+        inbound: record.map(super::inbound::InboundView::from),
     }))
 }
 

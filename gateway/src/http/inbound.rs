@@ -34,9 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, registry: &Registry) {
             let id = kind.id;
             cfg.route(
                 path,
-                web::post().to(move |req: HttpRequest, payload: web::Payload, inbound: web::Data<Arc<Inbound>>| {
-                    push(id, req, payload, inbound)
-                }),
+                web::post()
+                    .to(move |req: HttpRequest, payload: web::Payload, inbound: web::Data<Arc<Inbound>>| push(id, req, payload, inbound)),
             );
         }
     }
@@ -125,7 +124,9 @@ fn answer(inbound: &Inbound, source: &str, status: StatusCode, code: Option<&str
     } else {
         body
     };
-    HttpResponse::build(status).insert_header(header::CacheControl(vec![header::CacheDirective::NoStore])).json(body)
+    HttpResponse::build(status)
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(body)
 }
 
 fn error(reason: impl Into<String>) -> PushOutcome {
@@ -138,7 +139,13 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
         Ok(()) => {}
         Err(Refused::Address) => {
             tracing::warn!(source = source_id, peer = ?peer, "inbound push refused: address not allowed (or pushes are off)");
-            return answer(&inbound, source_id, StatusCode::FORBIDDEN, None, error("this address may not push dossiers here"));
+            return answer(
+                &inbound,
+                source_id,
+                StatusCode::FORBIDDEN,
+                None,
+                error("this address may not push dossiers here"),
+            );
         }
         Err(Refused::Key) => {
             tracing::warn!(source = source_id, peer = ?peer, "inbound push refused: missing or wrong key");
@@ -146,10 +153,22 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
         }
     }
     let Some(source) = inbound.source(source_id).cloned() else {
-        return answer(&inbound, source_id, StatusCode::SERVICE_UNAVAILABLE, None, error("this source is not configured here"));
+        return answer(
+            &inbound,
+            source_id,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            error("this source is not configured here"),
+        );
     };
     if !super::body::is_json(&req) {
-        return answer(&inbound, source_id, StatusCode::UNSUPPORTED_MEDIA_TYPE, None, error("the body must be application/json"));
+        return answer(
+            &inbound,
+            source_id,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            error("the body must be application/json"),
+        );
     }
     let body = match super::body::read_at_most(&req, &mut payload, inbound.max_body_bytes).await {
         Ok(b) => b,
@@ -297,7 +316,11 @@ pub struct QueuedStatus {
 
 /// The centre's status of an inbound dossier (the portal's vocabulary).
 #[derive(ToSchema)]
-#[allow(dead_code, non_snake_case, reason = "a description only, in the portal's field names: the body is read by InboundStatus::parse")]
+#[allow(
+    dead_code,
+    non_snake_case,
+    reason = "a description only, in the portal's field names: the body is read by InboundStatus::parse"
+)]
 pub struct InboundStatusBody {
     /// The portal's status code, 1 to 10, as a number or a string of digits.
     #[schema(value_type = String, example = "4")]
@@ -377,11 +400,18 @@ pub struct ListQuery {
         (status = 200, description = "The dossiers", body = InboundList),
         (status = 400), (status = 401), (status = 403), (status = 503),
     ))]
-async fn list(caller: Caller, inbound: web::Data<Arc<Inbound>>, page: super::Page, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    caller: Caller,
+    inbound: web::Data<Arc<Inbound>>,
+    page: super::Page,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre, Role::Operator, Role::Admin])?;
     let source = q.source.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = source
-        && !(s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
+        && !(s.len() <= 40
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
     {
         return Err(ApiError::InvalidParameters(vec![FieldError {
             field: "source (query)".into(),

@@ -141,7 +141,16 @@ async fn ingest(
             "the {destination} destination is not configured on this gateway"
         )));
     }
-    queue_and_answer(&req, &caller, &engine, destination, route.kind, accepted.ordering_key, accepted.payload).await
+    queue_and_answer(
+        &req,
+        &caller,
+        &engine,
+        destination,
+        route.kind,
+        accepted.ordering_key,
+        accepted.payload,
+    )
+    .await
 }
 
 /// What every route that queues a message shares once the message is parsed: the

@@ -132,7 +132,12 @@ mod tests {
     #[test]
     fn only_ids_the_store_makes_are_looked_up() {
         assert!(is_file_id("0123456789abcdef0123456789abcdef"));
-        for bad in ["", "../../etc/passwd", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcde"] {
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcde",
+        ] {
             assert!(!is_file_id(bad), "{bad}");
         }
     }

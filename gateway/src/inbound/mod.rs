@@ -147,7 +147,10 @@ fn settings(s: &Settings) -> Result<InboundSettings, Vec<Problem>> {
     };
     for (n, cidr) in i.allowed_ips.iter().enumerate() {
         if parse_network(cidr).is_none() {
-            problems.push(problem(&format!("allowed_ips[{n}]"), "must be an IP address or a CIDR (10.0.0.0/8, 2001:db8::/32)"));
+            problems.push(problem(
+                &format!("allowed_ips[{n}]"),
+                "must be an IP address or a CIDR (10.0.0.0/8, 2001:db8::/32)",
+            ));
         }
     }
     if actix_web::http::header::HeaderName::from_bytes(i.key_header.as_bytes()).is_err() {
@@ -305,7 +308,14 @@ impl Inbound {
 
 /// The `dossier.received` webhook: the envelope every event has, and the dossier as its source
 /// sent it, with links to its stored files.
-fn received_event(code: &MaHoSo, source: &str, procedure: Option<&str>, fields: &serde_json::Map<String, Value>, files: &[StoredFile], now: i64) -> String {
+fn received_event(
+    code: &MaHoSo,
+    source: &str,
+    procedure: Option<&str>,
+    fields: &serde_json::Map<String, Value>,
+    files: &[StoredFile],
+    now: i64,
+) -> String {
     let files: Vec<Value> = files
         .iter()
         .map(|f| {
@@ -361,11 +371,23 @@ mod tests {
         assert_eq!(g.admit("dvcqg", None, &with_key("k-123")), Err(Refused::Address));
         assert_eq!(g.admit("dvcqg", Some(local), &with_key("k-124")), Err(Refused::Key));
         assert_eq!(g.admit("dvcqg", Some(local), &HeaderMap::new()), Err(Refused::Key));
-        assert_eq!(g.admit("dvclt", Some(local), &with_key("k-123")), Err(Refused::Address), "no key: no push");
+        assert_eq!(
+            g.admit("dvclt", Some(local), &with_key("k-123")),
+            Err(Refused::Address),
+            "no key: no push"
+        );
         let off = gate("", &["0.0.0.0/0"]);
-        assert_eq!(off.admit("dvcqg", Some(local), &with_key("")), Err(Refused::Address), "no key set: off");
+        assert_eq!(
+            off.admit("dvcqg", Some(local), &with_key("")),
+            Err(Refused::Address),
+            "no key set: off"
+        );
         let nowhere = gate("k-123", &[]);
-        assert_eq!(nowhere.admit("dvcqg", Some(local), &with_key("k-123")), Err(Refused::Address), "no networks: off");
+        assert_eq!(
+            nowhere.admit("dvcqg", Some(local), &with_key("k-123")),
+            Err(Refused::Address),
+            "no networks: off"
+        );
     }
 
     #[test]

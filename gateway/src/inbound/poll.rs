@@ -48,7 +48,15 @@ pub async fn run(inbound: Arc<Inbound>, source: Arc<dyn InboundSource>, queue: M
             r = round(&inbound, source.as_ref(), &queue) => r,
         };
         if r != Round::default() {
-            tracing::info!(source = source.id(), listed = r.listed, taken = r.taken, acknowledged = r.acknowledged, waiting = r.waiting, failures = r.failures, "inbound poll round");
+            tracing::info!(
+                source = source.id(),
+                listed = r.listed,
+                taken = r.taken,
+                acknowledged = r.acknowledged,
+                waiting = r.waiting,
+                failures = r.failures,
+                "inbound poll round"
+            );
         }
         tokio::select! {
             _ = stop.cancelled() => return,
