@@ -178,6 +178,13 @@ defaults!(QueueSettings {
 /// A list given either as a list or as one comma-separated string (the environment's only
 /// way to say a list); empty items are dropped.
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(strings_or_commas(d)?.into_iter().map(Secret::new).collect())
+}
+
+/// A list of strings given either as a list or as one comma-separated string (the
+/// environment's only way to say a list), trimmed, empty items dropped: for
+/// `#[serde(deserialize_with)]` in any section.
+pub fn strings_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {
@@ -188,12 +195,7 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>,
         Either::List(l) => l,
         Either::Text(t) => t.split(',').map(str::to_string).collect(),
     };
-    Ok(items
-        .into_iter()
-        .map(|i| i.trim().to_string())
-        .filter(|i| !i.is_empty())
-        .map(Secret::new)
-        .collect())
+    Ok(items.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
 }
 
 #[derive(Debug, Clone, Deserialize)]

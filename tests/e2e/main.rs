@@ -17,6 +17,7 @@ mod engine;
 mod flaky_portal;
 mod hostile_http;
 mod hostile_payments;
+mod inbound;
 mod log_injection;
 mod ops;
 mod pades;

@@ -36,7 +36,9 @@ pub const EVENTS_QUEUE: &str = "inbound";
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct InboundSettings {
-    /// CIDRs a push may come from; empty: no push is taken.
+    /// CIDRs a push may come from; empty: no push is taken. A list, or in the environment
+    /// one comma-separated string.
+    #[serde(deserialize_with = "hcc_config::strings_or_commas")]
     allowed_ips: Vec<String>,
     /// The key the portal presents in `key_header`; empty: no push is taken.
     dvcqg_key: Secret,
