@@ -3,6 +3,7 @@
 // addressed by the URL fragment so that a link or a reload shows the same thing:
 //   #/                      queues, failed messages (filter: ?ordering_key=), replays, audit
 //   #/payments?status=&MaHoSo=&since=   the payments list
+//   #/inbound?source=&offset=           dossiers handed down (portal push, link-up)
 //   #/find/TEXT             a search: a MaThamChieu or a MaHoSo, whichever exists
 //   #/dossier/MAHOSO, #/payment/MATHAMCHIEU   one story as a timeline
 // Every value from the API goes into the page as text (textContent), never as markup.
@@ -23,6 +24,7 @@ const TEXT = {
   "login.hint": ["The key is kept in this browser tab only.", "Khoá chỉ được giữ trong thẻ trình duyệt này."],
   "nav.overview": ["Queues", "Hàng đợi"],
   "nav.payments": ["Payments", "Thanh toán"],
+  "nav.inbound": ["Inbound", "Hồ sơ tiếp nhận từ cổng"],
   "nav.forget": ["Forget key", "Xoá khoá"],
   "search.placeholder": ["MaHoSo (dossier code) or MaThamChieu (payment reference)", "Mã hồ sơ (MaHoSo) hoặc mã tham chiếu thanh toán (MaThamChieu)"],
   "search.go": ["Search", "Tra cứu"],
@@ -116,7 +118,33 @@ const TEXT = {
   "pay.reversed": ["reversed", "đã hoàn trả"],
   "pay.expired": ["expired (not paid in time)", "hết hạn (chưa thanh toán)"],
   "pay.duplicate": ["paid twice", "nộp trùng"],
+  "inbound.title": ["Dossiers handed down by the national portal and the link-up", "Hồ sơ tiếp nhận từ Cổng DVC quốc gia và hệ thống liên thông"],
+  "inbound.source": ["source", "nguồn"],
+  "inbound.all": ["all", "tất cả"],
+  "inbound.procedure": ["procedure (MaTTHC)", "thủ tục (MaTTHC)"],
+  "inbound.received": ["received", "tiếp nhận lúc"],
+  "inbound.files": ["files", "số tệp"],
+  "inbound.ack": ["acknowledgement", "xác nhận với nguồn"],
+  "inbound.ack_none": ["—", "—"],
+  "inbound.acked": ["acknowledged {at}", "đã xác nhận {at}"],
+  "inbound.ack_waiting": ["waiting for the centre", "chờ trung tâm tiếp nhận"],
+  "inbound.total": ["{n} dossiers", "{n} hồ sơ"],
+  "inbound.total_one": ["1 dossier", "1 hồ sơ"],
+  "inbound.none": ["No dossier handed down matches this filter.", "Không có hồ sơ tiếp nhận nào khớp bộ lọc."],
+  "inbound.unavailable": ["Dossiers handed down cannot be read: {m}", "Không đọc được danh sách hồ sơ tiếp nhận: {m}"],
+  "source.dvcqg": ["national portal (push)", "Cổng DVC quốc gia (đẩy sang)"],
+  "source.dvclt": ["link-up (DVCLT)", "hệ thống liên thông (DVCLT)"],
+  "file.name": ["file", "tên tệp"],
+  "file.type": ["type", "loại"],
+  "file.size": ["size", "dung lượng"],
+  "dossier.inbound": ["Handed down to the province", "Hồ sơ tiếp nhận từ cổng"],
+  "dossier.no_files": ["No file came with it.", "Hồ sơ không kèm tệp nào."],
+  "dest.dvcqg": ["to the national portal", "gửi lên Cổng DVC quốc gia"],
+  "dest.inbound": ["to the centre (handed down)", "chuyển về trung tâm (hồ sơ tiếp nhận)"],
+  "dest.dvclt": ["to the link-up (DVCLT)", "gửi lên hệ thống liên thông (DVCLT)"],
   "pager.first": ["First page", "Trang đầu"],
+  "pager.previous": ["Previous page", "Trang trước"],
+  "pager.page_of": ["Page {n} of {m}", "Trang {n} / {m}"],
   "pager.next": ["Next page", "Trang sau"],
   "pager.page": ["Page {n}", "Trang {n}"],
   "msg.queued": ["waiting", "chờ gửi"],
@@ -128,6 +156,8 @@ const TEXT = {
   "msg.discarded": ["discarded", "đã huỷ bỏ"],
   "kind.dossier.sync": ["Dossier data", "Đồng bộ hồ sơ"],
   "kind.dossier.progress": ["Progress update", "Cập nhật tiến độ xử lý"],
+  "kind.dossier.received": ["Dossier handed to the centre", "Chuyển hồ sơ cho trung tâm"],
+  "kind.dossier.status": ["Status sent back to the source", "Gửi trạng thái xử lý về nguồn"],
   "dossier.title": ["Dossier", "Hồ sơ"],
   "dossier.portal": ["Status on the national portal", "Trạng thái trên Cổng DVC quốc gia"],
   "dossier.portal_none": ["not on the portal yet", "chưa lên Cổng"],
@@ -141,6 +171,9 @@ const TEXT = {
   "dossier.show_dead": ["Show in failed messages", "Xem trong danh sách lỗi"],
   "dossier.story": ["Timeline", "Diễn biến"],
   "step.accepted": ["Accepted from the centre", "Tiếp nhận từ trung tâm"],
+  "step.accepted.inbound": ["Received from the source", "Tiếp nhận từ nguồn"],
+  "step.delivered.inbound": ["Delivered to the centre", "Đã chuyển cho trung tâm"],
+  "step.delivered.dvclt": ["Delivered to the link-up", "Đã gửi lên hệ thống liên thông"],
   "step.attempts": ["Sent {n} times", "Đã gửi {n} lần"],
   "step.attempt": ["Sent once", "Đã gửi 1 lần"],
   "step.delivered": ["Delivered to the national portal", "Đã gửi lên Cổng DVC quốc gia"],
@@ -292,8 +325,9 @@ async function render() {
   else if ((m = path.match(/^\/payment\/(.+)$/))) { view = "search"; job = () => showPayment(decodeURIComponent(m[1]), mine); }
   else if ((m = path.match(/^\/find\/(.+)$/))) { view = "search"; job = () => find(decodeURIComponent(m[1]), mine); }
   else if (path === "/payments") { view = "payments"; job = () => showPayments(params, mine); }
+  else if (path === "/inbound") { view = "inbound"; job = () => showInbound(params, mine); }
   else job = () => showOverview(params, mine);
-  for (const v of ["overview", "search", "payments"]) $("#view-" + v).hidden = v !== view;
+  for (const v of ["overview", "search", "payments", "inbound"]) $("#view-" + v).hidden = v !== view;
   // The search box holds the code being shown, and nothing once the operator has moved on.
   if (view !== "search" && document.activeElement !== $("#search")) $("#search").value = "";
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === view);
@@ -420,7 +454,8 @@ async function showDossier(ma, mine, searched) {
   const msgs = Array.isArray(d.messages) ? d.messages : [];
   const refused = msgs.filter((m) => m.status === "dead").length;
   const delivered = msgs.filter((m) => m.status === "delivered").length;
-  const portal = d.portal_status === null || d.portal_status === undefined ? t("dossier.portal_none") : `${d.portal_status} · ${label("portal.", d.portal_status)}`;
+  const onPortal = d.portal_status !== null && d.portal_status !== undefined;
+  const portal = onPortal ? `${d.portal_status} · ${label("portal.", d.portal_status)}` : t("dossier.portal_none");
   const card = el("section", { class: "card story", id: "dossier" },
     el("div", { class: "card-head" },
       el("h2", {}, t("dossier.title") + " ", el("span", { class: "mono ident", text: d.MaHoSo })),
@@ -429,11 +464,14 @@ async function showDossier(ma, mine, searched) {
     const link = el("a", { href: "#/?ordering_key=" + encodeURIComponent(d.MaHoSo), text: t("dossier.show_dead") });
     card.append(el("div", { class: "banner", role: "alert", id: "blocked-banner" }, el("span", { text: t("dossier.blocked") }), " ", link));
   }
+  // A dossier handed down came from the portal or the link-up: "not on the portal yet" would mislead.
+  const portalFact = onPortal || !d.inbound ? el("div", {}, el("dt", { text: t("dossier.portal") }), el("dd", { class: "portal-status", text: portal })) : null;
   card.append(el("dl", { class: "facts" },
-    el("div", {}, el("dt", { text: t("dossier.portal") }), el("dd", { class: "portal-status", text: portal })),
+    portalFact,
     el("div", {}, el("dt", { text: t("dossier.messages") }), el("dd", { class: "num", text: String(msgs.length) })),
     el("div", {}, el("dt", { text: t("dossier.delivered") }), el("dd", { class: "num", text: String(delivered) })),
     el("div", {}, el("dt", { text: t("dossier.failed") }), el("dd", { class: refused ? "num alert" : "num", text: String(refused) }))));
+  if (d.inbound) card.append(inboundBlock(d.inbound));
   card.append(el("h3", { text: t("dossier.story") }));
   const tl = el("ol", { class: "timeline" });
   for (const m of msgs) tl.append(messageStory(m));
@@ -444,14 +482,18 @@ async function showDossier(ma, mine, searched) {
 // One message's life: accepted, sent n times, and where it stands.
 function messageStory(m) {
   const state = MESSAGE_STATES.includes(m.status) ? m.status : "queued";
-  const li = el("li", { class: "event st-" + state, "data-id": m.id, "data-status": state });
+  const dest = typeof m.destination === "string" ? m.destination : "";
+  const li = el("li", { class: "event st-" + state, "data-id": m.id, "data-status": state, "data-destination": dest });
   li.append(el("div", { class: "event-head" },
     el("strong", { text: label("kind.", m.kind) }), badge("msg", m.status),
+    dest ? el("span", { class: "direction dir-" + (has("dest." + dest) ? dest : "other"), text: label("dest.", dest) }) : null,
     el("span", { class: "mono small muted", title: m.id, text: m.id })));
   const steps = el("ul", { class: "steps" });
-  steps.append(el("li", {}, el("time", { text: when(m.accepted_at) }), el("span", { text: t("step.accepted") })));
+  // Each step says where the message goes: the portal's words stay the default.
+  const step = (s) => (has(`step.${s}.${dest}`) ? t(`step.${s}.${dest}`) : t("step." + s));
+  steps.append(el("li", {}, el("time", { text: when(m.accepted_at) }), el("span", { text: step("accepted") })));
   if (m.attempts > 0) steps.append(el("li", {}, el("time", { text: "" }), el("span", { text: m.attempts === 1 ? t("step.attempt") : t("step.attempts", { n: m.attempts }) })));
-  const last = el("li", { class: "final" }, el("time", { text: when(m.delivered_at) }), el("span", { class: "outcome", text: t("step." + state) }));
+  const last = el("li", { class: "final" }, el("time", { text: when(m.delivered_at) }), el("span", { class: "outcome", text: step(state) }));
   steps.append(last);
   if (m.plain_reason && (state === "dead" || state === "retrying" || state === "discarded")) {
     steps.append(el("li", { class: "reason" }, el("time", { text: "" }), el("span", { class: "plain", text: m.plain_reason[lang] || m.plain_reason.en || "" })));
@@ -461,6 +503,35 @@ function messageStory(m) {
   }
   li.append(steps);
   return li;
+}
+
+// Where a dossier handed down came from, what came with it, and whether its source was told.
+// File names are text only: reading a file needs the centre's key.
+function inboundBlock(b) {
+  const files = Array.isArray(b.files) ? b.files : [];
+  const facts = el("dl", { class: "facts" },
+    el("div", {}, el("dt", { text: t("inbound.source") }), el("dd", { class: "inbound-source", text: label("source.", b.source) })),
+    b.MaTTHC ? el("div", {}, el("dt", { text: t("inbound.procedure") }), el("dd", { class: "mono", text: b.MaTTHC })) : null,
+    el("div", {}, el("dt", { text: t("inbound.received") }), el("dd", { text: when(b.received_at) })),
+    el("div", {}, el("dt", { text: t("inbound.ack") }), el("dd", { class: "inbound-ack", text: ackState(b) })));
+  const block = [el("h3", { text: t("dossier.inbound") }), facts];
+  if (!files.length) block.push(el("p", { class: "empty", text: t("dossier.no_files") }));
+  else {
+    const tb = el("tbody");
+    for (const f of files.slice(0, 100)) tb.append(el("tr", {}, cell(f.name), cell(f.content_type, "mono small"), cell(size(f.size), "num")));
+    block.push(el("table", { id: "inbound-files" },
+      el("thead", {}, el("tr", {}, el("th", { text: t("file.name") }), el("th", { text: t("file.type") }), el("th", { class: "num", text: t("file.size") }))), tb));
+  }
+  return el("div", { id: "dossier-inbound", "data-source": String(b.source) }, ...block);
+}
+function ackState(b) {
+  if (!b.needs_acknowledgement) return t("inbound.ack_none");
+  return b.acknowledged_at ? t("inbound.acked", { at: when(b.acknowledged_at) }) : t("inbound.ack_waiting");
+}
+function size(n) {
+  if (typeof n !== "number" || !isFinite(n)) return String(n ?? "");
+  const f = (v) => new Intl.NumberFormat(locale(), { maximumFractionDigits: 1 }).format(v);
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${f(n / 1024)} KiB` : `${f(n / 1024 / 1024)} MiB`;
 }
 
 async function showPayment(ref, mine, searched) {
@@ -590,6 +661,45 @@ function localInput(d) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+// ---- dossiers handed down ----------------------------------------------------------------
+const SOURCES = ["dvcqg", "dvclt"];
+
+// The list reads by offset: the page is in the address (#/inbound?source=&offset=).
+async function showInbound(params, mine) {
+  const source = SOURCES.includes(params.get("source")) ? params.get("source") : "";
+  const raw = params.get("offset") || "0";
+  const offset = /^[0-9]{1,9}$/.test(raw) ? Number(raw) : 0;
+  const qs = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset) });
+  if (source) qs.set("source", source);
+  let page;
+  try { page = await api("GET", "/v1/inbound/dossiers?" + qs); }
+  catch (e) {
+    if (e.status !== 503 || mine !== generation) throw e;
+    page = { dossiers: [], total: 0, unavailable: e.message };
+  }
+  if (mine !== generation) return;
+  if (document.activeElement !== $("#if-source")) $("#if-source").value = source;
+  const rows = Array.isArray(page.dossiers) ? page.dossiers : [];
+  const total = typeof page.total === "number" ? page.total : rows.length;
+  const tb = $("#inbound tbody"); tb.replaceChildren();
+  for (const d of rows) {
+    const files = Array.isArray(d.files) ? d.files.length : 0;
+    tb.append(el("tr", { "data-mahoso": d.MaHoSo, "data-source": d.source },
+      el("td", {}, dossierLink(d.MaHoSo)), cell(label("source.", d.source)), cell(d.MaTTHC, "mono small"), cell(when(d.received_at), "small"),
+      cell(files, "num"), cell(ackState(d), d.needs_acknowledgement && !d.acknowledged_at ? "warn" : "")));
+  }
+  $("#inbound-total").textContent = page.unavailable ? "" : total === 1 ? t("inbound.total_one") : t("inbound.total", { n: total });
+  $("#inbound-empty").textContent = page.unavailable ? t("inbound.unavailable", { m: page.unavailable }) : t("inbound.none");
+  $("#inbound-empty").hidden = rows.length > 0; $("#inbound").hidden = rows.length === 0;
+  $("#view-inbound").dataset.query = qs.toString(); // which filter and page the table shows
+  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  $("#ip-page").textContent = t("pager.page_of", { n: Math.floor(offset / PAGE_SIZE) + 1, m: pages });
+  const go = (to) => { const q = new URLSearchParams(); if (source) q.set("source", source); if (to > 0) q.set("offset", String(to)); location.hash = "#/inbound" + (q.toString() ? "?" + q : ""); };
+  $("#ip-first").disabled = offset === 0; $("#ip-first").onclick = () => go(0);
+  $("#ip-prev").disabled = offset === 0; $("#ip-prev").onclick = () => go(Math.max(0, offset - PAGE_SIZE));
+  $("#ip-next").disabled = offset + rows.length >= total || rows.length === 0; $("#ip-next").onclick = () => go(offset + PAGE_SIZE);
+}
+
 // ---- wiring ----------------------------------------------------------------------------
 function show() {
   $("#login").hidden = !!key; $("#board").hidden = !key; $("#toolbar").hidden = !key;
@@ -632,5 +742,13 @@ $("#payments-filter").addEventListener("submit", (ev) => {
   if (location.hash === next) render(); else location.hash = next;
 });
 $("#pg-first").addEventListener("click", () => { cursors = [""]; render(); });
+// A new source reads from the first page.
+$("#inbound-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const v = $("#if-source").value;
+  const next = "#/inbound" + (SOURCES.includes(v) ? "?source=" + v : "");
+  if (location.hash === next) render(); else location.hash = next;
+});
+$("#if-source").addEventListener("change", () => $("#inbound-filter").requestSubmit());
 window.addEventListener("hashchange", render);
 show();

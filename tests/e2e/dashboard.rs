@@ -218,3 +218,96 @@ async fn an_operator_follows_a_refused_dossier_and_the_payments_in_the_dashboard
     app.stop().await;
     centre.stop().await;
 }
+
+/// One inbound dossier as the gateway records a dossier handed down, with its
+/// `dossier.received` webhook, written through the app's own book. (No source parses a push on
+/// this branch yet: `adapters/src/dvcqg/push.rs` is still to come, so the record is seeded here
+/// rather than pushed through `POST /v1/inbound/dvcqg/dossiers`.)
+async fn seed_inbound(book: &hcc_gateway::storage::InboundBook, code: &str, source: &str, needs_ack: bool, files: Value) -> String {
+    use hcc_gateway::storage::inbound::Accepted;
+    use hcc_gateway::storage::{InboundRecord, NewMessage, now_ms};
+    let now = now_ms();
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = InboundRecord {
+        code: code.into(),
+        source: source.into(),
+        procedure: Some("1.000001".into()),
+        received_at: now,
+        message_id: id.clone(),
+        files: files.clone(),
+        link: json!({}),
+        needs_ack,
+        acked_at: None,
+    };
+    let event = json!({
+        "type": "dossier.received",
+        "timestamp": hcc_gateway::timefmt::rfc3339_ms(now),
+        "data": {"MaHoSo": code, "source": source, "MaTTHC": "1.000001", "dossier": {"MaHoSo": code}, "files": files},
+    });
+    let event = NewMessage {
+        kind: "dossier.received".into(),
+        ordering_key: code.into(),
+        payload: event.to_string().into_bytes(),
+    };
+    assert_eq!(book.accept(&record, event).await.unwrap(), Accepted::Created(id.clone()));
+    id
+}
+
+/// Dossiers handed down by the portal and the link-up: the Inbound view lists them with their
+/// source and acknowledgement, filters them by source (kept in the address), and a dossier's
+/// timeline shows where it came from, its files as text, and each message's direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_dossiers_handed_down() {
+    let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", WebhookSecret::parse(CENTRE_SECRET).unwrap()).unwrap();
+    let prefix = unique_prefix();
+    let files_dir = std::env::temp_dir().join(format!("hcc-dash-inbound-{prefix}"));
+    let o = vec![
+        ("HCC__QUEUE__KEY_PREFIX", prefix.clone()),
+        ("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", centre.url())),
+        ("HCC__INBOUND__FILES_DIR", path_arg(&files_dir)),
+    ];
+    let app = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::On).await;
+    let store = hcc_gateway::storage::Store::redis(&redis_url(), 4, &prefix).unwrap();
+    let book = store.inbound(hcc_gateway::inbound::EVENTS_QUEUE);
+
+    let form = json!({"id": "0".repeat(32), "name": "don.pdf", "content_type": "application/pdf", "size": 2048, "sha256": "a".repeat(64)});
+    // A name that would be markup if the page wrote it as such.
+    let odd = json!({"id": "1".repeat(32), "name": "<img src=x onerror=alert(1)>.png", "content_type": "image/png", "size": 70, "sha256": "b".repeat(64)});
+    let pushed = seed_inbound(&book, "H-IN-1", "dvcqg", false, json!([form, odd])).await;
+    seed_inbound(&book, "H-IN-2", "dvclt", true, json!([])).await;
+    seed_inbound(&book, "H-IN-3", "dvclt", true, json!([form])).await;
+    assert!(
+        book.mark_acknowledged("H-IN-3", "dvclt", hcc_gateway::storage::now_ms())
+            .await
+            .unwrap()
+    );
+    app.wait_message(&pushed, "delivered").await;
+    assert!(
+        centre_state.received().iter().any(|r| r.webhook_id == pushed),
+        "the centre has no webhook"
+    );
+
+    let list = app.get_json("/v1/inbound/dossiers?source=dvclt", Key::Operator).await;
+    assert_eq!(list["total"], 2, "{list}");
+    let view = app.get_json("/v1/dossiers/H-IN-1", Key::Operator).await;
+    assert_eq!(view["inbound"]["source"], "dvcqg", "{view}");
+    assert_eq!(view["messages"][0]["destination"], "inbound", "{view}");
+
+    let config = json!({
+        "base": app.address,
+        "key": OPERATOR_KEY,
+        "portal": "H-IN-1",
+        "waiting": "H-IN-2",
+        "acked": "H-IN-3",
+        "webhook_id": pushed,
+        "shots": {
+            "list": path_arg(&artifacts().join("inbound.png")),
+            "dossier": path_arg(&artifacts().join("inbound-dossier.png")),
+        },
+    });
+    browser("inbound.mjs", vec![config.to_string()]).await;
+    assert!(artifacts().join("inbound.png").is_file(), "no screenshot");
+    app.stop().await;
+    centre.stop().await;
+    let _ = std::fs::remove_dir_all(&files_dir);
+}
