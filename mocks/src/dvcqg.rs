@@ -687,9 +687,7 @@ async fn share(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes
                 refused(2, "Không tìm thấy thủ tục")
             }
         }
-        "getfile" => state
-            .push
-            .getfile(&b, req.connection_info().host(), &req.app_config().local_addr().to_string()),
+        "getfile" => state.push.getfile(&b, &req),
         "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => HttpResponse::Ok().json(json!({"error_code": 0, "data": []})),
         other => refused(4, &format!("Dịch vụ {other} không được hỗ trợ")),
     }

@@ -314,10 +314,17 @@ impl PushState {
         self.lock().statuses.iter().cloned().collect()
     }
 
-    /// `getfile` on the share endpoint (the session already checked). `own` is this portal's
-    /// `host:port` as the caller reached it (its `Host` header) and `local` the listening
-    /// address; a URL naming either is on this portal.
-    pub fn getfile(&self, b: &Map<String, Value>, own: &str, local: &str) -> HttpResponse {
+    /// `getfile` on the share endpoint (the session already checked). A URL is on this portal
+    /// when its `host:port` is the one the caller reached it by (the `Host` header, never a
+    /// forwarded one) or its listening address.
+    pub fn getfile(&self, b: &Map<String, Value>, req: &HttpRequest) -> HttpResponse {
+        let own = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let local = req.app_config().local_addr().to_string();
+        let local = local.as_str();
         let url = b.get("DuongDan").and_then(Value::as_str).unwrap_or("");
         let mut s = self.lock();
         s.getfile.calls += 1;
