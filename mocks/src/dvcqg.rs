@@ -26,6 +26,9 @@
 //! inspection: `received` (`?MaHoSo=`), `stats`, and `per_second`: how many `/integration`
 //! calls arrived in each Unix second (`{"1764122887": 50, ...}`), whatever their answer, to
 //! hold a client to a portal's calls-per-second limit.
+//!
+//! Dossiers pushed down to the province, the file service (`getfile` on the share endpoint) and
+//! their status back up (`DongBoTrangThaiHoSo`) live in [`crate::dvcqg_push`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -122,6 +125,8 @@ pub struct PortalState {
     inner: Arc<Mutex<Inner>>,
     /// The payment platform the portal also plays.
     pub paygov: crate::paygov::PaygovState,
+    /// Dossiers pushed down, the file service, their status back up (`dvcqg_push`).
+    pub push: crate::dvcqg_push::PushState,
 }
 
 /// Catalogue codes the mock knows from the start (the fixture's, and a few more).
@@ -136,6 +141,7 @@ impl PortalState {
     pub fn new(cfg: PortalConfig) -> Self {
         PortalState {
             paygov: crate::paygov::PaygovState::new(&cfg.paygov_partner, &cfg.paygov_secret),
+            push: crate::dvcqg_push::PushState::default(),
             inner: Arc::new(Mutex::new(Inner {
                 cfg,
                 sessions: HashMap::new(),
@@ -328,7 +334,7 @@ fn fee_lines(item: &Value, i: usize) -> Result<(), String> {
 }
 
 /// `yyyyMMddHHmmss`, a real calendar time.
-fn real_date(v: &Value) -> bool {
+pub(crate) fn real_date(v: &Value) -> bool {
     let Some(s) = v.as_str() else { return false };
     if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return false;
@@ -373,7 +379,8 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/received", web::get().to(received))
             .route("/_mock/stats", web::get().to(stats))
             .route("/_mock/per_second", web::get().to(per_second))
-            .configure(crate::paygov::routes(state.paygov.clone()));
+            .configure(crate::paygov::routes(state.paygov.clone()))
+            .configure(crate::dvcqg_push::routes(state.push.clone()));
     }
 }
 
@@ -494,6 +501,7 @@ async fn integration(state: web::Data<PortalState>, req: HttpRequest, body: web:
         "DongBoHoSoMC" => sync(&mut s, &b),
         "CapNhatTienDoHoSoMC" => progress(&mut s, &b).map_err(Refusal::from),
         "TraCuuHoSo" => return lookup(&mut s, &b),
+        "DongBoTrangThaiHoSo" => state.push.inbound_status(&b).map_err(Refusal::from),
         _ => Err(Refusal::from(format!("Dịch vụ {service} không được hỗ trợ"))),
     };
     match answer {
@@ -679,6 +687,7 @@ async fn share(state: web::Data<PortalState>, req: HttpRequest, body: web::Bytes
                 refused(2, "Không tìm thấy thủ tục")
             }
         }
+        "getfile" => state.push.getfile(&b, &req),
         "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => HttpResponse::Ok().json(json!({"error_code": 0, "data": []})),
         other => refused(4, &format!("Dịch vụ {other} không được hỗ trợ")),
     }

@@ -5,7 +5,9 @@
 
 pub mod bank;
 pub mod centre;
+pub mod dvclt;
 pub mod dvcqg;
+pub mod dvcqg_push;
 pub mod faults;
 pub mod paygov;
 pub mod tsa;
