@@ -268,7 +268,7 @@ async fn the_status_of_a_pushed_dossier_goes_back_to_the_portal_in_order() {
     assert_eq!(e.app.post_json(path, Key::Centre, &bad).await.status().as_u16(), 422);
     assert_eq!(e.app.post_json(path, Key::Operator, &ok).await.status().as_u16(), 403);
     let seen = eventually("the portal has the four statuses", Duration::from_secs(15), || async {
-        let s = portal_state.inbound_statuses();
+        let s = portal_state.push.inbound_statuses();
         (s.len() >= 4).then_some(s)
     })
     .await;
