@@ -343,6 +343,16 @@ impl Registry {
                 Err(p) => problems.extend(p),
             }
         }
+        // A source shares its destination's section and is built from it too: a problem with
+        // the section is reported once, however many of them read it.
+        let mut seen = Vec::with_capacity(problems.len());
+        problems.retain(|p| {
+            let first = !seen.contains(p);
+            if first {
+                seen.push(p.clone());
+            }
+            first
+        });
         if problems.is_empty() { Ok(built) } else { Err(problems) }
     }
 }
