@@ -438,6 +438,32 @@ mod tests {
         assert_eq!(r.event_sink(), Some("a"));
     }
 
+    /// A source reads its destination's section too: a problem with it is reported once.
+    #[test]
+    fn a_problem_of_a_shared_section_is_reported_once() {
+        fn bad(ctx: &BuildContext<'_>) -> Vec<Problem> {
+            vec![ctx.problem("base_url", "must be an http or https URL")]
+        }
+        let r = Registry::empty()
+            .with(DestinationSpec {
+                name: "x",
+                build: |ctx| Err(bad(ctx)),
+                ingest: &[],
+                event_sink: false,
+            })
+            .with_source(SourceKind {
+                id: "x",
+                push_path: None,
+                build: |ctx| Err([bad(ctx), vec![ctx.problem("other", "wrong")]].concat()),
+            });
+        let settings: Settings = serde_json::from_value(json!({})).expect("defaults");
+        let keys: Vec<String> = match r.build(&settings) {
+            Err(p) => p.into_iter().map(|p| p.key).collect(),
+            Ok(_) => panic!("problems expected"),
+        };
+        assert_eq!(keys, ["x.base_url", "x.other"]);
+    }
+
     #[test]
     fn a_request_gives_its_parameters_and_body_or_says_what_is_wrong() {
         let body = json!({"x": 1});
