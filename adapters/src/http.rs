@@ -87,6 +87,33 @@ pub fn classify_error(err: &reqwest::Error) -> Outcome {
     Outcome::retry(format!("upstream {what}"))
 }
 
+/// Why an answer's body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The body is longer than the caller takes: not the counterpart's usual answer.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection broke or timed out while the body was read.
+    #[error("the answer could not be read")]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads an answer's body, at most `max` bytes: a declared length over it is refused before
+/// anything is read, and the body is read chunk by chunk so an endless one stops at `max`.
+pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLarge(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use reqwest::StatusCode;

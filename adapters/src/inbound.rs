@@ -43,8 +43,12 @@ pub struct SourceKind {
     /// a source that is polled.
     pub push_path: Option<&'static str>,
     /// Builds the source from its section; `None` when the section leaves it off.
-    pub build: fn(&BuildContext<'_>) -> Result<Option<Arc<dyn InboundSource>>, Vec<Problem>>,
+    pub build: fn(&BuildContext<'_>) -> BuiltSource,
 }
+
+/// What a source's `build` gives: the source, `None` when its section leaves it off, or every
+/// problem with the section, each named `section.key`.
+pub type BuiltSource = Result<Option<Arc<dyn InboundSource>>, Vec<Problem>>;
 
 /// A dossier a counterpart handed down, parsed at the edge.
 #[derive(Debug, Clone)]
@@ -386,6 +390,54 @@ pub fn safe_file_name(name: &str) -> String {
         .collect();
     let kept = kept.trim().trim_start_matches('.').to_string();
     if kept.is_empty() { "file".into() } else { kept }
+}
+
+/// Decodes a file's base64 (standard alphabet, padding optional), tolerating the line breaks
+/// and spaces mail-style encoders put in. Decoded once, into one buffer: the whitespace is
+/// dropped first only when there is any, so a large file costs one pass and one copy at most.
+pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, &'static str> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let refused = "must be base64 (standard alphabet)";
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        LENIENT.decode(compact).map_err(|_| refused)
+    } else {
+        LENIENT.decode(text).map_err(|_| refused)
+    }
+}
+
+/// A table of the settings mapping the portal's status codes (`"1"` to `"10"`) to a
+/// counterpart's (`1..=max`), laid over `defaults`. Every bad entry is a problem named
+/// `<section>.<key>.<code>`.
+pub(crate) fn status_table(
+    ctx: &BuildContext<'_>,
+    key: &str,
+    entries: &std::collections::BTreeMap<String, u8>,
+    defaults: [u8; 10],
+    max: u8,
+) -> Result<[u8; 10], Vec<Problem>> {
+    let mut table = defaults;
+    let mut problems = Vec::new();
+    for (code, &to) in entries {
+        let from = match code.parse::<usize>() {
+            Ok(n) if (1..=10).contains(&n) && !code.starts_with('0') => n,
+            _ => {
+                problems.push(ctx.problem(&format!("{key}.{code}"), "is not a portal status: the keys are \"1\" to \"10\""));
+                continue;
+            }
+        };
+        if !(1..=max).contains(&to) {
+            problems.push(ctx.problem(&format!("{key}.{code}"), format!("must be a status from 1 to {max}")));
+            continue;
+        }
+        table[from - 1] = to;
+    }
+    if problems.is_empty() { Ok(table) } else { Err(problems) }
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@
 //! - [`domain`]: the dossier code and the payment reference, shared by the core and the
 //!   counterparts;
 //! - [`text`]: Vietnamese made ASCII for counterparts that take only ASCII;
-//! - [`dvcqg`]: the national portal (session, answers, the dossier model, its ingest routes);
+//! - [`dvcqg`]: the national portal (session, answers, the dossier model, its ingest routes,
+//!   the dossiers it pushes down);
+//! - [`dvclt`]: the civil-registration link-up, polled for dossiers and sent their status;
 //! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
 //! - [`payments`]: the payment providers (PayGov, VNPAY, VietQR, banks' camt.054) and their
 //!   settings;
@@ -30,12 +32,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub mod domain;
+pub mod dvclt;
 pub mod dvcqg;
 pub mod fields;
 pub mod http;
 pub mod inbound;
 pub mod payments;
 pub mod registry;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod webhook;
 
@@ -47,11 +52,14 @@ pub use fields::FieldError;
 pub fn standard() -> registry::Registry {
     registry::Registry::empty()
         .with(dvcqg::spec())
+        .with(dvclt::spec())
         .with(webhook::spec())
         .with_provider(payments::paygov::KIND)
         .with_provider(payments::vnpay::KIND)
         .with_provider(payments::vietqr::KIND)
         .with_provider(payments::bank::KIND)
+        .with_source(dvcqg::push::SOURCE)
+        .with_source(dvclt::SOURCE)
 }
 
 /// What one delivery attempt came to.
@@ -150,6 +158,18 @@ mod tests {
         assert_eq!(names.len(), r.specs().len() + r.providers().len(), "one section per counterpart");
         assert_eq!(r.specs().iter().filter(|s| s.event_sink).count(), 1);
         assert_eq!(r.event_sink(), Some(webhook::DESTINATION));
+        // A source shares its destination's section and queue: its id is a destination's
+        // name, claims no section of its own, and each push route is one source's.
+        for source in r.sources() {
+            assert!(r.specs().iter().any(|s| s.name == source.id), "{} has no destination", source.id);
+            if let Some(path) = source.push_path {
+                assert_eq!(r.push_source(path).map(|k| k.id), Some(source.id));
+            }
+        }
+        let mut ids: Vec<_> = r.sources().iter().map(|k| k.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), r.sources().len(), "one source per id");
         // Every ingest route's documented path is its template with other parameter names.
         for (_, route) in r.ingest_routes() {
             let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();

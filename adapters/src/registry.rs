@@ -343,6 +343,16 @@ impl Registry {
                 Err(p) => problems.extend(p),
             }
         }
+        // A source shares its destination's section and is built from it too: a problem with
+        // the section is reported once, however many of them read it.
+        let mut seen = Vec::with_capacity(problems.len());
+        problems.retain(|p| {
+            let first = !seen.contains(p);
+            if first {
+                seen.push(p.clone());
+            }
+            first
+        });
         if problems.is_empty() { Ok(built) } else { Err(problems) }
     }
 }
@@ -426,6 +436,32 @@ mod tests {
             .with(spec("a", true));
         assert_eq!(r.names(), vec!["b", "a"]);
         assert_eq!(r.event_sink(), Some("a"));
+    }
+
+    /// A source reads its destination's section too: a problem with it is reported once.
+    #[test]
+    fn a_problem_of_a_shared_section_is_reported_once() {
+        fn bad(ctx: &BuildContext<'_>) -> Vec<Problem> {
+            vec![ctx.problem("base_url", "must be an http or https URL")]
+        }
+        let r = Registry::empty()
+            .with(DestinationSpec {
+                name: "x",
+                build: |ctx| Err(bad(ctx)),
+                ingest: &[],
+                event_sink: false,
+            })
+            .with_source(SourceKind {
+                id: "x",
+                push_path: None,
+                build: |ctx| Err([bad(ctx), vec![ctx.problem("other", "wrong")]].concat()),
+            });
+        let settings: Settings = serde_json::from_value(json!({})).expect("defaults");
+        let keys: Vec<String> = match r.build(&settings) {
+            Err(p) => p.into_iter().map(|p| p.key).collect(),
+            Ok(_) => panic!("problems expected"),
+        };
+        assert_eq!(keys, ["x.base_url", "x.other"]);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub(super) fn message_of(v: &Value) -> String {
 /// (and `Ð`, the look-alike some keyboards type) folded to `d`, which NFD leaves alone; lower
 /// case; every run of anything but letters and digits one space; a space at each end, so that
 /// a phrase is found as whole words by looking for `" phrase "`.
-pub(super) fn folded(message: &str) -> String {
+pub(crate) fn folded(message: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
     let mut out = String::with_capacity(message.len() + 2);
@@ -64,7 +64,7 @@ pub(super) fn folded(message: &str) -> String {
 
 /// Whether a [`folded`] message holds `phrase` (itself folded, without the end spaces) as
 /// whole words.
-pub(super) fn has_phrase(folded: &str, phrase: &str) -> bool {
+pub(crate) fn has_phrase(folded: &str, phrase: &str) -> bool {
     folded.contains(&format!(" {phrase} "))
 }
 

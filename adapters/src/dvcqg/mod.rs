@@ -30,14 +30,19 @@
 //! - `answer`: reading the portal's answers (success, stale session, already exists,
 //!   `TraCuuHoSo` hit or miss), pure functions;
 //! - [`model`]: the dossier's fields, their checks and their wire form;
-//! - `ingest`: the API routes that queue dossiers and progress for this destination.
+//! - `ingest`: the API routes that queue dossiers and progress for this destination;
+//! - [`push`]: the portal as a source: the dossiers it pushes down, and its file service;
+//! - `status`: the centre's status of a pushed dossier, sent back up (`DongBoTrangThaiHoSo`);
+//! - `tests`: the unit tests, against a scripted portal among others.
 
 mod answer;
 mod ingest;
 pub mod model;
+pub mod push;
 mod session;
+mod status;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,6 +56,8 @@ use tokio::sync::RwLock;
 use self::answer::{
     Answer, Lookup, classify_lookup, code_text, is_already_exists, is_not_found, is_session_expiry, message_of, success_code,
 };
+/// Reading counterparts' Vietnamese answers by whole phrases, shared with the link-up.
+pub(crate) use self::answer::{folded, has_phrase};
 use self::session::Session;
 use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, CentreEvent, Delivery, Outcome, http};
@@ -84,6 +91,10 @@ pub struct DvcqgSettings {
     pub share_path: String,
     /// The `dstcode` header the LGSP routes on, sent on every call when non-empty.
     pub dstcode: String,
+    /// The centre's status of a dossier the portal pushed (`"1"` to `"10"`) as the portal is
+    /// sent it in `DongBoTrangThaiHoSo`; a code not listed is sent as it is (a guess:
+    /// `docs/inbound.md`).
+    pub inbound_status_map: BTreeMap<String, u8>,
 }
 
 impl Default for DvcqgSettings {
@@ -97,6 +108,7 @@ impl Default for DvcqgSettings {
             integration_path: "/integration".into(),
             share_path: "/share".into(),
             dstcode: String::new(),
+            inbound_status_map: BTreeMap::new(),
         }
     }
 }
@@ -114,6 +126,12 @@ pub fn spec() -> DestinationSpec {
 }
 
 fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
+    Ok(portal(ctx)?.map(|a| Arc::new(a) as Arc<dyn Adapter>))
+}
+
+/// The portal client the section configures, `None` when `base_url` is empty: the
+/// destination's adapter, and the push source's file service (`push`), each built from it.
+fn portal(ctx: &BuildContext<'_>) -> Result<Option<DvcqgAdapter>, Vec<hcc_config::Problem>> {
     let s: DvcqgSettings = ctx.settings()?;
     if s.base_url.is_empty() {
         return Ok(None);
@@ -123,6 +141,11 @@ fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
     if dstcode_header(&s.dstcode).is_err() {
         problems.push(ctx.problem("dstcode", DSTCODE_RULE));
     }
+    let inbound_status = crate::inbound::status_table(ctx, "inbound_status_map", &s.inbound_status_map, status::IDENTITY, 10)
+        .unwrap_or_else(|p| {
+            problems.extend(p);
+            status::IDENTITY
+        });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -130,13 +153,15 @@ fn build(ctx: &BuildContext<'_>) -> BuiltDestination {
         base_url: s.base_url,
         auth_path: s.auth_path,
         integration_path: s.integration_path,
+        share_path: s.share_path,
+        inbound_status,
         username: s.username,
         password: s.password,
         madonvi: s.madonvi,
         dstcode: s.dstcode,
         timeout: ctx.timeout(),
     };
-    DvcqgAdapter::new(cfg).map(|a| Some(Arc::new(a) as Arc<dyn Adapter>)).map_err(|e| {
+    DvcqgAdapter::new(cfg).map(Some).map_err(|e| {
         vec![match e {
             SetupError::Dstcode => ctx.problem("dstcode", DSTCODE_RULE),
             SetupError::Client(_) => ctx.problem("base_url", e.to_string()),
@@ -149,6 +174,11 @@ pub struct DvcqgConfig {
     pub base_url: String,
     pub auth_path: String,
     pub integration_path: String,
+    /// The share endpoint (catalogues, the file service).
+    pub share_path: String,
+    /// The portal's status (index 0 is `TrangThai` 1) sent for the centre's status of a pushed
+    /// dossier.
+    pub inbound_status: [u8; 10],
     pub username: String,
     /// Sent in the login body, the one place it is exposed.
     pub password: Secret,
@@ -174,6 +204,7 @@ pub struct DvcqgAdapter {
     dstcode: Option<HeaderValue>,
     auth_url: String,
     integration_url: String,
+    share_url: String,
     /// The portal session, shared by every worker of this process, and when it was issued.
     session: RwLock<Option<Session>>,
     /// The youngest age at which the portal has called a session of ours stale: its session
@@ -323,6 +354,7 @@ impl DvcqgAdapter {
             dstcode: dstcode_header(&cfg.dstcode)?,
             auth_url: format!("{base}{}", cfg.auth_path),
             integration_url: format!("{base}{}", cfg.integration_path),
+            share_url: format!("{base}{}", cfg.share_path),
             cfg,
             session: RwLock::new(None),
             lifetime: Mutex::new(None),
@@ -333,6 +365,12 @@ impl DvcqgAdapter {
     /// Every call goes through here, the login included, so the `dstcode` header the LGSP
     /// routes on is on all of them, and each gets what is left of the attempt's budget.
     async fn post_json(&self, url: &str, body: &Value, attempt: Attempt) -> Result<Value, PostError> {
+        self.post_json_within(url, body, attempt, MAX_ANSWER_BYTES).await
+    }
+
+    /// [`Self::post_json`] taking an answer of at most `max_answer` bytes (a file from the
+    /// file service is bigger than any other answer).
+    async fn post_json_within(&self, url: &str, body: &Value, attempt: Attempt, max_answer: usize) -> Result<Value, PostError> {
         let transient = |o: Outcome| PostError::Failed(Failure::transient(o));
         let fault = |o: Outcome| PostError::Failed(Failure::fault(o));
         let Some(left) = attempt.remaining() else {
@@ -349,7 +387,11 @@ impl DvcqgAdapter {
         let resp = req.json(body).send().await.map_err(|e| transient(http::classify_error(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| transient(http::classify_error(&e)))?;
+        let bytes = match http::read_bounded(resp, max_answer).await {
+            Ok(b) => b,
+            Err(http::ReadError::Transport(e)) => return Err(transient(http::classify_error(&e))),
+            Err(http::ReadError::TooLarge(_)) => return Err(fault(Outcome::retry("the portal's answer is too large"))),
+        };
         match status.as_u16() {
             200..=299 => {}
             401 => return Err(PostError::Unauthorized),
@@ -368,9 +410,6 @@ impl DvcqgAdapter {
                 ))));
             }
         }
-        if bytes.len() > MAX_ANSWER_BYTES {
-            return Err(fault(Outcome::retry("the portal's answer is too large")));
-        }
         serde_json::from_slice(&bytes).map_err(|_| fault(Outcome::retry("the portal's answer is not JSON")))
     }
 
@@ -383,6 +422,20 @@ impl DvcqgAdapter {
     /// here; it comes back as a transient [`Failure`], which only the look-up tries again.
     /// A login failure has had its own tries already and is not transient for the caller.
     async fn call(&self, service: &str, fields: &Map<String, Value>, attempt: Attempt) -> Result<Answer, Failure> {
+        self.call_at(&self.integration_url, service, fields, attempt, MAX_ANSWER_BYTES)
+            .await
+    }
+
+    /// [`Self::call`] to another of the portal's endpoints (the share endpoint), taking an
+    /// answer of at most `max_answer` bytes.
+    async fn call_at(
+        &self,
+        url: &str,
+        service: &str,
+        fields: &Map<String, Value>,
+        attempt: Attempt,
+        max_answer: usize,
+    ) -> Result<Answer, Failure> {
         let mut session = self.current_session(attempt).await.map_err(Failure::fault)?;
         for round in 0..2 {
             let mut body = Map::new();
@@ -390,7 +443,7 @@ impl DvcqgAdapter {
             body.insert("madonvi".into(), Value::String(self.cfg.madonvi.clone()));
             body.insert("service".into(), Value::String(service.into()));
             body.extend(fields.clone());
-            match self.post_json(&self.integration_url, &Value::Object(body), attempt).await {
+            match self.post_json_within(url, &Value::Object(body), attempt, max_answer).await {
                 Ok(answer) if success_code(&answer) => return Ok(Answer::Ok(answer)),
                 Ok(answer) => {
                     let (code, message) = (code_text(&answer), message_of(&answer));
@@ -523,6 +576,10 @@ impl Adapter for DvcqgAdapter {
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let attempt = Attempt::starting_now(self.cfg.timeout);
+            // A status of a pushed dossier has its own payload (`inbound::status_payload`).
+            if d.kind == crate::inbound::KIND_STATUS {
+                return self.inbound_status(d, attempt).await;
+            }
             // The API stored a validated object; anything else is a bug upstream of here, and
             // retrying would not fix it.
             let mut item = match serde_json::from_slice(d.payload) {
@@ -625,506 +682,4 @@ pub mod fuzzing {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::answer::folded;
-    use super::*;
-
-    fn built(toml: &str) -> Result<bool, Vec<String>> {
-        let section = hcc_config::Section::from_toml(DESTINATION, toml).expect("toml");
-        build(&BuildContext::bare(DESTINATION, Some(&section)))
-            .map(|a| a.is_some())
-            .map_err(|p| p.into_iter().map(|p| p.key).collect())
-    }
-
-    #[test]
-    fn the_section_is_checked_by_key_and_an_empty_base_url_leaves_the_portal_off() {
-        assert_eq!(built("base_url = \"\"\n"), Ok(false));
-        assert_eq!(built("base_url = \"http://portal.example\"\npassword = \"pw\"\n"), Ok(true));
-        assert_eq!(
-            built("base_url = \"portal.example\"\ndstcode = \"a b\"\n"),
-            Err(vec!["dvcqg.base_url".to_string(), "dvcqg.dstcode".to_string()])
-        );
-        assert!(
-            built("base_url = \"http://portal.example\"\nbase_uri = \"x\"\n").is_err(),
-            "unknown key"
-        );
-        // A password is a secret from the section on: it never prints.
-        let s: DvcqgSettings = hcc_config::Section::from_toml(DESTINATION, "password = \"hunter2\"\n")
-            .expect("toml")
-            .parse()
-            .expect("parses");
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn success_codes_are_read_liberally() {
-        assert!(success_code(&json!({"error_code": 0})));
-        assert!(success_code(&json!({"error_code": "00"})));
-        assert!(success_code(&json!({"error_code": "0"})));
-        assert!(!success_code(&json!({"error_code": 1})));
-        assert!(!success_code(&json!({"error_code": "-1"})));
-        assert!(!success_code(&json!({})));
-    }
-
-    /// Real refusals, which must be dead-lettered, and stale-session answers, which must renew
-    /// the session: with and without diacritics, composed (NFC) and decomposed (NFD).
-    #[test]
-    fn stale_sessions_are_told_from_refusals_by_code_and_whole_phrase() {
-        use unicode_normalization::UnicodeNormalization;
-        let refusals = [
-            ("2", "Phiên bản dữ liệu không hợp lệ"),
-            ("2", "Phien ban du lieu khong hop le"),
-            ("2", "Ngày hẹn trả đã hết hạn"),
-            ("2", "Ngay hen tra da het han"),
-            ("5", "Hồ sơ đã hết hạn xử lý"),
-            ("2", "Phiên bản thủ tục đã hết hạn sử dụng"),
-            ("2", "Mã thủ tục hành chính không tồn tại"),
-            ("4", "Phiên họp thẩm định chưa được tạo"),
-            ("2", "Token hồ sơ trùng lặp"),
-            ("2", "Sessionexpired"),
-            ("2", "Tokens không hợp lệ"),
-            ("99", "Dữ liệu không hợp lệ: session_id thiếu"),
-            ("3", "Mã đơn vị không hợp lệ"),
-        ];
-        let stale = [
-            ("401", ""),
-            ("-1", ""),
-            ("-1", "Session expired"),
-            ("99", "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"),
-            ("99", "PHIEN LAM VIEC DA HET HAN"),
-            ("5", "Phiên làm việc hết hạn"),
-            ("5", "phien lam viec het han!"),
-            ("5", "Session expired"),
-            ("5", "Your session expired. Please log in"),
-            ("5", "Token không hợp lệ"),
-            ("5", "token khong hop le"),
-            ("5", "TOKEN KHÔNG HỢP LỆ."),
-            ("5", "Invalid token"),
-            ("5", "Lỗi: invalid  token"),
-            ("5", "ĐĂNG NHẬP LỖI: Phiên làm việc đã hết hạn"),
-        ];
-        for (code, message) in refusals {
-            for form in [message.to_string(), message.nfd().collect(), message.nfc().collect()] {
-                assert!(!is_session_expiry(code, &form), "a refusal, not a stale session: {code} {form:?}");
-            }
-        }
-        for (code, message) in stale {
-            for form in [message.to_string(), message.nfd().collect(), message.nfc().collect()] {
-                assert!(is_session_expiry(code, &form), "a stale session: {code} {form:?}");
-            }
-        }
-        assert_eq!(folded("Đã  TỒN tại!"), " da ton tai ");
-        assert_eq!(folded("Ðã tồn tại"), " da ton tai ");
-    }
-
-    #[test]
-    fn already_exists_needs_the_code_and_the_words() {
-        use unicode_normalization::UnicodeNormalization;
-        for (code, message) in [
-            ("3", "Hồ sơ đã tồn tại"),
-            ("-3", "Hồ sơ 000.00.22.H46-241125-0001 đã tồn tại trên hệ thống"),
-            ("-3", "Ho so da ton tai"),
-            ("3", "HỒ SƠ ĐÃ TỒN TẠI"),
-        ] {
-            assert!(is_already_exists(code, message), "{code} {message}");
-            assert!(
-                is_already_exists(code, &message.nfd().collect::<String>()),
-                "{code} {message} (NFD)"
-            );
-        }
-        for (code, message) in [
-            ("2", "Hồ sơ đã tồn tại"),
-            ("3", "Mã đơn vị không hợp lệ"),
-            ("-3", "Hồ sơ không tồn tại"),
-            ("3", "Hồ sơ tồn tại"),
-            ("0", "Đã tồn tại"),
-            ("33", "Đã tồn tại"),
-        ] {
-            assert!(!is_already_exists(code, message), "{code} {message}");
-        }
-    }
-
-    #[test]
-    fn lookups_read_result_or_data_and_never_guess() {
-        use Lookup::*;
-        let hit = json!([{"MaHoSo": "000.00.22.H46-241125-0001"}]);
-        assert_eq!(classify_lookup(&json!({"result": []})), Missing);
-        assert_eq!(classify_lookup(&json!({"result": hit})), Found);
-        assert_eq!(classify_lookup(&json!({"data": hit})), Found);
-        assert_eq!(classify_lookup(&json!({"data": []})), Missing);
-        assert_eq!(
-            classify_lookup(&json!({"error_code": 0, "message": "Thành công", "result": []})),
-            Missing
-        );
-        assert_eq!(classify_lookup(&json!({"error_code": "00", "result": hit})), Found);
-        assert_eq!(classify_lookup(&json!({"error_code": 0, "result": [], "data": hit})), Found);
-        // Like OpenCPS, error_code does not hide a hit.
-        assert_eq!(classify_lookup(&json!({"error_code": 2, "message": "Lỗi", "result": hit})), Found);
-        // A known "not found" refusal is a miss; other refusals are not.
-        assert_eq!(
-            classify_lookup(&json!({"error_code": 2, "message": "Không tìm thấy hồ sơ"})),
-            Missing
-        );
-        assert_eq!(
-            classify_lookup(&json!({"error_code": 2, "message": "Không tìm thấy hồ sơ", "result": []})),
-            Missing
-        );
-        for unclear in [
-            json!({"error_code": 0}),
-            json!({"error_code": 0, "message": "Thành công"}),
-            json!({}),
-            json!({"result": null}),
-            json!({"result": {}}),
-            json!({"result": {"MaHoSo": "X"}}),
-            json!({"data": "X"}),
-            json!({"error_code": 0, "data": 1}),
-            json!({"error_code": 5, "message": "Lỗi hệ thống"}),
-            json!({"error_code": 5, "message": "Lỗi hệ thống", "result": []}),
-            json!([]),
-        ] {
-            assert!(matches!(classify_lookup(&unclear), Unclear(_)), "{unclear} must be neither");
-        }
-        let Unclear(why) = classify_lookup(&json!({"error_code": 0, "result": {"ChuHoSo": "Nguyễn Thị Lan"}})) else {
-            panic!("unclear expected");
-        };
-        assert!(why.contains("result an object") && why.contains("no data"), "{why}");
-        assert!(!why.contains("Nguyễn"), "the answer's data is not echoed: {why}");
-    }
-
-    #[test]
-    fn dstcode_is_checked_once() {
-        assert!(dstcode_header("").unwrap().is_none());
-        assert_eq!(dstcode_header("000.00.00.H46").unwrap().unwrap(), "000.00.00.H46");
-        assert!(dstcode_header("a b").is_err());
-        assert!(dstcode_header("x\r\ny").is_err());
-        assert!(dstcode_header("mã").is_err());
-    }
-
-    #[test]
-    fn known_dossiers_are_bounded() {
-        let k = KnownDossiers::new();
-        for i in 0..(KNOWN_CAPACITY + 10) {
-            k.insert(&i.to_string());
-        }
-        assert!(!k.contains("0"));
-        assert!(k.contains(&(KNOWN_CAPACITY + 9).to_string()));
-    }
-
-    /// A scripted portal on loopback: each request is answered by `script(service, n)`, `n`
-    /// counting that service's calls from 1 (the login is service `"login"`); every request
-    /// is recorded. One request per connection, so a dropped answer is one lost call.
-    mod scripted {
-        use std::sync::{Arc, Mutex};
-
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        pub enum Reply {
-            Json(u16, serde_json::Value),
-            /// The request was read, then the connection closes with no answer.
-            Drop,
-        }
-
-        pub type Script = Arc<dyn Fn(&str, usize) -> Reply + Send + Sync>;
-
-        pub async fn serve(script: Script) -> (String, Arc<Mutex<Vec<String>>>) {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-            let log = seen.clone();
-            tokio::spawn(async move {
-                while let Ok((mut sock, _)) = listener.accept().await {
-                    let (script, log) = (script.clone(), log.clone());
-                    tokio::spawn(async move {
-                        let mut buf = Vec::new();
-                        let mut chunk = [0u8; 8192];
-                        let (head_end, length) = loop {
-                            let n = sock.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                                let length = head
-                                    .lines()
-                                    .find_map(|l| l.strip_prefix("content-length:"))
-                                    .and_then(|v| v.trim().parse::<usize>().ok())
-                                    .unwrap_or(0);
-                                break (i + 4, length);
-                            }
-                        };
-                        while buf.len() < head_end + length {
-                            let n = sock.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        let body: serde_json::Value = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or_default();
-                        let service = body["service"].as_str().unwrap_or("login").to_string();
-                        let n = {
-                            let mut l = log.lock().unwrap();
-                            l.push(service.clone());
-                            l.iter().filter(|s| **s == service).count()
-                        };
-                        match script(&service, n) {
-                            Reply::Drop => {}
-                            Reply::Json(status, v) => {
-                                let text = v.to_string();
-                                let answer = format!(
-                                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                                    text.len()
-                                );
-                                let _ = sock.write_all(answer.as_bytes()).await;
-                            }
-                        }
-                    });
-                }
-            });
-            (url, seen)
-        }
-    }
-
-    use std::sync::Arc;
-
-    use scripted::Reply;
-
-    fn ok(v: Value) -> Reply {
-        Reply::Json(200, v)
-    }
-
-    /// A portal that answers every call well, except where `fault` says otherwise.
-    fn portal_with(fault: impl Fn(&str, usize) -> Option<Reply> + Send + Sync + 'static) -> scripted::Script {
-        Arc::new(move |service: &str, n: usize| {
-            if let Some(r) = fault(service, n) {
-                return r;
-            }
-            match service {
-                "login" => ok(json!({"error_code": 0, "session": "S-1"})),
-                "TraCuuHoSo" => ok(json!({"error_code": 0, "result": []})),
-                _ => ok(json!({"error_code": 0, "message": "Thành công"})),
-            }
-        })
-    }
-
-    fn adapter(url: &str, timeout: Duration) -> DvcqgAdapter {
-        DvcqgAdapter::new(DvcqgConfig {
-            base_url: url.into(),
-            auth_path: "/auth".into(),
-            integration_path: "/integration".into(),
-            username: "u".into(),
-            password: Secret::new("p"),
-            madonvi: "000.00.22.H46".into(),
-            dstcode: String::new(),
-            timeout,
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn the_carried_status_is_the_wire_form_of_the_kinds_own_field() {
-        let a = adapter("http://127.0.0.1:9", Duration::from_secs(1));
-        let status = |kind: &str, v: Value| {
-            let payload = v.to_string();
-            a.carried_status(&Delivery {
-                id: "1",
-                kind,
-                ordering_key: "M-1",
-                payload: payload.as_bytes(),
-                attempt: 1,
-            })
-        };
-        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": 4, "TrangThai": 9})), Some("4".into()));
-        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": "04"})), Some("4".into()));
-        assert_eq!(
-            status(KIND_PROGRESS, json!({"TrangThaiHoSo": 4, "TrangThai": "10"})),
-            Some("10".into())
-        );
-        assert_eq!(status(KIND_PROGRESS, json!({"TrangThaiHoSo": 4})), None);
-        assert_eq!(status("other", json!({"TrangThaiHoSo": 4})), None);
-        assert_eq!(status(KIND_SYNC, json!({"TrangThaiHoSo": "bốn"})), None);
-        assert!(a.tells_centre());
-    }
-
-    /// The centre's events about a dossier name it by `MaHoSo`: the adapter words them, the
-    /// engine only queues them.
-    #[test]
-    fn the_centre_hears_of_a_dead_dossier_and_of_its_delivery_after_a_replay() {
-        let a = adapter("http://127.0.0.1:9", Duration::from_secs(1));
-        let d = Delivery {
-            id: "m-1",
-            kind: KIND_SYNC,
-            ordering_key: "000.00.22.H46-241125-0001",
-            payload: b"{}",
-            attempt: 3,
-        };
-        let dead = a.dead_letter_event(&d, "portal refused").expect("an event");
-        assert_eq!(dead.kind, "dossier.rejected");
-        assert_eq!(
-            dead.data,
-            json!({"MaHoSo": "000.00.22.H46-241125-0001", "id": "m-1", "reason": "portal refused"})
-        );
-        let delivered = a.redelivered_event(&d).expect("an event");
-        assert_eq!(delivered.kind, "dossier.delivered");
-        assert_eq!(delivered.data, json!({"MaHoSo": "000.00.22.H46-241125-0001", "id": "m-1"}));
-    }
-
-    async fn deliver(a: &DvcqgAdapter, kind: &str) -> Outcome {
-        let payload = json!({"MaHoSo": "M-1", "TrangThaiHoSo": 1, "TrangThai": 1}).to_string();
-        a.deliver(Delivery {
-            id: "m-1",
-            kind,
-            ordering_key: "M-1",
-            payload: payload.as_bytes(),
-            attempt: 1,
-        })
-        .await
-    }
-
-    fn count(seen: &std::sync::Mutex<Vec<String>>, service: &str) -> usize {
-        seen.lock().unwrap().iter().filter(|s| *s == service).count()
-    }
-
-    #[tokio::test]
-    async fn a_failing_lookup_is_tried_again_and_the_write_goes_once() {
-        let (url, seen) = scripted::serve(portal_with(|service, n| match (service, n) {
-            ("TraCuuHoSo", 1) => Some(Reply::Json(503, json!({"message": "busy"}))),
-            ("TraCuuHoSo", 2) => Some(Reply::Drop),
-            _ => None,
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
-        assert_eq!(count(&seen, "TraCuuHoSo"), 3);
-        assert_eq!(count(&seen, "DongBoHoSoMC"), 1, "{:?}", seen.lock().unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_failing_login_is_tried_again() {
-        let (url, seen) = scripted::serve(portal_with(|service, n| {
-            (service == "login" && n == 1).then(|| Reply::Json(502, json!({"message": "bad gateway"})))
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
-        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (2, 1));
-    }
-
-    #[tokio::test]
-    async fn a_write_whose_answer_is_lost_is_not_sent_again_in_the_attempt() {
-        for (service, kind) in [("DongBoHoSoMC", KIND_SYNC), ("CapNhatTienDoHoSoMC", KIND_PROGRESS)] {
-            for reply in [|| Reply::Drop, || Reply::Json(503, json!({})), || Reply::Json(429, json!({}))] {
-                let (url, seen) = scripted::serve(portal_with(move |s, _| (s == service).then(reply))).await;
-                let a = adapter(&url, Duration::from_secs(5));
-                assert!(matches!(deliver(&a, kind).await, Outcome::Retry { .. }));
-                assert_eq!(count(&seen, service), 1, "{service} was repeated: {:?}", seen.lock().unwrap());
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_create_refused_as_already_existing_is_sent_again_as_an_update_once() {
-        let exists = |code: i64| {
-            move |service: &str, n: usize| {
-                (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": code, "message": "Hồ sơ đã tồn tại"})))
-            }
-        };
-        for code in [3, -3] {
-            let (url, seen) = scripted::serve(portal_with(exists(code))).await;
-            let a = adapter(&url, Duration::from_secs(5));
-            assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered, "error_code {code}");
-            assert_eq!(count(&seen, "DongBoHoSoMC"), 2);
-            // Known from now on: the next sync goes as an update without a look-up.
-            assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
-            assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (1, 3));
-        }
-        // Refused again as the update: dead-lettered, not sent a third time.
-        let (url, seen) = scripted::serve(portal_with(|service, _| {
-            (service == "DongBoHoSoMC").then(|| ok(json!({"error_code": "-3", "message": "Hồ sơ đã tồn tại"})))
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Reject { .. }));
-        assert_eq!(count(&seen, "DongBoHoSoMC"), 2);
-        // Other refusals of a create are dead-lettered after one send.
-        for answer in [
-            json!({"error_code": 2, "message": "Hồ sơ đã tồn tại"}),
-            json!({"error_code": 3, "message": "Mã đơn vị không hợp lệ"}),
-        ] {
-            let (url, seen) = scripted::serve(portal_with(move |service, _| {
-                (service == "DongBoHoSoMC").then(|| ok(answer.clone()))
-            }))
-            .await;
-            let a = adapter(&url, Duration::from_secs(5));
-            assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Reject { .. }));
-            assert_eq!(count(&seen, "DongBoHoSoMC"), 1);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_write_refused_for_a_stale_session_is_repeated_once_after_a_login() {
-        let (url, seen) = scripted::serve(portal_with(|service, n| {
-            (service == "DongBoHoSoMC" && n == 1).then(|| ok(json!({"error_code": -1, "message": "Session expired"})))
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert_eq!(deliver(&a, KIND_SYNC).await, Outcome::Delivered);
-        assert_eq!((count(&seen, "login"), count(&seen, "DongBoHoSoMC")), (2, 2));
-    }
-
-    #[tokio::test]
-    async fn refusals_are_not_tried_again_and_transient_faults_only_so_often() {
-        let (url, seen) = scripted::serve(portal_with(|service, _| {
-            (service == "TraCuuHoSo").then(|| Reply::Json(403, json!({"message": "Forbidden"})))
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
-        assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (1, 0));
-
-        let (url, seen) = scripted::serve(portal_with(|service, _| (service == "TraCuuHoSo").then_some(Reply::Drop))).await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
-        assert_eq!((count(&seen, "TraCuuHoSo"), count(&seen, "DongBoHoSoMC")), (SUBCALL_TRIES, 0));
-    }
-
-    #[tokio::test]
-    async fn retries_stay_inside_the_attempts_budget() {
-        // Tries stop once less than half the budget would be left after the pause; a
-        // Retry-After longer than that ends the attempt instead of being waited out.
-        let (url, seen) = scripted::serve(portal_with(|service, _| (service == "login").then(|| Reply::Json(503, json!({}))))).await;
-        let a = adapter(&url, Duration::from_millis(600));
-        let started = Instant::now();
-        assert!(matches!(deliver(&a, KIND_SYNC).await, Outcome::Retry { .. }));
-        assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
-        assert!(count(&seen, "login") >= 1);
-        let attempt = Attempt::starting_now(Duration::from_millis(600));
-        assert_eq!(attempt.pause(Some(Duration::from_millis(50)), Some(Duration::from_secs(3))), None);
-        assert_eq!(attempt.pause(None, None), None);
-        assert!(attempt.pause(Some(Duration::from_millis(50)), None).is_some());
-    }
-
-    #[tokio::test]
-    async fn sessions_are_renewed_ahead_of_the_lifetime_the_portal_showed() {
-        // The portal calls the first session stale on its second write (at 1.2 s or more).
-        let (url, seen) = scripted::serve(Arc::new(|service: &str, n: usize| match (service, n) {
-            ("login", n) => ok(json!({"error_code": 0, "session": format!("S-{n}")})),
-            ("CapNhatTienDoHoSoMC", 2) => ok(json!({"error_code": -1, "message": "Session expired"})),
-            _ => ok(json!({"error_code": 0})),
-        }))
-        .await;
-        let a = adapter(&url, Duration::from_secs(5));
-        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
-        let learned = a.learned_lifetime().unwrap();
-        assert!(learned >= Duration::from_millis(1200), "{learned:?}");
-        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (2, 3));
-        // Past three quarters of that, the next write goes on a fresh session, not a stale one.
-        tokio::time::sleep(learned * 3 / 4).await;
-        assert_eq!(deliver(&a, KIND_PROGRESS).await, Outcome::Delivered);
-        assert_eq!((count(&seen, "login"), count(&seen, "CapNhatTienDoHoSoMC")), (3, 4));
-    }
-}
+mod tests;
