@@ -11,7 +11,7 @@ use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_mocks::centre::CentreState;
 use hcc_mocks::faults::Faults;
-use hcc_tests::{CENTRE_KEY, CENTRE_SECRET, Key, OPERATOR_KEY, TestApp, eventually, portal, settings, spawn_app};
+use hcc_tests::{CENTRE_SECRET, Key, TestApp, eventually, portal, settings, spawn_app};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,7 +51,8 @@ pub fn pushed(ma: &str, form: &[u8], attachments: &[(&str, Vec<u8>)]) -> Value {
 
 pub struct Env {
     pub app: TestApp,
-    pub centre: hcc_mocks::Running,
+    /// Kept for the test's length: the mock centre serves while it lives.
+    pub _centre: hcc_mocks::Running,
     pub centre_state: CentreState,
     pub files_dir: std::path::PathBuf,
 }
@@ -81,7 +82,7 @@ pub async fn env(allowed: &str, extra: &[(&str, String)]) -> Env {
     let app = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::On).await;
     Env {
         app,
-        centre,
+        _centre: centre,
         centre_state,
         files_dir,
     }
@@ -109,7 +110,9 @@ pub fn received_for(state: &CentreState, ma: &str) -> Vec<hcc_mocks::centre::Rec
 }
 
 async fn inbound_total(app: &TestApp) -> u64 {
-    app.get_json("/v1/inbound/dossiers", Key::Operator).await["total"].as_u64().unwrap_or(u64::MAX)
+    app.get_json("/v1/inbound/dossiers", Key::Operator).await["total"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
 }
 
 fn files_in(dir: &std::path::Path) -> usize {
@@ -136,7 +139,10 @@ async fn a_pushed_dossier_reaches_the_centre_once_with_its_files_byte_identical(
     let data = got[0].body["data"].clone();
     assert_eq!(data["source"], "dvcqg");
     assert_eq!(data["MaTTHC"], "1.001234");
-    assert_eq!(data["dossier"]["TenThuongNhan"], "Công ty TNHH Ánh Dương", "the dossier's own fields, as sent");
+    assert_eq!(
+        data["dossier"]["TenThuongNhan"], "Công ty TNHH Ánh Dương",
+        "the dossier's own fields, as sent"
+    );
     assert!(data["dossier"].get("TepDonDangKy").is_none(), "no file content in the webhook");
     let files = data["files"].as_array().cloned().unwrap_or_default();
     assert_eq!(files.len(), 2, "{data}");
@@ -149,7 +155,10 @@ async fn a_pushed_dossier_reaches_the_centre_once_with_its_files_byte_identical(
         assert_eq!(&bytes[..], &want[..], "byte-identical: {}", f["name"]);
         assert_eq!(f["sha256"], hcc_signing::sha256_hex(want));
         // Citizens' files are the centre's: an operator key is refused.
-        assert_eq!(e.app.get(url, Key::Operator).send().await.map(|r| r.status().as_u16()).unwrap_or(0), 403);
+        assert_eq!(
+            e.app.get(url, Key::Operator).send().await.map(|r| r.status().as_u16()).unwrap_or(0),
+            403
+        );
     }
     assert_eq!(files[0]["content_type"], "application/pdf");
     assert_eq!(files[1]["content_type"], "image/png");
@@ -185,7 +194,11 @@ async fn pushes_without_the_address_the_key_or_with_a_bad_file_are_refused_and_n
     // A file over inbound.max_file_bytes (64 KiB), a file that is no document, a file behind a
     // URL on another host: 422, and the whole dossier is refused (its good file is not kept).
     let too_big = pushed("H46-IN-0101", &pdf(70_000), &[]);
-    let exe = pushed("H46-IN-0102", &pdf(100), &[("setup.pdf", b"MZ\x90\0\x03\0\0\0this program".to_vec())]);
+    let exe = pushed(
+        "H46-IN-0102",
+        &pdf(100),
+        &[("setup.pdf", b"MZ\x90\0\x03\0\0\0this program".to_vec())],
+    );
     let html = pushed("H46-IN-0103", b"<html><script>alert(1)</script>", &[]);
     let mut foreign = pushed("H46-IN-0104", &pdf(100), &[]);
     foreign
@@ -195,13 +208,32 @@ async fn pushes_without_the_address_the_key_or_with_a_bad_file_are_refused_and_n
             o.insert("URLTepDangKy".into(), json!("http://203.0.113.9/files/don.pdf"))
         })
         .unwrap_or_default();
-    for (what, b) in [("too big", &too_big), ("executable", &exe), ("html", &html), ("foreign url", &foreign)] {
+    for (what, b) in [
+        ("too big", &too_big),
+        ("executable", &exe),
+        ("html", &html),
+        ("foreign url", &foreign),
+    ] {
         let (status, answer) = push(&e.app, Some(PUSH_KEY), b).await;
         assert_eq!((status, answer["error_code"].clone()), (422, json!(-1)), "{what}: {answer}");
-        assert!(answer["message"].as_str().unwrap_or("").starts_with(b["MaHoSo"].as_str().unwrap_or("?")), "{what}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(b["MaHoSo"].as_str().unwrap_or("?")),
+            "{what}: {answer}"
+        );
     }
     // Not JSON, and JSON without a code.
-    let r = e.app.client.post(e.app.url(PUSH)).header("X-DVCQG-Key", PUSH_KEY).header("content-type", "application/json").body("{").send().await;
+    let r = e
+        .app
+        .client
+        .post(e.app.url(PUSH))
+        .header("X-DVCQG-Key", PUSH_KEY)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await;
     assert_eq!(r.map(|r| r.status().as_u16()).unwrap_or(0), 400);
     let (status, _) = push(&e.app, Some(PUSH_KEY), &json!({"MaTTHC": "1.001234"})).await;
     assert_eq!(status, 422);
@@ -212,7 +244,9 @@ async fn pushes_without_the_address_the_key_or_with_a_bad_file_are_refused_and_n
 
     // The key is checked before the body is read: a wrong key with a body declared at 100 MB
     // that never comes is answered at once.
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", e.app.port)).await.unwrap_or_else(|err| panic!("{err}"));
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", e.app.port))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     let head = format!(
         "POST {PUSH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-DVCQG-Key: wrong\r\nContent-Length: 100000000\r\n\r\n{{"
     );
@@ -263,7 +297,14 @@ async fn the_status_of_a_pushed_dossier_goes_back_to_the_portal_in_order() {
     }
     // Refusals: an unknown dossier, a bad status, another role.
     let ok = json!({"TrangThai": 2, "NoiDung": "x", "NgayXuLy": "20261207090000"});
-    assert_eq!(e.app.post_json("/v1/inbound/dossiers/H46-NEVER/status", Key::Centre, &ok).await.status().as_u16(), 404);
+    assert_eq!(
+        e.app
+            .post_json("/v1/inbound/dossiers/H46-NEVER/status", Key::Centre, &ok)
+            .await
+            .status()
+            .as_u16(),
+        404
+    );
     let bad = json!({"TrangThai": 11, "NoiDung": "", "NgayXuLy": "20261332000000"});
     assert_eq!(e.app.post_json(path, Key::Centre, &bad).await.status().as_u16(), 422);
     assert_eq!(e.app.post_json(path, Key::Operator, &ok).await.status().as_u16(), 403);
@@ -276,6 +317,4 @@ async fn the_status_of_a_pushed_dossier_goes_back_to_the_portal_in_order() {
     assert_eq!(codes, vec!["2", "4", "9", "10"], "in the order the centre sent them");
     assert!(seen.iter().all(|s| s.ma_ho_so == "H46-IN-0300"));
     let _ = std::fs::remove_dir_all(&e.files_dir);
-    let _ = OPERATOR_KEY;
-    let _ = CENTRE_KEY;
 }

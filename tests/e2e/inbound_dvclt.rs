@@ -76,7 +76,11 @@ async fn nothing_is_acknowledged_until_the_centre_has_it_and_then_each_once_and_
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(centre_state.counters().failed_by_fault > 0, "the centre was asked");
-    assert!(link_state.acks().is_empty(), "acknowledged while the centre had nothing: {:?}", link_state.acks());
+    assert!(
+        link_state.acks().is_empty(),
+        "acknowledged while the centre had nothing: {:?}",
+        link_state.acks()
+    );
     let list = app.get_json("/v1/inbound/dossiers?source=dvclt", Key::Operator).await;
     assert_eq!(list["total"], 3, "{list}");
 
@@ -101,8 +105,7 @@ async fn nothing_is_acknowledged_until_the_centre_has_it_and_then_each_once_and_
     // The centre's statuses go back to the link-up in order, mapped (2 -> 3, 10 -> 4).
     let path = "/v1/inbound/dossiers/KS-H46-0002/status";
     for (code, minute) in [(2, 10), (10, 20)] {
-        let body = json!({"TrangThai": code, "NoiDung": "Đã xử lý", "NgayXuLy": format!("202612070{minute}00"), "MaHoSoDonVi": "000.00.22.H46-261207-0009"});
-        let body = json!({"TrangThai": body["TrangThai"], "NoiDung": body["NoiDung"], "NgayXuLy": format!("2026120709{minute}00"), "MaHoSoDonVi": body["MaHoSoDonVi"]});
+        let body = json!({"TrangThai": code, "NoiDung": "Đã xử lý", "NgayXuLy": format!("2026120709{minute}00"), "MaHoSoDonVi": "000.00.22.H46-261207-0009"});
         assert_eq!(app.post_json(path, Key::Centre, &body).await.status().as_u16(), 202);
     }
     let statuses = eventually("the link-up has both statuses", Duration::from_secs(15), || async {
@@ -110,7 +113,10 @@ async fn nothing_is_acknowledged_until_the_centre_has_it_and_then_each_once_and_
         (s.len() >= 2).then_some(s)
     })
     .await;
-    let seen: Vec<(String, i64, String)> = statuses.iter().map(|s| (s.so_ho_so_lt.clone(), s.trang_thai, s.thoi_gian_thuc_hien.clone())).collect();
+    let seen: Vec<(String, i64, String)> = statuses
+        .iter()
+        .map(|s| (s.so_ho_so_lt.clone(), s.trang_thai, s.thoi_gian_thuc_hien.clone()))
+        .collect();
     assert_eq!(
         seen,
         vec![
@@ -118,7 +124,11 @@ async fn nothing_is_acknowledged_until_the_centre_has_it_and_then_each_once_and_
             ("KS-H46-0002".to_string(), 4, "07/12/2026 09:20:00".to_string())
         ]
     );
-    assert!(statuses.iter().all(|s| s.ma_ho_so == "000.00.22.H46-261207-0009" && s.ma_tthc == "1.001193"));
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.ma_ho_so == "000.00.22.H46-261207-0009" && s.ma_tthc == "1.001193")
+    );
     let _ = std::fs::remove_dir_all(files_dir);
 }
 

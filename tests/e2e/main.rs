@@ -18,6 +18,7 @@ mod flaky_portal;
 mod hostile_http;
 mod hostile_payments;
 mod inbound;
+mod inbound_dvclt;
 mod log_injection;
 mod ops;
 mod pades;
