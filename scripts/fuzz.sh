@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 secs="${1:-60}"
 if [ $# -gt 0 ]; then shift; fi
-all_targets=(camt054 xml_c14n xml_dsig pdf_verify pades_prepare vnpay_query paygov_json dossier portal_answer tsp_response cms_verify)
+all_targets=(camt054 xml_c14n xml_dsig pdf_verify pades_prepare vnpay_query paygov_json dossier portal_answer tsp_response cms_verify inbound)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 # Per input: a hang is a finding too. Per process: a parser that balloons is one.
 timeout_secs="${HCC_FUZZ_TIMEOUT:-10}"

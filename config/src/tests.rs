@@ -262,7 +262,9 @@ fn the_payment_providers_sections_are_kept_for_them_and_never_printed() {
         assert!(s.section(name).is_some(), "{name} is kept raw for the payments");
     }
     assert_eq!(
-        s.unclaimed_sections(&["paygov", "vnpay", "vietqr", "banks", "payments", "dvcqg", "centre", "inbound", "dvclt"]),
+        s.unclaimed_sections(&[
+            "paygov", "vnpay", "vietqr", "banks", "payments", "dvcqg", "centre", "inbound", "dvclt"
+        ]),
         vec![]
     );
     // local.toml's PayGov secret is in a raw section now; Debug still never shows it.
@@ -282,7 +284,9 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
     let echo: Echo = s.section("echo").expect("kept").parse().expect("parses");
     assert_eq!((echo.url.as_str(), echo.limit), ("http://x", 7));
     // The destinations' and payment providers' sections are kept the same way.
-    let owners = ["echo", "dvcqg", "centre", "paygov", "vnpay", "vietqr", "banks", "payments", "inbound", "dvclt"];
+    let owners = [
+        "echo", "dvcqg", "centre", "paygov", "vnpay", "vietqr", "banks", "payments", "inbound", "dvclt",
+    ];
     assert_eq!(s.unclaimed_sections(&owners), vec![]);
     let unclaimed = s.unclaimed_sections(&owners[1..]);
     assert_eq!(unclaimed.len(), 1);

@@ -88,6 +88,12 @@ fn demo_settings(opts: &DemoOptions, portal: &str, bank: &str, centre: &str, pki
     );
     source.vars.insert("HCC__DVCQG__BASE_URL".into(), portal.into());
     source.vars.insert("HCC__CENTRE__WEBHOOK_URL".into(), format!("{centre}/webhooks"));
+    // The portal pushes a dossier down from this machine (crate::hand_down).
+    source.vars.insert("HCC__INBOUND__ALLOWED_IPS".into(), "127.0.0.1".into());
+    source
+        .vars
+        .insert("HCC__INBOUND__DVCQG_KEY".into(), crate::hand_down::PUSH_KEY.into());
+    source.vars.insert("HCC__INBOUND__FILES_DIR".into(), path("inbound-files"));
     // The mocks' injected connection drops make actix log errors; they are the scenario, not news.
     source
         .vars
@@ -145,6 +151,8 @@ struct Driven {
     /// The first VietQR code a citizen scanned: its reference and payload.
     counter_qr: Option<(String, String)>,
     elapsed: f64,
+    /// The dossier the portal pushed down, or why it could not be followed.
+    handed_down: Result<crate::hand_down::HandedDown, String>,
 }
 
 /// Runs the demo: [`start`] the mocks and the gateway, [`drive`] the scenario with live
@@ -397,7 +405,9 @@ async fn drive(stage: &Stage, opts: &DemoOptions) -> Result<Driven, DemoError> {
     }
     let _ = payers.await;
     let counter_qr = counter_qr.lock().ok().and_then(|s| s.clone());
+    let handed_down = crate::hand_down::hand_down(base, portal_state, centre_state, Duration::from_secs(30)).await;
     Ok(Driven {
+        handed_down,
         outcome,
         total_updates,
         fees_total,
@@ -457,7 +467,24 @@ fn summarise(stage: &Stage, opts: &DemoOptions, d: &Driven) -> Result<(), DemoEr
         "  webhooks to the centre: {} received, {} with a bad signature, {} duplicates",
         centre_counts.unique, centre_counts.bad_signatures, centre_counts.duplicates
     );
+    let handed = match &d.handed_down {
+        Ok(h) => {
+            println!(
+                "  handed down by portal : {} (answer {}, {} of 2 files byte-identical at the centre, status {} back on the portal)",
+                crate::hand_down::CODE,
+                h.error_code,
+                h.files_identical,
+                h.status_back.as_deref().unwrap_or("not")
+            );
+            h.error_code == 0 && h.files_identical == 2 && h.status_back.as_deref() == Some("2")
+        }
+        Err(e) => {
+            println!("  handed down by portal : failed: {e}");
+            false
+        }
+    };
     match &d.outcome {
+        Ok(()) if !handed => Err(DemoError::Incomplete("the dossier handed down did not go round".into())),
         Ok(()) if in_order && portal_counts.backwards == 0 => Ok(()),
         Ok(()) => Err(DemoError::Incomplete("order was not kept".into())),
         Err(e) => Err(DemoError::Incomplete(e.clone())),
