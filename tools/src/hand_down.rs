@@ -98,7 +98,7 @@ pub async fn hand_down(base: &str, portal: &PortalState, centre: &CentreState, l
             .map_err(|e| e.to_string())?
             .bytes()
             .await;
-        if bytes.is_ok_and(|b| &b[..] == &want[..]) {
+        if bytes.is_ok_and(|b| b[..] == want[..]) {
             handed.files_identical += 1;
         }
     }

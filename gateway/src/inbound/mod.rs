@@ -55,7 +55,7 @@ impl Default for InboundSettings {
             dvcqg_key: Secret::default(),
             key_header: "X-DVCQG-Key".into(),
             max_file_bytes: 10 * 1024 * 1024,
-            max_body_bytes: 64 * 1024 * 1024,
+            max_body_bytes: 32 * 1024 * 1024,
             files_dir: "data/inbound-files".into(),
         }
     }
@@ -164,8 +164,12 @@ fn settings(s: &Settings) -> Result<InboundSettings, Vec<Problem>> {
     if i.max_file_bytes == 0 || i.max_file_bytes > i.max_body_bytes {
         problems.push(problem("max_file_bytes", "must be from 1 to inbound.max_body_bytes"));
     }
-    if i.max_body_bytes > 1024 * 1024 * 1024 {
-        problems.push(problem("max_body_bytes", "must be at most 1 GiB"));
+    // A push is read within the same budget and deadline as every body (`server.*`).
+    if i.max_body_bytes > s.server.inflight_body_bytes {
+        problems.push(problem(
+            "max_body_bytes",
+            "must be at most server.inflight_body_bytes (a push is read within that budget)",
+        ));
     }
     if i.files_dir.is_empty() {
         problems.push(problem("files_dir", "must name a directory"));
