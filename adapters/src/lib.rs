@@ -22,6 +22,7 @@
 //! - [`webhook`]: the centre's signed webhook, which also carries the gateway's events;
 //! - [`payments`]: the payment providers (PayGov, VNPAY, VietQR, banks' camt.054) and their
 //!   settings;
+//! - [`catalogue`]: the national procedure catalogue as a counterpart serves it;
 //! - [`inbound`]: dossiers handed down by a counterpart (pushed or polled), and the status
 //!   the centre sends back up for them;
 //! - [`http`]: the HTTP client and status reading every HTTP destination shares;
@@ -31,6 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod catalogue;
 pub mod domain;
 pub mod dvclt;
 pub mod dvcqg;
@@ -132,6 +134,12 @@ pub trait Adapter: Send + Sync + 'static {
     /// replay (for the portal, `dossier.delivered`); the store queues it only for a replayed
     /// message. Asked as [`Adapter::dead_letter_event`] is.
     fn redelivered_event(&self, _delivery: &Delivery<'_>) -> Option<CentreEvent> {
+        None
+    }
+
+    /// The national procedure catalogue, when this destination serves it (the portal, through
+    /// the session it delivers with).
+    fn catalogue(&self) -> Option<&dyn catalogue::CatalogueSource> {
         None
     }
 }

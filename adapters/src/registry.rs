@@ -175,6 +175,9 @@ pub struct Ingest {
     pub ordering_key: String,
     /// What the adapter gets back at delivery; its SHA-256 is the idempotency fingerprint.
     pub payload: Vec<u8>,
+    /// The national procedure the message names (`MaTTHC`), for the core's catalogue check;
+    /// `None` when it names none.
+    pub procedure: Option<String>,
 }
 
 impl Ingest {
@@ -184,7 +187,14 @@ impl Ingest {
         Ok(Ingest {
             ordering_key: ordering_key.to_string(),
             payload: serde_json::to_vec(object).map_err(|_| IngestError::Unencodable)?,
+            procedure: None,
         })
+    }
+
+    /// The same, naming the national procedure it is about.
+    pub fn naming(mut self, procedure: Option<String>) -> Self {
+        self.procedure = procedure;
+        self
     }
 }
 

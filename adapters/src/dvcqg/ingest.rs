@@ -36,7 +36,7 @@ pub(super) static ROUTES: [IngestRoute; 2] = [
 
 fn parse_sync(req: &IngestRequest<'_>) -> Result<Ingest, IngestError> {
     let dossier = Dossier::parse(req.body()?)?;
-    Ingest::json(dossier.ma_ho_so.as_str(), &dossier.raw)
+    Ok(Ingest::json(dossier.ma_ho_so.as_str(), &dossier.raw)?.naming(Some(dossier.ma_tthc.clone())))
 }
 
 /// The dossier in the URL is checked before the body is read, so a bad URL is named as such.
