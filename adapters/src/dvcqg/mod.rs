@@ -37,6 +37,7 @@
 
 mod answer;
 mod ingest;
+pub mod catalogue;
 pub mod model;
 pub mod push;
 mod session;
@@ -618,6 +619,10 @@ impl Adapter for DvcqgAdapter {
 
     fn tells_centre(&self) -> bool {
         true
+    }
+
+    fn catalogue(&self) -> Option<&dyn crate::catalogue::CatalogueSource> {
+        Some(self)
     }
 
     /// `dossier.rejected`: the dossier, the message and the reason the portal (or the engine,

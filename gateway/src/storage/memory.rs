@@ -26,6 +26,7 @@ pub(super) struct MemoryState {
     pub ledgers: HashMap<String, LedgerState>,
     /// By the name of the book's webhook queue.
     pub inbound: HashMap<String, super::inbound::memory::BookState>,
+    pub catalogue: super::catalogue::memory::CatalogueState,
     /// Newest first.
     pub audit: VecDeque<String>,
 }

@@ -18,6 +18,7 @@
 //! reply, and each has exactly one typed wrapper in the concern's `redis` module.
 
 pub mod audit;
+pub mod catalogue;
 pub mod inbound;
 pub mod ledger;
 mod memory;
@@ -25,6 +26,7 @@ pub mod queue;
 mod redis;
 
 pub use self::audit::AuditLog;
+pub use self::catalogue::CatalogueBook;
 pub use self::inbound::{InboundBook, InboundRecord};
 pub use self::ledger::PaymentLedger;
 pub use self::memory::MemoryStore;
@@ -96,6 +98,11 @@ impl Store {
         InboundBook::new(self, events_queue)
     }
 
+    /// The copy of the national procedure catalogue.
+    pub fn catalogue(&self) -> CatalogueBook {
+        CatalogueBook::new(self)
+    }
+
     pub fn audit_log(&self) -> AuditLog {
         AuditLog::new(self)
     }
@@ -115,7 +122,8 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 22] = [
+    const SCRIPTS: [(&str, &str); 23] = [
+        ("catalogue_lease.lua", include_str!("lua/catalogue_lease.lua")),
         ("inbound_accept.lua", include_str!("lua/inbound_accept.lua")),
         ("inbound_ack.lua", include_str!("lua/inbound_ack.lua")),
         ("unmatched_put.lua", include_str!("lua/unmatched_put.lua")),
