@@ -405,7 +405,14 @@ pub fn ingest_operation(route_kind: &str, summary: &str, description: &str, path
                         "id": {"type": "string"},
                         "kind": {"type": "string", "enum": [route_kind]},
                         "ordering_key": {"type": "string"},
-                        "status": {"type": "string", "enum": ["queued"]}
+                        "status": {"type": "string", "enum": ["queued"]},
+                        "warnings": {
+                            "type": "array",
+                            "description": "What the gateway noticed but did not refuse (catalogue.check = warn: a MaTTHC the national catalogue does not have)",
+                            "items": {"type": "object", "required": ["field", "message"], "properties": {
+                                "field": {"type": "string"}, "message": {"type": "string"}
+                            }}
+                        }
                     }
                 }}}
             },

@@ -47,6 +47,7 @@ fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
     let mut claimed = registry.names();
     claimed.push(crate::payments::SECTION);
     claimed.push(crate::inbound::SECTION);
+    claimed.push(crate::catalogue::SECTION);
     settings.unclaimed_sections(&claimed)
 }
 
@@ -55,6 +56,7 @@ fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
 pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> {
     let mut problems = unclaimed_sections(settings, registry);
     problems.extend(crate::inbound::settings_problems(settings));
+    problems.extend(crate::catalogue::settings_problems(settings));
     match registry.build(settings) {
         Ok(built) => problems.extend(crate::payments::settings_problems(settings, &built.providers)),
         Err(p) => problems.extend(p),
@@ -160,6 +162,9 @@ impl Application {
         let centre = adapters.iter().any(|a| event_sink == Some(a.destination()));
         let inbound =
             Arc::new(crate::inbound::Inbound::from_settings(&settings, &store, built.sources, centre).map_err(BuildError::Settings)?);
+        let catalogue = Arc::new(crate::catalogue::Catalogue::from_settings(&settings, &store).map_err(BuildError::Settings)?);
+        // The destination that serves the national catalogue (the portal), through its session.
+        let catalogue_source = adapters.iter().find(|a| a.catalogue().is_some()).cloned();
         let payments = crate::payments::Payments::from_settings(
             &settings,
             built.providers,
@@ -218,6 +223,14 @@ impl Application {
         }
         if workers == Workers::On {
             background.spawn(crate::replay::supervise(handle.clone()));
+            if let Some(portal) = catalogue_source {
+                background.spawn(crate::catalogue::sync::run(
+                    catalogue.clone(),
+                    portal,
+                    uuid::Uuid::new_v4().to_string(),
+                    background.token(),
+                ));
+            }
             for source in inbound.polled() {
                 background.spawn(crate::inbound::poll::run(
                     inbound.clone(),
@@ -245,6 +258,7 @@ impl Application {
             signing,
             payments,
             inbound,
+            catalogue,
             monitoring,
             history,
             registry,
@@ -485,6 +499,7 @@ fn http_server(
     signing: http::signatures::SigningState,
     payments: Option<Arc<crate::payments::Payments>>,
     inbound: Arc<crate::inbound::Inbound>,
+    catalogue: Arc<crate::catalogue::Catalogue>,
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
     registry: Registry,
@@ -498,6 +513,7 @@ fn http_server(
     let monitoring = web::Data::from(monitoring);
     let payments = web::Data::new(payments);
     let inbound = web::Data::new(inbound);
+    let catalogue = web::Data::new(catalogue);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
@@ -514,6 +530,7 @@ fn http_server(
             .app_data(signing.clone())
             .app_data(payments.clone())
             .app_data(inbound.clone())
+            .app_data(catalogue.clone())
             .app_data(monitoring.clone())
             .app_data(history.clone())
             .app_data(doc.clone())

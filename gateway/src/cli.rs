@@ -1,5 +1,6 @@
 //! The operator commands: `hcc-gateway queues`, `hcc-gateway dead list|replay|discard`,
-//! `hcc-gateway dossier MAHOSO`, `hcc-gateway inbound [--source …]` and
+//! `hcc-gateway dossier MAHOSO`, `hcc-gateway inbound [--source …]`, `hcc-gateway catalogue
+//! sync|status|show|search` and
 //! `hcc-gateway payments [--status …]`,
 //! talking to a running gateway's JSON API with the key in `HCC_API_KEY`. Errors say what went
 //! wrong in an operator's terms: unreachable, key refused, no such queue or message.
@@ -15,6 +16,19 @@ use crate::redact::Escaped;
 /// escape in it would forge rows of the table or rewrite the operator's screen.
 fn shown(v: &Value, default: &str) -> String {
     Escaped(v.as_str().unwrap_or(default)).to_string()
+}
+
+/// The catalogue sync's state in one line.
+fn sync_line(v: &Value) -> String {
+    format!(
+        "catalogue: {} procedures; sync {} ({} of {} details, {} failed); last success {}",
+        v["procedures"],
+        shown(&v["phase"], "?"),
+        v["done"],
+        v["total"],
+        v["failed_details"],
+        shown(&v["last_success_at"], "never")
+    )
 }
 
 /// An inbound dossier in one line: source, procedure, when, files, acknowledgement.
@@ -224,6 +238,85 @@ impl Client {
                 shown(&m["accepted_at"], "-"),
                 shown(&m["delivered_at"], "-"),
                 reason
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The catalogue sync's state in one line.
+    pub async fn catalogue_status(&self) -> Result<String, CliError> {
+        let v = self.call(reqwest::Method::GET, "/v1/catalogue/sync").await?;
+        Ok(format!("{}\n", sync_line(&v)))
+    }
+
+    /// Asks for a catalogue sync; with `wait`, follows it until it is done or failed (at most
+    /// `limit`), printing its progress.
+    pub async fn catalogue_sync(&self, wait: bool, limit: Duration) -> Result<String, CliError> {
+        let before = self.call(reqwest::Method::POST, "/v1/catalogue/sync").await?;
+        if !wait {
+            return Ok(format!("asked for; now {}\n", sync_line(&before)));
+        }
+        let started = std::time::Instant::now();
+        let first_run = before["started_at"].clone();
+        let mut out = String::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let v = self.call(reqwest::Method::GET, "/v1/catalogue/sync").await?;
+            let finished = matches!(v["phase"].as_str(), Some("done" | "failed")) && v["started_at"] != first_run;
+            if finished {
+                out.push_str(&format!("{}\n", sync_line(&v)));
+                return if v["phase"] == "failed" {
+                    Err(CliError::Api(format!(
+                        "the sync failed: {}",
+                        shown(&v["last_error"], "no reason given")
+                    )))
+                } else {
+                    Ok(out)
+                };
+            }
+            if started.elapsed() > limit {
+                return Err(CliError::Api(format!(
+                    "still running after {} s: {}",
+                    limit.as_secs(),
+                    sync_line(&v)
+                )));
+            }
+        }
+    }
+
+    /// One procedure of the catalogue, as the portal sent it (JSON).
+    pub async fn catalogue_show(&self, code: &str) -> Result<String, CliError> {
+        if !hcc_adapters::catalogue::is_procedure_code(code) {
+            return Err(CliError::Api("not a procedure code (MaTTHC)".into()));
+        }
+        let v = self.call(reqwest::Method::GET, &format!("/v1/catalogue/procedures/{code}")).await?;
+        Ok(format!("{v:#}\n"))
+    }
+
+    /// Procedures matching words of their code or name, and of a field.
+    pub async fn catalogue_search(&self, q: Option<&str>, linh_vuc: Option<&str>, json: bool) -> Result<String, CliError> {
+        let mut query = vec![("limit", "200")];
+        if let Some(q) = q {
+            query.push(("q", q));
+        }
+        if let Some(l) = linh_vuc {
+            query.push(("linh_vuc", l));
+        }
+        let v = self.call_with(reqwest::Method::GET, "/v1/catalogue/procedures", &query).await?;
+        if json {
+            return Ok(format!("{v:#}\n"));
+        }
+        let mut out = format!("{} procedure(s)\n", v["total"]);
+        for p in v["procedures"].as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!(
+                "{:<24} {:<9} {}\n",
+                shown(&p["MATTHC"], "?"),
+                if p["withdrawn"].as_bool().unwrap_or(false) {
+                    "withdrawn"
+                } else {
+                    ""
+                },
+                shown(&p["TENTTHC"], "")
             ));
         }
         Ok(out)

@@ -20,6 +20,7 @@
 pub mod app;
 pub mod background;
 pub mod bank_money;
+pub mod catalogue;
 pub mod cli;
 pub mod engine;
 pub mod http;

@@ -45,6 +45,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The national procedure catalogue: `sync` (ask for a pull now; `--wait` follows it),
+    /// `status`, `show MATTHC`, `search [--q WORDS] [--linh-vuc CODE]`.
+    Catalogue {
+        #[command(subcommand)]
+        command: CatalogueCommand,
+        #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// Dossiers handed down by the portal's push or the link-up, newest first, with their
     /// source, files and acknowledgement; `dossier MAHOSO` shows one with its messages.
     Inbound {
@@ -104,6 +112,31 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogueCommand {
+    /// Asks for a sync now (admin key); `--wait` follows it to the end (at most 30 minutes).
+    Sync {
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The sync's state and the catalogue's size.
+    Status,
+    /// One procedure as the portal sent it.
+    Show {
+        #[arg(value_name = "MaTTHC")]
+        code: String,
+    },
+    /// Procedures whose code or name has these words (case and diacritics aside), of a field.
+    Search {
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long = "linh-vuc")]
+        linh_vuc: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -197,6 +230,16 @@ fn main() -> anyhow::Result<()> {
             DeadCommand::Discard { queue, id } => operator(&url, |c| Box::pin(async move { c.dead_discard(&queue, &id).await })),
         },
         Command::Dossier { ma_ho_so, url, json } => operator(&url, |c| Box::pin(async move { c.dossier(&ma_ho_so, json).await })),
+        Command::Catalogue { command, url } => match command {
+            CatalogueCommand::Sync { wait } => operator(&url, |c| {
+                Box::pin(async move { c.catalogue_sync(wait, std::time::Duration::from_secs(1800)).await })
+            }),
+            CatalogueCommand::Status => operator(&url, |c| Box::pin(async move { c.catalogue_status().await })),
+            CatalogueCommand::Show { code } => operator(&url, |c| Box::pin(async move { c.catalogue_show(&code).await })),
+            CatalogueCommand::Search { q, linh_vuc, json } => operator(&url, |c| {
+                Box::pin(async move { c.catalogue_search(q.as_deref(), linh_vuc.as_deref(), json).await })
+            }),
+        },
         Command::Inbound { source, limit, url, json } => {
             operator(&url, |c| Box::pin(async move { c.inbound(source.as_deref(), limit, json).await }))
         }

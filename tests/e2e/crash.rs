@@ -42,6 +42,7 @@ fn command(port: u16, prefix: &str, portal: &str) -> Command {
         .env("HCC__DELIVERY__BACKOFF_BASE_MS", "20")
         .env("HCC__DELIVERY__BACKOFF_MAX_MS", "300")
         .env("HCC__LOG__LEVEL", "error")
+        .env("HCC__CATALOGUE__SYNC_EVERY_SECS", "0")
         .stdout(Stdio::null());
     command
 }

@@ -68,6 +68,8 @@ pub fn settings(backend: QueueBackendKind, overrides: &[(&str, String)]) -> Sett
         ("HCC__DELIVERY__BREAKER_COOLDOWN_MS", "300".into()),
         ("HCC__CENTRE__WEBHOOK_URL", String::new()),
         ("HCC__DVCQG__BASE_URL", String::new()),
+        // The catalogue is pulled only where a test asks for it (tests/e2e/catalogue.rs).
+        ("HCC__CATALOGUE__SYNC_EVERY_SECS", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -64,7 +64,11 @@ pub fn read_list(answer: &Value, max: usize) -> Result<Vec<ListedProcedure>, Sou
         }
     }
     if skipped > 0 {
-        tracing::warn!(destination = super::DESTINATION, skipped, "LayDanhSachTTHC entries without a usable MATTHC were skipped");
+        tracing::warn!(
+            destination = super::DESTINATION,
+            skipped,
+            "LayDanhSachTTHC entries without a usable MATTHC were skipped"
+        );
     }
     Ok(out)
 }
@@ -86,9 +90,14 @@ impl CatalogueSource for DvcqgAdapter {
     fn procedures(&self, max: usize) -> BoxFuture<'_, Result<Vec<ListedProcedure>, SourceError>> {
         Box::pin(async move {
             let attempt = Attempt::starting_now(self.cfg.timeout);
-            match self.call_at(&self.share_url, "LayDanhSachTTHC", &Map::new(), attempt, MAX_LIST_BYTES).await {
+            match self
+                .call_at(&self.share_url, "LayDanhSachTTHC", &Map::new(), attempt, MAX_LIST_BYTES)
+                .await
+            {
                 Ok(Answer::Ok(v)) => read_list(&v, max),
-                Ok(Answer::Refused { code, .. }) => Err(SourceError::transient(format!("the portal refused LayDanhSachTTHC (error_code {code})"))),
+                Ok(Answer::Refused { code, .. }) => Err(SourceError::transient(format!(
+                    "the portal refused LayDanhSachTTHC (error_code {code})"
+                ))),
                 Err(f) => Err(failed(f, "LayDanhSachTTHC")),
             }
         })
@@ -101,7 +110,9 @@ impl CatalogueSource for DvcqgAdapter {
             fields.insert("maTTHC".into(), Value::from(code));
             match self.call_at(&self.integration_url, "LayThuTuc", &fields, attempt, max_bytes).await {
                 Ok(Answer::Ok(v)) => read_procedure(&v, code),
-                Ok(Answer::Refused { code: c, .. }) => Err(SourceError::transient(format!("the portal refused LayThuTuc (error_code {c})"))),
+                Ok(Answer::Refused { code: c, .. }) => {
+                    Err(SourceError::transient(format!("the portal refused LayThuTuc (error_code {c})")))
+                }
                 Err(f) => Err(failed(f, "LayThuTuc")),
             }
         })
@@ -133,7 +144,10 @@ mod tests {
     #[test]
     fn details_name_the_procedure_asked_for() {
         let one = json!({"result": {"MATTHC": "1.001234", "LINHVUCTHUCHIEN": [{"MALINHVUC": "HT"}]}});
-        assert_eq!(read_procedure(&one, "1.001234").expect("read")["LINHVUCTHUCHIEN"][0]["MALINHVUC"], "HT");
+        assert_eq!(
+            read_procedure(&one, "1.001234").expect("read")["LINHVUCTHUCHIEN"][0]["MALINHVUC"],
+            "HT"
+        );
         let list = json!({"data": [{"MATTHC": "9"}, {"MATTHC": "1.001234", "X": 1}]});
         assert_eq!(read_procedure(&list, "1.001234").expect("read")["X"], 1);
         assert!(read_procedure(&json!({"result": [{"MATTHC": "9"}, {"MATTHC": "8"}]}), "1.001234").is_err());

@@ -36,8 +36,8 @@
 //! - `tests`: the unit tests, against a scripted portal among others.
 
 mod answer;
-mod ingest;
 pub mod catalogue;
+mod ingest;
 pub mod model;
 pub mod push;
 mod session;

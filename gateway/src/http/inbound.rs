@@ -298,7 +298,17 @@ async fn post_status(
     }
     let link = record.link.as_object().cloned().unwrap_or_default();
     let payload = serde_json::to_vec(&status_payload(&status, &link)).map_err(|_| ApiError::Internal)?;
-    super::ingest::queue_and_answer(&req, &caller, &engine, &record.source, KIND_STATUS, code.to_string(), payload).await
+    super::ingest::queue_and_answer(
+        &req,
+        &caller,
+        &engine,
+        &record.source,
+        KIND_STATUS,
+        code.to_string(),
+        payload,
+        Vec::new(),
+    )
+    .await
 }
 
 /// The 202 of a queued status.

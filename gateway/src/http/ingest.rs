@@ -141,6 +141,7 @@ async fn ingest(
             "the {destination} destination is not configured on this gateway"
         )));
     }
+    let warnings = catalogue_check(&req, accepted.procedure.as_deref()).await?;
     queue_and_answer(
         &req,
         &caller,
@@ -149,8 +150,28 @@ async fn ingest(
         route.kind,
         accepted.ordering_key,
         accepted.payload,
+        warnings,
     )
     .await
+}
+
+/// The catalogue's word on the procedure a message names (`catalogue.check`): a warning for
+/// the 202, a 422 on `/MaTTHC`, or nothing.
+async fn catalogue_check(req: &HttpRequest, procedure: Option<&str>) -> Result<Vec<super::problem::FieldError>, ApiError> {
+    let (Some(code), Some(cat)) = (procedure, req.app_data::<web::Data<std::sync::Arc<crate::catalogue::Catalogue>>>()) else {
+        return Ok(Vec::new());
+    };
+    let Some(message) = crate::catalogue::complaint(cat.verdict(code).await) else {
+        return Ok(Vec::new());
+    };
+    let error = super::problem::FieldError {
+        field: "/MaTTHC".into(),
+        message: message.into(),
+    };
+    match cat.mode() {
+        crate::catalogue::CheckMode::Refuse => Err(ApiError::Validation(vec![error])),
+        _ => Ok(vec![error]),
+    }
 }
 
 /// What every route that queues a message shares once the message is parsed: the
@@ -164,6 +185,7 @@ pub(crate) async fn queue_and_answer(
     kind: &'static str,
     ordering_key: String,
     payload: Vec<u8>,
+    warnings: Vec<super::problem::FieldError>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(req)?;
     let ttl = req.app_data::<web::Data<IdempotencyTtl>>().map_or(86_400, |t| t.0);
@@ -194,5 +216,9 @@ pub(crate) async fn queue_and_answer(
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(resp.json(serde_json::json!({"id": id, "kind": kind, "ordering_key": ordering_key, "status": "queued"})))
+    let mut body = serde_json::json!({"id": id, "kind": kind, "ordering_key": ordering_key, "status": "queued"});
+    if !warnings.is_empty() {
+        body["warnings"] = serde_json::json!(warnings);
+    }
+    Ok(resp.json(body))
 }

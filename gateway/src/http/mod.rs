@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod catalogue;
 pub mod dossiers;
 pub mod inbound;
 pub mod ingest;
@@ -57,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(path_error))
         .configure(ops::routes)
         .configure(dossiers::routes)
+        .configure(catalogue::routes)
         .configure(signatures::routes)
         // Before payments: `/v1/payments/unmatched` is not a `/v1/payments/{MaThamChieu}`.
         .configure(unmatched::routes)

@@ -70,6 +70,10 @@ pub const BEARER: &str = "bearer";
         super::inbound::post_status,
         super::inbound::list,
         super::inbound::get_one,
+        super::catalogue::list,
+        super::catalogue::get_one,
+        super::catalogue::sync_state,
+        super::catalogue::request_sync,
     ),
     components(schemas(ProblemBody, FieldErrorSchema)),
     modifiers(&BearerKey)

@@ -40,7 +40,9 @@ impl RedisCatalogue {
 
     async fn put_summary(&self, code: &str, s: &Summary) -> Result<(), StorageError> {
         let json = serde_json::to_string(s).map_err(|e| corrupt(e))?;
-        self.store.cmd::<()>(redis::cmd("HSET").arg(self.key("sum")).arg(code).arg(json)).await
+        self.store
+            .cmd::<()>(redis::cmd("HSET").arg(self.key("sum")).arg(code).arg(json))
+            .await
     }
 
     pub(super) async fn summary(&self, code: &str) -> Result<Option<Summary>, StorageError> {
@@ -56,7 +58,11 @@ impl RedisCatalogue {
                 linh_vuc: Vec::new(),
                 withdrawn: false,
             });
-            let fresh = self.store.cmd::<i64>(redis::cmd("EXISTS").arg(self.key(&format!("p:{code}")))).await? == 0;
+            let fresh = self
+                .store
+                .cmd::<i64>(redis::cmd("EXISTS").arg(self.key(&format!("p:{code}"))))
+                .await?
+                == 0;
             let mut cmd = redis::cmd("HSET");
             cmd.arg(self.key(&format!("p:{code}")))
                 .arg("name")
@@ -119,7 +125,8 @@ impl RedisCatalogue {
             return Ok(None);
         }
         let json = |v: Option<String>| -> Result<Option<Value>, StorageError> {
-            v.map(|t| serde_json::from_str(&t).map_err(|_| corrupt("catalogue entry is not JSON"))).transpose()
+            v.map(|t| serde_json::from_str(&t).map_err(|_| corrupt("catalogue entry is not JSON")))
+                .transpose()
         };
         Ok(Some(Procedure {
             code: code.to_string(),
