@@ -298,17 +298,14 @@ async fn post_status(
     }
     let link = record.link.as_object().cloned().unwrap_or_default();
     let payload = serde_json::to_vec(&status_payload(&status, &link)).map_err(|_| ApiError::Internal)?;
-    super::ingest::queue_and_answer(
-        &req,
-        &caller,
-        &engine,
-        &record.source,
-        KIND_STATUS,
-        code.to_string(),
+    let msg = super::ingest::ToQueue {
+        destination: &record.source,
+        kind: KIND_STATUS,
+        ordering_key: code.to_string(),
         payload,
-        Vec::new(),
-    )
-    .await
+        warnings: Vec::new(),
+    };
+    super::ingest::queue_and_answer(&req, &caller, &engine, msg).await
 }
 
 /// The 202 of a queued status.

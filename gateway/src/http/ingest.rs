@@ -146,11 +146,13 @@ async fn ingest(
         &req,
         &caller,
         &engine,
-        destination,
-        route.kind,
-        accepted.ordering_key,
-        accepted.payload,
-        warnings,
+        ToQueue {
+            destination,
+            kind: route.kind,
+            ordering_key: accepted.ordering_key,
+            payload: accepted.payload,
+            warnings,
+        },
     )
     .await
 }
@@ -174,6 +176,16 @@ async fn catalogue_check(req: &HttpRequest, procedure: Option<&str>) -> Result<V
     }
 }
 
+/// A parsed message to queue, and what the 202 adds about it.
+pub(crate) struct ToQueue<'a> {
+    pub destination: &'a str,
+    pub kind: &'static str,
+    pub ordering_key: String,
+    pub payload: Vec<u8>,
+    /// What the gateway noticed but did not refuse (the catalogue check), for the 202.
+    pub warnings: Vec<super::problem::FieldError>,
+}
+
 /// What every route that queues a message shares once the message is parsed: the
 /// `Idempotency-Key` (400 when malformed, 409 when reused with another body), the queueing, and
 /// the 202 with `Location` (and `Idempotent-Replayed` for a repeat).
@@ -181,12 +193,15 @@ pub(crate) async fn queue_and_answer(
     req: &HttpRequest,
     caller: &Caller,
     engine: &EngineHandle,
-    destination: &str,
-    kind: &'static str,
-    ordering_key: String,
-    payload: Vec<u8>,
-    warnings: Vec<super::problem::FieldError>,
+    msg: ToQueue<'_>,
 ) -> Result<HttpResponse, ApiError> {
+    let ToQueue {
+        destination,
+        kind,
+        ordering_key,
+        payload,
+        warnings,
+    } = msg;
     let key = idempotency_key(req)?;
     let ttl = req.app_data::<web::Data<IdempotencyTtl>>().map_or(86_400, |t| t.0);
     let idem = key.map(|key| Idempotency {

@@ -39,7 +39,7 @@ impl RedisCatalogue {
     }
 
     async fn put_summary(&self, code: &str, s: &Summary) -> Result<(), StorageError> {
-        let json = serde_json::to_string(s).map_err(|e| corrupt(e))?;
+        let json = serde_json::to_string(s).map_err(corrupt)?;
         self.store
             .cmd::<()>(redis::cmd("HSET").arg(self.key("sum")).arg(code).arg(json))
             .await
@@ -83,7 +83,7 @@ impl RedisCatalogue {
     }
 
     pub(super) async fn put_details(&self, code: &str, details: &Value, linh_vuc: &[String], now: Millis) -> Result<(), StorageError> {
-        let lv = serde_json::to_string(linh_vuc).map_err(|e| corrupt(e))?;
+        let lv = serde_json::to_string(linh_vuc).map_err(corrupt)?;
         self.store
             .cmd::<()>(
                 redis::cmd("HSET")
@@ -168,7 +168,7 @@ impl RedisCatalogue {
     }
 
     pub(super) async fn save_sync_state(&self, s: &SyncState) -> Result<(), StorageError> {
-        let json = serde_json::to_string(s).map_err(|e| corrupt(e))?;
+        let json = serde_json::to_string(s).map_err(corrupt)?;
         self.store.cmd::<()>(redis::cmd("SET").arg(self.key("sync")).arg(json)).await
     }
 
