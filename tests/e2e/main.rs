@@ -3,6 +3,7 @@
 
 mod bank_money;
 mod bank_xml;
+mod catalogue;
 mod cluster;
 mod cluster_ack;
 // The signature tests' helpers, shared with the signing crate's own interop tests.
