@@ -1,5 +1,5 @@
 //! The integration endpoint: `DongBoHoSoMC` (create or update dossiers), `CapNhatTienDoHoSoMC`
-//! (progress), `TraCuuHoSo` (look-up), and what is recorded of each write that is taken.
+//! (progress), `TraCuuHoSo` (look-up), `LayThuTuc` (one procedure, in `catalogue`), and what is recorded of each write that is taken.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -37,6 +37,7 @@ pub(super) async fn integration(state: web::Data<PortalState>, req: HttpRequest,
         "DongBoHoSoMC" => sync(&mut s, &b),
         "CapNhatTienDoHoSoMC" => progress(&mut s, &b).map_err(Refusal::from),
         "TraCuuHoSo" => return lookup(&mut s, &b),
+        "LayThuTuc" => return super::catalogue::detail(&mut s, &b),
         "DongBoTrangThaiHoSo" => state.push.inbound_status(&b).map_err(Refusal::from),
         _ => Err(Refusal::from(format!("Dịch vụ {service} không được hỗ trợ"))),
     };
@@ -113,7 +114,7 @@ fn sync(s: &mut Inner, b: &serde_json::Map<String, Value>) -> Result<usize, Refu
             .filter(|m| !m.is_empty())
             .ok_or(format!("data[{i}]: thiếu MaHoSo"))?;
         let tthc = item.get("MaTTHC").and_then(Value::as_str).unwrap_or("");
-        if !s.catalogue.contains(tthc) {
+        if !super::catalogue::knows(s, tthc) {
             return Err(format!("data[{i}]: Mã thủ tục hành chính {tthc} không tồn tại").into());
         }
         let status = digit_code(item, "TrangThaiHoSo", 1..=10, i)?.ok_or(format!("data[{i}]: thiếu TrangThaiHoSo"))?;

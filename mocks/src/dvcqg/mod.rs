@@ -14,7 +14,9 @@
 //! be made to require a `dstcode` header: then any call without the right one, the login
 //! included, gets HTTP 403 (the LGSP's "no permission"), before the portal sees it.
 //!
-//! Control API (`/_mock/...`): `faults`, `sessions`, `catalogue`, `dstcode`
+//! Control API (`/_mock/...`): `faults`, `sessions`, `catalogue` (`{"add": [codes]}`: codes a
+//! dossier may name), `catalogue/withdraw`, `catalogue/restore` and `catalogue/down` (see
+//! `catalogue`), `dstcode`
 //! (`{"required": "CODE"}` or `{"required": null}`), `lookup` (`{"answer": {...}}` makes every
 //! `TraCuuHoSo` answer exactly that, `{"answer": null}` restores the real answer), `dossiers`
 //! (POST a dossier object: the portal has it already, as if another system had created it),
@@ -33,8 +35,10 @@
 //! The parts: this file holds the portal's state and its routes; `state` the methods tests
 //! and tools call on it; `session` the LGSP gate, injected faults, the login and the envelope
 //! every call shares; `integration` the writes and the look-up; `checks` the field checks they
-//! apply; `share` the share endpoint; `control` the `/_mock/...` handlers.
+//! apply; `share` the share endpoint; `catalogue` the procedure catalogue (from
+//! `mocks/fixtures/catalogue.json`) on both endpoints; `control` the `/_mock/...` handlers.
 
+mod catalogue;
 mod checks;
 mod control;
 mod integration;
@@ -110,7 +114,10 @@ pub struct PortalCounters {
 struct Inner {
     cfg: PortalConfig,
     sessions: HashMap<String, Instant>,
+    /// Codes a dossier may name beside the fixture's: `DEFAULT_CATALOGUE` and `add_catalogue`'s.
     catalogue: HashSet<String>,
+    /// Withdrawn procedures, the catalogue's fault switch and its call counters.
+    cat: catalogue::CatalogueState,
     faults: Faults,
     arrivals: Vec<Arrival>,
     last_status: HashMap<String, u8>,
@@ -144,7 +151,8 @@ pub struct PortalState {
     pub push: push::PushState,
 }
 
-/// Catalogue codes the mock knows from the start (the fixture's, and a few more).
+/// Codes a dossier may name from the start, beside the catalogue fixture's (local variants the
+/// existing tests use; they are not listed by `LayDanhSachTTHC`).
 pub const DEFAULT_CATALOGUE: &[&str] = &[
     "1.004227.000.00.00.H46",
     "1.001612.000.00.00.H46",
@@ -162,6 +170,9 @@ pub fn routes(state: PortalState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/_mock/faults", web::post().to(control::set_faults))
             .route("/_mock/sessions", web::post().to(control::set_sessions))
             .route("/_mock/catalogue", web::post().to(control::add_catalogue))
+            .route("/_mock/catalogue/withdraw", web::post().to(catalogue::withdraw))
+            .route("/_mock/catalogue/restore", web::post().to(catalogue::restore))
+            .route("/_mock/catalogue/down", web::post().to(catalogue::set_down))
             .route("/_mock/dstcode", web::post().to(control::set_dstcode))
             .route("/_mock/lookup", web::post().to(control::set_lookup))
             .route("/_mock/dossiers", web::post().to(control::seed_dossier))

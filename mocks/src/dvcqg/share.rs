@@ -1,8 +1,7 @@
-//! The share endpoint: the catalogue (`LayDanhSachTTHC`, `LayThuTuc`), the lists the mock keeps
-//! empty, and `getfile`, which the push side answers.
+//! The share endpoint: the catalogue's lists (`LayDanhSachTTHC`, `LayDanhMucLinhVuc`,
+//! `LayDanhMucCoQuan`, answered by `catalogue`) and `getfile`, which the push side answers.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
 
 use super::PortalState;
 use super::session::{envelope, inject, json_body, lgsp_gate, refused};
@@ -22,22 +21,12 @@ pub(super) async fn share(state: web::Data<PortalState>, req: HttpRequest, body:
         Ok(sv) => sv,
         Err(r) => return *r,
     };
+    if let Some(r) = super::catalogue::share_service(&mut s, &service) {
+        return r;
+    }
     match service.as_str() {
-        "LayDanhSachTTHC" => {
-            let mut codes: Vec<&String> = s.catalogue.iter().collect();
-            codes.sort();
-            HttpResponse::Ok().json(json!({"error_code": 0, "data": codes.iter().map(|c| json!({"MaTTHC": c})).collect::<Vec<_>>()}))
-        }
-        "LayThuTuc" => {
-            let code = b.get("maTTHC").and_then(Value::as_str).unwrap_or("");
-            if s.catalogue.contains(code) {
-                HttpResponse::Ok().json(json!({"error_code": 0, "data": {"MaTTHC": code}}))
-            } else {
-                refused(2, "Không tìm thấy thủ tục")
-            }
-        }
         "getfile" => state.push.getfile(&b, &req),
-        "LayDanhMucCoQuan" | "LayDanhMucLinhVuc" => HttpResponse::Ok().json(json!({"error_code": 0, "data": []})),
+        // `LayThuTuc` included: OpenCPS sends it to the integration endpoint.
         other => refused(4, &format!("Dịch vụ {other} không được hỗ trợ")),
     }
 }

@@ -19,6 +19,7 @@ impl PortalState {
                 cfg,
                 sessions: HashMap::new(),
                 catalogue: DEFAULT_CATALOGUE.iter().map(|s| s.to_string()).collect(),
+                cat: Default::default(),
                 faults: Faults::default(),
                 arrivals: Vec::new(),
                 last_status: HashMap::new(),
