@@ -23,7 +23,11 @@ async fn gateway(portal_url: &str, prefix: &str, check: &str, pace: u32) -> Test
 /// Asks for a sync and waits for a run that started after the ask to end.
 async fn sync(app: &TestApp) -> Value {
     let before = app.get_json("/v1/catalogue/sync", Key::Operator).await["started_at"].clone();
-    let r = app.post("/v1/catalogue/sync", Key::Admin).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let r = app
+        .post("/v1/catalogue/sync", Key::Admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 202);
     eventually("the sync ends", Duration::from_secs(30), || async {
         let s = app.get_json("/v1/catalogue/sync", Key::Operator).await;
@@ -69,14 +73,34 @@ async fn a_sync_fills_the_catalogue_and_acceptance_warns_of_or_refuses_what_it_l
     assert!(one["synced_at"].is_string());
     // Words without diacritics find a Vietnamese name; a field filters.
     let found = app.get_json("/v1/catalogue/procedures?q=khai%20sinh", Key::Centre).await;
-    assert!(found["procedures"].as_array().is_some_and(|p| p.iter().any(|p| p["MATTHC"] == "1.001193")), "{found}");
+    assert!(
+        found["procedures"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["MATTHC"] == "1.001193")),
+        "{found}"
+    );
     let field = one["LINHVUCTHUCHIEN"][0]["MALINHVUC"].as_str().unwrap_or("").to_string();
-    let by_field = app.get_json(&format!("/v1/catalogue/procedures?linh_vuc={field}"), Key::Centre).await;
-    assert!(by_field["procedures"].as_array().is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["LINHVUCTHUCHIEN"].to_string().contains(&field))), "{by_field}");
-    assert_eq!(app.get("/v1/catalogue/procedures/9.999999", Key::Centre).send().await.map(|r| r.status().as_u16()).unwrap_or(0), 404);
+    let by_field = app
+        .get_json(&format!("/v1/catalogue/procedures?linh_vuc={field}"), Key::Centre)
+        .await;
+    assert!(
+        by_field["procedures"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["LINHVUCTHUCHIEN"].to_string().contains(&field))),
+        "{by_field}"
+    );
+    assert_eq!(
+        app.get("/v1/catalogue/procedures/9.999999", Key::Centre)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        404
+    );
 
     // Known: no warning. Unknown: a warning on /MaTTHC, and still queued.
-    let known = listed[0].clone();
+    // Known (and not the one the portal withdraws below).
+    let known = listed.iter().find(|c| *c != "1.001193").cloned().unwrap_or_default();
     let (status, body) = accept(&app, "H46-CAT-0002", &known).await;
     assert_eq!((status, body.get("warnings").is_none()), (202, true), "{body}");
     let (status, body) = accept(&app, "H46-CAT-0003", "9.999999").await;
@@ -102,7 +126,13 @@ async fn a_sync_fills_the_catalogue_and_acceptance_warns_of_or_refuses_what_it_l
     // Restored on the portal, listed again at the next sync.
     portal_state.restore_procedure("1.001193");
     assert_eq!(sync(&strict).await["phase"], "done");
-    assert_eq!(accept(&strict, "H46-CAT-0007", "1.001193").await.0, 202);
+    let (status, body) = accept(&strict, "H46-CAT-0007", "1.001193").await;
+    assert_eq!(
+        status,
+        202,
+        "{body} {}",
+        strict.get_json("/v1/catalogue/procedures/1.001193", Key::Operator).await
+    );
 
     // The CLI reads the same.
     let (ok, out, err) = operator_cli(&app.url(""), &["catalogue", "search", "--q", "khai sinh"]);
@@ -124,7 +154,7 @@ async fn a_failed_pull_keeps_the_previous_catalogue() {
     assert!(s["last_error"].is_string());
     let after = app.get_json("/v1/catalogue/procedures?limit=1000", Key::Centre).await;
     assert_eq!(after, before, "the previous catalogue stands");
-    let known = portal_state.catalogue_codes()[0].clone();
+    let known = portal_state.catalogue_codes().first().cloned().unwrap_or_default();
     assert_eq!(accept(&app, "H46-CAT-0101", &known).await.0, 202);
     assert_eq!(accept(&app, "H46-CAT-0102", "9.999999").await.0, 422);
 }
@@ -135,7 +165,11 @@ async fn a_sync_cut_short_resumes_in_another_instance_without_listing_again() {
     let prefix = unique_prefix();
     // Two details a second: the first instance is stopped a few procedures in.
     let slow = gateway(&portal_mock.url(), &prefix, "warn", 2).await;
-    let r = slow.post("/v1/catalogue/sync", Key::Admin).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let r = slow
+        .post("/v1/catalogue/sync", Key::Admin)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 202);
     eventually("a few details pulled", Duration::from_secs(20), || async {
         let s = slow.get_json("/v1/catalogue/sync", Key::Operator).await;
@@ -156,5 +190,8 @@ async fn a_sync_cut_short_resumes_in_another_instance_without_listing_again() {
     assert_eq!(s["done"], s["total"]);
     // Each procedure asked about once, give or take the one in flight when the first stopped.
     let total = s["total"].as_u64().unwrap_or(0);
-    assert!(details as u64 >= total && details as u64 <= total + 1, "{details} details for {total}");
+    assert!(
+        details as u64 >= total && details as u64 <= total + 1,
+        "{details} details for {total}"
+    );
 }
