@@ -178,6 +178,16 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), r.sources().len(), "one source per id");
+        // A copied kind is some ingest route's, or the copy would never be made.
+        for spec in r.specs() {
+            for kind in spec.copies {
+                assert!(
+                    r.ingest_routes().any(|(_, route)| route.kind == *kind),
+                    "{} copies {kind}",
+                    spec.name
+                );
+            }
+        }
         // Every ingest route's documented path is its template with other parameter names.
         for (_, route) in r.ingest_routes() {
             let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();

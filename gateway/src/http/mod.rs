@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod copies;
 pub mod dossiers;
 pub mod inbound;
 pub mod ingest;
