@@ -36,6 +36,7 @@ pub mod catalogue;
 pub mod domain;
 pub mod dvclt;
 pub mod dvcqg;
+pub mod emc;
 pub mod fields;
 pub mod http;
 pub mod inbound;
@@ -56,6 +57,7 @@ pub fn standard() -> registry::Registry {
         .with(dvcqg::spec())
         .with(dvclt::spec())
         .with(webhook::spec())
+        .with(emc::spec())
         .with_provider(payments::paygov::KIND)
         .with_provider(payments::vnpay::KIND)
         .with_provider(payments::vietqr::KIND)

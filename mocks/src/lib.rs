@@ -8,6 +8,7 @@ pub mod centre;
 pub mod dvclt;
 pub mod dvcqg;
 pub mod dvcqg_push;
+pub mod emc;
 pub mod faults;
 pub mod paygov;
 pub mod tsa;
