@@ -263,7 +263,7 @@ fn the_payment_providers_sections_are_kept_for_them_and_never_printed() {
     }
     assert_eq!(
         s.unclaimed_sections(&[
-            "paygov", "vnpay", "vietqr", "banks", "payments", "dvcqg", "centre", "inbound", "dvclt"
+            "paygov", "vnpay", "vietqr", "banks", "payments", "dvcqg", "centre", "inbound", "dvclt", "emc"
         ]),
         vec![]
     );
@@ -285,7 +285,7 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
     assert_eq!((echo.url.as_str(), echo.limit), ("http://x", 7));
     // The destinations' and payment providers' sections are kept the same way.
     let owners = [
-        "echo", "dvcqg", "centre", "paygov", "vnpay", "vietqr", "banks", "payments", "inbound", "dvclt",
+        "echo", "dvcqg", "centre", "paygov", "vnpay", "vietqr", "banks", "payments", "inbound", "dvclt", "emc",
     ];
     assert_eq!(s.unclaimed_sections(&owners), vec![]);
     let unclaimed = s.unclaimed_sections(&owners[1..]);
