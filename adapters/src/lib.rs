@@ -36,6 +36,7 @@ pub mod catalogue;
 pub mod domain;
 pub mod dvclt;
 pub mod dvcqg;
+pub mod emc;
 pub mod fields;
 pub mod http;
 pub mod inbound;
@@ -56,6 +57,7 @@ pub fn standard() -> registry::Registry {
         .with(dvcqg::spec())
         .with(dvclt::spec())
         .with(webhook::spec())
+        .with(emc::spec())
         .with_provider(payments::paygov::KIND)
         .with_provider(payments::vnpay::KIND)
         .with_provider(payments::vietqr::KIND)
@@ -178,6 +180,16 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), r.sources().len(), "one source per id");
+        // A copied kind is some ingest route's, or the copy would never be made.
+        for spec in r.specs() {
+            for kind in spec.copies {
+                assert!(
+                    r.ingest_routes().any(|(_, route)| route.kind == *kind),
+                    "{} copies {kind}",
+                    spec.name
+                );
+            }
+        }
         // Every ingest route's documented path is its template with other parameter names.
         for (_, route) in r.ingest_routes() {
             let shape = |p: &'static str| p.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect::<Vec<_>>();

@@ -14,6 +14,11 @@
 //! counterpart, and a test adds one of its own the same way. Adding one is a module here, a mock
 //! in `mocks/`, and one line in [`crate::standard`] (see `docs/adding-a-counterpart.md`).
 //!
+//! A destination may also take **copies** of another's ingest kinds ([`DestinationSpec::copies`]):
+//! each message the centre hands the portal as `dossier.sync` is queued for it as well, in its
+//! own queue, so a monitoring system hears of every step without a route of its own and
+//! without either destination waiting for the other.
+//!
 //! Ingest routes are part of the spec, not of the built adapter: a route is served (and
 //! documented) whether or not the destination is configured, and answers 503 when it is not,
 //! so a centre sees "not configured here" rather than "no such resource".
@@ -46,6 +51,11 @@ pub struct DestinationSpec {
     /// This destination delivers the gateway's own events (payment confirmations, ...) to the
     /// centre. At most one destination in a registry says so.
     pub event_sink: bool,
+    /// The ingest kinds (another destination's, e.g. `dossier.sync`) whose accepted messages
+    /// this destination also gets: the same kind, ordering key and payload, in its own queue,
+    /// so neither destination ever waits for the other. A monitoring system that hears of
+    /// every dossier step (EMC) is one; `&[]` for most.
+    pub copies: &'static [&'static str],
 }
 
 /// What a counterpart's `build` gets: its own section, and the few shared settings a
@@ -318,6 +328,12 @@ impl Registry {
         self.destinations.iter().find(|s| s.event_sink).map(|s| s.name)
     }
 
+    /// The destinations that take a copy of every accepted message of ingest kind `kind`, in
+    /// the order they were added.
+    pub fn copying<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'static str> + 'a {
+        self.destinations.iter().filter(move |s| s.copies.contains(&kind)).map(|s| s.name)
+    }
+
     /// Every ingest route with the destination it feeds.
     pub fn ingest_routes(&self) -> impl Iterator<Item = (&'static str, &'static IngestRoute)> + '_ {
         self.destinations.iter().flat_map(|s| s.ingest.iter().map(move |r| (s.name, r)))
@@ -442,6 +458,7 @@ mod tests {
             build: nothing,
             ingest: &[],
             event_sink,
+            copies: &[],
         }
     }
 
@@ -453,6 +470,21 @@ mod tests {
             .with(spec("a", true));
         assert_eq!(r.names(), vec!["b", "a"]);
         assert_eq!(r.event_sink(), Some("a"));
+    }
+
+    #[test]
+    fn copying_names_the_destinations_that_take_a_kind() {
+        let copier = |name: &'static str, copies: &'static [&'static str]| DestinationSpec {
+            copies,
+            ..spec(name, false)
+        };
+        let r = Registry::empty()
+            .with(spec("a", false))
+            .with(copier("b", &["x.sync", "x.progress"]))
+            .with(copier("c", &["x.sync"]));
+        assert_eq!(r.copying("x.sync").collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(r.copying("x.progress").collect::<Vec<_>>(), ["b"]);
+        assert_eq!(r.copying("y").count(), 0);
     }
 
     /// A source reads its destination's section too: a problem with it is reported once.
@@ -467,6 +499,7 @@ mod tests {
                 build: |ctx| Err(bad(ctx)),
                 ingest: &[],
                 event_sink: false,
+                copies: &[],
             })
             .with_source(SourceKind {
                 id: "x",

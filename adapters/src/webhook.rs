@@ -36,6 +36,7 @@ pub fn spec() -> DestinationSpec {
         build,
         ingest: &[],
         event_sink: true,
+        copies: &[],
     }
 }
 

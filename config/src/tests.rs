@@ -272,7 +272,8 @@ fn the_payment_providers_sections_are_kept_for_them_and_never_printed() {
             "centre",
             "inbound",
             "dvclt",
-            "catalogue"
+            "catalogue",
+            "emc"
         ]),
         vec![]
     );
@@ -305,6 +306,7 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
         "inbound",
         "dvclt",
         "catalogue",
+        "emc",
     ];
     assert_eq!(s.unclaimed_sections(&owners), vec![]);
     let unclaimed = s.unclaimed_sections(&owners[1..]);

@@ -7,6 +7,7 @@ pub mod bank;
 pub mod centre;
 pub mod dvclt;
 pub mod dvcqg;
+pub mod emc;
 pub mod faults;
 pub mod paygov;
 pub mod tsa;

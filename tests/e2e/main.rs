@@ -14,6 +14,7 @@ mod dashboard;
 mod demo;
 mod dossier_view;
 mod dossiers;
+mod emc;
 mod engine;
 mod flaky_portal;
 mod hostile_http;

@@ -38,6 +38,7 @@ mod echo {
             build,
             ingest: &ROUTES,
             event_sink: false,
+            copies: &[],
         }
     }
 

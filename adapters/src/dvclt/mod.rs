@@ -84,6 +84,7 @@ pub fn spec() -> DestinationSpec {
         build: build_destination,
         ingest: &[],
         event_sink: false,
+        copies: &[],
     }
 }
 

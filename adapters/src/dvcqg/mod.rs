@@ -123,6 +123,7 @@ pub fn spec() -> DestinationSpec {
         build,
         ingest: &ingest::ROUTES,
         event_sink: false,
+        copies: &[],
     }
 }
 

@@ -98,7 +98,7 @@ impl<'de> Deserialize<'de> for PathParams {
 pub struct IdempotencyTtl(pub u64);
 
 /// The `Idempotency-Key` header: optional, 1 to 255 visible ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -142,6 +142,7 @@ async fn ingest(
         )));
     }
     let warnings = catalogue_check(&req, accepted.procedure.as_deref()).await?;
+    super::copies::queue(&req, &caller, &engine, route.kind, &accepted).await?;
     queue_and_answer(
         &req,
         &caller,

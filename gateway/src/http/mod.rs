@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod body;
 pub mod catalogue;
+pub mod copies;
 pub mod dossiers;
 pub mod inbound;
 pub mod ingest;

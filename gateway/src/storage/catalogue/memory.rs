@@ -14,7 +14,13 @@ pub(in crate::storage) struct CatalogueState {
     todo: Vec<String>,
     lease: Option<(String, Millis)>,
     requested: bool,
+    /// The procedure each dossier was last accepted with (the newest [`REMEMBERED`]).
+    procedure_of: std::collections::HashMap<String, String>,
+    remembered: std::collections::VecDeque<String>,
 }
+
+/// How many dossiers' procedures the embedded store remembers.
+const REMEMBERED: usize = 100_000;
 
 #[derive(Clone)]
 pub struct MemoryCatalogue {
@@ -138,6 +144,24 @@ impl MemoryCatalogue {
             }
         });
         Ok(())
+    }
+
+    pub(super) async fn remember_procedure(&self, ordering_key: &str, code: &str) -> Result<(), StorageError> {
+        self.with(|c| {
+            if c.procedure_of.insert(ordering_key.to_string(), code.to_string()).is_none() {
+                c.remembered.push_back(ordering_key.to_string());
+                while c.remembered.len() > REMEMBERED {
+                    if let Some(old) = c.remembered.pop_front() {
+                        c.procedure_of.remove(&old);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    pub(super) async fn procedure_of(&self, ordering_key: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.with(|c| c.procedure_of.get(ordering_key).cloned()))
     }
 
     pub(super) async fn request_sync(&self) -> Result<(), StorageError> {

@@ -138,6 +138,18 @@ impl CatalogueBook {
         dispatch!(self, CatalogueBook, b => b.release(owner).await)
     }
 
+    /// Remembers the procedure a dossier was last accepted with (kept 180 days), so that a
+    /// later message of the dossier that names none can be told it (a copy for the ministry's
+    /// monitoring, which needs the procedure of every step).
+    pub async fn remember_procedure(&self, ordering_key: &str, code: &str) -> Result<(), StorageError> {
+        dispatch!(self, CatalogueBook, b => b.remember_procedure(ordering_key, code).await)
+    }
+
+    /// The procedure a dossier was last accepted with, if remembered.
+    pub async fn procedure_of(&self, ordering_key: &str) -> Result<Option<String>, StorageError> {
+        dispatch!(self, CatalogueBook, b => b.procedure_of(ordering_key).await)
+    }
+
     /// Asks for a sync now (any instance running the sync loop takes it).
     pub async fn request_sync(&self) -> Result<(), StorageError> {
         dispatch!(self, CatalogueBook, b => b.request_sync().await)

@@ -8,6 +8,7 @@
 //! | `p:{catalogue}:cat:todo` | list | the codes of the run's list, in order |
 //! | `p:{catalogue}:cat:lease` | string | the owner of the sync's lease (`catalogue_lease.lua`) |
 //! | `p:{catalogue}:cat:req` | string | a sync was asked for |
+//! | `p:{catalogue}:cat:of:<MaHoSo>` | string | the procedure a dossier was last accepted with (180 days) |
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -20,6 +21,9 @@ use crate::storage::redis::{corrupt, reply};
 use crate::storage::{Millis, RedisStore, StorageError};
 
 static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/catalogue_lease.lua")));
+
+/// How long a dossier's procedure is remembered.
+const REMEMBER_SECS: u64 = 180 * 86_400;
 
 /// How many codes one `RPUSH` carries.
 const CHUNK: usize = 500;
@@ -203,6 +207,22 @@ impl RedisCatalogue {
             self.store.cmd::<()>(redis::cmd("DEL").arg(self.key("lease"))).await?;
         }
         Ok(())
+    }
+
+    pub(super) async fn remember_procedure(&self, ordering_key: &str, code: &str) -> Result<(), StorageError> {
+        self.store
+            .cmd::<()>(
+                redis::cmd("SET")
+                    .arg(self.key(&format!("of:{ordering_key}")))
+                    .arg(code)
+                    .arg("EX")
+                    .arg(REMEMBER_SECS),
+            )
+            .await
+    }
+
+    pub(super) async fn procedure_of(&self, ordering_key: &str) -> Result<Option<String>, StorageError> {
+        self.store.cmd(redis::cmd("GET").arg(self.key(&format!("of:{ordering_key}")))).await
     }
 
     pub(super) async fn request_sync(&self) -> Result<(), StorageError> {
