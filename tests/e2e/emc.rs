@@ -208,3 +208,39 @@ async fn a_retried_request_queues_neither_copy_nor_main_twice() {
     assert_eq!(s.at_portal(ma), [2]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_entry_after_a_restart_still_tells_emc_its_procedure() {
+    let (portal, _portal_state) = portal();
+    let emc_state = EmcState::new();
+    let emc = hcc_mocks::emc::spawn("127.0.0.1:0", emc_state.clone()).expect("mock EMC");
+    let prefix = unique_prefix();
+    let overrides = [
+        ("HCC__DVCQG__BASE_URL", portal.url()),
+        ("HCC__EMC__URL", format!("{}/TrackingMCDT", emc.url())),
+        ("HCC__EMC__SITE_ID", SITE.to_string()),
+        ("HCC__QUEUE__KEY_PREFIX", prefix.clone()),
+    ];
+    let ma = "H46-EMC-RESTART";
+    let first = spawn_app(settings(QueueBackendKind::Redis, &overrides), Workers::On).await;
+    let id = accepted_id(first.post_json("/v1/dossiers", Key::Centre, &dossier(ma, 2)).await).await;
+    first.wait_message(&id, "delivered").await;
+    first.stop().await;
+    // A new process, which has delivered no sync of this dossier: the progress entry's copy
+    // carries the procedure the store remembered.
+    let second = spawn_app(settings(QueueBackendKind::Redis, &overrides), Workers::On).await;
+    accepted_id(
+        second
+            .post_json(&format!("/v1/dossiers/{ma}/progress"), Key::Centre, &progress(ma, 4, 1))
+            .await,
+    )
+    .await;
+    let got = eventually("EMC has both steps", WAIT, || async {
+        let t: Vec<Tracking> = emc_state.received().into_iter().filter(|t| t.code_profile == ma).collect();
+        (t.len() >= 2).then_some(t)
+    })
+    .await;
+    let procedure = dossier(ma, 2)["MaTTHC"].as_str().unwrap_or("").to_string();
+    assert!(got.iter().all(|t| t.code_tthc == procedure), "{got:?}");
+    assert_eq!(got.iter().map(|t| t.status.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+}
