@@ -190,8 +190,5 @@ async fn a_sync_cut_short_resumes_in_another_instance_without_listing_again() {
     assert_eq!(s["done"], s["total"]);
     // Each procedure asked about once, give or take the one in flight when the first stopped.
     let total = s["total"].as_u64().unwrap_or(0);
-    assert!(
-        details as u64 >= total && details as u64 <= total + 1,
-        "{details} details for {total}"
-    );
+    assert!(details >= total && details <= total + 1, "{details} details for {total}");
 }
