@@ -6,6 +6,7 @@
 //   #/inbound?source=&offset=           dossiers handed down (portal push, link-up)
 //   #/find/TEXT             a search: a MaThamChieu or a MaHoSo, whichever exists
 //   #/dossier/MAHOSO, #/payment/MATHAMCHIEU   one story as a timeline
+//   #/catalogue?q=&linh_vuc=&offset=&code=    the national procedures (catalogue.js)
 // Every value from the API goes into the page as text (textContent), never as markup.
 "use strict";
 const $ = (s) => document.querySelector(s);
@@ -25,6 +26,7 @@ const TEXT = {
   "nav.overview": ["Queues", "Hàng đợi"],
   "nav.payments": ["Payments", "Thanh toán"],
   "nav.inbound": ["Inbound", "Hồ sơ tiếp nhận từ cổng"],
+  "nav.catalogue": ["Catalogue", "Danh mục thủ tục"],
   "nav.forget": ["Forget key", "Xoá khoá"],
   "search.placeholder": ["MaHoSo (dossier code) or MaThamChieu (payment reference)", "Mã hồ sơ (MaHoSo) hoặc mã tham chiếu thanh toán (MaThamChieu)"],
   "search.go": ["Search", "Tra cứu"],
@@ -311,12 +313,15 @@ function current() {
 }
 let generation = 0; // a render started before the latest navigation is dropped
 let timer = null;
-let fast = false; // a replay runs: refresh every second
+let fast = false; // a replay or a catalogue sync runs: refresh every second
+// Views the other scripts add (catalogue.js): path → {view, show(params, mine)}.
+const VIEWS = {};
 
 async function render() {
   clearTimeout(timer);
   if (!key) return;
   const mine = ++generation;
+  fast = false; // the view says whether something runs
   const { path, params } = current();
   let m;
   let view = "overview";
@@ -326,8 +331,9 @@ async function render() {
   else if ((m = path.match(/^\/find\/(.+)$/))) { view = "search"; job = () => find(decodeURIComponent(m[1]), mine); }
   else if (path === "/payments") { view = "payments"; job = () => showPayments(params, mine); }
   else if (path === "/inbound") { view = "inbound"; job = () => showInbound(params, mine); }
+  else if (Object.hasOwn(VIEWS, path)) { view = VIEWS[path].view; job = () => VIEWS[path].show(params, mine); }
   else job = () => showOverview(params, mine);
-  for (const v of ["overview", "search", "payments", "inbound"]) $("#view-" + v).hidden = v !== view;
+  for (const v of ["overview", "search", "payments", "inbound", ...Object.values(VIEWS).map((x) => x.view)]) $("#view-" + v).hidden = v !== view;
   // The search box holds the code being shown, and nothing once the operator has moved on.
   if (view !== "search" && document.activeElement !== $("#search")) $("#search").value = "";
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === view);
@@ -751,4 +757,5 @@ $("#inbound-filter").addEventListener("submit", (ev) => {
 });
 $("#if-source").addEventListener("change", () => $("#inbound-filter").requestSubmit());
 window.addEventListener("hashchange", render);
-show();
+// Started once every script has run, so that the views and words they add are known.
+document.addEventListener("DOMContentLoaded", show);

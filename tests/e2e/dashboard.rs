@@ -1,6 +1,7 @@
 //! The `/ops` dashboard in a real headless Chromium (Playwright): enter a key, see a dead
 //! letter, click replay, see it go; and the story of a refused dossier and of the payments,
-//! found by the search box and the payments page. Screenshots go to `artifacts/`, or to
+//! found by the search box and the payments page; the dossiers handed down; the national
+//! procedure catalogue (sync, search, a withdrawal, details). Screenshots go to `artifacts/`, or to
 //! `docs/screenshots/` with `HCC_UPDATE_SCREENSHOTS=1` (the ones the documentation shows).
 
 use std::path::{Path, PathBuf};
@@ -92,11 +93,17 @@ async fn an_operator_replays_a_dead_letter_from_the_dashboard() {
     portal.stop().await;
 }
 
-/// The dashboard puts every value from the API into the page as text: its script never
-/// writes markup from a string.
+/// The dashboard puts every value from the API into the page as text: its scripts never
+/// write markup from a string.
 #[test]
 fn the_dashboard_script_never_writes_markup() {
-    let script = std::fs::read_to_string(workspace_dir().join("gateway/ops/app.js")).unwrap();
+    for file in ["gateway/ops/app.js", "gateway/ops/catalogue.js"] {
+        never_writes_markup(file);
+    }
+}
+
+fn never_writes_markup(file: &str) {
+    let script = std::fs::read_to_string(workspace_dir().join(file)).unwrap();
     for sink in [
         "innerHTML",
         "outerHTML",
@@ -105,7 +112,7 @@ fn the_dashboard_script_never_writes_markup() {
         "eval(",
         "new Function",
     ] {
-        assert!(!script.contains(sink), "gateway/ops/app.js uses {sink}");
+        assert!(!script.contains(sink), "{file} uses {sink}");
     }
 }
 
@@ -310,4 +317,66 @@ async fn an_operator_sees_the_dossiers_handed_down() {
     app.stop().await;
     centre.stop().await;
     let _ = std::fs::remove_dir_all(&files_dir);
+}
+
+/// The Catalogue view against the mock portal's catalogue: "Sync now" with the admin key until
+/// done, a search without diacritics, a field filter; the portal withdraws a procedure, a second
+/// sync marks it; a procedure's details in Vietnamese and English; the progress bar of a run.
+/// Two browser runs, with the withdrawal made on the mock between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_syncs_searches_and_reads_the_catalogue() {
+    const BIRTH: &str = "1.001193";
+    const DEATH: &str = "1.000656";
+    let (portal_mock, portal_state) = portal();
+    let o = vec![
+        ("HCC__DVCQG__BASE_URL", portal_mock.url()),
+        ("HCC__CATALOGUE__PACE_PER_SEC", "100".to_string()),
+    ];
+    let app = spawn_app(settings(QueueBackendKind::Redis, &o), Workers::On).await;
+    let state = app.get_json("/v1/catalogue/sync", Key::Operator).await;
+    assert_eq!(state["phase"], "idle", "{state}");
+    let check = state["check"].as_str().unwrap_or_default().to_string();
+    let count = portal_state.catalogue_codes().len();
+    assert!(count >= 5, "the mock lists a few procedures");
+
+    let r = send(app.get("/ops/catalogue.js", Key::None)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+
+    let config = |stage: &str| {
+        json!({
+            "stage": stage,
+            "base": app.address,
+            "admin_key": ADMIN_KEY,
+            "operator_key": OPERATOR_KEY,
+            "count": count,
+            "check": check,
+            "birth": BIRTH,
+            "withdrawn": DEATH,
+            "shots": {
+                "list": path_arg(&artifacts().join("catalogue.png")),
+                "details": path_arg(&artifacts().join("catalogue-procedure.png")),
+                "progress": path_arg(&artifacts().join("catalogue-progress.png")),
+            },
+        })
+        .to_string()
+    };
+    browser("catalogue.mjs", vec![config("first")]).await;
+    let one = app.get_json(&format!("/v1/catalogue/procedures/{DEATH}"), Key::Operator).await;
+    assert_eq!(one["withdrawn"], false, "{one}");
+
+    assert!(portal_state.withdraw_procedure(DEATH));
+    browser("catalogue.mjs", vec![config("withdrawn")]).await;
+    let gone = app.get_json(&format!("/v1/catalogue/procedures/{DEATH}"), Key::Operator).await;
+    assert_eq!(gone["withdrawn"], true, "{gone}");
+    for name in ["catalogue.png", "catalogue-procedure.png", "catalogue-progress.png"] {
+        assert!(artifacts().join(name).is_file(), "no screenshot {name}");
+    }
+    app.stop().await;
+    portal_mock.stop().await;
 }

@@ -65,6 +65,7 @@ async fn openapi_and_unknown_routes() {
         ("/v1/audit", "get"),
         ("/v1/queues/history", "get"),
         ("/ops", "get"),
+        ("/ops/catalogue.js", "get"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in /openapi.json");
     }

@@ -47,6 +47,7 @@ pub const BEARER: &str = "bearer";
         super::ops::history,
         super::ops::dashboard_page,
         super::ops::dashboard_script,
+        super::ops::dashboard_catalogue_script,
         super::ops::dashboard_style,
         super::ops::list_dead,
         super::ops::replay_all,
