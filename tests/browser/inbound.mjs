@@ -8,31 +8,8 @@
 // (portal: a dvcqg dossier with two files, one named like markup; waiting: a dvclt dossier not
 // acknowledged; acked: a dvclt dossier acknowledged.)
 // Exits 1 with "FAIL: ..." when the page does not show what it must.
-import { chromium } from "playwright-core";
+import { cfg, WAIT, browser, fail, expectText } from "./harness.mjs";
 
-const cfg = JSON.parse(process.argv[2] || "{}");
-const WAIT = { timeout: 20000 };
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const fail = async (msg) => {
-  console.error("FAIL: " + msg);
-  await browser.close();
-  process.exit(1);
-};
-
-// Waits (bounded) until the element's text contains every one of `texts`.
-async function expectText(page, selector, texts, what) {
-  try {
-    await page.waitForFunction(
-      ([s, ts]) => { const n = document.querySelector(s); return !!n && ts.every((x) => n.textContent.includes(x)); },
-      [selector, texts], WAIT);
-  } catch {
-    const seen = await page.evaluate((s) => document.querySelector(s)?.textContent ?? "(missing)", selector);
-    await fail(`${what}: ${JSON.stringify(texts)} not in ${selector}: ${seen.replace(/\s+/g, " ").slice(0, 600)}`);
-  }
-}
 
 // The MaHoSo of the rows the table shows, once the table shows `query` (filter and page).
 async function rowsFor(page, query) {

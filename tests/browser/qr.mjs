@@ -3,19 +3,8 @@
 // agency and the time left beside it.
 // Usage: node qr.mjs CONFIG_JSON, with {base, key, reference, amount_text, ma_don_vi, shot}
 // Exits 1 with "FAIL: ..." when the page does not show what it must.
-import { chromium } from "playwright-core";
+import { cfg, WAIT, browser, fail } from "./harness.mjs";
 
-const cfg = JSON.parse(process.argv[2] || "{}");
-const WAIT = { timeout: 20000 };
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const fail = async (msg) => {
-  console.error("FAIL: " + msg);
-  await browser.close();
-  process.exit(1);
-};
 
 try {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, locale: "vi-VN", timezoneId: "Asia/Ho_Chi_Minh" });

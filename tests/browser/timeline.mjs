@@ -7,31 +7,8 @@
 //   {base, key, mahoso, dead_id, blocked_id, reason_vi, reason_en, portal_vi, portal_en,
 //    mismatch_ref, paid_ref, pending_ref, shots: {timeline, timeline_en, payments, payment, replay}}
 // Exits 1 with "FAIL: ..." when the page does not show what it must.
-import { chromium } from "playwright-core";
+import { cfg, WAIT, browser, fail, expectText } from "./harness.mjs";
 
-const cfg = JSON.parse(process.argv[2] || "{}");
-const WAIT = { timeout: 20000 };
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const fail = async (msg) => {
-  console.error("FAIL: " + msg);
-  await browser.close();
-  process.exit(1);
-};
-
-// Waits (bounded) until the element's text contains every one of `texts`.
-async function expectText(page, selector, texts, what) {
-  try {
-    await page.waitForFunction(
-      ([s, ts]) => { const n = document.querySelector(s); return !!n && ts.every((x) => n.textContent.includes(x)); },
-      [selector, texts], WAIT);
-  } catch {
-    const seen = await page.evaluate((s) => document.querySelector(s)?.textContent ?? "(missing)", selector);
-    await fail(`${what}: ${JSON.stringify(texts)} not in ${selector}: ${seen.replace(/\s+/g, " ").slice(0, 600)}`);
-  }
-}
 
 try {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: "vi-VN", timezoneId: "Asia/Ho_Chi_Minh" });

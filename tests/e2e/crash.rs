@@ -18,32 +18,13 @@ fn serve(port: u16, prefix: &str, portal: &str) -> Child {
 /// `hcc-gateway serve` on `port`, the queue in Redis under `prefix`, the portal at `portal`,
 /// logging errors only (stderr is the caller's to set).
 fn command(port: u16, prefix: &str, portal: &str) -> Command {
-    let bin = binary("hcc-gateway");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the binaries first (cargo build --workspace --bins)",
-        bin.display()
-    );
-    let mut command = Command::new(bin);
+    let mut command = serve_command(port, prefix);
     command
-        .arg("serve")
-        .env("HCC_CONFIG_DIR", workspace_dir().join("config"))
-        .env("HCC_ENV", "local")
-        .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("HCC__QUEUE__BACKEND", "redis")
-        .env("HCC__QUEUE__REDIS_URL", redis_url())
-        .env("HCC__QUEUE__KEY_PREFIX", prefix)
-        .env("HCC__QUEUE__POLL_INTERVAL_MS", "20")
-        .env("HCC__QUEUE__REAPER_INTERVAL_MS", "200")
         .env("HCC__DVCQG__BASE_URL", portal)
-        .env("HCC__CENTRE__WEBHOOK_URL", "")
         .env("HCC__DELIVERY__UPSTREAM_TIMEOUT_MS", "1000")
         .env("HCC__DELIVERY__LEASE_MS", "2000")
         .env("HCC__DELIVERY__BACKOFF_BASE_MS", "20")
-        .env("HCC__DELIVERY__BACKOFF_MAX_MS", "300")
-        .env("HCC__LOG__LEVEL", "error")
-        .env("HCC__CATALOGUE__SYNC_EVERY_SECS", "0")
-        .stdout(Stdio::null());
+        .env("HCC__DELIVERY__BACKOFF_MAX_MS", "300");
     command
 }
 

@@ -3,14 +3,14 @@
 //! meanwhile or the gateway was killed (`kill -9`) between delivery and acknowledgement; the
 //! centre's statuses go back to the link-up in order with the mapped codes.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use hcc_config::QueueBackendKind;
 use hcc_gateway::app::Workers;
 use hcc_mocks::dvclt::{DvcltConfig, DvcltState, NewDossier, NewFile};
 use hcc_mocks::faults::Faults;
-use hcc_tests::{Gateway, Key, binary, eventually, free_port, redis_url, settings, spawn_app, unique_prefix, workspace_dir};
+use hcc_tests::{Gateway, Key, eventually, free_port, serve_command, settings, spawn_app, unique_prefix};
 use serde_json::json;
 
 use crate::inbound::{b64, centre, pdf, received_for, temp_dir};
@@ -134,22 +134,9 @@ async fn nothing_is_acknowledged_until_the_centre_has_it_and_then_each_once_and_
 
 /// `hcc-gateway serve` polling the link-up every `every_secs`.
 fn serve(port: u16, prefix: &str, link: &str, centre: &str, files: &str, every_secs: u64) -> Child {
-    let bin = binary("hcc-gateway");
-    assert!(bin.exists(), "{} is missing: build the binaries first", bin.display());
-    let mut c = Command::new(bin);
-    c.arg("serve")
-        .env("HCC_CONFIG_DIR", workspace_dir().join("config"))
-        .env("HCC_ENV", "local")
-        .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("HCC__QUEUE__BACKEND", "redis")
-        .env("HCC__QUEUE__REDIS_URL", redis_url())
-        .env("HCC__QUEUE__KEY_PREFIX", prefix)
-        .env("HCC__QUEUE__POLL_INTERVAL_MS", "20")
-        .env("HCC__DVCQG__BASE_URL", "")
-        .env("HCC__CENTRE__WEBHOOK_URL", centre)
+    let mut c = serve_command(port, prefix);
+    c.env("HCC__CENTRE__WEBHOOK_URL", centre)
         .env("HCC__INBOUND__FILES_DIR", files)
-        .env("HCC__LOG__LEVEL", "error")
-        .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in dvclt_overrides(link, every_secs) {
         c.env(k, v);

@@ -603,6 +603,35 @@ pub fn operator_cli(url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `hcc-gateway serve` as a real process on `port`, its queue in the test Redis under `prefix`,
+/// with the test timings (fast polling, no catalogue pull, errors only in the log); the portal
+/// and the centre are the caller's to set (empty here). For the tests that `kill -9` it.
+pub fn serve_command(port: u16, prefix: &str) -> std::process::Command {
+    let bin = binary("hcc-gateway");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        bin.display()
+    );
+    let mut command = std::process::Command::new(bin);
+    command
+        .arg("serve")
+        .env("HCC_CONFIG_DIR", workspace_dir().join("config"))
+        .env("HCC_ENV", "local")
+        .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("HCC__QUEUE__BACKEND", "redis")
+        .env("HCC__QUEUE__REDIS_URL", redis_url())
+        .env("HCC__QUEUE__KEY_PREFIX", prefix)
+        .env("HCC__QUEUE__POLL_INTERVAL_MS", "20")
+        .env("HCC__QUEUE__REAPER_INTERVAL_MS", "200")
+        .env("HCC__DVCQG__BASE_URL", "")
+        .env("HCC__CENTRE__WEBHOOK_URL", "")
+        .env("HCC__LOG__LEVEL", "error")
+        .env("HCC__CATALOGUE__SYNC_EVERY_SECS", "0")
+        .stdout(std::process::Stdio::null());
+    command
+}
+
 pub fn binary(name: &str) -> PathBuf {
     // Tests live in target/<profile>/deps; binaries one level up.
     let exe = std::env::current_exe().unwrap_or_default();
