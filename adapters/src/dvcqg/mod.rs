@@ -90,6 +90,9 @@ pub struct DvcqgSettings {
     pub auth_path: String,
     pub integration_path: String,
     pub share_path: String,
+    /// The full URL of the share endpoint (catalogues, the file service); empty: `share_path`
+    /// under `base_url` (contract v3 `dvcqg.share_url`).
+    pub share_url: String,
     /// The `dstcode` header the LGSP routes on, sent on every call when non-empty.
     pub dstcode: String,
     /// The centre's status of a dossier the portal pushed (`"1"` to `"10"`) as the portal is
@@ -108,6 +111,7 @@ impl Default for DvcqgSettings {
             auth_path: "/auth".into(),
             integration_path: "/integration".into(),
             share_path: "/share".into(),
+            share_url: String::new(),
             dstcode: String::new(),
             inbound_status_map: BTreeMap::new(),
         }
@@ -140,6 +144,9 @@ fn portal(ctx: &BuildContext<'_>) -> Result<Option<DvcqgAdapter>, Vec<hcc_config
     }
     let mut problems = Vec::new();
     ctx.check_http_url(&mut problems, "base_url", &s.base_url);
+    if !s.share_url.is_empty() {
+        ctx.check_http_url(&mut problems, "share_url", &s.share_url);
+    }
     if dstcode_header(&s.dstcode).is_err() {
         problems.push(ctx.problem("dstcode", DSTCODE_RULE));
     }
@@ -156,6 +163,7 @@ fn portal(ctx: &BuildContext<'_>) -> Result<Option<DvcqgAdapter>, Vec<hcc_config
         auth_path: s.auth_path,
         integration_path: s.integration_path,
         share_path: s.share_path,
+        share_url: s.share_url,
         inbound_status,
         username: s.username,
         password: s.password,
@@ -176,8 +184,10 @@ pub struct DvcqgConfig {
     pub base_url: String,
     pub auth_path: String,
     pub integration_path: String,
-    /// The share endpoint (catalogues, the file service).
+    /// The share endpoint (catalogues, the file service), under `base_url`...
     pub share_path: String,
+    /// ...unless this full URL is given (`dvcqg.share_url`; empty: not given).
+    pub share_url: String,
     /// The portal's status (index 0 is `TrangThai` 1) sent for the centre's status of a pushed
     /// dossier.
     pub inbound_status: [u8; 10],
@@ -356,7 +366,11 @@ impl DvcqgAdapter {
             dstcode: dstcode_header(&cfg.dstcode)?,
             auth_url: format!("{base}{}", cfg.auth_path),
             integration_url: format!("{base}{}", cfg.integration_path),
-            share_url: format!("{base}{}", cfg.share_path),
+            share_url: if cfg.share_url.is_empty() {
+                format!("{base}{}", cfg.share_path)
+            } else {
+                cfg.share_url.clone()
+            },
             cfg,
             session: RwLock::new(None),
             lifetime: Mutex::new(None),

@@ -25,6 +25,15 @@ fn the_section_is_checked_by_key_and_an_empty_base_url_leaves_the_portal_off() {
         built("base_url = \"http://portal.example\"\nbase_uri = \"x\"\n").is_err(),
         "unknown key"
     );
+    // The share endpoint may live elsewhere (contract v3 `dvcqg.share_url`).
+    assert_eq!(
+        built("base_url = \"http://portal.example\"\nshare_url = \"portal.example/share\"\n"),
+        Err(vec!["dvcqg.share_url".to_string()])
+    );
+    assert_eq!(
+        built("base_url = \"http://portal.example\"\nshare_url = \"http://share.example/api/share\"\n"),
+        Ok(true)
+    );
     // A password is a secret from the section on: it never prints.
     let s: DvcqgSettings = hcc_config::Section::from_toml(DESTINATION, "password = \"hunter2\"\n")
         .expect("toml")
@@ -290,6 +299,7 @@ fn adapter(url: &str, timeout: Duration) -> DvcqgAdapter {
         auth_path: "/auth".into(),
         integration_path: "/integration".into(),
         share_path: "/share".into(),
+        share_url: String::new(),
         inbound_status: super::status::IDENTITY,
         username: "u".into(),
         password: Secret::new("p"),
@@ -544,4 +554,14 @@ async fn an_inbound_status_goes_as_dong_bo_trang_thai_ho_so() {
     assert_eq!(count(&seen, "DongBoTrangThaiHoSo"), 2);
     let bad = Delivery { payload: b"{}", ..d };
     assert!(matches!(a.deliver(bad).await, Outcome::Reject { .. }));
+}
+
+#[test]
+fn the_share_endpoint_is_its_own_url_when_given_else_the_path_under_the_base() {
+    let under = adapter("http://portal.example/", Duration::from_secs(1));
+    assert_eq!(under.share_url, "http://portal.example/share");
+    let mut cfg = under.cfg.clone();
+    cfg.share_url = "https://share.example/api/share".into();
+    let apart = DvcqgAdapter::new(cfg).expect("builds");
+    assert_eq!(apart.share_url, "https://share.example/api/share");
 }

@@ -189,6 +189,7 @@ fn portal_source(url: &str) -> PortalPush {
         auth_path: "/auth".into(),
         integration_path: "/integration".into(),
         share_path: "/share".into(),
+        share_url: String::new(),
         inbound_status: super::super::status::IDENTITY,
         username: "u".into(),
         password: Secret::new("p"),
