@@ -10,6 +10,11 @@
 use std::time::{Duration, SystemTime};
 
 use crate::Outcome;
+use crate::evidence::{self, Direction, Exchange, Label};
+
+/// The most of an answer read for the evidence log from a counterpart whose answer says nothing
+/// but its status (the centre's webhook, EMC): more is noted as too large, and judged by status.
+pub const MAX_PLAIN_ANSWER: usize = 64 * 1024;
 
 /// A pooled client whose every request carries a connect and a total timeout, and which
 /// answers a redirect with the redirect itself (a 3xx response), never by following it.
@@ -75,16 +80,7 @@ pub async fn classify_response(resp: reqwest::Response) -> Outcome {
 
 /// Transport failures are always transient: the message itself was never judged.
 pub fn classify_error(err: &reqwest::Error) -> Outcome {
-    let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "answer could not be read"
-    } else {
-        "request failed"
-    };
-    Outcome::retry(format!("upstream {what}"))
+    Outcome::retry(format!("upstream {}", transport_failure(err)))
 }
 
 /// Why an answer's body could not be read whole.
@@ -112,6 +108,93 @@ pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Sends `req`. Inside an evidence scope ([`crate::evidence`]) the answer is read here, whole
+/// and at most `max_answer` bytes, so that its exact bytes can be digested, and handed back as
+/// an answer with the same status, headers and body; the exchange is noted under `label`.
+/// Outside a scope this is `req.send()`.
+///
+/// The request's bytes are its body, or, for a request without one, its path and query.
+/// An answer longer than `max_answer` is noted as such and handed back cut at one byte over
+/// the bound, which every reader of that counterpart refuses as too large or malformed; a
+/// transport failure is noted and returned as it came.
+pub async fn send(req: reqwest::RequestBuilder, label: Label, max_answer: usize) -> reqwest::Result<reqwest::Response> {
+    if !evidence::noting() {
+        return req.send().await;
+    }
+    let (client, request) = req.build_split();
+    let request = request?;
+    let request_bytes: Vec<u8> = match request.body().and_then(|b| b.as_bytes()) {
+        Some(b) => b.to_vec(),
+        None => {
+            let url = request.url();
+            match url.query() {
+                Some(q) => format!("{}?{q}", url.path()).into_bytes(),
+                None => url.path().as_bytes().to_vec(),
+            }
+        }
+    };
+    let mut resp = match client.execute(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            evidence::note(Exchange::new(Direction::Out, &label, &request_bytes, None).failed(transport_failure(&e)));
+            return Err(e);
+        }
+    };
+    let status = resp.status();
+    let version = resp.version();
+    let headers = std::mem::take(resp.headers_mut());
+    let mut body = Vec::new();
+    let mut over = false;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > max_answer {
+                    body.truncate(max_answer + 1);
+                    over = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                evidence::note(
+                    Exchange::new(Direction::Out, &label, &request_bytes, None)
+                        .status(status.as_u16())
+                        .failed(transport_failure(&e)),
+                );
+                return Err(e);
+            }
+        }
+    }
+    let mut exchange = Exchange::new(Direction::Out, &label, &request_bytes, Some(&body)).status(status.as_u16());
+    if over {
+        exchange = exchange.failed(format!("the answer is larger than {max_answer} bytes (the digest is of the first {} bytes)", max_answer + 1));
+    }
+    evidence::note(exchange);
+    let mut rebuilt = ::http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    if over {
+        // The length the answer declared no longer describes the body handed on.
+        rebuilt.headers_mut().remove(reqwest::header::CONTENT_LENGTH);
+    }
+    Ok(reqwest::Response::from(rebuilt))
+}
+
+/// What went wrong with a transport, in words (never the URL: it may hold a token).
+fn transport_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "answer could not be read"
+    } else {
+        "request failed"
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod domain;
 pub mod dvclt;
 pub mod dvcqg;
 pub mod emc;
+pub mod evidence;
 pub mod fields;
 pub mod http;
 pub mod inbound;

@@ -13,6 +13,7 @@ use hcc_signing::webhook::WebhookSecret;
 use serde::Deserialize;
 
 use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
+use crate::evidence::Label;
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "centre";
@@ -109,9 +110,8 @@ impl Adapter for WebhookAdapter {
                 .header("webhook-id", d.id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", signature)
-                .body(d.payload.to_vec())
-                .send()
-                .await;
+                .body(d.payload.to_vec());
+            let sent = http::send(sent, Label::new(DESTINATION, d.kind), http::MAX_PLAIN_ANSWER).await;
             match sent {
                 Ok(resp) => http::classify_response(resp).await,
                 Err(e) => http::classify_error(&e),

@@ -48,6 +48,7 @@ fn unclaimed_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
     claimed.push(crate::payments::SECTION);
     claimed.push(crate::inbound::SECTION);
     claimed.push(crate::catalogue::SECTION);
+    claimed.push(crate::evidence::SECTION);
     settings.unclaimed_sections(&claimed)
 }
 
@@ -57,6 +58,7 @@ pub fn check_sections(settings: &Settings, registry: &Registry) -> Vec<Problem> 
     let mut problems = unclaimed_sections(settings, registry);
     problems.extend(crate::inbound::settings_problems(settings));
     problems.extend(crate::catalogue::settings_problems(settings));
+    problems.extend(crate::evidence::settings_problems(settings));
     match registry.build(settings) {
         Ok(built) => problems.extend(crate::payments::settings_problems(settings, &built.providers)),
         Err(p) => problems.extend(p),
@@ -157,12 +159,20 @@ impl Application {
         let signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
+        let evidence = crate::evidence::Evidence::start(&settings, &background).map_err(BuildError::Settings)?;
+        if let Some(e) = &evidence {
+            monitoring.attach_evidence(e.shared().clone());
+        }
         let adapters = built.adapters;
         let event_sink = registry.event_sink();
         let centre = adapters.iter().any(|a| event_sink == Some(a.destination()));
         let inbound =
             Arc::new(crate::inbound::Inbound::from_settings(&settings, &store, built.sources, centre).map_err(BuildError::Settings)?);
-        let catalogue = Arc::new(crate::catalogue::Catalogue::from_settings(&settings, &store).map_err(BuildError::Settings)?);
+        let catalogue = Arc::new(
+            crate::catalogue::Catalogue::from_settings(&settings, &store)
+                .map_err(BuildError::Settings)?
+                .with_evidence(crate::evidence::recorder(&evidence)),
+        );
         // The destination that serves the national catalogue (the portal), through its session.
         let catalogue_source = adapters.iter().find(|a| a.catalogue().is_some()).cloned();
         let payments = crate::payments::Payments::from_settings(
@@ -172,7 +182,7 @@ impl Application {
             monitoring.clone(),
         )
         .map_err(BuildError::Settings)?
-        .map(Arc::new);
+        .map(|p| Arc::new(p.with_evidence(crate::evidence::recorder(&evidence))));
         // The payment and inbound events queues stay whole: the ledger's and the book's scripts
         // write them in their own slots.
         let queue = store.queue().with_partitions(
@@ -181,6 +191,7 @@ impl Application {
         );
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms))
             .observer(monitoring.clone())
+            .evidence(crate::evidence::recorder(&evidence))
             .background(background.clone());
         for adapter in adapters {
             let cfg = LaneConfig::from_settings(&settings, adapter.destination());
@@ -236,6 +247,7 @@ impl Application {
                     inbound.clone(),
                     source,
                     handle.queue.clone(),
+                    crate::evidence::recorder(&evidence),
                     background.token(),
                 ));
             }
@@ -259,6 +271,7 @@ impl Application {
             payments,
             inbound,
             catalogue,
+            evidence,
             monitoring,
             history,
             registry,
@@ -500,6 +513,7 @@ fn http_server(
     payments: Option<Arc<crate::payments::Payments>>,
     inbound: Arc<crate::inbound::Inbound>,
     catalogue: Arc<crate::catalogue::Catalogue>,
+    evidence: Option<Arc<crate::evidence::Evidence>>,
     monitoring: Arc<crate::monitoring::Monitoring>,
     history: Arc<crate::monitoring::History>,
     registry: Registry,
@@ -514,6 +528,7 @@ fn http_server(
     let payments = web::Data::new(payments);
     let inbound = web::Data::new(inbound);
     let catalogue = web::Data::new(catalogue);
+    let evidence = web::Data::new(evidence);
     let signing = web::Data::new(signing);
     let keyring = web::Data::new(Keyring::from_config(&settings.auth.keys));
     let limit = web::Data::new(BodyLimit(settings.server.body_limit_bytes));
@@ -531,6 +546,7 @@ fn http_server(
             .app_data(payments.clone())
             .app_data(inbound.clone())
             .app_data(catalogue.clone())
+            .app_data(evidence.clone())
             .app_data(monitoring.clone())
             .app_data(history.clone())
             .app_data(doc.clone())

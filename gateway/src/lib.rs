@@ -23,6 +23,7 @@ pub mod bank_money;
 pub mod catalogue;
 pub mod cli;
 pub mod engine;
+pub mod evidence;
 pub mod http;
 pub mod inbound;
 pub mod logging;

@@ -53,6 +53,13 @@ enum Command {
         #[arg(long, env = "HCC_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// The evidence log: `verify [--from RFC3339] [--to RFC3339]` recomputes every chain in
+    /// `evidence.dir` and checks every timestamp token against `evidence.tsa_ca`; exits 1 at
+    /// any break, naming the first broken record.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Dossiers handed down by the portal's push or the link-up, newest first, with their
     /// source, files and acknowledgement; `dossier MAHOSO` shows one with its messages.
     Inbound {
@@ -112,6 +119,18 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    Verify {
+        /// Only the days from this time on (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only the days up to this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -240,6 +259,13 @@ fn main() -> anyhow::Result<()> {
                 Box::pin(async move { c.catalogue_search(q.as_deref(), linh_vuc.as_deref(), json).await })
             }),
         },
+        Command::Evidence {
+            command: EvidenceCommand::Verify { from, to },
+        } => {
+            let settings = load_settings()?;
+            let code = hcc_gateway::evidence::verify::command(&settings, from.as_deref(), to.as_deref())?;
+            std::process::exit(code);
+        }
         Command::Inbound { source, limit, url, json } => {
             operator(&url, |c| Box::pin(async move { c.inbound(source.as_deref(), limit, json).await }))
         }

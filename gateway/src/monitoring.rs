@@ -86,6 +86,20 @@ pub struct Monitoring {
     audit_dropped: Counter,
     audit: mpsc::Sender<AuditLine>,
     audit_log: AuditLog,
+    /// The evidence log's counters, when it is on; read at each scrape.
+    evidence: std::sync::OnceLock<Arc<crate::evidence::Shared>>,
+    evidence_gauges: EvidenceGauges,
+}
+
+/// The evidence log's figures (all 0 while it is off).
+#[derive(Default)]
+struct EvidenceGauges {
+    records: Gauge,
+    dropped: Gauge,
+    stamps: Gauge,
+    stamp_failures: Gauge,
+    write_errors: Gauge,
+    unstamped: Gauge<f64, AtomicU64>,
 }
 
 impl Monitoring {
@@ -138,6 +152,29 @@ impl Monitoring {
             "Audit lines dropped because the writer fell behind",
             audit_dropped.clone(),
         );
+        let evidence_gauges = EvidenceGauges::default();
+        for (name, help, gauge) in [
+            ("hcc_evidence_records", "Records this process wrote to the evidence log", &evidence_gauges.records),
+            (
+                "hcc_evidence_dropped",
+                "Exchanges the evidence log could not take (its memory budget full, or its folder unwritable), written as gaps",
+                &evidence_gauges.dropped,
+            ),
+            ("hcc_evidence_stamps", "Timestamp tokens added to this process's evidence chain", &evidence_gauges.stamps),
+            (
+                "hcc_evidence_stamp_failures",
+                "Times the timestamp authority gave no token for the evidence chain",
+                &evidence_gauges.stamp_failures,
+            ),
+            ("hcc_evidence_write_errors", "Failed writes to the evidence log's files", &evidence_gauges.write_errors),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "hcc_evidence_unstamped_age_seconds",
+            "How long the oldest evidence record no timestamp token covers has waited (0: every record is covered)",
+            evidence_gauges.unstamped.clone(),
+        );
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
         let log = audit_log.clone();
         background.spawn_sink(move |flush| audit_writer(log, rx, flush));
@@ -154,7 +191,14 @@ impl Monitoring {
             audit_dropped,
             audit: tx,
             audit_log,
+            evidence: std::sync::OnceLock::new(),
+            evidence_gauges,
         })
+    }
+
+    /// Shows the evidence log's figures from now on.
+    pub fn attach_evidence(&self, shared: Arc<crate::evidence::Shared>) {
+        let _ = self.evidence.set(shared);
     }
 
     /// The log the audit lines are written to, for reading them back.
@@ -230,6 +274,17 @@ impl Monitoring {
                     .get_or_create(&Dest { destination: name.into() })
                     .set(b.as_gauge() as i64);
             }
+        }
+        if let Some(e) = self.evidence.get() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let g = &self.evidence_gauges;
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            g.records.set(n(e.written.load(Relaxed)));
+            g.dropped.set(n(e.dropped()));
+            g.stamps.set(n(e.stamps.load(Relaxed)));
+            g.stamp_failures.set(n(e.stamp_failures.load(Relaxed)));
+            g.write_errors.set(n(e.write_errors.load(Relaxed)));
+            g.unstamped.set(e.unstamped_secs(now));
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).map_err(|e| StorageError::Corrupt(e.to_string()))?;

@@ -86,8 +86,18 @@ impl TsaClient {
 
     /// A timestamp token (DER `TimeStampToken`) over SHA-256 of `data`.
     pub async fn timestamp(&self, data: &[u8]) -> Result<Vec<u8>, TsaError> {
+        self.timestamp_digest(hcc_core::sha256(data)).await
+    }
+
+    /// A timestamp token whose imprint is `digest`, a SHA-256 the caller computed (the
+    /// evidence log's chain head, itself the SHA-256 of a record).
+    pub async fn timestamp_digest(&self, digest: [u8; 32]) -> Result<Vec<u8>, TsaError> {
         let url = self.url.clone().map_err(TsaError::BadResponse)?;
-        let request = TimestampRequest::for_data(data).map_err(|e| TsaError::Unavailable(e.to_string()))?;
+        let mut nonce = [0u8; 8];
+        hcc_core::random_bytes(&mut nonce).map_err(|e| TsaError::Unavailable(e.to_string()))?;
+        // Positive and minimally encoded: top bit clear, second bit set.
+        nonce[0] = (nonce[0] & 0x7f) | 0x40;
+        let request = TimestampRequest::with_nonce(digest, &nonce).map_err(|e| TsaError::Unavailable(e.to_string()))?;
         let unavailable = |e: reqwest::Error| TsaError::Unavailable(e.without_url().to_string());
         let mut resp = self
             .http
@@ -132,20 +142,31 @@ impl TsaClient {
     /// The token's authority (the one certificate `accept` verified it with) is a
     /// time-stamping certificate that chains to the anchor.
     fn authority_is_anchored(&self, token: &[u8]) -> Result<(), TsaError> {
-        let refused = |why: &str| TsaError::BadResponse(format!("the token's authority is refused: {why}"));
-        let anchor = self
-            .anchor
-            .as_ref()
-            .ok_or_else(|| refused("no signing.tsa_ca or trust store to check it against"))?;
+        let anchor = self.anchor.as_ref().ok_or_else(|| {
+            TsaError::BadResponse("the token's authority is refused: no signing.tsa_ca or trust store to check it against".into())
+        })?;
         let info = hcc_signing::tsp::inspect_token(token).map_err(|e| TsaError::BadResponse(e.to_string()))?;
-        let cert = info.tsa_cert.as_ref().ok_or_else(|| refused("the token carries no certificate"))?;
-        if !info.tsa_cert_for_timestamping {
-            return Err(refused("its certificate is not for time-stamping"));
-        }
-        anchor
-            .check(cert, &info.other_certs)
-            .map_err(|e| refused(&format!("it does not chain to signing.tsa_ca or the trust store: {e}")))
+        authority_is_anchored(&info, anchor).map_err(|why| TsaError::BadResponse(format!("the token's authority is refused: {why}")))
     }
+}
+
+/// Whether a token's authority may be relied on: its signature holds with the one certificate
+/// it names, that certificate is for time-stamping and chains to `anchor`. The certificate
+/// judged is the one the signature verified with, never a second look-up.
+pub fn authority_is_anchored(info: &hcc_signing::tsp::TokenInfo, anchor: &TrustStore) -> Result<(), String> {
+    if let Some(why) = info.refusal {
+        return Err(why.to_string());
+    }
+    if !info.signature_valid {
+        return Err("its signature does not verify".into());
+    }
+    let cert = info.tsa_cert.as_ref().ok_or("the token carries no certificate")?;
+    if !info.tsa_cert_for_timestamping {
+        return Err("its certificate is not for time-stamping".into());
+    }
+    anchor
+        .check(cert, &info.other_certs)
+        .map_err(|e| format!("it does not chain to the configured authority certificate: {e}"))
 }
 
 impl From<TsaError> for crate::http::problem::ApiError {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::wire;
+use crate::evidence::Label;
 use crate::{Outcome, http};
 
 /// The bound on every answer but a detail.
@@ -149,6 +150,12 @@ impl Client {
         max: usize,
         deadline: Instant,
     ) -> Result<Sent, CallError> {
+        // The evidence log's name for the call: a call without a token is the token call, whose
+        // body holds the password.
+        let label = match token {
+            None => Label::new(super::ID, "token").with_credentials(),
+            Some(_) => Label::new(super::ID, format!("{method} {}", url.strip_prefix(self.base.as_str()).unwrap_or(url))),
+        };
         let transient = |reason: String| CallError::Transient { reason, after: None };
         let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
             return Err(transient("the call's time budget is spent".into()));
@@ -162,7 +169,7 @@ impl Client {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| reason_of(http::classify_error(&e)))?;
+        let resp = http::send(req, label, max).await.map_err(|e| reason_of(http::classify_error(&e)))?;
         let status = resp.status();
         match status.as_u16() {
             200..=299 => {}

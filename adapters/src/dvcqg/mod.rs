@@ -61,6 +61,7 @@ use self::answer::{
 pub(crate) use self::answer::{folded, has_phrase};
 use self::session::Session;
 use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
+use crate::evidence::Label;
 use crate::{Adapter, BoxFuture, CentreEvent, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "dvcqg";
@@ -380,13 +381,20 @@ impl DvcqgAdapter {
 
     /// Every call goes through here, the login included, so the `dstcode` header the LGSP
     /// routes on is on all of them, and each gets what is left of the attempt's budget.
-    async fn post_json(&self, url: &str, body: &Value, attempt: Attempt) -> Result<Value, PostError> {
-        self.post_json_within(url, body, attempt, MAX_ANSWER_BYTES).await
+    async fn post_json(&self, url: &str, body: &Value, label: Label, attempt: Attempt) -> Result<Value, PostError> {
+        self.post_json_within(url, body, label, attempt, MAX_ANSWER_BYTES).await
     }
 
     /// [`Self::post_json`] taking an answer of at most `max_answer` bytes (a file from the
     /// file service is bigger than any other answer).
-    async fn post_json_within(&self, url: &str, body: &Value, attempt: Attempt, max_answer: usize) -> Result<Value, PostError> {
+    async fn post_json_within(
+        &self,
+        url: &str,
+        body: &Value,
+        label: Label,
+        attempt: Attempt,
+        max_answer: usize,
+    ) -> Result<Value, PostError> {
         let transient = |o: Outcome| PostError::Failed(Failure::transient(o));
         let fault = |o: Outcome| PostError::Failed(Failure::fault(o));
         let Some(left) = attempt.remaining() else {
@@ -400,7 +408,9 @@ impl DvcqgAdapter {
         if let Some(dstcode) = &self.dstcode {
             req = req.header("dstcode", dstcode.clone());
         }
-        let resp = req.json(body).send().await.map_err(|e| transient(http::classify_error(&e)))?;
+        let resp = http::send(req.json(body), label, max_answer)
+            .await
+            .map_err(|e| transient(http::classify_error(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = match http::read_bounded(resp, max_answer).await {
@@ -459,7 +469,8 @@ impl DvcqgAdapter {
             body.insert("madonvi".into(), Value::String(self.cfg.madonvi.clone()));
             body.insert("service".into(), Value::String(service.into()));
             body.extend(fields.clone());
-            match self.post_json_within(url, &Value::Object(body), attempt, max_answer).await {
+            let label = Label::new(DESTINATION, service);
+            match self.post_json_within(url, &Value::Object(body), label, attempt, max_answer).await {
                 Ok(answer) if success_code(&answer) => return Ok(Answer::Ok(answer)),
                 Ok(answer) => {
                     let (code, message) = (code_text(&answer), message_of(&answer));

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::answer::{code_text, message_of, success_code};
 use super::{Attempt, DESTINATION, DvcqgAdapter, PostError, alarm, subcall_backoff};
 use crate::Outcome;
+use crate::evidence::Label;
 
 /// A session token and when the portal issued it.
 #[derive(Clone)]
@@ -48,7 +49,7 @@ impl DvcqgAdapter {
             return Ok(current.token.clone());
         }
         let body = json!({"username": self.cfg.username, "password": self.cfg.password.expose()});
-        let answer = (|| self.post_json(&self.auth_url, &body, attempt))
+        let answer = (|| self.post_json(&self.auth_url, &body, Label::new(DESTINATION, "login").with_credentials(), attempt))
             .retry(subcall_backoff())
             .sleep(tokio::time::sleep)
             .when(PostError::is_transient)

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use self::wire::{Procedure, Step};
 use crate::dvcqg::{KIND_PROGRESS, KIND_SYNC};
 use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
+use crate::evidence::Label;
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "emc";
@@ -151,7 +152,7 @@ impl Adapter for EmcAdapter {
             if !self.token.is_empty() {
                 request = request.bearer_auth(self.token.expose());
             }
-            match request.send().await {
+            match http::send(request, Label::new(DESTINATION, "TrackingMCDT"), http::MAX_PLAIN_ANSWER).await {
                 Ok(resp) => http::classify_response(resp).await,
                 Err(e) => http::classify_error(&e),
             }

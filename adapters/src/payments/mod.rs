@@ -357,6 +357,17 @@ pub enum Notice {
     BankReversal(BankEntry),
 }
 
+impl Notice {
+    /// The payment reference the notice names, when it names one.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Notice::Settled(s) => Some(&s.reference),
+            Notice::Undecided { reference, .. } => Some(reference),
+            Notice::BankCredit(e) | Notice::BankReversal(e) => e.reference.as_deref(),
+        }
+    }
+}
+
 /// A provider's word that a payment was paid, or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
@@ -569,6 +580,16 @@ pub enum Applied {
 pub trait ProviderSettings: serde::de::DeserializeOwned + Default {
     fn is_on(&self) -> bool;
     fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem>;
+}
+
+/// The largest answer taken from a payment platform's API (INIT, QUERY, `querydr`): each is
+/// a small JSON object; more is not the platform's answer.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// A payment platform's answer read as JSON, at most [`MAX_ANSWER_BYTES`].
+pub async fn read_json(resp: reqwest::Response) -> Result<Value, String> {
+    let bytes = crate::http::read_bounded(resp, MAX_ANSWER_BYTES).await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())
 }
 
 /// The provider's settings when its section switches it on and has nothing wrong with it;

@@ -6,7 +6,10 @@
 
 pub mod sync;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use hcc_adapters::evidence::Recorder;
 
 use hcc_config::{Problem, Settings};
 
@@ -93,9 +96,16 @@ pub struct Catalogue {
     pub(crate) pace: Duration,
     pub(crate) max_procedures: usize,
     pub(crate) max_detail_bytes: usize,
+    /// The evidence log, told of each call the sync makes to the portal.
+    pub(crate) evidence: Option<Arc<dyn Recorder>>,
 }
 
 impl Catalogue {
+    pub fn with_evidence(mut self, evidence: Option<Arc<dyn Recorder>>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
     pub fn from_settings(s: &Settings, store: &Store) -> Result<Catalogue, Vec<Problem>> {
         let c = settings(s)?;
         Ok(Catalogue {
@@ -105,6 +115,7 @@ impl Catalogue {
             pace: Duration::from_millis(1000 / u64::from(c.pace_per_sec.max(1))),
             max_procedures: c.max_procedures,
             max_detail_bytes: c.max_detail_bytes,
+            evidence: None,
         })
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use hcc_adapters::Adapter;
 use hcc_adapters::catalogue::CatalogueSource;
+use hcc_adapters::evidence::{self, Subject};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -113,7 +114,9 @@ async fn pull(cat: &Catalogue, source: &dyn CatalogueSource, owner: &str, stop: 
     let mut state = cat.book.sync_state().await?;
     if state.phase != "details" {
         let now = now_ms();
-        let listed = match source.procedures(cat.max_procedures).await {
+        let (listed, noted) = evidence::scope(cat.evidence.as_ref(), Subject::default(), source.procedures(cat.max_procedures)).await;
+        noted.settle(if listed.is_ok() { "catalogue listed" } else { "catalogue list failed" });
+        let listed = match listed {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(alarm = e.alarm, error = %crate::redact::Escaped(&e.reason), "catalogue list pull failed; the previous catalogue stands");
@@ -156,7 +159,13 @@ async fn pull(cat: &Catalogue, source: &dyn CatalogueSource, owner: &str, stop: 
                 tracing::warn!("the catalogue sync's lease went to another instance; it goes on there");
                 return Ok(state);
             }
-            match source.procedure(&code, cat.max_detail_bytes).await {
+            let subject = Subject {
+                ordering_key: Some(code.clone()),
+                ..Subject::default()
+            };
+            let (details, noted) = evidence::scope(cat.evidence.as_ref(), subject, source.procedure(&code, cat.max_detail_bytes)).await;
+            noted.settle(if details.is_ok() { "procedure pulled" } else { "procedure pull failed" });
+            match details {
                 Ok(details) => cat.book.put_details(&code, &details, &linh_vuc(&details), now_ms()).await?,
                 Err(e) => {
                     state.failed_details += 1;

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hcc_adapters::Adapter;
+use hcc_adapters::evidence::Recorder;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -88,6 +89,8 @@ struct Lane {
     /// (the payment events queue is delivered by the centre's webhook).
     name: String,
     observer: Option<Arc<dyn Observer>>,
+    /// The evidence log, told of every exchange an attempt makes, with the attempt's outcome.
+    evidence: Option<Arc<dyn Recorder>>,
     cfg: LaneConfig,
     adapter: Arc<dyn Adapter>,
     breaker: Mutex<Breaker>,
@@ -185,6 +188,7 @@ pub struct EngineBuilder {
     lanes: BTreeMap<String, Arc<Lane>>,
     reaper_interval: Duration,
     observer: Option<Arc<dyn Observer>>,
+    evidence: Option<Arc<dyn Recorder>>,
     events_sink: Option<String>,
     background: Background,
 }
@@ -196,6 +200,7 @@ impl EngineBuilder {
             lanes: BTreeMap::new(),
             reaper_interval,
             observer: None,
+            evidence: None,
             events_sink: None,
             background: Background::new(),
         }
@@ -221,6 +226,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Every later lane tells `evidence` of the exchanges its attempts make.
+    pub fn evidence(mut self, evidence: Option<Arc<dyn Recorder>>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
     /// A lane for the queue named after the adapter's destination.
     pub fn destination(self, adapter: Arc<dyn Adapter>, cfg: LaneConfig) -> Self {
         let name = adapter.destination().to_string();
@@ -234,6 +245,7 @@ impl EngineBuilder {
         let lane = Lane {
             name: name.clone(),
             observer: self.observer.clone(),
+            evidence: self.evidence.clone(),
             breaker: Mutex::new(Breaker::new(cfg.breaker)),
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             wake: Notify::new(),

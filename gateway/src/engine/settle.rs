@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use hcc_adapters::evidence::{self, Subject};
 use hcc_adapters::{CentreEvent, Delivery, Outcome};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +86,16 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
     }
 }
 
+/// An attempt's outcome as its evidence records say it.
+fn evidence_outcome(o: &Outcome) -> String {
+    match o {
+        Outcome::Delivered => "delivered".into(),
+        // Outside text, cleaned as for every other place it is kept (see `decide`).
+        Outcome::Retry { reason, .. } => format!("retry: {}", redact::clean(reason, MAX_ERROR_CHARS)),
+        Outcome::Reject { reason } => format!("rejected: {}", redact::clean(reason, MAX_ERROR_CHARS)),
+    }
+}
+
 pub(super) async fn deliver(
     queue: MessageQueue,
     lane: Arc<Lane>,
@@ -109,10 +120,19 @@ pub(super) async fn deliver(
         .saturating_sub(Duration::from_millis(500))
         .max(lane.cfg.upstream_timeout);
     let outcome = if rate_permit(&queue, &lane, &hard_stop).await {
-        tokio::select! {
-            r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
-            _ = hard_stop.cancelled() => None,
-        }
+        let subject = Subject::message(&c.id, &c.ordering_key);
+        let attempt = evidence::scope(lane.evidence.as_ref(), subject, async {
+            tokio::select! {
+                r = tokio::time::timeout(bound, lane.adapter.deliver(delivery)) => Some(r.unwrap_or_else(|_| Outcome::retry("delivery did not finish in time"))),
+                _ = hard_stop.cancelled() => None,
+            }
+        });
+        let (outcome, noted) = attempt.await;
+        noted.settle(&match &outcome {
+            Some(o) => evidence_outcome(o),
+            None => "stopped: handed back at shutdown".into(),
+        });
+        outcome
     } else {
         None
     };
@@ -286,6 +306,7 @@ mod tests {
         Lane {
             name: "nowhere".into(),
             observer: None,
+            evidence: None,
             breaker: Mutex::new(Breaker::new(cfg.breaker)),
             permits: Arc::new(Semaphore::new(1)),
             wake: Notify::new(),

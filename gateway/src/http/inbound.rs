@@ -13,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::domain::MaHoSo;
+use hcc_adapters::evidence::{self, Direction, Exchange, Label, Recorder, Subject};
 use hcc_adapters::inbound::{InboundStatus, KIND_STATUS, PushOutcome, PushRefusal, status_payload};
 use hcc_adapters::registry::Registry;
 use hcc_config::Role;
@@ -24,6 +25,7 @@ use super::auth::Caller;
 use super::body::JsonBytes;
 use super::problem::{ApiError, FieldError};
 use crate::engine::EngineHandle;
+use crate::evidence::Evidence;
 use crate::inbound::{Inbound, Refused, TakeError, Taken};
 use crate::storage::InboundRecord;
 use crate::timefmt::rfc3339_ms;
@@ -35,7 +37,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, registry: &Registry) {
             cfg.route(
                 path,
                 web::post()
-                    .to(move |req: HttpRequest, payload: web::Payload, inbound: web::Data<Arc<Inbound>>| push(id, req, payload, inbound)),
+                    .to(
+                        move |req: HttpRequest,
+                              payload: web::Payload,
+                              inbound: web::Data<Arc<Inbound>>,
+                              evidence: web::Data<Option<Arc<Evidence>>>| push(id, req, payload, inbound, evidence),
+                    ),
             );
         }
     }
@@ -133,14 +140,56 @@ fn error(reason: impl Into<String>) -> PushOutcome {
     PushOutcome::Error { reason: reason.into() }
 }
 
-async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Payload, inbound: web::Data<Arc<Inbound>>) -> HttpResponse {
+async fn push(
+    source_id: &'static str,
+    req: HttpRequest,
+    payload: web::Payload,
+    inbound: web::Data<Arc<Inbound>>,
+    evidence: web::Data<Option<Arc<Evidence>>>,
+) -> HttpResponse {
+    let recorder = crate::evidence::recorder(evidence.get_ref());
+    let mut seen = PushSeen::default();
+    let resp = take_push(source_id, &req, payload, &inbound, recorder.as_ref(), &mut seen).await;
+    let Some(evidence) = evidence.get_ref() else { return resp };
+    // The push as it came, by digest only: a citizen's dossier is not copied into the log.
+    let (resp, answer) = super::evidence::with_body(resp).await;
+    let exchange = Exchange {
+        request_sha256: seen.body_sha256,
+        request_len: seen.body_len,
+        ..Exchange::new(Direction::In, &Label::new(source_id, "push"), b"", Some(&answer)).status(resp.status().as_u16())
+    };
+    let subject = Subject {
+        ordering_key: seen.code,
+        ..Subject::default()
+    };
+    let outcome = if resp.status().is_success() { "taken" } else { "refused" };
+    evidence.record(&subject, exchange, outcome);
+    resp
+}
+
+/// What a push showed, for its evidence record.
+#[derive(Default)]
+struct PushSeen {
+    body_sha256: Option<[u8; 32]>,
+    body_len: usize,
+    code: Option<String>,
+}
+
+async fn take_push(
+    source_id: &'static str,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    inbound: &Inbound,
+    recorder: Option<&Arc<dyn Recorder>>,
+    seen: &mut PushSeen,
+) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
     match inbound.gate.admit(source_id, peer, req.headers()) {
         Ok(()) => {}
         Err(Refused::Address) => {
             tracing::warn!(source = source_id, peer = ?peer, "inbound push refused: address not allowed (or pushes are off)");
             return answer(
-                &inbound,
+                inbound,
                 source_id,
                 StatusCode::FORBIDDEN,
                 None,
@@ -149,7 +198,7 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
         }
         Err(Refused::Key) => {
             tracing::warn!(source = source_id, peer = ?peer, "inbound push refused: missing or wrong key");
-            return answer(&inbound, source_id, StatusCode::UNAUTHORIZED, None, error("missing or wrong key"));
+            return answer(inbound, source_id, StatusCode::UNAUTHORIZED, None, error("missing or wrong key"));
         }
     }
     let Some(source) = inbound.source(source_id).cloned() else {
@@ -161,7 +210,7 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
             error("this source is not configured here"),
         );
     };
-    if !super::body::is_json(&req) {
+    if !super::body::is_json(req) {
         return answer(
             &inbound,
             source_id,
@@ -170,20 +219,26 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
             error("the body must be application/json"),
         );
     }
-    let body = match super::body::read_at_most(&req, &mut payload, inbound.max_body_bytes).await {
-        Ok(b) => b,
+    let body = match super::body::read_at_most(req, &mut payload, inbound.max_body_bytes).await {
+        Ok(b) => {
+            if recorder.is_some() {
+                seen.body_sha256 = Some(hcc_core::sha256(&b));
+                seen.body_len = b.len();
+            }
+            b
+        }
         Err(e) => {
             let status = actix_web::ResponseError::status_code(&e);
-            return answer(&inbound, source_id, status, None, error(e.to_string()));
+            return answer(inbound, source_id, status, None, error(e.to_string()));
         }
     };
     let dossier = match source.parse_push(&body) {
         Ok(d) => d,
-        Err(PushRefusal::Malformed(why)) => return answer(&inbound, source_id, StatusCode::BAD_REQUEST, None, error(why)),
+        Err(PushRefusal::Malformed(why)) => return answer(inbound, source_id, StatusCode::BAD_REQUEST, None, error(why)),
         Err(PushRefusal::Invalid { code, errors }) => {
             let fields: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
             return answer(
-                &inbound,
+                inbound,
                 source_id,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 code.as_deref(),
@@ -193,9 +248,21 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
     };
     drop(body);
     let code = dossier.code.to_string();
-    match inbound.take(source.as_ref(), dossier).await {
-        Ok(Taken::Created(_)) => answer(&inbound, source_id, StatusCode::OK, Some(&code), PushOutcome::Created),
-        Ok(Taken::Duplicate) => answer(&inbound, source_id, StatusCode::OK, Some(&code), PushOutcome::Duplicate),
+    seen.code = Some(code.clone());
+    // The files fetched from the portal while the dossier is taken are exchanges of their own.
+    let (taken, noted) = evidence::scope(
+        recorder,
+        Subject {
+            ordering_key: Some(code.clone()),
+            ..Subject::default()
+        },
+        inbound.take(source.as_ref(), dossier),
+    )
+    .await;
+    noted.settle(if taken.is_ok() { "taken" } else { "not taken" });
+    match taken {
+        Ok(Taken::Created(_)) => answer(inbound, source_id, StatusCode::OK, Some(&code), PushOutcome::Created),
+        Ok(Taken::Duplicate) => answer(inbound, source_id, StatusCode::OK, Some(&code), PushOutcome::Duplicate),
         Err(e) => {
             let status = match &e {
                 TakeError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -205,7 +272,7 @@ async fn push(source_id: &'static str, req: HttpRequest, mut payload: web::Paylo
             if status.is_server_error() {
                 tracing::error!(source = source_id, ma_ho_so = %code, error = %crate::redact::Escaped(&e.to_string()), "inbound push not taken");
             }
-            answer(&inbound, source_id, status, Some(&code), error(e.to_string()))
+            answer(inbound, source_id, status, Some(&code), error(e.to_string()))
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod body;
 pub mod catalogue;
+pub mod evidence;
 pub mod copies;
 pub mod dossiers;
 pub mod inbound;
@@ -60,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(ops::routes)
         .configure(dossiers::routes)
         .configure(catalogue::routes)
+        .configure(evidence::routes)
         .configure(signatures::routes)
         // Before payments: `/v1/payments/unmatched` is not a `/v1/payments/{MaThamChieu}`.
         .configure(unmatched::routes)

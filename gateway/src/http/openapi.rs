@@ -75,6 +75,8 @@ pub const BEARER: &str = "bearer";
         super::catalogue::get_one,
         super::catalogue::sync_state,
         super::catalogue::request_sync,
+        super::evidence::list,
+        super::evidence::get_one,
     ),
     components(schemas(ProblemBody, FieldErrorSchema)),
     modifiers(&BearerKey)

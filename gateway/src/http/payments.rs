@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hcc_adapters::domain::MaHoSo;
-use hcc_adapters::payments::{CallbackHead, CallbackMethod, CallbackProblem, Refused, Reply, StoreFailed, is_reference};
+use hcc_adapters::evidence::{Keep, Label, Subject};
+use hcc_adapters::payments::{CallbackHead, CallbackMethod, CallbackProblem, Notice, Refused, Reply, StoreFailed, is_reference};
 use hcc_adapters::registry::Registry;
 use hcc_config::Role;
 use serde_json::{Value, json};
@@ -24,6 +25,7 @@ use super::auth::Caller;
 use super::body::{JsonBytes, media_type, read_at_most, read_limited};
 use super::payment_request::{MAX_AMOUNT, MAX_FEE_LINES, parse_payment};
 use super::problem::{ApiError, FieldError};
+use crate::evidence::Evidence;
 use crate::payments::{PaymentError, Payments};
 use crate::redact::Escaped;
 use crate::timefmt::rfc3339_ms;
@@ -487,13 +489,59 @@ async fn callback(
     req: HttpRequest,
     p: web::Data<Option<Arc<Payments>>>,
     registry: web::Data<Registry>,
-    mut payload: web::Payload,
+    evidence: web::Data<Option<Arc<Evidence>>>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let payments = payments(&p)?;
+    let mut seen = Seen {
+        body: evidence.is_some().then(Vec::new),
+        ..Seen::default()
+    };
+    let answered = take_callback(&req, &p, &registry, payload, &mut seen).await;
+    // Every callback that reached a provider's route is evidence, refused or taken: its exact
+    // bytes (kept whole: the provider signed them) and the exact answer.
+    let (Some(evidence), Some(provider)) = (evidence.get_ref(), seen.provider) else {
+        return answered;
+    };
+    let (resp, answer) = super::evidence::with_body(answered.unwrap_or_else(HttpResponse::from_error)).await;
+    let request = match seen.body {
+        Some(body) if req.method() == actix_web::http::Method::POST => body,
+        _ => req.query_string().as_bytes().to_vec(),
+    };
+    let route = req.match_pattern().unwrap_or_default();
+    let label = Label::new(provider, format!("{} {route}", req.method())).keep(Keep::Request);
+    let subject = Subject {
+        reference: (!seen.references.is_empty()).then(|| seen.references.join(",")),
+        ..Subject::default()
+    };
+    let outcome = if resp.status().is_success() { seen.outcome } else { "refused" };
+    evidence.inbound(&subject, &label, &request, resp.status().as_u16(), &answer, outcome);
+    Ok(resp)
+}
+
+/// What a callback showed, for its evidence record.
+#[derive(Default)]
+struct Seen {
+    provider: Option<&'static str>,
+    /// The body as read, when the evidence log wants it.
+    body: Option<Vec<u8>>,
+    references: Vec<String>,
+    outcome: &'static str,
+}
+
+async fn take_callback(
+    req: &HttpRequest,
+    p: &web::Data<Option<Arc<Payments>>>,
+    registry: &Registry,
+    mut payload: web::Payload,
+    seen: &mut Seen,
+) -> Result<HttpResponse, ApiError> {
+    let payments = payments(p)?;
     let route = req.match_pattern().unwrap_or_default();
     let Some(kind) = registry.callback(req.method().as_str(), &route) else {
         return Err(ApiError::NotFound("no such resource".into()));
     };
+    seen.provider = Some(kind.id);
+    seen.outcome = "refused";
     let provider = payments
         .provider(kind.id)
         .ok_or_else(|| ApiError::NotConfigured(format!("{} is not configured", kind.id)))?;
@@ -501,7 +549,7 @@ async fn callback(
         route: &route,
         params: req.match_info().iter().map(|(k, v)| (k, v.to_string())).collect(),
         query: req.query_string(),
-        media_type: media_type(&req),
+        media_type: media_type(req),
     };
     if let Err(refused) = provider.admit(&head) {
         return refusal(kind.id, refused);
@@ -511,16 +559,21 @@ async fn callback(
     let body = if req.method() == actix_web::http::Method::POST {
         let own = kind.routes.iter().find(|r| r.path == route).and_then(|r| r.body_limit);
         match own {
-            Some(limit) => read_at_most(&req, &mut payload, limit).await?.to_vec(),
-            None => read_limited(&req, &mut payload).await?.to_vec(),
+            Some(limit) => read_at_most(req, &mut payload, limit).await?.to_vec(),
+            None => read_limited(req, &mut payload).await?.to_vec(),
         }
     } else {
         Vec::new()
     };
+    if let Some(kept) = seen.body.as_mut() {
+        kept.clone_from(&body);
+    }
     let parsed = match provider.parse(head, body).await {
         Ok(parsed) => parsed,
         Err(refused) => return refusal(kind.id, refused),
     };
+    seen.references = parsed.notices.iter().filter_map(Notice::reference).map(str::to_string).collect();
+    seen.outcome = "taken";
     let applied = payments.apply_all(&parsed.notices).await;
     let reply = (parsed.reply)(applied.as_deref().map_err(|_| StoreFailed));
     match (reply, applied) {

@@ -3,9 +3,12 @@
 //! trust store. The bodies are bounded like every other; XML with a DOCTYPE is refused; an
 //! encrypted or unreadable PDF is a 422. PDF work is CPU work and runs on the blocking pool.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hcc_adapters::evidence::{Label, Subject};
 use hcc_adapters::fields::{Fields, text};
 use hcc_config::Role;
 use hcc_signing::cms::CmsError;
@@ -19,6 +22,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::body::{is_json, is_xml, json_value, media_type, object_of, read_limited};
 use super::problem::{ApiError, FieldError};
+use crate::evidence::Evidence;
 
 /// The gateway's signing identity and trust store, when configured.
 #[derive(Default)]
@@ -155,6 +159,7 @@ async fn sign(
     caller: Caller,
     state: web::Data<SigningState>,
     q: web::Query<FormatQuery>,
+    evidence: web::Data<Option<Arc<Evidence>>>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Centre])?;
@@ -179,8 +184,26 @@ async fn sign(
         .as_ref()
         .ok_or_else(|| ApiError::NotConfigured("no signing identity: set signing.pkcs12".into()))?;
     let body = read_limited(&req, &mut payload).await?;
+    let made = make(&state, identity, format, body.clone(), q.visible.unwrap_or(false)).await?;
+    let Some(evidence) = evidence.get_ref() else { return Ok(made) };
+    // Each signature the gateway makes is evidence: the digest of what was signed and of
+    // what the signing gave back (the CMS signature, the signed XML or PDF).
+    let (made, output) = super::evidence::with_body(made).await;
+    let label = Label::new("centre", format!("sign {format}"));
+    evidence.issued(&Subject::default(), &label, &body, &output, "signed");
+    Ok(made)
+}
+
+/// The signature in `format` over `body`.
+async fn make(
+    state: &web::Data<SigningState>,
+    identity: &Identity,
+    format: &str,
+    body: web::Bytes,
+    visible: bool,
+) -> Result<HttpResponse, ApiError> {
     if format == "pades" {
-        return sign_pdf(state.clone(), body, q.visible.unwrap_or(false)).await;
+        return sign_pdf(state.clone(), body, visible).await;
     }
     if format == "cms" {
         let der = hcc_signing::cades::sign_detached(identity, &body).map_err(|e| signing_failed(&e))?;

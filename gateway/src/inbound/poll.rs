@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hcc_adapters::evidence::{self, Recorder, Subject};
 use hcc_adapters::inbound::InboundSource;
 use tokio_util::sync::CancellationToken;
 
@@ -38,15 +39,27 @@ pub struct Round {
 }
 
 /// Runs rounds every `source.poll_every()` until `stop`.
-pub async fn run(inbound: Arc<Inbound>, source: Arc<dyn InboundSource>, queue: MessageQueue, stop: CancellationToken) {
+pub async fn run(
+    inbound: Arc<Inbound>,
+    source: Arc<dyn InboundSource>,
+    queue: MessageQueue,
+    evidence: Option<Arc<dyn Recorder>>,
+    stop: CancellationToken,
+) {
     let Some(every) = source.poll_every() else {
         return;
     };
     loop {
-        let r = tokio::select! {
+        // A round's calls (list, details, files, acknowledgements) are evidence of one piece of
+        // work; a dossier's own key is in the bodies' digests, not in the records.
+        let (r, noted) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = round(&inbound, source.as_ref(), &queue) => r,
+            r = evidence::scope(evidence.as_ref(), Subject::default(), round(&inbound, source.as_ref(), &queue)) => r,
         };
+        noted.settle(&format!(
+            "round: {} listed, {} taken, {} acknowledged, {} failures",
+            r.listed, r.taken, r.acknowledged, r.failures
+        ));
         if r != Round::default() {
             tracing::info!(
                 source = source.id(),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hcc_adapters::domain::MaHoSo;
+use hcc_adapters::evidence::{self, Direction, Exchange, Keep, Label, Recorder, Subject};
 use hcc_adapters::payments::{
     Agency, AmountRule, Applied, CreateError, FeeLine, Handoff, Notice, Payer, PaymentOrder, PaymentProvider, PublicService, Settlement,
     State, is_reference, new_reference, vn_timestamp,
@@ -133,6 +134,8 @@ pub struct Payments {
     pub(crate) monitoring: Arc<Monitoring>,
     /// `payments.expire_grace_minutes`.
     grace: Duration,
+    /// The evidence log: told of every call to a provider and of every URL or code issued.
+    pub(crate) evidence: Option<Arc<dyn Recorder>>,
 }
 
 impl Payments {
@@ -167,6 +170,7 @@ impl Payments {
             bank_bins,
             monitoring,
             grace,
+            evidence: None,
         }))
     }
 
@@ -225,6 +229,28 @@ impl Payments {
             return Ok(None);
         }
         self.ledger.get(reference).await
+    }
+
+    /// The payments telling `evidence` of every exchange with a provider.
+    pub fn with_evidence(mut self, evidence: Option<Arc<dyn Recorder>>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
+    /// A payment URL (PayGov's page, VNPAY's signed URL) or a VietQR payload the gateway gave
+    /// the citizen: kept whole in the evidence log, since it is what the citizen was asked to pay.
+    fn record_handoff(&self, provider: &str, reference: &str, handoff: &Handoff) {
+        let Some(r) = &self.evidence else { return };
+        let (operation, issued) = match handoff {
+            Handoff::Url(url) => ("payment URL", url.as_str()),
+            Handoff::Qr(payload) => ("VietQR payload", payload.as_str()),
+        };
+        let label = Label::new(provider, operation).keep(Keep::Request);
+        r.record(
+            &Subject::payment(reference),
+            Exchange::new(Direction::Out, &label, issued.as_bytes(), None),
+            "issued",
+        );
     }
 
     /// Creates a payment with its provider, synchronously. The record is stored (pending)
@@ -289,8 +315,16 @@ impl Payments {
             fees: &p.fees,
             payer: &p.payer,
         };
-        let handoff = match creator.create(&order).await {
-            Ok(h) => h,
+        let (created, noted) = evidence::scope(self.evidence.as_ref(), Subject::payment(&reference), creator.create(&order)).await;
+        noted.settle(match &created {
+            Ok(_) => "created",
+            Err(_) => "refused: the payment failed",
+        });
+        let handoff = match created {
+            Ok(h) => {
+                self.record_handoff(p.provider, &reference, &h);
+                h
+            }
             Err(e) => {
                 let failed = Confirmation {
                     reference: reference.clone(),

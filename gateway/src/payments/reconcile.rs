@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hcc_adapters::evidence::{self, Subject};
 use hcc_adapters::payments::{Notice, PaymentProvider, PendingPayment};
 use hcc_config::Problem;
 use hcc_core::time::millis;
@@ -72,7 +73,14 @@ impl Payments {
                 amount: record.amount,
                 provider_created: record.provider_created.clone(),
             };
-            let answer = reconciler.query(&pending).await;
+            let (answer, noted) =
+                evidence::scope(self.evidence.as_ref(), Subject::payment(&record.reference), reconciler.query(&pending)).await;
+            noted.settle(match &answer {
+                Some(Notice::Settled(s)) if s.paid => "paid",
+                Some(Notice::Settled(_)) => "failed",
+                Some(_) => "not paid yet",
+                None => "no answer",
+            });
             let now = now_ms();
             let age = Duration::from_millis(u64::try_from(now.saturating_sub(record.created_at)).unwrap_or(0));
             match &answer {

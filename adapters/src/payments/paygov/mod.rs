@@ -18,7 +18,10 @@ use super::{
     PaymentCreator, PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply,
     RequiredField, Schedule, Settlement, State, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
+use super::{MAX_ANSWER_BYTES, read_json};
 use crate::BoxFuture;
+use crate::evidence::{Keep, Label};
+use crate::http;
 
 mod wire;
 
@@ -261,9 +264,8 @@ impl Paygov {
     /// INIT with a deadline; a transient failure is retried within it.
     async fn init(&self, msg: &Value) -> Result<String, CreateError> {
         let attempt = || async {
-            let resp = self
-                .post(&self.init_url, msg)
-                .send()
+            let label = Label::new(ID, "INIT").keep(Keep::Answer);
+            let resp = http::send(self.post(&self.init_url, msg), label, MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| CreateError::Unreachable(e.to_string()))?;
             let status = resp.status().as_u16();
@@ -283,7 +285,7 @@ impl Paygov {
             if !resp.status().is_success() {
                 return Err(CreateError::Refused(format!("HTTP {status}")));
             }
-            let v: Value = resp.json().await.map_err(|e| CreateError::Unreachable(e.to_string()))?;
+            let v: Value = read_json(resp).await.map_err(CreateError::Unreachable)?;
             parse_init_answer(&v).map_err(CreateError::Refused)
         };
         let retried = attempt
@@ -306,9 +308,10 @@ impl Paygov {
     async fn query_one(&self, payment: &PendingPayment) -> Option<Notice> {
         let s = &self.settings;
         let msg = query_message(&s.partner_code, &payment.reference, &payment.provider_created, s.secret.expose());
-        let answer = match self.post(&self.query_url, &msg).send().await {
+        let label = Label::new(ID, "QUERY").keep(Keep::Answer);
+        let answer = match http::send(self.post(&self.query_url, &msg), label, MAX_ANSWER_BYTES).await {
             // Only a 2xx answer is read: a redirect or an error page says nothing.
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+            Ok(r) if r.status().is_success() => read_json(r).await.ok(),
             Ok(r) => {
                 tracing::warn!(reference = %payment.reference, status = r.status().as_u16(), "PayGov QUERY answered without success");
                 None

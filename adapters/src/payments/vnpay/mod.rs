@@ -22,14 +22,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hcc_config::{Problem, Secret};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     AmountRule, Applied, BuildContext, CallbackHead, CallbackMethod, CallbackRoute, CreateError, Handoff, Notice, Parsed, PaymentCreator,
     PaymentOrder, PaymentProvider, PendingPayment, ProviderKind, ProviderSettings, Reconciler, Refused, Reply, RequiredField, Schedule,
     Settlement, StoreFailed, check_http_url, problem, provider_client, settings_if_on,
 };
+use super::{MAX_ANSWER_BYTES, read_json};
 use crate::BoxFuture;
+use crate::evidence::{Keep, Label};
+use crate::http;
 
 mod wire;
 
@@ -285,9 +288,10 @@ impl Querydr {
             self.hash_secret.expose(),
         )
         .ok()?;
-        let answer = match self.client.post(&self.api_url).json(&body).send().await {
+        let label = Label::new(ID, "querydr").keep(Keep::Answer);
+        let answer = match http::send(self.client.post(&self.api_url).json(&body), label, MAX_ANSWER_BYTES).await {
             // Only a 2xx answer is read: a redirect or an error page says nothing.
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok()?,
+            Ok(r) if r.status().is_success() => read_json(r).await.ok()?,
             Ok(r) => {
                 tracing::warn!(reference = %payment.reference, status = r.status().as_u16(), "VNPAY querydr answered without success; asking again next round");
                 return None;
