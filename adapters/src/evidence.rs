@@ -291,10 +291,20 @@ mod tests {
 
     #[test]
     fn kept_bodies_follow_the_label() {
-        let a = Exchange::new(Direction::Out, &Label::new("vnpay", "querydr").keep(Keep::Answer), b"q", Some(b"signed"));
+        let a = Exchange::new(
+            Direction::Out,
+            &Label::new("vnpay", "querydr").keep(Keep::Answer),
+            b"q",
+            Some(b"signed"),
+        );
         assert_eq!(a.kept_answer.as_deref(), Some(&b"signed"[..]));
         assert_eq!(a.kept_request, None);
-        let r = Exchange::new(Direction::In, &Label::new("banks", "camt.054").keep(Keep::Request), b"<Document/>", Some(b""));
+        let r = Exchange::new(
+            Direction::In,
+            &Label::new("banks", "camt.054").keep(Keep::Request),
+            b"<Document/>",
+            Some(b""),
+        );
         assert_eq!(r.kept_request.as_deref(), Some(&b"<Document/>"[..]));
     }
 }

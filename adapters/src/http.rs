@@ -170,7 +170,10 @@ pub async fn send(req: reqwest::RequestBuilder, label: Label, max_answer: usize)
     }
     let mut exchange = Exchange::new(Direction::Out, &label, &request_bytes, Some(&body)).status(status.as_u16());
     if over {
-        exchange = exchange.failed(format!("the answer is larger than {max_answer} bytes (the digest is of the first {} bytes)", max_answer + 1));
+        exchange = exchange.failed(format!(
+            "the answer is larger than {max_answer} bytes (the digest is of the first {} bytes)",
+            max_answer + 1
+        ));
     }
     evidence::note(exchange);
     let mut rebuilt = ::http::Response::new(body);
@@ -282,5 +285,66 @@ mod tests {
                 after: Some(Duration::from_secs(3))
             }
         );
+    }
+
+    /// Inside an evidence scope the answer is read for its digest and handed on unchanged;
+    /// the digests are of the exact bytes each side saw; an answer over the bound is noted and
+    /// handed on cut one byte over it, which a bounded reader refuses.
+    #[tokio::test]
+    async fn a_scoped_call_notes_the_exact_bytes_and_hands_the_answer_on() {
+        use std::sync::{Arc, Mutex};
+
+        use crate::evidence::{self, Exchange, Recorder, Subject};
+        use crate::testing::{Reply, serve};
+
+        #[derive(Default)]
+        struct Collect(Mutex<Vec<Exchange>>);
+        impl Recorder for Collect {
+            fn record(&self, _: &Subject, e: Exchange, _: &str) {
+                self.0.lock().unwrap().push(e);
+            }
+        }
+        let (url, seen) = serve(Arc::new(|r: &crate::testing::Request, _| {
+            if r.path == "/big" {
+                Reply::With(200, "text/plain", vec![b'x'; 100])
+            } else {
+                Reply::With(201, "application/json", br#"{"ok":true}"#.to_vec())
+            }
+        }))
+        .await;
+        let collect = Arc::new(Collect::default());
+        let recorder: Arc<dyn Recorder> = collect.clone();
+        let c = client(Duration::from_secs(5)).unwrap();
+        let (answer, noted) = evidence::scope(Some(&recorder), Subject::default(), async {
+            let resp = send(c.post(format!("{url}/x")).body("the request"), Label::new("t", "x"), 1024)
+                .await
+                .unwrap();
+            let status = resp.status();
+            let ct = resp.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+            (status, ct, resp.bytes().await.unwrap())
+        })
+        .await;
+        noted.settle("ok");
+        assert_eq!(answer.0.as_u16(), 201);
+        assert_eq!(answer.1.unwrap(), "application/json");
+        assert_eq!(&answer.2[..], br#"{"ok":true}"#);
+        assert_eq!(seen.lock().unwrap()[0].body, b"the request");
+        {
+            let got = collect.0.lock().unwrap();
+            assert_eq!(got[0].request_sha256, Some(hcc_core::sha256(b"the request")));
+            assert_eq!(got[0].answer_sha256, Some(hcc_core::sha256(br#"{"ok":true}"#)));
+            assert_eq!(got[0].status, Some(201));
+        }
+        let (over, noted) = evidence::scope(Some(&recorder), Subject::default(), async {
+            let resp = send(c.get(format!("{url}/big")), Label::new("t", "big"), 10).await.unwrap();
+            read_bounded(resp, 10).await
+        })
+        .await;
+        noted.settle("ok");
+        assert!(matches!(over, Err(ReadError::TooLarge(10))));
+        let got = collect.0.lock().unwrap();
+        assert_eq!(got[1].answer_len, 11);
+        assert!(got[1].failure.as_deref().is_some_and(|f| f.contains("larger")), "{:?}", got[1]);
+        assert_eq!(got[1].request_sha256, Some(hcc_core::sha256(b"/big")), "no body: the path");
     }
 }

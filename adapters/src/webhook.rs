@@ -12,8 +12,8 @@ use hcc_config::Secret;
 use hcc_signing::webhook::WebhookSecret;
 use serde::Deserialize;
 
-use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::evidence::Label;
+use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "centre";

@@ -273,7 +273,8 @@ fn the_payment_providers_sections_are_kept_for_them_and_never_printed() {
             "inbound",
             "dvclt",
             "catalogue",
-            "emc"
+            "emc",
+            "evidence"
         ]),
         vec![]
     );
@@ -307,6 +308,7 @@ fn a_section_the_core_does_not_type_is_kept_for_its_owner_and_parsed_by_it() {
         "dvclt",
         "catalogue",
         "emc",
+        "evidence",
     ];
     assert_eq!(s.unclaimed_sections(&owners), vec![]);
     let unclaimed = s.unclaimed_sections(&owners[1..]);

@@ -154,19 +154,31 @@ impl Monitoring {
         );
         let evidence_gauges = EvidenceGauges::default();
         for (name, help, gauge) in [
-            ("hcc_evidence_records", "Records this process wrote to the evidence log", &evidence_gauges.records),
+            (
+                "hcc_evidence_records",
+                "Records this process wrote to the evidence log",
+                &evidence_gauges.records,
+            ),
             (
                 "hcc_evidence_dropped",
                 "Exchanges the evidence log could not take (its memory budget full, or its folder unwritable), written as gaps",
                 &evidence_gauges.dropped,
             ),
-            ("hcc_evidence_stamps", "Timestamp tokens added to this process's evidence chain", &evidence_gauges.stamps),
+            (
+                "hcc_evidence_stamps",
+                "Timestamp tokens added to this process's evidence chain",
+                &evidence_gauges.stamps,
+            ),
             (
                 "hcc_evidence_stamp_failures",
                 "Times the timestamp authority gave no token for the evidence chain",
                 &evidence_gauges.stamp_failures,
             ),
-            ("hcc_evidence_write_errors", "Failed writes to the evidence log's files", &evidence_gauges.write_errors),
+            (
+                "hcc_evidence_write_errors",
+                "Failed writes to the evidence log's files",
+                &evidence_gauges.write_errors,
+            ),
         ] {
             registry.register(name, help, gauge.clone());
         }

@@ -16,6 +16,7 @@ mod dossier_view;
 mod dossiers;
 mod emc;
 mod engine;
+mod evidence;
 mod flaky_portal;
 mod hostile_http;
 mod hostile_payments;

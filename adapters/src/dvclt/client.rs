@@ -154,7 +154,10 @@ impl Client {
         // body holds the password.
         let label = match token {
             None => Label::new(super::ID, "token").with_credentials(),
-            Some(_) => Label::new(super::ID, format!("{method} {}", url.strip_prefix(self.base.as_str()).unwrap_or(url))),
+            Some(_) => Label::new(
+                super::ID,
+                format!("{method} {}", url.strip_prefix(self.base.as_str()).unwrap_or(url)),
+            ),
         };
         let transient = |reason: String| CallError::Transient { reason, after: None };
         let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {

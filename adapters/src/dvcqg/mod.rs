@@ -60,8 +60,8 @@ use self::answer::{
 /// Reading counterparts' Vietnamese answers by whole phrases, shared with the link-up.
 pub(crate) use self::answer::{folded, has_phrase};
 use self::session::Session;
-use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::evidence::Label;
+use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, CentreEvent, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "dvcqg";

@@ -35,8 +35,8 @@ use serde::Deserialize;
 
 use self::wire::{Procedure, Step};
 use crate::dvcqg::{KIND_PROGRESS, KIND_SYNC};
-use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::evidence::Label;
+use crate::registry::{BuildContext, BuiltDestination, DestinationSpec};
 use crate::{Adapter, BoxFuture, Delivery, Outcome, http};
 
 pub const DESTINATION: &str = "emc";

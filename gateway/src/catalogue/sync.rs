@@ -115,7 +115,11 @@ async fn pull(cat: &Catalogue, source: &dyn CatalogueSource, owner: &str, stop: 
     if state.phase != "details" {
         let now = now_ms();
         let (listed, noted) = evidence::scope(cat.evidence.as_ref(), Subject::default(), source.procedures(cat.max_procedures)).await;
-        noted.settle(if listed.is_ok() { "catalogue listed" } else { "catalogue list failed" });
+        noted.settle(if listed.is_ok() {
+            "catalogue listed"
+        } else {
+            "catalogue list failed"
+        });
         let listed = match listed {
             Ok(l) => l,
             Err(e) => {
@@ -164,7 +168,11 @@ async fn pull(cat: &Catalogue, source: &dyn CatalogueSource, owner: &str, stop: 
                 ..Subject::default()
             };
             let (details, noted) = evidence::scope(cat.evidence.as_ref(), subject, source.procedure(&code, cat.max_detail_bytes)).await;
-            noted.settle(if details.is_ok() { "procedure pulled" } else { "procedure pull failed" });
+            noted.settle(if details.is_ok() {
+                "procedure pulled"
+            } else {
+                "procedure pull failed"
+            });
             match details {
                 Ok(details) => cat.book.put_details(&code, &details, &linh_vuc(&details), now_ms()).await?,
                 Err(e) => {

@@ -90,7 +90,10 @@ pub fn settings(s: &Settings) -> Result<EvidenceSettings, Vec<Problem>> {
                 problem("tsa_url", &err.to_string());
             }
             if e.tsa_ca.trim().is_empty() {
-                problem("tsa_ca", "is required with evidence.tsa_url: the tokens must chain to a configured certificate");
+                problem(
+                    "tsa_ca",
+                    "is required with evidence.tsa_url: the tokens must chain to a configured certificate",
+                );
             } else if let Err(err) = TrustStore::pinned_from_file(Path::new(e.tsa_ca.trim())) {
                 problem("tsa_ca", &err.to_string());
             }
@@ -166,7 +169,9 @@ pub struct Evidence {
 
 impl std::fmt::Debug for Evidence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Evidence").field("instance", &self.shared.instance).finish_non_exhaustive()
+        f.debug_struct("Evidence")
+            .field("instance", &self.shared.instance)
+            .finish_non_exhaustive()
     }
 }
 
@@ -187,7 +192,8 @@ impl Evidence {
         let tsa = if e.tsa_url.trim().is_empty() {
             None
         } else {
-            let client = TsaClient::try_new(e.tsa_url.trim(), crate::tsa::DEFAULT_TIMEOUT).map_err(|err| problem("tsa_url", err.to_string()))?;
+            let client =
+                TsaClient::try_new(e.tsa_url.trim(), crate::tsa::DEFAULT_TIMEOUT).map_err(|err| problem("tsa_url", err.to_string()))?;
             let anchor = anchor(&e).map_err(|m| problem("tsa_ca", m))?;
             anchor.map(|a| client.with_anchor(a))
         };
@@ -247,7 +253,11 @@ impl Evidence {
 
     /// An exchange a counterpart started (a callback, a push), with what the gateway answered.
     pub fn inbound(&self, subject: &Subject, label: &Label, request: &[u8], status: u16, answer: &[u8], outcome: &str) {
-        self.record(subject, Exchange::new(Direction::In, label, request, Some(answer)).status(status), outcome);
+        self.record(
+            subject,
+            Exchange::new(Direction::In, label, request, Some(answer)).status(status),
+            outcome,
+        );
     }
 
     /// Something the gateway issued without an exchange (a payment URL, a QR payload, a

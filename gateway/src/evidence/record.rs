@@ -132,7 +132,10 @@ pub fn parse_file_name(name: &str) -> Option<(String, String)> {
     let (instance, date) = stem.split_at(stem.len().checked_sub(11)?);
     let date = date.strip_prefix('-')?;
     let ok_date = date.len() == 10
-        && date.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
+        && date
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
     (ok_date && is_instance(instance)).then(|| (instance.to_string(), date.to_string()))
 }
 
@@ -195,7 +198,12 @@ mod tests {
             parse_file_name("evidence-a1-b2-2026-12-07.jsonl"),
             Some(("a1-b2".into(), "2026-12-07".into()))
         );
-        for bad in ["evidence-2026-12-07.jsonl", "evidence-x-2026-12-7.jsonl", "evidence-X-2026-12-07.jsonl", "other.jsonl"] {
+        for bad in [
+            "evidence-2026-12-07.jsonl",
+            "evidence-x-2026-12-7.jsonl",
+            "evidence-X-2026-12-07.jsonl",
+            "other.jsonl",
+        ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }
         // 2026-12-06T17:00:00Z is midnight of the 7th in Vietnam.

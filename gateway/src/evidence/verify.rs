@@ -156,11 +156,9 @@ fn verify_chain(dir: &Path, instance: &str, files: &[(String, String)], opts: &O
                 break 'files;
             }
             match prev {
-                None if r.kind == kind::START => {
-                    if r.seq != 1 || r.prev != GENESIS {
-                        out.broken = Some(broke("a chain's first record must be seq 1 with a zero prev".into()));
-                        break 'files;
-                    }
+                None if r.kind == kind::START && (r.seq != 1 || r.prev != GENESIS) => {
+                    out.broken = Some(broke("a chain's first record must be seq 1 with a zero prev".into()));
+                    break 'files;
                 }
                 // The range starts inside the chain: its first record is taken as it stands.
                 None => {}
@@ -265,7 +263,8 @@ pub enum CommandError {
 pub fn command(s: &hcc_config::Settings, from: Option<&str>, to: Option<&str>) -> Result<i32, CommandError> {
     let e = super::settings(s).map_err(|p| CommandError::Settings(p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")))?;
     let time = |v: Option<&str>, name: &'static str| -> Result<Option<i64>, CommandError> {
-        v.map(|t| hcc_core::time::parse_rfc3339_ms(t).ok_or(CommandError::Time(name))).transpose()
+        v.map(|t| hcc_core::time::parse_rfc3339_ms(t).ok_or(CommandError::Time(name)))
+            .transpose()
     };
     let opts = Options {
         from_ms: time(from, "from")?,
@@ -295,7 +294,11 @@ pub fn render(report: &Report, anchored: bool) -> String {
             c.stamps,
             c.last_stamp.as_ref().map(|t| format!(" (last {t})")).unwrap_or_default(),
             c.unstamped,
-            if c.torn { ", its last line cut short by a crash (ignored)" } else { "" },
+            if c.torn {
+                ", its last line cut short by a crash (ignored)"
+            } else {
+                ""
+            },
         ));
     }
     if !anchored {
@@ -306,4 +309,121 @@ pub fn render(report: &Report, anchored: bool) -> String {
         None => out.push_str("OK: every chain holds\n"),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::record::Record;
+
+    /// A chain of `n` exchange records after its start record, written as the writer writes it.
+    fn chain(dir: &Path, instance: &str, n: u64) -> std::path::PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(record::file_name(instance, "2026-12-07"));
+        let mut text = String::new();
+        let mut prev = GENESIS.to_string();
+        for seq in 1..=n + 1 {
+            let r = Record {
+                seq,
+                time: "2026-12-07T01:00:00.000Z".into(),
+                instance: instance.into(),
+                kind: if seq == 1 { kind::START } else { kind::EXCHANGE }.into(),
+                request_sha256: Some(hcc_core::sha256_hex(format!("body {seq}").as_bytes())),
+                prev: prev.clone(),
+                ..Record::default()
+            };
+            let (line, hash) = r.line();
+            text.push_str(&line);
+            prev = hex::encode(hash);
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let mut tag = [0u8; 6];
+        hcc_core::random_bytes(&mut tag).unwrap();
+        std::env::temp_dir().join(format!("hcc-evidence-{name}-{}", hex::encode(tag)))
+    }
+
+    fn verify(d: &Path) -> Report {
+        verify_dir(d, &Options::default()).unwrap()
+    }
+
+    #[test]
+    fn a_whole_chain_holds() {
+        let d = dir("whole");
+        chain(&d, "1-aa", 5);
+        let r = verify(&d);
+        assert!(r.ok(), "{r:?}");
+        assert_eq!((r.chains[0].records, r.chains[0].unstamped, r.chains[0].torn), (6, 6, false));
+    }
+
+    #[test]
+    fn one_changed_byte_breaks_the_chain_at_its_record() {
+        let d = dir("byte");
+        let path = chain(&d, "1-bb", 5);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // A byte inside the fourth line's JSON (record 4).
+        let start = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(2).unwrap().0 + 1;
+        let at = start + 100;
+        bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+        std::fs::write(&path, bytes).unwrap();
+        let r = verify(&d);
+        let b = r.first_break().expect("broken");
+        assert_eq!((b.record.as_str(), b.line), ("1-bb:4", 4), "{b}");
+        assert!(b.why.contains("hash"), "{b}");
+    }
+
+    #[test]
+    fn a_deleted_line_breaks_the_chain_at_the_record_after_it() {
+        let d = dir("deleted");
+        let path = chain(&d, "1-cc", 5);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| l).collect();
+        std::fs::write(&path, format!("{}\n", kept.join("\n"))).unwrap();
+        let b = verify(&d).first_break().cloned().expect("broken");
+        assert_eq!(b.line, 3, "{b}");
+        assert!(b.why.contains("missing"), "{b}");
+    }
+
+    #[test]
+    fn only_a_cut_last_line_is_forgiven() {
+        let d = dir("torn");
+        let path = chain(&d, "1-dd", 3);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 20);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = verify(&d);
+        assert!(r.ok(), "{r:?}");
+        assert!(r.chains[0].torn);
+        assert_eq!(r.chains[0].records, 3, "the cut record is not counted");
+        // A cut line followed by more is a break.
+        bytes.extend_from_slice(b"\nmore\n");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(!verify(&d).ok());
+    }
+
+    #[test]
+    fn a_stamp_without_a_configured_authority_is_a_break() {
+        let d = dir("stamp");
+        let path = chain(&d, "1-ee", 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last = text.lines().last().unwrap();
+        let head = last.split_once(' ').unwrap().0.to_string();
+        let stamp = Record {
+            seq: 4,
+            time: "2026-12-07T01:00:01.000Z".into(),
+            instance: "1-ee".into(),
+            kind: kind::STAMP.into(),
+            covers: Some(head.clone()),
+            covers_seq: Some(3),
+            token: Some("AAAA".into()),
+            prev: head,
+            ..Record::default()
+        };
+        std::fs::write(&path, format!("{text}{}", stamp.line().0)).unwrap();
+        let b = verify(&d).first_break().cloned().expect("a token that is not one breaks");
+        assert_eq!(b.record, "1-ee:4", "{b}");
+    }
 }

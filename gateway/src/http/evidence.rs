@@ -20,7 +20,8 @@ const SEARCH_BUDGET_BYTES: u64 = 512 * 1024 * 1024;
 const MAX_RECORDS: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/evidence", web::get().to(list)).route("/v1/evidence/{id}", web::get().to(get_one));
+    cfg.route("/v1/evidence", web::get().to(list))
+        .route("/v1/evidence/{id}", web::get().to(get_one));
 }
 
 /// A response and its exact body bytes, the body put back unchanged.
@@ -142,7 +143,12 @@ async fn get_one(caller: Caller, e: web::Data<Option<Arc<Evidence>>>, id: web::P
     let parsed = id
         .split_once(':')
         .filter(|(i, _)| crate::evidence::record::is_instance(i))
-        .and_then(|(i, s)| s.parse::<u64>().ok().filter(|_| s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).map(|s| (i.to_string(), s)));
+        .and_then(|(i, s)| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|_| s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+                .map(|s| (i.to_string(), s))
+        });
     let Some((instance, seq)) = parsed else {
         return Err(ApiError::InvalidParameters(vec![FieldError {
             field: "id (path)".into(),

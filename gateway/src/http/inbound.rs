@@ -36,13 +36,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, registry: &Registry) {
             let id = kind.id;
             cfg.route(
                 path,
-                web::post()
-                    .to(
-                        move |req: HttpRequest,
-                              payload: web::Payload,
-                              inbound: web::Data<Arc<Inbound>>,
-                              evidence: web::Data<Option<Arc<Evidence>>>| push(id, req, payload, inbound, evidence),
-                    ),
+                web::post().to(
+                    move |req: HttpRequest,
+                          payload: web::Payload,
+                          inbound: web::Data<Arc<Inbound>>,
+                          evidence: web::Data<Option<Arc<Evidence>>>| push(id, req, payload, inbound, evidence),
+                ),
             );
         }
     }
@@ -203,7 +202,7 @@ async fn take_push(
     }
     let Some(source) = inbound.source(source_id).cloned() else {
         return answer(
-            &inbound,
+            inbound,
             source_id,
             StatusCode::SERVICE_UNAVAILABLE,
             None,
@@ -212,7 +211,7 @@ async fn take_push(
     };
     if !super::body::is_json(req) {
         return answer(
-            &inbound,
+            inbound,
             source_id,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             None,

@@ -14,9 +14,9 @@
 pub mod auth;
 pub mod body;
 pub mod catalogue;
-pub mod evidence;
 pub mod copies;
 pub mod dossiers;
+pub mod evidence;
 pub mod inbound;
 pub mod ingest;
 pub mod openapi;

@@ -603,6 +603,7 @@ mod tests {
             bank_bins: HashMap::new(),
             monitoring: Monitoring::start(store.audit_log()),
             grace: Duration::ZERO,
+            evidence: None,
         };
         let now = now_ms();
         let reference = new_reference(now / 1000).expect("randomness");

@@ -73,8 +73,12 @@ impl Payments {
                 amount: record.amount,
                 provider_created: record.provider_created.clone(),
             };
-            let (answer, noted) =
-                evidence::scope(self.evidence.as_ref(), Subject::payment(&record.reference), reconciler.query(&pending)).await;
+            let (answer, noted) = evidence::scope(
+                self.evidence.as_ref(),
+                Subject::payment(&record.reference),
+                reconciler.query(&pending),
+            )
+            .await;
             noted.settle(match &answer {
                 Some(Notice::Settled(s)) if s.paid => "paid",
                 Some(Notice::Settled(_)) => "failed",

@@ -23,6 +23,12 @@ pub(super) async fn integration(state: web::Data<PortalState>, req: HttpRequest,
         return refused(1, "Dữ liệu không hợp lệ: không phải JSON");
     };
     let mut s = state.lock();
+    let mut codes = Vec::new();
+    named_codes(&Value::Object(b.clone()), &mut codes);
+    s.bodies.push_back((hcc_signing::sha256_hex(&body), codes));
+    if s.bodies.len() > 100_000 {
+        s.bodies.pop_front();
+    }
     let service = match envelope(&mut s, &b) {
         Ok(sv) => sv,
         Err(r) => return *r,
@@ -193,6 +199,22 @@ fn lookup(s: &mut Inner, b: &serde_json::Map<String, Value>) -> HttpResponse {
     let ma = b.get("mahoso").and_then(Value::as_str).unwrap_or("");
     let result: Vec<&Value> = s.dossiers.get(ma).into_iter().collect();
     HttpResponse::Ok().json(json!({"error_code": 0, "message": "Thành công", "result": result}))
+}
+
+/// Every `MaHoSo` a body names, at any depth.
+fn named_codes(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("MaHoSo", Value::String(code)) => out.push(code.clone()),
+                    _ => named_codes(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| named_codes(v, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

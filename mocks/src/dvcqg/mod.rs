@@ -140,6 +140,9 @@ struct Inner {
     /// When set, what a call on a stale session is answered with (HTTP 200), instead of one
     /// of the stale-session forms at random.
     stale_answer: Option<Value>,
+    /// Every `/integration` body as it arrived: its SHA-256 (hex) and the `MaHoSo` it names,
+    /// the newest 100,000 (what a client's evidence log must prove it sent).
+    bodies: std::collections::VecDeque<(String, Vec<String>)>,
 }
 
 #[derive(Clone)]

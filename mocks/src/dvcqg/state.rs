@@ -32,6 +32,7 @@ impl PortalState {
                 per_second: BTreeMap::new(),
                 exists_code: None,
                 refusals: HashMap::new(),
+                bodies: Default::default(),
                 stale_answer: None,
             })),
         }
@@ -71,6 +72,16 @@ impl PortalState {
             .collect();
         out.sort();
         out
+    }
+
+    /// The SHA-256 (hex) of every `/integration` body that named dossier `ma`, in order.
+    pub fn bodies_naming(&self, ma: &str) -> Vec<String> {
+        self.lock()
+            .bodies
+            .iter()
+            .filter(|(_, codes)| codes.iter().any(|c| c == ma))
+            .map(|(h, _)| h.clone())
+            .collect()
     }
 
     /// Arrivals of one dossier, in order.

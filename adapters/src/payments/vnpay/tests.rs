@@ -2,6 +2,7 @@
 
 use super::*;
 use hcc_config::Section;
+use serde_json::Value;
 
 const SECRET: &str = "vnpay-dev-hash-secret";
 
