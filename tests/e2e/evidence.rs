@@ -237,3 +237,154 @@ async fn every_exchange_is_recorded_chained_stamped_and_verifiable_without_the_g
     assert_eq!(b.line, victim + 1, "{b}");
     assert!(!audit(&deleted).0, "the script passed a deleted line");
 }
+
+/// A gauge's value in the Prometheus text.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in the metrics"))
+}
+
+/// The authority down for a while: dossiers are delivered all the same, the alarm gauge shows
+/// the chain waiting, failures are counted; when it answers again the chain is stamped up to its
+/// head and every record ends up covered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authority_down_delays_stamps_never_deliveries() {
+    let e = payment_env("evidence-tsa-down");
+    let read = |n: &str| std::fs::read(e.dir.join(n)).unwrap();
+    let tsa_state = TsaState::new(&read("tsa.key"), &read("tsa.pem"), &read("root.pem")).unwrap();
+    let tsa = hcc_mocks::tsa::spawn("127.0.0.1:0", tsa_state.clone()).await.unwrap();
+    tsa_state.set_faults(hcc_mocks::faults::Faults {
+        fail_rate: 1.0,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let evidence_dir = e.dir.join("evidence");
+    let app = spawn_app(
+        e.settings(&[
+            ("HCC__DVCQG__BASE_URL", e.portal.url()),
+            ("HCC__EVIDENCE__ENABLED", "true".into()),
+            ("HCC__EVIDENCE__DIR", evidence_dir.to_string_lossy().into_owned()),
+            ("HCC__EVIDENCE__TSA_URL", format!("{}/", tsa.url())),
+            ("HCC__EVIDENCE__TSA_CA", e.dir.join("root.pem").to_string_lossy().into_owned()),
+            ("HCC__EVIDENCE__BATCH_SECS", "1".into()),
+        ]),
+        Workers::On,
+    )
+    .await;
+    let dossiers: Vec<String> = (0..5).map(|i| format!("000.00.22.H46-261207-{i:04}")).collect();
+    for ma in &dossiers {
+        accepted_id(app.post_json("/v1/dossiers", Key::Centre, &dossier(ma, 1)).await).await;
+    }
+    eventually("every dossier delivered while the authority is down", WAIT, || async {
+        dossiers.iter().all(|ma| !e.paygov.arrivals_of(ma).is_empty()).then_some(())
+    })
+    .await;
+    let waited = eventually("the chain shows it waits for a stamp", WAIT, || async {
+        let m = app.metrics().await;
+        let age = gauge(&m, "hcc_evidence_unstamped_age_seconds");
+        (age >= 2.0 && gauge(&m, "hcc_evidence_stamp_failures") >= 2.0 && gauge(&m, "hcc_evidence_stamps") == 0.0).then_some(age)
+    })
+    .await;
+    assert!(waited >= 2.0);
+
+    // The authority answers again: the head is stamped and nothing waits any more.
+    tsa_state.set_faults(hcc_mocks::faults::Faults::default());
+    eventually("every record covered once the authority is back", WAIT, || async {
+        let m = app.metrics().await;
+        (gauge(&m, "hcc_evidence_stamps") >= 1.0 && gauge(&m, "hcc_evidence_unstamped_age_seconds") == 0.0).then_some(())
+    })
+    .await;
+    let v = app.get_json(&format!("/v1/evidence?ordering_key={}", dossiers[0]), Key::Operator).await;
+    let recs = v["records"].as_array().unwrap();
+    assert!(!recs.is_empty() && recs.iter().all(|r| r["stamp"].is_object()), "{v}");
+    app.stop().await;
+    tsa.stop().await;
+    let report = verify_dir(
+        &evidence_dir,
+        &Options {
+            anchor: Some(anchor(&e.dir)),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.chains[0].unstamped, 0, "{report:?}");
+}
+
+/// `kill -9` of a real process while it writes records: the chain on disk verifies up to its
+/// last complete record; the next process starts a chain of its own in the same folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_write_leaves_a_chain_that_verifies() {
+    let (portal, state) = portal();
+    let evidence_dir = std::env::temp_dir().join(format!("hcc-evidence-kill-{}", unique_prefix()));
+    let start = |port: u16, prefix: &str| {
+        serve_command(port, prefix)
+            .env("HCC__DVCQG__BASE_URL", portal.url())
+            .env("HCC__EVIDENCE__ENABLED", "true")
+            .env("HCC__EVIDENCE__DIR", &evidence_dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}"))
+    };
+    let port = free_port();
+    let prefix = unique_prefix();
+    let mut child = start(port, &prefix);
+    let base = format!("http://127.0.0.1:{port}");
+    Gateway::at(&base).wait_ready().await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut producers = Vec::new();
+    for p in 0..8 {
+        let (client, base) = (client.clone(), base.clone());
+        producers.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let ma = format!("KILL-{p}-{i:03}");
+                // Posts until the process is gone; what is lost here is never accepted.
+                let Ok(r) = client.post(format!("{base}/v1/dossiers")).bearer_auth(CENTRE_KEY).json(&dossier(&ma, 1)).send().await
+                else {
+                    return;
+                };
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    eventually("records being written", WAIT, || async {
+        (state.counters().accepted >= 200).then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    for p in producers {
+        let _ = p.await;
+    }
+    let report = verify_dir(&evidence_dir, &Options::default()).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.chains.len(), 1);
+    assert!(report.chains[0].records >= 200, "{report:?}");
+
+    // The next process: a chain of its own beside the first; both verify.
+    let port = free_port();
+    let mut child = start(port, &prefix);
+    Gateway::at(&format!("http://127.0.0.1:{port}")).wait_ready().await;
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v1/dossiers"))
+        .bearer_auth(CENTRE_KEY)
+        .json(&dossier("KILL-AFTER", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually("the dossier after the crash delivered", WAIT, || async {
+        (!state.arrivals_of("KILL-AFTER").is_empty()).then_some(())
+    })
+    .await;
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let report = verify_dir(&evidence_dir, &Options::default()).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.chains.len(), 2, "{report:?}");
+    portal.stop().await;
+    let _ = std::fs::remove_dir_all(&evidence_dir);
+}
