@@ -27,6 +27,9 @@ pub enum TsaError {
     BadResponse(String),
 }
 
+/// The anchor of signature timestamps, as refusals name it.
+const SIGNING_ANCHOR: &str = "signing.tsa_ca or the trust store";
+
 /// A configured authority.
 #[derive(Clone)]
 pub struct TsaClient {
@@ -35,6 +38,8 @@ pub struct TsaClient {
     http: reqwest::Client,
     /// What the authority's certificate must chain to (see the module note).
     anchor: Option<Arc<TrustStore>>,
+    /// The setting the anchor comes from, for the refusals.
+    anchor_name: &'static str,
 }
 
 impl std::fmt::Debug for TsaClient {
@@ -54,6 +59,7 @@ impl TsaClient {
             url: Err(e.to_string()),
             http: reqwest::Client::new(),
             anchor: None,
+            anchor_name: SIGNING_ANCHOR,
         })
     }
 
@@ -75,12 +81,20 @@ impl TsaClient {
             url: Ok(url),
             http,
             anchor: None,
+            anchor_name: SIGNING_ANCHOR,
         })
     }
 
-    /// Tokens are taken only from an authority whose certificate chains to `anchor`.
-    pub fn with_anchor(mut self, anchor: TrustStore) -> Self {
+    /// Tokens are taken only from an authority whose certificate chains to `anchor`
+    /// (`signing.tsa_ca` or the trust store).
+    pub fn with_anchor(self, anchor: TrustStore) -> Self {
+        self.with_named_anchor(anchor, SIGNING_ANCHOR)
+    }
+
+    /// [`Self::with_anchor`], the anchor coming from the setting `name` (said in refusals).
+    pub fn with_named_anchor(mut self, anchor: TrustStore, name: &'static str) -> Self {
         self.anchor = Some(Arc::new(anchor));
+        self.anchor_name = name;
         self
     }
 
@@ -142,18 +156,20 @@ impl TsaClient {
     /// The token's authority (the one certificate `accept` verified it with) is a
     /// time-stamping certificate that chains to the anchor.
     fn authority_is_anchored(&self, token: &[u8]) -> Result<(), TsaError> {
-        let anchor = self.anchor.as_ref().ok_or_else(|| {
-            TsaError::BadResponse("the token's authority is refused: no signing.tsa_ca or trust store to check it against".into())
-        })?;
+        let refused = |why: &str| TsaError::BadResponse(format!("the token's authority is refused: {why}"));
+        let anchor = self
+            .anchor
+            .as_ref()
+            .ok_or_else(|| refused(&format!("no {} to check it against", self.anchor_name)))?;
         let info = hcc_signing::tsp::inspect_token(token).map_err(|e| TsaError::BadResponse(e.to_string()))?;
-        authority_is_anchored(&info, anchor).map_err(|why| TsaError::BadResponse(format!("the token's authority is refused: {why}")))
+        authority_is_anchored(&info, anchor, self.anchor_name).map_err(|why| refused(&why))
     }
 }
 
 /// Whether a token's authority may be relied on: its signature holds with the one certificate
 /// it names, that certificate is for time-stamping and chains to `anchor`. The certificate
 /// judged is the one the signature verified with, never a second look-up.
-pub fn authority_is_anchored(info: &hcc_signing::tsp::TokenInfo, anchor: &TrustStore) -> Result<(), String> {
+pub fn authority_is_anchored(info: &hcc_signing::tsp::TokenInfo, anchor: &TrustStore, anchor_name: &str) -> Result<(), String> {
     if let Some(why) = info.refusal {
         return Err(why.to_string());
     }
@@ -166,7 +182,7 @@ pub fn authority_is_anchored(info: &hcc_signing::tsp::TokenInfo, anchor: &TrustS
     }
     anchor
         .check(cert, &info.other_certs)
-        .map_err(|e| format!("it does not chain to the configured authority certificate: {e}"))
+        .map_err(|e| format!("it does not chain to {anchor_name}: {e}"))
 }
 
 impl From<TsaError> for crate::http::problem::ApiError {

@@ -47,25 +47,53 @@ fn chain_file(dir: &Path) -> PathBuf {
     files[0].clone()
 }
 
+/// The mock authority, its certificate issued by the environment's root.
+async fn mock_tsa(e: &PaymentEnv) -> (hcc_mocks::Running, TsaState) {
+    let read = |n: &str| std::fs::read(e.dir.join(n)).unwrap();
+    let state = TsaState::new(&read("tsa.key"), &read("tsa.pem"), &read("root.pem")).unwrap();
+    (hcc_mocks::tsa::spawn("127.0.0.1:0", state.clone()).await.unwrap(), state)
+}
+
+/// A gateway delivering to the environment's portal, its evidence log on in `e.dir/evidence`,
+/// stamped every second by `tsa` (whose tokens chain to the environment's root), with `extra`.
+async fn logging_gateway(e: &PaymentEnv, tsa: &hcc_mocks::Running, extra: &[(&str, String)]) -> (TestApp, PathBuf) {
+    let evidence_dir = e.dir.join("evidence");
+    let mut vars = vec![
+        ("HCC__DVCQG__BASE_URL", e.portal.url()),
+        ("HCC__EVIDENCE__ENABLED", "true".into()),
+        ("HCC__EVIDENCE__DIR", evidence_dir.to_string_lossy().into_owned()),
+        ("HCC__EVIDENCE__TSA_URL", format!("{}/", tsa.url())),
+        ("HCC__EVIDENCE__TSA_CA", e.dir.join("root.pem").to_string_lossy().into_owned()),
+        ("HCC__EVIDENCE__BATCH_SECS", "1".into()),
+    ];
+    vars.extend(extra.iter().cloned());
+    (spawn_app(e.settings(&vars), Workers::On).await, evidence_dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_exchange_is_recorded_chained_stamped_and_verifiable_without_the_gateway() {
     let e = payment_env("evidence");
-    let read = |n: &str| std::fs::read(e.dir.join(n)).unwrap();
-    let tsa_state = TsaState::new(&read("tsa.key"), &read("tsa.pem"), &read("root.pem")).unwrap();
-    let tsa = hcc_mocks::tsa::spawn("127.0.0.1:0", tsa_state).await.unwrap();
-    let evidence_dir = e.dir.join("evidence");
-    let app = spawn_app(
-        e.settings(&[
-            ("HCC__DVCQG__BASE_URL", e.portal.url()),
-            ("HCC__EVIDENCE__ENABLED", "true".into()),
-            ("HCC__EVIDENCE__DIR", evidence_dir.to_string_lossy().into_owned()),
-            ("HCC__EVIDENCE__TSA_URL", format!("{}/", tsa.url())),
-            ("HCC__EVIDENCE__TSA_CA", e.dir.join("root.pem").to_string_lossy().into_owned()),
-            ("HCC__EVIDENCE__BATCH_SECS", "1".into()),
-        ]),
-        Workers::On,
+    let (tsa, _) = mock_tsa(&e).await;
+    let (app, evidence_dir) = logging_gateway(
+        &e,
+        &tsa,
+        &[
+            ("HCC__SIGNING__PKCS12", e.dir.join("gateway.p12").to_string_lossy().into_owned()),
+            ("HCC__SIGNING__PKCS12_PASSWORD", hcc_signing::devpki::DEV_PKCS12_PASSWORD.into()),
+        ],
     )
     .await;
+
+    // A signature the gateway makes is recorded by the digests of what was signed and of it.
+    let signed = app
+        .post("/v1/signatures?format=cms", Key::Centre)
+        .header("Content-Type", "application/octet-stream")
+        .body("Quyết định số 27/QĐ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    let signature = signed.bytes().await.unwrap();
 
     // A dossier's life cycle, and a payment paid through PayGov.
     let ma = "000.00.22.H46-261207-0027";
@@ -180,6 +208,16 @@ async fn every_exchange_is_recorded_chained_stamped_and_verifiable_without_the_g
     let report = verify_dir(&evidence_dir, &opts()).unwrap();
     assert!(report.ok(), "{report:?}");
     assert!(report.chains[0].stamps > 0 && report.chains[0].unstamped == 0, "{report:?}");
+    let all = std::fs::read_to_string(chain_file(&evidence_dir)).unwrap();
+    let sign_record = all
+        .lines()
+        .find(|l| l.contains(r#""operation":"sign cms""#))
+        .unwrap_or_else(|| panic!("no record of the signature"));
+    assert!(
+        sign_record.contains(&hcc_signing::sha256_hex("Quyết định số 27/QĐ".as_bytes())),
+        "{sign_record}"
+    );
+    assert!(sign_record.contains(&hcc_signing::sha256_hex(&signature)), "{sign_record}");
     let bin = binary("hcc-gateway");
     let cli = std::process::Command::new(&bin)
         .args(["evidence", "verify"])
@@ -253,27 +291,13 @@ fn gauge(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authority_down_delays_stamps_never_deliveries() {
     let e = payment_env("evidence-tsa-down");
-    let read = |n: &str| std::fs::read(e.dir.join(n)).unwrap();
-    let tsa_state = TsaState::new(&read("tsa.key"), &read("tsa.pem"), &read("root.pem")).unwrap();
-    let tsa = hcc_mocks::tsa::spawn("127.0.0.1:0", tsa_state.clone()).await.unwrap();
+    let (tsa, tsa_state) = mock_tsa(&e).await;
     tsa_state.set_faults(hcc_mocks::faults::Faults {
         fail_rate: 1.0,
         fail_status: 503,
         ..Default::default()
     });
-    let evidence_dir = e.dir.join("evidence");
-    let app = spawn_app(
-        e.settings(&[
-            ("HCC__DVCQG__BASE_URL", e.portal.url()),
-            ("HCC__EVIDENCE__ENABLED", "true".into()),
-            ("HCC__EVIDENCE__DIR", evidence_dir.to_string_lossy().into_owned()),
-            ("HCC__EVIDENCE__TSA_URL", format!("{}/", tsa.url())),
-            ("HCC__EVIDENCE__TSA_CA", e.dir.join("root.pem").to_string_lossy().into_owned()),
-            ("HCC__EVIDENCE__BATCH_SECS", "1".into()),
-        ]),
-        Workers::On,
-    )
-    .await;
+    let (app, evidence_dir) = logging_gateway(&e, &tsa, &[]).await;
     let dossiers: Vec<String> = (0..5).map(|i| format!("000.00.22.H46-261207-{i:04}")).collect();
     for ma in &dossiers {
         accepted_id(app.post_json("/v1/dossiers", Key::Centre, &dossier(ma, 1)).await).await;
@@ -297,7 +321,9 @@ async fn the_authority_down_delays_stamps_never_deliveries() {
         (gauge(&m, "hcc_evidence_stamps") >= 1.0 && gauge(&m, "hcc_evidence_unstamped_age_seconds") == 0.0).then_some(())
     })
     .await;
-    let v = app.get_json(&format!("/v1/evidence?ordering_key={}", dossiers[0]), Key::Operator).await;
+    let v = app
+        .get_json(&format!("/v1/evidence?ordering_key={}", dossiers[0]), Key::Operator)
+        .await;
     let recs = v["records"].as_array().unwrap();
     assert!(!recs.is_empty() && recs.iter().all(|r| r["stamp"].is_object()), "{v}");
     app.stop().await;
@@ -342,7 +368,12 @@ async fn sigkill_mid_write_leaves_a_chain_that_verifies() {
             for i in 0..200 {
                 let ma = format!("KILL-{p}-{i:03}");
                 // Posts until the process is gone; what is lost here is never accepted.
-                let Ok(r) = client.post(format!("{base}/v1/dossiers")).bearer_auth(CENTRE_KEY).json(&dossier(&ma, 1)).send().await
+                let Ok(r) = client
+                    .post(format!("{base}/v1/dossiers"))
+                    .bearer_auth(CENTRE_KEY)
+                    .json(&dossier(&ma, 1))
+                    .send()
+                    .await
                 else {
                     return;
                 };

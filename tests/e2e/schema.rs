@@ -43,6 +43,9 @@ async fn schemathesis_finds_nothing_with_any_key_or_none() {
         "HCC__SIGNING__PKCS12_PASSWORD",
         hcc_signing::devpki::DEV_PKCS12_PASSWORD.to_string(),
     ));
+    // The evidence log on, so that its routes are judged answering, not only "off" (503).
+    overrides.push(("HCC__EVIDENCE__ENABLED", "true".into()));
+    overrides.push(("HCC__EVIDENCE__DIR", mocks.dir.join("evidence").to_string_lossy().into_owned()));
     let app = spawn_app(settings(QueueBackendKind::Redis, &overrides), Workers::On).await;
     let schema = app.url("/openapi.json");
     let reports = std::env::temp_dir().join(format!("hcc-schemathesis-{}", uuid::Uuid::new_v4().simple()));

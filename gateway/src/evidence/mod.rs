@@ -195,7 +195,7 @@ impl Evidence {
             let client =
                 TsaClient::try_new(e.tsa_url.trim(), crate::tsa::DEFAULT_TIMEOUT).map_err(|err| problem("tsa_url", err.to_string()))?;
             let anchor = anchor(&e).map_err(|m| problem("tsa_ca", m))?;
-            anchor.map(|a| client.with_anchor(a))
+            anchor.map(|a| client.with_named_anchor(a, "evidence.tsa_ca"))
         };
         let dir = PathBuf::from(e.dir.trim());
         std::fs::create_dir_all(&dir).map_err(|err| problem("dir", format!("cannot be made: {err}")))?;

@@ -242,7 +242,8 @@ fn check_stamp(
         .anchor
         .as_ref()
         .ok_or("no evidence.tsa_ca is configured to check the token's authority against")?;
-    crate::tsa::authority_is_anchored(&info, anchor).map_err(|why| format!("the token's authority is refused: {why}"))?;
+    crate::tsa::authority_is_anchored(&info, anchor, "evidence.tsa_ca")
+        .map_err(|why| format!("the token's authority is refused: {why}"))?;
     *covered = covers_seq;
     Ok(())
 }

@@ -51,6 +51,23 @@ struct Chain {
 }
 
 impl Chain {
+    /// A chain with nothing written yet: the first record appended is its start.
+    fn new(dir: PathBuf, shared: Arc<Shared>) -> Self {
+        Chain {
+            dir,
+            shared,
+            seq: 0,
+            head: [0; 32],
+            content_seq: 0,
+            stamped_seq: 0,
+            first_unstamped: None,
+            first_after_asked: None,
+            asked: None,
+            file: None,
+            failing: false,
+        }
+    }
+
     fn append(&mut self, mut r: Record, at_ms: i64) {
         let date = record::vn_date(at_ms);
         if self.file.as_ref().is_none_or(|(d, _)| *d != date) && !self.open(&date) {
@@ -187,19 +204,7 @@ pub(super) async fn run(
     batch: Duration,
     stop: CancellationToken,
 ) {
-    let mut chain = Chain {
-        dir,
-        shared: shared.clone(),
-        seq: 0,
-        head: [0; 32],
-        content_seq: 0,
-        stamped_seq: 0,
-        first_unstamped: None,
-        first_after_asked: None,
-        asked: None,
-        file: None,
-        failing: false,
-    };
+    let mut chain = Chain::new(dir, shared.clone());
     let now = hcc_core::time::now_ms();
     chain.append(
         Record {
@@ -298,4 +303,52 @@ fn write_entry(chain: &mut Chain, e: Entry) {
     }
     chain.shared.pending_bytes.fetch_sub(e.cost, Ordering::Relaxed);
     chain.append(e.record, e.at_ms);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::verify::{Options, verify_dir};
+
+    /// Vietnam's midnight starts a new file; the chain goes on across it and verifies whole.
+    #[test]
+    fn files_rotate_at_vietnams_midnight_and_the_chain_goes_on() {
+        let mut tag = [0u8; 6];
+        hcc_core::random_bytes(&mut tag).unwrap();
+        let dir = std::env::temp_dir().join(format!("hcc-evidence-rotate-{}", hex::encode(tag)));
+        let shared = Arc::new(Shared {
+            instance: "1796576000-abcdef".into(),
+            ..Shared::default()
+        });
+        let mut chain = Chain::new(dir.clone(), shared.clone());
+        // 23:59:59 and 00:00:00 in Vietnam (16:59:59Z and 17:00:00Z on the 6th).
+        let before = 1_796_576_399_000;
+        let after = 1_796_576_400_000;
+        let record = |kind: &str, at: i64| Record {
+            kind: kind.into(),
+            time: hcc_core::time::rfc3339_ms(at),
+            ..Record::default()
+        };
+        chain.append(record(kind::START, before), before);
+        chain.append(record(kind::EXCHANGE, before), before);
+        chain.append(record(kind::EXCHANGE, after), after);
+        chain.sync();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "evidence-1796576000-abcdef-2026-12-06.jsonl",
+                "evidence-1796576000-abcdef-2026-12-07.jsonl"
+            ]
+        );
+        let report = verify_dir(&dir, &Options::default()).unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!((report.chains.len(), report.chains[0].files, report.chains[0].records), (1, 2, 3));
+        assert_eq!(shared.written.load(Ordering::Relaxed), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
