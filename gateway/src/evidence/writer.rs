@@ -247,10 +247,20 @@ pub(super) async fn run(
             },
             _ = tick.tick() => {
                 if let Some(tsa) = &tsa && chain.stamp_due() {
-                    chain.sync();
+                    // What is stamped is on disk first: the lines are handed to the kernel here,
+                    // and synced on a blocking thread (an fdatasync takes milliseconds on a slow
+                    // disk, which must not stall a runtime worker); the writer goes on meanwhile.
+                    chain.flush();
+                    let synced = chain.file.as_ref().and_then(|(_, w)| w.get_ref().try_clone().ok());
                     chain.asked = Some(chain.seq);
                     let (covers, covers_seq, tsa, tx, shared) = (chain.head, chain.seq, tsa.clone(), stamped_tx.clone(), shared.clone());
                     tokio::spawn(async move {
+                        if let Some(file) = synced {
+                            let done = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                            if !matches!(done, Ok(Ok(()))) {
+                                shared.write_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                         let got = tsa.timestamp_digest(covers).await.map(|token| Stamped { covers, covers_seq, token }).map_err(|e| e.to_string());
                         if got.is_ok() && shared.tsa_failing.swap(false, Ordering::Relaxed) {
                             tracing::warn!("the evidence log's timestamp authority answers again");

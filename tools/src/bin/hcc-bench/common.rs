@@ -51,6 +51,17 @@ pub(super) fn dossier(ma: &str, status: u8) -> Value {
 }
 
 pub(super) fn settings(redis: &Target, prefix: &str, portal: &str, workers: usize) -> anyhow::Result<hcc_config::Settings> {
+    settings_with(redis, prefix, portal, workers, &[])
+}
+
+/// [`settings`] with `extra` `HCC__...` pairs on top (they win over the bench's own).
+pub(super) fn settings_with(
+    redis: &Target,
+    prefix: &str,
+    portal: &str,
+    workers: usize,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<hcc_config::Settings> {
     let mut src = hcc_config::Source::from_process_env();
     for (k, v) in [
         ("HCC__SERVER__BIND", "127.0.0.1:0".to_string()),
@@ -64,6 +75,7 @@ pub(super) fn settings(redis: &Target, prefix: &str, portal: &str, workers: usiz
     ]
     .into_iter()
     .chain(redis.queue_vars())
+    .chain(extra.iter().cloned())
     {
         src.vars.insert(k.into(), v);
     }
@@ -205,6 +217,13 @@ impl Served {
         Some(kb / 1024.0)
     }
 
+    /// The CPU time (user and system, seconds) the gateway process has used so far, when it is
+    /// a separate process.
+    pub(super) fn cpu_secs(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
     pub(super) async fn stop(mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
@@ -218,6 +237,19 @@ impl Served {
 }
 
 pub(super) async fn serve(redis: &Target, prefix: &str, portal: &str, workers: usize, with_workers: Workers) -> anyhow::Result<Served> {
+    serve_with(redis, prefix, portal, workers, with_workers, &[]).await
+}
+
+/// [`serve`] with `extra` `HCC__...` pairs in the gateway's environment (they win over the
+/// bench's own), e.g. the evidence log's settings.
+pub(super) async fn serve_with(
+    redis: &Target,
+    prefix: &str,
+    portal: &str,
+    workers: usize,
+    with_workers: Workers,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<Served> {
     let queue = redis.queues(redis.store(8, prefix)?);
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
@@ -238,6 +270,7 @@ pub(super) async fn serve(redis: &Target, prefix: &str, portal: &str, workers: u
             .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
             .env("HCC__LOG__LEVEL", "error")
             .envs(redis.queue_vars())
+            .envs(extra.iter().cloned())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let child = cmd.spawn()?;
@@ -261,7 +294,7 @@ pub(super) async fn serve(redis: &Target, prefix: &str, portal: &str, workers: u
             in_process: None,
         });
     }
-    let app = Application::build(settings(redis, prefix, portal, workers)?, with_workers).await?;
+    let app = Application::build(settings_with(redis, prefix, portal, workers, extra)?, with_workers).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async move {

@@ -8,7 +8,9 @@
 //! portal (20% 503, 10% dropped connections, 3 s sessions: 420 updates over 60 dossiers, five
 //! runs, the time from the last acceptance to the last delivery). `--only flaky` runs that
 //! phase alone; `--only scale` runs the baseline, ingest and backlog drain alone, the figures
-//! that size a deployment. `--redis-mode cluster --redis-nodes ...` runs on a Redis Cluster
+//! that size a deployment; `--only evidence` measures the evidence log's cost end to end (log
+//! off, then on, `--evidence-runs` times, against a mock portal and a mock RFC 3161 authority).
+//! `--redis-mode cluster --redis-nodes ...` runs on a Redis Cluster
 //! (with `--partitions`), the baseline then being `redis-benchmark --cluster`.
 
 use std::sync::Arc;
@@ -23,12 +25,14 @@ use hcc_gateway::storage::{Enqueued, MessageQueue, NewMessage, Store, now_ms};
 use serde_json::{Value, json};
 
 mod common;
+mod evidence;
 mod flaky;
 mod scale;
 mod signatures;
 mod throughput;
 
 use common::*;
+use evidence::*;
 use flaky::*;
 use scale::*;
 use signatures::*;
@@ -69,6 +73,12 @@ struct Args {
     /// unfinished (seconds).
     #[arg(long, default_value_t = 600)]
     flaky_limit_secs: u64,
+    /// Runs of the evidence phase (each: the end-to-end phase with the log off, then on).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    evidence_runs: u64,
+    /// The order of the two measurements of an evidence run (`off-off`: a control, both off).
+    #[arg(long, value_enum, default_value = "off-on")]
+    evidence_order: EvidenceOrder,
     /// Partitions per destination queue (`queue.partitions`), for a Redis Cluster run.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     partitions: u16,
@@ -158,6 +168,8 @@ enum Phase {
     Flaky,
     /// The raw Redis baseline, HTTP ingest and the backlog drain: the sizing figures.
     Scale,
+    /// The evidence log's overhead end to end: log off, then on, `--evidence-runs` times.
+    Evidence,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -212,6 +224,28 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         let report = json!({"machine": {"cores": cores}, "flaky_portal": flaky?});
         println!();
         print_flaky(&report["flaky_portal"]);
+        println!();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = a.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(());
+    }
+
+    if a.only == Some(Phase::Evidence) {
+        eprintln!(
+            "[evidence] end to end with the evidence log {:?}, {} runs of {} dossiers per measurement",
+            a.evidence_order,
+            a.evidence_runs,
+            a.requests / 5
+        );
+        let mut prefixes = Vec::new();
+        let evidence = evidence_phase(&a, &target, a.evidence_runs as usize, a.evidence_order, &mut prefixes).await;
+        cleanup(&target, &prefixes);
+        let report = json!({"machine": {"cores": cores, "note": "gateway, mocks (portal, TSA), load client and Redis share these cores"},
+                            "evidence": evidence?});
+        println!();
+        print_evidence(&report["evidence"]);
         println!();
         println!("{}", serde_json::to_string_pretty(&report)?);
         if let Some(path) = a.json {
