@@ -98,10 +98,26 @@ pub enum LineError {
 impl Record {
     /// The line for this record, and its hash.
     pub fn line(&self) -> (String, [u8; 32]) {
-        // Serialising a struct of strings and numbers cannot fail.
-        let json = serde_json::to_string(self).unwrap_or_default();
-        let hash = hcc_core::sha256(json.as_bytes());
-        (format!("{} {json}\n", hex::encode(hash)), hash)
+        let mut out = Vec::new();
+        let hash = self.line_into(&mut out, &mut Vec::new());
+        (String::from_utf8_lossy(&out).into_owned(), hash)
+    }
+
+    /// Appends this record's line to `out`, serialising through `scratch` (both reused by the
+    /// writer, so that a record costs no allocation of its own); gives the line's hash.
+    pub fn line_into(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> [u8; 32] {
+        scratch.clear();
+        // Serialising a struct of strings and numbers into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *scratch, self);
+        let hash = hcc_core::sha256(scratch);
+        let mut hex_hash = [0u8; 64];
+        // 64 bytes for 32: the sizes match, so this cannot fail.
+        let _ = hex::encode_to_slice(hash, &mut hex_hash);
+        out.extend_from_slice(&hex_hash);
+        out.push(b' ');
+        out.extend_from_slice(scratch);
+        out.push(b'\n');
+        hash
     }
 }
 

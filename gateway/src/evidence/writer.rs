@@ -48,6 +48,9 @@ struct Chain {
     asked: Option<u64>,
     file: Option<(String, BufWriter<File>)>,
     failing: bool,
+    /// The line being written and its JSON, reused from record to record.
+    line: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Chain {
@@ -65,6 +68,8 @@ impl Chain {
             asked: None,
             file: None,
             failing: false,
+            line: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(1024),
         }
     }
 
@@ -81,9 +86,10 @@ impl Chain {
         } else {
             hex::encode(self.head)
         };
-        let (line, hash) = r.line();
+        self.line.clear();
+        let hash = r.line_into(&mut self.line, &mut self.scratch);
         let Some((_, w)) = self.file.as_mut() else { return };
-        match w.write_all(line.as_bytes()) {
+        match w.write_all(&self.line) {
             Ok(()) => {
                 self.seq = r.seq;
                 self.head = hash;
