@@ -4,7 +4,8 @@
 # pyHanko and qpdf for the PAdES tests; SoftHSM2 and OpenSC for the PKCS#11 token tests;
 # Python's standardwebhooks; schemathesis, the outside judge of the OpenAPI document;
 # Chromium and playwright-core for the dashboard test; zbarimg (zbar-tools) and the npm package
-# vietnam-qr-pay, the outside judges of the VietQR codes),
+# vietnam-qr-pay, the outside judges of the VietQR codes; promtool (Debian prometheus) and
+# systemd-analyze for the deployment files),
 # then runs formatting and lint checks, builds the binaries the crash tests spawn, runs
 # every test, and fuzzes every outside parser for about 30 s each (scripts/fuzz.sh,
 # docs/fuzzing.md; HCC_FUZZ_SECONDS sets it). CI runs exactly this (see .ci/run).
@@ -26,11 +27,26 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # zbarimg reads the VietQR PNGs back (tests/support zbar_decode).
 command -v zbarimg >/dev/null 2>&1 || need_apt+=(zbar-tools)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "==> installing ${need_apt[*]}"
+# systemd-analyze verifies deploy/systemd's unit (tests/e2e/deploy.rs).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# promtool checks and unit-tests deploy/prometheus's alert rules (tests/e2e/deploy.rs). It comes
+# with Debian's Prometheus server, which is not wanted here: installed without its recommended
+# node exporter, and its service stopped and disabled again where systemd runs.
+need_promtool=()
+command -v promtool >/dev/null 2>&1 || need_promtool+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_promtool[@]} -gt 0 ]; then
+  echo "==> installing ${need_apt[*]} ${need_promtool[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  if [ ${#need_promtool[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_promtool[@]}" >/dev/null
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # Playwright's driver (no browser download: the tests use Debian's chromium).

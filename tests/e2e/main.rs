@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod dashboard;
 mod demo;
+mod deploy;
 mod dossier_view;
 mod dossiers;
 mod emc;
