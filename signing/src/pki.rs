@@ -4,7 +4,9 @@
 //! key usage (digitalSignature or nonRepudiation). Trust is configured, never taken from a
 //! message.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
@@ -246,6 +248,55 @@ impl TrustStore {
             .map_err(|e| CertError::Other(e.to_string()))?;
         map_verify_result(result)
     }
+}
+
+/// How many certificates read from messages are kept parsed, and the largest one kept (real
+/// certificates are one to a few kilobytes): at most about 1 MiB of DER.
+const PARSED_CERTIFICATES: usize = 64;
+const MAX_PARSED_CERTIFICATE_LEN: usize = 16 * 1024;
+
+/// Certificates already parsed, by their exact DER, oldest first in `order`.
+#[derive(Default)]
+struct ParsedCertificates {
+    by_der: HashMap<Arc<[u8]>, X509>,
+    order: VecDeque<Arc<[u8]>>,
+}
+
+static PARSED: OnceLock<Mutex<ParsedCertificates>> = OnceLock::new();
+
+/// `X509::from_der`, remembered for the certificates messages carry again and again (a signer's
+/// certificate and its chain). With OpenSSL 3.0 parsing a certificate costs several RSA
+/// verifications (decoding its public key sets up a provider decoder each time; see
+/// docs/performance-verify.md), so re-parsing them dominated every verification.
+///
+/// Safe to share: the key is the whole DER, compared byte for byte, and parsing is a function
+/// of those bytes alone, so a hit is the certificate a fresh parse would give; nothing is
+/// trusted because it is here (trust is still judged on every call). OpenSSL's `X509` objects
+/// may be read from several threads (they lock their own lazily computed fields). Bounded:
+/// [`PARSED_CERTIFICATES`] entries, oldest evicted first, large ones not kept. A poisoned lock
+/// only means no caching.
+pub(crate) fn certificate_from_der(der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
+    let cache = PARSED.get_or_init(Default::default);
+    if let Ok(parsed) = cache.lock()
+        && let Some(x509) = parsed.by_der.get(der)
+    {
+        return Ok(x509.clone());
+    }
+    let x509 = X509::from_der(der)?;
+    if der.len() <= MAX_PARSED_CERTIFICATE_LEN
+        && let Ok(mut parsed) = cache.lock()
+        && !parsed.by_der.contains_key(der)
+    {
+        if parsed.order.len() >= PARSED_CERTIFICATES
+            && let Some(oldest) = parsed.order.pop_front()
+        {
+            parsed.by_der.remove(&oldest);
+        }
+        let key: Arc<[u8]> = der.into();
+        parsed.order.push_back(key.clone());
+        parsed.by_der.insert(key, x509.clone());
+    }
+    Ok(x509)
 }
 
 /// Validity period alone, for a pinned certificate checked without a trust store.

@@ -293,7 +293,11 @@ pub(crate) fn select_signer(sd: &ReadSignedData, sid: &SignerIdentifier) -> Resu
         let cms::cert::CertificateChoices::Certificate(cert) = choice else {
             continue;
         };
-        let Some((der, x509)) = cert.to_der().ok().and_then(|d| X509::from_der(&d).ok().map(|x| (d, x))) else {
+        let Some((der, x509)) = cert
+            .to_der()
+            .ok()
+            .and_then(|d| crate::pki::certificate_from_der(&d).ok().map(|x| (d, x)))
+        else {
             continue;
         };
         if wanted.matches(cert, &x509) {
