@@ -48,7 +48,11 @@ pub const MAX_SIGNATURE_LEN: usize = 256 * 1024;
 /// (`PKCS7_NOINTERN`), and the trust store judges that same certificate.
 pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore) -> Result<Verified, CmsError> {
     let sd = crate::tsp::signed_data(signature_der, MAX_SIGNATURE_LEN).map_err(|_| CmsError::Malformed)?;
-    let p7 = Pkcs7::from_der(signature_der).map_err(|_| CmsError::Malformed)?;
+    // OpenSSL checks the signature with the certificate chosen below alone, so it is given
+    // the message without its certificate set, which it would otherwise parse again at great
+    // cost (see `tsp::without_certificates`).
+    let stripped = crate::tsp::without_certificates(signature_der).ok_or(CmsError::Malformed)?;
+    let p7 = Pkcs7::from_der(&stripped).map_err(|_| CmsError::Malformed)?;
     let refused = |reason: &str, signer: Option<SignerInfo>| Verified {
         valid: false,
         trusted: false,

@@ -10,7 +10,7 @@
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignerIdentifier;
 use der::asn1::{Int, ObjectIdentifier, OctetString};
-use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
+use der::{Any, Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::{MessageDigest, hash};
 use openssl::x509::X509;
@@ -366,10 +366,46 @@ fn same_serial(cert: &Certificate, x509: &X509, sid_serial: &[u8]) -> bool {
         .is_ok_and(|bn| magnitude(&bn.to_vec()) == magnitude(sid_serial))
 }
 
+/// The DER `ContentInfo` of a `SignedData` without its `certificates` field, every other byte
+/// as received (the signed attributes above all). OpenSSL is given this: it checks the
+/// signature with the one certificate we pass it (`NOINTERN`), never with one from the message,
+/// so the set is of no use to it, and parsing it cost more than all the rest of a verification
+/// (OpenSSL 3.0 decodes each certificate's public key at great expense; see
+/// docs/performance-verify.md). The certificates are read once, by [`select_signer`]. None when
+/// `der_bytes` is not a DER `ContentInfo` holding a `SignedData` (its fields are not re-read
+/// here: OpenSSL still parses what is left).
+pub(crate) fn without_certificates(der_bytes: &[u8]) -> Option<Vec<u8>> {
+    let ci = ContentInfo::from_der(der_bytes).ok()?;
+    if ci.content_type != ID_SIGNED_DATA || ci.content.tag() != Tag::Sequence {
+        return None;
+    }
+    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
+    //     certificates [0] IMPLICIT CertificateSet OPTIONAL, crls [1] ..., signerInfos }
+    let certificates = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N0,
+    };
+    let mut fields = SliceReader::new(ci.content.value()).ok()?;
+    let mut kept = Vec::with_capacity(ci.content.value().len());
+    while !fields.is_finished() {
+        let field = Any::decode(&mut fields).ok()?;
+        if field.tag() != certificates {
+            field.encode_to_vec(&mut kept).ok()?;
+        }
+    }
+    ContentInfo {
+        content_type: ci.content_type,
+        content: Any::new(Tag::Sequence, kept).ok()?,
+    }
+    .to_der()
+    .ok()
+}
+
 /// OpenSSL's `CMS_verify` of the one signer we chose: the certificate is passed explicitly and
 /// OpenSSL's own search among the message's certificates is off (`CMS_NOINTERN`), so the key
-/// checked is the key of the certificate whose chain is checked. The chain is the caller's
-/// question (`CMS_NO_SIGNER_CERT_VERIFY`). `content` is the detached content, or None for an
+/// checked is the key of the certificate whose chain is checked; the message's certificates are
+/// not even given to OpenSSL ([`without_certificates`]). The chain is the caller's question
+/// (`CMS_NO_SIGNER_CERT_VERIFY`). `content` is the detached content, or None for an
 /// encapsulated one, which is then written to `out`.
 pub(crate) fn verify_with_signer(der_bytes: &[u8], signer: &X509, content: Option<&[u8]>, out: Option<&mut Vec<u8>>) -> bool {
     let Ok(mut certs) = openssl::stack::Stack::<X509>::new() else {
@@ -378,7 +414,10 @@ pub(crate) fn verify_with_signer(der_bytes: &[u8], signer: &X509, content: Optio
     if certs.push(signer.clone()).is_err() {
         return false;
     }
-    CmsContentInfo::from_der(der_bytes)
+    let Some(der_bytes) = without_certificates(der_bytes) else {
+        return false;
+    };
+    CmsContentInfo::from_der(&der_bytes)
         .and_then(|mut ci| {
             ci.verify(
                 Some(&certs),
