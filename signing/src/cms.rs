@@ -70,8 +70,9 @@ pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore)
     };
     let info = signer_info(&chosen.x509);
     // A digest OpenSSL cannot set up makes it leak the content buffer (fuzzing found it); such
-    // a signature could never verify. OpenSSL's re-encoding is DER, which `digests_computable` reads.
-    if !p7.to_der().is_ok_and(|der| digests_computable(&der)) {
+    // a signature could never verify. `stripped` is what OpenSSL parsed, and it is DER (the
+    // `der` crate wrote it), which `digests_computable` reads: no re-encoding by OpenSSL needed.
+    if !digests_computable(&stripped) {
         return Ok(refused("unsupported digest algorithm", Some(info)));
     }
     // First the mathematics alone, with the chosen certificate only, an empty store and no

@@ -317,9 +317,12 @@ pub(crate) fn select_signer(sd: &ReadSignedData, sid: &SignerIdentifier) -> Resu
 /// A signer identifier, ready to be compared as OpenSSL's `CMS_SignerInfo_cert_cmp` does.
 enum SidMatcher<'a> {
     IssuerSerial {
-        /// The issuer as an OpenSSL name (None when OpenSSL cannot read it: then no
-        /// certificate can match in OpenSSL either, and nothing matches here).
-        issuer: Option<openssl::x509::X509Name>,
+        /// The issuer as the identifier encodes it.
+        name: &'a x509_cert::name::Name,
+        /// The same as an OpenSSL name, read only when a certificate's issuer is not encoded
+        /// alike (None when OpenSSL cannot read it: then no certificate can match in OpenSSL
+        /// either, and nothing matches here).
+        issuer: std::cell::OnceCell<Option<openssl::x509::X509Name>>,
         serial: &'a [u8],
     },
     KeyId(&'a [u8]),
@@ -329,7 +332,8 @@ impl<'a> SidMatcher<'a> {
     fn new(sid: &'a SignerIdentifier) -> Self {
         match sid {
             SignerIdentifier::IssuerAndSerialNumber(ias) => SidMatcher::IssuerSerial {
-                issuer: ias.issuer.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()),
+                name: &ias.issuer,
+                issuer: std::cell::OnceCell::new(),
                 serial: ias.serial_number.as_bytes(),
             },
             SignerIdentifier::SubjectKeyIdentifier(ski) => SidMatcher::KeyId(ski.0.as_bytes()),
@@ -338,12 +342,18 @@ impl<'a> SidMatcher<'a> {
 
     fn matches(&self, cert: &Certificate, x509: &X509) -> bool {
         match self {
-            SidMatcher::IssuerSerial { issuer, serial } => {
-                let Some(issuer) = issuer else { return false };
-                // X509_NAME_cmp compares the canonical encodings (case folded, spaces
-                // collapsed); a failed comparison counts as a match, so that it can only make
-                // a message ambiguous, never pick a signer OpenSSL would not.
-                let same_issuer = !matches!(x509.issuer_name().try_cmp(issuer), Ok(o) if o != std::cmp::Ordering::Equal);
+            SidMatcher::IssuerSerial { name, issuer, serial } => {
+                // `x509` was parsed from `cert`'s own encoding, so an issuer equal in every
+                // field is byte for byte the name OpenSSL holds, and X509_NAME_cmp finds it
+                // equal: the common case, decided without parsing a name for OpenSSL.
+                let same_issuer = cert.tbs_certificate.issuer == **name || {
+                    let parsed = issuer.get_or_init(|| name.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()));
+                    let Some(issuer) = parsed else { return false };
+                    // X509_NAME_cmp compares the canonical encodings (case folded, spaces
+                    // collapsed); a failed comparison counts as a match, so that it can only make
+                    // a message ambiguous, never pick a signer OpenSSL would not.
+                    !matches!(x509.issuer_name().try_cmp(issuer), Ok(o) if o != std::cmp::Ordering::Equal)
+                };
                 same_issuer && same_serial(cert, x509, serial)
             }
             SidMatcher::KeyId(id) => {
