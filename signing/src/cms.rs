@@ -48,7 +48,11 @@ pub const MAX_SIGNATURE_LEN: usize = 256 * 1024;
 /// (`PKCS7_NOINTERN`), and the trust store judges that same certificate.
 pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore) -> Result<Verified, CmsError> {
     let sd = crate::tsp::signed_data(signature_der, MAX_SIGNATURE_LEN).map_err(|_| CmsError::Malformed)?;
-    let p7 = Pkcs7::from_der(signature_der).map_err(|_| CmsError::Malformed)?;
+    // OpenSSL checks the signature with the certificate chosen below alone, so it is given
+    // the message without its certificate set, which it would otherwise parse again at great
+    // cost (see `tsp::without_certificates`).
+    let stripped = crate::tsp::without_certificates(signature_der).ok_or(CmsError::Malformed)?;
+    let p7 = Pkcs7::from_der(&stripped).map_err(|_| CmsError::Malformed)?;
     let refused = |reason: &str, signer: Option<SignerInfo>| Verified {
         valid: false,
         trusted: false,
@@ -66,8 +70,9 @@ pub fn verify_detached(signature_der: &[u8], content: &[u8], trust: &TrustStore)
     };
     let info = signer_info(&chosen.x509);
     // A digest OpenSSL cannot set up makes it leak the content buffer (fuzzing found it); such
-    // a signature could never verify. OpenSSL's re-encoding is DER, which `digests_computable` reads.
-    if !p7.to_der().is_ok_and(|der| digests_computable(&der)) {
+    // a signature could never verify. `stripped` is what OpenSSL parsed, and it is DER (the
+    // `der` crate wrote it), which `digests_computable` reads: no re-encoding by OpenSSL needed.
+    if !digests_computable(&stripped) {
         return Ok(refused("unsupported digest algorithm", Some(info)));
     }
     // First the mathematics alone, with the chosen certificate only, an empty store and no

@@ -7,10 +7,12 @@
 //! structure because `der` 0.7's `GeneralizedTime` refuses fractional seconds, which many real
 //! authorities put in `genTime`; here `genTime` is read by hand, fraction kept.
 
+use std::sync::{Arc, Mutex, OnceLock};
+
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignerIdentifier;
 use der::asn1::{Int, ObjectIdentifier, OctetString};
-use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
+use der::{Any, Decode, Encode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::{MessageDigest, hash};
 use openssl::x509::X509;
@@ -20,6 +22,7 @@ use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectKeyIdentifier};
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TimeStampResp, TspVersion};
 
 use crate::ct_eq;
+use crate::pki::Bounded;
 
 pub const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
@@ -228,17 +231,75 @@ impl TokenInfo {
 /// `SignedData` as read from others (RFC 5652 5.1). Unlike `cms::signed_data::SignedData`, the
 /// certificates are read as a plain list: `der` refuses a SET OF with two equal elements, and
 /// OpenSSL's TSA (like others) sends its certificate twice when it is both signer and chain.
+/// Each certificate is kept raw here and read by [`carried_certificate`].
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub(crate) struct ReadSignedData {
-    pub version: cms::content_info::CmsVersion,
+struct SignedDataFields {
+    version: cms::content_info::CmsVersion,
     /// Not used: each SignerInfo names its own digest algorithm.
-    pub digest_algorithms: Any,
-    pub encap_content_info: cms::signed_data::EncapsulatedContentInfo,
+    digest_algorithms: Any,
+    encap_content_info: cms::signed_data::EncapsulatedContentInfo,
+    /// `CertificateChoices`, each as received.
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
-    pub certificates: Option<Vec<cms::cert::CertificateChoices>>,
+    certificates: Option<Vec<Any>>,
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", constructed = "true", optional = "true")]
-    pub crls: Option<Vec<Any>>,
+    crls: Option<Vec<Any>>,
+    signer_infos: cms::signed_data::SignerInfos,
+}
+
+/// What [`signed_data`] reads of a `SignedData`.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadSignedData {
+    pub encap_content_info: cms::signed_data::EncapsulatedContentInfo,
+    /// The certificates carried, in order (the other `CertificateChoices` left out).
+    pub certificates: Vec<Arc<CarriedCertificate>>,
     pub signer_infos: cms::signed_data::SignerInfos,
+}
+
+/// A certificate as a message carries it: as `der` reads it, its DER as `der` writes it back,
+/// and OpenSSL's reading of that DER (None when OpenSSL cannot read it).
+#[derive(Debug)]
+pub(crate) struct CarriedCertificate {
+    pub cert: Certificate,
+    pub der: Vec<u8>,
+    pub x509: Option<X509>,
+}
+
+/// How many certificates read from messages are kept read, and the largest one kept.
+const CARRIED_CERTIFICATES: usize = 64;
+const MAX_CARRIED_CERTIFICATE_LEN: usize = 16 * 1024;
+
+static CARRIED: OnceLock<Mutex<Bounded<Arc<CarriedCertificate>>>> = OnceLock::new();
+
+/// One `CertificateChoices` of a `SignedData` (`choice`, as received), read as a certificate;
+/// `Ok(None)` for the other choices and for a certificate `der` cannot write back (left out, as
+/// OpenSSL could not use them either), an error when it is not a `CertificateChoices`.
+///
+/// The reading is remembered by the exact bytes of `choice`: a signer sends the same
+/// certificates with every message, and reading them (`der`'s decoding, its re-encoding, and
+/// OpenSSL's parsing, which costs several RSA verifications in OpenSSL 3.0) was most of what a
+/// verification did besides its two RSA verifications (docs/performance-verify.md). A hit is
+/// what reading those same bytes again would give, nothing is trusted for being here, and the
+/// memory is bounded ([`CARRIED_CERTIFICATES`] entries, large ones not kept).
+fn carried_certificate(choice: &Any) -> der::Result<Option<Arc<CarriedCertificate>>> {
+    let raw = choice.to_der()?;
+    let cache = CARRIED.get_or_init(|| Mutex::new(Bounded::new(CARRIED_CERTIFICATES)));
+    if let Some(hit) = cache.lock().ok().and_then(|carried| carried.get(&raw)) {
+        return Ok(Some(hit));
+    }
+    let cms::cert::CertificateChoices::Certificate(cert) = cms::cert::CertificateChoices::from_der(&raw)? else {
+        return Ok(None);
+    };
+    let Ok(der) = cert.to_der() else {
+        return Ok(None);
+    };
+    let x509 = crate::pki::certificate_from_der(&der).ok();
+    let read = Arc::new(CarriedCertificate { cert, der, x509 });
+    if raw.len() <= MAX_CARRIED_CERTIFICATE_LEN
+        && let Ok(mut carried) = cache.lock()
+    {
+        carried.insert(&raw, read.clone());
+    }
+    Ok(Some(read))
 }
 
 /// Parses a `SignedData` from a `ContentInfo`, bounded in size and certificate count.
@@ -250,11 +311,22 @@ pub(crate) fn signed_data(der_bytes: &[u8], max_len: usize) -> Result<ReadSigned
     if ci.content_type != ID_SIGNED_DATA {
         return Err("not SignedData");
     }
-    let sd: ReadSignedData = ci.content.decode_as().map_err(|_| "SignedData")?;
-    if sd.certificates.as_ref().map_or(0, Vec::len) > MAX_CERTIFICATES {
+    let sd: SignedDataFields = ci.content.decode_as().map_err(|_| "SignedData")?;
+    let choices = sd.certificates.unwrap_or_default();
+    if choices.len() > MAX_CERTIFICATES {
         return Err("too many certificates");
     }
-    Ok(sd)
+    let mut certificates = Vec::with_capacity(choices.len());
+    for choice in &choices {
+        if let Some(c) = carried_certificate(choice).map_err(|_| "SignedData")? {
+            certificates.push(c);
+        }
+    }
+    Ok(ReadSignedData {
+        encap_content_info: sd.encap_content_info,
+        certificates,
+        signer_infos: sd.signer_infos,
+    })
 }
 
 /// Why no one signer certificate could be chosen from what a SignedData carries.
@@ -287,35 +359,39 @@ pub(crate) struct ChosenSigner {
 /// two different certificates that could match are refused as ambiguous.
 pub(crate) fn select_signer(sd: &ReadSignedData, sid: &SignerIdentifier) -> Result<ChosenSigner, SignerChoiceError> {
     let wanted = SidMatcher::new(sid);
-    let mut signer: Option<(Certificate, X509, Vec<u8>)> = None;
+    let mut signer: Option<(&Certificate, &X509, &[u8])> = None;
     let mut others = Vec::new();
-    for choice in sd.certificates.iter().flatten() {
-        let cms::cert::CertificateChoices::Certificate(cert) = choice else {
+    for carried in &sd.certificates {
+        let Some(x509) = &carried.x509 else {
             continue;
         };
-        let Some((der, x509)) = cert.to_der().ok().and_then(|d| X509::from_der(&d).ok().map(|x| (d, x))) else {
-            continue;
-        };
-        if wanted.matches(cert, &x509) {
-            match &signer {
-                None => signer = Some((cert.clone(), x509, der)),
-                Some((_, _, first)) if *first == der => {}
+        if wanted.matches(&carried.cert, x509) {
+            match signer {
+                None => signer = Some((&carried.cert, x509, &carried.der)),
+                Some((_, _, first)) if *first == carried.der[..] => {}
                 Some(_) => return Err(SignerChoiceError::Ambiguous),
             }
         } else {
-            others.push(x509);
+            others.push(x509.clone());
         }
     }
     let (cert, x509, _) = signer.ok_or(SignerChoiceError::Missing)?;
-    Ok(ChosenSigner { cert, x509, others })
+    Ok(ChosenSigner {
+        cert: cert.clone(),
+        x509: x509.clone(),
+        others,
+    })
 }
 
 /// A signer identifier, ready to be compared as OpenSSL's `CMS_SignerInfo_cert_cmp` does.
 enum SidMatcher<'a> {
     IssuerSerial {
-        /// The issuer as an OpenSSL name (None when OpenSSL cannot read it: then no
-        /// certificate can match in OpenSSL either, and nothing matches here).
-        issuer: Option<openssl::x509::X509Name>,
+        /// The issuer as the identifier encodes it.
+        name: &'a x509_cert::name::Name,
+        /// The same as an OpenSSL name, read only when a certificate's issuer is not encoded
+        /// alike (None when OpenSSL cannot read it: then no certificate can match in OpenSSL
+        /// either, and nothing matches here).
+        issuer: std::cell::OnceCell<Option<openssl::x509::X509Name>>,
         serial: &'a [u8],
     },
     KeyId(&'a [u8]),
@@ -325,7 +401,8 @@ impl<'a> SidMatcher<'a> {
     fn new(sid: &'a SignerIdentifier) -> Self {
         match sid {
             SignerIdentifier::IssuerAndSerialNumber(ias) => SidMatcher::IssuerSerial {
-                issuer: ias.issuer.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()),
+                name: &ias.issuer,
+                issuer: std::cell::OnceCell::new(),
                 serial: ias.serial_number.as_bytes(),
             },
             SignerIdentifier::SubjectKeyIdentifier(ski) => SidMatcher::KeyId(ski.0.as_bytes()),
@@ -334,12 +411,18 @@ impl<'a> SidMatcher<'a> {
 
     fn matches(&self, cert: &Certificate, x509: &X509) -> bool {
         match self {
-            SidMatcher::IssuerSerial { issuer, serial } => {
-                let Some(issuer) = issuer else { return false };
-                // X509_NAME_cmp compares the canonical encodings (case folded, spaces
-                // collapsed); a failed comparison counts as a match, so that it can only make
-                // a message ambiguous, never pick a signer OpenSSL would not.
-                let same_issuer = !matches!(x509.issuer_name().try_cmp(issuer), Ok(o) if o != std::cmp::Ordering::Equal);
+            SidMatcher::IssuerSerial { name, issuer, serial } => {
+                // `x509` was parsed from `cert`'s own encoding, so an issuer equal in every
+                // field is byte for byte the name OpenSSL holds, and X509_NAME_cmp finds it
+                // equal: the common case, decided without parsing a name for OpenSSL.
+                let same_issuer = cert.tbs_certificate.issuer == **name || {
+                    let parsed = issuer.get_or_init(|| name.to_der().ok().and_then(|d| openssl::x509::X509Name::from_der(&d).ok()));
+                    let Some(issuer) = parsed else { return false };
+                    // X509_NAME_cmp compares the canonical encodings (case folded, spaces
+                    // collapsed); a failed comparison counts as a match, so that it can only make
+                    // a message ambiguous, never pick a signer OpenSSL would not.
+                    !matches!(x509.issuer_name().try_cmp(issuer), Ok(o) if o != std::cmp::Ordering::Equal)
+                };
                 same_issuer && same_serial(cert, x509, serial)
             }
             SidMatcher::KeyId(id) => {
@@ -362,10 +445,46 @@ fn same_serial(cert: &Certificate, x509: &X509, sid_serial: &[u8]) -> bool {
         .is_ok_and(|bn| magnitude(&bn.to_vec()) == magnitude(sid_serial))
 }
 
+/// The DER `ContentInfo` of a `SignedData` without its `certificates` field, every other byte
+/// as received (the signed attributes above all). OpenSSL is given this: it checks the
+/// signature with the one certificate we pass it (`NOINTERN`), never with one from the message,
+/// so the set is of no use to it, and parsing it cost more than all the rest of a verification
+/// (OpenSSL 3.0 decodes each certificate's public key at great expense; see
+/// docs/performance-verify.md). The certificates are read once, by [`select_signer`]. None when
+/// `der_bytes` is not a DER `ContentInfo` holding a `SignedData` (its fields are not re-read
+/// here: OpenSSL still parses what is left).
+pub(crate) fn without_certificates(der_bytes: &[u8]) -> Option<Vec<u8>> {
+    let ci = ContentInfo::from_der(der_bytes).ok()?;
+    if ci.content_type != ID_SIGNED_DATA || ci.content.tag() != Tag::Sequence {
+        return None;
+    }
+    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
+    //     certificates [0] IMPLICIT CertificateSet OPTIONAL, crls [1] ..., signerInfos }
+    let certificates = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N0,
+    };
+    let mut fields = SliceReader::new(ci.content.value()).ok()?;
+    let mut kept = Vec::with_capacity(ci.content.value().len());
+    while !fields.is_finished() {
+        let field = Any::decode(&mut fields).ok()?;
+        if field.tag() != certificates {
+            field.encode_to_vec(&mut kept).ok()?;
+        }
+    }
+    ContentInfo {
+        content_type: ci.content_type,
+        content: Any::new(Tag::Sequence, kept).ok()?,
+    }
+    .to_der()
+    .ok()
+}
+
 /// OpenSSL's `CMS_verify` of the one signer we chose: the certificate is passed explicitly and
 /// OpenSSL's own search among the message's certificates is off (`CMS_NOINTERN`), so the key
-/// checked is the key of the certificate whose chain is checked. The chain is the caller's
-/// question (`CMS_NO_SIGNER_CERT_VERIFY`). `content` is the detached content, or None for an
+/// checked is the key of the certificate whose chain is checked; the message's certificates are
+/// not even given to OpenSSL ([`without_certificates`]). The chain is the caller's question
+/// (`CMS_NO_SIGNER_CERT_VERIFY`). `content` is the detached content, or None for an
 /// encapsulated one, which is then written to `out`.
 pub(crate) fn verify_with_signer(der_bytes: &[u8], signer: &X509, content: Option<&[u8]>, out: Option<&mut Vec<u8>>) -> bool {
     let Ok(mut certs) = openssl::stack::Stack::<X509>::new() else {
@@ -374,7 +493,10 @@ pub(crate) fn verify_with_signer(der_bytes: &[u8], signer: &X509, content: Optio
     if certs.push(signer.clone()).is_err() {
         return false;
     }
-    CmsContentInfo::from_der(der_bytes)
+    let Some(der_bytes) = without_certificates(der_bytes) else {
+        return false;
+    };
+    CmsContentInfo::from_der(&der_bytes)
         .and_then(|mut ci| {
             ci.verify(
                 Some(&certs),
@@ -527,6 +649,45 @@ fn generalized_time_rfc3339(any: &Any) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openssl_is_given_the_signed_data_without_its_certificates_and_nothing_else_changed() {
+        let pki = crate::devpki::DevPki::generate().unwrap();
+        let content = b"detached content";
+        let der = crate::cades::sign_detached(&pki.gateway, content).unwrap();
+        let stripped = without_certificates(&der).unwrap();
+        assert!(stripped.len() < der.len());
+        let (before, after) = (signed_data(&der, usize::MAX).unwrap(), signed_data(&stripped, usize::MAX).unwrap());
+        assert_eq!(before.certificates.len(), 2, "the gateway's certificate and the root");
+        assert!(after.certificates.is_empty());
+        assert_eq!(before.signer_infos, after.signer_infos);
+        assert_eq!(before.encap_content_info, after.encap_content_info);
+        // The signature still verifies with the chosen certificate, and only over its content.
+        let si = before.signer_infos.0.iter().next().unwrap();
+        let chosen = select_signer(&before, &si.sid).unwrap();
+        assert_eq!(chosen.x509.to_der().unwrap(), pki.gateway.cert.to_der().unwrap());
+        assert!(verify_with_signer(&der, &chosen.x509, Some(content), None));
+        assert!(!verify_with_signer(&der, &chosen.x509, Some(b"other content"), None));
+        assert!(!verify_with_signer(&der, &pki.root, Some(content), None));
+        // Without certificates already: unchanged. Not a SignedData: nothing.
+        assert_eq!(without_certificates(&stripped).unwrap(), stripped);
+        assert_eq!(without_certificates(&TimestampRequest::for_data(b"x").unwrap().der), None);
+        assert_eq!(without_certificates(&der[..der.len() - 1]), None);
+    }
+
+    #[test]
+    fn certificates_read_again_are_those_read_first() {
+        let pki = crate::devpki::DevPki::generate().unwrap();
+        let der = crate::cades::sign_detached(&pki.gateway, b"content").unwrap();
+        let (first, again) = (signed_data(&der, usize::MAX).unwrap(), signed_data(&der, usize::MAX).unwrap());
+        for (a, b) in first.certificates.iter().zip(&again.certificates) {
+            assert_eq!(a.der, b.der);
+            assert_eq!(a.cert, b.cert);
+            assert_eq!(a.x509.as_ref().map(|x| x.to_der().unwrap()), Some(a.der.clone()));
+        }
+        assert_eq!(first.certificates[0].der, pki.gateway.cert.to_der().unwrap());
+        assert_eq!(first.certificates[1].der, pki.root.to_der().unwrap());
+    }
 
     #[test]
     fn the_request_is_the_hand_encoded_der() {

@@ -85,7 +85,9 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize>
     if needle.is_empty() || from > haystack.len() {
         return None;
     }
-    haystack[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    // memchr's searcher, not a window-by-window comparison: a signature's `/Contents` is tens
+    // of kilobytes to walk through, on every verification.
+    memchr::memmem::find(&haystack[from..], needle).map(|p| p + from)
 }
 
 /// A signature field's value as found in the form: the signature dictionary is normally an

@@ -147,10 +147,24 @@ fn gap_is_contents(pdf: &[u8], span: (usize, usize), gap: (usize, usize), conten
         return false;
     }
     let digits = &raw[1..raw.len() - 1];
-    if !digits.iter().all(u8::is_ascii_hexdigit) {
-        return false;
+    // Two hex digits (either case, nothing else) per byte of `contents`, compared pair by pair
+    // rather than decoded into a copy: the string is tens of kilobytes on every verification.
+    digits.len() == 2 * contents.len()
+        && digits.chunks_exact(2).zip(contents).all(|(pair, byte)| {
+            hex_digit(pair[0])
+                .zip(hex_digit(pair[1]))
+                .is_some_and(|(hi, lo)| (hi << 4 | lo) == *byte)
+        })
+}
+
+/// The value of one hex digit, either case.
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
-    hex::decode(digits).is_ok_and(|decoded| decoded == contents)
 }
 
 /// One signature: `(where its /Contents starts, the report)`.

@@ -449,7 +449,10 @@ fn verify_with(xml: &[u8], authorise: impl FnOnce(&[X509]) -> Result<X509, DsigE
             Ok((data, _)) => data
                 .child_elements()
                 .filter(|c| c.local == "X509Certificate")
-                .map(|c| base64(&c.text(), "X509Certificate").and_then(|der| X509::from_der(&der).map_err(|_| DsigError::BadCertificate)))
+                .map(|c| {
+                    base64(&c.text(), "X509Certificate")
+                        .and_then(|der| crate::pki::certificate_from_der(&der).map_err(|_| DsigError::BadCertificate))
+                })
                 .collect::<Result<_, _>>()?,
             Err(_) => Vec::new(),
         },
