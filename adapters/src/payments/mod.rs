@@ -9,11 +9,17 @@
 //! so the rules cannot be applied twice or differently by two providers. Adding a provider is a
 //! module here, its mock, and one line in [`crate::standard`].
 
+mod answer;
 pub mod bank;
 pub mod paygov;
 mod schedule;
+mod section;
 pub mod vietqr;
 pub mod vnpay;
+
+pub use answer::{MAX_ANSWER_BYTES, read_json};
+pub(crate) use section::provider_client;
+pub use section::{ProviderSettings, check_http_url, parse_section, problem, settings_if_on};
 
 pub use schedule::Schedule;
 
@@ -21,7 +27,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hcc_config::{Problem, Section};
+use hcc_config::Problem;
 use serde_json::{Value, json};
 
 use crate::BoxFuture;
@@ -575,63 +581,6 @@ pub enum Applied {
     Unmatched(UnmatchedReason),
 }
 
-/// A provider's settings section: whether it switches the provider on, and what is wrong with
-/// it by key.
-pub trait ProviderSettings: serde::de::DeserializeOwned + Default {
-    fn is_on(&self) -> bool;
-    fn problems(&self, ctx: &BuildContext<'_>) -> Vec<Problem>;
-}
-
-/// The largest answer taken from a payment platform's API (INIT, QUERY, `querydr`): each is
-/// a small JSON object; more is not the platform's answer.
-pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
-
-/// A payment platform's answer read as JSON, at most [`MAX_ANSWER_BYTES`].
-pub async fn read_json(resp: reqwest::Response) -> Result<Value, String> {
-    let bytes = crate::http::read_bounded(resp, MAX_ANSWER_BYTES).await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())
-}
-
-/// The provider's settings when its section switches it on and has nothing wrong with it;
-/// `Ok(None)` when it is off; every problem by key otherwise. Every provider's `build` starts
-/// here.
-pub fn settings_if_on<T: ProviderSettings>(ctx: &BuildContext<'_>) -> Result<Option<T>, Vec<Problem>> {
-    let s: T = parse_section(ctx.section)?;
-    let problems = s.problems(ctx);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(s.is_on().then_some(s))
-}
-
-/// Parses a provider's section into `T`, or says which key is wrong.
-pub fn parse_section<T: serde::de::DeserializeOwned + Default>(section: Option<&Section>) -> Result<T, Vec<Problem>> {
-    match section {
-        Some(s) => s.parse().map_err(|p| vec![p]),
-        None => Ok(T::default()),
-    }
-}
-
-/// Checks that `value` is an `http`/`https` URL with something after the scheme, as the core
-/// checks its own URLs; in production, that it is https or names a loopback host
-/// ([`hcc_config::check_outside_url`]).
-pub fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str, production: bool) {
-    hcc_config::check_outside_url(problems, key, value, production);
-}
-
-/// One problem with a key.
-pub fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-/// A shared HTTP client for a provider's calls, every request bounded by `timeout`.
-pub(crate) fn provider_client(key: &str, timeout: Duration) -> Result<reqwest::Client, Vec<Problem>> {
-    crate::http::client(timeout).map_err(|e| vec![problem(key, e.to_string())])
-}
-
 /// The calendar and the time formats live in `hcc-core`; re-exported for the callers here.
 pub use hcc_core::time::{civil_from_days, unix_now, vn_timestamp};
 
@@ -696,7 +645,7 @@ pub fn check_payment_url(raw: &str) -> Result<&str, PaymentUrlError> {
 #[cfg(test)]
 pub(crate) fn test_build(
     kind: &ProviderKind,
-    section: Option<&Section>,
+    section: Option<&hcc_config::Section>,
     production: bool,
     trust_ca_dir: &str,
     agencies: Vec<Agency>,

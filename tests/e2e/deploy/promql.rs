@@ -173,47 +173,41 @@ impl Scanner<'_> {
 
     /// `{a="x", b=~"y"}` from its `{`: the label names.
     pub(super) fn matchers(&mut self) -> Vec<String> {
+        self.names_until('}', true)
+    }
+
+    /// `(a, b)` from its `(`: the label names.
+    fn label_list(&mut self) -> Vec<String> {
+        self.names_until(')', false)
+    }
+
+    /// The label names of a list opened at the current character and closed by `close`; with
+    /// `matchers`, each name is followed by an operator and a quoted value, skipped.
+    fn names_until(&mut self, close: char, matchers: bool) -> Vec<String> {
         self.i += 1;
         let mut labels = Vec::new();
         loop {
             self.skip_ws();
             match self.peek() {
                 None => return labels,
-                Some('}') => {
+                Some(c) if c == close => {
                     self.i += 1;
                     return labels;
                 }
                 Some(',') => self.i += 1,
                 Some(c) if is_ident_start(c) => {
                     labels.push(self.ident());
-                    self.skip_ws();
-                    while self.peek().is_some_and(|c| matches!(c, '=' | '!' | '~')) {
-                        self.i += 1;
-                    }
-                    self.skip_ws();
-                    if matches!(self.peek(), Some('"' | '\'' | '`')) {
-                        self.string();
+                    if matchers {
+                        self.skip_ws();
+                        while self.peek().is_some_and(|c| matches!(c, '=' | '!' | '~')) {
+                            self.i += 1;
+                        }
+                        self.skip_ws();
+                        if matches!(self.peek(), Some('"' | '\'' | '`')) {
+                            self.string();
+                        }
                     }
                 }
-                Some(other) => panic!("unexpected {other:?} in a label matcher list"),
-            }
-        }
-    }
-
-    /// `(a, b)` from its `(`: the label names.
-    fn label_list(&mut self) -> Vec<String> {
-        self.i += 1;
-        let mut labels = Vec::new();
-        loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return labels,
-                Some(')') => {
-                    self.i += 1;
-                    return labels;
-                }
-                Some(',') => self.i += 1,
-                Some(c) if is_ident_start(c) => labels.push(self.ident()),
                 Some(other) => panic!("unexpected {other:?} in a label list"),
             }
         }
