@@ -123,7 +123,8 @@ pub fn search(dir: &Path, q: &Query<'_>, limit: usize, budget: u64) -> std::io::
                         stamp: None,
                     });
                 }
-                if out.records.len() + waiting.len() >= limit && waiting.is_empty() {
+                // Enough records, each with its stamp found: nothing later can change them.
+                if out.records.len() >= limit {
                     break 'files;
                 }
                 if read > budget {
