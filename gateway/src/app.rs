@@ -552,8 +552,12 @@ fn http_server(
             .app_data(doc.clone())
             .app_data(registry.clone())
             .wrap(actix_web::middleware::from_fn(http::request_id))
-            .configure(http::routes)
+            // The ingest routes first: actix tries resources in order, matching each dynamic
+            // path's pattern (a regex) before its method, and the busiest route, behind twenty
+            // dynamic ones, spent about 5% of the ingest CPU there. No other route takes a POST
+            // to these paths, so the order changes no answer.
             .configure(|cfg| http::ingest::routes(cfg, &ingest))
+            .configure(http::routes)
             .configure(|cfg| http::payments::callback_routes(cfg, &registry))
             .configure(|cfg| http::inbound::routes(cfg, &registry))
             .default_service(web::to(http::not_found))

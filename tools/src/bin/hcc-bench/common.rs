@@ -250,50 +250,11 @@ pub(super) async fn serve_with(
     with_workers: Workers,
     extra: &[(&'static str, String)],
 ) -> anyhow::Result<Served> {
-    let queue = redis.queues(redis.store(8, prefix)?);
     let sibling = std::env::current_exe()?.with_file_name("hcc-gateway");
     if sibling.is_file() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut cmd = std::process::Command::new(&sibling);
-        cmd.arg("serve");
-        if with_workers == Workers::Off {
-            cmd.arg("--no-workers");
-        }
-        let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        cmd.env("HCC_CONFIG_DIR", config_dir)
-            .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("HCC__QUEUE__BACKEND", "redis")
-            .env("HCC__QUEUE__KEY_PREFIX", prefix)
-            .env("HCC__QUEUE__POOL_SIZE", "64")
-            .env("HCC__DVCQG__BASE_URL", portal)
-            .env("HCC__CENTRE__WEBHOOK_URL", "")
-            .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
-            .env("HCC__LOG__LEVEL", "error")
-            .envs(redis.queue_vars())
-            .envs(extra.iter().cloned())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = cmd.spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            anyhow::ensure!(Instant::now() < deadline, "hcc-gateway serve did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        return Ok(Served {
-            base,
-            queue,
-            child: Some(child),
-            in_process: None,
-        });
+        return serve_binary(&sibling, redis, prefix, portal, workers, with_workers, extra).await;
     }
+    let queue = redis.queues(redis.store(8, prefix)?);
     let app = Application::build(settings_with(redis, prefix, portal, workers, extra)?, with_workers).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -305,6 +266,60 @@ pub(super) async fn serve_with(
         queue,
         child: None,
         in_process: Some((tx, server)),
+    })
+}
+
+/// A gateway under measurement as its own process, from the binary `bin` (the one beside this
+/// bench, or another build to compare with).
+pub(super) async fn serve_binary(
+    bin: &std::path::Path,
+    redis: &Target,
+    prefix: &str,
+    portal: &str,
+    workers: usize,
+    with_workers: Workers,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<Served> {
+    let queue = redis.queues(redis.store(8, prefix)?);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("serve");
+    if with_workers == Workers::Off {
+        cmd.arg("--no-workers");
+    }
+    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    cmd.env("HCC_CONFIG_DIR", config_dir)
+        .env("HCC__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("HCC__QUEUE__BACKEND", "redis")
+        .env("HCC__QUEUE__KEY_PREFIX", prefix)
+        .env("HCC__QUEUE__POOL_SIZE", "64")
+        .env("HCC__DVCQG__BASE_URL", portal)
+        .env("HCC__CENTRE__WEBHOOK_URL", "")
+        .env("HCC__DELIVERY__CONCURRENCY", workers.to_string())
+        .env("HCC__LOG__LEVEL", "error")
+        .envs(redis.queue_vars())
+        .envs(extra.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = cmd.spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "hcc-gateway serve did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Served {
+        base,
+        queue,
+        child: Some(child),
+        in_process: None,
     })
 }
 

@@ -9,7 +9,8 @@
 //! runs, the time from the last acceptance to the last delivery). `--only flaky` runs that
 //! phase alone; `--only scale` runs the baseline, ingest and backlog drain alone, the figures
 //! that size a deployment; `--only evidence` measures the evidence log's cost end to end (log
-//! off, then on, `--evidence-runs` times, against a mock portal and a mock RFC 3161 authority).
+//! off, then on, `--evidence-runs` times, against a mock portal and a mock RFC 3161 authority);
+//! `--only limits` measures from outside (wrk in, nginx as the portal: `limits.rs`).
 //! `--redis-mode cluster --redis-nodes ...` runs on a Redis Cluster
 //! (with `--partitions`), the baseline then being `redis-benchmark --cluster`.
 
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 mod common;
 mod evidence;
 mod flaky;
+mod limits;
 mod scale;
 mod signatures;
 mod throughput;
@@ -34,6 +36,7 @@ mod throughput;
 use common::*;
 use evidence::*;
 use flaky::*;
+use limits::*;
 use scale::*;
 use signatures::*;
 use throughput::*;
@@ -89,6 +92,28 @@ struct Args {
     /// every node is listed, so that clean-up reaches every master.
     #[arg(long, value_delimiter = ',')]
     redis_nodes: Vec<String>,
+    /// `--only limits`: how many times each figure is measured (min, median, max printed).
+    #[arg(long, default_value_t = 3)]
+    limits_runs: usize,
+    /// `--only limits`: wrk's connection counts for the ingest curve.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16, 64, 256])]
+    wrk_connections: Vec<usize>,
+    /// `--only limits`: seconds of each wrk run.
+    #[arg(long, default_value_t = 8)]
+    wrk_secs: u64,
+    /// `--only limits`: a soak of this many seconds at `--soak-rate` (0: none).
+    #[arg(long, default_value_t = 0)]
+    soak_secs: u64,
+    /// `--only limits`: the soak's offered rate, dossiers per second.
+    #[arg(long, default_value_t = 10_000)]
+    soak_rate: u64,
+    /// `--only limits`: the gateway binary to measure (default: `hcc-gateway` beside this one),
+    /// for comparing a build with a lever against one without.
+    #[arg(long)]
+    gateway_bin: Option<std::path::PathBuf>,
+    /// `--only limits`: also draw the ingest curve as an SVG here.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -170,6 +195,8 @@ enum Phase {
     Scale,
     /// The evidence log's overhead end to end: log off, then on, `--evidence-runs` times.
     Evidence,
+    /// The throughput limits from outside: wrk in, nginx as the portal, ratios to raw LPUSH.
+    Limits,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -248,6 +275,25 @@ async fn run(softhsm: &std::path::Path) -> anyhow::Result<()> {
         print_evidence(&report["evidence"]);
         println!();
         println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = a.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(());
+    }
+
+    if a.only == Some(Phase::Limits) {
+        let mut prefixes = Vec::new();
+        let limits = limits_phase(&a, &target, &mut prefixes).await;
+        cleanup(&target, &prefixes);
+        let report = json!({"machine": {"cores": cores, "note": "gateway, wrk, nginx and Redis share these cores"},
+                            "limits": limits?});
+        println!();
+        print_limits(&report["limits"]);
+        println!();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(path) = &a.plot {
+            std::fs::write(path, plot_limits(&report["limits"])).with_context(|| format!("cannot write {}", path.display()))?;
+        }
         if let Some(path) = a.json {
             std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
         }
