@@ -145,6 +145,16 @@ pub struct QueueSettings {
     #[serde(deserialize_with = "list_or_commas")]
     pub redis_nodes: Vec<Secret>,
     pub sentinel_master: String,
+    /// The ACL user the gateway logs in to every data node as (empty: the default user).
+    pub redis_username: String,
+    /// The data nodes' password (`redis_password_file` for a file holding it), in every mode;
+    /// when set it wins over one in a URL.
+    pub redis_password: Secret,
+    /// The sentinels' own password (`requirepass` on the sentinels), `sentinel` mode only.
+    pub sentinel_password: Secret,
+    /// A PEM file of the CA(s) that sign the Redis servers' certificates, for `rediss://`
+    /// URLs; empty: the system's trust store.
+    pub redis_ca: String,
     /// Replicas that must hold an acknowledged write (`WAIT`) before the caller hears of it.
     pub min_replicas: u32,
     pub replica_timeout_ms: u64,
@@ -164,6 +174,10 @@ defaults!(QueueSettings {
     redis_url: Secret::new("redis://127.0.0.1:6379/0"),
     redis_nodes: Vec::new(),
     sentinel_master: String::new(),
+    redis_username: String::new(),
+    redis_password: Secret::default(),
+    sentinel_password: Secret::default(),
+    redis_ca: String::new(),
     min_replicas: 0,
     replica_timeout_ms: 1_000,
     key_prefix: "hcc".into(),
@@ -174,6 +188,46 @@ defaults!(QueueSettings {
     reaper_interval_ms: 1_000,
     partitions: 1,
 });
+
+impl QueueSettings {
+    /// The URLs the gateway is given: `redis_url`, or the sentinels or cluster seeds.
+    fn urls(&self) -> Vec<&str> {
+        match self.redis_mode {
+            RedisMode::Standalone => vec![self.redis_url.expose()],
+            _ => self.redis_nodes.iter().map(Secret::expose).collect(),
+        }
+    }
+
+    /// Credentials and TLS: a setting that could not take effect is refused rather than
+    /// ignored, so that a misplaced one is found at start-up, not by an intruder.
+    fn access_problems(&self, p: &mut Vec<Problem>) {
+        let mut push = |key: &str, message: &str| {
+            p.push(Problem {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if !self.redis_username.is_empty() && self.redis_password.is_empty() {
+            push(
+                "queue.redis_username",
+                "an ACL user needs queue.redis_password (or queue.redis_password_file)",
+            );
+        }
+        if !self.sentinel_password.is_empty() && self.redis_mode != RedisMode::Sentinel {
+            push("queue.sentinel_password", "is used in sentinel mode only");
+        }
+        let urls = self.urls();
+        let tls = urls.iter().filter(|u| u.starts_with("rediss://")).count();
+        if !self.redis_ca.is_empty() && tls == 0 {
+            push("queue.redis_ca", "is set but no Redis URL is rediss://, so it would never be used");
+        }
+        // One client setting covers every node: a mix would send some nodes the password in
+        // the clear (and in sentinel mode the data nodes follow the sentinels' scheme).
+        if self.redis_mode != RedisMode::Standalone && tls > 0 && tls < urls.len() {
+            push("queue.redis_nodes", "mixes redis:// and rediss://: use one scheme for every node");
+        }
+    }
+}
 
 /// A list given either as a list or as one comma-separated string (the environment's only
 /// way to say a list); empty items are dropped.
@@ -565,6 +619,7 @@ impl Settings {
                     }
                 }
             }
+            self.queue.access_problems(&mut p2);
             if self.queue.min_replicas > 0 && self.queue.replica_timeout_ms == 0 {
                 p2.push(Problem {
                     key: "queue.replica_timeout_ms".into(),

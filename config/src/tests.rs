@@ -383,6 +383,62 @@ fn redis_modes_take_nodes_as_a_list_or_comma_separated_from_the_environment() {
     assert!(err.to_string().contains("queue.redis_mode"), "{err}");
 }
 
+#[test]
+fn redis_credentials_and_tls_take_effect_or_are_refused_by_key() {
+    let dir = std::env::temp_dir().join(format!("hcc-config-redis-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("redis-password");
+    std::fs::write(&pw, "from-a-file\n").unwrap();
+    let s = load(&source(
+        "local",
+        &[
+            ("HCC__QUEUE__BACKEND", "redis"),
+            ("HCC__QUEUE__REDIS_MODE", "sentinel"),
+            ("HCC__QUEUE__REDIS_NODES", "rediss://10.0.0.1:26379,rediss://10.0.0.2:26379"),
+            ("HCC__QUEUE__SENTINEL_MASTER", "hcc"),
+            ("HCC__QUEUE__REDIS_USERNAME", "hcc-gateway"),
+            ("HCC__QUEUE__REDIS_PASSWORD_FILE", pw.to_str().unwrap()),
+            ("HCC__QUEUE__SENTINEL_PASSWORD", "sentinels"),
+            ("HCC__QUEUE__REDIS_CA", "/etc/hcc-gateway/redis-ca.pem"),
+        ],
+    ))
+    .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(s.queue.redis_username, "hcc-gateway");
+    assert_eq!(s.queue.redis_password.expose(), "from-a-file");
+    assert_eq!(s.queue.sentinel_password.expose(), "sentinels");
+    assert_eq!(s.queue.redis_ca, "/etc/hcc-gateway/redis-ca.pem");
+    assert!(!format!("{:?}", s.queue).contains("from-a-file"), "a password shows in Debug");
+
+    // A user without a password, a sentinel password outside sentinel mode, a CA no URL uses.
+    let err = load(&source(
+        "local",
+        &[
+            ("HCC__QUEUE__BACKEND", "redis"),
+            ("HCC__QUEUE__REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("HCC__QUEUE__REDIS_USERNAME", "hcc-gateway"),
+            ("HCC__QUEUE__SENTINEL_PASSWORD", "sentinels"),
+            ("HCC__QUEUE__REDIS_CA", "/etc/hcc-gateway/redis-ca.pem"),
+        ],
+    ))
+    .unwrap_err();
+    let keys = keys_of(&err);
+    for key in ["queue.redis_username", "queue.sentinel_password", "queue.redis_ca"] {
+        assert!(keys.contains(&key), "{key} not named in {err}");
+    }
+    // Some nodes over TLS and some not.
+    let err = load(&source(
+        "local",
+        &[
+            ("HCC__QUEUE__BACKEND", "redis"),
+            ("HCC__QUEUE__REDIS_MODE", "cluster"),
+            ("HCC__QUEUE__REDIS_NODES", "rediss://10.0.0.1:7000,redis://10.0.0.2:7000"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(keys_of(&err), ["queue.redis_nodes"], "{err}");
+}
+
 fn keys_of(err: &ConfigError) -> Vec<&str> {
     err.problems().iter().map(|p| p.key.as_str()).collect()
 }

@@ -19,7 +19,7 @@ use hcc_config::{Problem, QueueBackendKind, RedisMode, Settings};
 use crate::background::Background;
 use crate::engine::{Engine, EngineBuilder, EngineHandle, LaneConfig};
 use crate::http::{self, auth::Keyring, body::BodyLimit, body::BodyReading};
-use crate::storage::{RedisOptions, RedisTopology, StorageError, Store};
+use crate::storage::{RedisAccess, RedisOptions, RedisTopology, StorageError, Store};
 
 /// How long shutdown waits for the background tasks after cancelling them. Each stops at its
 /// next select; the longest step one may be in is a store call, which its own timeouts bound.
@@ -120,6 +120,12 @@ pub fn build_store(settings: &Settings) -> Result<Store, StorageError> {
                 prefix: q.key_prefix.clone(),
                 min_replicas: q.min_replicas,
                 replica_timeout: Duration::from_millis(q.replica_timeout_ms),
+                access: RedisAccess {
+                    username: q.redis_username.clone(),
+                    password: q.redis_password.clone(),
+                    sentinel_password: q.sentinel_password.clone(),
+                    ca_file: q.redis_ca.clone(),
+                },
             })?
         }
         QueueBackendKind::Memory => Store::memory(),
@@ -155,7 +161,7 @@ impl Application {
         if !problems.is_empty() {
             return Err(BuildError::Settings(problems));
         }
-        startup_checks(&store).await;
+        startup_checks(&store).await?;
         let signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
@@ -371,22 +377,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn startup_checks(store: &Store) {
+/// Warns of what puts durability at risk. Redis refusing the gateway's credentials, or the
+/// gateway Redis's certificate, stops start-up naming the setting: that never heals by waiting.
+/// Redis out of reach does not: the process starts, not ready, and waits for it.
+async fn startup_checks(store: &Store) -> Result<(), BuildError> {
     match store {
         Store::Memory(_) => tracing::warn!(
             "queue.backend = memory: the embedded queue is NOT durable; everything queued is lost when this process stops. Use redis in production."
         ),
-        Store::Redis(r) => match r.durability_warnings().await {
-            Ok(w) => {
-                for line in w {
-                    tracing::error!("DURABILITY AT RISK: {line}");
-                }
-            }
+        Store::Redis(r) => match r.check_access().await {
+            Err(e @ StorageError::Access { .. }) => return Err(BuildError::Storage(e)),
             Err(e) => {
                 tracing::error!(error = %e, "Redis is not reachable at start-up; /readyz answers 503 until it is")
             }
+            Ok(()) => match r.durability_warnings().await {
+                Ok(w) => {
+                    for line in w {
+                        tracing::error!("DURABILITY AT RISK: {line}");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Redis is not reachable at start-up; /readyz answers 503 until it is")
+                }
+            },
         },
     }
+    Ok(())
 }
 
 /// Loads the signing identity and the trust store. A wrong password, an expired certificate or

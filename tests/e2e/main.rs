@@ -34,6 +34,7 @@ mod production_config;
 mod queue_conformance;
 mod queue_counters;
 mod rate_limit;
+mod redis_auth;
 mod registry;
 mod replay_cancel;
 mod schema;

@@ -116,6 +116,7 @@ async fn start_up_warns_when_min_replicas_cannot_be_met() {
         prefix: "warn".into(),
         min_replicas: 1,
         replica_timeout: std::time::Duration::from_millis(200),
+        access: Default::default(),
     })
     .unwrap();
     let warnings = store.durability_warnings().await.unwrap();

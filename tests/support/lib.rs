@@ -14,6 +14,7 @@ use hcc_gateway::engine::EngineHandle;
 pub mod deployment;
 pub mod judges;
 pub mod payment_env;
+pub mod secured;
 pub mod softhsm;
 pub mod traffic;
 

@@ -238,7 +238,7 @@ impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
         tracing::error!(error = %e, "queue backend error");
         match e {
-            crate::storage::StorageError::Unavailable(_) => ApiError::Unavailable,
+            crate::storage::StorageError::Unavailable(_) | crate::storage::StorageError::Access { .. } => ApiError::Unavailable,
             crate::storage::StorageError::Corrupt(_) => ApiError::Internal,
             crate::storage::StorageError::NotReplicated { .. } => ApiError::NotReplicated,
         }

@@ -24,6 +24,7 @@ pub mod ledger;
 mod memory;
 pub mod queue;
 mod redis;
+mod redis_access;
 
 pub use self::audit::AuditLog;
 pub use self::catalogue::CatalogueBook;
@@ -35,6 +36,7 @@ pub use self::queue::{
     NewMessage, OutboxEvent, PartitionError, Permit, PermitAsk, QueueStats, ReplayJob, ReplayStep, SettleNotes, partition_of, rate_burst,
 };
 pub use self::redis::{RedisOptions, RedisStore, RedisTopology};
+pub use self::redis_access::RedisAccess;
 
 /// Unix time in milliseconds, and now: the clock lives in `hcc-core`.
 pub use hcc_core::time::{Millis, now_ms};
@@ -50,6 +52,10 @@ pub enum StorageError {
     /// idempotency key, which finds the kept write).
     #[error("the write reached {got} of {wanted} required replicas in time")]
     NotReplicated { wanted: u32, got: u32 },
+    /// Redis refused the gateway's credentials, or the gateway Redis's certificate: the
+    /// setting `key` is wrong, and waiting will not fix it.
+    #[error("{key}: {message}")]
+    Access { key: &'static str, message: String },
 }
 
 /// The one handle the three concerns are made from. Cheap to clone: clones share the pool

@@ -34,22 +34,30 @@
 //!
 //! Sentinel closes the clients of a primary it demotes, so the usual sign of a failover is a
 //! broken connection; `READONLY` is for a node demoted while the sentinels could not reach it.
-//! The data nodes are reached with the sentinels' defaults (database 0, no password).
+//!
+//! **Credentials and TLS** (`queue.redis_username`, `queue.redis_password`,
+//! `queue.sentinel_password`, `rediss://`, `queue.redis_ca`) reach every node in every
+//! topology: see [`super::redis_access`], which also builds the pools. In sentinel mode the
+//! data nodes are reached in database 0.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_redis::{Runtime, Timeouts};
+use deadpool_redis::Timeouts;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{FromRedisValue, Value};
 
+use super::redis_access::{self, ClusterPool, ClusterPooled, RedisAccess, SentinelConnection, SentinelPool};
 use super::{Millis, StorageError};
 
 /// How many multiplexed connections the store shares among all its callers.
 const SHARED_CONNECTIONS: usize = 4;
+
+/// How long the start-up check of credentials and certificates waits for a connection.
+const ACCESS_CHECK_WITHIN: Duration = Duration::from_secs(10);
 
 /// How much longer than `WAIT`'s own timeout its reply may take to arrive.
 const REPLY_MARGIN: Duration = Duration::from_secs(1);
@@ -80,6 +88,8 @@ pub struct RedisOptions {
     /// Replicas that must hold an acknowledged write (0: the primary alone).
     pub min_replicas: u32,
     pub replica_timeout: Duration,
+    /// Credentials and TLS for every node.
+    pub access: RedisAccess,
 }
 
 #[derive(Clone)]
@@ -94,8 +104,10 @@ pub struct RedisStore {
 #[derive(Clone)]
 enum Backend {
     Standalone(deadpool_redis::Pool),
-    Sentinel(deadpool_redis::sentinel::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    /// The pool, and the sentinels' own connection infos (to tell, when a login is refused,
+    /// whether the sentinels or the data nodes refused it).
+    Sentinel(SentinelPool, Arc<[redis::ConnectionInfo]>),
+    Cluster(ClusterPool),
 }
 
 /// A connection of one of the topologies.
@@ -131,8 +143,8 @@ impl ConnectionLike for Conn {
 /// A pooled connection held by one caller (acknowledged writes), returned to the pool on drop.
 enum Dedicated {
     Node(deadpool_redis::Connection),
-    Sentinel(deadpool_redis::sentinel::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
+    Sentinel(SentinelConnection),
+    Cluster(ClusterPooled),
 }
 
 impl Dedicated {
@@ -182,22 +194,22 @@ impl Backend {
     async fn shared(&self) -> redis::RedisResult<Conn> {
         Ok(match self {
             Backend::Standalone(p) => Conn::Node(deadpool_redis::Connection::take(p.get().await.map_err(pool_error)?)),
-            Backend::Sentinel(p) => Conn::Node(deadpool_redis::sentinel::Connection::take(p.get().await.map_err(pool_error)?)),
-            Backend::Cluster(p) => Conn::Cluster(deadpool_redis::cluster::Connection::take(p.get().await.map_err(pool_error)?)),
+            Backend::Sentinel(p, _) => Conn::Node(deadpool::managed::Object::take(p.get().await.map_err(pool_error)?)),
+            Backend::Cluster(p) => Conn::Cluster(deadpool::managed::Object::take(p.get().await.map_err(pool_error)?)),
         })
     }
 
     async fn dedicated(&self) -> redis::RedisResult<Dedicated> {
         Ok(match self {
             Backend::Standalone(p) => Dedicated::Node(p.get().await.map_err(pool_error)?),
-            Backend::Sentinel(p) => Dedicated::Sentinel(p.get().await.map_err(pool_error)?),
+            Backend::Sentinel(p, _) => Dedicated::Sentinel(p.get().await.map_err(pool_error)?),
             Backend::Cluster(p) => Dedicated::Cluster(p.get().await.map_err(pool_error)?),
         })
     }
 }
 
 /// Whether the node behind `conn` is a primary (`ROLE` answers `master` first).
-async fn is_primary(conn: &mut impl ConnectionLike) -> redis::RedisResult<bool> {
+pub(super) async fn is_primary(conn: &mut impl ConnectionLike) -> redis::RedisResult<bool> {
     let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
     Ok(matches!(role.first(), Some(Value::BulkString(b)) if b == b"master"))
 }
@@ -211,6 +223,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             min_replicas: 0,
             replica_timeout: Duration::from_secs(1),
+            access: RedisAccess::default(),
         })
     }
 
@@ -227,39 +240,12 @@ impl RedisStore {
             ..Default::default()
         };
         let backend = match &o.topology {
-            RedisTopology::Standalone { url } => {
-                let mut cfg = deadpool_redis::Config::from_url(url);
-                cfg.pool = Some(pool_config);
-                Backend::Standalone(cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?)
-            }
+            RedisTopology::Standalone { url } => Backend::Standalone(redis_access::standalone(url, &o.access, pool_config)?),
             RedisTopology::Sentinel { sentinels, master } => {
-                use deadpool_redis::sentinel::{Config, Hook, HookError, SentinelServerType};
-                let mut cfg = Config::from_urls(sentinels.clone(), master.clone(), SentinelServerType::Master);
-                cfg.pool = Some(pool_config);
-                // A connection kept idle in the pool may outlive its node's primacy: one that
-                // is no longer to the primary is dropped instead of handed out.
-                let pool = cfg
-                    .builder()
-                    .map_err(unavailable)?
-                    .runtime(Runtime::Tokio1)
-                    .post_recycle(Hook::async_fn(|conn, _| {
-                        Box::pin(async move {
-                            match is_primary(conn).await {
-                                Ok(true) => Ok(()),
-                                Ok(false) => Err(HookError::Message("no longer the primary".into())),
-                                Err(e) => Err(HookError::Backend(e)),
-                            }
-                        })
-                    }))
-                    .build()
-                    .map_err(unavailable)?;
-                Backend::Sentinel(pool)
+                let (pool, infos) = redis_access::sentinel(sentinels, master, &o.access, pool_config)?;
+                Backend::Sentinel(pool, infos.into())
             }
-            RedisTopology::Cluster { nodes } => {
-                let mut cfg = deadpool_redis::cluster::Config::from_urls(nodes.clone());
-                cfg.pool = Some(pool_config);
-                Backend::Cluster(cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?)
-            }
+            RedisTopology::Cluster { nodes } => Backend::Cluster(redis_access::cluster(nodes, &o.access, pool_config)?),
         };
         Ok(RedisStore {
             backend,
@@ -419,7 +405,7 @@ impl RedisStore {
     /// answers `PING`).
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self.backend {
-            Backend::Sentinel(_) => {
+            Backend::Sentinel(..) => {
                 let mut conn = self.conn().await?;
                 match is_primary(&mut conn).await {
                     Ok(true) => Ok(()),
@@ -432,6 +418,37 @@ impl RedisStore {
             }
             _ => self.cmd(&redis::cmd("PING")).await,
         }
+    }
+
+    /// Start-up: whether Redis takes the gateway's credentials and the gateway trusts Redis's
+    /// certificate, on a fresh connection made past the pool's timeouts. A refusal is
+    /// [`StorageError::Access`] naming the setting to fix; Redis out of reach is
+    /// `Unavailable` (the process may start and wait for it).
+    pub async fn check_access(&self) -> Result<(), StorageError> {
+        use deadpool::managed::Manager;
+        // A server that needs a password takes a connection that sent none, and answers its
+        // first command `NOAUTH`: hence the `PING`.
+        let ping = redis::cmd("PING");
+        let attempt = async {
+            match &self.backend {
+                Backend::Standalone(p) => ping.query_async::<()>(&mut p.manager().create().await?).await,
+                Backend::Sentinel(p, _) => ping.query_async::<()>(&mut p.manager().create().await?).await,
+                Backend::Cluster(p) => ping.query_async::<()>(&mut p.manager().create().await?).await,
+            }
+        };
+        let e = match tokio::time::timeout(ACCESS_CHECK_WITHIN, attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => return Err(unavailable("no answer within the start-up check's time")),
+        };
+        let Some(refusal) = redis_access::refusal(&e) else {
+            return Err(unavailable(e));
+        };
+        let sentinels = match &self.backend {
+            Backend::Sentinel(_, s) => Some(s.clone()),
+            _ => None,
+        };
+        Err(redis_access::blame(refusal, &e, sentinels.as_deref()).await)
     }
 
     /// Reads the settings the durability promise depends on. Returns warnings to log loudly.

@@ -163,6 +163,7 @@ impl Target {
             prefix: prefix.to_string(),
             min_replicas: 0,
             replica_timeout: Duration::from_secs(1),
+            access: Default::default(),
         })?)
     }
 
