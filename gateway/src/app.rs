@@ -156,9 +156,12 @@ impl Application {
             return Err(BuildError::Settings(problems));
         }
         startup_checks(&store).await;
-        let signing = signing_state(&settings)?;
+        let mut signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
+        if signing.tsa.is_some() {
+            signing.tsa_outage = Some(monitoring.outages().dependency("tsa", "the timestamp authority (signing.tsa_url)"));
+        }
         let evidence = crate::evidence::Evidence::start(&settings, &background).map_err(BuildError::Settings)?;
         if let Some(e) = &evidence {
             monitoring.attach_evidence(e.shared().clone());
@@ -191,6 +194,7 @@ impl Application {
         );
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms))
             .observer(monitoring.clone())
+            .outages(monitoring.outages().clone())
             .evidence(crate::evidence::recorder(&evidence))
             .background(background.clone());
         for adapter in adapters {
@@ -239,6 +243,7 @@ impl Application {
                     catalogue.clone(),
                     portal,
                     uuid::Uuid::new_v4().to_string(),
+                    handle.redis().clone(),
                     background.token(),
                 ));
             }
@@ -247,6 +252,7 @@ impl Application {
                     inbound.clone(),
                     source,
                     handle.queue.clone(),
+                    handle.redis().clone(),
                     crate::evidence::recorder(&evidence),
                     background.token(),
                 ));
@@ -256,6 +262,7 @@ impl Application {
         background.spawn(crate::monitoring::sample_history(
             history.clone(),
             handle.clone(),
+            monitoring.outages().redis(),
             background.token(),
         ));
         // One body budget for every worker, and its watcher.
@@ -440,7 +447,12 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
             })?;
         Some(client.with_anchor(tsa_anchor(settings)?))
     };
-    Ok(http::signatures::SigningState { identity, trust, tsa })
+    Ok(http::signatures::SigningState {
+        identity,
+        trust,
+        tsa,
+        tsa_outage: None,
+    })
 }
 
 /// What the timestamp authority's tokens must chain to: `signing.tsa_ca` (pinned: the chain
