@@ -174,7 +174,8 @@ impl Application {
         let catalogue = Arc::new(
             crate::catalogue::Catalogue::from_settings(&settings, &store)
                 .map_err(BuildError::Settings)?
-                .with_evidence(crate::evidence::recorder(&evidence)),
+                .with_evidence(crate::evidence::recorder(&evidence))
+                .with_redis(monitoring.outages().redis()),
         );
         // The destination that serves the national catalogue (the portal), through its session.
         let catalogue_source = adapters.iter().find(|a| a.catalogue().is_some()).cloned();

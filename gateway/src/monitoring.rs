@@ -378,7 +378,12 @@ pub fn http_method_label(method: &str) -> &'static str {
 
 /// Appends the queued lines in batches until every sender is gone, or until `flush` is
 /// cancelled: then it takes no new line, writes those already queued, and returns.
-async fn audit_writer(audit_log: AuditLog, redis: Arc<crate::outage::Dependency>, mut rx: mpsc::Receiver<AuditLine>, flush: CancellationToken) {
+async fn audit_writer(
+    audit_log: AuditLog,
+    redis: Arc<crate::outage::Dependency>,
+    mut rx: mpsc::Receiver<AuditLine>,
+    flush: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(512);
     let mut closed = false;
     loop {

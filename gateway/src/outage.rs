@@ -365,8 +365,14 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("hcc_dependency_up{dependency=\"redis\"} 0"), "{text}");
-        assert!(text.contains("hcc_dependency_failures_total{dependency=\"redis\",caller=\"request\"} 2"), "{text}");
-        assert!(text.contains("hcc_dependency_failures_total{dependency=\"redis\",caller=\"background\"} 1"), "{text}");
+        assert!(
+            text.contains("hcc_dependency_failures_total{dependency=\"redis\",caller=\"request\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hcc_dependency_failures_total{dependency=\"redis\",caller=\"background\"} 1"),
+            "{text}"
+        );
         assert!(redis.is_down());
         redis.ok();
         assert!(!redis.is_down());

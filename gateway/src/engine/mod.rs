@@ -273,9 +273,10 @@ impl EngineBuilder {
             wake: Notify::new(),
             events: std::sync::atomic::AtomicBool::new(false),
             redis: self.outages.redis(),
-            outage: self
-                .outages
-                .dependency(&format!("breaker:{name}"), &format!("the destination of queue {name} (its breaker is open)")),
+            outage: self.outages.dependency(
+                &format!("breaker:{name}"),
+                &format!("the destination of queue {name} (its breaker is open)"),
+            ),
             cfg,
             adapter,
         };

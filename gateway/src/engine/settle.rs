@@ -203,7 +203,8 @@ pub(super) async fn deliver(
             // In a store outage, every delivery in flight ends here: the outage is logged
             // once (`crate::outage`), the message's fate at debug.
             tracing::debug!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease");
-            lane.redis.store_failed(&e, "cannot settle; the message will be retried after its lease");
+            lane.redis
+                .store_failed(&e, "cannot settle; the message will be retried after its lease");
         }
     }
     drop(permit);
@@ -337,6 +338,8 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             wake: Notify::new(),
             events: std::sync::atomic::AtomicBool::new(false),
+            redis: crate::outage::Dependency::detached(crate::outage::REDIS, "Redis"),
+            outage: crate::outage::Dependency::detached("breaker:nowhere", "the destination of queue nowhere"),
             cfg,
             adapter: Arc::new(Nowhere),
         }

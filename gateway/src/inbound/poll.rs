@@ -134,7 +134,13 @@ pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &Messag
 }
 
 /// Acknowledges every taken dossier whose webhook the centre has.
-async fn acknowledge_taken(inbound: &Inbound, source: &dyn InboundSource, queue: &MessageQueue, redis: &crate::outage::Dependency, r: &mut Round) {
+async fn acknowledge_taken(
+    inbound: &Inbound,
+    source: &dyn InboundSource,
+    queue: &MessageQueue,
+    redis: &crate::outage::Dependency,
+    r: &mut Round,
+) {
     let waiting = match inbound.book.unacknowledged(source.id(), PER_ROUND).await {
         Ok(w) => {
             redis.ok();
