@@ -162,9 +162,12 @@ impl Application {
             return Err(BuildError::Settings(problems));
         }
         startup_checks(&store).await?;
-        let signing = signing_state(&settings)?;
+        let mut signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
+        if signing.tsa.is_some() {
+            signing.tsa_outage = Some(monitoring.outages().dependency("tsa", "the timestamp authority (signing.tsa_url)"));
+        }
         let evidence = crate::evidence::Evidence::start(&settings, &background).map_err(BuildError::Settings)?;
         if let Some(e) = &evidence {
             monitoring.attach_evidence(e.shared().clone());
@@ -177,7 +180,8 @@ impl Application {
         let catalogue = Arc::new(
             crate::catalogue::Catalogue::from_settings(&settings, &store)
                 .map_err(BuildError::Settings)?
-                .with_evidence(crate::evidence::recorder(&evidence)),
+                .with_evidence(crate::evidence::recorder(&evidence))
+                .with_redis(monitoring.outages().redis()),
         );
         // The destination that serves the national catalogue (the portal), through its session.
         let catalogue_source = adapters.iter().find(|a| a.catalogue().is_some()).cloned();
@@ -197,6 +201,7 @@ impl Application {
         );
         let mut builder = EngineBuilder::new(queue, Duration::from_millis(settings.queue.reaper_interval_ms))
             .observer(monitoring.clone())
+            .outages(monitoring.outages().clone())
             .evidence(crate::evidence::recorder(&evidence))
             .background(background.clone());
         for adapter in adapters {
@@ -245,6 +250,7 @@ impl Application {
                     catalogue.clone(),
                     portal,
                     uuid::Uuid::new_v4().to_string(),
+                    handle.redis().clone(),
                     background.token(),
                 ));
             }
@@ -253,6 +259,7 @@ impl Application {
                     inbound.clone(),
                     source,
                     handle.queue.clone(),
+                    handle.redis().clone(),
                     crate::evidence::recorder(&evidence),
                     background.token(),
                 ));
@@ -262,6 +269,7 @@ impl Application {
         background.spawn(crate::monitoring::sample_history(
             history.clone(),
             handle.clone(),
+            monitoring.outages().redis(),
             background.token(),
         ));
         // One body budget for every worker, and its watcher.
@@ -456,7 +464,12 @@ pub fn signing_state(settings: &Settings) -> Result<http::signatures::SigningSta
             })?;
         Some(client.with_anchor(tsa_anchor(settings)?))
     };
-    Ok(http::signatures::SigningState { identity, trust, tsa })
+    Ok(http::signatures::SigningState {
+        identity,
+        trust,
+        tsa,
+        tsa_outage: None,
+    })
 }
 
 /// What the timestamp authority's tokens must chain to: `signing.tsa_ca` (pinned: the chain

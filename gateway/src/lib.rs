@@ -13,6 +13,7 @@
 //! - [`payments`] and [`bank_money`]: payments over the providers, a bank's money;
 //! - [`monitoring`]: metrics, the audit log's writer, the dashboard's history; [`logging`] and
 //!   [`redact`]: safe log lines; [`reason`]: a dead letter's reason in plain words;
+//!   [`outage`]: a dependency's outage logged as state changes, its failures counted;
 //! - [`tsa`]: the timestamp authority's client; [`memory`]: giving memory back after bursts;
 //!   `timefmt`: RFC 3339, from `hcc-core`;
 //! - [`cli`]: the operator commands; [`qr`]: a VietQR payment's code as PNG, SVG and text.
@@ -29,6 +30,7 @@ pub mod inbound;
 pub mod logging;
 pub mod memory;
 pub mod monitoring;
+pub mod outage;
 pub mod payments;
 pub mod qr;
 pub mod reason;

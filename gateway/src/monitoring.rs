@@ -53,6 +53,7 @@ struct Http {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PaymentLabel {
+    provider: String,
     state: String,
 }
 
@@ -89,6 +90,8 @@ pub struct Monitoring {
     /// The evidence log's counters, when it is on; read at each scrape.
     evidence: std::sync::OnceLock<Arc<crate::evidence::Shared>>,
     evidence_gauges: EvidenceGauges,
+    /// Redis, the destinations' breakers, the timestamp authorities: their outages.
+    outages: Arc<crate::outage::Outages>,
 }
 
 /// The evidence log's figures (all 0 while it is off).
@@ -141,7 +144,11 @@ impl Monitoring {
             breaker.clone(),
         );
         registry.register("hcc_http_requests", "HTTP requests by route, method and status", http.clone());
-        registry.register("hcc_payments", "Payments that entered each state (this process)", payments.clone());
+        registry.register(
+            "hcc_payments",
+            "Payments that entered each state, by provider (this process)",
+            payments.clone(),
+        );
         registry.register(
             "hcc_bank_unmatched",
             "Bank credits and reversals that paid or reversed nothing, kept for a person, by reason (this process)",
@@ -187,9 +194,12 @@ impl Monitoring {
             "How long the oldest evidence record no timestamp token covers has waited (0: every record is covered)",
             evidence_gauges.unstamped.clone(),
         );
+        let outages = crate::outage::Outages::new();
+        outages.register(&mut registry);
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
         let log = audit_log.clone();
-        background.spawn_sink(move |flush| audit_writer(log, rx, flush));
+        let redis = outages.redis();
+        background.spawn_sink(move |flush| audit_writer(log, redis, rx, flush));
         Arc::new(Monitoring {
             registry,
             attempts,
@@ -205,12 +215,22 @@ impl Monitoring {
             audit_log,
             evidence: std::sync::OnceLock::new(),
             evidence_gauges,
+            outages,
         })
     }
 
     /// Shows the evidence log's figures from now on.
     pub fn attach_evidence(&self, shared: Arc<crate::evidence::Shared>) {
+        let _ = shared.tsa.set(
+            self.outages
+                .dependency(crate::evidence::EVIDENCE_TSA, crate::evidence::EVIDENCE_TSA_NAME),
+        );
         let _ = self.evidence.set(shared);
+    }
+
+    /// The dependencies' outages (see [`crate::outage`]).
+    pub fn outages(&self) -> &Arc<crate::outage::Outages> {
+        &self.outages
     }
 
     /// The log the audit lines are written to, for reading them back.
@@ -244,8 +264,14 @@ impl Monitoring {
             .inc();
     }
 
-    pub fn payment_state(&self, state: &str) {
-        self.payments.get_or_create(&PaymentLabel { state: state.into() }).inc();
+    /// A payment of `provider` (a configured provider's id: a bounded set) entered `state`.
+    pub fn payment_state(&self, provider: &str, state: &str) {
+        self.payments
+            .get_or_create(&PaymentLabel {
+                provider: provider.into(),
+                state: state.into(),
+            })
+            .inc();
     }
 
     /// A bank credit or reversal kept in the unmatched list, by reason.
@@ -258,6 +284,7 @@ impl Monitoring {
         let now = now_ms();
         for name in engine.destinations() {
             let s = engine.queue.stats(name, now).await?;
+            self.outages.redis().ok();
             for (state, n) in [
                 ("ready", s.ready),
                 ("scheduled", s.scheduled),
@@ -351,7 +378,12 @@ pub fn http_method_label(method: &str) -> &'static str {
 
 /// Appends the queued lines in batches until every sender is gone, or until `flush` is
 /// cancelled: then it takes no new line, writes those already queued, and returns.
-async fn audit_writer(audit_log: AuditLog, mut rx: mpsc::Receiver<AuditLine>, flush: CancellationToken) {
+async fn audit_writer(
+    audit_log: AuditLog,
+    redis: Arc<crate::outage::Dependency>,
+    mut rx: mpsc::Receiver<AuditLine>,
+    flush: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(512);
     let mut closed = false;
     loop {
@@ -380,9 +412,20 @@ async fn audit_writer(audit_log: AuditLog, mut rx: mpsc::Receiver<AuditLine>, fl
         // stalling every later line.
         for attempt in 0..5 {
             match audit_log.append(&lines, AUDIT_KEEP).await {
-                Ok(()) => break,
-                Err(e) if attempt == 4 => tracing::warn!(error = %e, lines = lines.len(), "audit lines could not be written"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+                Ok(()) => {
+                    redis.ok();
+                    break;
+                }
+                Err(e) => {
+                    redis.failed(&e);
+                    if attempt == 4 {
+                        // Lines lost, not merely late: worth a line of its own (one per batch,
+                        // and the tries before it take seconds).
+                        tracing::warn!(error = %e, lines = lines.len(), "audit lines could not be written");
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                }
             }
         }
     }
@@ -416,11 +459,14 @@ impl History {
         self.samples.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
-    async fn take(&self, engine: &EngineHandle) {
+    /// `redis` hears when the store answers: every process samples, so even one without workers
+    /// sees the store come back within [`HISTORY_EVERY`].
+    async fn take(&self, engine: &EngineHandle, redis: &crate::outage::Dependency) {
         let now = now_ms();
         let mut queues = std::collections::BTreeMap::new();
         for name in engine.destinations() {
             if let Ok(s) = engine.queue.stats(name, now).await {
+                redis.ok();
                 queues.insert(
                     name.to_string(),
                     QueuePoint {
@@ -443,9 +489,9 @@ impl History {
     }
 }
 
-pub async fn sample_history(history: Arc<History>, engine: EngineHandle, stop: CancellationToken) {
+pub async fn sample_history(history: Arc<History>, engine: EngineHandle, redis: Arc<crate::outage::Dependency>, stop: CancellationToken) {
     loop {
-        history.take(&engine).await;
+        history.take(&engine, &redis).await;
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(HISTORY_EVERY) => {}

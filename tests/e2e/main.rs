@@ -25,6 +25,7 @@ mod inbound;
 mod inbound_dvclt;
 mod log_injection;
 mod ops;
+mod outage_logs;
 mod pades;
 mod payment_lifetimes;
 mod payments;

@@ -98,11 +98,20 @@ pub struct Catalogue {
     pub(crate) max_detail_bytes: usize,
     /// The evidence log, told of each call the sync makes to the portal.
     pub(crate) evidence: Option<Arc<dyn Recorder>>,
+    /// The store as a dependency: every dossier looks its procedure up, so a store that does
+    /// not answer is reported as an outage, once (`crate::outage`), not a line per dossier.
+    pub(crate) redis: Option<Arc<crate::outage::Dependency>>,
 }
 
 impl Catalogue {
     pub fn with_evidence(mut self, evidence: Option<Arc<dyn Recorder>>) -> Self {
         self.evidence = evidence;
+        self
+    }
+
+    /// Reports the store's failures to `redis` instead of logging each.
+    pub fn with_redis(mut self, redis: Arc<crate::outage::Dependency>) -> Self {
+        self.redis = Some(redis);
         self
     }
 
@@ -116,6 +125,7 @@ impl Catalogue {
             max_procedures: c.max_procedures,
             max_detail_bytes: c.max_detail_bytes,
             evidence: None,
+            redis: None,
         })
     }
 
@@ -140,10 +150,23 @@ impl Catalogue {
             })
         }
         .await;
-        looked.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the catalogue cannot be read; the procedure is not checked");
-            Verdict::Unchecked
-        })
+        const UNREAD: &str = "the catalogue cannot be read; the procedure is not checked";
+        match (looked, &self.redis) {
+            (Ok(v), redis) => {
+                if let Some(r) = redis {
+                    r.ok();
+                }
+                v
+            }
+            (Err(e), Some(r)) => {
+                r.store_failed(&e, UNREAD);
+                Verdict::Unchecked
+            }
+            (Err(e), None) => {
+                tracing::warn!(error = %e, "{UNREAD}");
+                Verdict::Unchecked
+            }
+        }
     }
 }
 

@@ -63,7 +63,15 @@ fn due(cat: &Catalogue, s: &SyncState, now: Millis) -> bool {
 }
 
 /// Runs the sync whenever it is due or asked for, until `stop`.
-pub async fn run(cat: Arc<Catalogue>, portal: Arc<dyn Adapter>, owner: String, stop: CancellationToken) {
+/// `redis` hears of the store's failures and successes: a state read every [`TICK`] would
+/// otherwise log a line a second through an outage (see [`crate::outage`]).
+pub async fn run(
+    cat: Arc<Catalogue>,
+    portal: Arc<dyn Adapter>,
+    owner: String,
+    redis: Arc<crate::outage::Dependency>,
+    stop: CancellationToken,
+) {
     loop {
         let wanted = async {
             let asked = cat.book.take_request().await?;
@@ -71,6 +79,9 @@ pub async fn run(cat: Arc<Catalogue>, portal: Arc<dyn Adapter>, owner: String, s
             Ok::<bool, StorageError>(asked || due(&cat, &state, now_ms()))
         }
         .await;
+        if wanted.is_ok() {
+            redis.ok();
+        }
         match wanted {
             Ok(true) => {
                 if let Some(source) = portal.catalogue() {
@@ -84,7 +95,7 @@ pub async fn run(cat: Arc<Catalogue>, portal: Arc<dyn Adapter>, owner: String, s
                 }
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "catalogue state unavailable"),
+            Err(e) => redis.store_failed(&e, "catalogue state unavailable"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

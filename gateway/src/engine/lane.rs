@@ -35,7 +35,7 @@ pub(super) async fn claim_loop(
                 Ok(Permit::Granted) => None,
                 Ok(Permit::Wait(d)) => Some(d),
                 Err(e) => {
-                    tracing::warn!(destination = %lane.name, error = %e, "cannot read the rate limit");
+                    lane.redis.store_failed(&e, "cannot read the rate limit");
                     Some(error_pause)
                 }
             };
@@ -62,7 +62,11 @@ pub(super) async fn claim_loop(
         let want = if rate > 0 { want.min(rate_burst(rate) as usize) } else { want };
         let now = now_ms();
         let lease_until = now + lane.cfg.lease.as_millis() as i64;
-        match queue.claim(&lane.name, want, lease_until, now).await {
+        let claimed = queue.claim(&lane.name, want, lease_until, now).await;
+        if claimed.is_ok() {
+            lane.redis.ok();
+        }
+        match claimed {
             Ok(batch) if batch.is_empty() => {
                 if let Gate::Probe(n) = gate {
                     lane.breaker().probes_unused(n);
@@ -110,7 +114,7 @@ pub(super) async fn claim_loop(
                     lane.breaker().probes_unused(n);
                 }
                 drop(first);
-                tracing::warn!(destination = %lane.name, error = %e, "cannot claim from the queue");
+                lane.redis.store_failed(&e, "cannot claim from the queue");
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(error_pause) => {}
@@ -129,14 +133,13 @@ pub(super) async fn reaper(handle: EngineHandle, every: Duration, stop: Cancella
         }
         for name in handle.lanes.keys() {
             match handle.queue.reap(name, now_ms()).await {
-                Ok(0) => {}
+                Ok(0) => handle.redis.ok(),
                 Ok(n) => {
+                    handle.redis.ok();
                     tracing::warn!(destination = %name, returned = n, "returned expired leases to the queue");
                     handle.wake(name);
                 }
-                Err(e) => {
-                    tracing::warn!(destination = %name, error = %e, "reaper cannot reach the queue")
-                }
+                Err(e) => handle.redis.store_failed(&e, "reaper cannot reach the queue"),
             }
         }
     }

@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use self::breaker::{Breaker, BreakerConfig, BreakerState};
 use self::policy::RetryPolicy;
 use crate::background::Background;
+use crate::outage::{Dependency, Outages};
 use crate::storage::{Claimed, Disposition, MessageQueue};
 
 /// How one destination is driven.
@@ -98,6 +99,11 @@ struct Lane {
     permits: Arc<Semaphore>,
     /// The centre's events are on and this lane's adapter tells the centre (set at start).
     events: std::sync::atomic::AtomicBool,
+    /// The store, told of every claim, settlement and poll that fails or gets through, so an
+    /// outage is logged once (see [`crate::outage`]).
+    redis: Arc<Dependency>,
+    /// The destination as its breaker sees it: down while the breaker is open or half-open.
+    outage: Arc<Dependency>,
 }
 
 impl Lane {
@@ -123,9 +129,16 @@ pub struct EngineHandle {
     /// The process's background work: work started by a request (a paced replay) is spawned
     /// through it and stops with it.
     background: Background,
+    /// The store's outages, as the engine's loops meet them.
+    redis: Arc<Dependency>,
 }
 
 impl EngineHandle {
+    /// The store as a dependency: background work that uses the queue reports to it.
+    pub fn redis(&self) -> &Arc<Dependency> {
+        &self.redis
+    }
+
     /// The names of the queues that have a lane.
     pub fn destinations(&self) -> impl Iterator<Item = &str> {
         self.lanes.keys().map(String::as_str)
@@ -191,6 +204,7 @@ pub struct EngineBuilder {
     evidence: Option<Arc<dyn Recorder>>,
     events_sink: Option<String>,
     background: Background,
+    outages: Arc<Outages>,
 }
 
 impl EngineBuilder {
@@ -203,7 +217,15 @@ impl EngineBuilder {
             evidence: None,
             events_sink: None,
             background: Background::new(),
+            outages: Outages::new(),
         }
+    }
+
+    /// Every later lane reports the store's outages and its breaker's to `outages` (the
+    /// application's, whose metrics are on `/metrics`). Without it the engine keeps its own.
+    pub fn outages(mut self, outages: Arc<Outages>) -> Self {
+        self.outages = outages;
+        self
     }
 
     /// The engine's loops, and the work its handle starts, are spawned through `background`
@@ -250,6 +272,11 @@ impl EngineBuilder {
             permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
             wake: Notify::new(),
             events: std::sync::atomic::AtomicBool::new(false),
+            redis: self.outages.redis(),
+            outage: self.outages.dependency(
+                &format!("breaker:{name}"),
+                &format!("the destination of queue {name} (its breaker is open)"),
+            ),
             cfg,
             adapter,
         };
@@ -269,6 +296,7 @@ impl EngineBuilder {
             lanes: Arc::new(self.lanes.clone()),
             events_sink: sink,
             background: self.background.clone(),
+            redis: self.outages.redis(),
         }
     }
 

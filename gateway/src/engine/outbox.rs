@@ -37,12 +37,13 @@ pub(super) async fn relay_outboxes(handle: EngineHandle, stop: CancellationToken
                 .relay_outbox(name, &sink, OUTBOX_BATCH, OUTBOX_IDEM_SECS, now_ms())
                 .await
             {
-                Ok(0) => {}
+                Ok(0) => handle.redis.ok(),
                 Ok(n) => {
+                    handle.redis.ok();
                     tracing::debug!(queue = %name, events = n, "relayed events for the centre");
                     handle.wake(&sink);
                 }
-                Err(e) => tracing::warn!(queue = %name, error = %e, "cannot relay events for the centre; trying again"),
+                Err(e) => handle.redis.store_failed(&e, "cannot relay events for the centre; trying again"),
             }
         }
     }

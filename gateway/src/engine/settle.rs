@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::Lane;
+use super::breaker::BreakerState;
 use super::policy::DestinationHealth;
 use crate::redact;
 use crate::storage::{Claimed, Disposition, MessageQueue, OutboxEvent, Permit, PermitAsk, SettleNotes, now_ms};
@@ -47,26 +48,32 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
     };
     match outcome {
         Outcome::Delivered => {
-            lane.breaker().on_success(Instant::now(), probe);
+            breaker_success(lane, probe);
             Disposition::Delivered
         }
         Outcome::Reject { reason } => {
             // The destination is healthy: it judged the data.
-            lane.breaker().on_success(Instant::now(), probe);
+            breaker_success(lane, probe);
             Disposition::Dead { error: reason }
         }
         Outcome::Retry { reason, after } => {
             // Judged after this failure is counted: if it opens the breaker, the long cap applies.
-            let health = {
+            let (health, open) = {
                 let mut b = lane.breaker();
                 let t = Instant::now();
                 b.on_failure(t, probe);
-                if b.destination_succeeding(t) {
+                let health = if b.destination_succeeding(t) {
                     DestinationHealth::Succeeding
                 } else {
                     DestinationHealth::Failing
-                }
+                };
+                (health, b.state(t) != BreakerState::Closed)
             };
+            // The breaker opening is logged once, with this failure's reason; the failures
+            // while it stays open (its probes) are counted and summarised.
+            if open {
+                lane.outage.failed(&reason);
+            }
             let cfg = &lane.cfg;
             if cfg.max_attempts > 0 && c.attempts >= cfg.max_attempts {
                 return Disposition::Dead {
@@ -83,6 +90,19 @@ pub(super) fn decide(lane: &Lane, c: &Claimed, outcome: Outcome, probe: bool, no
             }
             Disposition::Retry { at, error: reason }
         }
+    }
+}
+
+/// A success for the breaker; a breaker that closes with it ends the destination's outage.
+fn breaker_success(lane: &Lane, probe: bool) {
+    let closed = {
+        let mut b = lane.breaker();
+        let t = Instant::now();
+        b.on_success(t, probe);
+        b.state(t) == BreakerState::Closed
+    };
+    if closed {
+        lane.outage.ok();
     }
 }
 
@@ -171,13 +191,20 @@ pub(super) async fn deliver(
                 .with_max_times(6),
         )
         .await;
+    if result.is_ok() {
+        lane.redis.ok();
+    }
     match result {
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!(destination = %lane.name, id = %c.id, "lease was lost before settlement; another worker owns the message now")
         }
         Err(e) => {
-            tracing::error!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease")
+            // In a store outage, every delivery in flight ends here: the outage is logged
+            // once (`crate::outage`), the message's fate at debug.
+            tracing::debug!(destination = %lane.name, id = %c.id, error = %e, "cannot settle; the message will be retried after its lease");
+            lane.redis
+                .store_failed(&e, "cannot settle; the message will be retried after its lease");
         }
     }
     drop(permit);
@@ -244,7 +271,7 @@ async fn rate_permit(queue: &MessageQueue, lane: &Lane, hard_stop: &Cancellation
             Ok(Permit::Granted) => return true,
             Ok(Permit::Wait(d)) => d,
             Err(e) => {
-                tracing::warn!(destination = %lane.name, error = %e, "cannot reach the rate limit");
+                lane.redis.store_failed(&e, "cannot reach the rate limit");
                 Duration::from_millis(100)
             }
         };
@@ -311,6 +338,8 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             wake: Notify::new(),
             events: std::sync::atomic::AtomicBool::new(false),
+            redis: crate::outage::Dependency::detached(crate::outage::REDIS, "Redis"),
+            outage: crate::outage::Dependency::detached("breaker:nowhere", "the destination of queue nowhere"),
             cfg,
             adapter: Arc::new(Nowhere),
         }

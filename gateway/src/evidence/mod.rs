@@ -20,7 +20,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -117,6 +117,10 @@ pub fn anchor(e: &EvidenceSettings) -> Result<Option<TrustStore>, String> {
         .map_err(|err| format!("evidence.tsa_ca: {err}"))
 }
 
+/// The evidence authority's label and name as a dependency.
+pub const EVIDENCE_TSA: &str = "evidence_tsa";
+pub const EVIDENCE_TSA_NAME: &str = "the evidence log's timestamp authority";
+
 /// The counters the writer keeps and `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -133,7 +137,9 @@ pub struct Shared {
     /// The time of the oldest record no token covers yet (0: none).
     pub oldest_unstamped_ms: AtomicI64,
     pub last_stamp_ms: AtomicI64,
-    pub tsa_failing: AtomicBool,
+    /// The timestamp authority as a dependency: its outage is logged once and its failures
+    /// counted (`crate::outage`); the application's, once attached to the monitoring.
+    pub tsa: std::sync::OnceLock<std::sync::Arc<crate::outage::Dependency>>,
 }
 
 impl Shared {
@@ -143,6 +149,12 @@ impl Shared {
             0 => 0.0,
             at => (now_ms - at).max(0) as f64 / 1000.0,
         }
+    }
+
+    /// The timestamp authority's outage tracker: the attached one, or one of its own.
+    pub fn tsa(&self) -> &crate::outage::Dependency {
+        self.tsa
+            .get_or_init(|| crate::outage::Dependency::detached(EVIDENCE_TSA, EVIDENCE_TSA_NAME))
     }
 
     pub fn dropped(&self) -> u64 {

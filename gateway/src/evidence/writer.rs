@@ -246,9 +246,8 @@ pub(super) async fn run(
                 Err(why) => {
                     chain.stamp_failed();
                     shared.stamp_failures.fetch_add(1, Ordering::Relaxed);
-                    if !shared.tsa_failing.swap(true, Ordering::Relaxed) {
-                        tracing::error!(alarm = true, error = %why, "the evidence log's timestamp authority fails; records wait for a stamp");
-                    }
+                    // Logged once as an outage (records wait for a stamp meanwhile), and counted.
+                    shared.tsa().failed(&why);
                 }
             },
             _ = tick.tick() => {
@@ -268,8 +267,8 @@ pub(super) async fn run(
                             }
                         }
                         let got = tsa.timestamp_digest(covers).await.map(|token| Stamped { covers, covers_seq, token }).map_err(|e| e.to_string());
-                        if got.is_ok() && shared.tsa_failing.swap(false, Ordering::Relaxed) {
-                            tracing::warn!("the evidence log's timestamp authority answers again");
+                        if got.is_ok() {
+                            shared.tsa().ok();
                         }
                         let _ = tx.send(got).await;
                     });

@@ -289,6 +289,12 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     match res {
         Ok(r) => {
             let mut r = as_problem(r.map_into_boxed_body());
+            if let (Some(t), Some(ApiError::Unavailable(cause))) =
+                (&monitoring, r.response().error().and_then(|e| e.as_error::<ApiError>()))
+            {
+                // Logged as the store's outage, once, and counted: not a line per request.
+                t.outages().redis().refused(cause);
+            }
             let status = r.status().as_u16();
             tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
             if let Some(t) = &monitoring {
@@ -334,8 +340,11 @@ async fn healthz() -> HttpResponse {
 /// Ready: the queue backend answers.
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses((status = 200, description = "Ready", body = Status), (status = 503, description = "The queue backend is unavailable")))]
-async fn readyz(engine: web::Data<EngineHandle>) -> Result<HttpResponse, ApiError> {
+async fn readyz(engine: web::Data<EngineHandle>, monitoring: web::Data<crate::monitoring::Monitoring>) -> Result<HttpResponse, ApiError> {
     engine.queue.ping().await?;
+    // A probe that gets through is how an API-only process (no claim loop polling the store)
+    // sees the store come back.
+    monitoring.outages().redis().ok();
     Ok(HttpResponse::Ok().json(Status {
         status: "ready",
         queue: Some(engine.queue.backend_name()),

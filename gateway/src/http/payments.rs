@@ -597,7 +597,7 @@ fn refusal(provider: &str, refused: Refused) -> Result<HttpResponse, ApiError> {
 fn render(reply: Reply) -> Result<HttpResponse, ApiError> {
     match reply {
         Reply::Json(v) => Ok(HttpResponse::Ok().json(v)),
-        Reply::StoreFailed => Err(ApiError::Unavailable),
+        Reply::StoreFailed => Err(ApiError::Unavailable("the payment store failed".into())),
         Reply::Problem(p) => Err(match p {
             CallbackProblem::Malformed(m) => ApiError::BadRequest(m),
             CallbackProblem::Invalid { pointer, message } => ApiError::Validation(vec![FieldError { field: pointer, message }]),

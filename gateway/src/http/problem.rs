@@ -41,8 +41,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The store did not answer; the cause is for the outage's log line (`crate::outage`), never
+    /// for the caller.
     #[error("the queue backend is unavailable; nothing was accepted, try again")]
-    Unavailable,
+    Unavailable(String),
     /// The write is on the primary only (`queue.min_replicas`): not acknowledged. A retry with
     /// the same `Idempotency-Key` finds it and is answered once replicas hold it.
     #[error("the write was not confirmed by enough replicas in time; retry with the same Idempotency-Key")]
@@ -109,7 +111,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
-            ApiError::Unavailable => ("backend-unavailable", "Service unavailable"),
+            ApiError::Unavailable(_) => ("backend-unavailable", "Service unavailable"),
             ApiError::NotReplicated => ("not-replicated", "Service unavailable"),
             ApiError::NotConfigured(_) => ("not-configured", "Service unavailable"),
             ApiError::DependencyUnavailable(_) => ("dependency-unavailable", "Service unavailable"),
@@ -134,7 +136,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable
+            ApiError::Unavailable(_)
             | ApiError::NotReplicated
             | ApiError::NotConfigured(_)
             | ApiError::DependencyUnavailable(_)
@@ -234,13 +236,25 @@ pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: Strin
         .body(serde_json::to_string(&body).unwrap_or_default())
 }
 
+/// A store that does not answer is an outage, logged once as a state change by the request
+/// middleware (`http::request_id`, through [`crate::outage`]), not once per refused request; a
+/// write replicas did not confirm is counted and logged where it happens (the store). A reply
+/// of the wrong shape is a fault of its own, logged each time.
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
-        tracing::error!(error = %e, "queue backend error");
         match e {
-            crate::storage::StorageError::Unavailable(_) | crate::storage::StorageError::Access { .. } => ApiError::Unavailable,
-            crate::storage::StorageError::Corrupt(_) => ApiError::Internal,
-            crate::storage::StorageError::NotReplicated { .. } => ApiError::NotReplicated,
+            crate::storage::StorageError::Unavailable(cause) => ApiError::Unavailable(cause),
+            // Refused credentials or certificate after start-up (a rotated password): the
+            // store is out of reach like any outage, and the cause names the key.
+            crate::storage::StorageError::Access { .. } => ApiError::Unavailable(e.to_string()),
+            crate::storage::StorageError::Corrupt(_) => {
+                tracing::error!(error = %e, "queue backend error");
+                ApiError::Internal
+            }
+            crate::storage::StorageError::NotReplicated { .. } => {
+                tracing::debug!(error = %e, "write not confirmed by enough replicas");
+                ApiError::NotReplicated
+            }
         }
     }
 }

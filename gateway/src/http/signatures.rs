@@ -31,6 +31,9 @@ pub struct SigningState {
     pub trust: Option<TrustStore>,
     /// `signing.tsa_url`: the authority for PAdES-B-T signature timestamps.
     pub tsa: Option<crate::tsa::TsaClient>,
+    /// The authority as a dependency: its outage is logged once, the signatures it refused
+    /// counted (`crate::outage`). Without it each failure is logged.
+    pub tsa_outage: Option<std::sync::Arc<crate::outage::Dependency>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -75,8 +78,11 @@ fn pades_problem(e: PadesError) -> ApiError {
     }
 }
 
-fn tsa_problem(e: &crate::tsa::TsaError) -> ApiError {
-    tracing::warn!(error = %e, "the timestamp authority failed");
+fn tsa_problem(e: &crate::tsa::TsaError, outage: Option<&crate::outage::Dependency>) -> ApiError {
+    match outage {
+        Some(o) => o.refused(e),
+        None => tracing::warn!(error = %e, "the timestamp authority failed"),
+    }
     ApiError::Upstream("the timestamp authority did not give a timestamp; nothing was signed".into())
 }
 
@@ -111,7 +117,14 @@ async fn sign_pdf(state: web::Data<SigningState>, body: web::Bytes, visible: boo
     .ok_or_else(|| ApiError::NotConfigured("no signing identity: set signing.pkcs12".into()))?;
     let signature = match &state.tsa {
         Some(tsa) => {
-            let token = tsa.timestamp(signature.signature_value()).await.map_err(|e| tsa_problem(&e))?;
+            let outage = state.tsa_outage.as_deref();
+            let token = tsa
+                .timestamp(signature.signature_value())
+                .await
+                .map_err(|e| tsa_problem(&e, outage))?;
+            if let Some(o) = outage {
+                o.ok();
+            }
             signature.with_timestamp(&token).map_err(|e| signing_failed(&e))?
         }
         None => signature,

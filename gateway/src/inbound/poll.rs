@@ -43,6 +43,7 @@ pub async fn run(
     inbound: Arc<Inbound>,
     source: Arc<dyn InboundSource>,
     queue: MessageQueue,
+    redis: Arc<crate::outage::Dependency>,
     evidence: Option<Arc<dyn Recorder>>,
     stop: CancellationToken,
 ) {
@@ -54,7 +55,7 @@ pub async fn run(
         // work; a dossier's own key is in the bodies' digests, not in the records.
         let (r, noted) = tokio::select! {
             _ = stop.cancelled() => return,
-            r = evidence::scope(evidence.as_ref(), Subject::default(), round(&inbound, source.as_ref(), &queue)) => r,
+            r = evidence::scope(evidence.as_ref(), Subject::default(), round(&inbound, source.as_ref(), &queue, &redis)) => r,
         };
         noted.settle(&format!(
             "round: {} listed, {} taken, {} acknowledged, {} failures",
@@ -79,9 +80,10 @@ pub async fn run(
 }
 
 /// One round: acknowledge, then list and take.
-pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &MessageQueue) -> Round {
+/// The store's failures go to `redis`, which logs an outage once (see [`crate::outage`]).
+pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &MessageQueue, redis: &crate::outage::Dependency) -> Round {
     let mut r = Round::default();
-    acknowledge_taken(inbound, source, queue, &mut r).await;
+    acknowledge_taken(inbound, source, queue, redis, &mut r).await;
     let listed = match source.list(PER_ROUND).await {
         Ok(l) => l,
         Err(e) => {
@@ -99,7 +101,7 @@ pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &Messag
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(source = source.id(), error = %e, "inbound book unavailable; trying again next round");
+                redis.store_failed(&e, "inbound book unavailable; trying again next round");
                 r.failures += 1;
                 return r;
             }
@@ -116,7 +118,7 @@ pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &Messag
             Ok(Taken::Created(_)) => r.taken += 1,
             Ok(Taken::Duplicate) => r.known += 1,
             Err(TakeError::Storage(e)) => {
-                tracing::warn!(source = source.id(), error = %e, "inbound book unavailable; trying again next round");
+                redis.store_failed(&e, "inbound book unavailable; trying again next round");
                 r.failures += 1;
                 return r;
             }
@@ -132,11 +134,20 @@ pub async fn round(inbound: &Inbound, source: &dyn InboundSource, queue: &Messag
 }
 
 /// Acknowledges every taken dossier whose webhook the centre has.
-async fn acknowledge_taken(inbound: &Inbound, source: &dyn InboundSource, queue: &MessageQueue, r: &mut Round) {
+async fn acknowledge_taken(
+    inbound: &Inbound,
+    source: &dyn InboundSource,
+    queue: &MessageQueue,
+    redis: &crate::outage::Dependency,
+    r: &mut Round,
+) {
     let waiting = match inbound.book.unacknowledged(source.id(), PER_ROUND).await {
-        Ok(w) => w,
+        Ok(w) => {
+            redis.ok();
+            w
+        }
         Err(e) => {
-            tracing::warn!(source = source.id(), error = %e, "inbound book unavailable");
+            redis.store_failed(&e, "inbound book unavailable");
             r.failures += 1;
             return;
         }
@@ -149,7 +160,7 @@ async fn acknowledge_taken(inbound: &Inbound, source: &dyn InboundSource, queue:
                 false
             }
             Err(e) => {
-                tracing::warn!(source = source.id(), error = %e, "queue unavailable");
+                redis.store_failed(&e, "queue unavailable");
                 r.failures += 1;
                 return;
             }

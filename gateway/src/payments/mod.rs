@@ -347,7 +347,7 @@ impl Payments {
             Handoff::Url(url) => record.payment_url = url,
             Handoff::Qr(payload) => record.qr_payload = Some(payload),
         }
-        self.monitoring.payment_state("pending");
+        self.monitoring.payment_state(&record.provider, "pending");
         self.monitoring.audit(
             "centre",
             "payment.create",
@@ -447,7 +447,7 @@ impl Payments {
             _ => None,
         };
         if let Some(s) = state {
-            self.monitoring.payment_state(s);
+            self.monitoring.payment_state(&c.provider, s);
         }
         self.monitoring.audit(
             &format!("provider:{}", c.provider),
@@ -514,7 +514,7 @@ impl Payments {
         );
         match outcome {
             ReverseOutcome::Reversed => {
-                self.monitoring.payment_state("reversed");
+                self.monitoring.payment_state(&r.provider, "reversed");
                 tracing::warn!(alarm = true, reference = %Escaped(&r.reference), "a paid fee was reversed by the bank");
             }
             ReverseOutcome::Mismatch(why) => {

@@ -138,7 +138,7 @@ impl Payments {
             return Ok(false);
         }
         tracing::info!(audit = true, provider = id, reference = %Escaped(&record.reference), "payment expired: its lifetime and the grace are over and the provider reports it unpaid");
-        self.monitoring.payment_state("expired");
+        self.monitoring.payment_state(id, "expired");
         self.monitoring
             .audit(&format!("provider:{id}"), "payment.expired", &record.reference, &detail);
         Ok(true)
@@ -158,17 +158,25 @@ pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: Can
     match payments.ledger.adopt_pending(id, now, from).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(provider = id, adopted = n, "pending payments joined the reconciliation schedule"),
-        Err(e) => tracing::warn!(provider = id, error = %e, "pending payments could not join the reconciliation schedule"),
+        Err(e) => payments
+            .monitoring
+            .outages()
+            .redis()
+            .store_failed(&e, "pending payments could not join the reconciliation schedule"),
     }
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
+        let redis = payments.monitoring.outages().redis();
         match payments.reconcile_once(id).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(provider = id, applied = n, "reconciliation applied provider answers"),
-            Err(e) => tracing::warn!(provider = id, error = %e, "reconciliation cannot reach the queue"),
+            Ok(0) => redis.ok(),
+            Ok(n) => {
+                redis.ok();
+                tracing::info!(provider = id, applied = n, "reconciliation applied provider answers")
+            }
+            Err(e) => redis.store_failed(&e, "reconciliation cannot reach the queue"),
         }
     }
 }

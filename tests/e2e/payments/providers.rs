@@ -22,6 +22,14 @@ async fn paygov_end_to_end_paid_once_with_one_signed_webhook() {
     assert_eq!(w.body["data"]["MaThamChieu"], reference.as_str());
     assert_eq!(w.body["data"]["SoTien"], 100_000);
     assert_eq!(w.body["data"]["MaDonVi"], "000.00.22.H46");
+    // The metrics count the payment's states by its provider.
+    let metrics = app.metrics().await;
+    for series in [
+        "hcc_payments_total{provider=\"paygov\",state=\"pending\"} 1",
+        "hcc_payments_total{provider=\"paygov\",state=\"paid\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} is not on /metrics:\n{metrics}");
+    }
     // The event went through a queue of its own, `payments`, delivered by the centre's webhook.
     let queues = json(app.queues(Key::Operator).await).await;
     let lanes: Vec<(&str, &str, u64)> = queues["queues"]

@@ -238,12 +238,13 @@ async fn money_paid_twice_leaves_the_first_standing_and_asks_the_centre_to_refun
     })
     .await;
     assert!(audit.to_string().contains(&reference));
+    // Counted by provider (here the two that confirmed a second time): two in all.
     let metrics = app.metrics().await;
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.contains("state=\"duplicate\"") && l.trim_end().ends_with(" 2")),
-        "{metrics}"
-    );
+    let duplicates: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hcc_payments_total{") && l.contains("state=\"duplicate\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(duplicates, 2.0, "{metrics}");
     app.stop().await;
 }
