@@ -165,6 +165,7 @@ impl Application {
         let mut signing = signing_state(&settings)?;
         let background = Background::new();
         let monitoring = crate::monitoring::Monitoring::start_in(store.audit_log(), &background);
+        monitoring.attach_store(store.clone());
         if signing.tsa.is_some() {
             signing.tsa_outage = Some(monitoring.outages().dependency("tsa", "the timestamp authority (signing.tsa_url)"));
         }
@@ -193,6 +194,9 @@ impl Application {
         )
         .map_err(BuildError::Settings)?
         .map(|p| Arc::new(p.with_evidence(crate::evidence::recorder(&evidence))));
+        if let Some(p) = &payments {
+            monitoring.attach_ledger(p.ledger.clone());
+        }
         // The payment and inbound events queues stay whole: the ledger's and the book's scripts
         // write them in their own slots.
         let queue = store.queue().with_partitions(

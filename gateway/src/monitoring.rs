@@ -84,6 +84,8 @@ pub struct Monitoring {
     http: Family<Http, Counter>,
     payments: Family<PaymentLabel, Counter>,
     bank_unmatched: Family<ReasonLabel, Counter>,
+    bank_unmatched_open: Family<ReasonLabel, Gauge>,
+    unreplicated: Counter,
     audit_dropped: Counter,
     audit: mpsc::Sender<AuditLine>,
     audit_log: AuditLog,
@@ -92,6 +94,10 @@ pub struct Monitoring {
     evidence_gauges: EvidenceGauges,
     /// Redis, the destinations' breakers, the timestamp authorities: their outages.
     outages: Arc<crate::outage::Outages>,
+    /// The store, for the figures it keeps itself (writes refused as not replicated).
+    store: std::sync::OnceLock<crate::storage::Store>,
+    /// The payment ledger, when payments are on: its open unmatched bank money.
+    ledger: std::sync::OnceLock<crate::storage::PaymentLedger>,
 }
 
 /// The evidence log's figures (all 0 while it is off).
@@ -125,6 +131,12 @@ impl Monitoring {
         let http = Family::<Http, Counter>::default();
         let payments = Family::<PaymentLabel, Counter>::default();
         let bank_unmatched = Family::<ReasonLabel, Counter>::default();
+        let bank_unmatched_open = Family::<ReasonLabel, Gauge>::default();
+        // Every reason from the start, at 0: the alert and the dashboard name the series.
+        for r in hcc_adapters::payments::UnmatchedReason::ALL {
+            bank_unmatched_open.get_or_create(&ReasonLabel { reason: r.as_str().into() }).set(0);
+        }
+        let unreplicated = Counter::default();
         let audit_dropped = Counter::default();
         registry.register(
             "hcc_delivery_attempts",
@@ -153,6 +165,16 @@ impl Monitoring {
             "hcc_bank_unmatched",
             "Bank credits and reversals that paid or reversed nothing, kept for a person, by reason (this process)",
             bank_unmatched.clone(),
+        );
+        registry.register(
+            "hcc_bank_unmatched_open",
+            "Bank credits and reversals in the unmatched list still open (waiting for a finance officer), by reason (the store's count)",
+            bank_unmatched_open.clone(),
+        );
+        registry.register(
+            "hcc_queue_unreplicated_writes",
+            "Writes refused (503) because fewer than queue.min_replicas replicas confirmed them in time (this process)",
+            unreplicated.clone(),
         );
         registry.register(
             "hcc_audit_dropped",
@@ -210,13 +232,28 @@ impl Monitoring {
             http,
             payments,
             bank_unmatched,
+            bank_unmatched_open,
+            unreplicated,
             audit_dropped,
             audit: tx,
             audit_log,
             evidence: std::sync::OnceLock::new(),
             evidence_gauges,
             outages,
+            store: std::sync::OnceLock::new(),
+            ledger: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shows the store's own figures from now on (`hcc_queue_unreplicated_writes_total`).
+    pub fn attach_store(&self, store: crate::storage::Store) {
+        let _ = self.store.set(store);
+    }
+
+    /// Shows the payment ledger's open unmatched bank money from now on
+    /// (`hcc_bank_unmatched_open`); without it every reason reads 0.
+    pub fn attach_ledger(&self, ledger: crate::storage::PaymentLedger) {
+        let _ = self.ledger.set(ledger);
     }
 
     /// Shows the evidence log's figures from now on.
@@ -312,6 +349,21 @@ impl Monitoring {
                 self.breaker
                     .get_or_create(&Dest { destination: name.into() })
                     .set(b.as_gauge() as i64);
+            }
+        }
+        if let Some(store) = self.store.get() {
+            // The store counts; the counter shows its figure (it only grows).
+            self.unreplicated
+                .inner()
+                .store(store.unreplicated_writes(), std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(ledger) = self.ledger.get() {
+            let open = ledger.unmatched_open_by_reason().await?;
+            for r in hcc_adapters::payments::UnmatchedReason::ALL {
+                let n = open.get(r.as_str()).copied().unwrap_or(0);
+                self.bank_unmatched_open
+                    .get_or_create(&ReasonLabel { reason: r.as_str().into() })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
         if let Some(e) = self.evidence.get() {

@@ -265,7 +265,8 @@ impl Dependency {
 
     /// A store error met by background work that will try again: the store not answering is
     /// this dependency's outage; a reply of the wrong shape is a fault, logged each time with
-    /// `what` was being done; a write replicas did not confirm is the store's to report.
+    /// `what` was being done; a write replicas did not confirm is the store's to report (it
+    /// counts it in `hcc_queue_unreplicated_writes_total` and warns, rate-limited).
     pub fn store_failed(&self, e: &crate::storage::StorageError, what: &'static str) {
         use crate::storage::StorageError;
         match e {

@@ -238,8 +238,9 @@ pub(crate) fn problem(status: StatusCode, slug: &str, title: &str, detail: Strin
 
 /// A store that does not answer is an outage, logged once as a state change by the request
 /// middleware (`http::request_id`, through [`crate::outage`]), not once per refused request; a
-/// write replicas did not confirm is counted and logged where it happens (the store). A reply
-/// of the wrong shape is a fault of its own, logged each time.
+/// write replicas did not confirm is counted where it happens (the store's
+/// `hcc_queue_unreplicated_writes_total`), which also warns at most once a minute, so here it
+/// is only a debug line. A reply of the wrong shape is a fault of its own, logged each time.
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {

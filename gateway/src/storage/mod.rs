@@ -112,6 +112,15 @@ impl Store {
     pub fn audit_log(&self) -> AuditLog {
         AuditLog::new(self)
     }
+
+    /// Writes refused since start because too few replicas confirmed them (always 0 in memory,
+    /// which has no replicas).
+    pub fn unreplicated_writes(&self) -> u64 {
+        match self {
+            Store::Redis(r) => r.unreplicated_writes(),
+            Store::Memory(_) => 0,
+        }
+    }
 }
 
 /// Forwards a method of a concern's enum to its backend.
@@ -128,12 +137,13 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 23] = [
+    const SCRIPTS: [(&str, &str); 24] = [
         ("catalogue_lease.lua", include_str!("lua/catalogue_lease.lua")),
         ("inbound_accept.lua", include_str!("lua/inbound_accept.lua")),
         ("inbound_ack.lua", include_str!("lua/inbound_ack.lua")),
         ("unmatched_put.lua", include_str!("lua/unmatched_put.lua")),
         ("unmatched_settle.lua", include_str!("lua/unmatched_settle.lua")),
+        ("unmatched_open.lua", include_str!("lua/unmatched_open.lua")),
         ("replay_job.lua", include_str!("lua/replay_job.lua")),
         ("lib/payment_index.lua", include_str!("lua/lib/payment_index.lua")),
         ("dossier.lua", include_str!("lua/dossier.lua")),

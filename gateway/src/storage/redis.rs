@@ -40,7 +40,7 @@
 //! topology: see [`super::redis_access`], which also builds the pools. In sentinel mode the
 //! data nodes are reached in database 0.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,10 @@ const ACCESS_CHECK_WITHIN: Duration = Duration::from_secs(10);
 
 /// How much longer than `WAIT`'s own timeout its reply may take to arrive.
 const REPLY_MARGIN: Duration = Duration::from_secs(1);
+
+/// At most one warning per this long about writes replicas did not confirm: while replicas are
+/// missing every acknowledged write is refused, and a line each would flood the log.
+const UNREPLICATED_WARN_EVERY_MS: u64 = 60_000;
 
 /// Where Redis is. No `Debug`: URLs may carry a password.
 #[derive(Clone)]
@@ -252,6 +256,8 @@ impl RedisStore {
             shared: Arc::new(Shared {
                 slots: (0..SHARED_CONNECTIONS).map(|_| Arc::new(Mutex::new(None))).collect(),
                 next: AtomicUsize::new(0),
+                unreplicated: AtomicU64::new(0),
+                unreplicated_warned: AtomicU64::new(0),
             }),
             prefix: o.prefix.as_str().into(),
             min_replicas: o.min_replicas,
@@ -376,12 +382,45 @@ impl RedisStore {
             }
         };
         if acked < i64::from(self.min_replicas) {
-            return Err(StorageError::NotReplicated {
+            let e = StorageError::NotReplicated {
                 wanted: self.min_replicas,
                 got: acked.max(0) as u32,
-            });
+            };
+            self.count_unreplicated(&e);
+            return Err(e);
         }
         Ok(answer)
+    }
+
+    /// Writes refused since start because too few replicas confirmed them
+    /// (`hcc_queue_unreplicated_writes_total`): the HTTP layer and background work log them
+    /// only at debug, so this count, and the rate-limited warning beside it, is their signal.
+    pub fn unreplicated_writes(&self) -> u64 {
+        self.shared.unreplicated.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused write; warns at most once per [`UNREPLICATED_WARN_EVERY_MS`], with the
+    /// count so far (the first refusal always warns).
+    fn count_unreplicated(&self, e: &StorageError) {
+        let total = self.shared.unreplicated.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(super::now_ms()).unwrap_or(0).max(1);
+        let last = self.shared.unreplicated_warned.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= UNREPLICATED_WARN_EVERY_MS;
+        // One caller wins the slot: concurrent refusals do not each write the line.
+        if due
+            && self
+                .shared
+                .unreplicated_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                error = %e,
+                refused_since_start = total,
+                "writes are refused (503) because too few replicas confirm them (queue.min_replicas); at most one such line every {} s, every refusal counted in hcc_queue_unreplicated_writes_total",
+                UNREPLICATED_WARN_EVERY_MS / 1000,
+            );
+        }
     }
 
     /// `Unavailable`, and after a sign of failover (`READONLY`, a broken connection) the
@@ -507,6 +546,10 @@ type Slot = Arc<Mutex<Option<Conn>>>;
 struct Shared {
     slots: Vec<Slot>,
     next: AtomicUsize,
+    /// Writes refused as not replicated, since start (see [`RedisStore::unreplicated_writes`]).
+    unreplicated: AtomicU64,
+    /// When the last warning about them was written (Unix ms; 0: never).
+    unreplicated_warned: AtomicU64,
 }
 
 fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<Conn>> {

@@ -10,15 +10,16 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `p:{l}:unmatched:e:<id>` | hash | `entry` (JSON), `state`, `created`, `updated`, `settled_with`, `settled_by` |
+//! | `p:{l}:unmatched:e:<id>` | hash | `entry` (JSON), `state`, `reason`, `created`, `updated`, `settled_with`, `settled_by` |
 //! | `p:{l}:unmatched:ix:all` | zset | id -> creation time, of every entry |
 //! | `p:{l}:unmatched:ix:s:<state>` | zset | id -> creation time, of the entries in that state |
+//! | `p:{l}:unmatched:open` | hash | reason -> open entries (kept by put and settle, for the metric), `counted` |
 //! | `p:{l}:payment:bankdoc:<source>:<identity>` | string | the document that first carried a content identity |
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, Value};
 use serde::{Deserialize, Serialize};
 
 use super::PaymentLedger;
@@ -26,11 +27,12 @@ use super::PaymentLedger;
 // Redis script (the deliberate circle of `ledger::memory` and `storage::memory`).
 use super::memory::MemoryLedger;
 use super::redis::RedisLedger;
-use crate::storage::redis::{corrupt, one_of_two, reply};
+use crate::storage::redis::{corrupt, counter, one_of_two, reply, text};
 use crate::storage::{Millis, StorageError, dispatch};
 
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/unmatched_put.lua")));
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/unmatched_settle.lua")));
+static OPEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/unmatched_open.lua")));
 
 /// Where an unmatched entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -205,6 +207,12 @@ impl PaymentLedger {
     pub async fn first_document(&self, source: &str, identity: &str, document: &str) -> Result<String, StorageError> {
         dispatch!(self, PaymentLedger, l => l.first_document(source, identity, document).await)
     }
+
+    /// How many entries are open, by reason (`hcc_bank_unmatched_open`): reasons with none may
+    /// be missing or 0. Cheap enough for every scrape (see `unmatched_open.lua`).
+    pub async fn unmatched_open_by_reason(&self) -> Result<HashMap<String, u64>, StorageError> {
+        dispatch!(self, PaymentLedger, l => l.unmatched_open_by_reason().await)
+    }
 }
 
 fn settle_outcome(s: &str) -> Result<SettleOutcome, StorageError> {
@@ -250,14 +258,34 @@ impl RedisLedger {
         format!("{}unmatched:ix:{name}", self.base())
     }
 
+    fn unmatched_open(&self) -> String {
+        format!("{}unmatched:open", self.base())
+    }
+
+    pub async fn unmatched_open_by_reason(&self) -> Result<HashMap<String, u64>, StorageError> {
+        let mut inv = OPEN.key(self.unmatched_open());
+        inv.key(self.unmatched_index("s:open")).arg(self.base());
+        let flat: Vec<Value> = reply(&self.store().run(&inv).await?, "unmatched open reply")?;
+        let mut out = HashMap::new();
+        for pair in flat.chunks(2) {
+            let [reason, n] = pair else {
+                return Err(corrupt("unmatched open reply: an odd number of elements"));
+            };
+            out.insert(text(reason, "unmatched open reason")?, counter(n, "unmatched open count")?);
+        }
+        Ok(out)
+    }
+
     pub async fn unmatched_put(&self, facts: &UnmatchedFacts, now: Millis) -> Result<bool, StorageError> {
         let json = serde_json::to_string(facts).map_err(|e| corrupt(format_args!("unmatched entry: {e}")))?;
         let mut inv = PUT.key(self.unmatched_key(&facts.id));
         inv.key(self.unmatched_index("all"))
             .key(self.unmatched_index("s:open"))
+            .key(self.unmatched_open())
             .arg(&facts.id)
             .arg(json)
-            .arg(now);
+            .arg(now)
+            .arg(&facts.reason);
         one_of_two(
             &self.store().run_acknowledged(&inv, self.base()).await?,
             "unmatched put reply",
@@ -289,6 +317,7 @@ impl RedisLedger {
         let mut inv = SETTLE.key(self.unmatched_key(id));
         inv.key(self.unmatched_index("s:open"))
             .key(self.unmatched_index(&format!("s:{}", to.as_str())))
+            .key(self.unmatched_open())
             .arg(id)
             .arg(to.as_str())
             .arg(with)
@@ -375,6 +404,18 @@ impl MemoryLedger {
             book.index("s:open").remove(id);
             book.index(&format!("s:{}", to.as_str())).add(id, created);
             SettleOutcome::Done
+        }))
+    }
+
+    /// A walk over every entry: the memory backend is for the demo and development, where the
+    /// book stays small.
+    pub async fn unmatched_open_by_reason(&self) -> Result<HashMap<String, u64>, StorageError> {
+        Ok(self.with(|l, _| {
+            let mut out = HashMap::new();
+            for e in l.unmatched.entries.values().filter(|e| e.state == UnmatchedState::Open) {
+                *out.entry(e.facts.reason.clone()).or_insert(0) += 1;
+            }
+            out
         }))
     }
 

@@ -4,6 +4,7 @@
 -- KEYS[1] entry hash             p:{l}:unmatched:e:<id>
 -- KEYS[2] index of open ones     p:{l}:unmatched:ix:s:open
 -- KEYS[3] index of the new state p:{l}:unmatched:ix:s:<state>
+-- KEYS[4] open ones by reason    p:{l}:unmatched:open   (hash reason -> count; see unmatched_open)
 -- ARGV[1] id
 -- ARGV[2] the new state ('assigned' | 'returned')
 -- ARGV[3] what it was settled with (the MaThamChieu paid, or the reason it is returned)
@@ -17,6 +18,13 @@ if e[1] ~= 'open' then
   return 'settled:' .. (e[1] or '')
 end
 local created = redis.call('HGET', KEYS[1], 'created')
+-- An entry kept before `reason` was stored apart names it only in its JSON.
+local reason = redis.call('HGET', KEYS[1], 'reason')
+if not reason then
+  local ok, j = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'entry') or '')
+  reason = ok and type(j) == 'table' and type(j.reason) == 'string' and j.reason or 'unknown'
+end
+redis.call('HINCRBY', KEYS[4], reason, -1)
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'settled_with', ARGV[3], 'settled_by', ARGV[4], 'updated', ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], created, ARGV[1])
