@@ -206,6 +206,16 @@ pub(crate) async fn assign(app: &TestApp, id: &str, reference: &str) -> reqwest:
     .await
 }
 
+/// `hcc_bank_unmatched_open{reason}` on /metrics.
+async fn open_unmatched(app: &TestApp, reason: &str) -> u64 {
+    let series = format!("hcc_bank_unmatched_open{{reason=\"{reason}\"}} ");
+    let text = app.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series}in\n{text}"))
+}
+
 async fn assigning_unmatched_money_pays_once(backend: &str) {
     let e = env();
     let app = spawn_app(e.settings(&[("HCC__QUEUE__BACKEND", backend.into())]), Workers::On).await;
@@ -222,6 +232,8 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
     assert_eq!(outcomes(&r), ["no_reference"], "{r}");
     let listed = app.unmatched_credits("?state=open").await;
     assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(open_unmatched(&app, "no_reference").await, 2);
+    assert_eq!(open_unmatched(&app, "amount_mismatch").await, 0, "every reason is exported");
     // The CLI lists them for the finance officer.
     let url = app.address.clone();
     let (ok, out, err) = tokio::task::spawn_blocking(move || operator_cli(&url, &["unmatched", "--bank", "devbank"]))
@@ -266,6 +278,7 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
         (p["status"].as_str(), p["confirmed_by"].as_str()),
         (Some("paid"), Some("bank:devbank"))
     );
+    assert_eq!(open_unmatched(&app, "no_reference").await, 1, "assigned: no longer open");
     let again = assign(&app, &right, &fee).await;
     assert_eq!(again.status(), 200, "repeating is harmless");
     assert_eq!(app.payment(&fee).await["updated_at"], p["updated_at"]);
@@ -286,6 +299,7 @@ async fn assigning_unmatched_money_pays_once(backend: &str) {
     };
     assert_eq!(give_back(wrong.clone()).await.status(), 200);
     assert_eq!(give_back(wrong.clone()).await.status(), 200, "repeating is harmless");
+    assert_eq!(open_unmatched(&app, "no_reference").await, 0, "returned: no longer open");
     assert_eq!(assign(&app, &wrong, &fee).await.status(), 409);
     assert_eq!(give_back(right.clone()).await.status(), 409, "an assigned credit is not returned");
     assert_eq!(

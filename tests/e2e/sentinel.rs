@@ -188,6 +188,12 @@ async fn min_replicas_without_a_replica_is_503_and_the_retry_keeps_the_first_wri
             .json(&body)
             .send()
     };
+    let unreplicated = |text: String| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("hcc_queue_unreplicated_writes_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert_eq!(unreplicated(app.metrics().await), Some(0), "exported at 0 before any refusal");
     for _ in 0..2 {
         let started = Instant::now();
         let r = post().await.unwrap();
@@ -202,6 +208,8 @@ async fn min_replicas_without_a_replica_is_503_and_the_retry_keeps_the_first_wri
         let problem: serde_json::Value = r.json().await.unwrap();
         assert_eq!(problem["type"], "https://hcc-gateway.dev/problems/not-replicated");
     }
+    // The refusals log only at debug per request: the counter is their signal.
+    assert_eq!(unreplicated(app.metrics().await), Some(2));
     let replica = PrivateRedis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
     eventually("the replica in sync", Duration::from_secs(20), || async {
         (connected_replicas(primary.port) >= 1).then_some(())
