@@ -195,7 +195,8 @@ impl Application {
         .map_err(BuildError::Settings)?
         .map(|p| Arc::new(p.with_evidence(crate::evidence::recorder(&evidence))));
         if let Some(p) = &payments {
-            monitoring.attach_ledger(p.ledger.clone());
+            let (overdue, grace) = p.overdue_terms();
+            monitoring.attach_ledger(p.ledger.clone(), overdue, grace);
         }
         // The payment and inbound events queues stay whole: the ledger's and the book's scripts
         // write them in their own slots.

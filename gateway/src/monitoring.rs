@@ -58,6 +58,11 @@ struct PaymentLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -85,6 +90,7 @@ pub struct Monitoring {
     payments: Family<PaymentLabel, Counter>,
     bank_unmatched: Family<ReasonLabel, Counter>,
     bank_unmatched_open: Family<ReasonLabel, Gauge>,
+    pending_overdue: Family<ProviderLabel, Gauge>,
     unreplicated: Counter,
     audit_dropped: Counter,
     audit: mpsc::Sender<AuditLine>,
@@ -96,8 +102,15 @@ pub struct Monitoring {
     outages: Arc<crate::outage::Outages>,
     /// The store, for the figures it keeps itself (writes refused as not replicated).
     store: std::sync::OnceLock<crate::storage::Store>,
-    /// The payment ledger, when payments are on: its open unmatched bank money.
-    ledger: std::sync::OnceLock<crate::storage::PaymentLedger>,
+    /// The payment ledger, when payments are on: its open unmatched bank money, and its
+    /// overdue pending payments by the reconciling providers' terms and the grace.
+    ledger: std::sync::OnceLock<LedgerWatch>,
+}
+
+struct LedgerWatch {
+    ledger: crate::storage::PaymentLedger,
+    overdue: Vec<crate::storage::ledger::overdue::OverdueTerms>,
+    grace: Duration,
 }
 
 /// The evidence log's figures (all 0 while it is off).
@@ -136,6 +149,7 @@ impl Monitoring {
         for r in hcc_adapters::payments::UnmatchedReason::ALL {
             bank_unmatched_open.get_or_create(&ReasonLabel { reason: r.as_str().into() }).set(0);
         }
+        let pending_overdue = Family::<ProviderLabel, Gauge>::default();
         let unreplicated = Counter::default();
         let audit_dropped = Counter::default();
         registry.register(
@@ -170,6 +184,11 @@ impl Monitoring {
             "hcc_bank_unmatched_open",
             "Bank credits and reversals in the unmatched list still open (waiting for a finance officer), by reason (the store's count)",
             bank_unmatched_open.clone(),
+        );
+        registry.register(
+            "hcc_payments_pending_overdue",
+            "Pending payments past their provider's lifetime and payments.expire_grace_minutes that reconciliation has not settled or expired, by reconciling provider (the store's count)",
+            pending_overdue.clone(),
         );
         registry.register(
             "hcc_queue_unreplicated_writes",
@@ -233,6 +252,7 @@ impl Monitoring {
             payments,
             bank_unmatched,
             bank_unmatched_open,
+            pending_overdue,
             unreplicated,
             audit_dropped,
             audit: tx,
@@ -250,10 +270,24 @@ impl Monitoring {
         let _ = self.store.set(store);
     }
 
-    /// Shows the payment ledger's open unmatched bank money from now on
-    /// (`hcc_bank_unmatched_open`); without it every reason reads 0.
-    pub fn attach_ledger(&self, ledger: crate::storage::PaymentLedger) {
-        let _ = self.ledger.set(ledger);
+    /// Shows the payment ledger's figures from now on: its open unmatched bank money
+    /// (`hcc_bank_unmatched_open`; without a ledger every reason reads 0) and the pending
+    /// payments of `overdue`'s providers past their lifetime and `grace`
+    /// (`hcc_payments_pending_overdue`, every such provider at 0 from now).
+    pub fn attach_ledger(
+        &self,
+        ledger: crate::storage::PaymentLedger,
+        overdue: Vec<crate::storage::ledger::overdue::OverdueTerms>,
+        grace: Duration,
+    ) {
+        for t in &overdue {
+            self.pending_overdue
+                .get_or_create(&ProviderLabel {
+                    provider: t.provider.into(),
+                })
+                .set(0);
+        }
+        let _ = self.ledger.set(LedgerWatch { ledger, overdue, grace });
     }
 
     /// Shows the evidence log's figures from now on.
@@ -357,13 +391,21 @@ impl Monitoring {
                 .inner()
                 .store(store.unreplicated_writes(), std::sync::atomic::Ordering::Relaxed);
         }
-        if let Some(ledger) = self.ledger.get() {
-            let open = ledger.unmatched_open_by_reason().await?;
+        if let Some(watch) = self.ledger.get() {
+            let open = watch.ledger.unmatched_open_by_reason().await?;
             for r in hcc_adapters::payments::UnmatchedReason::ALL {
                 let n = open.get(r.as_str()).copied().unwrap_or(0);
                 self.bank_unmatched_open
                     .get_or_create(&ReasonLabel { reason: r.as_str().into() })
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            if !watch.overdue.is_empty() {
+                let overdue = watch.ledger.pending_overdue(&watch.overdue, watch.grace, now).await?;
+                for (provider, n) in overdue {
+                    self.pending_overdue
+                        .get_or_create(&ProviderLabel { provider })
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
             }
         }
         if let Some(e) = self.evidence.get() {

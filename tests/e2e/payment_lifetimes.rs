@@ -232,6 +232,64 @@ async fn abandoned_payments_expire_and_never_starve_a_newer_one() {
     app.stop().await;
 }
 
+/// `hcc_payments_pending_overdue{provider}` on /metrics.
+async fn overdue(app: &TestApp, provider: &str) -> u64 {
+    let series = format!("hcc_payments_pending_overdue{{provider=\"{provider}\"}} ");
+    let text = app.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series}in\n{text}"))
+}
+
+/// Pending payments past VNPAY's lifetime (1 minute, no grace) that reconciliation has not got
+/// to yet are counted as overdue, and leave the count when paid; one still within its
+/// lifetime, and one older than reconcile_max_age_secs (given up, alarmed apart), are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_payments_past_their_lifetime_are_counted_until_settled() {
+    let e = env();
+    let ledger = match Store::redis(&redis_url(), 2, &e.prefix) {
+        Ok(s) => s.ledger("payments"),
+        Err(err) => panic!("redis: {err}"),
+    };
+    // First asked in an hour: reconciliation leaves them alone during the test.
+    let later = now_ms() + 3_600_000;
+    let mut overdue_refs = Vec::new();
+    for age in [
+        Duration::from_secs(30 * 60),
+        Duration::from_secs(40 * 60),
+        Duration::from_secs(50 * 60),
+    ] {
+        let p = abandoned(age).unwrap_or_else(|err| panic!("{err}"));
+        assert!(ledger.create_scheduled(&p, later).await.unwrap());
+        overdue_refs.push(p.reference);
+    }
+    for age in [Duration::from_secs(10), Duration::from_secs(3 * 3600)] {
+        let p = abandoned(age).unwrap_or_else(|err| panic!("{err}"));
+        assert!(ledger.create_scheduled(&p, later).await.unwrap());
+    }
+    let app = spawn_app(
+        e.settings(&[
+            ("HCC__VNPAY__RECONCILE_INTERVAL_SECS", "1".into()),
+            ("HCC__VNPAY__RECONCILE_MIN_AGE_SECS", "1".into()),
+            ("HCC__VNPAY__RECONCILE_MAX_AGE_SECS", "7200".into()),
+            ("HCC__VNPAY__EXPIRE_MINUTES", "1".into()),
+            ("HCC__PAYMENTS__EXPIRE_GRACE_MINUTES", "0".into()),
+        ]),
+        Workers::On,
+    )
+    .await;
+    assert_eq!(overdue(&app, "vnpay").await, 3);
+    assert_eq!(overdue(&app, "paygov").await, 0, "every reconciling provider is exported");
+    let r = e
+        .vnpay_pay(json!({"TxnRef": overdue_refs[1], "amount_vnd": 100_000, "ipn_url": app.url("/v1/callbacks/vnpay/ipn")}))
+        .await;
+    assert_eq!(r["replies"][0]["RspCode"], "00", "{r}");
+    assert_eq!(app.payment(&overdue_refs[1]).await["status"], "paid");
+    assert_eq!(overdue(&app, "vnpay").await, 2, "paid: no longer overdue");
+    app.stop().await;
+}
+
 /// `hcc-gateway config check` with the development profile and these overrides: its exit
 /// status and what it wrote to stderr.
 pub(crate) fn config_check(vars: &[(&str, &str)]) -> (bool, String) {

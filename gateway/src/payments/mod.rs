@@ -191,6 +191,25 @@ impl Payments {
         ids
     }
 
+    /// What makes each reconciling provider's pending payment overdue
+    /// (`hcc_payments_pending_overdue`), and the grace after every lifetime.
+    pub fn overdue_terms(&self) -> (Vec<crate::storage::ledger::overdue::OverdueTerms>, Duration) {
+        let terms = self
+            .reconciling()
+            .into_iter()
+            .filter_map(|id| {
+                let p = self.providers.get(id)?;
+                let schedule = p.reconciler()?.schedule();
+                Some(crate::storage::ledger::overdue::OverdueTerms {
+                    provider: id,
+                    lifetime: p.creator().map_or(schedule.lifetime, |c| c.lifetime()),
+                    max_age: schedule.max_age,
+                })
+            })
+            .collect();
+        (terms, self.grace)
+    }
+
     /// The agency a request names by `MaDonVi`; with none named, the only one configured.
     pub fn agency(&self, ma_don_vi: Option<&str>) -> Result<&Agency, String> {
         match ma_don_vi {

@@ -137,13 +137,14 @@ pub(crate) use dispatch;
 #[cfg(test)]
 mod tests {
     /// Every script, by file name.
-    const SCRIPTS: [(&str, &str); 24] = [
+    const SCRIPTS: [(&str, &str); 25] = [
         ("catalogue_lease.lua", include_str!("lua/catalogue_lease.lua")),
         ("inbound_accept.lua", include_str!("lua/inbound_accept.lua")),
         ("inbound_ack.lua", include_str!("lua/inbound_ack.lua")),
         ("unmatched_put.lua", include_str!("lua/unmatched_put.lua")),
         ("unmatched_settle.lua", include_str!("lua/unmatched_settle.lua")),
         ("unmatched_open.lua", include_str!("lua/unmatched_open.lua")),
+        ("payment_overdue.lua", include_str!("lua/payment_overdue.lua")),
         ("replay_job.lua", include_str!("lua/replay_job.lua")),
         ("lib/payment_index.lua", include_str!("lua/lib/payment_index.lua")),
         ("dossier.lua", include_str!("lua/dossier.lua")),

@@ -18,7 +18,7 @@ use hcc_adapters::payments::Handoff;
 /// One ledger's state.
 #[derive(Default)]
 pub(in crate::storage) struct LedgerState {
-    payments: HashMap<String, PaymentRecord>,
+    pub(super) payments: HashMap<String, PaymentRecord>,
     /// Applied provider transactions and reversals, by their marker, with what they did.
     applied: HashMap<String, Applied>,
     /// The list indexes by name (`s:<status>`, `h:<MaHoSo>`, `all`), as the Redis zsets.

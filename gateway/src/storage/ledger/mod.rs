@@ -25,6 +25,7 @@
 //!   `reversed` with one `payment.reversed` event.
 
 pub(super) mod memory;
+pub mod overdue;
 pub(super) mod redis;
 pub mod unmatched;
 
