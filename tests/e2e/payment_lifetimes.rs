@@ -242,9 +242,10 @@ async fn overdue(app: &TestApp, provider: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {series}in\n{text}"))
 }
 
-/// Pending payments past VNPAY's lifetime (1 minute, no grace) that reconciliation has not got
-/// to yet are counted as overdue, and leave the count when paid; one still within its
-/// lifetime, and one older than reconcile_max_age_secs (given up, alarmed apart), are not.
+/// Pending payments past VNPAY's lifetime (1 minute, no grace) and two rounds (1 s each, taken
+/// as 30 s) that reconciliation has not got to yet are counted as overdue, and leave the count
+/// when paid; one still within its lifetime, one past it but within the two rounds, and one
+/// older than reconcile_max_age_secs (given up, alarmed apart), are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_payments_past_their_lifetime_are_counted_until_settled() {
     let e = env();
@@ -264,7 +265,7 @@ async fn pending_payments_past_their_lifetime_are_counted_until_settled() {
         assert!(ledger.create_scheduled(&p, later).await.unwrap());
         overdue_refs.push(p.reference);
     }
-    for age in [Duration::from_secs(10), Duration::from_secs(3 * 3600)] {
+    for age in [Duration::from_secs(10), Duration::from_secs(90), Duration::from_secs(3 * 3600)] {
         let p = abandoned(age).unwrap_or_else(|err| panic!("{err}"));
         assert!(ledger.create_scheduled(&p, later).await.unwrap());
     }

@@ -204,6 +204,9 @@ impl Payments {
                     provider: id,
                     lifetime: p.creator().map_or(schedule.lifetime, |c| c.lifetime()),
                     max_age: schedule.max_age,
+                    // A round lasts up to its interval or 30 s (`reconcile_once`): the round
+                    // due at the expiry moment, and one more.
+                    slack: schedule.every.max(Duration::from_secs(30)).saturating_mul(2),
                 })
             })
             .collect();

@@ -1,6 +1,8 @@
 //! Pending payments past their lifetime, for `hcc_payments_pending_overdue{provider}`: those
-//! reconciliation should have settled or expired by now (their provider's lifetime and
-//! `payments.expire_grace_minutes` are over) and still works on (created within the provider's
+//! reconciliation should have settled or expired by now (their provider's lifetime,
+//! `payments.expire_grace_minutes` and a slack of two reconciliation rounds are over: a payment
+//! is asked the moment its lifetime and the grace end, so normally it is expired within a
+//! round and never counted) and still works on (created within the provider's
 //! `reconcile_max_age_secs`). A payment older than that was given up with an alarm line and an
 //! audit entry and is not counted; a provider that cannot be asked (VNPAY without `querydr`)
 //! expires nothing by design and is not counted either.
@@ -33,6 +35,8 @@ pub struct OverdueTerms {
     pub lifetime: Duration,
     /// How long reconciliation asks about a payment (`*.reconcile_max_age_secs`).
     pub max_age: Duration,
+    /// How long after the lifetime and the grace a payment may still wait for its round.
+    pub slack: Duration,
 }
 
 fn ms(d: Duration) -> Millis {
@@ -62,7 +66,7 @@ impl RedisLedger {
         let mut inv = OVERDUE.key(format!("{}payment:pending", self.base()));
         inv.arg(self.base()).arg(now).arg(ms(grace)).arg(MAX_OVERDUE_SCANNED);
         for t in terms {
-            inv.arg(t.provider).arg(ms(t.lifetime)).arg(ms(t.max_age));
+            inv.arg(t.provider).arg(ms(t.lifetime)).arg(ms(t.max_age)).arg(ms(t.slack));
         }
         let flat: Vec<Value> = reply(&self.store().run(&inv).await?, "overdue payments reply")?;
         let mut out = HashMap::new();
@@ -91,7 +95,7 @@ impl MemoryLedger {
                     continue;
                 };
                 let ends = p.expires_at.unwrap_or_else(|| p.created_at.saturating_add(ms(t.lifetime)));
-                if p.created_at >= now.saturating_sub(ms(t.max_age)) && ends.saturating_add(ms(grace)) < now {
+                if p.created_at >= now.saturating_sub(ms(t.max_age)) && ends.saturating_add(ms(grace)).saturating_add(ms(t.slack)) < now {
                     *out.entry(p.provider.clone()).or_insert(0) += 1;
                 }
             }
