@@ -338,6 +338,7 @@ async fn the_rules_and_the_dashboard_name_only_metrics_and_labels_a_live_gateway
         "hcc_bank_unmatched_total",
         "hcc_bank_unmatched_open",
         "hcc_queue_unreplicated_writes_total",
+        "hcc_payments_pending_overdue",
         "hcc_evidence_unstamped_age_seconds",
         "hcc_delivery_duration_seconds_bucket",
     ] {
