@@ -429,3 +429,66 @@ async fn a_document_signed_with_an_inclusive_prefix_list_pays_and_its_namespaces
     tokio::time::sleep(Duration::from_millis(10)).await;
     app.stop().await;
 }
+
+/// Entries kept before the open counts existed (no count hash, no `reason` field beside the
+/// JSON) are counted once from the open index at the first read; settling one afterwards takes
+/// its reason from the JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_counts_include_entries_kept_before_the_counts_existed() {
+    use hcc_gateway::storage::ledger::unmatched::{UnmatchedFacts, UnmatchedState};
+    use hcc_gateway::storage::{Store, now_ms};
+    let prefix = unique_prefix();
+    let ledger = Store::redis(&redis_url(), 2, &prefix).unwrap().ledger("payments");
+    let facts = |id: &str, reason: &str| UnmatchedFacts {
+        id: id.into(),
+        bank: "devbank".into(),
+        kind: "credit".into(),
+        reason: reason.into(),
+        detail: String::new(),
+        account: None,
+        amount: 10_000,
+        currency: "VND".into(),
+        booking_date: "2026-12-07".into(),
+        bank_transaction: format!("FT{id}"),
+        refs: Default::default(),
+        reference: None,
+        remittance: String::new(),
+    };
+    for (id, reason) in [("U1", "no_reference"), ("U2", "no_reference"), ("U3", "amount_mismatch")] {
+        assert!(ledger.unmatched_put(&facts(id, reason), now_ms()).await.unwrap());
+    }
+    // As the data of a gateway from before the counts.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let base = format!("{prefix}:{{payments}}:");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{base}unmatched:open"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in ["U1", "U2", "U3"] {
+        let _: () = redis::cmd("HDEL")
+            .arg(format!("{base}unmatched:e:{id}"))
+            .arg("reason")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let open = ledger.unmatched_open_by_reason().await.unwrap();
+    assert_eq!(
+        (open.get("no_reference"), open.get("amount_mismatch")),
+        (Some(&2), Some(&1)),
+        "{open:?}"
+    );
+    ledger
+        .unmatched_settle("U1", UnmatchedState::Returned, "x", "dev-admin", now_ms())
+        .await
+        .unwrap();
+    assert!(ledger.unmatched_put(&facts("U4", "amount_mismatch"), now_ms()).await.unwrap());
+    let open = ledger.unmatched_open_by_reason().await.unwrap();
+    assert_eq!(
+        (open.get("no_reference"), open.get("amount_mismatch")),
+        (Some(&1), Some(&2)),
+        "{open:?}"
+    );
+}
