@@ -4,10 +4,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hcc_gateway::app::{Application, Workers};
 
-/// mimalloc rather than glibc's allocator: measured on the ingest path (docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "hcc-gateway",

@@ -31,6 +31,13 @@ use crate::redact::Escaped;
 /// At most one "still unavailable" line per dependency this often while it is down.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
+/// A success this soon after an outage began does not end it: it may be the answer to a call
+/// sent before the dependency went (a reply already in a socket's buffer while a new
+/// connection is refused), and taking it for a recovery writes a false "back" line and a
+/// second "down" line milliseconds apart. Successes keep coming while the gateway runs (claim
+/// polls, probes, requests), so the first one after this ends the outage.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_millis(500);
+
 /// The label of the store's dependency: Redis (or the embedded memory store, which never fails).
 pub const REDIS: &str = "redis";
 
@@ -208,6 +215,11 @@ impl State {
     }
 
     fn on_success(&mut self, now: Instant) -> Option<Line> {
+        if let State::Down(o) = self
+            && now.saturating_duration_since(o.since) < IN_FLIGHT_GRACE
+        {
+            return None;
+        }
         match std::mem::replace(self, State::Up) {
             State::Up => None,
             State::Down(o) => Some(Line::Back {
@@ -246,7 +258,7 @@ impl Dependency {
         let line = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let line = s.on_success(Instant::now());
-            self.down.store(false, Ordering::Relaxed);
+            self.down.store(*s != State::Up, Ordering::Relaxed);
             line
         };
         if let Some(Line::Back { after, refused, failed }) = line {
@@ -352,6 +364,11 @@ mod tests {
         assert_eq!(s.on_success(at(13_001)), None);
         // A new outage starts afresh.
         assert_eq!(s.on_failure(Caller::Background, at(14_000)), Some(Line::Down));
+        // A success within the grace (an answer to a call sent before) does not end it.
+        assert_eq!(s.on_success(at(14_004)), None);
+        assert!(matches!(s, State::Down(_)));
+        assert_eq!(s.on_failure(Caller::Request, at(14_010)), None, "still the same outage");
+        assert!(matches!(s.on_success(at(14_000) + IN_FLIGHT_GRACE), Some(Line::Back { .. })));
     }
 
     #[test]
@@ -375,6 +392,9 @@ mod tests {
             "{text}"
         );
         assert!(redis.is_down());
+        redis.ok();
+        assert!(redis.is_down(), "a success within the grace ends nothing");
+        std::thread::sleep(IN_FLIGHT_GRACE);
         redis.ok();
         assert!(!redis.is_down());
         let mut text = String::new();

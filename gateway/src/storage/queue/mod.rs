@@ -468,8 +468,7 @@ impl MessageQueue {
                 Ok(batch) => out.extend(batch),
                 Err(e) if out.is_empty() && j + 1 == n => return Err(e),
                 Err(e) if out.is_empty() => {
-                    // Debug only: in an outage every claim would write it for every partition;
-                    // a claim that fails whole is the caller's to report (`crate::outage`).
+                    // Debug: an outage would write it per claim and partition (`crate::outage`).
                     tracing::debug!(queue, partition = %part, error = %e, "cannot claim from a partition; trying the next");
                 }
                 Err(_) => break,

@@ -24,8 +24,8 @@ use super::*;
 const PORTAL_ANSWER: &str = r#"{"error_code":0,"message":"ok","session":"bench-session","result":[]}"#;
 
 /// wrk's script: a fresh `MaHoSo` per request (thread id and counter, tagged per run), the
-/// centre's key, an optional pause per request (the soak's pacing), and one JSON line of
-/// results at the end (`WRK_JSON {...}`) for this binary to read.
+/// centre's key, and one JSON line of results at the end (`WRK_JSON {...}`) for this binary to
+/// read.
 const WRK_SCRIPT: &str = r#"
 local threads = {}
 function setup(thread)
@@ -37,9 +37,6 @@ function init(args)
   pause = tonumber(args[2] or "0")
   counter = 0
   headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer dev-centre-key"}
-end
-function delay()
-  return pause
 end
 function request()
   counter = counter + 1
@@ -53,6 +50,10 @@ function done(summary, latency, requests)
 end
 "#;
 
+/// Appended for the soak: a pause before each request (`pause`, the second argument). Only
+/// then, since wrk schedules every request through a timer once a script has `delay`.
+const WRK_PACING: &str = "\nfunction delay()\n  return pause\nend\n";
+
 /// A scratch folder with wrk's script and nginx's files in it.
 struct Tools {
     dir: ScratchDir,
@@ -63,11 +64,16 @@ impl Tools {
         let dir = ScratchDir(std::env::temp_dir().join(format!("hcc-bench-limits-{}", uuid::Uuid::new_v4().simple())));
         std::fs::create_dir_all(dir.path())?;
         std::fs::write(dir.path().join("dossiers.lua"), WRK_SCRIPT)?;
+        std::fs::write(dir.path().join("dossiers-paced.lua"), format!("{WRK_SCRIPT}{WRK_PACING}"))?;
         Ok(Tools { dir })
     }
 
     fn script(&self) -> std::path::PathBuf {
         self.dir.path().join("dossiers.lua")
+    }
+
+    fn paced_script(&self) -> std::path::PathBuf {
+        self.dir.path().join("dossiers-paced.lua")
     }
 }
 
@@ -190,6 +196,9 @@ pub(super) struct WrkRun {
     pub(super) p50_ms: f64,
     pub(super) p99_ms: f64,
     pub(super) max_ms: f64,
+    /// CPU per accepted dossier (µs): the gateway process's, and Redis's when it runs here.
+    pub(super) gateway_cpu_us: Option<f64>,
+    pub(super) redis_cpu_us: Option<f64>,
 }
 
 impl WrkRun {
@@ -200,7 +209,8 @@ impl WrkRun {
     fn to_json(self) -> Value {
         json!({"connections": self.connections, "requests": self.requests, "non_2xx": self.non_2xx,
                "socket_errors": self.socket_errors, "seconds": self.seconds, "rate_per_s": self.rate,
-               "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "max_ms": self.max_ms})
+               "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "max_ms": self.max_ms,
+               "gateway_cpu_us_per_dossier": self.gateway_cpu_us, "redis_cpu_us_per_dossier": self.redis_cpu_us})
     }
 }
 
@@ -242,6 +252,8 @@ fn wrk(script: &std::path::Path, base: &str, connections: usize, secs: u64, tag:
         p50_ms: n("p50_us") as f64 / 1000.0,
         p99_ms: n("p99_us") as f64 / 1000.0,
         max_ms: n("max_us") as f64 / 1000.0,
+        gateway_cpu_us: None,
+        redis_cpu_us: None,
     };
     run.rate = if seconds > 0.0 { run.accepted() as f64 / seconds } else { 0.0 };
     Ok(run)
@@ -283,6 +295,7 @@ pub(super) async fn limits_phase(a: &Args, target: &Target, prefixes: &mut Vec<S
     let tools = Tools::new()?;
     let nginx = Nginx::start(&tools)?;
     let runs = a.limits_runs.max(1);
+    let redis_pid = local_redis_pid(target);
     let secs = a.wrk_secs.max(1);
     let mut baselines = Vec::new();
     let mut curve: Vec<(usize, Vec<WrkRun>)> = a.wrk_connections.iter().map(|c| (*c, Vec::new())).collect();
@@ -295,7 +308,15 @@ pub(super) async fn limits_phase(a: &Args, target: &Target, prefixes: &mut Vec<S
             eprintln!("[limits {}/{runs}] ingest: wrk -c {c} for {secs} s, no workers", run + 1);
             prefixes.push(fresh_prefix());
             let gw = serve_from(a, target, &prefixes[prefixes.len() - 1], &nginx.url, Workers::Off).await?;
-            let r = wrk(&tools.script(), &gw.base, *c, secs, &format!("I{run}c{c}"), 0);
+            let (gw_cpu, redis_cpu) = (gw.cpu_secs(), pid_cpu_secs(redis_pid));
+            let r = wrk(&tools.script(), &gw.base, *c, secs, &format!("I{run}c{c}"), 0).map(|mut r| {
+                // Where the CPU went, per accepted dossier: the gateway's and Redis's own.
+                let accepted = r.accepted().max(1) as f64;
+                let per = |before: Option<f64>, after: Option<f64>| before.zip(after).map(|(b, e)| (e - b) * 1e6 / accepted);
+                r.gateway_cpu_us = per(gw_cpu, gw.cpu_secs());
+                r.redis_cpu_us = per(redis_cpu, pid_cpu_secs(redis_pid));
+                r
+            });
             if *c == 64
                 && let Ok(r) = &r
             {
@@ -400,6 +421,8 @@ pub(super) async fn limits_phase(a: &Args, target: &Target, prefixes: &mut Vec<S
                    "rate_per_s": spread(rs.iter().map(|r| r.rate).collect()),
                    "p50_ms": spread(rs.iter().map(|r| r.p50_ms).collect()),
                    "p99_ms": spread(rs.iter().map(|r| r.p99_ms).collect()),
+                   "gateway_cpu_us_per_dossier": spread(rs.iter().filter_map(|r| r.gateway_cpu_us).collect()),
+                   "redis_cpu_us_per_dossier": spread(rs.iter().filter_map(|r| r.redis_cpu_us).collect()),
                    "refused_or_failed": rs.iter().map(|r| r.non_2xx).sum::<u64>(),
                    "wrk": rs.iter().map(|r| r.to_json()).collect::<Vec<_>>()})
         })
@@ -440,7 +463,7 @@ async fn soak(a: &Args, target: &Target, tools: &Tools, nginx: &Nginx, prefix: &
     // 6.4 ms each (less their answer's time, which wrk does not subtract: the rate reached is
     // printed).
     let pause_ms = ((connections as f64 * 1000.0) / a.soak_rate.max(1) as f64).round() as u64;
-    let (secs, base, script) = (a.soak_secs, gw.base.clone(), tools.script());
+    let (secs, base, script) = (a.soak_secs, gw.base.clone(), tools.paced_script());
     let load = tokio::task::spawn_blocking(move || wrk(&script, &base, connections, secs, "S", pause_ms));
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -515,6 +538,22 @@ pub(super) fn print_limits(v: &Value) {
             "",
             if c["connections"] == 64 { "5 ms" } else { "" }
         );
+        if c["connections"] == 64 {
+            println!(
+                "{:<48} {} {:>7} {:>7}",
+                "  gateway CPU per dossier, c=64 (µs)",
+                mmm2(&c["gateway_cpu_us_per_dossier"]),
+                "",
+                ""
+            );
+            println!(
+                "{:<48} {} {:>7} {:>7}",
+                "  Redis CPU per dossier, c=64 (µs)",
+                mmm2(&c["redis_cpu_us_per_dossier"]),
+                "",
+                ""
+            );
+        }
     }
     println!(
         "{:<48} {} {:>7.3} {:>7}",

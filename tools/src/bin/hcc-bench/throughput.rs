@@ -91,7 +91,7 @@ impl CpuUse {
 
 /// The pid of a standalone Redis that runs on this machine (`INFO server`'s `process_id`, when
 /// `/proc` shows a redis process by that id).
-fn local_redis_pid(t: &Target) -> Option<u32> {
+pub(super) fn local_redis_pid(t: &Target) -> Option<u32> {
     if t.is_cluster() {
         return None;
     }
@@ -110,7 +110,7 @@ fn local_redis_pid(t: &Target) -> Option<u32> {
     comm.contains("redis").then_some(pid)
 }
 
-fn pid_cpu_secs(pid: Option<u32>) -> Option<f64> {
+pub(super) fn pid_cpu_secs(pid: Option<u32>) -> Option<f64> {
     stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)
 }
 
