@@ -197,6 +197,12 @@ impl Application {
         if let Some(p) = &payments {
             let (overdue, grace) = p.overdue_terms();
             monitoring.attach_ledger(p.ledger.clone(), overdue, grace);
+            // The open unmatched counts are recounted once for data kept before they existed,
+            // and that writes: done here, so that a scrape only ever reads. Should Redis not
+            // answer now, the first scrape does it instead.
+            if let Err(e) = p.ledger.unmatched_open_by_reason().await {
+                tracing::debug!(error = %e, "open unmatched counts not read at start-up");
+            }
         }
         // The payment and inbound events queues stay whole: the ledger's and the book's scripts
         // write them in their own slots.
