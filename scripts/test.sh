@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh machine: installs and starts what the tests need (Redis;
 # xmlsec1 and openssl, the judges of the signature tests; poppler-utils (pdfsig, pdftotext),
 # pyHanko and qpdf for the PAdES tests; SoftHSM2 and OpenSC for the PKCS#11 token tests;
-# Python's standardwebhooks; schemathesis, the outside judge of the OpenAPI document;
+# Python's standardwebhooks; opentelemetry-proto, which decodes the trace tests' spans; schemathesis, the outside judge of the OpenAPI document;
 # Chromium and playwright-core for the dashboard test; zbarimg (zbar-tools) and the npm package
 # vietnam-qr-pay, the outside judges of the VietQR codes; promtool (Debian prometheus) and
 # systemd-analyze for the deployment files),
@@ -71,6 +71,13 @@ fi
 if ! python3 -c "import pyhanko.sign, pyhanko_certvalidator" >/dev/null 2>&1; then
   echo "==> installing pyHanko"
   python3 -m pip install -q pyHanko pyhanko-certvalidator
+fi
+
+# opentelemetry-proto decodes the OTLP/HTTP protobuf the trace tests receive
+# (tests/support/otlp_receiver.py, tests/e2e/traces.rs): the OpenTelemetry project's own classes.
+if ! python3 -c "import opentelemetry.proto.collector.trace.v1.trace_service_pb2" >/dev/null 2>&1; then
+  echo "==> installing opentelemetry-proto"
+  python3 -m pip install -q opentelemetry-proto
 fi
 
 # schemathesis fuzzes the live gateway against its OpenAPI document (tests/e2e/schema.rs); here

@@ -110,21 +110,86 @@ pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec
     Ok(body)
 }
 
-/// Sends `req`. Inside an evidence scope ([`crate::evidence`]) the answer is read here, whole
-/// and at most `max_answer` bytes, so that its exact bytes can be digested, and handed back as
-/// an answer with the same status, headers and body; the exchange is noted under `label`.
-/// Outside a scope this is `req.send()`.
+/// How calls out join the gateway's traces: set once at start-up by the gateway when traces
+/// are on ([`propagate_traces`]). Absent, no call carries a `traceparent`.
+struct TracePropagation {
+    /// The W3C `traceparent` naming a span, when the span is part of a sampled trace.
+    traceparent_of: fn(&tracing::Span) -> Option<String>,
+    /// Counterparts (by section name) whose calls carry none.
+    withheld: Vec<String>,
+}
+
+static TRACE_PROPAGATION: std::sync::OnceLock<TracePropagation> = std::sync::OnceLock::new();
+
+/// Makes every call out (every [`send`]) carry the `traceparent` of its own span, except calls
+/// to the counterparts in `withheld`. `traceparent_of` is the gateway's reading of a span's
+/// trace context (this crate knows spans, not traces). Only the first call takes effect: it
+/// returns whether this one did.
+pub fn propagate_traces(traceparent_of: fn(&tracing::Span) -> Option<String>, withheld: Vec<String>) -> bool {
+    TRACE_PROPAGATION.set(TracePropagation { traceparent_of, withheld }).is_ok()
+}
+
+/// Adds the `traceparent` of `span` to a call to `counterpart`, unless traces are off or the
+/// counterpart's section withholds them.
+fn add_traceparent(span: &tracing::Span, counterpart: &str, headers: &mut reqwest::header::HeaderMap) {
+    let Some(p) = TRACE_PROPAGATION.get() else {
+        return;
+    };
+    if p.withheld.iter().any(|w| w == counterpart) {
+        return;
+    }
+    if let Some(value) = (p.traceparent_of)(span).and_then(|t| reqwest::header::HeaderValue::from_str(&t).ok()) {
+        headers.insert("traceparent", value);
+    }
+}
+
+/// Sends `req`. While traces are on ([`propagate_traces`]) it goes inside a span of its own
+/// (`<counterpart> <operation>`, a client span: its method, host and answer status, never its
+/// path or query, which may hold a token), which the call's `traceparent` names.
+///
+/// Inside an evidence scope ([`crate::evidence`]) the answer is read here, whole and at most
+/// `max_answer` bytes, so that its exact bytes can be digested, and handed back as an answer
+/// with the same status, headers and body; the exchange is noted under `label`.
 ///
 /// The request's bytes are its body, or, for a request without one, its path and query.
 /// An answer longer than `max_answer` is noted as such and handed back cut at one byte over
 /// the bound, which every reader of that counterpart refuses as too large or malformed; a
 /// transport failure is noted and returned as it came.
 pub async fn send(req: reqwest::RequestBuilder, label: Label, max_answer: usize) -> reqwest::Result<reqwest::Response> {
-    if !evidence::noting() {
-        return req.send().await;
-    }
     let (client, request) = req.build_split();
-    let request = request?;
+    let mut request = request?;
+    if TRACE_PROPAGATION.get().is_none() {
+        // Traces are off: no span, so log lines keep their shape.
+        return exchange(client, request, label, max_answer).await;
+    }
+    let span = tracing::info_span!(
+        "call",
+        otel.name = %format_args!("{} {}", label.counterpart, label.operation),
+        otel.kind = "client",
+        counterpart = %label.counterpart,
+        operation = %label.operation,
+        http.request.method = %request.method(),
+        server.address = request.url().host_str().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    add_traceparent(&span, &label.counterpart, request.headers_mut());
+    let sent = tracing::Instrument::instrument(exchange(client, request, label, max_answer), span.clone()).await;
+    if let Ok(r) = &sent {
+        span.record("http.response.status_code", i64::from(r.status().as_u16()));
+    }
+    sent
+}
+
+/// Executes `request`, noting the exchange inside an evidence scope (see [`send`]).
+async fn exchange(
+    client: reqwest::Client,
+    request: reqwest::Request,
+    label: Label,
+    max_answer: usize,
+) -> reqwest::Result<reqwest::Response> {
+    if !evidence::noting() {
+        return client.execute(request).await;
+    }
     let request_bytes: Vec<u8> = match request.body().and_then(|b| b.as_bytes()) {
         Some(b) => b.to_vec(),
         None => {

@@ -201,6 +201,7 @@ impl config::Source for TableSource {
 pub const CORE_SECTIONS: &[&str] = &[
     "server",
     "log",
+    "telemetry",
     "queue",
     "delivery",
     "destinations",

@@ -15,6 +15,8 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
     pub queue: QueueSettings,
     #[serde(default)]
     pub delivery: DeliverySettings,
@@ -116,6 +118,77 @@ defaults!(LogSettings {
     format: LogFormat::Text,
     level: "info".into()
 });
+
+/// Traces over OTLP/HTTP (`[telemetry]`). Off while `otlp_endpoint` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector: its base URL (`http://collector:4318`, to which `/v1/traces` is added) or
+    /// the whole traces URL (ending in `/v1/traces`). Empty: no traces are made or sent.
+    pub otlp_endpoint: String,
+    /// `service.name` of every span.
+    pub service_name: String,
+    /// `service.instance.id`; empty: a new UUID each time the process starts.
+    pub instance_id: String,
+    /// The share of new traces kept (0 to 1); a trace continued from a caller's `traceparent`
+    /// follows the caller's decision.
+    pub sample_ratio: f64,
+    /// How long one export to the collector may take; then its spans are dropped and counted.
+    pub export_timeout_ms: u64,
+    /// Finished spans waiting for export, at most; more are dropped and counted, so a slow or
+    /// absent collector costs memory up to this bound and never slows a request or a delivery.
+    pub max_queued_spans: usize,
+}
+defaults!(TelemetrySettings {
+    otlp_endpoint: String::new(),
+    service_name: "hcc-gateway".into(),
+    instance_id: String::new(),
+    sample_ratio: 1.0,
+    export_timeout_ms: 5_000,
+    max_queued_spans: 4_096,
+});
+
+impl TelemetrySettings {
+    /// Whether traces are made and sent.
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.is_empty()
+    }
+
+    /// The URL spans are posted to: `otlp_endpoint` when it names the traces path, else with
+    /// `/v1/traces` added (as the `OTEL_EXPORTER_OTLP_ENDPOINT` convention has it).
+    pub fn traces_url(&self) -> String {
+        let base = self.otlp_endpoint.trim_end_matches('/');
+        if base.ends_with("/v1/traces") {
+            base.to_string()
+        } else {
+            format!("{base}/v1/traces")
+        }
+    }
+
+    fn problems(&self, p: &mut Vec<Problem>) {
+        if self.enabled() {
+            crate::check_url(p, "telemetry.otlp_endpoint", &self.otlp_endpoint, &["http", "https"]);
+        }
+        let mut push = |key: &str, message: &str| {
+            p.push(Problem {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if self.service_name.trim().is_empty() {
+            push("telemetry.service_name", "must not be empty");
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            push("telemetry.sample_ratio", "must be between 0 and 1");
+        }
+        if self.export_timeout_ms == 0 {
+            push("telemetry.export_timeout_ms", "must be above 0");
+        }
+        if !(1..=1_000_000).contains(&self.max_queued_spans) {
+            push("telemetry.max_queued_spans", "must be between 1 and 1000000");
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -317,9 +390,23 @@ pub struct DestinationOverrides {
     /// Deliveries per second to this destination from all gateway instances together; 0 or
     /// absent: no limit. Not a `delivery` setting: a limit is a property of one counterpart.
     pub rate_limit_per_sec: Option<u32>,
+    /// `false`: calls to this counterpart (a destination or a payment provider, by its section
+    /// name) carry no `traceparent`, for one that does not want to see the gateway's trace ids.
+    /// Absent: they do, while traces are on.
+    pub propagate_trace: Option<bool>,
 }
 
 impl Settings {
+    /// The counterparts whose calls carry no `traceparent` (`destinations.<name>.propagate_trace
+    /// = false`).
+    pub fn trace_withheld_from(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .filter(|(_, o)| o.propagate_trace == Some(false))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// `destinations.<name>.rate_limit_per_sec`, 0 when there is none.
     pub fn rate_limit_for(&self, destination: &str) -> u32 {
         self.destinations.get(destination).and_then(|o| o.rate_limit_per_sec).unwrap_or(0)
@@ -592,6 +679,7 @@ impl Settings {
         }
         let mut p2 = Vec::new();
         check_addr(&mut p2, "server.bind", &self.server.bind);
+        self.telemetry.problems(&mut p2);
         self.signing.problems(&mut p2);
         if self.queue.backend == QueueBackendKind::Redis {
             match self.queue.redis_mode {

@@ -37,6 +37,7 @@ pub mod reason;
 pub mod redact;
 pub mod replay;
 pub mod storage;
+pub mod telemetry;
 /// RFC 3339 for the API (`rfc3339_ms`, `parse_rfc3339_ms`): the one time-format module lives in
 /// `hcc-core`; this path stays for the callers that name it here.
 pub use hcc_core::time as timefmt;

@@ -29,9 +29,15 @@ use crate::redact;
 pub const MAX_FIELD_CHARS: usize = 4096;
 
 pub fn init(log: &LogSettings) {
+    init_with_traces(log, None);
+}
+
+/// [`init`], with the spans also sent as traces by `tracer` when there is one
+/// (`crate::telemetry`). The log filter decides for both: a span the log leaves out is no trace.
+pub fn init_with_traces(log: &LogSettings, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     // A second init (tests, the demo) keeps the first subscriber; that is fine.
-    let _ = tracing::subscriber::set_global_default(subscriber(log.format, filter, std::io::stderr));
+    let _ = tracing::subscriber::set_global_default(subscriber_with_traces(log.format, filter, std::io::stderr, tracer));
     install_panic_hook();
 }
 
@@ -69,18 +75,76 @@ pub fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> Box<dyn
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    subscriber_with_traces(format, filter, writer, None)
+}
+
+/// [`subscriber`], with `tracing-opentelemetry`'s layer beside the log when `tracer` is given.
+///
+/// With traces, each layer has its own filter: the log keeps `filter` (`log.level`,
+/// `RUST_LOG`), and traces take the gateway's own spans at info whatever the log level, so that
+/// quieting the log does not silence traces. The layer records no code locations or thread
+/// names: they say nothing an operator reads a trace for, and cost bytes on every span.
+fn subscriber_with_traces<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    let Some(tracer) = tracer else {
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+        return match format {
+            LogFormat::Json => Box::new(
+                builder
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .map_event_format(MaskedJson)
+                    .finish(),
+            ),
+            LogFormat::Text => Box::new(builder.fmt_fields(SafeFields).finish()),
+        };
+    };
+    let log = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
-        LogFormat::Json => Box::new(
-            builder
+        LogFormat::Json => {
+            let log = log
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
                 .map_event_format(MaskedJson)
-                .finish(),
-        ),
-        LogFormat::Text => Box::new(builder.fmt_fields(SafeFields).finish()),
+                .with_filter(filter);
+            let registry = tracing_subscriber::registry().with(log);
+            Box::new(registry.with(trace_layer(tracer)))
+        }
+        LogFormat::Text => {
+            let registry = tracing_subscriber::registry().with(log.fmt_fields(SafeFields).with_filter(filter));
+            Box::new(registry.with(trace_layer(tracer)))
+        }
     }
+}
+
+/// `tracing-opentelemetry`'s layer for `tracer`, over the log subscriber `S`, taking the
+/// gateway's spans and events at info and above.
+fn trace_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+{
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_filter(
+            Targets::new()
+                .with_target("hcc_gateway", LevelFilter::INFO)
+                .with_target("hcc_adapters", LevelFilter::INFO),
+        )
 }
 
 /// Formats the fields of text log lines safely (see the module docs). Otherwise the lines look

@@ -337,16 +337,30 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { no_workers } => {
             let settings = load_settings()?;
-            hcc_gateway::logging::init(&settings.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
+                // Traces start first, so that the subscriber has their layer from the start.
+                let telemetry = hcc_gateway::telemetry::Telemetry::start(&settings.telemetry);
+                let tracer = telemetry.as_ref().ok().and_then(Option::as_ref).map(|t| t.tracer());
+                hcc_gateway::logging::init_with_traces(&settings.log, tracer);
+                let telemetry = telemetry?;
+                if telemetry.is_some() {
+                    hcc_adapters::http::propagate_traces(hcc_gateway::telemetry::traceparent_of, settings.trace_withheld_from());
+                }
                 let workers = if no_workers { Workers::Off } else { Workers::On };
-                let app = Application::build(settings, workers).await?;
-                app.run_until_signalled().await?;
-                Ok(())
+                let served = async {
+                    let app = Application::build(settings, workers).await?;
+                    app.run_until_signalled().await?;
+                    anyhow::Ok(())
+                }
+                .await;
+                if let Some(t) = telemetry {
+                    t.shutdown().await;
+                }
+                served
             })
         }
     }

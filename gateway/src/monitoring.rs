@@ -237,6 +237,7 @@ impl Monitoring {
         );
         let outages = crate::outage::Outages::new();
         outages.register(&mut registry);
+        crate::telemetry::register(&mut registry);
         let (tx, rx) = mpsc::channel(AUDIT_BUFFER);
         let log = audit_log.clone();
         let redis = outages.redis();

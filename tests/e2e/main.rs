@@ -44,5 +44,6 @@ mod service;
 mod signatures;
 mod slow_bodies;
 mod timestamps;
+mod traces;
 mod vietqr;
 mod vietqr_judges;

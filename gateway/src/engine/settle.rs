@@ -125,6 +125,26 @@ pub(super) async fn deliver(
     hard_stop: CancellationToken,
 ) {
     let started = Instant::now();
+    // The attempt's span, a child of the request that accepted the message (its trace is kept
+    // with the message); only while traces are on, so that log lines keep their shape.
+    let span = if crate::telemetry::enabled() {
+        let span = tracing::info_span!(
+            "deliver",
+            otel.name = %format_args!("deliver {}", lane.name),
+            otel.kind = "consumer",
+            destination = %lane.name,
+            message_id = %c.id,
+            kind = %c.kind,
+            attempt = c.attempts,
+            outcome = tracing::field::Empty,
+        );
+        if let Some(traceparent) = &c.traceparent {
+            crate::telemetry::continue_trace(&span, traceparent);
+        }
+        span
+    } else {
+        tracing::Span::none()
+    };
     let delivery = Delivery {
         id: &c.id,
         kind: &c.kind,
@@ -147,7 +167,7 @@ pub(super) async fn deliver(
                 _ = hard_stop.cancelled() => None,
             }
         });
-        let (outcome, noted) = attempt.await;
+        let (outcome, noted) = tracing::Instrument::instrument(attempt, span.clone()).await;
         noted.settle(&match &outcome {
             Some(o) => evidence_outcome(o),
             None => "stopped: handed back at shutdown".into(),
@@ -162,6 +182,15 @@ pub(super) async fn deliver(
         None => Disposition::Release,
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    span.record(
+        "outcome",
+        match &settlement {
+            Disposition::Delivered => "delivered",
+            Disposition::Retry { .. } => "retry",
+            Disposition::Dead { .. } => "dead",
+            Disposition::Release => "released",
+        },
+    );
     if let Some(o) = &lane.observer {
         o.attempt(&lane.name, &c, &settlement, started.elapsed());
     }
@@ -355,6 +384,7 @@ mod tests {
             created_at: 0,
             age_from: 0,
             token: "t".into(),
+            traceparent: None,
         }
     }
 

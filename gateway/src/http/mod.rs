@@ -264,7 +264,11 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     let method = req.method().to_string();
     let path = req.path().to_string();
     let monitoring = req.app_data::<web::Data<crate::monitoring::Monitoring>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let span = tracing::info_span!("request", request_id = %id, %method, %path, otel.kind = "server");
+    // A caller's trace is continued (traces on only; a malformed header starts a new one).
+    if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        crate::telemetry::continue_trace(&span, traceparent);
+    }
     let started = std::time::Instant::now();
     // A handler that panics must not take its worker, and the connections on it, down: the
     // panic is caught here, logged by the panic hook (`logging::install_panic_hook`) as one

@@ -25,7 +25,12 @@ pub(super) async fn integration(state: web::Data<PortalState>, req: HttpRequest,
     let mut s = state.lock();
     let mut codes = Vec::new();
     named_codes(&Value::Object(b.clone()), &mut codes);
-    s.bodies.push_back((hcc_signing::sha256_hex(&body), codes));
+    let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string);
+    s.bodies.push_back(super::Received {
+        sha256: hcc_signing::sha256_hex(&body),
+        codes,
+        traceparent,
+    });
     if s.bodies.len() > 100_000 {
         s.bodies.pop_front();
     }

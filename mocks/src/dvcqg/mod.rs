@@ -140,9 +140,19 @@ struct Inner {
     /// When set, what a call on a stale session is answered with (HTTP 200), instead of one
     /// of the stale-session forms at random.
     stale_answer: Option<Value>,
-    /// Every `/integration` body as it arrived: its SHA-256 (hex) and the `MaHoSo` it names,
-    /// the newest 100,000 (what a client's evidence log must prove it sent).
-    bodies: std::collections::VecDeque<(String, Vec<String>)>,
+    /// Every `/integration` call as it arrived, the newest 100,000 (what a client's evidence
+    /// log must prove it sent; which trace each call said it belonged to).
+    bodies: std::collections::VecDeque<Received>,
+}
+
+/// One `/integration` call as it arrived.
+struct Received {
+    /// The SHA-256 (hex) of its body.
+    sha256: String,
+    /// The `MaHoSo` it names.
+    codes: Vec<String>,
+    /// Its W3C `traceparent` header, if any.
+    traceparent: Option<String>,
 }
 
 #[derive(Clone)]

@@ -79,8 +79,19 @@ impl PortalState {
         self.lock()
             .bodies
             .iter()
-            .filter(|(_, codes)| codes.iter().any(|c| c == ma))
-            .map(|(h, _)| h.clone())
+            .filter(|r| r.codes.iter().any(|c| c == ma))
+            .map(|r| r.sha256.clone())
+            .collect()
+    }
+
+    /// The `traceparent` header of every `/integration` call naming `ma`, in arrival order
+    /// (`None` for a call without one).
+    pub fn traceparents_naming(&self, ma: &str) -> Vec<Option<String>> {
+        self.lock()
+            .bodies
+            .iter()
+            .filter(|r| r.codes.iter().any(|c| c == ma))
+            .map(|r| r.traceparent.clone())
             .collect()
     }
 

@@ -12,6 +12,7 @@
 -- ARGV[5] now (Unix ms)
 -- ARGV[6] body fingerprint ('' without KEYS[5])
 -- ARGV[7] idempotency TTL in seconds (0 without KEYS[5])
+-- ARGV[8] the W3C traceparent of the trace that accepted it ('' for none)
 -- Returns {'accepted', id} | {'replayed', earlier id} | {'conflict', earlier id}.
 if #KEYS == 5 then
   local prev = redis.call('GET', KEYS[5])
@@ -24,4 +25,5 @@ if #KEYS == 5 then
   redis.call('SET', KEYS[5], ARGV[1] .. '\n' .. ARGV[6], 'EX', ARGV[7])
 end
 push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'tp', ARGV[8]) end
 return {'accepted', ARGV[1]}

@@ -70,6 +70,8 @@ struct Msg {
     replays: u32,
     /// Set by a replay (its number), cleared by the delivery that follows.
     redeliver: Option<u32>,
+    /// The trace that accepted the message (`crate::telemetry`).
+    traceparent: Option<String>,
 }
 
 impl QueueState {
@@ -132,6 +134,7 @@ impl QueueState {
                 deaths: 0,
                 replays: 0,
                 redeliver: None,
+                traceparent: None,
             },
         );
         let h = self.histories.entry(msg.ordering_key.clone()).or_default();
@@ -216,7 +219,14 @@ impl MemoryQueue {
         f(self.store.lock().queues.entry(queue.to_string()).or_default())
     }
 
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, StorageError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        msg: NewMessage,
+        idem: Option<&Idempotency>,
+        traceparent: Option<String>,
+        now: Millis,
+    ) -> Result<Enqueued, StorageError> {
         Ok(self.with(queue, |s| {
             let id = uuid::Uuid::now_v7().to_string();
             if let Some(i) = idem {
@@ -234,6 +244,9 @@ impl MemoryQueue {
                     .insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
             }
             s.push(id.clone(), msg, now);
+            if let Some(m) = s.msgs.get_mut(&id) {
+                m.traceparent = traceparent;
+            }
             Enqueued::Accepted(id)
         }))
     }
@@ -274,6 +287,7 @@ impl MemoryQueue {
                     created_at: m.created,
                     age_from: m.age_from,
                     token: token.clone(),
+                    traceparent: m.traceparent.clone(),
                 });
             }
             out

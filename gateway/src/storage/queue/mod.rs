@@ -66,6 +66,8 @@ pub struct Claimed {
     /// When the retry budget started: acceptance, or the last replay.
     pub age_from: Millis,
     pub token: String,
+    /// The trace that accepted the message (W3C `traceparent`), which its delivery continues.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,19 +106,14 @@ impl OutboxEvent {
 
     /// An outbox entry `<event id>\n<event>`: the event id and the event.
     pub(in crate::storage) fn decode(raw: &str) -> Option<(String, OutboxEvent)> {
-        let mut parts = raw.splitn(4, '\n');
-        let id = parts.next()?.to_string();
-        let kind = parts.next()?.to_string();
-        let ordering_key = parts.next()?.to_string();
-        let payload = parts.next()?.to_string();
-        Some((
-            id,
-            OutboxEvent {
-                kind,
-                ordering_key,
-                payload,
-            },
-        ))
+        let mut parts = raw.splitn(4, '\n').map(str::to_string);
+        let (id, kind, ordering_key, payload) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let event = OutboxEvent {
+            kind,
+            ordering_key,
+            payload,
+        };
+        Some((id, event))
     }
 }
 
@@ -444,10 +441,10 @@ impl MessageQueue {
 
     /// Accepts a message into the partition of its ordering key, where its idempotency key
     /// lives too (a reused key is recognised when it comes with the same ordering key, which
-    /// a retry of the same request always has).
+    /// a retry of the same request always has). It keeps the current span's trace, if any.
     pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, StorageError> {
-        let part = self.part_of(queue, &msg.ordering_key);
-        on!(self, q => q.enqueue(&part, msg, idem, now).await)
+        let (part, trace) = (self.part_of(queue, &msg.ordering_key), crate::telemetry::current_traceparent());
+        on!(self, q => q.enqueue(&part, msg, idem, trace, now).await)
     }
 
     /// Claims up to `max` due heads. Nothing when the queue is paused. Partitions are visited

@@ -114,7 +114,14 @@ impl RedisQueue {
     }
 
     /// `enqueue.lua`.
-    pub async fn enqueue(&self, queue: &str, msg: NewMessage, idem: Option<&Idempotency>, now: Millis) -> Result<Enqueued, StorageError> {
+    pub async fn enqueue(
+        &self,
+        queue: &str,
+        msg: NewMessage,
+        idem: Option<&Idempotency>,
+        traceparent: Option<String>,
+        now: Millis,
+    ) -> Result<Enqueued, StorageError> {
         let k = QueueKeys::new(&self.store, queue);
         let id = uuid::Uuid::now_v7().to_string();
         let mut inv = ENQUEUE.prepare_invoke();
@@ -135,7 +142,8 @@ impl RedisQueue {
             .arg(&msg.payload)
             .arg(now)
             .arg(fingerprint)
-            .arg(ttl_secs);
+            .arg(ttl_secs)
+            .arg(traceparent.as_deref().unwrap_or_default());
         let (answer, rid): (String, String) = reply(&self.store.run_acknowledged(&inv, &k.base).await?, "enqueue reply")?;
         match answer.as_str() {
             "accepted" => Ok(Enqueued::Accepted(rid)),
@@ -160,7 +168,7 @@ impl RedisQueue {
         let rows: Vec<Vec<Value>> = reply(&self.store.run(&inv).await?, "claim reply")?;
         rows.iter()
             .map(|row| {
-                let [id, okey, kind, payload, attempts, created, age_from] = &row[..] else {
+                let [id, okey, kind, payload, attempts, created, age_from, traceparent] = &row[..] else {
                     return Err(corrupt("claim row"));
                 };
                 Ok(Claimed {
@@ -172,6 +180,8 @@ impl RedisQueue {
                     created_at: number(created, "claimed created")?,
                     age_from: number(age_from, "claimed age_from")?,
                     token: token.clone(),
+                    // A message queued before traces were kept has none.
+                    traceparent: text(traceparent, "claimed traceparent").ok().filter(|t| !t.is_empty()),
                 })
             })
             .collect()
