@@ -289,3 +289,60 @@ async fn a_collector_that_never_answers_costs_spans_and_no_delivery() {
     terminate(&mut child).await;
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_centre_hears_of_a_refused_dossier_in_the_trace_that_sent_it() {
+    let receiver = Receiver::start();
+    let state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let secret = hcc_signing::webhook::WebhookSecret::parse(CENTRE_SECRET).unwrap();
+    let (centre, centre_state) = hcc_mocks::centre::spawn("127.0.0.1:0", secret).unwrap();
+    let port = free_port();
+    let mut command = traced(port, &unique_prefix(), &portal.url(), &receiver.endpoint());
+    command.env("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", centre.url()));
+    let mut child = spawn(command);
+    let gateway = Gateway::at(&format!("http://127.0.0.1:{port}"));
+    gateway.wait_ready().await;
+    let trace_id = random_hex(16);
+    // A procedure the portal does not know: the portal refuses the dossier.
+    let mut refused = dossier(&format!("TRACE-REF-{}", random_hex(3)), 1);
+    refused["MaTTHC"] = "1.999999.000.00.00.H46".into();
+    let r = send(
+        gateway
+            .post("/v1/dossiers", Key::Centre)
+            .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+            .json(&refused),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    eventually("dossier.rejected at the centre", Duration::from_secs(30), || {
+        let heard = centre_state.received().iter().any(|w| w.body["type"] == "dossier.rejected");
+        async move { heard.then_some(()) }
+    })
+    .await;
+    let spans = eventually("the webhook's spans at the collector", Duration::from_secs(20), || {
+        let spans: Vec<Value> = receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s["trace_id"] == trace_id.as_str())
+            .collect();
+        let call = spans.iter().any(|s| s["name"] == "centre dossier.rejected");
+        async move { call.then_some(spans) }
+    })
+    .await;
+    terminate(&mut child).await;
+    let named = |name: &str| -> Vec<&Value> { spans.iter().filter(|s| s["name"] == name).collect() };
+    let portal_attempts = named("deliver dvcqg");
+    assert_eq!(portal_attempts.len(), 1, "{spans:#?}");
+    assert_eq!(attr(portal_attempts[0], "outcome"), "dead");
+    let webhook = named("deliver centre");
+    assert_eq!(webhook.len(), 1, "{spans:#?}");
+    assert_eq!(
+        webhook[0]["parent_span_id"], portal_attempts[0]["span_id"],
+        "the event follows the attempt that settled"
+    );
+    let call = named("centre dossier.rejected");
+    assert_eq!(call[0]["parent_span_id"], webhook[0]["span_id"]);
+    portal.stop().await;
+    centre.stop().await;
+}

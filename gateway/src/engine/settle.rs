@@ -210,7 +210,7 @@ pub(super) async fn deliver(
     }
     // Redis may blink; try the settlement a few times. If it still fails the lease runs out and
     // the message is delivered again: at least once, never lost.
-    let notes = settle_notes(&lane, &c, &settlement, now);
+    let notes = settle_notes(&lane, &c, &settlement, now, &span);
     let settle = || queue.settle_noted(&lane.name, &c, &settlement, now, lane.cfg.retention_secs, &notes);
     let result = settle
         .retry(
@@ -247,7 +247,7 @@ pub(super) async fn deliver(
 /// here, and [`Adapter::redelivered_event`]). Both events are written in the settlement's own
 /// atomic step, so a crash can neither lose nor double one; which of them is queued is the
 /// store's decision (only a replayed message's delivery queues the second).
-pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Disposition, now: i64) -> SettleNotes {
+pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Disposition, now: i64, trace: &tracing::Span) -> SettleNotes {
     let delivery = Delivery {
         id: &c.id,
         kind: &c.kind,
@@ -261,6 +261,7 @@ pub(super) fn settle_notes(lane: &Lane, c: &Claimed, settlement: &Disposition, n
         kind: e.kind.to_string(),
         ordering_key: c.ordering_key.clone(),
         payload: serde_json::json!({"type": e.kind, "timestamp": crate::timefmt::rfc3339_ms(now), "data": e.data}).to_string(),
+        traceparent: crate::telemetry::traceparent_of(trace),
     };
     match settlement {
         Disposition::Delivered => SettleNotes {

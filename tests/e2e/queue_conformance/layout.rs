@@ -362,6 +362,7 @@ pub(super) fn event(kind: &str, key: &str) -> OutboxEvent {
         kind: kind.into(),
         ordering_key: key.into(),
         payload: format!("{{\"type\":\"{kind}\"}}"),
+        traceparent: None,
     }
 }
 

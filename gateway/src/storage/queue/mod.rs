@@ -16,6 +16,7 @@
 //! recounts from scratch to check them.
 
 pub(super) mod memory;
+mod outbox;
 pub(super) mod redis;
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::memory::MemoryQueue;
+pub use self::outbox::OutboxEvent;
 use self::redis::RedisQueue;
 use super::{Millis, StorageError, Store};
 
@@ -87,35 +89,6 @@ pub enum Disposition {
 /// The most message ids an ordering key's history index keeps (the newest): a dossier with more
 /// messages than this shows its latest ones. The same figure is in `lua/lib/push.lua`.
 pub const KEY_HISTORY_CAP: usize = 1000;
-
-/// An event for the centre that a settlement writes to its partition's outbox in the same
-/// atomic step; a relay moves it to the centre's queue (see [`MessageQueue::relay_outbox`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEvent {
-    pub kind: String,
-    pub ordering_key: String,
-    pub payload: String,
-}
-
-impl OutboxEvent {
-    /// `<kind>\n<ordering key>\n<payload>`: the kind and the key hold no newline (a kind is
-    /// ours, an ordering key is checked at the edge), the payload comes last.
-    pub(in crate::storage) fn encode(&self) -> String {
-        format!("{}\n{}\n{}", self.kind, self.ordering_key, self.payload)
-    }
-
-    /// An outbox entry `<event id>\n<event>`: the event id and the event.
-    pub(in crate::storage) fn decode(raw: &str) -> Option<(String, OutboxEvent)> {
-        let mut parts = raw.splitn(4, '\n').map(str::to_string);
-        let (id, kind, ordering_key, payload) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let event = OutboxEvent {
-            kind,
-            ordering_key,
-            payload,
-        };
-        Some((id, event))
-    }
-}
 
 /// What a settlement records beside the message's own state, in the same atomic step.
 #[derive(Debug, Clone, Default)]
@@ -552,7 +525,10 @@ impl MessageQueue {
                             ordering_key: ev.ordering_key,
                             payload: ev.payload.into_bytes(),
                         };
-                        self.enqueue(sink, msg, Some(&idem), now).await?;
+                        // The event continues the trace of the attempt that settled its message.
+                        let part = self.part_of(sink, &msg.ordering_key);
+                        let trace = ev.traceparent;
+                        on!(self, q => q.enqueue(&part, msg, Some(&idem), trace, now).await)?;
                     }
                     None => tracing::error!(queue = %part, "an outbox entry that does not parse is dropped"),
                 }
