@@ -346,3 +346,68 @@ async fn the_centre_hears_of_a_refused_dossier_in_the_trace_that_sent_it() {
     portal.stop().await;
     centre.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_is_traced_from_its_creation_and_its_confirmation_to_the_centre() {
+    let receiver = Receiver::start();
+    let env = payment_env("traces");
+    let port = free_port();
+    let mut command = traced(port, &env.prefix, "", &receiver.endpoint());
+    for (k, v) in env.overrides(&env.prefix) {
+        command.env(k, v);
+    }
+    command.env("HCC__CENTRE__WEBHOOK_URL", format!("{}/webhooks", env.centre.url()));
+    let mut child = spawn(command);
+    let gateway = Gateway::at(&format!("http://127.0.0.1:{port}"));
+    gateway.wait_ready().await;
+    // The creation, in the caller's trace, calls PayGov: a client span under the request.
+    let trace_id = random_hex(16);
+    let r = send(
+        gateway
+            .post("/v1/payments", Key::Centre)
+            .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+            .json(&payment_body("paygov", 10_000)),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let reference = json(r).await["MaThamChieu"].as_str().unwrap_or_default().to_string();
+    // PayGov's callback starts a trace of its own, which the centre's webhook joins.
+    env.paygov_pay(serde_json::json!({"MaThamChieu": reference, "callback_urls": [gateway.url("/v1/callbacks/paygov")]}))
+        .await;
+    eventually("payment.confirmed at the centre", Duration::from_secs(30), || {
+        let heard = env.centre_state.received().iter().any(|w| w.body["type"] == "payment.confirmed");
+        async move { heard.then_some(()) }
+    })
+    .await;
+    let spans = eventually("the webhook's spans at the collector", Duration::from_secs(20), || {
+        let spans = receiver.spans();
+        let call = spans.iter().any(|s| s["name"] == "centre payment.confirmed");
+        async move { call.then_some(spans) }
+    })
+    .await;
+    terminate(&mut child).await;
+    let by_id = |id: &Value| spans.iter().find(|s| s["span_id"] == *id);
+    let init = spans
+        .iter()
+        .find(|s| s["name"] == "paygov INIT")
+        .unwrap_or_else(|| panic!("no PayGov call span: {spans:#?}"));
+    assert_eq!(init["trace_id"], trace_id.as_str());
+    let creation = by_id(&init["parent_span_id"]).expect("the creation request's span");
+    assert_eq!(
+        (creation["name"].clone(), attr(creation, "http.route").clone()),
+        ("POST /v1/payments".into(), "/v1/payments".into())
+    );
+    assert_eq!(
+        (creation["kind"].clone(), attr(creation, "path").clone()),
+        (2.into(), "/v1/payments".into())
+    );
+    let webhook = spans
+        .iter()
+        .find(|s| s["name"] == "deliver payments")
+        .unwrap_or_else(|| panic!("no webhook delivery span: {spans:#?}"));
+    let callback = by_id(&webhook["parent_span_id"]).expect("the webhook's parent");
+    assert_eq!(attr(callback, "path"), "/v1/callbacks/paygov", "the confirming request");
+    assert_eq!(callback["trace_id"], webhook["trace_id"]);
+    let everything = serde_json::to_string(&receiver.spans()).unwrap();
+    assert!(!everything.contains("022190000123"), "the payer's identity number in a span");
+}

@@ -264,7 +264,17 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     let method = req.method().to_string();
     let path = req.path().to_string();
     let monitoring = req.app_data::<web::Data<crate::monitoring::Monitoring>>().cloned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path, otel.kind = "server");
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %path,
+        otel.kind = "server",
+        // The trace's span name is fixed once the trace context is read (at acceptance), before
+        // routing: the path it is, and the route pattern an attribute, recorded after.
+        otel.name = %format_args!("{method} {path}"),
+        http.route = tracing::field::Empty
+    );
     // A caller's trace is continued (traces on only; a malformed header starts a new one).
     if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
         crate::telemetry::continue_trace(&span, traceparent);
@@ -301,14 +311,15 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
             }
             let status = r.status().as_u16();
             tracing::info!(status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+            // The route pattern, not the path: ids must not explode the label space (nor the
+            // trace's span names), and every path no route matches shares `unmatched`. Written
+            // `:param`, as braces inside label values trip some Prometheus tooling.
+            let route = r
+                .request()
+                .match_pattern()
+                .map_or_else(|| "unmatched".into(), |p| p.replace('{', ":").replace('}', ""));
+            span.record("http.route", route.as_str());
             if let Some(t) = &monitoring {
-                // The route pattern, not the path: ids must not explode the label space, and
-                // every path no route matches shares `unmatched`. Written `:param`, as braces
-                // inside label values trip some Prometheus tooling.
-                let route = r
-                    .request()
-                    .match_pattern()
-                    .map_or_else(|| "unmatched".into(), |p| p.replace('{', ":").replace('}', ""));
                 t.http_request(&route, &method, status);
             }
             if let Ok(v) = HeaderValue::from_str(&id) {

@@ -101,7 +101,8 @@ impl RedisBook {
             .arg(r.link.to_string())
             .arg(if r.needs_ack { "1" } else { "0" })
             .arg(&event.kind)
-            .arg(&event.payload);
+            .arg(&event.payload)
+            .arg(crate::telemetry::current_traceparent().unwrap_or_default());
         let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "inbound accept reply")?;
         match answer.as_str() {
             "created" => Ok(Accepted::Created(r.message_id.clone())),

@@ -243,7 +243,8 @@ impl RedisLedger {
             .arg(&ev.confirmed.payload)
             .arg(&ev.duplicate.kind)
             .arg(&ev.duplicate.payload)
-            .arg(c.bank_refs.as_deref().unwrap_or(""));
+            .arg(c.bank_refs.as_deref().unwrap_or(""))
+            .arg(crate::telemetry::current_traceparent().unwrap_or_default());
         let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment confirmation reply")?;
         confirm_outcome(&answer)
     }
@@ -266,7 +267,8 @@ impl RedisLedger {
             .arg(&id)
             .arg(&event.ordering_key)
             .arg(&event.kind)
-            .arg(&event.payload);
+            .arg(&event.payload)
+            .arg(crate::telemetry::current_traceparent().unwrap_or_default());
         let answer: String = reply(&self.store.run_acknowledged(&inv, self.base()).await?, "payment reversal reply")?;
         reverse_outcome(&answer)
     }

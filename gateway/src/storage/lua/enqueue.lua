@@ -24,6 +24,5 @@ if #KEYS == 5 then
   end
   redis.call('SET', KEYS[5], ARGV[1] .. '\n' .. ARGV[6], 'EX', ARGV[7])
 end
-push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'tp', ARGV[8]) end
+push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[8])
 return {'accepted', ARGV[1]}

@@ -23,6 +23,7 @@
 -- ARGV[11] payment.confirmed event kind,  ARGV[12] its payload
 -- ARGV[13] payment.duplicate event kind,  ARGV[14] its payload
 -- ARGV[15] a bank credit's references (JSON), kept with the payment it settles ('' for none)
+-- ARGV[16] the W3C traceparent of the confirming request, kept with the event ('' for none)
 -- Returns 'unknown' | 'stale' | 'paid' | 'paid_late' | 'failed' | 'amount_mismatch'
 --   | 'paid_twice' | 'duplicate:<earlier answer>' | 'already:<state>'.
 -- 'paid_late': paid, and the payment had expired (money that arrives late still counts).
@@ -36,7 +37,7 @@ if state == 'paid' and ARGV[4] == '1' then
   if (redis.call('HGET', KEYS[1], 'txn') or '') ~= ARGV[10] then return 'stale' end
   redis.call('SET', KEYS[2], 'paid_twice')
   redis.call('HINCRBY', KEYS[1], 'duplicates', 1)
-  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[13], ARGV[8], ARGV[14], ARGV[6])
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[13], ARGV[8], ARGV[14], ARGV[6], ARGV[16])
   payment_index(KEYS[1], ARGV[1], false, 'duplicate', ARGV[6])
   payment_note(KEYS[1], ARGV[1], ARGV[6], 'duplicate', ARGV[9] .. ' transaction ' .. ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
   payment_note(KEYS[1], ARGV[1], ARGV[6], 'webhook_queued', ARGV[13])
@@ -58,7 +59,7 @@ local late = ''
 if state == 'expired' then late = ', after it expired' end
 payment_note(KEYS[1], ARGV[1], ARGV[6], outcome, ARGV[9] .. ' transaction ' .. ARGV[2] .. ', ' .. ARGV[3] .. ' VND' .. late)
 if outcome == 'paid' then
-  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[11], ARGV[8], ARGV[12], ARGV[6])
+  push(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[7], ARGV[11], ARGV[8], ARGV[12], ARGV[6], ARGV[16])
   payment_note(KEYS[1], ARGV[1], ARGV[6], 'webhook_queued', ARGV[11])
   if state == 'expired' then return 'paid_late' end
 end

@@ -16,6 +16,7 @@
 -- ARGV[7] event ordering key
 -- ARGV[8] event kind
 -- ARGV[9] event payload
+-- ARGV[10] the W3C traceparent of the reversing request, kept with the event ('' for none)
 -- Returns 'unknown' | 'duplicate' | 'not_paid' | 'other_provider' | 'other_amount'
 --   | 'other_transaction' | 'reversed'.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
@@ -27,7 +28,7 @@ if p[3] ~= ARGV[3] then return 'other_amount' end
 if ARGV[4] ~= '' and p[4] ~= ARGV[4] then return 'other_transaction' end
 redis.call('SET', KEYS[2], 'reversed')
 redis.call('HSET', KEYS[1], 'state', 'reversed', 'reversed', ARGV[5])
-push(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[6], ARGV[8], ARGV[7], ARGV[9], ARGV[5])
+push(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[6], ARGV[8], ARGV[7], ARGV[9], ARGV[5], ARGV[10])
 payment_index(KEYS[1], ARGV[1], 'paid', 'reversed', ARGV[5])
 payment_note(KEYS[1], ARGV[1], ARGV[5], 'reversed', ARGV[2] .. ', ' .. ARGV[3] .. ' VND')
 payment_note(KEYS[1], ARGV[1], ARGV[5], 'webhook_queued', ARGV[8])

@@ -114,7 +114,13 @@ impl QueueState {
 
     /// Stores a message and puts it in its key's FIFO: enqueue, and the ledger queueing its
     /// events in the same step (as `lua/lib/push.lua`).
+    /// Queues `msg` as `id`, keeping the trace of the current span (as `lua/lib/push.lua`'s
+    /// callers do).
     pub(in crate::storage) fn push(&mut self, id: String, msg: NewMessage, now: Millis) {
+        self.push_traced(id, msg, now, crate::telemetry::current_traceparent());
+    }
+
+    fn push_traced(&mut self, id: String, msg: NewMessage, now: Millis, traceparent: Option<String>) {
         self.msgs.insert(
             id.clone(),
             Msg {
@@ -134,7 +140,7 @@ impl QueueState {
                 deaths: 0,
                 replays: 0,
                 redeliver: None,
-                traceparent: None,
+                traceparent,
             },
         );
         let h = self.histories.entry(msg.ordering_key.clone()).or_default();
@@ -243,10 +249,7 @@ impl MemoryQueue {
                 s.idem
                     .insert(k, (id.clone(), i.fingerprint.clone(), now + i.ttl_secs as i64 * 1000));
             }
-            s.push(id.clone(), msg, now);
-            if let Some(m) = s.msgs.get_mut(&id) {
-                m.traceparent = traceparent;
-            }
+            s.push_traced(id.clone(), msg, now, traceparent);
             Enqueued::Accepted(id)
         }))
     }

@@ -1,21 +1,23 @@
 -- Library, concatenated in front of the scripts that queue a message: enqueue, payment_confirm,
 -- payment_reverse. Defines push(); runs nothing by itself.
 --
--- push(mk, lk, due, stats, id, kind, okey, payload, now)
+-- push(mk, lk, due, stats, id, kind, okey, payload, now, tp)
 --   mk      the message's hash            `p:{q}:m:<id>`
 --   lk      its ordering key's FIFO list  `p:{q}:k:<okey>`
 --   due     the queue's due zset          `p:{q}:due`
 --   stats   the queue's counters hash     `p:{q}:stats`
 --   id, kind, okey, payload               the message
 --   now     Unix milliseconds
+--   tp      the W3C traceparent of the trace that queued it ('' or nil for none)
 -- Stores the message and appends it to its key's FIFO and to its key's history index
 -- `p:{q}:dx:<okey>` (ids in acceptance order, the newest DOSSIER_INDEX_CAP kept), which stops
 -- expiring while the key has a message waiting (so does its recorded status `p:{q}:ps:<okey>`).
 -- Returns nothing.
 local DOSSIER_INDEX_CAP = 1000
-local function push(mk, lk, due, stats, id, kind, okey, payload, now)
+local function push(mk, lk, due, stats, id, kind, okey, payload, now, tp)
   redis.call('HSET', mk, 'kind', kind, 'okey', okey, 'payload', payload, 'status', 'queued',
     'attempts', 0, 'created', now, 'agefrom', now)
+  if tp and tp ~= '' then redis.call('HSET', mk, 'tp', tp) end
   if redis.call('RPUSH', lk, id) == 1 then
     redis.call('ZADD', due, now, okey)
   else
