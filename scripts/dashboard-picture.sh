@@ -20,7 +20,7 @@
 # stamped by mock-tsa when it is built. Prometheus scrapes the gateway every second throughout.
 # HCC_PICTURE_HOLD_SECS keeps Prometheus and the gateway up that long after, to query by hand.
 # Other environment: HCC_BIN_DIR (target/debug), HCC_PICTURE_REDIS (redis://127.0.0.1:6379/13;
-# the demo writes under its own random key prefix there).
+# the demo writes under its own random key prefix there, removed at the end).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,9 +41,16 @@ command -v prometheus >/dev/null || { echo "needs prometheus: apt-get install -y
 work=$(mktemp -d)
 venv=${HCC_PICTURE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hcc-dashboard-picture-venv}
 pids=()
+demo_prefixes() { redis-cli -u "$redis_url" --scan --pattern 'hcc-demo-*' 2>/dev/null | cut -d: -f1 | sort -u; }
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    # The demo's queue keys in Redis: only the key prefix this run's demo made.
+    if [ -f "$work/prefixes.before" ]; then
+        demo_prefixes | comm -13 "$work/prefixes.before" - | while read -r prefix; do
+            redis-cli -u "$redis_url" --scan --pattern "${prefix}*" | xargs -r -d '\n' -n 500 redis-cli -u "$redis_url" unlink >/dev/null
+        done
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -93,6 +100,7 @@ fi
 redis_args=()
 if redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
     redis_args=(--redis "$redis_url")
+    demo_prefixes >"$work/prefixes.before"
 else
     echo "no Redis at $redis_url: the demo uses its embedded queue" >&2
 fi
