@@ -165,9 +165,10 @@ impl TelemetrySettings {
         }
     }
 
-    fn problems(&self, p: &mut Vec<Problem>) {
+    /// Production sends spans over `https`, or to a collector on this machine (a local agent).
+    fn problems(&self, p: &mut Vec<Problem>, production: bool) {
         if self.enabled() {
-            crate::check_url(p, "telemetry.otlp_endpoint", &self.otlp_endpoint, &["http", "https"]);
+            crate::check_outside_url(p, "telemetry.otlp_endpoint", &self.otlp_endpoint, production);
         }
         let mut push = |key: &str, message: &str| {
             p.push(Problem {
@@ -679,7 +680,7 @@ impl Settings {
         }
         let mut p2 = Vec::new();
         check_addr(&mut p2, "server.bind", &self.server.bind);
-        self.telemetry.problems(&mut p2);
+        self.telemetry.problems(&mut p2, production);
         self.signing.problems(&mut p2);
         if self.queue.backend == QueueBackendKind::Redis {
             match self.queue.redis_mode {

@@ -559,3 +559,40 @@ fn production_refuses_shared_secrets_under_16_bytes() {
     assert!(!refused("0123456789abcdef", true));
     assert!(!refused("s3cret", false));
 }
+
+#[test]
+fn traces_are_off_by_default_and_their_keys_are_checked_by_name() {
+    let s = load(&source("local", &[])).unwrap();
+    assert!(!s.telemetry.enabled(), "off unless an endpoint is set");
+    assert!(s.trace_withheld_from().is_empty());
+    let s = load(&source(
+        "local",
+        &[
+            ("HCC__TELEMETRY__OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+            ("HCC__DESTINATIONS__DVCQG__PROPAGATE_TRACE", "false"),
+            ("HCC__DESTINATIONS__EMC__PROPAGATE_TRACE", "true"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(s.telemetry.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(s.trace_withheld_from(), vec!["dvcqg".to_string()]);
+    let s = load(&source(
+        "local",
+        &[("HCC__TELEMETRY__OTLP_ENDPOINT", "https://otel.example.vn/v1/traces")],
+    ))
+    .unwrap();
+    assert_eq!(
+        s.telemetry.traces_url(),
+        "https://otel.example.vn/v1/traces",
+        "a whole traces URL is kept"
+    );
+    for (key, value, named) in [
+        ("HCC__TELEMETRY__OTLP_ENDPOINT", "otel:4318", "telemetry.otlp_endpoint"),
+        ("HCC__TELEMETRY__SAMPLE_RATIO", "1.5", "telemetry.sample_ratio"),
+        ("HCC__TELEMETRY__EXPORT_TIMEOUT_MS", "0", "telemetry.export_timeout_ms"),
+        ("HCC__TELEMETRY__MAX_QUEUED_SPANS", "0", "telemetry.max_queued_spans"),
+    ] {
+        let err = load(&source("local", &[(key, value)])).unwrap_err();
+        assert!(keys_of(&err).contains(&named), "{key}={value}: {err}");
+    }
+}
