@@ -264,21 +264,27 @@ pub async fn request_id(req: ServiceRequest, next: Next<impl MessageBody + 'stat
     let method = req.method().to_string();
     let path = req.path().to_string();
     let monitoring = req.app_data::<web::Data<crate::monitoring::Monitoring>>().cloned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        %method,
-        %path,
-        otel.kind = "server",
-        // The trace's span name is fixed once the trace context is read (at acceptance), before
-        // routing: the path it is, and the route pattern an attribute, recorded after.
-        otel.name = %format_args!("{method} {path}"),
-        http.route = tracing::field::Empty
-    );
-    // A caller's trace is continued (traces on only; a malformed header starts a new one).
-    if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-        crate::telemetry::continue_trace(&span, traceparent);
-    }
+    let span = if crate::telemetry::enabled() {
+        // A trace's span name is fixed once its context is read (at acceptance, before
+        // routing), so it names the path; the route pattern is recorded after, as an attribute.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            %method,
+            %path,
+            otel.kind = "server",
+            otel.name = %format_args!("{method} {path}"),
+            http.route = tracing::field::Empty
+        );
+        // A caller's trace is continued; a malformed header starts a new one.
+        if let Some(traceparent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+            crate::telemetry::continue_trace(&span, traceparent);
+        }
+        span
+    } else {
+        // Without traces the span only labels the log lines.
+        tracing::info_span!("request", request_id = %id, %method, %path)
+    };
     let started = std::time::Instant::now();
     // A handler that panics must not take its worker, and the connections on it, down: the
     // panic is caught here, logged by the panic hook (`logging::install_panic_hook`) as one
