@@ -355,8 +355,9 @@ impl Monitoring {
     pub async fn render(&self, engine: &EngineHandle) -> Result<String, StorageError> {
         let now = now_ms();
         for name in engine.destinations() {
+            let asked = std::time::Instant::now();
             let s = engine.queue.stats(name, now).await?;
-            self.outages.redis().ok();
+            self.outages.redis().ok_since(asked);
             for (state, n) in [
                 ("ready", s.ready),
                 ("scheduled", s.scheduled),
@@ -506,9 +507,10 @@ async fn audit_writer(
         // Redis may blink: a few tries, then the batch is dropped with a warning rather than
         // stalling every later line.
         for attempt in 0..5 {
+            let asked = std::time::Instant::now();
             match audit_log.append(&lines, AUDIT_KEEP).await {
                 Ok(()) => {
-                    redis.ok();
+                    redis.ok_since(asked);
                     break;
                 }
                 Err(e) => {
@@ -560,8 +562,9 @@ impl History {
         let now = now_ms();
         let mut queues = std::collections::BTreeMap::new();
         for name in engine.destinations() {
+            let asked = std::time::Instant::now();
             if let Ok(s) = engine.queue.stats(name, now).await {
-                redis.ok();
+                redis.ok_since(asked);
                 queues.insert(
                     name.to_string(),
                     QueuePoint {

@@ -31,13 +31,6 @@ use crate::redact::Escaped;
 /// At most one "still unavailable" line per dependency this often while it is down.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
-/// A success this soon after an outage began does not end it: it may be the answer to a call
-/// sent before the dependency went (a reply already in a socket's buffer while a new
-/// connection is refused), and taking it for a recovery writes a false "back" line and a
-/// second "down" line milliseconds apart. Successes keep coming while the gateway runs (claim
-/// polls, probes, requests), so the first one after this ends the outage.
-pub const IN_FLIGHT_GRACE: Duration = Duration::from_millis(500);
-
 /// The label of the store's dependency: Redis (or the embedded memory store, which never fails).
 pub const REDIS: &str = "redis";
 
@@ -214,9 +207,13 @@ impl State {
         }
     }
 
-    fn on_success(&mut self, now: Instant) -> Option<Line> {
+    /// A call begun at `started` succeeded at `now`. A call begun before the outage does not
+    /// end it: its answer may have been on its way before the dependency went (a reply already
+    /// in a socket's buffer while new connections are refused), and taking it for a recovery
+    /// would write a false "back" line and a second "down" line milliseconds apart.
+    fn on_success(&mut self, started: Instant, now: Instant) -> Option<Line> {
         if let State::Down(o) = self
-            && now.saturating_duration_since(o.since) < IN_FLIGHT_GRACE
+            && started < o.since
         {
             return None;
         }
@@ -250,14 +247,20 @@ impl Dependency {
         self.failure(Caller::Background, cause);
     }
 
-    /// A call to it succeeded.
+    /// It was judged working just now (a breaker that closed, a timestamp token that came).
     pub fn ok(&self) {
+        self.ok_since(Instant::now());
+    }
+
+    /// A call to it begun at `started` succeeded: it ends an outage only if it began after the
+    /// outage did (see `State::on_success`).
+    pub fn ok_since(&self, started: Instant) {
         if !self.down.load(Ordering::Relaxed) {
             return;
         }
         let line = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let line = s.on_success(Instant::now());
+            let line = s.on_success(started, Instant::now());
             self.down.store(*s != State::Up, Ordering::Relaxed);
             line
         };
@@ -337,7 +340,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut s = State::Up;
-        assert_eq!(s.on_success(at(0)), None);
+        assert_eq!(s.on_success(at(0), at(0)), None);
         assert_eq!(s.on_failure(Caller::Request, at(0)), Some(Line::Down));
         let mut lines = Vec::new();
         // 10,000 failures over 12 s: one a millisecond-and-a-bit.
@@ -354,21 +357,23 @@ mod tests {
         assert!(*over >= SUMMARY_EVERY && *over < SUMMARY_EVERY + Duration::from_millis(5));
         assert_eq!(refused + failed, 4_167);
         assert_eq!(
-            s.on_success(at(13_000)),
+            s.on_success(at(12_999), at(13_000)),
             Some(Line::Back {
                 after: Duration::from_secs(13),
                 refused: 9_001,
                 failed: 1_000
             })
         );
-        assert_eq!(s.on_success(at(13_001)), None);
+        assert_eq!(s.on_success(at(13_001), at(13_001)), None);
         // A new outage starts afresh.
         assert_eq!(s.on_failure(Caller::Background, at(14_000)), Some(Line::Down));
-        // A success within the grace (an answer to a call sent before) does not end it.
-        assert_eq!(s.on_success(at(14_004)), None);
+        // The answer to a call sent before it began (however late it comes) does not end it.
+        assert_eq!(s.on_success(at(13_999), at(14_004)), None);
+        assert_eq!(s.on_success(at(13_500), at(20_000)), None);
         assert!(matches!(s, State::Down(_)));
         assert_eq!(s.on_failure(Caller::Request, at(14_010)), None, "still the same outage");
-        assert!(matches!(s.on_success(at(14_000) + IN_FLIGHT_GRACE), Some(Line::Back { .. })));
+        // A call sent after it began, even 1 ms after, does.
+        assert!(matches!(s.on_success(at(14_001), at(14_003)), Some(Line::Back { .. })));
     }
 
     #[test]
@@ -392,10 +397,10 @@ mod tests {
             "{text}"
         );
         assert!(redis.is_down());
-        redis.ok();
-        assert!(redis.is_down(), "a success within the grace ends nothing");
-        std::thread::sleep(IN_FLIGHT_GRACE);
-        redis.ok();
+        let sent_before = Instant::now() - Duration::from_secs(1);
+        redis.ok_since(sent_before);
+        assert!(redis.is_down(), "an answer to a call sent before the outage ends nothing");
+        redis.ok_since(Instant::now());
         assert!(!redis.is_down());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

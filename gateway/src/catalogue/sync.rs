@@ -73,6 +73,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     loop {
+        let asked = std::time::Instant::now();
         let wanted = async {
             let asked = cat.book.take_request().await?;
             let state = cat.book.sync_state().await?;
@@ -80,7 +81,7 @@ pub async fn run(
         }
         .await;
         if wanted.is_ok() {
-            redis.ok();
+            redis.ok_since(asked);
         }
         match wanted {
             Ok(true) => {

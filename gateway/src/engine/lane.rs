@@ -62,9 +62,10 @@ pub(super) async fn claim_loop(
         let want = if rate > 0 { want.min(rate_burst(rate) as usize) } else { want };
         let now = now_ms();
         let lease_until = now + lane.cfg.lease.as_millis() as i64;
+        let asked = std::time::Instant::now();
         let claimed = queue.claim(&lane.name, want, lease_until, now).await;
         if claimed.is_ok() {
-            lane.redis.ok();
+            lane.redis.ok_since(asked);
         }
         match claimed {
             Ok(batch) if batch.is_empty() => {
@@ -132,10 +133,11 @@ pub(super) async fn reaper(handle: EngineHandle, every: Duration, stop: Cancella
             _ = tokio::time::sleep(every) => {}
         }
         for name in handle.lanes.keys() {
+            let asked = std::time::Instant::now();
             match handle.queue.reap(name, now_ms()).await {
-                Ok(0) => handle.redis.ok(),
+                Ok(0) => handle.redis.ok_since(asked),
                 Ok(n) => {
-                    handle.redis.ok();
+                    handle.redis.ok_since(asked);
                     tracing::warn!(destination = %name, returned = n, "returned expired leases to the queue");
                     handle.wake(name);
                 }

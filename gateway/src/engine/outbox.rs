@@ -32,14 +32,15 @@ pub(super) async fn relay_outboxes(handle: EngineHandle, stop: CancellationToken
             if !lane.events.load(std::sync::atomic::Ordering::Relaxed) {
                 continue;
             }
+            let asked = std::time::Instant::now();
             match handle
                 .queue
                 .relay_outbox(name, &sink, OUTBOX_BATCH, OUTBOX_IDEM_SECS, now_ms())
                 .await
             {
-                Ok(0) => handle.redis.ok(),
+                Ok(0) => handle.redis.ok_since(asked),
                 Ok(n) => {
-                    handle.redis.ok();
+                    handle.redis.ok_since(asked);
                     tracing::debug!(queue = %name, events = n, "relayed events for the centre");
                     handle.wake(&sink);
                 }

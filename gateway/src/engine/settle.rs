@@ -212,6 +212,7 @@ pub(super) async fn deliver(
     // the message is delivered again: at least once, never lost.
     let notes = settle_notes(&lane, &c, &settlement, now, &span);
     let settle = || queue.settle_noted(&lane.name, &c, &settlement, now, lane.cfg.retention_secs, &notes);
+    let asked = Instant::now();
     let result = settle
         .retry(
             ExponentialBuilder::default()
@@ -221,7 +222,7 @@ pub(super) async fn deliver(
         )
         .await;
     if result.is_ok() {
-        lane.redis.ok();
+        lane.redis.ok_since(asked);
     }
     match result {
         Ok(true) => {}

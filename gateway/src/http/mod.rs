@@ -362,10 +362,11 @@ async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses((status = 200, description = "Ready", body = Status), (status = 503, description = "The queue backend is unavailable")))]
 async fn readyz(engine: web::Data<EngineHandle>, monitoring: web::Data<crate::monitoring::Monitoring>) -> Result<HttpResponse, ApiError> {
+    let asked = std::time::Instant::now();
     engine.queue.ping().await?;
     // A probe that gets through is how an API-only process (no claim loop polling the store)
     // sees the store come back.
-    monitoring.outages().redis().ok();
+    monitoring.outages().redis().ok_since(asked);
     Ok(HttpResponse::Ok().json(Status {
         status: "ready",
         queue: Some(engine.queue.backend_name()),

@@ -141,9 +141,10 @@ async fn acknowledge_taken(
     redis: &crate::outage::Dependency,
     r: &mut Round,
 ) {
+    let asked = std::time::Instant::now();
     let waiting = match inbound.book.unacknowledged(source.id(), PER_ROUND).await {
         Ok(w) => {
-            redis.ok();
+            redis.ok_since(asked);
             w
         }
         Err(e) => {

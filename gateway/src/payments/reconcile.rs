@@ -170,10 +170,11 @@ pub async fn reconcile_loop(payments: Arc<Payments>, id: &'static str, stop: Can
             _ = tokio::time::sleep(every) => {}
         }
         let redis = payments.monitoring.outages().redis();
+        let asked = std::time::Instant::now();
         match payments.reconcile_once(id).await {
-            Ok(0) => redis.ok(),
+            Ok(0) => redis.ok_since(asked),
             Ok(n) => {
-                redis.ok();
+                redis.ok_since(asked);
                 tracing::info!(provider = id, applied = n, "reconciliation applied provider answers")
             }
             Err(e) => redis.store_failed(&e, "reconciliation cannot reach the queue"),
