@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod settings;
+mod telemetry;
 pub use settings::*;
+pub use telemetry::TelemetrySettings;
 
 /// The API keys `config/local.toml` ships with. They are public, so production refuses them.
 pub const DEV_KEYS: [&str; 3] = ["dev-centre-key", "dev-operator-key", "dev-admin-key"];
