@@ -299,8 +299,8 @@ fn changed(text: &str) -> Option<String> {
     (m != text).then_some(m)
 }
 
-/// The W3C `traceparent` of the current span, while traces are on and the span is sampled:
-/// what a queued message keeps, so that its delivery continues the trace.
+/// The W3C `traceparent` of the current span, while traces are on: what a queued message
+/// keeps, so that its delivery continues the trace (and its sampling decision).
 pub fn current_traceparent() -> Option<String> {
     if !enabled() {
         return None;
@@ -308,13 +308,15 @@ pub fn current_traceparent() -> Option<String> {
     traceparent_of(&tracing::Span::current())
 }
 
-/// The W3C `traceparent` naming `span`, when it belongs to a sampled trace.
+/// The W3C `traceparent` naming `span`. A span of a trace that is not sampled has one too
+/// (flags `00`): passed on, it keeps the caller's decision not to record the trace, here after
+/// the queue and at the counterparts.
 pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     if !enabled() {
         return None;
     }
     let cx = span.context();
-    if !cx.span().span_context().is_valid() || !cx.span().span_context().is_sampled() {
+    if !cx.span().span_context().is_valid() {
         return None;
     }
     let mut carrier = HashMap::new();

@@ -411,3 +411,60 @@ async fn a_payment_is_traced_from_its_creation_and_its_confirmation_to_the_centr
     let everything = serde_json::to_string(&receiver.spans()).unwrap();
     assert!(!everything.contains("022190000123"), "the payer's identity number in a span");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_does_not_sample_is_followed_through_the_queue_to_the_portal() {
+    let receiver = Receiver::start();
+    let state = PortalState::new(PortalConfig::default());
+    let portal = hcc_mocks::dvcqg::spawn("127.0.0.1:0", state.clone()).unwrap();
+    let port = free_port();
+    let mut child = spawn(traced(port, &unique_prefix(), &portal.url(), &receiver.endpoint()));
+    let gateway = Gateway::at(&format!("http://127.0.0.1:{port}"));
+    gateway.wait_ready().await;
+    let post = |ma: String, traceparent: String| {
+        let gateway = &gateway;
+        async move {
+            let body = dossier(&ma, 2);
+            let r = send(
+                gateway
+                    .post("/v1/dossiers", Key::Centre)
+                    .header("traceparent", traceparent)
+                    .json(&body),
+            )
+            .await;
+            assert_eq!(r.status(), 202);
+        }
+    };
+    // First a trace the caller does not record (flags 00), then one it does.
+    let (quiet, recorded) = (random_hex(16), random_hex(16));
+    let quiet_ma = format!("TRACE-Q-{}", random_hex(3));
+    post(quiet_ma.clone(), format!("00-{quiet}-{}-00", random_hex(8))).await;
+    eventually("the unsampled dossier at the portal", Duration::from_secs(30), || {
+        let arrived = !state.arrivals_of(&quiet_ma).is_empty();
+        async move { arrived.then_some(()) }
+    })
+    .await;
+    post(format!("TRACE-R-{}", random_hex(3)), format!("00-{recorded}-{}-01", random_hex(8))).await;
+    // The recorded trace's portal call is exported after everything the first dossier made.
+    eventually("the sampled trace's portal call at the collector", Duration::from_secs(30), || {
+        let seen = receiver
+            .spans()
+            .iter()
+            .any(|s| s["trace_id"] == recorded.as_str() && s["kind"] == 3);
+        async move { seen.then_some(()) }
+    })
+    .await;
+    terminate(&mut child).await;
+    assert!(
+        receiver.spans().iter().all(|s| s["trace_id"] != quiet.as_str()),
+        "a span of the trace the caller did not sample was exported"
+    );
+    // The portal still heard the trace, unsampled, from every call.
+    let heard = state.traceparents_naming(&quiet_ma);
+    assert!(!heard.is_empty());
+    for tp in heard {
+        let tp = tp.unwrap_or_default();
+        assert!(tp.starts_with(&format!("00-{quiet}-")) && tp.ends_with("-00"), "{tp}");
+    }
+    portal.stop().await;
+}
