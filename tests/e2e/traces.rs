@@ -84,12 +84,23 @@ fn traced(port: u16, prefix: &str, portal: &str, collector: &str) -> Command {
     command
 }
 
-fn spawn(mut command: Command) -> Child {
-    command.spawn().unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}"))
+/// A gateway process, killed when dropped, so that a failing test leaves none behind.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(mut command: Command) -> Serving {
+    Serving(command.spawn().unwrap_or_else(|e| panic!("cannot start hcc-gateway: {e}")))
 }
 
 /// SIGTERM, then waits (bounded) for the exit: a graceful stop, which sends the spans held.
-async fn terminate(child: &mut Child) {
+async fn terminate(serving: &mut Serving) {
+    let child = &mut serving.0;
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     eventually("the gateway to exit after SIGTERM", Duration::from_secs(20), || {
