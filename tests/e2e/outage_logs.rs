@@ -57,11 +57,6 @@ fn lines_after(path: &std::path::Path, offset: usize) -> Vec<serde_json::Value> 
         .collect()
 }
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_under_load_writes_a_bounded_number_of_log_lines() {
     let mut redis = PrivateRedis::start();

@@ -468,6 +468,12 @@ impl TestApp {
     }
 }
 
+/// The value of the series `series` (name and labels as written) in Prometheus text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
 /// Polls `check` until it returns `Some`, at most until `limit`; panics with `what` otherwise.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
